@@ -1,0 +1,104 @@
+"""The vecmem error hierarchy.
+
+Every error vecmem raises derives from :class:`VecmemError`, and each subclass also derives from
+the matching built-in, so ``except ValueError`` keeps working for callers who do not know vecmem.
+Backend adapters wrap client errors with ``raise BackendError(...) from exc``: callers catch one
+type whatever database sits underneath.
+"""
+
+from __future__ import annotations
+
+
+class VecmemError(Exception):
+    """Base class of every vecmem error."""
+
+
+class ConfigurationError(VecmemError, ValueError):
+    """An argument, URL or setting is invalid."""
+
+
+class InvalidInputError(VecmemError, ValueError):
+    """Bad data given to an operation: empty text or query, k <= 0, NaN vectors, ..."""
+
+
+class MissingDependencyError(VecmemError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra that adds it."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f"{package!r} is required{what} but is not installed: pip install 'vecmem[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class DimensionMismatchError(VecmemError, ValueError):
+    """A vector's dimension differs from the store's."""
+
+
+class EmbeddingSpaceMismatchError(VecmemError, ValueError):
+    """A store was built with another embedder, dimension, distance or tokenizer."""
+
+
+class InvalidFilterError(VecmemError, ValueError):
+    """A filter is malformed or uses an unknown operator."""
+
+
+class UnsupportedFilterError(InvalidFilterError):
+    """A backend cannot express a (valid) filter; raised instead of silently dropping it."""
+
+
+class NotFoundError(VecmemError, KeyError):
+    """A named thing (collection, session, checkpoint, path) does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DocumentReadError(VecmemError, OSError):
+    """A file could not be read or decoded."""
+
+
+class BackendError(VecmemError, RuntimeError):
+    """A database or service failed; the client's exception is chained as ``__cause__``."""
+
+
+class BackendUnavailableError(BackendError, ConnectionError):
+    """The server cannot be reached."""
+
+
+class AuthenticationError(BackendError, PermissionError):
+    """The server refused the credentials."""
+
+
+class StoreLockedError(BackendError, TimeoutError):
+    """Another writer holds the store's write lock."""
+
+
+class ConflictError(VecmemError, RuntimeError):
+    """A compare-and-set or version check failed."""
+
+
+class IntegrityError(VecmemError, ValueError):
+    """Stored data is corrupted or cannot be decrypted with the given key."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "BackendError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "DimensionMismatchError",
+    "DocumentReadError",
+    "EmbeddingSpaceMismatchError",
+    "IntegrityError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "StoreLockedError",
+    "UnsupportedFilterError",
+    "VecmemError",
+]

@@ -1,0 +1,111 @@
+"""The store protocol every backend implements, and the capabilities it declares.
+
+A store does translation only (types, filters, errors, distances -> similarities). The
+:class:`~vecmem.memory.VectorMemory` facade owns chunking, embedding, fusion and reranking, so
+behaviour is the same on every backend. Stores that cannot run BM25 themselves keep a
+:class:`~vecmem.bm25.BM25Index` beside their data (see ``vecmem.stores.memory``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from vecmem.filters import Filter
+from vecmem.fusion import Fusion
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do natively. The conformance suite skips only what is declared absent."""
+
+    persistent: bool = False
+    """Data survives ``close()`` and reopening with the same arguments."""
+    native_keyword: bool = False
+    """The BM25 leg runs inside the database (else a BM25Index is kept beside it)."""
+    native_hybrid: bool = False
+    """``hybrid()`` fuses both legs in one round trip."""
+    transactions: bool = False
+    """A failed ``upsert`` leaves no partial writes."""
+    concurrent_writers: bool = False
+    """Several processes or clients may write at once."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A vector store. Vectors given to it are float32, L2-normalised for cosine.
+
+    Every method that takes ``filter`` accepts the portable grammar of :mod:`vecmem.filters`
+    (already parsed into a :class:`~vecmem.filters.Filter`, or ``None``) and must apply it
+    *before* top-k, or raise :class:`~vecmem.errors.UnsupportedFilterError`.
+    """
+
+    name: str
+    capabilities: Capabilities
+
+    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        """Open or create the collection for ``space``.
+
+        Returns the space recorded by the store (``space`` itself when new). Raises
+        :class:`~vecmem.errors.EmbeddingSpaceMismatchError` if the stored one is incompatible.
+        """
+        ...
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
+        """Insert or overwrite ``chunks`` by id and remove ``delete_ids``, atomically where the
+        database has transactions."""
+        ...
+
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        """The ``k`` most similar chunks (score = similarity, descending)."""
+        ...
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        """The ``k`` best BM25 matches for ``text`` (score = BM25, descending); only chunks that
+        contain at least one query term."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        """Chunks by id, in the order given; missing ids are left out."""
+        ...
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors of ``ids`` (which must exist), shape ``(len(ids), dim)``."""
+        ...
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        """Every chunk of the given documents."""
+        ...
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        """Delete by ids and/or filter; missing ids are ignored. Returns how many were removed."""
+        ...
+
+    def count(self, filter: Filter | None = None) -> int:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class HybridStore(VectorStore, Protocol):
+    """A store that fuses both legs itself (``capabilities.native_hybrid``)."""
+
+    def hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        *,
+        k: int,
+        candidates: int,
+        fusion: Fusion,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
+        """Top ``k`` of the fusion of the best ``candidates`` of each leg, scores broken down
+        per leg exactly as :func:`vecmem.fusion.fuse` would."""
+        ...
