@@ -54,6 +54,11 @@ class VectorStore(Protocol):
         """
         ...
 
+    def stored_space(self) -> EmbeddingSpace | None:
+        """The space recorded by an existing collection (``None`` if there is none yet), read
+        without creating anything: lets a reopened store pick its embedder."""
+        ...
+
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:

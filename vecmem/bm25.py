@@ -1,0 +1,339 @@
+"""Okapi BM25, incremental and vectorised, with scores equal to ``rank_bm25.BM25Okapi``.
+
+``rank_bm25`` is the reference (the tests compare scores to 1e-6): same ``k1``, ``b``,
+``epsilon``; idf = ln(N - df + 0.5) - ln(df + 0.5), and a negative idf is replaced by
+``epsilon * mean(idf)`` over the vocabulary. Unlike rank_bm25, which loops over every document in
+Python for every query term, this index keeps postings in a compressed sparse column layout
+(term -> slots, term frequencies), so a query touches only the postings of its terms.
+
+Written by hand rather than on ``bm25s`` because bm25s freezes scores at index time (a write
+changes N, avgdl and every idf, which means a full re-index) and it cannot delete. Here:
+
+* documents are added and removed without a rebuild: postings are appended to a flat log; a query
+  reads the compacted columns plus the small unmerged tail, and merges the tail when it grows past
+  an eighth of the index (amortised O(n log n));
+* per-document length norms and idfs are computed once per index version, not per query;
+* deletions flip a ``live`` bit; their postings are dropped when a third of them are dead.
+
+Slots are integers chosen by the caller (the store's row numbers), so a filter mask computed by
+the store applies directly. A slot is never reused.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+
+from vecmem.errors import ConfigurationError, InvalidInputError
+
+
+class _Grow:
+    """A growable 1-D numpy array (amortised O(1) append)."""
+
+    __slots__ = ("a", "n")
+
+    def __init__(self, dtype: type, capacity: int = 1024) -> None:
+        self.a = np.zeros(capacity, dtype=dtype)
+        self.n = 0
+
+    def reserve(self, size: int) -> None:
+        if size > len(self.a):
+            new = np.zeros(max(size, 2 * len(self.a)), dtype=self.a.dtype)
+            new[: self.n] = self.a[: self.n]
+            self.a = new
+
+    def extend(self, values: np.ndarray) -> None:
+        self.reserve(self.n + len(values))
+        self.a[self.n : self.n + len(values)] = values
+        self.n += len(values)
+
+    def view(self) -> np.ndarray:
+        return self.a[: self.n]
+
+
+class BM25Index:
+    """An incremental BM25Okapi index over integer slots.
+
+    >>> idx = BM25Index()
+    >>> idx.add([0, 1, 2], [["cat", "sat"], ["dog", "sat"], ["cat", "cat"]])
+    >>> [int(s) for s in idx.top_k(["cat"], 2)[0]]
+    [2, 0]
+    """
+
+    def __init__(self, *, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
+        if k1 < 0 or not 0 <= b <= 1:
+            raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
+        self.vocab: dict[str, int] = {}
+        self._lock = threading.RLock()
+        # per-slot arrays (index = slot)
+        self._doc_len = _Grow(np.float64)
+        self._live = _Grow(np.bool_)
+        self._used = _Grow(np.bool_)  # slot ever used: slots are never reused
+        self._start = _Grow(np.int64)  # where the slot's postings start in the flat log
+        self._count = _Grow(np.int32)  # how many postings (distinct terms) it has
+        # flat posting log, in insertion order
+        self._p_term = _Grow(np.int32)
+        self._p_slot = _Grow(np.int64)
+        self._p_tf = _Grow(np.float64)
+        self._df = _Grow(np.int64)  # per term: live documents containing it
+        self._n_live = 0
+        self._total_len = 0.0
+        self._dead_postings = 0
+        # compacted columns over the log prefix [0, _merged)
+        self._merged = 0
+        self._indptr = np.zeros(1, dtype=np.int64)
+        self._col_slot = np.zeros(0, dtype=np.int64)
+        self._col_tf = np.zeros(0, dtype=np.float64)
+        self._version = 0
+        self._prepared: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ writes
+    def __len__(self) -> int:
+        return self._n_live
+
+    def add(self, slots: Sequence[int] | np.ndarray, docs: Sequence[Sequence[str]]) -> None:
+        """Index ``docs`` (token lists) under ``slots``, which must be new."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if len(slots) != len(docs):
+            raise InvalidInputError(f"{len(slots)} slots for {len(docs)} documents")
+        if len(slots) == 0:
+            return
+        if slots.min() < 0 or len(np.unique(slots)) != len(slots):
+            raise InvalidInputError("slots must be distinct non-negative integers")
+        with self._lock:
+            top = int(slots.max()) + 1
+            for g in (self._doc_len, self._live, self._used, self._start, self._count):
+                g.reserve(top)
+                g.n = max(g.n, top)
+            if self._used.a[slots].any():
+                raise InvalidInputError("a BM25 slot cannot be reused; use a new slot")
+            vocab = self.vocab
+            terms: list[int] = []
+            tfs: list[int] = []
+            counts = np.zeros(len(slots), dtype=np.int32)
+            lengths = np.zeros(len(slots), dtype=np.float64)
+            for i, tokens in enumerate(docs):
+                freq = Counter(tokens)
+                for tok, tf in freq.items():
+                    tid = vocab.get(tok)
+                    if tid is None:
+                        tid = vocab[tok] = len(vocab)
+                    terms.append(tid)
+                    tfs.append(tf)
+                counts[i] = len(freq)
+                lengths[i] = len(tokens)
+            t = np.asarray(terms, dtype=np.int32)
+            start = self._p_term.n
+            self._p_term.extend(t)
+            self._p_slot.extend(np.repeat(slots, counts))
+            self._p_tf.extend(np.asarray(tfs, dtype=np.float64))
+            self._start.a[slots] = start + np.concatenate(([0], np.cumsum(counts)[:-1]))
+            self._count.a[slots] = counts
+            self._doc_len.a[slots] = lengths
+            self._live.a[slots] = True
+            self._used.a[slots] = True
+            self._df.reserve(len(vocab))
+            self._df.n = len(vocab)
+            np.add.at(self._df.a, t, 1)
+            self._n_live += len(slots)
+            self._total_len += float(lengths.sum())
+            self._version += 1
+
+    def remove(self, slots: Sequence[int] | np.ndarray) -> int:
+        """Remove live ``slots`` (others are ignored); returns how many were removed."""
+        with self._lock:
+            slots = np.unique(np.asarray(slots, dtype=np.int64))
+            slots = slots[(slots >= 0) & (slots < self._live.n)]
+            slots = slots[self._live.a[slots]]
+            if len(slots) == 0:
+                return 0
+            np.subtract.at(self._df.a, self._p_term.a[_ranges(self._start.a[slots], self._count.a[slots])], 1)
+            self._live.a[slots] = False
+            self._n_live -= len(slots)
+            self._total_len -= float(self._doc_len.a[slots].sum())
+            self._dead_postings += int(self._count.a[slots].sum())
+            if self._dead_postings > max(4096, self._p_term.n // 3):
+                self._compact()
+            self._version += 1
+            return len(slots)
+
+    def _compact(self) -> None:
+        """Drop dead postings from the log and rebuild the columns."""
+        keep = self._live.a[self._p_slot.view()]
+        t, s, f = self._p_term.view()[keep], self._p_slot.view()[keep], self._p_tf.view()[keep]
+        for g, v in ((self._p_term, t), (self._p_slot, s), (self._p_tf, f)):
+            g.n = 0
+            g.extend(v)
+        # postings of a slot are contiguous in the log, so starts are recomputed by a scan
+        first = np.ones(len(s), dtype=bool)
+        first[1:] = s[1:] != s[:-1]
+        self._start.a[s[first]] = np.flatnonzero(first)
+        self._dead_postings = 0
+        self._merged = 0
+        self._merge()
+
+    def _merge(self) -> None:
+        """Rebuild the compressed columns from the whole posting log."""
+        n = self._p_term.n
+        terms = self._p_term.view()
+        order = np.argsort(terms, kind="stable")
+        self._col_slot = self._p_slot.view()[order]
+        self._col_tf = self._p_tf.view()[order]
+        self._indptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(self.vocab)), out=self._indptr[1:])
+        self._merged = n
+
+    # ------------------------------------------------------------------ reads
+    def _prepare(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-version length norms and idfs (rank_bm25's formulas)."""
+        if self._prepared is not None and self._prepared[0] == self._version:
+            return self._prepared[1], self._prepared[2]
+        n = self._n_live
+        df = self._df.view().astype(np.float64)
+        present = df > 0
+        idf = np.zeros(len(df), dtype=np.float64)
+        idf[present] = np.log(n - df[present] + 0.5) - np.log(df[present] + 0.5)
+        if present.any():
+            average = float(idf[present].sum()) / int(present.sum())
+            idf[present & (idf < 0)] = self.epsilon * average
+        avgdl = self._total_len / n if n else 1.0
+        norm = self.k1 * (1 - self.b + self.b * self._doc_len.view() / (avgdl or 1.0))
+        self._prepared = (self._version, norm, idf)
+        return norm, idf
+
+    def _accumulate(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Dense score and touched arrays over all slots."""
+        if self._p_term.n - self._merged > max(65536, self._merged // 8):
+            self._merge()
+        norm, idf = self._prepare()
+        size = self._live.n
+        scores = np.zeros(size, dtype=np.float64)
+        touched = np.zeros(size, dtype=bool)
+        wanted = Counter(self.vocab[t] for t in tokens if t in self.vocab)
+        k1p1 = self.k1 + 1.0
+        ncols = len(self._indptr) - 1
+        for tid, mult in wanted.items():
+            if tid >= ncols:
+                continue
+            a, b = self._indptr[tid], self._indptr[tid + 1]
+            sl, tf = self._col_slot[a:b], self._col_tf[a:b]
+            scores[sl] += (idf[tid] * mult) * (tf * k1p1) / (tf + norm[sl])
+            touched[sl] = True
+        if self._merged < self._p_term.n and wanted:
+            t = self._p_term.a[self._merged : self._p_term.n]
+            ids = np.fromiter(wanted, dtype=np.int32)
+            sel = np.flatnonzero(np.isin(t, ids))
+            if len(sel):
+                tid = t[sel]
+                sl = self._p_slot.a[self._merged + sel]
+                tf = self._p_tf.a[self._merged + sel]
+                mult = np.array([wanted[int(x)] for x in tid], dtype=np.float64)
+                np.add.at(scores, sl, idf[tid] * mult * (tf * k1p1) / (tf + norm[sl]))
+                touched[sl] = True
+        touched &= self._live.view()
+        return scores, touched
+
+    def get_scores(self, tokens: Sequence[str], slots: Sequence[int] | np.ndarray) -> np.ndarray:
+        """BM25 scores of ``slots`` for a query (0 for documents without a query term)."""
+        with self._lock:
+            scores, _ = self._accumulate(tokens)
+            return scores[np.asarray(slots, dtype=np.int64)]
+
+    def top_k(
+        self, tokens: Sequence[str], k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best live slots containing a query term (and allowed by ``mask``, a bool
+        array over slots), best first; ties broken by slot."""
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
+        with self._lock:
+            scores, touched = self._accumulate(tokens)
+        if mask is not None:
+            m = np.zeros(len(touched), dtype=bool)
+            n = min(len(mask), len(m))
+            m[:n] = mask[:n]
+            touched &= m
+        cand = np.flatnonzero(touched)
+        if len(cand) > k:
+            part = np.argpartition(-scores[cand], k - 1)[:k]
+            cand = cand[part]
+        order = np.lexsort((cand, -scores[cand]))
+        cand = cand[order]
+        return cand, scores[cand]
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays that rebuild this index with :meth:`from_state` (for persistence)."""
+        with self._lock:
+            live = np.flatnonzero(self._live.view())
+            return {
+                "params": np.array([self.k1, self.b, self.epsilon]),
+                "vocab": np.array(list(self.vocab), dtype=object),
+                "slots": live,
+                "counts": self._count.a[live],
+                "doc_len": self._doc_len.a[live],
+                "p_term": self._p_term.view().copy(),
+                "p_slot": self._p_slot.view().copy(),
+                "p_tf": self._p_tf.view().copy(),
+                "used": np.array([self._used.n]),
+            }
+
+    @classmethod
+    def from_state(cls, st: dict[str, np.ndarray]) -> "BM25Index":
+        k1, b, eps = (float(x) for x in st["params"])
+        idx = cls(k1=k1, b=b, epsilon=eps)
+        idx.vocab = {str(t): i for i, t in enumerate(st["vocab"])}
+        used = int(st["used"][0])
+        for g in (idx._doc_len, idx._live, idx._used, idx._start, idx._count):
+            g.reserve(used)
+            g.n = used
+        idx._used.a[:used] = True  # slots below the high-water mark are never reused
+        slots = st["slots"]
+        keep = np.isin(st["p_slot"], slots)
+        idx._p_term.extend(st["p_term"][keep])
+        idx._p_slot.extend(st["p_slot"][keep])
+        idx._p_tf.extend(st["p_tf"][keep])
+        idx._live.a[slots] = True
+        idx._count.a[slots] = st["counts"]
+        idx._doc_len.a[slots] = st["doc_len"]
+        s = idx._p_slot.view()
+        first = np.ones(len(s), dtype=bool)
+        first[1:] = s[1:] != s[:-1]
+        idx._start.a[s[first]] = np.flatnonzero(first)
+        idx._df.reserve(len(idx.vocab))
+        idx._df.n = len(idx.vocab)
+        np.add.at(idx._df.a, idx._p_term.view(), 1)
+        idx._n_live = len(slots)
+        idx._total_len = float(idx._doc_len.a[slots].sum())
+        idx._merge()
+        return idx
+
+    def with_params(self, *, k1: float, b: float, epsilon: float | None = None) -> None:
+        """Change the scoring parameters (they are applied at query time; no re-index)."""
+        with self._lock:
+            if k1 < 0 or not 0 <= b <= 1:
+                raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got {k1}, {b}")
+            self.k1, self.b = float(k1), float(b)
+            if epsilon is not None:
+                self.epsilon = float(epsilon)
+            self._prepared = None
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + count)`` for each pair, without a Python loop."""
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts.astype(np.int64) - np.cumsum(counts) + counts, counts)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+def idf_reference(n: int, df: int) -> float:
+    """rank_bm25's raw idf (before the epsilon floor), for documentation and tests."""
+    return math.log(n - df + 0.5) - math.log(df + 0.5)

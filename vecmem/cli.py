@@ -1,0 +1,175 @@
+"""The ``vecmem`` command line: add, search, stats, delete, demo (and eval/tune, see
+:mod:`vecmem.evaluation.cli`).
+
+    vecmem add docs/ notes.md
+    vecmem search "how do vaccines work" --k 5 --mode hybrid --json
+    vecmem stats
+
+The store is ``--store`` (a folder or URL), else ``$VECMEM_STORE``, else ``./kb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from vecmem.errors import VecmemError
+
+SAMPLE = Path(__file__).parent / "data" / "sample"
+
+# modules that add sub-commands: each has register(subparsers) setting func on its parsers
+EXTENSIONS = ("vecmem.evaluation.cli",)
+
+
+def _memory(args: argparse.Namespace) -> Any:
+    from vecmem.memory import VectorMemory
+
+    return VectorMemory(
+        args.store or os.environ.get("VECMEM_STORE") or "./kb",
+        embedder=args.embedder,
+        progress=not args.json,
+    )
+
+
+def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        print("no results")
+    for rank, h in enumerate(hits, 1):
+        text = " ".join(h.text.split())
+        print(f"{rank:>2}. {h.score:.4f}  {h.id}  {h.metadata.get('source', '')}")
+        print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    mem = _memory(args)
+    meta = json.loads(args.metadata) if args.metadata else None
+    t0 = time.perf_counter()
+    with mem:
+        result = mem.add_files(args.paths, metadata=meta)
+        total = len(mem)
+    out = {**result.__dict__, "seconds": round(time.perf_counter() - t0, 3), "total_chunks": total}
+    out.pop("document_ids")
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"added {result.added} documents ({result.chunks_written} chunks, "
+              f"{result.embedded} embedded), skipped {result.skipped} unchanged, removed "
+              f"{result.chunks_deleted} old chunks in {out['seconds']}s; store has {total} chunks")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        hits = mem.search(args.query, k=args.k, mode=args.mode,
+                          filter=json.loads(args.filter) if args.filter else None)
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        stats = mem.stats()
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key, value in stats.items():
+            print(f"{key:>10}: {value}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        n = mem.delete(args.ids or None, filter=json.loads(args.filter) if args.filter else None)
+    print(json.dumps({"deleted": n}) if args.json else f"deleted {n} chunks")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Index the bundled sample into a folder and run a few searches on it."""
+    args.store = args.store or "./kb-demo"
+    corpus = SAMPLE / "corpus.jsonl"
+    queries = [json.loads(line)["text"] for line in (SAMPLE / "queries.jsonl").open()][:3]
+    with _memory(args) as mem:
+        t0 = time.perf_counter()
+        result = mem.add_files([corpus])
+        print(f"indexed {result.added} new documents ({result.skipped} unchanged) into "
+              f"{args.store} in {time.perf_counter() - t0:.1f}s with {mem.embedder.name}")
+        for q in queries:
+            print(f"\nsearch (hybrid): {q}")
+            _print_hits(mem.search(q, k=3), args.json)
+    print(f"\nnext: vecmem --store {args.store} search \"your question\" --mode keyword")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vecmem", description="Vector memory: add, search, evaluate.")
+    p.add_argument("--store", help="folder or URL of the store (default $VECMEM_STORE or ./kb)")
+    p.add_argument("--embedder", help="model name or 'hashing' (default: recorded or MiniLM)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    common.add_argument("--store", default=argparse.SUPPRESS, help="folder or URL of the store")
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
+
+    a = sub.add_parser("add", help="add files or folders (.txt .md .json .jsonl)")
+    a.add_argument("paths", nargs="+")
+    a.add_argument("--metadata", help="JSON object added to every document")
+    a.set_defaults(func=cmd_add)
+
+    s = sub.add_parser("search", help="search the store")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
+    s.add_argument("--filter", help='JSON filter, e.g. \'{"source": "a.md"}\'')
+    s.set_defaults(func=cmd_search)
+
+    st = sub.add_parser("stats", help="what the store holds and how it was built")
+    st.set_defaults(func=cmd_stats)
+
+    d = sub.add_parser("delete", help="delete chunks or documents by id, or by filter")
+    d.add_argument("ids", nargs="*")
+    d.add_argument("--filter")
+    d.set_defaults(func=cmd_delete)
+
+    demo = sub.add_parser("demo", help="index the bundled sample and search it")
+    demo.set_defaults(func=cmd_demo)
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        module.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VecmemError as exc:
+        print(f"vecmem: error: {exc}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"vecmem: error: invalid JSON argument: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

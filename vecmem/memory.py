@@ -1,0 +1,410 @@
+"""The :class:`VectorMemory` facade: chunk -> embed -> store -> hybrid search -> rerank.
+
+The facade owns everything that must behave the same on every backend (chunking, embedding,
+change detection, fusion, reranking); stores only translate (see :mod:`vecmem.stores.base`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from vecmem.chunking import Chunker, RecursiveSplitter
+from vecmem.embedders import CachedEmbedder, Embedder, EmbeddingCache, resolve_embedder
+from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.filters import FilterLike, parse_filter
+from vecmem.fusion import Fusion, fuse
+from vecmem.rerank import Reranker, VectorReranker
+from vecmem.stores.base import VectorStore
+from vecmem.tokenize import DefaultTokenizer, Tokenizer
+from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
+
+Mode = Literal["hybrid", "vector", "keyword"]
+
+DEFAULT_FUSION = Fusion(method="rrf", k=60, vector_weight=1.0, keyword_weight=1.0)
+"""Hybrid defaults. See ``vecmem tune``: chosen on SciFact *train*, never on test."""
+DEFAULT_CANDIDATES = 100
+"""How many candidates each leg contributes to fusion and reranking."""
+DEFAULT_BM25 = (1.5, 0.75, 0.25)
+"""BM25 k1, b, epsilon (rank_bm25's defaults)."""
+
+BATCH = 256  # chunks embedded and written per store transaction
+
+
+@dataclass
+class AddResult:
+    """What an add did: documents written, skipped as unchanged, chunks written and removed."""
+
+    document_ids: list[str] = field(default_factory=list)
+    added: int = 0
+    skipped: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    embedded: int = 0
+
+
+def _check_metadata(meta: Any, where: str) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInputError(f"metadata of {where} must be a dict, got {type(meta).__name__}")
+    for key in meta:
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"metadata keys of {where} must be non-empty strings")
+    try:
+        json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata of {where} is not JSON-serialisable: {exc}") from exc
+    return dict(meta)
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled or total < 2 * BATCH)
+
+
+class VectorMemory:
+    """A vector memory over any store.
+
+    >>> mem = VectorMemory("./kb")                                      # doctest: +SKIP
+    >>> mem.add(["first text", "second text"], metadata=[{"source": "a.md"}, {"source": "b.md"}])
+    ... # doctest: +SKIP
+    >>> mem.search("first", k=3, mode="hybrid", filter={"source": "a.md"})  # doctest: +SKIP
+
+    ``target`` is a folder (the embedded default), a URL (``postgresql://``, ``qdrant+...``,
+    ``memory://``, see :func:`vecmem.stores.open_store`) or ``None`` for an in-memory store;
+    ``store=`` takes a store object instead. ``embedder`` defaults to the embedder recorded by an
+    existing store, else all-MiniLM-L6-v2.
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        store: VectorStore | None = None,
+        embedder: Embedder | str | None = None,
+        chunker: Chunker | None = None,
+        tokenizer: Tokenizer | None = None,
+        fusion: Fusion = DEFAULT_FUSION,
+        candidates: int = DEFAULT_CANDIDATES,
+        reranker: Reranker | VectorReranker | None = None,
+        bm25: tuple[float, float, float] = DEFAULT_BM25,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+        progress: bool = False,
+    ) -> None:
+        from vecmem.stores import open_store
+
+        if store is not None and target is not None:
+            raise ConfigurationError("pass a path/URL or store=, not both")
+        if candidates <= 0:
+            raise ConfigurationError("candidates must be > 0")
+        self.store: VectorStore = store if store is not None else open_store(target)
+        recorded = self.store.stored_space()
+        if embedder is None and recorded is not None:
+            embedder = recorded.embedder
+        base = resolve_embedder(embedder)
+        if cache is not None and not isinstance(cache, EmbeddingCache):
+            cache = EmbeddingCache(Path(cache))
+        self.embedder = CachedEmbedder(base, cache) if not isinstance(base, CachedEmbedder) else base
+        self.chunker: Chunker = chunker or RecursiveSplitter(1000, 100)
+        self.tokenizer = tokenizer or DefaultTokenizer()
+        self.fusion = fusion
+        self.candidates = candidates
+        self.reranker = reranker
+        self.progress = progress
+        self._bm25 = bm25
+        self._space: EmbeddingSpace | None = None
+
+    # ------------------------------------------------------------------ space
+    @property
+    def space(self) -> EmbeddingSpace:
+        """The embedding space, checked against (or recorded in) the store on first use."""
+        if self._space is None:
+            k1, b, eps = self._bm25
+            wanted = EmbeddingSpace(
+                embedder=self.embedder.name,
+                dim=int(self.embedder.dim),
+                distance="cosine",
+                tokenizer=self.tokenizer.spec,
+                chunker=self.chunker.spec,
+                bm25_k1=k1,
+                bm25_b=b,
+                bm25_epsilon=eps,
+            )
+            self.store.connect(wanted)
+            self._space = wanted
+        return self._space
+
+    # ------------------------------------------------------------------ writes
+    def add(
+        self,
+        texts: str | Sequence[str],
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add texts as documents; returns their document ids.
+
+        Without ``ids`` a document's id is the hash of its text, so adding the same text twice
+        is a no-op. With ``ids``, re-adding an id whose text changed replaces its old chunks.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if ids is not None and len(ids) != len(texts):
+            raise InvalidInputError(f"{len(ids)} ids for {len(texts)} texts")
+        if metadata is None or isinstance(metadata, Mapping):
+            metas: Sequence[Any] = [metadata] * len(texts)
+        else:
+            metas = metadata
+            if len(metas) != len(texts):
+                raise InvalidInputError(f"{len(metas)} metadata dicts for {len(texts)} texts")
+        docs = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInputError(f"text {i} is {type(text).__name__}, not str")
+            doc_id = ids[i] if ids is not None else content_hash(text)[:32]
+            docs.append(Document(doc_id, text, _check_metadata(metas[i], f"text {i}")))
+        return self.add_documents(docs).document_ids
+
+    def add_documents(self, documents: Iterable[Document]) -> AddResult:
+        """Chunk, embed and store documents, skipping unchanged ones and replacing changed ones."""
+        docs = list(documents)
+        seen: set[str] = set()
+        for d in docs:
+            if not isinstance(d.id, str) or not d.id:
+                raise InvalidInputError("document ids must be non-empty strings")
+            if d.id in seen:
+                raise InvalidInputError(f"document id {d.id!r} appears twice in one call")
+            seen.add(d.id)
+            if not isinstance(d.text, str) or not d.text.strip():
+                raise InvalidInputError(f"document {d.id!r} has empty text")
+            _check_metadata(d.metadata, f"document {d.id!r}")
+        result = AddResult(document_ids=[d.id for d in docs])
+        self.space  # noqa: B018  (connect before reading existing chunks)
+        pending: list[Chunk] = []
+        deletes: list[str] = []
+        for start in range(0, len(docs), BATCH):
+            part = docs[start : start + BATCH]
+            existing: dict[str, list[Chunk]] = {}
+            for c in self.store.get_by_document([d.id for d in part]):
+                existing.setdefault(c.document_id, []).append(c)
+            for d in part:
+                chunks = self._chunk(d)
+                old = {c.id: c for c in existing.get(d.id, [])}
+                if len(old) == len(chunks) and all(
+                    c.id in old
+                    and old[c.id].content_hash == c.content_hash
+                    and dict(old[c.id].metadata) == dict(c.metadata)
+                    for c in chunks
+                ):
+                    result.skipped += 1
+                    continue
+                result.added += 1
+                pending.extend(chunks)
+                new_ids = {c.id for c in chunks}
+                deletes.extend(i for i in old if i not in new_ids)
+        self._write(pending, deletes, result)
+        return result
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> AddResult:
+        """Embed and upsert ready-made chunks as they are (ids kept; no chunking, no skipping)."""
+        for c in chunks:
+            if not isinstance(c, Chunk):
+                raise InvalidInputError(f"expected Chunk, got {type(c).__name__}")
+            if not c.text.strip():
+                raise InvalidInputError(f"chunk {c.id!r} has empty text")
+            _check_metadata(c.metadata, f"chunk {c.id!r}")
+        if len({c.id for c in chunks}) != len(chunks):
+            raise InvalidInputError("duplicate chunk ids in one call")
+        result = AddResult(document_ids=list(dict.fromkeys(c.document_id for c in chunks)))
+        self.space  # noqa: B018
+        self._write(list(chunks), [], result)
+        result.added = len(result.document_ids)
+        return result
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        pieces = self.chunker.split(doc.text) or [doc.text.strip()]
+        return [Chunk.create(doc.id, i, p, doc.metadata) for i, p in enumerate(pieces)]
+
+    def _write(self, chunks: list[Chunk], deletes: list[str], result: AddResult) -> None:
+        """Embed and upsert in batches; each batch is one atomic store write."""
+        if not chunks and not deletes:
+            return
+        misses0 = getattr(self.embedder, "misses", 0)
+        with _progress(len(chunks), "embedding + writing", self.progress) as bar:
+            for start in range(0, max(len(chunks), 1), BATCH):
+                part = chunks[start : start + BATCH]
+                vectors = self.embedder.embed([c.text for c in part]) if part else np.zeros(
+                    (0, self.space.dim), np.float32
+                )
+                last = start + BATCH >= len(chunks)
+                self.store.upsert(part, vectors, delete_ids=deletes if last else ())
+                bar.update(len(part))
+        result.chunks_written += len(chunks)
+        result.chunks_deleted += len(deletes)
+        result.embedded += getattr(self.embedder, "misses", 0) - misses0
+
+    def add_files(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        recursive: bool = True,
+    ) -> AddResult:
+        """Add ``.txt``, ``.md``, ``.json`` and ``.jsonl`` files (folders are walked). A file's
+        document id is its resolved path; ``metadata["source"]`` is the path as given."""
+        from vecmem.loaders import load_paths
+
+        docs = load_paths(paths, metadata=_check_metadata(metadata, "add_files"),
+                          recursive=recursive)
+        return self.add_documents(docs)
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: FilterLike = None
+    ) -> int:
+        """Delete chunks by chunk id or document id, and/or by filter. Returns chunks removed."""
+        if ids is None and filter is None:
+            raise InvalidInputError("delete needs ids or a filter")
+        if isinstance(ids, str):
+            ids = [ids]
+        self.space  # noqa: B018
+        chunk_ids: list[str] = []
+        if ids:
+            chunk_ids = list(ids) + [c.id for c in self.store.get_by_document(list(ids))]
+        return self.store.delete(
+            ids=chunk_ids if ids is not None else None, filter=parse_filter(filter)
+        )
+
+    # ------------------------------------------------------------------ reads
+    def get(self, ids: str | Sequence[str]) -> list[Chunk]:
+        """Chunks by chunk id, or every chunk of a document id, in the order asked."""
+        if isinstance(ids, str):
+            ids = [ids]
+        self.space  # noqa: B018
+        out: list[Chunk] = []
+        by_doc = {}
+        for c in self.store.get_by_document(list(ids)):
+            by_doc.setdefault(c.document_id, []).append(c)
+        direct = {c.id: c for c in self.store.get(list(ids))}
+        for i in ids:
+            if i in direct:
+                out.append(direct[i])
+            else:
+                out.extend(sorted(by_doc.get(i, []), key=lambda c: c.position))
+        return out
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def count(self, filter: FilterLike = None) -> int:
+        self.space  # noqa: B018
+        return self.store.count(parse_filter(filter))
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        filter: FilterLike = None,
+        rerank: Reranker | VectorReranker | bool | None = None,
+        fusion: Fusion | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Search. ``mode``: ``"hybrid"`` (BM25 + vectors fused), ``"vector"`` or ``"keyword"``.
+
+        ``rerank``: a reranker, ``True`` for the memory's reranker, ``False``/``None`` for none
+        (``None`` uses the memory's reranker if it has one). Reranking reorders the filtered
+        candidates; it never drops the filter.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        if mode not in ("hybrid", "vector", "keyword"):
+            raise InvalidInputError(f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}")
+        reranker = self.reranker if rerank is None or rerank is True else (rerank or None)
+        if rerank is True and reranker is None:
+            raise ConfigurationError("rerank=True but this memory has no reranker")
+        flt = parse_filter(filter)
+        depth = max(k, candidates or self.candidates) if (mode == "hybrid" or reranker) else k
+        space = self.space
+        qv = None
+        if mode == "keyword":
+            hits = [
+                Hit(c, s, Scores(keyword=s, keyword_rank=r))
+                for r, (c, s) in enumerate(self.store.keyword(query, k=depth, filter=flt), 1)
+            ]
+        else:
+            qv = self.embedder.embed([query])[0]
+            if mode == "vector":
+                hits = [
+                    Hit(c, s, Scores(vector=s, vector_rank=r))
+                    for r, (c, s) in enumerate(self.store.query(qv, k=depth, filter=flt), 1)
+                ]
+            else:
+                f = fusion or self.fusion
+                hybrid = getattr(self.store, "hybrid", None)
+                if self.store.capabilities.native_hybrid and hybrid is not None:
+                    hits = hybrid(qv, query, k=depth, candidates=depth, fusion=f, filter=flt)
+                else:
+                    vec = self.store.query(qv, k=depth, filter=flt)
+                    kw = self.store.keyword(query, k=depth, filter=flt)
+                    hits = fuse(vec, kw, f, k=depth)
+        del space
+        if reranker is not None and hits:
+            if hasattr(reranker, "rerank_vectors"):
+                if qv is None:
+                    qv = self.embedder.embed([query])[0]
+                vectors = self.store.get_vectors([h.id for h in hits])
+                hits = reranker.rerank_vectors(qv, hits, vectors, k=k)  # type: ignore[union-attr]
+            else:
+                hits = reranker.rerank(query, hits, k=k)  # type: ignore[union-attr]
+        return hits[:k]
+
+    def search_by_vector(
+        self, vector: np.ndarray | Sequence[float], k: int = 10, *, filter: FilterLike = None
+    ) -> list[Hit]:
+        """Vector search with a vector you computed (must match the store's dimension)."""
+        if not isinstance(k, int) or k <= 0:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        self.space  # noqa: B018
+        return [
+            Hit(c, s, Scores(vector=s, vector_rank=r))
+            for r, (c, s) in enumerate(
+                self.store.query(np.asarray(vector, np.float32), k=k, filter=parse_filter(filter)),
+                1,
+            )
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        s = self.space
+        return {
+            "store": self.store.name,
+            "chunks": self.store.count(None),
+            "embedder": s.embedder,
+            "dim": s.dim,
+            "distance": s.distance,
+            "tokenizer": s.tokenizer,
+            "chunker": s.chunker,
+            "fusion": self.fusion.__dict__,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "VectorMemory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VectorMemory(store={self.store.name!r}, embedder={self.embedder.name!r})"

@@ -1,0 +1,348 @@
+"""The in-memory store: exact numpy search, BM25 beside it, vectorised metadata filters.
+
+It is the reference every other backend is held against (congruence tests), and the engine of the
+embedded default (:mod:`vecmem.stores.embedded`), which adds persistence and an HNSW index.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from vecmem.bm25 import BM25Index, _Grow
+from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
+from vecmem.filters import And, Cond, Filter, Not, Or, _eq
+from vecmem.stores.base import Capabilities
+from vecmem.tokenize import Tokenizer, get_tokenizer
+from vecmem.types import Chunk, EmbeddingSpace, Scored
+
+# kinds of a metadata value, for vectorised filters
+_MISSING, _BOOL, _NUM, _STR, _LIST, _OTHER = range(6)
+
+
+def _kind(v: Any, missing: object) -> int:
+    if v is missing:
+        return _MISSING
+    if isinstance(v, bool):
+        return _BOOL
+    if isinstance(v, (int, float)):
+        return _NUM
+    if isinstance(v, str):
+        return _STR
+    if isinstance(v, (list, tuple)):
+        return _LIST
+    return _OTHER
+
+
+class _Column:
+    """One metadata field over all slots: its kind, numeric value and raw value."""
+
+    __slots__ = ("kind", "num", "obj")
+
+    def __init__(self) -> None:
+        self.kind = _Grow(np.int8)
+        self.num = _Grow(np.float64)
+        self.obj = _Grow(object)
+
+    def set(self, slots: Sequence[int], values: Sequence[Any], missing: object) -> None:
+        top = (max(slots) + 1) if len(slots) else 0
+        for g in (self.kind, self.num, self.obj):
+            g.reserve(top)
+            g.n = max(g.n, top)
+        for s, v in zip(slots, values):
+            k = _kind(v, missing)
+            self.kind.a[s] = k
+            self.num.a[s] = float(v) if k in (_BOOL, _NUM) else np.nan
+            self.obj.a[s] = v if k != _MISSING else None
+
+
+def _validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or v.shape[0] != n:
+        raise InvalidInputError(f"expected {n} vectors, got an array of shape {v.shape}")
+    if v.shape[1] != dim:
+        raise DimensionMismatchError(f"vectors have dimension {v.shape[1]}, the store has {dim}")
+    if not np.isfinite(v).all():
+        raise InvalidInputError("vectors contain NaN or infinity")
+    return v
+
+
+def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if q.shape[0] != dim:
+        raise DimensionMismatchError(f"query vector has dimension {q.shape[0]}, the store has {dim}")
+    if not np.isfinite(q).all():
+        raise InvalidInputError("query vector contains NaN or infinity")
+    return q
+
+
+class MemoryStore:
+    """Exact in-memory store (numpy), with BM25 kept beside the vectors.
+
+    >>> from vecmem.types import EmbeddingSpace, Chunk
+    >>> s = MemoryStore()
+    >>> _ = s.connect(EmbeddingSpace(embedder="e", dim=2))
+    >>> s.upsert([Chunk.create("d", 0, "hello")], np.array([[1.0, 0.0]], dtype=np.float32))
+    >>> s.count()
+    1
+    """
+
+    name = "memory"
+    capabilities = Capabilities(native_keyword=True, transactions=True)
+
+    def __init__(self) -> None:
+        self.space: EmbeddingSpace | None = None
+        self._lock = threading.RLock()
+        self._reset()
+
+    # ----------------------------------------------------------------- state
+    def _reset(self) -> None:
+        self._next_slot = 0
+        self._slot_of: dict[str, int] = {}
+        self._chunks: list[Chunk | None] = []
+        self._by_doc: dict[str, set[str]] = {}
+        self._live = _Grow(np.bool_)
+        self._vectors = np.zeros((0, self.space.dim if self.space else 0), dtype=np.float32)
+        self._columns: dict[str, _Column] = {}
+        self._missing = object()
+        self.tokenizer: Tokenizer | None = None
+        self._bm25: BM25Index | None = None
+
+    def _require_space(self) -> EmbeddingSpace:
+        if self.space is None:
+            raise ConfigurationError(f"{self.name} store used before connect(space)")
+        return self.space
+
+    def stored_space(self) -> EmbeddingSpace | None:
+        return self.space
+
+    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        with self._lock:
+            if self.space is not None:
+                self.space.check_compatible(space)
+                return self.space
+            self.space = space
+            self._reset()
+            self.tokenizer = get_tokenizer(space.tokenizer)
+            k1, b, eps = space.keyword_params()
+            self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
+            return space
+
+    # ----------------------------------------------------------------- writes
+    def _apply(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        delete_ids: Sequence[str],
+        slots: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Apply a validated batch in memory; returns the slots used (new ones by default;
+        a persistent subclass passes the slots it committed, which are increasing)."""
+        assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101 (internal)
+        old = [self._slot_of[c.id] for c in chunks if c.id in self._slot_of]
+        old += [self._slot_of[i] for i in delete_ids if i in self._slot_of]
+        self._drop_slots(old)
+        n = len(chunks)
+        if slots is None:
+            slots = np.arange(self._next_slot, self._next_slot + n, dtype=np.int64)
+        if n == 0:
+            return slots
+        self._next_slot = int(slots[-1]) + 1
+        # slots left empty (deleted rows, failed writes) stay None
+        self._chunks.extend([None] * (self._next_slot - len(self._chunks)))
+        tokens = [self.tokenizer(c.text) for c in chunks]
+        self._bm25.add(slots, tokens)
+        top = self._next_slot
+        if top > len(self._vectors):
+            grown = np.zeros((max(top, 2 * len(self._vectors), 256), self.space.dim), np.float32)
+            grown[: len(self._vectors)] = self._vectors
+            self._vectors = grown
+        self._vectors[slots] = vectors
+        self._live.reserve(top)
+        self._live.a[self._live.n : top] = False
+        self._live.n = top
+        self._live.a[slots] = True
+        for c, s in zip(chunks, slots):
+            self._chunks[s] = c
+            self._slot_of[c.id] = int(s)
+            self._by_doc.setdefault(c.document_id, set()).add(c.id)
+        for field, col in self._columns.items():
+            col.set(slots, [c.metadata.get(field, self._missing) for c in chunks], self._missing)
+        return slots
+
+    def _drop_slots(self, slots: Sequence[int]) -> None:
+        if not slots:
+            return
+        assert self._bm25 is not None  # noqa: S101
+        self._bm25.remove(slots)
+        for s in slots:
+            c = self._chunks[s]
+            if c is None:
+                continue
+            self._chunks[s] = None
+            self._live.a[s] = False
+            if self._slot_of.get(c.id) == s:
+                del self._slot_of[c.id]
+            ids = self._by_doc.get(c.document_id)
+            if ids is not None:
+                ids.discard(c.id)
+                if not ids:
+                    del self._by_doc[c.document_id]
+
+    def _validate_batch(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
+        space = self._require_space()
+        ids = [c.id for c in chunks]
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("duplicate chunk ids in one batch")
+        for c in chunks:
+            if not isinstance(c, Chunk):
+                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
+            if not c.id:
+                raise InvalidInputError("chunk ids must be non-empty")
+        return _validate_vectors(vectors, len(chunks), space.dim)
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
+        v = self._validate_batch(chunks, vectors)
+        with self._lock:
+            self._apply(list(chunks), v, list(delete_ids))
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        with self._lock:
+            slots: set[int] = set()
+            if ids is not None:
+                slots |= {self._slot_of[i] for i in ids if i in self._slot_of}
+            if filter is not None:
+                slots |= set(np.flatnonzero(self._mask(filter)).tolist())
+            if ids is None and filter is None:
+                raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
+            self._drop_slots(sorted(slots))
+            return len(slots)
+
+    # ----------------------------------------------------------------- filters
+    def _column(self, field: str) -> _Column:
+        col = self._columns.get(field)
+        if col is None:
+            col = _Column()
+            live = [i for i, c in enumerate(self._chunks) if c is not None]
+            col.set(live, [self._chunks[i].metadata.get(field, self._missing) for i in live],
+                    self._missing)
+            self._columns[field] = col
+        n = self._next_slot
+        for g in (col.kind, col.num, col.obj):  # slots never written for this field: missing
+            g.reserve(n)
+            g.n = n
+        return col
+
+    def _cond_mask(self, c: Cond) -> np.ndarray:
+        col = self._column(c.field)
+        kind, num, obj = col.kind.view(), col.num.view(), col.obj.view()
+        op, v = c.op, c.value
+
+        def eq(x: Any) -> np.ndarray:
+            if isinstance(x, bool):
+                return (kind == _BOOL) & (num == float(x))
+            if isinstance(x, str):
+                return (kind == _STR) & (obj == x)
+            return (kind == _NUM) & (num == x)
+
+        if op == "exists":
+            return (kind != _MISSING) if v else (kind == _MISSING)
+        if op in ("eq", "ne"):
+            m = eq(v)
+            return m if op == "eq" else ~m
+        if op in ("in", "nin"):
+            m = np.zeros(len(kind), dtype=bool)
+            for x in v:
+                m |= eq(x)
+            return m if op == "in" else ~m
+        if op == "contains":
+            m = np.zeros(len(kind), dtype=bool)
+            for i in np.flatnonzero(kind == _LIST):
+                m[i] = any(_eq(x, v) for x in obj[i])
+            return m
+        isnum = kind == _NUM
+        with np.errstate(invalid="ignore"):
+            cmp = {"gt": num > v, "gte": num >= v, "lt": num < v, "lte": num <= v}[op]
+        return isnum & cmp
+
+    def _filter_mask(self, f: Filter) -> np.ndarray:
+        if isinstance(f, Cond):
+            return self._cond_mask(f)
+        if isinstance(f, Not):
+            return ~self._filter_mask(f.item)
+        masks = [self._filter_mask(x) for x in f.items]
+        out = masks[0].copy()
+        for m in masks[1:]:
+            out = (out & m) if isinstance(f, And) else (out | m)
+        return out
+
+    def _mask(self, f: Filter | None) -> np.ndarray:
+        """Live slots matching ``f``, as a bool array over all slots."""
+        live = self._live.view()
+        if f is None:
+            return live.copy()
+        return self._filter_mask(f)[: len(live)] & live
+
+    # ----------------------------------------------------------------- reads
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
+        q = validate_query_vector(vector, self._require_space().dim)
+        with self._lock:
+            mask = self._mask(filter)
+            cand = np.flatnonzero(mask)
+            sims = self._vectors[cand] @ q if len(cand) < self._next_slot // 2 else (
+                self._vectors[: self._next_slot] @ q
+            )[cand]
+            return self._top(cand, sims, k)
+
+    def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
+        if len(cand) > k:
+            part = np.argpartition(-scores, k - 1)[:k]
+            cand, scores = cand[part], scores[part]
+        order = np.lexsort((cand, -scores))
+        return [Scored(self._chunks[cand[i]], float(scores[i])) for i in order]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._require_space()
+        with self._lock:
+            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            mask = None if filter is None else self._mask(filter)
+            slots, scores = self._bm25.top_k(self.tokenizer(text), k, mask)
+            return [Scored(self._chunks[s], float(x)) for s, x in zip(slots, scores)]
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        with self._lock:
+            return [self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [i for i in ids if i not in self._slot_of]
+            if missing:
+                raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+            return self._vectors[[self._slot_of[i] for i in ids]].copy()
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        with self._lock:
+            ids = [i for d in document_ids for i in sorted(self._by_doc.get(d, ()))]
+            return self.get(ids)
+
+    def count(self, filter: Filter | None = None) -> int:
+        with self._lock:
+            if filter is None:
+                return len(self._slot_of)
+            return int(self._mask(filter).sum())
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every live chunk, in insertion order."""
+        with self._lock:
+            return [c for c in self._chunks if c is not None]
+
+    def close(self) -> None:
+        pass
