@@ -178,7 +178,12 @@ def _ensure_system_user(user: str) -> None:
 
 
 def _run(
-    server: str, argv: Sequence[str | Path], *, user: str | None = None, timeout: float = 120
+    server: str,
+    argv: Sequence[str | Path],
+    *,
+    user: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
 ) -> str:
     """Run a set-up command to completion; raise ServerStartError with its output if it fails."""
     try:
@@ -188,6 +193,7 @@ def _run(
             capture_output=True,
             text=True,
             timeout=timeout,
+            cwd=cwd,
             user=user,
             group=pwd.getpwnam(user).pw_gid if user else None,
             extra_groups=[] if user else None,
@@ -329,15 +335,19 @@ def _readable_pginstall(user: str | None) -> Path:
     pginstall, libs = _pginstall()
     if user is None:
         return pginstall
-    probe = subprocess.run(
-        [str(pginstall / "bin" / "postgres"), "--version"],
-        capture_output=True,
-        user=user,
-        group=pwd.getpwnam(user).pw_gid,
-        extra_groups=[],
-    )
-    if probe.returncode == 0:
-        return pginstall
+    try:
+        probe = subprocess.run(
+            [str(pginstall / "bin" / "postgres"), "--version"],
+            capture_output=True,
+            cwd="/",
+            user=user,
+            group=pwd.getpwnam(user).pw_gid,
+            extra_groups=[],
+        )
+        if probe.returncode == 0:
+            return pginstall
+    except PermissionError:
+        pass
     version = subprocess.run(
         [str(pginstall / "bin" / "postgres"), "--version"], capture_output=True, text=True
     ).stdout.split()[-1]
@@ -379,6 +389,7 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
              "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
              "--locale=C", "--no-sync", "--no-instructions"],
             user=user,
+            cwd=base,
         )
         (base / "pwfile").unlink()
         server = _Server(
@@ -390,6 +401,7 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
              "-c", "max_parallel_workers_per_gather=0", "-c", "logging_collector=off"],
             log=log,
             user=user,
+            cwd=base,
         )
         with _registered(lambda: server.stop(signal.SIGINT)):  # SIGINT: fast shutdown
             server.wait_ready(
@@ -399,7 +411,7 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
                 ).returncode == 0
             )
             _run("postgres", [pgbin / "createdb", "-h", base, "-p", str(port), "-U", DB_USER,
-                              DB_NAME], user=user)
+                              DB_NAME], user=user, cwd=base)
             yield f"postgresql://{DB_USER}:{password}@127.0.0.1:{port}/{DB_NAME}"
     finally:
         shutil.rmtree(base, ignore_errors=True)
