@@ -210,7 +210,12 @@ def _run(
 
 
 class _Server:
-    """One server process in its own process group, logging to ``log``."""
+    """One server process in its own process group, logging to ``log``.
+
+    When ``VECMEM_SERVER_PIDDIR`` names a folder (``./dev test`` sets it), the server leaves a
+    file there named by its process group id and holding ``workdir``, so that a wrapper can kill
+    the group and delete the folder if this interpreter dies without cleaning up.
+    """
 
     def __init__(
         self,
@@ -218,6 +223,7 @@ class _Server:
         argv: Sequence[str | Path],
         *,
         log: Path,
+        workdir: Path,
         user: str | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
@@ -240,6 +246,12 @@ class _Server:
                 )
             except OSError as exc:
                 raise ServerStartError(name, f"cannot run {argv[0]}: {exc}") from exc
+        self._pidfile: Path | None = None
+        piddir = os.environ.get("VECMEM_SERVER_PIDDIR")
+        if piddir and os.path.isdir(piddir):
+            self._pidfile = Path(piddir) / str(self.proc.pid)
+            with contextlib.suppress(OSError):
+                self._pidfile.write_text(f"{workdir}\n")
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
         limit = timeout if timeout is not None else _start_timeout()
@@ -273,6 +285,9 @@ class _Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        if self._pidfile is not None:
+            with contextlib.suppress(OSError):
+                self._pidfile.unlink()
 
 
 def _tcp_open(port: int) -> bool:
@@ -400,6 +415,7 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
              "-c", "max_wal_size=256MB", "-c", "max_worker_processes=4",
              "-c", "max_parallel_workers_per_gather=0", "-c", "logging_collector=off"],
             log=log,
+            workdir=base,
             user=user,
             cwd=base,
         )
@@ -482,6 +498,7 @@ def _mariadb_on(port: int, password: str) -> Iterator[str]:
              "--innodb-doublewrite=0", "--max-connections=100", "--key-buffer-size=8M",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
              *small],
+            workdir=base,
             log=log,  # with no --log-error, mariadbd logs to stderr, i.e. this file
         )
         root = [client, "--no-defaults", f"--socket={sock}", "-uroot", "--batch"]
@@ -543,7 +560,7 @@ def _redis_on(port: int, password: str | None) -> Iterator[str]:
                 "--appendonly", "no", "--dir", base, "--daemonize", "no"]
         if password:
             argv += ["--requirepass", password]
-        server = _Server("redis", argv, log=base / "redis.log", cwd=base)
+        server = _Server("redis", argv, log=base / "redis.log", workdir=base, cwd=base)
         with _registered(server.stop):
             server.wait_ready(lambda: _redis_ping(port, password))
             auth = f":{password}@" if password else ""
@@ -593,6 +610,7 @@ def _chroma_on(port: int) -> Iterator[str]:
             "chroma",
             [exe, "run", "--path", base / "data", "--host", "127.0.0.1", "--port", str(port)],
             log=base / "chroma.log",
+            workdir=base,
             env=env,
             cwd=base,
         )
