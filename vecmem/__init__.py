@@ -20,6 +20,7 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.fusion import Fusion
+from vecmem.knowledge import Knowledge
 from vecmem.memory import AddResult, VectorMemory
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores
 
@@ -38,6 +39,7 @@ __all__ = [
     "Hit",
     "InvalidFilterError",
     "InvalidInputError",
+    "Knowledge",
     "MissingDependencyError",
     "Scores",
     "UnsupportedFilterError",

@@ -172,8 +172,10 @@ class VectorMemory:
             docs.append(Document(doc_id, text, _check_metadata(metas[i], f"text {i}")))
         return self.add_documents(docs).document_ids
 
-    def add_documents(self, documents: Iterable[Document]) -> AddResult:
-        """Chunk, embed and store documents, skipping unchanged ones and replacing changed ones."""
+    def add_documents(self, documents: Iterable[Document], *, force: bool = False) -> AddResult:
+        """Chunk, embed and store documents, skipping unchanged ones (unless ``force``) and
+        replacing changed ones: a document's old chunks that the new text no longer has are
+        removed in the same store write as the new chunks."""
         docs = list(documents)
         seen: set[str] = set()
         for d in docs:
@@ -197,7 +199,7 @@ class VectorMemory:
             for d in part:
                 chunks = self._chunk(d)
                 old = {c.id: c for c in existing.get(d.id, [])}
-                if len(old) == len(chunks) and all(
+                if not force and len(old) == len(chunks) and all(
                     c.id in old
                     and old[c.id].content_hash == c.content_hash
                     and dict(old[c.id].metadata) == dict(c.metadata)
