@@ -230,6 +230,7 @@ class _Server:
     ) -> None:
         self.name = name
         self.log = log
+        self.workdir = workdir
         with open(log, "ab") as out:
             try:
                 self.proc = subprocess.Popen(
@@ -272,7 +273,7 @@ class _Server:
             delay = min(delay * 1.5, 0.5)
 
     def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
-        """Signal the process group, wait ``grace`` seconds, then kill what is left."""
+        """Signal the process group, wait ``grace`` seconds, kill what is left, delete workdir."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
@@ -285,6 +286,7 @@ class _Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
         if self._pidfile is not None:
             with contextlib.suppress(OSError):
                 self._pidfile.unlink()
