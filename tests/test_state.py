@@ -1,0 +1,79 @@
+"""The state suite on every backend: memory, SQLite, PostgreSQL, MariaDB and Redis."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from vecmem.state import MemoryStateStore
+from vecmem.testing.state import StateStoreSuite
+
+
+@pytest.fixture(scope="module")
+def sqlite_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from vecmem.state import SQLStateStore
+
+    store = SQLStateStore(f"sqlite:///{tmp_path_factory.mktemp('state')}/state.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_state(postgres_url: str) -> Iterator[Any]:
+    from vecmem.state import SQLStateStore
+
+    store = SQLStateStore(postgres_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def mariadb_state(mariadb_url: str) -> Iterator[Any]:
+    from vecmem.state import SQLStateStore
+
+    store = SQLStateStore(mariadb_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def redis_state(redis_url: str) -> Iterator[Any]:
+    from vecmem.state import RedisStateStore
+
+    store = RedisStateStore(redis_url)
+    yield store
+    store.close()
+
+
+class TestMemoryState(StateStoreSuite):
+    @pytest.fixture
+    def backend(self) -> MemoryStateStore:
+        return MemoryStateStore()
+
+
+class TestSQLiteState(StateStoreSuite):
+    @pytest.fixture
+    def backend(self, sqlite_state: Any) -> Any:
+        return sqlite_state
+
+
+@pytest.mark.server
+class TestPostgresState(StateStoreSuite):
+    @pytest.fixture
+    def backend(self, postgres_state: Any) -> Any:
+        return postgres_state
+
+
+@pytest.mark.server
+class TestMariaDBState(StateStoreSuite):
+    @pytest.fixture
+    def backend(self, mariadb_state: Any) -> Any:
+        return mariadb_state
+
+
+@pytest.mark.server
+class TestRedisState(StateStoreSuite):
+    @pytest.fixture
+    def backend(self, redis_state: Any) -> Any:
+        return redis_state

@@ -1,0 +1,75 @@
+"""Conversation history: sessions keyed by ``(user_id, session_id)`` with their messages.
+
+Backends: :class:`MemoryConversationStore`, :class:`JSONConversationStore` (one JSON file per
+session) and :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB);
+:class:`AsyncConversationStore` wraps any of them for asyncio. Create one by name or URL
+through :data:`vecmem.registry.CONVERSATION_STORES`:
+
+>>> from vecmem.registry import CONVERSATION_STORES
+>>> store = CONVERSATION_STORES.create("memory://", tenant="acme")
+>>> _ = store.add_messages("u1", "s1", [Message("user", "hello")])
+>>> store.get_session("u1", "s1").message_count
+1
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from vecmem.conversations.base import (
+    AsyncConversationStore,
+    ConversationStore,
+    Message,
+    Session,
+    Usage,
+)
+from vecmem.conversations.memory import JSONConversationStore, MemoryConversationStore
+from vecmem.errors import ConfigurationError
+from vecmem.registry import CONVERSATION_STORES
+
+
+def __getattr__(name: str) -> Any:  # SQLAlchemy loads on first use
+    if name == "SQLConversationStore":
+        from vecmem.conversations.sql import SQLConversationStore
+
+        return SQLConversationStore
+    raise AttributeError(name)
+
+
+def _memory(*, url: str | None = None, tenant: str = "default",
+            clock: Callable[[], float] = time.time) -> MemoryConversationStore:
+    return MemoryConversationStore(tenant=tenant, clock=clock)
+
+
+def _files(*, url: str | None = None, root: str | None = None, tenant: str = "default",
+           clock: Callable[[], float] = time.time) -> JSONConversationStore:
+    if url is not None:
+        root = url.split("://", 1)[1] or None
+    if not root:
+        raise ConfigurationError("a JSON-file conversation store needs url='file:///dir' or root=")
+    return JSONConversationStore(root, tenant=tenant, clock=clock)
+
+
+def _sqlite(*, url: str | None = None, db: Any = None, tenant: str = "default",
+            clock: Callable[[], float] = time.time) -> Any:
+    from vecmem.conversations.sql import SQLConversationStore
+
+    return SQLConversationStore(db if db is not None else url, tenant=tenant, clock=clock)
+
+
+def _server(*, url: str | None = None, db: Any = None, tenant: str = "default",
+            clock: Callable[[], float] = time.time) -> Any:
+    if url is None and db is None:
+        raise ConfigurationError("a PostgreSQL/MySQL conversation store needs url= or db=")
+    return _sqlite(url=url, db=db, tenant=tenant, clock=clock)
+
+
+CONVERSATION_STORES.register("memory", _memory)
+CONVERSATION_STORES.register("file", _files, aliases=("json",))
+CONVERSATION_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
+CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg"))
+CONVERSATION_STORES.register("mysql", _server, aliases=("mariadb",))
+
+__all__ = ["AsyncConversationStore", "ConversationStore", "JSONConversationStore",
+           "MemoryConversationStore", "Message", "SQLConversationStore", "Session", "Usage"]

@@ -1,0 +1,305 @@
+"""Conversation data model, the store protocol and its asyncio variant.
+
+A session is keyed by ``(user_id, session_id)`` inside a tenant and carries ``agent_id``, a
+``title``, ``tags``, ``metadata`` and running totals (message count, tokens, cost). Messages are
+appended in order; each gets a position ``seq`` (0, 1, ...), an ``id`` and a ``created_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+from vecmem._keys import check_metadata, check_name, check_tags
+from vecmem.errors import InvalidInputError
+
+OrderBy = Literal["created_at", "updated_at", "message_count"]
+ORDER_FIELDS = ("created_at", "updated_at", "message_count")
+EXPORT_FORMAT = "vecmem.conversations/1"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage and cost of one model call (cost in the caller's currency)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message. Give ``role`` and ``content``; the store fills ``id`` (unless given),
+    ``created_at`` (unless given) and ``seq`` (its position in the session).
+
+    >>> Message("user", "hello", usage=Usage(input_tokens=3, model="gpt-x")).role
+    'user'
+    """
+
+    role: str
+    content: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
+    id: str = ""
+    created_at: float | None = None
+    seq: int = -1
+
+
+@dataclass(frozen=True)
+class Session:
+    """A conversation's header with running totals over its messages."""
+
+    user_id: str
+    session_id: str
+    agent_id: str | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    message_count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """Sessions and their messages, scoped to ``tenant``.
+
+    >>> from vecmem.conversations import MemoryConversationStore, Message
+    >>> store = MemoryConversationStore(tenant="acme")
+    >>> _ = store.add_messages("u1", "s1", [Message("user", "hi"), Message("assistant", "hey")])
+    >>> [m.content for m in store.last_messages("u1", "s1", 1)]
+    ['hey']
+    >>> store.get_session("u1", "s1").message_count
+    2
+    """
+
+    tenant: str
+
+    def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
+                     title: str | None = None, tags: Sequence[str] | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> Session:
+        """Create the session or update the fields given (``None`` leaves a field as is;
+        ``tags`` replaces the set)."""
+        ...
+
+    def get_session(self, user_id: str, session_id: str) -> Session:
+        """The session, or :class:`~vecmem.errors.NotFoundError`."""
+        ...
+
+    def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
+                     agent_id: str | None = None) -> list[Message]:
+        """Append ``messages`` in one transaction, creating the session if needed; returns them
+        with ``id``, ``created_at`` and ``seq`` filled in."""
+        ...
+
+    def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
+                     offset: int = 0, newest_first: bool = False) -> list[Message]:
+        """A page of the session's messages (``[]`` for an unknown session)."""
+        ...
+
+    def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
+        """The newest ``n`` messages, oldest first (what a prompt needs)."""
+        ...
+
+    def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
+                       since: float | None = None, until: float | None = None,
+                       tags: Sequence[str] = (), min_messages: int | None = None,
+                       order_by: OrderBy = "updated_at", descending: bool = True,
+                       limit: int = 100, offset: int = 0) -> list[Session]:
+        """Sessions matching every filter given: ``since <= updated_at < until``, all ``tags``,
+        at least ``min_messages``; ties ordered by ``(user_id, session_id)``."""
+        ...
+
+    def list_sessions(self, user_id: str, *, limit: int = 100, offset: int = 0) -> list[Session]:
+        """A user's sessions, most recently updated first."""
+        ...
+
+    def delete_session(self, user_id: str, session_id: str) -> bool:
+        """Delete a session and its messages; ``False`` if it did not exist."""
+        ...
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete all of a user's sessions; returns how many."""
+        ...
+
+    def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
+        """A JSON-able dump of a user's sessions (or one) with every message."""
+        ...
+
+    def with_tenant(self, tenant: str) -> ConversationStore:
+        """A view of the same backend scoped to another tenant."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+# -- shared validation and helpers ---------------------------------------------------------------
+def check_ids(user_id: str, session_id: str | None = None) -> None:
+    check_name("user_id", user_id)
+    if session_id is not None:
+        check_name("session_id", session_id)
+
+
+def check_optional(kind: str, value: str | None) -> None:
+    if value is not None:
+        check_name(kind, value)
+
+
+def prepare(messages: Sequence[Message], now: float) -> list[Message]:
+    """Validated copies of new messages with ``id`` and ``created_at`` filled (seq still -1)."""
+    if isinstance(messages, Message):
+        raise InvalidInputError("add_messages takes a sequence of Message, not one Message")
+    out = []
+    for m in messages:
+        if not isinstance(m, Message):
+            raise InvalidInputError(f"expected Message, got {type(m).__name__}")
+        check_name("role", m.role, max_len=64)
+        if not isinstance(m.content, str):
+            raise InvalidInputError("message content must be a string")
+        if m.id:
+            check_name("message id", m.id)
+        u = m.usage
+        if u is not None:
+            if not isinstance(u, Usage) or u.input_tokens < 0 or u.output_tokens < 0 or (
+                    u.cost is not None and not math.isfinite(u.cost)):
+                raise InvalidInputError(f"invalid usage {u!r}")
+            check_optional("model", u.model)
+        out.append(replace(m, metadata=check_metadata(m.metadata), id=m.id or uuid.uuid4().hex,
+                           created_at=now if m.created_at is None else float(m.created_at)))
+    return out
+
+
+def check_query(order_by: str, limit: int, offset: int, tags: Sequence[str],
+                min_messages: int | None) -> tuple[str, ...]:
+    if order_by not in ORDER_FIELDS:
+        raise InvalidInputError(f"order_by must be one of {ORDER_FIELDS}, got {order_by!r}")
+    check_page(limit, offset)
+    if min_messages is not None and (not isinstance(min_messages, int) or min_messages < 0):
+        raise InvalidInputError(f"min_messages must be an int >= 0, got {min_messages!r}")
+    return check_tags(tags)
+
+
+def check_page(limit: int | None, offset: int) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"limit must be an int >= 0, got {limit!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+
+
+def usage_totals(messages: Sequence[Message]) -> tuple[int, int, float]:
+    i = sum(m.usage.input_tokens for m in messages if m.usage)
+    o = sum(m.usage.output_tokens for m in messages if m.usage)
+    c = sum(m.usage.cost or 0.0 for m in messages if m.usage)
+    return i, o, c
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    u = m.usage
+    return {"seq": m.seq, "id": m.id, "role": m.role, "content": m.content,
+            "metadata": dict(m.metadata), "created_at": m.created_at,
+            "usage": None if u is None else {"input_tokens": u.input_tokens,
+                                             "output_tokens": u.output_tokens,
+                                             "model": u.model, "cost": u.cost}}
+
+
+def message_from_dict(d: Mapping[str, Any]) -> Message:
+    u = d.get("usage")
+    return Message(role=d["role"], content=d["content"], metadata=dict(d.get("metadata") or {}),
+                   usage=None if u is None else Usage(**u), id=d["id"],
+                   created_at=d["created_at"], seq=d["seq"])
+
+
+def session_dict(s: Session) -> dict[str, Any]:
+    return {"user_id": s.user_id, "session_id": s.session_id, "agent_id": s.agent_id,
+            "title": s.title, "tags": list(s.tags), "metadata": dict(s.metadata),
+            "created_at": s.created_at, "updated_at": s.updated_at,
+            "message_count": s.message_count, "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens, "cost": s.cost}
+
+
+def session_from_dict(d: Mapping[str, Any]) -> Session:
+    return Session(**{**d, "tags": tuple(d.get("tags", ())), "metadata": dict(d["metadata"])})
+
+
+def export_document(tenant: str, user_id: str, sessions: list[tuple[Session, list[Message]]]
+                    ) -> dict[str, Any]:
+    return {"format": EXPORT_FORMAT, "tenant": tenant, "user_id": user_id,
+            "exported_at": time.time(),
+            "sessions": [{**session_dict(s), "messages": [message_dict(m) for m in msgs]}
+                         for s, msgs in sessions]}
+
+
+class AsyncConversationStore:
+    """The asyncio variant of any :class:`ConversationStore`: each call runs the synchronous
+    store in a worker thread (``asyncio.to_thread``), so SQL drivers never block the loop.
+
+    >>> import asyncio
+    >>> from vecmem.conversations import MemoryConversationStore, Message
+    >>> store = AsyncConversationStore(MemoryConversationStore())
+    >>> _ = asyncio.run(store.add_messages("u", "s", [Message("user", "hi")]))
+    >>> asyncio.run(store.get_session("u", "s")).message_count
+    1
+    """
+
+    def __init__(self, store: ConversationStore) -> None:
+        self.store = store
+        self.tenant = store.tenant
+
+    async def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
+                           title: str | None = None, tags: Sequence[str] | None = None,
+                           metadata: Mapping[str, Any] | None = None) -> Session:
+        return await asyncio.to_thread(self.store.save_session, user_id, session_id,
+                                       agent_id=agent_id, title=title, tags=tags,
+                                       metadata=metadata)
+
+    async def get_session(self, user_id: str, session_id: str) -> Session:
+        return await asyncio.to_thread(self.store.get_session, user_id, session_id)
+
+    async def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
+                           agent_id: str | None = None) -> list[Message]:
+        return await asyncio.to_thread(self.store.add_messages, user_id, session_id, messages,
+                                       agent_id=agent_id)
+
+    async def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
+                           offset: int = 0, newest_first: bool = False) -> list[Message]:
+        return await asyncio.to_thread(self.store.get_messages, user_id, session_id,
+                                       limit=limit, offset=offset, newest_first=newest_first)
+
+    async def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
+        return await asyncio.to_thread(self.store.last_messages, user_id, session_id, n)
+
+    async def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
+                             since: float | None = None, until: float | None = None,
+                             tags: Sequence[str] = (), min_messages: int | None = None,
+                             order_by: OrderBy = "updated_at", descending: bool = True,
+                             limit: int = 100, offset: int = 0) -> list[Session]:
+        return await asyncio.to_thread(
+            self.store.query_sessions, user_id=user_id, agent_id=agent_id, since=since,
+            until=until, tags=tags, min_messages=min_messages, order_by=order_by,
+            descending=descending, limit=limit, offset=offset)
+
+    async def list_sessions(self, user_id: str, *, limit: int = 100,
+                            offset: int = 0) -> list[Session]:
+        return await asyncio.to_thread(self.store.list_sessions, user_id, limit=limit,
+                                       offset=offset)
+
+    async def delete_session(self, user_id: str, session_id: str) -> bool:
+        return await asyncio.to_thread(self.store.delete_session, user_id, session_id)
+
+    async def delete_user(self, user_id: str) -> int:
+        return await asyncio.to_thread(self.store.delete_user, user_id)
+
+    async def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.export, user_id, session_id)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.store.close)

@@ -1,0 +1,313 @@
+"""Conversation stores kept in Python: in memory, or one JSON file per session.
+
+Both share one implementation over session records; they differ only in where a record lives.
+The JSON store writes each file atomically (temporary file + rename) and serialises writers
+within a process; it is meant for one process (use SQLite for several).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+from vecmem._keys import check_metadata, check_tags, check_tenant
+from vecmem.conversations.base import (
+    Message,
+    OrderBy,
+    Session,
+    check_ids,
+    check_optional,
+    check_page,
+    check_query,
+    export_document,
+    message_dict,
+    message_from_dict,
+    prepare,
+    session_dict,
+    session_from_dict,
+    usage_totals,
+)
+from vecmem.errors import BackendError, DocumentReadError, NotFoundError
+
+
+@dataclass
+class _Record:
+    session: Session
+    messages: list[Message] = field(default_factory=list)
+
+
+class _PythonConversationStore:
+    """Every operation over records; subclasses say where records are kept."""
+
+    def __init__(self, tenant: str, clock: Callable[[], float]) -> None:
+        self.tenant = check_tenant(tenant)
+        self.clock = clock
+
+    # storage, implemented by subclasses; called under self._lock
+    _lock: threading.RLock
+
+    def _load(self, user_id: str, session_id: str) -> _Record | None:
+        raise NotImplementedError
+
+    def _store(self, record: _Record) -> None:
+        raise NotImplementedError
+
+    def _remove(self, user_id: str, session_id: str) -> bool:
+        raise NotImplementedError
+
+    def _records(self, user_id: str | None) -> Iterator[_Record]:
+        raise NotImplementedError
+
+    # API
+    def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
+                     title: str | None = None, tags: Sequence[str] | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> Session:
+        check_ids(user_id, session_id)
+        check_optional("agent_id", agent_id)
+        tag_set = None if tags is None else check_tags(tags)
+        meta = None if metadata is None else check_metadata(metadata)
+        with self._lock:
+            now = self.clock()
+            rec = self._load(user_id, session_id) or _Record(
+                Session(user_id, session_id, created_at=now, updated_at=now))
+            s = rec.session
+            rec.session = replace(
+                s, agent_id=s.agent_id if agent_id is None else agent_id,
+                title=s.title if title is None else title,
+                tags=s.tags if tag_set is None else tag_set,
+                metadata=s.metadata if meta is None else meta, updated_at=now)
+            self._store(rec)
+            return rec.session
+
+    def get_session(self, user_id: str, session_id: str) -> Session:
+        check_ids(user_id, session_id)
+        with self._lock:
+            rec = self._load(user_id, session_id)
+        if rec is None:
+            raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+        return rec.session
+
+    def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
+                     agent_id: str | None = None) -> list[Message]:
+        check_ids(user_id, session_id)
+        check_optional("agent_id", agent_id)
+        with self._lock:
+            now = self.clock()
+            new = prepare(messages, now)
+            rec = self._load(user_id, session_id) or _Record(
+                Session(user_id, session_id, created_at=now, updated_at=now))
+            base = rec.session.message_count
+            new = [replace(m, seq=base + i) for i, m in enumerate(new)]
+            i, o, c = usage_totals(new)
+            s = rec.session
+            rec.session = replace(
+                s, agent_id=s.agent_id or agent_id, updated_at=now,
+                message_count=base + len(new), input_tokens=s.input_tokens + i,
+                output_tokens=s.output_tokens + o, cost=s.cost + c)
+            rec.messages.extend(new)
+            self._store(rec)
+            return new
+
+    def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
+                     offset: int = 0, newest_first: bool = False) -> list[Message]:
+        check_ids(user_id, session_id)
+        check_page(limit, offset)
+        with self._lock:
+            rec = self._load(user_id, session_id)
+        if rec is None:
+            return []
+        msgs = rec.messages[::-1] if newest_first else list(rec.messages)
+        return msgs[offset: None if limit is None else offset + limit]
+
+    def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
+        return self.get_messages(user_id, session_id, limit=n, newest_first=True)[::-1]
+
+    def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
+                       since: float | None = None, until: float | None = None,
+                       tags: Sequence[str] = (), min_messages: int | None = None,
+                       order_by: OrderBy = "updated_at", descending: bool = True,
+                       limit: int = 100, offset: int = 0) -> list[Session]:
+        wanted = set(check_query(order_by, limit, offset, tags, min_messages))
+        if user_id is not None:
+            check_ids(user_id)
+        with self._lock:
+            found = [r.session for r in self._records(user_id)]
+        found = [
+            s for s in found
+            if (agent_id is None or s.agent_id == agent_id)
+            and (since is None or s.updated_at >= since)
+            and (until is None or s.updated_at < until)
+            and wanted.issubset(s.tags)
+            and (min_messages is None or s.message_count >= min_messages)
+        ]
+        found.sort(key=lambda s: (s.user_id, s.session_id))
+        found.sort(key=lambda s: getattr(s, order_by), reverse=descending)
+        return found[offset: offset + limit]
+
+    def list_sessions(self, user_id: str, *, limit: int = 100, offset: int = 0) -> list[Session]:
+        return self.query_sessions(user_id=user_id, limit=limit, offset=offset)
+
+    def delete_session(self, user_id: str, session_id: str) -> bool:
+        check_ids(user_id, session_id)
+        with self._lock:
+            return self._remove(user_id, session_id)
+
+    def delete_user(self, user_id: str) -> int:
+        check_ids(user_id)
+        with self._lock:
+            ids = [r.session.session_id for r in self._records(user_id)]
+            return sum(self._remove(user_id, sid) for sid in ids)
+
+    def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
+        check_ids(user_id, session_id)
+        with self._lock:
+            if session_id is None:
+                recs = sorted(self._records(user_id), key=lambda r: r.session.session_id)
+            else:
+                rec = self._load(user_id, session_id)
+                if rec is None:
+                    raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                recs = [rec]
+            return export_document(self.tenant, user_id,
+                                   [(r.session, list(r.messages)) for r in recs])
+
+    def close(self) -> None:
+        pass
+
+
+class _Shared:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, str], _Record] = {}
+        self.lock = threading.RLock()
+
+
+class MemoryConversationStore(_PythonConversationStore):
+    """Conversations in memory, lost on exit.
+
+    >>> store = MemoryConversationStore(tenant="acme")
+    >>> store.save_session("u1", "s1", title="Trip", tags=["travel"]).tags
+    ('travel',)
+    """
+
+    def __init__(self, *, tenant: str = "default", clock: Callable[[], float] = time.time,
+                 _shared: _Shared | None = None) -> None:
+        super().__init__(tenant, clock)
+        self._shared = _shared or _Shared()
+        self._lock = self._shared.lock
+
+    def with_tenant(self, tenant: str) -> MemoryConversationStore:
+        return MemoryConversationStore(tenant=tenant, clock=self.clock, _shared=self._shared)
+
+    def _load(self, user_id: str, session_id: str) -> _Record | None:
+        rec = self._shared.records.get((self.tenant, user_id, session_id))
+        return None if rec is None else _Record(rec.session, list(rec.messages))
+
+    def _store(self, record: _Record) -> None:
+        s = record.session
+        self._shared.records[(self.tenant, s.user_id, s.session_id)] = record
+
+    def _remove(self, user_id: str, session_id: str) -> bool:
+        return self._shared.records.pop((self.tenant, user_id, session_id), None) is not None
+
+    def _records(self, user_id: str | None) -> Iterator[_Record]:
+        for (t, u, _), rec in list(self._shared.records.items()):
+            if t == self.tenant and (user_id is None or u == user_id):
+                yield rec
+
+
+_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def file_name(part: str) -> str:
+    """A file-system-safe, case-insensitive-safe, reversible name for an id (hashed if long)."""
+    name = quote(part, safe=_SAFE)
+    if len(name) > 120:
+        name = name[:60] + "~" + hashlib.sha256(part.encode()).hexdigest()
+    return name
+
+
+class JSONConversationStore(_PythonConversationStore):
+    """Conversations as JSON files: ``root/<tenant>/<user>/<session>.json`` (ids escaped).
+
+    >>> import tempfile
+    >>> store = JSONConversationStore(tempfile.mkdtemp())
+    >>> _ = store.add_messages("u1", "s1", [Message("user", "hi")])
+    >>> store.get_messages("u1", "s1")[0].content
+    'hi'
+    """
+
+    _locks: dict[str, threading.RLock] = {}
+    _locks_guard = threading.Lock()
+
+    def __init__(self, root: str | os.PathLike[str], *, tenant: str = "default",
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(tenant, clock)
+        self.root = Path(root)
+        self._dir = self.root / file_name(self.tenant)
+        key = str(self.root.resolve())
+        with self._locks_guard:
+            self._lock = self._locks.setdefault(key, threading.RLock())
+
+    def with_tenant(self, tenant: str) -> JSONConversationStore:
+        return JSONConversationStore(self.root, tenant=tenant, clock=self.clock)
+
+    def _path(self, user_id: str, session_id: str) -> Path:
+        return self._dir / file_name(user_id) / (file_name(session_id) + ".json")
+
+    def _read(self, path: Path) -> _Record | None:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise DocumentReadError(f"cannot read conversation file {path}: {exc}") from exc
+        return _Record(session_from_dict(data["session"]),
+                       [message_from_dict(m) for m in data["messages"]])
+
+    def _load(self, user_id: str, session_id: str) -> _Record | None:
+        return self._read(self._path(user_id, session_id))
+
+    def _store(self, record: _Record) -> None:
+        s = record.session
+        path = self._path(s.user_id, s.session_id)
+        data = {"session": session_dict(s), "messages": [message_dict(m) for m in record.messages]}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False, indent=1)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise BackendError(f"cannot write conversation file {path}: {exc}") from exc
+
+    def _remove(self, user_id: str, session_id: str) -> bool:
+        try:
+            self._path(user_id, session_id).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _records(self, user_id: str | None) -> Iterator[_Record]:
+        if user_id is not None:
+            dirs = [self._dir / file_name(user_id)]
+        else:
+            dirs = sorted(p for p in self._dir.iterdir() if p.is_dir()) if self._dir.is_dir() \
+                else []
+        for d in dirs:
+            if not d.is_dir():
+                continue
+            for path in sorted(d.glob("*.json")):
+                rec = self._read(path)
+                if rec is not None and (user_id is None or rec.session.user_id == user_id):
+                    yield rec
+
+
+__all__ = ["JSONConversationStore", "MemoryConversationStore", "file_name"]
