@@ -15,8 +15,14 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 
 from vecmem.chunking import Chunker, RecursiveSplitter
-from vecmem.embedders import CachedEmbedder, Embedder, EmbeddingCache, resolve_embedder
-from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.embedders import (
+    CachedEmbedder,
+    Embedder,
+    EmbeddingCache,
+    normalize,
+    resolve_embedder,
+)
+from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.rerank import Reranker, VectorReranker
@@ -318,8 +324,12 @@ class VectorMemory:
         rerank: Reranker | VectorReranker | bool | None = None,
         fusion: Fusion | None = None,
         candidates: int | None = None,
+        vector: np.ndarray | Sequence[float] | None = None,
     ) -> list[Hit]:
         """Search. ``mode``: ``"hybrid"`` (BM25 + vectors fused), ``"vector"`` or ``"keyword"``.
+
+        ``vector``: the query's embedding if you computed it yourself (e.g. with an embedding
+        API's query-specific method); the embedder is then not called for the query.
 
         ``rerank``: a reranker, ``True`` for the memory's reranker, ``False``/``None`` for none
         (``None`` uses the memory's reranker if it has one). Reranking reorders the filtered
@@ -344,7 +354,7 @@ class VectorMemory:
                 for r, (c, s) in enumerate(self.store.keyword(query, k=depth, filter=flt), 1)
             ]
         else:
-            qv = self.embedder.embed([query])[0]
+            qv = self._query_vector(query, vector)
             if mode == "vector":
                 hits = [
                     Hit(c, s, Scores(vector=s, vector_rank=r))
@@ -363,12 +373,22 @@ class VectorMemory:
         if reranker is not None and hits:
             if hasattr(reranker, "rerank_vectors"):
                 if qv is None:
-                    qv = self.embedder.embed([query])[0]
+                    qv = self._query_vector(query, vector)
                 vectors = self.store.get_vectors([h.id for h in hits])
                 hits = reranker.rerank_vectors(qv, hits, vectors, k=k)  # type: ignore[union-attr]
             else:
                 hits = reranker.rerank(query, hits, k=k)  # type: ignore[union-attr]
         return hits[:k]
+
+    def _query_vector(self, query: str, vector: np.ndarray | Sequence[float] | None) -> np.ndarray:
+        if vector is None:
+            return self.embedder.embed([query])[0]
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.space.dim:
+            raise DimensionMismatchError(
+                f"query vector has dimension {q.shape[1]}, the store has {self.space.dim}"
+            )
+        return normalize(q)[0]
 
     def search_by_vector(
         self, vector: np.ndarray | Sequence[float], k: int = 10, *, filter: FilterLike = None
