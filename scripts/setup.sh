@@ -24,9 +24,12 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- Debian servers (mariadb, redis)
-have_mariadb() { command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 \
-    || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]; }
-have_redis() { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; }
+have_cmd() { local c; for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || [ -x "/usr/bin/$c" ] || return 1
+done; }
+# The test servers use the server, its install-db script and the command-line client.
+have_mariadb() { have_cmd mariadbd mariadb-install-db mariadb || have_cmd mysqld mysql_install_db mysql; }
+have_redis() { have_cmd redis-server; }
 
 install_system_packages() {
     local pkgs=()
@@ -95,7 +98,7 @@ stamp_value() {
 
 check_imports() {
     # Run from / so that folders of the repository (datasets/, benchmarks/) cannot shadow packages.
-    (cd / && "$PY" - <<'PY'
+    (cd / && "$PY" -W ignore - <<'PY'
 import importlib, sys
 mods = ["torch", "vecmem", "sentence_transformers", "psycopg", "pgvector", "pymysql", "redis",
         "qdrant_client", "chromadb", "lancedb", "pinecone", "zstandard", "cryptography",

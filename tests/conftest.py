@@ -27,20 +27,27 @@ def servers_required() -> bool:
     return ci not in ("", "0", "false", "no") or os.environ.get("VECMEM_REQUIRE_SERVERS") == "1"
 
 
+_failed: dict[str, str] = {}  # server -> why it did not start; tried once per session
+
+
 def _serve(name: str, start: Callable[[], contextlib.AbstractContextManager[str]]) -> Iterator[str]:
     given = os.environ.get(f"VECMEM_TEST_{name.upper()}_URL")
     if given:
         yield given
         return
-    with contextlib.ExitStack() as stack:
+    if name not in _failed:
+        stack = contextlib.ExitStack()
         try:
             url = stack.enter_context(start())
         except Exception as exc:  # noqa: BLE001 - ServerStartError, or a missing package
-            if servers_required():
-                pytest.fail(f"{name} test server did not start: {exc}", pytrace=False)
-            pytest.skip(f"{name} test server unavailable ({type(exc).__name__}): "
-                        f"{str(exc).splitlines()[0]}")
-        yield url
+            _failed[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            with stack:
+                yield url
+            return
+    if servers_required():
+        pytest.fail(f"{name} test server did not start: {_failed[name]}", pytrace=False)
+    pytest.skip(f"{name} test server unavailable: {_failed[name].splitlines()[0]}")
 
 
 @pytest.fixture(scope="session")
