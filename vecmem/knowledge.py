@@ -47,8 +47,9 @@ class Knowledge:
     ) -> None:
         if max_results <= 0:
             raise InvalidInputError("max_results must be > 0")
-        store = vector_db if not isinstance(vector_db, (str, os.PathLike)) and vector_db else None
-        target = None if store is not None else vector_db
+        is_target = vector_db is None or isinstance(vector_db, (str, os.PathLike))
+        store = None if is_target else vector_db
+        target = vector_db if is_target else None
         self.memory = VectorMemory(target, store=store, embedder=embedder, chunker=chunker,
                                    reranker=reranker)
         self.max_results = max_results
@@ -97,9 +98,20 @@ class Knowledge:
         return self.memory.delete(ids, filter=filters)
 
     # ------------------------------------------------------------------ async twins
-    async def ainsert(self, **kwargs: Any) -> AddResult:  # noqa: D401 - same args as insert
+    async def ainsert(
+        self,
+        *,
+        text: str | Sequence[str] | None = None,
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        documents: Sequence[Document] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        skip_if_exists: bool = True,
+    ) -> AddResult:
         """Async :meth:`insert` (runs in a worker thread)."""
-        return await asyncio.to_thread(lambda: self.insert(**kwargs))
+        return await asyncio.to_thread(
+            lambda: self.insert(text=text, path=path, documents=documents, metadata=metadata,
+                                name=name, skip_if_exists=skip_if_exists))
 
     async def asearch(
         self, query: str, max_results: int | None = None, filters: FilterLike = None

@@ -1,0 +1,252 @@
+"""Agent memory: merge, supersede, undo, as_of, scopes, consolidation, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from vecmem import VectorMemory
+from vecmem.agent_memory import AgentMemory
+from vecmem.errors import ConflictError, InvalidInputError, NotFoundError
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def am(clock: Clock) -> AgentMemory:
+    mem = AgentMemory(embedder="hashing", clock=clock)
+    yield mem
+    mem.close()
+
+
+def texts(hits):
+    return [h.memory.text for h in hits]
+
+
+def test_exact_repeat_merges_and_keeps_the_repeat_in_history(am):
+    w1 = am.remember("Alice prefers green tea", user_id="alice", metadata={"src": "chat1"})
+    w2 = am.remember("Alice prefers green tea", user_id="alice", metadata={"mood": "happy"})
+    assert w2.merged and w2.memory_id == w1.memory_id
+    m = am.get(w1.memory_id)
+    assert m.count == 2 and m.metadata == {"src": "chat1", "mood": "happy"}
+    assert len(am.recall("green tea", user_id="alice")) == 1
+    assert [c.op for c in am.history(w1.memory_id)] == ["create", "merge"]
+
+
+def test_near_duplicate_merges_but_distinct_fact_does_not(am):
+    w1 = am.remember("Alice prefers green tea in the morning", user_id="alice")
+    near = am.remember("alice prefers green tea in the morning!", user_id="alice")
+    other = am.remember("Alice is allergic to peanuts", user_id="alice")
+    assert near.merged and near.memory_id == w1.memory_id
+    assert not other.merged
+    merged_text = am.history(w1.memory_id)[-1].payload[0]["text"]
+    assert merged_text == "alice prefers green tea in the morning!"  # the repeat is not lost
+
+
+def test_dedup_stays_within_scope(am):
+    a = am.remember("likes jazz", user_id="alice")
+    b = am.remember("likes jazz", user_id="bob")
+    c = am.remember("likes jazz", user_id="alice", agent_id="dj")
+    assert len({a.memory_id, b.memory_id, c.memory_id}) == 3
+
+
+def test_recall_never_crosses_scopes(am):
+    am.remember("the launch code is 1234", user_id="alice")
+    am.remember("bob's secret: swordfish", user_id="bob")
+    assert texts(am.recall("secret launch code", user_id="alice")) == ["the launch code is 1234"]
+    assert texts(am.recall("secret launch code", user_id="bob")) == ["bob's secret: swordfish"]
+    assert am.recall("secret launch code", user_id="carol") == []
+    with pytest.raises(InvalidInputError):
+        am.recall("anything")
+
+
+def test_update_supersedes_and_as_of_sees_the_past(am, clock):
+    w = am.remember("Alice lives in Paris", user_id="alice")
+    before_update = clock.t + 0.5
+    u = am.update(w.memory_id, "Alice lives in Berlin", reason="moved")
+    assert u.version == 2
+    assert texts(am.recall("where does alice live", user_id="alice")) == ["Alice lives in Berlin"]
+    assert texts(am.recall("where does alice live", user_id="alice", as_of=before_update)) == [
+        "Alice lives in Paris"]
+    versions = am.versions(w.memory_id)
+    assert [v.text for v in versions] == ["Alice lives in Paris", "Alice lives in Berlin"]
+    assert versions[0].valid_to is not None and versions[1].valid_to is None
+    assert am.history(w.memory_id)[-1].reason == "moved"
+
+
+def test_undo_restores_exactly(am):
+    w = am.remember("Alice lives in Paris", user_id="alice", importance=0.4)
+    before = dict(am.get(w.memory_id).state)
+    u = am.update(w.memory_id, "Alice lives in Berlin")
+    am.undo(u.change_id)
+    assert dict(am.get(w.memory_id).state) == before
+    assert texts(am.recall("alice lives", user_id="alice")) == ["Alice lives in Paris"]
+    assert [v.text for v in am.versions(w.memory_id)] == ["Alice lives in Paris",
+                                                          "Alice lives in Berlin"]
+    with pytest.raises(ConflictError):
+        am.undo(u.change_id)
+
+
+def test_undo_of_a_merge_restores_count_and_metadata(am):
+    w = am.remember("uses vim", user_id="u", metadata={"a": 1})
+    before = dict(am.get(w.memory_id).state)
+    m = am.remember("uses vim", user_id="u", metadata={"a": 2})
+    assert am.get(w.memory_id).count == 2
+    am.undo(m.change_id)
+    assert dict(am.get(w.memory_id).state) == before
+
+
+def test_undo_refuses_when_a_later_change_touches_the_memory(am):
+    w = am.remember("x is 1", user_id="u")
+    u1 = am.update(w.memory_id, "x is 2")
+    am.update(w.memory_id, "x is 3")
+    with pytest.raises(ConflictError):
+        am.undo(u1.change_id)
+
+
+def test_forget_keeps_text_in_history_and_past(am, clock):
+    w = am.remember("temporary fact", user_id="u")
+    t = clock.t + 0.5
+    am.forget(w.memory_id, reason="user asked")
+    assert am.recall("temporary fact", user_id="u") == []
+    assert texts(am.recall("temporary fact", user_id="u", as_of=t)) == ["temporary fact"]
+    with pytest.raises(NotFoundError):
+        am.get(w.memory_id)
+
+
+HIKING = ["Alice likes hiking in the alps.", "Alice went hiking in the alps last summer.",
+          "Alice enjoys hiking trips in the alps with friends."]
+
+
+def test_consolidation_summarises_links_sources_and_never_removes(am):
+    ids = [am.remember(t, user_id="alice").memory_id for t in HIKING]
+    other = am.remember("Alice's cat is called Miso.", user_id="alice").memory_id
+    report = am.consolidate(user_id="alice", similarity=0.3)
+    assert len(report.summaries_created) == 1 and report.memories_consolidated == 3
+    summary = am.get(report.summaries_created[0])
+    assert summary.kind == "summary" and sorted(summary.sources) == sorted(ids)
+    for i in ids:
+        m = am.get(i)  # still current, still searchable, weight lowered
+        assert m.weight == 0.5 and m.consolidated_into == summary.id
+    assert am.get(other).weight == 1.0
+    found = texts(am.recall("hiking alps", user_id="alice", k=10))
+    assert found[0] == summary.text and set(HIKING) <= set(found)
+
+
+def test_consolidation_is_idempotent_and_incremental(am):
+    for t in HIKING:
+        am.remember(t, user_id="alice")
+    first = am.consolidate(user_id="alice", similarity=0.3)
+    assert am.consolidate(user_id="alice", similarity=0.3).change_ids == []
+    new = am.remember("Alice plans more hiking in the alps next year.", user_id="alice")
+    third = am.consolidate(user_id="alice", similarity=0.3)
+    assert third.summaries_updated == first.summaries_created and third.memories_consolidated == 1
+    summary = am.get(first.summaries_created[0])
+    assert summary.version == 2 and new.memory_id in summary.sources
+    assert len(am.versions(summary.id)) == 2
+
+
+def test_undo_consolidation_restores_sources(am):
+    ids = [am.remember(t, user_id="alice").memory_id for t in HIKING]
+    before = {i: dict(am.get(i).state) for i in ids}
+    report = am.consolidate(user_id="alice", similarity=0.3)
+    am.undo(report.change_ids[0])
+    assert {i: dict(am.get(i).state) for i in ids} == before
+    assert all(h.memory.kind == "memory" for h in am.recall("hiking", user_id="alice"))
+
+
+def test_custom_summarizer(am):
+    for t in HIKING:
+        am.remember(t, user_id="alice")
+    r = am.consolidate(user_id="alice", similarity=0.3, summarizer=lambda ts: f"{len(ts)} hikes")
+    assert am.get(r.summaries_created[0]).text == "3 hikes"
+
+
+def test_recency_and_importance_blend(am, clock):
+    old = am.remember("meeting notes about the budget", user_id="u", importance=0.1)
+    clock.t += 90 * 86400
+    new = am.remember("meeting notes about the budget review", user_id="u", importance=0.9)
+    hits = am.recall("budget meeting notes", user_id="u", recency_weight=0.5,
+                     half_life_days=7)
+    assert hits[0].memory.id == new.memory_id and hits[0].recency > hits[1].recency
+    hits = am.recall("budget meeting notes", user_id="u", importance_weight=0.9)
+    assert hits[0].memory.id == new.memory_id
+    assert {h.memory.id for h in hits} == {old.memory_id, new.memory_id}
+
+
+def test_episodic_recall_groups_by_session(am):
+    am.remember("we planned the trip to Rome", user_id="u", session_id="s1")
+    am.remember("booked flights to Rome", user_id="u", session_id="s1")
+    am.remember("discussed the quarterly report", user_id="u", session_id="s2")
+    episodes = am.episodic_recall("Rome trip", user_id="u")
+    assert episodes[0].key == "s1" and len(episodes[0].hits) == 2
+    assert {e.key for e in episodes} == {"s1", "s2"}
+
+
+def test_bad_inputs(am):
+    with pytest.raises(InvalidInputError):
+        am.remember("", user_id="u")
+    with pytest.raises(InvalidInputError):
+        am.remember("x", user_id="u", metadata={"version": 3})
+    with pytest.raises(InvalidInputError):
+        am.remember("x", user_id="u", importance=2.0)
+    with pytest.raises(InvalidInputError):
+        am.remember("x")
+    with pytest.raises(NotFoundError):
+        am.undo("nope")
+
+
+def test_concurrent_remember_and_consolidate_lose_nothing(am):
+    topics = ["hiking", "cooking", "jazz", "chess", "rust"]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consolidate_loop():
+        while not stop.is_set():
+            try:
+                am.consolidate(user_id="u", similarity=0.3, window=1e9)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=consolidate_loop)
+    worker.start()
+    written = []
+    for i in range(60):
+        w = am.remember(f"fact {i} about {topics[i % 5]} number {i * 7919 % 1000}", user_id="u")
+        written.append(w.memory_id)
+    stop.set()
+    worker.join()
+    assert not errors
+    am.consolidate(user_id="u", similarity=0.3, window=1e9)
+    for mid in set(written):  # every memory is still there and current
+        assert am.get(mid).text.startswith("fact ")
+    store_ids = {c.document_id for c in am.memory.store.all_chunks()}
+    assert {f"mem:{m}" for m in written} <= store_ids
+
+
+def test_works_on_the_embedded_store(tmp_path, clock):
+    am = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
+                     db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
+    w = am.remember("persisted fact", user_id="u")
+    am.update(w.memory_id, "persisted fact, revised")
+    am.close()
+    am2 = AgentMemory(VectorMemory(tmp_path / "kb"), db=f"sqlite:///{tmp_path / 'history.db'}",
+                      clock=clock)
+    assert texts(am2.recall("persisted fact", user_id="u")) == ["persisted fact, revised"]
+    assert [v.text for v in am2.versions(w.memory_id)] == ["persisted fact",
+                                                           "persisted fact, revised"]
+    am2.close()
