@@ -208,14 +208,14 @@ def default_cache_dir() -> Path:
 class CachedEmbedder:
     """Wraps an embedder with an :class:`EmbeddingCache`; only texts not seen before are embedded.
 
-    >>> emb = CachedEmbedder(HashingEmbedder(dim=8))
-    >>> emb.embed(["a b", "a b"]).shape
-    (2, 8)
+    >>> emb = CachedEmbedder(HashingEmbedder(dim=8), EmbeddingCache(":memory:"))
+    >>> emb.embed(["a b", "a b"]).shape, emb.misses
+    ((2, 8), 1)
     """
 
     def __init__(self, embedder: Embedder, cache: EmbeddingCache | None = None) -> None:
         self.inner = embedder
-        self.cache = cache if cache is not None else EmbeddingCache(":memory:")
+        self.cache = cache  # None: embed everything, only count (the store skips unchanged text)
         self.name = embedder.name
         self.misses = 0
 
@@ -229,6 +229,10 @@ class CachedEmbedder:
         return getattr(self.inner, attr)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.cache is None:
+            self.misses += len(texts)
+            return normalize(self.inner.embed(texts)) if len(texts) else np.zeros(
+                (0, self.dim), np.float32)
         hashes = [content_hash(t) for t in texts]
         cached = self.cache.get(self.name, hashes)
         todo = sorted({h: i for i, (h, v) in enumerate(zip(hashes, cached)) if v is None}.values())

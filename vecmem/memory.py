@@ -197,6 +197,7 @@ class VectorMemory:
         self.space  # noqa: B018  (connect before reading existing chunks)
         pending: list[Chunk] = []
         deletes: list[str] = []
+        reuse: set[str] = set()  # chunk ids whose stored vector is still right (same text)
         for start in range(0, len(docs), BATCH):
             part = docs[start : start + BATCH]
             existing: dict[str, list[Chunk]] = {}
@@ -215,9 +216,11 @@ class VectorMemory:
                     continue
                 result.added += 1
                 pending.extend(chunks)
+                reuse.update(c.id for c in chunks
+                             if c.id in old and old[c.id].content_hash == c.content_hash)
                 new_ids = {c.id for c in chunks}
                 deletes.extend(i for i in old if i not in new_ids)
-        self._write(pending, deletes, result)
+        self._write(pending, deletes, result, reuse=reuse)
         return result
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> AddResult:
@@ -240,7 +243,21 @@ class VectorMemory:
         pieces = self.chunker.split(doc.text) or [doc.text.strip()]
         return [Chunk.create(doc.id, i, p, doc.metadata) for i, p in enumerate(pieces)]
 
-    def _write(self, chunks: list[Chunk], deletes: list[str], result: AddResult) -> None:
+    def _embed(self, chunks: Sequence[Chunk], reuse: set[str]) -> np.ndarray:
+        """Vectors for ``chunks``: stored ones for ids in ``reuse``, the embedder's for others."""
+        if not chunks:
+            return np.zeros((0, self.space.dim), np.float32)
+        out = np.zeros((len(chunks), self.space.dim), np.float32)
+        kept = [i for i, c in enumerate(chunks) if c.id in reuse]
+        fresh = [i for i, c in enumerate(chunks) if c.id not in reuse]
+        if kept:
+            out[kept] = self.store.get_vectors([chunks[i].id for i in kept])
+        if fresh:
+            out[fresh] = self.embedder.embed([chunks[i].text for i in fresh])
+        return out
+
+    def _write(self, chunks: list[Chunk], deletes: list[str], result: AddResult,
+               *, reuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         """Embed and upsert in batches; each batch is one atomic store write."""
         if not chunks and not deletes:
             return
@@ -248,9 +265,7 @@ class VectorMemory:
         with _progress(len(chunks), "embedding + writing", self.progress) as bar:
             for start in range(0, max(len(chunks), 1), BATCH):
                 part = chunks[start : start + BATCH]
-                vectors = self.embedder.embed([c.text for c in part]) if part else np.zeros(
-                    (0, self.space.dim), np.float32
-                )
+                vectors = self._embed(part, reuse)
                 last = start + BATCH >= len(chunks)
                 self.store.upsert(part, vectors, delete_ids=deletes if last else ())
                 bar.update(len(part))
