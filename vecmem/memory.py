@@ -91,7 +91,7 @@ class VectorMemory:
 
     def __init__(
         self,
-        target: str | os.PathLike[str] | None = None,
+        target: str | os.PathLike[str] | VectorStore | None = None,
         *,
         store: VectorStore | None = None,
         embedder: Embedder | str | None = None,
@@ -106,8 +106,14 @@ class VectorMemory:
     ) -> None:
         from vecmem.stores import open_store
 
+        if target is not None and not isinstance(target, (str, os.PathLike)):
+            if store is not None:
+                raise ConfigurationError("pass a store once: positionally or as store=")
+            store, target = target, None  # VectorMemory(PgVector(...)) reads naturally too
         if store is not None and target is not None:
             raise ConfigurationError("pass a path/URL or store=, not both")
+        if store is not None and not isinstance(store, VectorStore):
+            raise ConfigurationError(f"{store!r} does not implement the VectorStore protocol")
         if candidates <= 0:
             raise ConfigurationError("candidates must be > 0")
         self.store: VectorStore = store if store is not None else open_store(target)
