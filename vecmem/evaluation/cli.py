@@ -1,0 +1,292 @@
+"""The ``vecmem eval`` and ``vecmem tune`` commands (registered by :mod:`vecmem.cli`).
+
+    vecmem eval ../shared/datasets/scifact --split test --modes keyword,vector,hybrid --json
+    vecmem eval sample --plot eval.png
+    vecmem tune ../shared/datasets/scifact --split train --report test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from vecmem.datasets import SAMPLE_PATH, BeirDataset, load_beir
+from vecmem.errors import ConfigurationError
+from vecmem.evaluation.metrics import metric_label
+from vecmem.evaluation.runner import (
+    MODES,
+    ModeResult,
+    default_cache_path,
+    evaluate_memory,
+    index_dataset,
+)
+from vecmem.evaluation.stats import compare
+from vecmem.fusion import Fusion
+from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION
+
+
+def _csv(text: str, cast: Any = str) -> list[Any]:
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad list {text!r}: {exc}") from exc
+
+
+def _ints(text: str) -> list[int]:
+    return _csv(text, int)
+
+
+def _floats(text: str) -> list[float]:
+    return _csv(text, float)
+
+
+def _load(args: argparse.Namespace, split: str) -> BeirDataset:
+    path = SAMPLE_PATH if args.path == "sample" else Path(args.path)
+    ds = load_beir(path, split=split, limit_docs=args.limit_docs,
+                   limit_queries=args.limit_queries)
+    if args.path == "sample":
+        ds.name = "vecmem-sample"
+    if not ds.queries:
+        raise ConfigurationError(f"{path}: no judged queries in qrels/{split}.tsv")
+    return ds
+
+
+def _dataset_args(p: argparse.ArgumentParser, split: str) -> None:
+    p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or 'sample'")
+    p.add_argument("--split", default=split, help=f"qrels split (default {split})")
+    p.add_argument("--embedder", default=argparse.SUPPRESS,
+                   help="model name or 'hashing' (default all-MiniLM-L6-v2)")
+    p.add_argument("--cache", default=None,
+                   help=f"embedding cache file (default {default_cache_path()}; ':memory:' for "
+                        "none kept)")
+    p.add_argument("--limit-docs", type=int, help="first N documents plus every judged one")
+    p.add_argument("--limit-queries", type=int, help="first N judged queries")
+
+
+def _reranker(spec: str | None) -> tuple[Any, str | None]:
+    if not spec:
+        return None, None
+    from vecmem.rerank import CrossEncoderReranker, MMRReranker
+
+    name, _, arg = spec.partition(":")
+    if name == "mmr":
+        return MMRReranker(float(arg) if arg else 0.5), spec
+    if name == "cross-encoder":
+        return (CrossEncoderReranker(arg) if arg else CrossEncoderReranker()), name
+    raise ConfigurationError(f"--rerank must be mmr[:LAMBDA] or cross-encoder[:MODEL], not {spec!r}")
+
+
+def _fusion(args: argparse.Namespace) -> Fusion:
+    d = DEFAULT_FUSION
+    return Fusion(
+        method=args.fusion or d.method,
+        k=d.k if args.rrf_k is None else args.rrf_k,
+        vector_weight=d.vector_weight if args.vector_weight is None else args.vector_weight,
+        keyword_weight=d.keyword_weight if args.keyword_weight is None else args.keyword_weight,
+        alpha=d.alpha if args.alpha is None else args.alpha,
+    )
+
+
+def _table(results: Sequence[ModeResult], k: int, depth: int) -> str:
+    cols = list(dict.fromkeys([f"ndcg@{k}", f"recall@{depth}", f"mrr@{k}", f"map@{k}",
+                               f"precision@{k}"]))
+    multi = len({r.backend for r in results}) > 1
+    head = f"{'mode':<18}" + (f"{'backend':<10}" if multi else "")
+    head += "".join(f"{metric_label(c):>12}" for c in cols) + f"{'p50 ms':>10}{'p99 ms':>10}"
+    lines = [head]
+    for r in results:
+        row = f"{r.mode:<18}" + (f"{r.backend:<10}" if multi else "")
+        row += "".join(f"{r.metrics[c]:>12.4f}" for c in cols)
+        lines.append(row + f"{r.latency(50):>10.2f}{r.latency(99):>10.2f}")
+    return "\n".join(lines)
+
+
+def _significance(results: Sequence[ModeResult], metric: str) -> dict[str, dict[str, Any]]:
+    """Each hybrid result against every single-leg result on the same backend."""
+    out: dict[str, dict[str, Any]] = {}
+    for h in results:
+        if not h.mode.startswith("hybrid"):
+            continue
+        for r in results:
+            if r is h or r.backend != h.backend or r.mode.startswith("hybrid"):
+                continue
+            c = compare(h.evaluation.scores(metric), r.evaluation.scores(metric))
+            out.setdefault(f"{h.mode}@{h.backend}", {})[r.mode] = {
+                "metric": metric, "difference": round(c.mean_difference, 6),
+                "p_randomization": round(c.p_randomization, 6), "p_t_test": round(c.p_t_test, 6),
+                "wins": c.wins, "losses": c.losses}
+    return out
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vecmem.stores import open_store
+
+    modes = _csv(args.modes)
+    for m in modes:
+        if m not in MODES:
+            raise ConfigurationError(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
+    if args.stores and args.store:
+        raise ConfigurationError("pass --store or --stores, not both")
+    ds = _load(args, args.split)
+    targets: list[str | None] = _csv(args.stores) if args.stores else [args.store]
+    reranker, rerank_name = _reranker(args.rerank)
+    fusion = _fusion(args)
+    if args.bm25 and len(args.bm25) != 2:
+        raise ConfigurationError("--bm25 takes K1,B")
+    bm25 = (args.bm25[0], args.bm25[1], DEFAULT_BM25[2]) if args.bm25 else DEFAULT_BM25
+    embedder = getattr(args, "embedder", None)
+    results: list[ModeResult] = []
+    for target in targets:
+        mem = index_dataset(ds, store=open_store(target), embedder=embedder,
+                            cache=args.cache or default_cache_path(),
+                            chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+                            fusion=fusion, candidates=args.candidates, bm25=bm25,
+                            progress=not args.json)
+        try:
+            results += evaluate_memory(mem, ds, modes=modes, split=args.split, k=args.k,
+                                       depth=args.depth, chunked=args.chunk_size is not None)
+            if reranker is not None:
+                results += evaluate_memory(mem, ds, modes=modes, split=args.split, k=args.k,
+                                           depth=args.depth, rerank=reranker,
+                                           rerank_name=rerank_name,
+                                           chunked=args.chunk_size is not None)
+        finally:
+            mem.close()
+    depth = max(args.depth, args.k, 100)
+    sig = _significance(results, f"ndcg@{args.k}")
+    if args.plot:
+        from vecmem.evaluation.plot import plot_results
+
+        plot_results(results, args.plot)
+    if args.json:
+        out = []
+        for r in results:
+            s = r.summary()
+            if f"{r.mode}@{r.backend}" in sig:
+                s["significance"] = sig[f"{r.mode}@{r.backend}"]
+            out.append(s)
+        print(json.dumps(out))
+        return 0
+    first = results[0]
+    print(f"{ds.name} {args.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents; "
+          f"embedder {first.settings['embedder']}, chunker {first.settings['chunker']}")
+    print(_table(results, args.k, depth))
+    for name, against in sig.items():
+        for leg, c in against.items():
+            print(f"{name} vs {leg}: {metric_label(c['metric'])} {c['difference']:+.4f} "
+                  f"(wins {c['wins']}, losses {c['losses']}), p = {c['p_randomization']:.4f} "
+                  f"randomisation, {c['p_t_test']:.4f} paired t-test")
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from vecmem.evaluation import tune
+    from vecmem.tokenize import DefaultTokenizer, get_tokenizer
+
+    if args.split == "test" and not args.allow_test:
+        raise ConfigurationError("tune on a train or dev split, never on test (the split you "
+                                 "report); pass --allow-test if this data set has no other")
+    ds = _load(args, args.split)
+    toks = [DefaultTokenizer()] + ([DefaultTokenizer(stem=None)] if args.compare_stemming else [])
+    embedder = getattr(args, "embedder", None)
+    cache = args.cache or default_cache_path()
+    def grid(value: list[Any] | None, default: Sequence[Any]) -> Sequence[Any]:
+        return default if value is None else value
+
+    result = tune.tune_dataset(
+        ds, embedder=embedder, cache=cache, metric=args.metric, tokenizers=toks,
+        k1s=grid(args.k1, tune.K1S), bs=grid(args.b, tune.BS),
+        rrf_ks=grid(args.rrf_ks, tune.RRF_KS), weights=grid(args.weights, tune.WEIGHTS),
+        alphas=grid(args.alphas, tune.ALPHAS),
+        candidate_depths=grid(args.candidates, tune.CANDIDATE_DEPTHS),
+        tolerance=args.tolerance, split=args.split, progress=not args.json,
+    )
+    report = None
+    if args.report:
+        if args.report == args.split:
+            raise ConfigurationError("--report must name another split than the one tuned on")
+        test = _load(args, args.report)
+        mem = index_dataset(test, embedder=embedder, cache=cache, fusion=result.fusion,
+                            candidates=result.candidates, bm25=result.bm25,
+                            tokenizer=get_tokenizer(result.tokenizer))
+        try:
+            report = evaluate_memory(mem, test, split=args.report)
+        finally:
+            mem.close()
+    if args.json:
+        out = result.to_dict()
+        if report is not None:
+            out["report"] = [r.summary() for r in report]
+        print(json.dumps(out))
+        return 0
+    m = args.metric
+    print(f"tuned on {ds.name} {args.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents")
+    print(f"\nBM25 (keyword leg), best of {len(result.bm25_grid)}:")
+    for row in sorted(result.bm25_grid, key=lambda r: -r[m])[:5]:
+        print(f"  {row['tokenizer']:<32} k1={row['k1']:<4g} b={row['b']:<5g} "
+              f"{metric_label(m)} {row[m]:.4f}")
+    print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
+    print(f"\nfusion, best of {len(result.grid)} settings ({metric_label(m)}, Recall@100):")
+    for g in sorted(result.grid, key=lambda g: -g.scores[m])[:10]:
+        print(f"  {g.describe():<52} {g.scores[m]:.4f}  {g.scores.get('recall@100', 0):.4f}")
+    print(f"\nchosen (best within {args.tolerance} with the fewest candidates): "
+          f"{result.best.describe()}, bm25 k1={result.bm25[0]:g} b={result.bm25[1]:g}")
+    print("\n" + result.constants())
+    if report is not None:
+        print(f"\nreport on {args.report} (chosen settings, not tuned on it):")
+        print(_table(report, 10, 100))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval`` and ``tune`` to the ``vecmem`` command line."""
+    e = subparsers.add_parser("eval", help="evaluate retrieval on a BEIR data set",
+                              description="Index a BEIR data set, run every judged query in "
+                              "each mode and report nDCG, Recall, MRR, MAP, P and latency.")
+    _dataset_args(e, "test")
+    e.add_argument("--modes", default=",".join(MODES), help="comma-separated (default all)")
+    e.add_argument("--k", type=int, default=10, help="cut-off of nDCG/MRR/MAP/P (default 10)")
+    e.add_argument("--depth", type=int, default=100, help="documents per query (default 100)")
+    e.add_argument("--stores", help="comma-separated store URLs to compare (instead of --store)")
+    e.add_argument("--chunk-size", type=int,
+                   help="split documents into chunks of N characters; a document scores as its "
+                        "best chunk (default: one chunk per document)")
+    e.add_argument("--chunk-overlap", type=int, default=0)
+    e.add_argument("--fusion", choices=["rrf", "convex"], help="override the default fusion")
+    e.add_argument("--rrf-k", type=int)
+    e.add_argument("--vector-weight", type=float)
+    e.add_argument("--keyword-weight", type=float)
+    e.add_argument("--alpha", type=float, help="convex fusion weight of the vector leg")
+    e.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
+                   help=f"candidates per leg for hybrid (default {DEFAULT_CANDIDATES})")
+    e.add_argument("--bm25", type=_floats, help="K1,B (default "
+                   f"{DEFAULT_BM25[0]},{DEFAULT_BM25[1]})")
+    e.add_argument("--rerank", help="also evaluate reranked: mmr[:LAMBDA] or "
+                   "cross-encoder[:MODEL]")
+    e.add_argument("--plot", metavar="FILE.png", help="draw quality per mode and vs latency")
+    e.set_defaults(func=cmd_eval)
+
+    t = subparsers.add_parser("tune", help="choose fusion and BM25 settings on a train split",
+                              description="Grid-search BM25 k1/b and hybrid fusion (RRF k and "
+                              "weights, convex alpha, candidate depth) on a train or dev split.")
+    _dataset_args(t, "train")
+    t.add_argument("--metric", default="ndcg@10")
+    t.add_argument("--report", metavar="SPLIT", help="then evaluate the choice on SPLIT (test)")
+    t.add_argument("--compare-stemming", action="store_true",
+                   help="also try the tokenizer without stemming")
+    t.add_argument("--k1", type=_floats, default=None, help="BM25 k1 grid, comma-separated")
+    t.add_argument("--b", type=_floats, default=None, help="BM25 b grid")
+    t.add_argument("--rrf-ks", type=_ints, default=None, help="RRF k grid")
+    t.add_argument("--weights", type=_floats, default=None,
+                   help="vector-leg weight grid (keyword weight 1)")
+    t.add_argument("--alphas", type=_floats, default=None, help="convex alpha grid ('' for none)")
+    t.add_argument("--candidates", type=_ints, default=None, help="candidate depth grid")
+    t.add_argument("--tolerance", type=float, default=0.002,
+                   help="prefer fewer candidates within this much of the best (default 0.002)")
+    t.add_argument("--allow-test", action="store_true", help=argparse.SUPPRESS)
+    t.set_defaults(func=cmd_tune)
+

@@ -1,0 +1,275 @@
+"""Choosing hybrid-search settings on a train split, without touching the test split.
+
+``vecmem tune PATH --split train`` (or :func:`tune_dataset`):
+
+1. BM25: for each tokenizer and (k1, b) of the grid, the keyword leg is run over the train
+   queries with a :class:`~vecmem.bm25.BM25Index` whose parameters change in place
+   (``with_params``: no re-index); the best keyword nDCG@10 wins.
+2. Fusion: with that BM25, each leg is run once per train query from the memory's own store, to
+   the deepest candidate depth of the grid; then every grid point (RRF k and leg weights, convex
+   alpha, candidate depth) is fused offline with :func:`vecmem.fusion.fuse` -- the function
+   ``VectorMemory.search`` calls -- exactly as a ``search(query, k=depth)`` would (a leg gives
+   ``max(depth, candidates)`` candidates).
+3. Selection: the best mean metric (nDCG@10) on train; among settings within ``tolerance`` of it,
+   the fewest candidates (cheapest) and then the higher score.
+
+Only after the choice is made may the caller score it on the test split (``--report test``).
+
+>>> from vecmem.datasets import load_sample
+>>> result = tune_dataset(load_sample(), embedder="hashing", cache=":memory:",
+...                       rrf_ks=(60,), weights=(1.0,), alphas=(), candidate_depths=(100,),
+...                       k1s=(1.2,), bs=(0.75,))
+>>> result.fusion.method
+'rrf'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vecmem.bm25 import BM25Index
+from vecmem.datasets import BeirDataset
+from vecmem.embedders import EmbeddingCache
+from vecmem.errors import ConfigurationError
+from vecmem.evaluation.metrics import evaluate, parse_metric
+from vecmem.evaluation.runner import index_dataset
+from vecmem.fusion import Fusion, fuse
+from vecmem.memory import DEFAULT_BM25, VectorMemory
+from vecmem.tokenize import DefaultTokenizer, Tokenizer
+from vecmem.types import Scored
+
+RRF_KS = (5, 10, 20, 40, 60, 100)
+WEIGHTS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # vector weight; the keyword weight is 1
+ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+CANDIDATE_DEPTHS = (100, 200, 400)
+K1S = (0.6, 0.9, 1.2, 1.5, 2.0)
+BS = (0.3, 0.4, 0.5, 0.6, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One setting tried, and its mean train scores."""
+
+    fusion: Fusion
+    candidates: int
+    scores: dict[str, float]
+
+    def describe(self) -> str:
+        f = self.fusion
+        what = (f"rrf k={f.k} w_vec={f.vector_weight:g} w_kw={f.keyword_weight:g}"
+                if f.method == "rrf" else f"convex alpha={f.alpha:g}")
+        return f"{what} candidates={self.candidates}"
+
+
+@dataclass
+class TuneResult:
+    """The chosen settings, the train scores behind them and every grid point tried."""
+
+    dataset: str
+    split: str
+    metric: str
+    bm25: tuple[float, float, float]
+    tokenizer: str
+    fusion: Fusion
+    candidates: int
+    legs: dict[str, dict[str, float]] = field(default_factory=dict)
+    bm25_grid: list[dict[str, Any]] = field(default_factory=list)
+    grid: list[GridPoint] = field(default_factory=list)
+
+    @property
+    def best(self) -> GridPoint:
+        return next(g for g in self.grid if g.fusion == self.fusion
+                    and g.candidates == self.candidates)
+
+    def constants(self) -> str:
+        """The ``DEFAULT_*`` lines for ``vecmem/memory.py``, citing the train figures."""
+        f, (k1, b, eps) = self.fusion, self.bm25
+        legs = ", ".join(f"{m} {v[self.metric]:.4f}" for m, v in self.legs.items())
+        return "\n".join([
+            f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}): hybrid "
+            f"{self.best.scores[self.metric]:.4f}; {legs}",
+            f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
+            f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
+            f"alpha={f.alpha})",
+            f"DEFAULT_CANDIDATES = {self.candidates}",
+            f"DEFAULT_BM25 = ({k1}, {b}, {eps})",
+        ])
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        ranked = sorted(self.grid, key=lambda g: -g.scores[self.metric])[:top]
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "metric": self.metric,
+            "chosen": {"fusion": dict(self.fusion.__dict__), "candidates": self.candidates,
+                       "bm25": list(self.bm25), "tokenizer": self.tokenizer,
+                       "scores": self.best.scores},
+            "legs": self.legs,
+            "bm25_grid": sorted(self.bm25_grid, key=lambda r: -r[self.metric])[:top],
+            "top": [{"setting": g.describe(), **g.scores} for g in ranked],
+            "grid_size": len(self.grid),
+        }
+
+
+def _doc_run(qid: str, ids: Sequence[str], depth: int) -> dict[str, float]:
+    docs: list[str] = []
+    seen: set[str] = set()
+    for d in ids:
+        if d not in seen and d != qid:
+            seen.add(d)
+            docs.append(d)
+    return {d: float(depth - r) for r, d in enumerate(docs[:depth])}
+
+
+def tune_bm25(
+    dataset: BeirDataset,
+    *,
+    tokenizers: Sequence[Tokenizer] = (DefaultTokenizer(),),
+    k1s: Sequence[float] = K1S,
+    bs: Sequence[float] = BS,
+    epsilon: float = DEFAULT_BM25[2],
+    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+    depth: int = 100,
+) -> list[dict[str, Any]]:
+    """Keyword-leg scores for every tokenizer x k1 x b (whole documents): one index per
+    tokenizer, parameters changed in place."""
+    docs = dataset.documents()
+    out = []
+    for tok in tokenizers:
+        index = BM25Index(k1=DEFAULT_BM25[0], b=DEFAULT_BM25[1], epsilon=epsilon)
+        index.add(np.arange(len(docs)), [tok(d.text) for d in docs])
+        qtokens = {q: tok(t) for q, t in dataset.queries.items()}
+        for k1 in k1s:
+            for b in bs:
+                index.with_params(k1=k1, b=b, epsilon=epsilon)
+                run = {}
+                for q, tokens in qtokens.items():
+                    slots, _ = index.top_k(tokens, depth + 1)
+                    run[q] = _doc_run(q, [docs[int(s)].id for s in slots], depth)
+                means = evaluate(dataset.qrels, run, metrics).means
+                out.append({"tokenizer": tok.spec, "k1": k1, "b": b, **means})
+    return out
+
+
+def collect_legs(
+    mem: VectorMemory, queries: dict[str, str], *, depth: int
+) -> dict[str, tuple[list[Scored], list[Scored]]]:
+    """Each leg once per query from the memory's store, ``depth`` deep: ``{qid: (vector,
+    keyword)}``."""
+    vectors = mem.embedder.embed(list(queries.values()))
+    store = mem.store
+    mem.space  # noqa: B018  (connect)
+    return {
+        q: (store.query(v, k=depth), store.keyword(text, k=depth))
+        for (q, text), v in zip(queries.items(), vectors)
+    }
+
+
+def fusion_grid(
+    rrf_ks: Sequence[int] = RRF_KS,
+    weights: Sequence[float] = WEIGHTS,
+    alphas: Sequence[float] = ALPHAS,
+) -> list[Fusion]:
+    """The fusion settings tried: RRF for each k and vector weight, convex for each alpha."""
+    grid = [Fusion("rrf", k=k, vector_weight=w, keyword_weight=1.0) for k in rrf_ks
+            for w in weights]
+    return grid + [Fusion("convex", alpha=a) for a in alphas]
+
+
+def score_fusions(
+    legs: dict[str, tuple[list[Scored], list[Scored]]],
+    qrels: dict[str, dict[str, int]],
+    fusions: Sequence[Fusion],
+    candidate_depths: Sequence[int],
+    *,
+    depth: int = 100,
+    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+) -> list[GridPoint]:
+    """Mean scores of every (fusion, candidates) pair, fused offline from ``legs``."""
+    out = []
+    for c in candidate_depths:
+        d = max(depth, c)
+        for f in fusions:
+            run = {}
+            for q, (vec, kw) in legs.items():
+                hits = fuse(vec[:d], kw[:d], f, k=d)[:depth]
+                run[q] = _doc_run(q, [h.document_id for h in hits], depth)
+            out.append(GridPoint(f, c, evaluate(qrels, run, metrics).means))
+    return out
+
+
+def choose(grid: Sequence[GridPoint], metric: str, tolerance: float) -> GridPoint:
+    """Best ``metric``; among points within ``tolerance`` of it, fewest candidates, then best."""
+    if not grid:
+        raise ConfigurationError("the tuning grid is empty")
+    top = max(g.scores[metric] for g in grid)
+    near = [g for g in grid if g.scores[metric] >= top - tolerance]
+    return min(near, key=lambda g: (g.candidates, -g.scores[metric]))
+
+
+def tune_dataset(
+    dataset: BeirDataset,
+    *,
+    embedder: Any = None,
+    cache: EmbeddingCache | str | Path | None = None,
+    metric: str = "ndcg@10",
+    tokenizers: Sequence[Tokenizer] | None = None,
+    k1s: Sequence[float] = K1S,
+    bs: Sequence[float] = BS,
+    rrf_ks: Sequence[int] = RRF_KS,
+    weights: Sequence[float] = WEIGHTS,
+    alphas: Sequence[float] = ALPHAS,
+    candidate_depths: Sequence[int] = CANDIDATE_DEPTHS,
+    depth: int = 100,
+    tolerance: float = 0.002,
+    split: str = "train",
+    progress: bool = False,
+) -> TuneResult:
+    """Tune BM25 and fusion on ``dataset`` (a train or dev split); see the module docstring.
+
+    ``tokenizers`` defaults to the default tokenizer only; pass e.g. ``(DefaultTokenizer(),
+    DefaultTokenizer(stem=None))`` to compare stemming; the chosen one is reported.
+    """
+    parse_metric(metric)
+    if not candidate_depths or min(candidate_depths) <= 0:
+        raise ConfigurationError("candidate depths must be > 0")
+    metrics = list(dict.fromkeys([metric, "ndcg@10", f"recall@{depth}", "mrr@10"]))
+    toks = list(tokenizers or (DefaultTokenizer(),))
+    bm25_rows = tune_bm25(dataset, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics,
+                          depth=depth)
+    best_bm25 = max(bm25_rows, key=lambda r: r[metric])
+    bm25 = (float(best_bm25["k1"]), float(best_bm25["b"]), DEFAULT_BM25[2])
+    tokenizer = next(t for t in toks if t.spec == best_bm25["tokenizer"])
+    mem = index_dataset(dataset, embedder=embedder, cache=cache, bm25=bm25, tokenizer=tokenizer,
+                        progress=progress)
+    try:
+        deepest = max(max(candidate_depths), depth)
+        legs = collect_legs(mem, dataset.queries, depth=deepest)
+        leg_scores = {}
+        for name, pick in (("keyword", 1), ("vector", 0)):
+            run = {q: _doc_run(q, [s.chunk.document_id for s in pair[pick][:depth]], depth)
+                   for q, pair in legs.items()}
+            leg_scores[name] = evaluate(dataset.qrels, run, metrics).means
+        grid = score_fusions(legs, dataset.qrels, fusion_grid(rrf_ks, weights, alphas),
+                             candidate_depths, depth=depth, metrics=metrics)
+    finally:
+        mem.close()
+    best = choose(grid, metric, tolerance)
+    return TuneResult(dataset.name, split, metric, bm25, tokenizer.spec, best.fusion,
+                      best.candidates, leg_scores, bm25_rows, grid)
+
+
+__all__ = [
+    "GridPoint",
+    "TuneResult",
+    "choose",
+    "collect_legs",
+    "fusion_grid",
+    "score_fusions",
+    "tune_bm25",
+    "tune_dataset",
+]
