@@ -6,8 +6,10 @@ Every store checks its keys the same way, so a name accepted by one backend is a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 from vecmem.errors import InvalidInputError
 
@@ -56,3 +58,16 @@ def check_tags(tags: object) -> tuple[str, ...]:
     if isinstance(tags, str):
         raise InvalidInputError("tags must be a sequence of strings, not one string")
     return tuple(sorted({check_name("tag", t, max_len=128) for t in tags}))  # type: ignore[attr-defined]
+
+
+_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def file_name(part: str) -> str:
+    """A file-system-safe name for an id: reversible percent-escaping of everything but
+    lower-case letters, digits, ``_`` and ``-`` (so ``..`` cannot escape and ``A``/``a`` differ
+    on case-insensitive file systems); long names are shortened with a SHA-256 suffix."""
+    name = quote(part, safe=_SAFE)
+    if len(name) > 120:
+        name = name[:60] + "~" + hashlib.sha256(part.encode()).hexdigest()
+    return name

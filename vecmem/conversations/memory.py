@@ -7,7 +7,6 @@ within a process; it is meant for one process (use SQLite for several).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -16,9 +15,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
-from urllib.parse import quote
 
-from vecmem._keys import check_metadata, check_tags, check_tenant
+from vecmem._keys import check_metadata, check_tags, check_tenant, file_name
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -223,17 +221,6 @@ class MemoryConversationStore(_PythonConversationStore):
                 yield rec
 
 
-_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789_-"
-
-
-def file_name(part: str) -> str:
-    """A file-system-safe, case-insensitive-safe, reversible name for an id (hashed if long)."""
-    name = quote(part, safe=_SAFE)
-    if len(name) > 120:
-        name = name[:60] + "~" + hashlib.sha256(part.encode()).hexdigest()
-    return name
-
-
 class JSONConversationStore(_PythonConversationStore):
     """Conversations as JSON files: ``root/<tenant>/<user>/<session>.json`` (ids escaped).
 
@@ -310,4 +297,4 @@ class JSONConversationStore(_PythonConversationStore):
                     yield rec
 
 
-__all__ = ["JSONConversationStore", "MemoryConversationStore", "file_name"]
+__all__ = ["JSONConversationStore", "MemoryConversationStore"]
