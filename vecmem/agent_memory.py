@@ -606,32 +606,13 @@ class AgentMemory:
             vecs = self.memory.store.get_vectors(ids)
             sum_vecs = (self.memory.store.get_vectors([_chunk_id(s.id, s.version) for s in summaries])
                         if summaries else np.zeros((0, vecs.shape[1]), np.float32))
-            groups: list[dict[str, Any]] = [
-                {"summary": s, "members": [], "centroid": sum_vecs[i].copy(),
-                 "bucket": int(float(s.state["created_at"]) // window)}
-                for i, s in enumerate(summaries)]
-            for m, v in sorted(zip(pending, vecs), key=lambda x: float(x[0].state["created_at"])):
-                bucket = int(float(m.state["created_at"]) // window)
-                best, best_sim = None, similarity
-                for g in groups:
-                    if g["bucket"] != bucket:
-                        continue
-                    c = g["centroid"] / (np.linalg.norm(g["centroid"]) or 1.0)
-                    sim = float(v @ c)
-                    if sim >= best_sim:
-                        best, best_sim = g, sim
-                if best is None:
-                    best = {"summary": None, "members": [], "centroid": np.zeros_like(v),
-                            "bucket": bucket}
-                    groups.append(best)
-                best["members"].append((m, v))
-                best["centroid"] = best["centroid"] + v
+            groups = _cluster(pending, vecs, summaries, sum_vecs, window, similarity)
             for g in groups:
-                if not g["members"]:
+                if g.summary is None and len(g.members) < min_group:
                     continue
-                if g["summary"] is None and len(g["members"]) < min_group:
-                    continue
-                self._write_summary(g, scope, source_weight, max_sentences, summarizer, report)
+                if g.members:
+                    self._write_summary(g, scope, source_weight, max_sentences, summarizer,
+                                        report)
         return report
 
     def _consolidation_inputs(self, scope: Mapping[str, str]) -> tuple[list[Memory], list[Memory]]:
@@ -647,30 +628,46 @@ class AgentMemory:
         summaries = [m for m in mems if m.state.get("kind") == "summary"]
         return pending, summaries
 
-    def _summary_text(self, texts: list[str], max_sentences: int,
+    @staticmethod
+    def _summary_text(members: Sequence[tuple[str, np.ndarray]], max_sentences: int,
                       summarizer: Callable[[list[str]], str] | None) -> str:
+        """Extractive by default: sentences of the members closest to the group's centroid
+        (ties to earlier sentences), in the members' order; no model call."""
+        texts = [t for t, _ in members]
         if summarizer is not None:
             out = summarizer(texts)
             if not isinstance(out, str) or not out.strip():
                 raise InvalidInputError("the summarizer returned no text")
             return out
-        sentences = list(dict.fromkeys(s for t in texts for s in (split_sentences(t) or [t])))
-        if len(sentences) <= max_sentences:
-            return " ".join(sentences)
-        vecs = self.memory.embedder.embed(sentences)
-        centroid = vecs.mean(axis=0)
-        order = np.argsort(-(vecs @ centroid), kind="stable")[:max_sentences]
-        return " ".join(sentences[i] for i in sorted(order))  # keep their original order
+        vecs = np.stack([v for _, v in members])
+        centrality = vecs @ vecs.mean(axis=0)
+        scored = []  # (score, member, position, sentence)
+        for i, text in enumerate(texts):
+            for j, sentence in enumerate(split_sentences(text) or [text]):
+                scored.append((float(centrality[i]) - 1e-3 * j, i, j, sentence))
+        picked, seen = [], set()
+        for item in sorted(scored, key=lambda x: (-x[0], x[1], x[2])):
+            key = item[3].lower().strip(" .!?")
+            if key not in seen:
+                seen.add(key)
+                picked.append(item)
+            if len(picked) == max_sentences:
+                break
+        return " ".join(x[3] for x in sorted(picked, key=lambda x: (x[1], x[2])))
 
-    def _write_summary(self, group: dict[str, Any], scope: Mapping[str, str], source_weight: float,
+    def _write_summary(self, group: "_Group", scope: Mapping[str, str], source_weight: float,
                        max_sentences: int, summarizer: Callable[[list[str]], str] | None,
                        report: ConsolidationReport) -> None:
-        old: Memory | None = group["summary"]
-        members: list[Memory] = [m for m, _ in group["members"]]
+        old = group.summary
+        members = [m for m, _ in group.members]
         earlier = list(old.state.get("sources", [])) if old else []
         source_ids = earlier + [m.id for m in members]
-        texts = [self.versions(i)[-1].text for i in earlier] + [m.text for m in members]
-        text = self._summary_text(texts, max_sentences, summarizer)
+        inputs = [(m.text, v) for m, v in group.members]
+        if earlier:
+            prior = [self.versions(i)[-1] for i in earlier]
+            prior_vecs = self.memory.store.get_vectors([_chunk_id(p.id, p.version) for p in prior])
+            inputs = [(p.text, v) for p, v in zip(prior, prior_vecs)] + inputs
+        text = self._summary_text(inputs, max_sentences, summarizer)
         now = self.clock()
         created = min(float(m.state["created_at"]) for m in members)
         if old is not None:
@@ -747,3 +744,50 @@ class AgentMemory:
         self.memory.close()
         if self._owns_db:
             self.db.close()
+
+
+@dataclass
+class _Group:
+    summary: Memory | None
+    members: list[tuple[Memory, np.ndarray]] = field(default_factory=list)
+
+
+def _cluster(pending: Sequence[Memory], vecs: np.ndarray, summaries: Sequence[Memory],
+             sum_vecs: np.ndarray, window: float, similarity: float) -> list[_Group]:
+    """Greedy leader clustering in time order, per time window: a memory joins the group (or
+    existing summary) whose centroid is most similar, if at least ``similarity``; else it starts
+    a group. Vectorised per memory: O(groups in its window) dot products."""
+    def bucket(m: Memory) -> int:
+        return int(float(m.state["created_at"]) // window)
+
+    by_bucket: dict[int, list[int]] = {}
+    for i, m in enumerate(pending):
+        by_bucket.setdefault(bucket(m), []).append(i)
+    out: list[_Group] = []
+    for b, idx in by_bucket.items():
+        idx.sort(key=lambda i: (float(pending[i].state["created_at"]), pending[i].id))
+        seeds = [j for j, s in enumerate(summaries) if bucket(s) == b]
+        dim = vecs.shape[1]
+        sums = np.zeros((len(seeds) + len(idx), dim), dtype=np.float64)
+        groups = [_Group(summaries[j]) for j in seeds]
+        if seeds:
+            sums[: len(seeds)] = sum_vecs[seeds]
+        n = len(seeds)
+        norms = np.zeros(len(sums))
+        norms[:n] = np.linalg.norm(sums[:n], axis=1)
+        for i in idx:
+            v = vecs[i]
+            if n:
+                sims = (sums[:n] @ v) / np.where(norms[:n] > 0, norms[:n], 1.0)
+                j = int(np.argmax(sims))
+                if sims[j] >= similarity:
+                    groups[j].members.append((pending[i], v))
+                    sums[j] += v
+                    norms[j] = np.linalg.norm(sums[j])
+                    continue
+            groups.append(_Group(None, [(pending[i], v)]))
+            sums[n] = v
+            norms[n] = np.linalg.norm(v)
+            n += 1
+        out.extend(groups)
+    return out
