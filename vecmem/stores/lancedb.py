@@ -1,0 +1,660 @@
+"""LanceDB adapter: vectors and filters in a Lance table, exact BM25 kept beside it.
+
+Embedded and offline: ``LanceDb("./lance")`` opens (or creates) a LanceDB database folder and one
+table in it. Vector search is LanceDB's (exact flat search unless you build an ANN index on the
+``vector`` column yourself), with the filter applied as a SQL ``where`` *prefilter*, so ``k`` hits
+come back whenever ``k`` chunks match.
+
+Layout. One row per chunk: ``id`` (the chunk id, the merge key), ``document_id``, ``position``,
+``text``, ``content_hash``, ``metadata`` (JSON text, read back exactly: ints stay ints), ``seq``
+(write order), ``vector`` (float32, fixed size) and typed filter columns added as metadata fields
+appear: ``vm_s_F`` strings, ``vm_n_F`` numbers (float64), ``vm_b_F`` booleans,
+``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` the string/number/boolean elements of a list, and
+``vm_keys`` the field names present (``F`` is the field name, hex-encoded unless it is a plain
+lower-case identifier). Separate typed columns make the portable semantics exact in SQL: ``$eq``
+never matches a list, booleans are not numbers, and every atom is ``coalesce(..., false)`` so
+``$ne``/``$nin``/``$not`` keep rows without the field. Numbers are compared as float64 (integers
+beyond 2**53 lose exactness). The embedding space is recorded in the table's schema metadata.
+
+The keyword leg. LanceDB's full-text index scores with BM25 too, but not rank_bm25's: Lucene's
+idf ``ln(1 + (N-df+0.5)/(df+0.5))`` with fixed k1=1.2, its own tokenizer, and no
+``epsilon * mean idf`` floor; vecmem's keyword scores must equal ``rank_bm25.BM25Okapi``. So the
+BM25 leg is a :class:`~vecmem.bm25.BM25Index` kept beside the table (``native_keyword=False``):
+updated with every write and delete made here, checked against the table version before each
+keyword search (a commit by another writer triggers a rebuild from the table's text), saved next
+to the table on ``close()`` as ``<table>.vecmem-bm25.npz`` and reused on open when its version
+still matches. Filters reach it through LanceDB: the best BM25 candidates are checked with the
+SQL filter, widening until ``k`` pass. Hybrid search is fused by :func:`vecmem.fusion.fuse` in the
+facade (``native_hybrid=False``), since LanceDB's hybrid query would fuse its own FTS scores.
+
+Writes: an upsert (with its ``delete_ids``) is one ``merge_insert`` commit, atomic in Lance; adding
+the typed columns a new metadata field needs is a commit of its own before it (nulls only).
+
+>>> mem = VectorMemory(store=LanceDb("./lance", table="kb"))     # doctest: +SKIP
+>>> mem = VectorMemory("lancedb:///data/lance?table=kb")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+
+from vecmem._deps import require
+from vecmem.bm25 import BM25Index
+from vecmem.errors import (
+    BackendError,
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedFilterError,
+    VecmemError,
+)
+from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.stores.base import Capabilities
+from vecmem.stores.memory import _validate_vectors, validate_query_vector
+from vecmem.tokenize import Tokenizer, get_tokenizer
+from vecmem.types import Chunk, EmbeddingSpace, Scored
+
+FORMAT = 1
+_CHUNK_COLS = ["id", "document_id", "position", "text", "content_hash", "metadata"]
+_IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
+_IN_BATCH = 2048  # ids per ``id IN (...)`` clause
+
+
+def _enc(field: str) -> str:
+    """A field name as a column-name part: itself if a lower-case identifier, else ``_`` + hex."""
+    return field if _IDENT.match(field) else "_" + field.encode("utf-8").hex()
+
+
+def _col(kind: str, field: str) -> str:
+    return f"vm_{kind}_{_enc(field)}"
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _typed(meta: Any) -> dict[str, Any]:
+    """The typed filter columns of one chunk's metadata: column name -> value."""
+    out: dict[str, Any] = {}
+    for field, v in meta.items():
+        if isinstance(v, bool):
+            out[_col("b", field)] = v
+        elif _is_num(v):
+            out[_col("n", field)] = float(v)
+        elif isinstance(v, str):
+            out[_col("s", field)] = v
+        elif isinstance(v, (list, tuple)):
+            for kind, keep in (("lb", lambda x: isinstance(x, bool)), ("ln", _is_num),
+                               ("ls", lambda x: isinstance(x, str))):
+                items = [float(x) if kind == "ln" else x for x in v if keep(x)]
+                if items:
+                    out[_col(kind, field)] = items
+    return out
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _sql_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _sql_str(v)
+    if not math.isfinite(v):
+        raise UnsupportedFilterError(f"LanceDB filters cannot compare with {v!r}")
+    return repr(float(v))
+
+
+def _in_list(ids: Sequence[str]) -> str:
+    return "(" + ", ".join(_sql_str(i) for i in ids) + ")"
+
+
+class _SqlFilter:
+    """Translates a parsed vecmem filter into a SQL predicate over the typed columns."""
+
+    def __init__(self, columns: set[str]) -> None:
+        self.columns = columns
+
+    def build(self, f: Filter) -> str:
+        if isinstance(f, Cond):
+            return self._cond(f)
+        if isinstance(f, And):
+            return "(" + " AND ".join(self.build(x) for x in f.items) + ")"
+        if isinstance(f, Or):
+            return "(" + " OR ".join(self.build(x) for x in f.items) + ")"
+        if isinstance(f, Not):
+            return f"(NOT {self.build(f.item)})"
+        raise UnsupportedFilterError(f"unknown filter node {f!r}")
+
+    def _atom(self, column: str, template: str) -> str:
+        """``template`` (with ``{c}`` for the column) as a never-NULL boolean; ``false`` when no
+        chunk ever had the column."""
+        if column not in self.columns:
+            return "false"
+        return f"coalesce({template.format(c=column)}, false)"
+
+    def _eq(self, field: str, v: Any, lists: bool = False) -> str:
+        kind = "b" if isinstance(v, bool) else "s" if isinstance(v, str) else "n"
+        if lists:
+            return self._atom(_col("l" + kind, field), f"array_has({{c}}, {_sql_value(v)})")
+        return self._atom(_col(kind, field), f"{{c}} = {_sql_value(v)}")
+
+    def _cond(self, c: Cond) -> str:
+        op, v = c.op, c.value
+        if op == "exists":
+            has = f"coalesce(array_has(vm_keys, {_sql_str(c.field)}), false)"
+            return has if v else f"(NOT {has})"
+        if op in ("eq", "ne"):
+            atom = self._eq(c.field, v)
+            return atom if op == "eq" else f"(NOT {atom})"
+        if op in ("in", "nin"):
+            atom = "(" + " OR ".join(self._eq(c.field, x) for x in v) + ")" if v else "false"
+            return atom if op == "in" else f"(NOT {atom})"
+        if op == "contains":
+            return self._eq(c.field, v, lists=True)
+        if op in ("gt", "gte", "lt", "lte"):
+            sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+            return self._atom(_col("n", c.field), f"{{c}} {sym} {_sql_value(v)}")
+        raise UnsupportedFilterError(f"LanceDB adapter cannot express operator ${op}")
+
+
+class LanceDb:
+    """A vecmem store in a LanceDB table (embedded, no server), with exact BM25 beside it.
+
+    >>> from vecmem import VectorMemory
+    >>> mem = VectorMemory(store=LanceDb("./lance"))        # doctest: +SKIP
+    """
+
+    name = "lancedb"
+    capabilities = Capabilities(persistent=True, transactions=True, concurrent_writers=True)
+
+    def __init__(self, uri: str | os.PathLike[str] = "./lance", *, table: str = "vecmem") -> None:
+        if not isinstance(table, str) or not table or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table):
+            raise ConfigurationError(f"table must be a name of letters, digits, _ . -, got {table!r}")
+        self.uri = os.fspath(uri)
+        self.table = table
+        self.space: EmbeddingSpace | None = None
+        self.tokenizer: Tokenizer | None = None
+        self._db: Any = None
+        self._tbl: Any = None
+        self._closed = False
+        self._lock = threading.RLock()
+        self._columns: set[str] = set()
+        self._bm25: BM25Index | None = None
+        self._slot_of: dict[str, int] = {}
+        self._id_of: dict[int, str] = {}
+        self._next_slot = 0
+        self._next_seq = 0
+        self._version = -1  # the table version the BM25 index reflects
+
+    # ----------------------------------------------------------------- plumbing
+    @property
+    def _where(self) -> str:
+        return f"LanceDB table {self.table!r} in {self.uri}"
+
+    @property
+    def _local(self) -> Path | None:
+        return None if "://" in self.uri else Path(self.uri)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except VecmemError:
+            raise
+        except (ValueError, RuntimeError, OSError) as exc:
+            text = str(exc)
+            if "not found" in text.lower() and self.table in text:
+                raise NotFoundError(f"{self._where} does not exist ({what})") from exc
+            raise BackendError(f"{self._where}: {what} failed: {text[:400]}") from exc
+
+    def _conn(self) -> Any:
+        if self._closed:
+            raise ConfigurationError("the LanceDB store is closed")
+        if self._db is None:
+            lancedb = require("lancedb", "lancedb")
+            with self._errors("open"):
+                # interval 0: every read sees the latest commit, also other writers'
+                self._db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+        return self._db
+
+    def _t(self) -> Any:
+        if self._tbl is None:
+            raise ConfigurationError("LanceDB store used before connect(space)")
+        if self._closed:
+            raise ConfigurationError("the LanceDB store is closed")
+        return self._tbl
+
+    def _require_space(self) -> EmbeddingSpace:
+        if self._closed:
+            raise ConfigurationError("the LanceDB store is closed")
+        if self.space is None:
+            raise ConfigurationError("LanceDB store used before connect(space)")
+        return self.space
+
+    def _open_existing(self) -> Any:
+        db = self._conn()
+        with self._errors("open table"):
+            try:
+                return db.open_table(self.table)
+            except ValueError as exc:
+                if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                    return None
+                raise
+
+    @staticmethod
+    def _recorded(tbl: Any) -> EmbeddingSpace | None:
+        raw = (tbl.schema.metadata or {}).get(b"vecmem_space")
+        return EmbeddingSpace.from_json(raw.decode("utf-8")) if raw else None
+
+    def _sql(self, f: Filter | None) -> str | None:
+        if f is None:
+            return None
+        self._refresh_columns()
+        return _SqlFilter(self._columns).build(f)
+
+    def _refresh_columns(self) -> None:
+        with self._errors("read schema"):
+            self._columns = set(self._t().schema.names)
+
+    # ----------------------------------------------------------------- space
+    def stored_space(self) -> EmbeddingSpace | None:
+        if self.space is not None:
+            return self.space
+        tbl = self._open_existing()
+        return None if tbl is None else self._recorded(tbl)
+
+    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        with self._lock:
+            if self.space is not None:
+                self.space.check_compatible(space)
+                return self.space
+            if space.distance not in ("cosine", "dot"):
+                raise ConfigurationError(
+                    f"LanceDB adapter supports cosine and dot, not {space.distance!r}")
+            tbl = self._open_existing()
+            if tbl is None:
+                pa = require("pyarrow", "lancedb")
+                schema = pa.schema(
+                    [("id", pa.string(), False), ("document_id", pa.string()),
+                     ("position", pa.int64()), ("text", pa.string()),
+                     ("content_hash", pa.string()), ("metadata", pa.string()),
+                     ("seq", pa.int64()), ("vector", pa.list_(pa.float32(), space.dim)),
+                     ("vm_keys", pa.list_(pa.string()))],
+                    metadata={"vecmem_space": space.to_json(), "vecmem_format": str(FORMAT)},
+                )
+                with self._errors("create table"):
+                    tbl = self._conn().create_table(self.table, schema=schema, exist_ok=True)
+            stored = self._recorded(tbl)
+            if stored is None:
+                raise ConfigurationError(
+                    f"{self._where} exists but was not made by vecmem (no recorded space); "
+                    "pick another table name")
+            stored.check_compatible(space, where=self._where)
+            self._tbl = tbl
+            self.space = stored
+            self.tokenizer = get_tokenizer(stored.tokenizer)
+            self._refresh_columns()
+            self._load_keyword_index()
+            return stored
+
+    # ----------------------------------------------------------------- keyword index
+    @property
+    def _saved(self) -> Path | None:
+        local = self._local
+        return None if local is None else local / f"{self.table}.vecmem-bm25.npz"
+
+    def _load_keyword_index(self) -> None:
+        """The saved BM25 index if it matches the table version, else a rebuild."""
+        saved = self._saved
+        with self._errors("read version"):
+            version = self._t().version
+        if saved is not None and saved.exists():
+            try:
+                with np.load(saved, allow_pickle=False) as z:
+                    if int(z["version"][0]) == version:
+                        st = {k: z[k] for k in z.files}
+                        st["vocab"] = np.array(json.loads(bytes(st["vocab"]).decode()), dtype=object)
+                        ids = json.loads(bytes(st["ids"]).decode())
+                        self._bm25 = BM25Index.from_state(st)
+                        slots = [int(s) for s in st["slots"]]
+                        self._slot_of = dict(zip(ids, slots))
+                        self._id_of = dict(zip(slots, ids))
+                        self._next_slot = int(st["used"][0])
+                        self._next_seq = int(z["next_seq"][0])
+                        self._version = version
+                        return
+            except (OSError, ValueError, KeyError):
+                pass  # torn or foreign file: rebuild below
+        self._rebuild_keyword_index()
+
+    def _rebuild_keyword_index(self) -> None:
+        space = self._require_space()
+        with self._errors("scan text"):
+            version = self._t().version
+            data = self._t().search().select(["id", "text", "seq"]).limit(None).to_arrow()
+        order = np.lexsort((np.arange(data.num_rows), data["seq"].to_numpy(zero_copy_only=False)))
+        all_ids, texts = data["id"].to_pylist(), data["text"].to_pylist()
+        ids = [all_ids[int(i)] for i in order]
+        k1, b, eps = space.keyword_params()
+        assert self.tokenizer is not None  # noqa: S101 (set by connect)
+        self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
+        self._bm25.add(np.arange(len(ids)), [self.tokenizer(texts[int(i)]) for i in order])
+        self._slot_of = {cid: i for i, cid in enumerate(ids)}
+        self._id_of = dict(enumerate(ids))
+        self._next_slot = len(ids)
+        seqs = data["seq"].to_numpy(zero_copy_only=False)
+        self._next_seq = int(seqs.max()) + 1 if len(seqs) else 0
+        self._version = version
+
+    def _sync(self) -> None:
+        """Rebuild the BM25 index if the table moved on without us (another writer)."""
+        with self._errors("read version"):
+            version = self._t().version
+        if version != self._version:
+            self._rebuild_keyword_index()
+
+    def _committed(self, before: int, after: int, commits: int) -> None:
+        """After our own ``commits`` took the table from ``before`` to ``after``: if another
+        writer committed in between, the index missed it; rebuild."""
+        if after != before + commits:
+            self._rebuild_keyword_index()
+        else:
+            self._version = after
+
+    def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
+        assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+        gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
+                if i in self._slot_of]
+        self._bm25.remove(gone)
+        for s in gone:
+            self._id_of.pop(s, None)
+        slots = np.arange(self._next_slot, self._next_slot + len(chunks))
+        self._next_slot += len(chunks)
+        self._bm25.add(slots, [self.tokenizer(c.text) for c in chunks])
+        for s, c in zip(slots.tolist(), chunks):
+            self._slot_of[c.id] = s
+            self._id_of[s] = c.id
+
+    def _save_keyword_index(self) -> None:
+        saved = self._saved
+        if saved is None or self._bm25 is None or self._version < 0:
+            return
+        st = self._bm25.state()
+        live = st["slots"].tolist()
+        st["vocab"] = np.frombuffer(json.dumps(list(st["vocab"])).encode(), dtype=np.uint8)
+        st["ids"] = np.frombuffer(json.dumps([self._id_of[s] for s in live]).encode(),
+                                  dtype=np.uint8)
+        st["version"] = np.array([self._version])
+        st["next_seq"] = np.array([self._next_seq])
+        tmp = saved.with_name(saved.name + ".tmp.npz")
+        np.savez(tmp, **st)
+        os.replace(tmp, saved)
+
+    # ----------------------------------------------------------------- writes
+    def _arrow(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int) -> Any:
+        pa = require("pyarrow", "lancedb")
+        schema = self._t().schema
+        typed = [_typed(c.metadata) for c in chunks]
+        cols: dict[str, Any] = {
+            "id": [c.id for c in chunks],
+            "document_id": [c.document_id for c in chunks],
+            "position": [c.position for c in chunks],
+            "text": [c.text for c in chunks],
+            "content_hash": [c.content_hash for c in chunks],
+            "metadata": [json.dumps(dict(c.metadata), ensure_ascii=False) for c in chunks],
+            "seq": list(range(seq, seq + len(chunks))),
+            "vm_keys": [list(c.metadata) for c in chunks],
+        }
+        arrays = []
+        for field in schema:
+            if field.name == "vector":
+                flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
+                arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.space.dim))
+            elif field.name in cols:
+                arrays.append(pa.array(cols[field.name], type=field.type))
+            else:
+                arrays.append(pa.array([t.get(field.name) for t in typed], type=field.type))
+        return pa.Table.from_arrays(arrays, schema=schema), typed
+
+    def _ensure_columns(self, typed: list[dict[str, Any]]) -> int:
+        """Add the typed columns this batch needs; returns the commits made (0 or 1)."""
+        pa = require("pyarrow", "lancedb")
+        self._refresh_columns()
+        wanted = sorted({name for t in typed for name in t} - self._columns)
+        if not wanted:
+            return 0
+        kinds = {"s": pa.string(), "n": pa.float64(), "b": pa.bool_(), "ls": pa.list_(pa.string()),
+                 "ln": pa.list_(pa.float64()), "lb": pa.list_(pa.bool_())}
+        fields = [pa.field(n, kinds[n.split("_")[1]]) for n in wanted]
+        with self._errors("add filter columns"):
+            self._t().add_columns(fields)
+        self._refresh_columns()
+        return 1
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
+        space = self._require_space()
+        chunks = list(chunks)
+        for c in chunks:
+            if not isinstance(c, Chunk):
+                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
+            if not c.id:
+                raise InvalidInputError("chunk ids must be non-empty")
+        if len({c.id for c in chunks}) != len(chunks):
+            raise InvalidInputError("duplicate chunk ids in one batch")
+        v = _validate_vectors(vectors, len(chunks), space.dim)
+        written = {c.id for c in chunks}
+        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        if not chunks and not deletes:
+            return
+        with self._lock:
+            self._sync()
+            before = self._version
+            tbl = self._t()
+            if not chunks:
+                with self._errors("delete"):
+                    after = tbl.delete(f"id IN {_in_list(deletes)}").version
+                self._committed(before, after, 1)
+                if after == before + 1:
+                    self._index_written([], deletes)
+                return
+            commits = self._ensure_columns([_typed(c.metadata) for c in chunks])
+            data, _ = self._arrow(chunks, v, self._next_seq)
+            merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+            if deletes:
+                merge = merge.when_not_matched_by_source_delete(f"id IN {_in_list(deletes)}")
+            with self._errors("upsert"):
+                after = merge.execute(data).version
+            self._next_seq += len(chunks)
+            if after == before + commits + 1:
+                self._index_written(chunks, deletes)
+            self._committed(before, after, commits + 1)
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        if ids is None and filter is None:
+            raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
+        self._require_space()
+        with self._lock:
+            self._sync()
+            clauses = []
+            if ids:
+                clauses += [f"id IN {_in_list(part)}" for part in _batches(list(dict.fromkeys(ids)))]
+            if filter is not None:
+                clauses.append(self._sql(filter) or "true")
+            if not clauses:
+                return 0
+            where = " OR ".join(f"({c})" for c in clauses)
+            with self._errors("delete"):
+                doomed = self._t().search().where(where).select(["id"]).limit(None).to_arrow()
+            doomed_ids = doomed["id"].to_pylist()
+            if not doomed_ids:
+                return 0
+            before = self._version
+            with self._errors("delete"):
+                after = self._t().delete(where).version
+            if after == before + 1:
+                self._index_written([], doomed_ids)
+            self._committed(before, after, 1)
+            return len(doomed_ids)
+
+    # ----------------------------------------------------------------- reads
+    @staticmethod
+    def _chunks(data: Any) -> list[Chunk]:
+        cols = {name: data[name].to_pylist() for name in _CHUNK_COLS}
+        return [Chunk(id=cols["id"][i], document_id=cols["document_id"][i],
+                      position=int(cols["position"][i]), text=cols["text"][i],
+                      metadata=json.loads(cols["metadata"][i]),
+                      content_hash=cols["content_hash"][i])
+                for i in range(data.num_rows)]
+
+    def _rows(self, where: str, columns: list[str]) -> Any:
+        with self._errors("read"):
+            return self._t().search().where(where).select(columns).limit(None).to_arrow()
+
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
+        space = self._require_space()
+        q = validate_query_vector(vector, space.dim)
+        where = self._sql(filter)
+        with self._errors("vector query"):
+            search = self._t().search(q, vector_column_name="vector").distance_type(space.distance)
+            if where is not None:
+                search = search.where(where, prefilter=True)
+            data = search.select([*_CHUNK_COLS, "_distance"]).limit(k).to_arrow()
+        sims = 1.0 - data["_distance"].to_numpy(zero_copy_only=False).astype(np.float64)
+        return [Scored(c, float(s)) for c, s in zip(self._chunks(data), sims)]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._require_space()
+        with self._lock:
+            self._sync()
+            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            tokens = self.tokenizer(text)
+            where = self._sql(filter)
+            want = k if where is None else max(4 * k, 64)
+            chunks: dict[str, Chunk] = {}
+            checked: set[str] = set()
+            while True:
+                slots, scores = self._bm25.top_k(tokens, want)
+                ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
+                fresh = [cid for cid, _ in ranked if cid not in checked]
+                for part in _batches(fresh):
+                    clause = f"id IN {_in_list(part)}"
+                    data = self._rows(clause if where is None else f"{clause} AND {where}",
+                                      _CHUNK_COLS)
+                    chunks.update((c.id, c) for c in self._chunks(data))
+                checked.update(fresh)
+                passing = [(cid, x) for cid, x in ranked if cid in chunks]
+                if len(passing) >= k or len(slots) < want:
+                    break
+                want *= 4
+            return [Scored(chunks[cid], x) for cid, x in passing[:k]]
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        found: dict[str, Chunk] = {}
+        for part in _batches(list(dict.fromkeys(ids))):
+            found.update((c.id, c) for c in self._chunks(self._rows(f"id IN {_in_list(part)}",
+                                                                    _CHUNK_COLS)))
+        return [found[i] for i in ids if i in found]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        space = self._require_space()
+        found: dict[str, np.ndarray] = {}
+        for part in _batches(list(dict.fromkeys(ids))):
+            data = self._rows(f"id IN {_in_list(part)}", ["id", "vector"])
+            flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            rows = flat.reshape(data.num_rows, space.dim)
+            found.update(zip(data["id"].to_pylist(), rows))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), space.dim)
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        docs = list(dict.fromkeys(document_ids))
+        by_doc: dict[str, list[Chunk]] = {}
+        for part in _batches(docs):
+            for c in self._chunks(self._rows(f"document_id IN {_in_list(part)}", _CHUNK_COLS)):
+                by_doc.setdefault(c.document_id, []).append(c)
+        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+
+    def count(self, filter: Filter | None = None) -> int:
+        self._require_space()
+        where = self._sql(filter)
+        with self._errors("count"):
+            return int(self._t().count_rows(where))
+
+    def optimize(self) -> None:
+        """Compact the table's small fragments (many small writes slow searches down)."""
+        with self._lock, self._errors("optimize"):
+            before = self._t().version
+            self._t().optimize()
+            after = self._t().version
+        with self._lock:
+            if self._version == before:
+                self._version = after
+            else:
+                self._sync()
+
+    def drop(self) -> None:
+        """Delete the table, its recorded space and the saved keyword index."""
+        with self._lock:
+            with self._errors("drop"):
+                self._conn().drop_table(self.table, ignore_missing=True)
+            saved = self._saved
+            if saved is not None and saved.exists():
+                saved.unlink()
+            self._tbl, self.space, self._version = None, None, -1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._tbl is not None:
+                    self._save_keyword_index()
+            finally:
+                self._closed = True
+                self._tbl = self._db = None
+
+
+def _batches(items: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _IN_BATCH):
+        yield items[i : i + _IN_BATCH]
+
+
+def from_url(url: str) -> LanceDb:
+    """``lancedb:///abs/path`` or ``lancedb://./rel/path``; ``?table=NAME`` (or ``collection=``)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "lancedb":
+        raise ConfigurationError(f"not a LanceDB URL: {url!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"table", "collection"}
+    if unknown:
+        raise ConfigurationError(f"unknown LanceDB URL parameters: {sorted(unknown)}")
+    path = unquote(parts.netloc + parts.path)
+    if not path:
+        raise ConfigurationError(f"LanceDB URL {url!r} names no folder")
+    return LanceDb(path, table=query.get("table") or query.get("collection") or "vecmem")
+
+
+__all__ = ["LanceDb", "from_url"]
