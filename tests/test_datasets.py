@@ -21,6 +21,7 @@ from vecmem.datasets import (
     load_qrels,
     load_sample,
     safe_extract,
+    write_beir,
 )
 from vecmem.errors import (
     BackendUnavailableError,
@@ -31,17 +32,6 @@ from vecmem.errors import (
 )
 
 SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "scifact"
-
-
-def write_beir(root: Path, corpus: list[dict], queries: list[dict],
-               qrels: dict[str, list[tuple[str, str, int]]]) -> Path:
-    (root / "qrels").mkdir(parents=True, exist_ok=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
-    (root / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
-    for split, rows in qrels.items():
-        body = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows)
-        (root / "qrels" / f"{split}.tsv").write_text(body)
-    return root
 
 
 @pytest.fixture()

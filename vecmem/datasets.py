@@ -28,6 +28,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from vecmem.errors import (
     BackendUnavailableError,
@@ -224,3 +225,30 @@ def download_beir(
             raise IntegrityError(f"{url} holds no {name}/corpus.jsonl")
         os.replace(unpacked, out)
     return out
+
+
+def write_beir(
+    path: str | os.PathLike[str],
+    corpus: list[dict[str, Any]],
+    queries: list[dict[str, Any]],
+    qrels: dict[str, list[tuple[str, str, int]]],
+) -> Path:
+    """Write a BEIR folder: ``corpus`` and ``queries`` rows (``_id``, ``title``, ``text``) and,
+    per split, ``(query_id, doc_id, grade)`` rows. Returns ``path``.
+
+    >>> import tempfile
+    >>> root = write_beir(tempfile.mkdtemp() + "/ds", [{"_id": "d", "text": "hi"}],
+    ...                   [{"_id": "q", "text": "hi?"}], {"test": [("q", "d", 1)]})
+    >>> load_beir(root).qrels
+    {'q': {'d': 1}}
+    """
+    root = Path(path)
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    for name, rows in (("corpus.jsonl", corpus), ("queries.jsonl", queries)):
+        with (root / name).open("w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    for split, triples in qrels.items():
+        with (root / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            fh.writelines(f"{q}\t{d}\t{int(s)}\n" for q, d, s in triples)
+    return root
