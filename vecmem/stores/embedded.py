@@ -64,6 +64,8 @@ class EmbeddedStore(MemoryStore):
     """
 
     name = "embedded"
+    exact_filter_rows = 20_000
+    """A filtered search scans the matching rows exactly when there are at most this many."""
     capabilities = Capabilities(
         persistent=True, native_keyword=True, transactions=True, concurrent_writers=True
     )
@@ -176,6 +178,13 @@ class EmbeddedStore(MemoryStore):
         if version == self._data_version and not force:
             return
         self._data_version = version
+        db.execute("BEGIN")  # one snapshot: a commit landing between two reads is seen by neither
+        try:
+            self._replay(db)
+        finally:
+            db.execute("COMMIT")
+
+    def _replay(self, db: sqlite3.Connection) -> None:
         if self._seq == 0:  # first load: read the table, not the whole log
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._load(db.execute(f"SELECT {_COLS} FROM chunks ORDER BY slot"))
@@ -187,6 +196,8 @@ class EmbeddedStore(MemoryStore):
         self._seq = rows[-1][0]
         dead = [s for _, op, s in rows if op == "del"]
         added = sorted({s for _, op, s in rows if op == "add"} - set(dead))
+        # rows added and deleted since we last looked were never loaded here
+        dead = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
         self._drop_slots(dead)
         self._ann_remove(dead)
         for i in range(0, len(added), 5000):
@@ -342,10 +353,14 @@ class EmbeddedStore(MemoryStore):
                 return super().query(vector, k=k)  # raises the usual error
             mask = None if filter is None else self._mask(filter)
             matching = len(self._slot_of) if mask is None else int(mask.sum())
-            if matching <= max(4 * k, 20_000) and mask is not None:
+            if matching <= max(4 * k, self.exact_filter_rows) and mask is not None:
                 return super().query(vector, k=k, filter=filter)  # exact over few rows
             want = min(matching, k)
-            count = max(k, 32) * (1 if mask is None else 4)
+            count = max(k, 32)
+            if mask is not None:  # enough candidates that ~4 * max(k, 32) of them match
+                count = int(count * 4 * len(self._slot_of) / max(matching, 1))
+                if count > 16 * max(k, 32) * 4:  # the filter is too selective for HNSW
+                    return super().query(vector, k=k, filter=filter)
             while True:
                 found = self._ann.search(q, min(count, len(self._ann)))
                 keys = np.asarray(found.keys, dtype=np.int64)
