@@ -15,7 +15,6 @@ import pytest
 from vecmem.errors import DocumentReadError, InvalidInputError
 from vecmem.knowledge_fs import (
     ChangeEvent,
-    Event,
     EventLog,
     LockedKnowledgeStore,
     LoggedKnowledgeStore,
@@ -219,7 +218,7 @@ def test_locked_store_with_a_state_lock_across_stores(tmp_path: Path) -> None:
     writers = [LockedKnowledgeStore(kb, StateLock(state, poll=0.001)) for _ in range(3)]
 
     def work(w: LockedKnowledgeStore) -> None:
-        for i in range(5):
+        for _ in range(5):
             w.append("/log", "x")
 
     threads = [threading.Thread(target=work, args=(w,)) for w in writers]

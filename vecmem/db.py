@@ -76,9 +76,12 @@ class Key(sa.types.TypeDecorator[str]):
         return value
 
 
-Text = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
-Blob = sa.LargeBinary().with_variant(mysql_dialect.LONGBLOB(), "mysql", "mariadb")
-Timestamp = sa.Double()
+Text: sa.types.TypeEngine[str] = sa.Text().with_variant(
+    mysql_dialect.LONGTEXT(), "mysql", "mariadb")
+Blob: sa.types.TypeEngine[bytes] = sa.LargeBinary().with_variant(
+    mysql_dialect.LONGBLOB(), "mysql", "mariadb")
+Timestamp: sa.types.TypeEngine[float] = sa.Double()
+"""Epoch seconds as a double on every dialect."""
 
 
 def normalize_url(url: str) -> str:
@@ -158,6 +161,11 @@ class Migrator:
         column = table.c[column_name]
         ddl = sa.schema.CreateColumn(column).compile(dialect=self.conn.dialect)
         self.conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+
+    def create_tables(self, *tables: sa.Table) -> None:
+        """Create each table (with its indexes) unless it exists, in order."""
+        for table in tables:
+            self.create_table(table)
 
     def create_index(self, index: sa.Index) -> None:
         index.create(self.conn, checkfirst=True)

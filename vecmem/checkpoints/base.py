@@ -132,8 +132,9 @@ class CheckpointStoreBase:
         self.codec = Codec(key=key, cipher=cipher, compression=compression)
         self.retention = retention
         self.clock = clock
-        self._options: dict[str, Any] = {"tenant": self.tenant, "key": key, "cipher": cipher, "compression": compression,
-                         "retention": retention, "clock": clock}
+        self._options: dict[str, Any] = {
+            "tenant": self.tenant, "key": key, "cipher": cipher, "compression": compression,
+            "retention": retention, "clock": clock}
 
     def _clone(self, options: dict[str, Any]) -> Any:
         """The same backend with other options (tenant, key, ...)."""

@@ -43,8 +43,7 @@ TAGS = sa.Table(
     sa.Column("tag", Key(128), primary_key=True),
     sa.Index("ix_vecmem_checkpoint_tags_tag", "tenant", "tag"),
 )
-MIGRATIONS = [Migration("create checkpoint tables",
-                        lambda m: [m.create_table(CHECKPOINTS), m.create_table(TAGS)] and None)]
+MIGRATIONS = [Migration("create checkpoint tables", lambda m: m.create_tables(CHECKPOINTS, TAGS))]
 C, T = CHECKPOINTS.c, TAGS.c
 _INFO = [C.id, C.thread_id, C.seq, C.created_at, C.parent_id, C.metadata, C.size, C.stored_size]
 

@@ -34,11 +34,15 @@ from vecmem.db import Database, Key, Migration, Text, Timestamp, dumps, open_dat
 from vecmem.errors import NotFoundError
 
 metadata = sa.MetaData()
-_ids = lambda: [  # noqa: E731 - the three key columns every table starts with
-    sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
-    sa.Column("user_id", Key(MAX_KEY), primary_key=True),
-    sa.Column("session_id", Key(MAX_KEY), primary_key=True),
-]
+
+
+def _ids() -> list[sa.Column[str]]:
+    """The three key columns every table starts with."""
+    return [sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
+            sa.Column("user_id", Key(MAX_KEY), primary_key=True),
+            sa.Column("session_id", Key(MAX_KEY), primary_key=True)]
+
+
 SESSIONS = sa.Table(
     "vecmem_conv_sessions", metadata, *_ids(),
     sa.Column("agent_id", Key(MAX_KEY), nullable=True),
@@ -73,8 +77,7 @@ MESSAGES = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 MIGRATIONS = [
-    Migration("create conversation tables", lambda m: [
-        m.create_table(t) for t in (SESSIONS, TAGS, MESSAGES)] and None),
+    Migration("create conversation tables", lambda m: m.create_tables(SESSIONS, TAGS, MESSAGES)),
 ]
 S, M, T = SESSIONS.c, MESSAGES.c, TAGS.c
 

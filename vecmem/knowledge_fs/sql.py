@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, List, Sequence
 
 import sqlalchemy as sa
 
@@ -56,8 +56,8 @@ DIRS = sa.Table(
     sa.Column("path", Text, nullable=False),
     sa.Index("ix_vecmem_kfs_dirs_parent", "tenant", "parent_hash"),
 )
-MIGRATIONS = [Migration("create knowledge store tables", lambda m: [
-    m.create_table(t) for t in (FILES, CHUNKS, DIRS)] and None)]
+MIGRATIONS = [Migration("create knowledge store tables",
+                        lambda m: m.create_tables(FILES, CHUNKS, DIRS))]
 F, CH, D = FILES.c, CHUNKS.c, DIRS.c
 
 
@@ -212,10 +212,10 @@ class SQLKnowledgeStore:
                 raise NotFoundError(f"no directory {path!r}")
         return sorted([name(p) for p in files] + [name(p) + "/" for p in dirs])
 
-    def _descendants(self, conn: sa.Connection, path: str) -> tuple[list[str], list[str]]:
+    def _descendants(self, conn: sa.Connection, path: str) -> tuple[List[str], List[str]]:
         """(file hashes, dir hashes) under directory ``path`` (breadth first)."""
-        files: list[str] = []
-        dirs: list[str] = []
+        files: List[str] = []
+        dirs: List[str] = []
         level = [h(path)]
         while level:
             files += conn.execute(sa.select(F.path_hash).where(

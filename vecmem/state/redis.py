@@ -28,7 +28,8 @@ local expected = tonumber(ARGV[2])
 if expected >= 0 and cur ~= expected then return -1 - cur end
 local new = cur + 1
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', new, 'at', ARGV[4])
-if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) else redis.call('PERSIST', KEYS[1]) end
+if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else redis.call('PERSIST', KEYS[1]) end
 return new
 """
 

@@ -103,7 +103,7 @@ class SQLStateStore:
                 .with_for_update()
             ).first()
             alive = row is not None and (row.expires_at is None or row.expires_at > now)
-            current = row.version if alive else 0
+            current = row.version if row is not None and alive else 0
             if expected is not None and current != expected:
                 raise conflict(namespace, key, expected, current)
             values = {"value": text, "version": current + 1, "updated_at": now,
@@ -146,7 +146,7 @@ class SQLStateStore:
                 .with_for_update()
             ).first()
             alive = row is not None and (row.expires_at is None or row.expires_at > now)
-            current = row.version if alive else 0
+            current = row.version if row is not None and alive else 0
             if expected_version is not None and current != expected_version:
                 raise conflict(namespace, key, expected_version, current)
             if row is not None:
