@@ -1,0 +1,231 @@
+"""The conformance suite on Chroma: embedded (``PersistentClient`` in a temporary folder), in
+memory, and a real ``chroma run`` server. Plus what only this adapter has: URLs, error
+translation, the typed metadata that keeps filters exact, the keyword index following other
+clients, and the exact fallback when HNSW comes back short."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+pytest.importorskip("chromadb", reason="chromadb is not installed (pip install 'vecmem[chroma]')")
+
+from vecmem.errors import (  # noqa: E402
+    BackendUnavailableError,
+    ConfigurationError,
+    DimensionMismatchError,
+    EmbeddingSpaceMismatchError,
+    InvalidInputError,
+)
+from vecmem.filters import matches, parse_filter  # noqa: E402
+from vecmem.stores import open_store  # noqa: E402
+from vecmem.stores.chroma import ChromaDb, to_where  # noqa: E402
+from vecmem.testing import StoreSuite  # noqa: E402
+from vecmem.testing.store_suite import (  # noqa: E402
+    SPACE,
+    StoreFactory,
+    filter_metadata,
+    make_chunks,
+    random_filter,
+    unit_vectors,
+)
+from vecmem.types import Chunk  # noqa: E402
+
+
+def _unique() -> str:
+    return f"vm-{uuid.uuid4().hex[:12]}"
+
+
+class TestChromaEmbedded(StoreSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda: ChromaDb(path=str(tmp_path / "chroma"), collection="suite")
+
+
+class TestChromaEphemeral(StoreSuite):
+    @pytest.fixture
+    def store_factory(self) -> Iterator[StoreFactory]:
+        name = _unique()  # the in-memory client is shared by the process: one name per test
+        yield lambda: ChromaDb(collection=name)
+        ChromaDb(collection=name).drop()
+
+
+class TestChromaServer(StoreSuite):
+    @pytest.fixture
+    def store_factory(self, chroma_url: str) -> Iterator[StoreFactory]:
+        u = urlsplit(chroma_url)
+        name = _unique()
+        yield lambda: ChromaDb(host=u.hostname, port=u.port or 8000, collection=name)
+        ChromaDb(host=u.hostname, port=u.port or 8000, collection=name).drop()
+
+
+# ----------------------------------------------------------------------------- URLs
+@pytest.mark.parametrize("url,want", [
+    ("chroma:///srv/chroma?collection=kb1", {"path": "/srv/chroma", "collection": "kb1"}),
+    ("chroma://./rel/dir", {"path": "./rel/dir", "collection": "vecmem"}),
+    ("chroma://:memory:", {"path": None, "host": None}),
+    ("chroma+http://db.local:8001?collection=c01", {"host": "db.local", "port": 8001, "ssl": False,
+                                                     "collection": "c01"}),
+    ("chroma+https://cloud.example", {"host": "cloud.example", "port": 443, "ssl": True}),
+])
+def test_urls_pick_the_client(url: str, want: dict[str, object]) -> None:
+    """open_store() must map each documented chroma URL form onto the constructor arguments."""
+    store = open_store(url)
+    assert isinstance(store, ChromaDb)
+    for key, value in want.items():
+        assert getattr(store, key) == value, key
+
+
+@pytest.mark.parametrize("url", ["chroma://", "chroma+http://", "chroma:///x?colection=y"])
+def test_bad_urls_raise(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        open_store(url)
+
+
+def test_constructor_checks_its_arguments(tmp_path: Path) -> None:
+    """path and host together, or a collection name Chroma would refuse, fail up front."""
+    with pytest.raises(ConfigurationError):
+        ChromaDb(path=str(tmp_path), host="localhost")
+    for bad in ("", "ab", "-abc", "a b c", "x" * 513):
+        with pytest.raises(ConfigurationError):
+            ChromaDb(path=str(tmp_path), collection=bad)
+
+
+def test_capabilities_follow_the_client(tmp_path: Path) -> None:
+    assert ChromaDb(path=str(tmp_path)).capabilities.persistent
+    assert not ChromaDb().capabilities.persistent
+    server = ChromaDb(host="localhost")
+    assert server.capabilities.persistent and server.capabilities.concurrent_writers
+
+
+# ----------------------------------------------------------------------------- errors
+def test_unreachable_server_is_backend_unavailable() -> None:
+    """A host nobody listens on must raise BackendUnavailableError (a ConnectionError)."""
+    store = ChromaDb(host="127.0.0.1", port=9)
+    with pytest.raises(BackendUnavailableError) as info:
+        store.connect(SPACE)
+    assert isinstance(info.value, ConnectionError)
+    with pytest.raises(BackendUnavailableError):
+        store.stored_space()
+
+
+def test_missing_collection_has_no_space(tmp_path: Path) -> None:
+    """stored_space() of a collection that does not exist is None, and creates nothing."""
+    store = ChromaDb(path=str(tmp_path / "c"), collection="absent")
+    assert store.stored_space() is None
+    assert ChromaDb(path=str(tmp_path / "c"), collection="absent").stored_space() is None
+
+
+def test_foreign_collections(tmp_path: Path) -> None:
+    """A collection made without vecmem: an empty cosine one is adopted, one with records or
+    another space raises ConfigurationError, one of another dimension DimensionMismatchError."""
+    import chromadb
+
+    path = str(tmp_path / "c")
+    client = chromadb.PersistentClient(path=path)
+    client.create_collection("empty-cos", embedding_function=None,
+                             configuration={"hnsw": {"space": "cosine"}})
+    client.create_collection("l2-space", embedding_function=None)
+    full = client.create_collection("full-cos", embedding_function=None,
+                                    configuration={"hnsw": {"space": "cosine"}})
+    full.add(ids=["x"], embeddings=[[1.0, 0.0, 0.0]], documents=["foreign"])
+    with pytest.raises(ConfigurationError, match="cosine"):
+        ChromaDb(path=path, collection="l2-space").connect(SPACE)
+    with pytest.raises(ConfigurationError, match="not written by vecmem"):
+        ChromaDb(path=path, collection="full-cos").connect(SPACE)
+    adopted = ChromaDb(path=path, collection="empty-cos")
+    adopted.connect(SPACE)
+    adopted.upsert(make_chunks(2), unit_vectors(2))
+    assert ChromaDb(path=path, collection="empty-cos").stored_space() == SPACE
+    with pytest.raises(DimensionMismatchError):
+        adopted.upsert(make_chunks(1, start=5), unit_vectors(1, dim=SPACE.dim + 1))
+
+
+def test_dimension_differing_from_the_collection(tmp_path: Path) -> None:
+    """Reopening with another dimension names both in an EmbeddingSpaceMismatchError."""
+    from vecmem.types import EmbeddingSpace
+
+    path = str(tmp_path / "c")
+    s = ChromaDb(path=path)
+    s.connect(SPACE)
+    s.upsert(make_chunks(1), unit_vectors(1))
+    with pytest.raises(EmbeddingSpaceMismatchError, match="dim"):
+        ChromaDb(path=path).connect(EmbeddingSpace(embedder=SPACE.embedder, dim=SPACE.dim * 3))
+
+
+def test_metadata_that_is_not_json_is_refused_before_writing(tmp_path: Path) -> None:
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    bad = Chunk.create("d", 0, "text", {"when": object()})
+    with pytest.raises(InvalidInputError):
+        s.upsert([*make_chunks(2), bad], unit_vectors(3))
+    assert s.count() == 0
+
+
+# ----------------------------------------------------------------------------- filters
+def test_translation_equals_the_reference_on_500_random_filters(tmp_path: Path) -> None:
+    """The where translation, run by Chroma's own engine, selects exactly what
+    vecmem.filters.matches selects, for 500 random filters over varied metadata."""
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    chunks = make_chunks(120, metadata=filter_metadata)
+    s.upsert(chunks, unit_vectors(120))
+    rng = random.Random(7)
+    for n in range(500):
+        spec = random_filter(rng)
+        f = parse_filter(spec)
+        want = {c.id for c in chunks if matches(f, c.metadata)}
+        where = to_where(f)
+        got = set(s._matching_ids(where))  # noqa: SLF001 - the translation alone
+        assert got == want, f"#{n} {spec} -> {where}"
+
+
+def test_negations_are_pushed_down_not_dropped() -> None:
+    """Chroma has no $not: the translation must push it to the leaves."""
+    f = parse_filter({"$not": {"$or": [{"a": 1}, {"b": {"$gt": 2}}]}})
+    w = to_where(f)
+    assert "'$not'" not in repr(w) and "$and" in w
+    assert to_where(parse_filter({"a": {"$in": []}})) is False
+    assert to_where(parse_filter({"a": {"$nin": []}})) is True
+
+
+# ----------------------------------------------------------------------------- behaviour
+def test_keyword_index_follows_another_client(tmp_path: Path) -> None:
+    """A write through another store object must reach this store's keyword search."""
+    path = str(tmp_path / "c")
+    a, b = ChromaDb(path=path), ChromaDb(path=path)
+    a.connect(SPACE)
+    b.connect(SPACE)
+    a.upsert(make_chunks(3), unit_vectors(3))
+    assert a.keyword("zebra", k=3) == []
+    b.upsert([Chunk.create("z", 0, "zebra crossing")], unit_vectors(1, seed=3))
+    assert [c.id for c, _ in a.keyword("zebra", k=3)] == ["z#0"]
+    b.delete(ids=["z#0"])
+    assert a.keyword("zebra", k=3) == []
+
+
+def test_selective_filter_falls_back_to_an_exact_scan(tmp_path: Path) -> None:
+    """When HNSW returns fewer than k hits although k chunks match, the store scans the
+    matching vectors exactly: here one bucket of 2000 chunks, k equal to its size."""
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    n = 2000
+    chunks = make_chunks(n, metadata=lambda i: {"b": i % 200},
+                         texts=[f"chunk {i}" for i in range(n)])
+    vectors = unit_vectors(n, seed=9)
+    s.upsert(chunks, vectors)
+    q = unit_vectors(1, seed=10)[0]
+    f = parse_filter({"b": 17})
+    idx = [i for i in range(n) if i % 200 == 17]
+    got = s.query(q, k=len(idx), filter=f)
+    assert sorted(c.id for c, _ in got) == sorted(chunks[i].id for i in idx)
+    want = sorted((float(vectors[i] @ q) for i in idx), reverse=True)
+    np.testing.assert_allclose([x for _, x in got], want, atol=1e-4)
+    exact = s._exact(q, 5, to_where(f))  # noqa: SLF001 - the fallback itself
+    np.testing.assert_allclose([x for _, x in exact], want[:5], atol=1e-5)
