@@ -27,9 +27,6 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vecmem._deps import require
 from vecmem.errors import (
@@ -62,7 +59,9 @@ class Key(sa.types.TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql_dialect.VARBINARY(self.chars * 4))
+            from sqlalchemy.dialects.mysql import VARBINARY
+
+            return dialect.type_descriptor(VARBINARY(self.chars * 4))
         return dialect.type_descriptor(sa.String(self.chars))
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
@@ -76,10 +75,36 @@ class Key(sa.types.TypeDecorator[str]):
         return value
 
 
-Text: sa.types.TypeEngine[str] = sa.Text().with_variant(
-    mysql_dialect.LONGTEXT(), "mysql", "mariadb")
-Blob: sa.types.TypeEngine[bytes] = sa.LargeBinary().with_variant(
-    mysql_dialect.LONGBLOB(), "mysql", "mariadb")
+class _LongText(sa.types.TypeDecorator[str]):
+    """TEXT, or LONGTEXT on MySQL (whose TEXT stops at 64 KiB)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import LONGTEXT
+
+            return dialect.type_descriptor(LONGTEXT())
+        return dialect.type_descriptor(sa.Text())
+
+
+class _LongBlob(sa.types.TypeDecorator[bytes]):
+    """BLOB/BYTEA, or LONGBLOB on MySQL (whose BLOB stops at 64 KiB)."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import LONGBLOB
+
+            return dialect.type_descriptor(LONGBLOB())
+        return dialect.type_descriptor(sa.LargeBinary())
+
+
+Text: sa.types.TypeEngine[str] = _LongText()
+Blob: sa.types.TypeEngine[bytes] = _LongBlob()
 Timestamp: sa.types.TypeEngine[float] = sa.Double()
 """Epoch seconds as a double on every dialect."""
 
@@ -300,13 +325,24 @@ class Database:
             return
         cols = list(update) if update is not None else [
             c.name for c in table.columns if c.name not in keys and c.name in rows[0]]
+        stmt: Any
+        insert: Any
         if self.dialect == "mysql":
-            stmt = mysql_dialect.insert(table)
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            stmt = mysql_insert(table)
             stmt = stmt.on_duplicate_key_update(
                 {c: stmt.inserted[c] for c in cols} or {keys[0]: stmt.inserted[keys[0]]})
         else:
-            mod = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
-            stmt = mod.insert(table)
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                insert = pg_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                insert = sqlite_insert
+            stmt = insert(table)
             if cols:
                 stmt = stmt.on_conflict_do_update(
                     index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols})
