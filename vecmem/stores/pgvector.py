@@ -1,0 +1,794 @@
+"""PostgreSQL + pgvector adapter: vectors, filters, BM25 and hybrid fusion all run in SQL.
+
+Tables (``T`` is the ``table`` argument, all in ``schema``)::
+
+    T           sid, id, document_id, position, text, meta_json (the metadata as written),
+                metadata (jsonb, generated from meta_json), content_hash, terms/tfs (the chunk's
+                distinct tokens and their counts), length (tokens), embedding vector(dim)
+    T_postings  (term, sid) -> tf, dl            one row per distinct token of a chunk
+    T_terms     term -> df                       documents containing the term
+    T_dfhist    df -> number of terms with that df
+    T_meta      one row: the EmbeddingSpace, N, total length, next sid, mean idf
+
+Indexes: HNSW (``vector_cosine_ops``) on the embedding, GIN (``jsonb_path_ops``) on the metadata,
+btree on ``document_id``. Scores are similarities (``1 - cosine distance``).
+
+The keyword leg is rank_bm25's BM25Okapi computed in SQL from the postings: idf
+``ln(N - df + 0.5) - ln(df + 0.5)``, a negative idf replaced by ``epsilon * mean idf`` over the
+vocabulary. The mean is kept exact under writes without scanning the vocabulary: ``T_dfhist``
+counts terms per df value, so the mean is a sum over the distinct df values (a few thousand rows
+at most), refreshed in ``T_meta`` by every write. Tokens come from the space's tokenizer in Python.
+
+Hybrid search is one statement: both legs are CTEs (top ``candidates`` each, the filter inside
+both), fused by RRF or the convex combination exactly as :func:`vecmem.fusion.fuse` does.
+
+Filtered vector search keeps recall: the HNSW scan runs with pgvector 0.8's iterative index
+scans (``hnsw.iterative_scan``), and when it yields fewer than ``k`` rows the same statement falls
+back to an exact scan, so ``k`` hits come back whenever ``k`` chunks match. Below
+``exact_threshold`` chunks every search is exact.
+
+Writes are one transaction each (COPY for the rows) under a per-table advisory lock, which keeps
+N, df and the histogram consistent when several clients write at once.
+
+>>> store = PgVector("postgresql://user:pw@localhost/db", table="kb")   # doctest: +SKIP
+>>> VectorMemory("postgresql://user:pw@localhost/db?collection=kb")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from vecmem._deps import require
+from vecmem.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    EmbeddingSpaceMismatchError,
+    InvalidInputError,
+    StoreLockedError,
+    UnsupportedFilterError,
+)
+from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.fusion import Fusion
+from vecmem.stores.base import Capabilities
+from vecmem.stores.memory import _validate_vectors, validate_query_vector
+from vecmem.tokenize import Tokenizer, get_tokenizer
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, Scores
+
+psycopg = require("psycopg", "pgvector", "PostgreSQL")
+_pgv = require("pgvector.psycopg", "pgvector", "PostgreSQL")
+from psycopg import sql  # noqa: E402
+
+FORMAT = 1
+_LOCK_NS = 0x7665  # first key of vecmem's advisory locks ("ve")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}\Z")
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
+_COPY_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text[]", "int4[]", "int4",
+               "vector"]
+_MAX_EF = 1000  # pgvector's limit for hnsw.ef_search
+_HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on vector
+
+
+def _translate(exc: BaseException, what: str) -> BackendError:
+    """The vecmem error for a psycopg error (raise it ``from exc``)."""
+    text = str(exc).strip()
+    low = text.lower()
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("28") or "authentication failed" in low or "pg_hba.conf" in low:
+        return AuthenticationError(f"{what}: {text}")
+    if state in ("55P03", "40P01") or "lock timeout" in low:
+        return StoreLockedError(f"{what}: {text}")
+    refused_by_server = "fatal:" in low and not any(
+        s in low for s in ("starting up", "shutting down", "in recovery", "too many"))
+    if (state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300")
+            or isinstance(exc, psycopg.InterfaceError)
+            or (isinstance(exc, psycopg.OperationalError) and not state and not refused_by_server)):
+        return BackendUnavailableError(f"{what}: {text}")
+    return BackendError(f"{what}: {text}")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds UTF-8 without NUL: no lone surrogates, no ``\\x00``."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _meta_json(c: Chunk) -> str:
+    meta = c.metadata
+    if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
+        raise InvalidInputError(f"metadata of chunk {c.id!r} must be a dict with string keys")
+    try:
+        raw = json.dumps(dict(meta), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+    if not _storable(raw) or ("\\u0000" in raw and _has_nul(meta)):
+        raise InvalidInputError(f"metadata of chunk {c.id!r} holds a NUL character or text that "
+                                "is not valid Unicode")
+    return raw
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
+
+
+class _Params:
+    """Named parameters of one statement."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any, cast: str = "") -> sql.Composable:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        ph = sql.Placeholder(name)
+        return sql.SQL("{}::{}").format(ph, sql.SQL(cast)) if cast else ph
+
+
+def _where(f: Filter | None, p: _Params) -> sql.Composable:
+    """SQL over ``metadata`` (jsonb) with the reference semantics of ``filters.matches``; every
+    piece is a non-NULL boolean, so NOT/AND/OR behave as in Python."""
+    if f is None:
+        return sql.SQL("TRUE")
+    if isinstance(f, Cond):
+        return _cond(f, p)
+    if isinstance(f, Not):
+        return sql.SQL("(NOT {})").format(_where(f.item, p))
+    if isinstance(f, (And, Or)):
+        op = sql.SQL(" AND " if isinstance(f, And) else " OR ")
+        return sql.SQL("({})").format(op.join(_where(x, p) for x in f.items))
+    raise UnsupportedFilterError(f"unknown filter node {f!r}")
+
+
+def _has(field: str, value: Any, p: _Params) -> sql.Composable:
+    """``metadata[field]`` equals the scalar ``value`` (jsonb containment: types kept apart,
+    ``1 == 1.0``, a list never equals a scalar; uses the GIN index)."""
+    return sql.SQL("metadata @> {}").format(p(json.dumps({field: value}), "jsonb"))
+
+
+def _cond(c: Cond, p: _Params) -> sql.Composable:
+    op, v = c.op, c.value
+    if op == "exists":
+        e = sql.SQL("(metadata ? {})").format(p(c.field, "text"))
+        return e if v else sql.SQL("(NOT {})").format(e)
+    if op in ("eq", "ne"):
+        e = _has(c.field, v, p)
+        return e if op == "eq" else sql.SQL("(NOT {})").format(e)
+    if op in ("in", "nin"):
+        values = list(dict.fromkeys((type(x), x) for x in v))
+        e = (sql.SQL("({})").format(sql.SQL(" OR ").join(_has(c.field, x, p) for _, x in values))
+             if values else sql.SQL("FALSE"))
+        return e if op == "in" else sql.SQL("(NOT {})").format(e)
+    if op == "contains":
+        return sql.SQL("metadata @> {}").format(p(json.dumps({c.field: [v]}), "jsonb"))
+    compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
+    if compare is None:
+        raise UnsupportedFilterError(f"unknown filter operator {op!r}")
+    field = p(c.field, "text")
+    return sql.SQL(
+        "(CASE WHEN jsonb_typeof(metadata -> {f}) = 'number' "
+        "THEN (metadata -> {f})::numeric {op} {v} ELSE FALSE END)"
+    ).format(f=field, op=sql.SQL(compare), v=p(repr(v) if isinstance(v, float) else str(v),
+                                                 "numeric"))
+
+
+class PgVector:
+    """A vector store in PostgreSQL with pgvector, with BM25 and hybrid search in SQL.
+
+    >>> store = PgVector("postgresql://user:pw@localhost:5432/db", table="kb")  # doctest: +SKIP
+    >>> mem = VectorMemory(store=store)                                         # doctest: +SKIP
+    >>> mem.search("how do agents remember?", k=5, filter={"source": "a.md"})   # doctest: +SKIP
+
+    ``hnsw_m``/``hnsw_ef_construction`` are the index build settings, ``ef_search`` the search
+    list size (raised to the number of candidates asked for, up to 1000), ``iterative_scan``
+    ``"relaxed_order"``, ``"strict_order"`` or ``"off"`` and ``max_scan_tuples`` pgvector 0.8's
+    filtered-scan settings; below ``exact_threshold`` chunks search is exact.
+    """
+
+    name = "pgvector"
+    capabilities = Capabilities(persistent=True, native_keyword=True, native_hybrid=True,
+                                transactions=True, concurrent_writers=True)
+
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        table: str = "vecmem_chunks",
+        schema: str = "public",
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 128,
+        ef_search: int = 100,
+        iterative_scan: str = "relaxed_order",
+        max_scan_tuples: int = 20_000,
+        exact_threshold: int = 10_000,
+        connect_timeout: int = 10,
+    ) -> None:
+        if not isinstance(db_url, str) or not db_url:
+            raise ConfigurationError("PgVector needs db_url='postgresql://user:pw@host:port/db'")
+        if not _TABLE.match(table):
+            raise ConfigurationError(f"table must match {_TABLE.pattern!r}, got {table!r}")
+        if not _SCHEMA.match(schema):
+            raise ConfigurationError(f"schema must match {_SCHEMA.pattern!r}, got {schema!r}")
+        if iterative_scan not in ("relaxed_order", "strict_order", "off"):
+            raise ConfigurationError(f"iterative_scan must be relaxed_order, strict_order or off, "
+                                     f"not {iterative_scan!r}")
+        if hnsw_m < 2 or hnsw_ef_construction < 2 * hnsw_m or not 1 <= ef_search <= _MAX_EF:
+            raise ConfigurationError("need hnsw_m >= 2, hnsw_ef_construction >= 2 * hnsw_m and "
+                                     f"1 <= ef_search <= {_MAX_EF}")
+        self.db_url = db_url
+        self.table, self.schema = table, schema
+        self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
+        self.ef_search, self.iterative_scan = ef_search, iterative_scan
+        self.max_scan_tuples, self.exact_threshold = max_scan_tuples, exact_threshold
+        self.connect_timeout = connect_timeout
+        self.space: EmbeddingSpace | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._conn: Any = None
+        self._ef = 0  # hnsw.ef_search currently set on the session
+        self._lock = threading.RLock()
+        self._closed = False
+        ident = {name: sql.Identifier(schema, table + suffix) for name, suffix in (
+            ("chunks", ""), ("postings", "_postings"), ("terms", "_terms"), ("hist", "_dfhist"),
+            ("meta", "_meta"))}
+        self._ident = ident
+        self._qualified = f"{schema}.{table}"
+
+    def _sql(self, text: str, **parts: sql.Composable) -> sql.Composed:
+        return sql.SQL(text).format(**self._ident, **parts)
+
+    def __repr__(self) -> str:
+        return f"PgVector(table={self._qualified!r})"
+
+    # ----------------------------------------------------------------- connection
+    def _where_to(self) -> str:
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.db_url)
+        except psycopg.Error:
+            return "PostgreSQL"
+        return f"PostgreSQL at {info.get('host', 'localhost')}:{info.get('port', 5432)}"
+
+    def _connection(self) -> Any:
+        if self._closed:
+            raise ConfigurationError(f"{self!r} is closed")
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        try:
+            conn = psycopg.connect(self.db_url, autocommit=True, connect_timeout=self.connect_timeout,
+                                   application_name="vecmem")
+        except psycopg.Error as exc:
+            raise _translate(exc, f"cannot connect to {self._where_to()}") from exc
+        self._conn, self._ef = conn, 0
+        try:
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+                self._prepare_session(conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, f"cannot prepare a session on {self._where_to()}") from exc
+        return conn
+
+    def _prepare_session(self, conn: Any) -> None:
+        _pgv.register_vector(conn)
+        conn.execute("SELECT set_config('hnsw.iterative_scan', %s, false), "
+                     "set_config('hnsw.max_scan_tuples', %s, false)",
+                     (self.iterative_scan, str(self.max_scan_tuples)))
+
+    @contextmanager
+    def _db(self, what: str) -> Iterator[Any]:
+        """The connection, under the store's lock, with psycopg errors translated."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    self._conn = None
+                raise _translate(exc, f"{what} on {self._qualified}") from exc
+
+    def _set_ef(self, conn: Any, candidates: int) -> None:
+        ef = min(max(self.ef_search, candidates), _MAX_EF)
+        if ef != self._ef:
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef),))
+            self._ef = ef
+
+    def _require_space(self) -> EmbeddingSpace:
+        if self.space is None:
+            raise ConfigurationError(f"{self!r} used before connect(space)")
+        return self.space
+
+    # ----------------------------------------------------------------- space and schema
+    def _exists(self, conn: Any, name: str) -> bool:
+        row = conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{name}"',)).fetchone()
+        return row[0] is not None
+
+    def _read_space(self, conn: Any) -> EmbeddingSpace | None:
+        if not self._exists(conn, self.table + "_meta"):
+            return None
+        row = conn.execute(self._sql("SELECT space FROM {meta}")).fetchone()
+        return EmbeddingSpace.from_json(row[0]) if row else None
+
+    def stored_space(self) -> EmbeddingSpace | None:
+        if self.space is not None:
+            return self.space
+        with self._db("read the embedding space") as conn:
+            return self._read_space(conn)
+
+    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        with self._lock:
+            if self.space is not None:
+                self.space.check_compatible(space)
+                return self.space
+            if space.distance != "cosine":
+                raise ConfigurationError(f"PgVector supports cosine distance, not {space.distance!r}")
+            with self._db("create the tables") as conn:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS,))
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(self.schema)))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                                  (_LOCK_NS, self._qualified))
+                    stored = self._read_space(conn)
+                    if stored is None:
+                        self._check_foreign_table(conn, space)
+                        self._create(conn, space)
+                        stored = space
+                    else:
+                        stored.check_compatible(space, where=f"table {self._qualified}")
+                self._prepare_session(conn)
+            self.space = stored
+            self._tokenizer = get_tokenizer(stored.tokenizer)
+            return stored
+
+    def _check_foreign_table(self, conn: Any, space: EmbeddingSpace) -> None:
+        """A table of that name made by something else: refuse it, naming its dimension."""
+        if not self._exists(conn, self.table):
+            return
+        row = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attname = 'embedding' AND NOT attisdropped",
+            (f'"{self.schema}"."{self.table}"',)).fetchone()
+        if row and row[0] != f"vector({space.dim})":
+            raise EmbeddingSpaceMismatchError(
+                f"table {self._qualified} already exists with embedding {row[0]} but this call "
+                f"uses dim={space.dim}; use another table (table=...)")
+        raise ConfigurationError(f"table {self._qualified} exists but was not created by vecmem "
+                                 "(no metadata table); use another table name")
+
+    def _create(self, conn: Any, space: EmbeddingSpace) -> None:
+        statements = [
+            """CREATE TABLE {chunks} (
+                sid bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE,
+                document_id text COLLATE "C" NOT NULL, position integer NOT NULL,
+                text text NOT NULL, meta_json text NOT NULL,
+                metadata jsonb GENERATED ALWAYS AS (meta_json::jsonb) STORED,
+                content_hash text NOT NULL, terms text[] NOT NULL, tfs integer[] NOT NULL,
+                length integer NOT NULL, embedding {vector} NOT NULL)""",
+            "ALTER TABLE {chunks} ALTER COLUMN embedding SET STORAGE MAIN",
+            "CREATE INDEX {doc_index} ON {chunks} (document_id)",
+            "CREATE INDEX {gin_index} ON {chunks} USING gin (metadata jsonb_path_ops)",
+            """CREATE TABLE {postings} (term text COLLATE "C" NOT NULL, sid bigint NOT NULL,
+                tf integer NOT NULL, dl integer NOT NULL, PRIMARY KEY (term, sid))""",
+            'CREATE TABLE {terms} (term text COLLATE "C" PRIMARY KEY, df integer NOT NULL)',
+            "CREATE TABLE {hist} (df integer PRIMARY KEY, terms integer NOT NULL)",
+            """CREATE TABLE {meta} (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                format integer NOT NULL, space text NOT NULL, n bigint NOT NULL DEFAULT 0,
+                total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
+                mean_idf double precision NOT NULL DEFAULT 0)""",
+        ]
+        if space.dim <= _HNSW_MAX_DIM:
+            statements.append(
+                "CREATE INDEX {hnsw_index} ON {chunks} USING hnsw (embedding vector_cosine_ops) "
+                "WITH (m = {m}, ef_construction = {efc})")
+        parts = {
+            "vector": sql.SQL(f"vector({int(space.dim)})"),
+            "doc_index": sql.Identifier(self.table + "_doc"),
+            "gin_index": sql.Identifier(self.table + "_metadata"),
+            "hnsw_index": sql.Identifier(self.table + "_hnsw"),
+            "m": sql.Literal(int(self.hnsw_m)),
+            "efc": sql.Literal(int(self.hnsw_ef_construction)),
+        }
+        for text in statements:
+            conn.execute(self._sql(text, **parts))
+        conn.execute(self._sql("INSERT INTO {meta} (format, space) VALUES (%s, %s)"),
+                     (FORMAT, space.to_json()))
+
+    def drop(self) -> None:
+        """Delete the collection's tables (all its chunks and the recorded space)."""
+        with self._db("drop the tables") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                         (_LOCK_NS, self._qualified))
+            conn.execute(self._sql("DROP TABLE IF EXISTS {chunks}, {postings}, {terms}, {hist}, "
+                                   "{meta}"))
+        self.space = None
+
+    # ----------------------------------------------------------------- writes
+    def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray, first: int) -> list[tuple[Any, ...]]:
+        tokenize = self._tokenizer
+        assert tokenize is not None  # noqa: S101 (set by connect)
+        rows = []
+        for i, c in enumerate(chunks):
+            tokens = tokenize(c.text)
+            tf = Counter(tokens)
+            rows.append((first + i, c.id, c.document_id, c.position, c.text, _meta_json(c),
+                         c.content_hash, list(tf), list(tf.values()), len(tokens), vectors[i]))
+        return rows
+
+    def _validate(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
+        space = self._require_space()
+        seen: set[str] = set()
+        for c in chunks:
+            if not isinstance(c, Chunk):
+                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
+            if not isinstance(c.id, str) or not c.id:
+                raise InvalidInputError("chunk ids must be non-empty strings")
+            if c.id in seen:
+                raise InvalidInputError(f"duplicate chunk id {c.id!r} in one batch")
+            seen.add(c.id)
+            if not all(isinstance(x, str) and _storable(x) for x in (c.text, c.document_id, c.id)):
+                raise InvalidInputError(f"chunk {c.id!r}: text and ids must be valid Unicode "
+                                        "strings without NUL characters")
+            if not isinstance(c.position, int) or not -2**31 <= c.position < 2**31:
+                raise InvalidInputError(f"chunk {c.id!r}: position must be a 32-bit int")
+        return _validate_vectors(vectors, len(chunks), space.dim)
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
+        chunks = list(chunks)
+        v = self._validate(chunks, vectors)
+        prepared = self._rows(chunks, v, 0)  # tokenise and check metadata before any write
+        removed = list(dict.fromkeys([c.id for c in chunks] + [str(i) for i in delete_ids]))
+        if not chunks and not removed:
+            return
+        with self._db("upsert") as conn, conn.transaction():
+            self._write_lock(conn)
+            p = _Params()
+            cond = sql.SQL("id = ANY({})").format(p(removed, "text[]"))
+            _, zero, first = self._remove(conn, cond, p, new=len(chunks))
+            if chunks:
+                with conn.cursor() as cur, cur.copy(self._sql(
+                        "COPY {chunks} (sid, id, document_id, position, text, meta_json, "
+                        "content_hash, terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)")
+                        ) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for row in prepared:
+                        copy.write_row((first + row[0], *row[1:]))
+                self._index_new(conn, first, len(chunks), sum(r[9] for r in prepared))
+            self._refresh(conn, zero)
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        if ids is None and filter is None:
+            raise InvalidInputError("delete needs ids or a filter")
+        self._require_space()
+        p = _Params()
+        parts = []
+        if ids is not None:
+            parts.append(sql.SQL("id = ANY({})").format(p([str(i) for i in ids], "text[]")))
+        if filter is not None:
+            parts.append(_where(filter, p))
+        with self._db("delete") as conn, conn.transaction():
+            self._write_lock(conn)
+            count, zero, _ = self._remove(conn, sql.SQL(" OR ").join(parts), p, new=0)
+            if count:
+                self._refresh(conn, zero)
+            return count
+
+    def _write_lock(self, conn: Any) -> None:
+        """Serialise writers of this table: N, df and the df histogram change together."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NS, self._qualified))
+
+    def _remove(self, conn: Any, cond: sql.Composable, p: _Params, *, new: int
+                ) -> tuple[int, list[str], int]:
+        """Delete matching chunks with their postings, update df / histogram / N, and reserve
+        ``new`` sids. Returns (chunks removed, terms whose df fell to 0, first reserved sid)."""
+        row = conn.execute(self._sql("""
+            WITH dead AS (DELETE FROM {chunks} WHERE {cond} RETURNING sid, length, terms),
+            x AS (SELECT d.sid, t.term FROM dead d CROSS JOIN LATERAL unnest(d.terms) AS t(term)),
+            gone AS (DELETE FROM {postings} p USING x WHERE p.term = x.term AND p.sid = x.sid),
+            d AS (SELECT term, count(*)::int AS cnt FROM x GROUP BY term),
+            up AS (UPDATE {terms} t SET df = t.df - d.cnt FROM d WHERE t.term = d.term
+                   RETURNING t.term, t.df, d.cnt),
+            h AS (INSERT INTO {hist} AS h (df, terms)
+                  SELECT df, sum(c)::int FROM (SELECT df + cnt AS df, -1 AS c FROM up
+                                               UNION ALL SELECT df, 1 FROM up WHERE df > 0) y
+                  GROUP BY df HAVING sum(c) <> 0
+                  ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms),
+            m AS (UPDATE {meta} SET n = n - (SELECT count(*) FROM dead),
+                         total_len = total_len - (SELECT coalesce(sum(length), 0) FROM dead),
+                         next_sid = next_sid + {new} RETURNING next_sid - {new} AS first)
+            SELECT (SELECT count(*) FROM dead),
+                   (SELECT coalesce(array_agg(term), '{{}}') FROM up WHERE df = 0),
+                   (SELECT first FROM m)""", cond=cond, new=p(new, "int8")), p.values).fetchone()
+        return int(row[0]), list(row[1]), int(row[2])
+
+    def _index_new(self, conn: Any, first: int, count: int, total_len: int) -> None:
+        """Postings, df and the histogram for the chunks just copied (sids first..first+count)."""
+        p = _Params()
+        conn.execute(self._sql("""
+            WITH new AS (
+                SELECT c.sid, c.length, t.term, t.tf
+                FROM {chunks} c CROSS JOIN LATERAL unnest(c.terms, c.tfs) AS t(term, tf)
+                WHERE c.sid >= {lo} AND c.sid < {hi}),
+            ins AS (INSERT INTO {postings} (term, sid, tf, dl)
+                    SELECT term, sid, tf, length FROM new ORDER BY term, sid),
+            d AS (SELECT term, count(*)::int AS delta FROM new GROUP BY term),
+            up AS (INSERT INTO {terms} AS t (term, df) SELECT term, delta FROM d
+                   ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df RETURNING t.term, t.df),
+            mv AS (SELECT up.df - d.delta AS old, up.df AS new FROM up JOIN d USING (term)),
+            h AS (INSERT INTO {hist} AS h (df, terms)
+                  SELECT df, sum(c)::int FROM (SELECT old AS df, -1 AS c FROM mv WHERE old > 0
+                                               UNION ALL SELECT new, 1 FROM mv) y
+                  GROUP BY df HAVING sum(c) <> 0
+                  ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms)
+            UPDATE {meta} SET n = n + {count}, total_len = total_len + {total}""",
+            lo=p(first, "int8"), hi=p(first + count, "int8"), count=p(count, "int8"),
+            total=p(total_len, "int8")), p.values)
+
+    def _refresh(self, conn: Any, zero: list[str]) -> None:
+        """Drop empty vocabulary rows and recompute the mean idf from the df histogram."""
+        conn.execute(self._sql("""
+            WITH zt AS (DELETE FROM {terms} WHERE term = ANY(%(zero)s::text[]) AND df = 0),
+            zh AS (DELETE FROM {hist} WHERE terms = 0)
+            UPDATE {meta} m SET mean_idf = coalesce((
+                SELECT sum(h.terms * (ln((m.n - h.df)::float8 + 0.5) - ln(h.df + 0.5::float8)))
+                       / nullif(sum(h.terms), 0)
+                FROM {hist} h WHERE h.terms > 0), 0)"""), {"zero": zero})
+
+    # ----------------------------------------------------------------- search SQL
+    def _vector_ctes(self, p: _Params, q: np.ndarray, candidates: int, f: Filter | None
+                     ) -> sql.Composed:
+        """CTE ``vec(sid, dist, rank)``: the ``candidates`` nearest matching chunks.
+
+        HNSW (iterative scan) is asked for ``max(candidates, ef_search)`` matching rows, the
+        best ``candidates`` of them by exact distance are kept; when it cannot produce that many
+        (small table, selective filter, ``max_scan_tuples`` reached) an exact scan answers."""
+        want = max(candidates, self.ef_search)
+        qv, c, w = p(q, "vector"), p(candidates, "int8"), p(want, "int8")
+        where = _where(f, p)
+        return self._sql("""
+            approx AS MATERIALIZED (
+                SELECT sid, embedding <=> {q} AS dist FROM {chunks}
+                WHERE (SELECT n FROM {meta}) >= {threshold} AND {where}
+                ORDER BY embedding <=> {q} LIMIT {w}),
+            exact AS MATERIALIZED (
+                SELECT sid, embedding <=> {q} AS dist FROM {chunks}
+                WHERE (SELECT count(*) FROM approx) < {w} AND {where}
+                ORDER BY (embedding <=> {q}) + 0, sid LIMIT {c}),
+            vec AS (
+                SELECT sid, dist, rank FROM (
+                    SELECT sid, dist, row_number() OVER (ORDER BY dist, sid) AS rank FROM (
+                        SELECT sid, dist FROM approx WHERE (SELECT count(*) FROM approx) >= {w}
+                        UNION ALL SELECT sid, dist FROM exact) u) r
+                WHERE rank <= {c})""",
+            q=qv, c=c, w=w, where=where, threshold=p(self.exact_threshold, "int8"))
+
+    def _keyword_ctes(self, p: _Params, tokens: list[str], candidates: int, f: Filter | None
+                      ) -> sql.Composed:
+        """CTE ``kw(sid, score, rank)``: the ``candidates`` best BM25Okapi matches (rank_bm25's
+        formulas: idf floor ``epsilon * mean idf``, query terms counted with multiplicity)."""
+        k1, b, eps = self._require_space().keyword_params()
+        mult = Counter(tokens)
+        allowed = (sql.SQL("sid IN (SELECT sid FROM {chunks} WHERE {where})").format(
+            chunks=self._ident["chunks"], where=_where(f, p)) if f is not None else sql.SQL("TRUE"))
+        return self._sql("""
+            st AS (SELECT n, mean_idf,
+                          CASE WHEN n > 0 AND total_len > 0 THEN total_len::float8 / n
+                               ELSE 1::float8 END AS avgdl FROM {meta}),
+            qt AS (
+                SELECT q.term, q.mult * CASE WHEN r.idf < 0 THEN {eps} * st.mean_idf
+                                             ELSE r.idf END AS w
+                FROM unnest({qterms}, {mults}) AS q(term, mult)
+                JOIN {terms} t ON t.term = q.term AND t.df > 0
+                CROSS JOIN st
+                CROSS JOIN LATERAL (SELECT ln((st.n - t.df)::float8 + 0.5)
+                                           - ln(t.df + 0.5::float8) AS idf) r),
+            bm AS (
+                SELECT p.sid, sum(qt.w * (p.tf * {k1p1}) / (p.tf + {k1} * (1 - {b} + {b} * p.dl
+                                                                          / st.avgdl))) AS score
+                FROM qt JOIN {postings} p ON p.term = qt.term CROSS JOIN st
+                GROUP BY p.sid),
+            kw AS (
+                SELECT sid, score, row_number() OVER (ORDER BY score DESC, sid) AS rank FROM (
+                    SELECT sid, score FROM bm WHERE {allowed}
+                    ORDER BY score DESC, sid LIMIT {c}) t)""",
+            qterms=p(list(mult), "text[]"), mults=p(list(mult.values()), "int[]"), eps=p(float(eps), "float8"),
+            k1p1=p(float(k1) + 1.0, "float8"), k1=p(float(k1), "float8"), b=p(float(b), "float8"),
+            allowed=allowed, c=p(candidates, "int8"))
+
+    def _tokens(self, text: str) -> list[str]:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query text must be a str, got {type(text).__name__}")
+        assert self._tokenizer is not None  # noqa: S101 (set by connect)
+        return self._tokenizer(text)
+
+    @staticmethod
+    def _chunk(row: Sequence[Any]) -> Chunk:
+        cid, doc, pos, text, meta, h = row[:6]
+        return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta),
+                     content_hash=h)
+
+    # ----------------------------------------------------------------- reads
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if not isinstance(k, int) or k <= 0:
+            raise InvalidInputError(f"k must be a positive int, got {k!r}")
+        q = validate_query_vector(vector, self._require_space().dim)
+        p = _Params()
+        stmt = self._sql("WITH {ctes} SELECT " + _ROW + ", 1 - v.dist FROM vec v "
+                         "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank",
+                         ctes=self._vector_ctes(p, q, k, filter))
+        with self._db("vector search") as conn:
+            self._set_ef(conn, k)
+            rows = conn.execute(stmt, p.values).fetchall()
+        return [Scored(self._chunk(r), float(r[6])) for r in rows]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        if not isinstance(k, int) or k <= 0:
+            raise InvalidInputError(f"k must be a positive int, got {k!r}")
+        self._require_space()
+        tokens = self._tokens(text)
+        if not tokens:
+            return []
+        p = _Params()
+        stmt = self._sql("WITH {ctes} SELECT " + _ROW + ", w.score FROM kw w "
+                         "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank",
+                         ctes=self._keyword_ctes(p, tokens, k, filter))
+        with self._db("keyword search") as conn:
+            rows = conn.execute(stmt, p.values).fetchall()
+        return [Scored(self._chunk(r), float(r[6])) for r in rows]
+
+    def hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        *,
+        k: int,
+        candidates: int,
+        fusion: Fusion,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
+        """Both legs and their fusion in one statement; equal to :func:`vecmem.fusion.fuse` of
+        :meth:`query` and :meth:`keyword` with ``k=candidates``."""
+        for name, value in (("k", k), ("candidates", candidates)):
+            if not isinstance(value, int) or value <= 0:
+                raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+        q = validate_query_vector(vector, self._require_space().dim)
+        tokens = self._tokens(text)
+        p = _Params()
+        ctes = [self._vector_ctes(p, q, candidates, filter),
+                self._keyword_ctes(p, tokens, candidates, filter)]
+        if fusion.method == "rrf":
+            rk = p(int(fusion.k), "int8")
+            fused = sql.SQL("coalesce({wv} / ({rk} + v.rank), 0) + coalesce({wk} / ({rk} + w.rank), 0)"
+                            ).format(wv=p(float(fusion.vector_weight), "float8"), rk=rk,
+                                     wk=p(float(fusion.keyword_weight), "float8"))
+            scale = sql.SQL("")
+        else:
+            ctes.append(sql.SQL("vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi FROM vec), "
+                                "km AS (SELECT min(score) AS lo, max(score) AS hi FROM kw)"))
+            fused = sql.SQL(
+                "{a} * (CASE WHEN v.sid IS NULL THEN 0 WHEN vm.hi - vm.lo > 0 "
+                "THEN ((1 - v.dist) - vm.lo) / (vm.hi - vm.lo) ELSE 1 END) + "
+                "{oa} * (CASE WHEN w.sid IS NULL THEN 0 WHEN km.hi - km.lo > 0 "
+                "THEN (w.score - km.lo) / (km.hi - km.lo) ELSE 1 END)"
+            ).format(a=p(float(fusion.alpha), "float8"), oa=p(1 - fusion.alpha, "float8"))
+            scale = sql.SQL(" CROSS JOIN vm CROSS JOIN km")
+        stmt = self._sql(
+            "WITH {ctes}, fused AS (SELECT coalesce(v.sid, w.sid) AS sid, 1 - v.dist AS vs, "
+            "v.rank AS vr, w.score AS ks, w.rank AS kr, {fused} AS fused "
+            "FROM vec v FULL JOIN kw w ON w.sid = v.sid{scale}) "
+            "SELECT " + _ROW + ", f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f "
+            "JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT {k}",
+            ctes=sql.SQL(", ").join(ctes), fused=fused, scale=scale, k=p(k, "int8"))
+        with self._db("hybrid search") as conn:
+            self._set_ef(conn, candidates)
+            rows = conn.execute(stmt, p.values).fetchall()
+        out = []
+        for r in rows:
+            vs, vr, ks, kr, fu = r[6:]
+            out.append(Hit(self._chunk(r), float(fu), Scores(
+                vector=None if vs is None else float(vs), keyword=None if ks is None else float(ks),
+                vector_rank=None if vr is None else int(vr),
+                keyword_rank=None if kr is None else int(kr), fused=float(fu))))
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        ids = [str(i) for i in ids]
+        if not ids:
+            return []
+        with self._db("get") as conn:
+            rows = conn.execute(self._sql("SELECT " + _ROW + " FROM {chunks} c "
+                                          "WHERE c.id = ANY(%s::text[])"), (ids,)).fetchall()
+        found = {r[0]: self._chunk(r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        dim = self._require_space().dim
+        ids = [str(i) for i in ids]
+        if not ids:
+            return np.zeros((0, dim), np.float32)
+        with self._db("get vectors") as conn:
+            rows = conn.execute(self._sql("SELECT id, embedding FROM {chunks} "
+                                          "WHERE id = ANY(%s::text[])"), (ids,),
+                                binary=True).fetchall()
+        found = {r[0]: r[1] for r in rows}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+        return np.stack([_to_numpy(found[i]) for i in ids]).astype(np.float32)
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        docs = [str(d) for d in document_ids]
+        if not docs:
+            return []
+        with self._db("get by document") as conn:
+            rows = conn.execute(self._sql("SELECT " + _ROW + " FROM {chunks} c "
+                                          "WHERE c.document_id = ANY(%s::text[]) "
+                                          "ORDER BY c.document_id, c.position, c.id"),
+                                (docs,)).fetchall()
+        by_doc: dict[str, list[Chunk]] = {}
+        for r in rows:
+            by_doc.setdefault(r[1], []).append(self._chunk(r))
+        return [c for d in dict.fromkeys(docs) for c in by_doc.get(d, [])]
+
+    def count(self, filter: Filter | None = None) -> int:
+        self._require_space()
+        p = _Params()
+        stmt = (self._sql("SELECT n FROM {meta}") if filter is None else
+                self._sql("SELECT count(*) FROM {chunks} WHERE {where}", where=_where(filter, p)))
+        with self._db("count") as conn:
+            return int(conn.execute(stmt, p.values).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except psycopg.Error:
+                    pass
+            self._conn = None
+            self._closed = True
+
+
+def from_url(url: str) -> PgVector:
+    """``postgresql://user:pw@host:port/db?collection=NAME&schema=S`` (also ``postgres://``,
+    ``pgvector://``); other query parameters (``sslmode``...) go to libpq."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres", "pgvector"):
+        raise ConfigurationError(f"not a PostgreSQL URL: {parts.scheme}://...")
+    options: dict[str, str] = {}
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in ("collection", "table", "schema"):
+            options["schema" if key == "schema" else "table"] = value
+        else:
+            rest.append((key, value))
+    db_url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return PgVector(db_url, table=options.get("table", "vecmem_chunks"),
+                    schema=options.get("schema", "public"))
+
+
+__all__ = ["PgVector", "from_url"]
