@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -51,12 +51,14 @@ class VecmemEmbeddings(Embeddings):
         items = _check_texts(texts, "embed_documents")
         if not items:
             return []
-        return np.asarray(self.embedder.embed(items), dtype=np.float32).tolist()  # type: ignore[no-any-return]
+        rows = np.asarray(self.embedder.embed(items), dtype=np.float32)
+        return rows.tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
         if not isinstance(text, str):
             raise InvalidInputError(f"embed_query: text is {type(text).__name__}, not str")
-        return np.asarray(self.embedder.embed([text])[0], dtype=np.float32).tolist()  # type: ignore[no-any-return]
+        row = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
+        return row.tolist()  # type: ignore[no-any-return]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embed_documents, texts)
@@ -119,7 +121,8 @@ class LangChainEmbedder:
         rows = np.asarray(self.embedding.embed_documents(items), dtype=np.float32)
         if rows.ndim != 2 or rows.shape[0] != len(items):
             raise InvalidInputError(
-                f"{self.name} returned {rows.shape} for {len(items)} texts; expected one vector each"
+                f"{self.name} returned an array of shape {rows.shape} for {len(items)} texts; "
+                "expected one vector per text"
             )
         return normalize(rows)
 

@@ -24,7 +24,8 @@ import asyncio
 import copy
 import os
 import uuid
-from typing import Any, Callable, ClassVar, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.callbacks import (
@@ -35,6 +36,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 
+from langchain_vecmem.embeddings import LangChainEmbedder, VecmemEmbeddings
 from vecmem.embedders import normalize
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import FilterLike
@@ -43,8 +45,6 @@ from vecmem.memory import DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 from vecmem.rerank import MMRReranker
 from vecmem.stores.base import VectorStore as VecmemStore
 from vecmem.types import Chunk, Hit
-
-from langchain_vecmem.embeddings import LangChainEmbedder, VecmemEmbeddings
 
 SEARCH_TYPES = ("similarity", "similarity_score_threshold", "mmr", "hybrid")
 
@@ -82,7 +82,8 @@ class VecmemVectorStore(VectorStore):
 
     >>> from langchain_vecmem import VecmemEmbeddings, VecmemVectorStore
     >>> store = VecmemVectorStore(VecmemEmbeddings("hashing-64"))      # in memory
-    >>> store.add_texts(["cats purr", "dogs bark"], [{"pet": "cat"}, {"pet": "dog"}], ids=["c", "d"])
+    >>> store.add_texts(["cats purr", "dogs bark"], [{"pet": "cat"}, {"pet": "dog"}],
+    ...                 ids=["c", "d"])
     ['c', 'd']
     >>> [d.id for d in store.similarity_search("cats", k=1, filter={"pet": "cat"})]
     ['c']
@@ -412,14 +413,18 @@ class VecmemVectorStore(VectorStore):
         if search_type == "hybrid":
             return self.hybrid_search(query, **kwargs)
         if search_type not in SEARCH_TYPES:
-            raise InvalidInputError(f"search_type must be one of {SEARCH_TYPES}, not {search_type!r}")
+            raise InvalidInputError(
+                f"search_type must be one of {SEARCH_TYPES}, not {search_type!r}"
+            )
         return super().search(query, search_type, **kwargs)
 
     async def asearch(self, query: str, search_type: str, **kwargs: Any) -> list[Document]:
         if search_type == "hybrid":
             return await self.ahybrid_search(query, **kwargs)
         if search_type not in SEARCH_TYPES:
-            raise InvalidInputError(f"search_type must be one of {SEARCH_TYPES}, not {search_type!r}")
+            raise InvalidInputError(
+                f"search_type must be one of {SEARCH_TYPES}, not {search_type!r}"
+            )
         return await super().asearch(query, search_type, **kwargs)
 
     # ------------------------------------------------------------------ construction
@@ -480,7 +485,7 @@ class VecmemVectorStore(VectorStore):
 class VecmemRetriever(VectorStoreRetriever):
     """LangChain's ``VectorStoreRetriever`` plus ``search_type="hybrid"``.
 
-    >>> retriever = store.as_retriever(search_type="hybrid", search_kwargs={"k": 5})  # doctest: +SKIP
+    >>> store.as_retriever(search_type="hybrid", search_kwargs={"k": 5})  # doctest: +SKIP
     """
 
     allowed_search_types: ClassVar[Collection[str]] = SEARCH_TYPES

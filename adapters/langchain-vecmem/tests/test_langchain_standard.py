@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
-
 from langchain_vecmem import VecmemVectorStore
 
 
@@ -26,7 +25,9 @@ class TestEmbeddedStandard(VectorStoreIntegrationTests):
 
 class TestPostgresStandard(VectorStoreIntegrationTests):
     @pytest.fixture()
-    def vectorstore(self, postgres_url: str) -> Iterator[VecmemVectorStore]:  # type: ignore[override]
+    def vectorstore(  # type: ignore[override]
+        self, postgres_url: str
+    ) -> Iterator[VecmemVectorStore]:
         pytest.importorskip("vecmem.stores.pgvector", reason="vecmem's PgVector store is not there")
         collection = f"lc_{uuid.uuid4().hex[:12]}"
         store = VecmemVectorStore(self.get_embeddings(), f"{postgres_url}?collection={collection}")

@@ -14,8 +14,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
-
 from langchain_vecmem import LangChainEmbedder, VecmemEmbeddings, VecmemVectorStore
+
 from vecmem import VectorMemory
 from vecmem.errors import (
     ConfigurationError,
