@@ -29,6 +29,7 @@ version history and change log live in the shared relational database (:mod:`vec
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -81,6 +82,16 @@ changes_table = sa.Table(
     sa.Column("undone_by", Key(64), nullable=True),
     sa.Column("seq", sa.BigInteger, nullable=False, index=True),  # order of changes
 )
+_INSERT_VERSION = sa.insert(versions_table)
+_UPDATE_VERSION = (
+    sa.update(versions_table)
+    .where(versions_table.c.memory_id == sa.bindparam("m"),
+           versions_table.c.version == sa.bindparam("v"))
+    .values(current=sa.bindparam("current"), state=sa.bindparam("state"))
+)
+_INSERT_CHANGE = sa.insert(changes_table)
+_MAX_SEQ = sa.select(sa.func.coalesce(sa.func.max(changes_table.c.seq), 0))
+
 MIGRATIONS = [
     Migration("memory versions and changes",
               lambda m: (m.create_table(versions_table), m.create_table(changes_table))),
@@ -155,6 +166,19 @@ class ConsolidationReport:
     change_ids: list[str] = field(default_factory=list)
 
 
+_NEGATIONS = frozenset("not no never none nor cannot without neither nobody nothing".split())
+
+
+def _polarity(text: str) -> bool:
+    """Whether a text is negated (an odd number of negation words, counting "n't").
+
+    Embeddings barely separate "X is Y" from "X is not Y" (cosine ~0.98 with MiniLM), so a
+    near-duplicate merge also requires the same polarity; a contradiction becomes a new memory.
+    """
+    words = re.findall(r"[a-z']+", text.lower())
+    return sum(w in _NEGATIONS or w.endswith("n't") for w in words) % 2 == 1
+
+
 def _chunk_id(memory_id: str, version: int) -> str:
     return f"mem:{memory_id}:v{version}"
 
@@ -206,12 +230,17 @@ class AgentMemory:
 
     def _upsert_state(self, conn: sa.Connection, memory_id: str, version: int, text: str,
                       state: Mapping[str, Any]) -> None:
-        row = {"memory_id": memory_id, "version": version, "text": text,
-               "user_id": state.get("user_id"), "agent_id": state.get("agent_id"),
-               "run_id": state.get("run_id"), "kind": state.get("kind", "memory"),
-               "current": bool(state.get("current")), "created_at": state["created_at"],
+        """Write a version row: insert when new, else update its mutable columns. The
+        statements are module constants, so SQLAlchemy compiles them once."""
+        row = {"m": memory_id, "v": version, "current": bool(state.get("current")),
                "state": json.dumps(dict(state), ensure_ascii=False)}
-        self.db.upsert(conn, versions_table, [row], keys=["memory_id", "version"])
+        if conn.execute(_UPDATE_VERSION, row).rowcount == 0:
+            conn.execute(_INSERT_VERSION, {
+                "memory_id": memory_id, "version": version, "text": text,
+                "user_id": state.get("user_id"), "agent_id": state.get("agent_id"),
+                "run_id": state.get("run_id"), "kind": state.get("kind", "memory"),
+                "current": row["current"], "created_at": state["created_at"],
+                "state": row["state"]})
 
     def _load(self, memory_id: str, version: int | None = None) -> Memory:
         t = versions_table
@@ -235,11 +264,11 @@ class AgentMemory:
     def _record(self, conn: sa.Connection, op: str, memory_id: str, payload: list[dict[str, Any]],
                 reason: str | None, at: float) -> str:
         change_id = uuid.uuid4().hex
-        seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(changes_table.c.seq), 0))
-                           ).scalar_one() + 1
-        conn.execute(sa.insert(changes_table).values(
-            change_id=change_id, memory_id=memory_id, op=op, at=at, reason=reason,
-            payload=json.dumps(payload, ensure_ascii=False), undone_by=None, seq=seq))
+        seq = conn.execute(_MAX_SEQ).scalar_one() + 1
+        conn.execute(_INSERT_CHANGE, {
+            "change_id": change_id, "memory_id": memory_id, "op": op, "at": at,
+            "reason": reason, "payload": json.dumps(payload, ensure_ascii=False),
+            "undone_by": None, "seq": seq})
         return change_id
 
     # ------------------------------------------------------------------ remember
@@ -310,7 +339,8 @@ class AgentMemory:
         found = self.memory.store.query(vector, k=5, filter=flt)
         h = content_hash(text)
         for chunk, sim in found:
-            if chunk.content_hash == h or sim >= self.dedup_threshold:
+            if chunk.content_hash == h or (sim >= self.dedup_threshold
+                                           and _polarity(chunk.text) == _polarity(text)):
                 st = dict(chunk.metadata)
                 return Memory(st["memory_id"], st["version"], chunk.text, st)
         return None

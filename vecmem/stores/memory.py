@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vecmem._blas import single_threaded_blas
 from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from vecmem.filters import And, Cond, Filter, Not, Or, _eq
@@ -39,23 +40,32 @@ def _kind(v: Any, missing: object) -> int:
 class _Column:
     """One metadata field over all slots: its kind, numeric value and raw value."""
 
-    __slots__ = ("kind", "num", "obj")
+    __slots__ = ("kind", "num", "obj", "code", "codes")
 
     def __init__(self) -> None:
         self.kind = _Grow(np.int8)
         self.num = _Grow(np.float64)
         self.obj = _Grow(object)
+        self.code = _Grow(np.int32)  # strings as integer codes: equality is an int compare
+        self.codes: dict[str, int] = {}
+
+    def grow(self, top: int) -> None:
+        """Extend to ``top`` slots; new slots read as missing (kind 0, code -1)."""
+        for g, empty in ((self.kind, _MISSING), (self.num, np.nan), (self.obj, None),
+                         (self.code, -1)):
+            g.reserve(top)
+            if top > g.n:
+                g.a[g.n : top] = empty
+                g.n = top
 
     def set(self, slots: Sequence[int], values: Sequence[Any], missing: object) -> None:
-        top = (max(slots) + 1) if len(slots) else 0
-        for g in (self.kind, self.num, self.obj):
-            g.reserve(top)
-            g.n = max(g.n, top)
+        self.grow((max(slots) + 1) if len(slots) else 0)
         for s, v in zip(slots, values):
             k = _kind(v, missing)
             self.kind.a[s] = k
             self.num.a[s] = float(v) if k in (_BOOL, _NUM) else np.nan
             self.obj.a[s] = v if k != _MISSING else None
+            self.code.a[s] = self.codes.setdefault(v, len(self.codes)) if k == _STR else -1
 
 
 def _validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
@@ -231,10 +241,7 @@ class MemoryStore:
             col.set(live, [self._chunks[i].metadata.get(field, self._missing) for i in live],
                     self._missing)
             self._columns[field] = col
-        n = self._next_slot
-        for g in (col.kind, col.num, col.obj):  # slots never written for this field: missing
-            g.reserve(n)
-            g.n = n
+        col.grow(self._next_slot)  # slots never written for this field: missing
         return col
 
     def _cond_mask(self, c: Cond) -> np.ndarray:
@@ -246,7 +253,7 @@ class MemoryStore:
             if isinstance(x, bool):
                 return (kind == _BOOL) & (num == float(x))
             if isinstance(x, str):
-                return (kind == _STR) & (obj == x)
+                return col.code.view() == col.codes.get(x, -2)
             return (kind == _NUM) & (num == x)
 
         if op == "exists":
@@ -295,9 +302,10 @@ class MemoryStore:
         with self._lock:
             mask = self._mask(filter)
             cand = np.flatnonzero(mask)
-            sims = self._vectors[cand] @ q if len(cand) < self._next_slot // 2 else (
-                self._vectors[: self._next_slot] @ q
-            )[cand]
+            with single_threaded_blas():
+                sims = self._vectors[cand] @ q if len(cand) < self._next_slot // 2 else (
+                    self._vectors[: self._next_slot] @ q
+                )[cand]
             return self._top(cand, sims, k)
 
     def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
