@@ -26,7 +26,7 @@ from vecmem.errors import (  # noqa: E402
 from vecmem.filters import matches, parse_filter  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.chroma import ChromaDb, to_where  # noqa: E402
-from vecmem.testing import StoreSuite  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
 from vecmem.testing.store_suite import (  # noqa: E402
     SPACE,
     StoreFactory,
@@ -57,6 +57,21 @@ class TestChromaEphemeral(StoreSuite):
 
 
 class TestChromaServer(StoreSuite):
+    @pytest.fixture
+    def store_factory(self, chroma_url: str) -> Iterator[StoreFactory]:
+        u = urlsplit(chroma_url)
+        name = _unique()
+        yield lambda: ChromaDb(host=u.hostname, port=u.port or 8000, collection=name)
+        ChromaDb(host=u.hostname, port=u.port or 8000, collection=name).drop()
+
+
+class TestChromaEmbeddedCongruence(CongruenceSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda: ChromaDb(path=str(tmp_path / "chroma"), collection="congruence")
+
+
+class TestChromaServerCongruence(CongruenceSuite):
     @pytest.fixture
     def store_factory(self, chroma_url: str) -> Iterator[StoreFactory]:
         u = urlsplit(chroma_url)
