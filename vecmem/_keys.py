@@ -33,10 +33,13 @@ def check_tenant(value: object) -> str:
     return check_name("tenant", value, max_len=MAX_TENANT)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def to_json(kind: str, value: Any) -> str:
     """Compact JSON text of ``value`` or :class:`InvalidInputError` if it is not JSON-able."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{kind} must be JSON-serialisable: {exc}") from exc
 

@@ -64,15 +64,24 @@ class Key(sa.types.TypeDecorator[str]):
             return dialect.type_descriptor(VARBINARY(self.chars * 4))
         return dialect.type_descriptor(sa.String(self.chars))
 
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is not None and dialect.name in ("mysql", "mariadb"):
-            return value.encode("utf-8")
-        return value
+    # Processors only where needed: elsewhere strings go to the driver untouched (fast path).
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return _encode
+        return None
 
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value).decode("utf-8")
-        return value
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return _decode
+        return None
+
+
+def _encode(value: Any) -> Any:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _decode(value: Any) -> Any:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
 
 
 class _LongText(sa.types.TypeDecorator[str]):
@@ -132,9 +141,12 @@ def normalize_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """JSON text of a metadata mapping or a value (UTF-8, no ASCII escaping)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def translate(exc: BaseException, what: str) -> BackendError:
@@ -240,8 +252,11 @@ class Database:
             self.engine = sa.create_engine(self.url, **options)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise ConfigurationError(f"cannot open database {self.safe_url}: {exc}") from exc
+        self._reader: sa.Engine | None = None
         if self.dialect == "sqlite":
             self._setup_sqlite(memory)
+        else:
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._migrated: set[str] = set()
         self._migrate_lock = threading.Lock()
 
@@ -288,9 +303,15 @@ class Database:
 
     @contextmanager
     def read(self, what: str = "read") -> Iterator[sa.Connection]:
-        """A read-only transaction (on SQLite it does not take the write lock)."""
+        """A connection for reading: on SQLite a deferred transaction (one snapshot, no write
+        lock), on servers autocommit (each statement sees committed data, as in their default
+        READ COMMITTED transactions, without the BEGIN and ROLLBACK round trips)."""
         with self._guard():
             try:
+                if self._reader is not None:  # server: autocommit, no BEGIN/ROLLBACK trips
+                    with self._reader.connect() as conn:
+                        yield conn
+                    return
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(vecmem_read=True)
                     with conn.begin():

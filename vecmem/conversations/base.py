@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from vecmem._keys import check_metadata, check_name, check_tags
@@ -173,9 +173,16 @@ def prepare(messages: Sequence[Message], now: float) -> list[Message]:
                     u.cost is not None and not math.isfinite(u.cost)):
                 raise InvalidInputError(f"invalid usage {u!r}")
             check_optional("model", u.model)
-        out.append(replace(m, metadata=check_metadata(m.metadata), id=m.id or uuid.uuid4().hex,
-                           created_at=now if m.created_at is None else float(m.created_at)))
+        meta = check_metadata(m.metadata) if m.metadata else {}
+        out.append(Message(m.role, m.content, meta, u, m.id or uuid.uuid4().hex,
+                           now if m.created_at is None else float(m.created_at)))
     return out
+
+
+def with_seq(messages: Sequence[Message], base: int) -> list[Message]:
+    """``messages`` numbered from ``base`` (positions in the session)."""
+    return [Message(m.role, m.content, m.metadata, m.usage, m.id, m.created_at, base + i)
+            for i, m in enumerate(messages)]
 
 
 def check_query(order_by: str, limit: int, offset: int, tags: Sequence[str],

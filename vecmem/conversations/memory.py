@@ -32,6 +32,7 @@ from vecmem.conversations.base import (
     session_dict,
     session_from_dict,
     usage_totals,
+    with_seq,
 )
 from vecmem.errors import BackendError, DocumentReadError, NotFoundError
 
@@ -103,7 +104,7 @@ class _PythonConversationStore:
             rec = self._load(user_id, session_id) or _Record(
                 Session(user_id, session_id, created_at=now, updated_at=now))
             base = rec.session.message_count
-            new = [replace(m, seq=base + i) for i, m in enumerate(new)]
+            new = with_seq(new, base)
             i, o, c = usage_totals(new)
             s = rec.session
             rec.session = replace(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -29,6 +28,7 @@ from vecmem.conversations.base import (
     export_document,
     prepare,
     usage_totals,
+    with_seq,
 )
 from vecmem.db import Database, Key, Migration, Text, Timestamp, dumps, open_database
 from vecmem.errors import NotFoundError
@@ -195,26 +195,40 @@ class SQLConversationStore:
         prepared = prepare(messages, now)
         i_tok, o_tok, cost = usage_totals(prepared)
 
+        n = len(prepared)
+        returning = bool(self.db.engine.dialect.update_returning)
+
         def tx(conn: sa.Connection) -> list[Message]:
             key = self._key(SESSIONS, user_id, session_id)
-            self.db.insert_ignore(conn, SESSIONS, [self._new_session_row(
-                user_id, session_id, now, agent_id)], keys=["tenant", "user_id", "session_id"])
-            base = conn.execute(sa.select(S.message_count).where(key).with_for_update()
-                                ).scalar_one()
-            out = [replace(m, seq=base + i) for i, m in enumerate(prepared)]
-            if out:
-                conn.execute(sa.insert(MESSAGES), [self._message_row(user_id, session_id, m)
-                                                   for m in out])
             changes: dict[str, Any] = {
-                "message_count": base + len(out), "updated_at": now,
+                "message_count": S.message_count + n, "updated_at": now,
                 "input_tokens": S.input_tokens + i_tok, "output_tokens": S.output_tokens + o_tok,
                 "cost": S.cost + cost}
             if agent_id is not None:
                 changes["agent_id"] = sa.func.coalesce(S.agent_id, agent_id)
-            conn.execute(sa.update(SESSIONS).where(key).values(**changes))
+            if returning:  # one statement locks the row, bumps the count and returns it
+                count = conn.execute(sa.update(SESSIONS).where(key).values(**changes)
+                                     .returning(S.message_count)).scalar()
+                if count is None:  # a new session (a concurrent creator makes us retry)
+                    row = self._new_session_row(user_id, session_id, now, agent_id)
+                    row.update(message_count=n, input_tokens=i_tok, output_tokens=o_tok,
+                               cost=cost)
+                    conn.execute(sa.insert(SESSIONS).values(**row))
+                    count = n
+                base = count - n
+            else:
+                self.db.insert_ignore(conn, SESSIONS, [self._new_session_row(
+                    user_id, session_id, now, agent_id)], keys=["tenant", "user_id", "session_id"])
+                base = conn.execute(sa.select(S.message_count).where(key).with_for_update()
+                                    ).scalar_one()
+                conn.execute(sa.update(SESSIONS).where(key).values(**changes))
+            out = with_seq(prepared, base)
+            if out:
+                conn.execute(sa.insert(MESSAGES), [self._message_row(user_id, session_id, m)
+                                                   for m in out])
             return out
 
-        return self.db.transact(tx, what="adding messages")
+        return self.db.transact(tx, what="adding messages", retry_integrity=True)
 
     def _message_row(self, user_id: str, session_id: str, m: Message) -> dict[str, Any]:
         u = m.usage
