@@ -15,20 +15,22 @@ btree on ``document_id``. Scores are similarities (``1 - cosine distance``).
 
 The keyword leg is rank_bm25's BM25Okapi computed in SQL from the postings: idf
 ``ln(N - df + 0.5) - ln(df + 0.5)``, a negative idf replaced by ``epsilon * mean idf`` over the
-vocabulary. The mean is kept exact under writes without scanning the vocabulary: ``T_dfhist``
+vocabulary. The mean stays exact under writes without scanning the vocabulary: ``T_dfhist``
 counts terms per df value, so the mean is a sum over the distinct df values (a few thousand rows
-at most), refreshed in ``T_meta`` by every write. Tokens come from the space's tokenizer in Python.
+at most), refreshed in ``T_meta`` by every write. Tokens come from the space's tokenizer.
 
 Hybrid search is one statement: both legs are CTEs (top ``candidates`` each, the filter inside
 both), fused by RRF or the convex combination exactly as :func:`vecmem.fusion.fuse` does.
 
-Filtered vector search keeps recall: the HNSW scan runs with pgvector 0.8's iterative index
-scans (``hnsw.iterative_scan``), and when it yields fewer than ``k`` rows the same statement falls
-back to an exact scan, so ``k`` hits come back whenever ``k`` chunks match. Below
-``exact_threshold`` chunks every search is exact.
+Filtered vector search keeps recall: HNSW runs with pgvector 0.8's iterative index scans
+(``hnsw.iterative_scan``) and is asked for ``max(k, ef_search)`` matching rows, of which the
+best ``k`` are kept; when it cannot produce them (selective filter, ``hnsw.max_scan_tuples``
+reached) the same statement answers with an exact scan, so ``k`` hits come back whenever ``k``
+chunks match. Below ``exact_threshold`` chunks every search is exact.
 
-Writes are one transaction each (COPY for the rows) under a per-table advisory lock, which keeps
-N, df and the histogram consistent when several clients write at once.
+Writes are one transaction each (rows by binary COPY) under a per-table advisory lock, which
+keeps N, df and the histogram consistent when several clients write at once. The SQL lives in
+module constants (``QUERY_SQL``...), so the benchmark's raw-psycopg baseline runs the same text.
 
 >>> store = PgVector("postgresql://user:pw@localhost/db", table="kb")   # doctest: +SKIP
 >>> VectorMemory("postgresql://user:pw@localhost/db?collection=kb")      # doctest: +SKIP
@@ -66,19 +68,237 @@ from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, Scores
 
 psycopg = require("psycopg", "pgvector", "PostgreSQL")
 _pgv = require("pgvector.psycopg", "pgvector", "PostgreSQL")
-from psycopg import sql  # noqa: E402
 
 FORMAT = 1
-_LOCK_NS = 0x7665  # first key of vecmem's advisory locks ("ve")
+_LOCK_NS = 0x7665  # first key of vecmem's advisory locks
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}\Z")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-_ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
-_COPY_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text[]", "int4[]", "int4",
-               "vector"]
 _MAX_EF = 1000  # pgvector's limit for hnsw.ef_search
 _HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on vector
 
+# --------------------------------------------------------------------------- SQL
+# {chunks} {postings} {terms} {hist} {meta} are the quoted table names; {where}/{allowed}/{cond}
+# are filter fragments (TRUE when there is none); %(name)s are parameters.
 
+SCHEMA_SQL = [
+    """CREATE TABLE {chunks} (
+        sid bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE,
+        document_id text COLLATE "C" NOT NULL, position integer NOT NULL, text text NOT NULL,
+        meta_json text NOT NULL, metadata jsonb GENERATED ALWAYS AS (meta_json::jsonb) STORED,
+        content_hash text NOT NULL, terms text[] NOT NULL, tfs integer[] NOT NULL,
+        length integer NOT NULL, embedding vector({dim}) NOT NULL)""",
+    "ALTER TABLE {chunks} ALTER COLUMN embedding SET STORAGE MAIN",  # keep vectors inline
+    "CREATE INDEX {name}_doc ON {chunks} (document_id)",
+    "CREATE INDEX {name}_metadata ON {chunks} USING gin (metadata jsonb_path_ops)",
+    """CREATE TABLE {postings} (term text COLLATE "C" NOT NULL, sid bigint NOT NULL,
+        tf integer NOT NULL, dl integer NOT NULL, PRIMARY KEY (term, sid))""",
+    'CREATE TABLE {terms} (term text COLLATE "C" PRIMARY KEY, df integer NOT NULL)',
+    "CREATE TABLE {hist} (df integer PRIMARY KEY, terms integer NOT NULL)",
+    """CREATE TABLE {meta} (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        format integer NOT NULL, space text NOT NULL, n bigint NOT NULL DEFAULT 0,
+        total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
+        mean_idf double precision NOT NULL DEFAULT 0)""",
+]
+HNSW_SQL = ("CREATE INDEX {name}_hnsw ON {chunks} USING hnsw (embedding vector_cosine_ops) "
+            "WITH (m = {m}, ef_construction = {efc})")
+
+COPY_SQL = ("COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
+            "terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)")
+COPY_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text[]", "int4[]", "int4",
+              "vector"]
+
+LOCK_SQL = "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(name)s))"
+
+# Delete chunks matching {cond} with their postings, lower df, move terms in the histogram,
+# update N and the total length, reserve %(new)s sids. Returns (removed, terms now at df 0, sid).
+REMOVE_SQL = """
+WITH dead AS (DELETE FROM {chunks} WHERE {cond} RETURNING sid, length, terms),
+x AS (SELECT d.sid, t.term FROM dead d CROSS JOIN LATERAL unnest(d.terms) AS t(term)),
+gone AS (DELETE FROM {postings} p USING x WHERE p.term = x.term AND p.sid = x.sid),
+d AS (SELECT term, count(*)::int AS cnt FROM x GROUP BY term),
+up AS (UPDATE {terms} t SET df = t.df - d.cnt FROM d WHERE t.term = d.term
+       RETURNING t.term, t.df, d.cnt),
+h AS (INSERT INTO {hist} AS h (df, terms)
+      SELECT df, sum(c)::int FROM (SELECT df + cnt AS df, -1 AS c FROM up
+                                   UNION ALL SELECT df, 1 FROM up WHERE df > 0) y
+      GROUP BY df HAVING sum(c) <> 0
+      ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms),
+m AS (UPDATE {meta} SET n = n - (SELECT count(*) FROM dead),
+             total_len = total_len - (SELECT coalesce(sum(length), 0) FROM dead),
+             next_sid = next_sid + %(new)s::int8 RETURNING next_sid - %(new)s::int8 AS first)
+SELECT (SELECT count(*) FROM dead),
+       (SELECT coalesce(array_agg(term), ARRAY[]::text[]) FROM up WHERE df = 0),
+       (SELECT first FROM m)"""
+
+# Postings, df, histogram, N and total length for the chunks just copied (sids lo..hi-1).
+INDEX_SQL = """
+WITH new AS (
+    SELECT c.sid, c.length, t.term, t.tf
+    FROM {chunks} c CROSS JOIN LATERAL unnest(c.terms, c.tfs) AS t(term, tf)
+    WHERE c.sid >= %(lo)s::int8 AND c.sid < %(hi)s::int8),
+ins AS (INSERT INTO {postings} (term, sid, tf, dl)
+        SELECT term, sid, tf, length FROM new ORDER BY term, sid),
+d AS (SELECT term, count(*)::int AS delta FROM new GROUP BY term),
+up AS (INSERT INTO {terms} AS t (term, df) SELECT term, delta FROM d
+       ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df RETURNING t.term, t.df),
+mv AS (SELECT up.df - d.delta AS old, up.df AS new FROM up JOIN d USING (term)),
+h AS (INSERT INTO {hist} AS h (df, terms)
+      SELECT df, sum(c)::int FROM (SELECT old AS df, -1 AS c FROM mv WHERE old > 0
+                                   UNION ALL SELECT new, 1 FROM mv) y
+      GROUP BY df HAVING sum(c) <> 0
+      ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms)
+UPDATE {meta} SET n = n + %(count)s::int8, total_len = total_len + %(total)s::int8"""
+
+# Drop emptied vocabulary rows; the mean idf over the vocabulary from the df histogram.
+REFRESH_SQL = """
+WITH zt AS (DELETE FROM {terms} WHERE term = ANY(%(zero)s::text[]) AND df = 0),
+zh AS (DELETE FROM {hist} WHERE terms = 0)
+UPDATE {meta} m SET mean_idf = coalesce((
+    SELECT sum(h.terms * (ln((m.n - h.df)::float8 + 0.5) - ln(h.df + 0.5::float8)))
+           / nullif(sum(h.terms), 0)
+    FROM {hist} h WHERE h.terms > 0), 0)"""
+
+# vec(sid, dist, rank): HNSW asked for %(w)s = max(c, ef_search) rows, best %(c)s kept; an
+# exact scan when the table is small or HNSW could not produce %(w)s matching rows.
+VECTOR_CTES = """
+approx AS MATERIALIZED (
+    SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
+    WHERE (SELECT n FROM {meta}) >= %(threshold)s::int8 AND {where}
+    ORDER BY embedding <=> %(q)s::vector LIMIT %(w)s::int8),
+exact AS MATERIALIZED (
+    SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
+    WHERE (SELECT count(*) FROM approx) < %(w)s::int8 AND {where}
+    ORDER BY (embedding <=> %(q)s::vector) + 0, sid LIMIT %(c)s::int8),
+vec AS (
+    SELECT sid, dist, rank FROM (
+        SELECT sid, dist, row_number() OVER (ORDER BY dist, sid) AS rank FROM (
+            SELECT sid, dist FROM approx WHERE (SELECT count(*) FROM approx) >= %(w)s::int8
+            UNION ALL SELECT sid, dist FROM exact) u) r
+    WHERE rank <= %(c)s::int8)"""
+
+# kw(sid, score, rank): the %(c)s best BM25Okapi scores (rank_bm25's formulas: idf floored at
+# epsilon * mean idf, query terms counted with multiplicity %(mults)s).
+KEYWORD_CTES = """
+st AS (SELECT n, mean_idf, CASE WHEN n > 0 AND total_len > 0 THEN total_len::float8 / n
+                                ELSE 1::float8 END AS avgdl FROM {meta}),
+qt AS (
+    SELECT q.term, q.mult * CASE WHEN r.idf < 0 THEN %(eps)s::float8 * st.mean_idf
+                                 ELSE r.idf END AS w
+    FROM unnest(%(qterms)s::text[], %(mults)s::int[]) AS q(term, mult)
+    JOIN {terms} t ON t.term = q.term AND t.df > 0
+    CROSS JOIN st
+    CROSS JOIN LATERAL (SELECT ln((st.n - t.df)::float8 + 0.5) - ln(t.df + 0.5::float8) AS idf) r),
+bm AS (
+    SELECT p.sid, sum(qt.w * (p.tf * %(k1p1)s::float8)
+                      / (p.tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * p.dl
+                                                  / st.avgdl))) AS score
+    FROM qt JOIN {postings} p ON p.term = qt.term CROSS JOIN st
+    GROUP BY p.sid),
+kw AS (
+    SELECT sid, score, row_number() OVER (ORDER BY score DESC, sid) AS rank FROM (
+        SELECT sid, score FROM bm WHERE {allowed} ORDER BY score DESC, sid LIMIT %(c)s::int8) t)"""
+
+_ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
+QUERY_SQL = ("WITH " + VECTOR_CTES + "\nSELECT " + _ROW + ", 1 - v.dist FROM vec v "
+             "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank")
+KEYWORD_SQL = ("WITH " + KEYWORD_CTES + "\nSELECT " + _ROW + ", w.score FROM kw w "
+               "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank")
+RRF_SQL = "coalesce(%(wv)s::float8 / (%(rk)s::int8 + v.rank), 0) + " \
+          "coalesce(%(wk)s::float8 / (%(rk)s::int8 + w.rank), 0)"
+CONVEX_SQL = ("%(alpha)s::float8 * (CASE WHEN v.sid IS NULL THEN 0 WHEN vm.hi - vm.lo > 0 "
+              "THEN ((1 - v.dist) - vm.lo) / (vm.hi - vm.lo) ELSE 1 END) + "
+              "%(oma)s::float8 * (CASE WHEN w.sid IS NULL THEN 0 WHEN km.hi - km.lo > 0 "
+              "THEN (w.score - km.lo) / (km.hi - km.lo) ELSE 1 END)")
+HYBRID_SQL = (
+    "WITH " + VECTOR_CTES + ",\n" + KEYWORD_CTES + """,
+vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi FROM vec),
+km AS (SELECT min(score) AS lo, max(score) AS hi FROM kw),
+fused AS (
+    SELECT coalesce(v.sid, w.sid) AS sid, 1 - v.dist AS vs, v.rank AS vr, w.score AS ks,
+           w.rank AS kr, {fused} AS fused
+    FROM vec v FULL JOIN kw w ON w.sid = v.sid CROSS JOIN vm CROSS JOIN km)
+SELECT """ + _ROW + """, f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f
+JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT %(k)s::int8""")
+
+
+def render(template: str, **parts: str) -> str:
+    """``template`` with each ``{key}`` replaced by ``parts[key]`` (no other brace handling)."""
+    for key, value in parts.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def table_names(schema: str, table: str) -> dict[str, str]:
+    """The quoted names of a collection's tables, for the SQL templates."""
+    q = f'"{schema}".'
+    return {"name": table, "chunks": f'{q}"{table}"', "postings": f'{q}"{table}_postings"',
+            "terms": f'{q}"{table}_terms"', "hist": f'{q}"{table}_dfhist"',
+            "meta": f'{q}"{table}_meta"'}
+
+
+def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, Any]:
+    """Parameters of ``KEYWORD_CTES`` for a tokenised query."""
+    k1, b, eps = space.keyword_params()
+    mult = Counter(tokens)
+    return {"qterms": list(mult), "mults": list(mult.values()), "eps": float(eps),
+            "k1p1": float(k1) + 1.0, "k1": float(k1), "b": float(b)}
+
+
+# --------------------------------------------------------------------------- filters
+class _Where:
+    """Translates a parsed filter to SQL over ``metadata`` (jsonb) with the reference semantics
+    of ``filters.matches``. Every piece is a non-NULL boolean, so NOT/AND/OR act as in Python;
+    equality is jsonb containment (types kept apart, ``1 == 1.0``, a list never equals a scalar,
+    GIN-indexed); comparisons apply only to ``jsonb_typeof = 'number'`` (bools are not numbers)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def _p(self, value: Any, cast: str) -> str:
+        name = f"f{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s::{cast}"
+
+    def sql(self, f: Filter | None) -> str:
+        if f is None:
+            return "TRUE"
+        if isinstance(f, Cond):
+            return self._cond(f)
+        if isinstance(f, Not):
+            return f"(NOT {self.sql(f.item)})"
+        if isinstance(f, (And, Or)):
+            return "(" + (" AND " if isinstance(f, And) else " OR ").join(
+                self.sql(x) for x in f.items) + ")"
+        raise UnsupportedFilterError(f"unknown filter node {f!r}")
+
+    def _has(self, field: str, value: Any) -> str:
+        return f"(metadata @> {self._p(json.dumps({field: value}), 'jsonb')})"
+
+    def _cond(self, c: Cond) -> str:
+        op, v = c.op, c.value
+        if op == "exists":
+            e = f"(metadata ? {self._p(c.field, 'text')})"
+            return e if v else f"(NOT {e})"
+        if op in ("eq", "ne"):
+            e = self._has(c.field, v)
+            return e if op == "eq" else f"(NOT {e})"
+        if op in ("in", "nin"):
+            values = list(dict.fromkeys((type(x), x) for x in v))
+            e = "(" + " OR ".join(self._has(c.field, x) for _, x in values) + ")" if values \
+                else "FALSE"
+            return e if op == "in" else f"(NOT {e})"
+        if op == "contains":
+            return f"(metadata @> {self._p(json.dumps({c.field: [v]}), 'jsonb')})"
+        compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
+        if compare is None:
+            raise UnsupportedFilterError(f"unknown filter operator {op!r}")
+        field = self._p(c.field, "text")
+        bound = self._p(repr(v) if isinstance(v, float) else str(v), "numeric")
+        return (f"(CASE WHEN jsonb_typeof(metadata -> {field}) = 'number' "
+                f"THEN (metadata -> {field})::numeric {compare} {bound} ELSE FALSE END)")
+
+
+# --------------------------------------------------------------------------- helpers
 def _translate(exc: BaseException, what: str) -> BackendError:
     """The vecmem error for a psycopg error (raise it ``from exc``)."""
     text = str(exc).strip()
@@ -97,6 +317,17 @@ def _translate(exc: BaseException, what: str) -> BackendError:
     return BackendError(f"{what}: {text}")
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text is UTF-8 without NUL: no lone surrogates, no ``\\x00``."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -105,17 +336,6 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_nul(v) for v in value)
     return False
-
-
-def _storable(text: str) -> bool:
-    """PostgreSQL text holds UTF-8 without NUL: no lone surrogates, no ``\\x00``."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _meta_json(c: Chunk) -> str:
@@ -132,70 +352,18 @@ def _meta_json(c: Chunk) -> str:
     return raw
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
+def _chunk(row: Sequence[Any]) -> Chunk:
+    cid, doc, pos, text, meta, h = row[:6]
+    return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta),
+                 content_hash=h)
 
 
-class _Params:
-    """Named parameters of one statement."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, value: Any, cast: str = "") -> sql.Composable:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        ph = sql.Placeholder(name)
-        return sql.SQL("{}::{}").format(ph, sql.SQL(cast)) if cast else ph
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
 
 
-def _where(f: Filter | None, p: _Params) -> sql.Composable:
-    """SQL over ``metadata`` (jsonb) with the reference semantics of ``filters.matches``; every
-    piece is a non-NULL boolean, so NOT/AND/OR behave as in Python."""
-    if f is None:
-        return sql.SQL("TRUE")
-    if isinstance(f, Cond):
-        return _cond(f, p)
-    if isinstance(f, Not):
-        return sql.SQL("(NOT {})").format(_where(f.item, p))
-    if isinstance(f, (And, Or)):
-        op = sql.SQL(" AND " if isinstance(f, And) else " OR ")
-        return sql.SQL("({})").format(op.join(_where(x, p) for x in f.items))
-    raise UnsupportedFilterError(f"unknown filter node {f!r}")
-
-
-def _has(field: str, value: Any, p: _Params) -> sql.Composable:
-    """``metadata[field]`` equals the scalar ``value`` (jsonb containment: types kept apart,
-    ``1 == 1.0``, a list never equals a scalar; uses the GIN index)."""
-    return sql.SQL("metadata @> {}").format(p(json.dumps({field: value}), "jsonb"))
-
-
-def _cond(c: Cond, p: _Params) -> sql.Composable:
-    op, v = c.op, c.value
-    if op == "exists":
-        e = sql.SQL("(metadata ? {})").format(p(c.field, "text"))
-        return e if v else sql.SQL("(NOT {})").format(e)
-    if op in ("eq", "ne"):
-        e = _has(c.field, v, p)
-        return e if op == "eq" else sql.SQL("(NOT {})").format(e)
-    if op in ("in", "nin"):
-        values = list(dict.fromkeys((type(x), x) for x in v))
-        e = (sql.SQL("({})").format(sql.SQL(" OR ").join(_has(c.field, x, p) for _, x in values))
-             if values else sql.SQL("FALSE"))
-        return e if op == "in" else sql.SQL("(NOT {})").format(e)
-    if op == "contains":
-        return sql.SQL("metadata @> {}").format(p(json.dumps({c.field: [v]}), "jsonb"))
-    compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
-    if compare is None:
-        raise UnsupportedFilterError(f"unknown filter operator {op!r}")
-    field = p(c.field, "text")
-    return sql.SQL(
-        "(CASE WHEN jsonb_typeof(metadata -> {f}) = 'number' "
-        "THEN (metadata -> {f})::numeric {op} {v} ELSE FALSE END)"
-    ).format(f=field, op=sql.SQL(compare), v=p(repr(v) if isinstance(v, float) else str(v),
-                                                 "numeric"))
-
-
+# --------------------------------------------------------------------------- store
 class PgVector:
     """A vector store in PostgreSQL with pgvector, with BM25 and hybrid search in SQL.
 
@@ -205,7 +373,7 @@ class PgVector:
 
     ``hnsw_m``/``hnsw_ef_construction`` are the index build settings, ``ef_search`` the search
     list size (raised to the number of candidates asked for, up to 1000), ``iterative_scan``
-    ``"relaxed_order"``, ``"strict_order"`` or ``"off"`` and ``max_scan_tuples`` pgvector 0.8's
+    (``"relaxed_order"``, ``"strict_order"`` or ``"off"``) and ``max_scan_tuples`` pgvector 0.8's
     filtered-scan settings; below ``exact_threshold`` chunks search is exact.
     """
 
@@ -234,7 +402,7 @@ class PgVector:
         if not _SCHEMA.match(schema):
             raise ConfigurationError(f"schema must match {_SCHEMA.pattern!r}, got {schema!r}")
         if iterative_scan not in ("relaxed_order", "strict_order", "off"):
-            raise ConfigurationError(f"iterative_scan must be relaxed_order, strict_order or off, "
+            raise ConfigurationError("iterative_scan must be relaxed_order, strict_order or off, "
                                      f"not {iterative_scan!r}")
         if hnsw_m < 2 or hnsw_ef_construction < 2 * hnsw_m or not 1 <= ef_search <= _MAX_EF:
             raise ConfigurationError("need hnsw_m >= 2, hnsw_ef_construction >= 2 * hnsw_m and "
@@ -251,14 +419,12 @@ class PgVector:
         self._ef = 0  # hnsw.ef_search currently set on the session
         self._lock = threading.RLock()
         self._closed = False
-        ident = {name: sql.Identifier(schema, table + suffix) for name, suffix in (
-            ("chunks", ""), ("postings", "_postings"), ("terms", "_terms"), ("hist", "_dfhist"),
-            ("meta", "_meta"))}
-        self._ident = ident
+        self._names = table_names(schema, table)
         self._qualified = f"{schema}.{table}"
-
-    def _sql(self, text: str, **parts: sql.Composable) -> sql.Composed:
-        return sql.SQL(text).format(**self._ident, **parts)
+        self._sql = {key: render(text, **self._names) for key, text in (
+            ("query", QUERY_SQL), ("keyword", KEYWORD_SQL), ("hybrid", HYBRID_SQL),
+            ("remove", REMOVE_SQL), ("index", INDEX_SQL), ("refresh", REFRESH_SQL),
+            ("copy", COPY_SQL))}
 
     def __repr__(self) -> str:
         return f"PgVector(table={self._qualified!r})"
@@ -285,12 +451,13 @@ class PgVector:
         self._conn, self._ef = conn, 0
         try:
             if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
-                self._prepare_session(conn)
+                self.prepare_session(conn)
         except psycopg.Error as exc:
             raise _translate(exc, f"cannot prepare a session on {self._where_to()}") from exc
         return conn
 
-    def _prepare_session(self, conn: Any) -> None:
+    def prepare_session(self, conn: Any) -> None:
+        """Register pgvector's types on ``conn`` and set the HNSW scan settings of this store."""
         _pgv.register_vector(conn)
         conn.execute("SELECT set_config('hnsw.iterative_scan', %s, false), "
                      "set_config('hnsw.max_scan_tuples', %s, false)",
@@ -320,14 +487,14 @@ class PgVector:
         return self.space
 
     # ----------------------------------------------------------------- space and schema
-    def _exists(self, conn: Any, name: str) -> bool:
-        row = conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{name}"',)).fetchone()
-        return row[0] is not None
+    def _exists(self, conn: Any, suffix: str = "") -> bool:
+        name = f'"{self.schema}"."{self.table}{suffix}"'
+        return conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None
 
     def _read_space(self, conn: Any) -> EmbeddingSpace | None:
-        if not self._exists(conn, self.table + "_meta"):
+        if not self._exists(conn, "_meta"):
             return None
-        row = conn.execute(self._sql("SELECT space FROM {meta}")).fetchone()
+        row = conn.execute(f"SELECT space FROM {self._names['meta']}").fetchone()
         return EmbeddingSpace.from_json(row[0]) if row else None
 
     def stored_space(self) -> EmbeddingSpace | None:
@@ -347,10 +514,8 @@ class PgVector:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS,))
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        sql.Identifier(self.schema)))
-                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                                  (_LOCK_NS, self._qualified))
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
                     stored = self._read_space(conn)
                     if stored is None:
                         self._check_foreign_table(conn, space)
@@ -358,19 +523,19 @@ class PgVector:
                         stored = space
                     else:
                         stored.check_compatible(space, where=f"table {self._qualified}")
-                self._prepare_session(conn)
+                self.prepare_session(conn)
             self.space = stored
             self._tokenizer = get_tokenizer(stored.tokenizer)
             return stored
 
     def _check_foreign_table(self, conn: Any, space: EmbeddingSpace) -> None:
         """A table of that name made by something else: refuse it, naming its dimension."""
-        if not self._exists(conn, self.table):
+        if not self._exists(conn):
             return
         row = conn.execute(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = to_regclass(%s) AND attname = 'embedding' AND NOT attisdropped",
-            (f'"{self.schema}"."{self.table}"',)).fetchone()
+            (self._names["chunks"],)).fetchone()
         if row and row[0] != f"vector({space.dim})":
             raise EmbeddingSpaceMismatchError(
                 f"table {self._qualified} already exists with embedding {row[0]} but this call "
@@ -379,64 +544,23 @@ class PgVector:
                                  "(no metadata table); use another table name")
 
     def _create(self, conn: Any, space: EmbeddingSpace) -> None:
-        statements = [
-            """CREATE TABLE {chunks} (
-                sid bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE,
-                document_id text COLLATE "C" NOT NULL, position integer NOT NULL,
-                text text NOT NULL, meta_json text NOT NULL,
-                metadata jsonb GENERATED ALWAYS AS (meta_json::jsonb) STORED,
-                content_hash text NOT NULL, terms text[] NOT NULL, tfs integer[] NOT NULL,
-                length integer NOT NULL, embedding {vector} NOT NULL)""",
-            "ALTER TABLE {chunks} ALTER COLUMN embedding SET STORAGE MAIN",
-            "CREATE INDEX {doc_index} ON {chunks} (document_id)",
-            "CREATE INDEX {gin_index} ON {chunks} USING gin (metadata jsonb_path_ops)",
-            """CREATE TABLE {postings} (term text COLLATE "C" NOT NULL, sid bigint NOT NULL,
-                tf integer NOT NULL, dl integer NOT NULL, PRIMARY KEY (term, sid))""",
-            'CREATE TABLE {terms} (term text COLLATE "C" PRIMARY KEY, df integer NOT NULL)',
-            "CREATE TABLE {hist} (df integer PRIMARY KEY, terms integer NOT NULL)",
-            """CREATE TABLE {meta} (one boolean PRIMARY KEY DEFAULT true CHECK (one),
-                format integer NOT NULL, space text NOT NULL, n bigint NOT NULL DEFAULT 0,
-                total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
-                mean_idf double precision NOT NULL DEFAULT 0)""",
-        ]
-        if space.dim <= _HNSW_MAX_DIM:
-            statements.append(
-                "CREATE INDEX {hnsw_index} ON {chunks} USING hnsw (embedding vector_cosine_ops) "
-                "WITH (m = {m}, ef_construction = {efc})")
-        parts = {
-            "vector": sql.SQL(f"vector({int(space.dim)})"),
-            "doc_index": sql.Identifier(self.table + "_doc"),
-            "gin_index": sql.Identifier(self.table + "_metadata"),
-            "hnsw_index": sql.Identifier(self.table + "_hnsw"),
-            "m": sql.Literal(int(self.hnsw_m)),
-            "efc": sql.Literal(int(self.hnsw_ef_construction)),
-        }
-        for text in statements:
-            conn.execute(self._sql(text, **parts))
-        conn.execute(self._sql("INSERT INTO {meta} (format, space) VALUES (%s, %s)"),
+        parts = {**self._names, "dim": str(int(space.dim)), "m": str(int(self.hnsw_m)),
+                 "efc": str(int(self.hnsw_ef_construction))}
+        for text in SCHEMA_SQL + ([HNSW_SQL] if space.dim <= _HNSW_MAX_DIM else []):
+            conn.execute(render(text, **parts))
+        conn.execute(f"INSERT INTO {self._names['meta']} (format, space) VALUES (%s, %s)",
                      (FORMAT, space.to_json()))
 
     def drop(self) -> None:
         """Delete the collection's tables (all its chunks and the recorded space)."""
+        n = self._names
         with self._db("drop the tables") as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                         (_LOCK_NS, self._qualified))
-            conn.execute(self._sql("DROP TABLE IF EXISTS {chunks}, {postings}, {terms}, {hist}, "
-                                   "{meta}"))
+            conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
+            conn.execute(f"DROP TABLE IF EXISTS {n['chunks']}, {n['postings']}, {n['terms']}, "
+                         f"{n['hist']}, {n['meta']}")
         self.space = None
 
     # ----------------------------------------------------------------- writes
-    def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray, first: int) -> list[tuple[Any, ...]]:
-        tokenize = self._tokenizer
-        assert tokenize is not None  # noqa: S101 (set by connect)
-        rows = []
-        for i, c in enumerate(chunks):
-            tokens = tokenize(c.text)
-            tf = Counter(tokens)
-            rows.append((first + i, c.id, c.document_id, c.position, c.text, _meta_json(c),
-                         c.content_hash, list(tf), list(tf.values()), len(tokens), vectors[i]))
-        return rows
-
     def _validate(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
         space = self._require_space()
         seen: set[str] = set()
@@ -455,169 +579,64 @@ class PgVector:
                 raise InvalidInputError(f"chunk {c.id!r}: position must be a 32-bit int")
         return _validate_vectors(vectors, len(chunks), space.dim)
 
+    def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[list[Any]]:
+        """COPY rows (sid 0-based until reserved): tokens and metadata checked before writing."""
+        tokenize = self._tokenizer
+        assert tokenize is not None  # noqa: S101 (set by connect)
+        rows = []
+        for i, c in enumerate(chunks):
+            tokens = tokenize(c.text)
+            tf = Counter(tokens)
+            rows.append([i, c.id, c.document_id, c.position, c.text, _meta_json(c),
+                         c.content_hash, list(tf), list(tf.values()), len(tokens), vectors[i]])
+        return rows
+
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
         chunks = list(chunks)
-        v = self._validate(chunks, vectors)
-        prepared = self._rows(chunks, v, 0)  # tokenise and check metadata before any write
+        rows = self._rows(chunks, self._validate(chunks, vectors))
         removed = list(dict.fromkeys([c.id for c in chunks] + [str(i) for i in delete_ids]))
-        if not chunks and not removed:
+        if not removed:
             return
         with self._db("upsert") as conn, conn.transaction():
-            self._write_lock(conn)
-            p = _Params()
-            cond = sql.SQL("id = ANY({})").format(p(removed, "text[]"))
-            _, zero, first = self._remove(conn, cond, p, new=len(chunks))
-            if chunks:
-                with conn.cursor() as cur, cur.copy(self._sql(
-                        "COPY {chunks} (sid, id, document_id, position, text, meta_json, "
-                        "content_hash, terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)")
-                        ) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in prepared:
-                        copy.write_row((first + row[0], *row[1:]))
-                self._index_new(conn, first, len(chunks), sum(r[9] for r in prepared))
-            self._refresh(conn, zero)
+            conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
+            _, zero, first = conn.execute(render(self._sql["remove"], cond="id = ANY(%(ids)s::text[])"),
+                                          {"ids": removed, "new": len(rows)}).fetchone()
+            if rows:
+                with conn.cursor() as cur, cur.copy(self._sql["copy"]) as copy:
+                    copy.set_types(COPY_TYPES)
+                    for row in rows:
+                        row[0] += first
+                        copy.write_row(row)
+                conn.execute(self._sql["index"], {"lo": first, "hi": first + len(rows),
+                                                  "count": len(rows),
+                                                  "total": sum(r[9] for r in rows)})
+            conn.execute(self._sql["refresh"], {"zero": zero})
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter")
         self._require_space()
-        p = _Params()
+        params: dict[str, Any] = {"new": 0}
         parts = []
         if ids is not None:
-            parts.append(sql.SQL("id = ANY({})").format(p([str(i) for i in ids], "text[]")))
+            parts.append("id = ANY(%(ids)s::text[])")
+            params["ids"] = [str(i) for i in ids]
         if filter is not None:
-            parts.append(_where(filter, p))
+            parts.append(_Where(params).sql(filter))
         with self._db("delete") as conn, conn.transaction():
-            self._write_lock(conn)
-            count, zero, _ = self._remove(conn, sql.SQL(" OR ").join(parts), p, new=0)
+            conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
+            count, zero, _ = conn.execute(render(self._sql["remove"], cond=" OR ".join(parts)),
+                                          params).fetchone()
             if count:
-                self._refresh(conn, zero)
-            return count
+                conn.execute(self._sql["refresh"], {"zero": zero})
+            return int(count)
 
-    def _write_lock(self, conn: Any) -> None:
-        """Serialise writers of this table: N, df and the df histogram change together."""
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NS, self._qualified))
-
-    def _remove(self, conn: Any, cond: sql.Composable, p: _Params, *, new: int
-                ) -> tuple[int, list[str], int]:
-        """Delete matching chunks with their postings, update df / histogram / N, and reserve
-        ``new`` sids. Returns (chunks removed, terms whose df fell to 0, first reserved sid)."""
-        row = conn.execute(self._sql("""
-            WITH dead AS (DELETE FROM {chunks} WHERE {cond} RETURNING sid, length, terms),
-            x AS (SELECT d.sid, t.term FROM dead d CROSS JOIN LATERAL unnest(d.terms) AS t(term)),
-            gone AS (DELETE FROM {postings} p USING x WHERE p.term = x.term AND p.sid = x.sid),
-            d AS (SELECT term, count(*)::int AS cnt FROM x GROUP BY term),
-            up AS (UPDATE {terms} t SET df = t.df - d.cnt FROM d WHERE t.term = d.term
-                   RETURNING t.term, t.df, d.cnt),
-            h AS (INSERT INTO {hist} AS h (df, terms)
-                  SELECT df, sum(c)::int FROM (SELECT df + cnt AS df, -1 AS c FROM up
-                                               UNION ALL SELECT df, 1 FROM up WHERE df > 0) y
-                  GROUP BY df HAVING sum(c) <> 0
-                  ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms),
-            m AS (UPDATE {meta} SET n = n - (SELECT count(*) FROM dead),
-                         total_len = total_len - (SELECT coalesce(sum(length), 0) FROM dead),
-                         next_sid = next_sid + {new} RETURNING next_sid - {new} AS first)
-            SELECT (SELECT count(*) FROM dead),
-                   (SELECT coalesce(array_agg(term), '{{}}') FROM up WHERE df = 0),
-                   (SELECT first FROM m)""", cond=cond, new=p(new, "int8")), p.values).fetchone()
-        return int(row[0]), list(row[1]), int(row[2])
-
-    def _index_new(self, conn: Any, first: int, count: int, total_len: int) -> None:
-        """Postings, df and the histogram for the chunks just copied (sids first..first+count)."""
-        p = _Params()
-        conn.execute(self._sql("""
-            WITH new AS (
-                SELECT c.sid, c.length, t.term, t.tf
-                FROM {chunks} c CROSS JOIN LATERAL unnest(c.terms, c.tfs) AS t(term, tf)
-                WHERE c.sid >= {lo} AND c.sid < {hi}),
-            ins AS (INSERT INTO {postings} (term, sid, tf, dl)
-                    SELECT term, sid, tf, length FROM new ORDER BY term, sid),
-            d AS (SELECT term, count(*)::int AS delta FROM new GROUP BY term),
-            up AS (INSERT INTO {terms} AS t (term, df) SELECT term, delta FROM d
-                   ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df RETURNING t.term, t.df),
-            mv AS (SELECT up.df - d.delta AS old, up.df AS new FROM up JOIN d USING (term)),
-            h AS (INSERT INTO {hist} AS h (df, terms)
-                  SELECT df, sum(c)::int FROM (SELECT old AS df, -1 AS c FROM mv WHERE old > 0
-                                               UNION ALL SELECT new, 1 FROM mv) y
-                  GROUP BY df HAVING sum(c) <> 0
-                  ON CONFLICT (df) DO UPDATE SET terms = h.terms + excluded.terms)
-            UPDATE {meta} SET n = n + {count}, total_len = total_len + {total}""",
-            lo=p(first, "int8"), hi=p(first + count, "int8"), count=p(count, "int8"),
-            total=p(total_len, "int8")), p.values)
-
-    def _refresh(self, conn: Any, zero: list[str]) -> None:
-        """Drop empty vocabulary rows and recompute the mean idf from the df histogram."""
-        conn.execute(self._sql("""
-            WITH zt AS (DELETE FROM {terms} WHERE term = ANY(%(zero)s::text[]) AND df = 0),
-            zh AS (DELETE FROM {hist} WHERE terms = 0)
-            UPDATE {meta} m SET mean_idf = coalesce((
-                SELECT sum(h.terms * (ln((m.n - h.df)::float8 + 0.5) - ln(h.df + 0.5::float8)))
-                       / nullif(sum(h.terms), 0)
-                FROM {hist} h WHERE h.terms > 0), 0)"""), {"zero": zero})
-
-    # ----------------------------------------------------------------- search SQL
-    def _vector_ctes(self, p: _Params, q: np.ndarray, candidates: int, f: Filter | None
-                     ) -> sql.Composed:
-        """CTE ``vec(sid, dist, rank)``: the ``candidates`` nearest matching chunks.
-
-        HNSW (iterative scan) is asked for ``max(candidates, ef_search)`` matching rows, the
-        best ``candidates`` of them by exact distance are kept; when it cannot produce that many
-        (small table, selective filter, ``max_scan_tuples`` reached) an exact scan answers."""
-        want = max(candidates, self.ef_search)
-        qv, c, w = p(q, "vector"), p(candidates, "int8"), p(want, "int8")
-        where = _where(f, p)
-        return self._sql("""
-            approx AS MATERIALIZED (
-                SELECT sid, embedding <=> {q} AS dist FROM {chunks}
-                WHERE (SELECT n FROM {meta}) >= {threshold} AND {where}
-                ORDER BY embedding <=> {q} LIMIT {w}),
-            exact AS MATERIALIZED (
-                SELECT sid, embedding <=> {q} AS dist FROM {chunks}
-                WHERE (SELECT count(*) FROM approx) < {w} AND {where}
-                ORDER BY (embedding <=> {q}) + 0, sid LIMIT {c}),
-            vec AS (
-                SELECT sid, dist, rank FROM (
-                    SELECT sid, dist, row_number() OVER (ORDER BY dist, sid) AS rank FROM (
-                        SELECT sid, dist FROM approx WHERE (SELECT count(*) FROM approx) >= {w}
-                        UNION ALL SELECT sid, dist FROM exact) u) r
-                WHERE rank <= {c})""",
-            q=qv, c=c, w=w, where=where, threshold=p(self.exact_threshold, "int8"))
-
-    def _keyword_ctes(self, p: _Params, tokens: list[str], candidates: int, f: Filter | None
-                      ) -> sql.Composed:
-        """CTE ``kw(sid, score, rank)``: the ``candidates`` best BM25Okapi matches (rank_bm25's
-        formulas: idf floor ``epsilon * mean idf``, query terms counted with multiplicity)."""
-        k1, b, eps = self._require_space().keyword_params()
-        mult = Counter(tokens)
-        allowed = (sql.SQL("sid IN (SELECT sid FROM {chunks} WHERE {where})").format(
-            chunks=self._ident["chunks"], where=_where(f, p)) if f is not None else sql.SQL("TRUE"))
-        return self._sql("""
-            st AS (SELECT n, mean_idf,
-                          CASE WHEN n > 0 AND total_len > 0 THEN total_len::float8 / n
-                               ELSE 1::float8 END AS avgdl FROM {meta}),
-            qt AS (
-                SELECT q.term, q.mult * CASE WHEN r.idf < 0 THEN {eps} * st.mean_idf
-                                             ELSE r.idf END AS w
-                FROM unnest({qterms}, {mults}) AS q(term, mult)
-                JOIN {terms} t ON t.term = q.term AND t.df > 0
-                CROSS JOIN st
-                CROSS JOIN LATERAL (SELECT ln((st.n - t.df)::float8 + 0.5)
-                                           - ln(t.df + 0.5::float8) AS idf) r),
-            bm AS (
-                SELECT p.sid, sum(qt.w * (p.tf * {k1p1}) / (p.tf + {k1} * (1 - {b} + {b} * p.dl
-                                                                          / st.avgdl))) AS score
-                FROM qt JOIN {postings} p ON p.term = qt.term CROSS JOIN st
-                GROUP BY p.sid),
-            kw AS (
-                SELECT sid, score, row_number() OVER (ORDER BY score DESC, sid) AS rank FROM (
-                    SELECT sid, score FROM bm WHERE {allowed}
-                    ORDER BY score DESC, sid LIMIT {c}) t)""",
-            qterms=p(list(mult), "text[]"), mults=p(list(mult.values()), "int[]"), eps=p(float(eps), "float8"),
-            k1p1=p(float(k1) + 1.0, "float8"), k1=p(float(k1), "float8"), b=p(float(b), "float8"),
-            allowed=allowed, c=p(candidates, "int8"))
+    # ----------------------------------------------------------------- reads
+    def _vector_params(self, vector: Any, candidates: int, params: dict[str, Any]) -> None:
+        params.update(q=validate_query_vector(vector, self._require_space().dim), c=candidates,
+                      w=max(candidates, self.ef_search), threshold=self.exact_threshold)
 
     def _tokens(self, text: str) -> list[str]:
         if not isinstance(text, str):
@@ -625,40 +644,29 @@ class PgVector:
         assert self._tokenizer is not None  # noqa: S101 (set by connect)
         return self._tokenizer(text)
 
-    @staticmethod
-    def _chunk(row: Sequence[Any]) -> Chunk:
-        cid, doc, pos, text, meta, h = row[:6]
-        return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta),
-                     content_hash=h)
-
-    # ----------------------------------------------------------------- reads
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if not isinstance(k, int) or k <= 0:
-            raise InvalidInputError(f"k must be a positive int, got {k!r}")
-        q = validate_query_vector(vector, self._require_space().dim)
-        p = _Params()
-        stmt = self._sql("WITH {ctes} SELECT " + _ROW + ", 1 - v.dist FROM vec v "
-                         "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank",
-                         ctes=self._vector_ctes(p, q, k, filter))
+        _positive("k", k)
+        params: dict[str, Any] = {}
+        self._vector_params(vector, k, params)
+        stmt = render(self._sql["query"], where=_Where(params).sql(filter))
         with self._db("vector search") as conn:
             self._set_ef(conn, k)
-            rows = conn.execute(stmt, p.values).fetchall()
-        return [Scored(self._chunk(r), float(r[6])) for r in rows]
+            rows = conn.execute(stmt, params).fetchall()
+        return [Scored(_chunk(r), float(r[6])) for r in rows]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if not isinstance(k, int) or k <= 0:
-            raise InvalidInputError(f"k must be a positive int, got {k!r}")
-        self._require_space()
+        _positive("k", k)
         tokens = self._tokens(text)
+        params = keyword_params(tokens, self._require_space())
         if not tokens:
             return []
-        p = _Params()
-        stmt = self._sql("WITH {ctes} SELECT " + _ROW + ", w.score FROM kw w "
-                         "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank",
-                         ctes=self._keyword_ctes(p, tokens, k, filter))
+        params["c"] = k
+        allowed = "TRUE" if filter is None else \
+            f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)})"
+        stmt = render(self._sql["keyword"], allowed=allowed)
         with self._db("keyword search") as conn:
-            rows = conn.execute(stmt, p.values).fetchall()
-        return [Scored(self._chunk(r), float(r[6])) for r in rows]
+            rows = conn.execute(stmt, params).fetchall()
+        return [Scored(_chunk(r), float(r[6])) for r in rows]
 
     def hybrid(
         self,
@@ -672,47 +680,27 @@ class PgVector:
     ) -> list[Hit]:
         """Both legs and their fusion in one statement; equal to :func:`vecmem.fusion.fuse` of
         :meth:`query` and :meth:`keyword` with ``k=candidates``."""
-        for name, value in (("k", k), ("candidates", candidates)):
-            if not isinstance(value, int) or value <= 0:
-                raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
-        q = validate_query_vector(vector, self._require_space().dim)
-        tokens = self._tokens(text)
-        p = _Params()
-        ctes = [self._vector_ctes(p, q, candidates, filter),
-                self._keyword_ctes(p, tokens, candidates, filter)]
-        if fusion.method == "rrf":
-            rk = p(int(fusion.k), "int8")
-            fused = sql.SQL("coalesce({wv} / ({rk} + v.rank), 0) + coalesce({wk} / ({rk} + w.rank), 0)"
-                            ).format(wv=p(float(fusion.vector_weight), "float8"), rk=rk,
-                                     wk=p(float(fusion.keyword_weight), "float8"))
-            scale = sql.SQL("")
-        else:
-            ctes.append(sql.SQL("vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi FROM vec), "
-                                "km AS (SELECT min(score) AS lo, max(score) AS hi FROM kw)"))
-            fused = sql.SQL(
-                "{a} * (CASE WHEN v.sid IS NULL THEN 0 WHEN vm.hi - vm.lo > 0 "
-                "THEN ((1 - v.dist) - vm.lo) / (vm.hi - vm.lo) ELSE 1 END) + "
-                "{oa} * (CASE WHEN w.sid IS NULL THEN 0 WHEN km.hi - km.lo > 0 "
-                "THEN (w.score - km.lo) / (km.hi - km.lo) ELSE 1 END)"
-            ).format(a=p(float(fusion.alpha), "float8"), oa=p(1 - fusion.alpha, "float8"))
-            scale = sql.SQL(" CROSS JOIN vm CROSS JOIN km")
-        stmt = self._sql(
-            "WITH {ctes}, fused AS (SELECT coalesce(v.sid, w.sid) AS sid, 1 - v.dist AS vs, "
-            "v.rank AS vr, w.score AS ks, w.rank AS kr, {fused} AS fused "
-            "FROM vec v FULL JOIN kw w ON w.sid = v.sid{scale}) "
-            "SELECT " + _ROW + ", f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f "
-            "JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT {k}",
-            ctes=sql.SQL(", ").join(ctes), fused=fused, scale=scale, k=p(k, "int8"))
+        _positive("k", k)
+        _positive("candidates", candidates)
+        params = keyword_params(self._tokens(text), self._require_space())
+        self._vector_params(vector, candidates, params)
+        params.update(k=k, wv=float(fusion.vector_weight), wk=float(fusion.keyword_weight),
+                      rk=int(fusion.k), alpha=float(fusion.alpha), oma=1 - float(fusion.alpha))
+        where = _Where(params).sql(filter)
+        allowed = "TRUE" if filter is None else \
+            f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {where})"
+        stmt = render(self._sql["hybrid"], where=where, allowed=allowed,
+                      fused=RRF_SQL if fusion.method == "rrf" else CONVEX_SQL)
         with self._db("hybrid search") as conn:
             self._set_ef(conn, candidates)
-            rows = conn.execute(stmt, p.values).fetchall()
+            rows = conn.execute(stmt, params).fetchall()
         out = []
         for r in rows:
-            vs, vr, ks, kr, fu = r[6:]
-            out.append(Hit(self._chunk(r), float(fu), Scores(
+            vs, vr, ks, kr, fused = r[6:]
+            out.append(Hit(_chunk(r), float(fused), Scores(
                 vector=None if vs is None else float(vs), keyword=None if ks is None else float(ks),
                 vector_rank=None if vr is None else int(vr),
-                keyword_rank=None if kr is None else int(kr), fused=float(fu))))
+                keyword_rank=None if kr is None else int(kr), fused=float(fused))))
         return out
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
@@ -720,9 +708,9 @@ class PgVector:
         if not ids:
             return []
         with self._db("get") as conn:
-            rows = conn.execute(self._sql("SELECT " + _ROW + " FROM {chunks} c "
-                                          "WHERE c.id = ANY(%s::text[])"), (ids,)).fetchall()
-        found = {r[0]: self._chunk(r) for r in rows}
+            rows = conn.execute(f"SELECT {_ROW} FROM {self._names['chunks']} c "
+                                "WHERE c.id = ANY(%s::text[])", (ids,)).fetchall()
+        found = {r[0]: _chunk(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -731,36 +719,35 @@ class PgVector:
         if not ids:
             return np.zeros((0, dim), np.float32)
         with self._db("get vectors") as conn:
-            rows = conn.execute(self._sql("SELECT id, embedding FROM {chunks} "
-                                          "WHERE id = ANY(%s::text[])"), (ids,),
-                                binary=True).fetchall()
+            rows = conn.execute(f"SELECT id, embedding FROM {self._names['chunks']} "
+                                "WHERE id = ANY(%s::text[])", (ids,), binary=True).fetchall()
         found = {r[0]: r[1] for r in rows}
         missing = [i for i in ids if i not in found]
         if missing:
             raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.stack([_to_numpy(found[i]) for i in ids]).astype(np.float32)
+        return np.stack([np.asarray(found[i].to_numpy() if hasattr(found[i], "to_numpy")
+                                    else found[i], np.float32) for i in ids])
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         docs = [str(d) for d in document_ids]
         if not docs:
             return []
         with self._db("get by document") as conn:
-            rows = conn.execute(self._sql("SELECT " + _ROW + " FROM {chunks} c "
-                                          "WHERE c.document_id = ANY(%s::text[]) "
-                                          "ORDER BY c.document_id, c.position, c.id"),
-                                (docs,)).fetchall()
+            rows = conn.execute(f"SELECT {_ROW} FROM {self._names['chunks']} c "
+                                "WHERE c.document_id = ANY(%s::text[]) "
+                                "ORDER BY c.document_id, c.position, c.id", (docs,)).fetchall()
         by_doc: dict[str, list[Chunk]] = {}
         for r in rows:
-            by_doc.setdefault(r[1], []).append(self._chunk(r))
+            by_doc.setdefault(r[1], []).append(_chunk(r))
         return [c for d in dict.fromkeys(docs) for c in by_doc.get(d, [])]
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
-        p = _Params()
-        stmt = (self._sql("SELECT n FROM {meta}") if filter is None else
-                self._sql("SELECT count(*) FROM {chunks} WHERE {where}", where=_where(filter, p)))
+        params: dict[str, Any] = {}
+        stmt = (f"SELECT n FROM {self._names['meta']}" if filter is None else
+                f"SELECT count(*) FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)}")
         with self._db("count") as conn:
-            return int(conn.execute(stmt, p.values).fetchone()[0])
+            return int(conn.execute(stmt, params).fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
