@@ -81,6 +81,32 @@ MIGRATIONS = [
 ]
 S, M, T = SESSIONS.c, MESSAGES.c, TAGS.c
 
+# Hot statements, built once: SQLAlchemy then reuses their compiled form without rebuilding
+# the expression on every call.
+_b = sa.bindparam
+
+
+def _where(c: Any) -> Any:
+    return sa.and_(c.tenant == _b("p_tenant"), c.user_id == _b("p_user"),
+                   c.session_id == _b("p_session"))
+
+
+BUMP_SESSION = (
+    sa.update(SESSIONS).where(_where(S)).values(
+        message_count=S.message_count + _b("p_n"), updated_at=_b("p_now"),
+        input_tokens=S.input_tokens + _b("p_in"), output_tokens=S.output_tokens + _b("p_out"),
+        cost=S.cost + _b("p_cost"), agent_id=sa.func.coalesce(S.agent_id, _b("p_agent")))
+)
+BUMP_RETURNING = BUMP_SESSION.returning(S.message_count)
+INSERT_MESSAGES = sa.insert(MESSAGES)
+INSERT_SESSION = sa.insert(SESSIONS)
+_page = dict(limit=_b("p_limit", type_=sa.BigInteger),
+             offset=_b("p_offset", type_=sa.BigInteger))
+SELECT_OLDEST = sa.select(MESSAGES).where(_where(M)).order_by(M.seq).limit(
+    _page["limit"]).offset(_page["offset"])
+SELECT_NEWEST = sa.select(MESSAGES).where(_where(M)).order_by(M.seq.desc()).limit(
+    _page["limit"]).offset(_page["offset"])
+
 
 def _session(row: Any, tag_list: Sequence[str]) -> Session:
     return Session(
@@ -199,33 +225,28 @@ class SQLConversationStore:
         returning = bool(self.db.engine.dialect.update_returning)
 
         def tx(conn: sa.Connection) -> list[Message]:
-            key = self._key(SESSIONS, user_id, session_id)
-            changes: dict[str, Any] = {
-                "message_count": S.message_count + n, "updated_at": now,
-                "input_tokens": S.input_tokens + i_tok, "output_tokens": S.output_tokens + o_tok,
-                "cost": S.cost + cost}
-            if agent_id is not None:
-                changes["agent_id"] = sa.func.coalesce(S.agent_id, agent_id)
+            params = {"p_tenant": self.tenant, "p_user": user_id, "p_session": session_id,
+                      "p_n": n, "p_now": now, "p_in": i_tok, "p_out": o_tok, "p_cost": cost,
+                      "p_agent": agent_id}
             if returning:  # one statement locks the row, bumps the count and returns it
-                count = conn.execute(sa.update(SESSIONS).where(key).values(**changes)
-                                     .returning(S.message_count)).scalar()
+                count = conn.execute(BUMP_RETURNING, params).scalar()
                 if count is None:  # a new session (a concurrent creator makes us retry)
                     row = self._new_session_row(user_id, session_id, now, agent_id)
                     row.update(message_count=n, input_tokens=i_tok, output_tokens=o_tok,
                                cost=cost)
-                    conn.execute(sa.insert(SESSIONS).values(**row))
+                    conn.execute(INSERT_SESSION, row)
                     count = n
                 base = count - n
             else:
                 self.db.insert_ignore(conn, SESSIONS, [self._new_session_row(
                     user_id, session_id, now, agent_id)], keys=["tenant", "user_id", "session_id"])
-                base = conn.execute(sa.select(S.message_count).where(key).with_for_update()
-                                    ).scalar_one()
-                conn.execute(sa.update(SESSIONS).where(key).values(**changes))
+                base = conn.execute(sa.select(S.message_count).where(
+                    self._key(SESSIONS, user_id, session_id)).with_for_update()).scalar_one()
+                conn.execute(BUMP_SESSION, params)
             out = with_seq(prepared, base)
             if out:
-                conn.execute(sa.insert(MESSAGES), [self._message_row(user_id, session_id, m)
-                                                   for m in out])
+                conn.execute(INSERT_MESSAGES, [self._message_row(user_id, session_id, m)
+                                               for m in out])
             return out
 
         return self.db.transact(tx, what="adding messages", retry_integrity=True)
@@ -244,14 +265,11 @@ class SQLConversationStore:
                      offset: int = 0, newest_first: bool = False) -> list[Message]:
         check_ids(user_id, session_id)
         check_page(limit, offset)
-        q = sa.select(MESSAGES).where(self._key(MESSAGES, user_id, session_id)).order_by(
-            M.seq.desc() if newest_first else M.seq)
-        if limit is not None:
-            q = q.limit(limit)
-        if offset:
-            q = q.offset(offset) if limit is not None else q.limit(2**62).offset(offset)
+        params = {"p_tenant": self.tenant, "p_user": user_id, "p_session": session_id,
+                  "p_limit": 2**62 if limit is None else limit, "p_offset": offset}
         with self.db.read("reading messages") as conn:
-            return [_message(r) for r in conn.execute(q)]
+            rows = conn.execute(SELECT_NEWEST if newest_first else SELECT_OLDEST, params)
+            return [_message(r) for r in rows]
 
     def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
         return self.get_messages(user_id, session_id, limit=n, newest_first=True)[::-1]
