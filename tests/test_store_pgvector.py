@@ -29,7 +29,7 @@ from vecmem.filters import matches, parse_filter  # noqa: E402
 from vecmem.fusion import Fusion, fuse  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.pgvector import PgVector, from_url  # noqa: E402
-from vecmem.testing import StoreSuite  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
 from vecmem.testing.servers import free_port  # noqa: E402
 from vecmem.testing.store_suite import (  # noqa: E402
     SPACE,
@@ -68,6 +68,14 @@ class TestPgVector(StoreSuite):
 class TestPgVectorHNSW(StoreSuite):
     """The same suite with every vector search going through the HNSW index (no exact path
     for small tables): recall, filters and k must still hold."""
+
+    @pytest.fixture
+    def store_factory(self, postgres_url: str, table: str) -> StoreFactory:
+        return lambda: PgVector(postgres_url, table=table, exact_threshold=0)
+
+
+class TestPgVectorCongruence(CongruenceSuite):
+    """SciFact with the real model against the exact reference, every search through HNSW."""
 
     @pytest.fixture
     def store_factory(self, postgres_url: str, table: str) -> StoreFactory:
