@@ -92,7 +92,8 @@ class LangChainEmbedder:
 
     ``name`` defaults to :func:`embedding_name`; it is recorded by the store, so reopening the
     store with another embedding class or model raises instead of mixing vector spaces. The
-    dimension is found by embedding one short probe text the first time it is needed.
+    dimension is found by embedding one short probe text the first time it is needed (when
+    opening a new store), unless set with :meth:`set_dim`.
 
     >>> from langchain_core.embeddings import DeterministicFakeEmbedding
     >>> LangChainEmbedder(DeterministicFakeEmbedding(size=8)).embed(["a", "b"]).shape
@@ -113,6 +114,12 @@ class LangChainEmbedder:
         if self._dim is None:
             self._dim = len(self.embedding.embed_query(_PROBE))
         return self._dim
+
+    def set_dim(self, dim: int) -> None:
+        """Declare the dimension (e.g. the one a store recorded) instead of probing for it."""
+        if not isinstance(dim, int) or dim <= 0:
+            raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
+        self._dim = dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         items = _check_texts(texts, self.name)

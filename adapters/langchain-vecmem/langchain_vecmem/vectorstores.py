@@ -43,6 +43,7 @@ from vecmem.filters import FilterLike
 from vecmem.fusion import Fusion
 from vecmem.memory import DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 from vecmem.rerank import MMRReranker
+from vecmem.stores import open_store
 from vecmem.stores.base import VectorStore as VecmemStore
 from vecmem.types import Chunk, Hit
 
@@ -104,14 +105,19 @@ class VecmemVectorStore(VectorStore):
             raise ConfigurationError(
                 f"embedding must be a LangChain Embeddings, got {type(embedding).__name__}"
             )
-        embedder = (
-            embedding.embedder
-            if isinstance(embedding, VecmemEmbeddings)
-            else LangChainEmbedder(embedding)
-        )
+        if store is not None and target is not None:
+            raise ConfigurationError("pass a path/URL or store=, not both")
+        backend = store if store is not None else open_store(target)
+        if isinstance(embedding, VecmemEmbeddings):
+            embedder: Any = embedding.embedder
+        else:
+            embedder = LangChainEmbedder(embedding)
+            recorded = backend.stored_space()
+            if recorded is not None and recorded.embedder == embedder.name:
+                embedder.set_dim(recorded.dim)  # no probe call to the embedding
         self._embedding = embedding
         self.memory = VectorMemory(
-            target, store=store, embedder=embedder, fusion=fusion, candidates=candidates
+            store=backend, embedder=embedder, fusion=fusion, candidates=candidates
         )
 
     @classmethod

@@ -28,7 +28,6 @@ class TestPostgresStandard(VectorStoreIntegrationTests):
     def vectorstore(  # type: ignore[override]
         self, postgres_url: str
     ) -> Iterator[VecmemVectorStore]:
-        pytest.importorskip("vecmem.stores.pgvector", reason="vecmem's PgVector store is not there")
         collection = f"lc_{uuid.uuid4().hex[:12]}"
         store = VecmemVectorStore(self.get_embeddings(), f"{postgres_url}?collection={collection}")
         try:

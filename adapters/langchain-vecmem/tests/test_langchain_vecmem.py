@@ -45,12 +45,11 @@ def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
           embedding: Embeddings) -> VecmemVectorStore:
     if backend == "embedded":
         return VecmemVectorStore(embedding, tmp_path / "kb")
-    pytest.importorskip("vecmem.stores.pgvector", reason="vecmem's PgVector store is not there")
     url = request.getfixturevalue("postgres_url")
     return VecmemVectorStore(embedding, f"{url}?collection=lcu_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture(params=["embedded", "postgres"])
+@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.server)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VecmemVectorStore]:
     vs = _open(request.param, tmp_path, request, VecmemEmbeddings("hashing-128"))
     vs.add_texts(TEXTS, METAS, ids=IDS)
@@ -248,6 +247,25 @@ def test_from_texts_persists_and_reopens(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingSpaceMismatchError):
         VecmemVectorStore(VecmemEmbeddings("hashing-16"), tmp_path / "kb").similarity_search(
             "beta", k=1)
+
+
+class _CountingEmbedding(DeterministicFakeEmbedding):
+    calls: int = 0
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        return super().embed_query(text)
+
+
+def test_reopening_a_store_takes_the_dimension_from_it(tmp_path: Path) -> None:
+    first = _CountingEmbedding(size=12)
+    with VecmemVectorStore(first, tmp_path / "kb") as created:
+        created.add_texts(["x"], ids=["x"])
+    assert first.calls == 1  # the one-time dimension probe of a new store
+    again = _CountingEmbedding(size=12)
+    store = VecmemVectorStore(again, tmp_path / "kb")
+    assert store.get_by_ids(["x"])[0].page_content == "x" and again.calls == 0
+    store.close()
 
 
 def test_afrom_documents(tmp_path: Path) -> None:

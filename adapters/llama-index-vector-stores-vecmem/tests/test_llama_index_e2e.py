@@ -67,7 +67,6 @@ def vector_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vec
     if request.param == "embedded":
         vs = VecmemVectorStore(tmp_path / "kb", embedder_name=DEFAULT_MODEL)
     else:
-        pytest.importorskip("vecmem.stores.pgvector", reason="vecmem's PgVector store is not there")
         url = request.getfixturevalue("postgres_url")
         vs = VecmemVectorStore(f"{url}?collection=li_e2e_{uuid.uuid4().hex[:10]}",
                                embedder_name=DEFAULT_MODEL)

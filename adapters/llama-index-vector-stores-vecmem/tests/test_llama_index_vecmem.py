@@ -80,7 +80,6 @@ def ids_of(vs: VecmemVectorStore, filters: MetadataFilters) -> set[str]:
 def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> VecmemVectorStore:
     if backend == "embedded":
         return VecmemVectorStore(tmp_path / "kb")
-    pytest.importorskip("vecmem.stores.pgvector", reason="vecmem's PgVector store is not there")
     url = request.getfixturevalue("postgres_url")
     return VecmemVectorStore(f"{url}?collection=li_{uuid.uuid4().hex[:12]}")
 
