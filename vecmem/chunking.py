@@ -25,12 +25,19 @@ class Chunker(Protocol):
     def split(self, text: str) -> list[str]: ...
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"')\]]*\s+(?=\S)")
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"')\]]*(\s+)(?=\S)")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split after ``. ! ? …`` (and closing quotes/brackets) followed by whitespace."""
-    parts = _SENTENCE_END.split(text.strip())
+    """Split after ``. ! ? …`` (and closing quotes/brackets, which stay with their sentence)
+    followed by whitespace."""
+    text = text.strip()
+    parts: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        parts.append(text[start : m.start(1)])
+        start = m.end(1)
+    parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
 
 
