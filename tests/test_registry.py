@@ -4,6 +4,7 @@ package (tests/fixtures/vecmem_plugin_example) installed with pip and found by e
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -160,10 +161,13 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     src = work / "src"
     shutil.copytree(PLUGIN, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = work / "site"
+    offline = ["--no-index", "--no-build-isolation"]  # build with this venv's setuptools
+    if importlib.util.find_spec("setuptools") is None:  # (Python >= 3.12 venvs lack it)
+        offline = []
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
-         str(src)], capture_output=True, text=True)
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *offline,
+         "--disable-pip-version-check", "--target", str(target), str(src)],
+        capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(target.glob("vecmem_plugin_example-*.dist-info"))
     sys.path.insert(0, str(target))

@@ -371,6 +371,11 @@ class Database:
                 stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         conn.execute(stmt, list(rows))
 
+    def exact(self, column: Any) -> Any:
+        """``column`` ordered by code point on every dialect (PostgreSQL databases often use a
+        locale collation; SQLite and vecmem's MySQL key columns already compare bytes)."""
+        return column.collate("C") if self.dialect == "postgresql" else column
+
     def insert_ignore(self, conn: sa.Connection, table: sa.Table,
                       rows: Sequence[dict[str, Any]], *, keys: Sequence[str]) -> None:
         """Insert ``rows``, leaving existing rows with the same key untouched."""

@@ -133,7 +133,7 @@ class SQLCheckpointStore(CheckpointStoreBase):
         for tag in tags:
             q = q.where(sa.exists().where(T.tenant == C.tenant, T.checkpoint_id == C.id,
                                           T.tag == tag))
-        q = q.order_by(C.created_at.desc(), C.thread_id.desc(), C.seq.desc())
+        q = q.order_by(C.created_at.desc(), self.db.exact(C.thread_id).desc(), C.seq.desc())
         if limit is not None:
             q = q.limit(limit)
         if offset:

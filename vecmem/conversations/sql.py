@@ -297,7 +297,8 @@ class SQLConversationStore:
                 T.tenant == S.tenant, T.user_id == S.user_id, T.session_id == S.session_id,
                 T.tag == tag))
         col = S[order_by]
-        q = q.order_by(col.desc() if descending else col.asc(), S.user_id, S.session_id)
+        q = q.order_by(col.desc() if descending else col.asc(), self.db.exact(S.user_id),
+                       self.db.exact(S.session_id))
         q = q.limit(limit).offset(offset)
         with self.db.read("querying sessions") as conn:
             rows = conn.execute(q).all()
@@ -327,7 +328,8 @@ class SQLConversationStore:
         check_ids(user_id, session_id)
         with self.db.read("exporting conversations") as conn:
             rows = conn.execute(sa.select(SESSIONS).where(
-                self._key(SESSIONS, user_id, session_id)).order_by(S.session_id)).all()
+                self._key(SESSIONS, user_id, session_id)).order_by(
+                    self.db.exact(S.session_id))).all()
             if session_id is not None and not rows:
                 raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
             tag_map = self._tags_of(conn, [(r.user_id, r.session_id) for r in rows])

@@ -178,6 +178,13 @@ class ConversationStoreSuite:
         store.add_messages("u", "s0", [Message("user", "again")])
         assert ids(store.query_sessions(limit=1)) == ["s0"]
 
+    def test_ties_are_ordered_by_code_point(self, store: ConversationStore) -> None:
+        for user in ["b", "é", "B", "a", "Z"]:
+            store.add_messages(user, "s", [Message("user", "x")])
+        got = store.query_sessions(order_by="message_count", descending=False)
+        assert [s.user_id for s in got] == ["B", "Z", "a", "b", "é"]
+        assert [s["session_id"] for s in store.export("a")["sessions"]] == ["s"]
+
     def test_delete_session_and_user(self, store: ConversationStore) -> None:
         for user, sid in [("u1", "a"), ("u1", "b"), ("u2", "a")]:
             store.add_messages(user, sid, [Message("user", "x")])
