@@ -23,10 +23,10 @@ Hybrid search is one statement: both legs are CTEs (top ``candidates`` each, the
 both), fused by RRF or the convex combination exactly as :func:`vecmem.fusion.fuse` does.
 
 Filtered vector search keeps recall: HNSW runs with pgvector 0.8's iterative index scans
-(``hnsw.iterative_scan``) and is asked for ``max(k, ef_search)`` matching rows, of which the
-best ``k`` are kept; when it cannot produce them (selective filter, ``hnsw.max_scan_tuples``
-reached) the same statement answers with an exact scan, so ``k`` hits come back whenever ``k``
-chunks match. Below ``exact_threshold`` chunks every search is exact.
+(``hnsw.iterative_scan``); with a filter it is asked for ``max(k, ef_search)`` matching rows, of
+which the best ``k`` by exact distance are kept. When HNSW cannot produce its rows (selective
+filter, ``hnsw.max_scan_tuples`` reached) the same statement answers with an exact scan, so ``k``
+hits come back whenever ``k`` chunks match. Below ``exact_threshold`` chunks search is exact.
 
 Writes are one transaction each (rows by binary COPY) under a per-table advisory lock, which
 keeps N, df and the histogram consistent when several clients write at once. The SQL lives in
@@ -158,8 +158,8 @@ UPDATE {meta} m SET mean_idf = coalesce((
            / nullif(sum(h.terms), 0)
     FROM {hist} h WHERE h.terms > 0), 0)"""
 
-# vec(sid, dist, rank): HNSW asked for %(w)s = max(c, ef_search) rows, best %(c)s kept; an
-# exact scan when the table is small or HNSW could not produce %(w)s matching rows.
+# vec(sid, dist, rank): HNSW asked for %(w)s rows (c, or max(c, ef_search) with a filter), the
+# best %(c)s kept; an exact scan when the table is small or HNSW could not produce %(w)s rows.
 VECTOR_CTES = """
 approx AS MATERIALIZED (
     SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
@@ -634,9 +634,13 @@ class PgVector:
             return int(count)
 
     # ----------------------------------------------------------------- reads
-    def _vector_params(self, vector: Any, candidates: int, params: dict[str, Any]) -> None:
+    def _vector_params(self, vector: Any, candidates: int, filtered: bool,
+                       params: dict[str, Any]) -> None:
+        """A filtered HNSW scan is asked for ``ef_search`` rows at least: the iterative scan
+        returns them roughly in order, the exact re-sort keeps the best ``candidates``."""
         params.update(q=validate_query_vector(vector, self._require_space().dim), c=candidates,
-                      w=max(candidates, self.ef_search), threshold=self.exact_threshold)
+                      w=max(candidates, self.ef_search) if filtered else candidates,
+                      threshold=self.exact_threshold)
 
     def _tokens(self, text: str) -> list[str]:
         if not isinstance(text, str):
@@ -647,7 +651,7 @@ class PgVector:
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         _positive("k", k)
         params: dict[str, Any] = {}
-        self._vector_params(vector, k, params)
+        self._vector_params(vector, k, filter is not None, params)
         stmt = render(self._sql["query"], where=_Where(params).sql(filter))
         with self._db("vector search") as conn:
             self._set_ef(conn, k)
@@ -683,7 +687,7 @@ class PgVector:
         _positive("k", k)
         _positive("candidates", candidates)
         params = keyword_params(self._tokens(text), self._require_space())
-        self._vector_params(vector, candidates, params)
+        self._vector_params(vector, candidates, filter is not None, params)
         params.update(k=k, wv=float(fusion.vector_weight), wk=float(fusion.keyword_weight),
                       rk=int(fusion.k), alpha=float(fusion.alpha), oma=1 - float(fusion.alpha))
         where = _Where(params).sql(filter)
