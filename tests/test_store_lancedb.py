@@ -14,7 +14,7 @@ from vecmem.errors import ConfigurationError, NotFoundError, UnsupportedFilterEr
 from vecmem.filters import matches, parse_filter  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.lancedb import LanceDb  # noqa: E402
-from vecmem.testing import StoreSuite  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
 from vecmem.testing.store_suite import (  # noqa: E402
     SPACE,
     StoreFactory,
@@ -29,6 +29,14 @@ class TestLanceDb(StoreSuite):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return lambda: LanceDb(tmp_path / "lance", table="suite")
+
+
+class TestLanceDbCongruence(CongruenceSuite):
+    """SciFact with the real model against the exact reference."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda: LanceDb(tmp_path / "lance", table="congruence")
 
 
 # ----------------------------------------------------------------------------- URLs
@@ -170,3 +178,21 @@ def test_keyword_leg_follows_another_writer_without_reopening(tmp_path: Path) ->
                                            for c, s in ref.keyword("zebra memory", k=10)]
     a.close()
     b.close()
+
+
+def test_optimize_changes_no_answers(tmp_path: Path) -> None:
+    """optimize() (compaction, B-tree on id) must leave contents and keyword scores as they were,
+    without a rebuild of the BM25 index, and later writes must still be tracked."""
+    store = LanceDb(tmp_path / "lance")
+    store.connect(SPACE)
+    for i in range(4):  # several commits: several fragments
+        store.upsert(make_chunks(10, start=10 * i), unit_vectors(10, seed=i))
+    before = _bm25_of(store, "memory graph")
+    store.optimize()
+    assert any(list(ix.columns) == ["id"] for ix in store._t().list_indices())
+    store._rebuild_keyword_index = None  # type: ignore[assignment]  # must not be needed
+    assert _bm25_of(store, "memory graph") == [(i, pytest.approx(s)) for i, s in before]
+    assert store.count() == 40
+    store.upsert([Chunk.create("late", 0, "graph graph graph")], unit_vectors(1, seed=9))
+    assert store.get(["late#0"])[0].text == "graph graph graph"
+    assert _bm25_of(store, "graph")[0][0] == "late#0"

@@ -25,7 +25,7 @@ from vecmem.errors import (  # noqa: E402
 from vecmem.filters import matches, parse_filter  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.qdrant import Qdrant, point_id  # noqa: E402
-from vecmem.testing import StoreSuite  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
 from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors  # noqa: E402
 from vecmem.types import Chunk, EmbeddingSpace  # noqa: E402
 
@@ -48,6 +48,15 @@ class TestQdrantPath(StoreSuite):
         (about 200 s for 10k here); the adapter's batching is the same as in TestQdrantMemory."""
         pytest.skip("10k points in qdrant-client's local folder mode take minutes (one SQLite "
                     "commit per point); the same batch path runs in TestQdrantMemory")
+
+
+class TestQdrantCongruence(CongruenceSuite):
+    """SciFact with the real model against the exact reference (local mode in memory: the folder
+    mode runs the same engine and commits once per point, which only makes this slower)."""
+
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        return lambda: Qdrant(":memory:", collection="congruence")
 
 
 @pytest.mark.server

@@ -604,11 +604,17 @@ class LanceDb:
             return int(self._t().count_rows(where))
 
     def optimize(self) -> None:
-        """Compact the table's small fragments (many small writes slow searches down)."""
+        """Compact small fragments (each write adds one; many slow searches down), index ``id``
+        (a B-tree: faster upserts, ``get`` and keyword fetches) and bring indexes up to date.
+        Call it after a large ingest; it changes no data."""
         with self._lock, self._errors("optimize"):
-            before = self._t().version
-            self._t().optimize()
-            after = self._t().version
+            tbl = self._t()
+            before = tbl.version
+            if tbl.count_rows() and not any(
+                    list(getattr(ix, "columns", [])) == ["id"] for ix in tbl.list_indices()):
+                tbl.create_index("id", config=require("lancedb.index", "lancedb").BTree())
+            tbl.optimize()
+            after = tbl.version
         with self._lock:
             if self._version == before:
                 self._version = after
