@@ -178,6 +178,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{name} vs {leg}: {metric_label(c['metric'])} {c['difference']:+.4f} "
                   f"(wins {c['wins']}, losses {c['losses']}), p = {c['p_randomization']:.4f} "
                   f"randomisation, {c['p_t_test']:.4f} paired t-test")
+    embed = [r.query_embedding_ms for r in results if r.query_embedding_ms is not None]
+    if embed:
+        print(f"latencies are retrieval only; embedding a query takes {embed[0]:.1f} ms more "
+              "(median, without the cache)")
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
@@ -226,7 +230,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     m = args.metric
     print(f"tuned on {ds.name} {args.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents")
     print(f"\nBM25 (keyword leg), best of {len(result.bm25_grid)}:")
-    for row in sorted(result.bm25_grid, key=lambda r: -r[m])[:5]:
+    ranked = sorted(result.bm25_grid, key=lambda r: -r[m])
+    shown = ranked[:5] + [next(r for r in ranked if r["tokenizer"] == t)
+                          for t in dict.fromkeys(r["tokenizer"] for r in ranked[5:])
+                          if t not in {r["tokenizer"] for r in ranked[:5]}]
+    for row in shown:
         print(f"  {row['tokenizer']:<32} k1={row['k1']:<4g} b={row['b']:<5g} "
               f"{metric_label(m)} {row[m]:.4f}")
     print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
