@@ -240,7 +240,12 @@ class VecmemVectorStore(VectorStore):
                                   fusion=fusion, candidates=candidates, vector=vector)
 
     def _mmr(
-        self, vector: Sequence[float], k: int, fetch_k: int, lambda_mult: float, filter: FilterLike
+        self,
+        vector: Sequence[float] | np.ndarray,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        filter: FilterLike,
     ) -> list[Document]:
         reranker = MMRReranker(lambda_mult)
         if not isinstance(fetch_k, int) or fetch_k <= 0:

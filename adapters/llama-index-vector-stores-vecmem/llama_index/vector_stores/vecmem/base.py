@@ -128,7 +128,7 @@ class VecmemVectorStore(BasePydanticVectorStore):
     ) -> None:
         if store is not None and target is not None:
             raise ConfigurationError("pass a path/URL or store=, not both")
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]
             target=os.fspath(target) if target is not None else None, embedder_name=embedder_name
         )
         self._store = store if store is not None else open_store(target)
@@ -379,8 +379,10 @@ class VecmemVectorStore(BasePydanticVectorStore):
             fetch = int(prefetch_k or max(k, round(k * float(prefetch_factor or 4.0))))
             cands = (self._exact(mem, qv, node_ids, flt, fetch) if node_ids is not None
                      else mem.search_by_vector(qv, fetch, filter=flt))
-            vectors = mem.store.get_vectors([h.id for h in cands]) if cands else None
-            hits = reranker.rerank_vectors(qv, cands, vectors, k=k) if cands else []
+            hits = []
+            if cands:
+                vectors = mem.store.get_vectors([h.id for h in cands])
+                hits = reranker.rerank_vectors(qv, cands, vectors, k=k)
         else:
             raise ConfigurationError(
                 f"query mode {mode.value!r} is not supported by vecmem; use default, hybrid, "
