@@ -1,4 +1,4 @@
-"""Shared fixtures: real database servers, each started once per session when a test asks.
+"""Shared fixtures for every test in the repository (tests/ and adapters/*/tests): real database
 
 ``postgres_url``, ``mariadb_url``, ``redis_url`` and ``chroma_url`` give a connection URL (see
 :mod:`vecmem.testing.servers`). ``VECMEM_TEST_<NAME>_URL`` (e.g. ``VECMEM_TEST_POSTGRES_URL``)
