@@ -1,4 +1,5 @@
-"""Shared fixtures for every test in the repository (tests/ and adapters/*/tests): real database
+"""Fixtures for every test in the repository (tests/ and adapters/*/tests): real database
+servers, each started once per session when a test asks.
 
 ``postgres_url``, ``mariadb_url``, ``redis_url`` and ``chroma_url`` give a connection URL (see
 :mod:`vecmem.testing.servers`). ``VECMEM_TEST_<NAME>_URL`` (e.g. ``VECMEM_TEST_POSTGRES_URL``)
