@@ -1,7 +1,8 @@
-"""Figures for evaluation results (matplotlib, Agg backend: no display needed).
+"""Figures for evaluation results (matplotlib; the Agg backend when saving, so no display needed).
 
-:func:`plot_results` draws two panels: quality per mode and backend (nDCG@10, Recall@100,
-MRR@10), and quality against median latency (the whisker runs to p99).
+:func:`plot_results` draws two panels. Left, quality: for one backend, nDCG@10, Recall@100 and
+MRR@10 per mode; for several, nDCG@10 per backend, one bar per mode. Right, nDCG@10 against median
+latency (the line runs to p99); colour is the mode, marker shape the backend.
 
 >>> plot_results(results, "eval.png")                      # doctest: +SKIP
 """
@@ -18,6 +19,19 @@ from vecmem.evaluation.metrics import metric_label
 from vecmem.evaluation.runner import ModeResult
 
 PANEL_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+MARKERS = "osD^vP*Xph"
+
+
+def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[float]], colors: dict[str, Any],
+          rotate: bool) -> None:
+    width = 0.8 / max(len(series), 1)
+    for i, (name, ys) in enumerate(series.items()):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(groups))]
+        bars = ax.bar(xs, ys, width * 0.92, label=name, color=colors[name])
+        ax.bar_label(bars, labels=[f"{y:.3f}" for y in ys], fontsize=7, padding=2,
+                     rotation=90 if rotate else 0)
+    ax.set_xticks(range(len(groups)), groups)
+
 
 def plot_results(
     results: Sequence[ModeResult],
@@ -27,48 +41,59 @@ def plot_results(
     quality: str = "ndcg@10",
     title: str | None = None,
 ) -> Any:
-    """Draw ``results`` (one per mode/backend) and save a PNG to ``path`` when given.
+    """Draw ``results`` (one per mode and backend); save a PNG to ``path`` when given.
 
-    Returns the matplotlib figure (closed after saving when ``path`` is given)."""
+    Returns the matplotlib figure (closed once saved, when ``path`` is given)."""
     if not results:
         raise InvalidInputError("nothing to plot: no results")
     mpl = require("matplotlib", "eval", "plotting evaluation results")
     if path is not None:
         mpl.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
+    modes = list(dict.fromkeys(r.mode for r in results))
     backends = list(dict.fromkeys(r.backend for r in results))
-    names = [r.mode if len(backends) == 1 else f"{r.mode} ({r.backend})" for r in results]
-    colors = plt.get_cmap("tab10").colors
+    palette = plt.get_cmap("tab10").colors
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(modes)}
+    marker = {b: MARKERS[i % len(MARKERS)] for i, b in enumerate(backends)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.8), gridspec_kw={"width_ratios": [3, 2]})
 
-    width = 0.8 / len(results)
-    for i, (r, name) in enumerate(zip(results, names)):
-        xs = [j + (i - (len(results) - 1) / 2) * width for j in range(len(metrics))]
-        ys = [r.metrics.get(m, 0.0) for m in metrics]
-        bars = left.bar(xs, ys, width * 0.95, label=name, color=colors[i % len(colors)])
-        left.bar_label(bars, labels=[f"{y:.3f}" for y in ys], fontsize=7, padding=2,
-                       rotation=90 if len(results) > 4 else 0)
-    left.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
+    if len(backends) == 1:
+        by_mode = {r.mode: r for r in results}
+        _bars(left, [metric_label(m) for m in metrics],
+              {m: [by_mode[m].metrics.get(x, 0.0) for x in metrics] for m in modes}, colors,
+              rotate=len(modes) > 4)
+        left.set_title("Quality per mode")
+        left.set_ylabel("score (mean over queries)")
+    else:
+        cell = {(r.backend, r.mode): r.metrics.get(quality, 0.0) for r in results}
+        _bars(left, backends, {m: [cell.get((b, m), 0.0) for b in backends] for m in modes},
+              colors, rotate=len(modes) * len(backends) > 12)
+        left.set_title(f"{metric_label(quality)} per backend and mode")
+        left.set_ylabel(metric_label(quality))
     left.set_ylim(0, 1.12)
-    left.set_ylabel("score (mean over queries)")
-    left.set_title("Quality per mode" + (" and backend" if len(backends) > 1 else ""))
     left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08),
-                ncols=min(len(results), 4), frameon=False)
+                ncols=min(len(modes), 5), frameon=False)
     left.grid(axis="y", alpha=0.3)
 
-    markers = "osD^vP*X"
-    for i, (r, name) in enumerate(zip(results, names)):
+    for r in results:
         p50, p99, y = r.latency(50), r.latency(99), r.metrics.get(quality, 0.0)
-        color = colors[i % len(colors)]
-        right.plot([p50, p99], [y, y], color=color, alpha=0.5, linewidth=2)
-        right.scatter([p50], [y], s=70, color=color,
-                      marker=markers[backends.index(r.backend) % len(markers)], zorder=3)
-        right.annotate(name, (p50, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        right.plot([p50, p99], [y, y], color=colors[r.mode], alpha=0.35, linewidth=2)
+        right.scatter([p50], [y], s=70, color=colors[r.mode], marker=marker[r.backend], zorder=3,
+                      edgecolors="black", linewidths=0.5)
+        if len(backends) == 1:
+            right.annotate(r.mode, (p50, y), textcoords="offset points", xytext=(6, 6),
+                           fontsize=8)
+    if len(backends) > 1:
+        handles = [Line2D([], [], linestyle="", marker=marker[b], color="grey",
+                          markeredgecolor="black", label=b) for b in backends]
+        right.legend(handles=handles, title="backend", fontsize=8, title_fontsize=8,
+                     loc="best")
     lat = [v for r in results for v in (r.latency(50), r.latency(99)) if v > 0]
     if lat and max(lat) / min(lat) > 20:
         right.set_xscale("log")
-    right.set_xlabel("latency per query, ms (dot: p50, line to p99)")
+    right.set_xlabel("retrieval latency per query, ms (marker: p50, line to p99)")
     right.set_ylabel(metric_label(quality))
     ys = [r.metrics.get(quality, 0.0) for r in results]
     pad = max(0.02, (max(ys) - min(ys)) * 0.25)
