@@ -112,8 +112,8 @@ def _encode(c: Chunk) -> dict[str, Any]:
             key, val = "l_" + field, [t for t in map(_tag, v) if t is not None]
         else:  # None, dicts: present (for $exists), never equal to a scalar
             continue
-        keys.append(key)
-        if val != []:
+        if val != []:  # an empty list stores nothing: its typed key counts as absent
+            keys.append(key)
             meta[key] = val
     meta[_KEYS] = keys
     return meta

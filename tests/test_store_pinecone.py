@@ -1,0 +1,308 @@
+"""The conformance and congruence suites on Pinecone: through the real ``pinecone`` SDK against
+the local stand-in (:mod:`vecmem.testing.pinecone_standin`) always, and against the real service
+when ``PINECONE_API_KEY`` is set (index ``$VECMEM_PINECONE_INDEX``, default ``vecmem-test``,
+created when missing: serverless aws/us-east-1, dimension 8, dotproduct; one namespace per test).
+Plus what only this adapter has: the wire (batch limits), error translation, the filter
+translation run by Pinecone's documented semantics, and the BM25 statistics."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pinecone", reason="the pinecone SDK is not installed (pip install 'vecmem[pinecone]')")
+
+from vecmem.errors import (  # noqa: E402
+    AuthenticationError,
+    BackendUnavailableError,
+    ConfigurationError,
+    DimensionMismatchError,
+    EmbeddingSpaceMismatchError,
+    InvalidInputError,
+    NotFoundError,
+)
+from vecmem.filters import matches, parse_filter  # noqa: E402
+from vecmem.stores import open_store  # noqa: E402
+from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
+from vecmem.testing import pinecone_standin  # noqa: E402
+from vecmem.testing.pinecone_standin import PineconeStandIn  # noqa: E402
+from vecmem.testing.store_suite import (  # noqa: E402
+    BM25_REL,
+    SPACE,
+    assert_ranked_like,
+    StoreFactory,
+    filter_metadata,
+    make_chunks,
+    random_filter,
+    reference,
+    unit_vectors,
+)
+from vecmem.types import Chunk, EmbeddingSpace  # noqa: E402
+
+KEY = "standin-test-key"
+
+
+def _same_keyword(store: PineconeDb, ref: object, q: str, k: int) -> None:
+    """Keyword hits equal the reference's rank by rank (ties may come in either order)."""
+    truth = {c.id: x for c, x in ref.keyword(q, k=10_000)}  # type: ignore[attr-defined]
+    assert_ranked_like(store.keyword(q, k=k), ref.keyword(q, k=k), truth,  # type: ignore[attr-defined]
+                       rel=BM25_REL, abs_=1e-9)
+REAL_KEY = os.environ.get("PINECONE_API_KEY")
+REAL_INDEX = os.environ.get("VECMEM_PINECONE_INDEX", "vecmem-test")
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[PineconeStandIn]:
+    with PineconeStandIn(api_key=KEY) as s:
+        yield s
+
+
+def _ns() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def _store(standin: PineconeStandIn, *, index: str = "suite", namespace: str = "",
+           **kwargs: object) -> PineconeDb:
+    return PineconeDb(index=index, api_key=KEY, controller_host=standin.url,
+                      namespace=namespace, **kwargs)  # type: ignore[arg-type]
+
+
+class TestPineconeStandIn(StoreSuite):
+    @pytest.fixture
+    def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
+        ns = _ns()
+        return lambda: _store(standin, namespace=ns)
+
+
+@pytest.mark.skipif(REAL_KEY is None, reason="PINECONE_API_KEY is not set: the suite runs against "
+                    "the local stand-in only (set it to also run against the Pinecone service)")
+class TestPineconeService(StoreSuite):
+    @pytest.fixture
+    def store_factory(self) -> Iterator[StoreFactory]:
+        ns = _ns()
+        yield lambda: PineconeDb(index=REAL_INDEX, namespace=ns)
+        PineconeDb(index=REAL_INDEX, namespace=ns).drop()
+
+
+class TestPineconeCongruence(CongruenceSuite):
+    @pytest.fixture
+    def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
+        ns = _ns()
+        return lambda: _store(standin, index="congruence", namespace=ns)
+
+
+# ----------------------------------------------------------------------------- URLs
+def test_urls() -> None:
+    store = open_store("pinecone://kb-index?namespace=team&host=https://kb-abc.svc.pinecone.io"
+                       "&api_key=k1")
+    assert isinstance(store, PineconeDb)
+    assert (store.index, store.namespace, store.host, store.api_key) == (
+        "kb-index", "team", "https://kb-abc.svc.pinecone.io", "k1")
+    for bad in ("pinecone://", "pinecone://x?nmespace=y"):
+        with pytest.raises(ConfigurationError):
+            open_store(bad)
+
+
+def test_missing_api_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="API key"):
+        PineconeDb(index="x").connect(SPACE)
+
+
+# ----------------------------------------------------------------------------- errors
+def test_wrong_api_key_is_an_authentication_error(standin: PineconeStandIn) -> None:
+    """The service answers 401 to a bad key: AuthenticationError (a PermissionError)."""
+    store = PineconeDb(index="suite", api_key="wrong", controller_host=standin.url)
+    with pytest.raises(AuthenticationError) as info:
+        store.connect(SPACE)
+    assert isinstance(info.value, PermissionError)
+
+
+def test_missing_index_without_create(standin: PineconeStandIn) -> None:
+    store = _store(standin, index="never-made", create=False)
+    assert store.stored_space() is None
+    with pytest.raises(NotFoundError):
+        store.connect(SPACE)
+    assert "never-made" not in standin.indexes
+
+
+def test_unreachable_service_is_backend_unavailable() -> None:
+    store = PineconeDb(index="x", api_key=KEY, controller_host="http://127.0.0.1:9")
+    with pytest.raises(BackendUnavailableError) as info:
+        store.connect(SPACE)
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_existing_index_of_another_dimension_or_metric(standin: PineconeStandIn) -> None:
+    """An index made elsewhere: another dimension raises DimensionMismatchError, another
+    metric a ConfigurationError (sparse BM25 vectors need dotproduct)."""
+    standin.create_index("dim-16", 16)
+    standin.create_index("cosine-8", 8, metric="cosine")
+    with pytest.raises(DimensionMismatchError):
+        _store(standin, index="dim-16").connect(SPACE)
+    with pytest.raises(ConfigurationError, match="dotproduct"):
+        _store(standin, index="cosine-8").connect(SPACE)
+
+
+def test_space_recorded_per_namespace(standin: PineconeStandIn) -> None:
+    """The space lives with the namespace: reopening with another embedder raises, another
+    namespace of the same index is free."""
+    ns = _ns()
+    _store(standin, namespace=ns).connect(SPACE)
+    with pytest.raises(EmbeddingSpaceMismatchError):
+        _store(standin, namespace=ns).connect(EmbeddingSpace(embedder="other", dim=SPACE.dim))
+    assert _store(standin, namespace=ns).stored_space() == SPACE
+    assert _store(standin, namespace=_ns()).stored_space() is None
+
+
+def test_direct_host_skips_the_control_plane(standin: PineconeStandIn) -> None:
+    ns = _ns()
+    _store(standin, namespace=ns).connect(SPACE)
+    before = len(standin.log)
+    direct = PineconeDb(index="suite", api_key=KEY, host=standin.index_host("suite"),
+                        namespace=ns)
+    direct.connect(SPACE)
+    direct.upsert(make_chunks(2), unit_vectors(2))
+    assert direct.count() == 2
+    assert not [p for _, p, _ in standin.log[before:] if p.startswith("/indexes")]
+
+
+def test_limits_are_refused_before_writing(standin: PineconeStandIn) -> None:
+    """Chunks Pinecone would refuse (too many distinct terms, too much metadata) raise
+    InvalidInputError and nothing of the batch is written."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    many = " ".join(f"w{i}x" for i in range(1100))
+    big = {"blob": "x" * 41_000}
+    for bad in (Chunk.create("d", 0, many), Chunk.create("d", 0, "t", big)):
+        with pytest.raises(InvalidInputError):
+            s.upsert([*make_chunks(2), bad], unit_vectors(3))
+    assert s.count() == 0
+
+
+def test_ids_pinecone_refuses_are_mapped(standin: PineconeStandIn) -> None:
+    """Non-ASCII and 600-byte chunk ids round-trip (stored under a hash)."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    chunks = [Chunk.create("文書", 0, "unicode id"), Chunk.create("d", 0, "long id", id="x" * 600),
+              Chunk.create("d", 1, "tilde id", id="~abc")]
+    s.upsert(chunks, unit_vectors(3))
+    assert [c.id for c in s.get([c.id for c in chunks])] == [c.id for c in chunks]
+    assert s.get_vectors(["x" * 600]).shape == (1, SPACE.dim)
+    assert {c.id for c, _ in s.keyword("unicode long tilde", k=5)} == {c.id for c in chunks}
+    assert s.delete(ids=["文書#0", "~abc"]) == 2 and s.count() == 1
+
+
+def test_requests_stay_within_pinecone_limits(standin: PineconeStandIn) -> None:
+    """3,000 chunks go out in upserts of <= 1,000 vectors and <= 2 MB (the stand-in refuses
+    more, as the service does)."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    before = len(standin.log)
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i} " + "word " * 150, {"i": i})
+              for i in range(3000)]
+    s.upsert(chunks, unit_vectors(3000, seed=5))
+    ups = [n for m, p, n in standin.log[before:] if p.endswith("/vectors/upsert")]
+    assert len(ups) >= 3 and max(ups) <= pinecone_standin.MAX_REQUEST_BYTES
+    assert s.count() == 3000
+
+
+# ----------------------------------------------------------------------------- filters
+def test_translation_equals_the_reference_under_pinecone_semantics(
+        standin: PineconeStandIn) -> None:
+    """The translated filter, evaluated with Pinecone's documented semantics (strict where
+    they are silent), selects exactly what vecmem.filters.matches selects: 1,000 random
+    filters over varied metadata, evaluated on the stored metadata."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    chunks = make_chunks(120, metadata=filter_metadata)
+    s.upsert(chunks, unit_vectors(120))
+    stored = standin.indexes["suite"].namespaces[s.namespace]
+    rng = random.Random(11)
+    for n in range(1000):
+        spec = random_filter(rng)
+        f = parse_filter(spec)
+        flt = to_filter(f)
+        want = {c.id for c in chunks if matches(f, c.metadata)}
+        if flt is True or flt is False:
+            got = {c.id for c in chunks} if flt else set()
+        else:
+            pinecone_standin._check_filter(flt)  # noqa: SLF001 - only documented operators
+            got = {i for i, r in stored.items() if pinecone_standin.matches(flt, r.metadata)}
+        assert got == want, f"#{n} {spec} -> {flt}"
+
+
+def test_no_operator_outside_pinecones_documented_set() -> None:
+    """$not, $contains and booleans in $in are not Pinecone operators: none may leak."""
+    f = parse_filter({"$not": {"$or": [{"tags": {"$contains": "a"}}, {"b": {"$in": [True, 1]}}]}})
+    text = repr(to_filter(f))
+    assert "'$not'" not in text and "$contains" not in text and "True, 1" not in text
+
+
+# ----------------------------------------------------------------------------- BM25 statistics
+def test_keyword_scores_stay_exact_as_the_average_length_drifts(standin: PineconeStandIn) -> None:
+    """Sparse weights are frozen at write time while avgdl moves: short documents first, then
+    long ones, then deletions. Keyword results must still equal the reference, rank by rank."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    rng = random.Random(3)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    short = [Chunk.create(f"s{i}", 0, " ".join(rng.choices(words, k=3))) for i in range(60)]
+    long = [Chunk.create(f"l{i}", 0, " ".join(rng.choices(words, k=40))) for i in range(60)]
+    vs, vl = unit_vectors(60, seed=1), unit_vectors(60, seed=2)
+    for i in range(0, 60, 10):  # many small writes: many avgdl_w values
+        s.upsert(short[i : i + 10], vs[i : i + 10])
+    s.upsert(long, vl)
+    s.delete(ids=[c.id for c in short[:20]])
+    live = short[20:] + long
+    ref = reference(live, np.vstack([vs[20:], vl]))
+    for q in ("alpha", "beta gamma", "kappa kappa iota", "theta alpha zeta"):
+        for k in (1, 5, 30):
+            _same_keyword(s, ref, q, k)
+
+
+def test_statistics_follow_other_clients_and_survive_merging(standin: PineconeStandIn) -> None:
+    """Writes by another store object count in this one's keyword scores; after enough writes
+    the delta records are merged into one group, and a new store reads the same statistics."""
+    ns = _ns()
+    a, b = _store(standin, namespace=ns), _store(standin, namespace=ns)
+    a.connect(SPACE)
+    b.connect(SPACE)
+    chunks = make_chunks(MERGE_AFTER + 12)
+    vectors = unit_vectors(len(chunks), seed=4)
+    for i, c in enumerate(chunks):  # one write each, alternating clients
+        (a if i % 2 else b).upsert([c], vectors[i : i + 1])
+    ref = reference(chunks, vectors)
+    meta = standin.indexes["suite"].namespaces[a.meta_namespace]
+    stats = [i for i in meta if i.startswith("stats-")]
+    assert len(stats) < MERGE_AFTER, "the delta records were never merged"
+    fresh = _store(standin, namespace=ns)
+    fresh.connect(SPACE)
+    for store in (a, b, fresh):
+        for q in ("memory vector", "graph token agent"):
+            _same_keyword(store, ref, q, 8)
+    assert fresh._stats.n == len(chunks)  # noqa: SLF001
+
+
+def test_rebuild_stats_repairs_drift(standin: PineconeStandIn) -> None:
+    """If the statistics are lost or wrong (a crash between the chunk write and the delta
+    record), rebuild_stats() recomputes them from the chunks."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    chunks, vectors = make_chunks(30), unit_vectors(30)
+    s.upsert(chunks, vectors)
+    meta = standin.indexes["suite"].namespaces[s.meta_namespace]
+    for rid in [i for i in meta if i.startswith("stats-")]:
+        del meta[rid]  # simulate lost statistics
+    s2 = _store(standin, namespace=s.namespace)
+    s2.connect(SPACE)
+    assert s2.keyword("memory", k=5) == []
+    s2.rebuild_stats()
+    ref = reference(chunks, vectors)
+    _same_keyword(s2, ref, "memory vector", 5)
