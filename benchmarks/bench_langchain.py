@@ -205,7 +205,7 @@ def _section(r: dict[str, Any]) -> str:
         ("inmemory", "LangChain `InMemoryVectorStore`, `similarity_search`"),
         ("direct", "`vecmem.VectorMemory` directly, `search(mode=\"vector\")`"),
         ("wrapper_async", "`VecmemVectorStore.asimilarity_search`"),
-        ("wrapper_hybrid", "`VecmemVectorStore.hybrid_search` (BM25 + vector, RRF)"),
+        ("wrapper_hybrid", "`VecmemVectorStore.hybrid_search` (BM25 + vector, vecmem's default fusion)"),
     ]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "

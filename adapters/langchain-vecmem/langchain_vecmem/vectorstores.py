@@ -7,7 +7,8 @@ Semantics a LangChain user should know:
   uuid4, so adding the same text twice without ids stores it twice.
 * Scores are **similarities, higher is better**: ``similarity_search_with_score`` returns the
   cosine similarity (1 = same direction), not a distance; relevance scores are that similarity
-  clipped to [0, 1]; ``hybrid_search_with_score`` returns the fused (RRF by default) score.
+  clipped to [0, 1]; ``hybrid_search_with_score`` returns the fused score
+  (vecmem's default fusion, :data:`vecmem.memory.DEFAULT_FUSION`, unless ``fusion=`` is given).
 * ``filter=`` takes vecmem's portable filter grammar (``{"year": {"$gte": 2020}}``, see
   :mod:`vecmem.filters`) on every backend. A keyword argument the store does not know raises
   :class:`~vecmem.errors.ConfigurationError` instead of being ignored.
@@ -370,7 +371,8 @@ class VecmemVectorStore(VectorStore):
         fusion: Fusion | None = None,
         candidates: int | None = None,
     ) -> list[tuple[Document, float]]:
-        """BM25 + vector search fused (RRF by default); the score is the fused score."""
+        """BM25 + vector search fused (vecmem's default fusion unless ``fusion=``); the score is
+        the fused score."""
         hits = self._hybrid_hits(query, self._query_vector(query), k, filter, fusion, candidates)
         return [(_doc(h.chunk), h.score) for h in hits]
 

@@ -303,9 +303,9 @@ def test_hybrid_alpha_and_sparse(store: VecmemVectorStore) -> None:
     # alpha=1: the vector ranking (top 2: the rest tie at similarity 0)
     vector_only = store.query(vq("store vectors", k=2, mode=hybrid, alpha=1.0))
     assert vector_only.ids == store.query(vq("store vectors", k=2)).ids == ["n3", "n4"]
-    rrf = store.query(vq("quillfeather", k=3, mode=hybrid))
-    assert rrf.ids[0] == "n5"
-    assert rrf.similarities == sorted(rrf.similarities, reverse=True)
+    default = store.query(vq("quillfeather", k=3, mode=hybrid))  # the store's fusion
+    assert default.ids[0] == "n5"
+    assert default.similarities == sorted(default.similarities, reverse=True)
     filtered = store.query(vq("quillfeather", k=2, mode=hybrid, alpha=0.5,
                               filters=MetadataFilters(filters=[F("kind", "db")])))
     assert set(filtered.ids) <= {"n3", "n4"} and filtered.ids

@@ -10,7 +10,8 @@ LlamaIndex embeds; the store keeps the vectors it is given (L2-normalised, cosin
 records the embedding dimension on the first add and refuses another one afterwards.
 
 Query modes: ``DEFAULT`` (vector), ``HYBRID`` (BM25 + vector; ``alpha`` set -> convex
-combination ``alpha * vector + (1 - alpha) * keyword`` of min-max normalised scores, else RRF),
+combination ``alpha * vector + (1 - alpha) * keyword`` of min-max normalised scores, else the
+store's ``fusion``, by default vecmem's :data:`~vecmem.memory.DEFAULT_FUSION`),
 ``SPARSE`` / ``TEXT_SEARCH`` (BM25 only) and ``MMR`` (``mmr_threshold`` is the lambda, default
 0.5). Other modes raise :class:`~vecmem.errors.ConfigurationError`. Scores are similarities,
 higher is better. The async methods run the synchronous vecmem store in a worker thread.
