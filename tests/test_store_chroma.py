@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -16,18 +16,18 @@ import pytest
 
 pytest.importorskip("chromadb", reason="chromadb is not installed (pip install 'vecmem[chroma]')")
 
-from vecmem.errors import (  # noqa: E402
+from vecmem.errors import (
     BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
     EmbeddingSpaceMismatchError,
     InvalidInputError,
 )
-from vecmem.filters import matches, parse_filter  # noqa: E402
-from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.chroma import ChromaDb, to_where  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
-from vecmem.testing.store_suite import (  # noqa: E402
+from vecmem.filters import matches, parse_filter
+from vecmem.stores import open_store
+from vecmem.stores.chroma import ChromaDb, to_where
+from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,
     filter_metadata,
@@ -35,7 +35,7 @@ from vecmem.testing.store_suite import (  # noqa: E402
     random_filter,
     unit_vectors,
 )
-from vecmem.types import Chunk  # noqa: E402
+from vecmem.types import Chunk
 
 
 def _unique() -> str:
@@ -197,7 +197,7 @@ def test_translation_equals_the_reference_on_500_random_filters(tmp_path: Path) 
         f = parse_filter(spec)
         want = {c.id for c in chunks if matches(f, c.metadata)}
         where = to_where(f)
-        got = set(s._matching_ids(where))  # noqa: SLF001 - the translation alone
+        got = set(s._matching_ids(where))
         assert got == want, f"#{n} {spec} -> {where}"
 
 
@@ -242,5 +242,5 @@ def test_selective_filter_falls_back_to_an_exact_scan(tmp_path: Path) -> None:
     assert sorted(c.id for c, _ in got) == sorted(chunks[i].id for i in idx)
     want = sorted((float(vectors[i] @ q) for i in idx), reverse=True)
     np.testing.assert_allclose([x for _, x in got], want, atol=1e-4)
-    exact = s._exact(q, 5, to_where(f))  # noqa: SLF001 - the fallback itself
+    exact = s._exact(q, 5, to_where(f))
     np.testing.assert_allclose([x for _, x in exact], want[:5], atol=1e-5)

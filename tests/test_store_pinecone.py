@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pinecone", reason="the pinecone SDK is not installed (pip install 'vecmem[pinecone]')")
 
-from vecmem.errors import (  # noqa: E402
+from vecmem.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ConfigurationError,
@@ -26,24 +26,27 @@ from vecmem.errors import (  # noqa: E402
     InvalidInputError,
     NotFoundError,
 )
-from vecmem.filters import matches, parse_filter  # noqa: E402
-from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
-from vecmem.testing import pinecone_standin  # noqa: E402
-from vecmem.testing.pinecone_standin import PineconeStandIn  # noqa: E402
-from vecmem.testing.store_suite import (  # noqa: E402
+from vecmem.filters import matches, parse_filter
+from vecmem.stores import open_store
+from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
+from vecmem.testing import (
+    CongruenceSuite,
+    StoreSuite,
+    pinecone_standin,
+)
+from vecmem.testing.pinecone_standin import PineconeStandIn
+from vecmem.testing.store_suite import (
     BM25_REL,
     SPACE,
-    assert_ranked_like,
     StoreFactory,
+    assert_ranked_like,
     filter_metadata,
     make_chunks,
     random_filter,
     reference,
     unit_vectors,
 )
-from vecmem.types import Chunk, EmbeddingSpace  # noqa: E402
+from vecmem.types import Chunk, EmbeddingSpace
 
 KEY = "standin-test-key"
 
@@ -233,7 +236,7 @@ def test_translation_equals_the_reference_under_pinecone_semantics(
         if flt is True or flt is False:
             got = {c.id for c in chunks} if flt else set()
         else:
-            pinecone_standin._check_filter(flt)  # noqa: SLF001 - only documented operators
+            pinecone_standin._check_filter(flt)
             got = {i for i, r in stored.items() if pinecone_standin.matches(flt, r.metadata)}
         assert got == want, f"#{n} {spec} -> {flt}"
 
@@ -252,7 +255,7 @@ def test_keyword_scores_stay_exact_as_the_average_length_drifts(standin: Pinecon
     s = _store(standin, namespace=_ns())
     s.connect(SPACE)
     rng = random.Random(3)
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
     short = [Chunk.create(f"s{i}", 0, " ".join(rng.choices(words, k=3))) for i in range(60)]
     long = [Chunk.create(f"l{i}", 0, " ".join(rng.choices(words, k=40))) for i in range(60)]
     vs, vl = unit_vectors(60, seed=1), unit_vectors(60, seed=2)
@@ -287,7 +290,7 @@ def test_statistics_follow_other_clients_and_survive_merging(standin: PineconeSt
     for store in (a, b, fresh):
         for q in ("memory vector", "graph token agent"):
             _same_keyword(store, ref, q, 8)
-    assert fresh._stats.n == len(chunks)  # noqa: SLF001
+    assert fresh._stats.n == len(chunks)
 
 
 def test_rebuild_stats_repairs_drift(standin: PineconeStandIn) -> None:

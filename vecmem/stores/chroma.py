@@ -40,8 +40,9 @@ import math
 import re
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -58,7 +59,7 @@ from vecmem.errors import (
     NotFoundError,
     VecmemError,
 )
-from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.filters import Cond, Filter, Not, Or
 from vecmem.stores.base import Capabilities
 from vecmem.stores.memory import _validate_vectors, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
@@ -98,6 +99,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
     meta: dict[str, Any] = {"_vm_doc": c.document_id, "_vm_pos": int(c.position),
                             "_vm_hash": c.content_hash, "_vm_meta": raw}
     keys = [""]  # never empty: Chroma refuses empty lists
+    val: Any
     for field, v in c.metadata.items():
         if not isinstance(field, str):
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
@@ -397,7 +399,7 @@ class ChromaDb:
 
     def _rebuild(self) -> None:
         space = self._require_space()
-        assert self.tokenizer is not None  # noqa: S101 (set by connect)
+        assert self.tokenizer is not None
         gen = self._current_gen()  # read before the scan: a later write triggers a new rebuild
         k1, b, eps = space.keyword_params()
         bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
@@ -600,7 +602,7 @@ class ChromaDb:
         with self._lock:
             if self._bm25 is None or self._current_gen() != self._gen:
                 self._rebuild()
-            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            assert self._bm25 is not None and self.tokenizer is not None
             tokens = self.tokenizer(text)
             if not tokens or where is False:
                 return []

@@ -61,8 +61,9 @@ import uuid
 import warnings
 import zlib
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -78,7 +79,7 @@ from vecmem.errors import (
     NotFoundError,
     VecmemError,
 )
-from vecmem.filters import And, Cond, Filter, Not, Or, matches
+from vecmem.filters import Cond, Filter, Not, Or, matches
 from vecmem.stores.base import Capabilities
 from vecmem.stores.memory import _validate_vectors, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
@@ -141,6 +142,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
     keys = [""]
+    val: Any
     for field, v in c.metadata.items():
         if not isinstance(field, str) or not field:
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be non-empty strings")
@@ -591,7 +593,8 @@ class PineconeDb:
         payloads = _pack(delta)
         stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         ids = [f"stats-{stamp}-{i}" for i in range(len(payloads))]
-        records = []
+        records: list[dict[str, Any]] = []
+        meta: dict[str, Any]
         for i, (rid, meta) in enumerate(zip(ids, payloads)):
             if group is not None:
                 meta = {**meta, "group": group}
@@ -647,7 +650,7 @@ class PineconeDb:
             self._refresh_stats()
 
     def _account(self, delta: dict[str, Any], c: Chunk, sign: int) -> list[str]:
-        assert self.tokenizer is not None  # noqa: S101 (set by connect)
+        assert self.tokenizer is not None
         tokens = self.tokenizer(c.text)
         delta["n"] += sign
         delta["l"] += sign * len(tokens)
@@ -672,7 +675,7 @@ class PineconeDb:
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
         space = self._require_space()
-        assert self.tokenizer is not None  # noqa: S101
+        assert self.tokenizer is not None
         chunks = list(chunks)
         for c in chunks:
             if not isinstance(c, Chunk):
@@ -819,7 +822,7 @@ class PineconeDb:
                sparse: dict[str, list[Any]] | None = None, metadata: bool = True) -> list[Any]:
         kwargs: dict[str, Any] = {"top_k": top_k, "namespace": self.namespace,
                                   "include_metadata": metadata, "include_values": False,
-                                  "vector": vector if vector is not None else [0.0] * self._dim}
+                                  "vector": vector if vector is not None else [0.0] * int(self._dim or 0)}
         if flt is not True:
             kwargs["filter"] = flt
         if sparse is not None:
@@ -859,7 +862,7 @@ class PineconeDb:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         space = self._require_space()
-        assert self.tokenizer is not None  # noqa: S101
+        assert self.tokenizer is not None
         flt = to_filter(filter)
         with self._lock:
             self._refresh_stats()
@@ -873,7 +876,8 @@ class PineconeDb:
             sparse: dict[int, float] = {}
             for t, w in qw.items():
                 sparse[term_index(t)] = sparse.get(term_index(t), 0.0) + w
-            query = {"indices": list(sparse), "values": list(sparse.values())}
+            query: dict[str, list[Any]] = {"indices": list(sparse),
+                                           "values": list(sparse.values())}
             avgdl = st.avgdl
             rho = max(1.0, avgdl / st.avgdl_min) if st.avgdl_min else 1.0
             certain = all(w > 0 for w in qw.values())
@@ -944,7 +948,7 @@ class PineconeDb:
                 if callable(close):
                     try:
                         close()
-                    except Exception:  # noqa: BLE001 - closing is best effort
+                    except Exception:  # noqa: BLE001, S110 - closing is best effort
                         pass
             self._ix = self._pc = None
 

@@ -245,7 +245,7 @@ class PineconeStandIn:
     def index_host(self, name: str) -> str:
         return f"{self.url}/index/{name}"
 
-    def start(self) -> "PineconeStandIn":
+    def start(self) -> PineconeStandIn:
         handler = type("Handler", (_Handler,), {"service": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._server.daemon_threads = True
@@ -260,10 +260,10 @@ class PineconeStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "PineconeStandIn":
+    def __enter__(self) -> PineconeStandIn:  # noqa: PYI034
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def create_index(self, name: str, dimension: int, metric: str = "dotproduct") -> None:
@@ -462,7 +462,7 @@ class PineconeStandIn:
     def _list(self, ix: _Index, query: dict[str, list[str]]) -> dict[str, Any]:
         ns = (query.get("namespace") or [""])[0]
         prefix = (query.get("prefix") or [""])[0]
-        limit = int((query.get("limit") or [LIST_PAGE])[0])
+        limit = int((query.get("limit") or [str(LIST_PAGE)])[0])
         if not 1 <= limit <= LIST_PAGE:
             raise ApiError(400, f"limit must be in 1..{LIST_PAGE}")
         after = (query.get("paginationToken") or [""])[0]
@@ -479,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
     service: PineconeStandIn
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, payload: Any) -> None:
@@ -523,16 +523,16 @@ class _Handler(BaseHTTPRequestHandler):
                                            "status": exc.status}
         self._send(status, payload)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle("DELETE")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._handle("PATCH")
 
 
