@@ -9,8 +9,8 @@ import json
 import socket
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -123,7 +123,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             body = files.get(self.path)
             if body is None:
@@ -149,7 +149,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
 
 def test_download_checks_md5_and_unzips(server: tuple[str, list[str]], tmp_path: Path) -> None:
     url, hits = server
-    md5 = hashlib.md5(GOOD).hexdigest()  # noqa: S324
+    md5 = hashlib.md5(GOOD).hexdigest()
     out = download_beir("mini", tmp_path / "data", base_url=url, md5=md5)
     assert out == tmp_path / "data" / "mini"
     ds = load_beir(out)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 from vecmem.evaluation import tune
+from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 
 SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "scifact"
 HAVE_MODEL = (importlib.util.find_spec("sentence_transformers") is not None

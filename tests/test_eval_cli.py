@@ -39,6 +39,17 @@ def test_eval_json_reports_every_mode(capsys: pytest.CaptureFixture[str], tmp_pa
         assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"]
     assert set(rows[2]["significance"]) == {"keyword", "vector"}
     assert rows[2]["settings"]["fusion"]["method"] in ("rrf", "convex")
+    assert rows[0]["query_embedding_p50_ms"] is None  # keyword search embeds nothing
+    assert rows[1]["query_embedding_p50_ms"] >= 0
+
+
+def test_eval_with_a_reranker(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--embedder", "hashing", "eval", "sample", "--cache",
+                           ":memory:", "--json", "--modes", "hybrid", "--rerank", "mmr:0.7")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["mode"] for r in rows] == ["hybrid", "hybrid+mmr:0.7"]
+    assert rows[0]["ndcg@10"] != rows[1]["ndcg@10"]  # MMR reorders for diversity
 
 
 def test_scores_equal_pytrec_eval_on_the_runs(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def load_sample(split: str = "test") -> BeirDataset:
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 (a published checksum, not a security boundary)
+    h = hashlib.md5()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
@@ -204,7 +204,7 @@ def download_beir(
     with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
         archive = Path(tmp) / f"{name}.zip"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp, archive.open("wb") as fh:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=timeout) as resp, archive.open("wb") as fh:
                 shutil.copyfileobj(resp, fh)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

@@ -10,8 +10,9 @@ latency (the line runs to p99); colour is the mode, marker shape the backend.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from vecmem._deps import require
 from vecmem.errors import InvalidInputError
@@ -54,8 +55,8 @@ def plot_results(
 
     modes = list(dict.fromkeys(r.mode for r in results))
     backends = list(dict.fromkeys(r.backend for r in results))
-    palette = plt.get_cmap("tab10").colors
-    colors = {m: palette[i % len(palette)] for i, m in enumerate(modes)}
+    cmap = plt.get_cmap("tab10")
+    colors = {m: cmap(i % 10) for i, m in enumerate(modes)}
     marker = {b: MARKERS[i % len(MARKERS)] for i, b in enumerate(backends)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.8), gridspec_kw={"width_ratios": [3, 2]})
 

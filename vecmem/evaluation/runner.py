@@ -22,9 +22,10 @@ same on a first and a second run. The embedder's own cost per query is measured 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

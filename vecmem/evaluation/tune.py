@@ -25,9 +25,10 @@ Only after the choice is made may the caller score it on the test split (``--rep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,11 +91,11 @@ class TuneResult:
         f, (k1, b, eps) = self.fusion, self.bm25
         legs = ", ".join(f"{m} {v[self.metric]:.4f}" for m, v in self.legs.items())
         return "\n".join([
-            f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}): hybrid "
-            f"{self.best.scores[self.metric]:.4f}; {legs}",
-            f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
-            f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
-            f"alpha={f.alpha})",
+            (f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}): "
+             f"hybrid {self.best.scores[self.metric]:.4f}; {legs}"),
+            (f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
+             f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
+             f"alpha={f.alpha})"),
             f"DEFAULT_CANDIDATES = {self.candidates}",
             f"DEFAULT_BM25 = ({k1}, {b}, {eps})",
         ])
