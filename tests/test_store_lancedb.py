@@ -142,7 +142,8 @@ def test_keyword_index_snapshot_is_reused_only_when_current(tmp_path: Path) -> N
     first.upsert(chunks, vectors)
     first.close()
     assert (tmp_path / "lance" / "vecmem.vecmem-bm25.npz").exists()
-    want = [(c.id, pytest.approx(s)) for c, s in reference(chunks, vectors).keyword("memory graph", k=10)]
+    want = [(c.id, pytest.approx(s))
+            for c, s in reference(chunks, vectors).keyword("memory graph", k=10)]
     second = LanceDb(tmp_path / "lance")
     rebuilds = []
     second._rebuild_keyword_index = lambda: rebuilds.append(1)  # type: ignore[method-assign]

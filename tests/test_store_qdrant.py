@@ -12,7 +12,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')")
+pytest.importorskip("qdrant_client",
+                    reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')")
 
 from vecmem.errors import (  # noqa: E402
     BackendUnavailableError,

@@ -182,7 +182,8 @@ class LanceDb:
 
     def __init__(self, uri: str | os.PathLike[str] = "./lance", *, table: str = "vecmem") -> None:
         if not isinstance(table, str) or not table or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table):
-            raise ConfigurationError(f"table must be a name of letters, digits, _ . -, got {table!r}")
+            raise ConfigurationError(
+                f"table must be a name of letters, digits, _ . -, got {table!r}")
         self.uri = os.fspath(uri)
         self.table = table
         self.space: EmbeddingSpace | None = None
@@ -326,7 +327,8 @@ class LanceDb:
                 with np.load(saved, allow_pickle=False) as z:
                     if int(z["version"][0]) == version:
                         st = {k: z[k] for k in z.files}
-                        st["vocab"] = np.array(json.loads(bytes(st["vocab"]).decode()), dtype=object)
+                        vocab = json.loads(bytes(st["vocab"]).decode())
+                        st["vocab"] = np.array(vocab, dtype=object)
                         ids = json.loads(bytes(st["ids"]).decode())
                         self._bm25 = BM25Index.from_state(st)
                         slots = [int(s) for s in st["slots"]]
@@ -400,7 +402,7 @@ class LanceDb:
         st["version"] = np.array([self._version])
         st["next_seq"] = np.array([self._next_seq])
         tmp = saved.with_name(saved.name + ".tmp.npz")
-        np.savez(tmp, **st)
+        np.savez(tmp, **st)  # type: ignore[arg-type]  # numpy's stub types **kwds loosely
         os.replace(tmp, saved)
 
     # ----------------------------------------------------------------- writes
@@ -422,7 +424,7 @@ class LanceDb:
         for field in schema:
             if field.name == "vector":
                 flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
-                arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.space.dim))
+                arrays.append(pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
             elif field.name in cols:
                 arrays.append(pa.array(cols[field.name], type=field.type))
             else:
@@ -492,7 +494,8 @@ class LanceDb:
             self._sync()
             clauses = []
             if ids:
-                clauses += [f"id IN {_in_list(part)}" for part in _batches(list(dict.fromkeys(ids)))]
+                unique = list(dict.fromkeys(ids))
+                clauses += [f"id IN {_in_list(part)}" for part in _batches(unique)]
             if filter is not None:
                 clauses.append(self._sql(filter) or "true")
             if not clauses:
@@ -605,14 +608,17 @@ class LanceDb:
 
     def optimize(self) -> None:
         """Compact small fragments (each write adds one; many slow searches down), index ``id``
-        (a B-tree: faster upserts, ``get`` and keyword fetches) and bring indexes up to date.
+        and ``document_id`` (B-trees: faster upserts, ``get``, ``get_by_document`` and keyword
+        fetches) and bring indexes up to date.
         Call it after a large ingest; it changes no data."""
         with self._lock, self._errors("optimize"):
             tbl = self._t()
             before = tbl.version
-            if tbl.count_rows() and not any(
-                    list(getattr(ix, "columns", [])) == ["id"] for ix in tbl.list_indices()):
-                tbl.create_index("id", config=require("lancedb.index", "lancedb").BTree())
+            if tbl.count_rows():
+                have = {tuple(getattr(ix, "columns", ())) for ix in tbl.list_indices()}
+                for column in ("id", "document_id"):
+                    if (column,) not in have:
+                        tbl.create_index(column, config=require("lancedb.index", "lancedb").BTree())
             tbl.optimize()
             after = tbl.version
         with self._lock:

@@ -29,7 +29,9 @@ Consequently hybrid search is fused by :func:`vecmem.fusion.fuse` in the facade
 
 Limits, stated: writes by *another* client to the same server collection reach this store's
 keyword leg only when it reconnects (``concurrent_writers=False``); local mode locks its folder
-to one client anyway. An upsert with ``delete_ids`` is one request but not a transaction.
+to one client anyway. Qdrant has no transactions (``transactions=False``): an upsert with
+``delete_ids`` is one call in local mode and one request per 512 points to a server; if one fails,
+the keyword index is rebuilt from the collection before the next keyword search.
 
 >>> store = Qdrant(":memory:")                          # doctest: +SKIP
 >>> VectorMemory(store=Qdrant(url="http://localhost:6333", collection="kb"))  # doctest: +SKIP
@@ -71,7 +73,7 @@ FORMAT = 1
 VECTOR = "dense"
 _NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4a53-9a5e-7b0c6a2f9e11")  # vecmem's uuid5 namespace
 _CHUNK_FIELDS = ["chunk_id", "document_id", "position", "text", "content_hash", "metadata"]
-_BATCH = 512  # points per request
+_BATCH = 512  # points per upsert operation (and per request to a server)
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -203,7 +205,8 @@ class Qdrant:
     ) -> None:
         given = [x for x in (location, path, url) if x is not None]
         if len(given) != 1:
-            raise ConfigurationError("Qdrant needs exactly one of location=':memory:', path= or url=")
+            raise ConfigurationError(
+                "Qdrant needs exactly one of location=':memory:', path= or url=")
         if location is not None and location != ":memory:":
             if location.startswith(("http://", "https://")):
                 url, location = location, None
@@ -227,6 +230,8 @@ class Qdrant:
         self._bm25: BM25Index | None = None
         self._slot_of: dict[str, int] = {}  # chunk id -> BM25 slot
         self._id_of: dict[int, str] = {}  # BM25 slot -> chunk id
+        self._doc_of: dict[str, str] = {}  # chunk id -> document id
+        self._chunks_of: dict[str, set[str]] = {}  # document id -> chunk ids
         self._next_slot = 0
         self._next_seq = 0
         self._stale = False  # the BM25 index may be out of step (a failed write): rebuild
@@ -319,7 +324,8 @@ class Qdrant:
             m = self._m
             distance = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT}.get(space.distance)
             if distance is None:
-                raise ConfigurationError(f"Qdrant adapter supports cosine and dot, not {space.distance!r}")
+                raise ConfigurationError(
+                    f"Qdrant adapter supports cosine and dot, not {space.distance!r}")
             client = self._c()
             with self._errors("connect"):
                 if not client.collection_exists(self.collection):
@@ -359,8 +365,8 @@ class Qdrant:
             raise DimensionMismatchError(
                 f"{self._where} holds {params.size}-d vectors, this space has {space.dim}"
             )
-        client.update_collection(self.collection,
-                                 metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
+        client.update_collection(
+            self.collection, metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
         return space
 
     # ----------------------------------------------------------------- keyword index
@@ -368,19 +374,24 @@ class Qdrant:
         """Rebuild the BM25 index from every point's text, in write order."""
         space = self._require_space()
         k1, b, eps = space.keyword_params()
-        rows: list[tuple[int, str, str]] = []
-        for rec in self._scroll(None, ["chunk_id", "text", "seq"]):
+        rows: list[tuple[int, str, str, str]] = []
+        for rec in self._scroll(None, ["chunk_id", "document_id", "text", "seq"]):
             p = rec.payload or {}
             if "chunk_id" in p:
-                rows.append((int(p.get("seq", 0)), p["chunk_id"], p.get("text", "")))
+                rows.append((int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""),
+                             p.get("document_id", "")))
         rows.sort()
         self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
-        self._slot_of = {cid: i for i, (_, cid, _) in enumerate(rows)}
+        self._slot_of = {r[1]: i for i, r in enumerate(rows)}
         self._id_of = {i: cid for cid, i in self._slot_of.items()}
+        self._doc_of, self._chunks_of = {}, {}
+        for _, cid, _, doc in rows:
+            self._doc_of[cid] = doc
+            self._chunks_of.setdefault(doc, set()).add(cid)
         self._next_slot = len(rows)
         self._next_seq = (rows[-1][0] + 1) if rows else 0
         assert self.tokenizer is not None  # noqa: S101 (set by connect)
-        self._bm25.add(np.arange(len(rows)), [self.tokenizer(t) for _, _, t in rows])
+        self._bm25.add(np.arange(len(rows)), [self.tokenizer(r[2]) for r in rows])
         self._stale = False
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
@@ -390,6 +401,16 @@ class Qdrant:
         self._bm25.remove(gone)
         for s in gone:
             self._id_of.pop(s, None)
+        for cid in [*deleted, *(c.id for c in chunks)]:
+            doc = self._doc_of.pop(cid, None)
+            ids = self._chunks_of.get(doc) if doc is not None else None
+            if doc is not None and ids is not None:
+                ids.discard(cid)
+                if not ids:
+                    del self._chunks_of[doc]
+        for c in chunks:
+            self._doc_of[c.id] = c.document_id
+            self._chunks_of.setdefault(c.document_id, set()).add(c.id)
         slots = np.arange(self._next_slot, self._next_slot + len(chunks))
         self._next_slot += len(chunks)
         self._bm25.add(slots, [self.tokenizer(c.text) for c in chunks])
@@ -433,8 +454,12 @@ class Qdrant:
             if not ops:
                 return
             self._stale = True  # until the write and the index update both succeeded
-            with self._errors("upsert"):
-                self._c().batch_update_points(self.collection, ops, wait=True)
+            # one request per few batches keeps a server under its request-size limit (32 MiB)
+            per_request = 1 if self.url is not None else len(ops)
+            for i in range(0, len(ops), per_request):
+                with self._errors("upsert"):
+                    self._c().batch_update_points(self.collection, ops[i : i + per_request],
+                                                  wait=True)
             self._index_written(chunks, deletes)
             self._stale = False
 
@@ -476,9 +501,9 @@ class Qdrant:
         out: list[Any] = []
         for i in range(0, len(ids), _BATCH * 4):
             with self._errors("retrieve"):
-                out += self._c().retrieve(self.collection, [point_id(x) for x in ids[i : i + _BATCH * 4]],
-                                          with_payload=payload,
-                                          with_vectors=[VECTOR] if vectors else False)
+                out += self._c().retrieve(
+                    self.collection, [point_id(x) for x in ids[i : i + _BATCH * 4]],
+                    with_payload=payload, with_vectors=[VECTOR] if vectors else False)
         return out
 
     @staticmethod
@@ -558,6 +583,12 @@ class Qdrant:
         docs = [d for d in dict.fromkeys(document_ids)]
         if not docs:
             return []
+        if self.url is None:  # local mode has one client: the id map is complete, and a
+            with self._lock:  # retrieve by id beats a Python scan of every payload
+                if self._stale:
+                    self._rebuild_keyword_index()
+                ids = [i for d in docs for i in sorted(self._chunks_of.get(d, ()))]
+            return self.get(ids)
         m = self._m
         flt = m.Filter(must=[m.FieldCondition(key="document_id", match=m.MatchAny(any=docs))])
         by_doc: dict[str, list[Chunk]] = {}
