@@ -198,3 +198,47 @@ def test_choose_prefers_fewer_candidates_within_tolerance() -> None:
     assert choose(grid, "ndcg@10", 0.0).candidates == 400
     with pytest.raises(ConfigurationError):
         choose([], "ndcg@10", 0.0)
+
+
+def test_eval_downloads_a_beir_archive(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vecmem eval NAME --download` fetches NAME.zip from a (local) BEIR mirror once."""
+    import http.server
+    import io
+    import threading
+    import zipfile
+
+    from vecmem.datasets import SAMPLE_PATH
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            zf.write(SAMPLE_PATH / f, f"mini/{f}")
+    body, hits = buf.getvalue(), []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("VECMEM_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        for _ in range(2):
+            code, out, _ = run_cli(capsys, "--embedder", "hashing", "eval", "mini", "--download",
+                                   "--beir-url", url, "--cache", ":memory:", "--json",
+                                   "--modes", "keyword")
+            assert code == 0 and json.loads(out)[0]["queries"] == 12
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert hits == ["/mini.zip"]
+    assert (tmp_path / "cache" / "datasets" / "mini" / "corpus.jsonl").exists()

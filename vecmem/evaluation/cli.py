@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vecmem.datasets import SAMPLE_PATH, BeirDataset, load_beir
+from vecmem.datasets import BEIR_URL, SAMPLE_PATH, BeirDataset, download_beir, load_beir
+from vecmem.embedders import default_cache_dir
 from vecmem.errors import ConfigurationError
 from vecmem.evaluation.metrics import metric_label
 from vecmem.evaluation.runner import (
@@ -45,6 +46,8 @@ def _floats(text: str) -> list[float]:
 
 def _load(args: argparse.Namespace, split: str) -> BeirDataset:
     path = SAMPLE_PATH if args.path == "sample" else Path(args.path)
+    if args.download and args.path != "sample" and not path.is_dir():
+        path = download_beir(args.path, default_cache_dir() / "datasets", base_url=args.beir_url)
     ds = load_beir(path, split=split, limit_docs=args.limit_docs,
                    limit_queries=args.limit_queries)
     if args.path == "sample":
@@ -64,6 +67,10 @@ def _dataset_args(p: argparse.ArgumentParser, split: str) -> None:
                         "none kept)")
     p.add_argument("--limit-docs", type=int, help="first N documents plus every judged one")
     p.add_argument("--limit-queries", type=int, help="first N judged queries")
+    p.add_argument("--download", action="store_true",
+                   help="PATH is a BEIR name (e.g. scifact): download it into "
+                        f"{default_cache_dir() / 'datasets'} unless already there")
+    p.add_argument("--beir-url", default=BEIR_URL, help=argparse.SUPPRESS)
 
 
 def _reranker(spec: str | None) -> tuple[Any, str | None]:
