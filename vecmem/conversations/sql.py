@@ -3,7 +3,8 @@
 Tables ``vecmem_conv_sessions`` (one row per session, with running totals),
 ``vecmem_conv_tags`` and ``vecmem_conv_messages`` (primary key ``(tenant, user_id, session_id,
 seq)``, so the last N messages of a session are one index range scan). Adding messages locks the
-session row, so concurrent writers to one session get consecutive positions.
+session row, so concurrent writers to one session get consecutive positions. On PostgreSQL
+(psycopg 3) batches of 64 messages or more are written with ``COPY``.
 """
 
 from __future__ import annotations
@@ -125,6 +126,20 @@ def _message(row: Any) -> Message:
                    id=row.id, created_at=row.created_at, seq=row.seq)
 
 
+COPY_THRESHOLD = 64
+_COPY_COLUMNS = [c.name for c in MESSAGES.columns]
+_COPY_SQL = f"COPY {MESSAGES.name} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+
+
+def _copy_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert message rows with PostgreSQL's COPY (psycopg 3), in the open transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(_COPY_SQL) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in _COPY_COLUMNS])
+
+
 class SQLConversationStore:
     """Conversations in a relational database.
 
@@ -141,6 +156,9 @@ class SQLConversationStore:
         self.tenant = check_tenant(tenant)
         self.clock = clock
         self.db.migrate("conversations", MIGRATIONS)
+        # big batches go through COPY on PostgreSQL with psycopg 3
+        self._copy = self.db.dialect == "postgresql" and \
+            self.db.engine.dialect.driver == "psycopg"
 
     def with_tenant(self, tenant: str) -> SQLConversationStore:
         return SQLConversationStore(self.db, tenant=tenant, clock=self.clock)
@@ -244,9 +262,11 @@ class SQLConversationStore:
                     self._key(SESSIONS, user_id, session_id)).with_for_update()).scalar_one()
                 conn.execute(BUMP_SESSION, params)
             out = with_seq(prepared, base)
-            if out:
-                conn.execute(INSERT_MESSAGES, [self._message_row(user_id, session_id, m)
-                                               for m in out])
+            rows = [self._message_row(user_id, session_id, m) for m in out]
+            if len(rows) >= COPY_THRESHOLD and self._copy:
+                _copy_rows(conn, rows)
+            elif rows:
+                conn.execute(INSERT_MESSAGES, rows)
             return out
 
         return self.db.transact(tx, what="adding messages", retry_integrity=True)

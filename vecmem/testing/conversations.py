@@ -69,6 +69,20 @@ class ConversationStoreSuite:
         assert s.cost == pytest.approx(0.75)
         assert s.created_at <= s.updated_at
 
+    def test_big_batch_round_trips(self, store: ConversationStore) -> None:
+        msgs = [Message("user" if i % 2 else "assistant", f"m{i} \\ \t \n 'q' \"d\" ✓",
+                        metadata={"i": i} if i % 3 else {},
+                        usage=Usage(i, 2 * i, "m", i / 1000) if i % 2 else None)
+                for i in range(150)]
+        store.add_messages("u", "s", msgs[:1])
+        added = store.add_messages("u", "s", msgs[1:])
+        assert [m.seq for m in added] == list(range(1, 150))
+        got = store.get_messages("u", "s")
+        assert got[1:] == added and [m.content for m in got] == [m.content for m in msgs]
+        s = store.get_session("u", "s")
+        assert s.message_count == 150
+        assert s.input_tokens == sum(i for i in range(150) if i % 2)
+
     def test_given_id_and_time_are_kept(self, store: ConversationStore) -> None:
         store.add_messages("u", "s", [Message("user", "old", id="m-1", created_at=1000.5)])
         (m,) = store.get_messages("u", "s")
