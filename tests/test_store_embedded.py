@@ -3,6 +3,7 @@ embedded store has: cross-process visibility, the HNSW index and its snapshot.""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ from vecmem.types import Chunk, EmbeddingSpace
 class TestEmbeddedStore(StoreSuite):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
-        return lambda: EmbeddedStore(tmp_path / "kb")
+        return functools.partial(EmbeddedStore, tmp_path / "kb")  # picklable: writers spawned
 
 
 def _hnsw_store(path: Path) -> EmbeddedStore:
@@ -31,7 +32,8 @@ def _hnsw_store(path: Path) -> EmbeddedStore:
 
 
 class TestEmbeddedStoreHNSW(StoreSuite):
-    """The same suite with every search, filtered or not, going through the HNSW index."""
+    """The same suite with every search, filtered or not, going through the HNSW index (a
+    lambda factory: the process-writer test forks)."""
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
