@@ -1,0 +1,14 @@
+"""agno-vecmem: vecmem as an agno ``VectorDb`` (``Knowledge(vector_db=VecmemVectorDb(...))``).
+
+>>> from agno.knowledge.knowledge import Knowledge                 # doctest: +SKIP
+>>> from agno_vecmem import VecmemVectorDb
+>>> kb = Knowledge(vector_db=VecmemVectorDb("./kb"))                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from agno_vecmem.embedder import AgnoEmbedder
+from agno_vecmem.filters import to_vecmem_filter
+from agno_vecmem.vectordb import VecmemVectorDb
+
+__all__ = ["AgnoEmbedder", "VecmemVectorDb", "to_vecmem_filter"]
