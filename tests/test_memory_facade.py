@@ -219,10 +219,9 @@ def test_poisoned_batch_leaves_store_unchanged(make_memory: Callable[..., Vector
     assert snapshot(mem) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known core issue: VectorMemory._write sends every document's old-chunk deletes with the "
-    "LAST batch, so a failure in a later batch leaves a replaced document with orphan chunks"))
 def test_failure_in_a_later_batch_leaves_no_orphans() -> None:
+    """Each store write holds whole documents with their stale-chunk removals: a failure in a
+    later write leaves every document either fully old or fully new."""
     mem = VectorMemory(store=MemoryStore(), embedder=PoisonEmbedder(32),
                        chunker=RecursiveSplitter(40, 0))
     mem.add_documents([Document("a", long_text(40, "old"))])

@@ -205,8 +205,7 @@ class VectorMemory:
             _check_metadata(d.metadata, f"document {d.id!r}")
         result = AddResult(document_ids=[d.id for d in docs])
         self.space  # noqa: B018  (connect before reading existing chunks)
-        pending: list[Chunk] = []
-        deletes: list[str] = []
+        units: list[tuple[list[Chunk], list[str]]] = []  # per document: new chunks, stale ids
         reuse: set[str] = set()  # chunk ids whose stored vector is still right (same text)
         for start in range(0, len(docs), BATCH):
             part = docs[start : start + BATCH]
@@ -225,12 +224,11 @@ class VectorMemory:
                     result.skipped += 1
                     continue
                 result.added += 1
-                pending.extend(chunks)
                 reuse.update(c.id for c in chunks
                              if c.id in old and old[c.id].content_hash == c.content_hash)
                 new_ids = {c.id for c in chunks}
-                deletes.extend(i for i in old if i not in new_ids)
-        self._write(pending, deletes, result, reuse=reuse)
+                units.append((chunks, [i for i in old if i not in new_ids]))
+        self._write(units, result, reuse=reuse)
         return result
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> AddResult:
@@ -245,7 +243,7 @@ class VectorMemory:
             raise InvalidInputError("duplicate chunk ids in one call")
         result = AddResult(document_ids=list(dict.fromkeys(c.document_id for c in chunks)))
         self.space  # noqa: B018
-        self._write(list(chunks), [], result)
+        self._write([([c], []) for c in chunks], result)
         result.added = len(result.document_ids)
         return result
 
@@ -266,21 +264,32 @@ class VectorMemory:
             out[fresh] = self.embedder.embed([chunks[i].text for i in fresh])
         return out
 
-    def _write(self, chunks: list[Chunk], deletes: list[str], result: AddResult,
+    def _write(self, units: list[tuple[list[Chunk], list[str]]], result: AddResult,
                *, reuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        """Embed and upsert in batches; each batch is one atomic store write."""
-        if not chunks and not deletes:
+        """Embed and upsert, packing whole documents (``units``: new chunks and stale chunk ids)
+        into store writes of about ``BATCH`` chunks. Each write is atomic and holds every chunk
+        and every removal of its documents, so a failure never leaves a document half-replaced
+        (earlier writes stay committed)."""
+        total = sum(len(c) for c, _ in units)
+        if not units:
             return
         misses0 = getattr(self.embedder, "misses", 0)
-        with _progress(len(chunks), "embedding + writing", self.progress) as bar:
-            for start in range(0, max(len(chunks), 1), BATCH):
-                part = chunks[start : start + BATCH]
-                vectors = self._embed(part, reuse)
-                last = start + BATCH >= len(chunks)
-                self.store.upsert(part, vectors, delete_ids=deletes if last else ())
-                bar.update(len(part))
-        result.chunks_written += len(chunks)
-        result.chunks_deleted += len(deletes)
+        with _progress(total, "embedding + writing", self.progress) as bar:
+            i = 0
+            while i < len(units):
+                chunks: list[Chunk] = []
+                deletes: list[str] = []
+                while i < len(units) and (not chunks or len(chunks) + len(units[i][0]) <= BATCH):
+                    chunks += units[i][0]
+                    deletes += units[i][1]
+                    i += 1
+                vectors = np.concatenate(
+                    [self._embed(chunks[j : j + BATCH], reuse) for j in range(0, len(chunks), BATCH)]
+                ) if chunks else np.zeros((0, self.space.dim), np.float32)
+                self.store.upsert(chunks, vectors, delete_ids=deletes)
+                bar.update(len(chunks))
+                result.chunks_written += len(chunks)
+                result.chunks_deleted += len(deletes)
         result.embedded += getattr(self.embedder, "misses", 0) - misses0
 
     def add_files(

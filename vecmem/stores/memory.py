@@ -6,6 +6,7 @@ embedded default (:mod:`vecmem.stores.embedded`), which adds persistence and an 
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any, Sequence
 
@@ -66,6 +67,16 @@ class _Column:
             self.num.a[s] = float(v) if k in (_BOOL, _NUM) else np.nan
             self.obj.a[s] = v if k != _MISSING else None
             self.code.a[s] = self.codes.setdefault(v, len(self.codes)) if k == _STR else -1
+
+
+def _own(c: Chunk) -> Chunk:
+    """A chunk whose metadata the store owns: copied (deeply where values are containers)."""
+    meta = c.metadata
+    if all(isinstance(v, (str, int, float, bool)) or v is None for v in meta.values()):
+        meta = dict(meta)
+    else:
+        meta = copy.deepcopy(dict(meta))
+    return Chunk(c.id, c.document_id, c.position, c.text, meta, c.content_hash)
 
 
 def _validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
@@ -174,6 +185,7 @@ class MemoryStore:
         self._live.a[self._live.n : top] = False
         self._live.n = top
         self._live.a[slots] = True
+        chunks = [_own(c) for c in chunks]  # later changes to the caller's dicts can't leak in
         for c, s in zip(chunks, slots):
             self._chunks[s] = c
             self._slot_of[c.id] = int(s)
