@@ -108,15 +108,20 @@ class RecursiveSplitter:
             if sep == "":
                 return self._hard_split(text)
             if sep in text:
+                # a separator's visible part (the "." of ". ") stays with the text before it
+                keep = sep.rstrip()
+                joiner = sep[len(keep):] if keep else sep
+                parts = text.split(sep)
+                parts = [p + keep for p in parts[:-1]] + parts[-1:]
                 pieces: list[str] = []
-                for part in text.split(sep):
+                for part in parts:
                     if not part.strip():
                         continue
                     if self.length(part) > self.chunk_size:
                         pieces.extend(self._split(part, separators[i + 1 :]))
                     else:
                         pieces.append(part)
-                return _merge(pieces, sep, self.chunk_size, self.chunk_overlap, self.length)
+                return _merge(pieces, joiner, self.chunk_size, self.chunk_overlap, self.length)
         return self._hard_split(text)
 
     def _hard_split(self, text: str) -> list[str]:
