@@ -41,7 +41,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from vecmem.chunking import split_sentences
-from vecmem.db import Database, Key, Migration, Migrator, open_database
+from vecmem.db import Database, Key, Migration, open_database
 from vecmem.errors import ConflictError, InvalidInputError, NotFoundError
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.memory import VectorMemory
@@ -94,7 +94,7 @@ _MAX_SEQ = sa.select(sa.func.coalesce(sa.func.max(changes_table.c.seq), 0))
 
 MIGRATIONS = [
     Migration("memory versions and changes",
-              lambda m: (m.create_table(versions_table), m.create_table(changes_table))),
+              lambda m: m.create_tables(versions_table, changes_table)),
 ]
 
 

@@ -37,7 +37,7 @@ class _Grow:
     __slots__ = ("a", "n")
 
     def __init__(self, dtype: type, capacity: int = 1024) -> None:
-        self.a = np.zeros(capacity, dtype=dtype)
+        self.a: np.ndarray = np.zeros(capacity, dtype=dtype)
         self.n = 0
 
     def reserve(self, size: int) -> None:
@@ -217,24 +217,25 @@ class BM25Index:
         wanted = Counter(self.vocab[t] for t in tokens if t in self.vocab)
         k1p1 = self.k1 + 1.0
         ncols = len(self._indptr) - 1
-        for tid, mult in wanted.items():
+        for tid, times in wanted.items():
             if tid >= ncols:
                 continue
             a, b = self._indptr[tid], self._indptr[tid + 1]
             sl, tf = self._col_slot[a:b], self._col_tf[a:b]
-            scores[sl] += (idf[tid] * mult) * (tf * k1p1) / (tf + norm[sl])
+            scores[sl] += (idf[tid] * times) * (tf * k1p1) / (tf + norm[sl])
             touched[sl] = True
         if self._merged < self._p_term.n and wanted:
             t = self._p_term.a[self._merged : self._p_term.n]
             ids = np.fromiter(wanted, dtype=np.int32)
             sel = np.flatnonzero(np.isin(t, ids))
             if len(sel):
-                tid = t[sel]
-                sl = self._p_slot.a[self._merged + sel]
-                tf = self._p_tf.a[self._merged + sel]
-                mult = np.array([wanted[int(x)] for x in tid], dtype=np.float64)
-                np.add.at(scores, sl, idf[tid] * mult * (tf * k1p1) / (tf + norm[sl]))
-                touched[sl] = True
+                tids = t[sel]
+                tail_slots = self._p_slot.a[self._merged + sel]
+                tail_tf = self._p_tf.a[self._merged + sel]
+                mult = np.array([wanted[int(x)] for x in tids], dtype=np.float64)
+                np.add.at(scores, tail_slots,
+                          idf[tids] * mult * (tail_tf * k1p1) / (tail_tf + norm[tail_slots]))
+                touched[tail_slots] = True
         touched &= self._live.view()
         return scores, touched
 

@@ -96,9 +96,7 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def dim(self) -> int:
-        get = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
-        )
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
     @property

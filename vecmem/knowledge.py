@@ -47,10 +47,7 @@ class Knowledge:
     ) -> None:
         if max_results <= 0:
             raise InvalidInputError("max_results must be > 0")
-        is_target = vector_db is None or isinstance(vector_db, (str, os.PathLike))
-        store = None if is_target else vector_db
-        target = vector_db if is_target else None
-        self.memory = VectorMemory(target, store=store, embedder=embedder, chunker=chunker,
+        self.memory = VectorMemory(vector_db, embedder=embedder, chunker=chunker,
                                    reranker=reranker)
         self.max_results = max_results
         self.search_mode = search_mode

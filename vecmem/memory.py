@@ -330,7 +330,7 @@ class VectorMemory:
             ids = [ids]
         self.space  # noqa: B018
         out: list[Chunk] = []
-        by_doc = {}
+        by_doc: dict[str, list[Chunk]] = {}
         for c in self.store.get_by_document(list(ids)):
             by_doc.setdefault(c.document_id, []).append(c)
         direct = {c.id: c for c in self.store.get(list(ids))}

@@ -15,7 +15,7 @@ import numpy as np
 from vecmem._blas import single_threaded_blas
 from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
-from vecmem.filters import And, Cond, Filter, Not, Or, _eq
+from vecmem.filters import And, Cond, Filter, Not, _eq
 from vecmem.stores.base import Capabilities
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
@@ -59,7 +59,8 @@ class _Column:
                 g.a[g.n : top] = empty
                 g.n = top
 
-    def set(self, slots: Sequence[int], values: Sequence[Any], missing: object) -> None:
+    def set(self, slots: Sequence[int] | np.ndarray, values: Sequence[Any], missing: object
+            ) -> None:
         self.grow((max(slots) + 1) if len(slots) else 0)
         for s, v in zip(slots, values):
             k = _kind(v, missing)
@@ -177,7 +178,8 @@ class MemoryStore:
         self._bm25.add(slots, tokens)
         top = self._next_slot
         if top > len(self._vectors):
-            grown = np.zeros((max(top, 2 * len(self._vectors), 256), self.space.dim), np.float32)
+            dim = self._require_space().dim
+            grown = np.zeros((max(top, 2 * len(self._vectors), 256), dim), np.float32)
             grown[: len(self._vectors)] = self._vectors
             self._vectors = grown
         self._vectors[slots] = vectors
@@ -249,8 +251,8 @@ class MemoryStore:
         col = self._columns.get(field)
         if col is None:
             col = _Column()
-            live = [i for i, c in enumerate(self._chunks) if c is not None]
-            col.set(live, [self._chunks[i].metadata.get(field, self._missing) for i in live],
+            live = [(i, c) for i, c in enumerate(self._chunks) if c is not None]
+            col.set([i for i, _ in live], [c.metadata.get(field, self._missing) for _, c in live],
                     self._missing)
             self._columns[field] = col
         col.grow(self._next_slot)  # slots never written for this field: missing
@@ -339,7 +341,8 @@ class MemoryStore:
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
-            return [self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of]
+            return [c for c in (self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of)
+                    if c is not None]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         with self._lock:
