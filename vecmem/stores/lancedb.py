@@ -43,6 +43,7 @@ import re
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -76,6 +77,7 @@ def _enc(field: str) -> str:
     return field if _IDENT.match(field) else "_" + field.encode("utf-8").hex()
 
 
+@lru_cache(maxsize=65536)
 def _col(kind: str, field: str) -> str:
     return f"vm_{kind}_{_enc(field)}"
 
@@ -406,10 +408,10 @@ class LanceDb:
         os.replace(tmp, saved)
 
     # ----------------------------------------------------------------- writes
-    def _arrow(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int) -> Any:
+    def _arrow(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int,
+               typed: list[dict[str, Any]]) -> Any:
         pa = require("pyarrow", "lancedb")
         schema = self._t().schema
-        typed = [_typed(c.metadata) for c in chunks]
         cols: dict[str, Any] = {
             "id": [c.id for c in chunks],
             "document_id": [c.document_id for c in chunks],
@@ -429,7 +431,7 @@ class LanceDb:
                 arrays.append(pa.array(cols[field.name], type=field.type))
             else:
                 arrays.append(pa.array([t.get(field.name) for t in typed], type=field.type))
-        return pa.Table.from_arrays(arrays, schema=schema), typed
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def _ensure_columns(self, typed: list[dict[str, Any]]) -> int:
         """Add the typed columns this batch needs; returns the commits made (0 or 1)."""
@@ -474,8 +476,9 @@ class LanceDb:
                 if after == before + 1:
                     self._index_written([], deletes)
                 return
-            commits = self._ensure_columns([_typed(c.metadata) for c in chunks])
-            data, _ = self._arrow(chunks, v, self._next_seq)
+            typed = [_typed(c.metadata) for c in chunks]
+            commits = self._ensure_columns(typed)
+            data = self._arrow(chunks, v, self._next_seq, typed)
             merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
                 merge = merge.when_not_matched_by_source_delete(f"id IN {_in_list(deletes)}")

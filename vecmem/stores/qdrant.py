@@ -44,6 +44,7 @@ import re
 import threading
 import uuid
 from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -82,6 +83,7 @@ def point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, chunk_id))
 
 
+@lru_cache(maxsize=65536)
 def _enc(field: str) -> str:
     """A metadata field name as a safe payload key: itself if a plain identifier, else
     ``_`` + hex of its UTF-8 (the two forms cannot collide: identifiers start with a letter)."""
