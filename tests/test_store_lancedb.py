@@ -31,8 +31,8 @@ def _spawned_writer(uri: str, start: int, n: int) -> None:
     s = LanceDb(uri, table="suite")
     s.connect(SPACE)
     for j in range(start, start + n, 10):
-        s.upsert(make_chunks(10, prefix="p", start=j, texts=[f"proc {i}" for i in range(j, j + 10)]),
-                 unit_vectors(10, seed=j))
+        texts = [f"proc {i}" for i in range(j, j + 10)]
+        s.upsert(make_chunks(10, prefix="p", start=j, texts=texts), unit_vectors(10, seed=j))
     s.close()
 
 
@@ -226,3 +226,25 @@ def test_optimize_changes_no_answers(tmp_path: Path) -> None:
     store.upsert([Chunk.create("late", 0, "graph graph graph")], unit_vectors(1, seed=9))
     assert store.get(["late#0"])[0].text == "graph graph graph"
     assert _bm25_of(store, "graph")[0][0] == "late#0"
+
+
+def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
+    """With a filter matching few of many keyword candidates, keyword search must still return
+    the exact filtered top k (past widening by id lists, it switches to one filtered scan)."""
+    store = LanceDb(tmp_path / "lance")
+    store.connect(SPACE)
+    n = 6000
+    chunks = make_chunks(n, metadata=lambda i: {"rare": i % 1000 == 7},
+                         texts=[f"memory chunk {'memory ' * (i % 3)}{i}" for i in range(n)])
+    store.upsert(chunks, unit_vectors(n, seed=2))
+    f = parse_filter({"rare": True})
+    ref = reference(chunks, unit_vectors(n, seed=2))
+    want = ref.keyword("memory chunk", k=5, filter=f)
+    scans = []
+    real_mask = store._mask
+    store._mask = (  # type: ignore[method-assign]
+        lambda where: scans.append(where) or real_mask(where))
+    got = store.keyword("memory chunk", k=5, filter=f)
+    assert len(scans) == 1
+    assert [(c.id, pytest.approx(s)) for c, s in want] == [(c.id, s) for c, s in got]
+    assert len(got) == 5

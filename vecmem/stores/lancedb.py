@@ -557,21 +557,34 @@ class LanceDb:
             want = k if where is None else max(4 * k, 64)
             chunks: dict[str, Chunk] = {}
             checked: set[str] = set()
+            mask = None
             while True:
-                slots, scores = self._bm25.top_k(tokens, want)
+                slots, scores = self._bm25.top_k(tokens, want, mask)
                 ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
                 fresh = [cid for cid, _ in ranked if cid not in checked]
                 for part in _batches(fresh):
                     clause = f"id IN {_in_list(part)}"
-                    data = self._rows(clause if where is None else f"{clause} AND {where}",
-                                      _CHUNK_COLS)
+                    data = self._rows(clause if where is None or mask is not None
+                                      else f"{clause} AND {where}", _CHUNK_COLS)
                     chunks.update((c.id, c) for c in self._chunks(data))
                 checked.update(fresh)
                 passing = [(cid, x) for cid, x in ranked if cid in chunks]
-                if len(passing) >= k or len(slots) < want:
+                if len(passing) >= k or len(slots) < want or mask is not None:
                     break
                 want *= 4
+                if where is not None and want > _IN_BATCH:
+                    # a selective filter: one scan for the matching ids, then an exact top k
+                    mask = self._mask(where)
+                    want = k
             return [Scored(chunks[cid], x) for cid, x in passing[:k]]
+
+    def _mask(self, where: str) -> np.ndarray:
+        """The BM25 slots of the rows matching ``where``, as a bool array."""
+        mask = np.zeros(self._next_slot, dtype=bool)
+        slot_of = self._slot_of
+        hits = [slot_of[i] for i in self._rows(where, ["id"])["id"].to_pylist() if i in slot_of]
+        mask[hits] = True
+        return mask
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()

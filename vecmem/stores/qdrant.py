@@ -40,6 +40,7 @@ the keyword index is rebuilt from the collection before the next keyword search.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import uuid
@@ -199,7 +200,7 @@ class Qdrant:
         self,
         location: str | None = None,
         *,
-        path: str | None = None,
+        path: str | os.PathLike[str] | None = None,
         url: str | None = None,
         api_key: str | None = None,
         collection: str = "vecmem",
@@ -219,7 +220,8 @@ class Qdrant:
                 )
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty string")
-        self.location, self.path, self.url = location, path, url
+        self.location, self.url = location, url
+        self.path = os.fspath(path) if path is not None else None
         self.api_key, self.collection, self.timeout = api_key, collection, timeout
         self.capabilities = Capabilities(persistent=location is None)
         self.space: EmbeddingSpace | None = None
@@ -330,12 +332,21 @@ class Qdrant:
                     f"Qdrant adapter supports cosine and dot, not {space.distance!r}")
             client = self._c()
             with self._errors("connect"):
+                created = False
                 if not client.collection_exists(self.collection):
-                    client.create_collection(
-                        self.collection,
-                        vectors_config={VECTOR: m.VectorParams(size=space.dim, distance=distance)},
-                        metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
-                    )
+                    try:
+                        client.create_collection(
+                            self.collection,
+                            vectors_config={VECTOR: m.VectorParams(size=space.dim,
+                                                                   distance=distance)},
+                            metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
+                        )
+                        created = True
+                    except Exception:
+                        if not client.collection_exists(self.collection):
+                            raise
+                        # another client created it first: adopt theirs below
+                if created:
                     if self.url is not None:
                         for key in ("chunk_id", "document_id"):
                             client.create_payload_index(self.collection, key,
@@ -538,16 +549,26 @@ class Qdrant:
             want = k if flt is None else max(4 * k, 64)
             chunks: dict[str, Chunk] = {}
             checked: set[str] = set()
+            mask = None
+            # widening by ids is cheap on a server (indexed); local mode scans every point per
+            # scroll, so there one scan for the matching ids comes right after the first try
+            widen_to = 4096 if self.url is not None else 0
             while True:
-                slots, scores = self._bm25.top_k(tokens, want)
+                slots, scores = self._bm25.top_k(tokens, want, mask)
                 ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
                 fresh = [cid for cid, _ in ranked if cid not in checked]
-                chunks.update(self._fetch(fresh, flt))
+                chunks.update(self._fetch(fresh, None if mask is not None else flt))
                 checked.update(fresh)
                 passing = [(cid, x) for cid, x in ranked if cid in chunks]
-                if len(passing) >= k or len(slots) < want:
+                if len(passing) >= k or len(slots) < want or mask is not None:
                     break
                 want *= 4
+                if want > widen_to:
+                    mask = np.zeros(self._next_slot, dtype=bool)
+                    hits = [self._slot_of.get(r.payload["chunk_id"])
+                            for r in self._scroll(flt, ["chunk_id"])]
+                    mask[[h for h in hits if h is not None]] = True
+                    want = k
             return [Scored(chunks[cid], x) for cid, x in passing[:k]]
 
     def _fetch(self, ids: list[str], flt: Any) -> dict[str, Chunk]:
