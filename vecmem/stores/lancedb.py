@@ -24,7 +24,8 @@ updated with every write and delete made here, checked against the table version
 keyword search (a commit by another writer triggers a rebuild from the table's text), saved next
 to the table on ``close()`` as ``<table>.vecmem-bm25.npz`` and reused on open when its version
 still matches. Filters reach it through LanceDB: the best BM25 candidates are checked with the
-SQL filter, widening until ``k`` pass. Hybrid search is fused by :func:`vecmem.fusion.fuse` in the
+SQL filter, widening until ``k`` pass; past a few thousand candidates one filtered scan of ``id``
+gives the matching rows and BM25 ranks exactly those. Hybrid search is fused by :func:`vecmem.fusion.fuse` in the
 facade (``native_hybrid=False``), since LanceDB's hybrid query would fuse its own FTS scores.
 
 Writes: an upsert (with its ``delete_ids``) is one ``merge_insert`` commit, atomic in Lance; adding

@@ -22,8 +22,10 @@ document-length norm ``k1 * (1 - b + b * dl / avgdl)`` depends on ``avgdl``, whi
 changes, so sparse values baked at write time go stale. Rather than approximate, this adapter
 keeps a :class:`~vecmem.bm25.BM25Index` beside the collection (``native_keyword=False``): rebuilt
 from the points' text when the store connects, kept in step with every write and delete made
-through it, and filtered by Qdrant (the best BM25 candidates are checked against the filter in
-Qdrant, widening until ``k`` pass or every candidate was checked). Scores equal the reference.
+through it, and filtered by Qdrant: the best BM25 candidates are checked against the filter in
+Qdrant (a ``HasId`` + filter scroll), widening until ``k`` pass; past 4,096 candidates (at once in
+local mode, where every scroll scans all points) one filtered scroll of ids gives the matching
+points and BM25 ranks exactly those. Scores equal the reference.
 Consequently hybrid search is fused by :func:`vecmem.fusion.fuse` in the facade
 (``native_hybrid=False``): Qdrant's own RRF fuses Qdrant's legs, and only the vector leg is one.
 
