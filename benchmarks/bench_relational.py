@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -124,27 +125,42 @@ def bench_writes(store: Any, peer: RawPeer, *, single: int, batched: int,
     batches = [_messages(rng, batch) for _ in range(max(1, batched // batch))]
     n_batched = batch * len(batches)
 
-    def v_single() -> None:
+    def v_single(r: int) -> None:
         for i, m in enumerate(singles):
-            store.add_messages("u", f"single-{i % 10}", [m])
+            store.add_messages("u", f"single-{r}-{i % 10}", [m])
 
-    def r_single() -> None:
+    def r_single(r: int) -> None:
         for i, m in enumerate(singles):
-            peer.write(f"single-{i % 10}", [m])
+            peer.write(f"single-{r}-{i % 10}", [m])
 
-    def v_batched() -> None:
+    def v_batched(r: int) -> None:
         for i, b in enumerate(batches):
-            store.add_messages("u", f"batch-{i % 10}", b)
+            store.add_messages("u", f"batch-{r}-{i % 10}", b)
 
-    def r_batched() -> None:
+    def r_batched(r: int) -> None:
         for i, b in enumerate(batches):
-            peer.write(f"batch-{i % 10}", b)
+            peer.write(f"batch-{r}-{i % 10}", b)
 
-    out = {"single_msgs_per_s": round(_rate(single, v_single)),
-           "raw_single_msgs_per_s": round(_rate(single, r_single)),
-           "batched_msgs_per_s": round(_rate(n_batched, v_batched)),
-           "raw_batched_msgs_per_s": round(_rate(n_batched, r_batched)),
-           "batch_size": batch, "single_n": single, "batched_n": n_batched}
+    # Alternate vecmem and raw, best of three rounds each: the machine is shared, and the best
+    # round is the one least disturbed by other work.
+    best = {"single": 0.0, "raw_single": 0.0, "batched": 0.0, "raw_batched": 0.0}
+    cpu = {"single": 0.0, "batched": 0.0}
+    for r in range(3):
+        for name, fn, n in (("single", v_single, single), ("raw_single", r_single, single),
+                            ("batched", v_batched, n_batched),
+                            ("raw_batched", r_batched, n_batched)):
+            c0 = time.process_time()
+            best[name] = max(best[name], _rate(n, functools.partial(fn, r)))
+            if name in cpu:
+                cpu[name] = max(cpu[name], n / max(time.process_time() - c0, 1e-9))
+    out: dict[str, Any] = {
+        "single_msgs_per_s": round(best["single"]),
+        "raw_single_msgs_per_s": round(best["raw_single"]),
+        "batched_msgs_per_s": round(best["batched"]),
+        "raw_batched_msgs_per_s": round(best["raw_batched"]),
+        "vecmem_batched_msgs_per_cpu_s": round(cpu["batched"]),
+        "vecmem_single_msgs_per_cpu_s": round(cpu["single"]),
+        "batch_size": batch, "single_n": single, "batched_n": n_batched, "rounds": 3}
     out["single_vs_raw"] = round(out["single_msgs_per_s"] / out["raw_single_msgs_per_s"], 2)
     out["batched_vs_raw"] = round(out["batched_msgs_per_s"] / out["raw_batched_msgs_per_s"], 2)
     return out
@@ -281,6 +297,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r.get('postgres_version', '')}: {r['postgres_note']}. The raw driver (sqlite3 / "
         "psycopg) runs the same statements on an identical table; ratios are vecmem / raw.",
         "",
+        "Writes: best of three alternating rounds of vecmem and raw.",
+        "",
         "| backend | single writes/s (raw, ratio) | batched writes/s, 1000/batch (raw, ratio) "
         "| last 50 of N stored: p50 / p99 ms (raw p50, ratio) |",
         "|---|---|---|---|",
@@ -316,9 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--postgres-url", help="use this server instead of starting one")
     p.add_argument("--skip-postgres", action="store_true")
     args = p.parse_args(argv)
-    sizes = ({"single": 500, "batched": 20_000, "stored": 50_000, "sessions": 100,
+    sizes = ({"single": 300, "batched": 10_000, "stored": 50_000, "sessions": 100,
               "reads": 300, "rounds": 5} if args.quick else
-             {"single": 2_000, "batched": 100_000, "stored": 1_000_000, "sessions": 2_000,
+             {"single": 1_000, "batched": 50_000, "stored": 1_000_000, "sessions": 2_000,
               "reads": 2_000, "rounds": 15})
     t0 = time.perf_counter()
     result: dict[str, Any] = {"machine": synthetic.machine(), "quick": args.quick,
