@@ -6,15 +6,16 @@ One collection per store, cosine space, created with ``embedding_function=None``
 passes the vectors, Chroma never embeds (its default model would be downloaded).
 
 Layout. A chunk is a record: its id, its vector, its text as the document, and metadata holding
-the chunk (``_vm_doc`` document id, ``_vm_pos`` position, ``_vm_hash`` content hash, ``_vm_meta``
-the metadata as JSON, so ints, floats, nested values come back exactly) plus a typed flat copy
-for filtering: ``s_F`` strings, ``n_F`` numbers (as floats), ``b_F`` booleans, ``l_F`` the scalar
-elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``), and ``_vm_keys``, a list naming
-what is present (``f_F`` for every field, and each typed key). Keeping types apart makes the
-portable semantics exact whatever Chroma does with mixed types: ``$eq`` never matches a list,
-booleans are not numbers, ``$ne``/``$nin`` match chunks without the field (written as ``$or`` with
-``_vm_keys $not_contains``), ``$exists`` reads ``_vm_keys``, and ``$not`` is pushed down to the
-leaves. The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
+``_vm`` (document id, position, content hash and the metadata, as JSON, so ints, floats and
+nested values come back exactly), ``_vm_doc`` (the document id, for ``get_by_document``) and a
+typed flat copy for filtering: ``s_F`` strings, ``n_F`` numbers (as floats), ``b_F`` booleans,
+``l_F`` the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``), and
+``_vm_keys``, the typed keys present (``o_F`` for a field holding nothing filterable: null, an
+object, an empty list). Keeping types apart makes the portable semantics exact whatever Chroma
+does with mixed types: ``$eq`` never matches a list, booleans are not numbers, ``$ne``/``$nin``
+match chunks without the field (written as ``$or`` with ``_vm_keys $not_contains``, not left to
+how a Chroma version treats missing keys), ``$exists`` reads ``_vm_keys``, and ``$not`` is pushed
+down to the leaves. The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
 
 The keyword leg is a :class:`~vecmem.bm25.BM25Index` kept beside the collection (Chroma has no
 BM25 equal to ``rank_bm25``): built from the documents on the first keyword search, kept in step
@@ -93,17 +94,17 @@ def _tag(v: Any) -> str | None:
 def _encode(c: Chunk) -> dict[str, Any]:
     """The Chroma metadata of a chunk (see the module docstring)."""
     try:
-        raw = json.dumps(dict(c.metadata), ensure_ascii=False, allow_nan=False)
+        raw = json.dumps({"d": c.document_id, "p": int(c.position), "h": c.content_hash,
+                          "m": dict(c.metadata)},
+                         ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
-    meta: dict[str, Any] = {"_vm_doc": c.document_id, "_vm_pos": int(c.position),
-                            "_vm_hash": c.content_hash, "_vm_meta": raw}
-    keys = [""]  # never empty: Chroma refuses empty lists
+    meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
+    keys: list[str] = []
     val: Any
     for field, v in c.metadata.items():
         if not isinstance(field, str):
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
-        keys.append("f_" + field)
         if isinstance(v, bool):
             key, val = "b_" + field, v
         elif _num(v):
@@ -113,18 +114,20 @@ def _encode(c: Chunk) -> dict[str, Any]:
         elif isinstance(v, (list, tuple)):
             key, val = "l_" + field, [t for t in map(_tag, v) if t is not None]
         else:  # None, dicts: present (for $exists), never equal to a scalar
-            continue
-        if val != []:  # an empty list stores nothing: its typed key counts as absent
+            key, val = "o_" + field, []
+        if val == []:  # nothing to filter on (an empty list): only its presence
+            keys.append("o_" + field)
+        else:
             keys.append(key)
             meta[key] = val
-    meta[_KEYS] = keys
+    meta[_KEYS] = keys or [""]  # never empty: Chroma refuses empty lists
     return meta
 
 
 def _decode(cid: str, text: str | None, meta: dict[str, Any]) -> Chunk:
-    return Chunk(id=cid, document_id=meta["_vm_doc"], position=int(meta["_vm_pos"]),
-                 text=text or "", metadata=json.loads(meta["_vm_meta"]),
-                 content_hash=meta.get("_vm_hash", ""))
+    d = json.loads(meta["_vm"])
+    return Chunk(id=cid, document_id=d["d"], position=int(d["p"]), text=text or "",
+                 metadata=d["m"], content_hash=d["h"])
 
 
 # --------------------------------------------------------------------------- filters
@@ -159,13 +162,17 @@ def _typed_key(field: str, v: Any) -> tuple[str, Any]:
 
 
 _FLIP = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
+_PREFIXES = ("n_", "s_", "b_", "l_", "o_")
 
 
 def _cond(c: Cond, neg: bool) -> _Where:
     """One condition, or its negation, as a Chroma where (exact vecmem semantics)."""
     op, v, f = c.op, c.value, c.field
-    if op == "exists":
-        return {_KEYS: {"$contains" if v != neg else "$not_contains": "f_" + f}}
+    if op == "exists":  # one of the typed keys (or the o_ marker) is listed
+        keys = [p + f for p in _PREFIXES]
+        if v != neg:
+            return _or([{_KEYS: {"$contains": k}} for k in keys])
+        return _and([_absent(k) for k in keys])
     if op in ("ne", "nin"):
         op, neg = {"ne": "eq", "nin": "in"}[op], not neg
     if op == "eq":

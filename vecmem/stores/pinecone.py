@@ -10,7 +10,8 @@ BM25 document-side weights, metadata = ``_vm`` (the chunk as JSON: document id, 
 content hash, metadata, so ints, floats, nested values come back exactly), ``_vm_doc`` (document
 id), and a typed flat copy for filtering: ``s_F`` strings, ``n_F`` numbers, ``b_F`` booleans,
 ``l_F`` the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``), ``_vm_keys``
-the names present (``f_F`` per field plus each typed key). Pinecone metadata is flat (strings,
+the typed keys present (``o_F`` for a field holding nothing filterable: null, an object, an empty
+list). Pinecone metadata is flat (strings,
 numbers, booleans, lists of strings) and its documented operators (``$eq $ne $gt $gte $lt $lte
 $in $nin $exists $and $or``) say nothing of fields a record lacks; with the typed keys every
 vecmem operator is exact without relying on that: ``$ne``/``$nin`` are written ``$or`` with "the
@@ -141,12 +142,11 @@ def _encode(c: Chunk) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
-    keys = [""]
+    keys: list[str] = []
     val: Any
     for field, v in c.metadata.items():
         if not isinstance(field, str) or not field:
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be non-empty strings")
-        keys.append("f_" + field)
         if isinstance(v, bool):
             key, val = "b_" + field, v
         elif _num(v):
@@ -155,12 +155,14 @@ def _encode(c: Chunk) -> dict[str, Any]:
             key, val = "s_" + field, v
         elif isinstance(v, (list, tuple)):
             key, val = "l_" + field, [t for t in map(_tag, v) if t is not None]
+        else:  # None, dicts: present (for $exists), never equal to a scalar
+            key, val = "o_" + field, []
+        if val == []:  # nothing to filter on (an empty list): only its presence
+            keys.append("o_" + field)
         else:
-            continue
-        if val != []:  # an empty list stores nothing: its typed key counts as absent
             keys.append(key)
             meta[key] = val
-    meta[_KEYS] = keys
+    meta[_KEYS] = keys or [""]
     size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA:
         raise InvalidInputError(
@@ -205,12 +207,13 @@ def _typed_key(field: str, v: Any) -> str:
 
 
 _FLIP = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
+_PREFIXES = ("n_", "s_", "b_", "l_", "o_")
 
 
 def _cond(c: Cond, neg: bool) -> _Pc:
     op, v, f = c.op, c.value, c.field
-    if op == "exists":
-        return {_KEYS: {"$in" if v != neg else "$nin": ["f_" + f]}}
+    if op == "exists":  # one of the typed keys (or the o_ marker) is listed
+        return {_KEYS: {"$in" if v != neg else "$nin": [p + f for p in _PREFIXES]}}
     if op in ("ne", "nin"):
         op, neg = {"ne": "eq", "nin": "in"}[op], not neg
     if op == "eq":

@@ -1,8 +1,8 @@
 """A local stand-in for Pinecone: the REST endpoints the official ``pinecone`` SDK calls, served
 from memory on 127.0.0.1, so the Pinecone adapter can be tested without the cloud service.
 
-It speaks what the SDK sends (checked by running the real SDK against it, v10 and the 7-9
-"legacy" surface): the control plane ``GET/POST /indexes``, ``GET/DELETE /indexes/{name}``
+It speaks what the SDK sends (checked by running the real SDK against it: pinecone 10.2 over
+httpx and 7.3 over urllib3): the control plane ``GET/POST /indexes``, ``GET/DELETE /indexes/{name}``
 (answered in the 2026-07 shape, with ``schema``/``deployment``, or the older shape with
 ``dimension``/``metric``/``spec``, following the ``X-Pinecone-Api-Version`` header), and each
 index's data plane under ``{url}/index/{name}``: ``POST /vectors/upsert``, ``POST /query``,
