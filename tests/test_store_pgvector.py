@@ -360,6 +360,29 @@ def test_text_that_is_not_utf8_is_invalid_input(store: PgVector) -> None:
     assert store.count() == 0
 
 
+def test_bulk_load_rebuilds_the_index(store: PgVector, postgres_url: str) -> None:
+    """Inside bulk_load() the HNSW index is gone and searches stay right (exact); on exit it is
+    built again, also when the block raised."""
+    def has_index() -> bool:
+        with psycopg.connect(postgres_url) as c:
+            return c.execute("SELECT to_regclass(%s)", (f"{store.table}_hnsw",)).fetchone()[0] \
+                is not None
+
+    chunks, vectors = make_chunks(300), unit_vectors(300, seed=4)
+    with store.bulk_load():
+        assert not has_index()
+        store.upsert(chunks[:150], vectors[:150])
+        store.upsert(chunks[150:], vectors[150:])
+        assert store.query(vectors[200], k=1)[0].chunk.id == chunks[200].id
+    assert has_index()
+    with pytest.raises(RuntimeError), store.bulk_load():
+        raise RuntimeError("boom")
+    assert has_index()
+    ref = reference(chunks, vectors)
+    q = unit_vectors(1, seed=5)[0]
+    assert [c.id for c, _ in store.query(q, k=10)] == [c.id for c, _ in ref.query(q, k=10)]
+
+
 # ----------------------------------------------------------------------------- HNSW
 def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)

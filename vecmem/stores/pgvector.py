@@ -99,7 +99,7 @@ SCHEMA_SQL = [
         total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
         mean_idf double precision NOT NULL DEFAULT 0)""",
 ]
-HNSW_SQL = ("CREATE INDEX {name}_hnsw ON {chunks} USING hnsw (embedding vector_cosine_ops) "
+HNSW_SQL = ("CREATE INDEX IF NOT EXISTS {name}_hnsw ON {chunks} USING hnsw (embedding vector_cosine_ops) "
             "WITH (m = {m}, ef_construction = {efc})")
 
 COPY_SQL = ("COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
@@ -177,10 +177,11 @@ vec AS (
     WHERE rank <= %(c)s::int8)"""
 
 # kw(sid, score, rank): the %(c)s best BM25Okapi scores (rank_bm25's formulas: idf floored at
-# epsilon * mean idf, query terms counted with multiplicity %(mults)s).
+# epsilon * mean idf, query terms counted with multiplicity %(mults)s). "LIMIT 1" tells the
+# planner st is one row whatever the statistics say (else it may hash-join all postings).
 KEYWORD_CTES = """
 st AS (SELECT n, mean_idf, CASE WHEN n > 0 AND total_len > 0 THEN total_len::float8 / n
-                                ELSE 1::float8 END AS avgdl FROM {meta}),
+                                ELSE 1::float8 END AS avgdl FROM {meta} LIMIT 1),
 qt AS (
     SELECT q.term, q.mult * CASE WHEN r.idf < 0 THEN %(eps)s::float8 * st.mean_idf
                                  ELSE r.idf END AS w
@@ -233,7 +234,7 @@ def table_names(schema: str, table: str) -> dict[str, str]:
     q = f'"{schema}".'
     return {"name": table, "chunks": f'{q}"{table}"', "postings": f'{q}"{table}_postings"',
             "terms": f'{q}"{table}_terms"', "hist": f'{q}"{table}_dfhist"',
-            "meta": f'{q}"{table}_meta"'}
+            "meta": f'{q}"{table}_meta"', "hnsw": f'{q}"{table}_hnsw"'}
 
 
 def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, Any]:
@@ -550,6 +551,29 @@ class PgVector:
             conn.execute(render(text, **parts))
         conn.execute(f"INSERT INTO {self._names['meta']} (format, space) VALUES (%s, %s)",
                      (FORMAT, space.to_json()))
+
+    @contextmanager
+    def bulk_load(self, *, maintenance_work_mem: str = "512MB") -> Iterator[PgVector]:
+        """Load many chunks fast: the HNSW index is dropped on entry and built once on exit
+        (pgvector builds an index many times faster than it inserts into one). Searches inside
+        the block are exact. Should the process die inside it, enter and leave it again to
+        rebuild the index.
+
+        >>> with store.bulk_load():                                  # doctest: +SKIP
+        ...     mem.add_documents(docs)
+        """
+        space = self._require_space()
+        with self._db("drop the HNSW index") as conn:
+            conn.execute(f"DROP INDEX IF EXISTS {self._names['hnsw']}")
+        try:
+            yield self
+        finally:
+            if space.dim <= _HNSW_MAX_DIM:
+                with self._db("build the HNSW index") as conn, conn.transaction():
+                    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)",
+                                 (maintenance_work_mem,))
+                    conn.execute(render(HNSW_SQL, **self._names, m=str(int(self.hnsw_m)),
+                                        efc=str(int(self.hnsw_ef_construction))))
 
     def drop(self) -> None:
         """Delete the collection's tables (all its chunks and the recorded space)."""
