@@ -261,23 +261,29 @@ class _Stats:
         self.n = 0
         self.total = 0.0
         self.avgdl_min: float | None = None
-        self.df: Counter[str] = Counter()
+        self.df: dict[str, int] = {}  # sums of deltas (kept exactly: one may be summed early)
         self.seen: dict[str, dict[str, Any]] = {}  # record id -> its metadata
         self.counted: frozenset[str] = frozenset()  # the records summed into this state
         self._idf: tuple[int, float, dict[str, float]] | None = None
         self.version = 0
 
-    def add(self, delta: dict[str, Any], sign: int = 1) -> None:
-        self.n += sign * int(delta.get("n", 0))
-        self.total += sign * float(delta.get("l", 0.0))
+    def add(self, delta: dict[str, Any]) -> None:
+        self.n += int(delta.get("n", 0))
+        self.total += float(delta.get("l", 0.0))
         a = delta.get("a")
-        if a is not None and sign > 0:
+        if a is not None:
             self.avgdl_min = a if self.avgdl_min is None else min(self.avgdl_min, a)
+        df = self.df
         for t, d in delta.get("df", {}).items():
-            self.df[t] += sign * int(d)
-            if self.df[t] <= 0:
-                del self.df[t]
+            v = df.get(t, 0) + int(d)
+            if v:
+                df[t] = v
+            else:
+                del df[t]
         self.version += 1
+
+    def present(self, term: str) -> bool:
+        return self.df.get(term, 0) > 0
 
     @property
     def avgdl(self) -> float:
@@ -287,6 +293,7 @@ class _Stats:
         """rank_bm25's idf of ``terms`` (negative ones floored at epsilon x the mean idf)."""
         if self._idf is None or self._idf[0] != self.version:
             df = np.fromiter(self.df.values(), dtype=np.float64, count=len(self.df))
+            df = df[df > 0]
             raw = np.log(self.n - df + 0.5) - np.log(df + 0.5)
             self._idf = (self.version, float(raw.mean()) if len(raw) else 0.0, {})
         _, average, cache = self._idf
@@ -562,7 +569,7 @@ class PineconeDb:
             for rid in sorted(counted - st.counted):
                 st.add(_unpack(st.seen[rid]))
         else:  # records were merged away: sum again
-            st.n, st.total, st.avgdl_min, st.df = 0, 0.0, None, Counter()
+            st.n, st.total, st.avgdl_min, st.df = 0, 0.0, None, {}
             for rid in sorted(counted):
                 st.add(_unpack(st.seen[rid]))
         st.counted = counted
@@ -870,7 +877,7 @@ class PineconeDb:
         with self._lock:
             self._refresh_stats()
             st = self._stats
-            wanted = Counter(t for t in self.tokenizer(text) if t in st.df)
+            wanted = Counter(t for t in self.tokenizer(text) if st.present(t))
             if not wanted or flt is False or st.n == 0:
                 return []
             k1, b, eps = space.keyword_params()
