@@ -176,9 +176,11 @@ def test_custom_summarizer(am):
 
 
 def test_recency_and_importance_blend(am, clock):
-    old = am.remember("meeting notes about the budget", user_id="u", importance=0.1)
+    old = am.remember("budget meeting notes from the spring offsite", user_id="u",
+                      importance=0.1)
     clock.t += 90 * 86400
-    new = am.remember("meeting notes about the budget review", user_id="u", importance=0.9)
+    new = am.remember("notes on the budget review meeting in autumn", user_id="u",
+                      importance=0.9)
     hits = am.recall("budget meeting notes", user_id="u", recency_weight=0.5,
                      half_life_days=7)
     assert hits[0].memory.id == new.memory_id and hits[0].recency > hits[1].recency
