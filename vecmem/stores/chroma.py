@@ -414,14 +414,14 @@ class ChromaDb:
         offset = 0
         while True:
             with self._errors("read the documents"):
-                page = self._col.get(include=["documents"], limit=_PAGE, offset=offset)
+                page = self._col.get(include=["documents"], limit=_PAGE * 4, offset=offset)
             ids, docs = page["ids"], page["documents"] or []
             fresh = [(i, d) for i, d in zip(ids, docs) if i not in slot_of]
             slots = np.arange(len(slot_of), len(slot_of) + len(fresh))
             bm25.add(slots, [self.tokenizer(d or "") for _, d in fresh])
             slot_of.update((i, int(s)) for (i, _), s in zip(fresh, slots))
             offset += len(ids)
-            if len(ids) < _PAGE:
+            if len(ids) < _PAGE * 4:
                 break
         self._bm25, self._slot_of = bm25, slot_of
         self._id_of = {s: i for i, s in slot_of.items()}
