@@ -5,7 +5,8 @@ dimension, URLs, BM25 in SQL under churn, HNSW recall with filters, and hybrid f
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,11 +14,11 @@ import pytest
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'vecmem[pgvector]')")
 pytest.importorskip("pgvector", reason="pgvector is not installed (pip install 'vecmem[pgvector]')")
 
-import psycopg  # noqa: E402
+import psycopg
 
-from vecmem import VectorMemory  # noqa: E402
-from vecmem.embedders import HashingEmbedder  # noqa: E402
-from vecmem.errors import (  # noqa: E402
+from vecmem import VectorMemory
+from vecmem.embedders import HashingEmbedder
+from vecmem.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
@@ -25,13 +26,13 @@ from vecmem.errors import (  # noqa: E402
     EmbeddingSpaceMismatchError,
     InvalidInputError,
 )
-from vecmem.filters import matches, parse_filter  # noqa: E402
-from vecmem.fusion import Fusion, fuse  # noqa: E402
-from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.pgvector import PgVector, from_url  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
-from vecmem.testing.servers import free_port  # noqa: E402
-from vecmem.testing.store_suite import (  # noqa: E402
+from vecmem.filters import matches, parse_filter
+from vecmem.fusion import Fusion, fuse
+from vecmem.stores import open_store
+from vecmem.stores.pgvector import PgVector, from_url
+from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing.servers import free_port
+from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,
     corpus_texts,
@@ -40,7 +41,7 @@ from vecmem.testing.store_suite import (  # noqa: E402
     reference,
     unit_vectors,
 )
-from vecmem.types import Chunk, EmbeddingSpace  # noqa: E402
+from vecmem.types import Chunk, EmbeddingSpace
 
 pytestmark = pytest.mark.server
 
@@ -67,11 +68,11 @@ class TestPgVector(StoreSuite):
 
 class TestPgVectorHNSW(StoreSuite):
     """The same suite with every vector search going through the HNSW index (no exact path
-    for small tables): recall, filters and k must still hold."""
+    for small tables or selective filters): recall, filters and k must still hold."""
 
     @pytest.fixture
     def store_factory(self, postgres_url: str, table: str) -> StoreFactory:
-        return lambda: PgVector(postgres_url, table=table, exact_threshold=0)
+        return lambda: PgVector(postgres_url, table=table, exact_threshold=0, exact_filter_rows=0)
 
 
 class TestPgVectorCongruence(CongruenceSuite):
@@ -79,7 +80,7 @@ class TestPgVectorCongruence(CongruenceSuite):
 
     @pytest.fixture
     def store_factory(self, postgres_url: str, table: str) -> StoreFactory:
-        return lambda: PgVector(postgres_url, table=table, exact_threshold=0)
+        return lambda: PgVector(postgres_url, table=table, exact_threshold=0, exact_filter_rows=0)
 
 
 @pytest.fixture
@@ -419,11 +420,15 @@ def test_hnsw_index_is_used_and_recall_holds(hnsw_store: Any) -> None:
     assert np.mean(recalls) >= 0.95, np.mean(recalls)
 
 
+@pytest.mark.parametrize("probe", [0, 3000], ids=["hnsw", "probe"])
 @pytest.mark.parametrize("buckets", [1, 20, 100], ids=["0.5%", "10%", "50%"])
-def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: int) -> None:
-    """Through HNSW (iterative scan, exact fallback) a filtered search returns k matching hits
-    with recall >= 0.95 at 0.5% (below what max_scan_tuples reaches), 10% and 50% selectivity."""
+def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: int,
+                                                    probe: int) -> None:
+    """A filtered search returns k matching hits with recall >= 0.95 at 0.5%, 10% and 50%
+    selectivity: through HNSW (iterative scan; at 0.5% max_scan_tuples runs out and the exact
+    fallback answers), and with the default probe (filters matching < 3000 rows ranked exactly)."""
     store, vectors, queries = hnsw_store
+    store.exact_filter_rows = probe
     f = parse_filter({"bucket": {"$lt": buckets}})
     rows = np.flatnonzero(np.arange(len(vectors)) % 200 < buckets)
     recalls = []
@@ -432,4 +437,7 @@ def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: in
         assert len(got) == 10 and all(c.metadata["bucket"] < buckets for c, _ in got)
         exact = set(rows[np.argsort(-(vectors[rows] @ q))[:10]].tolist())
         recalls.append(len({int(c.document_id[1:]) for c, _ in got} & exact) / 10)
-    assert np.mean(recalls) >= 0.95, np.mean(recalls)
+        if probe and len(rows) < probe:
+            np.testing.assert_allclose([s for _, s in got],
+                                       np.sort(vectors[rows] @ q)[::-1][:10], atol=1e-5)
+    assert np.mean(recalls) >= (1.0 if probe and len(rows) < probe else 0.95), np.mean(recalls)

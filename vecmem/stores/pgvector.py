@@ -26,11 +26,15 @@ Filtered vector search keeps recall: HNSW runs with pgvector 0.8's iterative ind
 (``hnsw.iterative_scan``); with a filter it is asked for ``max(k, ef_search)`` matching rows, of
 which the best ``k`` by exact distance are kept. When HNSW cannot produce its rows (selective
 filter, ``hnsw.max_scan_tuples`` reached) the same statement answers with an exact scan, so ``k``
-hits come back whenever ``k`` chunks match. Below ``exact_threshold`` chunks search is exact.
+hits come back whenever ``k`` chunks match. A selective filter skips HNSW: the statement first
+counts up to ``exact_filter_rows`` matching rows and, when fewer match, ranks them exactly. Below
+``exact_threshold`` chunks search is exact.
 
 Writes are one transaction each (rows by binary COPY) under a per-table advisory lock, which
-keeps N, df and the histogram consistent when several clients write at once. The SQL lives in
-module constants (``QUERY_SQL``...), so the benchmark's raw-psycopg baseline runs the same text.
+keeps N, df and the histogram consistent when several clients write at once. Every row written
+joins the HNSW graph; for a large load, ``with store.bulk_load(): ...`` builds it once instead.
+The SQL lives in module constants (``QUERY_SQL``...), so the benchmark's raw-psycopg baseline
+runs the same text.
 
 >>> store = PgVector("postgresql://user:pw@localhost/db", table="kb")   # doctest: +SKIP
 >>> VectorMemory("postgresql://user:pw@localhost/db?collection=kb")      # doctest: +SKIP
@@ -42,8 +46,9 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -99,8 +104,8 @@ SCHEMA_SQL = [
         total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
         mean_idf double precision NOT NULL DEFAULT 0)""",
 ]
-HNSW_SQL = ("CREATE INDEX IF NOT EXISTS {name}_hnsw ON {chunks} USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = {m}, ef_construction = {efc})")
+HNSW_SQL = ("CREATE INDEX IF NOT EXISTS {name}_hnsw ON {chunks} "
+            "USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})")
 
 COPY_SQL = ("COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
             "terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)")
@@ -158,17 +163,27 @@ UPDATE {meta} m SET mean_idf = coalesce((
            / nullif(sum(h.terms), 0)
     FROM {hist} h WHERE h.terms > 0), 0)"""
 
-# vec(sid, dist, rank): HNSW asked for %(w)s rows (c, or max(c, ef_search) with a filter), the
-# best %(c)s kept; an exact scan when the table is small or HNSW could not produce %(w)s rows.
+# vec(sid, dist, rank), the %(c)s nearest matching chunks. With a filter, sel first probes for
+# up to %(probe)s matching rows: when fewer match, they are ranked exactly (by primary key).
+# Otherwise HNSW is asked for %(w)s rows (c, or max(c, ef_search) with a filter) and the best c
+# kept; an exact scan answers when the table is small or HNSW could not produce %(w)s rows.
 VECTOR_CTES = """
+sel AS MATERIALIZED (SELECT sid FROM {chunks} WHERE {where} LIMIT %(probe)s::int8),
+small AS MATERIALIZED (SELECT count(*) < %(probe)s::int8 AS yes FROM sel),
 approx AS MATERIALIZED (
     SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
-    WHERE (SELECT n FROM {meta}) >= %(threshold)s::int8 AND {where}
+    WHERE (SELECT n FROM {meta}) >= %(threshold)s::int8 AND NOT (SELECT yes FROM small)
+          AND {where}
     ORDER BY embedding <=> %(q)s::vector LIMIT %(w)s::int8),
 exact AS MATERIALIZED (
-    SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
-    WHERE (SELECT count(*) FROM approx) < %(w)s::int8 AND {where}
-    ORDER BY (embedding <=> %(q)s::vector) + 0, sid LIMIT %(c)s::int8),
+    SELECT sid, dist FROM (
+        SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
+        WHERE (SELECT yes FROM small) AND sid IN (SELECT sid FROM sel)
+        UNION ALL
+        SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
+        WHERE NOT (SELECT yes FROM small) AND (SELECT count(*) FROM approx) < %(w)s::int8
+              AND {where}) e
+    ORDER BY dist, sid LIMIT %(c)s::int8),
 vec AS (
     SELECT sid, dist, rank FROM (
         SELECT sid, dist, row_number() OVER (ORDER BY dist, sid) AS rank FROM (
@@ -375,7 +390,8 @@ class PgVector:
     ``hnsw_m``/``hnsw_ef_construction`` are the index build settings, ``ef_search`` the search
     list size (raised to the number of candidates asked for, up to 1000), ``iterative_scan``
     (``"relaxed_order"``, ``"strict_order"`` or ``"off"``) and ``max_scan_tuples`` pgvector 0.8's
-    filtered-scan settings; below ``exact_threshold`` chunks search is exact.
+    filtered-scan settings; below ``exact_threshold`` chunks search is exact, and so is a
+    filtered search whose filter matches fewer than ``exact_filter_rows`` chunks.
     """
 
     name = "pgvector"
@@ -394,6 +410,7 @@ class PgVector:
         iterative_scan: str = "relaxed_order",
         max_scan_tuples: int = 20_000,
         exact_threshold: int = 10_000,
+        exact_filter_rows: int = 3_000,
         connect_timeout: int = 10,
     ) -> None:
         if not isinstance(db_url, str) or not db_url:
@@ -413,6 +430,7 @@ class PgVector:
         self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
         self.ef_search, self.iterative_scan = ef_search, iterative_scan
         self.max_scan_tuples, self.exact_threshold = max_scan_tuples, exact_threshold
+        self.exact_filter_rows = exact_filter_rows
         self.connect_timeout = connect_timeout
         self.space: EmbeddingSpace | None = None
         self._tokenizer: Tokenizer | None = None
@@ -445,8 +463,8 @@ class PgVector:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         try:
-            conn = psycopg.connect(self.db_url, autocommit=True, connect_timeout=self.connect_timeout,
-                                   application_name="vecmem")
+            conn = psycopg.connect(self.db_url, autocommit=True,
+                                   connect_timeout=self.connect_timeout, application_name="vecmem")
         except psycopg.Error as exc:
             raise _translate(exc, f"cannot connect to {self._where_to()}") from exc
         self._conn, self._ef = conn, 0
@@ -510,7 +528,8 @@ class PgVector:
                 self.space.check_compatible(space)
                 return self.space
             if space.distance != "cosine":
-                raise ConfigurationError(f"PgVector supports cosine distance, not {space.distance!r}")
+                raise ConfigurationError(
+                    f"PgVector supports cosine distance, not {space.distance!r}")
             with self._db("create the tables") as conn:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS,))
@@ -606,7 +625,7 @@ class PgVector:
     def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[list[Any]]:
         """COPY rows (sid 0-based until reserved): tokens and metadata checked before writing."""
         tokenize = self._tokenizer
-        assert tokenize is not None  # noqa: S101 (set by connect)
+        assert tokenize is not None
         rows = []
         for i, c in enumerate(chunks):
             tokens = tokenize(c.text)
@@ -625,8 +644,8 @@ class PgVector:
             return
         with self._db("upsert") as conn, conn.transaction():
             conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
-            _, zero, first = conn.execute(render(self._sql["remove"], cond="id = ANY(%(ids)s::text[])"),
-                                          {"ids": removed, "new": len(rows)}).fetchone()
+            remove = render(self._sql["remove"], cond="id = ANY(%(ids)s::text[])")
+            _, zero, first = conn.execute(remove, {"ids": removed, "new": len(rows)}).fetchone()
             if rows:
                 with conn.cursor() as cur, cur.copy(self._sql["copy"]) as copy:
                     copy.set_types(COPY_TYPES)
@@ -664,12 +683,13 @@ class PgVector:
         returns them roughly in order, the exact re-sort keeps the best ``candidates``."""
         params.update(q=validate_query_vector(vector, self._require_space().dim), c=candidates,
                       w=max(candidates, self.ef_search) if filtered else candidates,
-                      threshold=self.exact_threshold)
+                      threshold=self.exact_threshold,
+                      probe=self.exact_filter_rows if filtered else 0)
 
     def _tokens(self, text: str) -> list[str]:
         if not isinstance(text, str):
             raise InvalidInputError(f"query text must be a str, got {type(text).__name__}")
-        assert self._tokenizer is not None  # noqa: S101 (set by connect)
+        assert self._tokenizer is not None
         return self._tokenizer(text)
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
