@@ -9,10 +9,11 @@ behaviour is the same on every backend. Stores that cannot run BM25 themselves k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from vecmem.errors import DimensionMismatchError, InvalidInputError
 from vecmem.filters import Filter
 from vecmem.fusion import Fusion
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
@@ -114,3 +115,39 @@ class HybridStore(VectorStore, Protocol):
         """Top ``k`` of the fusion of the best ``candidates`` of each leg, scores broken down
         per leg exactly as :func:`vecmem.fusion.fuse` would."""
         ...
+
+
+# ------------------------------------------------------------------ helpers for adapters
+def validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or v.shape[0] != n:
+        raise InvalidInputError(f"expected {n} vectors, got an array of shape {v.shape}")
+    if v.shape[1] != dim:
+        raise DimensionMismatchError(f"vectors have dimension {v.shape[1]}, the store has {dim}")
+    if not np.isfinite(v).all():
+        raise InvalidInputError("vectors contain NaN or infinity")
+    return v
+
+
+def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if q.shape[0] != dim:
+        raise DimensionMismatchError(f"query vector has dimension {q.shape[0]}, the store has {dim}")
+    if not np.isfinite(q).all():
+        raise InvalidInputError("query vector contains NaN or infinity")
+    return q
+
+
+def validate_batch(chunks: Sequence[Chunk], vectors: Any, dim: int) -> np.ndarray:
+    """Check an upsert batch the way every store must: Chunk objects with non-empty, distinct
+    ids, and one finite ``dim``-wide vector each. Returns the vectors as float32."""
+    seen: set[str] = set()
+    for c in chunks:
+        if not isinstance(c, Chunk):
+            raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
+        if not isinstance(c.id, str) or not c.id:
+            raise InvalidInputError("chunk ids must be non-empty strings")
+        if c.id in seen:
+            raise InvalidInputError(f"duplicate chunk id {c.id!r} in one batch")
+        seen.add(c.id)
+    return validate_vectors(vectors, len(chunks), dim)

@@ -63,7 +63,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.stores.base import Capabilities
-from vecmem.stores.memory import _validate_vectors, validate_query_vector
+from vecmem.stores.base import validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -454,14 +454,7 @@ class LanceDb:
     ) -> None:
         space = self._require_space()
         chunks = list(chunks)
-        for c in chunks:
-            if not isinstance(c, Chunk):
-                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
-            if not c.id:
-                raise InvalidInputError("chunk ids must be non-empty")
-        if len({c.id for c in chunks}) != len(chunks):
-            raise InvalidInputError("duplicate chunk ids in one batch")
-        v = _validate_vectors(vectors, len(chunks), space.dim)
+        v = validate_batch(chunks, vectors, space.dim)
         written = {c.id for c in chunks}
         deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
         if not chunks and not deletes:

@@ -14,9 +14,10 @@ import numpy as np
 
 from vecmem._blas import single_threaded_blas
 from vecmem.bm25 import BM25Index, _Grow
-from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
+from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import And, Cond, Filter, Not, _eq
-from vecmem.stores.base import Capabilities
+from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
+from vecmem.stores.base import validate_vectors as _validate_vectors  # noqa: F401 (adapters)
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -78,26 +79,6 @@ def _own(c: Chunk) -> Chunk:
     else:
         meta = copy.deepcopy(dict(meta))
     return Chunk(c.id, c.document_id, c.position, c.text, meta, c.content_hash)
-
-
-def _validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    if v.ndim != 2 or v.shape[0] != n:
-        raise InvalidInputError(f"expected {n} vectors, got an array of shape {v.shape}")
-    if v.shape[1] != dim:
-        raise DimensionMismatchError(f"vectors have dimension {v.shape[1]}, the store has {dim}")
-    if not np.isfinite(v).all():
-        raise InvalidInputError("vectors contain NaN or infinity")
-    return v
-
-
-def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
-    q = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if q.shape[0] != dim:
-        raise DimensionMismatchError(f"query vector has dimension {q.shape[0]}, the store has {dim}")
-    if not np.isfinite(q).all():
-        raise InvalidInputError("query vector contains NaN or infinity")
-    return q
 
 
 class MemoryStore:
@@ -216,16 +197,7 @@ class MemoryStore:
                     del self._by_doc[c.document_id]
 
     def _validate_batch(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
-        space = self._require_space()
-        ids = [c.id for c in chunks]
-        if len(set(ids)) != len(ids):
-            raise InvalidInputError("duplicate chunk ids in one batch")
-        for c in chunks:
-            if not isinstance(c, Chunk):
-                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
-            if not c.id:
-                raise InvalidInputError("chunk ids must be non-empty")
-        return _validate_vectors(vectors, len(chunks), space.dim)
+        return validate_batch(chunks, vectors, self._require_space().dim)
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
