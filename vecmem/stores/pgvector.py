@@ -164,11 +164,12 @@ UPDATE {meta} m SET mean_idf = coalesce((
     FROM {hist} h WHERE h.terms > 0), 0)"""
 
 # vec(sid, dist, rank), the %(c)s nearest matching chunks. With a filter, sel first probes for
-# up to %(probe)s matching rows: when fewer match, they are ranked exactly (by primary key).
+# up to %(probe)s matching rows (with their distances): when fewer match, they are the answer.
 # Otherwise HNSW is asked for %(w)s rows (c, or max(c, ef_search) with a filter) and the best c
 # kept; an exact scan answers when the table is small or HNSW could not produce %(w)s rows.
 VECTOR_CTES = """
-sel AS MATERIALIZED (SELECT sid FROM {chunks} WHERE {where} LIMIT %(probe)s::int8),
+sel AS MATERIALIZED (SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
+                     WHERE {where} LIMIT %(probe)s::int8),
 small AS MATERIALIZED (SELECT count(*) < %(probe)s::int8 AS yes FROM sel),
 approx AS MATERIALIZED (
     SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
@@ -177,8 +178,7 @@ approx AS MATERIALIZED (
     ORDER BY embedding <=> %(q)s::vector LIMIT %(w)s::int8),
 exact AS MATERIALIZED (
     SELECT sid, dist FROM (
-        SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
-        WHERE (SELECT yes FROM small) AND sid IN (SELECT sid FROM sel)
+        SELECT sid, dist FROM sel WHERE (SELECT yes FROM small)
         UNION ALL
         SELECT sid, embedding <=> %(q)s::vector AS dist FROM {chunks}
         WHERE NOT (SELECT yes FROM small) AND (SELECT count(*) FROM approx) < %(w)s::int8
