@@ -15,8 +15,9 @@ The peer is raw psycopg doing the same work: the same tokenizer, binary COPY, wr
 and index build for ingest (into an identical second set of tables), and the same SQL text for
 every query, on vecmem's own table (vecmem's module constants rendered once, run with hand-built
 parameters, rows left as tuples). Batches and queries alternate between the two, so load on the
-machine hits both alike. The ratio vecmem / raw (for queries: the median of per-query ratios) is
-the cost of vecmem's layer: validation, SQL assembly, building Chunk and Hit objects.
+machine hits both alike. The ratio vecmem / raw (for queries: of the p50s) is the cost of
+vecmem's layer: validation, SQL assembly, building Chunk and Hit objects. The two HNSW builds
+of the bulk load are the same statement, run one after the other, so they are listed apart.
 PostgreSQL is the test server of :mod:`vecmem.testing.servers`
 (``shared_buffers=32MB``, ``fsync=off``) unless ``--postgres-url`` names one.
 """
@@ -260,10 +261,8 @@ def run(n: int, n_more: int, n_queries: int, url: str) -> dict[str, Any]:
                 fn(qvecs[i], qtexts[i])
                 lat[side].append(time.perf_counter() - t0)
         mine_p, raw_p = synthetic.percentiles(lat["vecmem"]), synthetic.percentiles(lat["raw"])
-        paired = np.median(np.asarray(lat["vecmem"]) / np.asarray(lat["raw"]))
         queries[name] = {"vecmem": mine_p, "raw": raw_p,
-                         "overhead_ratio_p50": round(mine_p["p50_ms"] / raw_p["p50_ms"], 3),
-                         "overhead_ratio_paired_median": round(float(paired), 3)}
+                         "overhead_ratio_p50": round(mine_p["p50_ms"] / raw_p["p50_ms"], 3)}
         print(f"{name}: {queries[name]}", flush=True)
     with raw.conn.cursor() as cur:
         version = cur.execute("SELECT version()").fetchone()[0].split(" on ")[0]
@@ -301,29 +300,35 @@ def _markdown(r: dict[str, Any]) -> str:
         "(same HNSW graph); batches and queries alternate between the two. Table sizes: "
         f"{sizes}."
     )
-    bulk_row = (
-        "| bulk ingest, chunks/s (COPY + BM25 postings, then HNSW build: "
-        f"{bulk['vecmem_index_build_s']:.0f} s / {bulk['raw_index_build_s']:.0f} s) | "
-        f"{bulk['vecmem_chunks_per_s']:,} | {bulk['raw_chunks_per_s']:,} | "
-        f"{bulk['overhead_ratio']:.2f} (time) |"
-    )
+    load_vec = bulk["vecmem_s"] - bulk["vecmem_index_build_s"]
+    load_raw = bulk["raw_s"] - bulk["raw_index_build_s"]
+    build_vec, build_raw = bulk["vecmem_index_build_s"], bulk["raw_index_build_s"]
+    bulk_rows = [
+        (f"| bulk load, chunks/s (COPY + BM25 postings, no index) | "
+         f"{bulk['chunks'] / load_vec:,.0f} | {bulk['chunks'] / load_raw:,.0f} | "
+         f"{load_vec / load_raw:.2f} (time) |"),
+        (f"| then the HNSW build (same `CREATE INDEX`, run one after the other), s | "
+         f"{build_vec:.1f} | {build_raw:.1f} | {build_vec / build_raw:.2f} |"),
+        (f"| bulk ingest in all, chunks/s | {bulk['vecmem_chunks_per_s']:,} | "
+         f"{bulk['raw_chunks_per_s']:,} | {bulk['overhead_ratio']:.2f} (time) |"),
+    ]
     inc_row = (
         f"| incremental upserts into the indexed table, chunks/s | {inc['vecmem_chunks_per_s']:,} "
         f"| {inc['raw_chunks_per_s']:,} | {inc['overhead_ratio']:.2f} (time) |"
     )
     lines = [setup, "", method, "", "| | vecmem | raw psycopg | vecmem / raw |",
-             "|---|---|---|---|", bulk_row, inc_row]
+             "|---|---|---|---|", *bulk_rows, inc_row]
     for name, q in r["latency"].items():
         v, w = q["vecmem"], q["raw"]
         lines.append(f"| {name.replace('_', ' ')} p50 / p99 (ms) | {v['p50_ms']:.2f} / "
                      f"{v['p99_ms']:.2f} | {w['p50_ms']:.2f} / {w['p99_ms']:.2f} | "
-                     f"{q['overhead_ratio_paired_median']:.2f} (median of per-query ratios; "
-                     f"p50s: {q['overhead_ratio_p50']:.2f}) |")
+                     f"{q['overhead_ratio_p50']:.2f} (p50) |")
     hyb = r["latency"]["hybrid"]["vecmem"]["p50_ms"]
-    worst = max([bulk["overhead_ratio"], inc["overhead_ratio"]]
-                + [q["overhead_ratio_paired_median"] for q in r["latency"].values()])
+    worst = max([load_vec / load_raw, inc["overhead_ratio"]]
+                + [q["overhead_ratio_p50"] for q in r["latency"].values()])
     targets = (
-        f"Targets: vecmem overhead over raw psycopg <= 15% (worst here: {100 * (worst - 1):+.0f}%);"
+        "Targets: vecmem overhead over raw psycopg <= 15% (worst here, index build aside: "
+        f"{100 * (worst - 1):+.0f}%);"
         f" hybrid p50 <= 20 ms at 100k chunks (here: {hyb:.1f} ms at {r['n']:,}). "
         "The filtered hybrid uses `{\"source\": \"s7\"}` (2% of chunks) in both legs. "
         "Incremental upserts are bound by pgvector's HNSW inserts (each row joins the graph); "
