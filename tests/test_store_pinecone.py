@@ -1,7 +1,9 @@
 """The conformance and congruence suites on Pinecone: through the real ``pinecone`` SDK against
 the local stand-in (:mod:`vecmem.testing.pinecone_standin`) always, and against the real service
 when ``PINECONE_API_KEY`` is set (index ``$VECMEM_PINECONE_INDEX``, default ``vecmem-test``,
-created when missing: serverless aws/us-east-1, dimension 8, dotproduct; one namespace per test).
+created when missing: serverless aws/us-east-1, dimension 8, dotproduct; one namespace per test;
+each write is followed by ``$VECMEM_PINECONE_SETTLE`` seconds, as the service is eventually
+consistent).
 Plus what only this adapter has: the wire (batch limits), error translation, the filter
 translation run by Pinecone's documented semantics, and the BM25 statistics."""
 
@@ -9,8 +11,9 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -26,7 +29,7 @@ from vecmem.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from vecmem.filters import matches, parse_filter
+from vecmem.filters import Filter, matches, parse_filter
 from vecmem.stores import open_store
 from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
 from vecmem.testing import (
@@ -58,6 +61,7 @@ def _same_keyword(store: PineconeDb, ref: object, q: str, k: int) -> None:
                        rel=BM25_REL, abs_=1e-9)
 REAL_KEY = os.environ.get("PINECONE_API_KEY")
 REAL_INDEX = os.environ.get("VECMEM_PINECONE_INDEX", "vecmem-test")
+SETTLE = float(os.environ.get("VECMEM_PINECONE_SETTLE", "5"))
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +87,28 @@ class TestPineconeStandIn(StoreSuite):
         return lambda: _store(standin, namespace=ns)
 
 
+class _Settled(PineconeDb):
+    """The service is eventually consistent: wait ``$VECMEM_PINECONE_SETTLE`` seconds (default
+    5) after each write, so that the suite's reads see it."""
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
+               delete_ids: Sequence[str] = ()) -> None:
+        super().upsert(chunks, vectors, delete_ids=delete_ids)
+        time.sleep(SETTLE)
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        n = super().delete(ids=ids, filter=filter)
+        time.sleep(SETTLE)
+        return n
+
+
 @pytest.mark.skipif(REAL_KEY is None, reason="PINECONE_API_KEY is not set: the suite runs against "
                     "the local stand-in only (set it to also run against the Pinecone service)")
 class TestPineconeService(StoreSuite):
     @pytest.fixture
     def store_factory(self) -> Iterator[StoreFactory]:
         ns = _ns()
-        yield lambda: PineconeDb(index=REAL_INDEX, namespace=ns)
+        yield lambda: _Settled(index=REAL_INDEX, namespace=ns)
         PineconeDb(index=REAL_INDEX, namespace=ns).drop()
 
 
@@ -309,3 +328,23 @@ def test_rebuild_stats_repairs_drift(standin: PineconeStandIn) -> None:
     s2.rebuild_stats()
     ref = reference(chunks, vectors)
     _same_keyword(s2, ref, "memory vector", 5)
+
+
+def test_own_statistics_count_before_the_listing_shows_them() -> None:
+    """The service lists new records seconds after writing them: a store must count its own
+    statistics records at once (and merge them) without waiting for the listing."""
+    with PineconeStandIn(api_key=KEY, list_lag=3600) as lagging:
+        s = _store(lagging, namespace=_ns())
+        s.connect(SPACE)
+        chunks = make_chunks(MERGE_AFTER + 5)
+        vectors = unit_vectors(len(chunks), seed=6)
+        for i, c in enumerate(chunks):
+            s.upsert([c], vectors[i : i + 1])
+        s.delete(ids=[chunks[0].id])
+        ref = reference(chunks[1:], vectors[1:])
+        for q in ("memory vector", "agent graph"):
+            _same_keyword(s, ref, q, 6)
+        stats = [i for i in lagging.indexes["suite"].namespaces[s.meta_namespace]
+                 if i.startswith("stats-")]
+        assert len(stats) < MERGE_AFTER
+

@@ -264,6 +264,7 @@ class _Stats:
         self.df: dict[str, int] = {}  # sums of deltas (kept exactly: one may be summed early)
         self.seen: dict[str, dict[str, Any]] = {}  # record id -> its metadata
         self.counted: frozenset[str] = frozenset()  # the records summed into this state
+        self.pending: set[str] = set()  # written here, not listed yet (listing lags writes)
         self._idf: tuple[int, float, dict[str, float]] | None = None
         self.version = 0
 
@@ -562,7 +563,8 @@ class PineconeDb:
                                      namespace=self.meta_namespace).vectors
             for rid, rec in got.items():
                 st.seen[rid] = dict(rec.metadata or {})
-        counted = self._counted(set(ids))
+        st.pending -= set(ids)
+        counted = self._counted(set(ids) | st.pending)
         if counted == st.counted:
             return
         if st.counted <= counted:  # only new records: add them
@@ -616,6 +618,7 @@ class PineconeDb:
                 self._ix.upsert(vectors=records[i : i + 50], namespace=self.meta_namespace)
         for rid, rec in zip(ids, records):
             self._stats.seen[rid] = rec["metadata"]
+            self._stats.pending.add(rid)
         return ids
 
     def _merge_stats(self) -> None:
@@ -627,16 +630,13 @@ class PineconeDb:
         total = {"n": st.n, "l": st.total, "a": st.avgdl_min, "df": dict(st.df)}
         group = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         mine = set(self._write_stats(total, group=group, covers=counted))
-        present = set(self._stats_ids())
-        counted_now = self._counted(present)
-        if mine & counted_now:  # our merge won: drop what it covers
-            doomed = [r for r in counted if r in present]
-            for i in range(0, len(doomed), MAX_BATCH):
-                with self._errors("merge the statistics"):
-                    self._ix.delete(ids=doomed[i : i + MAX_BATCH], namespace=self.meta_namespace)
-        else:  # another client merged the same records first
+        present = set(self._stats_ids()) | st.pending
+        doomed = counted if mine & self._counted(present) else sorted(mine)
+        # our merge won: drop what it covers; else another client merged first: drop ours
+        for i in range(0, len(doomed), MAX_BATCH):
             with self._errors("merge the statistics"):
-                self._ix.delete(ids=sorted(mine), namespace=self.meta_namespace)
+                self._ix.delete(ids=doomed[i : i + MAX_BATCH], namespace=self.meta_namespace)
+        st.pending -= set(doomed)
         self._refresh_stats()
 
     def rebuild_stats(self) -> None:
@@ -657,6 +657,7 @@ class PineconeDb:
             for i in range(0, len(old), MAX_BATCH):
                 with self._errors("rebuild the statistics"):
                     self._ix.delete(ids=old[i : i + MAX_BATCH], namespace=self.meta_namespace)
+            self._stats.pending -= set(old)
             self._refresh_stats()
 
     def _account(self, delta: dict[str, Any], c: Chunk, sign: int) -> list[str]:

@@ -26,7 +26,9 @@ lean on a lenient reading:
   comparison, ``$ne``/``$nin`` included (only ``$exists: false``); ``$in``/``$nin`` take strings
   or numbers only.
 
-Writes are visible at once (the service is eventually consistent; the stand-in is not).
+Writes are visible at once (the service is eventually consistent), except that ``list_lag``
+seconds can be set to keep new ids out of ``/vectors/list`` for a while, as the service's
+listing lags its writes.
 
 >>> with PineconeStandIn(api_key="k") as pc:                       # doctest: +SKIP
 ...     store = PineconeDb(index="kb", api_key="k", controller_host=pc.url)
@@ -37,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,6 +69,7 @@ class _Record:
     values: np.ndarray
     sparse: dict[int, float]
     metadata: dict[str, Any]
+    written: float = 0.0  # time.monotonic() of the upsert
 
 
 @dataclass
@@ -226,8 +230,10 @@ class PineconeStandIn:
     ...     Pinecone(api_key="k", host=pc.url).list_indexes()
     """
 
-    def __init__(self, api_key: str = "standin-key", *, port: int = 0) -> None:
+    def __init__(self, api_key: str = "standin-key", *, port: int = 0,
+                 list_lag: float = 0.0) -> None:
         self.api_key = api_key
+        self.list_lag = list_lag  # seconds before an upserted id shows in list (eventual)
         self.indexes: dict[str, _Index] = {}
         self.log: list[tuple[str, str, int]] = []  # (method, path, body bytes) of each request
         self._lock = threading.RLock()
@@ -388,7 +394,7 @@ class PineconeStandIn:
                 raise ApiError(400, "sparse values are supported only for indexes using the "
                                     "dotproduct metric")
             staged[vid] = _Record(_dense(v.get("values"), ix.dimension, vid), sparse,
-                                  _check_metadata(vid, v.get("metadata")))
+                                  _check_metadata(vid, v.get("metadata")), time.monotonic())
         ix.namespaces.setdefault(body.get("namespace") or "", {}).update(staged)
         return {"upsertedCount": len(staged)}
 
@@ -466,7 +472,9 @@ class PineconeStandIn:
         if not 1 <= limit <= LIST_PAGE:
             raise ApiError(400, f"limit must be in 1..{LIST_PAGE}")
         after = (query.get("paginationToken") or [""])[0]
-        ids = sorted(i for i in ix.namespaces.get(ns, {}) if i.startswith(prefix) and i > after)
+        visible = time.monotonic() - self.list_lag
+        ids = sorted(i for i, r in ix.namespaces.get(ns, {}).items()
+                     if i.startswith(prefix) and i > after and r.written <= visible)
         page = ids[:limit]
         out: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": ns,
                                "usage": {"readUnits": 1}}
