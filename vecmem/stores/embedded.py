@@ -287,6 +287,12 @@ class EmbeddedStore(MemoryStore):
             self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
 
     # ----------------------------------------------------------------- ANN
+    def _ef_for(self, size: int) -> int:
+        """HNSW search width: the configured one up to 100k rows, growing with the square root
+        of the size beyond (measured: recall@10 0.998 at 100k but 0.919 at 1M with a fixed 96)."""
+        base = self._ann_params[2]
+        return int(base * max(1.0, (size / 100_000) ** 0.5))
+
     def _new_ann(self) -> Any:
         from usearch.index import Index
 
@@ -361,6 +367,9 @@ class EmbeddedStore(MemoryStore):
                 count = int(count * 4 * len(self._slot_of) / max(matching, 1))
                 if count > 16 * max(k, 32) * 4:  # the filter is too selective for HNSW
                     return super().query(vector, k=k, filter=filter)
+            ef = self._ef_for(len(self._ann))
+            if self._ann.expansion_search != ef:
+                self._ann.expansion_search = ef
             while True:
                 found = self._ann.search(q, min(count, len(self._ann)))
                 keys = np.asarray(found.keys, dtype=np.int64)
