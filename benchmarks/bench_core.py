@@ -243,7 +243,7 @@ def markdown(r: dict[str, Any]) -> str:
                   f"**{i['overhead_beyond_embedding'] * 100:.1f}%** (target ≤ 10%), "
                   f"{i['chunks_per_s_with_embedding']} chunks/s."]
     lines += ["", "**Query latency** (embedded store, synthetic chunks, precomputed query "
-              "vectors, k=10; hybrid = BM25 + vector, RRF over 100 candidates each):", "",
+              "vectors, k=10; hybrid = BM25 + vector with vecmem's default fusion, 100 candidates a leg):", "",
               "| chunks | index | ingest chunks/s (no embedding) | vector p50/p99 ms | "
               "keyword p50/p99 ms | hybrid p50/p99 ms | HNSW recall@10 | peak RSS MiB |",
               "|---|---|---|---|---|---|---|---|"]
