@@ -161,7 +161,8 @@ class Registry(Generic[T]):
             if entry is None:
                 raise ConfigurationError(self._unknown(name))
             if entry.factory is None:
-                assert entry.entry_point is not None
+                if entry.entry_point is None:
+                    raise ConfigurationError("vecmem internal error: no entry point")
                 try:
                     factory = entry.entry_point.load()
                 except Exception as exc:
@@ -171,7 +172,8 @@ class Registry(Generic[T]):
                     ) from exc
                 entry = _Entry(entry.name, factory, entry.entry_point, False, entry.aliases)
                 self._entries[entry.name] = entry
-            assert entry.factory is not None
+            if entry.factory is None:
+                raise ConfigurationError("vecmem internal error: no factory")
             return entry.factory
 
     def _lookup(self, key: str) -> _Entry | None:

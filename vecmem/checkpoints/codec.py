@@ -134,7 +134,8 @@ class Codec:
             raise IntegrityError(f"{what} is corrupted (invalid JSON: {exc})") from exc
 
     def _decrypt(self, name: str, payload: bytes, aad: bytes, what: str) -> bytes:
-        assert self._key is not None
+        if self._key is None:
+            raise ConfigurationError("vecmem internal error: expected self._key is not None")
         try:
             c = self._make_cipher(name, self._key)
         except ConfigurationError as exc:

@@ -32,7 +32,7 @@ from vecmem.conversations.base import (
     with_seq,
 )
 from vecmem.db import Database, Key, Migration, Text, Timestamp, dumps, open_database
-from vecmem.errors import NotFoundError
+from vecmem.errors import ConfigurationError, NotFoundError
 
 metadata = sa.MetaData()
 
@@ -134,7 +134,8 @@ _COPY_SQL = f"COPY {MESSAGES.name} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 def _copy_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert message rows with PostgreSQL's COPY (psycopg 3), in the open transaction."""
     raw = conn.connection.driver_connection
-    assert raw is not None
+    if raw is None:
+        raise ConfigurationError("vecmem internal error: expected raw is not None")
     with raw.cursor() as cur, cur.copy(_COPY_SQL) as copy:
         for row in rows:
             copy.write_row([row[c] for c in _COPY_COLUMNS])

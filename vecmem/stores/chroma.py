@@ -406,7 +406,8 @@ class ChromaDb:
 
     def _rebuild(self) -> None:
         space = self._require_space()
-        assert self.tokenizer is not None
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         gen = self._current_gen()  # read before the scan: a later write triggers a new rebuild
         k1, b, eps = space.keyword_params()
         bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
@@ -609,7 +610,8 @@ class ChromaDb:
         with self._lock:
             if self._bm25 is None or self._current_gen() != self._gen:
                 self._rebuild()
-            assert self._bm25 is not None and self.tokenizer is not None
+            if self._bm25 is None or self.tokenizer is None:
+                raise ConfigurationError("the store is used before connect(space)")
             tokens = self.tokenizer(text)
             if not tokens or where is False:
                 return []

@@ -62,8 +62,7 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
-from vecmem.stores.base import Capabilities
-from vecmem.stores.base import validate_batch, validate_query_vector
+from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -354,7 +353,8 @@ class LanceDb:
         all_ids, texts = data["id"].to_pylist(), data["text"].to_pylist()
         ids = [all_ids[int(i)] for i in order]
         k1, b, eps = space.keyword_params()
-        assert self.tokenizer is not None  # noqa: S101 (set by connect)
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
         self._bm25.add(np.arange(len(ids)), [self.tokenizer(texts[int(i)]) for i in order])
         self._slot_of = {cid: i for i, cid in enumerate(ids)}
@@ -380,7 +380,8 @@ class LanceDb:
             self._version = after
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
-        assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+        if self._bm25 is None or self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
                 if i in self._slot_of]
         self._bm25.remove(gone)
@@ -545,7 +546,8 @@ class LanceDb:
         self._require_space()
         with self._lock:
             self._sync()
-            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            if self._bm25 is None or self.tokenizer is None:
+                raise ConfigurationError("the store is used before connect(space)")
             tokens = self.tokenizer(text)
             where = self._sql(filter)
             want = k if where is None else max(4 * k, 64)

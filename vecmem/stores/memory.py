@@ -143,7 +143,8 @@ class MemoryStore:
     ) -> np.ndarray:
         """Apply a validated batch in memory; returns the slots used (new ones by default;
         a persistent subclass passes the slots it committed, which are increasing)."""
-        assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101 (internal)
+        if self._bm25 is None or self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         old = [self._slot_of[c.id] for c in chunks if c.id in self._slot_of]
         old += [self._slot_of[i] for i in delete_ids if i in self._slot_of]
         self._drop_slots(old)
@@ -180,7 +181,8 @@ class MemoryStore:
     def _drop_slots(self, slots: Sequence[int]) -> None:
         if not slots:
             return
-        assert self._bm25 is not None  # noqa: S101
+        if self._bm25 is None:
+            raise ConfigurationError("the store is used before connect(space)")
         self._bm25.remove(slots)
         for s in slots:
             c = self._chunks[s]
@@ -306,7 +308,8 @@ class MemoryStore:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
         with self._lock:
-            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            if self._bm25 is None or self.tokenizer is None:
+                raise ConfigurationError("the store is used before connect(space)")
             mask = None if filter is None else self._mask(filter)
             slots, scores = self._bm25.top_k(self.tokenizer(text), k, mask)
             return [Scored(self._chunks[s], float(x)) for s, x in zip(slots, scores)]

@@ -625,7 +625,8 @@ class PgVector:
     def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[list[Any]]:
         """COPY rows (sid 0-based until reserved): tokens and metadata checked before writing."""
         tokenize = self._tokenizer
-        assert tokenize is not None
+        if tokenize is None:
+            raise ConfigurationError("the store is used before connect(space)")
         rows = []
         for i, c in enumerate(chunks):
             tokens = tokenize(c.text)
@@ -689,7 +690,8 @@ class PgVector:
     def _tokens(self, text: str) -> list[str]:
         if not isinstance(text, str):
             raise InvalidInputError(f"query text must be a str, got {type(text).__name__}")
-        assert self._tokenizer is not None
+        if self._tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         return self._tokenizer(text)
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:

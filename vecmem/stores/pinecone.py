@@ -661,7 +661,8 @@ class PineconeDb:
             self._refresh_stats()
 
     def _account(self, delta: dict[str, Any], c: Chunk, sign: int) -> list[str]:
-        assert self.tokenizer is not None
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         tokens = self.tokenizer(c.text)
         delta["n"] += sign
         delta["l"] += sign * len(tokens)
@@ -686,7 +687,8 @@ class PineconeDb:
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
         space = self._require_space()
-        assert self.tokenizer is not None
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         chunks = list(chunks)
         for c in chunks:
             if not isinstance(c, Chunk):
@@ -873,7 +875,8 @@ class PineconeDb:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         space = self._require_space()
-        assert self.tokenizer is not None
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         flt = to_filter(filter)
         with self._lock:
             self._refresh_stats()

@@ -68,8 +68,7 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
-from vecmem.stores.base import Capabilities
-from vecmem.stores.base import validate_batch, validate_query_vector
+from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -405,12 +404,14 @@ class Qdrant:
             self._chunks_of.setdefault(doc, set()).add(cid)
         self._next_slot = len(rows)
         self._next_seq = (rows[-1][0] + 1) if rows else 0
-        assert self.tokenizer is not None  # noqa: S101 (set by connect)
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         self._bm25.add(np.arange(len(rows)), [self.tokenizer(r[2]) for r in rows])
         self._stale = False
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
-        assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+        if self._bm25 is None or self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
                 if i in self._slot_of]
         self._bm25.remove(gone)
@@ -538,7 +539,8 @@ class Qdrant:
         with self._lock:
             if self._stale:
                 self._rebuild_keyword_index()
-            assert self._bm25 is not None and self.tokenizer is not None  # noqa: S101
+            if self._bm25 is None or self.tokenizer is None:
+                raise ConfigurationError("the store is used before connect(space)")
             tokens = self.tokenizer(text)
             flt = self._filter(filter)
             want = k if flt is None else max(4 * k, 64)
