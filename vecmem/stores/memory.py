@@ -17,7 +17,6 @@ from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import And, Cond, Filter, Not, _eq
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
-from vecmem.stores.base import validate_vectors as _validate_vectors  # noqa: F401 (adapters)
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 

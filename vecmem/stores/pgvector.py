@@ -66,8 +66,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.fusion import Fusion
-from vecmem.stores.base import Capabilities
-from vecmem.stores.memory import _validate_vectors, validate_query_vector
+from vecmem.stores.base import Capabilities, validate_query_vector, validate_vectors
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, Scores
 
@@ -620,7 +619,7 @@ class PgVector:
                                         "strings without NUL characters")
             if not isinstance(c.position, int) or not -2**31 <= c.position < 2**31:
                 raise InvalidInputError(f"chunk {c.id!r}: position must be a 32-bit int")
-        return _validate_vectors(vectors, len(chunks), space.dim)
+        return validate_vectors(vectors, len(chunks), space.dim)
 
     def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[list[Any]]:
         """COPY rows (sid 0-based until reserved): tokens and metadata checked before writing."""

@@ -81,8 +81,7 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import Cond, Filter, Not, Or, matches
-from vecmem.stores.base import Capabilities
-from vecmem.stores.memory import _validate_vectors, validate_query_vector
+from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -690,14 +689,7 @@ class PineconeDb:
         if self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
         chunks = list(chunks)
-        for c in chunks:
-            if not isinstance(c, Chunk):
-                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
-            if not c.id:
-                raise InvalidInputError("chunk ids must be non-empty")
-        if len({c.id for c in chunks}) != len(chunks):
-            raise InvalidInputError("duplicate chunk ids in one batch")
-        v = _validate_vectors(vectors, len(chunks), space.dim)
+        v = validate_batch(chunks, vectors, space.dim)
         metas = [_encode(c) for c in chunks]
         tokens = [self.tokenizer(c.text) for c in chunks]
         for c, toks in zip(chunks, tokens):
