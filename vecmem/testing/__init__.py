@@ -3,13 +3,24 @@
 >>> from vecmem.testing import StoreSuite        # doctest: +SKIP
 >>> class TestMyStore(StoreSuite): ...           # doctest: +SKIP
 
-Imported lazily, so ``import vecmem.testing`` does not need pytest.
+Imported lazily, so ``import vecmem.testing`` does not need pytest. The shared suites check
+with plain ``assert`` (they are pytest test classes, not library code); when pytest is installed
+they are registered for its assertion rewriting, so a failing check shows both values.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+SUITES = ("store_suite", "congruence", "conversations", "state", "checkpoints", "knowledge_fs")
+
+try:
+    import pytest
+except ImportError:  # running without pytest: the suites are not used then
+    pass
+else:
+    pytest.register_assert_rewrite(*(f"vecmem.testing.{name}" for name in SUITES))
 
 _LAZY = {
     "StoreSuite": "vecmem.testing.store_suite",
