@@ -93,7 +93,7 @@ class Raw:
         self.vector_params = {"c": K, "w": K, "threshold": threshold, "probe": 0}
         self.hybrid_params = {"c": CANDIDATES, "w": max(CANDIDATES, ef_search),
                               "threshold": threshold, "probe": 0, "k": K, "wv": 1.0, "wk": 1.0,
-                              "rk": 60, "alpha": 0.5, "oma": 0.5}
+                              "rk": 60, "alpha": 0.5, "oma": 0.5, "adaptive": False}
         k1, b, eps = space.keyword_params()
         self.bm25 = {"eps": eps, "k1p1": k1 + 1.0, "k1": k1, "b": b}
 

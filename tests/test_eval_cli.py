@@ -13,7 +13,7 @@ from vecmem.cli import main
 from vecmem.datasets import load_beir, load_sample, write_beir
 from vecmem.errors import ConfigurationError
 from vecmem.evaluation import evaluate_dataset, index_dataset, search_run
-from vecmem.evaluation.tune import GridPoint, choose, collect_legs, score_fusions
+from vecmem.evaluation.tune import GridPoint, choose, collect_legs, leg_gaps, score_fusions
 from vecmem.fusion import Fusion
 from vecmem.stores.memory import MemoryStore
 
@@ -38,7 +38,7 @@ def test_eval_json_reports_every_mode(capsys: pytest.CaptureFixture[str], tmp_pa
             assert 0.0 <= r[key] <= 1.0
         assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"]
     assert set(rows[2]["significance"]) == {"keyword", "vector"}
-    assert rows[2]["settings"]["fusion"]["method"] in ("rrf", "convex")
+    assert rows[2]["settings"]["fusion"]["method"] in ("rrf", "convex", "dbsf")
     assert rows[0]["query_embedding_p50_ms"] is None  # keyword search embeds nothing
     assert rows[1]["query_embedding_p50_ms"] >= 0
 
@@ -161,7 +161,7 @@ def test_tune_on_train_then_report_on_test(capsys: pytest.CaptureFixture[str],
                            "--report", "test", "--json")
     assert code == 0
     out_json = json.loads(out)
-    assert out_json["split"] == "train" and out_json["grid_size"] == (2 * 2 + 1) * 2
+    assert out_json["split"] == "train" and out_json["grid_size"] == (2 * 2 + 2 * 2) * 2
     assert len(out_json["bm25_grid"]) == 4
     assert out_json["chosen"]["candidates"] in (100, 200)
     assert [r["split"] for r in out_json["report"]] == ["test"] * 3
@@ -179,7 +179,8 @@ def test_offline_fusion_equals_what_search_returns() -> None:
     mem = index_dataset(ds, embedder="hashing", cache=":memory:")
     legs = collect_legs(mem, ds.queries, depth=200)
     for fusion, candidates in ((Fusion("rrf", k=10, vector_weight=2.0), 100),
-                               (Fusion("convex", alpha=0.3), 200)):
+                               (Fusion("convex", alpha=0.3), 200),
+                               (Fusion("dbsf", alpha=0.6, adaptive=True), 100)):
         offline = score_fusions(legs, ds.qrels, [fusion], [candidates],
                                 metrics=["ndcg@10", "recall@100"])[0]
         mem.fusion, mem.candidates = fusion, candidates
@@ -194,10 +195,23 @@ def test_choose_prefers_fewer_candidates_within_tolerance() -> None:
     f = Fusion()
     grid = [GridPoint(f, 400, {"ndcg@10": 0.700}), GridPoint(f, 100, {"ndcg@10": 0.699}),
             GridPoint(f, 200, {"ndcg@10": 0.690})]
-    assert choose(grid, "ndcg@10", 0.002).candidates == 100
-    assert choose(grid, "ndcg@10", 0.0).candidates == 400
+    assert choose(grid, "ndcg@10", 0.002, "mean").candidates == 100
+    assert choose(grid, "ndcg@10", 0.0, "mean").candidates == 400
     with pytest.raises(ConfigurationError):
         choose([], "ndcg@10", 0.0)
+    with pytest.raises(ConfigurationError):
+        choose(grid, "ndcg@10", 0.0, "best")
+
+
+def test_robust_objective_prefers_the_smallest_loss_to_the_better_leg() -> None:
+    """A setting with the best mean that gives up much of one leg's wins loses to one that
+    keeps both (the defaults must hold on data where the other leg is the stronger)."""
+    lopsided = GridPoint(Fusion("convex", alpha=0.2), 100, {"ndcg@10": 0.74}, (-0.20, -0.02))
+    balanced = GridPoint(Fusion("convex", alpha=0.5), 100, {"ndcg@10": 0.73}, (-0.08, -0.09))
+    assert choose([lopsided, balanced], "ndcg@10", 0.002).fusion.alpha == 0.5
+    assert choose([lopsided, balanced], "ndcg@10", 0.002, "mean").fusion.alpha == 0.2
+    assert leg_gaps({"a": 0.5, "b": 0.9, "c": 0.4}, {"a": 1.0, "b": 0.5, "c": 0.4},
+                    {"a": 0.2, "b": 1.0, "c": 0.4}) == pytest.approx((-0.5, -0.1))
 
 
 def test_eval_downloads_a_beir_archive(capsys: pytest.CaptureFixture[str], tmp_path: Path,

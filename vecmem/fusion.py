@@ -1,7 +1,16 @@
-"""Fusing the vector and keyword legs: reciprocal rank fusion and a normalised convex combination.
+"""Fusing the vector and keyword legs: reciprocal rank fusion and normalised convex combinations.
 
-Both are pure functions of the two ranked lists, so every backend that fuses in the database
-(pgvector in SQL, Qdrant's RRF) can be checked against them.
+All are pure functions of the two ranked lists, so every backend that fuses in the database
+(pgvector in SQL) can be checked against them.
+
+Score fusion normalises each leg over its own candidates, then mixes them with weight ``alpha``
+for the vector leg: ``"convex"`` min-max normalises (Bruch et al., "An Analysis of Fusion Functions
+for Hybrid Retrieval", TOIS 2023); ``"dbsf"`` maps mean -/+ 3 standard deviations to 0/1
+(distribution-based score fusion, as in Qdrant), so one outlier does not squash the rest.
+``adaptive=True`` sets ``alpha`` per query from how far each leg's best candidate stands out:
+``confidence = (max - mean) / std`` of the leg's scores, and the vector weight becomes
+``alpha * c_vec / (alpha * c_vec + (1 - alpha) * c_kw)``. A keyword leg whose best match is barely
+above the rest (common words only) then counts less than one with a clear winner.
 """
 
 from __future__ import annotations
@@ -9,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
+import numpy as np
+
 from vecmem.errors import ConfigurationError
 from vecmem.types import Chunk, Hit, Scored, Scores
 
+METHODS = ("rrf", "convex", "dbsf")
 RRF_K = 60
 """The RRF constant of Cormack, Clarke & Buettcher (SIGIR 2009): score = sum(w / (k + rank))."""
 
@@ -24,17 +36,27 @@ class Fusion:
     1-based, a leg that did not return the chunk contributes 0.
     ``method="convex"``: score = alpha * minmax(vector) + (1 - alpha) * minmax(keyword), each leg
     min-max normalised over its own candidates (a missing leg contributes 0).
+    ``method="dbsf"``: the same with :func:`dbsf` normalisation.
+    ``adaptive=True`` (convex and dbsf): ``alpha`` is re-weighted per query by each leg's
+    :func:`confidence` (see the module docstring).
+
+    >>> Fusion("dbsf", alpha=0.6, adaptive=True).method
+    'dbsf'
     """
 
-    method: Literal["rrf", "convex"] = "rrf"
+    method: Literal["rrf", "convex", "dbsf"] = "rrf"
     k: int = RRF_K
     vector_weight: float = 1.0
     keyword_weight: float = 1.0
     alpha: float = 0.5
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in ("rrf", "convex"):
-            raise ConfigurationError(f"fusion method must be 'rrf' or 'convex', not {self.method!r}")
+        if self.method not in METHODS:
+            raise ConfigurationError(
+                f"fusion method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if self.adaptive and self.method == "rrf":
+            raise ConfigurationError("adaptive weights need scores: use method 'convex' or 'dbsf'")
         if self.k < 0:
             raise ConfigurationError(f"RRF k must be >= 0, got {self.k}")
         if self.vector_weight < 0 or self.keyword_weight < 0:
@@ -70,6 +92,36 @@ def minmax(scores: Mapping[str, float]) -> dict[str, float]:
     return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
 
 
+def dbsf(scores: Mapping[str, float]) -> dict[str, float]:
+    """Distribution-based normalisation: ``(s - (mean - 3 std)) / (6 std)``, not clipped (the best
+    candidates of a peaked leg land above 1); all-equal scores (or one score) map to 1."""
+    if not scores:
+        return {}
+    values = np.fromiter(scores.values(), np.float64, len(scores))
+    mean, std = float(values.mean()), float(values.std())
+    if std <= 0:
+        return {key: 1.0 for key in scores}
+    lo, span = mean - 3 * std, 6 * std
+    return {key: (s - lo) / span for key, s in scores.items()}
+
+
+def confidence(scores: Mapping[str, float]) -> float:
+    """How far a leg's best candidate stands out: ``(max - mean) / std`` of its scores (population
+    std); 1.0 for a single candidate, 0.0 when all candidates tie (the leg ranks nothing)."""
+    if len(scores) < 2:
+        return 1.0
+    values = np.fromiter(scores.values(), np.float64, len(scores))
+    std = float(values.std())
+    return (float(values.max()) - float(values.mean())) / std if std > 0 else 0.0
+
+
+def adaptive_alpha(alpha: float, vector_confidence: float, keyword_confidence: float) -> float:
+    """The vector leg's weight for one query: ``alpha`` scaled by the legs' confidences
+    (``alpha`` itself when neither leg has any)."""
+    total = alpha * vector_confidence + (1 - alpha) * keyword_confidence
+    return alpha * vector_confidence / total if total > 0 else alpha
+
+
 def fuse(
     vector: Sequence[Scored], keyword: Sequence[Scored], fusion: Fusion, *, k: int
 ) -> list[Hit]:
@@ -92,10 +144,13 @@ def fuse(
             weights=[fusion.vector_weight, fusion.keyword_weight],
         )
     else:
-        nv, nk = minmax(vec), minmax(kw)
+        normalise = minmax if fusion.method == "convex" else dbsf
+        nv, nk = normalise(vec), normalise(kw)
+        alpha = fusion.alpha
+        if fusion.adaptive and vec and kw:
+            alpha = adaptive_alpha(alpha, confidence(vec), confidence(kw))
         fused = {
-            key: fusion.alpha * nv.get(key, 0.0) + (1 - fusion.alpha) * nk.get(key, 0.0)
-            for key in chunks
+            key: alpha * nv.get(key, 0.0) + (1 - alpha) * nk.get(key, 0.0) for key in chunks
         }
     order = sorted(fused, key=lambda key: (-fused[key], key))[:k]
     return [

@@ -88,12 +88,14 @@ def _reranker(spec: str | None) -> tuple[Any, str | None]:
 
 def _fusion(args: argparse.Namespace) -> Fusion:
     d = DEFAULT_FUSION
+    method = args.fusion or d.method
     return Fusion(
-        method=args.fusion or d.method,
+        method=method,
         k=d.k if args.rrf_k is None else args.rrf_k,
         vector_weight=d.vector_weight if args.vector_weight is None else args.vector_weight,
         keyword_weight=d.keyword_weight if args.keyword_weight is None else args.keyword_weight,
         alpha=d.alpha if args.alpha is None else args.alpha,
+        adaptive=(method != "rrf" and (d.adaptive if args.adaptive is None else args.adaptive)),
     )
 
 
@@ -215,7 +217,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         rrf_ks=grid(args.rrf_ks, tune.RRF_KS), weights=grid(args.weights, tune.WEIGHTS),
         alphas=grid(args.alphas, tune.ALPHAS),
         candidate_depths=grid(args.candidates, tune.CANDIDATE_DEPTHS),
-        tolerance=args.tolerance, split=args.split, progress=not args.json,
+        tolerance=args.tolerance, objective=args.objective, split=args.split,
+        progress=not args.json,
     )
     report = None
     if args.report:
@@ -246,11 +249,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"  {row['tokenizer']:<32} k1={row['k1']:<4g} b={row['b']:<5g} "
               f"{metric_label(m)} {row[m]:.4f}")
     print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
-    print(f"\nfusion, best of {len(result.grid)} settings ({metric_label(m)}, Recall@100):")
-    for g in sorted(result.grid, key=lambda g: -g.scores[m])[:10]:
-        print(f"  {g.describe():<52} {g.scores[m]:.4f}  {g.scores.get('recall@100', 0):.4f}")
-    print(f"\nchosen (best within {args.tolerance} with the fewest candidates): "
-          f"{result.best.describe()}, bm25 k1={result.bm25[0]:g} b={result.bm25[1]:g}")
+    key = ((lambda g: -g.worst_gap) if result.objective == "robust" else
+           (lambda g: -g.scores[m]))
+    print(f"\nfusion, best 10 of {len(result.grid)} settings by the {result.objective} objective "
+          f"({metric_label(m)}, Recall@100, gap to the vector / keyword leg where it wins):")
+    for g in sorted(result.grid, key=key)[:10]:
+        print(f"  {g.describe():<52} {g.scores[m]:.4f}  {g.scores.get('recall@100', 0):.4f}  "
+              f"{g.gaps[0]:+.4f} {g.gaps[1]:+.4f}")
+    print(f"\nchosen (best {result.objective} objective within {args.tolerance}, then the fewest "
+          f"candidates): {result.best.describe()}, "
+          f"bm25 k1={result.bm25[0]:g} b={result.bm25[1]:g}")
     print("\n" + result.constants())
     if report is not None:
         print(f"\nreport on {args.report} (chosen settings, not tuned on it):")
@@ -272,11 +280,14 @@ def register(subparsers: Any) -> None:
                    help="split documents into chunks of N characters; a document scores as its "
                         "best chunk (default: one chunk per document)")
     e.add_argument("--chunk-overlap", type=int, default=0)
-    e.add_argument("--fusion", choices=["rrf", "convex"], help="override the default fusion")
+    e.add_argument("--fusion", choices=["rrf", "convex", "dbsf"],
+                   help="override the default fusion")
     e.add_argument("--rrf-k", type=int)
     e.add_argument("--vector-weight", type=float)
     e.add_argument("--keyword-weight", type=float)
-    e.add_argument("--alpha", type=float, help="convex fusion weight of the vector leg")
+    e.add_argument("--alpha", type=float, help="score fusion weight of the vector leg")
+    e.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                   help="score fusion: weigh the legs per query by their confidence")
     e.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
                    help=f"candidates per leg for hybrid (default {DEFAULT_CANDIDATES})")
     e.add_argument("--bm25", type=_floats, help="K1,B (default "
@@ -301,6 +312,9 @@ def register(subparsers: Any) -> None:
                    help="vector-leg weight grid (keyword weight 1)")
     t.add_argument("--alphas", type=_floats, default=None, help="convex alpha grid ('' for none)")
     t.add_argument("--candidates", type=_ints, default=None, help="candidate depth grid")
+    t.add_argument("--objective", choices=["robust", "mean"], default="robust",
+                   help="robust (default): the smallest loss to the better leg on the queries it "
+                   "wins; mean: the best mean metric")
     t.add_argument("--tolerance", type=float, default=0.002,
                    help="prefer fewer candidates within this much of the best (default 0.002)")
     t.add_argument("--allow-test", action="store_true", help=argparse.SUPPRESS)

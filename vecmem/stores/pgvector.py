@@ -20,7 +20,8 @@ counts terms per df value, so the mean is a sum over the distinct df values (a f
 at most), refreshed in ``T_meta`` by every write. Tokens come from the space's tokenizer.
 
 Hybrid search is one statement: both legs are CTEs (top ``candidates`` each, the filter inside
-both), fused by RRF or the convex combination exactly as :func:`vecmem.fusion.fuse` does.
+both), fused by RRF or a score fusion (min-max or dbsf normalised, fixed or adaptive weights)
+exactly as :func:`vecmem.fusion.fuse` does (to float rounding: SQL sums in its own order).
 
 Filtered vector search keeps recall: HNSW runs with pgvector 0.8's iterative index scans
 (``hnsw.iterative_scan``); with a filter it is asked for ``max(k, ef_search)`` matching rows, of
@@ -220,18 +221,37 @@ KEYWORD_SQL = ("WITH " + KEYWORD_CTES + "\nSELECT " + _ROW + ", w.score FROM kw 
                "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank")
 RRF_SQL = "coalesce(%(wv)s::float8 / (%(rk)s::int8 + v.rank), 0) + " \
           "coalesce(%(wk)s::float8 / (%(rk)s::int8 + w.rank), 0)"
-CONVEX_SQL = ("%(alpha)s::float8 * (CASE WHEN v.sid IS NULL THEN 0 WHEN vm.hi - vm.lo > 0 "
-              "THEN ((1 - v.dist) - vm.lo) / (vm.hi - vm.lo) ELSE 1 END) + "
-              "%(oma)s::float8 * (CASE WHEN w.sid IS NULL THEN 0 WHEN km.hi - km.lo > 0 "
-              "THEN (w.score - km.lo) / (km.hi - km.lo) ELSE 1 END)")
+_NORM = {
+    "convex": "(CASE WHEN {leg}.sid IS NULL THEN 0 WHEN {m}.hi - {m}.lo > 0 "
+              "THEN ({s} - {m}.lo) / ({m}.hi - {m}.lo) ELSE 1 END)",
+    "dbsf": "(CASE WHEN {leg}.sid IS NULL THEN 0 WHEN {m}.sd > 0 "
+            "THEN ({s} - ({m}.mu - 3 * {m}.sd)) / (6 * {m}.sd) ELSE 1 END)",
+}
+
+
+def score_fusion_sql(method: str) -> str:
+    """``a * norm(vector) + (1 - a) * norm(keyword)`` as :func:`vecmem.fusion.fuse` computes it."""
+    nv = _NORM[method].format(leg="v", m="vm", s="(1 - v.dist)")
+    nk = _NORM[method].format(leg="w", m="km", s="w.score")
+    return f"wt.a * {nv} + (1 - wt.a) * {nk}"
+
+
+_CONF = "(CASE WHEN {m}.n < 2 THEN 1 WHEN {m}.sd > 0 THEN ({m}.hi - {m}.mu) / {m}.sd ELSE 0 END)"
 HYBRID_SQL = (
     "WITH " + VECTOR_CTES + ",\n" + KEYWORD_CTES + """,
-vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi FROM vec),
-km AS (SELECT min(score) AS lo, max(score) AS hi FROM kw),
+vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi, avg(1 - dist) AS mu,
+              coalesce(stddev_pop(1 - dist), 0) AS sd, count(*) AS n FROM vec),
+km AS (SELECT min(score) AS lo, max(score) AS hi, avg(score) AS mu,
+              coalesce(stddev_pop(score), 0) AS sd, count(*) AS n FROM kw),
+cf AS (SELECT """ + _CONF.format(m="vm") + " AS cv, " + _CONF.format(m="km") + """ AS ck,
+              vm.n > 0 AND km.n > 0 AND %(adaptive)s::bool AS adapt FROM vm CROSS JOIN km),
+wt AS (SELECT CASE WHEN adapt AND %(alpha)s::float8 * cv + %(oma)s::float8 * ck > 0
+                   THEN %(alpha)s::float8 * cv / (%(alpha)s::float8 * cv + %(oma)s::float8 * ck)
+                   ELSE %(alpha)s::float8 END AS a FROM cf),
 fused AS (
     SELECT coalesce(v.sid, w.sid) AS sid, 1 - v.dist AS vs, v.rank AS vr, w.score AS ks,
            w.rank AS kr, {fused} AS fused
-    FROM vec v FULL JOIN kw w ON w.sid = v.sid CROSS JOIN vm CROSS JOIN km)
+    FROM vec v FULL JOIN kw w ON w.sid = v.sid CROSS JOIN vm CROSS JOIN km CROSS JOIN wt)
 SELECT """ + _ROW + """, f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f
 JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT %(k)s::int8""")
 
@@ -734,12 +754,13 @@ class PgVector:
         params = keyword_params(self._tokens(text), self._require_space())
         self._vector_params(vector, candidates, filter is not None, params)
         params.update(k=k, wv=float(fusion.vector_weight), wk=float(fusion.keyword_weight),
-                      rk=int(fusion.k), alpha=float(fusion.alpha), oma=1 - float(fusion.alpha))
+                      rk=int(fusion.k), alpha=float(fusion.alpha), oma=1 - float(fusion.alpha),
+                      adaptive=bool(fusion.adaptive))
         where = _Where(params).sql(filter)
         allowed = "TRUE" if filter is None else \
             f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {where})"
         stmt = render(self._sql["hybrid"], where=where, allowed=allowed,
-                      fused=RRF_SQL if fusion.method == "rrf" else CONVEX_SQL)
+                      fused=RRF_SQL if fusion.method == "rrf" else score_fusion_sql(fusion.method))
         with self._db("hybrid search") as conn:
             self._set_ef(conn, candidates)
             rows = conn.execute(stmt, params).fetchall()
