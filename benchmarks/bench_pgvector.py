@@ -65,9 +65,12 @@ class Raw:
         import psycopg
         from pgvector.psycopg import register_vector
 
+        from vecmem.memory import DEFAULT_FUSION
         from vecmem.stores import pgvector as pg
         from vecmem.tokenize import get_tokenizer
 
+        FUSED_SQL = (pg.RRF_SQL if DEFAULT_FUSION.method == "rrf"  # noqa: N806
+                     else pg.score_fusion_sql(DEFAULT_FUSION.method))
         self.pg, self.space = pg, space
         self.conn = psycopg.connect(url, autocommit=True)
         register_vector(self.conn)
@@ -83,17 +86,19 @@ class Raw:
         self.sql["query"] = pg.render(pg.QUERY_SQL, **names, where="TRUE")
         self.sql["keyword"] = pg.render(pg.KEYWORD_SQL, **names, allowed="TRUE")
         self.sql["hybrid"] = pg.render(pg.HYBRID_SQL, **names, where="TRUE", allowed="TRUE",
-                                       fused=pg.RRF_SQL)
+                                       fused=FUSED_SQL)
         where = "(metadata @> %(f0)s::jsonb)"
         self.sql["hybrid_filtered"] = pg.render(
-            pg.HYBRID_SQL, **names, where=where, fused=pg.RRF_SQL,
+            pg.HYBRID_SQL, **names, where=where, fused=FUSED_SQL,
             allowed=f"sid IN (SELECT sid FROM {names['chunks']} WHERE {where})")
         self.tokenize = get_tokenizer(space.tokenizer)
         self.probe = probe
         self.vector_params = {"c": K, "w": K, "threshold": threshold, "probe": 0}
         self.hybrid_params = {"c": CANDIDATES, "w": max(CANDIDATES, ef_search),
                               "threshold": threshold, "probe": 0, "k": K, "wv": 1.0, "wk": 1.0,
-                              "rk": 60, "alpha": 0.5, "oma": 0.5, "adaptive": False}
+                              "rk": 60, "alpha": DEFAULT_FUSION.alpha,
+                              "oma": 1 - DEFAULT_FUSION.alpha,
+                              "adaptive": DEFAULT_FUSION.adaptive}
         k1, b, eps = space.keyword_params()
         self.bm25 = {"eps": eps, "k1p1": k1 + 1.0, "k1": k1, "b": b}
 
@@ -152,7 +157,7 @@ class Raw:
 
 def run(n: int, n_more: int, n_queries: int, url: str) -> dict[str, Any]:
     from vecmem.filters import parse_filter
-    from vecmem.fusion import Fusion
+    from vecmem.memory import DEFAULT_FUSION
     from vecmem.stores.pgvector import PgVector
     from vecmem.types import Chunk, EmbeddingSpace
 
@@ -232,15 +237,15 @@ def run(n: int, n_more: int, n_queries: int, url: str) -> dict[str, Any]:
     raw.conn.close()
     raw = Raw(url, "bench_vecmem", space, store.ef_search, store.exact_threshold,
               store.exact_filter_rows)
-    rrf = Fusion()
+    fusion = DEFAULT_FUSION
     source = parse_filter({"source": "s7"})
     kinds: dict[str, tuple[Callable[[np.ndarray, str], Any], Callable[[np.ndarray, str], Any]]] = {
         "vector": (lambda q, t: store.query(q, k=K), raw.query),
         "keyword": (lambda q, t: store.keyword(t, k=K), raw.keyword),
-        "hybrid": (lambda q, t: store.hybrid(q, t, k=K, candidates=CANDIDATES, fusion=rrf),
+        "hybrid": (lambda q, t: store.hybrid(q, t, k=K, candidates=CANDIDATES, fusion=fusion),
                    raw.hybrid),
         "hybrid_filtered": (lambda q, t: store.hybrid(q, t, k=K, candidates=CANDIDATES,
-                                                      fusion=rrf, filter=source),
+                                                      fusion=fusion, filter=source),
                             raw.hybrid_filtered),
     }
     for name, (mine, theirs) in kinds.items():  # warm up, and check both sides agree
@@ -278,6 +283,8 @@ def run(n: int, n_more: int, n_queries: int, url: str) -> dict[str, Any]:
             cur.execute(f"DROP TABLE IF EXISTS bench_raw{suffix}")
     raw.conn.close()
     return {"n": n, "queries_per_kind": n_queries, "k": K, "candidates": CANDIDATES,
+            "fusion": (f"{DEFAULT_FUSION.method} alpha={DEFAULT_FUSION.alpha}"
+                       f"{' adaptive' if DEFAULT_FUSION.adaptive else ''}"),
             "batch": BATCH, "server": f"{version}, pgvector {pgv}", "table_sizes": sizes,
             "ingest_bulk": ingest_bulk, "ingest_incremental": ingest_inc, "latency": queries}
 
@@ -295,7 +302,8 @@ def _markdown(r: dict[str, Any]) -> str:
         f"in batches of {r['batch']:,} inside `PgVector.bulk_load()` (HNSW built once at the end), "
         f"then {inc['chunks']:,} more upserted into the indexed table; then "
         f"{r['queries_per_kind']} queries of each kind at {r['n']:,} chunks, k={r['k']}, hybrid "
-        f"with {r['candidates']} candidates a leg (RRF). Raw psycopg runs the same SQL and the "
+        f"with {r['candidates']} candidates a leg (the default fusion, {r['fusion']}). Raw psycopg "
+        "runs the same SQL and the "
         "same tokenizer: ingest into an identical copy of the tables, queries on the same table "
         "(same HNSW graph); batches and queries alternate between the two. Table sizes: "
         f"{sizes}."
