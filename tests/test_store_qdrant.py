@@ -1,13 +1,20 @@
-"""The conformance suite on Qdrant: local mode in memory and in a folder (qdrant-client's own
-engine, nothing to install), and a Qdrant server when ``QDRANT_URL`` is set. Plus what only this
-adapter has: URLs, error translation and the typed payload that keeps filters exact."""
+"""The conformance suite on Qdrant in both keyword modes: local mode in memory and in a folder
+(qdrant-client's own engine, nothing to install), and a Qdrant server when ``QDRANT_URL`` is set.
+Plus what only this adapter has: URLs, error translation, the typed payload that keeps filters
+exact, and native mode's sparse BM25 vectors (avgdl, term ids, hybrid in one request).
+
+In native mode the suite's keyword checks are held against :class:`SparseReference`: BM25 as
+native mode defines it (Qdrant's idf over the chunks with a token, the avgdl the collection
+recorded) over the live chunks, instead of rank_bm25's."""
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
+from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -19,30 +26,107 @@ from vecmem.errors import (  # noqa: E402
     BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
+    InvalidInputError,
     NotFoundError,
     StoreLockedError,
     UnsupportedFilterError,
 )
-from vecmem.filters import matches, parse_filter  # noqa: E402
+from vecmem.filters import Filter, matches, parse_filter  # noqa: E402
+from vecmem.fusion import Fusion, fuse  # noqa: E402
+from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.qdrant import Qdrant, point_id  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
-from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors  # noqa: E402
-from vecmem.types import Chunk, EmbeddingSpace  # noqa: E402
+from vecmem.stores.memory import MemoryStore  # noqa: E402
+from vecmem.stores.qdrant import Qdrant, point_id, term_id  # noqa: E402
+from vecmem.testing import CongruenceSuite, StoreSuite, store_suite  # noqa: E402
+from vecmem.testing.store_suite import (  # noqa: E402
+    SPACE,
+    StoreFactory,
+    corpus_texts,
+    filter_metadata,
+    make_chunks,
+    unit_vectors,
+)
+from vecmem.types import Chunk, EmbeddingSpace, Scored  # noqa: E402
 
 QDRANT_URL = os.environ.get("QDRANT_URL")
+MODES = ["native", "exact"]
 
 
-class TestQdrantMemory(StoreSuite):
+# ----------------------------------------------------------------------------- the native oracle
+class SparseReference(MemoryStore):
+    """The exact reference, with keyword scores as native mode defines them: over the live chunks
+    that have a token, the sum over query tokens (repeats count) of ``ln(1 + (N - df + 0.5) /
+    (df + 0.5)) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``, avgdl being the one the
+    store under test recorded (``avgdl()``)."""
+
+    def __init__(self, avgdl: Callable[[], float | None]) -> None:
+        super().__init__()
+        self._avgdl_of = avgdl
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        tok = self.tokenizer
+        assert tok is not None
+        k1, b, _ = self._require_space().keyword_params()
+        docs = [(c, Counter(tok(c.text))) for c in self.all_chunks()]
+        docs = [(c, d) for c, d in docs if d]
+        n = len(docs)
+        df = Counter(t for _, d in docs for t in d)
+        avgdl = self._avgdl_of()
+        query = tok(text)
+        out = []
+        for c, d in docs:
+            if filter is not None and not matches(filter, c.metadata):
+                continue
+            if not any(t in d for t in query):
+                continue
+            assert avgdl, "the store recorded no avgdl although it holds chunks with tokens"
+            norm = k1 * (1 - b + b * sum(d.values()) / avgdl)
+            out.append(Scored(c, sum(math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                                     * d[t] * (k1 + 1) / (d[t] + norm) for t in query if t in d)))
+        return sorted(out, key=lambda x: -x.score)[:k]
+
+
+def sparse_reference(avgdl: Callable[[], float | None]) -> Callable[..., MemoryStore]:
+    def make(chunks: Sequence[Chunk], vectors: np.ndarray,
+             space: EmbeddingSpace = SPACE) -> MemoryStore:
+        ref = SparseReference(avgdl)
+        ref.connect(space)
+        if len(chunks):
+            ref.upsert(list(chunks), vectors)
+        return ref
+    return make
+
+
+class _ModeSuite(StoreSuite):
+    """The suite in both keyword modes; native mode's keyword answers are held to SparseReference
+    with the avgdl of the first store the test made."""
+
+    made: list[Qdrant]
+
+    @pytest.fixture(params=MODES)
+    def keyword_mode(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+        self.made = []
+        if request.param == "native":
+            monkeypatch.setattr(store_suite, "reference",
+                                sparse_reference(lambda: self.made[0].avgdl))
+        return str(request.param)
+
+    def track(self, store: Qdrant) -> Qdrant:
+        self.made.append(store)
+        return store
+
+
+class TestQdrantMemory(_ModeSuite):
     @pytest.fixture
-    def store_factory(self) -> StoreFactory:
-        return lambda: Qdrant(":memory:")
+    def store_factory(self, keyword_mode: str) -> StoreFactory:
+        return lambda: self.track(Qdrant(":memory:", keyword=keyword_mode))  # type: ignore[arg-type]
 
 
-class TestQdrantPath(StoreSuite):
+class TestQdrantPath(_ModeSuite):
     @pytest.fixture
-    def store_factory(self, tmp_path: Path) -> StoreFactory:
-        return lambda: Qdrant(path=str(tmp_path / "qdrant"), collection="suite")
+    def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
+        return lambda: self.track(Qdrant(path=str(tmp_path / "qdrant"), collection="suite",
+                                         keyword=keyword_mode))  # type: ignore[arg-type]
 
     def test_10k_batch_upsert(self, store: object) -> None:
         """Skipped in folder mode only: qdrant-client's local engine commits SQLite once per point
@@ -52,23 +136,50 @@ class TestQdrantPath(StoreSuite):
 
 
 class TestQdrantCongruence(CongruenceSuite):
-    """SciFact with the real model against the exact reference (local mode in memory: the folder
-    mode runs the same engine and commits once per point, which only makes this slower)."""
+    """SciFact with the real model against the exact reference, in both keyword modes (local mode
+    in memory: the folder mode runs the same engine and commits once per point, which only makes
+    this slower)."""
+
+    @pytest.fixture(params=MODES)
+    def keyword_mode(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
-    def store_factory(self) -> StoreFactory:
-        return lambda: Qdrant(":memory:", collection="congruence")
+    def store_factory(self, keyword_mode: str) -> StoreFactory:
+        return lambda: Qdrant(":memory:", collection="congruence",
+                              keyword=keyword_mode)  # type: ignore[arg-type]
+
+    @pytest.mark.slow
+    def test_keyword_scores(  # type: ignore[override]
+        self, memory: VectorMemory, reference: VectorMemory, data: Any, keyword_mode: str
+    ) -> None:
+        """exact: the suite's check (rank_bm25's scores). native: BM25 as native mode defines it
+        (SparseReference over the same chunks, with the avgdl the collection recorded)."""
+        if keyword_mode == "exact":
+            super().test_keyword_scores(memory, reference, data)
+            return
+        from vecmem.testing.congruence import real_embedder
+
+        store = memory.store
+        assert isinstance(store, Qdrant) and store.avgdl is not None
+        oracle = VectorMemory(store=SparseReference(lambda: store.avgdl), embedder=real_embedder())
+        oracle.add_documents(data.documents)
+        for q in list(data.queries.values())[:20]:
+            got = memory.search(q, k=10, mode="keyword")
+            want = oracle.search(q, k=10, mode="keyword")
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-5), q
 
 
 @pytest.mark.server
 @pytest.mark.skipif(QDRANT_URL is None, reason="no Qdrant server: set QDRANT_URL=http://host:6333 "
                     "to run the suite against one (none can be installed on this machine)")
-class TestQdrantServer(StoreSuite):
+class TestQdrantServer(_ModeSuite):
     @pytest.fixture
-    def store_factory(self) -> Iterator[StoreFactory]:
+    def store_factory(self, keyword_mode: str) -> Iterator[StoreFactory]:
         name = f"vecmem_test_{uuid.uuid4().hex[:12]}"
-        yield lambda: Qdrant(url=QDRANT_URL, collection=name)
-        Qdrant(url=QDRANT_URL, collection=name).drop()
+        yield lambda: self.track(Qdrant(url=QDRANT_URL, collection=name,
+                                        keyword=keyword_mode))  # type: ignore[arg-type]
+        Qdrant(url=QDRANT_URL, collection=name, keyword="exact").drop()
 
 
 # ----------------------------------------------------------------------------- URLs
@@ -79,6 +190,8 @@ class TestQdrantServer(StoreSuite):
     ("qdrant+http://db.local:6333?collection=c&api_key=s3cret",
      {"url": "http://db.local:6333", "collection": "c", "api_key": "s3cret"}),
     ("qdrant+https://cloud.example", {"url": "https://cloud.example"}),
+    ("qdrant://:memory:", {"keyword_mode": "native"}),
+    ("qdrant:///srv/q?keyword=exact", {"path": "/srv/q", "keyword_mode": "exact"}),
 ])
 def test_urls_pick_the_engine(url: str, want: dict[str, str]) -> None:
     """open_store() must map each documented qdrant URL form onto the constructor arguments."""
@@ -88,7 +201,8 @@ def test_urls_pick_the_engine(url: str, want: dict[str, str]) -> None:
         assert getattr(store, key) == value, key
 
 
-@pytest.mark.parametrize("url", ["qdrant://", "qdrant+http://", "qdrant://:memory:?colection=x"])
+@pytest.mark.parametrize("url", ["qdrant://", "qdrant+http://", "qdrant://:memory:?colection=x",
+                                 "qdrant://:memory:?keyword=bm25"])
 def test_bad_urls_raise(url: str) -> None:
     """A URL without a target or with an unknown parameter must raise ConfigurationError."""
     with pytest.raises(ConfigurationError):
@@ -102,6 +216,15 @@ def test_constructor_needs_exactly_one_target(tmp_path: Path) -> None:
         Qdrant(":memory:", path=str(tmp_path))
     with pytest.raises(ConfigurationError):
         Qdrant("./not-a-location")
+
+
+@pytest.mark.parametrize("bad", ["bm25", "Native", "", None, True])
+def test_bad_keyword_mode_raises(bad: Any) -> None:
+    """keyword= takes 'native' or 'exact' only; anything else is a ConfigurationError (a
+    ValueError) at construction, before any connection is made."""
+    with pytest.raises(ConfigurationError) as info:
+        Qdrant(":memory:", keyword=bad)
+    assert isinstance(info.value, ValueError) and "keyword" in str(info.value)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -132,8 +255,11 @@ def test_dimension_of_a_foreign_collection_is_checked(tmp_path: Path) -> None:
         Qdrant(path=path, collection="foreign").connect(SPACE)
     with pytest.raises(ConfigurationError):
         Qdrant(path=path, collection="unnamed").connect(SPACE)
+    # without the sparse BM25 vector, only exact mode can use it
+    with pytest.raises(ConfigurationError):
+        Qdrant(path=path, collection="foreign").connect(EmbeddingSpace(embedder="e", dim=3))
     # a matching foreign collection is adopted and its space recorded
-    ok = Qdrant(path=path, collection="foreign")
+    ok = Qdrant(path=path, collection="foreign", keyword="exact")
     ok.connect(EmbeddingSpace(embedder="e", dim=3))
     ok.close()
     again = Qdrant(path=path, collection="foreign")
@@ -216,8 +342,9 @@ def test_awkward_field_names_filter_exactly() -> None:
 
 
 def test_keyword_index_is_rebuilt_after_a_failed_write(tmp_path: Path) -> None:
-    """If a write fails after validation, the keyword leg must not drift from the collection."""
-    store = Qdrant(":memory:", collection="c")
+    """If a write fails after validation, the exact keyword leg must not drift from the
+    collection."""
+    store = Qdrant(":memory:", collection="c", keyword="exact")
     store.connect(SPACE)
     chunks = make_chunks(5)
     store.upsert(chunks, unit_vectors(5))
@@ -237,3 +364,183 @@ def test_keyword_index_is_rebuilt_after_a_failed_write(tmp_path: Path) -> None:
     store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3))
     assert [c.id for c, _ in store.keyword("zebra", k=3)] == ["new#0"]
     np.testing.assert_allclose(store.get_vectors(["new#0"]), unit_vectors(1, seed=3), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- native keyword
+def _native(chunks: Sequence[Chunk], vectors: np.ndarray, **kwargs: Any) -> Qdrant:
+    store = Qdrant(":memory:", collection="n", **kwargs)
+    store.connect(SPACE)
+    store.upsert(chunks, vectors)
+    return store
+
+
+def test_term_ids_are_stable() -> None:
+    """Term ids are baked into stored sparse vectors: they must never change between releases,
+    processes or machines (a change would silently break every persisted native collection)."""
+    assert [term_id(t) for t in ("memori", "vector", "")] == [2011608429, 1800165712, 634351890]
+    assert all(0 <= term_id(t) < 2**32 for t in ("ünïcode", "x" * 1000))
+
+
+def test_avgdl_is_measured_on_the_first_write_and_recorded() -> None:
+    """avgdl is the first batch's mean token count, recorded in the collection metadata."""
+    chunks = make_chunks(30)
+    store = _native(chunks, unit_vectors(30))
+    tok = store.tokenizer
+    assert tok is not None
+    want = sum(len(tok(c.text)) for c in chunks) / 30
+    assert store.avgdl == pytest.approx(want)
+    meta = store._c().get_collection("n").config.metadata
+    assert '"avgdl"' in meta["vecmem_bm25"]
+
+
+def test_avgdl_drift_reindexes_every_sparse_vector() -> None:
+    """When the chunks written since avgdl was measured move the mean length more than 5 %, avgdl
+    is re-measured over every chunk and every sparse vector rewritten: scores then equal BM25 with
+    the live mean length."""
+    short = make_chunks(20, texts=[f"memory vector {i}" for i in range(20)])
+    store = _native(short, unit_vectors(20))
+    first = store.avgdl
+    long_texts = [" ".join(corpus_texts(6, seed=i)) for i in range(20)]
+    longer = make_chunks(20, start=20, texts=long_texts)
+    store.upsert(longer, unit_vectors(20, seed=1))
+    tok = store.tokenizer
+    assert tok is not None
+    live = [len(tok(c.text)) for c in short + longer]
+    assert first is not None and store.avgdl == pytest.approx(sum(live) / len(live))
+    assert store.avgdl > 1.5 * first
+    ref = sparse_reference(lambda: store.avgdl)(short + longer,
+                                                 np.vstack([unit_vectors(20),
+                                                            unit_vectors(20, seed=1)]))
+    for q in ("memory", "vector search graph"):
+        assert [(c.id, pytest.approx(s, rel=1e-5)) for c, s in store.keyword(q, k=10)] == \
+            [(c.id, s) for c, s in ref.keyword(q, k=10)]
+
+
+def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
+    """An upsert, an overwrite and a delete show in the very next keyword and hybrid search."""
+    store = _native(make_chunks(20, metadata=filter_metadata), unit_vectors(20))
+    fusion = Fusion("rrf")
+    q = unit_vectors(1, seed=9)[0]
+    assert store.keyword("zebra", k=5) == []
+    store.upsert([Chunk.create("z", 0, "zebra crossing")], unit_vectors(1, seed=5))
+    assert [c.id for c, _ in store.keyword("zebra", k=5)] == ["z#0"]
+    assert "z#0" in [h.id for h in store.hybrid(q, "zebra", k=5, candidates=10, fusion=fusion)]
+    store.upsert([Chunk.create("z", 0, "horse crossing")], unit_vectors(1, seed=5))
+    assert store.keyword("zebra", k=5) == []
+    assert [c.id for c, _ in store.keyword("horse", k=5)] == ["z#0"]
+    store.delete(ids=["z#0"])
+    assert store.keyword("horse", k=5) == []
+    assert "z#0" not in [h.id for h in store.hybrid(q, "horse", k=25, candidates=25,
+                                                   fusion=fusion)]
+    before = {c.id for c, _ in store.keyword("memory", k=50)}
+    store.delete(filter=parse_filter({"i": {"$lt": 10}}))
+    after = {c.id for c, _ in store.keyword("memory", k=50)}
+    assert after == {i for i in before if int(i[3:-2]) >= 10} and after != before
+
+
+@pytest.mark.parametrize("fusion", [Fusion("rrf"), Fusion("convex", alpha=0.3),
+                                    Fusion("dbsf", alpha=0.6, adaptive=True)],
+                         ids=["rrf", "convex", "dbsf-adaptive"])
+@pytest.mark.parametrize("spec", [None, {"s": "red"}, {"i": {"$lt": 4}}], ids=["all", "red", "few"])
+def test_native_hybrid_equals_fusing_the_legs(fusion: Fusion, spec: dict[str, Any] | None) -> None:
+    """hybrid() (one request) must give exactly vecmem.fusion.fuse of query() and keyword(), per-leg
+    scores and ranks included, for every fusion method and under a filter."""
+    chunks = make_chunks(60, metadata=filter_metadata)
+    vectors = unit_vectors(60)
+    store = _native(chunks, vectors)
+    f = parse_filter(spec) if spec is not None else None
+    for j, text in enumerate(("memory vector search", "graph", "zebra", "the of")):
+        q = unit_vectors(1, seed=100 + j)[0]
+        got = store.hybrid(q, text, k=10, candidates=20, fusion=fusion, filter=f)
+        want = fuse(store.query(q, k=20, filter=f), store.keyword(text, k=20, filter=f),
+                    fusion, k=10)
+        assert [h.id for h in got] == [h.id for h in want], text
+        for g, w in zip(got, want):
+            assert g.score == pytest.approx(w.score, rel=1e-6)
+            assert g.scores == w.scores
+        if f is not None:
+            assert all(matches(f, h.metadata) for h in got)
+
+
+def test_native_hybrid_validates_its_arguments() -> None:
+    store = _native(make_chunks(3), unit_vectors(3))
+    with pytest.raises(InvalidInputError):
+        store.hybrid(unit_vectors(1)[0], "memory", k=0, candidates=5, fusion=Fusion())
+    with pytest.raises(DimensionMismatchError):
+        store.hybrid(np.ones(3, np.float32), "memory", k=3, candidates=5, fusion=Fusion())
+
+
+def test_native_facade_uses_one_hybrid_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VectorMemory's hybrid search on a native store is one query_batch_points call (both legs),
+    and no separate query or keyword request."""
+    from vecmem.embedders import HashingEmbedder
+
+    mem = VectorMemory(store=Qdrant(":memory:"), embedder=HashingEmbedder(dim=16))
+    mem.add(["the zebra sleeps", "a vector database", "zebra crossings in town"])
+    client = mem.store._c()  # type: ignore[attr-defined]
+    calls: list[str] = []
+    for name in ("query_batch_points", "query_points", "scroll", "retrieve"):
+        original = getattr(client, name)
+        monkeypatch.setattr(client, name, lambda *a, _o=original, _n=name, **k: (
+            calls.append(_n), _o(*a, **k))[1])
+    hits = mem.search("zebra", k=2)
+    assert calls == ["query_batch_points"]
+    assert {h.text for h in hits} == {"the zebra sleeps", "zebra crossings in town"}
+
+
+def test_reopened_native_folder_keeps_working(tmp_path: Path) -> None:
+    """A persisted native collection reopens with its avgdl and answers keyword and hybrid search
+    as before; writes after reopening are searchable at once."""
+    path = str(tmp_path / "q")
+    chunks, vectors = make_chunks(30), unit_vectors(30)
+    first = Qdrant(path=path)
+    first.connect(SPACE)
+    first.upsert(chunks, vectors)
+    avgdl = first.avgdl
+    kw = sorted((c.id, round(s, 5)) for c, s in first.keyword("memory vector", k=100))
+    hy = [h.id for h in first.hybrid(vectors[3], "zzz", k=5, candidates=10, fusion=Fusion())]
+    first.close()
+    second = Qdrant(path=path)
+    try:
+        second.connect(SPACE)
+        assert second.avgdl == avgdl
+        assert sorted((c.id, round(s, 5)) for c, s in second.keyword("memory vector", k=100)) == kw
+        assert [h.id for h in second.hybrid(vectors[3], "zzz", k=5, candidates=10,
+                                            fusion=Fusion())] == hy  # the vector leg alone
+        assert {h.id for h in second.hybrid(vectors[3], "memory vector", k=100, candidates=100,
+                                            fusion=Fusion())} >= {i for i, _ in kw}
+        second.upsert([Chunk.create("new", 0, "zebra memory")], unit_vectors(1, seed=4))
+        assert [c.id for c, _ in second.keyword("zebra", k=3)] == ["new#0"]
+    finally:
+        second.close()
+
+
+def test_modes_share_a_native_collection(tmp_path: Path) -> None:
+    """A native collection opened in exact mode keeps its sparse vectors in step (its writes show
+    in native mode afterwards); an exact collection cannot be opened in native mode."""
+    path = str(tmp_path / "q")
+    native = Qdrant(path=path, collection="shared")
+    native.connect(SPACE)
+    native.upsert(make_chunks(10), unit_vectors(10))
+    native.close()
+    exact = Qdrant(path=path, collection="shared", keyword="exact")
+    exact.connect(SPACE)
+    exact.upsert([Chunk.create("z", 0, "zebra")], unit_vectors(1, seed=3))
+    assert [c.id for c, _ in exact.keyword("zebra", k=2)] == ["z#0"]
+    exact.close()
+    again = Qdrant(path=path, collection="shared")
+    again.connect(SPACE)
+    assert [c.id for c, _ in again.keyword("zebra", k=2)] == ["z#0"]
+    again.close()
+    plain = Qdrant(path=path, collection="plain", keyword="exact")
+    plain.connect(SPACE)
+    plain.close()
+    with pytest.raises(ConfigurationError, match="keyword='exact'"):
+        Qdrant(path=path, collection="plain").connect(SPACE)
+
+
+def test_reindex_needs_the_sparse_vector() -> None:
+    store = Qdrant(":memory:", keyword="exact")
+    store.connect(SPACE)
+    with pytest.raises(ConfigurationError):
+        store.reindex()

@@ -1,4 +1,4 @@
-"""Qdrant adapter: dense vectors and filters in Qdrant, exact BM25 beside them.
+"""Qdrant adapter: dense vectors, filters and (by default) the BM25 leg in Qdrant.
 
 One collection per store, with one named dense vector ``dense`` (cosine). Works with every engine
 qdrant-client has: ``Qdrant(":memory:")`` and ``Qdrant(path="./qdrant")`` run Qdrant's local mode
@@ -15,25 +15,53 @@ matches any element of an array and compares ``True == 1`` in local mode, while 
 ``$eq`` never matches a list and booleans are not numbers. The embedding space is recorded in
 the collection's metadata, so a reopened store knows its embedder.
 
-The keyword leg. vecmem's keyword scores must equal ``rank_bm25.BM25Okapi``; Qdrant's sparse
-vectors cannot reproduce it: its ``Modifier.IDF`` uses Lucene's idf ``ln(1 + (N-df+0.5)/(df+0.5))``,
-not rank_bm25's (with the ``epsilon * mean idf`` floor over the whole vocabulary), and the
-document-length norm ``k1 * (1 - b + b * dl / avgdl)`` depends on ``avgdl``, which every write
-changes, so sparse values baked at write time go stale. Rather than approximate, this adapter
-keeps a :class:`~vecmem.bm25.BM25Index` beside the collection (``native_keyword=False``): rebuilt
-from the points' text when the store connects, kept in step with every write and delete made
-through it, and filtered by Qdrant: the best BM25 candidates are checked against the filter in
-Qdrant (a ``HasId`` + filter scroll), widening until ``k`` pass; past 4,096 candidates (at once in
-local mode, where every scroll scans all points) one filtered scroll of ids gives the matching
-points and BM25 ranks exactly those. Scores equal the reference.
-Consequently hybrid search is fused by :func:`vecmem.fusion.fuse` in the facade
-(``native_hybrid=False``): Qdrant's own RRF fuses Qdrant's legs, and only the vector leg is one.
+The keyword leg, ``keyword="native"`` (the default). A second named vector, the sparse ``bm25``
+with ``Modifier.IDF``, holds each chunk's BM25 term-frequency part
+``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` over vecmem's tokens (the space's
+tokenizer, ``k1`` and ``b``); Qdrant multiplies by the idf at query time and the query vector is
+the count of each query token, so a score is ``sum over query tokens of idf * tf-part``, computed
+inside Qdrant, with the filter applied before top-k. Hybrid search is one request
+(``query_batch_points``: the dense and the sparse query, each with the filter) fused by
+:func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf, convex, dbsf, adaptive)
+gives what the facade gives, with per-leg scores (Qdrant's own prefetch fusion has no per-leg
+scores, a fixed RRF constant and no adaptive weights). What differs from rank_bm25 (``"exact"``):
 
-Limits, stated: writes by *another* client to the same server collection reach this store's
-keyword leg only when it reconnects (``concurrent_writers=False``); local mode locks its folder
-to one client anyway. Qdrant has no transactions (``transactions=False``): an upsert with
-``delete_ids`` is one call in local mode and one request per 512 points to a server; if one fails,
-the keyword index is rebuilt from the collection before the next keyword search.
+* idf is Qdrant's (Lucene's) ``ln(1 + (N - df + 0.5) / (df + 0.5))``, not rank_bm25's
+  ``ln((N - df + 0.5) / (df + 0.5))`` with its ``epsilon * mean idf`` floor; N counts the chunks
+  with at least one token. A Qdrant *server* counts deleted points in N and df until its
+  optimiser drops them (local mode does not); results stay correct, scores drift a little.
+* ``avgdl`` is baked into the stored values. It is measured on the first write (that batch's mean
+  token count), recorded in the collection metadata (``vecmem_bm25``), and re-measured over every
+  chunk, rewriting every sparse vector (:meth:`Qdrant.reindex`), when the mean length of what this
+  store object has written since drifts more than 5 % from it: cheap while a collection is small,
+  rare once it is large (a 5 % move of the mean needs many new chunks). Deletes and overwrites do
+  not enter that estimate, and another client's writes are seen only when this one reconnects;
+  call ``reindex()`` after a large change of what the collection holds.
+* Terms are 32-bit ids, the first 4 bytes of the term's BLAKE2b digest (stable everywhere, no
+  vocabulary to store). Two terms with the same id merge: about V^2 / 2^33 pairs among V distinct
+  terms (0.01 at 10k terms, 1.2 at 100k), each a rare term scored as if it were the other too.
+
+On SciFact the native hybrid nDCG@10 stays within 0.01 of the exact reference (the congruence
+suite). Choose ``keyword="exact"`` for scores equal to rank_bm25 (``vecmem eval`` numbers that
+match the other stores), or in local mode at scale: local mode scores a sparse query in Python over
+every point (about a second at 100k chunks), while the exact index answers in about a millisecond.
+
+``keyword="exact"`` keeps a :class:`~vecmem.bm25.BM25Index` beside the collection
+(``native_keyword=False``): rebuilt from the points' text when the store connects, kept in step
+with every write and delete made through it, and filtered by Qdrant: the best BM25 candidates are
+checked against the filter in Qdrant (a ``HasId`` + filter scroll), widening until ``k`` pass;
+past 4,096 candidates (at once in local mode, where every scroll scans all points) one filtered
+scroll of ids gives the matching points and BM25 ranks exactly those. Scores equal the reference.
+Hybrid search is fused by the facade. A collection made in native mode can be opened in exact
+mode (its sparse vectors are still written); one made in exact mode has no sparse vector and
+cannot be opened in native mode.
+
+Limits, stated: in exact mode, writes by *another* client to the same server collection reach this
+store's keyword leg only when it reconnects (``concurrent_writers`` only in native mode on a
+server); local mode locks its folder to one client anyway. Qdrant has no transactions
+(``transactions=False``): an upsert with ``delete_ids`` is one call in local mode and one request
+per 512 points to a server; if one fails, the exact keyword index is rebuilt from the collection
+before the next keyword search.
 
 >>> store = Qdrant(":memory:")                          # doctest: +SKIP
 >>> VectorMemory(store=Qdrant(url="http://localhost:6333", collection="kb"))  # doctest: +SKIP
@@ -41,14 +69,18 @@ the keyword index is rebuilt from the collection before the next keyword search.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
 import threading
+import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -68,12 +100,18 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.fusion import Fusion, fuse
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
+KeywordMode = Literal["native", "exact"]
+KEYWORD_MODES = ("native", "exact")
 FORMAT = 1
 VECTOR = "dense"
+SPARSE = "bm25"
+TERM_IDS = "blake2b-32"  # how terms become sparse indices (recorded; a change needs a reindex)
+AVGDL_DRIFT = 0.05  # re-measure avgdl when the written chunks' mean length moves this much
 _NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4a53-9a5e-7b0c6a2f9e11")  # vecmem's uuid5 namespace
 _CHUNK_FIELDS = ["chunk_id", "document_id", "position", "text", "content_hash", "metadata"]
 _BATCH = 512  # points per upsert operation (and per request to a server)
@@ -83,6 +121,30 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 def point_id(chunk_id: str) -> str:
     """The Qdrant point id of a chunk id (uuid5 in vecmem's namespace)."""
     return str(uuid.uuid5(_NAMESPACE, chunk_id))
+
+
+@lru_cache(maxsize=262_144)
+def term_id(term: str) -> int:
+    """A term's sparse index: the first 4 bytes of its BLAKE2b digest, little-endian."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
+
+
+def bm25_document(tokens: Sequence[str], *, k1: float, b: float,
+                  avgdl: float) -> tuple[list[int], list[float]]:
+    """A chunk's sparse BM25 vector: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per
+    term id, ids ascending (Qdrant's ``Modifier.IDF`` supplies the idf at query time)."""
+    counts = Counter(map(term_id, tokens))
+    norm = k1 * (1 - b + b * len(tokens) / avgdl)
+    ids = sorted(counts)
+    return ids, [counts[i] * (k1 + 1) / (counts[i] + norm) for i in ids]
+
+
+def bm25_query(tokens: Sequence[str]) -> tuple[list[int], list[float]]:
+    """A query's sparse vector: how often each term occurs (a repeated term counts again, as in
+    rank_bm25), ids ascending."""
+    counts = Counter(map(term_id, tokens))
+    ids = sorted(counts)
+    return ids, [float(counts[i]) for i in ids]
 
 
 @lru_cache(maxsize=65536)
@@ -186,13 +248,16 @@ class _FilterBuilder:
 
 
 class Qdrant:
-    """A vecmem store on Qdrant (local mode or server), with exact BM25 kept beside it.
+    """A vecmem store on Qdrant (local mode or server); BM25 as sparse vectors inside Qdrant
+    (``keyword="native"``) or exact rank_bm25 beside it (``keyword="exact"``).
 
     >>> from vecmem import VectorMemory
     >>> mem = VectorMemory(store=Qdrant(path="./qdrant-data"))    # doctest: +SKIP
+    >>> mem = VectorMemory(store=Qdrant(url="http://localhost:6333", keyword="exact"))  # doctest: +SKIP
     >>> mem = VectorMemory("qdrant+http://localhost:6333?collection=kb")  # doctest: +SKIP
 
-    Give exactly one of ``location`` (``":memory:"``), ``path`` (a folder) or ``url``.
+    Give exactly one of ``location`` (``":memory:"``), ``path`` (a folder) or ``url``. See the
+    module docstring for how the two keyword modes differ and when to choose which.
     """
 
     name = "qdrant"
@@ -206,6 +271,7 @@ class Qdrant:
         api_key: str | None = None,
         collection: str = "vecmem",
         timeout: int | None = None,
+        keyword: KeywordMode = "native",
     ) -> None:
         given = [x for x in (location, path, url) if x is not None]
         if len(given) != 1:
@@ -221,10 +287,18 @@ class Qdrant:
                 )
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty string")
+        if keyword not in KEYWORD_MODES:
+            raise ConfigurationError(
+                f"keyword must be 'native' (BM25 as sparse vectors in Qdrant) or 'exact' "
+                f"(rank_bm25 beside the collection), not {keyword!r}")
         self.location, self.url = location, url
         self.path = os.fspath(path) if path is not None else None
         self.api_key, self.collection, self.timeout = api_key, collection, timeout
-        self.capabilities = Capabilities(persistent=location is None)
+        self.keyword_mode: KeywordMode = keyword
+        native = keyword == "native"
+        self.capabilities = Capabilities(
+            persistent=location is None, native_keyword=native, native_hybrid=native,
+            concurrent_writers=native and url is not None)
         self.space: EmbeddingSpace | None = None
         self.tokenizer: Tokenizer | None = None
         self._client: Any = None
@@ -232,6 +306,7 @@ class Qdrant:
         self._lock = threading.RLock()
         # local mode is not thread-safe: one call at a time; a server client is
         self._io: Any = threading.RLock() if url is None else nullcontext()
+        # exact mode: the BM25 index beside the collection
         self._bm25: BM25Index | None = None
         self._slot_of: dict[str, int] = {}  # chunk id -> BM25 slot
         self._id_of: dict[int, str] = {}  # BM25 slot -> chunk id
@@ -240,6 +315,11 @@ class Qdrant:
         self._next_slot = 0
         self._next_seq = 0
         self._stale = False  # the BM25 index may be out of step (a failed write): rebuild
+        # the sparse BM25 vector (native collections, whatever the mode)
+        self._sparse = False  # the collection has it: every write fills it
+        self._avgdl: float | None = None  # the avgdl its values are normalised with
+        self._avgdl_docs = 0  # how many chunks that avgdl was measured over
+        self._written = (0, 0)  # chunks and tokens written by this object since then
 
     # ----------------------------------------------------------------- plumbing
     @property
@@ -331,7 +411,9 @@ class Qdrant:
             if distance is None:
                 raise ConfigurationError(
                     f"Qdrant adapter supports cosine and dot, not {space.distance!r}")
+            native = self.keyword_mode == "native"
             client = self._c()
+            bm25: dict[str, Any] = {}
             with self._errors("connect"):
                 created = False
                 if not client.collection_exists(self.collection):
@@ -340,6 +422,8 @@ class Qdrant:
                             self.collection,
                             vectors_config={VECTOR: m.VectorParams(size=space.dim,
                                                                    distance=distance)},
+                            sparse_vectors_config={SPARSE: m.SparseVectorParams(
+                                modifier=m.Modifier.IDF)} if native else None,
                             metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
                         )
                         created = True
@@ -352,16 +436,33 @@ class Qdrant:
                         for key in ("chunk_id", "document_id"):
                             client.create_payload_index(self.collection, key,
                                                         m.PayloadSchemaType.KEYWORD)
-                    stored = space
+                    stored, sparse = space, native
                 else:
-                    stored = self._adopt(client, space)
+                    stored, sparse, bm25 = self._adopt(client, space)
+            if native and not sparse:
+                raise ConfigurationError(
+                    f"{self._where} has no sparse {SPARSE!r} vector (it was made with "
+                    "keyword='exact'): open it with keyword='exact', or copy its documents into "
+                    "a new collection")
+            if sparse and bm25.get("terms", TERM_IDS) != TERM_IDS:
+                raise ConfigurationError(
+                    f"{self._where} maps terms with {bm25.get('terms')!r}, this vecmem with "
+                    f"{TERM_IDS!r}: open it with keyword='exact'")
             self.space = stored
             self.tokenizer = get_tokenizer(stored.tokenizer)
-            self._rebuild_keyword_index()
+            self._sparse = sparse
+            avgdl = bm25.get("avgdl")
+            self._avgdl = float(avgdl) if isinstance(avgdl, (int, float)) and avgdl > 0 else None
+            self._avgdl_docs = int(bm25.get("docs", 0)) if self._avgdl is not None else 0
+            self._written = (0, 0)
+            if not native:
+                self._rebuild_keyword_index()
             return stored
 
-    def _adopt(self, client: Any, space: EmbeddingSpace) -> EmbeddingSpace:
-        """Check an existing collection against ``space``; returns the recorded space."""
+    def _adopt(self, client: Any,
+               space: EmbeddingSpace) -> tuple[EmbeddingSpace, bool, dict[str, Any]]:
+        """Check an existing collection against ``space``; returns the recorded space, whether
+        the collection has the sparse BM25 vector, and its recorded BM25 state."""
         info = client.get_collection(self.collection)
         vectors = info.config.params.vectors
         params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
@@ -370,18 +471,104 @@ class Qdrant:
                 f"{self._where} exists but has no vector named {VECTOR!r}: it was not made by "
                 "vecmem; pick another collection name"
             )
-        raw = (info.config.metadata or {}).get("vecmem_space")
+        sparse = SPARSE in (info.config.params.sparse_vectors or {})
+        meta = info.config.metadata or {}
+        raw_bm25 = meta.get("vecmem_bm25")
+        bm25 = json.loads(raw_bm25) if isinstance(raw_bm25, str) else {}
+        raw = meta.get("vecmem_space")
         if isinstance(raw, str):
             stored = EmbeddingSpace.from_json(raw)
             stored.check_compatible(space, where=self._where)
-            return stored
+            return stored, sparse, bm25
         if params.size != space.dim:
             raise DimensionMismatchError(
                 f"{self._where} holds {params.size}-d vectors, this space has {space.dim}"
             )
         client.update_collection(
             self.collection, metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
-        return space
+        return space, sparse, bm25
+
+    # ----------------------------------------------------------------- sparse BM25 vectors
+    @property
+    def avgdl(self) -> float | None:
+        """The mean chunk length (in tokens) the sparse BM25 values are normalised with; ``None``
+        before the first write with any token, or when the collection has no sparse vector."""
+        return self._avgdl
+
+    def _record_avgdl(self, avgdl: float, docs: int) -> None:
+        with self._errors("record avgdl"):
+            self._c().update_collection(self.collection, metadata={"vecmem_bm25": json.dumps(
+                {"avgdl": avgdl, "docs": docs, "terms": TERM_IDS})})
+        self._avgdl, self._avgdl_docs, self._written = avgdl, docs, (0, 0)
+
+    def _sparse_vectors(self, tokens: Sequence[Sequence[str]]) -> list[Any]:
+        """The sparse BM25 vector of each chunk (``None`` for one without tokens); the first write
+        with tokens measures avgdl (another client's may have been recorded since connect)."""
+        space = self._require_space()
+        if self._avgdl is None:
+            with self._errors("read avgdl"):
+                meta = self._c().get_collection(self.collection).config.metadata or {}
+            raw = meta.get("vecmem_bm25")
+            bm25 = json.loads(raw) if isinstance(raw, str) else {}
+            if bm25.get("avgdl"):
+                self._avgdl, self._avgdl_docs = float(bm25["avgdl"]), int(bm25.get("docs", 0))
+            elif any(tokens):
+                self._record_avgdl(sum(map(len, tokens)) / len(tokens), len(tokens))
+        k1, b, _ = space.keyword_params()
+        m, avgdl = self._m, self._avgdl
+        out: list[Any] = []
+        for t in tokens:
+            if t and avgdl:
+                ids, values = bm25_document(t, k1=k1, b=b, avgdl=avgdl)
+                out.append(m.SparseVector(indices=ids, values=values))
+            else:
+                out.append(None)
+        return out
+
+    def _check_drift(self, tokens: Sequence[Sequence[str]]) -> None:
+        """Re-measure avgdl (:meth:`reindex`) once the chunks written since it was measured have
+        moved the estimated mean length more than ``AVGDL_DRIFT`` away from it."""
+        if self._avgdl is None or not tokens:
+            return
+        n, total = self._written
+        n, total = n + len(tokens), total + sum(map(len, tokens))
+        self._written = (n, total)
+        docs = self._avgdl_docs
+        estimate = (docs * self._avgdl + total) / (docs + n)
+        if abs(estimate - self._avgdl) > AVGDL_DRIFT * self._avgdl:
+            self.reindex()
+
+    def reindex(self) -> float | None:
+        """Measure avgdl over every chunk now stored and rewrite every sparse BM25 vector with it
+        (one scroll of the texts, then one update per 512 points). Runs by itself when the written
+        chunks' mean length drifts (see the module docstring); call it after large deletes or a
+        change of what the collection holds. Returns the new avgdl (``None`` if no chunk has a
+        token). Not atomic: if it fails midway, some points keep the old normalisation until the
+        next ``reindex()``."""
+        space = self._require_space()
+        if not self._sparse or self.tokenizer is None:
+            raise ConfigurationError(
+                f"{self._where} has no sparse BM25 vector to reindex (made with keyword='exact')")
+        k1, b, _ = space.keyword_params()
+        m = self._m
+        with self._lock:
+            rows = [(rec.id, self.tokenizer((rec.payload or {}).get("text", "")))
+                    for rec in self._scroll(None, ["text"])]
+            total = sum(len(t) for _, t in rows)
+            if not total:
+                return None
+            avgdl = total / len(rows)
+            points = []
+            for pid, t in rows:
+                if t:
+                    ids, values = bm25_document(t, k1=k1, b=b, avgdl=avgdl)
+                    points.append(m.PointVectors(id=pid, vector={
+                        SPARSE: m.SparseVector(indices=ids, values=values)}))
+            for i in range(0, len(points), _BATCH):
+                with self._errors("reindex"):
+                    self._c().update_vectors(self.collection, points[i : i + _BATCH], wait=True)
+            self._record_avgdl(avgdl, len(rows))
+            return avgdl
 
     # ----------------------------------------------------------------- keyword index
     def _rebuild_keyword_index(self) -> None:
@@ -409,7 +596,8 @@ class Qdrant:
         self._bm25.add(np.arange(len(rows)), [self.tokenizer(r[2]) for r in rows])
         self._stale = False
 
-    def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
+    def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str],
+                       tokens: Sequence[Sequence[str]] | None = None) -> None:
         if self._bm25 is None or self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
         gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
@@ -429,7 +617,8 @@ class Qdrant:
             self._chunks_of.setdefault(c.document_id, set()).add(c.id)
         slots = np.arange(self._next_slot, self._next_slot + len(chunks))
         self._next_slot += len(chunks)
-        self._bm25.add(slots, [self.tokenizer(c.text) for c in chunks])
+        self._bm25.add(slots, tokens if tokens is not None else
+                       [self.tokenizer(c.text) for c in chunks])
         for s, c in zip(slots.tolist(), chunks):
             self._slot_of[c.id] = s
             self._id_of[s] = c.id
@@ -443,18 +632,26 @@ class Qdrant:
         v = validate_batch(chunks, vectors, space.dim)
         written = {c.id for c in chunks}
         deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        exact = self.keyword_mode == "exact"
         m = self._m
         with self._lock:
-            seq = self._next_seq
-            self._next_seq += len(chunks)
-            points = [
-                m.PointStruct(id=point_id(c.id), vector={VECTOR: v[i].tolist()}, payload={
+            if self.tokenizer is None:
+                raise ConfigurationError("the store is used before connect(space)")
+            tokens = [self.tokenizer(c.text) for c in chunks] if (exact or self._sparse) else None
+            sparse = self._sparse_vectors(tokens) if self._sparse and tokens else None
+            # write order for the exact index (native mode never scans, so it takes the clock)
+            seq = self._next_seq if exact else max(self._next_seq, time.time_ns())
+            self._next_seq = seq + len(chunks)
+            points = []
+            for i, c in enumerate(chunks):
+                vec: dict[str, Any] = {VECTOR: v[i].tolist()}
+                if sparse is not None and sparse[i] is not None:
+                    vec[SPARSE] = sparse[i]
+                points.append(m.PointStruct(id=point_id(c.id), vector=vec, payload={
                     "chunk_id": c.id, "document_id": c.document_id, "position": c.position,
                     "text": c.text, "content_hash": c.content_hash,
                     "metadata": dict(c.metadata), "seq": seq + i, "vm": _typed(c.metadata),
-                })
-                for i, c in enumerate(chunks)
-            ]
+                }))
             ops: list[Any] = [m.UpsertOperation(upsert=m.PointsList(points=points[i : i + _BATCH]))
                               for i in range(0, len(points), _BATCH)]
             if deletes:
@@ -462,20 +659,24 @@ class Qdrant:
                     points=[point_id(i) for i in deletes])))
             if not ops:
                 return
-            self._stale = True  # until the write and the index update both succeeded
+            self._stale = exact  # until the write and the index update both succeeded
             # one request per few batches keeps a server under its request-size limit (32 MiB)
             per_request = 1 if self.url is not None else len(ops)
             for i in range(0, len(ops), per_request):
                 with self._errors("upsert"):
                     self._c().batch_update_points(self.collection, ops[i : i + per_request],
                                                   wait=True)
-            self._index_written(chunks, deletes)
-            self._stale = False
+            if exact:
+                self._index_written(chunks, deletes, tokens)
+                self._stale = False
+            if sparse is not None and tokens:
+                self._check_drift(tokens)
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
         self._require_space()
+        exact = self.keyword_mode == "exact"
         with self._lock:
             doomed: dict[str, str] = {}  # point id -> chunk id
             if ids:
@@ -487,11 +688,12 @@ class Qdrant:
             if not doomed:
                 return 0
             m = self._m
-            self._stale = True
+            self._stale = exact
             with self._errors("delete"):
                 self._c().delete(self.collection, m.PointIdsList(points=list(doomed)), wait=True)
-            self._index_written([], list(doomed.values()))
-            self._stale = False
+            if exact:
+                self._index_written([], list(doomed.values()))
+                self._stale = False
             return len(doomed)
 
     # ----------------------------------------------------------------- reads
@@ -532,10 +734,26 @@ class Qdrant:
                                          with_payload=_CHUNK_FIELDS)
         return [Scored(self._chunk(p.payload), float(p.score)) for p in res.points]
 
+    def _sparse_query(self, text: str) -> Any:
+        """The sparse query vector of ``text`` (``None`` when it has no token)."""
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        ids, counts = bm25_query(self.tokenizer(text))
+        return self._m.SparseVector(indices=ids, values=counts) if ids else None
+
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
+        if self.keyword_mode == "native":
+            sq = self._sparse_query(text)
+            if sq is None:
+                return []
+            with self._errors("keyword query"):
+                res = self._c().query_points(self.collection, query=sq, using=SPARSE, limit=k,
+                                             query_filter=self._filter(filter),
+                                             with_payload=_CHUNK_FIELDS)
+            return [Scored(self._chunk(p.payload), float(p.score)) for p in res.points]
         with self._lock:
             if self._stale:
                 self._rebuild_keyword_index()
@@ -567,6 +785,37 @@ class Qdrant:
                     mask[[h for h in hits if h is not None]] = True
                     want = k
             return [Scored(chunks[cid], x) for cid, x in passing[:k]]
+
+    def hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        *,
+        k: int,
+        candidates: int,
+        fusion: Fusion,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
+        """Both legs, then :func:`vecmem.fusion.fuse` of the best ``candidates`` of each. Native
+        mode: one request (``query_batch_points``: the dense and the sparse query, each with the
+        filter); exact mode: a vector query and the BM25 index beside the collection."""
+        if k <= 0 or candidates <= 0:
+            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+        q = validate_query_vector(vector, self._require_space().dim)
+        if self.keyword_mode == "exact":
+            return fuse(self.query(q, k=candidates, filter=filter),
+                        self.keyword(text, k=candidates, filter=filter), fusion, k=k)
+        m, flt = self._m, self._filter(filter)
+        requests = [m.QueryRequest(query=q.tolist(), using=VECTOR, limit=candidates, filter=flt,
+                                   with_payload=_CHUNK_FIELDS)]
+        sq = self._sparse_query(text)
+        if sq is not None:
+            requests.append(m.QueryRequest(query=sq, using=SPARSE, limit=candidates, filter=flt,
+                                           with_payload=_CHUNK_FIELDS))
+        with self._errors("hybrid query"):
+            res = self._c().query_batch_points(self.collection, requests)
+        legs = [[Scored(self._chunk(p.payload), float(p.score)) for p in r.points] for r in res]
+        return fuse(legs[0], legs[1] if len(legs) > 1 else [], fusion, k=k)
 
     def _fetch(self, ids: list[str], flt: Any) -> dict[str, Chunk]:
         """Chunks of ``ids`` that pass ``flt`` (all of them when it is ``None``)."""
@@ -603,7 +852,8 @@ class Qdrant:
         docs = [d for d in dict.fromkeys(document_ids)]
         if not docs:
             return []
-        if self.url is None:  # local mode has one client: the id map is complete, and a
+        if self.url is None and self.keyword_mode == "exact":
+            # local mode has one client: the id map is complete, and a
             with self._lock:  # retrieve by id beats a Python scan of every payload
                 if self._stale:
                     self._rebuild_keyword_index()
@@ -628,6 +878,7 @@ class Qdrant:
         with self._lock, self._errors("drop"):
             self._c().delete_collection(self.collection)
             self.space = None
+            self._avgdl, self._avgdl_docs, self._written = None, 0, (0, 0)
 
     def close(self) -> None:
         with self._lock:
@@ -643,28 +894,32 @@ class Qdrant:
 
 def from_url(url: str) -> Qdrant:
     """``qdrant://:memory:``, ``qdrant:///abs/path``, ``qdrant://./rel/path``,
-    ``qdrant+http://host:6333``, ``qdrant+https://host`` ; query: ``?collection=NAME&api_key=KEY``.
+    ``qdrant+http://host:6333``, ``qdrant+https://host`` ; query:
+    ``?collection=NAME&api_key=KEY&keyword=native|exact``.
     """
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"collection", "api_key"}
+    unknown = set(query) - {"collection", "api_key", "keyword"}
     if unknown:
         raise ConfigurationError(f"unknown Qdrant URL parameters: {sorted(unknown)}")
     collection = query.get("collection", "vecmem")
+    keyword: Any = query.get("keyword", "native")
     scheme = parts.scheme.lower()
     if scheme in ("qdrant+http", "qdrant+https"):
         if not parts.netloc:
             raise ConfigurationError(f"Qdrant URL {url!r} has no host")
         server = f"{scheme.split('+')[1]}://{parts.netloc}{parts.path.rstrip('/')}"
-        return Qdrant(url=server, api_key=query.get("api_key"), collection=collection)
+        return Qdrant(url=server, api_key=query.get("api_key"), collection=collection,
+                      keyword=keyword)
     if scheme != "qdrant":
         raise ConfigurationError(f"not a Qdrant URL: {url!r}")
     rest = unquote(parts.netloc + parts.path)
     if rest == ":memory:":
-        return Qdrant(":memory:", collection=collection)
+        return Qdrant(":memory:", collection=collection, keyword=keyword)
     if not rest:
         raise ConfigurationError(f"Qdrant URL {url!r} names no folder; use qdrant://:memory:")
-    return Qdrant(path=rest, collection=collection)
+    return Qdrant(path=rest, collection=collection, keyword=keyword)
 
 
-__all__ = ["Qdrant", "from_url", "point_id"]
+__all__ = ["KEYWORD_MODES", "Qdrant", "bm25_document", "bm25_query", "from_url", "point_id",
+           "term_id"]
