@@ -170,6 +170,20 @@ def test_hnsw_filtered_search_returns_k(hnsw_store: Any, buckets: int) -> None:
     assert np.mean(recalls) >= 0.95, np.mean(recalls)
 
 
+def test_the_write_that_crosses_the_threshold_builds_hnsw(tmp_path: Path) -> None:
+    """Ingest pays for the graph, not the first query; later writes extend it."""
+    s = EmbeddedStore(tmp_path / "kb", ann_threshold=100)
+    s.connect(SPACE)
+    s.upsert(make_chunks(99), unit_vectors(99, seed=1))
+    assert s._ann is None
+    s.upsert(make_chunks(30, prefix="more"), unit_vectors(30, seed=2))
+    assert s._ann is not None and len(s._ann) == 129
+    s.upsert(make_chunks(5, prefix="late"), unit_vectors(5, seed=3))
+    assert len(s._ann) == 134
+    assert s.query(unit_vectors(5, seed=3)[2], k=1)[0].chunk.id == "late2#0"
+    s.close()
+
+
 def test_hnsw_snapshot_is_reused_after_reopen(tmp_path: Path) -> None:
     """close() saves the HNSW graph; reopening must load it (not rebuild) and answer the same."""
     path = tmp_path / "kb"

@@ -12,7 +12,9 @@ transaction records the rows and the log. A failed write leaves the store exactl
 (stray vector bytes past the end are ignored and overwritten later). Readers in other processes
 see a commit on their next call: ``PRAGMA data_version`` tells them to replay the change log.
 
-Search is exact (numpy) below ``ann_threshold`` live chunks and HNSW above it. A filtered search
+Search is exact (numpy) below ``ann_threshold`` live chunks and HNSW above it; the graph is built
+by the write that crosses the threshold (or on first use after opening) and extended by every
+later write. A filtered search
 runs exactly over the matching rows when they are few, and otherwise asks HNSW for more and more
 candidates, falling back to an exact scan, so it returns ``k`` hits whenever ``k`` chunks match.
 """
@@ -285,6 +287,13 @@ class EmbeddedStore(MemoryStore):
             self._ann_add(slots, vectors)
             self._seq = seq
             self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
+        # Crossing ann_threshold builds the graph now, outside the cross-process write lock, so
+        # that later writes extend it and no query pays for a build (a first query on 1M rows
+        # used to wait ~11-34 minutes for it).
+        if self._ann is None and len(self._slot_of) >= self.ann_threshold:
+            with self._lock:
+                if self._ann is None:
+                    self._build_ann()
 
     # ----------------------------------------------------------------- ANN
     def _ef_for(self, size: int) -> int:
