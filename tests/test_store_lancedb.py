@@ -1,34 +1,109 @@
-"""The conformance suite on LanceDB (embedded, in a temporary folder), plus what only this adapter
-has: URLs, the typed filter columns, the BM25 index kept beside the table and its snapshot."""
+"""The conformance suite on LanceDB (embedded, in a temporary folder) in both keyword modes, plus
+what only this adapter has: URLs, the typed filter columns, the BM25 index kept beside the table
+and its snapshot (``keyword="exact"``), LanceDB's full-text index and hybrid (``"native"``).
+
+In native mode the suite's keyword checks are held against :class:`LuceneReference`: BM25 as
+LanceDB's full-text index computes it (Lucene's idf, k1=1.2, b=0.75, LanceDB's tokenizer) over
+the live rows, instead of rank_bm25's."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("lancedb", reason="lancedb is not installed (pip install 'vecmem[lancedb]')")
 
-from vecmem.errors import ConfigurationError, NotFoundError, UnsupportedFilterError  # noqa: E402
-from vecmem.filters import matches, parse_filter  # noqa: E402
-from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.lancedb import LanceDb  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite  # noqa: E402
-from vecmem.testing.store_suite import (  # noqa: E402
+from vecmem.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedFilterError,
+)
+from vecmem.filters import Filter, matches, parse_filter
+from vecmem.fusion import Fusion, fuse
+from vecmem.memory import VectorMemory
+from vecmem.stores import lancedb as lancedb_store
+from vecmem.stores import open_store
+from vecmem.stores.lancedb import LanceDb
+from vecmem.stores.memory import MemoryStore
+from vecmem.testing import CongruenceSuite, StoreSuite, store_suite
+from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,
+    assert_ranked_like,
+    corpus_texts,
+    filter_metadata,
     make_chunks,
     reference,
     unit_vectors,
 )
-from vecmem.types import Chunk  # noqa: E402
+from vecmem.tokenize import LUCENE_ENGLISH_STOP_WORDS, DefaultTokenizer
+from vecmem.types import Chunk, EmbeddingSpace, Scored
+
+MODES = ["exact", "native"]
 
 
-def _spawned_writer(uri: str, start: int, n: int) -> None:
+# ----------------------------------------------------------------------------- the native oracle
+_STEM = DefaultTokenizer(stopwords=())
+
+
+def lance_tokens(text: str) -> list[str]:
+    """LanceDB's tokenizer as vecmem configures it: runs of letters and digits (``_`` splits),
+    lower case, Snowball English stems, then Lucene's English stop words dropped (after stemming,
+    unlike vecmem's tokenizer: "its" -> "it" is dropped)."""
+    stems = [t for w in re.findall(r"[^\W_]+", text.lower()) for t in _STEM(w)]
+    return [t for t in stems if t not in LUCENE_ENGLISH_STOP_WORDS]
+
+
+class LuceneReference(MemoryStore):
+    """The exact reference, with keyword scores as LanceDB's native full-text index computes them:
+    sum over query tokens (repeats count) of ``ln(1 + (N - df + 0.5) / (df + 0.5)) * tf * 2.2 /
+    (tf + 1.2 * (0.25 + 0.75 * dl / avgdl))`` over every live chunk."""
+
+    _tokens: dict[str, Counter[str]]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        chunks = self.all_chunks()
+        if not hasattr(self, "_tokens"):
+            self._tokens = {}
+        docs = [self._tokens.get(c.content_hash) or self._tokens.setdefault(
+            c.content_hash, Counter(lance_tokens(c.text))) for c in chunks]
+        n = len(docs)
+        avgdl = sum(sum(d.values()) for d in docs) / n if n else 1.0
+        df = Counter(t for d in docs for t in d)
+        query = lance_tokens(text)
+        out = []
+        for c, d in zip(chunks, docs):
+            if not any(t in d for t in query) or (filter is not None
+                                                   and not matches(filter, c.metadata)):
+                continue
+            dl = sum(d.values())
+            score = sum(math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * d[t] * 2.2
+                        / (d[t] + 1.2 * (0.25 + 0.75 * dl / avgdl)) for t in query if t in d)
+            out.append(Scored(c, score))
+        return sorted(out, key=lambda x: -x.score)[:k]
+
+
+def lucene_reference(chunks: Sequence[Chunk], vectors: np.ndarray,
+                     space: EmbeddingSpace = SPACE) -> MemoryStore:
+    ref = LuceneReference()
+    ref.connect(space)
+    if len(chunks):
+        ref.upsert(list(chunks), vectors)
+    return ref
+
+
+def _spawned_writer(uri: str, start: int, n: int, keyword: str = "exact") -> None:
     """Runs in a spawned process: the suite's writer, on LanceDB."""
-    s = LanceDb(uri, table="suite")
+    s = LanceDb(uri, table="suite", keyword=keyword)  # type: ignore[arg-type]
     s.connect(SPACE)
     for j in range(start, start + n, 10):
         texts = [f"proc {i}" for i in range(j, j + 10)]
@@ -37,9 +112,21 @@ def _spawned_writer(uri: str, start: int, n: int) -> None:
 
 
 class TestLanceDb(StoreSuite):
+    @pytest.fixture(params=MODES)
+    def keyword_mode(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+        """Both keyword modes; native mode's keyword answers are held to LuceneReference."""
+        if request.param == "native":
+            monkeypatch.setattr(store_suite, "reference", lucene_reference)
+            # the index rebuilt before any search that follows a change: LanceDB's statistics are
+            # then those of the live rows (tests below cover searches while the index lags)
+            monkeypatch.setattr(lancedb_store, "FTS_LAG", 0)
+            monkeypatch.setattr(lancedb_store, "_FTS_CHECK_S", 0.0)
+        return str(request.param)
+
     @pytest.fixture
-    def store_factory(self, tmp_path: Path) -> StoreFactory:
-        return lambda: LanceDb(tmp_path / "lance", table="suite")
+    def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
+        return lambda: LanceDb(tmp_path / "lance", table="suite",
+                               keyword=keyword_mode)  # type: ignore[arg-type]
 
     def test_processes_writing_lose_nothing(  # type: ignore[override]
         self, store: LanceDb, store_factory: StoreFactory, tmp_path: Path
@@ -48,7 +135,8 @@ class TestLanceDb(StoreSuite):
         its runtime in a forked child but documents that a fork can still deadlock (it did here,
         about one run in five), so its writers must not be forked from a process using it."""
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_spawned_writer, args=(str(tmp_path / "lance"), p * 1000, 100))
+        procs = [ctx.Process(target=_spawned_writer,
+                             args=(str(tmp_path / "lance"), p * 1000, 100, store.keyword_mode))
                  for p in range(2)]
         for p in procs:
             p.start()
@@ -61,29 +149,65 @@ class TestLanceDb(StoreSuite):
 
 
 class TestLanceDbCongruence(CongruenceSuite):
-    """SciFact with the real model against the exact reference."""
+    """SciFact with the real model against the exact reference, in both keyword modes."""
+
+    @pytest.fixture(params=MODES)
+    def keyword_mode(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
-    def store_factory(self, tmp_path: Path) -> StoreFactory:
-        return lambda: LanceDb(tmp_path / "lance", table="congruence")
+    def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
+        return lambda: LanceDb(tmp_path / "lance", table="congruence",
+                               keyword=keyword_mode)  # type: ignore[arg-type]
+
+    @pytest.mark.slow
+    def test_keyword_scores(  # type: ignore[override]
+        self, memory: VectorMemory, reference: VectorMemory, data: Any, keyword_mode: str
+    ) -> None:
+        """exact: the suite's check (rank_bm25's scores). native: LanceDB's documented BM25
+        (LuceneReference over the same chunks), which also checks that its tokenizer mirrors
+        vecmem's on real text."""
+        if keyword_mode == "exact":
+            super().test_keyword_scores(memory, reference, data)
+            return
+        from vecmem.testing.congruence import real_embedder
+
+        lucene = VectorMemory(store=LuceneReference(), embedder=real_embedder())
+        lucene.add_documents(data.documents)
+        for q in list(data.queries.values())[:20]:
+            got = memory.search(q, k=10, mode="keyword")
+            want = lucene.search(q, k=10, mode="keyword")
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-4), q
 
 
 # ----------------------------------------------------------------------------- URLs
-@pytest.mark.parametrize("url,uri,table", [
-    ("lancedb:///data/lance", "/data/lance", "vecmem"),
-    ("lancedb:///data/lance?table=kb", "/data/lance", "kb"),
-    ("lancedb://./rel?collection=c", "./rel", "c"),
+@pytest.mark.parametrize("url,uri,table,mode", [
+    ("lancedb:///data/lance", "/data/lance", "vecmem", "exact"),
+    ("lancedb:///data/lance?table=kb", "/data/lance", "kb", "exact"),
+    ("lancedb://./rel?collection=c", "./rel", "c", "exact"),
+    ("lancedb:///data/lance?table=kb&keyword=native", "/data/lance", "kb", "native"),
 ])
-def test_urls(url: str, uri: str, table: str) -> None:
-    """open_store() must map lancedb:// URLs onto the folder and table."""
+def test_urls(url: str, uri: str, table: str, mode: str) -> None:
+    """open_store() must map lancedb:// URLs onto the folder, table and keyword mode."""
     store = open_store(url)
     assert isinstance(store, LanceDb) and (store.uri, store.table) == (uri, table)
+    assert store.keyword_mode == mode
+    assert store.capabilities.native_keyword == store.capabilities.native_hybrid == (
+        mode == "native")
 
 
-@pytest.mark.parametrize("url", ["lancedb://", "lancedb:///x?tabel=y"])
+@pytest.mark.parametrize("url", ["lancedb://", "lancedb:///x?tabel=y", "lancedb:///x?keyword=fts"])
 def test_bad_urls_raise(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_store(url)
+
+
+@pytest.mark.parametrize("mode", ["fts", "Native", "", None, True])
+def test_bad_keyword_mode_raises(tmp_path: Path, mode: Any) -> None:
+    """keyword= takes 'exact' or 'native' only, checked before anything is opened or made."""
+    with pytest.raises(ConfigurationError, match="keyword"):
+        LanceDb(tmp_path / "lance", keyword=mode)
+    assert not (tmp_path / "lance").exists()
 
 
 def test_bad_table_name_raises(tmp_path: Path) -> None:
@@ -248,3 +372,224 @@ def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
     assert len(scans) == 1
     assert [(c.id, pytest.approx(s)) for c, s in want] == [(c.id, s) for c, s in got]
     assert len(got) == 5
+
+
+# ----------------------------------------------------------------------------- native mode
+@pytest.fixture
+def native(tmp_path: Path) -> Iterator[LanceDb]:
+    store = LanceDb(tmp_path / "lance", keyword="native")
+    store.connect(SPACE)
+    yield store
+    store.close()
+
+
+def _ids(hits: Sequence[Any]) -> list[str]:
+    return [h.id if hasattr(h, "id") else h[0].id for h in hits]
+
+
+def _unindexed(store: LanceDb) -> int:
+    stats = store._t().index_stats(store._fts_name)
+    assert stats is not None
+    return int(stats.num_unindexed_rows)
+
+
+def test_native_sees_its_own_writes_and_deletes_while_the_index_lags(native: LanceDb) -> None:
+    """Between index rebuilds (fewer than FTS_LAG changes), keyword and hybrid search must still
+    return new and overwritten chunks by their new text, never by their old, and never deleted
+    ones, with and without a filter."""
+    n = 1500
+    chunks = make_chunks(n, metadata=lambda i: {"i": i}, texts=corpus_texts(n, seed=4))
+    vectors = unit_vectors(n, seed=4)
+    native.upsert(chunks, vectors)
+    assert native.keyword("memory", k=3)  # more than FTS_LAG rows outside: rebuilt first
+    assert _unindexed(native) == 0
+    q = unit_vectors(1, seed=8)[0]
+
+    def both(text: str, f: Any = None) -> tuple[set[str], set[str]]:
+        flt = None if f is None else parse_filter(f)
+        kw = {c.id for c, _ in native.keyword(text, k=50, filter=flt)}
+        hy = {h.id for h in native.hybrid(q, text, k=2000, candidates=50, fusion=Fusion(),
+                                          filter=flt) if h.scores.keyword is not None}
+        return kw, hy
+
+    native.upsert([Chunk.create("new", 0, "zebra crossing", {"i": -1})], unit_vectors(1, seed=1))
+    assert both("zebra") == ({"new#0"}, {"new#0"})
+    assert both("zebra", {"i": {"$lt": 0}}) == ({"new#0"}, {"new#0"})
+    assert both("zebra", {"i": {"$gte": 0}}) == (set(), set())
+    native.upsert([Chunk.create("doc7", 0, "xylophone solo", {"i": 7})], unit_vectors(1, seed=2))
+    assert both("xylophone") == ({"doc7#0"}, {"doc7#0"})
+    assert "doc7#0" not in both(chunks[7].text)[0] | both(chunks[7].text)[1]
+    native.delete(ids=["new#0"])
+    native.upsert([Chunk.create("late", 0, "quokka", {"i": -2})], unit_vectors(1, seed=3),
+                  delete_ids=["doc7#0"])
+    assert both("zebra xylophone") == (set(), set())
+    assert both("quokka") == ({"late#0"}, {"late#0"})
+    assert _unindexed(native) == 1  # the index lagged all along (late#0 is outside it)
+    native.delete(filter=parse_filter({"i": {"$lt": 100}}))
+    kw, hy = both("memory vector search")
+    assert kw and all(int(i[3:-2]) >= 100 for i in kw | hy)
+
+
+def test_native_rebuilds_the_index_after_fts_lag_changes(
+    native: LanceDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than FTS_LAG rows written or deleted here make the next search rebuild the index; its
+    scores are then LanceDB's BM25 over exactly the live rows (deleted ones no longer counted)."""
+    monkeypatch.setattr(lancedb_store, "FTS_LAG", 40)
+    chunks = make_chunks(200, texts=corpus_texts(200, seed=6))
+    vectors = unit_vectors(200, seed=6)
+    native.upsert(chunks, vectors)
+    native.keyword("memory", k=1)
+    assert _unindexed(native) == 0
+    native.delete(ids=[c.id for c in chunks[:41]])  # deletes alone count too
+    live, live_vectors = chunks[41:], vectors[41:]
+    ref = lucene_reference(live, live_vectors)
+    for q in ("memory graph", "agent keyword index"):
+        got = native.keyword(q, k=10)
+        want = ref.keyword(q, k=10)
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+    native.upsert(make_chunks(41, prefix="x", texts=corpus_texts(41, seed=7)),
+                  unit_vectors(41, seed=7))
+    native.hybrid(vectors[50], "memory", k=5, candidates=10, fusion=Fusion())
+    assert _unindexed(native) == 0
+
+
+def _fusions() -> list[Fusion]:
+    out = [Fusion(), Fusion(method="rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
+           Fusion(method="convex", alpha=0.25), Fusion(method="convex", alpha=1.0)]
+    if "dbsf" in getattr(__import__("vecmem.fusion").fusion, "METHODS", ()):
+        out += [Fusion(method="dbsf", alpha=0.6, adaptive=True)]  # type: ignore[arg-type, call-arg]
+    return out
+
+
+@pytest.mark.parametrize("fusion", _fusions(), ids=lambda f: f"{f.method}-{f.alpha}")
+def test_native_hybrid_equals_the_facade_fusion_of_both_legs(native: LanceDb,
+                                                             fusion: Fusion) -> None:
+    """hybrid() must return exactly fuse(query, keyword) with k=candidates: same ids, order,
+    scores and per-leg breakdown, filtered or not."""
+    n = 300
+    chunks = make_chunks(n, metadata=filter_metadata, texts=corpus_texts(n, seed=5))
+    vectors = unit_vectors(n, seed=5)
+    native.upsert(chunks, vectors)
+    rng = np.random.default_rng(0)
+    for text, f in (("memory vector search", None), ("agent keyword index cache", None),
+                    ("graph token", parse_filter({"s": {"$in": ["red", "blue"]}})),
+                    ("fusion score", parse_filter({"n": {"$gt": 2}}))):
+        q = vectors[rng.integers(n)] + 0.1 * unit_vectors(1, seed=int(rng.integers(99)))[0]
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        got = native.hybrid(q, text, k=15, candidates=40, fusion=fusion, filter=f)
+        want = fuse(native.query(q, k=40, filter=f), native.keyword(text, k=40, filter=f),
+                    fusion, k=15)
+        assert [(h.id, h.score, h.scores) for h in got] == [(h.id, h.score, h.scores)
+                                                             for h in want]
+        assert len(got) == 15 and all(matches(f, h.metadata) for h in got)
+
+
+def test_native_hybrid_with_only_stop_words_is_the_vector_leg(native: LanceDb) -> None:
+    chunks, vectors = make_chunks(30), unit_vectors(30)
+    native.upsert(chunks, vectors)
+    got = native.hybrid(vectors[4], "the of and", k=5, candidates=10, fusion=Fusion())
+    assert _ids(got) == _ids(native.query(vectors[4], k=5))
+    assert all(h.scores.keyword is None for h in got)
+    with pytest.raises(InvalidInputError):
+        native.hybrid(vectors[4], "memory", k=0, candidates=10, fusion=Fusion())
+
+
+def test_vector_memory_uses_native_hybrid(tmp_path: Path) -> None:
+    """The facade's hybrid search on a native store is one hybrid() call, equal to the facade's
+    own fusion of the two legs."""
+    from vecmem.embedders import HashingEmbedder
+
+    mem = VectorMemory(store=LanceDb(tmp_path / "lance", keyword="native"),
+                       embedder=HashingEmbedder(32))
+    mem.add(corpus_texts(120, seed=9), metadata=[{"i": i} for i in range(120)])
+    calls = []
+    real = mem.store.hybrid  # type: ignore[attr-defined]
+    mem.store.hybrid = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[attr-defined]
+    q = "memory agent retrieval"
+    hits = mem.search(q, k=10, mode="hybrid", candidates=30)
+    assert calls == [1]
+    qv = mem.embedder.embed([q])[0]
+    want = fuse(mem.store.query(qv, k=30), mem.store.keyword(q, k=30), mem.fusion, k=30)[:10]
+    assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in want]
+    mem.close()
+
+
+def test_exact_mode_leaves_hybrid_to_the_facade(tmp_path: Path) -> None:
+    store = LanceDb(tmp_path / "lance")
+    store.connect(SPACE)
+    assert not store.capabilities.native_hybrid and not store.capabilities.native_keyword
+    with pytest.raises(ConfigurationError):
+        store.hybrid(unit_vectors(1)[0], "memory", k=3, candidates=3, fusion=Fusion())
+    store.close()
+
+
+def test_native_tokenizer_mirrors_vecmems(native: LanceDb) -> None:
+    """The index tokenizes as lance_tokens() says, which is vecmem's DefaultTokenizer except that
+    ``_`` splits words and stop words are dropped after stemming."""
+    texts = [*corpus_texts(50, seed=2), "The Running vaccines: 42 cafés, naïve ﬁ",
+             "Emoji 🎉🚀 and CJK 漢字かなカナ한국어", "its online_services being"]
+    vecmem_tokens = DefaultTokenizer()
+    for text in texts:
+        assert [t.text for t in native._t().tokenize(text, column="text")] == lance_tokens(text)
+    for text in texts[:-1]:
+        assert lance_tokens(text) == vecmem_tokens(text), text
+    assert vecmem_tokens(texts[-1]) == ["it", "online_servic", "be"]
+    assert lance_tokens(texts[-1]) == ["onlin", "servic"]
+
+
+def test_native_needs_a_tokenizer_it_can_mirror(tmp_path: Path) -> None:
+    store = LanceDb(tmp_path / "lance", keyword="native")
+    with pytest.raises(ConfigurationError, match="exact"):
+        store.connect(EmbeddingSpace(embedder="test", dim=8, tokenizer="my-own-tokenizer"))
+    plain = LanceDb(tmp_path / "lance", table="plain", keyword="native")
+    plain.connect(EmbeddingSpace(embedder="test", dim=8, tokenizer="default(stem=none,stop=none)"))
+    plain.upsert([Chunk.create("a", 0, "The cats"), Chunk.create("b", 0, "a cat")],
+                 unit_vectors(2))
+    assert _ids(plain.keyword("the", k=5)) == ["a#0"]  # no stop words, no stemming
+    assert _ids(plain.keyword("cat", k=5)) == ["b#0"]
+    plain.close()
+
+
+def test_modes_share_a_table(tmp_path: Path) -> None:
+    """A table written in one mode opens in the other: native builds its index over the rows
+    there (replacing one made with other settings), exact rebuilds its BM25 index."""
+    import lancedb
+    from lancedb.index import FTS
+
+    chunks, vectors = make_chunks(40), unit_vectors(40)
+    exact = LanceDb(tmp_path / "lance")
+    exact.connect(SPACE)
+    exact.upsert(chunks, vectors)
+    exact.close()
+    lancedb.connect(tmp_path / "lance").open_table("vecmem").create_index(
+        "text", config=FTS(stem=False))  # someone else's index, other settings
+    native = LanceDb(tmp_path / "lance", keyword="native")
+    native.connect(SPACE)
+    details = [ix.index_details for ix in native._t().list_indices() if ix.index_type == "FTS"]
+    assert len(details) == 1 and details[0]["stem"] is True
+    ref = lucene_reference(chunks, vectors)
+    truth = {c.id: s for c, s in ref.keyword("memory graph", k=100)}
+    assert_ranked_like(native.keyword("memory graph", k=10), ref.keyword("memory graph", k=10),
+                       truth, rel=1e-5, abs_=1e-6)
+    native.upsert(make_chunks(1, start=40), unit_vectors(1, seed=40))
+    native.close()
+    again = LanceDb(tmp_path / "lance")
+    again.connect(SPACE)
+    everything = again.get([c.id for c in make_chunks(41)])
+    ref = reference(everything, again.get_vectors([c.id for c in everything]))
+    assert _bm25_of(again, "memory graph") == [(c.id, pytest.approx(s))
+                                               for c, s in ref.keyword("memory graph", k=10)]
+    again.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_metadata_that_is_not_json_is_refused(tmp_path: Path, mode: str) -> None:
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    store.upsert(make_chunks(2), unit_vectors(2))
+    bad = [Chunk("doc0", "doc0", 0, "overwritten", {"x": {1, 2}}, "h")]
+    with pytest.raises(InvalidInputError, match="doc0"):
+        store.upsert(bad, unit_vectors(1, seed=3))
+    assert store.count() == 2 and store.get(["doc0#0"])[0].text != "overwritten"
+    store.close()

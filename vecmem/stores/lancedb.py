@@ -63,12 +63,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -92,8 +93,9 @@ from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 FORMAT = 1
 KeywordMode = Literal["exact", "native"]
 FTS_LAG = 1000
-"""Rows outside the native full-text index that make the next keyword or hybrid search bring it
-up to date first (a flat scan of unindexed rows costs ~14 us each per query)."""
+"""Changed rows (written or deleted since the native full-text index was built) that make the next
+keyword or hybrid search rebuild it first. Rows outside the index cost a flat scan (~14 us each
+per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
 _CHUNK_COLS = ["id", "document_id", "position", "text", "content_hash", "metadata"]
 _IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -465,21 +467,29 @@ class LanceDb:
         self._fts_checked, self._fts_written = time.monotonic(), 0
 
     def _fresh_fts(self) -> None:
-        """Bring the full-text index up to date when more than ``FTS_LAG`` rows are outside it
-        (looked up after this object wrote that many, or every ``_FTS_CHECK_S`` seconds for other
-        writers' rows). Best effort: rows outside the index are still searched, by a flat scan."""
-        now = time.monotonic()
-        if self._fts_written < FTS_LAG and now - self._fts_checked < _FTS_CHECK_S:
+        """Rebuild the full-text index before a search once more than ``FTS_LAG`` rows changed
+        since it was built: rows this object wrote or deleted, or (looked up every
+        ``_FTS_CHECK_S`` seconds) rows other writers left outside it. Best effort: rows outside
+        the index are still searched, by a flat scan."""
+        if self._fts_written <= FTS_LAG and time.monotonic() - self._fts_checked < _FTS_CHECK_S:
             return
         with self._lock:
-            self._fts_checked, self._fts_written = now, 0
+            now = time.monotonic()
+            if self._fts_written <= FTS_LAG and now - self._fts_checked < _FTS_CHECK_S:
+                return  # another thread just did it
+            self._fts_checked = now
+            config = _fts_config(self._require_space().tokenizer)
             try:
+                if self._fts_written > FTS_LAG:
+                    self._build_fts(config)
+                    return
                 stats = self._t().index_stats(self._fts_name)
                 if stats is None:  # dropped by someone else
-                    self._ensure_fts(_fts_config(self._require_space().tokenizer))
+                    self._ensure_fts(config)
                 elif stats.num_unindexed_rows > FTS_LAG:
-                    self._build_fts(_fts_config(self._require_space().tokenizer))
+                    self._build_fts(config)
             except (BackendError, ValueError, RuntimeError, OSError) as exc:
+                self._fts_written = 0  # retry after the next FTS_LAG changes, not every search
                 _log.warning("could not update the full-text index of %s: %s", self._where, exc)
 
     # ----------------------------------------------------------------- keyword index
@@ -609,7 +619,7 @@ class LanceDb:
                 arrays.append(nulls.cast(field.type))
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _ensure_columns(self, names: Iterator[str] | Sequence[str]) -> tuple[int, Any]:
+    def _ensure_columns(self, names: Iterable[str]) -> tuple[int, Any]:
         """Add the typed columns this batch needs. Returns the commits made (0 or 1) and the
         table's schema (read once per batch: another writer may have added columns)."""
         pa = require("pyarrow", "lancedb")
@@ -651,6 +661,8 @@ class LanceDb:
                     self._committed(before, after, 1)
                     if after == before + 1:
                         self._index_written([], deletes)
+                else:
+                    self._fts_written += len(deletes)
                 return
             typed = _typed_columns([c.metadata for c in chunks])
             commits, schema = self._ensure_columns(typed)
@@ -662,7 +674,7 @@ class LanceDb:
                 after = merge.execute(data).version
             self._next_seq += len(chunks)
             if not exact:
-                self._fts_written += len(chunks)
+                self._fts_written += len(chunks) + len(deletes)
                 return
             if after == before + commits + 1:
                 self._index_written(chunks, deletes)
@@ -698,6 +710,7 @@ class LanceDb:
                     n = int(self._t().count_rows(where))
                     if n:
                         self._t().delete(where)
+                self._fts_written += n
                 return n
             with self._errors("delete"):
                 doomed = self._t().search().where(where).select(["id"]).limit(None).to_arrow()
@@ -785,7 +798,7 @@ class LanceDb:
         if not text.strip():
             return []
         with self._errors("keyword query"):
-            search = self._t().search(text, query_type="fts", fts_columns="text")
+            search = self._t().search(text, query_type="fts")  # the only FTS index: ``text``
             if where is not None:
                 search = search.where(where, prefilter=True)
             data = search.select([*_CHUNK_COLS, "_score"]).limit(k).to_arrow()
@@ -958,7 +971,7 @@ def from_url(url: str) -> LanceDb:
     if keyword not in ("exact", "native"):
         raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
     return LanceDb(path, table=query.get("table") or query.get("collection") or "vecmem",
-                   keyword=keyword)
+                   keyword=cast(KeywordMode, keyword))
 
 
 __all__ = ["LanceDb", "from_url"]
