@@ -25,7 +25,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import matches, parse_filter
 from vecmem.stores import open_store
-from vecmem.stores.chroma import ChromaDb, to_where
+from vecmem.stores.chroma import ChromaDb, ShapesNeeded, to_where
 from vecmem.testing import CongruenceSuite, StoreSuite
 from vecmem.testing.store_suite import (
     SPACE,
@@ -184,28 +184,37 @@ def test_metadata_that_is_not_json_is_refused_before_writing(tmp_path: Path) -> 
 
 
 # ----------------------------------------------------------------------------- filters
-def test_translation_equals_the_reference_on_500_random_filters(tmp_path: Path) -> None:
+@pytest.mark.parametrize("complement", [True, False], ids=["chroma-ne", "shapes-only"])
+def test_translation_equals_the_reference_on_500_random_filters(
+        tmp_path: Path, complement: bool) -> None:
     """The where translation, run by Chroma's own engine, selects exactly what
-    vecmem.filters.matches selects, for 500 random filters over varied metadata."""
+    vecmem.filters.matches selects, for 500 random filters over varied metadata; both with
+    Chroma's $ne/$nin matching chunks without the field (Chroma 1.x, probed) and with absence
+    read from the stored metadata shapes only (a Chroma whose $ne does not)."""
     s = ChromaDb(path=str(tmp_path / "c"))
     s.connect(SPACE)
     chunks = make_chunks(120, metadata=filter_metadata)
     s.upsert(chunks, unit_vectors(120))
+    assert s.count(parse_filter({"s": {"$ne": "red"}})) > 0 and s._complement is True
+    s._complement = complement
     rng = random.Random(7)
     for n in range(500):
         spec = random_filter(rng)
         f = parse_filter(spec)
         want = {c.id for c in chunks if matches(f, c.metadata)}
-        where = to_where(f)
-        got = set(s._matching_ids(where))
+        got = set(s._filtered(f, s._matching_ids))
+        where = to_where(f, complement=complement, shapes=s._shapes)
         assert got == want, f"#{n} {spec} -> {where}"
 
 
 def test_negations_are_pushed_down_not_dropped() -> None:
     """Chroma has no $not: the translation must push it to the leaves."""
     f = parse_filter({"$not": {"$or": [{"a": 1}, {"b": {"$gt": 2}}]}})
-    w = to_where(f)
+    with pytest.raises(ShapesNeeded):  # "b is not a number" is read from the stored shapes
+        to_where(f)
+    w = to_where(f, shapes={'["ia","fb"]': {"a": "i", "b": "f"}, '["ia"]': {"a": "i"}})
     assert "'$not'" not in repr(w) and "$and" in w
+    assert {"_vm_sig": {"$in": ['["ia"]']}} in w["$and"][1]["$or"]
     assert to_where(parse_filter({"a": {"$in": []}})) is False
     assert to_where(parse_filter({"a": {"$nin": []}})) is True
 
@@ -244,3 +253,104 @@ def test_selective_filter_falls_back_to_an_exact_scan(tmp_path: Path) -> None:
     np.testing.assert_allclose([x for _, x in got], want, atol=1e-4)
     exact = s._exact(q, 5, to_where(f))
     np.testing.assert_allclose([x for _, x in exact], want[:5], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- layout
+def test_overwriting_a_chunk_drops_its_old_filter_fields(tmp_path: Path) -> None:
+    """Chroma's upsert merges metadata: a field the new version lacks must not keep matching."""
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    s.upsert([Chunk.create("d", 0, "t", {"a": "x", "deep": {"k": 1}})], unit_vectors(1))
+    s.upsert([Chunk.create("d", 0, "t", {"b": 2})], unit_vectors(1))
+    assert s.count(parse_filter({"a": "x"})) == 0
+    assert s.count(parse_filter({"a": {"$exists": True}})) == 0
+    assert s.count(parse_filter({"b": {"$gte": 2}})) == 1
+    assert s.get(["d#0"])[0].metadata == {"b": 2}
+
+
+def test_plain_chunks_are_stored_without_a_json_copy(tmp_path: Path) -> None:
+    """A chunk with scalar metadata and the usual id is read back from its typed keys: Chroma
+    returns these per hit, so the layout keeps them few (the JSON copy is for the rest)."""
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    s.upsert([Chunk.create("d", 3, "t", {"n": 1, "s": "x", "b": True, "f": 0.5})],
+             unit_vectors(1))
+    stored = s._col.get(include=["metadatas"])["metadatas"][0]
+    assert sorted(stored) == ["_vm_doc", "_vm_sig", "b_b", "n_f", "n_n", "s_s"]
+
+
+def test_values_beyond_the_typed_keys_round_trip(tmp_path: Path) -> None:
+    """-0.0, ints past 2**53, NUL in strings, key order, a custom id, position and hash come
+    back exactly (through the JSON copy where the typed keys cannot carry them)."""
+    s = ChromaDb(path=str(tmp_path / "c"))
+    s.connect(SPACE)
+    meta = {"z": -0.0, "big": 2**60 + 1, "nul": "a\x00b", "a": 1, "f": 2.0}
+    chunks = [Chunk.create("d", 0, "one", meta),
+              Chunk.create("d", 1, "two", {"a": 1, "f": 2.0}),  # plain, but key order a, f
+              Chunk(id="custom", document_id="d", position=7, text="three", metadata={"f": 2.0,
+                    "a": 1}, content_hash="not-the-sha")]
+    s.upsert(chunks, unit_vectors(3))
+    got = {c.id: c for c in s.get([c.id for c in chunks])}
+    for want in chunks:
+        c = got[want.id]
+        assert (c.document_id, c.position, c.content_hash) == (
+            want.document_id, want.position, want.content_hash)
+        assert list(c.metadata.items()) == list(want.metadata.items())
+        assert [type(v) for v in c.metadata.values()] == [type(v) for v in want.metadata.values()]
+    assert str(got["d#0"].metadata["z"]) == "-0.0"
+    assert s.count(parse_filter({"big": {"$gt": 2**59}})) == 1
+
+
+def test_shapes_written_by_another_client_are_learnt(tmp_path: Path) -> None:
+    """$exists reads the metadata shapes a store has learnt: a shape another client stores
+    afterwards must still count (the store checks after each such query and learns it)."""
+    path = str(tmp_path / "c")
+    a, b = ChromaDb(path=path), ChromaDb(path=path)
+    a.connect(SPACE)
+    b.connect(SPACE)
+    a.upsert(make_chunks(3, metadata=lambda i: {"n": i}), unit_vectors(3))
+    assert b.count(parse_filter({"z": {"$exists": False}})) == 3
+    a.upsert(make_chunks(2, start=3, metadata=lambda i: {"n": i, "z": "new"}), unit_vectors(2))
+    assert b.count(parse_filter({"z": {"$exists": False}})) == 3
+    assert b.count(parse_filter({"$not": {"n": {"$gt": 1}}})) == 2
+    assert {c.id for c, _ in b.query(unit_vectors(1)[0], k=5,
+                                     filter=parse_filter({"z": {"$exists": True}}))} == {
+        "doc3#0", "doc4#0"}
+
+
+def _format_1(path: str) -> list[Chunk]:
+    """A collection as vecmem's Chroma format 1 wrote it (JSON on every chunk, _vm_keys)."""
+    import json
+
+    import chromadb
+
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", {"s": "xy"[i % 2], "n": i, "tags": ["a"]})
+              for i in range(6)]
+    col = chromadb.PersistentClient(path=path).create_collection(
+        "old", embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": 1})
+    col.add(ids=[c.id for c in chunks], embeddings=unit_vectors(6), documents=[c.text for c in chunks],
+            metadatas=[{"_vm": json.dumps({"d": c.document_id, "p": 0, "h": c.content_hash,
+                                           "m": c.metadata}),
+                        "_vm_doc": c.document_id, "s_s": c.metadata["s"],
+                        "n_n": float(c.metadata["n"]), "l_tags": ["s:a"],
+                        "_vm_keys": ["s_s", "n_n", "l_tags"]} for c in chunks])
+    return chunks
+
+
+def test_format_1_is_refused_until_upgraded(tmp_path: Path) -> None:
+    """A collection in the old layout is never misread: connect() says to upgrade(), which
+    rewrites it in place; then every chunk and filter is exact."""
+    path = str(tmp_path / "c")
+    chunks = _format_1(path)
+    with pytest.raises(ConfigurationError, match="upgrade"):
+        ChromaDb(path=path, collection="old").connect(SPACE)
+    assert ChromaDb(path=path, collection="old").upgrade() == 6
+    assert ChromaDb(path=path, collection="old").upgrade() == 0
+    s = ChromaDb(path=path, collection="old")
+    s.connect(SPACE)
+    assert s.get([c.id for c in chunks]) == chunks
+    stored = s._col.get(include=["metadatas"])["metadatas"]
+    assert all("_vm_keys" not in m and "_vm_sig" in m for m in stored)
+    assert s.count(parse_filter({"s": {"$ne": "x"}, "tags": {"$contains": "a"}})) == 3
+    assert s.count(parse_filter({"$not": {"n": {"$gte": 2}}})) == 2

@@ -5,17 +5,26 @@
 One collection per store, cosine space, created with ``embedding_function=None``: vecmem always
 passes the vectors, Chroma never embeds (its default model would be downloaded).
 
-Layout. A chunk is a record: its id, its vector, its text as the document, and metadata holding
-``_vm`` (document id, position, content hash and the metadata, as JSON, so ints, floats and
-nested values come back exactly), ``_vm_doc`` (the document id, for ``get_by_document``) and a
-typed flat copy for filtering: ``s_F`` strings, ``n_F`` numbers (as floats), ``b_F`` booleans,
-``l_F`` the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``), and
-``_vm_keys``, the typed keys present (``o_F`` for a field holding nothing filterable: null, an
-object, an empty list). Keeping types apart makes the portable semantics exact whatever Chroma
-does with mixed types: ``$eq`` never matches a list, booleans are not numbers, ``$ne``/``$nin``
-match chunks without the field (written as ``$or`` with ``_vm_keys $not_contains``, not left to
-how a Chroma version treats missing keys), ``$exists`` reads ``_vm_keys``, and ``$not`` is pushed
-down to the leaves. The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
+Layout (format 2). A chunk is a record: its id, its vector, its text as the document, and flat
+metadata: ``_vm_doc`` (the document id, for ``get_by_document``), ``_vm_sig`` (the chunk's
+metadata shape: its field names in order, each behind a type letter, as JSON) and a typed copy of
+each field for filtering: ``n_F`` numbers (as floats), ``s_F`` strings, ``b_F`` booleans, ``l_F``
+the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``; ``[""]`` if none).
+The metadata is read back from the typed copy and the shape (ints stay ints, key order kept), the
+position from the id (``document#position``), the content hash from the text; what cannot be
+(null, nested values, -0.0, ints beyond 2**53, a custom id or hash) is kept in ``_vm`` as JSON.
+Chroma reads every key back as one row per hit, so this keeps a query's reads close to a raw
+collection's: two short keys more per chunk. Format 1 (``_vm`` JSON on every chunk, a ``_vm_keys``
+list) is refused with a pointer to :meth:`ChromaDb.upgrade`.
+
+Filters stay exact whatever Chroma does with mixed types: ``$eq`` never matches a list, booleans
+are not numbers. ``$ne``/``$nin`` and negated ``$contains`` use Chroma's own operators, which match
+records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence
+is read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
+they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store learns with
+``_vm_sig $nin [known]`` reads; after each such operation it checks again, and when another client
+stored a new shape meanwhile it learns it and runs the operation again. ``$not`` is pushed down
+to the leaves. The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
 
 The keyword leg is a :class:`~vecmem.bm25.BM25Index` kept beside the collection (Chroma has no
 BM25 equal to ``rank_bm25``): built from the documents on the first keyword search, kept in step
@@ -25,7 +34,7 @@ random token in the collection metadata (``vecmem_gen``); a store that finds a t
 write rebuilds its index, so writes by other clients reach it on the next keyword search. Limits:
 a write by another client racing this store's own write by milliseconds can be missed until
 :meth:`ChromaDb.refresh`; the rebuild reads every document (seconds per 100k chunks). Numbers are
-compared as 64-bit floats (ints beyond 2**53 lose precision in filters, not in the stored JSON).
+compared as 64-bit floats (ints beyond 2**53 lose precision in filters, not in what comes back).
 
 Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although more chunks match
 (a selective filter), the store scans the matching vectors exactly.
@@ -41,9 +50,10 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from hashlib import sha256
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -58,18 +68,24 @@ from vecmem.errors import (
     DimensionMismatchError,
     InvalidInputError,
     NotFoundError,
+    UnsupportedFilterError,
     VecmemError,
 )
 from vecmem.filters import Cond, Filter, Not, Or
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
 
-FORMAT = 1
-_KEYS = "_vm_keys"
+FORMAT = 2
+_DOC, _SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
 _PAGE = 5000  # records per get() page
+MAX_SHAPES = 2000  # distinct metadata shapes a shape-dependent filter may list
+_EXACT = 2**53  # ints up to this magnitude are exact as floats
+_INCLUDE = ["documents", "metadatas", "distances"]
 _Where = Any  # a Chroma where dict, or True (everything) / False (nothing)
+_T = TypeVar("_T")
+Shapes = Mapping[str, Mapping[str, str]]  # _vm_sig -> {field: type letter}
 
 
 # --------------------------------------------------------------------------- metadata
@@ -90,41 +106,104 @@ def _tag(v: Any) -> str | None:
     return None
 
 
+def _float(v: float) -> float:
+    """A number as a float; beyond the float range, an infinity of its sign."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def _encode(c: Chunk) -> dict[str, Any]:
     """The Chroma metadata of a chunk (see the module docstring)."""
-    try:
-        raw = json.dumps({"d": c.document_id, "p": int(c.position), "h": c.content_hash,
-                          "m": dict(c.metadata)},
-                         ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
-    meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
-    keys: list[str] = []
-    val: Any
+    meta: dict[str, Any] = {_DOC: c.document_id}
+    sig: list[str] = []
+    exact = True  # the metadata can be read back from the typed keys
     for field, v in c.metadata.items():
         if not isinstance(field, str):
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
         if isinstance(v, bool):
-            key, val = "b_" + field, v
-        elif _num(v):
-            key, val = "n_" + field, float(v)
+            t, meta["b_" + field] = "b", v
+        elif isinstance(v, int):
+            t, exact = "i", exact and -_EXACT <= v <= _EXACT
+            if not math.isfinite(meta.setdefault("n_" + field, _float(v))):
+                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is too large")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is {v}: not JSON")
+            t, meta["n_" + field] = "f", v
+            exact = exact and not (v == 0.0 and math.copysign(1.0, v) < 0.0)
         elif isinstance(v, str):
-            key, val = "s_" + field, v
+            t, meta["s_" + field], exact = "s", v, exact and "\x00" not in v
         elif isinstance(v, (list, tuple)):
-            key, val = "l_" + field, [t for t in map(_tag, v) if t is not None]
+            t, exact = "l", False
+            meta["l_" + field] = [x for x in map(_tag, v) if x is not None] or [""]
         else:  # None, dicts: present (for $exists), never equal to a scalar
-            key, val = "o_" + field, []
-        if val == []:  # nothing to filter on (an empty list): only its presence
-            keys.append("o_" + field)
-        else:
-            keys.append(key)
-            meta[key] = val
-    meta[_KEYS] = keys or [""]  # never empty: Chroma refuses empty lists
+            t, exact = "o", False
+        sig.append(t + field)
+    meta[_SIG] = json.dumps(sig, ensure_ascii=False, separators=(",", ":"))
+    extra: dict[str, Any] = {}
+    if not exact:
+        extra["m"] = dict(c.metadata)
+    if type(c.position) is not int or c.id != f"{c.document_id}#{c.position}":
+        extra["p"] = int(c.position)
+    if c.content_hash != content_hash(c.text):
+        extra["h"] = c.content_hash
+    if extra:
+        try:
+            meta[_EXTRA] = json.dumps(extra, ensure_ascii=False, allow_nan=False,
+                                      separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     return meta
 
 
-def _decode(cid: str, text: str | None, meta: dict[str, Any]) -> Chunk:
-    d = json.loads(meta["_vm"])
+_KEY = {"i": "n_", "f": "n_", "s": "s_", "b": "b_"}
+_CONVERT = {"i": int, "f": float}
+_READERS: dict[str, tuple[tuple[str, str, Any], ...]] = {}
+
+
+def _reader(sig: str) -> tuple[tuple[str, str, Any], ...]:
+    """(field, typed key, converter) for each field of a shape (read back from typed keys)."""
+    r = _READERS.get(sig)
+    if r is None:
+        r = tuple((x[1:], _KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0]))
+                  for x in json.loads(sig))
+        if len(_READERS) > 10_000:
+            _READERS.clear()
+        _READERS[sig] = r
+    return r
+
+
+def shape(sig: str) -> dict[str, str]:
+    """A ``_vm_sig`` as ``{field: type letter}`` (``i f s b l o``)."""
+    return {x[1:]: x[0] for x in json.loads(sig)}
+
+
+def _decode(ids: Sequence[str], texts: Sequence[str | None],
+            metas: Sequence[Mapping[str, Any] | None]) -> list[Chunk]:
+    """The chunks of Chroma records (hashes first, in one pass: it is the costly part)."""
+    docs = [t or "" for t in texts]
+    hashes = [sha256(t.encode("utf-8")).hexdigest() for t in docs]
+    out = []
+    for cid, text, meta, h in zip(ids, docs, metas, hashes):
+        try:
+            m: Mapping[str, Any] = meta or {}
+            doc = m[_DOC]
+            x = {} if (extra := m.get(_EXTRA)) is None else json.loads(extra)
+            md = x["m"] if "m" in x else {name: m[key] if conv is None else conv(m[key])
+                                          for name, key, conv in _reader(m[_SIG])}
+            pos = x["p"] if "p" in x else int(cid[len(doc) + 1:])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"Chroma record {cid!r} was not written by vecmem (format "
+                               f"{FORMAT}): {type(exc).__name__} {exc}") from exc
+        out.append(Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=md,
+                         content_hash=x.get("h", h)))
+    return out
+
+
+def _decode_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> Chunk:
+    d = json.loads(meta["_vm"])  # format 1: every chunk as JSON
     return Chunk(id=cid, document_id=d["d"], position=int(d["p"]), text=text or "",
                  metadata=d["m"], content_hash=d["h"])
 
@@ -148,64 +227,104 @@ def _or(items: list[_Where]) -> _Where:
     return items[0] if len(items) == 1 else {"$or": items}
 
 
-def _absent(key: str) -> dict[str, Any]:
-    return {_KEYS: {"$not_contains": key}}
+class ShapesNeeded(UnsupportedFilterError):
+    """The filter needs the metadata shapes stored (``$exists``, a negated range)."""
 
 
-def _typed_key(field: str, v: Any) -> tuple[str, Any]:
+_TYPES = {"n_": ("i", "f"), "s_": ("s",), "b_": ("b",), "l_": ("l",)}
+_FLIP = {"gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
+
+
+class _Translate:
+    """A parsed filter as a Chroma where, with ``$not`` pushed down to the leaves."""
+
+    def __init__(self, complement: bool, shapes: Shapes | None) -> None:
+        self.complement, self.shapes = complement, shapes
+
+    def __call__(self, f: Filter | None, neg: bool = False) -> _Where:
+        if f is None:
+            return True
+        if isinstance(f, Cond):
+            return self.cond(f, neg)
+        if isinstance(f, Not):
+            return self(f.item, not neg)
+        parts = [self(x, neg) for x in f.items]
+        return _or(parts) if isinstance(f, Or) != neg else _and(parts)
+
+    def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> _Where:
+        """Chunks whose shape gives ``field`` a type letter (``None``: absent) that ``keep``s."""
+        if self.shapes is None:
+            raise ShapesNeeded(f"a filter on the presence of {field!r} needs the metadata "
+                               "shapes stored (ChromaDb learns them)")
+        sigs = [s for s, fields in self.shapes.items() if keep(fields.get(field))]
+        if len(sigs) == len(self.shapes):
+            return True
+        return {_SIG: {"$in": sigs}} if sigs else False
+
+    def absent(self, key: str) -> _Where:
+        types = _TYPES[key[:2]]
+        return self.with_shape(key[2:], lambda t: t not in types)
+
+    def unless(self, key: str, where: _Where) -> _Where:
+        """``where`` (a complement operator on ``key``), or the chunks without ``key``."""
+        return where if self.complement else _or([self.absent(key), where])
+
+    def cond(self, c: Cond, neg: bool) -> _Where:
+        op, v, f = c.op, c.value, c.field
+        if op == "exists":
+            return self.with_shape(f, lambda t: (t is not None) == (v != neg))
+        if op in ("ne", "nin"):
+            op, neg = {"ne": "eq", "nin": "in"}[op], not neg
+        if op in ("eq", "in"):
+            groups: dict[str, list[Any]] = {}
+            for x in (v,) if op == "eq" else v:
+                key, val = _typed(f, x)
+                if key is not None and val not in groups.setdefault(key, []):
+                    groups[key].append(val)
+            if neg:
+                return _and([self.unless(k, {k: {"$ne": vals[0]} if len(vals) == 1 else {
+                    "$nin": vals}}) for k, vals in groups.items()])
+            return _or([{k: {"$eq": vals[0]} if len(vals) == 1 else {"$in": vals}}
+                        for k, vals in groups.items()])
+        if op == "contains":
+            key, tag = "l_" + f, _tag(v)
+            if tag is None:
+                return neg
+            return self.unless(key, {key: {"$not_contains": tag}}) if neg else {
+                key: {"$contains": tag}}
+        key = "n_" + f  # gt gte lt lte
+        if neg:
+            return _or([_range(key, _FLIP[op], v), self.absent(key)])
+        return _range(key, op, v)
+
+
+def _typed(field: str, v: Any) -> tuple[str | None, Any]:
     if isinstance(v, bool):
         return "b_" + field, v
     if isinstance(v, str):
         return "s_" + field, v
-    return "n_" + field, float(v)
+    x = _float(v)
+    return ("n_" + field if math.isfinite(x) else None), x  # no stored number is infinite
 
 
-_FLIP = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
-_PREFIXES = ("n_", "s_", "b_", "l_", "o_")
+def _range(key: str, op: str, v: float) -> _Where:
+    x = _float(v)
+    if math.isinf(x):  # every stored number is finite
+        if (x > 0) == (op in ("gt", "gte")):
+            return False
+        return {"$or": [{key: {"$gte": 0.0}}, {key: {"$lt": 0.0}}]}  # any number
+    return {key: {"$" + op: x}}
 
 
-def _cond(c: Cond, neg: bool) -> _Where:
-    """One condition, or its negation, as a Chroma where (exact vecmem semantics)."""
-    op, v, f = c.op, c.value, c.field
-    if op == "exists":  # one of the typed keys (or the o_ marker) is listed
-        keys = [p + f for p in _PREFIXES]
-        if v != neg:
-            return _or([{_KEYS: {"$contains": k}} for k in keys])
-        return _and([_absent(k) for k in keys])
-    if op in ("ne", "nin"):
-        op, neg = {"ne": "eq", "nin": "in"}[op], not neg
-    if op == "eq":
-        key, val = _typed_key(f, v)
-        return _or([_absent(key), {key: {"$ne": val}}]) if neg else {key: {"$eq": val}}
-    if op == "in":
-        groups: dict[str, list[Any]] = {}
-        for x in v:
-            key, val = _typed_key(f, x)
-            if val not in groups.setdefault(key, []):
-                groups[key].append(val)
-        if neg:
-            return _and([_or([_absent(k), {k: {"$nin": vals}}]) for k, vals in groups.items()])
-        return _or([{k: {"$in": vals}} for k, vals in groups.items()])
-    if op == "contains":
-        key, tag = "l_" + f, _tag(v)
-        return _or([_absent(key), {key: {"$not_contains": tag}}]) if neg else {
-            key: {"$contains": tag}}
-    key = "n_" + f  # gt gte lt lte
-    if neg:
-        return _or([_absent(key), {key: {_FLIP[op]: float(v)}}])
-    return {key: {"$" + op: float(v)}}
+def to_where(f: Filter | None, *, complement: bool = True,
+             shapes: Shapes | None = None) -> _Where:
+    """A parsed vecmem filter as a Chroma ``where`` (``True``: no filter, ``False``: nothing).
 
-
-def to_where(f: Filter | None, neg: bool = False) -> _Where:
-    """A parsed vecmem filter as a Chroma ``where`` (``True``: no filter, ``False``: nothing)."""
-    if f is None:
-        return True
-    if isinstance(f, Cond):
-        return _cond(f, neg)
-    if isinstance(f, Not):
-        return to_where(f.item, not neg)
-    parts = [to_where(x, neg) for x in f.items]
-    return _or(parts) if isinstance(f, Or) != neg else _and(parts)
+    ``complement``: Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
+    (Chroma 1.x). ``shapes``: the metadata shapes stored (``{_vm_sig: {field: type}}``), needed
+    by ``$exists`` and negated ranges; without them those raise :class:`ShapesNeeded`.
+    """
+    return _Translate(complement, shapes)(f)
 
 
 # --------------------------------------------------------------------------- the store
@@ -257,6 +376,10 @@ class ChromaDb:
         self._id_of: dict[int, str] = {}
         self._next_slot = 0
         self._gen: str | None = None  # the collection's vecmem_gen our index reflects
+        # filters: Chroma's complement operators match missing keys (None: not probed yet),
+        # and the metadata shapes stored that this store knows of
+        self._complement: bool | None = None
+        self._shapes: dict[str, dict[str, str]] = {}
 
     # ----------------------------------------------------------------- plumbing
     @property
@@ -267,28 +390,33 @@ class ChromaDb:
             target = self.path or "memory"
         return f"Chroma collection {self.collection!r} at {target}"
 
+    def _error(self, exc: Exception, what: str) -> VecmemError:
+        """The vecmem error for a client exception."""
+        errors = require("chromadb.errors", "chroma")
+        if isinstance(exc, errors.NotFoundError):
+            return NotFoundError(f"{self._where_am_i} does not exist ({what})")
+        if isinstance(exc, (errors.ChromaAuthError, errors.AuthorizationError)):
+            return AuthenticationError(f"{self._where_am_i}: access refused ({what})")
+        if isinstance(exc, errors.ChromaError):
+            if "dimension" in str(exc):
+                return DimensionMismatchError(f"{self._where_am_i}: {exc}")
+            return BackendError(f"{self._where_am_i}: {what} failed: {exc}")
+        # httpx errors, or ValueError("Could not connect ...")
+        text = f"{type(exc).__name__} {exc}".lower()
+        if "connect" in text or "timeout" in text or isinstance(exc, OSError):
+            return BackendUnavailableError(
+                f"cannot reach the Chroma server at {self._where_am_i}: {exc}")
+        return BackendError(f"{self._where_am_i}: {what} failed: {exc}")
+
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         """Translate client exceptions into vecmem errors."""
-        errors = require("chromadb.errors", "chroma")
         try:
             yield
         except VecmemError:
             raise
-        except errors.NotFoundError as exc:
-            raise NotFoundError(f"{self._where_am_i} does not exist ({what})") from exc
-        except (errors.ChromaAuthError, errors.AuthorizationError) as exc:
-            raise AuthenticationError(f"{self._where_am_i}: access refused ({what})") from exc
-        except errors.ChromaError as exc:
-            if "dimension" in str(exc):
-                raise DimensionMismatchError(f"{self._where_am_i}: {exc}") from exc
-            raise BackendError(f"{self._where_am_i}: {what} failed: {exc}") from exc
-        except Exception as exc:  # httpx errors, or ValueError("Could not connect ...")
-            text = f"{type(exc).__name__} {exc}".lower()
-            if "connect" in text or "timeout" in text or isinstance(exc, OSError):
-                raise BackendUnavailableError(
-                    f"cannot reach the Chroma server at {self._where_am_i}: {exc}") from exc
-            raise BackendError(f"{self._where_am_i}: {what} failed: {exc}") from exc
+        except Exception as exc:
+            raise self._error(exc, what) from exc
 
     def _c(self) -> Any:
         if self._closed:
@@ -381,6 +509,16 @@ class ChromaDb:
         if isinstance(raw, str):
             stored = EmbeddingSpace.from_json(raw)
             stored.check_compatible(space, where=self._where_am_i)
+            if meta.get("vecmem_format") != FORMAT:
+                with self._errors("inspect the collection"):
+                    empty = not col.count()
+                    if empty:  # nothing stored in the old layout
+                        col.modify(metadata={**meta, "vecmem_format": FORMAT})
+                if not empty:
+                    raise ConfigurationError(
+                        f"{self._where_am_i} holds chunks in vecmem's Chroma layout format "
+                        f"{meta.get('vecmem_format')!r}, this vecmem reads format {FORMAT}: "
+                        "call ChromaDb(...).upgrade() once to rewrite it in place")
             return stored
         with self._errors("inspect the collection"):
             if col.count():
@@ -444,26 +582,29 @@ class ChromaDb:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """Wrap a write: keep the keyword index in step and publish a new generation token."""
-        if self._bm25 is not None and self._current_gen() != self._gen:
+        """Wrap a write: keep the keyword index in step and publish a new generation token
+        (one read of the collection before the write, one update after it)."""
+        with self._errors("read the collection"):
+            col = self._c().get_collection(self.collection, embedding_function=None)
+        meta = dict(col.metadata or {})
+        if self._bm25 is not None and meta.get("vecmem_gen") != self._gen:
             self._bm25 = None  # another client wrote: rebuild on the next keyword search
         try:
             yield
         except BaseException:
             self._bm25 = None  # perhaps partly written: rebuild from what is there
             try:
-                self._publish()
+                self._publish(col, meta)
             except VecmemError:
                 pass  # the original error says more
             raise
-        self._publish()
+        self._publish(col, meta)
 
-    def _publish(self) -> None:
+    def _publish(self, col: Any, meta: dict[str, Any]) -> None:
         """Store a new generation token: other clients' keyword indexes will rebuild."""
         gen = uuid.uuid4().hex
         with self._errors("record the write"):
-            col = self._c().get_collection(self.collection, embedding_function=None)
-            col.modify(metadata={**(col.metadata or {}), "vecmem_gen": gen})
+            col.modify(metadata={**meta, "vecmem_gen": gen})
         self._gen = gen
 
     # ----------------------------------------------------------------- writes
@@ -481,8 +622,16 @@ class ChromaDb:
         with self._lock, self._writing():
             for i in range(0, len(chunks), self._batch):
                 part = slice(i, i + self._batch)
+                ids = [c.id for c in chunks[part]]
                 with self._errors("upsert"):
-                    self._col.upsert(ids=[c.id for c in chunks[part]], embeddings=v[part],
+                    # Chroma's upsert merges metadata: drop the keys an overwritten chunk had
+                    old = self._col.get(ids=ids, include=["metadatas"])
+                    if old["ids"]:
+                        row = {cid: j for j, cid in enumerate(ids, i)}
+                        for cid, m in zip(old["ids"], old["metadatas"]):
+                            new = metas[row[cid]]
+                            new.update({key: None for key in m or () if key not in new})
+                    self._col.upsert(ids=ids, embeddings=v[part],
                                      documents=[c.text for c in chunks[part]],
                                      metadatas=metas[part])
             if deletes:
@@ -517,6 +666,60 @@ class ChromaDb:
             if len(ids) < _PAGE * 4:
                 return out
 
+    # ----------------------------------------------------------------- filters
+    def _filtered(self, f: Filter | None, run: Callable[[_Where], _T]) -> _T:
+        """``run(where)`` with ``f`` translated. A translation read from the metadata shapes is
+        checked after the run: if a shape it did not list was stored meanwhile, run again."""
+        if f is None:
+            return run(True)
+        if self._complement is None:
+            self._complement = self._probe_complement()
+        complement = self._complement is True
+        try:
+            where = to_where(f, complement=complement)
+        except ShapesNeeded:
+            pass
+        else:
+            return run(where)
+        if not self._shapes:
+            self._learn()
+        while True:
+            out = run(to_where(f, complement=complement, shapes=self._shapes))
+            if not self._learn():
+                return out
+
+    def _probe_complement(self) -> bool | None:
+        """Whether Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
+        (``None``: cannot tell, the collection is empty)."""
+        missing = {"$and": [{"_vm_absent": {"$ne": ""}}, {"_vm_absent": {"$nin": [""]}},
+                            {"_vm_absent": {"$not_contains": ""}}]}
+        with self._errors("probe the filters"):
+            if self._col.get(where=missing, limit=1, include=[])["ids"]:
+                return True
+            return False if self._col.count() else None
+
+    def _learn(self) -> bool:
+        """Read the metadata shapes stored that this store does not know; True if any."""
+        found, limit = False, 1
+        while True:
+            where = {_SIG: {"$nin": list(self._shapes)}} if self._shapes else None
+            with self._errors("read the metadata shapes"):
+                got = self._col.get(where=where, include=["metadatas"], limit=limit)
+            if not got["ids"]:
+                return found
+            for cid, m in zip(got["ids"], got["metadatas"]):
+                sig = (m or {}).get(_SIG)
+                if not isinstance(sig, str):
+                    raise BackendError(f"{self._where_am_i}: record {cid!r} was not written by "
+                                       f"vecmem (format {FORMAT})")
+                self._shapes[sig] = shape(sig)
+            if len(self._shapes) > MAX_SHAPES:
+                raise UnsupportedFilterError(
+                    f"{self._where_am_i} holds more than {MAX_SHAPES} distinct metadata shapes "
+                    "(sets of field names and types): $exists and negated ranges are not "
+                    "supported on it")
+            found, limit = True, min(limit * 8, _PAGE)
+
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
@@ -526,7 +729,7 @@ class ChromaDb:
             if ids:
                 doomed.update(self._existing(list(dict.fromkeys(ids))))
             if filter is not None:
-                doomed.update(self._matching_ids(to_where(filter)))
+                doomed.update(self._filtered(filter, self._matching_ids))
             if not doomed:
                 return 0
             with self._writing():
@@ -555,17 +758,28 @@ class ChromaDb:
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
-        q = validate_query_vector(vector, self._require_space().dim)
-        where = to_where(filter)
+        dim = self._require_space().dim
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if q.shape[0] != dim:
+            validate_query_vector(q, dim)  # raises DimensionMismatchError
+        return self._filtered(filter, lambda where: self._query(q, k, where))
+
+    def _query(self, q: np.ndarray, k: int, where: _Where) -> list[Scored]:
         if where is False:
+            validate_query_vector(q, q.shape[0])
             return []
-        with self._errors("vector query"):
+        try:
             res = self._col.query(query_embeddings=q[None, :], n_results=k,
-                                  where=None if where is True else where,
-                                  include=["documents", "metadatas", "distances"])
-        ids = res["ids"][0]
-        hits = [Scored(_decode(cid, d, m), 1.0 - float(dist)) for cid, d, m, dist in
-                zip(ids, res["documents"][0], res["metadatas"][0], res["distances"][0])]
+                                  where=None if where is True else where, include=_INCLUDE)
+        except Exception as exc:
+            validate_query_vector(q, q.shape[0])  # NaN or infinity: the caller's error
+            raise self._error(exc, "vector query") from exc
+        dists = res["distances"][0]
+        hits = [Scored(c, 1.0 - x) for c, x in zip(
+            _decode(res["ids"][0], res["documents"][0], res["metadatas"][0]), dists)]
+        if len(hits) < k or any(map(math.isnan, dists)):
+            # Chroma answers NaN distances to a query with NaN or infinity: checked only then
+            validate_query_vector(q, q.shape[0])
         if len(hits) < k:
             with self._errors("count"):
                 total = self._col.count() if where is True else len(self._matching_ids(where))
@@ -591,41 +805,51 @@ class ChromaDb:
             if len(page["ids"]) < _PAGE:
                 break
         recs = self._records(best_ids)
-        return [Scored(_decode(i, recs[i][0], recs[i][1]), float(s))
-                for i, s in zip(best_ids, best) if i in recs]
+        found = [(i, float(s)) for i, s in zip(best_ids, best) if i in recs]
+        chunks = _decode([i for i, _ in found], [recs[i][0] for i, _ in found],
+                         [recs[i][1] for i, _ in found])
+        return [Scored(c, s) for c, (_, s) in zip(chunks, found)]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
-        where = to_where(filter)
         with self._lock:
             if self._bm25 is None or self._current_gen() != self._gen:
                 self._rebuild()
             if self._bm25 is None or self.tokenizer is None:
                 raise ConfigurationError("the store is used before connect(space)")
             tokens = self.tokenizer(text)
-            if not tokens or where is False:
+            if not tokens:
                 return []
-            want = k if where is True else max(4 * k, 64)
-            recs: dict[str, Any] = {}
-            checked: set[str] = set()
-            while True:
-                slots, scores = self._bm25.top_k(tokens, want)
-                ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
-                fresh = [cid for cid, _ in ranked if cid not in checked]
-                recs.update(self._records(fresh, where))
-                checked.update(fresh)
-                passing = [(cid, x) for cid, x in ranked if cid in recs]
-                if len(passing) >= k or len(slots) < want:
-                    break
-                want *= 4
-            return [Scored(_decode(cid, recs[cid][0], recs[cid][1]), x) for cid, x in passing[:k]]
+            return self._filtered(filter, lambda where: self._keyword(tokens, k, where))
+
+    def _keyword(self, tokens: list[str], k: int, where: _Where) -> list[Scored]:
+        if self._bm25 is None or where is False:
+            return []
+        want = k if where is True else max(4 * k, 64)
+        recs: dict[str, Any] = {}
+        checked: set[str] = set()
+        while True:
+            slots, scores = self._bm25.top_k(tokens, want)
+            ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
+            fresh = [cid for cid, _ in ranked if cid not in checked]
+            recs.update(self._records(fresh, where))
+            checked.update(fresh)
+            passing = [(cid, x) for cid, x in ranked if cid in recs]
+            if len(passing) >= k or len(slots) < want:
+                break
+            want *= 4
+        passing = passing[:k]
+        chunks = _decode([i for i, _ in passing], [recs[i][0] for i, _ in passing],
+                         [recs[i][1] for i, _ in passing])
+        return [Scored(c, x) for c, (_, x) in zip(chunks, passing)]
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         recs = self._records(ids)
-        return [_decode(i, recs[i][0], recs[i][1]) for i in ids if i in recs]
+        found = [i for i in ids if i in recs]
+        return _decode(found, [recs[i][0] for i in found], [recs[i][1] for i in found])
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         space = self._require_space()
@@ -647,11 +871,10 @@ class ChromaDb:
             offset = 0
             while True:
                 with self._errors("get"):
-                    got = self._col.get(where={"_vm_doc": {"$in": part}},
+                    got = self._col.get(where={_DOC: {"$in": part}},
                                         include=["documents", "metadatas"],
                                         limit=_PAGE, offset=offset)
-                for cid, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
-                    c = _decode(cid, d, m)
+                for c in _decode(got["ids"], got["documents"], got["metadatas"]):
                     by_doc.setdefault(c.document_id, []).append(c)
                 offset += len(got["ids"])
                 if len(got["ids"]) < _PAGE:
@@ -660,11 +883,54 @@ class ChromaDb:
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
-        where = to_where(filter)
+        return self._filtered(filter, self._count)
+
+    def _count(self, where: _Where) -> int:
         if where is True:
             with self._errors("count"):
                 return int(self._col.count())
         return len(self._matching_ids(where))
+
+    # ----------------------------------------------------------------- maintenance
+    def upgrade(self) -> int:
+        """Rewrite a collection stored in vecmem's format-1 Chroma layout in format 2, in
+        place (documents, vectors and ids untouched); returns the chunks rewritten. Run it
+        once, while no other client writes; it can be run again after an interruption.
+
+        >>> ChromaDb(path="./chroma").upgrade()                  # doctest: +SKIP
+        """
+        with self._lock:
+            col = self._find()
+            if col is None:
+                raise NotFoundError(f"{self._where_am_i} does not exist")
+            meta = dict(col.metadata or {})
+            if meta.get("vecmem_format") == FORMAT:
+                return 0
+            if meta.get("vecmem_format") != 1:
+                raise ConfigurationError(f"{self._where_am_i} is not in a vecmem layout this "
+                                         f"version knows (format {meta.get('vecmem_format')!r})")
+            done = offset = 0
+            while True:
+                with self._errors("read for the upgrade"):
+                    page = col.get(include=["documents", "metadatas"], limit=_PAGE,
+                                   offset=offset)
+                ids, metas = [], []
+                for cid, d, m in zip(page["ids"], page["documents"], page["metadatas"]):
+                    if _SIG in m and "_vm_keys" not in m:
+                        continue  # already rewritten
+                    new = _encode(_decode_v1(cid, d, m))
+                    ids.append(cid)
+                    metas.append({**{key: None for key in m if key not in new}, **new})
+                if ids:
+                    with self._errors("upgrade"):
+                        col.update(ids=ids, metadatas=metas)
+                done += len(ids)
+                offset += len(page["ids"])
+                if len(page["ids"]) < _PAGE:
+                    break
+            with self._errors("upgrade"):
+                col.modify(metadata={**meta, "vecmem_format": FORMAT})
+            return done
 
     def drop(self) -> None:
         """Delete the whole collection (its records and recorded space); no-op if absent."""
@@ -675,6 +941,7 @@ class ChromaDb:
             except NotFoundError:
                 pass
             self.space, self._col, self._bm25 = None, None, None
+            self._complement, self._shapes = None, {}
 
     def close(self) -> None:
         with self._lock:
