@@ -40,6 +40,10 @@ def test_hashing_embedder_is_deterministic_normalised_and_lexical() -> None:
 def test_normalize() -> None:
     v = normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(v, [[0.6, 0.8], [0.0, 0.0]])
+    np.testing.assert_allclose(normalize(np.array([3.0, 4.0])), [[0.6, 0.8]])  # one row
+    np.testing.assert_array_equal(normalize(np.zeros((1, 2))), [[0.0, 0.0]])
+    with pytest.raises(InvalidInputError):
+        normalize(np.array([np.nan, 1.0]))
     with pytest.raises(InvalidInputError):
         normalize(np.array([[np.nan, 1.0]]))
     with pytest.raises(InvalidInputError):

@@ -7,6 +7,7 @@ An embedder returns float32 rows, L2-normalised (so cosine similarity is a dot p
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sqlite3
 import threading
@@ -42,6 +43,10 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim == 1:
         v = v[None, :]
+    if v.shape[0] == 1:  # a query: one dot product (NaN, infinity, zero take the path below)
+        n = float(np.dot(v[0], v[0]))
+        if 0.0 < n < math.inf:
+            return v / np.float32(math.sqrt(n))
     if not np.isfinite(v).all():
         raise InvalidInputError("vectors contain NaN or infinity")
     norms = np.linalg.norm(v, axis=1, keepdims=True)
