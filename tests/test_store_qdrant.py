@@ -23,6 +23,7 @@ pytest.importorskip("qdrant_client",
                     reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')")
 
 from vecmem.errors import (  # noqa: E402
+    BackendError,
     BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
@@ -128,17 +129,10 @@ class TestQdrantPath(_ModeSuite):
         return lambda: self.track(Qdrant(path=str(tmp_path / "qdrant"), collection="suite",
                                          keyword=keyword_mode))  # type: ignore[arg-type]
 
-    def test_10k_batch_upsert(self, store: object) -> None:
-        """Skipped in folder mode only: qdrant-client's local engine commits SQLite once per point
-        (about 200 s for 10k here); the adapter's batching is the same as in TestQdrantMemory."""
-        pytest.skip("10k points in qdrant-client's local folder mode take minutes (one SQLite "
-                    "commit per point); the same batch path runs in TestQdrantMemory")
-
 
 class TestQdrantCongruence(CongruenceSuite):
     """SciFact with the real model against the exact reference, in both keyword modes (local mode
-    in memory: the folder mode runs the same engine and commits once per point, which only makes
-    this slower)."""
+    in memory: the folder mode runs the same engine and only adds its SQLite writes)."""
 
     @pytest.fixture(params=MODES)
     def keyword_mode(self, request: pytest.FixtureRequest) -> str:
@@ -341,25 +335,26 @@ def test_awkward_field_names_filter_exactly() -> None:
         assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=10, filter=f)} == want, spec
 
 
-def test_keyword_index_is_rebuilt_after_a_failed_write(tmp_path: Path) -> None:
-    """If a write fails after validation, the exact keyword leg must not drift from the
-    collection."""
+def test_keyword_index_is_rebuilt_after_a_failed_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a write fails after validation (a plain upsert, or one with deletes), the exact keyword
+    leg must not drift from the collection."""
     store = Qdrant(":memory:", collection="c", keyword="exact")
     store.connect(SPACE)
     chunks = make_chunks(5)
     store.upsert(chunks, unit_vectors(5))
     client = store._c()
-    original = client.batch_update_points
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("network went away")
 
-    client.batch_update_points = boom
-    try:
-        with pytest.raises(Exception):
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "upsert", boom)
+        patch.setattr(client, "batch_update_points", boom)
+        with pytest.raises(BackendError):
             store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3))
-    finally:
-        client.batch_update_points = original
+        with pytest.raises(BackendError):
+            store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3),
+                         delete_ids=[chunks[0].id])
     assert store.keyword("zebra", k=3) == []
     store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3))
     assert [c.id for c, _ in store.keyword("zebra", k=3)] == ["new#0"]
