@@ -593,3 +593,39 @@ def test_metadata_that_is_not_json_is_refused(tmp_path: Path, mode: str) -> None
         store.upsert(bad, unit_vectors(1, seed=3))
     assert store.count() == 2 and store.get(["doc0#0"])[0].text != "overwritten"
     store.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_1_tables_still_work(tmp_path: Path, mode: str) -> None:
+    """A table in layout 1 (position, content_hash, metadata in columns of their own, before
+    they were packed into ``chunk``) reads and writes as before, in both modes."""
+    import lancedb
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [("id", pa.string(), False), ("document_id", pa.string()), ("position", pa.int64()),
+         ("text", pa.string()), ("content_hash", pa.string()), ("metadata", pa.string()),
+         ("seq", pa.int64()), ("vector", pa.list_(pa.float32(), 8)),
+         ("vm_keys", pa.list_(pa.string()))],
+        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": "1"})
+    old = make_chunks(6, texts=corpus_texts(6, seed=3))
+    vectors = unit_vectors(6)
+    lancedb.connect(tmp_path / "lance").create_table("vecmem", pa.table({
+        "id": [c.id for c in old], "document_id": [c.document_id for c in old],
+        "position": [c.position for c in old], "text": [c.text for c in old],
+        "content_hash": [c.content_hash for c in old], "metadata": ["{}"] * 6,
+        "seq": list(range(6)), "vector": [list(v) for v in vectors], "vm_keys": [[]] * 6,
+    }, schema=schema))
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    for got, want in zip(store.get([c.id for c in old]), old):
+        assert (got.id, got.position, got.text, got.content_hash, dict(got.metadata)) == (
+            want.id, want.position, want.text, want.content_hash, {})
+    new = Chunk.create("doc0", 0, "zebra crossing", {"n": 2, "tags": ["a"]})
+    store.upsert([new], unit_vectors(1, seed=9))
+    got = store.get(["doc0#0"])[0]
+    assert (got.text, dict(got.metadata)) == ("zebra crossing", {"n": 2, "tags": ["a"]})
+    assert _ids(store.keyword("zebra", k=3)) == ["doc0#0"]
+    assert store.count(parse_filter({"tags": {"$contains": "a"}})) == 1
+    assert "chunk" not in store._t().schema.names
+    store.close()

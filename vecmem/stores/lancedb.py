@@ -5,8 +5,8 @@ table in it. Vector search is LanceDB's (exact flat search unless you build an A
 ``vector`` column yourself), with the filter applied as a SQL ``where`` *prefilter*, so ``k`` hits
 come back whenever ``k`` chunks match.
 
-Layout. One row per chunk: ``id`` (the chunk id, the merge key), ``document_id``, ``position``,
-``text``, ``content_hash``, ``metadata`` (JSON text, read back exactly: ints stay ints), ``seq``
+Layout. One row per chunk: ``id`` (the chunk id, the merge key), ``document_id``, ``text``,
+``chunk`` (JSON ``[position, content_hash, metadata]``, read back exactly: ints stay ints), ``seq``
 (write order), ``vector`` (float32, fixed size) and typed filter columns added as metadata fields
 appear: ``vm_s_F`` strings, ``vm_n_F`` numbers (float64), ``vm_b_F`` booleans,
 ``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` the string/number/boolean elements of a list, and
@@ -98,14 +98,18 @@ from vecmem.stores.base import Capabilities, validate_batch, validate_query_vect
 from vecmem.tokenize import DefaultTokenizer, Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
-FORMAT = 1
+FORMAT = 2
+"""Table layout version, recorded in the schema: 2 packs position, content hash and metadata into
+one JSON column ``chunk`` (fewer columns to write and to read per hit); 1 (still read and written)
+kept them in ``position``, ``content_hash`` and ``metadata``."""
 KeywordMode = Literal["exact", "native"]
 FTS_LAG = 1000
 """Changed rows (written or deleted since the native full-text index was built) that make the next
 keyword or hybrid search rebuild it first. Rows outside the index cost a flat scan (~14 us each
 per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
-_CHUNK_COLS = ["id", "document_id", "position", "text", "content_hash", "metadata"]
+_CHUNK_COLS = {1: ["id", "document_id", "position", "text", "content_hash", "metadata"],
+               2: ["id", "document_id", "text", "chunk"]}  # what a Chunk is read from
 _IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 _IN_BATCH = 2048  # ids per ``id IN (...)`` clause
 _log = logging.getLogger("vecmem.stores.lancedb")
@@ -317,6 +321,7 @@ class LanceDb:
         self._closed = False
         self._lock = threading.RLock()
         self._columns: set[str] = set()
+        self._cols = _CHUNK_COLS[FORMAT]  # this table's layout, set on connect
         self._bm25: BM25Index | None = None
         self._slot_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
@@ -424,8 +429,7 @@ class LanceDb:
                 pa = require("pyarrow", "lancedb")
                 schema = pa.schema(
                     [("id", pa.string(), False), ("document_id", pa.string()),
-                     ("position", pa.int64()), ("text", pa.string()),
-                     ("content_hash", pa.string()), ("metadata", pa.string()),
+                     ("text", pa.string()), ("chunk", pa.string()),
                      ("seq", pa.int64()), ("vector", pa.list_(pa.float32(), space.dim)),
                      ("vm_keys", pa.list_(pa.string()))],
                     metadata={"vecmem_space": space.to_json(), "vecmem_format": str(FORMAT)},
@@ -439,6 +443,12 @@ class LanceDb:
                     "pick another table name")
             stored.check_compatible(space, where=self._where)
             fts = _fts_config(stored.tokenizer) if self.keyword_mode == "native" else None
+            layout = (tbl.schema.metadata or {}).get(b"vecmem_format", b"1").decode()
+            if layout not in ("1", "2"):
+                raise ConfigurationError(
+                    f"{self._where} has table layout {layout}; this vecmem reads 1 and 2 "
+                    "(upgrade vecmem)")
+            self._cols = _CHUNK_COLS[int(layout)]
             self._tbl = tbl
             self.space = stored
             self.tokenizer = get_tokenizer(stored.tokenizer)
@@ -616,14 +626,18 @@ class LanceDb:
         cols: dict[str, Any] = {
             "id": [c.id for c in chunks],
             "document_id": [c.document_id for c in chunks],
-            "position": [c.position for c in chunks],
             "text": [c.text for c in chunks],
-            "content_hash": [c.content_hash for c in chunks],
-            "metadata": _encoded(metas, chunks),
             "seq": np.arange(seq, seq + len(chunks), dtype=np.int64),
             "vm_keys": [list(m) for m in metas],
             **typed,
         }
+        if "chunk" in self._cols:
+            cols["chunk"] = _encoded([[c.position, c.content_hash, m]
+                                      for c, m in zip(chunks, metas)], chunks)
+        else:
+            cols["position"] = [c.position for c in chunks]
+            cols["content_hash"] = [c.content_hash for c in chunks]
+            cols["metadata"] = _encoded(metas, chunks)
         nulls = None
         arrays = []
         for field in schema:
@@ -744,14 +758,18 @@ class LanceDb:
             return len(doomed_ids)
 
     # ----------------------------------------------------------------- reads
-    @staticmethod
-    def _chunks(data: Any) -> list[Chunk]:
-        cols = {name: data[name].to_pylist() for name in _CHUNK_COLS}
-        return [Chunk(id=cols["id"][i], document_id=cols["document_id"][i],
-                      position=int(cols["position"][i]), text=cols["text"][i],
-                      metadata=json.loads(cols["metadata"][i]),
-                      content_hash=cols["content_hash"][i])
-                for i in range(data.num_rows)]
+    def _chunks(self, data: Any) -> list[Chunk]:
+        """The rows of ``data`` (with this table's chunk columns) as Chunks."""
+        loads = json.loads
+        cols = [data.column(name).to_pylist() for name in self._cols]
+        if "chunk" in self._cols:
+            out = []
+            for cid, doc, text, packed in zip(*cols):
+                position, digest, meta = loads(packed)
+                out.append(Chunk(cid, doc, position, text, meta, digest))
+            return out
+        return [Chunk(cid, doc, int(position), text, loads(meta), digest)
+                for cid, doc, position, text, digest, meta in zip(*cols)]
 
     def _rows(self, where: str, columns: list[str]) -> Any:
         with self._errors("read"):
@@ -769,7 +787,7 @@ class LanceDb:
             search = self._t().search(q, vector_column_name="vector").distance_type(space.distance)
             if where is not None:
                 search = search.where(where, prefilter=True)
-            data = search.select([*_CHUNK_COLS, "_distance"]).limit(k).to_arrow()
+            data = search.select([*self._cols, "_distance"]).limit(k).to_arrow()
         sims = 1.0 - data["_distance"].to_numpy(zero_copy_only=False).astype(np.float64)
         return [Scored(c, float(s)) for c, s in zip(self._chunks(data), sims)]
 
@@ -798,7 +816,7 @@ class LanceDb:
                 for part in _batches(fresh):
                     clause = f"id IN {_in_list(part)}"
                     data = self._rows(clause if where is None or mask is not None
-                                      else f"{clause} AND {where}", _CHUNK_COLS)
+                                      else f"{clause} AND {where}", self._cols)
                     chunks.update((c.id, c) for c in self._chunks(data))
                 checked.update(fresh)
                 passing = [(cid, x) for cid, x in ranked if cid in chunks]
@@ -819,7 +837,7 @@ class LanceDb:
             search = self._t().search(text, query_type="fts")  # the only FTS index: ``text``
             if where is not None:
                 search = search.where(where, prefilter=True)
-            data = search.select([*_CHUNK_COLS, "_score"]).limit(k).to_arrow()
+            data = search.select([*self._cols, "_score"]).limit(k).to_arrow()
         scores = data["_score"].to_pylist()
         return [Scored(c, float(x)) for c, x in zip(self._chunks(data), scores)]
 
@@ -872,7 +890,7 @@ class LanceDb:
         found: dict[str, Chunk] = {}
         for part in _batches(list(dict.fromkeys(ids))):
             found.update((c.id, c) for c in self._chunks(self._rows(f"id IN {_in_list(part)}",
-                                                                    _CHUNK_COLS)))
+                                                                    self._cols)))
         return [found[i] for i in ids if i in found]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -893,7 +911,7 @@ class LanceDb:
         docs = list(dict.fromkeys(document_ids))
         by_doc: dict[str, list[Chunk]] = {}
         for part in _batches(docs):
-            for c in self._chunks(self._rows(f"document_id IN {_in_list(part)}", _CHUNK_COLS)):
+            for c in self._chunks(self._rows(f"document_id IN {_in_list(part)}", self._cols)):
                 by_doc.setdefault(c.document_id, []).append(c)
         return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
 
@@ -954,13 +972,15 @@ class LanceDb:
 _ENCODE = _json_encoder()
 
 
-def _encoded(metas: list[dict[str, Any]], chunks: Sequence[Chunk]) -> list[str]:
+def _encoded(values: list[Any], chunks: Sequence[Chunk]) -> list[str]:
+    """``values`` (one per chunk, holding its metadata) as JSON; InvalidInputError naming the
+    first chunk whose metadata JSON cannot encode."""
     try:
-        return [_ENCODE(m) for m in metas]
+        return [_ENCODE(v) for v in values]
     except (TypeError, ValueError, RecursionError):
-        for c, m in zip(chunks, metas):
+        for c, v in zip(chunks, values):
             try:
-                _ENCODE(m)
+                _ENCODE(v)
             except (TypeError, ValueError, RecursionError) as exc:
                 raise InvalidInputError(
                     f"metadata of chunk {c.id!r} is not JSON-serialisable: {exc}") from exc
