@@ -71,7 +71,8 @@ from vecmem.errors import (
     UnsupportedFilterError,
     VecmemError,
 )
-from vecmem.filters import Cond, Filter, Not, Or
+from vecmem.filters import Cond, Filter
+from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
@@ -89,23 +90,6 @@ Shapes = Mapping[str, Mapping[str, str]]  # _vm_sig -> {field: type letter}
 
 
 # --------------------------------------------------------------------------- metadata
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _tag(v: Any) -> str | None:
-    """A list element as a tagged string; equal strings iff ``vecmem.filters._eq`` says equal."""
-    if isinstance(v, bool):
-        return "b:1" if v else "b:0"
-    if isinstance(v, str):
-        return "s:" + v
-    if _num(v) and math.isfinite(v):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        return f"n:{v!r}"
-    return None
-
-
 def _float(v: float) -> float:
     """A number as a float; beyond the float range, an infinity of its sign."""
     try:
@@ -122,24 +106,23 @@ def _encode(c: Chunk) -> dict[str, Any]:
     for field, v in c.metadata.items():
         if not isinstance(field, str):
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
-        if isinstance(v, bool):
-            t, meta["b_" + field] = "b", v
-        elif isinstance(v, int):
-            t, exact = "i", exact and -_EXACT <= v <= _EXACT
-            if not math.isfinite(meta.setdefault("n_" + field, _float(v))):
+        t, val = flat.typed(v)
+        if t == "i":
+            exact, val = exact and -_EXACT <= v <= _EXACT, _float(v)
+            if math.isinf(val):
                 raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is too large")
-        elif isinstance(v, float):
+        elif t == "f":
             if not math.isfinite(v):
                 raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is {v}: not JSON")
-            t, meta["n_" + field] = "f", v
             exact = exact and not (v == 0.0 and math.copysign(1.0, v) < 0.0)
-        elif isinstance(v, str):
-            t, meta["s_" + field], exact = "s", v, exact and "\x00" not in v
-        elif isinstance(v, (list, tuple)):
-            t, exact = "l", False
-            meta["l_" + field] = [x for x in map(_tag, v) if x is not None] or [""]
-        else:  # None, dicts: present (for $exists), never equal to a scalar
-            t, exact = "o", False
+        elif t == "s":
+            exact = exact and "\x00" not in v
+        elif t == "l":  # [""]: present although nothing in it can be compared
+            exact, val = False, val or [""]
+        elif t == "o":  # None, dicts: present (for $exists), never equal to a scalar
+            exact = False
+        if t != "o":
+            meta[flat.KEY[t] + field] = val
         sig.append(t + field)
     meta[_SIG] = json.dumps(sig, ensure_ascii=False, separators=(",", ":"))
     extra: dict[str, Any] = {}
@@ -158,7 +141,6 @@ def _encode(c: Chunk) -> dict[str, Any]:
     return meta
 
 
-_KEY = {"i": "n_", "f": "n_", "s": "s_", "b": "b_"}
 _CONVERT = {"i": int, "f": float}
 _READERS: dict[str, tuple[tuple[str, str, Any], ...]] = {}
 
@@ -167,7 +149,7 @@ def _reader(sig: str) -> tuple[tuple[str, str, Any], ...]:
     """(field, typed key, converter) for each field of a shape (read back from typed keys)."""
     r = _READERS.get(sig)
     if r is None:
-        r = tuple((x[1:], _KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0]))
+        r = tuple((x[1:], flat.KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0]))
                   for x in json.loads(sig))
         if len(_READERS) > 10_000:
             _READERS.clear()
@@ -209,47 +191,18 @@ def _decode_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> Chunk:
 
 
 # --------------------------------------------------------------------------- filters
-def _and(items: list[_Where]) -> _Where:
-    if any(x is False for x in items):
-        return False
-    items = [x for x in items if x is not True]
-    if not items:
-        return True
-    return items[0] if len(items) == 1 else {"$and": items}
-
-
-def _or(items: list[_Where]) -> _Where:
-    if any(x is True for x in items):
-        return True
-    items = [x for x in items if x is not False]
-    if not items:
-        return False
-    return items[0] if len(items) == 1 else {"$or": items}
-
-
 class ShapesNeeded(UnsupportedFilterError):
     """The filter needs the metadata shapes stored (``$exists``, a negated range)."""
 
 
 _TYPES = {"n_": ("i", "f"), "s_": ("s",), "b_": ("b",), "l_": ("l",)}
-_FLIP = {"gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
 
 
-class _Translate:
-    """A parsed filter as a Chroma where, with ``$not`` pushed down to the leaves."""
+class _Conditions:
+    """Conditions as Chroma where clauses (see the module docstring)."""
 
     def __init__(self, complement: bool, shapes: Shapes | None) -> None:
         self.complement, self.shapes = complement, shapes
-
-    def __call__(self, f: Filter | None, neg: bool = False) -> _Where:
-        if f is None:
-            return True
-        if isinstance(f, Cond):
-            return self.cond(f, neg)
-        if isinstance(f, Not):
-            return self(f.item, not neg)
-        parts = [self(x, neg) for x in f.items]
-        return _or(parts) if isinstance(f, Or) != neg else _and(parts)
 
     def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> _Where:
         """Chunks whose shape gives ``field`` a type letter (``None``: absent) that ``keep``s."""
@@ -267,44 +220,36 @@ class _Translate:
 
     def unless(self, key: str, where: _Where) -> _Where:
         """``where`` (a complement operator on ``key``), or the chunks without ``key``."""
-        return where if self.complement else _or([self.absent(key), where])
+        return where if self.complement else flat.or_([self.absent(key), where])
 
-    def cond(self, c: Cond, neg: bool) -> _Where:
+    def __call__(self, c: Cond, neg: bool) -> _Where:
         op, v, f = c.op, c.value, c.field
         if op == "exists":
             return self.with_shape(f, lambda t: (t is not None) == (v != neg))
-        if op in ("ne", "nin"):
-            op, neg = {"ne": "eq", "nin": "in"}[op], not neg
         if op in ("eq", "in"):
-            groups: dict[str, list[Any]] = {}
-            for x in (v,) if op == "eq" else v:
-                key, val = _typed(f, x)
-                if key is not None and val not in groups.setdefault(key, []):
-                    groups[key].append(val)
-            if neg:
-                return _and([self.unless(k, {k: {"$ne": vals[0]} if len(vals) == 1 else {
-                    "$nin": vals}}) for k, vals in groups.items()])
-            return _or([{k: {"$eq": vals[0]} if len(vals) == 1 else {"$in": vals}}
-                        for k, vals in groups.items()])
+            parts = []
+            for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
+                if key.startswith("n_"):  # compared as floats; no stored number is infinite
+                    vals = [x for x in map(_float, vals) if math.isfinite(x)]
+                    if not vals:
+                        continue
+                one = len(vals) == 1
+                if neg:
+                    parts.append(self.unless(key, {key: {"$ne": vals[0]} if one else {
+                        "$nin": vals}}))
+                else:
+                    parts.append({key: {"$eq": vals[0]} if one else {"$in": vals}})
+            return flat.and_(parts) if neg else flat.or_(parts)
         if op == "contains":
-            key, tag = "l_" + f, _tag(v)
+            key, tag = "l_" + f, flat.tag(v)
             if tag is None:
                 return neg
             return self.unless(key, {key: {"$not_contains": tag}}) if neg else {
                 key: {"$contains": tag}}
         key = "n_" + f  # gt gte lt lte
         if neg:
-            return _or([_range(key, _FLIP[op], v), self.absent(key)])
+            return flat.or_([_range(key, flat.FLIP[op], v), self.absent(key)])
         return _range(key, op, v)
-
-
-def _typed(field: str, v: Any) -> tuple[str | None, Any]:
-    if isinstance(v, bool):
-        return "b_" + field, v
-    if isinstance(v, str):
-        return "s_" + field, v
-    x = _float(v)
-    return ("n_" + field if math.isfinite(x) else None), x  # no stored number is infinite
 
 
 def _range(key: str, op: str, v: float) -> _Where:
@@ -324,7 +269,7 @@ def to_where(f: Filter | None, *, complement: bool = True,
     (Chroma 1.x). ``shapes``: the metadata shapes stored (``{_vm_sig: {field: type}}``), needed
     by ``$exists`` and negated ranges; without them those raise :class:`ShapesNeeded`.
     """
-    return _Translate(complement, shapes)(f)
+    return flat.translate(f, _Conditions(complement, shapes))
 
 
 # --------------------------------------------------------------------------- the store

@@ -80,7 +80,8 @@ from vecmem.errors import (
     NotFoundError,
     VecmemError,
 )
-from vecmem.filters import Cond, Filter, Not, Or, matches
+from vecmem.filters import Cond, Filter, matches
+from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
@@ -101,23 +102,6 @@ _Pc = Any  # a Pinecone filter dict, or True (everything) / False (nothing)
 
 
 # --------------------------------------------------------------------------- metadata
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _tag(v: Any) -> str | None:
-    """A list element as a tagged string; equal strings iff ``vecmem.filters._eq`` says equal."""
-    if isinstance(v, bool):
-        return "b:1" if v else "b:0"
-    if isinstance(v, str):
-        return "s:" + v
-    if _num(v) and math.isfinite(v):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        return f"n:{v!r}"
-    return None
-
-
 def term_index(term: str) -> int:
     """The sparse index of a term: the first 4 bytes of its BLAKE2b digest (uint32)."""
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
@@ -142,25 +126,15 @@ def _encode(c: Chunk) -> dict[str, Any]:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
     keys: list[str] = []
-    val: Any
     for field, v in c.metadata.items():
         if not isinstance(field, str) or not field:
             raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be non-empty strings")
-        if isinstance(v, bool):
-            key, val = "b_" + field, v
-        elif _num(v):
-            key, val = "n_" + field, v
-        elif isinstance(v, str):
-            key, val = "s_" + field, v
-        elif isinstance(v, (list, tuple)):
-            key, val = "l_" + field, [t for t in map(_tag, v) if t is not None]
-        else:  # None, dicts: present (for $exists), never equal to a scalar
-            key, val = "o_" + field, []
-        if val == []:  # nothing to filter on (an empty list): only its presence
+        t, val = flat.typed(v)
+        if t == "o" or val == []:  # None, objects, [...] of neither: only present ($exists)
             keys.append("o_" + field)
         else:
-            keys.append(key)
-            meta[key] = val
+            keys.append(flat.KEY[t] + field)
+            meta[flat.KEY[t] + field] = val
     meta[_KEYS] = keys or [""]
     size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA:
@@ -179,33 +153,10 @@ def _decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
 
 
 # --------------------------------------------------------------------------- filters
-def _and(items: list[_Pc]) -> _Pc:
-    if any(x is False for x in items):
-        return False
-    items = [x for x in items if x is not True]
-    if not items:
-        return True
-    return items[0] if len(items) == 1 else {"$and": items}
-
-
-def _or(items: list[_Pc]) -> _Pc:
-    if any(x is True for x in items):
-        return True
-    items = [x for x in items if x is not False]
-    if not items:
-        return False
-    return items[0] if len(items) == 1 else {"$or": items}
-
-
 def _absent(key: str) -> dict[str, Any]:
     return {_KEYS: {"$nin": [key]}}
 
 
-def _typed_key(field: str, v: Any) -> str:
-    return ("b_" if isinstance(v, bool) else "s_" if isinstance(v, str) else "n_") + field
-
-
-_FLIP = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
 _PREFIXES = ("n_", "s_", "b_", "l_", "o_")
 
 
@@ -213,43 +164,32 @@ def _cond(c: Cond, neg: bool) -> _Pc:
     op, v, f = c.op, c.value, c.field
     if op == "exists":  # one of the typed keys (or the o_ marker) is listed
         return {_KEYS: {"$in" if v != neg else "$nin": [p + f for p in _PREFIXES]}}
-    if op in ("ne", "nin"):
-        op, neg = {"ne": "eq", "nin": "in"}[op], not neg
-    if op == "eq":
-        key = _typed_key(f, v)
-        return _or([_absent(key), {key: {"$ne": v}}]) if neg else {key: {"$eq": v}}
-    if op == "in":
-        groups: dict[str, list[Any]] = {}
-        for x in v:
-            key = _typed_key(f, x)
-            if not any(type(y) is type(x) and y == x for y in groups.setdefault(key, [])):
-                groups[key].append(x)
+    if op in ("eq", "in"):
         parts: list[_Pc] = []
-        for key, vals in groups.items():
-            if key.startswith("b_"):  # Pinecone's $in/$nin take strings and numbers only
-                parts += [_cond(Cond(f, "eq", b), neg) for b in vals]
+        for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
+            if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
+                parts += [flat.or_([_absent(key), {key: {"$ne": x}}]) if neg else {
+                    key: {"$eq": x}} for x in vals]
             elif neg:
-                parts.append(_or([_absent(key), {key: {"$nin": vals}}]))
+                parts.append(flat.or_([_absent(key), {key: {"$nin": vals}}]))
             else:
                 parts.append({key: {"$in": vals}})
-        return _and(parts) if neg else _or(parts)
+        return flat.and_(parts) if neg else flat.or_(parts)
     if op == "contains":
-        key, tag = "l_" + f, _tag(v)
-        return _or([_absent(key), {key: {"$nin": [tag]}}]) if neg else {key: {"$in": [tag]}}
+        key, tag = "l_" + f, flat.tag(v)
+        if tag is None:
+            return neg
+        return flat.or_([_absent(key), {key: {"$nin": [tag]}}]) if neg else {
+            key: {"$in": [tag]}}
     key = "n_" + f  # gt gte lt lte
-    return _or([_absent(key), {key: {_FLIP[op]: v}}]) if neg else {key: {"$" + op: v}}
+    if neg:
+        return flat.or_([_absent(key), {key: {"$" + flat.FLIP[op]: v}}])
+    return {key: {"$" + op: v}}
 
 
-def to_filter(f: Filter | None, neg: bool = False) -> _Pc:
+def to_filter(f: Filter | None) -> _Pc:
     """A parsed vecmem filter as a Pinecone metadata filter (``True``: none, ``False``: nothing)."""
-    if f is None:
-        return True
-    if isinstance(f, Cond):
-        return _cond(f, neg)
-    if isinstance(f, Not):
-        return to_filter(f.item, not neg)
-    parts = [to_filter(x, neg) for x in f.items]
-    return _or(parts) if isinstance(f, Or) != neg else _and(parts)
+    return flat.translate(f, _cond)
 
 
 # --------------------------------------------------------------------------- BM25 statistics
