@@ -51,7 +51,7 @@ On SciFact (test split, 5,183 documents, 300 queries, all-MiniLM-L6-v2) native h
 within 0.003 of the exact reference (RRF: 0.714 vs 0.716; keyword alone 0.668 vs 0.677), and it
 passes the conformance suite against a reference with LanceDB's scoring, not rank_bm25's. So
 ``"exact"`` stays the default: keyword scores equal on every backend, any tokenizer, tuned k1/b.
-Choose ``"native"`` for writes without Python tokenizing (ingest until searchable 1.7-1.9x faster
+Choose ``"native"`` for writes without Python tokenizing (ingest until searchable 1.6-1.9x faster
 at 100k chunks, see BENCHMARKS.md), no BM25 index in memory nor its rebuild on open, and keyword
 queries answered by LanceDB alone (filtered ones too: 2.4x faster than exact mode's at 100k).
 
