@@ -21,10 +21,11 @@ Filters stay exact whatever Chroma does with mixed types: ``$eq`` never matches 
 are not numbers. ``$ne``/``$nin`` and negated ``$contains`` use Chroma's own operators, which match
 records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence
 is read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
-they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store learns with
-``_vm_sig $nin [known]`` reads; after each such operation it checks again, and when another client
-stored a new shape meanwhile it learns it and runs the operation again. ``$not`` is pushed down
-to the leaves. The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
+they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store reads with
+``_vm_sig $nin [known]`` scans. After each such operation it reads the collection's generation
+token (below): if a write came since its last scan, it scans again and, when that finds a new
+shape, runs the operation again. ``$not`` is pushed down to the leaves (:mod:`._flat`). The
+recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
 
 The keyword leg is a :class:`~vecmem.bm25.BM25Index` kept beside the collection (Chroma has no
 BM25 equal to ``rank_bm25``): built from the documents on the first keyword search, kept in step
@@ -33,7 +34,9 @@ with ``get(ids=..., where=...)``, widening until ``k`` pass). Every write also s
 random token in the collection metadata (``vecmem_gen``); a store that finds a token it did not
 write rebuilds its index, so writes by other clients reach it on the next keyword search. Limits:
 a write by another client racing this store's own write by milliseconds can be missed until
-:meth:`ChromaDb.refresh`; the rebuild reads every document (seconds per 100k chunks). Numbers are
+:meth:`ChromaDb.refresh`, and a new metadata shape stored by another client's write still under
+way (its records in, its token not yet) by a filter on presence at that instant; the rebuild
+reads every document (seconds per 100k chunks). Numbers are
 compared as 64-bit floats (ints beyond 2**53 lose precision in filters, not in what comes back).
 
 Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although more chunks match
@@ -325,6 +328,7 @@ class ChromaDb:
         # and the metadata shapes stored that this store knows of
         self._complement: bool | None = None
         self._shapes: dict[str, dict[str, str]] = {}
+        self._shapes_gen: str | None = None  # the vecmem_gen at which _shapes were all read
 
     # ----------------------------------------------------------------- plumbing
     @property
@@ -630,7 +634,7 @@ class ChromaDb:
             self._learn()
         while True:
             out = run(to_where(f, complement=complement, shapes=self._shapes))
-            if not self._learn():
+            if self._current_gen() == self._shapes_gen or not self._learn():
                 return out
 
     def _probe_complement(self) -> bool | None:
@@ -644,21 +648,25 @@ class ChromaDb:
             return False if self._col.count() else None
 
     def _learn(self) -> bool:
-        """Read the metadata shapes stored that this store does not know; True if any."""
+        """Read the metadata shapes stored that this store does not know; True if any. Until
+        the next write (a new ``vecmem_gen``) they are all the shapes stored."""
+        gen = self._current_gen()  # read before the scan: a later write means a new scan
+        shapes = dict(self._shapes)  # replaced, not changed: other threads may be reading it
         found, limit = False, 1
         while True:
-            where = {_SIG: {"$nin": list(self._shapes)}} if self._shapes else None
+            where = {_SIG: {"$nin": list(shapes)}} if shapes else None
             with self._errors("read the metadata shapes"):
                 got = self._col.get(where=where, include=["metadatas"], limit=limit)
             if not got["ids"]:
+                self._shapes, self._shapes_gen = shapes, gen
                 return found
             for cid, m in zip(got["ids"], got["metadatas"]):
                 sig = (m or {}).get(_SIG)
                 if not isinstance(sig, str):
                     raise BackendError(f"{self._where_am_i}: record {cid!r} was not written by "
                                        f"vecmem (format {FORMAT})")
-                self._shapes[sig] = shape(sig)
-            if len(self._shapes) > MAX_SHAPES:
+                shapes[sig] = shape(sig)
+            if len(shapes) > MAX_SHAPES:
                 raise UnsupportedFilterError(
                     f"{self._where_am_i} holds more than {MAX_SHAPES} distinct metadata shapes "
                     "(sets of field names and types): $exists and negated ranges are not "
@@ -886,7 +894,7 @@ class ChromaDb:
             except NotFoundError:
                 pass
             self.space, self._col, self._bm25 = None, None, None
-            self._complement, self._shapes = None, {}
+            self._complement, self._shapes, self._shapes_gen = None, {}, None
 
     def close(self) -> None:
         with self._lock:
