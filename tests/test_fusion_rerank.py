@@ -10,7 +10,7 @@ import pytest
 
 from vecmem import Fusion, VectorMemory
 from vecmem.errors import ConfigurationError, InvalidInputError
-from vecmem.fusion import fuse, minmax, rrf
+from vecmem.fusion import adaptive_alpha, confidence, dbsf, fuse, minmax, rrf
 from vecmem.rerank import CrossEncoderReranker, MMRReranker, mmr
 from vecmem.stores.memory import MemoryStore
 from vecmem.types import Chunk, Hit, Scored
@@ -68,8 +68,43 @@ def test_convex_combination() -> None:
     assert minmax({}) == {}
 
 
+def test_dbsf_maps_three_standard_deviations_to_zero_and_one() -> None:
+    got = dbsf({"a": 1.0, "b": 2.0, "c": 3.0})
+    std = np.std([1.0, 2.0, 3.0])
+    assert got["b"] == pytest.approx(0.5)
+    assert got["c"] == pytest.approx(0.5 + 1.0 / (6 * std) * 1.0)
+    assert dbsf({"x": 4.0, "y": 4.0}) == {"x": 1.0, "y": 1.0} and dbsf({}) == {}
+    outlier = dbsf({"a": 100.0, **{f"n{i}": 1.0 + i / 100 for i in range(20)}})
+    assert outlier["a"] > 1.0  # not clipped: a clear winner stays ahead of the pack
+
+
+def test_confidence_and_adaptive_weights() -> None:
+    flat = {"a": 1.0, "b": 0.99, "c": 0.98, "d": 0.97}
+    peaked = {"a": 9.0, "b": 1.0, "c": 1.0, "d": 1.0}
+    assert confidence(peaked) > confidence(flat)
+    assert confidence({"only": 3.0}) == 1.0 and confidence({"x": 2.0, "y": 2.0}) == 0.0
+    assert adaptive_alpha(0.6, 1.0, 1.0) == pytest.approx(0.6)
+    assert adaptive_alpha(0.6, 0.0, 0.0) == 0.6
+    assert adaptive_alpha(0.5, 3.0, 1.0) == pytest.approx(0.75)
+    # a keyword leg whose best hit barely stands out counts less than a peaked vector leg
+    vec, kw = legs([("v", 0.9), ("v2", 0.2), ("v3", 0.19), ("v4", 0.18)],
+                   [("k", 5.0), ("k2", 4.9), ("k3", 4.8), ("k4", 4.7)])
+    fixed = {h.id: h.score for h in fuse(vec, kw, Fusion("dbsf", alpha=0.5), k=8)}
+    adaptive = {h.id: h.score for h in fuse(vec, kw, Fusion("dbsf", alpha=0.5, adaptive=True),
+                                            k=8)}
+    assert adaptive["v"] - adaptive["k"] > fixed["v"] - fixed["k"]
+    assert max(adaptive, key=adaptive.__getitem__) == "v"
+
+
+def test_adaptive_with_one_empty_leg_is_that_leg() -> None:
+    vec, _ = legs([("a", 0.9), ("b", 0.5), ("c", 0.1)], [])
+    hits = fuse(vec, [], Fusion("dbsf", alpha=0.6, adaptive=True), k=3)
+    assert [h.id for h in hits] == ["a", "b", "c"]
+    assert all(h.scores.keyword is None for h in hits)
+
+
 @pytest.mark.parametrize("kwargs", [dict(method="max"), dict(k=-1), dict(vector_weight=-1),
-                                    dict(alpha=1.5)])
+                                    dict(alpha=1.5), dict(method="rrf", adaptive=True)])
 def test_fusion_validation(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         Fusion(**kwargs)
