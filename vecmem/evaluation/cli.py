@@ -95,7 +95,9 @@ def _fusion(args: argparse.Namespace) -> Fusion:
         vector_weight=d.vector_weight if args.vector_weight is None else args.vector_weight,
         keyword_weight=d.keyword_weight if args.keyword_weight is None else args.keyword_weight,
         alpha=d.alpha if args.alpha is None else args.alpha,
-        adaptive=(method != "rrf" and (d.adaptive if args.adaptive is None else args.adaptive)),
+        # the default's adaptive weights do not carry over to --fusion rrf; an explicit
+        # --adaptive with rrf is refused by Fusion itself
+        adaptive=(d.adaptive and method != "rrf") if args.adaptive is None else args.adaptive,
     )
 
 
