@@ -52,6 +52,7 @@ eventually consistent (a write may take seconds to be searchable), the stand-in 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -107,6 +108,9 @@ def term_index(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
 
 
+_term_index = functools.lru_cache(maxsize=1 << 17)(term_index)  # writes hash each term often
+
+
 def vector_id(chunk_id: str) -> str:
     """The Pinecone id of a chunk: the chunk id itself when Pinecone accepts it (printable
     ASCII, at most 512 bytes), else ``~`` + a 128-bit BLAKE2b hex digest of it."""
@@ -116,8 +120,8 @@ def vector_id(chunk_id: str) -> str:
     return "~" + hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _encode(c: Chunk) -> dict[str, Any]:
-    """The Pinecone metadata of a chunk (see the module docstring)."""
+def _encode(c: Chunk) -> tuple[dict[str, Any], int]:
+    """The Pinecone metadata of a chunk (see the module docstring) and its size in JSON."""
     try:
         raw = json.dumps({"i": c.id, "d": c.document_id, "p": int(c.position), "t": c.text,
                           "h": c.content_hash, "m": dict(c.metadata)},
@@ -141,7 +145,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
         raise InvalidInputError(
             f"chunk {c.id!r} needs {size} bytes of Pinecone metadata (text, metadata and their "
             f"filterable copy); Pinecone allows {MAX_METADATA}: use smaller chunks")
-    return meta
+    return meta, size
 
 
 def _decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
@@ -599,10 +603,12 @@ class PineconeDb:
             self._stats.pending -= set(old)
             self._refresh_stats()
 
-    def _account(self, delta: dict[str, Any], c: Chunk, sign: int) -> list[str]:
+    def _account(self, delta: dict[str, Any], c: Chunk, sign: int,
+                 tokens: list[str] | None = None) -> list[str]:
         if self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
-        tokens = self.tokenizer(c.text)
+        if tokens is None:
+            tokens = self.tokenizer(c.text)
         delta["n"] += sign
         delta["l"] += sign * len(tokens)
         for t in set(tokens):
@@ -616,7 +622,7 @@ class PineconeDb:
         norm = k1 * (1 - b + b * len(tokens) / (avgdl or 1.0))
         weights: dict[int, float] = {}
         for t, tf in Counter(tokens).items():
-            i = term_index(t)
+            i = _term_index(t)
             weights[i] = weights.get(i, 0.0) + tf * (k1 + 1) / (tf + norm)
         if not weights:
             return None
@@ -630,7 +636,7 @@ class PineconeDb:
             raise ConfigurationError("the store is used before connect(space)")
         chunks = list(chunks)
         v = validate_batch(chunks, vectors, space.dim)
-        metas = [_encode(c) for c in chunks]
+        encoded = [_encode(c) for c in chunks]
         tokens = [self.tokenizer(c.text) for c in chunks]
         for c, toks in zip(chunks, tokens):
             if len(set(toks)) > MAX_TERMS:
@@ -647,17 +653,18 @@ class PineconeDb:
             delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
             for c in old.values():
                 self._account(delta, c, -1)
-            for c in chunks:
-                self._account(delta, c, +1)
+            for c, toks in zip(chunks, tokens):
+                self._account(delta, c, +1, toks)
             st = self._stats
             n, total = st.n + delta["n"], st.total + delta["l"]
             avgdl = total / n if n else 1.0
             if chunks:
                 delta["a"] = avgdl
-            records = [{"id": vector_id(c.id), "values": v[i].tolist(), "metadata": metas[i],
+            values = v.tolist()
+            records = [{"id": vector_id(c.id), "values": values[i], "metadata": encoded[i][0],
                         **({"sparse_values": sp} if (sp := self._sparse(tokens[i], avgdl)) else {})}
                        for i, c in enumerate(chunks)]
-            for batch in self._batches(records):
+            for batch in self._batches(records, [size for _, size in encoded]):
                 with self._errors("upsert"):
                     self._ix.upsert(vectors=batch, namespace=self.namespace)
             gone = [vector_id(i) for i in deletes if vector_id(i) in old]
@@ -675,14 +682,16 @@ class PineconeDb:
         self._merge_stats()
 
     @staticmethod
-    def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        """Upsert batches within Pinecone's limits (1,000 vectors, 2 MB)."""
+    def _batches(records: list[dict[str, Any]], meta_sizes: list[int]
+                 ) -> Iterator[list[dict[str, Any]]]:
+        """Upsert batches within Pinecone's limits (1,000 vectors, 2 MB); ``meta_sizes``: the
+        bytes of each record's metadata as UTF-8 JSON."""
         batch: list[dict[str, Any]] = []
         size = 0
-        for r in records:
+        for r, meta_size in zip(records, meta_sizes):
             sparse = r.get("sparse_values") or {"indices": ()}
             n = (24 * len(r["values"]) + 36 * len(sparse["indices"]) + len(r["id"]) * 6 + 64
-                 + len(json.dumps(r["metadata"]).encode("utf-8")))
+                 + meta_size)
             if batch and (len(batch) >= MAX_BATCH or size + n > MAX_REQUEST):
                 yield batch
                 batch, size = [], 0
