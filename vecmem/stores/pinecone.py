@@ -64,6 +64,7 @@ import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -261,9 +262,9 @@ def _pack(delta: dict[str, Any]) -> list[dict[str, Any]]:
     while True:
         part = {**(head if i == 0 else {}), "df": dict(items[i : i + step])}
         blob = base64.b64encode(zlib.compress(json.dumps(part, ensure_ascii=False,
-                                                         separators=(",", ":")).encode(), 6))
-        if len(blob) > STATS_PAYLOAD and step > 1:
-            step = max(1, step // 2)
+                                                         separators=(",", ":")).encode(), 1))
+        if len(blob) > STATS_PAYLOAD and step > 1:  # aim at 95% of the limit
+            step = max(1, min(step - 1, int(step * 0.95 * STATS_PAYLOAD / len(blob))))
             continue
         out.append({"d": blob.decode("ascii")})
         i += step
@@ -317,6 +318,7 @@ class PineconeDb:
         self._dim: int | None = None
         self._closed = False
         self._lock = threading.RLock()
+        self._pool: ThreadPoolExecutor | None = None  # concurrent fetch requests
         self._stats = _Stats()
 
     # ----------------------------------------------------------------- plumbing
@@ -616,17 +618,22 @@ class PineconeDb:
         return tokens
 
     # ----------------------------------------------------------------- writes
-    def _sparse(self, tokens: list[str], avgdl: float) -> dict[str, list[Any]] | None:
+    def _sparse(self, tokens: list[list[str]], avgdl: float) -> list[dict[str, list[Any]] | None]:
+        """The BM25 document-side sparse values of each token list (``None``: no terms)."""
         space = self._require_space()
         k1, b = space.bm25_k1, space.bm25_b
-        norm = k1 * (1 - b + b * len(tokens) / (avgdl or 1.0))
-        weights: dict[int, float] = {}
-        for t, tf in Counter(tokens).items():
-            i = _term_index(t)
-            weights[i] = weights.get(i, 0.0) + tf * (k1 + 1) / (tf + norm)
-        if not weights:
-            return None
-        return {"indices": list(weights), "values": list(weights.values())}
+        k1p, avgdl, index = k1 + 1, avgdl or 1.0, _term_index
+        out: list[dict[str, list[Any]] | None] = []
+        for toks in tokens:
+            norm = k1 * (1 - b + b * len(toks) / avgdl)
+            weights: dict[int, float] = {}
+            for t, tf in Counter(toks).items():
+                i = index(t)
+                w = tf * k1p / (tf + norm)
+                weights[i] = weights[i] + w if i in weights else w
+            out.append({"indices": list(weights), "values": list(weights.values())}
+                       if weights else None)
+        return out
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
@@ -636,20 +643,23 @@ class PineconeDb:
             raise ConfigurationError("the store is used before connect(space)")
         chunks = list(chunks)
         v = validate_batch(chunks, vectors, space.dim)
-        encoded = [_encode(c) for c in chunks]
-        tokens = [self.tokenizer(c.text) for c in chunks]
-        for c, toks in zip(chunks, tokens):
-            if len(set(toks)) > MAX_TERMS:
-                raise InvalidInputError(
-                    f"chunk {c.id!r} has {len(set(toks))} distinct terms; a Pinecone sparse "
-                    f"vector holds at most {MAX_TERMS}: use smaller chunks")
         written = {c.id for c in chunks}
         deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
         if not chunks and not deletes:
             return
         with self._lock:
+            # what the ids hold now (an overwrite takes the old text out of the statistics),
+            # read while the batch is encoded
+            reading = self._fetch_start([vector_id(i) for i in [*written, *deletes]])
+            encoded = [_encode(c) for c in chunks]
+            tokens = [self.tokenizer(c.text) for c in chunks]
+            for c, toks in zip(chunks, tokens):
+                if len(set(toks)) > MAX_TERMS:
+                    raise InvalidInputError(
+                        f"chunk {c.id!r} has {len(set(toks))} distinct terms; a Pinecone sparse "
+                        f"vector holds at most {MAX_TERMS}: use smaller chunks")
             self._refresh_stats()
-            old = self._fetch_chunks([vector_id(i) for i in [*(c.id for c in chunks), *deletes]])
+            old = {i: _decode(i, rec.metadata) for i, rec in self._fetch_end(reading).items()}
             delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
             for c in old.values():
                 self._account(delta, c, -1)
@@ -661,9 +671,10 @@ class PineconeDb:
             if chunks:
                 delta["a"] = avgdl
             values = v.tolist()
-            records = [{"id": vector_id(c.id), "values": values[i], "metadata": encoded[i][0],
-                        **({"sparse_values": sp} if (sp := self._sparse(tokens[i], avgdl)) else {})}
-                       for i, c in enumerate(chunks)]
+            records = [{"id": vector_id(c.id), "values": vals, "metadata": meta,
+                        **({"sparse_values": sp} if sp else {})}
+                       for c, vals, (meta, _), sp in zip(chunks, values, encoded,
+                                                         self._sparse(tokens, avgdl))]
             for batch in self._batches(records, [size for _, size in encoded]):
                 with self._errors("upsert"):
                     self._ix.upsert(vectors=batch, namespace=self.namespace)
@@ -738,22 +749,43 @@ class PineconeDb:
             self.space, self._stats = None, _Stats()
 
     # ----------------------------------------------------------------- reads
-    def _fetch(self, ids: Sequence[str]) -> dict[str, Any]:
-        """Stored vectors by vector id; ids travel in the URL, so batches are bounded by length."""
-        out: dict[str, Any] = {}
+    def _fetch_one(self, ids: list[str]) -> dict[str, Any]:
+        with self._errors("fetch"):
+            return dict(self._ix.fetch(ids=ids, namespace=self.namespace).vectors or {})
+
+    def _fetch_start(self, ids: Sequence[str]) -> list[Future[dict[str, Any]]]:
+        """Start reading stored vectors by vector id, in concurrent requests (ids travel in the
+        URL, so a request's ids are bounded by length); :meth:`_fetch_end` collects them."""
+        batches: list[list[str]] = []
         batch: list[str] = []
         size = 0
         for i in [*dict.fromkeys(ids), None]:
             n = 0 if i is None else len(i.encode("utf-8")) * 3 + 5
             if batch and (i is None or len(batch) >= MAX_BATCH or size + n > FETCH_URL):
-                with self._errors("fetch"):
-                    got = self._ix.fetch(ids=batch, namespace=self.namespace)
-                out.update(got.vectors or {})
+                batches.append(batch)
                 batch, size = [], 0
             if i is not None:
                 batch.append(i)
                 size += n
+        if not batches:
+            return []
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vecmem-pinecone")
+        return [self._pool.submit(self._fetch_one, b) for b in batches]
+
+    @staticmethod
+    def _fetch_end(futures: list[Future[dict[str, Any]]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in futures:
+            out.update(f.result())
         return out
+
+    def _fetch(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Stored vectors by vector id."""
+        ids = list(dict.fromkeys(ids))
+        if len(ids) == 1:
+            return self._fetch_one(ids)
+        return self._fetch_end(self._fetch_start(ids))
 
     def _fetch_chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
         """Chunks by vector id."""
@@ -906,6 +938,9 @@ class PineconeDb:
                     except Exception:  # noqa: BLE001, S110 - closing is best effort
                         pass
             self._ix = self._pc = None
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
 
 def from_url(url: str) -> PineconeDb:
