@@ -63,9 +63,9 @@ import uuid
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -546,8 +546,11 @@ class PineconeDb:
             not seen[r].get("group") or seen[r]["group"] in counted_groups))
 
     def _write_stats(self, delta: dict[str, Any], *, group: str | None = None,
-                     covers: Sequence[str] | None = None) -> list[str]:
-        payloads = _pack(delta)
+                     covers: Sequence[str] | None = None,
+                     payloads: list[dict[str, Any]] | None = None) -> list[str]:
+        """Write ``delta`` as new statistics records (``payloads``: ``_pack(delta)`` if done)."""
+        if payloads is None:
+            payloads = _pack(delta)
         stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         ids = [f"stats-{stamp}-{i}" for i in range(len(payloads))]
         records: list[dict[str, Any]] = []
@@ -618,12 +621,12 @@ class PineconeDb:
         return tokens
 
     # ----------------------------------------------------------------- writes
-    def _sparse(self, tokens: list[list[str]], avgdl: float) -> list[dict[str, list[Any]] | None]:
+    def _sparse(self, tokens: list[list[str]], avgdl: float
+                ) -> Iterator[dict[str, list[Any]] | None]:
         """The BM25 document-side sparse values of each token list (``None``: no terms)."""
         space = self._require_space()
         k1, b = space.bm25_k1, space.bm25_b
         k1p, avgdl, index = k1 + 1, avgdl or 1.0, _term_index
-        out: list[dict[str, list[Any]] | None] = []
         for toks in tokens:
             norm = k1 * (1 - b + b * len(toks) / avgdl)
             weights: dict[int, float] = {}
@@ -631,9 +634,7 @@ class PineconeDb:
                 i = index(t)
                 w = tf * k1p / (tf + norm)
                 weights[i] = weights[i] + w if i in weights else w
-            out.append({"indices": list(weights), "values": list(weights.values())}
-                       if weights else None)
-        return out
+            yield {"indices": list(weights), "values": list(weights.values())} if weights else None
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
@@ -671,29 +672,57 @@ class PineconeDb:
             if chunks:
                 delta["a"] = avgdl
             values = v.tolist()
-            records = [{"id": vector_id(c.id), "values": vals, "metadata": meta,
+            records = ({"id": vector_id(c.id), "values": vals, "metadata": meta,
                         **({"sparse_values": sp} if sp else {})}
                        for c, vals, (meta, _), sp in zip(chunks, values, encoded,
-                                                         self._sparse(tokens, avgdl))]
-            for batch in self._batches(records, [size for _, size in encoded]):
-                with self._errors("upsert"):
-                    self._ix.upsert(vectors=batch, namespace=self.namespace)
+                                                         self._sparse(tokens, avgdl)))
+            # one request in flight at a time, in order, while the next one is built
+            inflight: Future[None] | None = None
+            try:
+                for batch in self._batches(records, [size for _, size in encoded]):
+                    if inflight is not None:
+                        inflight.result()
+                    inflight = self._executor().submit(self._upsert_batch, batch)
+                net = self._net(delta)
+                packed = _pack(net) if net is not None else None
+                last, inflight = inflight, None
+                if last is not None:
+                    last.result()
+            finally:
+                if inflight is not None:  # an error: let the request end before unlocking
+                    with suppress(Exception):
+                        inflight.result()
             gone = [vector_id(i) for i in deletes if vector_id(i) in old]
             for i in range(0, len(gone), MAX_BATCH):
                 with self._errors("delete"):
                     self._ix.delete(ids=gone[i : i + MAX_BATCH], namespace=self.namespace)
-            self._commit(delta)
+            if net is not None:
+                self._write_stats(net, payloads=packed)
+                self._refresh_stats()
+                self._merge_stats()
 
-    def _commit(self, delta: dict[str, Any]) -> None:
+    def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
+        with self._errors("upsert"):
+            self._ix.upsert(vectors=batch, namespace=self.namespace)
+
+    @staticmethod
+    def _net(delta: dict[str, Any]) -> dict[str, Any] | None:
+        """A delta without zero df entries; ``None`` when it changes nothing."""
         delta = {**delta, "df": {t: d for t, d in delta["df"].items() if d}}
         if not delta["n"] and not delta["l"] and not delta["df"] and delta["a"] is None:
+            return None
+        return delta
+
+    def _commit(self, delta: dict[str, Any]) -> None:
+        net = self._net(delta)
+        if net is None:
             return
-        self._write_stats(delta)
+        self._write_stats(net)
         self._refresh_stats()
         self._merge_stats()
 
     @staticmethod
-    def _batches(records: list[dict[str, Any]], meta_sizes: list[int]
+    def _batches(records: Iterable[dict[str, Any]], meta_sizes: list[int]
                  ) -> Iterator[list[dict[str, Any]]]:
         """Upsert batches within Pinecone's limits (1,000 vectors, 2 MB); ``meta_sizes``: the
         bytes of each record's metadata as UTF-8 JSON."""
@@ -769,9 +798,12 @@ class PineconeDb:
                 size += n
         if not batches:
             return []
+        return [self._executor().submit(self._fetch_one, b) for b in batches]
+
+    def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vecmem-pinecone")
-        return [self._pool.submit(self._fetch_one, b) for b in batches]
+        return self._pool
 
     @staticmethod
     def _fetch_end(futures: list[Future[dict[str, Any]]]) -> dict[str, Any]:
