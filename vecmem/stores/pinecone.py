@@ -41,6 +41,11 @@ Hybrid search runs both legs separately and fuses them with :func:`vecmem.fusion
 (``native_hybrid=False``): Pinecone's own sparse-dense query adds the two dot products, which is
 neither RRF nor vecmem's convex combination.
 
+Writes. An upsert reads what its ids hold now (an overwrite takes the old text out of the
+statistics; another client may have written them) in up to 4 concurrent ``fetch`` requests while
+it encodes the batch, then sends the vectors in requests under 2 MB, one in flight while the next
+is built, and writes the statistics delta only after every vector request succeeded.
+
 Chunk ids that Pinecone refuses (not printable ASCII, over 512 bytes) are stored under ``~`` + a
 hash (the chunk id itself is in ``_vm``). Limits: at most 1,000 distinct terms per chunk and
 40 KB of metadata per chunk (Pinecone's); numbers are compared as 64-bit floats; no transactions; the service is
