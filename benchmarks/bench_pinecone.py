@@ -331,8 +331,9 @@ def markdown(r: dict[str, Any]) -> str:
          "prove the top 10. Hybrid: vecmem runs both legs (100 candidates each, with "
          "metadata) and fuses them with `vecmem.fusion.fuse` (dbsf); the raw row is Pinecone's "
          "one sparse-dense query, which adds the two dot products (neither RRF nor dbsf) and "
-         "returns only the final 10. Ingest: vecmem also fetches the batch's ids first (an "
-         "overwrite must take the old text out of the BM25 statistics), writes `_vm` (the "
+         "returns only the final 10. Ingest: vecmem also fetches the batch's ids (concurrent "
+         "requests while the batch is encoded: an overwrite must take the old text out of the "
+         "BM25 statistics), writes `_vm` (the "
          "chunk as JSON) beside typed filter keys, and writes one statistics record per batch "
          "(merged every 48); the raw side writes plain metadata (text, document id, bucket, "
          "source) and keeps its df counts in memory."),
