@@ -44,31 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 
 
-class _Lookup:
-    """An embedder stand-in: benchmarks pass vectors explicitly, nothing is embedded."""
-
-    name = "synthetic-384"
-    dim = 384
-
-    def embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - never called
-        raise AssertionError("benchmarks pass vectors explicitly")
-
-
-def _paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], n: int
-            ) -> tuple[dict[str, float], dict[str, float]]:
-    """Time both sides on the same queries, interleaved (A, B, B, A, ...), so that background
-    work of the engine and of the machine (2 shared cores) falls on both alike."""
-    ours(0), theirs(0)  # warm
-    a, b = [], []
-    for j in range(n):
-        pair = [(ours, a), (theirs, b)]
-        for fn, times in (pair if j % 2 == 0 else pair[::-1]):
-            t = time.perf_counter()
-            fn(j)
-            times.append(time.perf_counter() - t)
-    return synthetic.percentiles(a), synthetic.percentiles(b)
-
-
 @contextlib.contextmanager
 def _target(server: bool, url: str | None) -> Iterator[dict[str, Any]]:
     """Constructor arguments of both sides: a temporary folder, or a server."""
@@ -116,7 +91,7 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
         store = ChromaDb(collection="bench-vecmem", **where)
         store.drop()
         store = ChromaDb(collection="bench-vecmem", **where)
-        mem = VectorMemory(store=store, embedder=_Lookup())  # type: ignore[arg-type]
+        mem = VectorMemory(store=store, embedder=synthetic.PrecomputedVectors())  # type: ignore[arg-type]
         mem.space  # noqa: B018 (connect)
         client = _raw_client(t)
         with contextlib.suppress(Exception):
@@ -173,7 +148,7 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
         }
         for name, (ours, theirs) in cases.items():
             gc.collect()
-            a, b = _paired(ours, theirs, n_queries)
+            a, b = synthetic.paired(ours, theirs, n_queries)
             out[name] = {"vecmem": a, "raw": b, "p50_ratio": round(a["p50_ms"] / b["p50_ms"], 3),
                          "p99_ratio": round(a["p99_ms"] / b["p99_ms"], 3), "runs": n_queries}
         # recall of the vector leg against exact cosine, for context

@@ -40,7 +40,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from benchmarks import synthetic
 from benchmarks.report import write_section
@@ -50,34 +49,6 @@ BATCH = 1000
 # LanceDB's hybrid query logs a deprecation warning per query when it projects columns
 # (lancedb#3001); the raw side below does, so quiet LanceDB's log for this process.
 os.environ.setdefault("LANCEDB_LOG", "error")
-
-
-class _Lookup:
-    """Stands in for an embedder: benchmarks pass vectors explicitly."""
-
-    name = "synthetic-384"
-    dim = 384
-
-    def embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - never called
-        raise AssertionError("benchmarks pass vectors explicitly")
-
-
-def _paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], queries: int,
-            runs: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Time both sides on the same queries, alternating call by call (a busy machine slows
-    both alike); one warm-up call each."""
-    ours(0)
-    theirs(0)
-    a, b = [], []
-    for r in range(runs):
-        j = r % queries
-        t = time.perf_counter()
-        ours(j)
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        theirs(j)
-        b.append(time.perf_counter() - t)
-    return synthetic.percentiles(a), synthetic.percentiles(b)
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -110,7 +81,7 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
     mems: dict[str, Any] = {}
     for mode in ("native", "exact"):
         stores[mode] = LanceDb(folder / mode, table="bench", keyword=mode)  # type: ignore[arg-type]
-        mems[mode] = VectorMemory(store=stores[mode], embedder=_Lookup())  # type: ignore[arg-type]
+        mems[mode] = VectorMemory(store=stores[mode], embedder=synthetic.PrecomputedVectors())  # type: ignore[arg-type]
         mems[mode].space  # noqa: B018 (connect)
     native = stores["native"]
 
@@ -231,7 +202,7 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
     for mode, name in plan:
         ours, theirs = cases(mems[mode])[name]
         gc.collect()
-        a, b = _paired(ours, theirs, n_queries, n_queries)
+        a, b = synthetic.paired(ours, theirs, n_queries)
         out[f"{mode}_{name}"] = {"vecmem": a, "raw": b, "runs": n_queries,
                                  "p50_ratio": round(a["p50_ms"] / b["p50_ms"], 3)}
     for store in stores.values():

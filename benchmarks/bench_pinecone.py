@@ -55,30 +55,6 @@ KEY = "bench-standin-key"
 NS_OURS, NS_RAW = "bench-vecmem", "bench-raw"
 
 
-class _Lookup:
-    """An embedder stand-in: benchmarks pass vectors explicitly, nothing is embedded."""
-
-    name = "synthetic-384"
-    dim = 384
-
-    def embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - never called
-        raise AssertionError("benchmarks pass vectors explicitly")
-
-
-def _paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], n: int
-            ) -> tuple[dict[str, float], dict[str, float]]:
-    """Time both sides on the same queries, interleaved (A, B, B, A, ...); one warm-up each."""
-    ours(0), theirs(0)
-    a, b = [], []
-    for j in range(n):
-        pair = [(ours, a), (theirs, b)]
-        for fn, times in (pair if j % 2 == 0 else pair[::-1]):
-            t = time.perf_counter()
-            fn(j)
-            times.append(time.perf_counter() - t)
-    return synthetic.percentiles(a), synthetic.percentiles(b)
-
-
 @contextlib.contextmanager
 def _target(real: bool) -> Iterator[dict[str, Any]]:
     """Where both sides connect: the real service, or a stand-in in its own process."""
@@ -158,7 +134,7 @@ def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
         store = make(NS_OURS)
         store.drop()
         store = make(NS_OURS)
-        mem = VectorMemory(store=store, embedder=_Lookup())  # type: ignore[arg-type]
+        mem = VectorMemory(store=store, embedder=synthetic.PrecomputedVectors())  # type: ignore[arg-type]
         space = mem.space  # connect: creates the index when missing
         kwargs = {"api_key": t["api_key"]}
         if t["controller_host"]:
@@ -257,7 +233,7 @@ def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
         }
         for name, (ours, theirs) in cases.items():
             gc.collect()
-            a, b_ = _paired(ours, theirs, n_queries)
+            a, b_ = synthetic.paired(ours, theirs, n_queries)
             out[name] = {"vecmem": a, "raw": b_, "p50_ratio": round(a["p50_ms"] / b_["p50_ms"], 3),
                          "p99_ratio": round(a["p99_ms"] / b_["p99_ms"], 3), "runs": n_queries}
 

@@ -29,41 +29,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from benchmarks import synthetic
 from benchmarks.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
-
-
-class _Lookup:
-    """An embedder returning precomputed vectors (ingest and search measure the store)."""
-
-    name = "synthetic-384"
-    dim = 384
-
-    def embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - never called
-        raise AssertionError("benchmarks pass vectors explicitly")
-
-
-def _paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], queries: int,
-            runs: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Time both sides on the same queries, alternating call by call (a busy machine slows
-    both alike); one warm-up call each."""
-    ours(0)
-    theirs(0)
-    a, b = [], []
-    for r in range(runs):
-        j = r % queries
-        t = time.perf_counter()
-        ours(j)
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        theirs(j)
-        b.append(time.perf_counter() - t)
-    return synthetic.percentiles(a), synthetic.percentiles(b)
 
 
 def _client(url: str | None) -> Any:
@@ -85,7 +56,7 @@ def _vecmem(url: str | None, collection: str, keyword: str) -> Any:
     if url and store.stored_space() is not None:
         store.drop()
         store = make()
-    mem = VectorMemory(store=store, embedder=_Lookup())  # type: ignore[arg-type]
+    mem = VectorMemory(store=store, embedder=synthetic.PrecomputedVectors())  # type: ignore[arg-type]
     mem.space  # noqa: B018 (connect)
     return mem
 
@@ -186,7 +157,7 @@ def run(n: int, n_queries: int, url: str | None) -> dict[str, Any]:
     for name, (ours, theirs) in cases.items():
         gc.collect()
         count = reps.get(name, n_queries)
-        a, b_ = _paired(ours, theirs, n_queries, count)
+        a, b_ = synthetic.paired(ours, theirs, count, n_queries)
         out[name] = {"vecmem": a, "raw": b_, "p50_ratio": round(a["p50_ms"] / b_["p50_ms"], 3),
                      "runs": count}
     for mem in (native, exact):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -94,3 +97,31 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000.0
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
             "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+class PrecomputedVectors:
+    """An embedder stand-in: the benchmarks pass vectors explicitly, nothing is embedded."""
+
+    name = "synthetic-384"
+    dim = 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - never called
+        raise AssertionError("benchmarks pass vectors explicitly")
+
+
+def paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], runs: int,
+           queries: int | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Time both sides on the same queries (run ``r`` asks query ``r % queries``), interleaved
+    A, B, B, A, ... so that background work of the engine and of the machine (2 shared cores)
+    falls on both alike; one warm-up call each. Returns both sides' :func:`percentiles`."""
+    ours(0), theirs(0)
+    a: list[float] = []
+    b: list[float] = []
+    for r in range(runs):
+        j = r % (queries or runs)
+        pair = [(ours, a), (theirs, b)]
+        for fn, times in (pair if r % 2 == 0 else pair[::-1]):
+            t = time.perf_counter()
+            fn(j)
+            times.append(time.perf_counter() - t)
+    return percentiles(a), percentiles(b)
