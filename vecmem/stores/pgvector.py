@@ -67,7 +67,11 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.fusion import Fusion
-from vecmem.stores.base import Capabilities, validate_query_vector, validate_vectors
+from vecmem.stores.base import (
+    Capabilities,
+    validate_batch,
+    validate_query_vector,
+)
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, Scores
 
@@ -624,22 +628,15 @@ class PgVector:
 
     # ----------------------------------------------------------------- writes
     def _validate(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
-        space = self._require_space()
-        seen: set[str] = set()
+        """The shared batch checks, then what PostgreSQL cannot store (NUL, 64-bit positions)."""
+        out = validate_batch(chunks, vectors, self._require_space().dim)
         for c in chunks:
-            if not isinstance(c, Chunk):
-                raise InvalidInputError(f"expected Chunk objects, got {type(c).__name__}")
-            if not isinstance(c.id, str) or not c.id:
-                raise InvalidInputError("chunk ids must be non-empty strings")
-            if c.id in seen:
-                raise InvalidInputError(f"duplicate chunk id {c.id!r} in one batch")
-            seen.add(c.id)
             if not all(isinstance(x, str) and _storable(x) for x in (c.text, c.document_id, c.id)):
                 raise InvalidInputError(f"chunk {c.id!r}: text and ids must be valid Unicode "
                                         "strings without NUL characters")
             if not isinstance(c.position, int) or not -2**31 <= c.position < 2**31:
                 raise InvalidInputError(f"chunk {c.id!r}: position must be a 32-bit int")
-        return validate_vectors(vectors, len(chunks), space.dim)
+        return out
 
     def _rows(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[list[Any]]:
         """COPY rows (sid 0-based until reserved): tokens and metadata checked before writing."""
