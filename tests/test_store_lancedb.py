@@ -40,7 +40,6 @@ from vecmem.testing.store_suite import (
     StoreFactory,
     assert_ranked_like,
     corpus_texts,
-    filter_metadata,
     make_chunks,
     reference,
     unit_vectors,
@@ -452,37 +451,6 @@ def test_native_rebuilds_the_index_after_fts_lag_changes(
                   unit_vectors(41, seed=7))
     native.hybrid(vectors[50], "memory", k=5, candidates=10, fusion=Fusion())
     assert _unindexed(native) == 0
-
-
-def _fusions() -> list[Fusion]:
-    out = [Fusion(), Fusion(method="rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
-           Fusion(method="convex", alpha=0.25), Fusion(method="convex", alpha=1.0)]
-    if "dbsf" in getattr(__import__("vecmem.fusion").fusion, "METHODS", ()):
-        out += [Fusion(method="dbsf", alpha=0.6, adaptive=True)]  # type: ignore[arg-type, call-arg]
-    return out
-
-
-@pytest.mark.parametrize("fusion", _fusions(), ids=lambda f: f"{f.method}-{f.alpha}")
-def test_native_hybrid_equals_the_facade_fusion_of_both_legs(native: LanceDb,
-                                                             fusion: Fusion) -> None:
-    """hybrid() must return exactly fuse(query, keyword) with k=candidates: same ids, order,
-    scores and per-leg breakdown, filtered or not."""
-    n = 300
-    chunks = make_chunks(n, metadata=filter_metadata, texts=corpus_texts(n, seed=5))
-    vectors = unit_vectors(n, seed=5)
-    native.upsert(chunks, vectors)
-    rng = np.random.default_rng(0)
-    for text, f in (("memory vector search", None), ("agent keyword index cache", None),
-                    ("graph token", parse_filter({"s": {"$in": ["red", "blue"]}})),
-                    ("fusion score", parse_filter({"n": {"$gt": 2}}))):
-        q = vectors[rng.integers(n)] + 0.1 * unit_vectors(1, seed=int(rng.integers(99)))[0]
-        q = (q / np.linalg.norm(q)).astype(np.float32)
-        got = native.hybrid(q, text, k=15, candidates=40, fusion=fusion, filter=f)
-        want = fuse(native.query(q, k=40, filter=f), native.keyword(text, k=40, filter=f),
-                    fusion, k=15)
-        assert [(h.id, h.score, h.scores) for h in got] == [(h.id, h.score, h.scores)
-                                                             for h in want]
-        assert len(got) == 15 and all(matches(f, h.metadata) for h in got)
 
 
 def test_native_hybrid_with_only_stop_words_is_the_vector_leg(native: LanceDb) -> None:

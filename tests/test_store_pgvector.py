@@ -4,7 +4,6 @@ dimension, URLs, BM25 in SQL under churn, HNSW recall with filters, and hybrid f
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from vecmem.errors import (
     EmbeddingSpaceMismatchError,
     InvalidInputError,
 )
-from vecmem.filters import matches, parse_filter
+from vecmem.filters import parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.stores import open_store
 from vecmem.stores.pgvector import PgVector, from_url
@@ -38,7 +37,6 @@ from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,
     corpus_texts,
-    filter_metadata,
     make_chunks,
     reference,
     unit_vectors,
@@ -224,46 +222,6 @@ def test_vector_memory_by_url_end_to_end(postgres_url: str, table: str) -> None:
 
 
 # ----------------------------------------------------------------------------- hybrid
-def _facade_fusion(store: PgVector, q: np.ndarray, text: str, fusion: Fusion, *, k: int,
-                   candidates: int, f: Any = None) -> list[Any]:
-    want = fuse(store.query(q, k=candidates, filter=f), store.keyword(text, k=candidates, filter=f),
-                fusion, k=k)
-    return [(h.id, h.score, h.scores) for h in want]
-
-
-@pytest.mark.parametrize("fusion", [
-    Fusion(), Fusion(method="rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
-    Fusion(method="convex", alpha=0.25), Fusion(method="convex", alpha=1.0),
-    Fusion(method="dbsf", alpha=0.3), Fusion(method="dbsf", alpha=0.6, adaptive=True),
-    Fusion(method="convex", alpha=0.5, adaptive=True),
-], ids=["rrf", "rrf-weighted", "convex", "convex-vector-only", "dbsf", "dbsf-adaptive",
-        "convex-adaptive"])
-def test_hybrid_equals_the_facade_fusion_of_both_legs(store: PgVector, fusion: Fusion) -> None:
-    """One SQL statement must give fuse(query, keyword): same ids, order and per-leg breakdown,
-    fused scores equal (exactly for RRF and min-max; to rounding where SQL's mean and standard
-    deviation sum in another order), with and without a filter."""
-    n = 300
-    chunks = make_chunks(n, metadata=filter_metadata, texts=corpus_texts(n, seed=5))
-    vectors = unit_vectors(n, seed=5)
-    store.upsert(chunks, vectors)
-    rng = np.random.default_rng(0)
-    for text, f in (("memory vector search", None), ("agent keyword index cache", None),
-                    ("graph token", parse_filter({"s": {"$in": ["red", "blue"]}})),
-                    ("fusion score", parse_filter({"n": {"$gt": 2}}))):
-        q = vectors[rng.integers(n)] + 0.1 * unit_vectors(1, seed=int(rng.integers(99)))[0]
-        q = (q / np.linalg.norm(q)).astype(np.float32)
-        got = store.hybrid(q, text, k=15, candidates=40, fusion=fusion, filter=f)
-        want = _facade_fusion(store, q, text, fusion, k=15, candidates=40, f=f)
-        if fusion.method == "dbsf" or fusion.adaptive:
-            assert [h.id for h in got] == [w[0] for w in want]
-            assert [h.score for h in got] == pytest.approx([w[1] for w in want], rel=1e-9)
-            assert [replace(h.scores, fused=0.0) for h in got] == [
-                replace(w[2], fused=0.0) for w in want]
-        else:
-            assert [(h.id, h.score, h.scores) for h in got] == want
-        assert all(matches(f, h.metadata) for h in got)
-
-
 def test_hybrid_with_only_stop_words_is_the_vector_leg(store: PgVector) -> None:
     chunks, vectors = make_chunks(30), unit_vectors(30)
     store.upsert(chunks, vectors)

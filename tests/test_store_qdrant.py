@@ -33,7 +33,7 @@ from vecmem.errors import (  # noqa: E402
     UnsupportedFilterError,
 )
 from vecmem.filters import Filter, matches, parse_filter  # noqa: E402
-from vecmem.fusion import Fusion, fuse  # noqa: E402
+from vecmem.fusion import Fusion  # noqa: E402
 from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.memory import MemoryStore  # noqa: E402
@@ -431,30 +431,6 @@ def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
     store.delete(filter=parse_filter({"i": {"$lt": 10}}))
     after = {c.id for c, _ in store.keyword("memory", k=50)}
     assert after == {i for i in before if int(i[3:-2]) >= 10} and after != before
-
-
-@pytest.mark.parametrize("fusion", [Fusion("rrf"), Fusion("convex", alpha=0.3),
-                                    Fusion("dbsf", alpha=0.6, adaptive=True)],
-                         ids=["rrf", "convex", "dbsf-adaptive"])
-@pytest.mark.parametrize("spec", [None, {"s": "red"}, {"i": {"$lt": 4}}], ids=["all", "red", "few"])
-def test_native_hybrid_equals_fusing_the_legs(fusion: Fusion, spec: dict[str, Any] | None) -> None:
-    """hybrid() (one request) must give exactly vecmem.fusion.fuse of query() and keyword(), per-leg
-    scores and ranks included, for every fusion method and under a filter."""
-    chunks = make_chunks(60, metadata=filter_metadata)
-    vectors = unit_vectors(60)
-    store = _native(chunks, vectors)
-    f = parse_filter(spec) if spec is not None else None
-    for j, text in enumerate(("memory vector search", "graph", "zebra", "the of")):
-        q = unit_vectors(1, seed=100 + j)[0]
-        got = store.hybrid(q, text, k=10, candidates=20, fusion=fusion, filter=f)
-        want = fuse(store.query(q, k=20, filter=f), store.keyword(text, k=20, filter=f),
-                    fusion, k=10)
-        assert [h.id for h in got] == [h.id for h in want], text
-        for g, w in zip(got, want):
-            assert g.score == pytest.approx(w.score, rel=1e-6)
-            assert g.scores == w.scores
-        if f is not None:
-            assert all(matches(f, h.metadata) for h in got)
 
 
 def test_native_hybrid_validates_its_arguments() -> None:

@@ -504,6 +504,44 @@ class SearchTests(_SuiteBase):
                                rel=BM25_REL, abs_=1e-6)
 
 
+    def test_native_hybrid_equals_fusing_both_legs(self, store: VectorStore) -> None:
+        """A store that fuses in the database (``native_hybrid``) must return what
+        :func:`vecmem.fusion.fuse` makes of its own two legs with ``k=candidates``: same ids and
+        order, same per-leg scores, fused scores equal to float rounding, with and without a
+        filter, for every fusion method."""
+        if not store.capabilities.native_hybrid:
+            pytest.skip(f"{store.name} does not declare native_hybrid: the facade fuses its legs")
+        from vecmem.fusion import Fusion, fuse
+
+        _, vectors = self.fill(store, self.N_FILTER)
+        rng = np.random.default_rng(0)
+        for fusion in (Fusion(), Fusion("rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
+                       Fusion("convex", alpha=0.25), Fusion("convex", alpha=1.0),
+                       Fusion("dbsf", alpha=0.3), Fusion("dbsf", alpha=0.6, adaptive=True),
+                       Fusion("convex", alpha=0.5, adaptive=True)):
+            for text, flt in ((self.KEYWORD_QUERY, None), ("graph token", None),
+                              ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
+                              ("vector score", parse_filter({"n": {"$gt": 2}})),
+                              ("graph", parse_filter({"i": {"$lt": 4}})),  # 4 chunks match
+                              ("zebra xylophone", None), ("the of and", None)):  # no keyword leg
+                q = vectors[rng.integers(len(vectors))] + 0.1 * unit_vectors(1, seed=7)[0]
+                q = (q / np.linalg.norm(q)).astype(np.float32)
+                got = store.hybrid(q, text, k=15, candidates=20,  # type: ignore[attr-defined]
+                                   fusion=fusion, filter=flt)
+                want = fuse(store.query(q, k=20, filter=flt), store.keyword(text, k=20, filter=flt),
+                            fusion, k=15)
+                assert [h.id for h in got] == [h.id for h in want], (fusion, text)
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-9)
+                for g, w in zip(got, want):
+                    assert (g.scores.vector_rank, g.scores.keyword_rank) == (
+                        w.scores.vector_rank, w.scores.keyword_rank)
+                    for a, b in ((g.scores.vector, w.scores.vector),
+                                 (g.scores.keyword, w.scores.keyword)):
+                        assert (a is None) == (b is None) and (a is None or a == pytest.approx(
+                            b, rel=1e-6, abs=1e-6))
+                assert all(matches(flt, h.metadata) for h in got)
+
+
 class FilterTests(_SuiteBase):
     """The portable filter grammar, held against vecmem.filters.matches."""
 
