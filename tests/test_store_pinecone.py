@@ -31,7 +31,16 @@ from vecmem.errors import (
 )
 from vecmem.filters import Filter, matches, parse_filter
 from vecmem.stores import open_store
-from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
+from vecmem.stores.pinecone import (
+    MAX_METADATA,
+    MERGE_AFTER,
+    STATS_PAYLOAD,
+    PineconeDb,
+    _encode,
+    _pack,
+    _unpack,
+    to_filter,
+)
 from vecmem.testing import (
     CongruenceSuite,
     StoreSuite,
@@ -206,6 +215,42 @@ def test_limits_are_refused_before_writing(standin: PineconeStandIn) -> None:
         with pytest.raises(InvalidInputError):
             s.upsert([*make_chunks(2), bad], unit_vectors(3))
     assert s.count() == 0
+
+
+@pytest.mark.parametrize("text, metadata", [
+    ("plain words", {}),
+    ('quotes " and \\ backslashes, \n new\tlines, \x01 control, \u2028 separators, é 日本',
+     {"k\"ey": ["x\"y", 1, None], "nested": {"a": [1.5, {"b": "\\"}]}, "n": None, "ok": True}),
+    ("", {"only": "metadata"}),
+])
+def test_metadata_size_is_its_json_size(text: str, metadata: dict) -> None:
+    """The size an upsert checks against Pinecone's 40 KB and its 2 MB requests is the size of
+    the metadata as JSON, also for text that JSON escapes (computed without a second dumps)."""
+    import json
+
+    meta, size = _encode(Chunk.create("d", 0, text, metadata))
+    assert size == len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    near = Chunk.create("d", 0, '"' * (MAX_METADATA // 4))  # each quote doubles twice
+    with pytest.raises(InvalidInputError, match="bytes of Pinecone metadata"):
+        _encode(near)
+
+
+@pytest.mark.parametrize("terms", [
+    [f"t{i}" for i in range(10)],
+    [f"term{i:05d}" for i in range(20_000)],
+    [f"語彙{i}ü" * 3 for i in range(8_000)],  # multi-byte terms: more JSON than the guess
+])
+def test_statistics_records_stay_under_the_payload_limit_and_add_up(terms: list[str]) -> None:
+    delta = {"n": 7, "l": 123.0, "a": 17.5, "df": {t: 1 + i % 5 for i, t in enumerate(terms)}}
+    parts = _pack(delta)
+    assert all(len(p["d"]) <= STATS_PAYLOAD for p in parts)
+    back = [_unpack(p) for p in parts]
+    merged: dict[str, int] = {}
+    for b in back:
+        merged.update(b["df"])
+    assert merged == delta["df"] and sum(len(b["df"]) for b in back) == len(terms)
+    assert back[0]["n"] == 7 and back[0]["l"] == 123.0 and back[0]["a"] == 17.5
+    assert all("n" not in b for b in back[1:])
 
 
 def test_ids_pinecone_refuses_are_mapped(standin: PineconeStandIn) -> None:

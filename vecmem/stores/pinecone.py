@@ -104,6 +104,7 @@ FETCH_URL = 6000  # bytes of ids per fetch (they travel in the URL)
 MAX_WINDOW = 1000  # topK with metadata
 MAX_TOP_K = 10_000
 STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
+PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see _pack)
 MERGE_AFTER = 48  # delta records before they are merged
 _Pc = Any  # a Pinecone filter dict, or True (everything) / False (nothing)
 
@@ -126,12 +127,15 @@ def vector_id(chunk_id: str) -> str:
     return "~" + hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=16).hexdigest()
 
 
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode  # sizes as Pinecone's docs count
+
+
 def _encode(c: Chunk) -> tuple[dict[str, Any], int]:
     """The Pinecone metadata of a chunk (see the module docstring) and its size in JSON."""
     try:
-        raw = json.dumps({"i": c.id, "d": c.document_id, "p": int(c.position), "t": c.text,
-                          "h": c.content_hash, "m": dict(c.metadata)},
-                         ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        raw = _dumps({"i": c.id, "d": c.document_id, "p": int(c.position), "t": c.text,
+                      "h": c.content_hash, "m": dict(c.metadata)})
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
@@ -146,7 +150,10 @@ def _encode(c: Chunk) -> tuple[dict[str, Any], int]:
             keys.append(flat.KEY[t] + field)
             meta[flat.KEY[t] + field] = val
     meta[_KEYS] = keys or [""]
-    size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    # its JSON size: ``raw`` is JSON itself (no control characters left), so as a JSON string it
+    # only gains its quotes and a backslash before each '"' and '\\' (one dumps, not two)
+    size = (len(_dumps_spaced({k: x for k, x in meta.items() if k != "_vm"}).encode("utf-8"))
+            + len(raw.encode("utf-8")) + raw.count('"') + raw.count("\\") + 11)
     if size > MAX_METADATA:
         raise InvalidInputError(
             f"chunk {c.id!r} needs {size} bytes of Pinecone metadata (text, metadata and their "
@@ -262,12 +269,15 @@ def _pack(delta: dict[str, Any]) -> list[dict[str, Any]]:
     items = list(delta.get("df", {}).items())
     head = {k: v for k, v in delta.items() if k != "df"}
     out: list[dict[str, Any]] = []
-    step = max(1, len(items))
+    # split evenly by a guess (base64 of zlib level 1 is ~0.5-0.8 of the JSON for term counts)
+    # so that each part is serialised and compressed once; a part still too large shrinks
+    size = sum(map(len, delta.get("df", ()))) + 8 * len(items) + 100  # ~ its JSON
+    parts = math.ceil(size * PACK_RATIO / (0.95 * STATS_PAYLOAD))
+    step = max(1, math.ceil(len(items) / max(1, parts)))
     i = 0
     while True:
         part = {**(head if i == 0 else {}), "df": dict(items[i : i + step])}
-        blob = base64.b64encode(zlib.compress(json.dumps(part, ensure_ascii=False,
-                                                         separators=(",", ":")).encode(), 1))
+        blob = base64.b64encode(zlib.compress(_dumps(part).encode(), 1))
         if len(blob) > STATS_PAYLOAD and step > 1:  # aim at 95% of the limit
             step = max(1, min(step - 1, int(step * 0.95 * STATS_PAYLOAD / len(blob))))
             continue
@@ -502,9 +512,11 @@ class PineconeDb:
             if not token:
                 return ids
 
-    def _refresh_stats(self) -> None:
-        """Bring the in-memory statistics up to the records stored (fetching only new ones)."""
-        ids = self._stats_ids()
+    def _refresh_stats(self, ids: list[str] | None = None) -> None:
+        """Bring the in-memory statistics up to the records stored (fetching only new ones);
+        ``ids``: the records listed, when already listed."""
+        if ids is None:
+            ids = self._stats_ids()
         st = self._stats
         fresh = [i for i in ids if i not in st.seen]
         for i in range(0, len(fresh), FETCH_BATCH):
@@ -614,28 +626,31 @@ class PineconeDb:
             self._refresh_stats()
 
     def _account(self, delta: dict[str, Any], c: Chunk, sign: int,
-                 tokens: list[str] | None = None) -> list[str]:
+                 counts: Counter[str] | None = None) -> None:
+        """Add (``sign`` +1) or take out (-1) a chunk's length and terms (``counts``: its term
+        counts, when already known)."""
         if self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
-        if tokens is None:
-            tokens = self.tokenizer(c.text)
+        if counts is None:
+            counts = Counter(self.tokenizer(c.text))
         delta["n"] += sign
-        delta["l"] += sign * len(tokens)
-        for t in set(tokens):
-            delta["df"][t] += sign
-        return tokens
+        delta["l"] += sign * counts.total()
+        if sign > 0:
+            delta["df"].update(counts.keys())
+        else:
+            delta["df"].subtract(counts.keys())
 
     # ----------------------------------------------------------------- writes
-    def _sparse(self, tokens: list[list[str]], avgdl: float
+    def _sparse(self, counts: list[Counter[str]], avgdl: float
                 ) -> Iterator[dict[str, list[Any]] | None]:
-        """The BM25 document-side sparse values of each token list (``None``: no terms)."""
+        """The BM25 document-side sparse values of each chunk's term counts (``None``: none)."""
         space = self._require_space()
         k1, b = space.bm25_k1, space.bm25_b
         k1p, avgdl, index = k1 + 1, avgdl or 1.0, _term_index
-        for toks in tokens:
-            norm = k1 * (1 - b + b * len(toks) / avgdl)
+        for tfs in counts:
+            norm = k1 * (1 - b + b * tfs.total() / avgdl)
             weights: dict[int, float] = {}
-            for t, tf in Counter(toks).items():
+            for t, tf in tfs.items():
                 i = index(t)
                 w = tf * k1p / (tf + norm)
                 weights[i] = weights[i] + w if i in weights else w
@@ -657,30 +672,31 @@ class PineconeDb:
             # what the ids hold now (an overwrite takes the old text out of the statistics),
             # read while the batch is encoded
             reading = self._fetch_start([vector_id(i) for i in [*written, *deletes]])
+            listing = self._executor().submit(self._stats_ids)
             encoded = [_encode(c) for c in chunks]
-            tokens = [self.tokenizer(c.text) for c in chunks]
-            for c, toks in zip(chunks, tokens):
-                if len(set(toks)) > MAX_TERMS:
+            counts = [Counter(self.tokenizer(c.text)) for c in chunks]
+            for c, tfs in zip(chunks, counts):
+                if len(tfs) > MAX_TERMS:
                     raise InvalidInputError(
-                        f"chunk {c.id!r} has {len(set(toks))} distinct terms; a Pinecone sparse "
+                        f"chunk {c.id!r} has {len(tfs)} distinct terms; a Pinecone sparse "
                         f"vector holds at most {MAX_TERMS}: use smaller chunks")
-            self._refresh_stats()
+            self._refresh_stats(listing.result())
             old = {i: _decode(i, rec.metadata) for i, rec in self._fetch_end(reading).items()}
             delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
             for c in old.values():
                 self._account(delta, c, -1)
-            for c, toks in zip(chunks, tokens):
-                self._account(delta, c, +1, toks)
+            for c, tfs in zip(chunks, counts):
+                self._account(delta, c, +1, tfs)
             st = self._stats
             n, total = st.n + delta["n"], st.total + delta["l"]
             avgdl = total / n if n else 1.0
             if chunks:
                 delta["a"] = avgdl
             values = v.tolist()
-            records = ({"id": vector_id(c.id), "values": vals, "metadata": meta,
+            records = [{"id": vector_id(c.id), "values": vals, "metadata": meta,
                         **({"sparse_values": sp} if sp else {})}
                        for c, vals, (meta, _), sp in zip(chunks, values, encoded,
-                                                         self._sparse(tokens, avgdl)))
+                                                         self._sparse(counts, avgdl))]
             # one request in flight at a time, in order, while the next one is built
             inflight: Future[None] | None = None
             try:
@@ -702,9 +718,7 @@ class PineconeDb:
                 with self._errors("delete"):
                     self._ix.delete(ids=gone[i : i + MAX_BATCH], namespace=self.namespace)
             if net is not None:
-                self._write_stats(net, payloads=packed)
-                self._refresh_stats()
-                self._merge_stats()
+                self._commit(net, packed)
 
     def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
         with self._errors("upsert"):
@@ -718,12 +732,12 @@ class PineconeDb:
             return None
         return delta
 
-    def _commit(self, delta: dict[str, Any]) -> None:
-        net = self._net(delta)
-        if net is None:
-            return
-        self._write_stats(net)
-        self._refresh_stats()
+    def _commit(self, net: dict[str, Any], packed: list[dict[str, Any]] | None = None) -> None:
+        """Write a net delta (``_net``) as statistics records and count it here at once (no
+        listing: the next refresh picks up other clients' records)."""
+        ids = self._write_stats(net, payloads=packed)
+        self._stats.add(net)  # records outside a merge group always count (see _counted)
+        self._stats.counted |= frozenset(ids)
         self._merge_stats()
 
     @staticmethod
@@ -764,7 +778,9 @@ class PineconeDb:
             for i in range(0, len(gone), MAX_BATCH):
                 with self._errors("delete"):
                     self._ix.delete(ids=gone[i : i + MAX_BATCH], namespace=self.namespace)
-            self._commit(delta)
+            net = self._net(delta)
+            if net is not None:
+                self._commit(net)
             return len(gone)
 
     def drop(self) -> None:

@@ -80,6 +80,23 @@ class _Index:
     cloud: str = "aws"
     region: str = "us-east-1"
     namespaces: dict[str, dict[str, _Record]] = field(default_factory=dict)
+    writes: int = 0  # upserts and deletes so far: the version of the stacked vectors
+    _stacked: dict[str, tuple[tuple[int, int], list[str], np.ndarray]] = field(
+        default_factory=dict)
+
+    def stacked(self, ns: str) -> tuple[list[str], np.ndarray]:
+        """A namespace's ids and their dense vectors as one matrix, kept until the next write
+        (a database scans contiguous storage; stacking 100k arrays per query would make the
+        stand-in's time depend on how its heap is laid out)."""
+        recs = self.namespaces.get(ns, {})
+        key = (self.writes, len(recs))
+        got = self._stacked.get(ns)
+        if got is None or got[0] != key:
+            ids = list(recs)
+            mat = (np.stack([recs[i].values for i in ids]) if ids
+                   else np.zeros((0, self.dimension), dtype=np.float32))
+            got = self._stacked[ns] = (key, ids, mat)
+        return got[1], got[2]
 
 
 # --------------------------------------------------------------------------- filters
@@ -396,6 +413,7 @@ class PineconeStandIn:
             staged[vid] = _Record(_dense(v.get("values"), ix.dimension, vid), sparse,
                                   _check_metadata(vid, v.get("metadata")), time.monotonic())
         ix.namespaces.setdefault(body.get("namespace") or "", {}).update(staged)
+        ix.writes += 1
         return {"upsertedCount": len(staged)}
 
     def _query(self, ix: _Index, body: Any) -> dict[str, Any]:
@@ -421,10 +439,12 @@ class PineconeStandIn:
         flt = body.get("filter")
         if flt is not None:
             _check_filter(flt)
-        ids = [i for i, r in recs.items() if matches(flt, r.metadata)]
+        ids, mat = ix.stacked(ns)
+        if flt is not None:
+            rows = [j for j, i in enumerate(ids) if matches(flt, recs[i].metadata)]
+            ids, mat = [ids[j] for j in rows], mat[rows]
         if not ids:
             return {"matches": [], "namespace": ns, "usage": {"readUnits": 1}}
-        mat = np.stack([recs[i].values for i in ids])
         if ix.metric == "euclidean":
             scores = ((mat - q) ** 2).sum(axis=1)
         elif ix.metric == "cosine":
@@ -435,8 +455,11 @@ class PineconeStandIn:
             if sq:
                 scores = scores + np.array([sum(w * recs[i].sparse.get(t, 0.0)
                                                 for t, w in sq.items()) for i in ids])
-        sign = 1.0 if ix.metric == "euclidean" else -1.0
-        order = sorted(range(len(ids)), key=lambda j: (sign * float(scores[j]), ids[j]))[:top_k]
+        key = scores * (1.0 if ix.metric == "euclidean" else -1.0)  # ascending is best
+        cand = range(len(ids))
+        if len(ids) > top_k:  # the top_k and everything tied with the last of them
+            cand = np.flatnonzero(key <= np.partition(key, top_k - 1)[top_k - 1]).tolist()
+        order = sorted(cand, key=lambda j: (float(key[j]), ids[j]))[:top_k]
         matches_ = []
         for j in order:
             m = self._vector(ids[j], recs[ids[j]], with_values, with_meta)
@@ -448,6 +471,7 @@ class PineconeStandIn:
         body = body or {}
         ns = body.get("namespace") or ""
         recs = ix.namespaces.get(ns, {})
+        ix.writes += 1
         given = [k for k in ("ids", "deleteAll", "filter") if body.get(k) not in (None, False)]
         if len(given) != 1:
             raise ApiError(400, "delete takes exactly one of ids, deleteAll or filter")
