@@ -35,16 +35,18 @@ So Pinecone ranks candidates and vecmem scores them exactly:
 The statistics (N, total length, ``min avgdl_w``, df per term) live in the meta namespace as
 append-only delta records (``stats-...``, zlib+base64 JSON in metadata), one per write, merged
 into one group when they pile up; a store keeps their sum in memory and fetches only records it
-has not seen (one ``list`` call per keyword search). Writes by other clients therefore count,
-unless two clients merge at the same instant with skewed clocks (then :meth:`PineconeDb.rebuild_stats`).
-Hybrid search runs both legs separately and fuses them with :func:`vecmem.fusion.fuse`
-(``native_hybrid=False``): Pinecone's own sparse-dense query adds the two dot products, which is
-neither RRF nor vecmem's convex combination.
+has not seen (one ``list`` call per keyword search, sent beside the first sparse query; when it
+brings records of another client, the query is planned again). Writes by other clients therefore
+count, unless two clients merge at the same instant with skewed clocks (then
+:meth:`PineconeDb.rebuild_stats`). Hybrid search sends the dense query beside the keyword leg
+and fuses the two with :func:`vecmem.fusion.fuse` (so every fusion method, per-leg scores kept):
+Pinecone's own sparse-dense query adds the two dot products, which is neither RRF nor dbsf.
 
 Writes. An upsert reads what its ids hold now (an overwrite takes the old text out of the
 statistics; another client may have written them) in up to 4 concurrent ``fetch`` requests while
-it encodes the batch, then sends the vectors in requests under 2 MB, one in flight while the next
-is built, and writes the statistics delta only after every vector request succeeded.
+it encodes the batch (and lists the statistics records), then sends the vectors in requests under
+2 MB, one in flight while the next is prepared, and writes the statistics delta only after every
+vector request succeeded; it counts that delta at once, without listing again.
 
 Chunk ids that Pinecone refuses (not printable ASCII, over 512 bytes) are stored under ``~`` + a
 hash (the chunk id itself is in ``_vm``). Limits: at most 1,000 distinct terms per chunk and
@@ -69,9 +71,9 @@ import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -88,10 +90,11 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import Cond, Filter, matches
+from vecmem.fusion import Fusion, fuse
 from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 FORMAT = 1
 _KEYS = "_vm_keys"
@@ -291,6 +294,18 @@ def _unpack(meta: dict[str, Any]) -> dict[str, Any]:
     return json.loads(zlib.decompress(base64.b64decode(meta["d"])))
 
 
+class _Plan(NamedTuple):
+    """A keyword query planned from the statistics (see :meth:`PineconeDb.keyword`)."""
+
+    qw: dict[str, float]  # term -> idf x count in the query
+    sparse: dict[str, list[Any]]  # the query's sparse values
+    avgdl: float
+    rho: float  # bound on how far a frozen document weight may lag the current one
+    window: int  # candidates asked for first
+    k1: float
+    b: float
+
+
 # --------------------------------------------------------------------------- the store
 class PineconeDb:
     """A vecmem store on a Pinecone index: dense + BM25 sparse vectors, exact BM25 scores.
@@ -303,7 +318,8 @@ class PineconeDb:
     """
 
     name = "pinecone"
-    capabilities = Capabilities(persistent=True, native_keyword=True, concurrent_writers=True)
+    capabilities = Capabilities(persistent=True, native_keyword=True, native_hybrid=True,
+                                concurrent_writers=True)
 
     def __init__(
         self,
@@ -898,48 +914,91 @@ class PineconeDb:
         return [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        """BM25 (rank_bm25's scores): Pinecone ranks by the sparse vectors, vecmem rescores the
+        candidates with the current statistics. The statistics are listed while the first
+        query runs; if another client's records come in meanwhile, the query is planned again."""
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
-        space = self._require_space()
+        self._require_space()
         if self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
         flt = to_filter(filter)
+        if flt is False:
+            return []
+        tokens = self.tokenizer(text)
         with self._lock:
-            self._refresh_stats()
-            st = self._stats
-            wanted = Counter(t for t in self.tokenizer(text) if st.present(t))
-            if not wanted or flt is False or st.n == 0:
+            listing = self._executor().submit(self._stats_ids)
+            try:
+                version = self._stats.version
+                plan = self._keyword_plan(tokens, k)
+                found = self._query(top_k=plan.window, flt=flt, sparse=plan.sparse) if plan else []
+            finally:
+                wait([listing])
+            self._refresh_stats(listing.result())
+            if self._stats.version != version:  # the weights may have changed: plan again
+                plan = self._keyword_plan(tokens, k)
+                found = self._query(top_k=plan.window, flt=flt, sparse=plan.sparse) if plan else []
+            if plan is None:
                 return []
-            k1, b, eps = space.keyword_params()
-            idf = st.idf(list(wanted), eps)
-            qw = {t: idf[t] * m for t, m in wanted.items()}
-            sparse: dict[int, float] = {}
-            for t, w in qw.items():
-                sparse[term_index(t)] = sparse.get(term_index(t), 0.0) + w
-            query: dict[str, list[Any]] = {"indices": list(sparse),
-                                           "values": list(sparse.values())}
-            avgdl = st.avgdl
-            rho = max(1.0, avgdl / st.avgdl_min) if st.avgdl_min else 1.0
-            certain = all(w > 0 for w in qw.values())
-            window = min(MAX_WINDOW, max(2 * k, k + 20)) if certain else MAX_WINDOW
+            window = plan.window
             while True:
-                found = self._query(top_k=window, flt=flt, sparse=query)
-                scored: list[tuple[float, str, Chunk]] = []
-                for m in found:
-                    c = _decode(m.id, m.metadata)
-                    toks = self.tokenizer(c.text)
-                    tf = Counter(t for t in toks if t in qw)
-                    if not tf:
-                        continue
-                    norm = k1 * (1 - b + b * len(toks) / avgdl)
-                    s = sum(qw[t] * (n * (k1 + 1)) / (n + norm) for t, n in tf.items())
-                    scored.append((s, c.id, c))
-                scored.sort(key=lambda x: (-x[0], x[1]))
+                scored = self._rescore(plan, found)
                 last = float(found[-1].score) if found else 0.0
                 if (len(found) < window or last <= 0 or window >= MAX_WINDOW or (
-                        len(scored) >= k and scored[k - 1][0] > last * rho * (1 + 1e-5))):
-                    return [Scored(c, s) for s, _, c in scored[:k]]
+                        len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5))):
+                    return scored[:k]
                 window = min(MAX_WINDOW, window * 4)
+                found = self._query(top_k=window, flt=flt, sparse=plan.sparse)
+
+    def _keyword_plan(self, tokens: list[str], k: int) -> _Plan | None:
+        """The sparse query of ``tokens`` under the statistics as known (``None``: no term of
+        them is stored), with the drift bound and the first window."""
+        st, space = self._stats, self._require_space()
+        wanted = Counter(t for t in tokens if st.present(t))
+        if not wanted or st.n == 0:
+            return None
+        k1, b, eps = space.keyword_params()
+        idf = st.idf(list(wanted), eps)
+        qw = {t: idf[t] * m for t, m in wanted.items()}
+        sparse: dict[int, float] = {}
+        for t, w in qw.items():
+            sparse[term_index(t)] = sparse.get(term_index(t), 0.0) + w
+        avgdl = st.avgdl
+        rho = max(1.0, avgdl / st.avgdl_min) if st.avgdl_min else 1.0
+        certain = all(w > 0 for w in qw.values())
+        window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
+        return _Plan(qw, {"indices": list(sparse), "values": list(sparse.values())}, avgdl, rho,
+                     window, k1, b)
+
+    def _rescore(self, plan: _Plan, found: list[Any]) -> list[Scored]:
+        """The candidates' exact BM25 scores, best first (ties by id)."""
+        qw, k1, b, avgdl = plan.qw, plan.k1, plan.b, plan.avgdl
+        scored: list[Scored] = []
+        for m in found:
+            c = _decode(m.id, m.metadata)
+            toks = self.tokenizer(c.text)  # type: ignore[misc]
+            tf = Counter(t for t in toks if t in qw)
+            if not tf:
+                continue
+            norm = k1 * (1 - b + b * len(toks) / avgdl)
+            scored.append(Scored(c, sum(qw[t] * (n * (k1 + 1)) / (n + norm)
+                                        for t, n in tf.items())))
+        scored.sort(key=lambda x: (-x.score, x.chunk.id))
+        return scored
+
+    def hybrid(self, vector: np.ndarray, text: str, *, k: int, candidates: int, fusion: Fusion,
+               filter: Filter | None = None) -> list[Hit]:
+        """Both legs at once (the dense query in a second thread while the keyword leg runs),
+        fused by :func:`vecmem.fusion.fuse`: one round trip of latency, as one request would be."""
+        if k <= 0 or candidates <= 0:
+            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+        q = validate_query_vector(vector, self._require_space().dim)
+        dense = self._executor().submit(self.query, q, k=candidates, filter=filter)
+        try:
+            sparse = self.keyword(text, k=candidates, filter=filter)
+        finally:
+            wait([dense])
+        return fuse(dense.result(), sparse, fusion, k=k)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()

@@ -80,23 +80,48 @@ class _Index:
     cloud: str = "aws"
     region: str = "us-east-1"
     namespaces: dict[str, dict[str, _Record]] = field(default_factory=dict)
-    writes: int = 0  # upserts and deletes so far: the version of the stacked vectors
-    _stacked: dict[str, tuple[tuple[int, int], list[str], np.ndarray]] = field(
-        default_factory=dict)
+    writes: int = 0  # upserts and deletes so far: the version of each namespace's _Scan
+    _scans: dict[str, _Scan] = field(default_factory=dict)
 
-    def stacked(self, ns: str) -> tuple[list[str], np.ndarray]:
-        """A namespace's ids and their dense vectors as one matrix, kept until the next write
-        (a database scans contiguous storage; stacking 100k arrays per query would make the
-        stand-in's time depend on how its heap is laid out)."""
+    def scan(self, ns: str) -> _Scan:
+        """A namespace laid out for queries, kept until the next write: a database scans
+        contiguous storage and an inverted index (stacking 100k arrays or looping over every
+        record's sparse values per query would make the stand-in's time depend on its heap)."""
         recs = self.namespaces.get(ns, {})
-        key = (self.writes, len(recs))
-        got = self._stacked.get(ns)
-        if got is None or got[0] != key:
-            ids = list(recs)
-            mat = (np.stack([recs[i].values for i in ids]) if ids
-                   else np.zeros((0, self.dimension), dtype=np.float32))
-            got = self._stacked[ns] = (key, ids, mat)
-        return got[1], got[2]
+        version = (self.writes, len(recs))
+        got = self._scans.get(ns)
+        if got is None or got.version != version:
+            got = self._scans[ns] = _Scan(version, recs, self.dimension)
+        return got
+
+
+class _Scan:
+    def __init__(self, version: tuple[int, int], recs: dict[str, _Record], dim: int) -> None:
+        self.version, self.ids = version, list(recs)
+        self.matrix = (np.stack([recs[i].values for i in self.ids]) if self.ids
+                       else np.zeros((0, dim), dtype=np.float32))
+        self._recs = recs
+        self._postings: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def sparse_scores(self, query: dict[int, float]) -> np.ndarray:
+        """Every record's sparse dot product with ``query`` (built on first use)."""
+        if self._postings is None:
+            lists: dict[int, tuple[list[int], list[float]]] = {}
+            for row, i in enumerate(self.ids):
+                for t, w in self._recs[i].sparse.items():
+                    entry = lists.get(t)
+                    if entry is None:
+                        entry = lists[t] = ([], [])
+                    entry[0].append(row)
+                    entry[1].append(w)
+            self._postings = {t: (np.asarray(r, dtype=np.int64), np.asarray(v))
+                              for t, (r, v) in lists.items()}
+        out = np.zeros(len(self.ids))
+        for t, w in query.items():
+            if t in self._postings:
+                rows, values = self._postings[t]
+                out[rows] += w * values
+        return out
 
 
 # --------------------------------------------------------------------------- filters
@@ -439,7 +464,8 @@ class PineconeStandIn:
         flt = body.get("filter")
         if flt is not None:
             _check_filter(flt)
-        ids, mat = ix.stacked(ns)
+        scan = ix.scan(ns)
+        ids, mat, rows = scan.ids, scan.matrix, None
         if flt is not None:
             rows = [j for j, i in enumerate(ids) if matches(flt, recs[i].metadata)]
             ids, mat = [ids[j] for j in rows], mat[rows]
@@ -453,8 +479,8 @@ class PineconeStandIn:
         else:
             scores = (mat @ q).astype(np.float64)
             if sq:
-                scores = scores + np.array([sum(w * recs[i].sparse.get(t, 0.0)
-                                                for t, w in sq.items()) for i in ids])
+                sparse = scan.sparse_scores(sq)
+                scores = scores + (sparse if rows is None else sparse[rows])
         key = scores * (1.0 if ix.metric == "euclidean" else -1.0)  # ascending is best
         cand = range(len(ids))
         if len(ids) > top_k:  # the top_k and everything tied with the last of them
