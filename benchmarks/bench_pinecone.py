@@ -316,7 +316,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         ("Read with care: against the stand-in the server answers a query in about a "
          "millisecond (it keeps each namespace's vectors stacked and an inverted index of the "
-         "sparse values until the next write), so the ratios are vecmem's client-side work and "
+         "sparse values until the next write; a filter is still evaluated per record in Python, "
+         "hence the slow filtered rows), so the ratios are vecmem's client-side work and "
          "extra requests over a near-zero network; against the service every request also "
          "pays a round trip, which requests sent at once share. Vector rows are the same request "
          "on both sides (dense `query`, top 10 with metadata); vecmem also decodes its `_vm` "
@@ -328,7 +329,7 @@ def markdown(r: dict[str, Any]) -> str:
          "rescores them exactly with the current statistics (rank_bm25 BM25: each candidate's "
          "text is tokenized again), widening the window when the bound on drift does not prove "
          "the top 10. Hybrid: vecmem sends its two legs at once (100 candidates each, with "
-         "metadata; the keyword leg as above, so 200 candidates rescored) and fuses them with "
+         "metadata; the keyword leg as above, with a first window of 125 to rescore) and fuses them with "
          "`vecmem.fusion.fuse` (dbsf); the `hybrid` raw row is Pinecone's one sparse-dense "
          "query, which adds the two dot products (neither RRF nor dbsf) and returns only the "
          "final 10; `hybrid_two_legs` is the same two requests by hand, fused by RRF. Ingest: "
