@@ -613,9 +613,14 @@ class LanceDb:
                                   dtype=np.uint8)
         st["version"] = np.array([self._version])
         st["next_seq"] = np.array([self._next_seq])
-        tmp = saved.with_name(saved.name + ".tmp.npz")
-        np.savez(tmp, **st)  # type: ignore[arg-type]  # numpy's stub types **kwds loosely
-        os.replace(tmp, saved)
+        # a name of its own: processes closing at once must not move each other's file away
+        tmp = saved.with_name(f"{saved.name}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+        try:
+            np.savez(tmp, **st)  # type: ignore[arg-type]  # numpy's stub types **kwds loosely
+            os.replace(tmp, saved)
+        except OSError as exc:  # only a cache (checked against the table version on open)
+            tmp.unlink(missing_ok=True)
+            _log.warning("could not save the keyword index of %s: %s", self._where, exc)
 
     # ----------------------------------------------------------------- writes
     def _arrow(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int,
