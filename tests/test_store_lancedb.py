@@ -363,10 +363,11 @@ def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
     f = parse_filter({"rare": True})
     ref = reference(chunks, unit_vectors(n, seed=2))
     want = ref.keyword("memory chunk", k=5, filter=f)
-    scans = []
-    real_mask = store._mask
-    store._mask = (  # type: ignore[method-assign]
-        lambda where: scans.append(where) or real_mask(where))
+    scans = []  # reads of the ids matching the filter (the one scan)
+    real_rows = store._rows
+    store._rows = (  # type: ignore[method-assign]
+        lambda where, cols: (scans.append(where) if cols == ["id"] else None)
+        or real_rows(where, cols))
     got = store.keyword("memory chunk", k=5, filter=f)
     assert len(scans) == 1
     assert [(c.id, pytest.approx(s)) for c, s in want] == [(c.id, s) for c, s in got]

@@ -62,7 +62,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.bm25 import BM25Index
 from vecmem.errors import (
     AuthenticationError,
     BackendError,
@@ -76,6 +75,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import Cond, Filter
 from vecmem.stores import _flat as flat
+from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
@@ -319,10 +319,7 @@ class ChromaDb:
         self._lock = threading.RLock()
         self._batch = 1000
         # the keyword index (None until the first keyword search)
-        self._bm25: BM25Index | None = None
-        self._slot_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
-        self._next_slot = 0
+        self._kw: KeywordBeside | None = None
         self._gen: str | None = None  # the collection's vecmem_gen our index reflects
         # filters: Chroma's complement operators match missing keys (None: not probed yet),
         # and the metadata shapes stored that this store knows of
@@ -496,38 +493,22 @@ class ChromaDb:
             raise ConfigurationError("the store is used before connect(space)")
         gen = self._current_gen()  # read before the scan: a later write triggers a new rebuild
         k1, b, eps = space.keyword_params()
-        bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
-        slot_of: dict[str, int] = {}
+        kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
         offset = 0
         while True:
             with self._errors("read the documents"):
                 page = self._col.get(include=["documents"], limit=_PAGE * 4, offset=offset)
             ids, docs = page["ids"], page["documents"] or []
-            fresh = [(i, d) for i, d in zip(ids, docs) if i not in slot_of]
-            slots = np.arange(len(slot_of), len(slot_of) + len(fresh))
-            bm25.add(slots, [self.tokenizer(d or "") for _, d in fresh])
-            slot_of.update((i, int(s)) for (i, _), s in zip(fresh, slots))
+            fresh = [(i, d) for i, d in zip(ids, docs) if i not in kw]
+            kw.add([i for i, _ in fresh], [self.tokenizer(d or "") for _, d in fresh])
             offset += len(ids)
             if len(ids) < _PAGE * 4:
                 break
-        self._bm25, self._slot_of = bm25, slot_of
-        self._id_of = {s: i for i, s in slot_of.items()}
-        self._next_slot, self._gen = len(slot_of), gen
+        self._kw, self._gen = kw, gen
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
-        if self._bm25 is None or self.tokenizer is None:
-            return
-        gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
-                if i in self._slot_of]
-        self._bm25.remove(gone)
-        for s in gone:
-            self._id_of.pop(s, None)
-        slots = np.arange(self._next_slot, self._next_slot + len(chunks))
-        self._next_slot += len(chunks)
-        self._bm25.add(slots, [self.tokenizer(c.text) for c in chunks])
-        for s, c in zip(slots.tolist(), chunks):
-            self._slot_of[c.id] = s
-            self._id_of[s] = c.id
+        if self._kw is not None:
+            self._kw.write(chunks, deleted)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -536,12 +517,12 @@ class ChromaDb:
         with self._errors("read the collection"):
             col = self._c().get_collection(self.collection, embedding_function=None)
         meta = dict(col.metadata or {})
-        if self._bm25 is not None and meta.get("vecmem_gen") != self._gen:
-            self._bm25 = None  # another client wrote: rebuild on the next keyword search
+        if self._kw is not None and meta.get("vecmem_gen") != self._gen:
+            self._kw = None  # another client wrote: rebuild on the next keyword search
         try:
             yield
         except BaseException:
-            self._bm25 = None  # perhaps partly written: rebuild from what is there
+            self._kw = None  # perhaps partly written: rebuild from what is there
             try:
                 self._publish(col, meta)
             except VecmemError:
@@ -768,9 +749,9 @@ class ChromaDb:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
         with self._lock:
-            if self._bm25 is None or self._current_gen() != self._gen:
+            if self._kw is None or self._current_gen() != self._gen:
                 self._rebuild()
-            if self._bm25 is None or self.tokenizer is None:
+            if self._kw is None or self.tokenizer is None:
                 raise ConfigurationError("the store is used before connect(space)")
             tokens = self.tokenizer(text)
             if not tokens:
@@ -778,25 +759,13 @@ class ChromaDb:
             return self._filtered(filter, lambda where: self._keyword(tokens, k, where))
 
     def _keyword(self, tokens: list[str], k: int, where: _Where) -> list[Scored]:
-        if self._bm25 is None or where is False:
+        if self._kw is None or where is False:
             return []
-        want = k if where is True else max(4 * k, 64)
-        recs: dict[str, Any] = {}
-        checked: set[str] = set()
-        while True:
-            slots, scores = self._bm25.top_k(tokens, want)
-            ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
-            fresh = [cid for cid, _ in ranked if cid not in checked]
-            recs.update(self._records(fresh, where))
-            checked.update(fresh)
-            passing = [(cid, x) for cid, x in ranked if cid in recs]
-            if len(passing) >= k or len(slots) < want:
-                break
-            want *= 4
-        passing = passing[:k]
-        chunks = _decode([i for i, _ in passing], [recs[i][0] for i, _ in passing],
-                         [recs[i][1] for i, _ in passing])
-        return [Scored(c, x) for c, (_, x) in zip(chunks, passing)]
+        found = self._kw.search(tokens, k, lambda ids, _: self._records(ids, where),
+                                filtered=where is not True)
+        chunks = _decode([i for i, _, _ in found], [r[0] for _, r, _ in found],
+                         [r[1] for _, r, _ in found])
+        return [Scored(c, x) for c, (_, _, x) in zip(chunks, found)]
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
@@ -893,13 +862,13 @@ class ChromaDb:
                     self._c().delete_collection(self.collection)
             except NotFoundError:
                 pass
-            self.space, self._col, self._bm25 = None, None, None
+            self.space, self._col, self._kw = None, None, None
             self._complement, self._shapes, self._shapes_gen = None, {}, None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._client = self._col = self._bm25 = None
+            self._client = self._col = self._kw = None
 
 
 def from_url(url: str) -> ChromaDb:

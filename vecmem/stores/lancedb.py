@@ -95,6 +95,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.fusion import Fusion, fuse
+from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import DefaultTokenizer, Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
@@ -323,10 +324,7 @@ class LanceDb:
         self._lock = threading.RLock()
         self._columns: set[str] = set()
         self._cols = _CHUNK_COLS[FORMAT]  # this table's layout, set on connect
-        self._bm25: BM25Index | None = None
-        self._slot_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
-        self._next_slot = 0
+        self._kw: KeywordBeside | None = None  # keyword="exact": BM25 beside the table
         self._next_seq = -1  # unknown until read (native mode) or the BM25 index is loaded
         self._version = -1  # the table version the BM25 index reflects
         self._fts_name: str | None = None  # native mode: the full-text index on ``text``
@@ -540,11 +538,11 @@ class LanceDb:
                         vocab = json.loads(bytes(st["vocab"]).decode())
                         st["vocab"] = np.array(vocab, dtype=object)
                         ids = json.loads(bytes(st["ids"]).decode())
-                        self._bm25 = BM25Index.from_state(st)
-                        slots = [int(s) for s in st["slots"]]
-                        self._slot_of = dict(zip(ids, slots))
-                        self._id_of = dict(zip(slots, ids))
-                        self._next_slot = int(st["used"][0])
+                        if self.tokenizer is None:
+                            raise ConfigurationError("the store is used before connect(space)")
+                        self._kw = KeywordBeside.restore(
+                            BM25Index.from_state(st), self.tokenizer, ids,
+                            [int(s) for s in st["slots"]], int(st["used"][0]))
                         self._next_seq = int(z["next_seq"][0])
                         self._version = version
                         return
@@ -563,11 +561,8 @@ class LanceDb:
         k1, b, eps = space.keyword_params()
         if self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
-        self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
-        self._bm25.add(np.arange(len(ids)), [self.tokenizer(texts[int(i)]) for i in order])
-        self._slot_of = {cid: i for i, cid in enumerate(ids)}
-        self._id_of = dict(enumerate(ids))
-        self._next_slot = len(ids)
+        self._kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
+        self._kw.add(ids, [self.tokenizer(texts[int(i)]) for i in order])
         seqs = data["seq"].to_numpy(zero_copy_only=False)
         self._next_seq = int(seqs.max()) + 1 if len(seqs) else 0
         self._version = version
@@ -588,28 +583,18 @@ class LanceDb:
             self._version = after
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
-        if self._bm25 is None or self.tokenizer is None:
+        if self._kw is None:
             raise ConfigurationError("the store is used before connect(space)")
-        gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
-                if i in self._slot_of]
-        self._bm25.remove(gone)
-        for s in gone:
-            self._id_of.pop(s, None)
-        slots = np.arange(self._next_slot, self._next_slot + len(chunks))
-        self._next_slot += len(chunks)
-        self._bm25.add(slots, [self.tokenizer(c.text) for c in chunks])
-        for s, c in zip(slots.tolist(), chunks):
-            self._slot_of[c.id] = s
-            self._id_of[s] = c.id
+        self._kw.write(chunks, deleted)
 
     def _save_keyword_index(self) -> None:
         saved = self._saved
-        if saved is None or self._bm25 is None or self._version < 0:
+        if saved is None or self._kw is None or self._version < 0:
             return
-        st = self._bm25.state()
+        st = self._kw.bm25.state()
         live = st["slots"].tolist()
         st["vocab"] = np.frombuffer(json.dumps(list(st["vocab"])).encode(), dtype=np.uint8)
-        st["ids"] = np.frombuffer(json.dumps([self._id_of[s] for s in live]).encode(),
+        st["ids"] = np.frombuffer(json.dumps([self._kw.id_of[s] for s in live]).encode(),
                                   dtype=np.uint8)
         st["version"] = np.array([self._version])
         st["next_seq"] = np.array([self._next_seq])
@@ -807,33 +792,25 @@ class LanceDb:
             return self._fts(text, k, where)
         with self._lock:
             self._sync()
-            if self._bm25 is None or self.tokenizer is None:
+            if self._kw is None or self.tokenizer is None:
                 raise ConfigurationError("the store is used before connect(space)")
-            tokens = self.tokenizer(text)
             where = self._sql(filter)
-            want = k if where is None else max(4 * k, 64)
-            chunks: dict[str, Chunk] = {}
-            checked: set[str] = set()
-            mask = None
-            while True:
-                slots, scores = self._bm25.top_k(tokens, want, mask)
-                ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
-                fresh = [cid for cid, _ in ranked if cid not in checked]
-                for part in _batches(fresh):
+
+            def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
+                out: dict[str, Chunk] = {}
+                for part in _batches(ids):
                     clause = f"id IN {_in_list(part)}"
-                    data = self._rows(clause if where is None or mask is not None
-                                      else f"{clause} AND {where}", self._cols)
-                    chunks.update((c.id, c) for c in self._chunks(data))
-                checked.update(fresh)
-                passing = [(cid, x) for cid, x in ranked if cid in chunks]
-                if len(passing) >= k or len(slots) < want or mask is not None:
-                    break
-                want *= 4
-                if where is not None and want > _IN_BATCH:
-                    # a selective filter: one scan for the matching ids, then an exact top k
-                    mask = self._mask(where)
-                    want = k
-            return [Scored(chunks[cid], x) for cid, x in passing[:k]]
+                    data = self._rows(f"{clause} AND {where}" if filtered else clause,
+                                      self._cols)
+                    out.update((c.id, c) for c in self._chunks(data))
+                return out
+
+            # a selective filter: past _IN_BATCH candidates, one scan for the matching ids
+            found = self._kw.search(
+                self.tokenizer(text), k, fetch, filtered=where is not None, widen_to=_IN_BATCH,
+                matching=None if where is None else (
+                    lambda: self._rows(where, ["id"])["id"].to_pylist()))
+            return [Scored(c, x) for _, c, x in found]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Scored]:
         """Keyword search by LanceDB's full-text index, ``where`` as a prefilter."""
@@ -882,14 +859,6 @@ class LanceDb:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="vecmem-lancedb")
             return self._executor
-
-    def _mask(self, where: str) -> np.ndarray:
-        """The BM25 slots of the rows matching ``where``, as a bool array."""
-        mask = np.zeros(self._next_slot, dtype=bool)
-        slot_of = self._slot_of
-        hits = [slot_of[i] for i in self._rows(where, ["id"])["id"].to_pylist() if i in slot_of]
-        mask[hits] = True
-        return mask
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()

@@ -90,7 +90,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.bm25 import BM25Index
 from vecmem.errors import (
     AuthenticationError,
     BackendError,
@@ -105,6 +104,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.fusion import Fusion, fuse
+from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
@@ -311,12 +311,9 @@ class Qdrant:
         # local mode is not thread-safe: one call at a time; a server client is
         self._io: Any = threading.RLock() if url is None else nullcontext()
         # exact mode: the BM25 index beside the collection
-        self._bm25: BM25Index | None = None
-        self._slot_of: dict[str, int] = {}  # chunk id -> BM25 slot
-        self._id_of: dict[int, str] = {}  # BM25 slot -> chunk id
+        self._kw: KeywordBeside | None = None
         self._doc_of: dict[str, str] = {}  # chunk id -> document id
         self._chunks_of: dict[str, set[str]] = {}  # document id -> chunk ids
-        self._next_slot = 0
         self._next_seq = 0
         self._stale = False  # the BM25 index may be out of step (a failed write): rebuild
         # the sparse BM25 vector (native collections, whatever the mode)
@@ -586,29 +583,22 @@ class Qdrant:
                 rows.append((int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""),
                              p.get("document_id", "")))
         rows.sort()
-        self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
-        self._slot_of = {r[1]: i for i, r in enumerate(rows)}
-        self._id_of = {i: cid for cid, i in self._slot_of.items()}
+        if self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        self._kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
+        self._kw.add([r[1] for r in rows], [self.tokenizer(r[2]) for r in rows])
         self._doc_of, self._chunks_of = {}, {}
         for _, cid, _, doc in rows:
             self._doc_of[cid] = doc
             self._chunks_of.setdefault(doc, set()).add(cid)
-        self._next_slot = len(rows)
         self._next_seq = (rows[-1][0] + 1) if rows else 0
-        if self.tokenizer is None:
-            raise ConfigurationError("the store is used before connect(space)")
-        self._bm25.add(np.arange(len(rows)), [self.tokenizer(r[2]) for r in rows])
         self._stale = False
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str],
                        tokens: Sequence[Sequence[str]] | None = None) -> None:
-        if self._bm25 is None or self.tokenizer is None:
+        if self._kw is None:
             raise ConfigurationError("the store is used before connect(space)")
-        gone = [self._slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
-                if i in self._slot_of]
-        self._bm25.remove(gone)
-        for s in gone:
-            self._id_of.pop(s, None)
+        self._kw.write(chunks, deleted, tokens)
         for cid in [*deleted, *(c.id for c in chunks)]:
             doc = self._doc_of.pop(cid, None)
             ids = self._chunks_of.get(doc) if doc is not None else None
@@ -619,13 +609,6 @@ class Qdrant:
         for c in chunks:
             self._doc_of[c.id] = c.document_id
             self._chunks_of.setdefault(c.document_id, set()).add(c.id)
-        slots = np.arange(self._next_slot, self._next_slot + len(chunks))
-        self._next_slot += len(chunks)
-        self._bm25.add(slots, tokens if tokens is not None else
-                       [self.tokenizer(c.text) for c in chunks])
-        for s, c in zip(slots.tolist(), chunks):
-            self._slot_of[c.id] = s
-            self._id_of[s] = c.id
 
     # ----------------------------------------------------------------- writes
     def upsert(
@@ -767,34 +750,17 @@ class Qdrant:
         with self._lock:
             if self._stale:
                 self._rebuild_keyword_index()
-            if self._bm25 is None or self.tokenizer is None:
+            if self._kw is None or self.tokenizer is None:
                 raise ConfigurationError("the store is used before connect(space)")
-            tokens = self.tokenizer(text)
             flt = self._filter(filter)
-            want = k if flt is None else max(4 * k, 64)
-            chunks: dict[str, Chunk] = {}
-            checked: set[str] = set()
-            mask = None
             # widening by ids is cheap on a server (indexed); local mode scans every point per
             # scroll, so there one scan for the matching ids comes right after the first try
-            widen_to = 4096 if self.url is not None else 0
-            while True:
-                slots, scores = self._bm25.top_k(tokens, want, mask)
-                ranked = [(self._id_of[int(s)], float(x)) for s, x in zip(slots, scores)]
-                fresh = [cid for cid, _ in ranked if cid not in checked]
-                chunks.update(self._fetch(fresh, None if mask is not None else flt))
-                checked.update(fresh)
-                passing = [(cid, x) for cid, x in ranked if cid in chunks]
-                if len(passing) >= k or len(slots) < want or mask is not None:
-                    break
-                want *= 4
-                if want > widen_to:
-                    mask = np.zeros(self._next_slot, dtype=bool)
-                    hits = [self._slot_of.get(r.payload["chunk_id"])
-                            for r in self._scroll(flt, ["chunk_id"])]
-                    mask[[h for h in hits if h is not None]] = True
-                    want = k
-            return [Scored(chunks[cid], x) for cid, x in passing[:k]]
+            found = self._kw.search(
+                self.tokenizer(text), k,
+                lambda ids, filtered: self._fetch(ids, flt if filtered else None),
+                filtered=flt is not None, widen_to=4096 if self.url is not None else 0,
+                matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])])
+            return [Scored(c, x) for _, c, x in found]
 
     def hybrid(
         self,
