@@ -335,6 +335,58 @@ def test_awkward_field_names_filter_exactly() -> None:
         assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=10, filter=f)} == want, spec
 
 
+def test_filter_keys_are_top_level_payload_keys() -> None:
+    """New collections keep the typed copies at the top of the payload (``vm_n_F``): local mode
+    evaluates filters in Python and pays for every level of nesting."""
+    store = Qdrant(":memory:", collection="c")
+    store.connect(SPACE)
+    store.upsert([Chunk.create("doc", 0, "hello", {"n": 1, "s": "x", "l": ["a", 2], "a.b": True})],
+                 unit_vectors(1))
+    payload = store._c().retrieve("c", [point_id("doc#0")], with_payload=True)[0].payload
+    assert {k: v for k, v in payload.items() if k.startswith("vm")} == {
+        "vm_keys": ["n", "s", "l", "a.b"], "vm_n_n": 1, "vm_s_s": "x", "vm_ls_l": ["a"],
+        "vm_ln_l": [2], "vm_b__612e62": True}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_1_collections_still_filter_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """A collection made by a vecmem that nested the typed keys under ``vm`` (layout 1) reopens
+    with filters, deletes by filter and counts exact, and keeps writing layout 1."""
+    import vecmem.stores.qdrant as qdrant_module
+
+    path = str(tmp_path / "q")
+    chunks = make_chunks(60, metadata=filter_metadata)
+    vectors = unit_vectors(60, seed=3)
+    monkeypatch.setattr(qdrant_module, "FORMAT", 1)
+    old = Qdrant(path=path, keyword=mode)
+    old.connect(SPACE)
+    old.upsert(chunks[:40], vectors[:40])
+    old.close()
+    monkeypatch.undo()
+    store = Qdrant(path=path, keyword=mode)
+    try:
+        store.connect(SPACE)
+        store.upsert(chunks[40:], vectors[40:])
+        payload = store._c().retrieve(store.collection, [point_id(chunks[-1].id)],
+                                      with_payload=True)[0].payload
+        assert "vm" in payload and not any(k.startswith("vm_") for k in payload)
+        for spec in ({"s": "red"}, {"n": {"$gte": 3}}, {"tags": {"$contains": "a"}},
+                     {"flag": True}, {"n": {"$ne": 2}}, {"s": {"$exists": False}},
+                     {"s": {"$in": ["red", "blue"]}}):
+            f = parse_filter(spec)
+            want = {c.id for c in chunks if matches(f, c.metadata)}
+            got = {c.id for c, _ in store.query(vectors[0], k=100, filter=f)}
+            assert got == want, spec
+            assert store.count(f) == len(want), spec
+        red = parse_filter({"s": "red"})
+        reds = sum(c.metadata.get("s") == "red" for c in chunks)
+        assert store.delete(filter=red) == reds
+        assert store.count(red) == 0 and store.count() == 60 - reds
+    finally:
+        store.close()
+
+
 def test_keyword_index_is_rebuilt_after_a_failed_write(monkeypatch: pytest.MonkeyPatch) -> None:
     """If a write fails after validation (a plain upsert, or one with deletes), the exact keyword
     leg must not drift from the collection."""
