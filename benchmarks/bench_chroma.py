@@ -26,21 +26,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.report import write_section
+from benchmarks.report import publish
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 
 
@@ -224,14 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     result["chromadb"] = chromadb.__version__
     result["machine"] = synthetic.machine()
     remote = args.server or args.url is not None
-    name = "chroma" + ("-server" if remote else "") + ("-quick" if args.quick else "")
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if not args.quick:
-        title = "Chroma adapter (issue 3)" + (", server" if remote else ", embedded")
-        write_section("chroma-server" if remote else "chroma", title, markdown(result))
+    name = "chroma" + ("-server" if remote else "")
+    title = "Chroma adapter (issue 3)" + (", server" if remote else ", embedded")
+    publish(result, name + ("-quick" if args.quick else ""),
+            None if args.quick else (name, title), markdown)
 
 
 if __name__ == "__main__":

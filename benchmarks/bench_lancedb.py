@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import tempfile
 import time
@@ -42,9 +41,8 @@ from typing import Any
 
 
 from benchmarks import synthetic
-from benchmarks.report import write_section
+from benchmarks.report import publish
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 # LanceDB's hybrid query logs a deprecation warning per query when it projects columns
 # (lancedb#3001); the raw side below does, so quiet LanceDB's log for this process.
@@ -310,13 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as d:
         result = run(n, nq, Path(d))
     result["machine"] = synthetic.machine()
-    name = "lancedb-quick" if args.quick else "lancedb"
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if not args.quick:
-        write_section("lancedb", "LanceDB adapter (issue 3)", markdown(result))
+    publish(result, "lancedb-quick" if args.quick else "lancedb",
+            None if args.quick else ("lancedb", "LanceDB adapter (issue 3)"), markdown)
 
 
 if __name__ == "__main__":

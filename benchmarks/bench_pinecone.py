@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 import subprocess
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.report import write_section
+from benchmarks.report import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
@@ -364,14 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     result["machine"] = synthetic.machine()
     if args.note:
         result["note"] = args.note
-    name = "pinecone" + ("-real" if args.real else "") + ("-quick" if args.quick else "")
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if not args.quick:
-        title = "Pinecone adapter (issue 3)" + (", service" if args.real else ", local stand-in")
-        write_section("pinecone-real" if args.real else "pinecone", title, markdown(result))
+    name = "pinecone" + ("-real" if args.real else "")
+    title = "Pinecone adapter (issue 3)" + (", service" if args.real else ", local stand-in")
+    publish(result, name + ("-quick" if args.quick else ""),
+            None if args.quick else (name, title), markdown)
 
 
 if __name__ == "__main__":

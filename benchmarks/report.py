@@ -1,8 +1,11 @@
-"""Writing one benchmark's section of BENCHMARKS.md between its markers."""
+"""Saving a benchmark's results and writing its section of BENCHMARKS.md between its markers."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -20,3 +23,20 @@ def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) 
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def publish(result: dict[str, Any], name: str, section: tuple[str, str] | None = None,
+            markdown: Callable[[dict[str, Any]], str] | None = None) -> Path:
+    """Save ``result`` as ``benchmarks/results/<name>.json`` and print it; with ``section``
+    (its marker name and title) and ``markdown``, also write that section of BENCHMARKS.md."""
+    out = RESULTS / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2) + "\n"
+    out.write_text(text)
+    print(text, end="")
+    if section is not None and markdown is not None:
+        write_section(section[0], section[1], markdown(result))
+    return out
