@@ -17,6 +17,7 @@ matching id (``matching``) switches to a mask and one exact top ``k``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
@@ -94,9 +95,10 @@ class KeywordBeside:
         leaves out ids that fail the store's filter when asked to), best first, as (chunk id,
         what ``fetch`` gave for it, score).
 
-        Unfiltered, ``k`` candidates are asked for; filtered, ``max(4k, 64)``, four times more
-        each round until ``k`` pass or the index runs out. With ``matching`` (every id that
-        passes the filter), a round past ``widen_to`` candidates ends the widening: the ids
+        Unfiltered, ``k`` candidates are asked for; filtered, ``max(4k, 64)``, then as many as
+        the pass rate so far says ``k`` need (x1.5, at least twice as many) until ``k`` pass or
+        the index runs out. With ``matching`` (every id that passes the filter), a round past
+        ``widen_to`` candidates, or a first round where none passed, ends the widening: the ids
         become a mask and one exact top ``k`` is taken among them."""
         want = max(4 * k, 64) if filtered else k
         got: dict[str, T] = {}
@@ -112,6 +114,9 @@ class KeywordBeside:
             passing = [(cid, x) for cid, x in ranked if cid in got]
             if len(passing) >= k or len(slots) < want or mask is not None:
                 return [(cid, got[cid], x) for cid, x in passing[:k]]
-            want *= 4
-            if matching is not None and want > widen_to:
+            # enough for k to pass at the pass rate seen so far (x1.5), at least twice as many;
+            # none passed: a selective filter, where one list of the matching ids is cheaper
+            want = (max(2 * want, math.ceil(1.5 * k * len(checked) / len(passing))) if passing
+                    else 4 * want)
+            if matching is not None and (want > widen_to or not passing):
                 mask, want = self.mask(matching()), k

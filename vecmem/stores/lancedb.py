@@ -805,9 +805,10 @@ class LanceDb:
                     out.update((c.id, c) for c in self._chunks(data))
                 return out
 
-            # a selective filter: past _IN_BATCH candidates, one scan for the matching ids
+            # a selective filter: past 256 candidates one scan for the matching ids is cheaper
+            # (measured at 50k rows: ~8 ms for 1-10% of them; ``id IN`` costs ~0.05 ms an id)
             found = self._kw.search(
-                self.tokenizer(text), k, fetch, filtered=where is not None, widen_to=_IN_BATCH,
+                self.tokenizer(text), k, fetch, filtered=where is not None, widen_to=256,
                 matching=None if where is None else (
                     lambda: self._rows(where, ["id"])["id"].to_pylist()))
             return [Scored(c, x) for _, c, x in found]
