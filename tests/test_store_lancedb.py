@@ -334,21 +334,41 @@ def test_keyword_leg_follows_another_writer_without_reopening(tmp_path: Path) ->
 
 
 def test_optimize_changes_no_answers(tmp_path: Path) -> None:
-    """optimize() (compaction, B-tree on id) must leave contents and keyword scores as they were,
-    without a rebuild of the BM25 index, and later writes must still be tracked."""
+    """optimize() (compaction, B-trees on document_id and, in exact mode, id) must leave contents
+    and keyword scores as they were, without a rebuild of the BM25 index, and later writes must
+    still be tracked."""
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
     for i in range(4):  # several commits: several fragments
         store.upsert(make_chunks(10, start=10 * i), unit_vectors(10, seed=i))
     before = _bm25_of(store, "memory graph")
     store.optimize()
-    assert any(list(ix.columns) == ["id"] for ix in store._t().list_indices())
+    assert sorted(list(ix.columns) for ix in store._t().list_indices()) == [
+        ["document_id"], ["id"]]
     store._rebuild_keyword_index = None  # type: ignore[assignment]  # must not be needed
     assert _bm25_of(store, "memory graph") == [(i, pytest.approx(s)) for i, s in before]
     assert store.count() == 40
     store.upsert([Chunk.create("late", 0, "graph graph graph")], unit_vectors(1, seed=9))
     assert store.get(["late#0"])[0].text == "graph graph graph"
     assert _bm25_of(store, "graph")[0][0] == "late#0"
+
+
+def test_native_optimize_leaves_id_without_a_btree(tmp_path: Path) -> None:
+    """In native mode optimize() drops a B-tree on id (it slows every upsert's merge_insert)
+    and keeps answers as they were."""
+    import lancedb.index
+
+    store = LanceDb(tmp_path / "lance", keyword="native")
+    store.connect(SPACE)
+    chunks, vectors = make_chunks(30), unit_vectors(30)
+    store.upsert(chunks, vectors)
+    store._t().create_index("id", config=lancedb.index.BTree())  # as an older vecmem made
+    hits = [c.id for c, _ in store.query(vectors[4], k=5)]
+    store.optimize()
+    indexed = [list(ix.columns) for ix in store._t().list_indices() if ix.index_type != "FTS"]
+    assert indexed == [["document_id"]]
+    assert [c.id for c, _ in store.query(vectors[4], k=5)] == hits
+    assert [c.id for c in store.get([chunks[7].id])] == [chunks[7].id]
 
 
 def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
@@ -561,6 +581,51 @@ def test_metadata_that_is_not_json_is_refused(tmp_path: Path, mode: str) -> None
     with pytest.raises(InvalidInputError, match="doc0"):
         store.upsert(bad, unit_vectors(1, seed=3))
     assert store.count() == 2 and store.get(["doc0#0"])[0].text != "overwritten"
+    store.close()
+
+
+def test_content_hash_is_stored_only_when_it_is_not_the_texts(tmp_path: Path) -> None:
+    """Layout 3 writes the hash as null when it is the text's (every Chunk.create); a chunk with
+    a hash of its own keeps it. Both read back exactly."""
+    import json
+
+    store = LanceDb(tmp_path / "lance")
+    store.connect(SPACE)
+    plain = Chunk.create("d", 0, "plain text")
+    own = Chunk("own#0", "own", 0, "other text", {"k": 1}, "my-digest")
+    store.upsert([plain, own], unit_vectors(2))
+    assert [(c.id, c.content_hash) for c in store.get([plain.id, own.id])] == [
+        (plain.id, plain.content_hash), (own.id, "my-digest")]
+    rows = store._t().search().select(["id", "chunk"]).limit(None).to_arrow().to_pylist()
+    assert {r["id"]: json.loads(r["chunk"])[1] for r in rows} == {plain.id: None,
+                                                                   own.id: "my-digest"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_2_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    mode: str) -> None:
+    """A table in layout 2 (every hash written out) reads, searches and writes as before, and
+    keeps writing the hash."""
+    import json
+
+    import vecmem.stores.lancedb as lancedb_module
+
+    chunks, vectors = make_chunks(20), unit_vectors(20)
+    monkeypatch.setattr(lancedb_module, "FORMAT", 2)
+    old = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    old.connect(SPACE)
+    old.upsert(chunks[:10], vectors[:10])
+    old.close()
+    monkeypatch.undo()
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    store.upsert(chunks[10:], vectors[10:])
+    assert [(c.id, c.content_hash, dict(c.metadata)) for c in store.get([c.id for c in chunks])] \
+        == [(c.id, c.content_hash, dict(c.metadata)) for c in chunks]
+    rows = store._t().search().select(["chunk"]).limit(None).to_arrow().to_pylist()
+    assert all(json.loads(r["chunk"])[1] is not None for r in rows)
+    assert (store._t().schema.metadata or {})[b"vecmem_format"] == b"2"
+    assert _ids(store.keyword(chunks[12].text, k=1)) == [chunks[12].id]
     store.close()
 
 
