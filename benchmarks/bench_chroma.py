@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.report import publish
+from benchmarks.report import latency_row, publish
 
 BATCH = 1000
 
@@ -175,10 +175,7 @@ def markdown(r: dict[str, Any]) -> str:
          f"{r['raw_ingest_s']} s | {r['ingest_ratio']} |"),
     ]
     for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid"):
-        x = r[name]
-        lines.append(f"| {name} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / "
-                     f"{x['vecmem']['p99_ms']} | {x['raw']['p50_ms']} / {x['raw']['p99_ms']} | "
-                     f"{x['p50_ratio']}, {x['p99_ratio']} |")
+        lines.append(latency_row(name, r[name]))
     lines += [
         "",
         (f"Building the BM25 index from the collection (first keyword search of a new store "

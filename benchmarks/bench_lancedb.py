@@ -41,7 +41,7 @@ from typing import Any
 
 
 from benchmarks import synthetic
-from benchmarks.report import publish
+from benchmarks.report import latency_row, publish
 
 BATCH = 1000
 # LanceDB's hybrid query logs a deprecation warning per query when it projects columns
@@ -224,10 +224,7 @@ def markdown(r: dict[str, Any]) -> str:
     n = f"{r['chunks']:,}"
 
     def q(key: str, label: str) -> str:
-        x = r[key]
-        return (f"| {label}, p50 / p99 ms ({x['runs']} runs) | {x['vecmem']['p50_ms']} / "
-                f"{x['vecmem']['p99_ms']} | {x['raw']['p50_ms']} / {x['raw']['p99_ms']} | "
-                f"{x['p50_ratio']} |")
+        return latency_row(f"{label}, p50 / p99 ms", r[key], p99_ratio=False)
 
     lines = [
         (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.report import publish
+from benchmarks.report import latency_row, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
@@ -300,10 +300,7 @@ def markdown(r: dict[str, Any]) -> str:
     for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid", "hybrid_two_legs"):
         if name not in r:
             continue
-        x = r[name]
-        lines.append(f"| {name} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / "
-                     f"{x['vecmem']['p99_ms']} | {x['raw']['p50_ms']} / {x['raw']['p99_ms']} | "
-                     f"{x['p50_ratio']}, {x['p99_ratio']} |")
+        lines.append(latency_row(name, r[name]))
     req = {k: ", ".join(f"{n} {c}" for n, c in r[k]["vecmem_requests_per_search"].items())
            for k in ("vector", "keyword", "hybrid")}
     lines += [

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 
 from benchmarks import synthetic
-from benchmarks.report import publish
+from benchmarks.report import latency_row, publish
 
 BATCH = 1000
 
@@ -191,17 +191,11 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['raw_ingest_s']} s | {r['ingest_native_ratio']} |",
     ]
     for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid"):
-        x = r[name]
-        lines.append(f"| {name} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / "
-                     f"{x['vecmem']['p99_ms']} | {x['raw']['p50_ms']} / {x['raw']['p99_ms']} | "
-                     f"{x['p50_ratio']} |")
+        lines.append(latency_row(name, r[name], p99_ratio=False))
     lines.append(f"| *exact*: ingest {r['chunks']:,} | {r['vecmem_ingest_exact_s']} s | "
                  f"{r['raw_ingest_s']} s | {r['ingest_exact_ratio']} |")
     for name in ("keyword_exact", "hybrid_exact"):
-        x = r[name]
-        lines.append(f"| *exact*: {name.split('_')[0]} ({x['runs']} runs) | "
-                     f"{x['vecmem']['p50_ms']} / {x['vecmem']['p99_ms']} | {x['raw']['p50_ms']} / "
-                     f"{x['raw']['p99_ms']} | {x['p50_ratio']} |")
+        lines.append(latency_row(f"*exact*: {name.split('_')[0]}", r[name], p99_ratio=False))
     if "reopen_rebuild_bm25_s" in r:
         lines.append(f"| *exact*: reopen (BM25 index rebuilt from the payloads) | "
                      f"{r['reopen_rebuild_bm25_s']} s | | |")

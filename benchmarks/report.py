@@ -40,3 +40,11 @@ def publish(result: dict[str, Any], name: str, section: tuple[str, str] | None =
     if section is not None and markdown is not None:
         write_section(section[0], section[1], markdown(result))
     return out
+
+
+def latency_row(label: str, x: dict[str, Any], *, p99_ratio: bool = True) -> str:
+    """A table row for one paired latency result (``synthetic.paired`` percentiles of both
+    sides and their ratios): ``| label (N runs) | p50 / p99 | raw p50 / p99 | ratio(s) |``."""
+    ratio = f"{x['p50_ratio']}, {x['p99_ratio']}" if p99_ratio else f"{x['p50_ratio']}"
+    return (f"| {label} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / {x['vecmem']['p99_ms']} | "
+            f"{x['raw']['p50_ms']} / {x['raw']['p99_ms']} | {ratio} |")
