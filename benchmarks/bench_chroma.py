@@ -73,14 +73,8 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
     from vecmem import VectorMemory
     from vecmem.fusion import rrf
     from vecmem.stores.chroma import ChromaDb
-    from vecmem.types import Chunk
 
-    texts = synthetic.texts(n)
-    vecs = synthetic.vectors(n)
-    qtexts = synthetic.queries(texts, n_queries)
-    qvecs = synthetic.vectors(n_queries, seed=7)
-    metas = [{"bucket": i % 100, "source": f"s{i % 10}.md"} for i in range(n)]
-    chunks = [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(texts)]
+    texts, vecs, qtexts, qvecs, metas, chunks = synthetic.corpus(n, n_queries)
     with _target(server, url) as t:
         out: dict[str, Any] = {"chunks": n, "queries": n_queries, "engine": t["engine"]}
         where = {k: v for k, v in t.items() if k in ("path", "host", "port")}

@@ -64,14 +64,8 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
     from vecmem.fusion import Fusion
     from vecmem.stores import lancedb as adapter
     from vecmem.stores.lancedb import LanceDb
-    from vecmem.types import Chunk
 
-    texts = synthetic.texts(n)
-    vecs = synthetic.vectors(n)
-    qtexts = synthetic.queries(texts, n_queries)
-    qvecs = synthetic.vectors(n_queries, seed=7)
-    metas = [{"bucket": i % 100, "source": f"s{i % 10}.md"} for i in range(n)]
-    chunks = [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(texts)]
+    texts, vecs, qtexts, qvecs, metas, chunks = synthetic.corpus(n, n_queries)
     out: dict[str, Any] = {"chunks": n, "queries": n_queries, "lancedb": lancedb.__version__,
                            "fts_lag": adapter.FTS_LAG,
                            "load_average_at_start": round(os.getloadavg()[0], 2)}

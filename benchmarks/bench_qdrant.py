@@ -63,14 +63,8 @@ def run(n: int, n_queries: int, url: str | None) -> dict[str, Any]:
 
     from vecmem.stores.qdrant import bm25_document, bm25_query
     from vecmem.tokenize import get_tokenizer
-    from vecmem.types import Chunk
 
-    texts = synthetic.texts(n)
-    vecs = synthetic.vectors(n)
-    qtexts = synthetic.queries(texts, n_queries)
-    qvecs = synthetic.vectors(n_queries, seed=7)
-    metas = [{"bucket": i % 100, "source": f"s{i % 10}.md"} for i in range(n)]
-    chunks = [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(texts)]
+    texts, vecs, qtexts, qvecs, metas, chunks = synthetic.corpus(n, n_queries)
     out: dict[str, Any] = {"chunks": n, "queries": n_queries,
                            "engine": f"server {url}" if url
                            else "qdrant-client local mode (:memory:)"}

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,6 +54,28 @@ def queries(corpus: list[str], n: int, *, seed: int = 1) -> list[str]:
             k = int(rng.integers(3, 7))
             out.append(" ".join(rng.choice(words, size=min(k, len(words)), replace=False)))
     return out
+
+
+class Corpus(NamedTuple):
+    """The adapter benchmarks' data: ``n`` Zipf texts with clustered unit vectors and metadata
+    ``{"bucket": i % 100, "source": ...}`` as chunks, and queries (texts and vectors)."""
+
+    texts: list[str]
+    vecs: np.ndarray
+    qtexts: list[str]
+    qvecs: np.ndarray
+    metas: list[dict[str, Any]]
+    chunks: list[Any]  # vecmem.types.Chunk
+
+
+def corpus(n: int, n_queries: int) -> Corpus:
+    from vecmem.types import Chunk
+
+    docs = texts(n)
+    metas: list[dict[str, Any]] = [{"bucket": i % 100, "source": f"s{i % 10}.md"}
+                                   for i in range(n)]
+    return Corpus(docs, vectors(n), queries(docs, n_queries), vectors(n_queries, seed=7), metas,
+                  [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(docs)])
 
 
 def vectors(n: int, dim: int = 384, *, clusters: int = 256, spread: float = 0.35,
