@@ -40,6 +40,20 @@ class TestEmbeddedStoreHNSW(StoreSuite):
         return lambda: _hnsw_store(tmp_path / "kb")
 
 
+def test_every_chunk_stays_reachable_through_hnsw(tmp_path: Path) -> None:
+    """The HNSW graph must reach every chunk: a search for all of them returns all of them, and
+    each chunk's own vector finds it first (usearch's multi-threaded add strands nodes,
+    unum-cloud/USearch#735: at 1,000 8-d vectors most such graphs missed one)."""
+    n = 1500
+    store = _hnsw_store(tmp_path / "kb")
+    store.connect(SPACE)
+    chunks, vectors = make_chunks(n), unit_vectors(n, seed=11)
+    store.upsert(chunks[:500], vectors[:500])  # the graph is built here, then grows
+    store.upsert(chunks[500:], vectors[500:])
+    assert len(store.query(vectors[0], k=n)) == n
+    assert all(store.query(vectors[i], k=1)[0][0].id == chunks[i].id for i in range(0, n, 7))
+
+
 # ----------------------------------------------------------------------------- processes
 def _reader(path: Path, ready: Any, go: Any) -> None:
     code = 1
