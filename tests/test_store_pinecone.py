@@ -334,6 +334,28 @@ def test_keyword_scores_stay_exact_as_the_average_length_drifts(standin: Pinecon
             _same_keyword(s, ref, q, k)
 
 
+def test_a_frozen_weight_far_below_its_exact_score_still_ranks(standin: PineconeStandIn) -> None:
+    """A long chunk written while the average length was small has a frozen sparse weight far
+    below its current BM25 weight: Pinecone ranks it under chunks it beats exactly, so the
+    rescoring must not stop before reaching it (the drift bound rho is what allows stopping)."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    short = [Chunk.create(f"s{i}", 0, "beta gamma") for i in range(30)]
+    late = Chunk.create("late", 0, "alpha alpha alpha " + "filler " * 40)
+    fill = [Chunk.create(f"f{i}", 0, "filler " * 40) for i in range(60)]
+    medium = [Chunk.create(f"m{i}", 0, "alpha " + "filler " * 30) for i in range(10)]
+    batches = [[*short, late], fill, medium]
+    vectors = unit_vectors(sum(map(len, batches)), seed=12)
+    i = 0
+    for batch in batches:  # the average length grows from ~4 to ~28 tokens
+        s.upsert(batch, vectors[i : i + len(batch)])
+        i += len(batch)
+    ref = reference([c for batch in batches for c in batch], vectors)
+    assert [c.id for c, _ in ref.keyword("alpha", k=1)] == [late.id]
+    _same_keyword(s, ref, "alpha", 1)
+    _same_keyword(s, ref, "alpha", 3)
+
+
 def test_statistics_follow_other_clients_and_survive_merging(standin: PineconeStandIn) -> None:
     """Writes by another store object count in this one's keyword scores; after enough writes
     the delta records are merged into one group, and a new store reads the same statistics."""

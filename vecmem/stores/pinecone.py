@@ -61,6 +61,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -301,6 +302,7 @@ class _Plan(NamedTuple):
     sparse: dict[str, list[Any]]  # the query's sparse values
     avgdl: float
     rho: float  # bound on how far a frozen document weight may lag the current one
+    certain: bool  # every query weight is positive, so the bound holds
     window: int  # candidates asked for first
     k1: float
     b: float
@@ -942,9 +944,9 @@ class PineconeDb:
                 return []
             window = plan.window
             while True:
-                scored = self._rescore(plan, found)
+                scored, proven = self._rescore(plan, found, k)
                 last = float(found[-1].score) if found else 0.0
-                if (len(found) < window or last <= 0 or window >= MAX_WINDOW or (
+                if proven or (len(found) < window or last <= 0 or window >= MAX_WINDOW or (
                         len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5))):
                     return scored[:k]
                 window = min(MAX_WINDOW, window * 4)
@@ -968,23 +970,33 @@ class PineconeDb:
         certain = all(w > 0 for w in qw.values())
         window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
         return _Plan(qw, {"indices": list(sparse), "values": list(sparse.values())}, avgdl, rho,
-                     window, k1, b)
+                     certain, window, k1, b)
 
-    def _rescore(self, plan: _Plan, found: list[Any]) -> list[Scored]:
-        """The candidates' exact BM25 scores, best first (ties by id)."""
+    def _rescore(self, plan: _Plan, found: list[Any], k: int) -> tuple[list[Scored], bool]:
+        """The candidates' exact BM25 scores, best first (ties by id), and whether they prove
+        the top ``k``. Candidates come in Pinecone's order (its score, descending) and no exact
+        score exceeds ``rho`` times Pinecone's, so once the ``k``-th best exact score beats
+        ``rho`` times the next candidate's, neither it nor anything after it (in the window or
+        beyond) can enter the top ``k``: the rest is not decoded nor tokenized."""
         qw, k1, b, avgdl = plan.qw, plan.k1, plan.b, plan.avgdl
         scored: list[Scored] = []
+        best: list[float] = []  # the k best exact scores so far (a min-heap)
         for m in found:
+            if plan.certain and len(best) >= k and best[0] > float(m.score) * plan.rho * (
+                    1 + 1e-5):
+                scored.sort(key=lambda x: (-x.score, x.chunk.id))
+                return scored, True
             c = _decode(m.id, m.metadata)
             toks = self.tokenizer(c.text)  # type: ignore[misc]
             tf = Counter(t for t in toks if t in qw)
             if not tf:
                 continue
             norm = k1 * (1 - b + b * len(toks) / avgdl)
-            scored.append(Scored(c, sum(qw[t] * (n * (k1 + 1)) / (n + norm)
-                                        for t, n in tf.items())))
+            score = sum(qw[t] * (n * (k1 + 1)) / (n + norm) for t, n in tf.items())
+            scored.append(Scored(c, score))
+            (heapq.heappush if len(best) < k else heapq.heappushpop)(best, score)
         scored.sort(key=lambda x: (-x.score, x.chunk.id))
-        return scored
+        return scored, False
 
     def hybrid(self, vector: np.ndarray, text: str, *, k: int, candidates: int, fusion: Fusion,
                filter: Filter | None = None) -> list[Hit]:
