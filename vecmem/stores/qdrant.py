@@ -174,7 +174,7 @@ def _key(fmt: int, kind: str, field: str | None = None) -> str:
 
 def _typed(meta: Any, fmt: int) -> dict[str, Any]:
     """The payload keys holding the metadata split by type (see the module docstring)."""
-    out: dict[str, Any] = {_key(2, "", None): list(meta)}
+    out: dict[str, Any] = {_key(2, "keys"): list(meta)}
     for field, v in meta.items():
         if isinstance(v, bool):
             out[_key(2, "b", field)] = v
