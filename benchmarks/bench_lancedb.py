@@ -120,8 +120,9 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
     def prep() -> None:  # the adapter's Arrow batches, built and dropped
         for s in range(0, n, BATCH):
             part = chunks[s : s + BATCH]
-            typed = adapter._typed_columns([c.metadata for c in part])
-            native._arrow(part, vecs[s : s + BATCH], 0, typed, native._t().schema)
+            typed, untyped = adapter._typed_columns([c.metadata for c in part])
+            cols = native._arrays(part, vecs[s : s + BATCH], 0, typed, untyped)
+            native._table(cols, len(part), native._t().schema)
 
     out["vecmem_batches_s"] = _timed(prep)
     out["raw_batches_s"] = _timed(lambda: [batch(s) for s in range(0, n, BATCH)])

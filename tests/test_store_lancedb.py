@@ -589,16 +589,106 @@ def test_content_hash_is_stored_only_when_it_is_not_the_texts(tmp_path: Path) ->
     a hash of its own keeps it. Both read back exactly."""
     import json
 
+    import dataclasses
+
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
     plain = Chunk.create("d", 0, "plain text")
     own = Chunk("own#0", "own", 0, "other text", {"k": 1}, "my-digest")
-    store.upsert([plain, own], unit_vectors(2))
-    assert [(c.id, c.content_hash) for c in store.get([plain.id, own.id])] == [
-        (plain.id, plain.content_hash), (own.id, "my-digest")]
+    built = Chunk("built#0", "built", 0, "plain text", {}, plain.content_hash)  # not create()'s
+    moved = dataclasses.replace(plain, id="moved#0", text="changed")  # keeps the old hash
+    chunks = [plain, own, built, moved]
+    store.upsert(chunks, unit_vectors(4))
+    assert [(c.id, c.text, c.content_hash) for c in store.get([c.id for c in chunks])] == [
+        (c.id, c.text, c.content_hash) for c in chunks]
     rows = store._t().search().select(["id", "chunk"]).limit(None).to_arrow().to_pylist()
-    assert {r["id"]: json.loads(r["chunk"])[1] for r in rows} == {plain.id: None,
-                                                                   own.id: "my-digest"}
+    assert {r["id"]: json.loads(r["chunk"])[1] for r in rows} == {
+        plain.id: None, own.id: "my-digest", built.id: None, moved.id: plain.content_hash}
+
+
+_ODD_VALUES = [{"a": 1}, {"a": None}, {"b": {}}, {"b": {"x": 1}}, {"c": []}, {"c": [None]},
+               {"c": [[1]]}, {"c": [1, {}]}, {"d": 2**70}, {"d": 10**400}, {"e": "s", "a": None},
+               {}]
+
+
+def _exists_filters() -> list[Filter]:
+    return [parse_filter({f: {"$exists": v}}) for f in "abcde" for v in (True, False)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_4_lists_only_untyped_fields_and_exists_reads_both(tmp_path: Path,
+                                                                    mode: str) -> None:
+    """Layout 4 keeps in vm_keys only the fields with no typed value (null, objects, empty or
+    nested lists, numbers beyond float64), null on other rows; $exists still matches exactly."""
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(_ODD_VALUES)]
+    store.upsert(chunks, unit_vectors(len(chunks)))
+    rows = store._t().search().select(["id", "vm_keys"]).limit(None).to_arrow().to_pylist()
+    assert {r["id"]: r["vm_keys"] for r in rows} == {
+        "d0#0": None, "d1#0": ["a"], "d2#0": ["b"], "d3#0": ["b"], "d4#0": ["c"], "d5#0": ["c"],
+        "d6#0": ["c"], "d7#0": None, "d8#0": None, "d9#0": ["d"], "d10#0": ["a"], "d11#0": None}
+    for f in _exists_filters():
+        want = {c.id for c in chunks if matches(f, c.metadata)}
+        assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=20, filter=f)} == want, f
+        assert store.count(f) == len(want), f
+    assert [dict(c.metadata) for c in store.get([c.id for c in chunks])] == _ODD_VALUES
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_3_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    mode: str) -> None:
+    """A table in layout 3 (every field name in vm_keys) keeps writing every name, and $exists
+    matches exactly on rows of both writers."""
+    monkeypatch.setattr(lancedb_store, "FORMAT", 3)
+    old = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    old.connect(SPACE)
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(_ODD_VALUES)]
+    old.upsert(chunks[:6], unit_vectors(6))
+    old.close()
+    monkeypatch.undo()
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    store.upsert(chunks[6:], unit_vectors(len(chunks) - 6, seed=1))
+    assert (store._t().schema.metadata or {})[b"vecmem_format"] == b"3"
+    rows = store._t().search().select(["id", "vm_keys"]).limit(None).to_arrow().to_pylist()
+    assert {r["id"]: r["vm_keys"] for r in rows} == {c.id: list(c.metadata) for c in chunks}
+    for f in _exists_filters():
+        assert store.count(f) == sum(matches(f, c.metadata) for c in chunks), f
+    store.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_write_on_a_stale_schema_clears_columns_another_writer_added(tmp_path: Path,
+                                                                        mode: str) -> None:
+    """A store writes with the schema of its last commit. When another writer added filter
+    columns since, the overwrite must still clear them (LanceDB's merge keeps the columns a
+    batch leaves out), and a column both want is added once."""
+    a = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    a.connect(SPACE)
+    a.upsert([Chunk.create("x", 0, "first"), Chunk.create("y", 0, "second")], unit_vectors(2))
+    b = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    b.connect(SPACE)
+    b.upsert([Chunk.create("y", 0, "second", {"color": "red", "n": 3})], unit_vectors(1))
+    red = parse_filter({"color": "red"})
+    assert b.count(red) == 1
+    before = a._t().version
+    a.upsert([Chunk.create("y", 0, "second again")], unit_vectors(1, seed=2))
+    # native: written with the stale schema, then again with every column; exact mode checks
+    # the table version before a write anyway (its BM25 index follows other writers)
+    assert a._t().version == before + (2 if mode == "native" else 1)
+    for store in (a, b):
+        assert store.count(red) == 0 and store.count(parse_filter({"n": {"$exists": True}})) == 0
+        assert dict(store.get(["y#0"])[0].metadata) == {}
+    b.upsert([Chunk.create("z", 0, "third", {"tone": "low"})], unit_vectors(1, seed=3))
+    a.upsert([Chunk.create("w", 0, "fourth", {"tone": "high"})], unit_vectors(1, seed=4))
+    for store in (a, b):
+        assert store.count(parse_filter({"tone": {"$in": ["low", "high"]}})) == 2
+    before = a._t().version
+    a.upsert([Chunk.create("v", 0, "fifth", {"tone": "mid"})], unit_vectors(1, seed=5))
+    assert a._t().version == before + 1  # no other writer since: one commit, schema not read
+    a.close()
+    b.close()
 
 
 @pytest.mark.parametrize("mode", MODES)

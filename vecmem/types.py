@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, NamedTuple
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 Metadata = Mapping[str, Any]
 
@@ -54,6 +54,7 @@ class Chunk:
     text: str
     metadata: Metadata = field(default_factory=dict)
     content_hash: str = ""
+    _hash_of_text: ClassVar[bool] = False  # True on the chunks create() made (not a field)
 
     @classmethod
     def create(
@@ -65,7 +66,7 @@ class Chunk:
         *,
         id: str | None = None,
     ) -> "Chunk":
-        return cls(
+        chunk = cls(
             id=id if id is not None else chunk_id(document_id, position),
             document_id=document_id,
             position=position,
@@ -73,6 +74,18 @@ class Chunk:
             metadata=dict(metadata or {}),
             content_hash=content_hash(text),
         )
+        object.__setattr__(chunk, "_hash_of_text", True)
+        return chunk
+
+    def hash_is_of_text(self) -> bool:
+        """Whether ``content_hash`` is the SHA-256 of ``text`` (stores then need not keep it).
+        Known without hashing for the chunks :meth:`create` made (the dataclass is frozen, and
+        :func:`dataclasses.replace` builds a chunk without the mark); other chunks are hashed.
+
+        >>> Chunk.create("d", 0, "x").hash_is_of_text(), Chunk("d#0", "d", 0, "x").hash_is_of_text()
+        (True, False)
+        """
+        return self._hash_of_text or self.content_hash == content_hash(self.text)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -133,7 +133,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
         extra["m"] = dict(c.metadata)
     if type(c.position) is not int or c.id != f"{c.document_id}#{c.position}":
         extra["p"] = int(c.position)
-    if c.content_hash != content_hash(c.text):
+    if not c.hash_is_of_text():
         extra["h"] = c.content_hash
     if extra:
         try:

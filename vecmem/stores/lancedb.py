@@ -11,8 +11,8 @@ hash is ``null`` when it is the SHA-256 of the text, as for every ``Chunk.create
 (write order), ``vector`` (float32, fixed size) and typed filter columns added as metadata fields
 appear: ``vm_s_F`` strings, ``vm_n_F`` numbers (float64), ``vm_b_F`` booleans,
 ``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` the string/number/boolean elements of a list, and
-``vm_keys`` the field names present (``F`` is the field name, hex-encoded unless it is a plain
-lower-case identifier). Separate typed columns make the portable semantics exact in SQL: ``$eq``
+``vm_keys`` the fields present without a typed value: null, an object, an empty list (``F`` is
+the field name, hex-encoded unless it is a plain lower-case identifier; ``$exists`` reads both). Separate typed columns make the portable semantics exact in SQL: ``$eq``
 never matches a list, booleans are not numbers, and every atom is ``coalesce(..., false)`` so
 ``$ne``/``$nin``/``$not`` keep rows without the field. Numbers are compared as float64 (integers
 beyond 2**53 lose exactness). The embedding space is recorded in the table's schema metadata.
@@ -57,7 +57,10 @@ at 100k chunks, see BENCHMARKS.md), no BM25 index in memory nor its rebuild on o
 queries answered by LanceDB alone (filtered ones too: 2.4x faster than exact mode's at 100k).
 
 Writes: an upsert (with its ``delete_ids``) is one ``merge_insert`` commit, atomic in Lance; adding
-the typed columns a new metadata field needs is a commit of its own before it (nulls only).
+the typed columns a new metadata field needs is a commit of its own before it (nulls only). A
+batch is written with every column of the schema as of the store's last commit; when the commit's
+version shows that another writer committed in between and added columns, it is written again
+with those too (so an overwrite never leaves another writer's filter values behind).
 
 >>> mem = VectorMemory(store=LanceDb("./lance", table="kb"))     # doctest: +SKIP
 >>> mem = VectorMemory(store=LanceDb("./lance", keyword="native"))  # doctest: +SKIP
@@ -74,7 +77,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
@@ -101,12 +104,15 @@ from vecmem.stores.base import Capabilities, validate_batch, validate_query_vect
 from vecmem.tokenize import DefaultTokenizer, Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, content_hash
 
-FORMAT = 3
+FORMAT = 4
 """Table layout version, recorded in the schema: 2 packs position, content hash and metadata into
 one JSON column ``chunk`` (fewer columns to write and to read per hit); 3 writes the hash there
 as ``null`` when it is the hash of the text (64 bytes less per row: ``merge_insert`` 11% faster,
-measured at 40k rows); 1 kept them in ``position``, ``content_hash`` and ``metadata``. Tables of
-every layout are still read and written in their own."""
+measured at 40k rows); 4 keeps in ``vm_keys`` only the fields with no typed value (null, an
+object, an empty list), so it is null on most rows and ``$exists`` reads the typed columns too
+(building the list<string> of every field name was a quarter of the Python time of a write);
+1 kept them in ``position``, ``content_hash`` and ``metadata``. Tables of every layout are still
+read and written in their own."""
 KeywordMode = Literal["exact", "native"]
 FTS_LAG = 1000
 """Changed rows (written or deleted since the native full-text index was built) that make the next
@@ -115,7 +121,8 @@ per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
 _CHUNK_COLS = {1: ["id", "document_id", "position", "text", "content_hash", "metadata"],
                2: ["id", "document_id", "text", "chunk"],
-               3: ["id", "document_id", "text", "chunk"]}  # what a Chunk is read from
+               3: ["id", "document_id", "text", "chunk"],
+               4: ["id", "document_id", "text", "chunk"]}  # what a Chunk is read from
 _IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 _IN_BATCH = 2048  # ids per ``id IN (...)`` clause
 _log = logging.getLogger("vecmem.stores.lancedb")
@@ -161,16 +168,31 @@ def _typed(meta: Any) -> dict[str, Any]:
     return out
 
 
-def _typed_columns(metas: Sequence[Any]) -> dict[str, list[Any]]:
+def _typed_columns(metas: Sequence[Any]) -> tuple[dict[str, list[Any]], list[Any] | None]:
     """The typed filter columns of a batch: column name -> one value (or None) per chunk, as
-    :func:`_typed` gives them. A field whose values are all strings, all bools or all finite
-    numbers (or missing/null) is converted as a whole; other fields value by value."""
+    :func:`_typed` gives them, and per chunk the fields it has with no typed value (null, an
+    object, an empty list...: what layout 4 keeps in ``vm_keys``), ``None`` for a chunk without
+    such fields, or ``None`` for the whole batch when no chunk has one. A field whose values are
+    all strings, all bools or all finite numbers (or missing/null) is converted as a whole; other
+    fields value by value."""
     n = len(metas)
     cols: dict[str, list[Any]] = {}
+    untyped: list[Any] | None = None
+
+    def bare(i: int, field: str) -> None:  # chunk i holds ``field`` with no typed value
+        nonlocal untyped
+        if untyped is None:
+            untyped = [None] * n
+        untyped[i] = [*(untyped[i] or ()), field]
+
     for field in dict.fromkeys(f for m in metas for f in m):
         vals = [m.get(field) for m in metas]
         kinds = set(map(type, vals))
-        kinds.discard(type(None))
+        if type(None) in kinds:  # a null value (not a missing field) is present, untyped
+            kinds.discard(type(None))
+            for i, (m, v) in enumerate(zip(metas, vals)):
+                if v is None and field in m:
+                    bare(i, field)
         if kinds == {str}:
             cols[_col("s", field)] = vals
             continue
@@ -187,9 +209,23 @@ def _typed_columns(metas: Sequence[Any]) -> dict[str, list[Any]]:
                     cols[_col("n", field)] = nums
                     continue
         for i, v in enumerate(vals):
-            for name, x in _typed({field: v}).items():
+            if v is None:
+                continue
+            typed = _typed({field: v})
+            if not typed:
+                bare(i, field)
+            for name, x in typed.items():
                 cols.setdefault(name, [None] * n)[i] = x
-    return cols
+    return cols, untyped
+
+
+_KINDS = ("s", "n", "b", "ls", "ln", "lb")  # the typed column kinds (see _col)
+
+
+def _kind_type(kind: str) -> Any:
+    pa = require("pyarrow", "lancedb")
+    return {"s": pa.string(), "n": pa.float64(), "b": pa.bool_(), "ls": pa.list_(pa.string()),
+            "ln": pa.list_(pa.float64()), "lb": pa.list_(pa.bool_())}[kind]
 
 
 def _json_encoder() -> Any:
@@ -226,8 +262,9 @@ def _in_list(ids: Sequence[str]) -> str:
 class _SqlFilter:
     """Translates a parsed vecmem filter into a SQL predicate over the typed columns."""
 
-    def __init__(self, columns: set[str]) -> None:
+    def __init__(self, columns: set[str], layout: int = FORMAT) -> None:
         self.columns = columns
+        self.layout = layout
         self.unknown = False  # a column the filter names is not in ``columns`` (maybe stale)
 
     def build(self, f: Filter) -> str:
@@ -259,6 +296,11 @@ class _SqlFilter:
         op, v = c.op, c.value
         if op == "exists":
             has = f"coalesce(array_has(vm_keys, {_sql_str(c.field)}), false)"
+            if self.layout >= 4:  # vm_keys lists only the fields without a typed value
+                typed = [_col(kind, c.field) for kind in _KINDS]
+                self.unknown |= not all(col in self.columns for col in typed)
+                has = "(" + " OR ".join([has, *(f"{col} IS NOT NULL" for col in typed
+                                                 if col in self.columns)]) + ")"
             return has if v else f"(NOT {has})"
         if op in ("eq", "ne"):
             atom = self._eq(c.field, v)
@@ -327,6 +369,7 @@ class LanceDb:
         self._closed = False
         self._lock = threading.RLock()
         self._columns: set[str] = set()
+        self._schema_at: tuple[int, Any] | None = None  # (table version, its schema) known
         self._layout = FORMAT  # this table's layout, set on connect
         self._cols = _CHUNK_COLS[FORMAT]
         self._kw: KeywordBeside | None = None  # keyword="exact": BM25 beside the table
@@ -402,16 +445,27 @@ class LanceDb:
         filter names a column it lacks (maybe added since by another writer)."""
         if f is None:
             return None
-        sql = _SqlFilter(self._columns)
+        sql = _SqlFilter(self._columns, self._layout)
         where = sql.build(f)
         if not sql.unknown:
             return where
         self._refresh_columns()
-        return _SqlFilter(self._columns).build(f)
+        return _SqlFilter(self._columns, self._layout).build(f)
 
-    def _refresh_columns(self) -> None:
+    def _refresh_columns(self) -> tuple[int, Any]:
+        """Read the table's schema now, with a version it is current at."""
         with self._errors("read schema"):
-            self._columns = set(self._t().schema.names)
+            version = self._t().version  # first: a commit in between makes the pair look older
+            schema = self._t().schema
+        self._schema_at = (version, schema)
+        self._columns = set(schema.names)
+        return self._schema_at
+
+    def _advanced(self, after: int, commits: int) -> None:
+        """Our ``commits`` (no schema change) made ``after``: the known schema is still current
+        if no other writer committed in between."""
+        if self._schema_at is not None and after == self._schema_at[0] + commits:
+            self._schema_at = (after, self._schema_at[1])
 
     # ----------------------------------------------------------------- space
     def stored_space(self) -> EmbeddingSpace | None:
@@ -448,9 +502,9 @@ class LanceDb:
             stored.check_compatible(space, where=self._where)
             fts = _fts_config(stored.tokenizer) if self.keyword_mode == "native" else None
             layout = (tbl.schema.metadata or {}).get(b"vecmem_format", b"1").decode()
-            if layout not in ("1", "2", "3"):
+            if layout not in ("1", "2", "3", "4"):
                 raise ConfigurationError(
-                    f"{self._where} has table layout {layout}; this vecmem reads 1 to 3 "
+                    f"{self._where} has table layout {layout}; this vecmem reads 1 to {FORMAT} "
                     "(upgrade vecmem)")
             self._layout = int(layout)
             self._cols = _CHUNK_COLS[self._layout]
@@ -614,62 +668,74 @@ class LanceDb:
             _log.warning("could not save the keyword index of %s: %s", self._where, exc)
 
     # ----------------------------------------------------------------- writes
-    def _arrow(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int,
-               typed: dict[str, list[Any]], schema: Any) -> Any:
-        """The batch as an Arrow table of the table's current ``schema`` (every column, so an
-        overwrite also clears filter columns the new metadata lacks)."""
+    def _arrays(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int,
+                typed: dict[str, list[Any]], untyped: list[Any] | None) -> dict[str, Any]:
+        """The batch's columns as Arrow arrays, by column name (this table's layout)."""
         pa = require("pyarrow", "lancedb")
         metas = [c.metadata if type(c.metadata) is dict else dict(c.metadata) for c in chunks]
+        n = len(chunks)
+        strings = pa.string()
         cols: dict[str, Any] = {
-            "id": [c.id for c in chunks],
-            "document_id": [c.document_id for c in chunks],
-            "text": [c.text for c in chunks],
-            "seq": np.arange(seq, seq + len(chunks), dtype=np.int64),
-            "vm_keys": [list(m) for m in metas],
-            **typed,
+            "id": pa.array([c.id for c in chunks], strings),
+            "document_id": pa.array([c.document_id for c in chunks], strings),
+            "text": pa.array([c.text for c in chunks], strings),
+            "seq": pa.array(np.arange(seq, seq + n, dtype=np.int64)),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), vectors.shape[1]),
+            **{name: pa.array(values, _kind_type(name.split("_")[1]))
+               for name, values in typed.items()},
         }
-        if self._layout >= 3:  # the hash of the text is left out (null)
-            cols["chunk"] = _encoded([[c.position, None if c.content_hash == content_hash(c.text)
-                                       else c.content_hash, m]
-                                      for c, m in zip(chunks, metas)], chunks)
-        elif "chunk" in self._cols:
-            cols["chunk"] = _encoded([[c.position, c.content_hash, m]
-                                      for c, m in zip(chunks, metas)], chunks)
+        keys = pa.list_(strings)
+        if self._layout >= 4:  # only fields without a typed value: mostly none
+            cols["vm_keys"] = pa.nulls(n, keys) if untyped is None else pa.array(untyped, keys)
         else:
-            cols["position"] = [c.position for c in chunks]
-            cols["content_hash"] = [c.content_hash for c in chunks]
-            cols["metadata"] = _encoded(metas, chunks)
-        nulls = None
+            cols["vm_keys"] = pa.array([list(m) for m in metas], keys)
+        if self._layout >= 3:  # the hash of the text is left out (null)
+            packed = [(c.position, None if c.hash_is_of_text() else c.content_hash, m)
+                      for c, m in zip(chunks, metas)]
+            cols["chunk"] = pa.array(_encoded(packed, chunks), strings)
+        elif "chunk" in self._cols:
+            cols["chunk"] = pa.array(_encoded([[c.position, c.content_hash, m]
+                                               for c, m in zip(chunks, metas)], chunks), strings)
+        else:
+            cols["position"] = pa.array([c.position for c in chunks], pa.int64())
+            cols["content_hash"] = pa.array([c.content_hash for c in chunks], strings)
+            cols["metadata"] = pa.array(_encoded(metas, chunks), strings)
+        return cols
+
+    @staticmethod
+    def _table(cols: dict[str, Any], n: int, schema: Any) -> Any:
+        """The batch as an Arrow table of the table's current ``schema``: every column, so an
+        overwrite also clears the filter columns the new metadata lacks (LanceDB's merge keeps
+        what a partial schema leaves out)."""
+        pa = require("pyarrow", "lancedb")
         arrays = []
         for field in schema:
-            if field.name == "vector":
-                flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
-                arrays.append(pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
-            elif field.name in cols:
-                arrays.append(pa.array(cols[field.name], type=field.type))
-            else:  # a filter column no chunk of this batch has
-                nulls = nulls or pa.nulls(len(chunks))
-                arrays.append(nulls.cast(field.type))
+            arr = cols.get(field.name)
+            if arr is None:  # a filter column no chunk of this batch has
+                arr = pa.nulls(n, field.type)
+            elif arr.type != field.type:
+                arr = arr.cast(field.type)
+            arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _ensure_columns(self, names: Iterable[str]) -> tuple[int, Any]:
-        """Add the typed columns this batch needs. Returns the commits made (0 or 1) and the
-        table's schema (read once per batch: another writer may have added columns)."""
+    def _ensure_columns(self, names: Iterable[str], schema: Any) -> tuple[int, Any]:
+        """Add the typed columns this batch needs to ``schema``. Returns the commits made (0 or
+        1) and the schema to write with."""
         pa = require("pyarrow", "lancedb")
-        with self._errors("read schema"):
-            schema = self._t().schema
-        self._columns = set(schema.names)
-        wanted = sorted(set(names) - self._columns)
+        wanted = sorted(set(names) - set(schema.names))
         if not wanted:
             return 0, schema
-        kinds = {"s": pa.string(), "n": pa.float64(), "b": pa.bool_(), "ls": pa.list_(pa.string()),
-                 "ln": pa.list_(pa.float64()), "lb": pa.list_(pa.bool_())}
-        fields = [pa.field(n, kinds[n.split("_")[1]]) for n in wanted]
-        with self._errors("add filter columns"):
-            self._t().add_columns(fields)
-            schema = self._t().schema
-        self._columns = set(schema.names)
-        return 1, schema
+        fields = [pa.field(n, _kind_type(n.split("_")[1])) for n in wanted]
+        try:
+            with self._errors("add filter columns"):
+                self._t().add_columns(fields)
+        except BackendError:  # another writer may have added them meanwhile
+            _, schema = self._refresh_columns()
+            if set(wanted) - set(schema.names):
+                raise
+            return 0, schema
+        return 1, self._refresh_columns()[1]
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
@@ -690,6 +756,7 @@ class LanceDb:
             if not chunks:
                 with self._errors("delete"):
                     after = tbl.delete(f"id IN {_in_list(deletes)}").version
+                self._advanced(after, 1)
                 if exact:
                     self._committed(before, after, 1)
                     if after == before + 1:
@@ -697,21 +764,43 @@ class LanceDb:
                 else:
                     self._fts_written += len(deletes)
                 return
-            typed = _typed_columns([c.metadata for c in chunks])
-            commits, schema = self._ensure_columns(typed)
-            data = self._arrow(chunks, v, self._seq(), typed, schema)
+            typed, untyped = _typed_columns([c.metadata for c in chunks])
+            cols = self._arrays(chunks, v, self._seq(), typed, untyped)
+            # The schema as of our last commit (reading it costs ~1 ms after a commit), unless
+            # exact mode's check saw a newer version. If another writer committed since (maybe
+            # adding columns), the merge's version tells, and the batch is written again with
+            # every column (as if it came a moment later): LanceDB's merge keeps the values of
+            # columns a batch leaves out.
+            known, schema = (self._schema_at if self._schema_at is not None and (
+                not exact or self._schema_at[0] == before) else self._refresh_columns())
+            commits, schema = self._ensure_columns(typed, schema)
             merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
                 merge = merge.when_not_matched_by_source_delete(f"id IN {_in_list(deletes)}")
             with self._errors("upsert"):
-                after = merge.execute(data).version
+                after = merge.execute(self._table(cols, len(chunks), schema)).version
+            commits += 1
+            if after == known + commits:
+                self._schema_at = (after, schema)
+            else:  # another writer committed in between
+                _, fresh = self._refresh_columns()
+                for _ in range(3):
+                    if not set(fresh.names) - set(schema.names):
+                        break
+                    schema = fresh
+                    again = tbl.merge_insert("id").when_matched_update_all() \
+                        .when_not_matched_insert_all()
+                    with self._errors("upsert"):
+                        after = again.execute(self._table(cols, len(chunks), schema)).version
+                    commits += 1
+                    _, fresh = self._refresh_columns()
             self._next_seq += len(chunks)
             if not exact:
                 self._fts_written += len(chunks) + len(deletes)
                 return
-            if after == before + commits + 1:
+            if after == before + commits:
                 self._index_written(chunks, deletes)
-            self._committed(before, after, commits + 1)
+            self._committed(before, after, commits)
 
     def _seq(self) -> int:
         """The next write-order number (read once from the table in native mode)."""
@@ -742,7 +831,7 @@ class LanceDb:
                 with self._errors("delete"):
                     n = int(self._t().count_rows(where))
                     if n:
-                        self._t().delete(where)
+                        self._advanced(self._t().delete(where).version, 1)
                 self._fts_written += n
                 return n
             with self._errors("delete"):
@@ -753,6 +842,7 @@ class LanceDb:
             before = self._version
             with self._errors("delete"):
                 after = self._t().delete(where).version
+            self._advanced(after, 1)
             if after == before + 1:
                 self._index_written([], doomed_ids)
             self._committed(before, after, 1)
@@ -950,7 +1040,7 @@ class LanceDb:
             saved = self._saved
             if saved is not None and saved.exists():
                 saved.unlink()
-            self._tbl, self.space, self._version = None, None, -1
+            self._tbl, self.space, self._version, self._schema_at = None, None, -1, None
             self._fts_name, self._next_seq = None, -1
 
     def close(self) -> None:
