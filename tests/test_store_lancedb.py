@@ -587,9 +587,8 @@ def test_metadata_that_is_not_json_is_refused(tmp_path: Path, mode: str) -> None
 def test_content_hash_is_stored_only_when_it_is_not_the_texts(tmp_path: Path) -> None:
     """Layout 3 writes the hash as null when it is the text's (every Chunk.create); a chunk with
     a hash of its own keeps it. Both read back exactly."""
-    import json
-
     import dataclasses
+    import json
 
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
