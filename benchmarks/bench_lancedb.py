@@ -275,14 +275,9 @@ def markdown(r: dict[str, Any]) -> str:
         ("Native mode does what the raw client does: the keyword leg is LanceDB's FTS query with "
         "the same `where` prefilter, and `LanceDb.hybrid` runs the same two queries LanceDB's "
         "hybrid query runs (at once, on two threads) and fuses them with `vecmem.fusion.fuse` "
-        "(here RRF k=60, as LanceDB's default reranker). Where vecmem's extra write time goes: "
-        "building its batches in Python (the batch row) is a small part; the rest is LanceDB's "
-        "`merge_insert` writing wider rows: besides id, document id, text and vector, vecmem "
-        "writes one JSON column for position, content hash and metadata, the write order, the "
-        "metadata field names (for `$exists`) and one typed column per filterable field, against "
-        "the raw table's two metadata columns; merge time grows some 5-7% per column (measured at "
-        "40k). Its ingest stops when the first keyword search has rebuilt the index; the raw "
-        "side's when `create_index(FTS)` and its first FTS query return."),
+        "(here RRF k=60, as LanceDB's default reranker). Its ingest stops when the first keyword "
+        "search has rebuilt the index; the raw side's when `create_index(FTS)` and its first FTS "
+        "query return."),
         "",
         ("Exact mode's ingest tokenizes every chunk in Python (vecmem's tokenizer) into a "
         "`BM25Index`, against LanceDB's FTS build in Rust; its keyword query is the exact BM25 "
@@ -291,16 +286,19 @@ def markdown(r: dict[str, Any]) -> str:
         "search reads candidates by `id IN (...) AND filter` until 10 pass, or lists the ids "
         "that match a selective filter once."),
         "",
-        ("Writes: the per-batch Python work (validation, typed columns, the JSON `chunk` column, "
-        "the Arrow table, reading the schema in case another writer added a column) is ~3-4 ms "
-        "of the ~30 ms a batch of 1,000 takes; the rest of the gap in `the writes alone` is the "
-        "merge of more columns (each of `seq`, `vm_keys` and a typed column costs ~3% of merge "
-        "time; layout 3 leaves the content hash out of `chunk` when it is the text's, 11% "
-        "less). On a quiet machine this is over the 15% target: ingest 1.18-1.24x, writes alone "
-        "1.25-1.34x in four runs (the earlier 0.96 / 1.08 were taken at load average 4, which "
-        "hid it). In native mode `optimize()` leaves `id` without a B-tree (with "
-        "lancedb 0.40 one makes every `merge_insert` 2-4x slower); exact mode keeps one, as its "
-        "keyword search reads hits back by id (see `LanceDb.optimize`)."),
+        ("Writes: vecmem's batch of 1,000 takes ~3 ms of Python (validation, typed filter "
+        "columns, the JSON `chunk` column that reads back exactly) against ~1 ms to build the "
+        "raw batch, and its `merge_insert` writes wider rows (a JSON column, the write order, "
+        "`vm_keys`, typed columns: ~5% more merge time). Layout 4 (this run) took ~2 ms a batch "
+        "off layout 3's write: `vm_keys` holds only fields without a typed value (null here), the "
+        "schema of the store's last commit is reused instead of read per batch (~1 ms after each "
+        "commit; a write is redone when another writer added columns meanwhile), `Chunk.create`'s "
+        "chunks skip re-hashing their text, and the packed rows are built as tuples (as lists "
+        "they set off ~2 garbage collections a batch). Layout 3 measured ingest 1.18-1.24x and "
+        "writes alone 1.25-1.34x on a quiet machine; layout 4 measured ingest 1.09-1.12x and "
+        "writes alone 1.15-1.17x in two runs. In native mode `optimize()` leaves `id` without a "
+        "B-tree (with lancedb 0.40 one makes every `merge_insert` 2-4x slower); exact mode keeps "
+        "one, as its keyword search reads hits back by id (see `LanceDb.optimize`)."),
     ]
     return "\n".join(lines)
 
