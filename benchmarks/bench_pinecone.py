@@ -124,9 +124,10 @@ def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"chunks": n, "queries": n_queries, "engine": t["engine"],
                                "pinecone_sdk": getattr(pinecone, "__version__", "?")}
 
-        def make(ns: str) -> PineconeDb:
+        def make(ns: str, keyword: str = "exact") -> PineconeDb:
             return PineconeDb(index=t["index"], api_key=t["api_key"],
-                              controller_host=t["controller_host"], namespace=ns)
+                              controller_host=t["controller_host"], namespace=ns,
+                              keyword=keyword)  # type: ignore[arg-type]
 
         store = make(NS_OURS)
         store.drop()
@@ -244,6 +245,14 @@ def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
                 lambda j: mem.search(qtexts[j], 10, mode="hybrid", vector=qvecs[j]),
                 raw_two_legs),
         }
+        # keyword="native" on the same namespace: Pinecone's sparse scores, no rescoring
+        native = VectorMemory(store=make(NS_OURS, "native"),
+                              embedder=synthetic.PrecomputedVectors())  # type: ignore[arg-type]
+        native.space  # noqa: B018 (connect)
+        cases["native_keyword"] = (lambda j: native.search(qtexts[j], 10, mode="keyword"),
+                                   raw_keyword)
+        cases["native_hybrid_two_legs"] = (
+            lambda j: native.search(qtexts[j], 10, mode="hybrid", vector=qvecs[j]), raw_two_legs)
         for name, (ours, theirs) in cases.items():
             gc.collect()
             a, b_ = synthetic.paired(ours, theirs, n_queries)
@@ -251,23 +260,26 @@ def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
                          "p99_ratio": round(a["p99_ms"] / b_["p99_ms"], 3), "runs": n_queries}
 
         # requests per search on vecmem's side (counted after timing, on 20 queries)
-        counted = _Counting(store._ix)
-        store._ix = counted
-        for name in ("vector", "keyword", "hybrid"):
-            counted.calls.clear()
-            for j in range(min(20, n_queries)):
-                cases[name][0](j)
-            out[name]["vecmem_requests_per_search"] = {
-                k: round(v / min(20, n_queries), 2) for k, v in sorted(counted.calls.items())}
-        store._ix = counted._ix
+        for side, names in ((store, ("vector", "keyword", "hybrid")),
+                            (native.store, ("native_keyword", "native_hybrid_two_legs"))):
+            counted = _Counting(side._ix)
+            side._ix = counted
+            for name in names:
+                counted.calls.clear()
+                for j in range(min(20, n_queries)):
+                    cases[name][0](j)
+                out[name]["vecmem_requests_per_search"] = {
+                    k: round(v / min(20, n_queries), 2) for k, v in sorted(counted.calls.items())}
+            side._ix = counted._ix
         # overlap of the top 10 (keyword: vecmem's exact BM25 vs the frozen sparse scores)
-        for name in ("keyword", "hybrid"):
+        for name in ("keyword", "hybrid", "native_keyword"):
             same = []
             for j in range(min(20, n_queries)):
                 ours_ids = {h.id for h in cases[name][0](j)}
                 raw_ids = {m.id for m in cases[name][1](j).matches}
                 same.append(len(ours_ids & raw_ids) / 10)
             out[name]["top10_overlap"] = round(float(np.mean(same)), 3)
+        native.store.close()
 
         store.drop()
         store.close()
@@ -291,18 +303,25 @@ def markdown(r: dict[str, Any]) -> str:
         (f"| ingest {r['chunks']:,} (batches of {BATCH}) | {r['vecmem_ingest_s']} s | "
          f"{r['raw_ingest_s']} s | {r['ingest_ratio']} |"),
     ]
-    for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid", "hybrid_two_legs"):
+    for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid", "hybrid_two_legs",
+                 "native_keyword", "native_hybrid_two_legs"):
         if name not in r:
             continue
-        lines.append(latency_row(name, r[name]))
+        lines.append(latency_row(name.replace("native_", 'keyword="native": '), r[name]))
+    names = [k for k in ("vector", "keyword", "hybrid", "native_keyword",
+                         "native_hybrid_two_legs") if k in r]
     req = {k: ", ".join(f"{n} {c}" for n, c in r[k]["vecmem_requests_per_search"].items())
-           for k in ("vector", "keyword", "hybrid")}
+           for k in names}
+    native = (f"; native keyword {req['native_keyword']}; native hybrid "
+              f"{req['native_hybrid_two_legs']}" if "native_keyword" in req else "")
+    overlap = (f", native keyword {r['native_keyword']['top10_overlap']}"
+               if "native_keyword" in r else "")
     lines += [
         "",
         (f"Requests per vecmem search (mean of 20): vector {req['vector']}; keyword "
-         f"{req['keyword']}; hybrid {req['hybrid']}. The raw side makes one `query` each. "
-         f"Top-10 overlap with the raw side: keyword {r['keyword']['top10_overlap']}, hybrid "
-         f"{r['hybrid']['top10_overlap']}."),
+         f"{req['keyword']}; hybrid {req['hybrid']}{native}. The raw side makes one `query` "
+         f"each. Top-10 overlap with the raw side: keyword {r['keyword']['top10_overlap']}, "
+         f"hybrid {r['hybrid']['top10_overlap']}{overlap}."),
         "",
         ("Read with care: against the stand-in the server answers a query in about a "
          "millisecond (it keeps each namespace's vectors stacked and an inverted index of the "
@@ -329,6 +348,13 @@ def markdown(r: dict[str, Any]) -> str:
          "(merged every 48); the raw side writes plain metadata (text, document id, bucket, "
          "source) and keeps its df counts in memory."),
     ]
+    if "native_keyword" in r:
+        lines += ["", (
+            "`keyword=\"native\"` rows: a second `PineconeDb(keyword=\"native\")` on the same "
+            "namespace, doing what the raw side does: one sparse query of 10 (hybrid: 100 per "
+            "leg, sent at once) with Pinecone's scores (the current idf x count against the "
+            "weights frozen at write), no rescoring; the statistics are listed at most once a "
+            "second (`STATS_TTL`), beside a query.")]
     if "raw_settle_s" in r:
         lines.append(f"\nThe service took {r['vecmem_settle_s']} s (vecmem) and "
                      f"{r['raw_settle_s']} s (raw) after ingest to count every vector.")

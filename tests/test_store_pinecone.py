@@ -9,11 +9,14 @@ translation run by Pinecone's documented semantics, and the BM25 statistics."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +33,9 @@ from vecmem.errors import (
     NotFoundError,
 )
 from vecmem.filters import Filter, matches, parse_filter
+from vecmem.memory import VectorMemory
 from vecmem.stores import open_store
+from vecmem.stores.memory import MemoryStore
 from vecmem.stores.pinecone import (
     MAX_METADATA,
     MERGE_AFTER,
@@ -45,6 +50,7 @@ from vecmem.testing import (
     CongruenceSuite,
     StoreSuite,
     pinecone_standin,
+    store_suite,
 )
 from vecmem.testing.pinecone_standin import PineconeStandIn
 from vecmem.testing.store_suite import (
@@ -58,7 +64,8 @@ from vecmem.testing.store_suite import (
     reference,
     unit_vectors,
 )
-from vecmem.types import Chunk, EmbeddingSpace
+from vecmem.tokenize import get_tokenizer
+from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 KEY = "standin-test-key"
 
@@ -128,6 +135,127 @@ class TestPineconeCongruence(CongruenceSuite):
         return lambda: _store(standin, index="congruence", namespace=ns)
 
 
+# ----------------------------------------------------------------------------- keyword="native"
+_LIVE: dict[str, tuple[Chunk, int]] = {}  # the test's live chunks and their token counts
+_AVGDL_W: dict[str, float] = {}  # chunk id -> the average length when it was last written
+
+
+class _Ledgered(PineconeDb):
+    """``keyword="native"``, keeping for :class:`FrozenReference` its own account of the average
+    length each chunk was weighted with: the live chunks' token counts after each write (under
+    the store's lock, so threads writing one store are counted in the store's order)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, keyword="native", **kwargs)  # type: ignore[arg-type]
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
+               delete_ids: Sequence[str] = ()) -> None:
+        with self._lock:
+            super().upsert(chunks, vectors, delete_ids=delete_ids)
+            for i in [*delete_ids, *(c.id for c in chunks)]:
+                _LIVE.pop(i, None)
+            for c in chunks:
+                _LIVE[c.id] = (c, len(self.tokenizer(c.text)))  # type: ignore[misc]
+            if chunks:
+                avgdl = sum(n for _, n in _LIVE.values()) / len(_LIVE)
+                _AVGDL_W.update((c.id, avgdl) for c in chunks)
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        with self._lock:
+            n = super().delete(ids=ids, filter=filter)
+            doomed = set(ids or ()) | {i for i, (c, _) in _LIVE.items()
+                                       if filter is not None and matches(filter, c.metadata)}
+            for i in doomed:
+                _LIVE.pop(i, None)
+            return n
+
+    def drop(self) -> None:
+        super().drop()
+        _LIVE.clear()
+
+
+class FrozenReference(MemoryStore):
+    """The exact reference, with keyword scores as ``keyword="native"`` documents them: rank_bm25's
+    idf over the live chunks (epsilon floor included) times the query's term counts, and each
+    chunk's term weights normalised by the average length recorded when it was written."""
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        space = self.stored_space()
+        assert space is not None
+        tok = get_tokenizer(space.tokenizer)
+        k1, b, eps = space.keyword_params()
+        chunks = self.all_chunks()
+        docs = [Counter(tok(c.text)) for c in chunks]
+        df = Counter(t for d in docs for t in d)
+        raw = {t: math.log(len(docs) - n + 0.5) - math.log(n + 0.5) for t, n in df.items()}
+        floor = eps * sum(raw.values()) / len(raw) if raw else 0.0
+        idf = {t: floor if x < 0 else x for t, x in raw.items()}
+        query = Counter(t for t in tok(text) if t in df)
+        out = []
+        for c, d in zip(chunks, docs):
+            if not any(t in d for t in query) or (filter is not None
+                                                   and not matches(filter, c.metadata)):
+                continue
+            norm = k1 * (1 - b + b * sum(d.values()) / _AVGDL_W[c.id])
+            out.append(Scored(c, sum(idf[t] * m * d[t] * (k1 + 1) / (d[t] + norm)
+                                     for t, m in query.items() if t in d)))
+        return sorted(out, key=lambda x: -x.score)[:k]
+
+
+def frozen_reference(chunks: Sequence[Chunk], vectors: np.ndarray,
+                     space: EmbeddingSpace = SPACE) -> MemoryStore:
+    ref = FrozenReference()
+    ref.connect(space)
+    if len(chunks):
+        ref.upsert(list(chunks), vectors)
+    return ref
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The suite's keyword answers held to FrozenReference, over a fresh ledger."""
+    _LIVE.clear()
+    _AVGDL_W.clear()
+    monkeypatch.setattr(store_suite, "reference", frozen_reference)
+    yield
+    _LIVE.clear()
+    _AVGDL_W.clear()
+
+
+@pytest.mark.usefixtures("frozen")
+class TestPineconeNativeKeyword(StoreSuite):
+    @pytest.fixture
+    def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
+        ns = _ns()
+        return lambda: _Ledgered(index="suite", api_key=KEY, controller_host=standin.url,
+                                 namespace=ns)
+
+
+@pytest.mark.usefixtures("frozen")
+class TestPineconeNativeCongruence(CongruenceSuite):
+    """SciFact with the real model: native keyword scores as documented, hybrid nDCG@10 within
+    the suite's 0.01 of the exact in-memory reference."""
+
+    @pytest.fixture
+    def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
+        ns = _ns()
+        return lambda: _Ledgered(index="congruence", api_key=KEY, controller_host=standin.url,
+                                 namespace=ns)
+
+    @pytest.mark.slow
+    def test_keyword_scores(  # type: ignore[override]
+        self, memory: VectorMemory, reference: VectorMemory, data: Any
+    ) -> None:
+        from vecmem.testing.congruence import real_embedder
+
+        frozen = VectorMemory(store=FrozenReference(), embedder=real_embedder())
+        frozen.add_documents(data.documents)
+        for q in list(data.queries.values())[:20]:
+            got = memory.search(q, k=10, mode="keyword")
+            want = frozen.search(q, k=10, mode="keyword")
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-4), q
+
+
 # ----------------------------------------------------------------------------- URLs
 def test_urls() -> None:
     store = open_store("pinecone://kb-index?namespace=team&host=https://kb-abc.svc.pinecone.io"
@@ -135,9 +263,13 @@ def test_urls() -> None:
     assert isinstance(store, PineconeDb)
     assert (store.index, store.namespace, store.host, store.api_key) == (
         "kb-index", "team", "https://kb-abc.svc.pinecone.io", "k1")
-    for bad in ("pinecone://", "pinecone://x?nmespace=y"):
+    assert store.keyword_mode == "exact"
+    assert open_store("pinecone://kb?keyword=native").keyword_mode == "native"  # type: ignore[attr-defined]
+    for bad in ("pinecone://", "pinecone://x?nmespace=y", "pinecone://x?keyword=fts"):
         with pytest.raises(ConfigurationError):
             open_store(bad)
+    with pytest.raises(ConfigurationError):
+        PineconeDb(index="x", keyword="Native")  # type: ignore[arg-type]
 
 
 def test_missing_api_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,3 +547,68 @@ def test_own_statistics_count_before_the_listing_shows_them() -> None:
                  if i.startswith("stats-")]
         assert len(stats) < MERGE_AFTER
 
+
+
+# ----------------------------------------------------------------------------- native mode only
+class _Counted:
+    """Counts the data-plane requests a store makes (wraps its SDK index object)."""
+
+    def __init__(self, ix: Any) -> None:
+        self._ix, self.calls = ix, Counter[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._ix, name)
+
+        def call(*a: Any, **k: Any) -> Any:
+            self.calls[name] += 1
+            return fn(*a, **k)
+        return call if callable(fn) else fn
+
+
+def test_native_keyword_is_one_query_and_lists_statistics_once_a_ttl(
+        standin: PineconeStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Native mode asks Pinecone for k and returns its scores: one query a search; the statistics
+    are listed beside a query once STATS_TTL has passed, and another client's writes then count."""
+    import vecmem.stores.pinecone as pinecone_module
+
+    ns = _ns()
+    a, b = _store(standin, namespace=ns, keyword="native"), _store(standin, namespace=ns)
+    a.connect(SPACE)
+    b.connect(SPACE)
+    chunks, vectors = make_chunks(40), unit_vectors(40)
+    a.upsert(chunks[:20], vectors[:20])
+    counted = _Counted(a._ix)
+    a._ix = counted
+    monkeypatch.setattr(pinecone_module, "STATS_TTL", 3600.0)
+    for q in ("memory", "vector graph", "agent"):
+        a.keyword(q, k=5)
+    assert counted.calls == {"query": 3}
+    b.upsert(chunks[20:], vectors[20:])  # another client: seen at the next listing only
+    assert a._stats.n == 20
+    monkeypatch.setattr(pinecone_module, "STATS_TTL", 0.0)
+    counted.calls.clear()
+    hits = a.keyword("memory", k=5)
+    assert a._stats.n == 40 and counted.calls["list_paginated"] == 1
+    (term,) = a.tokenizer("memory")  # type: ignore[misc]
+    idf = a._stats.idf([term], SPACE.keyword_params()[2])[term]
+    stored = standin.indexes["suite"].namespaces[ns].values()  # scored with the new idf
+    weights = [r.sparse.get(pinecone_module.term_index(term), 0.0) for r in stored]
+    assert [x for _, x in hits] == pytest.approx(
+        sorted((idf * w for w in weights if w), reverse=True)[:5], rel=1e-6)
+
+
+def test_native_keyword_checks_terms_when_the_idf_floor_is_negative(
+        standin: PineconeStandIn, frozen: None) -> None:
+    """In a tiny corpus where most terms are in most chunks, rank_bm25's floor for negative idf is
+    itself negative: chunks with the query's terms score below 0, under the records Pinecone adds
+    with score 0. Native mode must still return exactly the chunks with a query term."""
+    s = _Ledgered(index="suite", api_key=KEY, controller_host=standin.url, namespace=_ns())
+    s.connect(SPACE)
+    chunks = [Chunk.create(f"d{i}", 0, t) for i, t in enumerate(
+        ["alpha beta gamma", "alpha beta gamma", "alpha beta gamma", "delta"])]
+    vectors = unit_vectors(len(chunks))
+    s.upsert(chunks, vectors)
+    hits = s.keyword("alpha", k=5)
+    assert sorted(c.id for c, _ in hits) == ["d0#0", "d1#0", "d2#0"]
+    assert all(x < 0 for _, x in hits)
+    _same_keyword(s, frozen_reference(chunks, vectors), "alpha", 5)

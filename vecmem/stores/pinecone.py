@@ -32,6 +32,14 @@ So Pinecone ranks candidates and vecmem scores them exactly:
   Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift (a weight changes by at
   most the ratio of the two averages); otherwise the window widens (up to 1,000).
 
+``keyword="native"`` skips the rescoring: keyword search is one sparse query of ``k`` and its
+scores are Pinecone's dot products, i.e. BM25 with the current idf and each chunk's length
+normalised by the average length when it was written (``avgdl_w``); the statistics are listed at
+most every ``STATS_TTL`` seconds (writes list them anyway). After a corpus is written in one go
+the two modes agree; as the average length drifts, native scores drift with it (``rho`` above
+bounds by how much). It answers as fast as a hand-written sparse query; choose it when that
+matters more than scores equal to rank_bm25's on every backend.
+
 The statistics (N, total length, ``min avgdl_w``, df per term) live in the meta namespace as
 append-only delta records (``stats-...``, zlib+base64 JSON in metadata), one per write, merged
 into one group when they pile up; a store keeps their sum in memory and fetches only records it
@@ -74,7 +82,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -110,6 +118,10 @@ MAX_TOP_K = 10_000
 STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
 PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see _pack)
 MERGE_AFTER = 48  # delta records before they are merged
+STATS_TTL = 1.0
+"""``keyword="native"``: seconds a listing of the statistics serves keyword searches before the
+next one lists again (writes list them anyway; this store's own writes count at once)."""
+KeywordMode = Literal["exact", "native"]
 _Pc = Any  # a Pinecone filter dict, or True (everything) / False (nothing)
 
 
@@ -317,6 +329,8 @@ class PineconeDb:
 
     ``api_key`` defaults to ``$PINECONE_API_KEY``. A missing index is created (serverless,
     ``cloud``/``region``, dotproduct, the space's dimension) unless ``create=False``.
+    ``keyword="native"`` returns Pinecone's own sparse scores (frozen length normalisation, one
+    query) instead of rank_bm25-exact ones (see the module doc).
     """
 
     name = "pinecone"
@@ -335,9 +349,12 @@ class PineconeDb:
         region: str = "us-east-1",
         create: bool = True,
         timeout: float = 30.0,
+        keyword: KeywordMode = "exact",
     ) -> None:
         if not isinstance(index, str) or not index:
             raise ConfigurationError("index must be a non-empty string")
+        if keyword not in ("exact", "native"):
+            raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
         if not isinstance(namespace, str):
             raise ConfigurationError("namespace must be a string")
         self.index, self.host, self.controller_host = index, host, controller_host
@@ -353,6 +370,8 @@ class PineconeDb:
         self._lock = threading.RLock()
         self._pool: ThreadPoolExecutor | None = None  # concurrent fetch requests
         self._stats = _Stats()
+        self.keyword_mode: KeywordMode = keyword
+        self._listed = -math.inf  # time.monotonic() of the last listing of the statistics
 
     # ----------------------------------------------------------------- plumbing
     @property
@@ -535,6 +554,7 @@ class PineconeDb:
         ``ids``: the records listed, when already listed."""
         if ids is None:
             ids = self._stats_ids()
+        self._listed = time.monotonic()
         st = self._stats
         fresh = [i for i in ids if i not in st.seen]
         for i in range(0, len(fresh), FETCH_BATCH):
@@ -918,9 +938,11 @@ class PineconeDb:
         return [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        """BM25 (rank_bm25's scores): Pinecone ranks by the sparse vectors, vecmem rescores the
-        candidates with the current statistics. The statistics are listed while the first
-        query runs; if another client's records come in meanwhile, the query is planned again."""
+        """BM25. Exact mode (rank_bm25's scores): Pinecone ranks by the sparse vectors, vecmem
+        rescores the candidates with the current statistics. Native mode: Pinecone's scores, one
+        query of ``k``. The statistics are listed while the first query runs (native mode: once
+        ``STATS_TTL`` passed since the last listing); if another client's records come in
+        meanwhile, the query is planned again."""
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
@@ -930,20 +952,27 @@ class PineconeDb:
         if flt is False:
             return []
         tokens = self.tokenizer(text)
+        native = self.keyword_mode == "native"
         with self._lock:
-            listing = self._executor().submit(self._stats_ids)
+            listing = None
+            if not native or time.monotonic() - self._listed >= STATS_TTL:
+                listing = self._executor().submit(self._stats_ids)
             try:
                 version = self._stats.version
                 plan = self._keyword_plan(tokens, k)
-                found = self._query(top_k=plan.window, flt=flt, sparse=plan.sparse) if plan else []
+                found = self._sparse_query(plan, flt) if plan else []
             finally:
-                wait([listing])
-            self._refresh_stats(listing.result())
-            if self._stats.version != version:  # the weights may have changed: plan again
-                plan = self._keyword_plan(tokens, k)
-                found = self._query(top_k=plan.window, flt=flt, sparse=plan.sparse) if plan else []
+                if listing is not None:
+                    wait([listing])
+            if listing is not None:
+                self._refresh_stats(listing.result())
+                if self._stats.version != version:  # the weights may have changed: plan again
+                    plan = self._keyword_plan(tokens, k)
+                    found = self._sparse_query(plan, flt) if plan else []
             if plan is None:
                 return []
+            if native:
+                return self._native_hits(plan, found, k)
             window = plan.window
             while True:
                 scored, proven = self._rescore(plan, found, k)
@@ -953,6 +982,29 @@ class PineconeDb:
                     return scored[:k]
                 window = min(MAX_WINDOW, window * 4)
                 found = self._query(top_k=window, flt=flt, sparse=plan.sparse)
+
+    def _native_hits(self, plan: _Plan, found: list[Any], k: int) -> list[Scored]:
+        """Native mode: Pinecone's matches with their scores, without the records sharing no
+        term with the query (Pinecone fills ``top_k`` with them, scored 0). When every query
+        weight is positive, a positive score is what shows a shared term; otherwise (a tiny
+        corpus where the idf floor is negative) each candidate's tokens are checked."""
+        if plan.certain:
+            found = [m for m in found if float(m.score) > 0]
+        if plan.window <= MAX_WINDOW:
+            chunks = {m.id: _decode(m.id, m.metadata) for m in found}
+        else:
+            chunks = self._fetch_chunks([m.id for m in found])
+        tok = self.tokenizer
+        hits = [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks and (
+            plan.certain or tok is None or not plan.qw.keys().isdisjoint(tok(chunks[m.id].text)))]
+        return hits[:k]
+
+    def _sparse_query(self, plan: _Plan, flt: _Pc) -> list[Any]:
+        """The first request of a keyword search (native mode past MAX_WINDOW: ids only)."""
+        if plan.window > MAX_WINDOW:
+            return self._query(top_k=min(plan.window, MAX_TOP_K), flt=flt, sparse=plan.sparse,
+                               metadata=False)
+        return self._query(top_k=plan.window, flt=flt, sparse=plan.sparse)
 
     def _keyword_plan(self, tokens: list[str], k: int) -> _Plan | None:
         """The sparse query of ``tokens`` under the statistics as known (``None``: no term of
@@ -970,7 +1022,10 @@ class PineconeDb:
         avgdl = st.avgdl
         rho = max(1.0, avgdl / st.avgdl_min) if st.avgdl_min else 1.0
         certain = all(w > 0 for w in qw.values())
-        window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
+        if self.keyword_mode == "native":  # Pinecone's scores are the answer
+            window = k if certain else max(k, MAX_WINDOW)
+        else:
+            window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
         return _Plan(qw, {"indices": list(sparse), "values": list(sparse.values())}, avgdl, rho,
                      certain, window, k1, b)
 
@@ -1071,10 +1126,11 @@ class PineconeDb:
 
 def from_url(url: str) -> PineconeDb:
     """``pinecone://index-name``; query: ``?namespace=NS&host=INDEX_HOST&api_key=KEY``
-    (the key defaults to ``$PINECONE_API_KEY``)."""
+    (the key defaults to ``$PINECONE_API_KEY``), ``&keyword=native`` for Pinecone's own sparse
+    scores (default ``exact``)."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"namespace", "host", "api_key", "collection"}
+    unknown = set(query) - {"namespace", "host", "api_key", "collection", "keyword"}
     if unknown:
         raise ConfigurationError(f"unknown Pinecone URL parameters: {sorted(unknown)}")
     if parts.scheme.lower() != "pinecone":
@@ -1083,8 +1139,11 @@ def from_url(url: str) -> PineconeDb:
     if not index:
         raise ConfigurationError(f"Pinecone URL {url!r} names no index: pinecone://INDEX")
     namespace = query.get("namespace", query.get("collection", ""))
+    keyword = query.get("keyword", "exact")
+    if keyword not in ("exact", "native"):
+        raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
     return PineconeDb(index=index, namespace=namespace, host=query.get("host"),
-                      api_key=query.get("api_key"))
+                      api_key=query.get("api_key"), keyword=cast(KeywordMode, keyword))
 
 
 __all__ = ["PineconeDb", "from_url", "term_index", "to_filter", "vector_id"]
