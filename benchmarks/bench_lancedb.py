@@ -295,8 +295,8 @@ def markdown(r: dict[str, Any]) -> str:
         "commit; a write is redone when another writer added columns meanwhile), `Chunk.create`'s "
         "chunks skip re-hashing their text, and the packed rows are built as tuples (as lists "
         "they set off ~2 garbage collections a batch). Layout 3 measured ingest 1.18-1.24x and "
-        "writes alone 1.25-1.34x on a quiet machine; layout 4 measured ingest 1.09-1.12x and "
-        "writes alone 1.15-1.17x in two runs. In native mode `optimize()` leaves `id` without a "
+        "writes alone 1.25-1.34x on a quiet machine; layout 4 measured ingest 1.09-1.13x and "
+        "writes alone 1.15-1.20x in three runs. In native mode `optimize()` leaves `id` without a "
         "B-tree (with lancedb 0.40 one makes every `merge_insert` 2-4x slower); exact mode keeps "
         "one, as its keyword search reads hits back by id (see `LanceDb.optimize`)."),
     ]
