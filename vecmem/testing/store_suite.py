@@ -29,7 +29,7 @@ import os
 import pickle
 import random
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -125,13 +125,27 @@ def make_chunks(
     ]
 
 
-def reference(chunks: Sequence[Chunk], vectors: np.ndarray, space: EmbeddingSpace = SPACE) -> MemoryStore:
-    """The exact in-memory reference holding the same data."""
-    ref = MemoryStore()
+def reference(chunks: Sequence[Chunk], vectors: np.ndarray, space: EmbeddingSpace = SPACE, *,
+              cls: type[MemoryStore] = MemoryStore) -> MemoryStore:
+    """The exact in-memory reference holding the same data (``cls``: a MemoryStore whose keyword
+    scores follow a backend's documented BM25 variant instead)."""
+    ref = cls()
     ref.connect(space)
     if len(chunks):
         ref.upsert(list(chunks), vectors)
     return ref
+
+
+def ranked_keyword(chunks: Sequence[Chunk], docs: Sequence[Mapping[str, int]],
+                   query: Iterable[str], k: int, filter: Filter | None,
+                   score: Callable[[Chunk, Mapping[str, int]], float]) -> list[Scored]:
+    """Keyword hits as a reference with a BM25 variant of its own computes them: the chunks
+    sharing a term with ``query`` (``docs``: each chunk's term counts) and passing ``filter``,
+    scored by ``score(chunk, its term counts)``, best first, ``k`` at most."""
+    terms = set(query)
+    out = [Scored(c, score(c, d)) for c, d in zip(chunks, docs)
+           if not terms.isdisjoint(d) and (filter is None or matches(filter, c.metadata))]
+    return sorted(out, key=lambda x: -x.score)[:k]
 
 
 def typed(value: Any) -> Any:
@@ -957,6 +971,7 @@ __all__ = [
     "filter_metadata",
     "make_chunks",
     "random_filter",
+    "ranked_keyword",
     "reference",
     "typed",
     "unit_vectors",
