@@ -78,7 +78,7 @@ from vecmem.stores import _flat as flat
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
+from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 FORMAT = 2
 _DOC, _SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"

@@ -12,9 +12,10 @@ hash is ``null`` when it is the SHA-256 of the text, as for every ``Chunk.create
 appear: ``vm_s_F`` strings, ``vm_n_F`` numbers (float64), ``vm_b_F`` booleans,
 ``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` the string/number/boolean elements of a list, and
 ``vm_keys`` the fields present without a typed value: null, an object, an empty list (``F`` is
-the field name, hex-encoded unless it is a plain lower-case identifier; ``$exists`` reads both). Separate typed columns make the portable semantics exact in SQL: ``$eq``
-never matches a list, booleans are not numbers, and every atom is ``coalesce(..., false)`` so
-``$ne``/``$nin``/``$not`` keep rows without the field. Numbers are compared as float64 (integers
+the field name, hex-encoded unless it is a plain lower-case identifier; ``$exists`` reads both).
+Separate typed columns make the portable semantics exact in SQL: ``$eq`` never matches a list,
+booleans are not numbers, and every atom is ``coalesce(..., false)`` so ``$ne``/``$nin``/``$not``
+keep rows without the field. Numbers are compared as float64 (integers
 beyond 2**53 lose exactness). The embedding space is recorded in the table's schema metadata.
 
 The keyword leg, two modes (``LanceDb(..., keyword=)``):
@@ -298,6 +299,8 @@ class _SqlFilter:
             has = f"coalesce(array_has(vm_keys, {_sql_str(c.field)}), false)"
             if self.layout >= 4:  # vm_keys lists only the fields without a typed value
                 typed = [_col(kind, c.field) for kind in _KINDS]
+                # a kind missing here may have been added by another writer: the caller reads
+                # the schema again (~1 ms; a field rarely has all six kinds)
                 self.unknown |= not all(col in self.columns for col in typed)
                 has = "(" + " OR ".join([has, *(f"{col} IS NOT NULL" for col in typed
                                                  if col in self.columns)]) + ")"
