@@ -455,8 +455,13 @@ class LanceDb:
         self._refresh_columns()
         return _SqlFilter(self._columns, self._layout).build(f)
 
-    def _refresh_columns(self) -> tuple[int, Any]:
-        """Read the table's schema now, with a version it is current at."""
+    def _refresh_columns(self) -> None:
+        """Read the column names filters may use again (a filter named one not seen yet)."""
+        with self._errors("read schema"):
+            self._columns = set(self._t().schema.names)
+
+    def _read_schema(self) -> tuple[int, Any]:
+        """Read the table's schema now, with a version it is current at (for writes)."""
         with self._errors("read schema"):
             version = self._t().version  # first: a commit in between makes the pair look older
             schema = self._t().schema
@@ -514,7 +519,7 @@ class LanceDb:
             self._tbl = tbl
             self.space = stored
             self.tokenizer = get_tokenizer(stored.tokenizer)
-            self._refresh_columns()
+            self._read_schema()
             if fts is None:
                 self._load_keyword_index()
             else:
@@ -734,11 +739,11 @@ class LanceDb:
             with self._errors("add filter columns"):
                 self._t().add_columns(fields)
         except BackendError:  # another writer may have added them meanwhile
-            _, schema = self._refresh_columns()
+            _, schema = self._read_schema()
             if set(wanted) - set(schema.names):
                 raise
             return 0, schema
-        return 1, self._refresh_columns()[1]
+        return 1, self._read_schema()[1]
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
@@ -775,7 +780,7 @@ class LanceDb:
             # every column (as if it came a moment later): LanceDB's merge keeps the values of
             # columns a batch leaves out.
             known, schema = (self._schema_at if self._schema_at is not None and (
-                not exact or self._schema_at[0] == before) else self._refresh_columns())
+                not exact or self._schema_at[0] == before) else self._read_schema())
             commits, schema = self._ensure_columns(typed, schema)
             merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
@@ -786,7 +791,7 @@ class LanceDb:
             if after == known + commits:
                 self._schema_at = (after, schema)
             else:  # another writer committed in between
-                _, fresh = self._refresh_columns()
+                _, fresh = self._read_schema()
                 for _ in range(3):
                     if not set(fresh.names) - set(schema.names):
                         break
@@ -796,7 +801,7 @@ class LanceDb:
                     with self._errors("upsert"):
                         after = again.execute(self._table(cols, len(chunks), schema)).version
                     commits += 1
-                    _, fresh = self._refresh_columns()
+                    _, fresh = self._read_schema()
             self._next_seq += len(chunks)
             if not exact:
                 self._fts_written += len(chunks) + len(deletes)
