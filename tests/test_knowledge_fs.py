@@ -20,34 +20,34 @@ from vecmem.knowledge_fs import (
     LoggedKnowledgeStore,
     MemoryKnowledgeStore,
 )
-from vecmem.registry import KNOWLEDGE_STORES
+from vecmem.registry import FILE_STORES
 from vecmem.testing.knowledge_fs import KnowledgeStoreSuite
 
 
 @pytest.fixture(scope="module")
 def sqlite_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    store = KNOWLEDGE_STORES.create(f"sqlite:///{tmp_path_factory.mktemp('kb')}/kb.db")
+    store = FILE_STORES.create(f"sqlite:///{tmp_path_factory.mktemp('kb')}/kb.db")
     yield store
     store.close()
 
 
 @pytest.fixture(scope="module")
 def postgres_kb(postgres_url: str) -> Iterator[Any]:
-    store = KNOWLEDGE_STORES.create(postgres_url)
+    store = FILE_STORES.create(postgres_url)
     yield store
     store.close()
 
 
 @pytest.fixture(scope="module")
 def mariadb_kb(mariadb_url: str) -> Iterator[Any]:
-    store = KNOWLEDGE_STORES.create(mariadb_url)
+    store = FILE_STORES.create(mariadb_url)
     yield store
     store.close()
 
 
 @pytest.fixture(scope="module")
 def redis_kb(redis_url: str) -> Iterator[Any]:
-    store = KNOWLEDGE_STORES.create(redis_url)
+    store = FILE_STORES.create(redis_url)
     yield store
     store.close()
 
@@ -67,7 +67,7 @@ class TestSQLiteKnowledge(KnowledgeStoreSuite):
 class TestDiskKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Any:
-        return KNOWLEDGE_STORES.create(f"file://{tmp_path}/kb")
+        return FILE_STORES.create(f"file://{tmp_path}/kb")
 
 
 @pytest.mark.server
@@ -214,7 +214,7 @@ def test_locked_store_with_a_state_lock_across_stores(tmp_path: Path) -> None:
     from vecmem.state import SQLStateStore, StateLock
 
     state = SQLStateStore(f"sqlite:///{tmp_path}/locks.db")
-    kb = KNOWLEDGE_STORES.create(f"sqlite:///{tmp_path}/kb.db")
+    kb = FILE_STORES.create(f"sqlite:///{tmp_path}/kb.db")
     writers = [LockedKnowledgeStore(kb, StateLock(state, poll=0.001)) for _ in range(3)]
 
     def work(w: LockedKnowledgeStore) -> None:

@@ -16,7 +16,14 @@ from typing import Any, Iterator
 import pytest
 
 from vecmem.errors import ConfigurationError
-from vecmem.registry import CONVERSATION_STORES, KNOWLEDGE_STORES, STATE_STORES, Registry
+from vecmem.registry import (
+    CONVERSATION_STORES,
+    FILE_STORES,
+    KNOWLEDGE_STORES,
+    STATE_STORES,
+    LazyFactory,
+    Registry,
+)
 from vecmem.testing.state import StateStoreSuite
 
 PLUGIN = Path(__file__).parent / "fixtures" / "vecmem_plugin_example"
@@ -79,7 +86,7 @@ def test_wrong_options_are_a_configuration_error(reg: Registry[Any]) -> None:
 
 
 def test_builtins_cannot_be_replaced_silently() -> None:
-    for registry in (STATE_STORES, CONVERSATION_STORES, KNOWLEDGE_STORES):
+    for registry in (STATE_STORES, CONVERSATION_STORES, FILE_STORES, KNOWLEDGE_STORES):
         with pytest.raises(ConfigurationError, match="built-in"):
             registry.register("memory", _factory)
         with pytest.raises(ConfigurationError, match="built-in"):
@@ -95,11 +102,11 @@ def test_builtin_names_and_urls() -> None:
     assert {"memory", "file", "sqlite", "postgres", "mysql"} <= set(
         CONVERSATION_STORES.list_registered())
     assert {"memory", "sqlite", "postgres", "mysql", "disk", "redis"} <= set(
-        KNOWLEDGE_STORES.list_registered())
+        FILE_STORES.list_registered())
     assert STATE_STORES.list_aliases()["postgresql"] == "postgres"
-    assert KNOWLEDGE_STORES.list_aliases()["file"] == "disk"
+    assert FILE_STORES.list_aliases()["file"] == "disk"
     assert type(STATE_STORES.create("memory://", tenant="a")).__name__ == "MemoryStateStore"
-    for registry in (STATE_STORES, CONVERSATION_STORES, KNOWLEDGE_STORES):
+    for registry in (STATE_STORES, CONVERSATION_STORES, FILE_STORES):
         with pytest.raises(ConfigurationError, match="needs url"):
             registry.create("postgres")
 
@@ -108,7 +115,7 @@ def test_sqlite_urls_share_one_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/all.db"
     state = STATE_STORES.create(url, tenant="t")
     conv = CONVERSATION_STORES.create(url, tenant="t")
-    kb = KNOWLEDGE_STORES.create(url, tenant="t")
+    kb = FILE_STORES.create(url, tenant="t")
     state.set("ns", "k", 1)
     kb.write("/a", "x")
     from vecmem.conversations import Message
@@ -175,7 +182,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield target
     finally:
-        for registry, names in ((STATE_STORES, ["example"]), (KNOWLEDGE_STORES, ["example"]),
+        for registry, names in ((STATE_STORES, ["example"]), (FILE_STORES, ["example"]),
                                 (CONVERSATION_STORES, ["example", "broken"])):
             for name in names:
                 if name in registry:
@@ -189,9 +196,9 @@ def test_plugin_is_found_by_entry_point_and_created_by_name(plugin: Path) -> Non
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store = STATE_STORES.create("example", tenant="acme")
-        kb = KNOWLEDGE_STORES.create("example", greeting="bonjour")
+        kb = FILE_STORES.create("example", greeting="bonjour")
         conv = CONVERSATION_STORES.create("example")
-        knowledge_names = KNOWLEDGE_STORES.list_registered()
+        knowledge_names = FILE_STORES.list_registered()
     assert type(store).__name__ == "ExampleStateStore" and store.tenant == "acme"
     assert store.set("ns", "k", 1) == 1
     assert kb.read("/README") == b"bonjour"
@@ -201,7 +208,7 @@ def test_plugin_is_found_by_entry_point_and_created_by_name(plugin: Path) -> Non
     assert by_url.url == "example://anything"
     # the plugin's claim on the built-in name "memory" is refused, with a warning
     assert any("memory" in str(w.message) and "built-in" in str(w.message) for w in caught)
-    assert type(KNOWLEDGE_STORES.create("memory")).__name__ == "MemoryKnowledgeStore"
+    assert type(FILE_STORES.create("memory")).__name__ == "MemoryKnowledgeStore"
 
 
 def test_broken_plugin_fails_when_created_not_when_listed(plugin: Path) -> None:

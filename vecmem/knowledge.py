@@ -30,8 +30,9 @@ from vecmem.types import Document, Hit, content_hash
 class Knowledge:
     """A knowledge base for agents over any vecmem store.
 
-    ``vector_db`` is a store object (``PgVector(...)``, ``Qdrant(...)``, ...), a folder or a URL;
-    ``None`` is an in-memory store.
+    ``vector_db`` is a store object (``PgVector(...)``, ``Qdrant(...)``, ...), a folder, or a
+    name or URL :data:`vecmem.registry.KNOWLEDGE_STORES` knows (``"qdrant://:memory:"``,
+    ``"postgresql://..."``, ``"chromadb"``, a plugin's); ``None`` is an in-memory store.
     """
 
     def __init__(

@@ -92,8 +92,10 @@ class VectorMemory:
     ... # doctest: +SKIP
     >>> mem.search("first", k=3, mode="hybrid", filter={"source": "a.md"})  # doctest: +SKIP
 
-    ``target`` is a folder (the embedded default), a URL (``postgresql://``, ``qdrant+...``,
-    ``memory://``, see :func:`vecmem.stores.open_store`) or ``None`` for an in-memory store;
+    ``target`` is a folder (the embedded default), a name, alias or URL that
+    :data:`vecmem.registry.KNOWLEDGE_STORES` knows (``"memory"``, ``"chromadb"``,
+    ``postgresql://``, ``qdrant+http://...``, a plugin's scheme; see
+    :func:`vecmem.stores.open_store`) or ``None`` for an in-memory store;
     ``store=`` takes a store object instead. ``embedder`` defaults to the embedder recorded by an
     existing store, else all-MiniLM-L6-v2.
     """

@@ -1,15 +1,29 @@
-"""Registries of store backends: built-ins and third-party plugins, picked by name or by URL.
+"""Registries of vecmem's extension points: built-ins and third-party plugins, by name or URL.
 
-Three registries exist: :data:`KNOWLEDGE_STORES` (path-based knowledge stores),
-:data:`CONVERSATION_STORES` and :data:`STATE_STORES`. Built-in backends register themselves
-exactly as a plugin would, when their module is first needed, so ``import vecmem`` stays fast.
-Third-party packages declare an entry point in the group named by the registry
-(``vecmem.knowledge_stores``, ``vecmem.conversation_stores``, ``vecmem.state_stores``) whose
-value is the factory; entry points are discovered lazily and loaded only when created.
+=========================  ================================  ==================================
+registry                   holds                             entry-point group
+=========================  ================================  ==================================
+:data:`KNOWLEDGE_STORES`   vector / RAG stores (pgvector,    ``vecmem.knowledge_stores``
+                           qdrant, chroma, embedded, ...)
+:data:`EMBEDDERS`          embedders by kind (``sentence-    ``vecmem.embedders``
+                           transformers``, ``onnx``, ...)
+:data:`RERANKERS`          rerankers (``cross-encoder``,     ``vecmem.rerankers``
+                           ``mmr``)
+:data:`FILE_STORES`        path-based file stores (memory,   ``vecmem.file_stores``
+                           sqlite, postgres, disk, redis)
+:data:`CONVERSATION_STORES` conversation stores              ``vecmem.conversation_stores``
+:data:`STATE_STORES`       key/value state stores            ``vecmem.state_stores``
+=========================  ================================  ==================================
 
-A URL picks the backend by its scheme (``sqlite:///path``, ``postgresql://...``, ``mysql://...``,
-``redis://...``, ``memory://``, ``file:///dir``); the factory then receives ``url=`` plus the
-keyword arguments given to :meth:`Registry.create`.
+Built-in backends register themselves exactly as a plugin would, when the registry is first
+used, so ``import vecmem`` stays fast. Third-party packages declare an entry point in the
+registry's group whose value is the factory; entry points are discovered lazily and loaded only
+when created.
+
+A URL picks the backend by its scheme, which is a registered name or alias (``sqlite:///path``,
+``postgresql://...``, ``qdrant+http://host`` -> ``qdrant``: a ``+driver`` suffix is dropped), so a
+plugin claims a scheme by its name; the factory then receives ``url=`` plus the keyword arguments
+given to :meth:`Registry.create`.
 """
 
 from __future__ import annotations
@@ -37,6 +51,17 @@ class _Entry:
     aliases: tuple[str, ...]
 
 
+def _bind_problem(factory: Factory, kwargs: dict[str, Any]) -> str | None:
+    """Why ``factory(**kwargs)`` cannot be called (unknown/missing arguments), or None."""
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        return str(exc)
+    except ValueError:  # no signature available (some builtins): let the call decide
+        pass
+    return None
+
+
 def _scheme(name_or_url: str) -> str | None:
     """The backend name of a URL's scheme (driver suffix dropped), or None if not a URL."""
     if "://" not in name_or_url:
@@ -59,6 +84,8 @@ class Registry(Generic[T]):
     def __init__(
         self, kind: str, *, entry_point_group: str, builtin_modules: Iterable[str] = ()
     ) -> None:
+        # ``builtin_modules`` are imported on first use; what they register (and any factory
+        # defined in them) is a built-in, protected from being replaced by a plugin.
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._builtin_modules = tuple(builtin_modules)
@@ -134,17 +161,32 @@ class Registry(Generic[T]):
     # -- lookup -------------------------------------------------------------------------------
     def create(self, name_or_url: str, **kwargs: Any) -> T:
         """Create a store by registered name, alias or URL (``url=`` is passed to the factory)."""
+        if not isinstance(name_or_url, str):
+            raise ConfigurationError(
+                f"a {self.kind} is named by a str, got {type(name_or_url).__name__}")
         scheme = _scheme(name_or_url)
         factory = self._factory(scheme if scheme is not None else name_or_url)
         if scheme is not None:
             kwargs["url"] = name_or_url
-        try:
-            inspect.signature(factory).bind(**kwargs)
-        except TypeError as exc:
-            raise ConfigurationError(f"cannot create {self.kind} {name_or_url!r}: {exc}") from exc
-        except ValueError:  # no signature available (some builtins): let the call decide
-            pass
+        problem = _bind_problem(factory, kwargs)
+        if problem is not None:
+            raise ConfigurationError(f"cannot create {self.kind} {name_or_url!r}: {problem}")
         return factory(**kwargs)  # type: ignore[no-any-return]
+
+    def key_of(self, name_or_url: str) -> str | None:
+        """The registered name that ``name_or_url`` (a name, alias or URL) resolves to, or None.
+
+        Looks only; nothing is created or loaded except the built-ins and entry-point names.
+        """
+        scheme = _scheme(name_or_url)
+        key = (scheme if scheme is not None else name_or_url).lower()
+        with self._lock:
+            self._load_builtins()
+            entry = self._lookup(key)
+            if entry is None:
+                self._discover(force=True)
+                entry = self._lookup(key)
+            return None if entry is None else entry.name
 
     def get_factory(self, name: str) -> Factory:
         """The factory registered under ``name`` or an alias (loading a plugin if needed)."""
@@ -249,12 +291,132 @@ class Registry(Generic[T]):
             self._add(_Entry(key, None, ep, False, ()), (), replace=False)
 
 
-KNOWLEDGE_STORES: Registry[Any] = Registry(
-    "knowledge store",
-    entry_point_group="vecmem.knowledge_stores",
+class LazyFactory:
+    """A factory named ``"module:attr"``, imported on first use, that opens by options or by URL.
+
+    Built-ins and plugins register with it without importing their (optional, maybe heavy)
+    client: ``create("name", **options)`` calls ``target(**options)``; ``create("scheme://...")``
+    calls ``from_url(url, **options)`` (default: the ``from_url`` function of the target's module).
+    Unknown or missing options are a :class:`ConfigurationError` naming them.
+
+    >>> from vecmem.registry import KNOWLEDGE_STORES, LazyFactory
+    >>> KNOWLEDGE_STORES.register("milvus", LazyFactory("vecmem.stores.milvus:Milvus"))
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, target: str, *, from_url: str | None = None) -> None:
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise ConfigurationError(f"LazyFactory target must be 'module:attr', got {target!r}")
+        self.target = target
+        self.from_url = from_url if from_url is not None else f"{module}:from_url"
+        # the registry tells built-ins from plugins by the module a factory comes from
+        self.__module__ = module
+
+    def __repr__(self) -> str:
+        return f"LazyFactory({self.target!r}, from_url={self.from_url!r})"
+
+    @staticmethod
+    def _load(ref: str) -> Callable[..., Any]:
+        module, _, attr = ref.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError as exc:
+                raise ConfigurationError(f"{ref!r} does not exist") from exc
+        return obj  # type: ignore[no-any-return]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """``url`` plus the target's parameters, all keyword-only and all optional here (the
+        target's own required ones are checked when it is called), so unknown names are caught
+        before anything is opened."""
+        params = [inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, default=None)]
+        var_kw: list[inspect.Parameter] = []
+        for p in inspect.signature(self._load(self.target)).parameters.values():
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                var_kw.append(p)
+            elif p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "url":
+                params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                                        default=p.default if p.default is not p.empty else None))
+        return inspect.Signature(params + var_kw)
+
+    def __call__(self, *, url: str | None = None, **options: Any) -> Any:
+        # **options is forwarded as is; __signature__ states which names are accepted
+        if url is None:
+            target = self._load(self.target)
+            problem = _bind_problem(target, options)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"cannot create {self.target.rpartition(':')[2]}: {problem}")
+            return target(**options)
+        opener = self._load(self.from_url)
+        try:
+            inspect.signature(opener).bind(url, **options)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"{sorted(options)} cannot be given with a URL here ({exc}); put them in the "
+                "URL's query, or create the store by name with keyword options") from exc
+        return opener(url, **options)
+
+
+class _KnowledgeStores(Registry[Any]):
+    """:data:`KNOWLEDGE_STORES`, which held the file stores in vecmem 0.1 (now
+    :data:`FILE_STORES`). For one release, a name or URL only :data:`FILE_STORES` knows
+    (``sqlite:///agent.db``, ``disk``, ``redis://``...), or options only a file store accepts
+    (``memory://`` with ``tenant=``), still create the file store, with a DeprecationWarning."""
+
+    def __init__(
+        self, *, files: Registry[Any], entry_point_group: str, builtin_modules: Iterable[str]
+    ) -> None:
+        super().__init__("knowledge store", entry_point_group=entry_point_group,
+                         builtin_modules=builtin_modules)
+        self._files = files
+
+    def create(self, name_or_url: str, **kwargs: Any) -> Any:
+        if isinstance(name_or_url, str) and self._means_a_file_store(name_or_url, kwargs):
+            warnings.warn(
+                f"KNOWLEDGE_STORES now holds vector stores; create the file store "
+                f"{name_or_url!r} with vecmem.registry.FILE_STORES.create(...) instead (the "
+                "old spelling stops working in the next release)",
+                DeprecationWarning, stacklevel=2)
+            return self._files.create(name_or_url, **kwargs)
+        return super().create(name_or_url, **kwargs)
+
+    def _means_a_file_store(self, name_or_url: str, kwargs: dict[str, Any]) -> bool:
+        files_key = self._files.key_of(name_or_url)
+        if files_key is None:
+            return False
+        own_key = self.key_of(name_or_url)
+        if own_key is None:
+            return True
+        if not kwargs:
+            return False  # a name both know (memory, postgresql, file) means the vector store
+        given = dict(kwargs, url=name_or_url) if _scheme(name_or_url) else kwargs
+        try:
+            fits_own = _bind_problem(self.get_factory(own_key), given) is None
+        except ImportError:  # its client is not installed: the options decide
+            fits_own = False
+        return not fits_own and _bind_problem(self._files.get_factory(files_key), given) is None
+
+
+FILE_STORES: Registry[Any] = Registry(
+    "file store",
+    entry_point_group="vecmem.file_stores",
     builtin_modules=("vecmem.knowledge_fs",),
 )
-"""Path-based knowledge stores: memory, sqlite, postgres, mysql, disk (``file://``), redis."""
+"""Path-based file stores (read/write/append/list by path): memory, sqlite, postgres, mysql, disk
+(``file://``), redis."""
+
+KNOWLEDGE_STORES: Registry[Any] = _KnowledgeStores(
+    files=FILE_STORES,
+    entry_point_group="vecmem.knowledge_stores",
+    builtin_modules=("vecmem.stores",),
+)
+"""Vector / RAG stores: pgvector (``postgresql://``), qdrant, chroma (``chromadb``), lancedb,
+pinecone, embedded (a folder, ``file://``), memory. ``VectorMemory(...)`` and
+``Knowledge(vector_db=...)`` accept any name, alias or URL it accepts."""
 
 CONVERSATION_STORES: Registry[Any] = Registry(
     "conversation store",
@@ -270,4 +432,5 @@ STATE_STORES: Registry[Any] = Registry(
 )
 """Key/value state stores: memory, sqlite, postgres, mysql, redis."""
 
-__all__ = ["CONVERSATION_STORES", "KNOWLEDGE_STORES", "STATE_STORES", "Registry"]
+__all__ = ["CONVERSATION_STORES", "FILE_STORES", "KNOWLEDGE_STORES", "STATE_STORES",
+           "LazyFactory", "Registry"]

@@ -6,10 +6,10 @@ scopes. Backends: :class:`MemoryKnowledgeStore`, :class:`SQLKnowledgeStore` (SQL
 PostgreSQL, MySQL/MariaDB), :class:`DiskKnowledgeStore` (human-readable files, real change
 events) and :class:`RedisKnowledgeStore`; wrappers :class:`LockedKnowledgeStore` and
 :class:`LoggedKnowledgeStore`; :class:`EventLog` writes and replays JSONL events. Create a
-store by name or URL through :data:`vecmem.registry.KNOWLEDGE_STORES`:
+store by name or URL through :data:`vecmem.registry.FILE_STORES`:
 
->>> from vecmem.registry import KNOWLEDGE_STORES
->>> kb = KNOWLEDGE_STORES.create("memory://", tenant="acme")
+>>> from vecmem.registry import FILE_STORES
+>>> kb = FILE_STORES.create("memory://", tenant="acme")
 >>> kb.write("/todo.md", "- [ ] write docs")
 >>> kb.list("/")
 ['todo.md']
@@ -24,7 +24,7 @@ from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription
 from vecmem.knowledge_fs.events import Event, EventLog, LoggedKnowledgeStore
 from vecmem.knowledge_fs.locked import LocalLock, Lock, LockedKnowledgeStore
 from vecmem.knowledge_fs.memory import MemoryKnowledgeStore
-from vecmem.registry import KNOWLEDGE_STORES
+from vecmem.registry import FILE_STORES
 
 
 def __getattr__(name: str) -> Any:  # backends with heavier imports load on first use
@@ -76,12 +76,12 @@ def _redis(*, url: str | None = None, client: Any = None, tenant: str = "default
     return RedisKnowledgeStore(url, client=client, tenant=tenant, prefix=prefix)
 
 
-KNOWLEDGE_STORES.register("memory", _memory)
-KNOWLEDGE_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
-KNOWLEDGE_STORES.register("postgres", _server, aliases=("postgresql", "pg"))
-KNOWLEDGE_STORES.register("mysql", _server, aliases=("mariadb",))
-KNOWLEDGE_STORES.register("disk", _disk, aliases=("file",))
-KNOWLEDGE_STORES.register("redis", _redis, aliases=("rediss",))
+FILE_STORES.register("memory", _memory)
+FILE_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
+FILE_STORES.register("postgres", _server, aliases=("postgresql", "pg"))
+FILE_STORES.register("mysql", _server, aliases=("mariadb",))
+FILE_STORES.register("disk", _disk, aliases=("file",))
+FILE_STORES.register("redis", _redis, aliases=("rediss",))
 
 __all__ = ["ChangeEvent", "DiskKnowledgeStore", "Event", "EventLog", "KnowledgeStore",
            "LocalLock", "Lock", "LockedKnowledgeStore", "LoggedKnowledgeStore",
