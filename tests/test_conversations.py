@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -79,3 +80,42 @@ def test_json_files_are_readable_and_ids_cannot_escape(tmp_path: Any) -> None:
     store.add_messages("user", "s", [Message("user", "lower")])
     assert store.get_messages("User", "S")[0].content == "case"
     assert store.get_messages("user", "s")[0].content == "lower"
+
+
+def test_json_user_and_session_names_stay_in_their_folders(tmp_path: Any) -> None:
+    """Issue 13 finding 4: user_id ".." wrote ``root/<session>.json`` beside the tenants."""
+    from vecmem.conversations import Message
+
+    root = tmp_path / "conv"
+    owner = JSONConversationStore(root, tenant="acme")
+    owner.add_messages("alice", "s", [Message("user", "alice's")])
+    crafted = [".", "..", "../acme", "./alice", "%2e%2e", "ALICE", "Alice", "alice/", "a\\b",
+               "~", "x" * 191]
+    for name in crafted:
+        store = JSONConversationStore(root, tenant=name[:64])
+        store.add_messages(name, name, [Message("user", name)])
+        assert store.get_messages(name, name)[0].content == name
+        owner.add_messages(name, "s", [Message("user", f"{name} in acme")])
+    assert sorted(os.listdir(tmp_path)) == ["conv"]
+    files = [p.relative_to(root) for p in root.rglob("*.json")]
+    assert all(len(p.parts) == 3 for p in files), files  # tenant/user/session.json, no other
+    assert len(files) == 2 * len(crafted) + 1
+    assert owner.get_messages("alice", "s")[0].content == "alice's"
+    assert [s.user_id for s in owner.query_sessions()].count("alice") == 1
+
+
+def test_json_files_written_before_names_were_escaped_stay_readable(tmp_path: Any) -> None:
+    """Old stores kept upper case and dots in folder and file names (``User/S.json``); they are
+    found and renamed on first use."""
+    from vecmem.conversations import Message
+
+    store = JSONConversationStore(tmp_path, tenant="Acme")
+    store.add_messages("User", "S.1", [Message("user", "old")])
+    os.rename(tmp_path / "%41cme" / "%55ser" / "%53%2E1.json", tmp_path / "%41cme" / "%55ser" / "S.1.json")
+    os.rename(tmp_path / "%41cme" / "%55ser", tmp_path / "%41cme" / "User")
+    os.rename(tmp_path / "%41cme", tmp_path / "Acme")
+    old = JSONConversationStore(tmp_path, tenant="Acme")
+    assert [s.session_id for s in old.list_sessions("User")] == ["S.1"]
+    assert old.get_messages("User", "S.1")[0].content == "old"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) \
+        == ["%41cme/%55ser/%53%2E1.json"]

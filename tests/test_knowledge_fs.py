@@ -130,6 +130,62 @@ def test_disk_refuses_symlinks_out_of_the_store(tmp_path: Path) -> None:
     assert not (outside / "new").exists()
 
 
+def _files_under(top: Path) -> set[str]:
+    return {str(p.relative_to(top)) for p in top.rglob("*") if p.is_file()}
+
+
+def test_disk_tenant_names_reach_no_other_tenant_and_never_leave_the_root(tmp_path: Path) -> None:
+    """Issue 13 finding 4: tenant "." read every tenant's files, ".." wrote beside the root."""
+    from vecmem.knowledge_fs import DiskKnowledgeStore
+
+    root = tmp_path / "kb"
+    owner = DiskKnowledgeStore(root, tenant="acme")
+    owner.write("/secret.md", "acme only")
+    for tenant in [".", "..", "../x", "./acme", "%2e%2e", "%2E%2E", "ACME", "Acme", "acme/",
+                   "a\\b", "~", "x" * 64]:
+        kb = DiskKnowledgeStore(root, tenant=tenant)
+        assert kb.list("/") == [], tenant
+        assert not kb.exists("/secret.md"), tenant
+        kb.write("/secret.md", f"written by {tenant!r}")
+        assert kb.read("/secret.md") == f"written by {tenant!r}".encode()
+        assert kb.delete("/", recursive=True)
+        kb.write("/mine.md", tenant)
+    assert sorted(os.listdir(tmp_path)) == ["kb"]  # nothing beside the root
+    assert owner.read("/secret.md") == b"acme only" and owner.list("/") == ["secret.md"]
+    assert len(os.listdir(root)) == 13  # one folder per tenant: none shared, none merged by case
+
+
+def test_disk_store_written_before_names_were_escaped_stays_readable(tmp_path: Path) -> None:
+    """Folders named the old way (``Acme``, ``a.b``: kept as given) move to their new name on
+    first use; a folder whose old name differs only by case (``acme``) stays its own tenant's."""
+    from vecmem.knowledge_fs import DiskKnowledgeStore
+
+    (tmp_path / "Acme" / "notes").mkdir(parents=True)
+    (tmp_path / "Acme" / "notes" / "a.md").write_text("upper")
+    (tmp_path / "a.b").mkdir()
+    (tmp_path / "a.b" / "x").write_text("dotted")
+    (tmp_path / "acme").mkdir()
+    (tmp_path / "acme" / "b.md").write_text("lower")
+    upper = DiskKnowledgeStore(tmp_path, tenant="Acme")
+    assert upper.read("/notes/a.md") == b"upper" and upper.list("/") == ["notes/"]
+    assert DiskKnowledgeStore(tmp_path, tenant="a.b").read("/x") == b"dotted"
+    lower = DiskKnowledgeStore(tmp_path, tenant="acme")
+    assert lower.list("/") == ["b.md"]
+    assert sorted(os.listdir(tmp_path)) == ["%41cme", "a%2Eb", "acme"]
+    assert DiskKnowledgeStore(tmp_path, tenant="Acme").read("/notes/a.md") == b"upper"
+
+
+def test_disk_refuses_a_tenant_folder_that_is_a_link_out_of_the_root(tmp_path: Path) -> None:
+    from vecmem.errors import ScopeEscapeError
+    from vecmem.knowledge_fs import DiskKnowledgeStore
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "root").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "root" / "t")
+    with pytest.raises(ScopeEscapeError, match="outside"):
+        DiskKnowledgeStore(tmp_path / "root", tenant="t")
+
+
 def test_disk_on_change_delivers_real_events(tmp_path: Path) -> None:
     from vecmem.knowledge_fs import DiskKnowledgeStore
 

@@ -1,4 +1,5 @@
-"""Validation of the names that key stored data: tenants, user and session ids, namespaces, keys.
+"""Validation of the names that key stored data (tenants, user and session ids, namespaces,
+keys) and the file names they get on disk.
 
 Every store checks its keys the same way, so a name accepted by one backend is accepted by all
 (MySQL caps indexed strings at 191 characters; NUL bytes break C drivers and file names).
@@ -6,12 +7,15 @@ Every store checks its keys the same way, so a name accepted by one backend is a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vecmem.errors import InvalidInputError
+from vecmem.errors import BackendError, InvalidInputError, ScopeEscapeError
 
 MAX_TENANT = 64
 MAX_KEY = 191
@@ -63,14 +67,89 @@ def check_tags(tags: object) -> tuple[str, ...]:
     return tuple(sorted({check_name("tag", t, max_len=128) for t in tags}))  # type: ignore[attr-defined]
 
 
-_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_LONG = 120  # longer encodings are cut to 60 characters + "~" + SHA-256 (file names: 255 bytes)
 
 
 def file_name(part: str) -> str:
-    """A file-system-safe name for an id: reversible percent-escaping of everything but
-    lower-case letters, digits, ``_`` and ``-`` (so ``..`` cannot escape and ``A``/``a`` differ
-    on case-insensitive file systems); long names are shortened with a SHA-256 suffix."""
-    name = quote(part, safe=_SAFE)
-    if len(name) > 120:
+    """The file-system name of a tenant, user or session id.
+
+    Every character but lower-case ASCII letters, digits, ``_`` and ``-`` is written as ``%XX``
+    per UTF-8 byte (upper-case hex), so a name is never ``.``, ``..`` or empty, never holds a
+    separator (``/``, ``\\``) or NUL, and two ids never differ only by case (``A`` is
+    ``%41``): distinct ids get distinct names even on a case-insensitive file system.
+    Reversible (``urllib.parse.unquote``) except for encodings over 120 characters, which are
+    cut to 60 and suffixed with ``~`` and the id's SHA-256 (``~`` is never escaped output).
+    Hand-written: ``urllib.parse.quote`` always keeps ``.``, ``~`` and upper case.
+
+    >>> file_name("Acme.corp"), file_name(".."), file_name("a/b")
+    ('%41cme%2Ecorp', '%2E%2E', 'a%2Fb')
+    """
+    try:
+        raw = part.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"name {part!r} is not valid Unicode (lone surrogate)") from exc
+    if all(c in _SAFE for c in part):
+        name = part
+    else:
+        name = "".join(chr(b) if chr(b) in _SAFE else f"%{b:02X}" for b in raw)
+    if len(name) > _LONG:
+        name = name[:60] + "~" + hashlib.sha256(raw).hexdigest()
+    if not name or name in (".", ".."):  # cannot happen for a non-empty id: defence in depth
+        raise InvalidInputError(f"name {part!r} has no safe file name")
+    return name
+
+
+def legacy_file_name(part: str) -> str:
+    """The name an id had before December 2026 (``quote`` kept ``.``, ``~`` and upper case);
+    used only to find and migrate stores written then."""
+    name = quote(part, safe="abcdefghijklmnopqrstuvwxyz0123456789_-")
+    if len(name) > _LONG:
         name = name[:60] + "~" + hashlib.sha256(part.encode()).hexdigest()
     return name
+
+
+def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str) -> None:
+    """Raise :class:`~vecmem.errors.ScopeEscapeError` unless ``path`` lies under ``root``
+    (lexically, after ``..`` is resolved; symbolic links are the caller's concern)."""
+    r, p = os.path.abspath(root), os.path.abspath(path)
+    if p != r and not p.startswith(r.rstrip(os.sep) + os.sep):
+        raise ScopeEscapeError(f"{what} resolves to {p!r}, outside {r!r}")
+
+
+def child_path(parent: Path, part: str, *, suffix: str = "", what: str = "name") -> Path:
+    """``parent / (file_name(part) + suffix)``, checked to lie under ``parent``.
+
+    A store written before names were fully escaped kept ``.``, ``~`` and upper case
+    (``Acme`` rather than ``%41cme``): when only that old name exists (spelled exactly so, and
+    not ``.`` or ``..``), it is renamed to the new one first, so old stores stay readable and
+    are migrated on first use. The rename never replaces data: a file is linked to its new
+    name (refused if that exists) before its old name goes; a directory rename only replaces an
+    empty directory.
+    """
+    name = file_name(part) + suffix
+    path = parent / name
+    inside(parent, path, f"{what} {part!r}")
+    old_name = legacy_file_name(part) + suffix
+    if old_name == name or legacy_file_name(part) in (".", "..") or os.path.lexists(path):
+        return path
+    old = parent / old_name
+    if not os.path.lexists(old):
+        return path
+    try:
+        if os.path.islink(old) or old_name not in os.listdir(parent):  # exact spelling only
+            return path
+        if old.is_dir():
+            os.rename(old, path)
+        else:
+            os.link(old, path)
+            os.unlink(old)
+    except FileNotFoundError:  # another process migrated it (or nothing to migrate)
+        pass
+    except FileExistsError:  # another process wrote the new name first: it wins
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise BackendError(f"cannot rename {old} to {path} (the escaped name of {what} "
+                               f"{part!r}): {exc}") from exc
+    return path

@@ -21,6 +21,10 @@ class InvalidInputError(VecmemError, ValueError):
     """Bad data given to an operation: empty text or query, k <= 0, NaN vectors, ..."""
 
 
+class ScopeEscapeError(InvalidInputError):
+    """A name or path would reach outside its tenant's, user's or store's scope."""
+
+
 class MissingDependencyError(VecmemError, ImportError):
     """An optional dependency is not installed; the message names the pip extra that adds it."""
 
@@ -98,6 +102,7 @@ __all__ = [
     "InvalidInputError",
     "MissingDependencyError",
     "NotFoundError",
+    "ScopeEscapeError",
     "StoreLockedError",
     "UnsupportedFilterError",
     "VecmemError",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from vecmem._keys import check_metadata, check_tags, check_tenant, file_name
+from vecmem._keys import check_metadata, check_tags, check_tenant, child_path
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -223,7 +223,9 @@ class MemoryConversationStore(_PythonConversationStore):
 
 
 class JSONConversationStore(_PythonConversationStore):
-    """Conversations as JSON files: ``root/<tenant>/<user>/<session>.json`` (ids escaped).
+    """Conversations as JSON files: ``root/<tenant>/<user>/<session>.json``, each id written as
+    :func:`vecmem._keys.file_name` (``..`` is ``%2E%2E``, ``A`` is ``%41``), so no id leaves its
+    folder or meets another by case; files written under the old spelling are renamed on use.
 
     >>> import tempfile
     >>> store = JSONConversationStore(tempfile.mkdtemp())
@@ -239,7 +241,7 @@ class JSONConversationStore(_PythonConversationStore):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(tenant, clock)
         self.root = Path(root)
-        self._dir = self.root / file_name(self.tenant)
+        self._dir = child_path(self.root, self.tenant, what="tenant")
         key = str(self.root.resolve())
         with self._locks_guard:
             self._lock = self._locks.setdefault(key, threading.RLock())
@@ -247,8 +249,11 @@ class JSONConversationStore(_PythonConversationStore):
     def with_tenant(self, tenant: str) -> JSONConversationStore:
         return JSONConversationStore(self.root, tenant=tenant, clock=self.clock)
 
+    def _user_dir(self, user_id: str) -> Path:
+        return child_path(self._dir, user_id, what="user_id")
+
     def _path(self, user_id: str, session_id: str) -> Path:
-        return self._dir / file_name(user_id) / (file_name(session_id) + ".json")
+        return child_path(self._user_dir(user_id), session_id, suffix=".json", what="session_id")
 
     def _read(self, path: Path) -> _Record | None:
         try:
@@ -285,7 +290,7 @@ class JSONConversationStore(_PythonConversationStore):
 
     def _records(self, user_id: str | None) -> Iterator[_Record]:
         if user_id is not None:
-            dirs = [self._dir / file_name(user_id)]
+            dirs = [self._user_dir(user_id)]
         else:
             dirs = sorted(p for p in self._dir.iterdir() if p.is_dir()) if self._dir.is_dir() \
                 else []

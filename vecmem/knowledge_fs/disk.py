@@ -1,6 +1,9 @@
 """Knowledge store on disk: human-readable files under ``root/<tenant>/``.
 
-Each path is a real file (``/notes/a.md`` -> ``root/<tenant>/notes/a.md``), so the store can be
+The tenant's folder name is :func:`vecmem._keys.file_name` of the tenant (``acme`` stays
+``acme``, ``Acme`` is ``%41cme``, ``..`` is ``%2E%2E``), so no tenant reaches another's files or
+leaves ``root``; a folder written under the old spelling is renamed on first use. Each path is a
+real file (``/notes/a.md`` -> ``root/<tenant>/notes/a.md``), so the store can be
 browsed, grepped and edited with ordinary tools. Writes are atomic (temporary file + rename);
 appends hold an exclusive ``flock`` so concurrent appenders each get their own offset.
 Directories are removed with their last file. Symbolic links that lead out of the tenant's
@@ -19,8 +22,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vecmem._deps import require
-from vecmem._keys import check_tenant, file_name
-from vecmem.errors import BackendError, InvalidInputError, NotFoundError
+from vecmem._keys import check_tenant, child_path, inside
+from vecmem.errors import (
+    BackendError,
+    InvalidInputError,
+    NotFoundError,
+    ScopeEscapeError,
+)
 from vecmem.knowledge_fs.base import (
     ChangeEvent,
     Subscription,
@@ -47,9 +55,10 @@ class DiskKnowledgeStore:
     def __init__(self, root: str | os.PathLike[str], *, tenant: str = "default") -> None:
         self.tenant = check_tenant(tenant)
         self.root = Path(root)
-        self.base = self.root / file_name(self.tenant)
+        self.base = child_path(self.root, self.tenant, what="tenant")
         self.base.mkdir(parents=True, exist_ok=True)
         self._real_base = os.path.realpath(self.base)
+        inside(os.path.realpath(self.root), self._real_base, f"the folder of tenant {tenant!r}")
 
     def with_tenant(self, tenant: str) -> DiskKnowledgeStore:
         return DiskKnowledgeStore(self.root, tenant=tenant)
@@ -59,7 +68,7 @@ class DiskKnowledgeStore:
             else self._real_base
         real = os.path.realpath(full)
         if real != self._real_base and not real.startswith(self._real_base + os.sep):
-            raise InvalidInputError(f"{path!r} leads outside the store (symbolic link)")
+            raise ScopeEscapeError(f"{path!r} leads outside the store (symbolic link)")
         return full
 
     def _io(self, what: str, path: str, exc: OSError) -> Exception:
