@@ -40,10 +40,10 @@ def test_exact_repeat_merges_and_keeps_the_repeat_in_history(am):
     w1 = am.remember("Alice prefers green tea", user_id="alice", metadata={"src": "chat1"})
     w2 = am.remember("Alice prefers green tea", user_id="alice", metadata={"mood": "happy"})
     assert w2.merged and w2.memory_id == w1.memory_id
-    m = am.get(w1.memory_id)
+    m = am.get(w1.memory_id, user_id="alice")
     assert m.count == 2 and m.metadata == {"src": "chat1", "mood": "happy"}
     assert len(am.recall("green tea", user_id="alice")) == 1
-    assert [c.op for c in am.history(w1.memory_id)] == ["create", "merge"]
+    assert [c.op for c in am.history(w1.memory_id, user_id="alice")] == ["create", "merge"]
 
 
 def test_near_duplicate_merges_but_distinct_fact_does_not(am):
@@ -52,7 +52,7 @@ def test_near_duplicate_merges_but_distinct_fact_does_not(am):
     other = am.remember("Alice is allergic to peanuts", user_id="alice")
     assert near.merged and near.memory_id == w1.memory_id
     assert not other.merged
-    merged_text = am.history(w1.memory_id)[-1].payload[0]["text"]
+    merged_text = am.history(w1.memory_id, user_id="alice")[-1].payload[0]["text"]
     assert merged_text == "alice prefers green tea in the morning!"  # the repeat is not lost
 
 
@@ -76,55 +76,55 @@ def test_recall_never_crosses_scopes(am):
 def test_update_supersedes_and_as_of_sees_the_past(am, clock):
     w = am.remember("Alice lives in Paris", user_id="alice")
     before_update = clock.t + 0.5
-    u = am.update(w.memory_id, "Alice lives in Berlin", reason="moved")
+    u = am.update(w.memory_id, "Alice lives in Berlin", user_id="alice", reason="moved")
     assert u.version == 2
     assert texts(am.recall("where does alice live", user_id="alice")) == ["Alice lives in Berlin"]
     assert texts(am.recall("where does alice live", user_id="alice", as_of=before_update)) == [
         "Alice lives in Paris"]
-    versions = am.versions(w.memory_id)
+    versions = am.versions(w.memory_id, user_id="alice")
     assert [v.text for v in versions] == ["Alice lives in Paris", "Alice lives in Berlin"]
     assert versions[0].valid_to is not None and versions[1].valid_to is None
-    assert am.history(w.memory_id)[-1].reason == "moved"
+    assert am.history(w.memory_id, user_id="alice")[-1].reason == "moved"
 
 
 def test_undo_restores_exactly(am):
     w = am.remember("Alice lives in Paris", user_id="alice", importance=0.4)
-    before = dict(am.get(w.memory_id).state)
-    u = am.update(w.memory_id, "Alice lives in Berlin")
-    am.undo(u.change_id)
-    assert dict(am.get(w.memory_id).state) == before
+    before = dict(am.get(w.memory_id, user_id="alice").state)
+    u = am.update(w.memory_id, "Alice lives in Berlin", user_id="alice")
+    am.undo(u.change_id, user_id="alice")
+    assert dict(am.get(w.memory_id, user_id="alice").state) == before
     assert texts(am.recall("alice lives", user_id="alice")) == ["Alice lives in Paris"]
-    assert [v.text for v in am.versions(w.memory_id)] == ["Alice lives in Paris",
+    assert [v.text for v in am.versions(w.memory_id, user_id="alice")] == ["Alice lives in Paris",
                                                           "Alice lives in Berlin"]
     with pytest.raises(ConflictError):
-        am.undo(u.change_id)
+        am.undo(u.change_id, user_id="alice")
 
 
 def test_undo_of_a_merge_restores_count_and_metadata(am):
     w = am.remember("uses vim", user_id="u", metadata={"a": 1})
-    before = dict(am.get(w.memory_id).state)
+    before = dict(am.get(w.memory_id, user_id="u").state)
     m = am.remember("uses vim", user_id="u", metadata={"a": 2})
-    assert am.get(w.memory_id).count == 2
-    am.undo(m.change_id)
-    assert dict(am.get(w.memory_id).state) == before
+    assert am.get(w.memory_id, user_id="u").count == 2
+    am.undo(m.change_id, user_id="u")
+    assert dict(am.get(w.memory_id, user_id="u").state) == before
 
 
 def test_undo_refuses_when_a_later_change_touches_the_memory(am):
     w = am.remember("x is 1", user_id="u")
-    u1 = am.update(w.memory_id, "x is 2")
-    am.update(w.memory_id, "x is 3")
+    u1 = am.update(w.memory_id, "x is 2", user_id="u")
+    am.update(w.memory_id, "x is 3", user_id="u")
     with pytest.raises(ConflictError):
-        am.undo(u1.change_id)
+        am.undo(u1.change_id, user_id="u")
 
 
 def test_forget_keeps_text_in_history_and_past(am, clock):
     w = am.remember("temporary fact", user_id="u")
     t = clock.t + 0.5
-    am.forget(w.memory_id, reason="user asked")
+    am.forget(w.memory_id, user_id="u", reason="user asked")
     assert am.recall("temporary fact", user_id="u") == []
     assert texts(am.recall("temporary fact", user_id="u", as_of=t)) == ["temporary fact"]
     with pytest.raises(NotFoundError):
-        am.get(w.memory_id)
+        am.get(w.memory_id, user_id="u")
 
 
 HIKING = ["Alice likes hiking in the alps.", "Alice went hiking in the alps last summer.",
@@ -136,12 +136,12 @@ def test_consolidation_summarises_links_sources_and_never_removes(am):
     other = am.remember("Alice's cat is called Miso.", user_id="alice").memory_id
     report = am.consolidate(user_id="alice", similarity=0.3)
     assert len(report.summaries_created) == 1 and report.memories_consolidated == 3
-    summary = am.get(report.summaries_created[0])
+    summary = am.get(report.summaries_created[0], user_id="alice")
     assert summary.kind == "summary" and sorted(summary.sources) == sorted(ids)
     for i in ids:
-        m = am.get(i)  # still current, still searchable, weight lowered
+        m = am.get(i, user_id="alice")  # still current, still searchable, weight lowered
         assert m.weight == 0.5 and m.consolidated_into == summary.id
-    assert am.get(other).weight == 1.0
+    assert am.get(other, user_id="alice").weight == 1.0
     found = texts(am.recall("hiking alps", user_id="alice", k=10))
     assert found[0] == summary.text and set(HIKING) <= set(found)
 
@@ -154,17 +154,17 @@ def test_consolidation_is_idempotent_and_incremental(am):
     new = am.remember("Alice plans more hiking in the alps next year.", user_id="alice")
     third = am.consolidate(user_id="alice", similarity=0.3)
     assert third.summaries_updated == first.summaries_created and third.memories_consolidated == 1
-    summary = am.get(first.summaries_created[0])
+    summary = am.get(first.summaries_created[0], user_id="alice")
     assert summary.version == 2 and new.memory_id in summary.sources
-    assert len(am.versions(summary.id)) == 2
+    assert len(am.versions(summary.id, user_id="alice")) == 2
 
 
 def test_undo_consolidation_restores_sources(am):
     ids = [am.remember(t, user_id="alice").memory_id for t in HIKING]
-    before = {i: dict(am.get(i).state) for i in ids}
+    before = {i: dict(am.get(i, user_id="alice").state) for i in ids}
     report = am.consolidate(user_id="alice", similarity=0.3)
-    am.undo(report.change_ids[0])
-    assert {i: dict(am.get(i).state) for i in ids} == before
+    am.undo(report.change_ids[0], user_id="alice")
+    assert {i: dict(am.get(i, user_id="alice").state) for i in ids} == before
     assert all(h.memory.kind == "memory" for h in am.recall("hiking", user_id="alice"))
 
 
@@ -172,7 +172,7 @@ def test_custom_summarizer(am):
     for t in HIKING:
         am.remember(t, user_id="alice")
     r = am.consolidate(user_id="alice", similarity=0.3, summarizer=lambda ts: f"{len(ts)} hikes")
-    assert am.get(r.summaries_created[0]).text == "3 hikes"
+    assert am.get(r.summaries_created[0], user_id="alice").text == "3 hikes"
 
 
 def test_recency_and_importance_blend(am, clock):
@@ -208,7 +208,7 @@ def test_bad_inputs(am):
     with pytest.raises(InvalidInputError):
         am.remember("x")
     with pytest.raises(NotFoundError):
-        am.undo("nope")
+        am.undo("nope", user_id="u")
 
 
 def test_concurrent_remember_and_consolidate_lose_nothing(am):
@@ -235,7 +235,7 @@ def test_concurrent_remember_and_consolidate_lose_nothing(am):
     assert not errors
     am.consolidate(user_id="u", similarity=0.3, window=1e9)
     for mid in set(written):  # every memory is still there and current
-        assert am.get(mid).text.startswith("fact ")
+        assert am.get(mid, user_id="u").text.startswith("fact ")
     store_ids = {c.document_id for c in am.memory.store.all_chunks()}
     assert {f"mem:{m}" for m in written} <= store_ids
 
@@ -244,11 +244,65 @@ def test_works_on_the_embedded_store(tmp_path, clock):
     am = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
                      db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
     w = am.remember("persisted fact", user_id="u")
-    am.update(w.memory_id, "persisted fact, revised")
+    am.update(w.memory_id, "persisted fact, revised", user_id="u")
     am.close()
     am2 = AgentMemory(VectorMemory(tmp_path / "kb"), db=f"sqlite:///{tmp_path / 'history.db'}",
                       clock=clock)
     assert texts(am2.recall("persisted fact", user_id="u")) == ["persisted fact, revised"]
-    assert [v.text for v in am2.versions(w.memory_id)] == ["persisted fact",
+    assert [v.text for v in am2.versions(w.memory_id, user_id="u")] == ["persisted fact",
                                                            "persisted fact, revised"]
     am2.close()
+
+
+# -- scope of the id-based calls (issue 13 finding 5) ----------------------------------------
+def test_update_cannot_move_a_memory_into_another_scope(am):
+    w = am.remember("alice's diary: the safe code is 4711", user_id="alice")
+    for key in ["user_id", "agent_id", "run_id", "version", "current", "memory_id"]:
+        with pytest.raises(InvalidInputError, match="reserved"):
+            am.update(w.memory_id, "planted for bob", user_id="alice", metadata={key: "bob"})
+    assert am.recall("safe code planted", user_id="bob") == []
+    assert [v.text for v in am.versions(w.memory_id, user_id="alice")] == [
+        "alice's diary: the safe code is 4711"]
+
+
+def test_id_calls_answer_another_scope_as_a_missing_id(am):
+    w = am.remember("alice's diary: the safe code is 4711", user_id="alice", agent_id="dj")
+    u = am.update(w.memory_id, "alice's diary: the safe code is 1234", user_id="alice")
+    before = ([dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
+              [c.change_id for c in am.history(w.memory_id, user_id="alice")])
+    for other in [{"user_id": "bob"}, {"agent_id": "other"}, {"run_id": "r1"},
+                  {"user_id": "alice", "agent_id": "other"}, {"user_id": "ALICE"},
+                  {"user_id": "alice%"}, {"user_id": "alice "}]:
+        for call in [lambda i, **s: am.get(i, **s), lambda i, **s: am.versions(i, **s),
+                     lambda i, **s: am.history(i, **s),
+                     lambda i, **s: am.update(i, "bob was here", **s),
+                     lambda i, **s: am.forget(i, **s)]:
+            with pytest.raises(NotFoundError) as theirs:
+                call(w.memory_id, **other)
+            with pytest.raises(NotFoundError) as missing:
+                call("0" * 32, **other)
+            assert str(theirs.value) == str(missing.value).replace("0" * 32, w.memory_id)
+        for change in [w.change_id, u.change_id]:
+            with pytest.raises(NotFoundError) as theirs:
+                am.undo(change, **other)
+            with pytest.raises(NotFoundError) as missing:
+                am.undo("0" * 32, **other)
+            assert str(theirs.value) == str(missing.value).replace("0" * 32, change)
+    assert ([dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
+            [c.change_id for c in am.history(w.memory_id, user_id="alice")]) == before
+    # every scope the memory belongs to reaches it, as recall does
+    assert am.get(w.memory_id, agent_id="dj").text.endswith("1234")
+    assert am.get(w.memory_id, user_id="alice", agent_id="dj").version == 2
+    am.undo(u.change_id, agent_id="dj")
+    assert am.get(w.memory_id, user_id="alice").text.endswith("4711")
+
+
+def test_id_calls_need_a_scope_as_remember_does(am):
+    w = am.remember("a fact", user_id="u")
+    for call in [lambda: am.get(w.memory_id), lambda: am.versions(w.memory_id),
+                 lambda: am.history(w.memory_id), lambda: am.update(w.memory_id, "b"),
+                 lambda: am.forget(w.memory_id), lambda: am.undo(w.change_id),
+                 lambda: am.get(w.memory_id, user_id=""), lambda: am.get(None, user_id="u")]:
+        with pytest.raises(InvalidInputError):
+            call()
+    assert am.get(w.memory_id, user_id="u").text == "a fact"

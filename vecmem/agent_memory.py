@@ -11,7 +11,13 @@ True
 How it stays safe:
 
 * Every memory belongs to a scope (``user_id``, ``agent_id``, ``run_id``; at least one); recall
-  filters on the scope inside the store, so it never crosses scopes.
+  filters on the scope inside the store, so it never crosses scopes. ``get``, ``versions``,
+  ``history``, ``update``, ``forget`` and ``undo`` take the caller's scope too (at least one of
+  the three, as ``remember`` does) and answer an id of another scope exactly as a missing one
+  (:class:`~vecmem.errors.NotFoundError`, same message), so ids do not leak across scopes. A
+  memory is in a scope when each given field matches (``user_id="alice"`` covers alice's
+  memories of every agent and run), as in ``recall``. The scope of a memory never changes:
+  ``update`` refuses reserved metadata (``user_id``, ``version``, ...) as ``remember`` does.
 * An exact repeat (content hash) or a near-duplicate (cosine >= ``dedup_threshold`` within the
   same scope) *merges*: count, last-seen time and metadata are updated, the repeated text is kept
   in the change log.
@@ -226,6 +232,36 @@ class AgentMemory:
         return scope
 
     @staticmethod
+    def _check_id(kind: str, value: object) -> str:
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(f"{kind} must be a non-empty string, got {value!r}")
+        return value
+
+    @staticmethod
+    def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        meta = dict(metadata or {})
+        clash = RESERVED & set(meta)
+        if clash:
+            raise InvalidInputError(f"metadata keys {sorted(clash)} are reserved by agent memory")
+        return meta
+
+    @staticmethod
+    def _scoped(q: Any, scope: Mapping[str, str]) -> Any:
+        """``q`` (over the versions table) limited to the rows of ``scope``."""
+        for f, v in scope.items():
+            q = q.where(versions_table.c[f] == v)
+        return q
+
+    def _within(self, conn: sa.Connection, payload: list[dict[str, Any]],
+                scope: Mapping[str, str]) -> bool:
+        """Whether every version a change touched (its payload) is in ``scope``."""
+        touched = {(p["memory_id"], p["version"]) for p in payload}
+        v = versions_table
+        q = self._scoped(sa.select(v.c.memory_id, v.c.version)
+                         .where(v.c.memory_id.in_(sorted({m for m, _ in touched}))), scope)
+        return bool(touched) and touched <= {(r.memory_id, r.version) for r in conn.execute(q)}
+
+    @staticmethod
     def _exact_scope_filter(scope: Mapping[str, str]) -> dict[str, Any]:
         """The same scope exactly (fields not given must be absent): for dedup."""
         return {f: (scope[f] if f in scope else {"$exists": False}) for f in SCOPE_FIELDS}
@@ -244,10 +280,14 @@ class AgentMemory:
                 "current": row["current"], "created_at": state["created_at"],
                 "state": row["state"]})
 
-    def _load(self, memory_id: str, version: int | None = None) -> Memory:
+    def _load(self, memory_id: str, version: int | None = None, *,
+              scope: Mapping[str, str] | None = None) -> Memory:
+        """A version (default: the current one); with ``scope``, only if it is in that scope."""
         t = versions_table
         q = sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state).where(t.c.memory_id == memory_id)
         q = q.where(t.c.version == version) if version is not None else q.where(t.c.current.is_(True))
+        if scope is not None:
+            q = self._scoped(q, scope)
         with self.db.read("reading a memory") as conn:
             row = conn.execute(q).first()
         if row is None:
@@ -290,10 +330,7 @@ class AgentMemory:
             raise InvalidInputError("a memory needs non-empty text")
         if importance is not None and not 0.0 <= importance <= 1.0:
             raise InvalidInputError("importance must be in [0, 1]")
-        meta = dict(metadata or {})
-        clash = RESERVED & set(meta)
-        if clash:
-            raise InvalidInputError(f"metadata keys {sorted(clash)} are reserved by agent memory")
+        meta = self._check_metadata(metadata)
         scope = self._scope(user_id, agent_id, run_id)
         now = self.clock()
         with self._lock:
@@ -371,16 +408,24 @@ class AgentMemory:
         return MemoryWrite(old.id, old.version, change_id, merged=True)
 
     # ------------------------------------------------------------------ update / forget
-    def update(self, memory_id: str, text: str, *, reason: str | None = None,
-               metadata: Mapping[str, Any] | None = None) -> MemoryWrite:
-        """Supersede the current version with a new text; the old version stays (valid_to set)."""
+    def update(self, memory_id: str, text: str, *, user_id: str | None = None,
+               agent_id: str | None = None, run_id: str | None = None,
+               reason: str | None = None, metadata: Mapping[str, Any] | None = None
+               ) -> MemoryWrite:
+        """Supersede the current version with a new text; the old version stays (valid_to set).
+
+        ``metadata`` is merged into the memory's; reserved keys (the scope, ``version``, ...)
+        are refused. A memory outside the given scope is :class:`NotFoundError`."""
+        self._check_id("memory_id", memory_id)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a memory needs non-empty text")
+        meta = self._check_metadata(metadata)
+        scope = self._scope(user_id, agent_id, run_id)
         with self._lock:
-            old = self._load(memory_id)
+            old = self._load(memory_id, scope=scope)
             now = self.clock()
             closed = {**old.state, "current": False, "valid_to": now}
-            new_state = {**old.state, **dict(metadata or {}), "version": old.version + 1,
+            new_state = {**old.state, **meta, "version": old.version + 1,
                          "valid_from": now, "last_seen": now, "current": True}
             new_state.pop("valid_to", None)
             vector = self.memory.embedder.embed([text])[0]
@@ -416,19 +461,29 @@ class AgentMemory:
         version = new_state["version"] if new_state else old.version
         return MemoryWrite(old.id, version, change_id)
 
-    def forget(self, memory_id: str, *, reason: str | None = None) -> MemoryWrite:
+    def forget(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None, reason: str | None = None) -> MemoryWrite:
         """Close the current version (it stays in history and in ``as_of`` searches)."""
+        self._check_id("memory_id", memory_id)
+        scope = self._scope(user_id, agent_id, run_id)
         with self._lock:
-            old = self._load(memory_id)
+            old = self._load(memory_id, scope=scope)
             now = self.clock()
             closed = {**old.state, "current": False, "valid_to": now}
             return self._supersede(old, closed, None, None, None, now, "forget", reason)
 
     # ------------------------------------------------------------------ history / undo
-    def history(self, memory_id: str) -> list[Change]:
+    def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+                run_id: str | None = None) -> list[Change]:
         """Every change that touched the memory, oldest first, with before/after states."""
-        t = changes_table
+        self._check_id("memory_id", memory_id)
+        scope = self._scope(user_id, agent_id, run_id)
+        t, v = changes_table, versions_table
         with self.db.read("reading memory history") as conn:
+            mine = conn.execute(self._scoped(sa.select(v.c.version).where(
+                v.c.memory_id == memory_id), scope).limit(1)).first()
+            if mine is None:
+                raise NotFoundError(f"no memory {memory_id!r}")
             rows = conn.execute(sa.select(t).order_by(t.c.seq)).fetchall()
         out = []
         for r in rows:
@@ -440,31 +495,43 @@ class AgentMemory:
             raise NotFoundError(f"no memory {memory_id!r}")
         return out
 
-    def versions(self, memory_id: str) -> list[Memory]:
+    def versions(self, memory_id: str, *, user_id: str | None = None,
+                 agent_id: str | None = None, run_id: str | None = None) -> list[Memory]:
         """Every version of a memory, oldest first (texts are never removed)."""
+        self._check_id("memory_id", memory_id)
+        return self._versions(memory_id, self._scope(user_id, agent_id, run_id))
+
+    def _versions(self, memory_id: str, scope: Mapping[str, str]) -> list[Memory]:
         t = versions_table
         with self.db.read("reading memory versions") as conn:
-            rows = conn.execute(sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state)
-                                .where(t.c.memory_id == memory_id).order_by(t.c.version)).fetchall()
+            rows = conn.execute(self._scoped(
+                sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state)
+                .where(t.c.memory_id == memory_id), scope).order_by(t.c.version)).fetchall()
         if not rows:
             raise NotFoundError(f"no memory {memory_id!r}")
         return [Memory(r.memory_id, r.version, r.text, json.loads(r.state)) for r in rows]
 
-    def get(self, memory_id: str) -> Memory:
-        """The current version."""
-        return self._load(memory_id)
+    def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+            run_id: str | None = None) -> Memory:
+        """The current version of a memory of the given scope."""
+        self._check_id("memory_id", memory_id)
+        return self._load(memory_id, scope=self._scope(user_id, agent_id, run_id))
 
-    def undo(self, change_id: str, *, reason: str | None = None) -> str:
+    def undo(self, change_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+             run_id: str | None = None, reason: str | None = None) -> str:
         """Restore every version a change touched to its state before the change.
 
         Later changes to the same versions must be undone first (else :class:`ConflictError`).
+        A change that touched a memory outside the given scope is :class:`NotFoundError`.
         Returns the id of the undo change (itself in the history).
         """
+        self._check_id("change_id", change_id)
+        scope = self._scope(user_id, agent_id, run_id)
         with self._lock:
             t = changes_table
             with self.db.read("reading a change") as conn:
                 row = conn.execute(sa.select(t).where(t.c.change_id == change_id)).first()
-                if row is None:
+                if row is None or not self._within(conn, json.loads(row.payload), scope):
                     raise NotFoundError(f"no change {change_id!r}")
                 later = conn.execute(sa.select(t).where(t.c.seq > row.seq,
                                                         t.c.undone_by.is_(None),
@@ -696,7 +763,7 @@ class AgentMemory:
         source_ids = earlier + [m.id for m in members]
         inputs = [(m.text, v) for m, v in group.members]
         if earlier:
-            prior = [self.versions(i)[-1] for i in earlier]
+            prior = [self._versions(i, scope)[-1] for i in earlier]
             prior_vecs = self.memory.store.get_vectors([_chunk_id(p.id, p.version) for p in prior])
             inputs = [(p.text, v) for p, v in zip(prior, prior_vecs)] + inputs
         text = self._summary_text(inputs, max_sentences, summarizer)
