@@ -256,3 +256,72 @@ def test_eval_downloads_a_beir_archive(capsys: pytest.CaptureFixture[str], tmp_p
         httpd.server_close()
     assert hits == ["/mini.zip"]
     assert (tmp_path / "cache" / "datasets" / "mini" / "corpus.jsonl").exists()
+
+
+def _two_data_sets(tmp_path: Path) -> tuple[Path, Path]:
+    """Two data sets over the sample's corpus: one tunes on q1-q6 (reports on test), the other
+    on q7-q12 (reports on dev)."""
+    one = _split_sample(tmp_path)
+    src = Path(__file__).resolve().parents[1] / "vecmem" / "data" / "sample"
+    corpus = [json.loads(line) for line in (src / "corpus.jsonl").open()]
+    queries = [json.loads(line) for line in (src / "queries.jsonl").open()]
+    rows = [line.rstrip("\n").split("\t") for line in (src / "qrels" / "test.tsv").open()][1:]
+    train = [(q, d, int(s)) for q, d, s in rows if int(q[1:]) > 6]
+    dev = [(q, d, int(s)) for q, d, s in rows if int(q[1:]) <= 6]
+    return one, write_beir(tmp_path / "other", corpus, queries, {"train": train, "dev": dev})
+
+
+def test_tune_on_two_data_sets_reports_each_on_its_held_out_split(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    one, other = _two_data_sets(tmp_path)
+    code, out, _ = run_cli(capsys, "--embedder", "hashing", "tune", str(one), str(other),
+                           "--cache", ":memory:", "--k1", "0.9,1.5", "--b", "0.4,0.75",
+                           "--rrf-ks", "10,60", "--weights", "1,2", "--alphas", "0.5",
+                           "--candidates", "100", "--report", "test,dev", "--json")
+    assert code == 0
+    out_json = json.loads(out)
+    assert out_json["dataset"] == "split+other" and out_json["objective"] == "worst"
+    assert sorted(out_json["chosen"]["margins"]) == ["other", "split"]
+    assert sorted(out_json["legs_by_dataset"]) == ["other", "split"]
+    assert all(sorted(r["per_dataset"]) == ["other", "split"] for r in out_json["bm25_grid"])
+    assert [(r["dataset"], r["split"]) for r in out_json["report"]] == (
+        [("split", "test")] * 3 + [("other", "dev")] * 3)
+    code, out, _ = run_cli(capsys, "--embedder", "hashing", "tune", str(one), str(other),
+                           "--cache", ":memory:", "--k1", "1.2", "--b", "0.75", "--rrf-ks", "60",
+                           "--weights", "1", "--alphas", "", "--candidates", "100")
+    assert code == 0 and "DEFAULT_FUSION = Fusion(method='rrf', k=60" in out
+    assert "objective worst): split: hybrid" in out
+
+
+def test_worst_rule_holds_on_every_data_set() -> None:
+    """Each setting's per-data-set scores are the single-data-set tuning's; the chosen one has
+    the largest smallest margin over the better leg, and BM25 the smallest worst shortfall."""
+    from vecmem.evaluation.tune import tune_dataset, tune_datasets
+
+    a, b = load_sample(), load_sample()
+    b.name = "copy"
+    b.qrels = {q: r for q, r in b.qrels.items() if int(q[1:]) > 6}
+    b.queries = {q: t for q, t in b.queries.items() if q in b.qrels}
+    opts = dict(embedder="hashing", cache=":memory:", k1s=(0.9, 1.5), bs=(0.4, 0.75),
+                rrf_ks=(10, 60), weights=(1.0, 2.0), alphas=(0.3, 0.7), candidate_depths=(100,),
+                tolerance=0.0)
+    both = tune_datasets([a, b], **opts)  # type: ignore[arg-type]
+    assert both.best.worst_margin == max(g.worst_margin for g in both.grid)
+    assert max(r["worst_shortfall"] for r in both.bm25_grid) == next(
+        r["worst_shortfall"] for r in both.bm25_grid
+        if (r["k1"], r["b"]) == both.bm25[:2])
+    for ds in (a, b):
+        alone = tune_dataset(ds, **{**opts, "k1s": (both.bm25[0],), "bs": (both.bm25[1],)})
+        legs = alone.legs
+        for g, g1 in zip(both.grid, alone.grid):
+            assert g.fusion == g1.fusion
+            assert g.per_dataset[ds.name] == pytest.approx(g1.scores["ndcg@10"])
+            assert g.margins[ds.name] == pytest.approx(
+                g1.scores["ndcg@10"] - max(legs["vector"]["ndcg@10"],
+                                           legs["keyword"]["ndcg@10"]))
+    lopsided = GridPoint(Fusion("convex", alpha=0.2), 100, {"ndcg@10": 0.74},
+                         margins={"x": 0.08, "y": -0.01})
+    balanced = GridPoint(Fusion("convex", alpha=0.5), 100, {"ndcg@10": 0.72},
+                         margins={"x": 0.02, "y": 0.01})
+    assert choose([lopsided, balanced], "ndcg@10", 0.0, "worst").fusion.alpha == 0.5
+    assert choose([lopsided, balanced], "ndcg@10", 0.0, "mean").fusion.alpha == 0.2

@@ -44,21 +44,39 @@ def _floats(text: str) -> list[float]:
     return _csv(text, float)
 
 
-def _load(args: argparse.Namespace, split: str) -> BeirDataset:
-    path = SAMPLE_PATH if args.path == "sample" else Path(args.path)
-    if args.download and args.path != "sample" and not path.is_dir():
-        path = download_beir(args.path, default_cache_dir() / "datasets", base_url=args.beir_url)
+def _folder(args: argparse.Namespace, name: str) -> Path:
+    path = SAMPLE_PATH if name == "sample" else Path(name)
+    if args.download and name != "sample" and not path.is_dir():
+        path = download_beir(name, default_cache_dir() / "datasets", base_url=args.beir_url)
+    return path
+
+
+def _load(args: argparse.Namespace, split: str, name: str | None = None) -> BeirDataset:
+    name = args.path if name is None else name
+    path = _folder(args, name)
     ds = load_beir(path, split=split, limit_docs=args.limit_docs,
                    limit_queries=args.limit_queries)
-    if args.path == "sample":
+    if name == "sample":
         ds.name = "vecmem-sample"
     if not ds.queries:
         raise ConfigurationError(f"{path}: no judged queries in qrels/{split}.tsv")
     return ds
 
 
-def _dataset_args(p: argparse.ArgumentParser, split: str) -> None:
-    p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or 'sample'")
+def _report_split(args: argparse.Namespace, name: str, splits: Sequence[str]) -> str | None:
+    """The first of ``splits`` that data set ``name`` has judgements for."""
+    folder = _folder(args, name)
+    return next((s for s in splits if (folder / "qrels" / f"{s}.tsv").is_file()), None)
+
+
+def _dataset_args(p: argparse.ArgumentParser, split: str, *, several: bool = False) -> None:
+    if several:
+        p.add_argument("path", nargs="+", help="one or more BEIR folders (corpus.jsonl, "
+                       "queries.jsonl, qrels/) or 'sample'; with several, one set of settings "
+                       "is chosen for all of them")
+    else:
+        p.add_argument("path",
+                       help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or 'sample'")
     p.add_argument("--split", default=split, help=f"qrels split (default {split})")
     p.add_argument("--embedder", default=argparse.SUPPRESS,
                    help="model name or 'hashing' (default all-MiniLM-L6-v2)")
@@ -206,65 +224,90 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.split == "test" and not args.allow_test:
         raise ConfigurationError("tune on a train or dev split, never on test (the split you "
                                  "report); pass --allow-test if this data set has no other")
-    ds = _load(args, args.split)
+    names = list(args.path)
+    several = len(names) > 1
+    objective = args.objective or ("worst" if several else "robust")
+    sets = [_load(args, args.split, name) for name in names]
     toks = [DefaultTokenizer()] + ([DefaultTokenizer(stem=None)] if args.compare_stemming else [])
     embedder = getattr(args, "embedder", None)
     cache = args.cache or default_cache_path()
     def grid(value: list[Any] | None, default: Sequence[Any]) -> Sequence[Any]:
         return default if value is None else value
 
-    result = tune.tune_dataset(
-        ds, embedder=embedder, cache=cache, metric=args.metric, tokenizers=toks,
+    options: dict[str, Any] = dict(
+        embedder=embedder, cache=cache, metric=args.metric, tokenizers=toks,
         k1s=grid(args.k1, tune.K1S), bs=grid(args.b, tune.BS),
         rrf_ks=grid(args.rrf_ks, tune.RRF_KS), weights=grid(args.weights, tune.WEIGHTS),
         alphas=grid(args.alphas, tune.ALPHAS),
         candidate_depths=grid(args.candidates, tune.CANDIDATE_DEPTHS),
-        tolerance=args.tolerance, objective=args.objective, split=args.split,
-        progress=not args.json,
-    )
-    report = None
+        tolerance=args.tolerance, objective=objective, split=args.split,
+        progress=not args.json)
+    result = (tune.tune_datasets(sets, **options) if several
+              else tune.tune_dataset(sets[0], **options))
+    reports: list[ModeResult] = []
     if args.report:
-        if args.report == args.split:
+        wanted = _csv(args.report)
+        if args.split in wanted:
             raise ConfigurationError("--report must name another split than the one tuned on")
-        test = _load(args, args.report)
-        mem = index_dataset(test, embedder=embedder, cache=cache, fusion=result.fusion,
-                            candidates=result.candidates, bm25=result.bm25,
-                            tokenizer=get_tokenizer(result.tokenizer))
-        try:
-            report = evaluate_memory(mem, test, split=args.report)
-        finally:
-            mem.close()
+        for name in names:
+            split = _report_split(args, name, wanted)
+            if split is None:
+                if not several:
+                    raise ConfigurationError(f"{name}: no qrels for --report {args.report}")
+                continue
+            held = _load(args, split, name)
+            mem = index_dataset(held, embedder=embedder, cache=cache, fusion=result.fusion,
+                                candidates=result.candidates, bm25=result.bm25,
+                                tokenizer=get_tokenizer(result.tokenizer))
+            try:
+                reports += evaluate_memory(mem, held, split=split)
+            finally:
+                mem.close()
     if args.json:
         out = result.to_dict()
-        if report is not None:
-            out["report"] = [r.summary() for r in report]
+        if args.report:
+            out["report"] = [r.summary() for r in reports]
         print(json.dumps(out))
         return 0
     m = args.metric
-    print(f"tuned on {ds.name} {args.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents")
-    print(f"\nBM25 (keyword leg), best of {len(result.bm25_grid)}:")
-    ranked = sorted(result.bm25_grid, key=lambda r: -r[m])
+    for ds in sets:
+        print(f"tuned on {ds.name} {args.split}: {len(ds.queries)} queries, "
+              f"{len(ds.corpus)} documents")
+    rule = ("the smallest worst shortfall from each data set's best" if several
+            and objective != "mean" else "the best mean")
+    print(f"\nBM25 (keyword leg), {len(result.bm25_grid)} settings, chosen by {rule}:")
+    ranked = sorted(result.bm25_grid, key=lambda r: (-r.get("worst_shortfall", r[m]), -r[m]))
     shown = ranked[:5] + [next(r for r in ranked if r["tokenizer"] == t)
                           for t in dict.fromkeys(r["tokenizer"] for r in ranked[5:])
                           if t not in {r["tokenizer"] for r in ranked[:5]}]
     for row in shown:
+        per = "".join(f"  {n} {v:.4f}" for n, v in row.get("per_dataset", {}).items())
         print(f"  {row['tokenizer']:<32} k1={row['k1']:<4g} b={row['b']:<5g} "
-              f"{metric_label(m)} {row[m]:.4f}")
-    print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
-    key = ((lambda g: -g.worst_gap) if result.objective == "robust" else
-           (lambda g: -g.scores[m]))
-    print(f"\nfusion, best 10 of {len(result.grid)} settings by the {result.objective} objective "
-          f"({metric_label(m)}, Recall@100, gap to the vector / keyword leg where it wins):")
-    for g in sorted(result.grid, key=key)[:10]:
-        print(f"  {g.describe():<52} {g.scores[m]:.4f}  {g.scores.get('recall@100', 0):.4f}  "
-              f"{g.gaps[0]:+.4f} {g.gaps[1]:+.4f}")
-    print(f"\nchosen (best {result.objective} objective within {args.tolerance}, then the fewest "
+              f"{metric_label(m)} {row[m]:.4f}{per}")
+    if result.legs_by_dataset:
+        for n, legs in result.legs_by_dataset.items():
+            print(f"\nsingle legs on {n}: "
+                  + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in legs.items()))
+    else:
+        print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
+    explain = {"robust": "gap to the vector / keyword leg where it wins",
+               "worst": "fused minus the better leg on each data set",
+               "mean": "gap to the vector / keyword leg where it wins"}[objective]
+    print(f"\nfusion, best 10 of {len(result.grid)} settings by the {objective} objective "
+          f"({metric_label(m)}, Recall@100, {explain}):")
+    for g in sorted(result.grid, key=lambda g: -tune.objective_value(g, m, objective))[:10]:
+        extra = ("".join(f" {v:+.4f}" for v in g.margins.values()) if objective == "worst"
+                 else f" {g.gaps[0]:+.4f} {g.gaps[1]:+.4f}")
+        print(f"  {g.describe():<52} {g.scores[m]:.4f}  {g.scores.get('recall@100', 0):.4f} "
+              f"{extra}")
+    print(f"\nchosen (best {objective} objective within {args.tolerance}, then the fewest "
           f"candidates): {result.best.describe()}, "
           f"bm25 k1={result.bm25[0]:g} b={result.bm25[1]:g}")
     print("\n" + result.constants())
-    if report is not None:
-        print(f"\nreport on {args.report} (chosen settings, not tuned on it):")
-        print(_table(report, 10, 100))
+    for name in dict.fromkeys(r.dataset for r in reports):
+        rows = [r for r in reports if r.dataset == name]
+        print(f"\nreport on {name} {rows[0].split} (chosen settings, not tuned on it):")
+        print(_table(rows, 10, 100))
     return 0
 
 
@@ -302,9 +345,11 @@ def register(subparsers: Any) -> None:
     t = subparsers.add_parser("tune", help="choose fusion and BM25 settings on a train split",
                               description="Grid-search BM25 k1/b and hybrid fusion (RRF k and "
                               "weights, convex alpha, candidate depth) on a train or dev split.")
-    _dataset_args(t, "train")
+    _dataset_args(t, "train", several=True)
     t.add_argument("--metric", default="ndcg@10")
-    t.add_argument("--report", metavar="SPLIT", help="then evaluate the choice on SPLIT (test)")
+    t.add_argument("--report", metavar="SPLIT[,SPLIT]",
+                   help="then evaluate the choice on SPLIT (e.g. test); with several data sets, "
+                   "each on the first of the listed splits it has (e.g. test,dev)")
     t.add_argument("--compare-stemming", action="store_true",
                    help="also try the tokenizer without stemming")
     t.add_argument("--k1", type=_floats, default=None, help="BM25 k1 grid, comma-separated")
@@ -314,9 +359,10 @@ def register(subparsers: Any) -> None:
                    help="vector-leg weight grid (keyword weight 1)")
     t.add_argument("--alphas", type=_floats, default=None, help="convex alpha grid ('' for none)")
     t.add_argument("--candidates", type=_ints, default=None, help="candidate depth grid")
-    t.add_argument("--objective", choices=["robust", "mean"], default="robust",
-                   help="robust (default): the smallest loss to the better leg on the queries it "
-                   "wins; mean: the best mean metric")
+    t.add_argument("--objective", choices=["robust", "mean", "worst"], default=None,
+                   help="worst (default with several data sets): the largest smallest margin over "
+                   "the data sets of fused minus the better leg; robust (default with one): the "
+                   "smallest loss to the better leg on the queries it wins; mean: the best mean")
     t.add_argument("--tolerance", type=float, default=0.002,
                    help="prefer fewer candidates within this much of the best (default 0.002)")
     t.add_argument("--allow-test", action="store_true", help=argparse.SUPPRESS)

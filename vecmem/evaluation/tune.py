@@ -20,6 +20,12 @@
    tuned on. ``objective="mean"``: the best mean metric. Either way, among settings within
    ``tolerance`` of the best objective: the fewest candidates (cheapest), then the best mean.
 
+Several data sets at once (``vecmem tune A B --split train`` or :func:`tune_datasets`): one set of
+defaults for all of them, chosen by the ``worst`` rule -- BM25 by the smallest worst shortfall
+from each data set's best keyword score, fusion by the largest smallest margin over the data sets
+of fused minus that data set's better leg. A default must hold on data it was not tuned on, so
+it is judged by the data set it fits worst, not by an average the easier one dominates.
+
 Only after the choice is made may the caller score it on the test split (``--report test``).
 
 >>> from vecmem.datasets import load_sample
@@ -68,10 +74,19 @@ class GridPoint:
     scores: dict[str, float]
     gaps: tuple[float, float] = (0.0, 0.0)
     """Mean fused-minus-leg metric on the train queries the vector (keyword) leg wins."""
+    per_dataset: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    """With several data sets: the metric on each."""
+    margins: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    """With several data sets: the metric minus the better single leg's, on each."""
 
     @property
     def worst_gap(self) -> float:
         return min(self.gaps)
+
+    @property
+    def worst_margin(self) -> float:
+        """The smallest fused-minus-better-leg over the data sets (the ``worst`` objective)."""
+        return min(self.margins.values()) if self.margins else 0.0
 
     def describe(self) -> str:
         f = self.fusion
@@ -96,6 +111,8 @@ class TuneResult:
     legs: dict[str, dict[str, float]] = field(default_factory=dict)
     bm25_grid: list[dict[str, Any]] = field(default_factory=list)
     grid: list[GridPoint] = field(default_factory=list)
+    legs_by_dataset: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """With several data sets: each one's single-leg scores (``legs`` is their mean)."""
 
     @property
     def best(self) -> GridPoint:
@@ -107,10 +124,17 @@ class TuneResult:
         f, (k1, b, eps) = self.fusion, self.bm25
         legs = ", ".join(f"{m} {v[self.metric]:.4f}" for m, v in self.legs.items())
         gv, gk = self.best.gaps
+        if self.legs_by_dataset:
+            why = "; ".join(
+                f"{n}: hybrid {self.best.per_dataset[n]:.4f}, "
+                + ", ".join(f"{m} {v[self.metric]:.4f}" for m, v in legs_n.items())
+                for n, legs_n in self.legs_by_dataset.items())
+        else:
+            why = (f"hybrid {self.best.scores[self.metric]:.4f}; {legs}; gaps to the better leg "
+                   f"{gv:+.4f} (vector wins) {gk:+.4f} (keyword wins)")
         return "\n".join([
             (f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}, "
-             f"objective {self.objective}): hybrid {self.best.scores[self.metric]:.4f}; {legs}; "
-             f"gaps to the better leg {gv:+.4f} (vector wins) {gk:+.4f} (keyword wins)"),
+             f"objective {self.objective}): {why}"),
             (f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
              f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
              f"alpha={f.alpha}, adaptive={f.adaptive})"),
@@ -127,10 +151,13 @@ class TuneResult:
             "objective": self.objective,
             "chosen": {"fusion": dict(self.fusion.__dict__), "candidates": self.candidates,
                        "bm25": list(self.bm25), "tokenizer": self.tokenizer,
-                       "scores": self.best.scores, "gaps": list(self.best.gaps)},
+                       "scores": self.best.scores, "gaps": list(self.best.gaps),
+                       "per_dataset": self.best.per_dataset, "margins": self.best.margins},
             "legs": self.legs,
+            "legs_by_dataset": self.legs_by_dataset,
             "bm25_grid": sorted(self.bm25_grid, key=lambda r: -r[self.metric])[:top],
-            "top": [{"setting": g.describe(), **g.scores, "gaps": list(g.gaps)} for g in ranked],
+            "top": [{"setting": g.describe(), **g.scores, "gaps": list(g.gaps),
+                     "per_dataset": g.per_dataset, "margins": g.margins} for g in ranked],
             "grid_size": len(self.grid),
         }
 
@@ -247,23 +274,64 @@ def leg_gaps(
     return gap(vector, keyword), gap(keyword, vector)
 
 
-OBJECTIVES = ("robust", "mean")
+OBJECTIVES = ("robust", "mean", "worst")
+
+
+def objective_value(g: GridPoint, metric: str, objective: str) -> float:
+    """What :func:`choose` maximises: ``"robust"``, the worst gap to the better leg on the queries
+    each leg wins; ``"mean"``, the mean ``metric``; ``"worst"``, the smallest margin over the
+    data sets of fused minus the better single leg."""
+    if objective == "robust":
+        return g.worst_gap
+    if objective == "worst":
+        return g.worst_margin
+    return g.scores[metric]
 
 
 def choose(
     grid: Sequence[GridPoint], metric: str, tolerance: float, objective: str = "robust"
 ) -> GridPoint:
-    """Best objective (``"robust"``: the worst gap to the better leg; ``"mean"``: the mean
-    ``metric``); among points within ``tolerance`` of it, fewest candidates, then best mean."""
+    """Best objective (see :func:`objective_value`); among points within ``tolerance`` of it,
+    fewest candidates, then best mean."""
     if not grid:
         raise ConfigurationError("the tuning grid is empty")
     if objective not in OBJECTIVES:
         raise ConfigurationError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
-    def value(g: GridPoint) -> float:
-        return g.worst_gap if objective == "robust" else g.scores[metric]
-    top = max(value(g) for g in grid)
-    near = [g for g in grid if value(g) >= top - tolerance]
+    top = max(objective_value(g, metric, objective) for g in grid)
+    near = [g for g in grid if objective_value(g, metric, objective) >= top - tolerance]
     return min(near, key=lambda g: (g.candidates, -g.scores[metric]))
+
+
+def _fusion_grid_on(
+    dataset: BeirDataset,
+    fusions: Sequence[Fusion],
+    candidate_depths: Sequence[int],
+    *,
+    bm25: tuple[float, float, float],
+    tokenizer: Tokenizer,
+    embedder: Any,
+    cache: EmbeddingCache | str | Path | None,
+    metrics: Sequence[str],
+    depth: int,
+    progress: bool,
+) -> tuple[dict[str, dict[str, float]], list[GridPoint]]:
+    """Index ``dataset``, run each leg once per query and score every fusion setting offline:
+    ``({leg: means}, grid)``."""
+    mem = index_dataset(dataset, embedder=embedder, cache=cache, bm25=bm25, tokenizer=tokenizer,
+                        progress=progress)
+    try:
+        legs = collect_legs(mem, dataset.queries, depth=max(max(candidate_depths), depth))
+    finally:
+        mem.close()
+    leg_scores, per_query = {}, {}
+    for name, pick in (("keyword", 1), ("vector", 0)):
+        run = {q: _doc_run(q, [s.chunk.document_id for s in pair[pick][:depth]], depth)
+               for q, pair in legs.items()}
+        result = evaluate(dataset.qrels, run, metrics)
+        leg_scores[name], per_query[name] = result.means, result.per_query[metrics[0]]
+    grid = score_fusions(legs, dataset.qrels, fusions, candidate_depths, depth=depth,
+                         metrics=metrics, leg_scores=(per_query["vector"], per_query["keyword"]))
+    return leg_scores, grid
 
 
 def tune_dataset(
@@ -291,6 +359,12 @@ def tune_dataset(
     ``tokenizers`` defaults to the default tokenizer only; pass e.g. ``(DefaultTokenizer(),
     DefaultTokenizer(stem=None))`` to compare stemming; the chosen one is reported.
     """
+    if objective == "worst":
+        return tune_datasets(
+            [dataset], embedder=embedder, cache=cache, metric=metric, tokenizers=tokenizers,
+            k1s=k1s, bs=bs, rrf_ks=rrf_ks, weights=weights, alphas=alphas, methods=methods,
+            candidate_depths=candidate_depths, depth=depth, tolerance=tolerance,
+            objective=objective, split=split, progress=progress)
     parse_metric(metric)
     if not candidate_depths or min(candidate_depths) <= 0:
         raise ConfigurationError("candidate depths must be > 0")
@@ -301,25 +375,110 @@ def tune_dataset(
     best_bm25 = max(bm25_rows, key=lambda r: r[metric])
     bm25 = (float(best_bm25["k1"]), float(best_bm25["b"]), DEFAULT_BM25[2])
     tokenizer = next(t for t in toks if t.spec == best_bm25["tokenizer"])
-    mem = index_dataset(dataset, embedder=embedder, cache=cache, bm25=bm25, tokenizer=tokenizer,
-                        progress=progress)
-    try:
-        deepest = max(max(candidate_depths), depth)
-        legs = collect_legs(mem, dataset.queries, depth=deepest)
-        leg_scores, per_query = {}, {}
-        for name, pick in (("keyword", 1), ("vector", 0)):
-            run = {q: _doc_run(q, [s.chunk.document_id for s in pair[pick][:depth]], depth)
-                   for q, pair in legs.items()}
-            result = evaluate(dataset.qrels, run, metrics)
-            leg_scores[name], per_query[name] = result.means, result.per_query[metric]
-        grid = score_fusions(legs, dataset.qrels, fusion_grid(rrf_ks, weights, alphas, methods),
-                             candidate_depths, depth=depth, metrics=metrics,
-                             leg_scores=(per_query["vector"], per_query["keyword"]))
-    finally:
-        mem.close()
+    leg_scores, grid = _fusion_grid_on(
+        dataset, fusion_grid(rrf_ks, weights, alphas, methods), candidate_depths, bm25=bm25,
+        tokenizer=tokenizer, embedder=embedder, cache=cache, metrics=metrics, depth=depth,
+        progress=progress)
     best = choose(grid, metric, tolerance, objective)
     return TuneResult(dataset.name, split, metric, objective, bm25, tokenizer.spec, best.fusion,
                       best.candidates, leg_scores, bm25_rows, grid)
+
+
+def tune_datasets(
+    datasets: Sequence[BeirDataset],
+    *,
+    embedder: Any = None,
+    cache: EmbeddingCache | str | Path | None = None,
+    metric: str = "ndcg@10",
+    tokenizers: Sequence[Tokenizer] | None = None,
+    k1s: Sequence[float] = K1S,
+    bs: Sequence[float] = BS,
+    rrf_ks: Sequence[int] = RRF_KS,
+    weights: Sequence[float] = WEIGHTS,
+    alphas: Sequence[float] = ALPHAS,
+    methods: Sequence[str] = SCORE_METHODS,
+    candidate_depths: Sequence[int] = CANDIDATE_DEPTHS,
+    depth: int = 100,
+    tolerance: float = 0.002,
+    objective: str = "worst",
+    split: str = "train",
+    progress: bool = False,
+) -> TuneResult:
+    """Tune one set of defaults on several data sets (their train or dev splits) at once.
+
+    The rule (``objective="worst"``, the default) asks each setting to hold on every data set:
+
+    * BM25: the (tokenizer, k1, b) whose *largest shortfall* on any data set from that data set's
+      best keyword score of the grid is smallest (ties: the best mean);
+    * fusion: with that BM25, the (fusion, candidates) whose *smallest margin* over the data sets
+      of fused minus the better single leg is largest; within ``tolerance`` of it, the fewest
+      candidates, then the best mean over the data sets.
+
+    ``"robust"`` takes, per fusion setting, the worst of each data set's two gaps (see
+    :func:`leg_gaps`); ``"mean"`` the mean over data sets. Every grid point keeps its score and
+    margin on each data set (``GridPoint.per_dataset`` / ``margins``).
+
+    >>> from vecmem.datasets import load_sample
+    >>> a, b = load_sample(), load_sample()
+    >>> b.name = "again"
+    >>> result = tune_datasets([a, b], embedder="hashing", cache=":memory:", rrf_ks=(60,),
+    ...                        weights=(1.0,), alphas=(), candidate_depths=(100,), k1s=(1.2,),
+    ...                        bs=(0.75,))
+    >>> sorted(result.best.margins) == ["again", "vecmem-sample"]
+    True
+    """
+    parse_metric(metric)
+    if not datasets:
+        raise ConfigurationError("tune_datasets needs at least one data set")
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"data set names must differ, got {names}")
+    if not candidate_depths or min(candidate_depths) <= 0:
+        raise ConfigurationError("candidate depths must be > 0")
+    if objective not in OBJECTIVES:
+        raise ConfigurationError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+    metrics = list(dict.fromkeys([metric, "ndcg@10", f"recall@{depth}", "mrr@10"]))
+    toks = list(tokenizers or (DefaultTokenizer(),))
+    per_set = {d.name: tune_bm25(d, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics, depth=depth)
+               for d in datasets}
+    best_kw = {n: max(r[metric] for r in rows) for n, rows in per_set.items()}
+    bm25_rows = []
+    for i, first in enumerate(per_set[names[0]]):
+        scores = {n: per_set[n][i][metric] for n in names}
+        bm25_rows.append({
+            "tokenizer": first["tokenizer"], "k1": first["k1"], "b": first["b"],
+            **{m: float(np.mean([per_set[n][i][m] for n in names])) for m in metrics},
+            "per_dataset": scores,
+            "worst_shortfall": min(scores[n] - best_kw[n] for n in names),
+        })
+    key = "worst_shortfall" if objective != "mean" else metric
+    best_bm25 = max(bm25_rows, key=lambda r: (r[key], r[metric]))
+    bm25 = (float(best_bm25["k1"]), float(best_bm25["b"]), DEFAULT_BM25[2])
+    tokenizer = next(t for t in toks if t.spec == best_bm25["tokenizer"])
+    fusions = fusion_grid(rrf_ks, weights, alphas, methods)
+    legs: dict[str, dict[str, dict[str, float]]] = {}
+    grids: dict[str, list[GridPoint]] = {}
+    for d in datasets:
+        legs[d.name], grids[d.name] = _fusion_grid_on(
+            d, fusions, candidate_depths, bm25=bm25, tokenizer=tokenizer, embedder=embedder,
+            cache=cache, metrics=metrics, depth=depth, progress=progress)
+    grid = []
+    for i, point in enumerate(grids[names[0]]):
+        points = {n: grids[n][i] for n in names}
+        per = {n: p.scores[metric] for n, p in points.items()}
+        grid.append(GridPoint(
+            point.fusion, point.candidates,
+            {m: float(np.mean([p.scores[m] for p in points.values()])) for m in metrics},
+            (min(p.gaps[0] for p in points.values()), min(p.gaps[1] for p in points.values())),
+            per_dataset=per,
+            margins={n: per[n] - max(legs[n]["vector"][metric], legs[n]["keyword"][metric])
+                     for n in names}))
+    best = choose(grid, metric, tolerance, objective)
+    mean_legs = {leg: {m: float(np.mean([legs[n][leg][m] for n in names])) for m in metrics}
+                 for leg in ("keyword", "vector")}
+    return TuneResult("+".join(names), split, metric, objective, bm25, tokenizer.spec,
+                      best.fusion, best.candidates, mean_legs, bm25_rows, grid,
+                      legs_by_dataset=legs)
 
 
 __all__ = [
@@ -333,4 +492,6 @@ __all__ = [
     "score_fusions",
     "tune_bm25",
     "tune_dataset",
+    "tune_datasets",
+    "objective_value",
 ]
