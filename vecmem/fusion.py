@@ -15,8 +15,10 @@ above the rest (common words only) then counts less than one with a clear winner
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from operator import attrgetter
+from typing import Callable, Literal, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -83,36 +85,25 @@ def rrf(
     return out
 
 
+def _values(scores: Mapping[str, float]) -> np.ndarray:
+    return np.fromiter(scores.values(), np.float64, len(scores))
+
+
 def minmax(scores: Mapping[str, float]) -> dict[str, float]:
     """Min-max normalise to [0, 1]; all-equal scores map to 1."""
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    span = hi - lo
-    return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
+    return dict(zip(scores, _minmax(_values(scores)).tolist()))
 
 
 def dbsf(scores: Mapping[str, float]) -> dict[str, float]:
     """Distribution-based normalisation: ``(s - (mean - 3 std)) / (6 std)``, not clipped (the best
     candidates of a peaked leg land above 1); all-equal scores (or one score) map to 1."""
-    if not scores:
-        return {}
-    values = np.fromiter(scores.values(), np.float64, len(scores))
-    mean, std = float(values.mean()), float(values.std())
-    if std <= 0:
-        return {key: 1.0 for key in scores}
-    lo, span = mean - 3 * std, 6 * std
-    return {key: (s - lo) / span for key, s in scores.items()}
+    return dict(zip(scores, _dbsf(_values(scores)).tolist()))
 
 
 def confidence(scores: Mapping[str, float]) -> float:
     """How far a leg's best candidate stands out: ``(max - mean) / std`` of its scores (population
     std); 1.0 for a single candidate, 0.0 when all candidates tie (the leg ranks nothing)."""
-    if len(scores) < 2:
-        return 1.0
-    values = np.fromiter(scores.values(), np.float64, len(scores))
-    std = float(values.std())
-    return (float(values.max()) - float(values.mean())) / std if std > 0 else 0.0
+    return _confidence(_values(scores))
 
 
 def adaptive_alpha(alpha: float, vector_confidence: float, keyword_confidence: float) -> float:
@@ -122,48 +113,182 @@ def adaptive_alpha(alpha: float, vector_confidence: float, keyword_confidence: f
     return alpha * vector_confidence / total if total > 0 else alpha
 
 
+# ----------------------------------------------------------------------------- array forms
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """``values.mean()`` and ``values.std()``, bit for bit, in one pass of numpy's own steps
+    (the same pairwise sums; ``np.std`` alone costs ~6 us of call overhead on 100 values)."""
+    n = len(values)
+    mean = float(_SUM(values) / n)
+    dev = values - mean
+    np.multiply(dev, dev, out=dev)
+    return mean, math.sqrt(float(_SUM(dev) / n))
+
+
+_SUM = np.add.reduce
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    if not len(values):
+        return values
+    lo = values.min()
+    span = values.max() - lo
+    return (values - lo) / span if span > 0 else np.ones(len(values))
+
+
+def _dbsf(values: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+    if not len(values):
+        return values
+    mean, std = stats or _mean_std(values)
+    if std <= 0:
+        return np.ones(len(values))
+    return (values - (mean - 3 * std)) / (6 * std)
+
+
+def _confidence(values: np.ndarray, stats: tuple[float, float] | None = None) -> float:
+    if len(values) < 2:
+        return 1.0
+    mean, std = stats or _mean_std(values)
+    return (float(values.max()) - mean) / std if std > 0 else 0.0
+
+
+class Fused(NamedTuple):
+    """The top of a fusion as arrays, best first (see :func:`fuse_arrays`)."""
+
+    keys: np.ndarray
+    scores: np.ndarray
+    vector_rank: np.ndarray
+    """1-based rank of the key's (last) appearance in the vector leg, 0 where it is absent."""
+    keyword_rank: np.ndarray
+
+    def hits(self, chunk: Callable[[int], Chunk], vector_scores: np.ndarray,
+             keyword_scores: np.ndarray) -> list[Hit]:
+        """The hits, given each key's chunk and the legs' scores (in leg order)."""
+        vscores, kscores = vector_scores.tolist(), keyword_scores.tolist()
+        return [
+            Hit(chunk(key), s, Scores(
+                vector=vscores[vr - 1] if vr else None,
+                keyword=kscores[kr - 1] if kr else None,
+                vector_rank=vr or None,
+                keyword_rank=kr or None,
+                fused=s,
+            ))
+            for key, s, vr, kr in zip(self.keys.tolist(), self.scores.tolist(),
+                                      self.vector_rank.tolist(), self.keyword_rank.tolist())
+        ]
+
+
+def fuse_arrays(
+    vector_keys: np.ndarray,
+    vector_scores: np.ndarray,
+    keyword_keys: np.ndarray,
+    keyword_scores: np.ndarray,
+    fusion: Fusion,
+    *,
+    k: int,
+    name: Callable[[int], str],
+) -> Fused:
+    """Fuse two ranked legs given as integer keys (a store's row numbers) and scores, best first.
+
+    The union of the keys gets one position each, the fused scores are one numpy array, and the
+    ``k`` best are sorted by ``(-score, name(key))`` (``name``: the chunk id, for ties). Scores
+    are the per-chunk formulas of :class:`Fusion`, bit for bit; a key repeated within a leg
+    keeps its last score and rank, and RRF counts every appearance (as :func:`rrf` does).
+
+    >>> top = fuse_arrays(np.array([7, 3]), np.array([0.9, 0.1]), np.array([3]),
+    ...                   np.array([7.0]), Fusion(), k=2, name=str)
+    >>> top.keys.tolist(), top.vector_rank.tolist(), top.keyword_rank.tolist()
+    ([3, 7], [2, 1], [1, 0])
+    """
+    nv = len(vector_keys)
+    keys, at = np.unique(np.concatenate((vector_keys, keyword_keys)).astype(np.int64, copy=False),
+                         return_inverse=True)
+    m = len(keys)
+    vlast, vpos, vvals = _distinct(at[:nv], np.asarray(vector_scores, np.float64), m)
+    klast, kpos, kvals = _distinct(at[nv:], np.asarray(keyword_scores, np.float64), m)
+    if fusion.method == "rrf":
+        # per key 0.0 + w / (k + rank) over every appearance, vector leg first, as rrf() sums
+        contrib = np.concatenate((
+            fusion.vector_weight / (fusion.k + np.arange(1, nv + 1)),
+            fusion.keyword_weight / (fusion.k + np.arange(1, len(at) - nv + 1))))
+        fused = np.bincount(at, weights=contrib, minlength=m)
+    else:
+        vstats = _mean_std(vvals) if len(vvals) else (0.0, 0.0)
+        kstats = _mean_std(kvals) if len(kvals) else (0.0, 0.0)
+        if fusion.method == "convex":
+            nvec, nkw = _minmax(vvals), _minmax(kvals)
+        else:
+            nvec, nkw = _dbsf(vvals, vstats), _dbsf(kvals, kstats)
+        alpha = fusion.alpha
+        if fusion.adaptive and len(vvals) and len(kvals):
+            alpha = adaptive_alpha(alpha, _confidence(vvals, vstats), _confidence(kvals, kstats))
+        on_vec = np.zeros(m)
+        on_vec[vpos] = nvec
+        on_kw = np.zeros(m)
+        on_kw[kpos] = nkw
+        fused = alpha * on_vec + (1 - alpha) * on_kw
+    if 0 < k < m:  # the k best and all that tie the k-th, then an exact sort of those
+        cand = np.flatnonzero(fused >= np.partition(fused, m - k)[m - k])
+        if len(cand) < k:  # NaN scores: no cut-off to trust
+            cand = np.arange(m)
+    else:
+        cand = np.arange(m)
+    scores, names = fused[cand].tolist(), [name(x) for x in keys[cand].tolist()]
+    order = cand[sorted(range(len(cand)), key=lambda i: (-scores[i], names[i]))[:k]]
+    return Fused(keys[order], fused[order], vlast[order] + 1, klast[order] + 1)
+
+
+def _distinct(at: np.ndarray, values: np.ndarray, m: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A leg over ``m`` positions: the leg index of each position's last appearance (-1 where
+    absent), and its positions and scores once each, in first-appearance order (what a dict
+    filled in rank order holds)."""
+    n = len(at)
+    last = np.full(m, -1, dtype=np.intp)
+    if n < 2 or np.bincount(at, minlength=m).max() < 2:
+        last[at] = np.arange(n)
+        return last, at, values
+    idx = np.arange(n)
+    np.maximum.at(last, at, idx)
+    first = np.full(m, n, dtype=np.intp)
+    np.minimum.at(first, at, idx)
+    present = np.flatnonzero(last >= 0)
+    pos = present[np.argsort(first[present], kind="stable")]
+    return last, pos, values[last[pos]]
+
+
+_ID = attrgetter("id")
+
+
+def _split(scored: Sequence[Scored]) -> tuple[Sequence[Chunk], np.ndarray, list[str]]:
+    if not scored:
+        return (), np.zeros(0), []
+    chunks, values = zip(*scored)
+    return chunks, np.array(values, dtype=np.float64), list(map(_ID, chunks))
+
+
 def fuse(
     vector: Sequence[Scored], keyword: Sequence[Scored], fusion: Fusion, *, k: int
 ) -> list[Hit]:
-    """Fuse two legs into the top ``k`` hits, ties broken by chunk id for determinism."""
-    chunks: dict[str, Chunk] = {}
-    vec = {}
-    kw = {}
-    vrank = {}
-    krank = {}
-    for rank, (chunk, score) in enumerate(vector, start=1):
-        chunks.setdefault(chunk.id, chunk)
-        vec[chunk.id], vrank[chunk.id] = float(score), rank
-    for rank, (chunk, score) in enumerate(keyword, start=1):
-        chunks.setdefault(chunk.id, chunk)
-        kw[chunk.id], krank[chunk.id] = float(score), rank
-    if fusion.method == "rrf":
-        fused = rrf(
-            [[c.id for c, _ in vector], [c.id for c, _ in keyword]],
-            k=fusion.k,
-            weights=[fusion.vector_weight, fusion.keyword_weight],
-        )
-    else:
-        normalise = minmax if fusion.method == "convex" else dbsf
-        nv, nk = normalise(vec), normalise(kw)
-        alpha = fusion.alpha
-        if fusion.adaptive and vec and kw:
-            alpha = adaptive_alpha(alpha, confidence(vec), confidence(kw))
-        fused = {
-            key: alpha * nv.get(key, 0.0) + (1 - alpha) * nk.get(key, 0.0) for key in chunks
-        }
-    order = sorted(fused, key=lambda key: (-fused[key], key))[:k]
-    return [
-        Hit(
-            chunks[key],
-            fused[key],
-            Scores(
-                vector=vec.get(key),
-                keyword=kw.get(key),
-                vector_rank=vrank.get(key),
-                keyword_rank=krank.get(key),
-                fused=fused[key],
-            ),
-        )
-        for key in order
-    ]
+    """Fuse two legs into the top ``k`` hits, ties broken by chunk id for determinism.
+
+    Each chunk id becomes an integer key and :func:`fuse_arrays` does the work; only the top
+    ``k`` become :class:`Hit` objects.
+
+    >>> from vecmem.types import Chunk
+    >>> a, b = Chunk.create("a", 0, "x", id="a"), Chunk.create("b", 0, "y", id="b")
+    >>> [h.id for h in fuse([Scored(a, 0.9), Scored(b, 0.1)], [Scored(b, 7.0)], Fusion(), k=2)]
+    ['b', 'a']
+    """
+    vchunks, vvals, vids = _split(vector)
+    kchunks, kvals, kids = _split(keyword)
+    nv = len(vids)
+    key_of = dict(zip(vids, range(nv)))  # any one integer per id will do
+    new = set(kids).difference(key_of)
+    key_of.update(zip(new, range(nv, nv + len(new))))
+    id_of = dict(zip(key_of.values(), key_of))
+    top = fuse_arrays(np.fromiter(map(key_of.__getitem__, vids), np.int64, nv), vvals,
+                      np.fromiter(map(key_of.__getitem__, kids), np.int64, len(kids)), kvals,
+                      fusion, k=k, name=id_of.__getitem__)
+    # a hit carries the chunk of its id's first appearance (vector leg first)
+    first = dict(zip(reversed(vids + kids), reversed(vchunks + kchunks)))
+    return top.hits(lambda key: first[id_of[key]], vvals, kvals)

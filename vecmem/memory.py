@@ -403,13 +403,14 @@ class VectorMemory:
                 ]
             else:
                 f = fusion or self.fusion
+                top = depth if reranker is not None else k  # hits past k only feed a reranker
                 hybrid = getattr(self.store, "hybrid", None)
                 if self.store.capabilities.native_hybrid and hybrid is not None:
-                    hits = hybrid(qv, query, k=depth, candidates=depth, fusion=f, filter=flt)
+                    hits = hybrid(qv, query, k=top, candidates=depth, fusion=f, filter=flt)
                 else:
                     vec = self.store.query(qv, k=depth, filter=flt)
                     kw = self.store.keyword(query, k=depth, filter=flt)
-                    hits = fuse(vec, kw, f, k=depth)
+                    hits = fuse(vec, kw, f, k=top)
         del space
         if reranker is not None and hits:
             if hasattr(reranker, "rerank_vectors"):

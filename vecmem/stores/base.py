@@ -28,7 +28,8 @@ class Capabilities:
     native_keyword: bool = False
     """The BM25 leg runs inside the database (else a BM25Index is kept beside it)."""
     native_hybrid: bool = False
-    """``hybrid()`` fuses both legs in one round trip."""
+    """``hybrid()`` fuses both legs itself (one round trip to a database; one pass over the
+    arrays in memory)."""
     transactions: bool = False
     """A failed ``upsert`` leaves no partial writes."""
     concurrent_writers: bool = False

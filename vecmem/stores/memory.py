@@ -16,9 +16,10 @@ from vecmem._blas import single_threaded_blas
 from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import And, Cond, Filter, Not, _eq
+from vecmem.fusion import Fusion, fuse, fuse_arrays
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 # kinds of a metadata value, for vectorised filters
 _MISSING, _BOOL, _NUM, _STR, _LIST, _OTHER = range(6)
@@ -92,7 +93,7 @@ class MemoryStore:
     """
 
     name = "memory"
-    capabilities = Capabilities(native_keyword=True, transactions=True)
+    capabilities = Capabilities(native_keyword=True, native_hybrid=True, transactions=True)
 
     def __init__(self) -> None:
         self.space: EmbeddingSpace | None = None
@@ -287,31 +288,75 @@ class MemoryStore:
             raise InvalidInputError(f"k must be > 0, got {k}")
         q = validate_query_vector(vector, self._require_space().dim)
         with self._lock:
-            mask = self._mask(filter)
-            cand = np.flatnonzero(mask)
-            with single_threaded_blas():
-                sims = self._vectors[cand] @ q if len(cand) < self._next_slot // 2 else (
-                    self._vectors[: self._next_slot] @ q
-                )[cand]
-            return self._top(cand, sims, k)
-
-    def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
-        if len(cand) > k:
-            part = np.argpartition(-scores, k - 1)[:k]
-            cand, scores = cand[part], scores[part]
-        order = np.lexsort((cand, -scores))
-        return [Scored(self._chunks[cand[i]], float(scores[i])) for i in order]
+            return self._scored(*self._vector_top(q, k, self._filtered(filter)))
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         self._require_space()
         with self._lock:
-            if self._bm25 is None or self.tokenizer is None:
-                raise ConfigurationError("the store is used before connect(space)")
-            mask = None if filter is None else self._mask(filter)
-            slots, scores = self._bm25.top_k(self.tokenizer(text), k, mask)
-            return [Scored(self._chunks[s], float(x)) for s, x in zip(slots, scores)]
+            return self._scored(*self._keyword_top(text, k, self._filtered(filter)))
+
+    def hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        *,
+        k: int,
+        candidates: int,
+        fusion: Fusion,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
+        """Both legs and their fusion in one pass: the filter mask is computed once, the legs stay
+        arrays of slots, and only the top ``k`` become hits (:func:`vecmem.fusion.fuse_arrays`).
+        The result is :func:`vecmem.fusion.fuse` of :meth:`query` and :meth:`keyword` with
+        ``candidates`` each (the conformance suite holds every native hybrid to that)."""
+        if k <= 0 or candidates <= 0:
+            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+        if not self.capabilities.native_hybrid:  # a subclass with legs of its own
+            return fuse(self.query(vector, k=candidates, filter=filter),
+                        self.keyword(text, k=candidates, filter=filter), fusion, k=k)
+        q = validate_query_vector(vector, self._require_space().dim)
+        with self._lock:
+            mask = self._filtered(filter)
+            vslots, vscores = self._vector_top(q, candidates, mask)
+            kslots, kscores = self._keyword_top(text, candidates, mask)
+            chunks = self._chunks
+            top = fuse_arrays(vslots, vscores, kslots, kscores, fusion, k=k,
+                              name=lambda s: chunks[s].id)  # type: ignore[union-attr]
+            return top.hits(chunks.__getitem__, vscores, kscores)  # type: ignore[arg-type]
+
+    def _filtered(self, f: Filter | None) -> np.ndarray | None:
+        """The live slots matching ``f`` as a mask; ``None`` for no filter (the legs skip dead
+        slots themselves)."""
+        return None if f is None else self._mask(f)
+
+    def _vector_top(self, q: np.ndarray, k: int, mask: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar live slots (within ``mask``), best first, ties by slot."""
+        n = self._next_slot
+        if mask is None and len(self._slot_of) < n:  # some slots are dead
+            mask = self._live.view()
+        with single_threaded_blas():
+            if mask is None:
+                return _best(None, self._vectors[:n] @ q, k)
+            cand = np.flatnonzero(mask)
+            sims = self._vectors[cand] @ q if len(cand) < n // 2 else (self._vectors[:n] @ q)[cand]
+        return _best(cand, sims, k)
+
+    def _keyword_top(self, text: str, k: int, mask: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        if self._bm25 is None or self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        return self._bm25.top_k(self.tokenizer(text), k, mask)
+
+    def _scored(self, slots: np.ndarray, scores: np.ndarray) -> list[Scored]:
+        chunks = self._chunks
+        return [Scored(chunks[s], x)  # type: ignore[arg-type]
+                for s, x in zip(slots.tolist(), scores.tolist())]
+
+    def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
+        return self._scored(*_best(cand, scores, k))
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
@@ -343,3 +388,15 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+def _best(cand: np.ndarray | None, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of ``scores`` (over slots ``cand``; ``None``: slot = position), best first,
+    ties by slot."""
+    if len(scores) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        slots, scores = (part if cand is None else cand[part]), scores[part]
+    else:
+        slots = np.arange(len(scores)) if cand is None else cand
+    order = np.lexsort((slots, -scores))
+    return slots[order], scores[order]
