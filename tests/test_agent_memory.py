@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 
 from vecmem import VectorMemory
 from vecmem.agent_memory import AgentMemory
 from vecmem.errors import ConflictError, InvalidInputError, NotFoundError
+from vecmem.testing.tenancy import AgentMemoryTenancySuite
 
 
 class Clock:
@@ -306,3 +308,32 @@ def test_id_calls_need_a_scope_as_remember_does(am):
         with pytest.raises(InvalidInputError):
             call()
     assert am.get(w.memory_id, user_id="u").text == "a fact"
+
+
+# -- tenancy probes on each kind of store and history database ------------------------------
+class TestAgentMemoryTenancyInMemory(AgentMemoryTenancySuite):
+    @pytest.fixture
+    def backend(self, clock):
+        mem = AgentMemory(embedder="hashing", clock=clock)
+        yield mem
+        mem.close()
+
+
+class TestAgentMemoryTenancyEmbedded(AgentMemoryTenancySuite):
+    @pytest.fixture
+    def backend(self, tmp_path, clock):
+        mem = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
+                          db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
+        yield mem
+        mem.close()
+
+
+@pytest.mark.server
+class TestAgentMemoryTenancyPostgres(AgentMemoryTenancySuite):
+    @pytest.fixture
+    def backend(self, postgres_url, clock):
+        table = f"am_{uuid.uuid4().hex[:12]}"
+        mem = AgentMemory(VectorMemory(f"{postgres_url}?collection={table}",
+                                       embedder="hashing"), db=postgres_url, clock=clock)
+        yield mem
+        mem.close()

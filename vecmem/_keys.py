@@ -22,13 +22,20 @@ MAX_KEY = 191
 
 
 def check_name(kind: str, value: object, *, max_len: int = MAX_KEY) -> str:
-    """``value`` if it is a non-empty string of at most ``max_len`` characters without NUL."""
+    """``value`` if it is a non-empty string of at most ``max_len`` characters without NUL or
+    lone surrogates (which no database or file system can store)."""
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"{kind} must be a non-empty string, got {value!r}")
     if len(value) > max_len:
         raise InvalidInputError(f"{kind} is longer than {max_len} characters: {value[:40]!r}...")
     if "\x00" in value:
         raise InvalidInputError(f"{kind} contains a NUL byte: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(f"{kind} is not valid Unicode (a lone surrogate): "
+                                    f"{value!r}") from exc
     return value
 
 

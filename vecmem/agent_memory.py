@@ -46,6 +46,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sqlalchemy as sa
 
+from vecmem._keys import check_name
 from vecmem.chunking import split_sentences
 from vecmem.db import Database, Key, Migration, open_database
 from vecmem.errors import ConflictError, InvalidInputError, NotFoundError
@@ -227,8 +228,7 @@ class AgentMemory:
         if not scope:
             raise InvalidInputError("a memory needs a scope: user_id, agent_id or run_id")
         for k, v in scope.items():
-            if not isinstance(v, str) or not v:
-                raise InvalidInputError(f"{k} must be a non-empty string")
+            check_name(k, v)  # a string the history database and every store can hold
         return scope
 
     @staticmethod

@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUITES = ("store_suite", "congruence", "conversations", "state", "checkpoints", "knowledge_fs")
+SUITES = ("store_suite", "congruence", "conversations", "state", "checkpoints", "knowledge_fs",
+          "tenancy")
 
 try:
     import pytest

@@ -15,7 +15,13 @@ from typing import Any, Callable
 import pytest
 
 from vecmem.checkpoints import CheckpointStoreBase, Retention, generate_key
-from vecmem.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from vecmem.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
+from vecmem.testing.tenancy import CheckpointTenancySuite
 
 MakeStore = Callable[[str], CheckpointStoreBase]
 
@@ -27,7 +33,7 @@ def _tick() -> float:
     return now
 
 
-class CheckpointStoreSuite:
+class CheckpointStoreSuite(CheckpointTenancySuite):
     """Conformance tests for checkpoint stores; override the ``backend`` fixture."""
 
     @pytest.fixture

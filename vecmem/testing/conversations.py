@@ -16,8 +16,14 @@ from typing import Any, Callable
 
 import pytest
 
-from vecmem.conversations import AsyncConversationStore, ConversationStore, Message, Usage
+from vecmem.conversations import (
+    AsyncConversationStore,
+    ConversationStore,
+    Message,
+    Usage,
+)
 from vecmem.errors import InvalidInputError, NotFoundError
+from vecmem.testing.tenancy import ConversationTenancySuite
 
 MakeStore = Callable[[str], ConversationStore]
 
@@ -30,7 +36,7 @@ def _tick() -> float:
     return now
 
 
-class ConversationStoreSuite:
+class ConversationStoreSuite(ConversationTenancySuite):
     """Conformance tests for conversation stores; override the ``backend`` fixture."""
 
     @pytest.fixture

@@ -23,13 +23,14 @@ from vecmem.knowledge_fs import (
     LockedKnowledgeStore,
     Subscription,
 )
+from vecmem.testing.tenancy import KnowledgeTenancySuite
 
 MakeStore = Callable[[str], KnowledgeStore]
 BAD_PATHS = ["relative.txt", "", "/a/../b", "/..", "/a/./b", "/a//b", "/a/\x00b", "/a/b/",
              "/", "/" + "x" * 256, 5]
 
 
-class KnowledgeStoreSuite:
+class KnowledgeStoreSuite(KnowledgeTenancySuite):
     """Conformance tests for knowledge stores; override the ``backend`` fixture."""
 
     @pytest.fixture

@@ -23,11 +23,12 @@ import pytest
 
 from vecmem.errors import ConflictError, InvalidInputError
 from vecmem.state import StateLock, StateStore
+from vecmem.testing.tenancy import StateTenancySuite
 
 MakeStore = Callable[[str], StateStore]
 
 
-class StateStoreSuite:
+class StateStoreSuite(StateTenancySuite):
     """Conformance tests for state stores; override the ``backend`` fixture."""
 
     @pytest.fixture
