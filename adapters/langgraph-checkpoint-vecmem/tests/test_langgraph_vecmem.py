@@ -64,6 +64,34 @@ def test_langgraph_conformance_suite(new_saver: Callable[..., VecmemSaver]) -> N
         c.value for c in ALL_CAPABILITIES}
 
 
+def test_no_tenant_name_reaches_another_tenants_threads(
+        new_saver: Callable[..., VecmemSaver]) -> None:
+    """vecmem.testing.tenancy's crafted names: none sees, lists, copies or deletes the
+    victim's checkpoints and pending writes."""
+    from vecmem._keys import MAX_TENANT
+    from vecmem.testing.tenancy import hostile_names, victim_name
+
+    name, thread = victim_name("lg"), f"th-{uuid.uuid4().hex[:8]}"
+    cfg = {"configurable": {"thread_id": thread}}
+    victim = _graph(new_saver(tenant=name))
+    victim.invoke({"log": ["secret"], "count": 0}, cfg)
+    saved = victim.checkpointer.get_tuple(cfg)
+    by_id = {"configurable": {**saved.config["configurable"]}}
+    before = [c.config for c in victim.checkpointer.list(cfg)]
+    for crafted in hostile_names(name, max_len=MAX_TENANT):
+        other = new_saver(tenant=crafted)
+        assert other.get_tuple(cfg) is None and other.get_tuple(by_id) is None, crafted
+        assert list(other.list(cfg)) == [], crafted
+        assert all(c.config["configurable"]["thread_id"] != thread
+                   for c in other.list(None)), crafted
+        other.copy_thread(thread, f"{thread}-stolen")
+        assert other.get_tuple({"configurable": {"thread_id": f"{thread}-stolen"}}) is None
+        other.delete_thread(thread)
+        other.prune([thread], strategy="delete")
+    assert [c.config for c in victim.checkpointer.list(cfg)] == before
+    assert victim.get_state(cfg).values == {"log": ["secret", "plan", "act1"], "count": 1}
+
+
 # ---------------------------------------------------------------- real graphs
 class State(TypedDict):
     log: Annotated[list[str], operator.add]
