@@ -3,12 +3,14 @@
 The tenant's folder name is :func:`vecmem._keys.file_name` of the tenant (``acme`` stays
 ``acme``, ``Acme`` is ``%41cme``, ``..`` is ``%2E%2E``), so no tenant reaches another's files or
 leaves ``root``; a folder written under the old spelling is renamed on first use. Each path is a
-real file (``/notes/a.md`` -> ``root/<tenant>/notes/a.md``), so the store can be
-browsed, grepped and edited with ordinary tools. Writes are atomic (temporary file + rename);
-appends hold an exclusive ``flock`` so concurrent appenders each get their own offset.
-Directories are removed with their last file. Symbolic links that lead out of the tenant's
-folder are refused. :meth:`DiskKnowledgeStore.on_change` delivers real file-system events
-(``watchdog``, extra ``watch``), including edits made outside vecmem.
+real file (``/notes/a.md`` -> ``root/<tenant>/notes/a.md``), so the store can be browsed,
+grepped and edited with ordinary tools; paths are kept as written, so on a case-insensitive
+file system (macOS, Windows) ``/A.md`` and ``/a.md`` are one file (the other backends keep them
+apart). Writes are atomic (temporary file + rename); appends hold an exclusive ``flock`` so
+concurrent appenders each get their own offset. Directories are removed with their last file.
+Symbolic links that lead out of the tenant's folder are refused.
+:meth:`DiskKnowledgeStore.on_change` delivers real file-system events (``watchdog``, extra
+``watch``), including edits made outside vecmem.
 """
 
 from __future__ import annotations

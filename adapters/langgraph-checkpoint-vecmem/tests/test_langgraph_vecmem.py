@@ -264,6 +264,11 @@ def test_bad_input_raises_typed_errors_and_stores_nothing(
                   {"source": "input", "step": -1, "bad": object()}, {})  # type: ignore[typeddict-unknown-key]
     with pytest.raises(InvalidInputError):
         saver.put({"configurable": {"thread_id": "x" * 500, "checkpoint_ns": ""}}, cp, {}, {})
+    for thread in ["a\ud800b", "a\x00b"]:  # a lone surrogate reached the driver untyped
+        with pytest.raises(InvalidInputError):
+            saver.put({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}, cp, {}, {})
+        with pytest.raises(InvalidInputError):
+            saver.get_tuple({"configurable": {"thread_id": thread}})
     with pytest.raises(InvalidInputError):
         saver.put_writes({"configurable": {"thread_id": "t"}}, [("c", 1)], "task")
     with pytest.raises(InvalidInputError):

@@ -45,7 +45,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 
-from vecmem._keys import MAX_KEY, MAX_TENANT, to_json
+from vecmem._keys import MAX_KEY, MAX_TENANT, check_name, to_json
 from vecmem.checkpoints import SQLCheckpointStore
 from vecmem.checkpoints.codec import Cipher
 from vecmem.db import Blob, Database, Key, Migration, Text
@@ -97,6 +97,8 @@ def _text(kind: str, value: Any, max_len: int, *, empty: bool = False) -> str:
         raise InvalidInputError(
             f"{kind} must be a{'' if empty else ' non-empty'} string of at most {max_len} "
             f"characters without NUL, got {value!r}")
+    if value and not value.isascii():
+        check_name(kind, value, max_len=max_len)  # lone surrogates: no driver can store them
     return value
 
 
