@@ -177,12 +177,18 @@ BAD_CALLS: list[tuple[str, Callable[[VectorMemory, Path], Any], type[Exception]]
     ("NaN query vector", lambda m, p: m.search_by_vector([math.nan] * 64), InvalidInputError),
     ("query vector dim", lambda m, p: m.search_by_vector([0.1] * 63), DimensionMismatchError),
     ("rerank without reranker", lambda m, p: m.search("q", rerank=True), ConfigurationError),
-    ("non-UTF-8 file", lambda m, p: m.add_files(p / "latin1.txt"), DocumentReadError),
+    # on_error="raise": the first unreadable file raises and nothing is written (the default,
+    # "report", lists it in the result and adds the others: tests/test_documents.py)
+    ("non-UTF-8 file", lambda m, p: m.add_files(p / "latin1.txt", on_error="raise"),
+     DocumentReadError),
     ("missing file", lambda m, p: m.add_files(p / "nope.txt"), DocumentReadError),
-    ("unsupported file", lambda m, p: m.add_files(p / "data.bin"), DocumentReadError),
-    ("bad JSONL", lambda m, p: m.add_files(p / "bad.jsonl"), DocumentReadError),
-    ("JSON without text", lambda m, p: m.add_files(p / "notext.json"), DocumentReadError),
-    ("folder with a bad file", lambda m, p: m.add_files(p), DocumentReadError),
+    ("unsupported file", lambda m, p: m.add_files(p / "data.bin", on_error="raise"),
+     DocumentReadError),
+    ("bad JSONL", lambda m, p: m.add_files(p / "bad.jsonl", on_error="raise"), DocumentReadError),
+    ("JSON without text", lambda m, p: m.add_files(p / "notext.json", on_error="raise"),
+     DocumentReadError),
+    ("folder with a bad file", lambda m, p: m.add_files(p, on_error="raise"), DocumentReadError),
+    ("on_error value", lambda m, p: m.add_files(p, on_error="ignore"), InvalidInputError),  # type: ignore[arg-type]
 ]
 
 

@@ -4,6 +4,8 @@
   overlap; measures length in characters or in tokens of the embedder's tokenizer.
 * :class:`SentenceSplitter` -- packs whole sentences up to the size.
 * :class:`MarkdownSplitter` -- splits at headings first, then recursively.
+* :func:`split_elements` -- a loaded file's structure (pages, slides, sheets, sections, tables)
+  first, then any chunker inside each part.
 
 A chunker has a ``spec`` string recorded in the store, and ``split(text) -> list[str]``.
 """
@@ -11,9 +13,10 @@ A chunker has a ``spec`` string recorded in the store, and ``split(text) -> list
 from __future__ import annotations
 
 import re
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from vecmem.errors import ConfigurationError
+from vecmem.types import Element
 
 LengthFn = Callable[[str], int]
 
@@ -209,3 +212,60 @@ class MarkdownSplitter:
         if any(x.strip() for x in current):
             sections.append("\n".join(current))
         return [c for s in sections for c in self._inner.split(s)]
+
+
+def _part_key(e: Element) -> tuple[Any, ...]:
+    return (e.record, e.page, e.slide, e.sheet, e.heading)
+
+
+def split_elements(elements: Sequence[Element], chunker: Chunker) -> list[tuple[str, dict[str, Any]]]:
+    """Chunks of a loaded file as ``(text, location metadata)``: no chunk crosses a page, slide,
+    sheet, section (heading path) or record, and a table is chunked alone, at row boundaries
+    when ``chunker`` splits on lines (the recursive splitters do), with its first row (the
+    header) repeated at the top of each later chunk.
+
+    >>> parts = split_elements([Element("Intro", kind="heading", page=1, heading=("Intro",)),
+    ...                         Element("Hello there.", page=1, heading=("Intro",)),
+    ...                         Element("Next page.", page=2, heading=("Intro",))],
+    ...                        RecursiveSplitter(100, 0))
+    >>> [(t, m["page"]) for t, m in parts]
+    [('Intro\\n\\nHello there.', 1), ('Next page.', 2)]
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    run: list[Element] = []
+    titles: list[str] = []  # headings with no body of their own, carried into the next part
+
+    def emit(pieces: list[str], where: dict[str, Any]) -> None:
+        if titles and pieces:  # a heading is no chunk of its own: it leads the first one
+            pieces[0] = "\n\n".join([*titles, pieces[0]])
+            titles.clear()
+        out.extend((piece, where) for piece in pieces)
+
+    def flush(*, last: bool = False) -> None:
+        lead = 0
+        while lead < len(run) and run[lead].kind == "heading":
+            lead += 1
+        titles.extend(e.text.strip() for e in run[:lead])
+        body = "\n\n".join(e.text.strip() for e in run[lead:])
+        if body:
+            emit(chunker.split(body), run[-1].location())
+        elif last and titles:
+            out.append(("\n\n".join(titles), run[-1].location() if run else {}))
+            titles.clear()
+        run.clear()
+
+    for e in elements:
+        if not e.text.strip():
+            continue
+        if e.kind == "table":
+            flush()
+            header = e.text.strip().split("\n", 1)[0]
+            pieces = chunker.split(e.text)
+            emit([p if i == 0 or p.startswith(header) else f"{header}\n{p}"
+                  for i, p in enumerate(pieces)], e.location())
+            continue
+        if run and _part_key(run[0]) != _part_key(e):
+            flush()
+        run.append(e)
+    flush(last=True)
+    return out

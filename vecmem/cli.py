@@ -45,26 +45,43 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
         print("no results")
     for rank, h in enumerate(hits, 1):
         text = " ".join(h.text.split())
-        print(f"{rank:>2}. {h.score:.4f}  {h.id}  {h.metadata.get('source', '')}")
+        print(f"{rank:>2}. {h.score:.4f}  {h.id}  {h.location}")
         print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
 
 
+def _summary(result: Any, seconds: float, total: int) -> str:
+    lines = [f"read {result.files} files ({result.pages} pages/slides/sheets): added "
+             f"{result.added} documents ({result.chunks_written} chunks, {result.embedded} "
+             f"embedded), skipped {result.skipped} unchanged, removed {result.chunks_deleted} "
+             f"old chunks in {seconds}s; store has {total} chunks"]
+    if result.unsupported:
+        shown = ", ".join(result.unsupported[:10])
+        more = f" and {len(result.unsupported) - 10} more" if len(result.unsupported) > 10 else ""
+        lines.append(f"skipped {len(result.unsupported)} files no loader reads: {shown}{more}")
+    if result.hidden:
+        lines.append(f"did not enter {result.hidden} hidden files/folders")
+    lines += [f"warning: {w}" for w in result.warnings]
+    if result.failed:
+        lines.append(f"failed {len(result.failed)} files (nothing of them was added):")
+        lines += [f"  {f}" for f in result.failed]
+    return "\n".join(lines)
+
+
 def cmd_add(args: argparse.Namespace) -> int:
+    """Exit status 0, or 1 when some files failed (the others are added)."""
     mem = _memory(args)
     meta = json.loads(args.metadata) if args.metadata else None
     t0 = time.perf_counter()
     with mem:
-        result = mem.add_files(args.paths, metadata=meta)
+        result = mem.add_files(args.paths, metadata=meta, force=args.force,
+                               max_bytes=int(args.max_mb * 2**20))
         total = len(mem)
-    out = {**result.__dict__, "seconds": round(time.perf_counter() - t0, 3), "total_chunks": total}
-    out.pop("document_ids")
+    seconds = round(time.perf_counter() - t0, 3)
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps({**result.to_dict(), "seconds": seconds, "total_chunks": total}))
     else:
-        print(f"added {result.added} documents ({result.chunks_written} chunks, "
-              f"{result.embedded} embedded), skipped {result.skipped} unchanged, removed "
-              f"{result.chunks_deleted} old chunks in {out['seconds']}s; store has {total} chunks")
-    return 0
+        print(_summary(result, seconds, total))
+    return 1 if result.failed else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -127,9 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
 
-    a = sub.add_parser("add", help="add files or folders (.txt .md .json .jsonl)")
-    a.add_argument("paths", nargs="+")
+    a = sub.add_parser("add", help="add files, folders or URLs (PDF, DOCX, PPTX, XLSX, CSV, "
+                       "HTML, EPUB, Markdown, text, JSON lines, code)")
+    a.add_argument("paths", nargs="+", help="files, folders or http(s):// URLs")
     a.add_argument("--metadata", help="JSON object added to every document")
+    a.add_argument("--force", action="store_true", help="rewrite unchanged files too")
+    a.add_argument("--max-mb", type=float, default=100.0,
+                   help="files or downloads larger than this many MiB fail (default 100)")
     a.set_defaults(func=cmd_add)
 
     s = sub.add_parser("search", help="search the store")

@@ -64,6 +64,35 @@ class DocumentReadError(VecmemError, OSError):
     """A file could not be read or decoded."""
 
 
+class UnsupportedFormatError(DocumentReadError):
+    """No registered loader reads this type of file (see :data:`vecmem.registry.LOADERS`)."""
+
+
+class EmptyDocumentError(DocumentReadError):
+    """A file has zero bytes, or no text at all (a PDF without a text layer: OCR is out of
+    scope)."""
+
+
+class DocumentTooLargeError(DocumentReadError):
+    """A file or download is larger than the configured limit (``max_bytes``)."""
+
+
+class CorruptDocumentError(DocumentReadError):
+    """A file cannot be parsed as its type: corrupt, truncated or malformed."""
+
+
+class FormatMismatchError(CorruptDocumentError):
+    """A file's content is another format than its extension says (``report.pdf`` holding HTML)."""
+
+
+class EncryptedDocumentError(DocumentReadError, PermissionError):
+    """A file is encrypted or password-protected."""
+
+
+class FetchError(DocumentReadError, ConnectionError):
+    """A URL could not be fetched (network error or an HTTP error status)."""
+
+
 class BackendError(VecmemError, RuntimeError):
     """A database or service failed; the client's exception is chained as ``__cause__``."""
 
@@ -94,9 +123,15 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigurationError",
     "ConflictError",
+    "CorruptDocumentError",
     "DimensionMismatchError",
     "DocumentReadError",
+    "DocumentTooLargeError",
     "EmbeddingSpaceMismatchError",
+    "EmptyDocumentError",
+    "EncryptedDocumentError",
+    "FetchError",
+    "FormatMismatchError",
     "IntegrityError",
     "InvalidFilterError",
     "InvalidInputError",
@@ -105,5 +140,6 @@ __all__ = [
     "ScopeEscapeError",
     "StoreLockedError",
     "UnsupportedFilterError",
+    "UnsupportedFormatError",
     "VecmemError",
 ]

@@ -65,8 +65,10 @@ class Knowledge:
         name: str | None = None,
         skip_if_exists: bool = True,
     ) -> AddResult:
-        """Insert text(s), file(s)/folder(s) or documents. With ``skip_if_exists`` (the default)
-        unchanged content is not re-embedded or rewritten; with ``False`` it is rewritten."""
+        """Insert text(s), file(s)/folder(s)/URL(s) or documents. With ``skip_if_exists`` (the
+        default) unchanged content is not re-embedded or rewritten; with ``False`` it is
+        rewritten. Files are read as :meth:`VectorMemory.add_files` reads them (every format of
+        :mod:`vecmem.loaders`); files that cannot be read are in the result's ``failed``."""
         if text is None and path is None and documents is None:
             raise InvalidInputError("insert needs text=, path= or documents=")
         meta = dict(metadata or {})
@@ -77,11 +79,14 @@ class Knowledge:
             texts = [text] if isinstance(text, str) else list(text)
             single = name if (name and len(texts) == 1) else None
             docs.extend(Document(single or _text_id(t), t, meta) for t in texts)
+        result = self.memory.add_documents(docs, force=not skip_if_exists) if docs else None
         if path is not None:
-            from vecmem.loaders import load_paths
-
-            docs.extend(load_paths(path, metadata=meta))
-        return self.memory.add_documents(docs, force=not skip_if_exists)
+            files = self.memory.add_files(path, metadata=meta, force=not skip_if_exists)
+            if result is not None:
+                files.merge(result)
+            result = files
+        assert result is not None
+        return result
 
     add_content = insert  # agno's name for the same call
 

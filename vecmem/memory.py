@@ -14,7 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from vecmem.chunking import Chunker, RecursiveSplitter
+from vecmem.chunking import Chunker, RecursiveSplitter, split_elements
 from vecmem.embedders import (
     CachedEmbedder,
     Embedder,
@@ -49,11 +49,18 @@ DEFAULT_BM25 = (1.2, 0.4, 0.25)
 """BM25 k1, b, epsilon (rank_bm25's formulas; k1 and b tuned on SciFact train)."""
 
 BATCH = 256  # chunks embedded and written per store transaction
+DEFAULT_MAX_BYTES = 100 * 2**20  # add_files: larger files are reported as too large, not read
 
 
 @dataclass
 class AddResult:
-    """What an add did: documents written, skipped as unchanged, chunks written and removed."""
+    """What an add did: documents written, skipped as unchanged, chunks written and removed.
+
+    :meth:`VectorMemory.add_files` also fills in the files read and their pages (pages, slides
+    or sheets), the paths no loader reads (``unsupported``), the hidden entries of folders not
+    entered, the files that failed (each a :class:`~vecmem.ingest.FileFailure` with its typed
+    error) and warnings (a PDF page without a text layer).
+    """
 
     document_ids: list[str] = field(default_factory=list)
     added: int = 0
@@ -61,6 +68,27 @@ class AddResult:
     chunks_written: int = 0
     chunks_deleted: int = 0
     embedded: int = 0
+    files: int = 0
+    pages: int = 0
+    unsupported: list[str] = field(default_factory=list)
+    hidden: int = 0
+    failed: list[Any] = field(default_factory=list)  # FileFailure (vecmem.ingest)
+    warnings: list[str] = field(default_factory=list)
+
+    def merge(self, other: "AddResult") -> None:
+        """Add ``other``'s document counts into this result (one add made of several writes)."""
+        self.document_ids += other.document_ids
+        self.added += other.added
+        self.skipped += other.skipped
+        self.chunks_written += other.chunks_written
+        self.chunks_deleted += other.chunks_deleted
+        self.embedded += other.embedded
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (failures as source / error type / message), without the document ids."""
+        out = {k: v for k, v in self.__dict__.items() if k != "document_ids"}
+        out["failed"] = [f.to_dict() for f in self.failed]
+        return out
 
 
 def _check_metadata(meta: Any, where: str) -> dict[str, Any]:
@@ -255,6 +283,11 @@ class VectorMemory:
         return result
 
     def _chunk(self, doc: Document) -> list[Chunk]:
+        if doc.elements:  # a loaded file: chunks stay inside its pages, sections and tables
+            parts = split_elements(doc.elements, self.chunker)
+            if parts:
+                return [Chunk.create(doc.id, i, text, {**doc.metadata, **where})
+                        for i, (text, where) in enumerate(parts)]
         pieces = self.chunker.split(doc.text) or [doc.text.strip()]
         return [Chunk.create(doc.id, i, p, doc.metadata) for i, p in enumerate(pieces)]
 
@@ -305,14 +338,31 @@ class VectorMemory:
         *,
         metadata: Mapping[str, Any] | None = None,
         recursive: bool = True,
+        force: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        timeout: float = 30.0,
+        on_error: Literal["report", "raise"] = "report",
     ) -> AddResult:
-        """Add ``.txt``, ``.md``, ``.json`` and ``.jsonl`` files (folders are walked). A file's
-        document id is its resolved path; ``metadata["source"]`` is the path as given."""
-        from vecmem.loaders import load_paths
+        """Add files, folders (walked) and ``http(s)://`` URLs in every format a loader reads
+        (see :mod:`vecmem.loaders`: text, Markdown, JSON lines, code, CSV, PDF, DOCX, PPTX,
+        XLSX, HTML, EPUB), keeping their structure: chunks stay inside a page / slide / sheet /
+        section and carry ``page`` / ``slide`` / ``sheet`` / ``heading`` metadata.
 
-        docs = load_paths(paths, metadata=_check_metadata(metadata, "add_files"),
-                          recursive=recursive)
-        return self.add_documents(docs)
+        A file's document id is its resolved path (a URL's: the URL); ``metadata["source"]`` is
+        the path as given. Unchanged files are skipped (unless ``force``). With
+        ``on_error="report"`` a file that cannot be read (corrupt, encrypted, empty, larger than
+        ``max_bytes``, ...) is listed in ``result.failed`` with its typed error and the others
+        are added; files of types no loader reads are listed in ``result.unsupported``. With
+        ``"raise"`` the first such file raises and nothing is written.
+
+        >>> mem.add_files("docs/").failed                              # doctest: +SKIP
+        [FileFailure(source='docs/secret.pdf', error=EncryptedDocumentError(...))]
+        """
+        from vecmem.ingest import ingest
+
+        return ingest(self, paths, metadata=_check_metadata(metadata, "add_files"),
+                      recursive=recursive, force=force, max_bytes=max_bytes, timeout=timeout,
+                      on_error=on_error)
 
     def delete(
         self, ids: Sequence[str] | None = None, *, filter: FilterLike = None

@@ -13,6 +13,8 @@ registry                   holds                             entry-point group
                            sqlite, postgres, disk, redis)
 :data:`CONVERSATION_STORES` conversation stores              ``vecmem.conversation_stores``
 :data:`STATE_STORES`       key/value state stores            ``vecmem.state_stores``
+:data:`LOADERS`            file formats (pdf, docx, html,    ``vecmem.loaders``
+                           pptx, xlsx, ...)
 =========================  ================================  ==================================
 
 Built-in backends register themselves exactly as a plugin would, when the registry is first
@@ -432,5 +434,11 @@ STATE_STORES: Registry[Any] = Registry(
 )
 """Key/value state stores: memory, sqlite, postgres, mysql, redis."""
 
-__all__ = ["CONVERSATION_STORES", "FILE_STORES", "KNOWLEDGE_STORES", "STATE_STORES",
+LOADERS: Registry[Any] = Registry(
+    "loader", entry_point_group="vecmem.loaders", builtin_modules=("vecmem.loaders",)
+)
+"""File loaders (a factory is a class with ``name``, ``suffixes``, ``mime_types`` and ``load``;
+see :mod:`vecmem.loaders`): text, markdown, json, code, csv, pdf, docx, pptx, xlsx, html, epub."""
+
+__all__ = ["CONVERSATION_STORES", "FILE_STORES", "KNOWLEDGE_STORES", "LOADERS", "STATE_STORES",
            "LazyFactory", "Registry"]

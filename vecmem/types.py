@@ -25,8 +25,54 @@ def chunk_id(document_id: str, position: int) -> str:
 
 
 @dataclass(frozen=True)
+class Element:
+    """One structural piece of a loaded file: a heading, a paragraph, a table, a slide's text,
+    with where it sits. A loader yields them in reading order; chunking keeps each chunk inside
+    one page / slide / sheet / section and one table (see :func:`vecmem.chunking.split_elements`).
+
+    ``heading`` is the path of headings above (and including, for a heading) the element;
+    ``record`` and ``metadata`` belong to loaders whose files hold several documents (JSON lines:
+    each record is its own document with its own id and metadata).
+
+    >>> e = Element("Screws hold the bracket.", page=3, heading=("Install", "Tools"))
+    >>> e.location()
+    {'page': 3, 'heading': 'Install > Tools'}
+    """
+
+    text: str
+    kind: str = "text"  # "text", "heading", "table" (rows on lines, cells joined by " | "), "code"
+    page: int | None = None  # 1-based
+    slide: int | None = None  # 1-based
+    sheet: str | None = None
+    heading: tuple[str, ...] = ()
+    record: str | None = None
+    metadata: Metadata = field(default_factory=dict)
+
+    def location(self) -> dict[str, Any]:
+        """The metadata a chunk of this element carries: only the keys that are set."""
+        out: dict[str, Any] = {}
+        if self.page is not None:
+            out["page"] = self.page
+        if self.slide is not None:
+            out["slide"] = self.slide
+        if self.sheet is not None:
+            out["sheet"] = self.sheet
+        if self.heading:
+            out["heading"] = HEADING_SEP.join(self.heading)
+        return out
+
+
+HEADING_SEP = " > "
+"""How a heading path is written in a chunk's ``heading`` metadata: ``"Install > Tools"``."""
+
+
+@dataclass(frozen=True)
 class Document:
     """A piece of source text before chunking.
+
+    ``elements`` (set by the file loaders) carry the document's structure; when present they are
+    chunked instead of ``text`` so that chunks keep their page / section (``text`` is then their
+    texts joined, for reading).
 
     >>> Document(id="a.md", text="hello", metadata={"source": "a.md"}).id
     'a.md'
@@ -35,6 +81,7 @@ class Document:
     id: str
     text: str
     metadata: Metadata = field(default_factory=dict)
+    elements: tuple[Element, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +188,21 @@ class Hit:
     def metadata(self) -> Metadata:
         return self.chunk.metadata
 
+    @property
+    def location(self) -> str:
+        """Where the hit came from, for people: source, page / slide / sheet and heading.
+
+        >>> Hit(Chunk.create("d", 0, "x", {"source": "a.pdf", "page": 3, "heading": "Setup"}),
+        ...     1.0).location
+        'a.pdf, page 3, Setup'
+        """
+        m = self.metadata
+        parts = [str(m["source"])] if m.get("source") else []
+        parts += [f"{key} {m[key]}" for key in ("page", "slide", "sheet") if m.get(key) is not None]
+        if m.get("heading"):
+            parts.append(str(m["heading"]))
+        return ", ".join(parts)
+
     def with_score(self, score: float, **scores: Any) -> "Hit":
         return Hit(self.chunk, float(score), replace(self.scores, **scores))
 
@@ -149,6 +211,7 @@ class Hit:
         return {
             **self.chunk.to_dict(),
             "score": self.score,
+            "location": self.location,
             "scores": {
                 "vector": s.vector,
                 "keyword": s.keyword,
