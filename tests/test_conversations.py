@@ -119,3 +119,22 @@ def test_json_files_written_before_names_were_escaped_stay_readable(tmp_path: An
     assert old.get_messages("User", "S.1")[0].content == "old"
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) \
         == ["%41cme/%55ser/%53%2E1.json"]
+
+
+def test_json_refuses_a_user_folder_that_is_a_link_out_of_the_tenant(tmp_path: Any) -> None:
+    from vecmem.conversations import Message
+    from vecmem.errors import ScopeEscapeError
+
+    store = JSONConversationStore(tmp_path / "root", tenant="acme")
+    store.add_messages("alice", "s", [Message("user", "hi")])
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "root" / "acme" / "mallory")
+    with pytest.raises(ScopeEscapeError, match="outside"):
+        store.add_messages("mallory", "s", [Message("user", "x")])
+    with pytest.raises(ScopeEscapeError):
+        store.get_messages("mallory", "s")
+    assert os.listdir(tmp_path / "elsewhere") == []
+    assert store.get_messages("alice", "s")[0].content == "hi"
+    (tmp_path / "elsewhere" / "s.json").write_bytes(
+        (tmp_path / "root" / "acme" / "alice" / "s.json").read_bytes())
+    assert [s.user_id for s in store.query_sessions()] == ["alice"]  # the link is not followed

@@ -137,15 +137,23 @@ def child_path(parent: Path, part: str, *, suffix: str = "", what: str = "name")
     name = file_name(part) + suffix
     path = parent / name
     inside(parent, path, f"{what} {part!r}")
+    _migrate(parent, part, suffix, path, what)
+    # defence in depth: a link planted in the store must not lead out of it either
+    inside(os.path.realpath(parent), os.path.realpath(path), f"{what} {part!r}")
+    return path
+
+
+def _migrate(parent: Path, part: str, suffix: str, path: Path, what: str) -> None:
+    """Rename ``part``'s entry from its old spelling to ``path`` (see :func:`child_path`)."""
     old_name = legacy_file_name(part) + suffix
-    if old_name == name or legacy_file_name(part) in (".", "..") or os.path.lexists(path):
-        return path
+    if old_name == path.name or legacy_file_name(part) in (".", "..") or os.path.lexists(path):
+        return
     old = parent / old_name
     if not os.path.lexists(old):
-        return path
+        return
     try:
         if os.path.islink(old) or old_name not in os.listdir(parent):  # exact spelling only
-            return path
+            return
         if old.is_dir():
             os.rename(old, path)
         else:
@@ -159,4 +167,3 @@ def child_path(parent: Path, part: str, *, suffix: str = "", what: str = "name")
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise BackendError(f"cannot rename {old} to {path} (the escaped name of {what} "
                                f"{part!r}): {exc}") from exc
-    return path

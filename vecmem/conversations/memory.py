@@ -292,8 +292,8 @@ class JSONConversationStore(_PythonConversationStore):
         if user_id is not None:
             dirs = [self._user_dir(user_id)]
         else:
-            dirs = sorted(p for p in self._dir.iterdir() if p.is_dir()) if self._dir.is_dir() \
-                else []
+            dirs = sorted(p for p in self._dir.iterdir() if p.is_dir() and not p.is_symlink()) \
+                if self._dir.is_dir() else []  # a link planted here may lead anywhere
         for d in dirs:
             if not d.is_dir():
                 continue

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vecmem._deps import require
-from vecmem._keys import check_tenant, child_path, inside
+from vecmem._keys import check_tenant, child_path
 from vecmem.errors import (
     BackendError,
     InvalidInputError,
@@ -60,7 +60,6 @@ class DiskKnowledgeStore:
         self.base = child_path(self.root, self.tenant, what="tenant")
         self.base.mkdir(parents=True, exist_ok=True)
         self._real_base = os.path.realpath(self.base)
-        inside(os.path.realpath(self.root), self._real_base, f"the folder of tenant {tenant!r}")
 
     def with_tenant(self, tenant: str) -> DiskKnowledgeStore:
         return DiskKnowledgeStore(self.root, tenant=tenant)
