@@ -8,6 +8,8 @@ type whatever database sits underneath.
 
 from __future__ import annotations
 
+import errno
+
 
 class VecmemError(Exception):
     """Base class of every vecmem error."""
@@ -101,6 +103,21 @@ class BackendUnavailableError(BackendError, ConnectionError):
     """The server cannot be reached."""
 
 
+class StorageFullError(BackendError, OSError):
+    """The disk (or the database's storage) is full; nothing of the failed write was kept.
+
+    ``errno`` is ``ENOSPC``, so ``except OSError`` code that checks it keeps working. Free
+    space and retry: the store stays readable and accepts writes again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+        self.strerror = message
+
+    def __str__(self) -> str:  # OSError would print "[Errno 28] ..." only with two arguments
+        return self.strerror or ""
+
+
 class AuthenticationError(BackendError, PermissionError):
     """The server refused the credentials."""
 
@@ -138,6 +155,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "ScopeEscapeError",
+    "StorageFullError",
     "StoreLockedError",
     "UnsupportedFilterError",
     "UnsupportedFormatError",

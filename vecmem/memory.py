@@ -177,20 +177,42 @@ class VectorMemory:
     def space(self) -> EmbeddingSpace:
         """The embedding space, checked against (or recorded in) the store on first use."""
         if self._space is None:
-            k1, b, eps = self._bm25
-            wanted = EmbeddingSpace(
-                embedder=self.embedder.name,
-                dim=int(self.embedder.dim),
-                distance="cosine",
-                tokenizer=self.tokenizer.spec,
-                chunker=self.chunker.spec,
-                bm25_k1=k1,
-                bm25_b=b,
-                bm25_epsilon=eps,
-            )
+            wanted = self._wanted_space()
             self.store.connect(wanted)
             self._space = wanted
         return self._space
+
+    def _wanted_space(self) -> EmbeddingSpace:
+        k1, b, eps = self._bm25
+        return EmbeddingSpace(
+            embedder=self.embedder.name,
+            dim=int(self.embedder.dim),
+            distance="cosine",
+            tokenizer=self.tokenizer.spec,
+            chunker=self.chunker.spec,
+            bm25_k1=k1,
+            bm25_b=b,
+            bm25_epsilon=eps,
+        )
+
+    def repair(self) -> Any:
+        """Check the store's stored vectors and embed again the chunks whose vectors are
+        damaged (a store that raised :class:`~vecmem.errors.IntegrityError` on open, e.g. one
+        written by a vecmem without checksums where a write failed). Only the embedded store
+        keeps such checksums; returns its :class:`~vecmem.stores.embedded.RepairReport`. Give
+        the memory an embedding ``cache`` to avoid embedding unchanged text twice.
+
+        >>> VectorMemory("./kb").repair().damaged_ranges                  # doctest: +SKIP
+        0
+        """
+        fix = getattr(self.store, "repair", None)
+        if fix is None:
+            raise ConfigurationError(
+                f"the {self.store.name} store keeps no vector checksums of its own: there is "
+                "nothing vecmem can check or repair there")
+        report = fix(self._wanted_space(), self.embedder.embed)
+        self.space  # noqa: B018  (connect: the store is readable again)
+        return report
 
     # ------------------------------------------------------------------ writes
     def add(

@@ -2,15 +2,21 @@
 
 Layout of the folder::
 
-    store.sqlite    chunks (text, metadata, ids), the recorded embedding space, a change log
-    vectors.f32     float32 rows, one per slot (append-only; a slot is never reused)
+    store.sqlite    chunks (text, metadata, ids), the recorded embedding space, a change log,
+                    a CRC-32 per committed range of vector rows
+    vectors.f32     float32 rows, one per slot (a slot is never reused), see
+                    :mod:`vecmem.stores._vectorfile`
     ann.usearch     the HNSW graph (usearch), saved on close; rebuilt or caught up on open
     write.lock      an flock that serialises writers across processes
 
-SQLite is the commit point: vectors are written past the committed end first, then one SQLite
-transaction records the rows and the log. A failed write leaves the store exactly as it was
-(stray vector bytes past the end are ignored and overwritten later). Readers in other processes
-see a commit on their next call: ``PRAGMA data_version`` tells them to replay the change log.
+SQLite is the commit point: vectors are written at their own offset past the committed end
+first, then one SQLite transaction records the rows, their checksums and the log. A failed or
+killed write leaves the store exactly as it was (bytes past the committed end are never read,
+and are overwritten or truncated later). Every load checks the checksums of the rows it reads,
+so damaged vectors are refused with :class:`~vecmem.errors.IntegrityError`, never served;
+:meth:`EmbeddedStore.repair` (``VectorMemory.repair()``, ``vecmem repair PATH``) re-embeds the
+chunks concerned. A full disk raises :class:`~vecmem.errors.StorageFullError`. Readers in other
+processes see a commit on their next call: ``PRAGMA data_version`` tells them to replay the log.
 
 Search is exact (numpy) below ``ann_threshold`` live chunks and HNSW above it; the graph is built
 by the write that crosses the threshold (or on first use after opening) and extended by every
@@ -21,25 +27,43 @@ candidates, falling back to an exact scan, so it returns ``k`` hits whenever ``k
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from vecmem.errors import BackendError, ConfigurationError, StoreLockedError
+from vecmem.errors import (
+    BackendError,
+    ConfigurationError,
+    IntegrityError,
+    StorageFullError,
+    StoreLockedError,
+    VecmemError,
+)
 from vecmem.filters import Filter
-from vecmem.stores.base import Capabilities
+from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
+from vecmem.stores.base import Capabilities, validate_vectors
 from vecmem.stores.memory import MemoryStore, validate_query_vector
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
-FORMAT = 1
+log = logging.getLogger("vecmem")
+
+FORMAT = 2
+"""1: no checksums (vecmem before issue 13; read after a check, see :meth:`EmbeddedStore.connect`).
+2: a CRC-32 per committed range of vector rows (table ``ranges``)."""
 ANN_ADD_THREADS = 1
 """Threads usearch adds with. One: concurrent ``add`` leaves nodes no search reaches
 (unum-cloud/USearch#735, open; measured here: with all cores 4 of 3,000 and 23 of 60,000 nodes
@@ -60,7 +84,33 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,
                                 slot INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ranges (start INTEGER PRIMARY KEY, stop INTEGER NOT NULL,
+                                   crc INTEGER NOT NULL);
 """
+# log ops: 'add' a row, 'del' a row, 'fix' a row's vector rewritten by repair() (reload it)
+
+
+def _fault(point: str) -> None:
+    """Fault-injection hook, a no-op: the fault suite (tests/test_faults.py) replaces it in a
+    child process to kill it at ``point`` of a write: "vectors" (rows written, nothing
+    committed), "commit" (just before COMMIT), "committed", "ann-saved" (graph in its
+    temporary file), "ann-replaced" (graph in place, ann.json not yet)."""
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What :meth:`EmbeddedStore.repair` found and did."""
+
+    rows: int
+    """Committed vector rows checked."""
+    damaged_ranges: int
+    """Checksum ranges whose bytes were missing or wrong (all of them for an unverifiable
+    FORMAT 1 store)."""
+    reembedded: int
+    """Live chunks whose vectors were embedded again and rewritten."""
+    changed: int
+    """Of those, how many had a stored vector that differed from the fresh embedding."""
+    format_before: int
 
 
 class EmbeddedStore(MemoryStore):
@@ -95,60 +145,170 @@ class EmbeddedStore(MemoryStore):
         self._ann_params = (ann_connectivity, ann_expansion_add, ann_expansion_search)
         self.lock_timeout = lock_timeout
         self._db: sqlite3.Connection | None = None
-        self._vfile: Any = None
+        self._vf: VectorFile | None = None
+        self._loaded = False
         self._seq = 0
+        self._epoch = 0  # bumped by repair(): a graph snapshot of an older epoch is not loaded
         self._data_version = -1
         self._ann: Any = None
         self._ann_dirty = False
         self._closed = False
+        self._locked = 0  # depth of _write_lock() held by this object
         self._dblock = threading.RLock()
 
     # ----------------------------------------------------------------- files
+    @property
+    def _file(self) -> Path:
+        return self.path / "store.sqlite"
+
+    @property
+    def _hint(self) -> str:
+        return (f"Run `vecmem repair {self.path}` (or VectorMemory({str(self.path)!r}).repair()) "
+                "to re-embed the chunks concerned.")
+
+    @contextmanager
+    def _sql(self, what: str) -> Iterator[None]:
+        """Turn SQLite errors into vecmem's (disk full, damaged file, locked, other)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, self._file, what) from exc
+
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise ConfigurationError("the store is closed")
         if self._db is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path / "store.sqlite", timeout=self.lock_timeout,
-                                 check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._db = db
+            with self._lock, self._sql("opening"):
+                if self._db is None:
+                    try:
+                        self.path.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        raise _os_error(exc, f"creating {self.path}") from exc
+                    db = sqlite3.connect(self._file, timeout=self.lock_timeout,
+                                         check_same_thread=False, isolation_level=None)
+                    try:
+                        self._setup(db)
+                    except BaseException:
+                        db.close()
+                        raise
+                    self._db = db
         return self._db
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # A new store: processes that open it at once take turns (the switch to WAL can
+            # fail with "database is locked" without waiting for the busy timeout).
+            with self._write_lock():
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+        db.execute("PRAGMA synchronous=NORMAL")
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ranges'").fetchone()[0] == 0:
+            with self._write_lock():
+                db.executescript(_SCHEMA)
 
     def stored_space(self) -> EmbeddingSpace | None:
         if self.space is not None:
             return self.space
-        if not (self.path / "store.sqlite").exists():
+        if not self._file.exists():
             return None
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
-        return EmbeddingSpace.from_json(row[0]) if row else None
+        with self._sql("reading the embedding space from"):
+            row = self._conn().execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
+        return self._space_of(row[0]) if row else None
+
+    def _space_of(self, text: str) -> EmbeddingSpace:
+        try:
+            return EmbeddingSpace.from_json(text)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise IntegrityError(
+                f"{self._file}: the recorded embedding space is not valid ({exc})") from exc
 
     def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        """Open the store with ``space`` (recorded on first use, checked later). A store of
+        FORMAT 1 (no checksums) is upgraded when its vector file has exactly the committed
+        rows (vecmem < FORMAT 2 appended every write, so only bytes a failed write left can
+        have shifted rows, and then the file is longer); otherwise :class:`IntegrityError`
+        says to run :meth:`repair`. Bytes past the committed rows are truncated."""
         with self._lock:
             if self.space is not None:
                 self.space.check_compatible(space)
                 return self.space
             db = self._conn()
-            with self._write_lock():
+            with self._write_lock(), self._sql("opening"):
                 row = db.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('space', ?), ('format', ?)",
                                (space.to_json(), str(FORMAT)))
                     stored = space
                 else:
-                    stored = EmbeddingSpace.from_json(row[0])
+                    stored = self._space_of(row[0])
                     stored.check_compatible(space, where=f"store at {self.path}")
+                vf = VectorFile(self.path / "vectors.f32", dim=stored.dim, hint=self._hint)
+                try:
+                    if self._format(db) < FORMAT:
+                        self._upgrade(db, vf)
+                    vf.truncate(_next_slot(db))
+                except BaseException:
+                    vf.close()
+                    raise
+            self._vf = vf
             super().connect(stored)
-            self._vfile = open(self.path / "vectors.f32", "a+b")  # noqa: SIM115
-            self._sync(force=True)
+            try:
+                self._sync(force=True)
+            except BaseException:
+                self.space = None  # not connected: a later call tries again
+                self._reset()
+                self._loaded, self._seq = False, 0
+                raise
             return stored
+
+    def _format(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        try:
+            fmt = int(row[0]) if row else 1
+        except ValueError as exc:
+            raise IntegrityError(f"{self._file}: format {row[0]!r} is not a number") from exc
+        if fmt > FORMAT:
+            raise ConfigurationError(
+                f"the store at {self.path} has format {fmt}, written by a newer vecmem than "
+                f"this one (format {FORMAT}): upgrade vecmem")
+        return fmt
+
+    def _upgrade(self, db: sqlite3.Connection, vf: VectorFile) -> None:
+        """FORMAT 1 -> 2 when the rows can be shown intact (see :meth:`connect`)."""
+        rows = _next_slot(db)
+        if vf.size() != rows * vf.row:
+            raise IntegrityError(
+                f"{vf.path} holds {vf.size()} bytes where its {rows} committed rows take "
+                f"{rows * vf.row}: it was written by a vecmem without checksums, where a failed "
+                f"or killed write shifted the vectors written after it (vector search would "
+                f"return wrong documents). {self._hint}")
+        records = _checksums(vf, 0, rows)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM ranges")
+            db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", records)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / "write.lock", "a") as fh:
+        """The cross-process write lock (re-entrant within this object; hold ``self._lock``)."""
+        if self._locked:
+            self._locked += 1
+            try:
+                yield
+            finally:
+                self._locked -= 1
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path / "write.lock", "a")  # noqa: SIM115
+        except OSError as exc:
+            raise _os_error(exc, f"opening {self.path / 'write.lock'}") from exc
+        with fh:
             deadline = time.monotonic() + self.lock_timeout
             while True:
                 try:
@@ -161,68 +321,114 @@ class EmbeddedStore(MemoryStore):
                             f"{self.lock_timeout}s"
                         ) from None
                     time.sleep(0.01)
+            self._locked = 1
             try:
                 yield
             finally:
+                self._locked = 0
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     # ----------------------------------------------------------------- sync
-    def _read_vectors(self, slots: np.ndarray) -> np.ndarray:
-        dim = self._require_space().dim
-        if len(slots) == 0:
-            return np.zeros((0, dim), np.float32)
-        lo, hi = int(slots.min()), int(slots.max()) + 1
-        raw = np.fromfile(self.path / "vectors.f32", dtype=np.float32, count=(hi - lo) * dim,
-                          offset=lo * dim * 4)
-        if raw.size != (hi - lo) * dim:
-            raise BackendError(f"{self.path / 'vectors.f32'} is shorter than the committed rows")
-        return raw.reshape(hi - lo, dim)[slots - lo]
-
     def _sync(self, force: bool = False) -> None:
         """Replay commits made by other connections since we last looked."""
         db = self._conn()
-        version = db.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version and not force:
-            return
-        self._data_version = version
-        db.execute("BEGIN")  # one snapshot: a commit landing between two reads is seen by neither
-        try:
-            self._replay(db)
-        finally:
-            db.execute("COMMIT")
+        with self._sql("reading"):
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version and not force:
+                return
+            # one snapshot: a commit landing between two reads is seen by neither
+            db.execute("BEGIN")
+            try:
+                self._replay(db)
+            finally:
+                _rollback(db)
+            self._data_version = version
 
     def _replay(self, db: sqlite3.Connection) -> None:
-        if self._seq == 0:  # first load: read the table, not the whole log
+        if not self._loaded:  # first load: read the table, not the whole log
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
-            self._load(db.execute(f"SELECT {_COLS} FROM chunks ORDER BY slot"))
+            self._epoch = _meta_int(db, "epoch")
+            ranges = self._ranges(db)
+            self._load(ranges, _rows(db.execute(f"SELECT {_COLS} FROM chunks ORDER BY slot")))
+            self._loaded = True
             return
         rows = db.execute("SELECT seq, op, slot FROM log WHERE seq > ? ORDER BY seq",
                           (self._seq,)).fetchall()
         if not rows:
             return
         self._seq = rows[-1][0]
-        dead = [s for _, op, s in rows if op == "del"]
-        added = sorted({s for _, op, s in rows if op == "add"} - set(dead))
+        dead = {s for _, op, s in rows if op == "del"}
+        added = sorted({s for _, op, s in rows if op == "add"} - dead)
         # rows added and deleted since we last looked were never loaded here
-        dead = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
-        self._drop_slots(dead)
-        self._ann_remove(dead)
-        for i in range(0, len(added), 5000):
-            part = added[i : i + 5000]
-            self._load(db.execute(
-                f"SELECT {_COLS} FROM chunks WHERE slot IN ({','.join('?' * len(part))}) "
-                "ORDER BY slot", part))
+        gone = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
+        self._drop_slots(gone)
+        self._ann_remove(gone)
+        fixed = sorted(s for _, op, s in rows if op == "fix" and s not in dead
+                       and s < len(self._chunks) and self._chunks[s] is not None)
+        if fixed:  # rows repair() rewrote: new vectors, same chunks
+            self._epoch = _meta_int(db, "epoch")
+            self._refresh(db, fixed)
+        if not added:
+            return
 
-    def _load(self, cursor: sqlite3.Cursor) -> None:
-        """Apply committed rows (in slot order) to the in-memory index."""
-        while True:
-            found = cursor.fetchmany(20_000)
+        def pieces() -> Iterator[tuple[Any, ...]]:
+            for i in range(0, len(added), 5000):
+                part = added[i : i + 5000]
+                yield from db.execute(
+                    f"SELECT {_COLS} FROM chunks WHERE slot IN ({','.join('?' * len(part))}) "
+                    "ORDER BY slot", part)
+
+        self._load(_covering(db, added), pieces())
+
+    def _refresh(self, db: sqlite3.Connection, slots: list[int]) -> None:
+        """Read the (checked) vectors of loaded rows again."""
+        if self._vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        wanted = np.asarray(slots, dtype=np.int64)
+        for lo, block in self._vf.verified(_covering(db, slots)):
+            mine = wanted[(wanted >= lo) & (wanted < lo + len(block))]
+            self._vectors[mine] = block[mine - lo]
+            self._ann_remove(mine.tolist())
+            self._ann_add(mine, block[mine - lo])
+
+    def _ranges(self, db: sqlite3.Connection) -> list[Range]:
+        """Every range record, checked to tile the committed rows."""
+        ranges = db.execute("SELECT start, stop, crc FROM ranges ORDER BY start").fetchall()
+        top, end = 0, _next_slot(db)
+        for start, stop, _ in ranges:
+            if start != top or stop <= start:
+                break
+            top = stop
+        if top != end or (ranges and ranges[-1][1] != end):
+            raise IntegrityError(
+                f"{self._file}: the checksum records do not cover rows {top}-{end - 1} of "
+                f"{self.path / 'vectors.f32'} exactly. {self._hint}")
+        return ranges
+
+    def _load(self, ranges: Sequence[Range], rows: Iterable[tuple[Any, ...]]) -> None:
+        """Apply committed ``rows`` (in slot order, each inside one of ``ranges``) to the
+        in-memory index, with vectors read from ``ranges`` once their checksums match."""
+        if self._vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        it = iter(rows)
+        pending = next(it, None)
+        for lo, block in self._vf.verified(ranges):
+            hi = lo + len(block)
+            found = []
+            while pending is not None and pending[0] < hi:
+                found.append(pending)
+                pending = next(it, None)
             if not found:
-                return
-            slots = np.array([r[0] for r in found], dtype=np.int64)
-            vectors = self._read_vectors(slots)
-            self._apply([_chunk(r) for r in found], vectors, [], slots=slots)
+                continue
+            slots = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
+            if slots[0] < lo:
+                break
+            vectors = block[slots - lo]
+            self._apply([_chunk(r, self._file) for r in found], vectors, [], slots=slots)
             self._ann_add(slots, vectors)
+        if pending is not None:
+            raise IntegrityError(f"{self._file}: chunk {pending[1]!r} (row {pending[0]}) has no "
+                                 f"checksum record for its vector. {self._hint}")
 
     # ----------------------------------------------------------------- writes
     def upsert(
@@ -246,18 +452,18 @@ class EmbeddedStore(MemoryStore):
             return len(before - set(self._slot_of.values()))
 
     def _write(self, chunks: list[Chunk], vectors: np.ndarray, delete_ids: list[str]) -> None:
-        space = self._require_space()
         db = self._conn()
+        vf = self._vf
+        if vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
         with self._lock, self._write_lock():
             self._sync()
-            first = max(self._next_slot, _next_slot(db))
+            first = _next_slot(db)
             slots = np.arange(first, first + len(chunks), dtype=np.int64)
             replaced = [c.id for c in chunks] + delete_ids
-            if len(chunks):
-                self._vfile.seek(first * space.dim * 4)
-                self._vfile.write(np.ascontiguousarray(vectors, np.float32).tobytes())
-                self._vfile.flush()
             try:
+                records = vf.write(first, vectors) if len(chunks) else []
+                _fault("vectors")
                 db.execute("BEGIN IMMEDIATE")
                 dead: list[int] = []
                 for i in range(0, len(replaced), 500):
@@ -276,22 +482,27 @@ class EmbeddedStore(MemoryStore):
                 )
                 db.executemany("INSERT INTO log (op, slot) VALUES ('add', ?)",
                                [(int(s),) for s in slots])
+                db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", records)
                 seq = db.execute("SELECT max(seq) FROM log").fetchone()[0] or 0
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('next_slot', ?)",
                            (str(first + len(chunks)),))
+                _fault("commit")
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise BackendError(f"write to {self.path} failed: {exc}") from exc
-            except BaseException:
-                db.execute("ROLLBACK")
+            except BaseException as exc:
+                _rollback(db)
+                with contextlib.suppress(VecmemError):
+                    vf.truncate(first)  # what this write put past the committed end
+                if isinstance(exc, sqlite3.Error):
+                    raise _sql_error(exc, self._file, "writing to") from exc
                 raise
+            _fault("committed")
             self._drop_slots(dead)
             self._ann_remove(dead)
             self._apply(chunks, vectors, [], slots=slots)
             self._ann_add(slots, vectors)
             self._seq = seq
-            self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
+            with self._sql("reading"):
+                self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
         # Crossing ann_threshold builds the graph now, outside the cross-process write lock, so
         # that later writes extend it and no query pays for a build (a first query on 1M rows
         # used to wait ~11-34 minutes for it).
@@ -334,7 +545,8 @@ class EmbeddedStore(MemoryStore):
                 meta = json.loads(info.read_text())
                 index = self._new_ann()
                 index.load(str(saved))
-                if meta.get("count") == len(index) and self._ann_matches(index, live):
+                if (meta.get("count") == len(index) and meta.get("epoch", 0) == self._epoch
+                        and self._ann_matches(index, live)):
                     self._ann = index
                     return
             except (OSError, ValueError, RuntimeError):
@@ -352,12 +564,31 @@ class EmbeddedStore(MemoryStore):
         return len(keys) == len(live) and bool(np.array_equal(keys, live))
 
     def _save_ann(self) -> None:
+        """Save the graph (temporary files of this call, then renames, so that processes
+        closing at once do not clash); a full disk raises StorageFullError."""
         if self._ann is None or not self._ann_dirty:
             return
-        tmp = self.path / "ann.usearch.tmp"
-        self._ann.save(str(tmp))
-        os.replace(tmp, self.path / "ann.usearch")
-        (self.path / "ann.json").write_text(json.dumps({"count": len(self._ann)}))
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        tmp = self.path / f"ann.usearch.{tag}.tmp"
+        info = self.path / f"ann.json.{tag}.tmp"
+        try:
+            self._ann.save(str(tmp))
+            _fault("ann-saved")
+            info.write_text(json.dumps({"count": len(self._ann), "epoch": self._epoch}))
+            os.replace(tmp, self.path / "ann.usearch")
+            _fault("ann-replaced")
+            os.replace(info, self.path / "ann.json")
+        except (OSError, RuntimeError) as exc:
+            for leftover in (tmp, info):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            if isinstance(exc, OSError):
+                raise _os_error(exc, f"saving the HNSW graph to {self.path}") from exc
+            # usearch says only "Failed to serialize into stream"
+            if shutil.disk_usage(self.path).free < self._ann.serialized_length:
+                raise StorageFullError(f"saving the HNSW graph to {self.path} failed: the disk "
+                                       f"is full ({exc})") from exc
+            raise BackendError(f"saving the HNSW graph to {self.path} failed: {exc}") from exc
         self._ann_dirty = False
 
     # ----------------------------------------------------------------- reads
@@ -436,27 +667,212 @@ class EmbeddedStore(MemoryStore):
             self._save_ann()
 
     def close(self) -> None:
+        """Save the HNSW graph if it changed and close the files. The graph is a cache (rebuilt
+        on open when missing): if it cannot be saved (a full disk) that is logged, and the
+        store is closed all the same."""
         with self._lock:
             if self._closed:
                 return
-            if self._db is not None:
-                self._save_ann()
-                self._db.close()
-            if self._vfile is not None:
-                self._vfile.close()
             self._closed = True
+            try:
+                if self._db is not None:
+                    self._save_ann()
+            except VecmemError as exc:
+                log.warning("vecmem: the HNSW graph of %s was not saved (%s); it is rebuilt "
+                            "when the store is next opened", self.path, exc)
+            finally:
+                if self._db is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.close()
+                if self._vf is not None:
+                    self._vf.close()
+
+    # ----------------------------------------------------------------- repair
+    def repair(
+        self, space: EmbeddingSpace, embed: Callable[[list[str]], np.ndarray], *,
+        batch: int = 256,
+    ) -> RepairReport:
+        """Check every committed vector row against its checksum and embed the live chunks
+        of damaged ranges again with ``embed`` (the facade passes its embedder: use
+        :meth:`vecmem.VectorMemory.repair`). A FORMAT 1 store whose vector file does not hold
+        exactly its committed rows has every chunk embedded again (nothing there says which
+        rows moved). The rewrite is recorded in one transaction with new checksums; other
+        processes reload the rows concerned on their next call; the saved graph is dropped.
+
+        >>> store = EmbeddedStore("./kb")                                     # doctest: +SKIP
+        >>> store.repair(space, HashingEmbedder(64).embed).damaged_ranges     # doctest: +SKIP
+        0
+        """
+        with self._lock:
+            db = self._conn()
+            with self._write_lock(), self._sql("repairing"):
+                row = db.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
+                if row is None:
+                    return RepairReport(0, 0, 0, 0, FORMAT)
+                stored = self._space_of(row[0])
+                stored.check_compatible(space, where=f"store at {self.path}")
+                own = self._vf is None
+                vf = self._vf or VectorFile(self.path / "vectors.f32", dim=stored.dim,
+                                            hint=self._hint)
+                try:
+                    report = self._repair(db, vf, stored, embed, batch)
+                finally:
+                    if own:
+                        vf.close()
+                if report.damaged_ranges:
+                    for name in ("ann.usearch", "ann.json"):
+                        with contextlib.suppress(FileNotFoundError):
+                            (self.path / name).unlink()
+            if self.space is not None:
+                self._sync()
+            return report
+
+    def _repair(self, db: sqlite3.Connection, vf: VectorFile, space: EmbeddingSpace,
+                embed: Callable[[list[str]], np.ndarray], batch: int) -> RepairReport:
+        fmt, rows = self._format(db), _next_slot(db)
+        whole = [(a, b, 0) for a, b in spans(0, rows, vf.dim)]
+        rebuild = True  # the range records are written anew
+        if fmt < FORMAT and vf.size() == rows * vf.row:
+            ranges, bad = _checksums(vf, 0, rows), []
+        elif fmt < FORMAT:
+            ranges, bad = whole, whole
+        else:
+            try:
+                ranges = self._ranges(db)
+                bad, rebuild = vf.damaged(ranges), False
+            except IntegrityError:  # records that do not tile the rows: redo everything
+                ranges, bad = whole, whole
+        fresh: list[Range] = []
+        fixed: list[int] = []
+        changed = 0
+        for start, stop, _ in bad:
+            block = vf.read(start, stop)
+            if block is None:  # past the end of a short file: dead rows stay zero
+                block = np.zeros((stop - start, vf.dim), np.float32)
+                have = max(0, min(stop, vf.size() // vf.row) - start)
+                if have:
+                    block[:have] = vf.read(start, start + have)  # type: ignore[index]
+            live = db.execute("SELECT slot, text FROM chunks WHERE slot >= ? AND slot < ? "
+                              "ORDER BY slot", (start, stop)).fetchall()
+            for i in range(0, len(live), batch):
+                part = live[i : i + batch]
+                idx = np.array([s - start for s, _ in part], dtype=np.int64)
+                try:
+                    vectors = validate_vectors(embed([t for _, t in part]), len(part), space.dim)
+                except VecmemError as exc:
+                    raise BackendError(f"repair of {self.path}: the embedder's output was "
+                                       f"refused: {exc}") from exc
+                changed += int(np.sum(np.any(block[idx] != vectors, axis=1)))
+                block[idx] = vectors
+                fixed += [s for s, _ in part]
+            vf.pwrite(start, block)
+            fresh.append((start, stop, crc(block)))
+        if not bad and fmt == FORMAT:
+            vf.truncate(rows)
+            return RepairReport(rows, 0, 0, 0, fmt)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rebuild:
+                db.execute("DELETE FROM ranges")
+                db.executemany("INSERT INTO ranges VALUES (?, ?, ?)",
+                               [r for r in ranges if r not in set(bad)] + fresh)
+            else:
+                db.executemany("DELETE FROM ranges WHERE start = ?", [(r[0],) for r in bad])
+                db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", fresh)
+            db.executemany("INSERT INTO log (op, slot) VALUES ('fix', ?)", [(s,) for s in fixed])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
+            if bad:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)",
+                           (str(_meta_int(db, "epoch") + 1),))
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        vf.truncate(rows)
+        log.warning("vecmem: repaired %s: %d of %d vector ranges damaged, %d chunks embedded "
+                    "again (%d differed)", self.path, len(bad), len(ranges), len(fixed), changed)
+        return RepairReport(rows, len(bad), len(fixed), changed, fmt)
 
 
 _COLS = "slot, id, document_id, position, text, metadata, content_hash"
 
 
-def _chunk(row: tuple[Any, ...]) -> Chunk:
+def _chunk(row: tuple[Any, ...], file: Path | str = "store.sqlite") -> Chunk:
     _, cid, doc, pos, text, meta, h = row
-    return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta),
+    try:
+        metadata = json.loads(meta)
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not JSON ({exc})"
+                             ) from exc
+    if not isinstance(metadata, dict):
+        raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not a JSON object")
+    return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=metadata,
                  content_hash=h)
+
+
+def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+    while True:
+        part = cursor.fetchmany(20_000)
+        if not part:
+            return
+        yield from part
+
+
+def _covering(db: sqlite3.Connection, slots: list[int]) -> list[Range]:
+    """The range records holding any of ``slots`` (sorted)."""
+    ranges = db.execute("SELECT start, stop, crc FROM ranges WHERE stop > ? AND start <= ? "
+                        "ORDER BY start", (slots[0], slots[-1])).fetchall()
+    wanted = np.asarray(slots, dtype=np.int64)
+    at = np.searchsorted(wanted, [r[0] for r in ranges])
+    return [r for r, i in zip(ranges, at) if i < len(wanted) and wanted[i] < r[1]]
+
+
+def _checksums(vf: VectorFile, start: int, stop: int) -> list[Range]:
+    """Range records for rows ``[start, stop)`` as they are in the file."""
+    out = []
+    for a, b in spans(start, stop, vf.dim):
+        rows = vf.read(a, b)
+        if rows is None:
+            raise IntegrityError(f"{vf.path} ends before row {b}. {vf.hint}")
+        out.append((a, b, crc(rows)))
+    return out
+
+
+def _meta_int(db: sqlite3.Connection, key: str) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _next_slot(db: sqlite3.Connection) -> int:
     """The first never-used slot (slots are never reused, even after deletes)."""
-    row = db.execute("SELECT value FROM meta WHERE key = 'next_slot'").fetchone()
-    return int(row[0]) if row else 0
+    return _meta_int(db, "next_slot")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (after SQLITE_FULL SQLite may have rolled back
+    already: a plain ROLLBACK would then raise "no transaction is active" over the cause)."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
+def _sql_error(exc: sqlite3.Error, file: Path, what: str) -> VecmemError:
+    """vecmem's error for a SQLite failure: full disk, damaged file, lock, or other."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return StorageFullError(f"{what} {file} failed: the disk is full ({text}); free space "
+                                "and retry, nothing of the write was kept")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text \
+            or "not a database" in text:
+        return IntegrityError(f"{file} is damaged or is not a vecmem store ({text}); restore "
+                              "it from a backup or rebuild the store from its documents")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        return StoreLockedError(f"{what} {file} failed: {text}")
+    return BackendError(f"{what} {file} failed: {text}")
+
+
+def _os_error(exc: OSError, what: str) -> VecmemError:
+    if is_full(exc):
+        return StorageFullError(f"{what} failed: the disk is full ({exc})")
+    return BackendError(f"{what} failed: {exc}")
