@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _disks import fill, small_disk
 
 from vecmem import VectorMemory
 from vecmem.embedders import CachedEmbedder, HashingEmbedder
@@ -130,40 +130,16 @@ def test_sqlite_full_is_a_typed_error_not_a_failed_rollback(tmp_path: Path) -> N
 
 # ----------------------------------------------------------------------------- a real full disk
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (needs the right to mount: root, as in the project's CI containers)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                       check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here ({exc}); the injected ENOSPC tests "
-                    "cover the same paths")
-    try:
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
-def _fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
-def test_a_full_disk_is_typed_and_the_store_resumes_once_space_is_freed(
-        small_disk: Path) -> None:
-    path = small_disk / "kb"
+def test_a_full_disk_is_typed_and_the_store_resumes_once_space_is_freed(disk: Path) -> None:
+    path = disk / "kb"
     m = memory(path, dim=256, ann_threshold=1)
     m.add([TEXTS["a"]], ids=["a"])
-    filler = _fill(small_disk)
+    filler = fill(disk)
     texts = {"a": TEXTS["a"]}
     failures = 0
     for i in range(40):  # vectors, rows, log and WAL pages: whichever hits the wall first

@@ -103,6 +103,21 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Check the store's vector checksums and embed damaged chunks again."""
+    if args.path:
+        args.store = args.path
+    with _memory(args) as mem:
+        report = mem.repair()
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        print(f"checked {report.rows} vector rows: {report.damaged_ranges} damaged ranges, "
+              f"{report.reembedded} chunks embedded again ({report.changed} had a wrong "
+              f"vector); the store is sound")
+    return 0
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
         n = mem.delete(args.ids or None, filter=json.loads(args.filter) if args.filter else None)
@@ -167,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("ids", nargs="*")
     d.add_argument("--filter")
     d.set_defaults(func=cmd_delete)
+
+    r = sub.add_parser("repair", help="check the stored vectors; embed damaged chunks again")
+    r.add_argument("path", nargs="?", help="the store's folder (default: --store)")
+    r.set_defaults(func=cmd_repair)
 
     demo = sub.add_parser("demo", help="index the bundled sample and search it")
     demo.set_defaults(func=cmd_demo)

@@ -34,6 +34,7 @@ from vecmem.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    StorageFullError,
     StoreLockedError,
 )
 
@@ -155,6 +156,11 @@ def translate(exc: BaseException, what: str) -> BackendError:
     low = text.lower()
     if "password authentication failed" in low or "access denied" in low:
         return AuthenticationError(f"{what}: {text}")
+    if (getattr(getattr(exc, "orig", None), "sqlstate", None) == "53100"
+            or any(s in low for s in ("database or disk is full", "no space left on device",
+                                      "disk full", "is full"))):
+        return StorageFullError(f"{what}: the disk is full ({text}); nothing of the write "
+                                "was kept")
     if "database is locked" in low or "lock wait timeout" in low:
         return StoreLockedError(f"{what}: {text}")
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:

@@ -16,6 +16,7 @@ Symbolic links that lead out of the tenant's folder are refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -30,6 +31,7 @@ from vecmem.errors import (
     InvalidInputError,
     NotFoundError,
     ScopeEscapeError,
+    StorageFullError,
 )
 from vecmem.knowledge_fs.base import (
     ChangeEvent,
@@ -73,6 +75,9 @@ class DiskKnowledgeStore:
         return full
 
     def _io(self, what: str, path: str, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(f"{what} {path!r} failed: the disk is full ({exc}); "
+                                    "nothing was written")
         if isinstance(exc, IsADirectoryError):
             return is_a_directory(path)
         if isinstance(exc, NotADirectoryError):
@@ -125,18 +130,26 @@ class DiskKnowledgeStore:
             raise self._io("writing", path, exc) from exc
 
     def append(self, path: str, data: bytes | str) -> int:
+        """Append ``data`` whole or not at all: a failed write (a full disk) is cut off
+        again, so the file keeps exactly what it had."""
         path, raw = file_path(path), to_bytes(data)
         full = self._fs(path)
         self._mkparents(path, full)
         try:
-            with open(full, "ab") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
+            with open(full, "ab", buffering=0) as f:
+                fd = f.fileno()
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
-                    offset = f.seek(0, os.SEEK_END)
-                    f.write(raw)
-                    f.flush()
+                    offset = os.fstat(fd).st_size
+                    try:
+                        view = memoryview(raw)
+                        while view:
+                            view = view[os.write(fd, view):]
+                    except OSError:
+                        os.ftruncate(fd, offset)
+                        raise
                 finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             return offset
         except OSError as exc:
             raise self._io("appending to", path, exc) from exc
