@@ -3,6 +3,7 @@ corpora, after interleaved adds and deletes, and after state()/from_state()."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -160,6 +161,26 @@ def test_many_small_batches_cross_merge_and_compaction() -> None:
             del live[s]
         if step % 20 == 19:
             assert_equal_to_rank_bm25(idx, live, [rng.choices(vocab, k=3) for _ in range(5)])
+
+
+def test_one_document_at_a_time_keeps_few_segments_and_queries_never_merge() -> None:
+    """Adds of one document each: the segments stay at most 3 log2(postings) + 1 (a query reads
+    each), scores stay exact, and a query leaves the segments as they are (no merge or sort on
+    the query path: the first query after a bulk load used to sort every posting)."""
+    rng = random.Random(9)
+    vocab = [f"t{i}" for i in range(200)]
+    idx = BM25Index()
+    live: dict[int, list[str]] = {}
+    for slot in range(700):
+        doc = rng.choices(vocab, k=rng.randint(1, 12))
+        idx.add([slot], [doc])
+        live[slot] = doc
+        postings = sum(len(seg) for seg in idx._segments)
+        assert len(idx._segments) <= 3 * math.log2(postings) + 1
+    before = [(id(seg), len(seg)) for seg in idx._segments]
+    assert_equal_to_rank_bm25(idx, live, [rng.choices(vocab, k=3) for _ in range(5)])
+    idx.top_k(["t1", "t2"], 10)
+    assert [(id(seg), len(seg)) for seg in idx._segments] == before
 
 
 def test_top_k_honours_mask_and_skips_documents_without_terms() -> None:

@@ -9,9 +9,11 @@ Python for every query term, this index keeps postings in a compressed sparse co
 Written by hand rather than on ``bm25s`` because bm25s freezes scores at index time (a write
 changes N, avgdl and every idf, which means a full re-index) and it cannot delete. Here:
 
-* documents are added and removed without a rebuild: postings are appended to a flat log; a query
-  reads the compacted columns plus the small unmerged tail, and merges the tail when it grows past
-  an eighth of the index (amortised O(n log n));
+* documents are added and removed without a rebuild: each ``add`` sorts its own postings by term
+  into a segment (term -> slots, term frequencies), and segments of like size are merged four
+  at a time by an O(n) scatter, no re-sort (see ``_push``). A query reads every segment's
+  columns for its terms and never sorts or merges: the first query after a bulk load used to
+  sort every posting (1.6 s at 100k chunks);
 * per-document length norms and idfs are computed once per index version, not per query;
 * deletions flip a ``live`` bit; their postings are dropped when a third of them are dead.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -59,7 +62,7 @@ class BM25Index:
     """An incremental BM25Okapi index over integer slots.
 
     >>> idx = BM25Index()
-    >>> idx.add([0, 1, 2], [["cat", "sat"], ["dog", "sat"], ["cat", "cat"]])
+    >>> idx.add([0, 1, 2, 3, 4], [["cat", "sat"], ["dog", "sat"], ["cat", "cat"], ["owl"], ["eel"]])
     >>> [int(s) for s in idx.top_k(["cat"], 2)[0]]
     [2, 0]
     """
@@ -84,11 +87,8 @@ class BM25Index:
         self._n_live = 0
         self._total_len = 0.0
         self._dead_postings = 0
-        # compacted columns over the log prefix [0, _merged)
-        self._merged = 0
-        self._indptr = np.zeros(1, dtype=np.int64)
-        self._col_slot = np.zeros(0, dtype=np.int64)
-        self._col_tf = np.zeros(0, dtype=np.float64)
+        # the postings as segments sorted by term, oldest first (see _Segment)
+        self._segments: list[_Segment] = []
         self._version = 0
         self._prepared: tuple[int, np.ndarray, np.ndarray] | None = None
 
@@ -113,25 +113,11 @@ class BM25Index:
             if self._used.a[slots].any():
                 raise InvalidInputError("a BM25 slot cannot be reused; use a new slot")
             vocab = self.vocab
-            terms: list[int] = []
-            tfs: list[int] = []
-            counts = np.zeros(len(slots), dtype=np.int32)
-            lengths = np.zeros(len(slots), dtype=np.float64)
-            for i, tokens in enumerate(docs):
-                freq = Counter(tokens)
-                for tok, tf in freq.items():
-                    tid = vocab.get(tok)
-                    if tid is None:
-                        tid = vocab[tok] = len(vocab)
-                    terms.append(tid)
-                    tfs.append(tf)
-                counts[i] = len(freq)
-                lengths[i] = len(tokens)
-            t = np.asarray(terms, dtype=np.int32)
+            t, tfs, counts, lengths = _postings(docs, vocab)
             start = self._p_term.n
             self._p_term.extend(t)
             self._p_slot.extend(np.repeat(slots, counts))
-            self._p_tf.extend(np.asarray(tfs, dtype=np.float64))
+            self._p_tf.extend(tfs)
             self._start.a[slots] = start + np.concatenate(([0], np.cumsum(counts)[:-1]))
             self._count.a[slots] = counts
             self._doc_len.a[slots] = lengths
@@ -140,6 +126,8 @@ class BM25Index:
             self._df.reserve(len(vocab))
             self._df.n = len(vocab)
             np.add.at(self._df.a, t, 1)
+            self._push(_Segment.of(t, self._p_slot.a[start : self._p_slot.n],
+                                   self._p_tf.a[start : self._p_tf.n], len(vocab)))
             self._n_live += len(slots)
             self._total_len += float(lengths.sum())
             self._version += 1
@@ -163,8 +151,9 @@ class BM25Index:
             return len(slots)
 
     def _compact(self) -> None:
-        """Drop dead postings from the log and rebuild the columns."""
-        keep = self._live.a[self._p_slot.view()]
+        """Drop dead postings from the log and from every segment (order kept, no re-sort)."""
+        live = self._live.view()
+        keep = live[self._p_slot.view()]
         t, s, f = self._p_term.view()[keep], self._p_slot.view()[keep], self._p_tf.view()[keep]
         for g, v in ((self._p_term, t), (self._p_slot, s), (self._p_tf, f)):
             g.n = 0
@@ -174,19 +163,25 @@ class BM25Index:
         first[1:] = s[1:] != s[:-1]
         self._start.a[s[first]] = np.flatnonzero(first)
         self._dead_postings = 0
-        self._merged = 0
-        self._merge()
+        self._segments = [seg for seg in (x.without_dead(live) for x in self._segments) if len(seg)]
 
-    def _merge(self) -> None:
-        """Rebuild the compressed columns from the whole posting log."""
-        n = self._p_term.n
-        terms = self._p_term.view()
-        order = np.argsort(terms, kind="stable")
-        self._col_slot = self._p_slot.view()[order]
-        self._col_tf = self._p_tf.view()[order]
-        self._indptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(terms, minlength=len(self.vocab)), out=self._indptr[1:])
-        self._merged = n
+    def _push(self, seg: _Segment) -> None:
+        """Add the newest segment, then merge: the last four when they are of a size (the oldest
+        at most twice the newest), or the last two when the older is under a quarter of the
+        newer. Simulated on 400 to 4,000 equal adds, each posting is copied ~4 times and ~4-10
+        segments remain (merging any two of a size: ~8-10 copies, 3-6 segments)."""
+        if not len(seg):
+            return
+        segs = self._segments
+        segs.append(seg)
+        while True:
+            if len(segs) >= 4 and len(segs[-4]) <= 2 * len(segs[-1]):
+                take = 4
+            elif len(segs) >= 2 and 4 * len(segs[-2]) <= len(segs[-1]):
+                take = 2
+            else:
+                return
+            segs[-take:] = [_Segment.merge(segs[-take:])]
 
     # ------------------------------------------------------------------ reads
     def _prepare(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,34 +203,29 @@ class BM25Index:
 
     def _accumulate(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Dense score and touched arrays over all slots."""
-        if self._p_term.n - self._merged > max(65536, self._merged // 8):
-            self._merge()
         norm, idf = self._prepare()
         size = self._live.n
+        wanted = Counter(self.vocab[t] for t in tokens if t in self.vocab)
+        if not wanted:
+            return np.zeros(size), np.zeros(size, dtype=bool)
+        tids = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
+        segments = self._segments
+        spans = [seg.spans(tids) for seg in segments]
         scores = np.zeros(size, dtype=np.float64)
         touched = np.zeros(size, dtype=bool)
-        wanted = Counter(self.vocab[t] for t in tokens if t in self.vocab)
         k1p1 = self.k1 + 1.0
-        ncols = len(self._indptr) - 1
-        for tid, times in wanted.items():
-            if tid >= ncols:
+        for j, (tid, times) in enumerate(wanted.items()):  # one column a term, as rank_bm25
+            parts = [(seg, lo[j], hi[j]) for seg, (lo, hi) in zip(segments, spans) if hi[j] > lo[j]]
+            if not parts:
                 continue
-            a, b = self._indptr[tid], self._indptr[tid + 1]
-            sl, tf = self._col_slot[a:b], self._col_tf[a:b]
+            if len(parts) == 1:
+                seg, a, b = parts[0]
+                sl, tf = seg.slot[a:b], seg.tf[a:b].astype(np.float64)
+            else:
+                sl = np.concatenate([seg.slot[a:b] for seg, a, b in parts])
+                tf = np.concatenate([seg.tf[a:b] for seg, a, b in parts]).astype(np.float64)
             scores[sl] += (idf[tid] * times) * (tf * k1p1) / (tf + norm[sl])
             touched[sl] = True
-        if self._merged < self._p_term.n and wanted:
-            t = self._p_term.a[self._merged : self._p_term.n]
-            ids = np.fromiter(wanted, dtype=np.int32)
-            sel = np.flatnonzero(np.isin(t, ids))
-            if len(sel):
-                tids = t[sel]
-                tail_slots = self._p_slot.a[self._merged + sel]
-                tail_tf = self._p_tf.a[self._merged + sel]
-                mult = np.array([wanted[int(x)] for x in tids], dtype=np.float64)
-                np.add.at(scores, tail_slots,
-                          idf[tids] * mult * (tail_tf * k1p1) / (tail_tf + norm[tail_slots]))
-                touched[tail_slots] = True
         touched &= self._live.view()
         return scores, touched
 
@@ -311,7 +301,8 @@ class BM25Index:
         np.add.at(idx._df.a, idx._p_term.view(), 1)
         idx._n_live = len(slots)
         idx._total_len = float(idx._doc_len.a[slots].sum())
-        idx._merge()
+        idx._push(_Segment.of(idx._p_term.view(), idx._p_slot.view(), idx._p_tf.view(),
+                              len(idx.vocab)))
         return idx
 
     def with_params(self, *, k1: float, b: float, epsilon: float | None = None) -> None:
@@ -323,6 +314,96 @@ class BM25Index:
             if epsilon is not None:
                 self.epsilon = float(epsilon)
             self._prepared = None
+
+
+class _Segment:
+    """Postings sorted by term: term ``t`` owns ``slot[ptr[t]:ptr[t + 1]]`` and ``tf[...]``
+    (``ptr`` is dense over the term ids known when the segment was made; later terms have no
+    postings here), within a term in the order they were added. Slots are int32 and term
+    frequencies float32 (whole numbers, exact): half the bytes a merge moves; a query widens
+    them to float64 before any arithmetic."""
+
+    __slots__ = ("ptr", "slot", "tf")
+
+    def __init__(self, ptr: np.ndarray, slot: np.ndarray, tf: np.ndarray) -> None:
+        self.ptr, self.slot, self.tf = ptr, slot, tf
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @classmethod
+    def of(cls, terms: np.ndarray, slot: np.ndarray, tf: np.ndarray, vocab: int) -> _Segment:
+        """A segment of postings given in log order (a stable sort by term)."""
+        order = _stable_order(terms)
+        return cls(_starts(np.bincount(terms, minlength=vocab)),
+                   slot[order].astype(np.int32), tf[order].astype(np.float32))
+
+    @staticmethod
+    def merge(segments: Sequence[_Segment]) -> _Segment:
+        """The segments' postings, per term in the order given (older first): an O(n) scatter,
+        no sort of the postings."""
+        vocab = max(len(seg.ptr) for seg in segments) - 1
+        counts = np.zeros(vocab, dtype=np.int64)
+        befores = []
+        for seg in segments:
+            n = np.diff(seg.ptr)
+            befores.append(counts[: len(n)].copy())  # earlier segments' postings come first
+            counts[: len(n)] += n
+        ptr = _starts(counts)
+        slot = np.empty(int(ptr[-1]), dtype=np.int32)
+        tf = np.empty(len(slot), dtype=np.float32)
+        for seg, before in zip(segments, befores):
+            vs = len(seg.ptr) - 1
+            dest = np.repeat(ptr[:vs] + before - seg.ptr[:-1], np.diff(seg.ptr))
+            dest += np.arange(len(seg))
+            slot[dest] = seg.slot
+            tf[dest] = seg.tf
+        return _Segment(ptr, slot, tf)
+
+    def spans(self, tids: np.ndarray) -> tuple[list[int], list[int]]:
+        """Where each term's postings are (``lo == hi``: none)."""
+        top = len(self.ptr) - 1
+        return (self.ptr[np.minimum(tids, top)].tolist(),
+                self.ptr[np.minimum(tids + 1, top)].tolist())
+
+    def without_dead(self, live: np.ndarray) -> _Segment:
+        keep = live[self.slot]
+        kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+        return _Segment(kept[self.ptr], self.slot[keep], self.tf[keep])
+
+
+def _postings(docs: Sequence[Sequence[str]], vocab: dict[str, int]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each document's distinct terms and their frequencies, document by document (terms in id
+    order), adding new words to ``vocab``; and per document its number of distinct terms and
+    its length. Array work over the batch (one dict lookup a token), not a Counter a document:
+    ingest spent most of its BM25 time in that loop."""
+    lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+    flat = list(chain.from_iterable(docs))
+    new = [w for w in dict.fromkeys(flat) if w not in vocab]
+    vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
+    tid = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+    size = max(len(vocab), 1)
+    key = np.repeat(np.arange(len(docs), dtype=np.int64), lengths) * size + tid
+    pairs, tf = np.unique(key, return_counts=True)  # sorted by document, then term
+    counts = np.bincount(pairs // size, minlength=len(docs)).astype(np.int32)
+    return (pairs % size).astype(np.int32), tf.astype(np.float64), counts, lengths.astype(
+        np.float64)
+
+
+def _stable_order(terms: np.ndarray) -> np.ndarray:
+    """``argsort(terms, kind="stable")`` by numpy's radix sort on 16-bit halves (3x faster than
+    its timsort on int32: 0.5 s against 1.5 s for 4M postings)."""
+    low = np.argsort((terms & 0xFFFF).astype(np.uint16), kind="stable")
+    if not len(terms) or int(terms.max()) < 0x10000:
+        return low
+    return low[np.argsort((terms[low] >> 16).astype(np.uint16), kind="stable")]
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
