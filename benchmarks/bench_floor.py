@@ -127,6 +127,10 @@ def _ids_of(system: str, result: Any) -> list[str]:
 
 
 def bench_scifact(quick: bool, passes: int = 3) -> dict[str, Any]:
+    # lancedb first: once sentence-transformers has imported the repository's datasets/ folder
+    # as the package "datasets", importing lancedb fails (it takes it for Hugging Face's)
+    import lancedb  # noqa: F401
+
     from vecmem.datasets import load_beir
     from vecmem.evaluation.metrics import evaluate
 
