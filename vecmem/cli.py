@@ -145,7 +145,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vecmem", description="Vector memory: add, search, evaluate.")
     p.add_argument("--store", help="folder or URL of the store (default $VECMEM_STORE or ./kb)")
-    p.add_argument("--embedder", help="model name or 'hashing' (default: recorded or MiniLM)")
+    p.add_argument("--embedder", help="model name, a registered kind (onnx, hashing, ...) or "
+                   "kind:model (default: recorded or MiniLM)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import numpy as np
 
 from vecmem._deps import require
 from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.registry import EMBEDDERS, LazyFactory
 from vecmem.tokenize import DefaultTokenizer
 from vecmem.types import content_hash
 
@@ -280,17 +282,72 @@ class CachedEmbedder:
         return out
 
 
+def _hashing(model: str | None = None, *, dim: int = 256) -> HashingEmbedder:
+    """``hashing`` (256-d), ``hashing:64`` or ``create("hashing", dim=64)``."""
+    if model is not None:
+        if not model.isdigit():
+            raise ConfigurationError(f"hashing embedder dimension must be an integer: {model!r}")
+        dim = int(model)
+    return HashingEmbedder(dim)
+
+
+# Built-ins, registered as a plugin registers (group ``vecmem.embedders``). A factory takes an
+# optional ``model=``; an embedder it makes is named ``kind`` or ``kind:model`` (except the two
+# older forms below), which is how a store's recorded name finds it again.
+EMBEDDERS.register("sentence-transformers", SentenceTransformerEmbedder,
+                   aliases=("st", "sentence_transformers"))
+EMBEDDERS.register("onnx", LazyFactory("vecmem.onnx:OnnxEmbedder"), aliases=("onnxruntime",))
+EMBEDDERS.register("hashing", _hashing)
+
+_KIND = re.compile(r"([A-Za-z][\w.-]+):(.*)\Z", re.DOTALL)
+_HASHING = re.compile(r"hashing-(\d+)\Z")
+
+
 def resolve_embedder(embedder: Embedder | str | None) -> Embedder:
-    """An embedder from an object, a model name, ``"hashing"``/``"hashing-DIM"``, or the default."""
+    """An embedder from an object, a name, or the default (all-MiniLM-L6-v2).
+
+    A name is resolved through :data:`vecmem.registry.EMBEDDERS`: a registered kind or alias
+    (``"onnx"``, ``"st"``, ``"hashing"``), ``"kind:model"`` (``"onnx:/models/e5.onnx"``,
+    ``"st:BAAI/bge-small-en-v1.5"``, a plugin's ``"openai:text-embedding-3-small"``), the older
+    ``"hashing-DIM"``, or else a sentence-transformers model name or path. Every built-in
+    embedder's ``name`` resolves back to the same embedder, so a store reopens with the embedder
+    it recorded; a recorded ``kind:`` whose plugin is not installed is a ConfigurationError.
+
+    >>> resolve_embedder("hashing:8").name, resolve_embedder("hashing-8").dim
+    ('hashing-8', 8)
+    """
     if embedder is None:
         return SentenceTransformerEmbedder()
     if isinstance(embedder, str):
-        if embedder.startswith("hashing"):
-            _, _, dim = embedder.partition("-")
-            return HashingEmbedder(int(dim) if dim else 256)
-        return SentenceTransformerEmbedder(embedder)
+        return _by_name(embedder)
     if not isinstance(embedder, Embedder):
         raise ConfigurationError(
             f"{embedder!r} is not an embedder: it needs name, dim and embed(texts)"
         )
     return embedder
+
+
+def _by_name(spec: str) -> Embedder:
+    if "://" not in spec and EMBEDDERS.key_of(spec) is not None:
+        return _checked(EMBEDDERS.create(spec), spec)
+    kind = _KIND.match(spec)
+    if kind is not None and not os.path.exists(spec):
+        if "://" in spec or EMBEDDERS.key_of(kind.group(1)) is None:
+            raise ConfigurationError(
+                f"unknown embedder kind {kind.group(1)!r} in {spec!r}; available: "
+                f"{', '.join(EMBEDDERS.list_registered())} (plugins register through the "
+                f"entry-point group {EMBEDDERS.entry_point_group!r})")
+        return _checked(EMBEDDERS.create(kind.group(1), model=kind.group(2)), spec)
+    legacy = _HASHING.match(spec)
+    if legacy is not None:
+        return HashingEmbedder(int(legacy.group(1)))
+    return SentenceTransformerEmbedder(spec)
+
+
+def _checked(made: Any, spec: str) -> Embedder:
+    # looked up on the class: isinstance(made, Embedder) would read ``dim`` and load the model
+    cls = type(made)
+    if not (hasattr(made, "name") and hasattr(cls, "dim") and callable(getattr(cls, "embed", None))):
+        raise ConfigurationError(f"embedder {spec!r} made {type(made).__name__}, which has not "
+                                 "name, dim and embed(texts)")
+    return made

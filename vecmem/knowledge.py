@@ -40,7 +40,7 @@ class Knowledge:
         vector_db: VectorStore | str | os.PathLike[str] | None = None,
         *,
         embedder: Embedder | str | None = None,
-        reranker: Reranker | VectorReranker | None = None,
+        reranker: Reranker | VectorReranker | str | None = None,
         chunker: Chunker | None = None,
         max_results: int = 10,
         search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid",

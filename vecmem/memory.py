@@ -25,7 +25,7 @@ from vecmem.embedders import (
 from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.fusion import Fusion, fuse
-from vecmem.rerank import Reranker, VectorReranker
+from vecmem.rerank import Reranker, VectorReranker, resolve_reranker
 from vecmem.stores.base import VectorStore
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
@@ -138,7 +138,7 @@ class VectorMemory:
         tokenizer: Tokenizer | None = None,
         fusion: Fusion = DEFAULT_FUSION,
         candidates: int = DEFAULT_CANDIDATES,
-        reranker: Reranker | VectorReranker | None = None,
+        reranker: Reranker | VectorReranker | str | None = None,
         bm25: tuple[float, float, float] = DEFAULT_BM25,
         cache: EmbeddingCache | str | os.PathLike[str] | None = None,
         progress: bool = False,
@@ -167,7 +167,7 @@ class VectorMemory:
         self.tokenizer = tokenizer or DefaultTokenizer()
         self.fusion = fusion
         self.candidates = candidates
-        self.reranker = reranker
+        self.reranker = resolve_reranker(reranker)  # a name goes through RERANKERS
         self.progress = progress
         self._bm25 = bm25
         self._space: EmbeddingSpace | None = None

@@ -1,21 +1,14 @@
 """Registries of vecmem's extension points: built-ins and third-party plugins, by name or URL.
 
-=========================  ================================  ==================================
-registry                   holds                             entry-point group
-=========================  ================================  ==================================
-:data:`KNOWLEDGE_STORES`   vector / RAG stores (pgvector,    ``vecmem.knowledge_stores``
-                           qdrant, chroma, embedded, ...)
-:data:`EMBEDDERS`          embedders by kind (``sentence-    ``vecmem.embedders``
-                           transformers``, ``onnx``, ...)
-:data:`RERANKERS`          rerankers (``cross-encoder``,     ``vecmem.rerankers``
-                           ``mmr``)
-:data:`FILE_STORES`        path-based file stores (memory,   ``vecmem.file_stores``
-                           sqlite, postgres, disk, redis)
-:data:`CONVERSATION_STORES` conversation stores              ``vecmem.conversation_stores``
-:data:`STATE_STORES`       key/value state stores            ``vecmem.state_stores``
-:data:`LOADERS`            file formats (pdf, docx, html,    ``vecmem.loaders``
-                           pptx, xlsx, ...)
-=========================  ================================  ==================================
+- :data:`KNOWLEDGE_STORES`: vector / RAG stores (pgvector, qdrant, chroma, embedded, ...),
+  entry-point group ``vecmem.knowledge_stores``;
+- :data:`EMBEDDERS`: embedders by kind (sentence-transformers, onnx, hashing), ``vecmem.embedders``;
+- :data:`RERANKERS`: rerankers (cross-encoder, mmr), ``vecmem.rerankers``;
+- :data:`FILE_STORES`: path-based file stores (memory, sqlite, postgres, disk, redis),
+  ``vecmem.file_stores``;
+- :data:`CONVERSATION_STORES` and :data:`STATE_STORES`: ``vecmem.conversation_stores``,
+  ``vecmem.state_stores``;
+- :data:`LOADERS`: file formats (pdf, docx, html, pptx, xlsx, ...), ``vecmem.loaders``.
 
 Built-in backends register themselves exactly as a plugin would, when the registry is first
 used, so ``import vecmem`` stays fast. Third-party packages declare an entry point in the
@@ -420,6 +413,24 @@ KNOWLEDGE_STORES: Registry[Any] = _KnowledgeStores(
 pinecone, embedded (a folder, ``file://``), memory. ``VectorMemory(...)`` and
 ``Knowledge(vector_db=...)`` accept any name, alias or URL it accepts."""
 
+EMBEDDERS: Registry[Any] = Registry(
+    "embedder",
+    entry_point_group="vecmem.embedders",
+    builtin_modules=("vecmem.embedders",),
+)
+"""Embedders by kind: sentence-transformers (``st``), onnx (int8 MiniLM, no PyTorch), hashing.
+A factory takes ``model=`` (optional) plus its options; an embedder made by one is named
+``kind`` or ``kind:model`` so that :func:`vecmem.embedders.resolve_embedder` reopens it from the
+name a store recorded (see there)."""
+
+RERANKERS: Registry[Any] = Registry(
+    "reranker",
+    entry_point_group="vecmem.rerankers",
+    builtin_modules=("vecmem.rerank",),
+)
+"""Rerankers: cross-encoder, mmr. ``VectorMemory(reranker="cross-encoder")`` and
+``"cross-encoder:MODEL"`` resolve through it (:func:`vecmem.rerank.resolve_reranker`)."""
+
 CONVERSATION_STORES: Registry[Any] = Registry(
     "conversation store",
     entry_point_group="vecmem.conversation_stores",
@@ -440,5 +451,5 @@ LOADERS: Registry[Any] = Registry(
 """File loaders (a factory is a class with ``name``, ``suffixes``, ``mime_types`` and ``load``;
 see :mod:`vecmem.loaders`): text, markdown, json, code, csv, pdf, docx, pptx, xlsx, html, epub."""
 
-__all__ = ["CONVERSATION_STORES", "FILE_STORES", "KNOWLEDGE_STORES", "LOADERS", "STATE_STORES",
-           "LazyFactory", "Registry"]
+__all__ = ["CONVERSATION_STORES", "EMBEDDERS", "FILE_STORES", "KNOWLEDGE_STORES", "LOADERS",
+           "RERANKERS", "STATE_STORES", "LazyFactory", "Registry"]

@@ -14,6 +14,7 @@ import numpy as np
 
 from vecmem._deps import require
 from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.registry import RERANKERS
 from vecmem.types import Hit
 
 
@@ -111,3 +112,37 @@ def mmr(
         available[i] = False
         best_sim = np.maximum(best_sim, vectors @ vectors[i])
     return picked
+
+
+def _cross_encoder(model: str | None = None, *, batch_size: int = 32, device: str = "cpu",
+                   max_length: int | None = 512) -> CrossEncoderReranker:
+    if model is None:
+        return CrossEncoderReranker(batch_size=batch_size, device=device, max_length=max_length)
+    return CrossEncoderReranker(model, batch_size=batch_size, device=device, max_length=max_length)
+
+
+# Built-ins, registered as a plugin registers (group ``vecmem.rerankers``); ``kind:model`` passes
+# ``model=`` to the factory.
+RERANKERS.register("cross-encoder", _cross_encoder, aliases=("cross_encoder", "crossencoder"))
+RERANKERS.register("mmr", MMRReranker)
+
+
+def resolve_reranker(
+    reranker: Reranker | VectorReranker | str | None,
+) -> Reranker | VectorReranker | None:
+    """A reranker from an object, ``None``, or a name in :data:`vecmem.registry.RERANKERS`:
+    ``"mmr"``, ``"cross-encoder"``, ``"cross-encoder:BAAI/bge-reranker-base"``, a plugin's.
+
+    >>> type(resolve_reranker("mmr")).__name__
+    'MMRReranker'
+    """
+    if reranker is None:
+        return None
+    if isinstance(reranker, str):
+        kind, sep, model = reranker.partition(":")
+        made = RERANKERS.create(kind, model=model) if sep else RERANKERS.create(reranker)
+        reranker = made
+    if not isinstance(reranker, (Reranker, VectorReranker)):
+        raise ConfigurationError(f"{reranker!r} is not a reranker: it needs rerank(query, hits, "
+                                 "k=) or rerank_vectors(query_vector, hits, vectors, k=)")
+    return reranker

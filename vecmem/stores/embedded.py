@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from vecmem._deps import usearch_index
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
@@ -519,7 +520,7 @@ class EmbeddedStore(MemoryStore):
         return int(base * max(1.0, (size / 100_000) ** 0.5))
 
     def _new_ann(self) -> Any:
-        from usearch.index import Index
+        Index = usearch_index()  # noqa: N806 (a class); onnxruntime first, see there
 
         conn, exp_add, exp_search = self._ann_params
         return Index(ndim=self._require_space().dim, metric="ip", dtype="f32",
