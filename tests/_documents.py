@@ -29,6 +29,9 @@ SENTENCES: dict[str, tuple[str, dict[str, Any]]] = {
         ("deck.pptx", {"slide": 1, "heading": "Sales review"}),
     "Hiring paused for saxophone engineers until autumn.":
         ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
+    "Remind everyone that the walrus mascot retires.":
+        ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
+    "Tuba tester": ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
     "Zeppelin": ("budget.xlsx", {"sheet": "Fleet"}),
     "Marmalade": ("budget.xlsx", {"sheet": "Pantry"}),
     "Always switch off the mains before drilling into a wall that may hide cables.":
@@ -144,6 +147,7 @@ def pptx_bytes() -> bytes:
     shape = s2.shapes.add_table(2, 2, Inches(1), Inches(4), Inches(4), Inches(1))
     for r, (a, b) in enumerate([("Role", "Openings"), ("Tuba tester", "1")]):
         shape.table.cell(r, 0).text, shape.table.cell(r, 1).text = a, b
+    s2.notes_slide.notes_text_frame.text = "Remind everyone that the walrus mascot retires."
     out = io.BytesIO()
     deck.save(out)
     return out.getvalue()

@@ -127,6 +127,60 @@ def test_chunks_never_cross_pages_sections_or_tables() -> None:
     assert rows == [f"row{i} | {i}" for i in range(40)]  # every row once, in order, whole
 
 
+def test_docx_pages_follow_the_breaks_word_recorded(tmp_path: Path) -> None:
+    """Word writes ``lastRenderedPageBreak`` where its layout broke the pages; a paragraph that
+    starts with one begins a page, one broken part-way starts on the page before."""
+    import docx
+    from docx.oxml.ns import qn
+    from lxml import etree
+
+    d = docx.Document()
+    d.add_heading("Ledger", 1)
+    d.add_paragraph("Alpha paragraph sits on the first page.")
+    second = d.add_paragraph("Bravo paragraph opens the second page.")
+    second.runs[0]._r.insert(0, etree.Element(qn("w:lastRenderedPageBreak")))
+    third = d.add_paragraph("Charlie paragraph starts on page two")
+    run = third.add_run(" and runs over onto page three.")
+    run._r.insert(0, etree.Element(qn("w:lastRenderedPageBreak")))
+    d.add_paragraph("Delta paragraph is wholly on page three.")
+    d.add_page_break()  # a hard break: ignored, Word's rendered breaks are the layout
+    d.add_paragraph("Echo paragraph still counts as page three.")
+    path = tmp_path / "ledger.docx"
+    d.save(str(path))
+    mem = memory()
+    result = mem.add_files(path)
+    assert result.pages == 3
+    for word, page in (("Alpha", 1), ("Bravo", 2), ("Charlie", 2), ("Delta", 3), ("Echo", 3)):
+        hit = mem.search(f"{word} paragraph", k=1, mode="keyword")[0]
+        assert word in hit.text and hit.metadata["page"] == page, (word, hit.metadata)
+
+
+def test_docx_paragraph_text_reads_as_python_docx_does() -> None:
+    """The loader walks runs itself (faster); its text must equal ``Paragraph.text``."""
+    import io
+
+    import docx
+    from docx.enum.text import WD_BREAK
+
+    from vecmem.loaders.docx import _paragraph_text
+
+    d = docx.Document()
+    p = d.add_paragraph("Tabs\tand ")
+    p.add_run("bold").bold = True
+    p.add_run().add_break()
+    p.add_run("after a line break")
+    p.add_run().add_break(WD_BREAK.PAGE)
+    p.add_run("after a page break")
+    d.add_paragraph("")
+    out = io.BytesIO()
+    d.save(out)
+    d = docx.Document(io.BytesIO(docx_bytes()))
+    d2 = docx.Document(out)
+    paragraphs = list(d.paragraphs) + list(d2.paragraphs)
+    assert [_paragraph_text(x._p) for x in paragraphs] == [x.text for x in paragraphs]
+    assert "Tabs\tand bold\nafter a line break" in _paragraph_text(d2.paragraphs[0]._p)
+
+
 # -- bad files -----------------------------------------------------------------------------------
 BAD_FILES: dict[str, tuple[Callable[[], bytes], type[Exception]]] = {
     "secret.pdf": (lambda: pdf_bytes(encrypt=True), EncryptedDocumentError),
@@ -367,8 +421,8 @@ def test_cli_add_lists_skipped_and_failed_and_exits_1(
     out = capsys.readouterr().out
     assert code == 1
     assert "read 3 files (6 pages/slides/sheets): added 3 documents" in out
-    assert f"skipped 1 files no loader reads: {folder / 'data.bin'}" in out
-    assert "failed 1 files" in out and "secret.pdf: EncryptedDocumentError" in out
+    assert f"skipped 1 file no loader reads: {folder / 'data.bin'}" in out
+    assert "failed 1 file " in out and "secret.pdf: EncryptedDocumentError" in out
     assert "page 3 has no text layer" in out
     code = main([*store, "search", "violet mushrooms", "--k", "1"])
     out = capsys.readouterr().out
@@ -397,3 +451,15 @@ def test_load_paths_returns_documents_and_raises_on_a_bad_file(corpus: Path,
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.7 nothing else")
     with pytest.raises(CorruptDocumentError):
         load_paths(tmp_path)
+
+
+def test_importing_the_loaders_loads_no_format_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vecmem, vecmem.loaders, vecmem.ingest; vecmem.loaders.LoaderTable(); "
+            "print(sorted(m for m in ('pypdfium2', 'docx', 'pptx', 'openpyxl', 'trafilatura', "
+            "'lxml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -49,20 +49,24 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
         print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
 
 
+def _files(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
 def _summary(result: Any, seconds: float, total: int) -> str:
-    lines = [f"read {result.files} files ({result.pages} pages/slides/sheets): added "
+    lines = [f"read {_files(result.files)} ({result.pages} pages/slides/sheets): added "
              f"{result.added} documents ({result.chunks_written} chunks, {result.embedded} "
              f"embedded), skipped {result.skipped} unchanged, removed {result.chunks_deleted} "
              f"old chunks in {seconds}s; store has {total} chunks"]
     if result.unsupported:
         shown = ", ".join(result.unsupported[:10])
         more = f" and {len(result.unsupported) - 10} more" if len(result.unsupported) > 10 else ""
-        lines.append(f"skipped {len(result.unsupported)} files no loader reads: {shown}{more}")
+        lines.append(f"skipped {_files(len(result.unsupported))} no loader reads: {shown}{more}")
     if result.hidden:
         lines.append(f"did not enter {result.hidden} hidden files/folders")
     lines += [f"warning: {w}" for w in result.warnings]
     if result.failed:
-        lines.append(f"failed {len(result.failed)} files (nothing of them was added):")
+        lines.append(f"failed {_files(len(result.failed))} (not added):")
         lines += [f"  {f}" for f in result.failed]
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from vecmem.types import Element
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_PSTYLE = f"{_W}pPr/{_W}pStyle"
 
 
 class DocxLoader:
@@ -34,9 +35,19 @@ class DocxLoader:
         try:
             doc = docx.Document(io.BytesIO(data))
             body = doc.element.body
-            rendered = bool(body.findall(f".//{_W}lastRenderedPageBreak"))
-            paged = rendered or bool(body.xpath(".//w:br[@w:type='page']"))
+            rendered, hard = [], []
+            for b in body.iter(f"{_W}lastRenderedPageBreak", f"{_W}br"):
+                if b.tag != f"{_W}br":
+                    rendered.append(b)
+                elif b.get(f"{_W}type") == "page":
+                    hard.append(b)
+            paged = bool(rendered or hard)
             breaks = f"{_W}lastRenderedPageBreak" if rendered else f"{_W}br"
+            holders = {_block_of(b, body) for b in (rendered or hard)}  # blocks with a break
+            # paragraph.style looks the default style up among all styles on every call (7x
+            # the whole load's time); the levels of the heading styles are read once instead
+            styles = doc.styles.element
+            levels: dict[str, int | None] = {}
             page = 1
             path: list[tuple[int, str]] = []
             elements: list[Element] = []
@@ -46,18 +57,27 @@ class DocxLoader:
                     if text:
                         elements.append(Element(text, kind="table", page=page if paged else None,
                                                 heading=tuple(t for _, t in path)))
-                    page += _count_breaks(block._element, breaks, before_text=False)
+                    if block._element in holders:
+                        page += _count_breaks(block._element, breaks, before_text=False)
                     continue
-                page += _count_breaks(block._p, breaks, before_text=True)
-                text = block.text.strip()
-                level = _level(block)
+                broken = block._p in holders
+                if broken:
+                    page += _count_breaks(block._p, breaks, before_text=True)
+                text = _paragraph_text(block._p).strip()
+                style = block._p.find(_PSTYLE)
+                style_id = style.get(f"{_W}val") if style is not None else None
+                if style_id is not None and style_id not in levels:
+                    found = styles.find(f'{_W}style[@{_W}styleId="{style_id}"]')
+                    levels[style_id] = _level(_name(found)) if found is not None else None
+                level = levels.get(style_id) if style_id is not None else None
                 if text and level is not None:
                     path = [(lv, t) for lv, t in path if lv < level] + [(level, text)]
                 if text:
                     elements.append(Element(
                         text, kind="heading" if level is not None else "text",
                         page=page if paged else None, heading=tuple(t for _, t in path)))
-                page += _count_breaks(block._p, breaks, before_text=False)
+                if broken:
+                    page += _count_breaks(block._p, breaks, before_text=False)
         except Exception as exc:  # python-docx raises KeyError, BadZipFile, lxml errors ...
             raise CorruptDocumentError(f"{name} is not a readable DOCX file: {exc}") from exc
         if not elements:
@@ -65,12 +85,51 @@ class DocxLoader:
         return Loaded(elements, pages=page if paged else 0)
 
 
-def _level(paragraph: Any) -> int | None:
-    style = paragraph.style.name if paragraph.style is not None else ""
-    if style.lower() == "title":
+_R, _T = f"{_W}r", f"{_W}t"
+_RUN_HOLDERS = {f"{_W}hyperlink", f"{_W}ins", f"{_W}smartTag", f"{_W}fldSimple"}
+_RUN_CHARS = {f"{_W}tab": "\t", f"{_W}cr": "\n", f"{_W}noBreakHyphen": "-"}
+
+
+def _paragraph_text(p: Any) -> str:
+    """A paragraph's text as python-docx's ``Paragraph.text`` reads it (runs and hyperlinks;
+    tabs, line breaks), plus tracked insertions, which python-docx leaves out; text boxes inside
+    runs are not read. Hand-written: ``Paragraph.text`` runs an XPath query per run, and with it
+    loading took 20% more CPU than python-docx's own text extraction alone; walking the runs
+    with lxml brings that to the benchmark's target (BENCHMARKS.md, "Document loading")."""
+    out: list[str] = []
+    for node in p:
+        runs = (node,) if node.tag == _R else node.iterchildren(_R) \
+            if node.tag in _RUN_HOLDERS else ()
+        for run in runs:
+            for c in run:
+                if c.tag == _T:
+                    out.append(c.text or "")
+                elif c.tag == f"{_W}br":
+                    if c.get(f"{_W}type") in (None, "textWrapping"):
+                        out.append("\n")
+                elif c.tag in _RUN_CHARS:
+                    out.append(_RUN_CHARS[c.tag])
+    return "".join(out)
+
+
+def _name(style: Any) -> str:
+    node = style.find(f"{_W}name")
+    return node.get(f"{_W}val", "") if node is not None else ""
+
+
+def _level(style_name: str) -> int | None:
+    """0 for ``Title``, N for ``Heading N`` (Word's names are ``heading 1``), else None."""
+    if style_name.lower() == "title":
         return 0
-    m = _HEADING_STYLE.match(style)
+    m = _HEADING_STYLE.match(style_name)
     return int(m.group(1)) if m else None
+
+
+def _block_of(node: Any, body: Any) -> Any:
+    """The body-level paragraph or table holding ``node``."""
+    while node.getparent() is not None and node.getparent() is not body:
+        node = node.getparent()
+    return node
 
 
 def _count_breaks(element: Any, tag: str, *, before_text: bool) -> int:

@@ -55,7 +55,9 @@ class PdfLoader:
                 page = doc[index]
                 try:
                     textpage = page.get_textpage()
-                    text = _SOFT_HYPHEN.sub("", textpage.get_text_range()).replace("\r\n", "\n")
+                    text = textpage.get_text_range().replace("\r\n", "\n")
+                    if "\ufffe" in text:
+                        text = _SOFT_HYPHEN.sub("", text)
                     textpage.close()
                 finally:
                     page.close()
