@@ -33,6 +33,7 @@ from vecmem.errors import (
     EncryptedDocumentError,
     FetchError,
     FormatMismatchError,
+    InvalidInputError,
     UnsupportedFormatError,
 )
 from vecmem.loaders import LOADERS, Loaded, LoaderTable, loader_for
@@ -216,6 +217,7 @@ def test_bad_files_are_reported_with_typed_errors_and_the_rest_is_indexed(
     (folder / "locked.docx").write_bytes(_encrypted_docx())
     (folder / "data.bin").write_bytes(b"\x00\x01")
     (folder / "photo.jpeg").write_bytes(b"\xff\xd8\xff")
+    (folder / "twice.jsonl").write_text('{"id": "r1", "text": "one"}\n{"id": "r1", "text": "2"}\n')
     (folder / ".git").mkdir()
     (folder / ".git" / "HEAD").write_text("ref: refs/heads/main")
     mem = memory()
@@ -223,6 +225,7 @@ def test_bad_files_are_reported_with_typed_errors_and_the_rest_is_indexed(
     failed = {Path(f.source).name: f.error for f in result.failed}
     expected = {name: error for name, (_, error) in BAD_FILES.items()}
     expected["locked.docx"] = EncryptedDocumentError
+    expected["twice.jsonl"] = InvalidInputError  # a record id repeated: that file alone fails
     assert set(failed) == set(expected)
     for name, error in expected.items():
         assert isinstance(failed[name], error), (name, failed[name])

@@ -30,6 +30,7 @@ from vecmem.errors import (
 from vecmem.loaders import Loaded, Loader, LoaderTable
 from vecmem.loaders.fetch import DEFAULT_TIMEOUT, fetch, is_url
 from vecmem.memory import DEFAULT_MAX_BYTES
+from vecmem.memory import _check_metadata as check_metadata
 from vecmem.types import Document
 
 if TYPE_CHECKING:
@@ -99,6 +100,17 @@ def walk(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, ta
         else:
             raise DocumentReadError(f"no such file or directory: {p}")
     return files, unsupported, hidden
+
+
+def _check(docs: list[Document], seen: set[str], source: Source) -> None:
+    """What add_documents would refuse for the whole call, refused for this file alone: an id
+    seen before (in this file or an earlier one), metadata that is not JSON."""
+    ids: set[str] = set()
+    for d in docs:
+        if d.id in seen or d.id in ids:
+            raise InvalidInputError(f"{source}: document id {d.id!r} appears twice")
+        ids.add(d.id)
+        check_metadata(d.metadata, f"document {d.id!r} of {source}")
 
 
 def _load(loader: Loader, data: bytes, name: str) -> Loaded:
@@ -197,9 +209,7 @@ def ingest(memory: "VectorMemory", paths: Any, *, metadata: Mapping[str, Any] | 
                 else:
                     docs, loaded = read_url(source, table=table, metadata=metadata,
                                             max_bytes=max_bytes, timeout=timeout)
-                twice = next((d.id for d in docs if d.id in seen), None)
-                if twice is not None:
-                    raise InvalidInputError(f"{source}: document id {twice!r} appears twice")
+                _check(docs, seen, source)
             except VecmemError as exc:
                 if on_error == "raise":
                     raise

@@ -1,7 +1,9 @@
 """Spreadsheets: ``.xlsx`` with openpyxl (MIT; read-only mode, cached formula values) and
 ``.csv`` / ``.tsv`` with the standard library. Each sheet is one table element (rows as lines,
 cells joined by ``" | "``; empty rows and trailing empty cells dropped) with its ``sheet`` name;
-chunks of a long sheet repeat its first row, the header."""
+chunks of a long sheet repeat its first row, the header. A formula cell reads as the value
+its file last saved (Excel saves them; a file written by a library that never computed its
+formulas has none to read, and the cell reads as empty)."""
 
 from __future__ import annotations
 
