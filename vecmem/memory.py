@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInp
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.rerank import Reranker, VectorReranker, resolve_reranker
-from vecmem.stores.base import VectorStore
+from vecmem.stores.base import BothLegsStore, HybridStore, VectorStore
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
 
@@ -476,9 +476,14 @@ class VectorMemory:
             else:
                 f = fusion or self.fusion
                 top = depth if reranker is not None else k  # hits past k only feed a reranker
-                hybrid = getattr(self.store, "hybrid", None)
-                if self.store.capabilities.native_hybrid and hybrid is not None:
-                    hits = hybrid(qv, query, k=top, candidates=depth, fusion=f, filter=flt)
+                caps = self.store.capabilities
+                if caps.native_hybrid:  # fused in the store, checked equal to fuse()
+                    hits = cast(HybridStore, self.store).hybrid(
+                        qv, query, k=top, candidates=depth, fusion=f, filter=flt)
+                elif caps.both_legs:  # both legs in one round trip; fused here
+                    vec, kw = cast(BothLegsStore, self.store).both_legs(qv, query, k=depth,
+                                                                        filter=flt)
+                    hits = fuse(vec, kw, f, k=top)
                 else:
                     vec = self.store.query(qv, k=depth, filter=flt)
                     kw = self.store.keyword(query, k=depth, filter=flt)

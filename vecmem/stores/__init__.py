@@ -17,7 +17,14 @@ from typing import Any
 
 from vecmem.errors import ConfigurationError
 from vecmem.registry import KNOWLEDGE_STORES, LazyFactory, Registry
-from vecmem.stores.base import Capabilities, HybridStore, VectorStore
+from vecmem.stores.base import (
+    BothLegsStore,
+    Capabilities,
+    DroppableStore,
+    HybridStore,
+    MaintainedStore,
+    VectorStore,
+)
 from vecmem.stores.memory import MemoryStore
 
 # public class name -> module (module name == pip extra == URL scheme key)
@@ -28,6 +35,10 @@ _LAZY = {
     "ChromaDb": "chroma",
     "LanceDb": "lancedb",
     "PineconeDb": "pinecone",
+    "DuckDb": "duckdb",
+    "Milvus": "milvus",
+    "LangChain": "langchain",
+    "LlamaIndex": "llamaindex",
 }
 
 # The built-ins, registered exactly as a plugin registers (a plugin names its factory in the
@@ -47,6 +58,12 @@ KNOWLEDGE_STORES.register("chroma", LazyFactory("vecmem.stores.chroma:ChromaDb")
                           aliases=("chromadb",))
 KNOWLEDGE_STORES.register("lancedb", LazyFactory("vecmem.stores.lancedb:LanceDb"))
 KNOWLEDGE_STORES.register("pinecone", LazyFactory("vecmem.stores.pinecone:PineconeDb"))
+KNOWLEDGE_STORES.register("duckdb", LazyFactory("vecmem.stores.duckdb:DuckDb"))
+KNOWLEDGE_STORES.register("milvus", LazyFactory("vecmem.stores.milvus:Milvus"))
+KNOWLEDGE_STORES.register("langchain", LazyFactory("vecmem.stores.langchain:LangChain"),
+                          aliases=("langchain_adapter",))
+KNOWLEDGE_STORES.register("llamaindex", LazyFactory("vecmem.stores.llamaindex:LlamaIndex"),
+                          aliases=("llama_index", "llamaindex_adapter"))
 
 
 def __getattr__(name: str) -> Any:
@@ -81,7 +98,8 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
     :data:`vecmem.registry.KNOWLEDGE_STORES` knows -> that store: ``memory://``,
     ``file:///dir``, ``postgresql://...`` (PgVector), ``qdrant://:memory:``, ``qdrant:///path``,
     ``qdrant+http://host:6333``, ``chroma:///path``, ``chroma+http://host:8000``,
-    ``lancedb:///path``, ``pinecone://index-name``, a plugin's ``scheme://...``, or a bare name
+    ``lancedb:///path``, ``pinecone://index-name``, ``duckdb:///file.duckdb``,
+    ``milvus:///file.db``, ``milvus+http://host:19530``, a plugin's ``scheme://...``, or a bare name
     (``"memory"``). Add ``?collection=NAME`` to pick a collection. A bare name that is also an
     existing path is refused as ambiguous (write ``./name`` for the folder).
     """
@@ -109,12 +127,19 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
 
 
 __all__ = [
+    "BothLegsStore",
     "Capabilities",
     "ChromaDb",
+    "DroppableStore",
+    "DuckDb",
     "EmbeddedStore",
     "HybridStore",
     "LanceDb",
+    "LangChain",
+    "LlamaIndex",
+    "MaintainedStore",
     "MemoryStore",
+    "Milvus",
     "PgVector",
     "PineconeDb",
     "Qdrant",

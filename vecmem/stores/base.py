@@ -28,8 +28,12 @@ class Capabilities:
     native_keyword: bool = False
     """The BM25 leg runs inside the database (else a BM25Index is kept beside it)."""
     native_hybrid: bool = False
-    """``hybrid()`` fuses both legs itself (one round trip to a database; one pass over the
-    arrays in memory)."""
+    """``hybrid()`` fuses both legs itself (pgvector's one SQL statement; one pass over the arrays
+    in memory); the result must equal :func:`vecmem.fusion.fuse` of the two legs (the suite
+    checks it)."""
+    both_legs: bool = False
+    """``both_legs()`` runs the vector and keyword legs in one round trip and returns the two
+    ranked lists; the facade fuses them."""
     transactions: bool = False
     """A failed ``upsert`` leaves no partial writes."""
     concurrent_writers: bool = False
@@ -97,6 +101,39 @@ class VectorStore(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+
+class BothLegsStore(VectorStore, Protocol):
+    """A store that runs both legs in one round trip (``capabilities.both_legs``): one request,
+    or the two queries at once. Only the facade fuses."""
+
+    def both_legs(
+        self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
+    ) -> tuple[list[Scored], list[Scored]]:
+        """``(query(vector, k=k, filter=filter), keyword(text, k=k, filter=filter))``."""
+        ...
+
+
+@runtime_checkable
+class DroppableStore(Protocol):
+    """A store whose whole collection can be deleted."""
+
+    def drop(self) -> None:
+        """Delete the collection (records and recorded space); a no-op when it is absent."""
+        ...
+
+
+@runtime_checkable
+class MaintainedStore(Protocol):
+    """A store with maintenance to run now and then (declared, never looked up by name)."""
+
+    def refresh(self) -> None:
+        """Catch up with writes other clients made (rebuild what is kept beside the data)."""
+        ...
+
+    def optimize(self) -> None:
+        """Compact the data and bring indexes up to date."""
         ...
 
 

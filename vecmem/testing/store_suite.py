@@ -555,6 +555,24 @@ class SearchTests(_SuiteBase):
                             b, rel=1e-6, abs=1e-6))
                 assert all(matches(flt, h.metadata) for h in got)
 
+    def test_both_legs_equal_the_two_legs(self, store: VectorStore) -> None:
+        """A store that runs both legs in one round trip (``both_legs``) must return exactly
+        ``query()`` and ``keyword()``, filtered the same way; the facade fuses them."""
+        if not store.capabilities.both_legs:
+            pytest.skip(f"{store.name} does not declare both_legs")
+        _, vectors = self.fill(store, self.N_FILTER)
+        for text, flt in ((self.KEYWORD_QUERY, None), ("graph", parse_filter({"i": {"$lt": 4}})),
+                          ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
+                          ("the of and", None)):
+            vec, kw = store.both_legs(vectors[3], text, k=12,  # type: ignore[attr-defined]
+                                      filter=flt)
+            want_vec, want_kw = (store.query(vectors[3], k=12, filter=flt),
+                                 store.keyword(text, k=12, filter=flt))
+            assert [c.id for c, _ in vec] == [c.id for c, _ in want_vec], text
+            assert [c.id for c, _ in kw] == [c.id for c, _ in want_kw], text
+            assert [s for _, s in vec] == pytest.approx([s for _, s in want_vec], rel=1e-6)
+            assert [s for _, s in kw] == pytest.approx([s for _, s in want_kw], rel=1e-6)
+
 
 class FilterTests(_SuiteBase):
     """The portable filter grammar, held against vecmem.filters.matches."""

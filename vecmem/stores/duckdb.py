@@ -1,0 +1,379 @@
+"""DuckDB adapter: chunks, vectors and filters in DuckDB (in-process), exact BM25 beside them.
+
+``DuckDb(path="kb.duckdb")`` keeps the data in one file, ``DuckDb()`` in memory. One table per
+store (``table=``): ``id, doc, pos, text, hash, meta JSON, vec FLOAT[dim]``, and ``<table>_vm``
+holding the recorded :class:`~vecmem.types.EmbeddingSpace` and a write generation token.
+
+Vector search is ``array_cosine_distance`` over the table with the filter in the ``WHERE``
+clause (exact, filter before top-k). No HNSW index: the ``vss`` extension's (DuckDB 1.4.4,
+``duckdb-ext-vss``) hangs inside a ``DELETE`` after about ten delete/insert rounds on 40 rows, in
+memory and on file (December 2026), and a store must survive its own deletes. Filters become SQL over the JSON metadata with the types kept apart
+(``json_type``): ``$eq`` on ``1`` never matches ``true``, ``$gt`` skips strings and booleans,
+``$contains`` looks inside lists only. Numbers are compared as 64-bit floats.
+
+The keyword leg is a :class:`~vecmem.stores._beside.KeywordBeside` (rank_bm25's scores, which
+DuckDB's ``fts`` extension does not reproduce: its BM25 stems and has its own idf), built from the
+table on the first keyword search and kept in step with every write; a write through another
+store object bumps the generation token, and this store rebuilds on its next keyword search.
+
+>>> store = DuckDb(path="./kb.duckdb")                         # doctest: +SKIP
+>>> VectorMemory("duckdb:///srv/kb.duckdb?table=notes")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vecmem._deps import require
+from vecmem.errors import (
+    BackendError,
+    ConfigurationError,
+    InvalidInputError,
+    StoreLockedError,
+    UnsupportedFilterError,
+    VecmemError,
+)
+from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.stores._beside import KeywordBeside
+from vecmem.stores.base import Capabilities
+from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.types import Chunk, EmbeddingSpace, Scored
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_NUM = "('UBIGINT','BIGINT','DOUBLE','HUGEINT')"
+_COLS = "id, doc, pos, text, hash, meta"
+SQL = tuple[str, list[Any]]
+
+
+def _pointer(field: str) -> str:
+    """A metadata field as a JSON pointer (any key: quotes, slashes, emoji)."""
+    return "/" + field.replace("~", "~0").replace("/", "~1")
+
+
+def _eq(doc: str, path: str | None, v: Any) -> SQL:
+    """``doc`` (a JSON expression; ``path`` a pointer into it, or None for itself) equals the
+    scalar ``v`` with types kept apart."""
+    at = (f"json_type({doc}, ?)", f"json_extract_string({doc}, ?)") if path else (
+        f"json_type({doc})", f"json_extract_string({doc}, '$')")
+    p = [path] if path else []
+    if isinstance(v, bool):
+        return f"({at[0]} = 'BOOLEAN' AND {at[1]} = ?)", [*p, *p, "true" if v else "false"]
+    if isinstance(v, str):
+        return f"({at[0]} = 'VARCHAR' AND {at[1]} = ?)", [*p, *p, v]
+    return (f"({at[0]} IN {_NUM} AND TRY_CAST({at[1]} AS DOUBLE) = ?)", [*p, *p, float(v)])
+
+
+def to_sql(f: Filter | None) -> SQL:
+    """A parsed vecmem filter as a SQL condition over ``meta`` with its parameters.
+
+    >>> from vecmem.filters import parse_filter
+    >>> to_sql(parse_filter({"n": {"$gt": 2}}))[1]
+    ['/n', '/n', 2.0]
+    """
+    if f is None:
+        return "TRUE", []
+    if isinstance(f, Not):
+        sql, params = to_sql(f.item)
+        return f"(NOT {sql})", params
+    if isinstance(f, (And, Or)):
+        parts = [to_sql(x) for x in f.items]
+        joiner = " AND " if isinstance(f, And) else " OR "
+        return "(" + joiner.join(s for s, _ in parts) + ")", [p for _, ps in parts for p in ps]
+    sql, params = _cond(f)
+    return f"COALESCE({sql}, FALSE)", params  # a missing field is false, never NULL
+
+
+def _cond(c: Cond) -> SQL:
+    path, op, v = _pointer(c.field), c.op, c.value
+    if op == "exists":
+        return f"(json_type(meta, ?) IS {'NOT ' if v else ''}NULL)", [path]
+    if op in ("eq", "ne", "in", "nin"):
+        parts = [_eq("meta", path, x) for x in ((v,) if op in ("eq", "ne") else v)]
+        sql = "(" + " OR ".join(s for s, _ in parts) + ")" if parts else "FALSE"
+        params = [p for _, ps in parts for p in ps]
+        return (f"(NOT COALESCE({sql}, FALSE))" if op in ("ne", "nin") else sql), params
+    if op == "contains":
+        inner, params = _eq("x", None, v)
+        sql = (f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(CAST(json_extract(meta, ?) "
+               f"AS JSON[]), lambda x: {inner})) > 0)")
+        return sql, [path, path, *params]
+    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
+    if sym is None:
+        raise UnsupportedFilterError(f"DuckDb cannot express the operator ${op}")
+    sql = (f"(json_type(meta, ?) IN {_NUM} AND TRY_CAST(json_extract_string(meta, ?) AS DOUBLE)"
+           f" {sym} ?)")
+    return sql, [path, path, float(v)]
+
+
+def _encode_meta(c: Chunk) -> str:
+    try:
+        return json.dumps(dict(c.metadata), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    cid, doc, pos, text, h, meta = row[:6]
+    return Chunk(id=cid, document_id=doc, position=int(pos), text=text,
+                 metadata=json.loads(meta), content_hash=h)
+
+
+class DuckDb(StoreKit):
+    """A vecmem store in DuckDB, in a file or in memory, with exact BM25 beside it.
+
+    >>> from vecmem import VectorMemory
+    >>> mem = VectorMemory(store=DuckDb(path="./kb.duckdb"))                  # doctest: +SKIP
+    >>> mem = VectorMemory(store=DuckDb(table="notes"))                      # doctest: +SKIP
+    """
+
+    name = "duckdb"
+
+    def __init__(self, path: str | None = None, *, table: str = "vecmem") -> None:
+        super().__init__()
+        if not isinstance(table, str) or not _TABLE.match(table):
+            raise ConfigurationError(f"DuckDb table names are SQL identifiers "
+                                     f"([A-Za-z_][A-Za-z0-9_]*, 63 at most), got {table!r}")
+        self.path = None if path is None or str(path) == ":memory:" else str(path)
+        self.table = table
+        self.capabilities = Capabilities(persistent=self.path is not None, transactions=True)
+        self._kw: KeywordBeside | None = None
+        self._gen: str | None = None
+
+    # ----------------------------------------------------------------- kit hooks
+    @property
+    def where(self) -> str:
+        return f"DuckDB table {self.table!r} in {self.path or 'memory'}"
+
+    def _classify(self, exc: Exception) -> type[VecmemError] | None:
+        duckdb = require("duckdb", "duckdb")
+        if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+            return StoreLockedError
+        if isinstance(exc, duckdb.Error):
+            return None if isinstance(exc, duckdb.IOException) else BackendError
+        return None
+
+    def _open(self) -> Any:
+        duckdb = require("duckdb", "duckdb")
+        return duckdb.connect(self.path or ":memory:")
+
+    def _release(self) -> None:
+        self._client.close()
+        self._kw = None
+
+    def _sql(self, sql: str, params: Sequence[Any] = (), what: str = "query") -> list[Any]:
+        """The rows of one statement (fetched under the lock: the connection is shared)."""
+        with self._lock, self._errors(what):
+            return self._c().execute(sql, list(params)).fetchall()
+
+    def _read_space(self) -> EmbeddingSpace | None:
+        found = self._sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                          [f"{self.table}_vm"], "read the space")[0][0]
+        if not found:
+            return None
+        rows = self._sql(f'SELECT value FROM "{self.table}_vm" WHERE key = \'space\'')
+        return EmbeddingSpace.from_json(rows[0][0]) if rows else None
+
+    def _create(self, space: EmbeddingSpace) -> None:
+        con = self._c()
+        with self._lock, self._errors("create the table"):
+            con.execute("BEGIN")
+            try:
+                con.execute(f'CREATE TABLE IF NOT EXISTS "{self.table}" (id VARCHAR NOT NULL, '
+                            "doc VARCHAR NOT NULL, pos BIGINT, text VARCHAR, hash VARCHAR, "
+                            f"meta JSON, vec FLOAT[{space.dim}])")
+                con.execute(f'CREATE TABLE "{self.table}_vm" (key VARCHAR PRIMARY KEY, '
+                            "value VARCHAR)")
+                con.execute(f'INSERT INTO "{self.table}_vm" VALUES (\'space\', ?), (\'gen\', ?)',
+                            [space.to_json(), uuid.uuid4().hex])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    # ----------------------------------------------------------------- writes
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
+               delete_ids: Sequence[str] = ()) -> None:
+        chunks = list(chunks)
+        v = self._check_batch(chunks, vectors)
+        metas = [_encode_meta(c) for c in chunks]
+        gone = list(dict.fromkeys([*delete_ids, *(c.id for c in chunks)]))
+        if not gone:
+            return
+        pa = require("pyarrow", "duckdb")
+        dim = self._require_space().dim
+        batch = pa.table({
+            "id": [c.id for c in chunks], "doc": [c.document_id for c in chunks],
+            "pos": pa.array([int(c.position) for c in chunks], pa.int64()),
+            "text": [c.text for c in chunks], "hash": [c.content_hash for c in chunks],
+            "meta": metas,
+            "vec": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), pa.float32()), dim),
+        })
+        with self._lock:
+            con = self._c()
+            with self._errors("upsert"):
+                con.execute("BEGIN")
+                try:
+                    existed = self._existing(gone)
+                    con.execute(f'DELETE FROM "{self.table}" WHERE id IN '
+                                "(SELECT unnest(?::VARCHAR[]))", [gone])
+                    if chunks:
+                        con.register("_vm_batch", batch)
+                        try:
+                            con.execute(f'INSERT INTO "{self.table}" SELECT id, doc, pos, text, '
+                                        f"hash, meta::JSON, vec::FLOAT[{dim}] FROM _vm_batch")
+                        finally:
+                            con.unregister("_vm_batch")
+                    gen = self._bump()
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            self._written(chunks, [i for i in existed if i not in {c.id for c in chunks}], gen)
+
+    def _existing(self, ids: Sequence[str], where: SQL = ("TRUE", [])) -> list[str]:
+        return [r[0] for r in self._c().execute(
+            f'SELECT id FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[])) '
+            f"AND {where[0]}", [list(ids), *where[1]]).fetchall()]
+
+    def _bump(self) -> str:
+        """A new generation token (inside the write's transaction)."""
+        gen = uuid.uuid4().hex
+        self._c().execute(f'UPDATE "{self.table}_vm" SET value = ? WHERE key = \'gen\'', [gen])
+        return gen
+
+    def _written(self, chunks: Sequence[Chunk], deleted: Sequence[str], gen: str) -> None:
+        """Keep the keyword index in step with our write (or drop it if another wrote)."""
+        if self._kw is not None:
+            self._kw.write(chunks, deleted)
+        self._gen = gen if self._kw is not None else None
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        self._check_delete(ids, filter)
+        self._require_space()
+        with self._lock:
+            con = self._c()
+            with self._errors("delete"):
+                con.execute("BEGIN")
+                try:
+                    doomed = set(self._existing(list(ids))) if ids else set()
+                    if filter is not None:
+                        sql, params = to_sql(filter)
+                        doomed.update(r[0] for r in con.execute(
+                            f'SELECT id FROM "{self.table}" WHERE {sql}', params).fetchall())
+                    if not doomed:
+                        con.execute("ROLLBACK")
+                        return 0
+                    con.execute(f'DELETE FROM "{self.table}" WHERE id IN '
+                                "(SELECT unnest(?::VARCHAR[]))", [sorted(doomed)])
+                    gen = self._bump()
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            self._written([], sorted(doomed), gen)
+            return len(doomed)
+
+    # ----------------------------------------------------------------- reads
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        q = self._check_query(vector, k)
+        dim = self._require_space().dim
+        sql, params = to_sql(filter)
+        rows = self._sql(
+            f"SELECT {_COLS}, array_cosine_distance(vec, ?::FLOAT[{dim}]) AS d "
+            f'FROM "{self.table}" WHERE {sql} ORDER BY d, id LIMIT ?',
+            [q.tolist(), *params, k], "vector query")
+        return [Scored(_chunk(r), 1.0 - float(r[6])) for r in rows]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        self._check_k(k)
+        self._require_space()
+        with self._lock:
+            gen = self._sql(f'SELECT value FROM "{self.table}_vm" WHERE key = \'gen\'')[0][0]
+            if self._kw is None or gen != self._gen:
+                self._rebuild(gen)
+            if self._kw is None:
+                raise ConfigurationError(f"{self.name} store used before connect(space)")
+            where = to_sql(filter)
+
+            def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
+                sql, params = where if filtered else ("TRUE", [])
+                rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
+                                 f"(SELECT unnest(?::VARCHAR[])) AND {sql}", [ids, *params])
+                return {r[0]: _chunk(r) for r in rows}
+
+            return self._keyword_search(self._kw, text, k, fetch, filter is not None)
+
+    def _rebuild(self, gen: str) -> None:
+        kw = self._keyword_index()
+        rows = self._sql(f'SELECT id, text FROM "{self.table}"', (), "read the texts")
+        kw.add([r[0] for r in rows], [kw.tokenizer(r[1] or "") for r in rows])
+        self._kw, self._gen = kw, gen
+
+    def refresh(self) -> None:
+        """Rebuild the keyword index from the table now."""
+        self._require_space()
+        with self._lock:
+            self._kw = None
+
+    def optimize(self) -> None:
+        """Write the WAL into the database file (``CHECKPOINT``)."""
+        self._require_space()
+        self._sql("CHECKPOINT", (), "checkpoint")
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
+                         "(SELECT unnest(?::VARCHAR[]))", [list(ids)], "get")
+        found = {r[0]: _chunk(r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        dim = self._require_space().dim
+        rows = self._sql(f'SELECT id, vec FROM "{self.table}" WHERE id IN '
+                         "(SELECT unnest(?::VARCHAR[]))", [list(ids)], "get")
+        found = dict(rows)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        docs = list(dict.fromkeys(document_ids))
+        rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE doc IN '
+                         "(SELECT unnest(?::VARCHAR[])) ORDER BY id", [docs], "get")
+        by_doc: dict[str, list[Chunk]] = {}
+        for r in rows:
+            by_doc.setdefault(r[1], []).append(_chunk(r))
+        return [c for d in docs for c in by_doc.get(d, [])]
+
+    def count(self, filter: Filter | None = None) -> int:
+        self._require_space()
+        sql, params = to_sql(filter)
+        return int(self._sql(f'SELECT count(*) FROM "{self.table}" WHERE {sql}', params,
+                             "count")[0][0])
+
+    def drop(self) -> None:
+        """Delete the table and its record; a no-op when absent."""
+        with self._lock:
+            self._sql(f'DROP TABLE IF EXISTS "{self.table}"', (), "drop")
+            self._sql(f'DROP TABLE IF EXISTS "{self.table}_vm"', (), "drop")
+            self.space, self._kw, self._gen = None, None, None
+
+
+def from_url(url: str) -> DuckDb:
+    """``duckdb:///abs/file.duckdb``, ``duckdb://./rel.duckdb``, ``duckdb://:memory:``;
+    query: ``?table=NAME``."""
+    u = parse_url(url, schemes=("duckdb",), params=("table",))
+    if not u.path:
+        raise ConfigurationError(f"DuckDB URL {url!r} names no file; use duckdb://:memory:")
+    return DuckDb(None if u.path == ":memory:" else u.path, table=u.query.get("table", "vecmem"))
+
+
+__all__ = ["DuckDb", "from_url", "to_sql"]

@@ -1,0 +1,422 @@
+"""Milvus adapter: vectors and filters in Milvus (embedded Milvus Lite or a server), exact BM25
+beside them.
+
+``Milvus(uri="./milvus.db")`` runs the real Milvus engine in-process (``milvus-lite``, one file);
+``Milvus(uri="http://host:19530", token=...)`` talks to a Milvus server or cluster with the same
+``pymilvus`` calls. One collection per store, a ``FLAT`` cosine index (exact top-k, the filter
+applied before it), the recorded :class:`~vecmem.types.EmbeddingSpace` in the collection's
+properties.
+
+Layout: ``id`` (primary key), ``doc``, ``pos``, ``text``, ``hash``, ``meta`` (the metadata as
+JSON text, read back exactly), ``vec``, and ``f``, a JSON field of typed copies for filtering:
+``n_F`` numbers, ``s_F`` strings, ``b_F`` booleans, ``l_F`` the scalar elements of a list as tagged
+strings (:mod:`._flat`) and ``_k`` the field names present. Milvus compares ``true == 1`` and
+leaves a condition on a missing key undecided (so ``not`` drops it); with each type under its
+own key and every condition guarded by ``exists``, filters keep vecmem's semantics exactly:
+``$ne`` matches chunks without the field, booleans are not numbers. Numbers compare as Milvus
+compares JSON numbers (64-bit; ints beyond 2**53 are stored as floats in ``n_F``).
+
+The keyword leg is a :class:`~vecmem.stores._beside.KeywordBeside` (rank_bm25's scores; Milvus's
+own BM25 function needs an analyzer-built sparse field and scores differently), built on the first
+keyword search and kept in step with this store's writes; every write stores a fresh token in the
+collection properties (``vecmem_gen``), and a store that finds one it did not write rebuilds.
+
+>>> store = Milvus(uri="./milvus.db")                                # doctest: +SKIP
+>>> VectorMemory("milvus:///srv/milvus.db?collection=kb")           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from vecmem._deps import require
+from vecmem.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidInputError,
+    VecmemError,
+)
+from vecmem.filters import And, Filter, Not, Or
+from vecmem.stores import _flat as flat
+from vecmem.stores._beside import KeywordBeside
+from vecmem.stores.base import Capabilities
+from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.types import Chunk, EmbeddingSpace, Scored
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+_MAX_VARCHAR = 65_535  # Milvus's VARCHAR limit, in bytes
+_BATCH = 2000  # rows per insert / ids per request
+_WINDOW = 16_384  # Milvus's limit on offset + limit
+_EXACT = 2**53
+_FIELDS = ["id", "doc", "pos", "text", "hash", "meta"]
+
+
+# --------------------------------------------------------------------------- filters
+def _lit(v: Any) -> str:
+    """A scalar as a Milvus expression literal."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(float(v)) if isinstance(v, float) or abs(v) > _EXACT else str(int(v))
+
+
+def _key(key: str) -> str:
+    return f"f[{_lit(key)}]"
+
+
+def _leaf(key: str, op: str, v: Any) -> str:
+    """``key op v`` guarded by ``exists``: false, never undecided, when the key is missing."""
+    return f"(exists {_key(key)} and {_key(key)} {op} {_lit(v)})"
+
+
+def _eq_any(field: str, values: Iterable[Any]) -> str:
+    parts = []
+    for key, vals in flat.groups(field, values).items():
+        for x in vals:
+            if key.startswith("n_") and not math.isfinite(x):
+                continue  # no stored number is infinite
+            parts.append(_leaf(key, "==", x))
+    return "(" + " or ".join(parts) + ")" if parts else "false"
+
+
+def to_expr(f: Filter | None) -> str:
+    """A parsed vecmem filter as a Milvus boolean expression over the typed field ``f``
+    (``""``: no filter).
+
+    >>> from vecmem.filters import parse_filter
+    >>> to_expr(parse_filter({"n": {"$gt": 2}}))
+    '(exists f["n_n"] and f["n_n"] > 2)'
+    """
+    if f is None:
+        return ""
+    return _expr(f)
+
+
+def _expr(f: Filter) -> str:
+    if isinstance(f, Not):
+        return f"(not {_expr(f.item)})"
+    if isinstance(f, (And, Or)):
+        return "(" + (" and " if isinstance(f, And) else " or ").join(map(_expr, f.items)) + ")"
+    op, v, field = f.op, f.value, f.field
+    if op == "exists":
+        has = f"json_contains(f[\"_k\"], {_lit(field)})"
+        return has if v else f"(not {has})"
+    if op in ("eq", "ne", "in", "nin"):
+        expr = _eq_any(field, (v,) if op in ("eq", "ne") else v)
+        return f"(not {expr})" if op in ("ne", "nin") else expr
+    if op == "contains":
+        tag = flat.tag(v)
+        key = "l_" + field
+        return "false" if tag is None else (
+            f"(exists {_key(key)} and json_contains({_key(key)}, {_lit(tag)}))")
+    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    if math.isinf(v):  # every stored number is finite
+        return f"(exists {_key('n_' + field)})" if (v > 0) != (op in ("gt", "gte")) else "false"
+    return _leaf("n_" + field, sym, v)
+
+
+def _typed(meta: dict[str, Any]) -> dict[str, Any]:
+    """The typed copies of a chunk's metadata (see the module docstring)."""
+    out: dict[str, Any] = {"_k": list(meta)}
+    for field, v in meta.items():
+        t, val = flat.typed(v)
+        if t in ("i", "f"):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidInputError(f"metadata {field!r} is {v}: not JSON")
+            out["n_" + field] = float(val) if t == "i" and abs(val) > _EXACT else val
+        elif t != "o":
+            out[flat.KEY[t] + field] = val
+    return out
+
+
+# --------------------------------------------------------------------------- the store
+class Milvus(StoreKit):
+    """A vecmem store on Milvus: Milvus Lite in a file, or a Milvus server, exact BM25 beside.
+
+    >>> from vecmem import VectorMemory
+    >>> mem = VectorMemory(store=Milvus(uri="./milvus.db"))                   # doctest: +SKIP
+    >>> mem = VectorMemory(store=Milvus(uri="http://localhost:19530", collection="kb"))
+    ... # doctest: +SKIP
+    """
+
+    name = "milvus"
+
+    def __init__(self, uri: str = "./milvus.db", *, token: str = "",
+                 collection: str = "vecmem") -> None:
+        super().__init__()
+        if not isinstance(collection, str) or not _NAME.match(collection):
+            raise ConfigurationError(f"Milvus collection names are [A-Za-z_][A-Za-z0-9_]* "
+                                     f"(255 at most), got {collection!r}")
+        self.uri, self.token, self.collection = str(uri), token, collection
+        server = self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        self.capabilities = Capabilities(persistent=True, concurrent_writers=server)
+        self._kw: KeywordBeside | None = None
+        self._gen: str | None = None
+
+    # ----------------------------------------------------------------- kit hooks
+    @property
+    def where(self) -> str:
+        return f"Milvus collection {self.collection!r} at {self.uri}"
+
+    def _classify(self, exc: Exception) -> type[VecmemError] | None:
+        text = str(exc).lower()
+        if "connect" in text or "unavailable" in text or "deadline" in text:
+            return BackendUnavailableError
+        return None
+
+    def _open(self) -> Any:
+        pymilvus = require("pymilvus", "milvus")
+        return pymilvus.MilvusClient(uri=self.uri, token=self.token)
+
+    def _release(self) -> None:
+        self._client.close()
+        self._kw = None
+
+    def _props(self) -> dict[str, Any]:
+        with self._errors("describe the collection"):
+            return dict(self._c().describe_collection(self.collection).get("properties") or {})
+
+    def _read_space(self) -> EmbeddingSpace | None:
+        with self._errors("open the collection"):
+            if not self._c().has_collection(self.collection):
+                return None
+        raw = self._props().get("vecmem_space")
+        if raw is None:
+            raise ConfigurationError(f"{self.where} was not made by vecmem; pick another name")
+        return EmbeddingSpace.from_json(raw)
+
+    def _create(self, space: EmbeddingSpace) -> None:
+        pymilvus = require("pymilvus", "milvus")
+        dt, c = pymilvus.DataType, self._c()
+        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", dt.VARCHAR, is_primary=True, max_length=_MAX_VARCHAR)
+        for name in ("doc", "text", "meta"):
+            schema.add_field(name, dt.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("pos", dt.INT64)
+        schema.add_field("hash", dt.VARCHAR, max_length=128)
+        schema.add_field("f", dt.JSON)
+        schema.add_field("vec", dt.FLOAT_VECTOR, dim=space.dim)
+        index = c.prepare_index_params()
+        index.add_index(field_name="vec", index_type="FLAT", metric_type="COSINE")
+        with self._errors("create the collection"):
+            c.create_collection(self.collection, schema=schema, index_params=index,
+                                properties={"vecmem_space": space.to_json(),
+                                            "vecmem_gen": uuid.uuid4().hex})
+
+    def _connected(self, space: EmbeddingSpace) -> None:
+        with self._errors("load the collection"):
+            self._c().load_collection(self.collection)
+
+    # ----------------------------------------------------------------- writes
+    def _row(self, c: Chunk, v: np.ndarray) -> dict[str, Any]:
+        meta = dict(c.metadata)
+        try:
+            text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+        for what, value in (("id", c.id), ("document id", c.document_id), ("text", c.text),
+                            ("metadata", text)):
+            if len(value.encode("utf-8")) > _MAX_VARCHAR:
+                raise InvalidInputError(f"the {what} of chunk {c.id!r} is over Milvus's "
+                                        f"{_MAX_VARCHAR}-byte limit")
+        return {"id": c.id, "doc": c.document_id, "pos": int(c.position), "text": c.text,
+                "hash": c.content_hash, "meta": text, "f": _typed(meta), "vec": v.tolist()}
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
+               delete_ids: Sequence[str] = ()) -> None:
+        chunks = list(chunks)
+        v = self._check_batch(chunks, vectors)
+        rows = [self._row(c, x) for c, x in zip(chunks, v)]  # every check before any write
+        written = {c.id for c in chunks}
+        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        if not rows and not deletes:
+            return
+        with self._lock:
+            deletes = self._existing(deletes)
+            self._write_started()
+            try:
+                for i in range(0, len(rows), _BATCH):
+                    with self._errors("upsert"):
+                        self._c().upsert(self.collection, rows[i : i + _BATCH])
+                self._delete_ids(deletes)
+            except BaseException:
+                self._kw = None  # perhaps partly written: rebuild from what is there
+                raise
+            finally:
+                self._publish()
+            if self._kw is not None:
+                self._kw.write(chunks, deletes)
+
+    def _write_started(self) -> None:
+        if self._kw is not None and self._props().get("vecmem_gen") != self._gen:
+            self._kw = None  # another client wrote: rebuild on the next keyword search
+
+    def _publish(self) -> None:
+        gen = uuid.uuid4().hex
+        with self._errors("record the write"):
+            self._c().alter_collection_properties(self.collection, {"vecmem_gen": gen})
+        self._gen = gen
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), _BATCH):
+            with self._errors("delete"):
+                self._c().delete(self.collection, ids=ids[i : i + _BATCH])
+
+    def _existing(self, ids: Sequence[str], expr: str = "") -> list[str]:
+        return list(self._rows(ids, expr, ["id"]))
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        self._check_delete(ids, filter)
+        self._require_space()
+        with self._lock:
+            doomed = set(self._existing(list(dict.fromkeys(ids)))) if ids else set()
+            if filter is not None:
+                doomed.update(r["id"] for r in self._scan(to_expr(filter), ["id"]))
+            if not doomed:
+                return 0
+            self._write_started()
+            try:
+                self._delete_ids(sorted(doomed))
+            except BaseException:
+                self._kw = None
+                raise
+            finally:
+                self._publish()
+            if self._kw is not None:
+                self._kw.write([], sorted(doomed))
+            return len(doomed)
+
+    # ----------------------------------------------------------------- reads
+    def _rows(self, ids: Sequence[str], expr: str = "",
+              fields: Sequence[str] = _FIELDS) -> dict[str, dict[str, Any]]:
+        """``{id: row}`` for those of ``ids`` that exist (and match ``expr``)."""
+        out: dict[str, dict[str, Any]] = {}
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            where = f"id in [{', '.join(map(_lit, part))}]" + (f" and ({expr})" if expr else "")
+            with self._errors("get"):
+                got = self._c().query(self.collection, filter=where, output_fields=list(fields),
+                                      limit=len(part))
+            out.update((r["id"], r) for r in got)
+        return out
+
+    def _scan(self, expr: str, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
+        """Every row matching ``expr`` (``""``: all), page by page."""
+        with self._errors("scan"):
+            it = self._c().query_iterator(self.collection, batch_size=_BATCH, filter=expr,
+                                          output_fields=list(fields))
+            try:
+                while page := it.next():
+                    yield from page
+            finally:
+                it.close()
+
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        q = self._check_query(vector, k)
+        if k > _WINDOW:
+            raise InvalidInputError(f"Milvus returns at most {_WINDOW} hits, k={k}")
+        with self._errors("vector query"):
+            res = self._c().search(self.collection, data=[q.tolist()], limit=k,
+                                   filter=to_expr(filter), output_fields=_FIELDS,
+                                   search_params={"metric_type": "COSINE"})
+        return [Scored(_chunk(h["entity"]), float(h["distance"])) for h in res[0]]
+
+    def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        self._check_k(k)
+        self._require_space()
+        with self._lock:
+            gen = self._props().get("vecmem_gen")
+            if self._kw is None or gen != self._gen:
+                kw = self._keyword_index()
+                for r in self._scan("", ["id", "text"]):
+                    if r["id"] not in kw:
+                        kw.add([r["id"]], [kw.tokenizer(r["text"])])
+                self._kw, self._gen = kw, gen
+            expr = to_expr(filter)
+
+            def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
+                return {i: _chunk(r) for i, r in self._rows(ids, expr if filtered else "").items()}
+
+            return self._keyword_search(self._kw, text, k, fetch, filter is not None)
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        rows = self._rows(ids)
+        return [_chunk(rows[i]) for i in ids if i in rows]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        dim = self._require_space().dim
+        rows = self._rows(ids, "", ["id", "vec"])
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+        return np.asarray([rows[i]["vec"] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        docs = list(dict.fromkeys(document_ids))
+        by_doc: dict[str, list[Chunk]] = {}
+        for i in range(0, len(docs), _BATCH):
+            expr = f"doc in [{', '.join(map(_lit, docs[i : i + _BATCH]))}]"
+            for r in self._scan(expr, _FIELDS):
+                by_doc.setdefault(r["doc"], []).append(_chunk(r))
+        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+
+    def count(self, filter: Filter | None = None) -> int:
+        self._require_space()
+        with self._errors("count"):
+            got = self._c().query(self.collection, filter=to_expr(filter),
+                                  output_fields=["count(*)"])
+        return int(got[0]["count(*)"])
+
+    # ----------------------------------------------------------------- maintenance
+    def refresh(self) -> None:
+        """Rebuild the keyword index from the collection on the next keyword search."""
+        with self._lock:
+            self._kw = None
+
+    def optimize(self) -> None:
+        """Flush and compact the collection's segments."""
+        self._require_space()
+        with self._errors("optimize"):
+            self._c().flush(self.collection)
+            self._c().compact(self.collection)
+
+    def drop(self) -> None:
+        """Delete the collection (records and recorded space); a no-op when absent."""
+        with self._lock, self._errors("drop"):
+            if self._c().has_collection(self.collection):
+                self._c().drop_collection(self.collection)
+            self.space, self._kw, self._gen = None, None, None
+
+
+def _chunk(r: dict[str, Any]) -> Chunk:
+    return Chunk(id=r["id"], document_id=r["doc"], position=int(r["pos"]), text=r["text"],
+                 metadata=json.loads(r["meta"]), content_hash=r["hash"])
+
+
+def from_url(url: str) -> Milvus:
+    """``milvus:///abs/milvus.db`` / ``milvus://./rel.db`` (Milvus Lite), ``milvus+http://host:
+    19530``, ``milvus+https://host``; query: ``?collection=NAME``."""
+    u = parse_url(url, schemes=("milvus", "milvus+http", "milvus+https"), params=("collection",))
+    collection = u.query.get("collection", "vecmem")
+    if u.scheme != "milvus":
+        if not u.host:
+            raise ConfigurationError(f"Milvus URL {url!r} has no host")
+        web = u.scheme.removeprefix("milvus+")
+        return Milvus(f"{web}://{u.host}:{u.port or 19530}", collection=collection)
+    if not u.path:
+        raise ConfigurationError(f"Milvus URL {url!r} names no file")
+    return Milvus(u.path, collection=collection)
+
+
+__all__ = ["Milvus", "from_url", "to_expr"]
