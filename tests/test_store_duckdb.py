@@ -103,3 +103,11 @@ def test_writes_by_another_store_object_reach_the_keyword_leg(tmp_path: Path) ->
     second.upsert(make_chunks(1, start=3, texts=["zebra"]), unit_vectors(1), delete_ids=["doc0#0"])
     assert [c.id for c, _ in first.keyword("zebra", k=3)] == ["doc3#0"]
     assert first.keyword("alpha", k=3) == []
+
+
+def test_registered_by_name() -> None:
+    from vecmem.registry import KNOWLEDGE_STORES
+    from vecmem.stores.duckdb import DuckDb
+
+    store = KNOWLEDGE_STORES.create("duckdb", table="kb")
+    assert isinstance(store, DuckDb) and store.table == "kb" and store.path is None

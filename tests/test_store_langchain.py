@@ -111,3 +111,11 @@ def test_the_wrapped_store_holds_vecmems_vectors() -> None:
     store.upsert(make_chunks(3), v)
     held = store._wrapped.store
     np.testing.assert_allclose([held[f"doc{i}#0"]["vector"] for i in range(3)], v, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["langchain", "langchain_adapter"])
+def test_registered_by_name_and_alias(name: str) -> None:
+    from vecmem.registry import KNOWLEDGE_STORES
+
+    store = KNOWLEDGE_STORES.create(name, make=in_memory)
+    assert isinstance(store, LangChain) and store.make is in_memory

@@ -79,3 +79,12 @@ def test_booleans_are_not_numbers_through_the_simple_store() -> None:
     store.upsert(make_chunks(2, metadata=lambda i: {"flag": True if i else 1}), unit_vectors(2))
     assert [c.id for c, _ in store.query(unit_vectors(2)[1], k=2,
                                          filter=parse_filter({"flag": True}))] == ["doc1#0"]
+
+
+@pytest.mark.parametrize("name", ["llamaindex", "llama_index", "llamaindex_adapter"])
+def test_registered_by_name_and_aliases(name: str) -> None:
+    from vecmem.registry import KNOWLEDGE_STORES
+
+    wrapped = simple()
+    store = KNOWLEDGE_STORES.create(name, store=wrapped)
+    assert isinstance(store, LlamaIndex) and store.store is wrapped

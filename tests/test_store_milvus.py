@@ -93,3 +93,10 @@ def test_writes_by_another_client_reach_the_keyword_leg(tmp_path: Path) -> None:
                   delete_ids=["doc0#0"])
     assert [c.id for c, _ in first.keyword("zebra", k=3)] == ["doc3#0"]
     assert first.keyword("alpha", k=3) == []
+
+
+def test_registered_by_name(tmp_path: Path) -> None:
+    from vecmem.registry import KNOWLEDGE_STORES
+
+    store = KNOWLEDGE_STORES.create("milvus", uri=str(tmp_path / "m.db"), collection="kb")
+    assert isinstance(store, Milvus) and store.collection == "kb"

@@ -261,10 +261,10 @@ def parse_url(url: str, *, schemes: Sequence[str], params: Sequence[str] = ()) -
         raise ConfigurationError(f"unknown URL parameters {sorted(unknown)} in {url!r}; "
                                  f"known: {sorted(params)}")
     try:
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"bad port in {url!r}") from exc
-    return StoreUrl(scheme, parts.hostname, port, unquote(parts.netloc + parts.path), query)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # no host:port (``:memory:``): a file URL, or a host URL with a bad port
+        host, port = None, None
+    return StoreUrl(scheme, host, port, unquote(parts.netloc + parts.path), query)
 
 
 __all__ = ["StoreKit", "StoreUrl", "parse_url"]
