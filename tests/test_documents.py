@@ -18,6 +18,7 @@ from tests._documents import (
     HTML,
     SENTENCES,
     docx_bytes,
+    epub_bytes,
     pdf_bytes,
     scanned_pdf_bytes,
     write_corpus,
@@ -194,6 +195,9 @@ BAD_FILES: dict[str, tuple[Callable[[], bytes], type[Exception]]] = {
     "huge.docx": (lambda: docx_bytes() + b"\0" * 200_000, DocumentTooLargeError),
     "broken.docx": (lambda: b"PK\x03\x04" + b"\x00" * 300, CorruptDocumentError),
     "latin1.txt": (lambda: "caf\xe9".encode("latin-1"), DocumentReadError),
+    "menu.html": (lambda: b"<html><body><nav><a href='/'>Home</a></nav></body></html>",
+                  EmptyDocumentError),  # nothing but navigation
+    "drm.epub": (lambda: epub_bytes(drm=True), EncryptedDocumentError),
 }
 
 
