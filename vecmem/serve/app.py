@@ -157,11 +157,12 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     app.state.metrics = metrics
     paths: set[str] = set()
 
-    def view(request: Request) -> TenantView:
+    # async: FastAPI would run a plain def dependency in the thread pool (one more hop)
+    async def view(request: Request) -> TenantView:
         caller: Caller = request.state.caller
         return service.view(caller.tenant)
 
-    def writer(request: Request) -> TenantView:
+    async def writer(request: Request) -> TenantView:
         caller: Caller = request.state.caller
         if caller.read_only:
             raise _Forbidden()
