@@ -144,6 +144,7 @@ def run(*, docs: int, clients: int, seconds: float, write_share: float, embedder
     from vecmem.memory import VectorMemory
 
     ids, texts, queries = _load(docs)
+    load_before = round(os.getloadavg()[0], 1)
     tmp = Path(tempfile.mkdtemp(prefix="vecmem-bench-serve-"))
     try:
         folder = tmp / "kb"
@@ -181,6 +182,7 @@ def run(*, docs: int, clients: int, seconds: float, write_share: float, embedder
         lost_disk = sum(1 for n in names if stored.get(n) != acked[n])
         return {
             "machine": synthetic.machine(), "date": time.strftime("%Y-%m-%d"),
+            "load_average_1m": [load_before, round(os.getloadavg()[0], 1)],
             "embedder": embedder, "docs": docs, "load_s": round(load_s, 1),
             "clients": clients, "seconds": seconds, "write_share": write_share,
             "overhead": {"runs": runs, "served": served, "in_process": inproc,
@@ -195,7 +197,7 @@ def run(*, docs: int, clients: int, seconds: float, write_share: float, embedder
 
 def markdown(r: dict[str, Any]) -> str:
     m, o, ld = r["machine"], r["overhead"], r["load"]
-    return f"""Machine: {m['cpu']}, {m['cores']} cores (shared with other work), {m['memory_gib']} GiB, Python {m['python']}; {r['date']}. `python -m benchmarks.bench_serve` (embedder `{r['embedder']}`, embedded default store with {r['docs']:,} SciFact documents; server `vecmem serve --open` in its own process, one uvicorn worker, loopback).
+    return f"""Machine: {m['cpu']}, {m['cores']} cores shared with other work (1-minute load average {r['load_average_1m'][0]} before, {r['load_average_1m'][1]} after: the absolute times are mostly waiting for a core), {m['memory_gib']} GiB, Python {m['python']}; {r['date']}. `python -m benchmarks.bench_serve` (embedder `{r['embedder']}`, embedded default store with {r['docs']:,} SciFact documents; server `vecmem serve --open` in its own process, one uvicorn worker, loopback).
 
 **Server overhead per search** (one client, hybrid k=10, interleaved with the same in-process `VectorMemory.search` on a copy of the folder, {o['runs']} runs each; same hits on 50 queries: {o['same_hits_on_50_queries']}):
 

@@ -25,7 +25,7 @@ from vecmem.errors import VecmemError
 from vecmem.serve import models as m
 from vecmem.serve.auth import OPEN, Caller, KeyTable
 from vecmem.serve.errors import error_body, status_of
-from vecmem.serve.metrics import Metrics, span, tracer
+from vecmem.serve.metrics import Metrics, span
 from vecmem.serve.service import Service, TenantView
 
 log = logging.getLogger("vecmem.serve")
@@ -130,12 +130,13 @@ class Gate:
 
 def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = False,
                max_body: int = DEFAULT_MAX_BODY, mcp: bool = True,
-               host: str = "127.0.0.1") -> FastAPI:
+               host: str = "127.0.0.1", tracer: Any = None) -> FastAPI:
     """The ASGI app. With no keys, ``open_access=True`` serves every request unscoped (the
     command line allows it on a loopback host only); otherwise every request but the page,
-    ``/health`` and the OpenAPI document needs a key."""
+    ``/health`` and the OpenAPI document needs a key. ``tracer``: an OpenTelemetry tracer for
+    ``vecmem.search`` / ``vecmem.add`` spans (see :mod:`vecmem.serve.tracing` for the stages)."""
     metrics = Metrics()
-    tr = tracer()
+    tr = tracer
     mcp_app = None
     lifespan = None
     if mcp:

@@ -66,10 +66,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not _is_loopback(args.host):
             raise ConfigurationError(f"--open serves without keys on a loopback host only, "
                                      f"not {args.host!r}")
+    tracer = None
+    if args.otel:
+        from vecmem.serve.tracing import configure
+
+        tracer = configure(args.otel)
     service = build_service(args)
+    if tracer is not None:
+        from vecmem.serve.tracing import instrument
+
+        instrument(service.memory, tracer=tracer)
     app = create_app(service, keys=keys if len(keys) else None, open_access=args.open,
                      max_body=int(args.max_body_mb * 2**20), mcp=not args.no_mcp,
-                     host=args.host)
+                     host=args.host, tracer=tracer)
     mode = "OPEN (no keys)" if args.open else f"{len(keys)} API keys"
     print(f"vecmem: serving {service.memory.store.name} on http://{args.host}:{args.port}/ "
           f"({mode}); MCP at /mcp/", file=sys.stderr)
@@ -115,6 +124,8 @@ def register(sub: Any) -> None:
     s.add_argument("--max-body-mb", type=float, default=10.0,
                    help="larger request bodies are refused with 413 (default 10)")
     s.add_argument("--no-mcp", action="store_true", help="do not mount the MCP endpoint")
+    s.add_argument("--otel", choices=["console", "otlp"],
+                   help="OpenTelemetry spans for add/search stages (vecmem[otel])")
     s.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     _stores(s)

@@ -65,15 +65,6 @@ class Metrics:
         return {"uptime_s": round(time.time() - self.started, 3), "routes": routes}
 
 
-def tracer() -> Any:
-    """An OpenTelemetry tracer when ``opentelemetry-api`` is installed, else ``None``."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    return trace.get_tracer("vecmem.serve")
-
-
 @contextlib.contextmanager
 def span(tr: Any, name: str, **attributes: Any) -> Iterator[None]:
     """A span named ``name`` (no-op without a tracer)."""

@@ -185,7 +185,7 @@ class TenantView:
             except TypeError as exc:
                 raise InvalidInputError(f"fusion: {exc}") from exc
         hits = self.mem.search(query, k=k, mode=mode, filter=self._filter(filter),  # type: ignore[arg-type]
-                               candidates=candidates, fusion=f, rerank=False)
+                               candidates=candidates, fusion=f)
         return [self._hit(h, r) for r, h in enumerate(hits, 1)]
 
     def get(self, ids: str | Sequence[str]) -> list[dict[str, Any]]:
