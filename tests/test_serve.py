@@ -109,7 +109,7 @@ def test_health_openapi_and_metrics(url, a):
     assert httpx.get(url + "/health").json() == {"status": "ok"}
     spec = httpx.get(url + "/openapi.json").json()
     paths = set(spec["paths"])
-    assert {"/add", "/search", "/get", "/delete", "/count", "/stats", "/health", "/metrics",
+    assert {"/add", "/add_files", "/search", "/get", "/delete", "/count", "/stats", "/health", "/metrics",
             "/memory/remember", "/memory/recall", "/memory/update", "/memory/forget",
             "/memory/get", "/memory/history", "/memory/undo", "/memory/consolidate",
             "/memory/list", "/conversations/sessions/save", "/conversations/sessions/get",
@@ -449,3 +449,32 @@ def test_open_mode_serves_the_whole_store_unscoped(tmp_path):
         assert c.get("cli-doc")[0].text == "added by the command line"
     with running(create_app(svc, keys=None, open_access=False, mcp=False)) as base:
         assert httpx.post(base + "/search", json={"query": "x"}).status_code == 401
+
+
+def test_add_files_uploads_are_read_by_the_loaders(url, a, b, tmp_path):
+    (tmp_path / "guide.md").write_text("# Setup\n\nTurn the brass valve clockwise twice.\n\n"
+                                       "# Care\n\nOil the hinges every spring.\n")
+    (tmp_path / "note.txt").write_text("Zeppelins were filled with hydrogen.")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "fake.pdf").write_bytes(b"<html>not a pdf</html>")
+    (tmp_path / "data.xyz").write_bytes(b"??")
+    r = a.add_files([tmp_path / n for n in ("guide.md", "note.txt", "empty.txt", "fake.pdf",
+                                            "data.xyz")], metadata={"batch": 7})
+    assert sorted(r["document_ids"]) == ["guide.md", "note.txt"] and r["files"] == 2
+    assert r["unsupported"] == ["data.xyz"]
+    assert {f["source"]: f["error"] for f in r["failed"]} == {
+        "empty.txt": "EmptyDocumentError", "fake.pdf": "FormatMismatchError"}
+    hit = a.search("brass valve", k=1)[0]
+    assert hit.document_id == "guide.md" and hit.metadata["heading"] == "Setup"
+    assert hit.metadata["source"] == "guide.md" and hit.metadata["batch"] == 7
+    assert a.add_files([tmp_path / "note.txt"], metadata={"batch": 7})["skipped"] == 1
+    assert not [h for h in b.search("brass valve zeppelins", k=10) if h.document_id in
+                ("guide.md", "note.txt")]
+    h = {"Authorization": f"Bearer {A}"}
+    r = httpx.post(url + "/add_files", data={"metadata": "{bad"}, headers=h,
+                   files=[("files", ("n.txt", b"text"))])
+    assert r.status_code == 400 and "metadata is not JSON" in err(r)["message"]
+    r = httpx.post(url + "/add_files", data={"x": "1"}, headers=h)
+    assert r.status_code == 400 and err(r)["type"] == "InvalidInputError"
+    with Client(url, RO) as ro, pytest.raises(AuthError):
+        ro.add_files([tmp_path / "note.txt"])

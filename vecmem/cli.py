@@ -1,5 +1,5 @@
 """The ``vecmem`` command line: add, search, stats, delete, demo (and eval/tune, see
-:mod:`vecmem.evaluation.cli`).
+:mod:`vecmem.evaluation.cli`; serve/mcp, see :mod:`vecmem.serve.cli`).
 
     vecmem add docs/ notes.md
     vecmem search "how do vaccines work" --k 5 --mode hybrid --json

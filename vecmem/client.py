@@ -15,6 +15,9 @@ Agent memory is under ``client.agent`` (``remember``, ``recall``, ``update``, ``
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vecmem import errors as E
@@ -77,9 +80,13 @@ class Client:
         self.agent = _Agent(self)
         self.conversations = _Conversations(self)
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, *, files: Any = None,
+              data: Any = None) -> Any:
         try:
-            r = self._http.request(method, path, json=body)
+            if files is not None:
+                r = self._http.request(method, path, files=files, data=data)
+            else:
+                r = self._http.request(method, path, json=body)
         except self._transport_error as exc:
             raise E.BackendUnavailableError(f"cannot reach the vecmem server: {exc}") from exc
         try:
@@ -99,6 +106,26 @@ class Client:
                 "metadata": metadata if metadata is None or isinstance(metadata, Mapping)
                 else list(metadata), "ids": None if ids is None else list(ids)}
         return self._call("POST", "/add", body)["ids"]
+
+    def add_files(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                  metadata: Mapping[str, Any] | None = None, force: bool = False
+                  ) -> dict[str, Any]:
+        """Upload files (their contents; the server reads them with its loaders): each file's
+        document id and ``source`` are its file name. Returns the server's report (ids,
+        ``failed`` with error types, ``unsupported``)."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        files = []
+        for p in paths:
+            path = Path(p)
+            try:
+                files.append(("files", (path.name, path.read_bytes())))
+            except OSError as exc:
+                raise E.DocumentReadError(f"cannot read {path}: {exc}") from exc
+        data = {"force": "true" if force else "false"}
+        if metadata is not None:
+            data["metadata"] = json.dumps(dict(metadata))
+        return self._call("POST", "/add_files", files=files, data=data)
 
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
                candidates: int | None = None) -> list[Hit]:

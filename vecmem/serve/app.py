@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vecmem.errors import VecmemError
+from vecmem.errors import InvalidInputError, VecmemError
 from vecmem.serve import models as m
 from vecmem.serve.auth import OPEN, Caller, KeyTable
 from vecmem.serve.errors import error_body, status_of
@@ -222,6 +222,30 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     def add(body: m.AddBody, v: TenantView = Write) -> dict[str, Any]:
         with span(tr, "vecmem.add", tenant=v.tenant):
             return {"ids": v.add(body.texts, body.metadata, ids=body.ids)}
+
+    @app.post("/add_files", summary="VectorMemory.add_files for uploaded files (multipart: "
+              "files=@report.pdf, optional metadata='{json}', force=true)")
+    async def add_files(request: Request, v: TenantView = Write) -> dict[str, Any]:
+        import json as _json
+
+        from starlette.concurrency import run_in_threadpool
+
+        form = await request.form(max_files=1000, max_fields=10)
+        try:
+            uploads = [f for f in form.getlist("files") if hasattr(f, "read")]
+            if not uploads:
+                raise InvalidInputError("send the files as multipart form fields named 'files'")
+            raw = form.get("metadata")
+            try:
+                meta = _json.loads(raw) if isinstance(raw, str) and raw.strip() else None
+            except ValueError as exc:
+                raise InvalidInputError(f"metadata is not JSON: {exc}") from exc
+            force = str(form.get("force", "false")).lower() in ("1", "true", "yes")
+            files = [(f.filename or "", await f.read()) for f in uploads]
+        finally:
+            await form.close()
+        with span(tr, "vecmem.add_files", files=len(files), tenant=v.tenant):
+            return await run_in_threadpool(v.add_files, files, metadata=meta, force=force)
 
     @app.post("/search", summary="VectorMemory.search: hits with per-leg scores and ranks")
     def search(body: m.SearchBody, v: TenantView = Read) -> dict[str, Any]:

@@ -38,10 +38,10 @@ import sqlalchemy as sa
 from vecmem.agent_memory import SCOPE_FIELDS, AgentMemory, Change, Memory, versions_table
 from vecmem.conversations import MemoryConversationStore, Message, Usage
 from vecmem.conversations.base import ConversationStore, message_dict, session_dict
-from vecmem.errors import ConfigurationError, InvalidInputError
+from vecmem.errors import ConfigurationError, InvalidInputError, VecmemError
 from vecmem.fusion import Fusion
 from vecmem.memory import VectorMemory
-from vecmem.types import Chunk, Hit, content_hash
+from vecmem.types import Chunk, Document, Hit, content_hash
 
 TENANT_FIELD = "vecmem_tenant"
 """The reserved chunk metadata field that holds a chunk's tenant."""
@@ -171,6 +171,71 @@ class TenantView:
             stamped.append({**(m or {}), TENANT_FIELD: self.tenant})
         self.mem.add(list(texts), stamped, ids=[self._in(i) for i in ids])
         return list(ids)
+
+    def add_documents(self, documents: Sequence[Document], *, force: bool = False) -> Any:
+        """:meth:`VectorMemory.add_documents`, tenant-stamped; the result's ids unprefixed."""
+        if self.tenant is not None:
+            stamped = []
+            for d in documents:
+                if TENANT_FIELD in d.metadata:
+                    raise InvalidInputError(f"metadata key {TENANT_FIELD!r} is reserved by the "
+                                            "server")
+                stamped.append(Document(self._in(d.id), d.text,
+                                        {**d.metadata, TENANT_FIELD: self.tenant}, d.elements))
+            documents = stamped
+        result = self.mem.add_documents(documents, force=force)
+        result.document_ids = [self._out(i) for i in result.document_ids]
+        return result
+
+    def add_files(self, files: Sequence[tuple[str, bytes]], *,
+                  metadata: Mapping[str, Any] | None = None, force: bool = False
+                  ) -> dict[str, Any]:
+        """Uploaded files (name, bytes) read by the loaders as ``add_files`` reads paths: a
+        file's document id and ``source`` are its name; a file that cannot be read is listed in
+        ``failed`` with its error type, one no loader reads in ``unsupported``; the others are
+        added."""
+        from vecmem.ingest import _load, documents_of
+        from vecmem.loaders import LoaderTable
+
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError("metadata must be a JSON object")
+        table = LoaderTable()
+        docs: list[Document] = []
+        failed: list[dict[str, str]] = []
+        unsupported: list[str] = []
+        warnings: list[str] = []
+        pages = read = 0
+        seen: set[str] = set()
+        for name, data in files:
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidInputError("every uploaded file needs a file name")
+            loader = table.for_name(name)
+            if loader is None:
+                unsupported.append(name)
+                continue
+            try:
+                loaded = _load(loader, data, name)
+                found = documents_of(loaded, doc_id=name,
+                                     metadata={**(metadata or {}), "source": name})
+                ids = [d.id for d in found]
+                if seen & set(ids) or len(set(ids)) != len(ids):
+                    raise InvalidInputError(f"{name}: a document id appears twice")
+            except VecmemError as exc:
+                failed.append({"source": name, "error": type(exc).__name__,
+                               "message": str(exc)})
+                continue
+            seen.update(ids)
+            docs += found
+            read += 1
+            pages += loaded.pages
+            warnings += loaded.warnings
+        result = self.add_documents(docs, force=force) if docs else None
+        return {"document_ids": result.document_ids if result else [],
+                "added": result.added if result else 0,
+                "skipped": result.skipped if result else 0,
+                "chunks_written": result.chunks_written if result else 0,
+                "files": read, "pages": pages, "unsupported": unsupported, "failed": failed,
+                "warnings": warnings}
 
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
                candidates: int | None = None, fusion: Mapping[str, Any] | None = None
