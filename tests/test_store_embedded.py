@@ -14,7 +14,7 @@ import pytest
 
 from vecmem.filters import parse_filter
 from vecmem.stores.embedded import EmbeddedStore
-from vecmem.testing import StoreSuite
+from vecmem.testing import HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors
 from vecmem.types import Chunk, EmbeddingSpace
 
@@ -289,3 +289,9 @@ def test_connect_while_another_thread_writes(tmp_path: Path) -> None:
     assert not errors, errors[:3]
     assert main.count() == 200
     main.close()
+
+
+class TestEmbeddedStoreHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return functools.partial(EmbeddedStore, tmp_path / "kb")

@@ -31,7 +31,7 @@ from vecmem.filters import parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.stores import open_store
 from vecmem.stores.pgvector import PgVector, from_url
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.servers import free_port
 from vecmem.testing.store_suite import (
     SPACE,
@@ -412,3 +412,9 @@ def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: in
             np.testing.assert_allclose([s for _, s in got],
                                        np.sort(vectors[rows] @ q)[::-1][:10], atol=1e-5)
     assert np.mean(recalls) >= (1.0 if probe and len(rows) < probe else 0.95), np.mean(recalls)
+
+
+class TestPgVectorHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, postgres_url: str, table: str) -> StoreFactory:
+        return lambda: PgVector(postgres_url, table=table)

@@ -49,6 +49,7 @@ from vecmem.stores.pinecone import (
 )
 from vecmem.testing import (
     CongruenceSuite,
+    HostileInputSuite,
     StoreSuite,
     pinecone_standin,
     store_suite,
@@ -600,3 +601,10 @@ def test_native_keyword_checks_terms_when_the_idf_floor_is_negative(
     assert sorted(c.id for c, _ in hits) == ["d0#0", "d1#0", "d2#0"]
     assert all(x < 0 for _, x in hits)
     _same_keyword(s, frozen_reference(chunks, vectors), "alpha", 5)
+
+
+class TestPineconeHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
+        ns = _ns()
+        return lambda: _store(standin, index="hostile", namespace=ns)

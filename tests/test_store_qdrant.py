@@ -27,18 +27,19 @@ from vecmem.errors import (  # noqa: E402
     BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
+    InvalidFilterError,
     InvalidInputError,
     NotFoundError,
     StoreLockedError,
     UnsupportedFilterError,
 )
-from vecmem.filters import Filter, matches, parse_filter  # noqa: E402
+from vecmem.filters import Cond, Filter, matches, parse_filter  # noqa: E402
 from vecmem.fusion import Fusion  # noqa: E402
 from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.memory import MemoryStore  # noqa: E402
 from vecmem.stores.qdrant import Qdrant, point_id, term_id  # noqa: E402
-from vecmem.testing import CongruenceSuite, StoreSuite, store_suite  # noqa: E402
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite, store_suite  # noqa: E402
 from vecmem.testing.store_suite import (  # noqa: E402
     SPACE,
     StoreFactory,
@@ -305,8 +306,10 @@ def test_non_finite_filter_bound_is_unsupported() -> None:
     not be dropped."""
     store = Qdrant(":memory:")
     store.connect(SPACE)
-    with pytest.raises(UnsupportedFilterError):
+    with pytest.raises(InvalidFilterError):  # refused by the grammar on every backend
         store.count(parse_filter({"x": {"$lt": float("inf")}}))
+    with pytest.raises(UnsupportedFilterError):  # and by the adapter, if built by hand
+        store.count(Cond("x", "lt", math.inf))
 
 
 # ----------------------------------------------------------------------------- layout
@@ -567,3 +570,9 @@ def test_reindex_needs_the_sparse_vector() -> None:
     store.connect(SPACE)
     with pytest.raises(ConfigurationError):
         store.reindex()
+
+
+class TestQdrantHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        return lambda: Qdrant(":memory:")

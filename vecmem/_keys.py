@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from vecmem.errors import BackendError, InvalidInputError, ScopeEscapeError
+from vecmem.validation import check_text
 
 MAX_TENANT = 64
 MAX_KEY = 191
@@ -50,9 +51,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 def to_json(kind: str, value: Any) -> str:
     """Compact JSON text of ``value`` or :class:`InvalidInputError` if it is not JSON-able."""
     try:
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
+        text = _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{kind} must be JSON-serialisable: {exc}") from exc
+    return check_text(kind, text)  # a lone surrogate in a key or string
 
 
 def check_metadata(value: object) -> dict[str, Any]:

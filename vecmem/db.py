@@ -239,7 +239,10 @@ class Database:
         self.url = normalize_url(url)
         self._lock: threading.RLock | None = None
         options: dict[str, Any] = {"echo": echo, "future": True}
-        sa_url = sa.make_url(self.url)
+        try:
+            sa_url = sa.make_url(self.url)
+        except (sa.exc.ArgumentError, ValueError) as exc:  # e.g. a port that is not a number
+            raise ConfigurationError(f"malformed database URL: {exc}") from exc
         self.dialect = sa_url.get_backend_name()
         if self.dialect == "mariadb":
             self.dialect = "mysql"

@@ -300,7 +300,7 @@ EMBEDDERS.register("onnx", LazyFactory("vecmem.onnx:OnnxEmbedder"), aliases=("on
 EMBEDDERS.register("hashing", _hashing)
 
 _KIND = re.compile(r"([A-Za-z][\w.-]+):(.*)\Z", re.DOTALL)
-_HASHING = re.compile(r"hashing-(\d+)\Z")
+_HASHING = re.compile(r"hashing-([0-9]+)\Z")
 
 
 def resolve_embedder(embedder: Embedder | str | None) -> Embedder:
@@ -341,6 +341,10 @@ def _by_name(spec: str) -> Embedder:
     legacy = _HASHING.match(spec)
     if legacy is not None:
         return HashingEmbedder(int(legacy.group(1)))
+    if spec.startswith("hashing") or not spec.strip():  # "hashing-abc" is no model name either
+        raise ConfigurationError(
+            f"embedder {spec!r}: the hashing embedder is named 'hashing', 'hashing:DIM' or "
+            "'hashing-DIM' with DIM a positive integer (e.g. 'hashing-256')")
     return SentenceTransformerEmbedder(spec)
 
 

@@ -16,6 +16,11 @@ Keys address top-level metadata fields. Semantics, which every backend must repr
 * ``$contains``: the field is a list holding the value.
 * ``$exists``: the field is present (``True``) or absent (``False``).
 
+Numbers in filters are finite, and integers lie within ``±2**53`` (the range float64 holds
+exactly, :data:`vecmem.validation.MAX_EXACT_INT`, the same bound as metadata): then comparing as
+float64 is exact on every backend. ``NaN``, ``±inf`` and larger integers raise
+:class:`~vecmem.errors.InvalidFilterError`; compare such values as strings.
+
 Parsing validates everything up front: an unknown operator or a malformed value raises
 :class:`~vecmem.errors.InvalidFilterError`, it is never ignored. Adapters translate the parsed
 tree (:class:`Cond`, :class:`And`, :class:`Or`, :class:`Not`) or raise
@@ -24,10 +29,12 @@ tree (:class:`Cond`, :class:`And`, :class:`Or`, :class:`Not`) or raise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
 from vecmem.errors import InvalidFilterError
+from vecmem.validation import int_problem, is_valid_unicode, show
 
 Scalar = Union[str, int, float, bool]
 
@@ -69,9 +76,27 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
 
+def _check_value(field: str, op: str, v: Any) -> None:
+    """Refuse a scalar no backend can compare exactly (see the module docstring)."""
+    if isinstance(v, str):
+        if not is_valid_unicode(v):
+            raise InvalidFilterError(f"{op} on {field!r}: the value {v!r} holds a lone "
+                                     "surrogate; it is not valid Unicode")
+        return
+    if isinstance(v, bool):
+        return
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InvalidFilterError(f"{op} on {field!r} needs a finite number, got {v!r}")
+    if isinstance(v, int) and (why := int_problem(v)) is not None:
+        raise InvalidFilterError(f"{op} on {field!r}: {show(v)} is {why}")
+
+
 def _check_field(name: Any) -> str:
     if not isinstance(name, str) or not name:
-        raise InvalidFilterError(f"filter keys must be non-empty strings, got {name!r}")
+        raise InvalidFilterError(f"filter keys must be non-empty strings, got {show(name)}")
+    if not is_valid_unicode(name):
+        raise InvalidFilterError(f"filter key {name!r} holds a lone surrogate; it is not "
+                                 "valid Unicode")
     if name.startswith("$"):
         raise InvalidFilterError(
             f"unknown logical operator {name!r}; use one of {', '.join(LOGICAL)}"
@@ -87,22 +112,35 @@ def _cond(field: str, op: str, value: Any) -> Cond:
     name = op[1:]
     if name in ("in", "nin"):
         if not isinstance(value, (list, tuple)) or not all(_is_scalar(v) for v in value):
-            raise InvalidFilterError(f"{op} on {field!r} needs a list of scalars, got {value!r}")
+            raise InvalidFilterError(
+                f"{op} on {field!r} needs a list of scalars, got {show(value)}")
         value = tuple(value)
     elif name in ("gt", "gte", "lt", "lte"):
         if not _is_number(value):
-            raise InvalidFilterError(f"{op} on {field!r} needs a number, got {value!r}")
+            raise InvalidFilterError(f"{op} on {field!r} needs a number, got {show(value)}")
     elif name == "exists":
         if not isinstance(value, bool):
-            raise InvalidFilterError(f"$exists on {field!r} needs true or false, got {value!r}")
+            raise InvalidFilterError(
+                f"$exists on {field!r} needs true or false, got {show(value)}")
     elif not _is_scalar(value):
-        raise InvalidFilterError(f"{op} on {field!r} needs a string, number or bool, got {value!r}")
+        raise InvalidFilterError(
+            f"{op} on {field!r} needs a string, number or bool, got {show(value)}")
+    if name != "exists":
+        for v in value if name in ("in", "nin") else (value,):
+            _check_value(field, op, v)
     return Cond(field, name, value)
 
 
-def _parse(node: Any) -> Filter:
+MAX_DEPTH = 32
+"""Logical operators nested deeper than this are refused (every adapter translates the tree
+recursively; 5,000 nested ``$not`` would raise RecursionError)."""
+
+
+def _parse(node: Any, depth: int = 1) -> Filter:
     if isinstance(node, (Cond, And, Or, Not)):
         return node
+    if depth > MAX_DEPTH:
+        raise InvalidFilterError(f"filter nested deeper than {MAX_DEPTH} $and/$or/$not levels")
     if not isinstance(node, Mapping):
         raise InvalidFilterError(f"a filter must be a dict, got {type(node).__name__}")
     if not node:
@@ -112,10 +150,10 @@ def _parse(node: Any) -> Filter:
         if key in ("$and", "$or"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise InvalidFilterError(f"{key} needs a non-empty list of filters")
-            items = tuple(_parse(v) for v in value)
+            items = tuple(_parse(v, depth + 1) for v in value)
             parts.append(And(items) if key == "$and" else Or(items))
         elif key == "$not":
-            parts.append(Not(_parse(value)))
+            parts.append(Not(_parse(value, depth + 1)))
         else:
             field = _check_field(key)
             if isinstance(value, Mapping):

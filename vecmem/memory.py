@@ -6,7 +6,6 @@ change detection, fusion, reranking); stores only translate (see :mod:`vecmem.st
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,10 @@ from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInp
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.rerank import Reranker, VectorReranker, resolve_reranker
-from vecmem.stores.base import BothLegsStore, HybridStore, VectorStore
+from vecmem.stores.base import BothLegsStore, HybridStore, VectorStore, validate_query_vector
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
+from vecmem.validation import check_metadata, check_text, show
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
@@ -91,19 +91,46 @@ class AddResult:
         return out
 
 
-def _check_metadata(meta: Any, where: str) -> dict[str, Any]:
-    if meta is None:
-        return {}
-    if not isinstance(meta, Mapping):
-        raise InvalidInputError(f"metadata of {where} must be a dict, got {type(meta).__name__}")
-    for key in meta:
-        if not isinstance(key, str) or not key:
-            raise InvalidInputError(f"metadata keys of {where} must be non-empty strings")
-    try:
-        json.dumps(meta, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata of {where} is not JSON-serialisable: {exc}") from exc
-    return dict(meta)
+def _texts(texts: Any) -> list[str]:
+    """``texts`` as a list of valid strings, or a typed error saying what was given."""
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(
+            f"texts must be a str or a list of str, got {type(texts).__name__}: decode it first "
+            "(e.g. data.decode('utf-8'))")
+    elif texts is None or isinstance(texts, Mapping) or not isinstance(texts, Iterable):
+        raise InvalidInputError(
+            f"texts must be a str or a list of str, got {type(texts).__name__}: {show(texts)}")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            hint = " (decode bytes first)" if isinstance(text, (bytes, bytearray)) else ""
+            raise InvalidInputError(f"text {i} is {type(text).__name__}, not str{hint}")
+        check_text(f"text {i}", text)
+    return out
+
+
+def _ids(ids: Any, what: str) -> list[str]:
+    """``ids`` (one id or a list) as a list of non-empty valid strings, or a typed error."""
+    if isinstance(ids, str):
+        ids = [ids]
+    elif ids is None or isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(
+            ids, Iterable):
+        raise InvalidInputError(
+            f"{what} takes an id or a list of ids, got {type(ids).__name__}: {show(ids)}")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, str) or not i:
+            raise InvalidInputError(f"ids must be non-empty strings, got {show(i)}")
+        check_text("id", i)
+    return out
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {show(value)}")
+    return value
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -153,8 +180,8 @@ class VectorMemory:
             raise ConfigurationError("pass a path/URL or store=, not both")
         if store is not None and not isinstance(store, VectorStore):
             raise ConfigurationError(f"{store!r} does not implement the VectorStore protocol")
-        if candidates <= 0:
-            raise ConfigurationError("candidates must be > 0")
+        if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates <= 0:
+            raise ConfigurationError(f"candidates must be a positive integer, got {candidates!r}")
         self.store: VectorStore = store if store is not None else open_store(target)
         recorded = self.store.stored_space()
         if embedder is None and recorded is not None:
@@ -227,39 +254,49 @@ class VectorMemory:
         Without ``ids`` a document's id is the hash of its text, so adding the same text twice
         is a no-op. With ``ids``, re-adding an id whose text changed replaces its old chunks.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        if ids is not None and len(ids) != len(texts):
-            raise InvalidInputError(f"{len(ids)} ids for {len(texts)} texts")
+        texts = _texts(texts)
+        if ids is not None:
+            ids = _ids(ids, "add(ids=...)")
+            if len(ids) != len(texts):
+                raise InvalidInputError(f"{len(ids)} ids for {len(texts)} texts")
         if metadata is None or isinstance(metadata, Mapping):
             metas: Sequence[Any] = [metadata] * len(texts)
+        elif isinstance(metadata, (str, bytes, bytearray)) or not isinstance(metadata, Iterable):
+            raise InvalidInputError(
+                "metadata must be a dict (for every text) or a list of dicts (one per text), "
+                f"got {type(metadata).__name__}: {show(metadata)}")
         else:
-            metas = metadata
+            metas = list(metadata)
             if len(metas) != len(texts):
                 raise InvalidInputError(f"{len(metas)} metadata dicts for {len(texts)} texts")
         docs = []
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text {i} is {type(text).__name__}, not str")
             doc_id = ids[i] if ids is not None else content_hash(text)[:32]
-            docs.append(Document(doc_id, text, _check_metadata(metas[i], f"text {i}")))
+            docs.append(Document(doc_id, text, check_metadata(metas[i], f"text {i}")))
         return self.add_documents(docs).document_ids
 
     def add_documents(self, documents: Iterable[Document], *, force: bool = False) -> AddResult:
         """Chunk, embed and store documents, skipping unchanged ones (unless ``force``) and
         replacing changed ones: a document's old chunks that the new text no longer has are
         removed in the same store write as the new chunks."""
+        if isinstance(documents, (str, bytes, Document)) or not isinstance(documents, Iterable):
+            raise InvalidInputError(
+                f"add_documents takes a list of Document, got {type(documents).__name__}")
         docs = list(documents)
         seen: set[str] = set()
         for d in docs:
+            if not isinstance(d, Document):
+                raise InvalidInputError(f"expected Document, got {type(d).__name__}")
             if not isinstance(d.id, str) or not d.id:
                 raise InvalidInputError("document ids must be non-empty strings")
+            check_text("document id", d.id)
             if d.id in seen:
                 raise InvalidInputError(f"document id {d.id!r} appears twice in one call")
             seen.add(d.id)
             if not isinstance(d.text, str) or not d.text.strip():
                 raise InvalidInputError(f"document {d.id!r} has empty text")
-            _check_metadata(d.metadata, f"document {d.id!r}")
+            check_text(f"text of document {d.id!r}", d.text)
+            check_metadata(d.metadata, f"document {d.id!r}")
         result = AddResult(document_ids=[d.id for d in docs])
         self.space  # noqa: B018  (connect before reading existing chunks)
         units: list[tuple[list[Chunk], list[str]]] = []  # per document: new chunks, stale ids
@@ -290,12 +327,17 @@ class VectorMemory:
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> AddResult:
         """Embed and upsert ready-made chunks as they are (ids kept; no chunking, no skipping)."""
+        if isinstance(chunks, Chunk) or not isinstance(chunks, Iterable):
+            raise InvalidInputError(f"add_chunks takes a list of Chunk, got {type(chunks).__name__}")
+        chunks = list(chunks)
         for c in chunks:
             if not isinstance(c, Chunk):
                 raise InvalidInputError(f"expected Chunk, got {type(c).__name__}")
-            if not c.text.strip():
+            if not isinstance(c.text, str) or not c.text.strip():
                 raise InvalidInputError(f"chunk {c.id!r} has empty text")
-            _check_metadata(c.metadata, f"chunk {c.id!r}")
+            _ids([c.id, c.document_id], "add_chunks")
+            check_text(f"text of chunk {c.id!r}", c.text)
+            check_metadata(c.metadata, f"chunk {c.id!r}")
         if len({c.id for c in chunks}) != len(chunks):
             raise InvalidInputError("duplicate chunk ids in one call")
         result = AddResult(document_ids=list(dict.fromkeys(c.document_id for c in chunks)))
@@ -323,8 +365,35 @@ class VectorMemory:
         if kept:
             out[kept] = self.store.get_vectors([chunks[i].id for i in kept])
         if fresh:
-            out[fresh] = self.embedder.embed([chunks[i].text for i in fresh])
+            out[fresh] = self._embedded([chunks[i].text for i in fresh])
         return out
+
+    def _embedded(self, texts: list[str]) -> np.ndarray:
+        """The embedder's vectors for ``texts``, checked: one finite, non-zero row of the
+        space's width per text (a typed error naming the embedder otherwise, before anything
+        is written)."""
+        name, dim = self.embedder.name, self.space.dim
+        try:
+            v = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        except (ValueError, TypeError) as exc:  # numpy's, or normalize()'s on NaN
+            raise InvalidInputError(
+                f"embedder {name!r} did not return a ({len(texts)}, {dim}) array of finite "
+                f"numbers: {exc}") from exc
+        if v.ndim != 2 or v.shape[0] != len(texts):
+            raise InvalidInputError(
+                f"embedder {name!r} returned an array of shape {v.shape} for {len(texts)} "
+                f"texts; it must return one row per text")
+        if v.shape[1] != dim:
+            raise DimensionMismatchError(
+                f"embedder {name!r} returned vectors of dimension {v.shape[1]}, but it declares "
+                f"dim={dim} (the store's dimension)")
+        bad = ~np.isfinite(v).all(axis=1) | ~v.any(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"embedder {name!r} returned a vector that is all zeros, NaN or infinite for "
+                f"text {texts[i][:60]!r}; such a vector has no direction to search by")
+        return v
 
     def _write(self, units: list[tuple[list[Chunk], list[str]]], result: AddResult,
                *, reuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
@@ -382,7 +451,7 @@ class VectorMemory:
         """
         from vecmem.ingest import ingest
 
-        return ingest(self, paths, metadata=_check_metadata(metadata, "add_files"),
+        return ingest(self, paths, metadata=check_metadata(metadata, "add_files"),
                       recursive=recursive, force=force, max_bytes=max_bytes, timeout=timeout,
                       on_error=on_error)
 
@@ -392,21 +461,19 @@ class VectorMemory:
         """Delete chunks by chunk id or document id, and/or by filter. Returns chunks removed."""
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter")
-        if isinstance(ids, str):
-            ids = [ids]
+        if ids is not None:
+            ids = _ids(ids, "delete")
+        flt = parse_filter(filter)
         self.space  # noqa: B018
         chunk_ids: list[str] = []
         if ids:
             chunk_ids = list(ids) + [c.id for c in self.store.get_by_document(list(ids))]
-        return self.store.delete(
-            ids=chunk_ids if ids is not None else None, filter=parse_filter(filter)
-        )
+        return self.store.delete(ids=chunk_ids if ids is not None else None, filter=flt)
 
     # ------------------------------------------------------------------ reads
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:
         """Chunks by chunk id, or every chunk of a document id, in the order asked."""
-        if isinstance(ids, str):
-            ids = [ids]
+        ids = _ids(ids, "get")
         self.space  # noqa: B018
         out: list[Chunk] = []
         by_doc: dict[str, list[Chunk]] = {}
@@ -449,9 +516,11 @@ class VectorMemory:
         candidates; it never drops the filter.
         """
         if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("query must be a non-empty string")
-        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+            raise InvalidInputError(f"query must be a non-empty string, got {show(query)}")
+        check_text("query", query)
+        _positive_int("k", k)
+        if candidates is not None:
+            _positive_int("candidates", candidates)
         if mode not in ("hybrid", "vector", "keyword"):
             raise InvalidInputError(f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}")
         reranker = self.reranker if rerank is None or rerank is True else (rerank or None)
@@ -501,27 +570,32 @@ class VectorMemory:
 
     def _query_vector(self, query: str, vector: np.ndarray | Sequence[float] | None) -> np.ndarray:
         if vector is None:
-            return self.embedder.embed([query])[0]
-        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+            return self._embedded([query])[0]
+        try:
+            q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"vector must be a sequence of numbers: {exc}") from exc
         if q.shape[1] != self.space.dim:
             raise DimensionMismatchError(
                 f"query vector has dimension {q.shape[1]}, the store has {self.space.dim}"
             )
+        validate_query_vector(q, self.space.dim)  # NaN, infinity, all zeros
         return normalize(q)[0]
 
     def search_by_vector(
         self, vector: np.ndarray | Sequence[float], k: int = 10, *, filter: FilterLike = None
     ) -> list[Hit]:
         """Vector search with a vector you computed (must match the store's dimension)."""
-        if not isinstance(k, int) or k <= 0:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        _positive_int("k", k)
+        flt = parse_filter(filter)
         self.space  # noqa: B018
+        try:
+            q = np.asarray(vector, np.float32)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"vector must be a sequence of numbers: {exc}") from exc
         return [
             Hit(c, s, Scores(vector=s, vector_rank=r))
-            for r, (c, s) in enumerate(
-                self.store.query(np.asarray(vector, np.float32), k=k, filter=parse_filter(filter)),
-                1,
-            )
+            for r, (c, s) in enumerate(self.store.query(q, k=k, filter=flt), 1)
         ]
 
     def stats(self) -> dict[str, Any]:

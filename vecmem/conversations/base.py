@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from vecmem._keys import check_metadata, check_name, check_tags
 from vecmem.errors import InvalidInputError
+from vecmem.validation import check_text
 
 OrderBy = Literal["created_at", "updated_at", "message_count"]
 ORDER_FIELDS = ("created_at", "updated_at", "message_count")
@@ -154,6 +155,24 @@ def check_optional(kind: str, value: str | None) -> None:
         check_name(kind, value)
 
 
+def _is_real(v: Any) -> bool:
+    """A finite int or float (not a bool, not a numeric string)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_usage(u: Any) -> None:
+    """``u`` is a :class:`Usage` of token counts (ints >= 0), a model name and a finite cost."""
+    if not isinstance(u, Usage):
+        raise InvalidInputError(f"usage must be a Usage, got {type(u).__name__}")
+    for name in ("input_tokens", "output_tokens"):
+        v = getattr(u, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise InvalidInputError(f"Usage.{name} must be an int >= 0, got {v!r}")
+    if u.cost is not None and not _is_real(u.cost):
+        raise InvalidInputError(f"Usage.cost must be a finite number or None, got {u.cost!r}")
+    check_optional("model", u.model)
+
+
 def prepare(messages: Sequence[Message], now: float) -> list[Message]:
     """Validated copies of new messages with ``id`` and ``created_at`` filled (seq still -1)."""
     if isinstance(messages, Message):
@@ -165,14 +184,15 @@ def prepare(messages: Sequence[Message], now: float) -> list[Message]:
         check_name("role", m.role, max_len=64)
         if not isinstance(m.content, str):
             raise InvalidInputError("message content must be a string")
+        check_text("message content", m.content)
         if m.id:
             check_name("message id", m.id)
         u = m.usage
         if u is not None:
-            if not isinstance(u, Usage) or u.input_tokens < 0 or u.output_tokens < 0 or (
-                    u.cost is not None and not math.isfinite(u.cost)):
-                raise InvalidInputError(f"invalid usage {u!r}")
-            check_optional("model", u.model)
+            check_usage(u)
+        if m.created_at is not None and not _is_real(m.created_at):
+            raise InvalidInputError(
+                f"created_at must be epoch seconds (a finite number), got {m.created_at!r}")
         meta = check_metadata(m.metadata) if m.metadata else {}
         out.append(Message(m.role, m.content, meta, u, m.id or uuid.uuid4().hex,
                            now if m.created_at is None else float(m.created_at)))

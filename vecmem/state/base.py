@@ -8,6 +8,7 @@ entry past its TTL is absent everywhere: not read, not listed, and its version r
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -88,14 +89,20 @@ class StateStore(Protocol):
         ...
 
 
-def check_args(namespace: str, key: str | None = None) -> None:
+_NO_KEY: Any = object()
+
+
+def check_args(namespace: str, key: str | None = _NO_KEY) -> None:
+    """Check a namespace and, when given (``None`` included: it is no key), a key."""
     check_name("namespace", namespace)
-    if key is not None:
+    if key is not _NO_KEY:
         check_name("key", key)
 
 
 def check_ttl(ttl: float | None) -> None:
-    if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
+    """``ttl`` is ``None`` or a positive, finite number of seconds (``True`` is not 1 s)."""
+    if ttl is not None and not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
+                                and 0 < ttl < math.inf):
         raise InvalidInputError(f"ttl must be a positive number of seconds, got {ttl!r}")
 
 

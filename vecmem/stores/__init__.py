@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vecmem.errors import ConfigurationError
+from vecmem.errors import ConfigurationError, VecmemError
 from vecmem.registry import KNOWLEDGE_STORES, LazyFactory, Registry
 from vecmem.stores.base import (
     BothLegsStore,
@@ -105,6 +105,9 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
     """
     if target is None:
         return MemoryStore()
+    if isinstance(target, str) and not target:
+        raise ConfigurationError("the store path is empty: pass a folder (\".\" for the current "
+                                 "one), a URL, or None for an in-memory store")
     if not isinstance(target, str):
         from vecmem.stores.embedded import EmbeddedStore
 
@@ -119,7 +122,13 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
             f"'./{target}' for the folder or '{target}://...' for the store")
     # Registry.create, not KNOWLEDGE_STORES.create: the file stores' deprecated spelling does
     # not apply here (a file store is no vector store)
-    store = Registry.create(KNOWLEDGE_STORES, target)
+    try:
+        store = Registry.create(KNOWLEDGE_STORES, target)
+    except ValueError as exc:  # urllib's "Invalid IPv6 URL", "Port could not be cast ..."
+        if isinstance(exc, VecmemError):
+            raise
+        scheme = target.split("://", 1)[0]
+        raise ConfigurationError(f"malformed {scheme}:// store URL: {exc}") from exc
     if not isinstance(store, VectorStore):
         raise ConfigurationError(f"{target!r} opened {type(store).__name__}, which does not "
                                  "implement the VectorStore protocol")

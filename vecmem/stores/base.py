@@ -17,6 +17,7 @@ from vecmem.errors import DimensionMismatchError, InvalidInputError
 from vecmem.filters import Filter
 from vecmem.fusion import Fusion
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
+from vecmem.validation import check_metadata, check_text
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,11 @@ def validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
         raise DimensionMismatchError(f"vectors have dimension {v.shape[1]}, the store has {dim}")
     if not np.isfinite(v).all():
         raise InvalidInputError("vectors contain NaN or infinity")
+    zero = ~v.any(axis=1)
+    if zero.any():
+        raise InvalidInputError(
+            f"vector {int(np.flatnonzero(zero)[0])} is all zeros: it has no direction, so its "
+            "similarity to anything is undefined (did the embedder fail on that text?)")
     return v
 
 
@@ -173,12 +179,17 @@ def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
         raise DimensionMismatchError(f"query vector has dimension {q.shape[0]}, the store has {dim}")
     if not np.isfinite(q).all():
         raise InvalidInputError("query vector contains NaN or infinity")
+    if not q.any():
+        raise InvalidInputError("query vector is all zeros: it has no direction, so every "
+                                "similarity would be 0 and the order meaningless")
     return q
 
 
 def validate_batch(chunks: Sequence[Chunk], vectors: Any, dim: int) -> np.ndarray:
     """Check an upsert batch the way every store must: Chunk objects with non-empty, distinct
-    ids, and one finite ``dim``-wide vector each. Returns the vectors as float32."""
+    ids, text, ids and metadata that every backend can store exactly
+    (:mod:`vecmem.validation`), and one finite, non-zero ``dim``-wide vector each. Returns the
+    vectors as float32."""
     seen: set[str] = set()
     for c in chunks:
         if not isinstance(c, Chunk):
@@ -188,4 +199,11 @@ def validate_batch(chunks: Sequence[Chunk], vectors: Any, dim: int) -> np.ndarra
         if c.id in seen:
             raise InvalidInputError(f"duplicate chunk id {c.id!r} in one batch")
         seen.add(c.id)
+        if not isinstance(c.document_id, str) or not isinstance(c.text, str):
+            raise InvalidInputError(f"chunk {c.id!r}: document_id and text must be strings")
+        if not (c.id.isascii() and c.document_id.isascii() and c.text.isascii()):
+            check_text(f"chunk id {c.id!r}", c.id)
+            check_text(f"document id of chunk {c.id!r}", c.document_id)
+            check_text(f"text of chunk {c.id!r}", c.text)
+        check_metadata(c.metadata, f"chunk {c.id!r}")
     return validate_vectors(vectors, len(chunks), dim)

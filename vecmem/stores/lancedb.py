@@ -77,7 +77,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
@@ -279,19 +279,21 @@ class _SqlFilter:
             return f"(NOT {self.build(f.item)})"
         raise UnsupportedFilterError(f"unknown filter node {f!r}")
 
-    def _atom(self, column: str, template: str) -> str:
-        """``template`` (with ``{c}`` for the column) as a never-NULL boolean; ``false`` when no
-        chunk ever had the column."""
+    def _atom(self, column: str, expr: Callable[[str], str]) -> str:
+        """``expr(column)`` as a never-NULL boolean; ``false`` when no chunk ever had the column.
+        A function, not a format template: the expression holds the caller's (quoted) value, and
+        ``str.format`` would read ``{c}`` or ``{c:>50000000}`` inside it as fields."""
         if column not in self.columns:
             self.unknown = True
             return "false"
-        return f"coalesce({template.format(c=column)}, false)"
+        return f"coalesce({expr(column)}, false)"
 
     def _eq(self, field: str, v: Any, lists: bool = False) -> str:
         kind = "b" if isinstance(v, bool) else "s" if isinstance(v, str) else "n"
+        value = _sql_value(v)
         if lists:
-            return self._atom(_col("l" + kind, field), f"array_has({{c}}, {_sql_value(v)})")
-        return self._atom(_col(kind, field), f"{{c}} = {_sql_value(v)}")
+            return self._atom(_col("l" + kind, field), lambda c: f"array_has({c}, {value})")
+        return self._atom(_col(kind, field), lambda c: f"{c} = {value}")
 
     def _cond(self, c: Cond) -> str:
         op, v = c.op, c.value
@@ -315,7 +317,8 @@ class _SqlFilter:
             return self._eq(c.field, v, lists=True)
         if op in ("gt", "gte", "lt", "lte"):
             sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-            return self._atom(_col("n", c.field), f"{{c}} {sym} {_sql_value(v)}")
+            value = _sql_value(v)
+            return self._atom(_col("n", c.field), lambda col: f"{col} {sym} {value}")
         raise UnsupportedFilterError(f"LanceDB adapter cannot express operator ${op}")
 
 

@@ -7,6 +7,7 @@ embedded default (:mod:`vecmem.stores.embedded`), which adds persistence and an 
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from typing import Any, Sequence
 
@@ -20,6 +21,7 @@ from vecmem.fusion import Fusion, fuse, fuse_arrays
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
+from vecmem.validation import MAX_EXACT_INT as _EXACT
 
 # kinds of a metadata value, for vectorised filters
 _MISSING, _BOOL, _NUM, _STR, _LIST, _OTHER = range(6)
@@ -37,6 +39,17 @@ def _kind(v: Any, missing: object) -> int:
     if isinstance(v, (list, tuple)):
         return _LIST
     return _OTHER
+
+
+def _as_float(v: Any) -> float:
+    """A number as the float64 filters compare: exact for every value vecmem accepts today
+    (|int| <= 2**53, see :mod:`vecmem.validation`). An integer beyond that, stored by an older
+    vecmem, reads as an infinity of its sign: filter values are finite and within 2**53, so it
+    still compares exactly (greater than all of them, equal to none) instead of raising
+    OverflowError or rounding onto a neighbour."""
+    if isinstance(v, int) and not -_EXACT <= v <= _EXACT:
+        return math.inf if v > 0 else -math.inf
+    return float(v)
 
 
 class _Column:
@@ -66,7 +79,7 @@ class _Column:
         for s, v in zip(slots, values):
             k = _kind(v, missing)
             self.kind.a[s] = k
-            self.num.a[s] = float(v) if k in (_BOOL, _NUM) else np.nan
+            self.num.a[s] = _as_float(v) if k in (_BOOL, _NUM) else np.nan
             self.obj.a[s] = v if k != _MISSING else None
             self.code.a[s] = self.codes.setdefault(v, len(self.codes)) if k == _STR else -1
 

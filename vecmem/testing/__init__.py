@@ -1,4 +1,5 @@
-"""Test helpers shipped with vecmem: the store conformance suite and the congruence suite.
+"""Test helpers shipped with vecmem: the store conformance suite, the congruence suite and the
+hostile-input suite.
 
 >>> from vecmem.testing import StoreSuite        # doctest: +SKIP
 >>> class TestMyStore(StoreSuite): ...           # doctest: +SKIP
@@ -13,8 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUITES = ("store_suite", "congruence", "conversations", "state", "checkpoints", "knowledge_fs",
-          "tenancy")
+SUITES = ("store_suite", "congruence", "hostile", "conversations", "state", "checkpoints",
+          "knowledge_fs", "tenancy")
 
 try:
     import pytest
@@ -26,6 +27,7 @@ else:
 _LAZY = {
     "StoreSuite": "vecmem.testing.store_suite",
     "CongruenceSuite": "vecmem.testing.congruence",
+    "HostileInputSuite": "vecmem.testing.hostile",
 }
 
 
@@ -36,4 +38,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["CongruenceSuite", "StoreSuite"]
+__all__ = ["CongruenceSuite", "HostileInputSuite", "StoreSuite"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 import uuid
@@ -34,6 +35,15 @@ def _tick() -> float:
     now = time.time()
     time.sleep(0.02)
     return now
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    for _ in range(depth):
+        cur["a"] = {}
+        cur = cur["a"]
+    return out
 
 
 class ConversationStoreSuite(ConversationTenancySuite):
@@ -260,6 +270,18 @@ class ConversationStoreSuite(ConversationTenancySuite):
             lambda: store.query_sessions(tags="one"),
             lambda: store.save_session("u", "s", tags=[""]),
             lambda: store.get_messages("u", "s", offset=-1),
+            # issue 13: each of these was an untyped error or stored garbage
+            lambda: store.add_messages("u", "s", [Message("user", "x", created_at="yesterday")]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x", created_at=math.nan)]),
+            lambda: store.add_messages("u", "s", [Message("user", "x", created_at=math.inf)]),
+            lambda: store.add_messages("u", "s", [Message("user", "x", created_at=True)]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage("5"))]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage(1, 2.5))]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage(cost="1"))]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x\ud800")]),
+            lambda: store.add_messages("u\ud800", "s", [Message("user", "x")]),
+            lambda: store.add_messages("u", "s", [Message("user", "x", metadata={"k": "\udfff"})]),
+            lambda: store.add_messages("u", "s", [Message("user", "x", metadata=_deep(5000))]),
         ]
         for call in bad:
             with pytest.raises(InvalidInputError):

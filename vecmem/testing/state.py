@@ -14,6 +14,7 @@ A backend's test file subclasses :class:`StateStoreSuite` and supplies one fixtu
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -130,6 +131,20 @@ class StateStoreSuite(StateTenancySuite):
             store.compare_and_set("ns", "k", 1, expected_version=-1)
         with pytest.raises(InvalidInputError):
             store.with_tenant("")
+        # issue 13: a None key reached the database (NOT NULL), ttl=True meant one second
+        for call in (lambda: store.set("ns", None, 1),  # type: ignore[arg-type]
+                     lambda: store.get_entry("ns", None),  # type: ignore[arg-type]
+                     lambda: store.compare_and_set("ns", None, 1, expected_version=0),  # type: ignore[arg-type]
+                     lambda: store.delete("ns", None),  # type: ignore[arg-type]
+                     lambda: store.set("ns", "k", 1, ttl=True),
+                     lambda: store.set("ns", "k", 1, ttl=math.inf),
+                     lambda: store.set("ns", "k", 1, ttl=math.nan),
+                     lambda: store.set("ns", "k\ud800", 1),
+                     lambda: store.set("ns", "k", {"v": "\ud800"}),
+                     lambda: store.set("ns", "k", [1, {"\udfff": 2}])):
+            with pytest.raises(InvalidInputError):
+                call()
+        assert store.keys("ns") == []  # nothing written
 
     def test_tenants_are_isolated(self, make_store: MakeStore) -> None:
         a = make_store(f"a-{uuid.uuid4().hex[:8]}")
