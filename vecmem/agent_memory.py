@@ -53,6 +53,7 @@ from vecmem.errors import ConflictError, InvalidInputError, NotFoundError
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.memory import VectorMemory
 from vecmem.types import Chunk, content_hash
+from vecmem.validation import check_metadata
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 RESERVED = frozenset(
@@ -239,7 +240,7 @@ class AgentMemory:
 
     @staticmethod
     def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        meta = dict(metadata or {})
+        meta = check_metadata(metadata, "the memory")  # JSON, ints within ±2**53, ...
         clash = RESERVED & set(meta)
         if clash:
             raise InvalidInputError(f"metadata keys {sorted(clash)} are reserved by agent memory")

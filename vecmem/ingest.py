@@ -30,7 +30,7 @@ from vecmem.errors import (
 from vecmem.loaders import Loaded, Loader, LoaderTable
 from vecmem.loaders.fetch import DEFAULT_TIMEOUT, fetch, is_url
 from vecmem.memory import DEFAULT_MAX_BYTES
-from vecmem.memory import _check_metadata as check_metadata
+from vecmem.validation import check_metadata
 from vecmem.types import Document
 
 if TYPE_CHECKING:
