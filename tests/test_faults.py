@@ -1,7 +1,9 @@
 """The standing fault-injection suite of the embedded store (issue 13).
 
 Writers are killed with SIGKILL at every step of a write (deterministic points through the
-store's ``_fault`` hook, half-written vector bytes, and a seeded random schedule), writes meet
+store's ``_fault`` hook, half-written vector bytes, and a seeded random schedule), graph builds
+(child processes beside the store) are killed at every step of theirs and their writer killed
+while they run, writes meet
 an injected full disk (ENOSPC from the vector file, SQLITE_FULL from the database, a graph
 that cannot be saved), and several processes write, read, open and close one store at once.
 After each fault the store is opened afresh and checked by :func:`check`: every acknowledged
@@ -31,7 +33,7 @@ from vecmem import VectorMemory
 from vecmem.chunking import RecursiveSplitter
 from vecmem.embedders import CachedEmbedder, HashingEmbedder
 from vecmem.errors import StorageFullError
-from vecmem.stores import embedded
+from vecmem.stores import _graph, embedded
 from vecmem.stores.embedded import EmbeddedStore
 
 DIM = 96
@@ -57,11 +59,25 @@ def memory(path: Path, *, ann_threshold: int = 20_000) -> VectorMemory:
                         embedder=HashingEmbedder(DIM))
 
 
-def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = ()) -> None:
+def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (), *,
+          graph: bool = False) -> None:
     """Assert the invariants of the module docstring. ``acked``: the text of each document
     whose write returned; ``pending``: writes that may or may not have committed (each as a
-    whole)."""
+    whole). ``graph``: also bring the HNSW graph up to date (built or extended from the
+    committed rows, whatever a killed build left) and find every document through it."""
     TOTALS["checks"] += 1
+    if graph:
+        with VectorMemory(EmbeddedStore(path, ann_threshold=1, background=False, lock_timeout=60),
+                          embedder=HashingEmbedder(DIM)) as m:
+            m.space  # noqa: B018  (open)
+            store = m.store
+            store.flush(timeout=120)  # type: ignore[attr-defined]
+            live = store.count()
+            assert store._ann_upto == store._committed and len(store._ann) == live  # type: ignore[attr-defined]
+            for c in store.all_chunks():
+                if c.position == 0:
+                    assert m.search(c.text, k=1, mode="vector")[0].document_id == c.document_id
+                    TOTALS["searches through a rebuilt graph"] += 1
     with memory(path) as m:
         m.space  # noqa: B018  (open)
         chunks = m.store.all_chunks()
@@ -133,10 +149,14 @@ def plan(seed: int, writes: int, start: int = 0) -> list[dict[str, str]]:
 
 
 def _writer(path: Path, writes: list[dict[str, str]], acks: Path, kill_at: tuple[int, str],
-            ann_threshold: int) -> None:
+            ann_threshold: int, build_fault: str | None = None) -> None:
     """Child: apply ``writes`` in order, appending one line to ``acks`` after each returns,
-    and kill itself with SIGKILL at step ``kill_at[1]`` of write ``kill_at[0]`` (-1: close)."""
+    and kill itself with SIGKILL at step ``kill_at[1]`` of write ``kill_at[0]`` (-1: close).
+    ``build_fault``: the graph builds it starts kill themselves at that step; it waits for
+    the last one and records how it ended beside ``acks`` (suffix .builder)."""
     state = {"write": -1}
+    if build_fault:
+        os.environ[_graph.FAULT_ENV] = build_fault
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -164,17 +184,22 @@ def _writer(path: Path, writes: list[dict[str, str]], acks: Path, kill_at: tuple
             out.write(f"{j}\n")
             out.flush()
     state["write"] = -1
+    builder = m.store._builder  # type: ignore[attr-defined]
+    if build_fault and builder is not None:
+        builder.wait(60)
+        acks.with_suffix(".builder").write_text(str(builder.returncode))
     m.close()
     os._exit(0)
 
 
 def _run(path: Path, writes: list[dict[str, str]], kill_at: tuple[int, str],
-         acked: dict[str, str], *, ann_threshold: int = 20_000, after: float | None = None
-         ) -> None:
+         acked: dict[str, str], *, ann_threshold: int = 20_000, after: float | None = None,
+         build_fault: str | None = None) -> None:
     """Run a writer child, kill it (by its hook, or after ``after`` seconds), then check."""
     acks = path.parent / f"{path.name}.acks"
     acks.unlink(missing_ok=True)
-    child = ctx.Process(target=_writer, args=(path, writes, acks, kill_at, ann_threshold))
+    child = ctx.Process(target=_writer, args=(path, writes, acks, kill_at, ann_threshold,
+                                              build_fault))
     child.start()
     if after is not None:
         child.join(after)
@@ -190,7 +215,7 @@ def _run(path: Path, writes: list[dict[str, str]], kill_at: tuple[int, str],
     for j in done:
         acked.update(writes[j])
     pending = writes[len(done) : len(done) + 1] if killed else []
-    check(path, acked, pending)
+    check(path, acked, pending, graph=ann_threshold < 20_000)
     for write in pending:  # whichever way it went, the next trial expects what is stored
         with memory(path) as m:
             if all(_same([c.text for c in m.get(d)], t) for d, t in write.items()):
@@ -211,15 +236,33 @@ def test_kill_at_every_step_of_a_write(tmp_path: Path) -> None:
 
 
 def test_kill_at_every_step_with_the_hnsw_graph(tmp_path: Path) -> None:
-    """The same with the graph in play: built by the write that crosses the threshold,
-    extended by later writes, and saved on close (killed in its temporary file and between
-    the two renames)."""
+    """The same with the graph in play: builds start beside the store as writes cross the
+    threshold and grow the tail; the writer is also killed just after starting one (the build
+    goes on alone). After each, the graph is brought up to date from the committed rows and
+    every document is found through it."""
     path = tmp_path / "kb"
     acked = seeded(path)
-    for n, point in enumerate([*POINTS, "ann-saved", "ann-replaced"]):
+    for n, point in enumerate([*POINTS, "build-started"]):
         writes = plan(seed=200 + n, writes=3)
-        at = -1 if point.startswith("ann") else 1
-        _run(path, writes, (at, point), acked, ann_threshold=4)
+        _run(path, writes, (1, point), acked, ann_threshold=4)
+
+
+def test_kill_a_graph_build_at_every_step(tmp_path: Path) -> None:
+    """kill -9 of the build process after it read the rows, with the graph in its temporary
+    file, and between its two renames (graph in place, ann.json not yet): nothing committed
+    is lost, no torn graph is used, and the next build extends or rebuilds it."""
+    path = tmp_path / "kb"
+    acked = seeded(path)
+    killed = 0
+    for n, point in enumerate(["graph-read", "graph-saved", "graph-replaced"] * 2):
+        writes = plan(seed=250 + n, writes=3)
+        _run(path, writes, (-2, "never"), acked, ann_threshold=4, build_fault=point)
+        rc = path.parent / f"{path.name}.builder"
+        if rc.exists() and rc.read_text() == str(-signal.SIGKILL):
+            killed += 1
+            TOTALS["builds killed"] += 1
+        rc.unlink(missing_ok=True)
+    assert killed >= 3
 
 
 def test_kill_on_a_seeded_random_schedule(tmp_path: Path) -> None:
@@ -269,14 +312,15 @@ def test_a_full_disk_at_random_points(tmp_path: Path, monkeypatch: pytest.Monkey
     check(path, acked)
 
 
-def test_close_on_a_full_disk_still_closes(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_graph_that_cannot_be_saved_loses_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from usearch.index import Index
 
     path = tmp_path / "kb"
     acked = seeded(path)
     writes = plan(seed=500, writes=3)
     m = memory(path, ann_threshold=2)
+    m.store.background = False  # type: ignore[attr-defined]
     for batch in writes:
         m.add(list(batch.values()), ids=list(batch))
         acked.update(batch)
@@ -288,6 +332,8 @@ def test_close_on_a_full_disk_still_closes(tmp_path: Path,
 
     monkeypatch.setattr(Index, "save", full)
     TOTALS["disk-full faults"] += 1
+    with pytest.raises(embedded.VecmemError):
+        m.store.flush()  # type: ignore[attr-defined]
     m.close()
     monkeypatch.undo()
     with pytest.raises(sqlite3.ProgrammingError):

@@ -25,14 +25,23 @@ class TestEmbeddedStore(StoreSuite):
         return functools.partial(EmbeddedStore, tmp_path / "kb")  # picklable: writers spawned
 
 
+class _GraphAfterEveryWrite(EmbeddedStore):
+    """Brings the graph up to date after every write (flush), so that searches go through
+    HNSW alone, with no exact tail."""
+
+    def upsert(self, chunks: Any, vectors: Any, *, delete_ids: Any = ()) -> None:
+        super().upsert(chunks, vectors, delete_ids=delete_ids)
+        self.flush()
+
+
 def _hnsw_store(path: Path) -> EmbeddedStore:
-    store = EmbeddedStore(path, ann_threshold=1)
+    store = _GraphAfterEveryWrite(path, ann_threshold=1, background=False)
     store.exact_filter_rows = 0  # send filtered searches through HNSW too
     return store
 
 
 class TestEmbeddedStoreHNSW(StoreSuite):
-    """The same suite with every search, filtered or not, going through the HNSW index (a
+    """The same suite with every search, filtered or not, going through the HNSW graph (a
     lambda factory: the process-writer test forks)."""
 
     @pytest.fixture
@@ -50,6 +59,7 @@ def test_every_chunk_stays_reachable_through_hnsw(tmp_path: Path) -> None:
     chunks, vectors = make_chunks(n), unit_vectors(n, seed=11)
     store.upsert(chunks[:500], vectors[:500])  # the graph is built here, then grows
     store.upsert(chunks[500:], vectors[500:])
+    assert store._ann_upto == n and len(store._ann) == n  # no exact tail: HNSW alone
     assert len(store.query(vectors[0], k=n)) == n
     assert all(store.query(vectors[i], k=1)[0][0].id == chunks[i].id for i in range(0, n, 7))
 
@@ -112,8 +122,8 @@ def test_hnsw_catches_up_with_another_processes_writes(tmp_path: Path) -> None:
     s = EmbeddedStore(path, ann_threshold=10)
     s.connect(SPACE)
     s.upsert(make_chunks(200), unit_vectors(200, seed=1))
-    s.query(unit_vectors(1)[0], k=3)
-    assert s._ann is not None  # built
+    s.flush()
+    assert s._ann is not None and len(s._ann) == 200
     p = multiprocessing.get_context("fork").Process(target=_writer, args=(path, 20))
     p.start()
     p.join(60)
@@ -121,8 +131,11 @@ def test_hnsw_catches_up_with_another_processes_writes(tmp_path: Path) -> None:
     child = unit_vectors(20, seed=999)
     for i in (0, 19):
         c, score = s.query(child[i], k=1)[0]
-        assert c.id == f"child{i}#0" and score == pytest.approx(1.0, abs=1e-5)
-    assert len(s._ann) == 220
+        assert c.id == f"child{i}#0" and score == pytest.approx(1.0, abs=1e-5)  # the tail
+    s.flush()
+    assert len(s._ann) == 220 and s._ann_upto == 220
+    for i in (0, 19):
+        assert s.query(child[i], k=1)[0].chunk.id == f"child{i}#0"  # through the graph
     s.close()
 
 
@@ -148,6 +161,7 @@ def hnsw_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     store.connect(DIM64)
     chunks = [Chunk.create(f"d{i}", 0, f"text {i}", {"bucket": i % 100}) for i in range(n)]
     store.upsert(chunks, vectors)
+    store.flush()
     yield store, vectors, clustered(100, 64, 50, seed=8)
     store.close()
 
@@ -184,16 +198,27 @@ def test_hnsw_filtered_search_returns_k(hnsw_store: Any, buckets: int) -> None:
     assert np.mean(recalls) >= 0.95, np.mean(recalls)
 
 
-def test_the_write_that_crosses_the_threshold_builds_hnsw(tmp_path: Path) -> None:
-    """Ingest pays for the graph, not the first query; later writes extend it."""
+def test_rows_are_searchable_at_once_while_the_graph_is_built_beside(tmp_path: Path) -> None:
+    """The write that crosses the threshold starts a build in a child process and returns;
+    its rows, and rows written later, are found at once (the exact tail) while the graph is
+    built, and the graph catches up with every row (extended, not rebuilt)."""
     s = EmbeddedStore(tmp_path / "kb", ann_threshold=100)
     s.connect(SPACE)
     s.upsert(make_chunks(99), unit_vectors(99, seed=1))
-    assert s._ann is None
+    assert s._ann is None and s._builder is None
     s.upsert(make_chunks(30, prefix="more"), unit_vectors(30, seed=2))
-    assert s._ann is not None and len(s._ann) == 129
+    assert s._builder is not None  # building beside, the write did not wait
+    assert s.query(unit_vectors(30, seed=2)[7], k=1)[0].chunk.id == "more7#0"
+    s.flush()
+    assert len(s._ann) == 129 and s._ann_upto == 129
+    stamp = (tmp_path / "kb" / "ann.usearch").stat().st_mtime_ns
     s.upsert(make_chunks(5, prefix="late"), unit_vectors(5, seed=3))
-    assert len(s._ann) == 134
+    assert s.query(unit_vectors(5, seed=3)[2], k=1)[0].chunk.id == "late2#0"  # from the tail
+    s.delete(ids=["more7#0"])
+    assert s.query(unit_vectors(30, seed=2)[7], k=1)[0].chunk.id != "more7#0"  # filtered out
+    s.flush()
+    assert len(s._ann) == 133 and s._ann_upto == 134  # one deleted row removed, five added
+    assert (tmp_path / "kb" / "ann.usearch").stat().st_mtime_ns != stamp
     assert s.query(unit_vectors(5, seed=3)[2], k=1)[0].chunk.id == "late2#0"
     s.close()
 
@@ -206,35 +231,41 @@ def test_hnsw_snapshot_is_reused_after_reopen(tmp_path: Path) -> None:
     s.connect(DIM64)
     s.upsert([Chunk.create(f"d{i}", 0, f"t {i}") for i in range(1500)], vectors)
     q = clustered(1, 64, 20, seed=4)[0]
+    s.flush()
     before = [(c.id, s) for c, s in s.query(q, k=10)]
     s.close()
     assert (path / "ann.usearch").exists()
+    stamp = (path / "ann.usearch").stat().st_mtime_ns
     again = EmbeddedStore(path, ann_threshold=100)
     again.connect(DIM64)
-    again._build_ann()
-    assert again._ann_dirty is False  # loaded from the snapshot
     assert [(c.id, pytest.approx(s)) for c, s in again.query(q, k=10)] == before
+    assert again._ann is not None and again._ann_upto == 1500 and again._builder is None
+    assert (path / "ann.usearch").stat().st_mtime_ns == stamp  # mapped, not rebuilt
     again.close()
 
 
-def test_stale_snapshot_is_rebuilt(tmp_path: Path) -> None:
-    """A snapshot older than the data (written, then more rows committed without saving) must
-    be ignored and rebuilt, so no committed vector is missing from search."""
+def test_an_older_graph_serves_its_rows_and_is_extended(tmp_path: Path) -> None:
+    """A saved graph older than the data (more rows committed by a store that builds none)
+    still serves the rows it holds; the rest are the exact tail until a build extends it, so
+    no committed vector is missing from search."""
     path = tmp_path / "kb"
     s = EmbeddedStore(path, ann_threshold=10)
     s.connect(SPACE)
     s.upsert(make_chunks(100), unit_vectors(100, seed=1))
-    s.query(unit_vectors(1)[0], k=1)
+    s.flush()
     s.close()
-    plain = EmbeddedStore(path, ann_threshold=10**9)  # never builds HNSW: snapshot goes stale
+    plain = EmbeddedStore(path, ann_threshold=10**9)  # never builds: the graph goes stale
     plain.connect(SPACE)
     plain.upsert(make_chunks(10, prefix="late"), unit_vectors(10, seed=2))
     plain.close()
-    again = EmbeddedStore(path, ann_threshold=10)
+    again = EmbeddedStore(path, ann_threshold=10, background=False)
     again.connect(SPACE)
     late = unit_vectors(10, seed=2)
     assert again.query(late[3], k=1)[0].chunk.id == "late3#0"
+    assert len(again._ann) == 100 and again._ann_upto == 100  # the old graph, and the tail
+    again.flush()
     assert len(again._ann) == 110
+    assert again.query(late[3], k=1)[0].chunk.id == "late3#0"
     again.close()
 
 

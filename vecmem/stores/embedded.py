@@ -6,7 +6,8 @@ Layout of the folder::
                     a CRC-32 per committed range of vector rows
     vectors.f32     float32 rows, one per slot (a slot is never reused), see
                     :mod:`vecmem.stores._vectorfile`
-    ann.usearch     the HNSW graph (usearch), saved on close; rebuilt or caught up on open
+    ann.usearch     the HNSW graph (usearch) with ann.json, built beside the store by a child
+                    process (see :mod:`vecmem.stores._graph`)
     write.lock      an flock that serialises writers across processes
 
 SQLite is the commit point: vectors are written at their own offset past the committed end
@@ -18,10 +19,14 @@ so damaged vectors are refused with :class:`~vecmem.errors.IntegrityError`, neve
 chunks concerned. A full disk raises :class:`~vecmem.errors.StorageFullError`. Readers in other
 processes see a commit on their next call: ``PRAGMA data_version`` tells them to replay the log.
 
-Search is exact (numpy) below ``ann_threshold`` live chunks and HNSW above it; the graph is built
-by the write that crosses the threshold (or on first use after opening) and extended by every
-later write. A filtered search
-runs exactly over the matching rows when they are few, and otherwise asks HNSW for more and more
+Search is exact (numpy) below ``ann_threshold`` live chunks. Above it the HNSW graph serves the
+rows it holds and the rows written since (the tail, from the graph's ``upto`` slot on) are
+scanned exactly, so a row is searchable as soon as its write returns. Writes never touch the
+graph: when the tail grows past an eighth of the graph (or the threshold is crossed), a child
+process extends the saved graph from the committed rows and readers map the new file when it
+lands (:mod:`vecmem.stores._graph`); :meth:`EmbeddedStore.flush` brings it up to date and waits.
+Rows deleted since the graph was built are filtered out of its answers. A filtered search runs
+exactly over the matching rows when they are few, and otherwise asks HNSW for more and more
 candidates, falling back to an exact scan, so it returns ``k`` hits whenever ``k`` chunks match.
 """
 
@@ -32,8 +37,9 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -45,7 +51,6 @@ from typing import Any
 
 import numpy as np
 
-from vecmem._deps import usearch_index
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
@@ -55,21 +60,20 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import Filter
+from vecmem.fusion import Fusion
+from vecmem.stores import _graph
 from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
 from vecmem.stores.base import Capabilities, validate_vectors
-from vecmem.stores.memory import MemoryStore, validate_query_vector
-from vecmem.types import Chunk, EmbeddingSpace, Scored
+from vecmem.stores.memory import MemoryStore, _best, validate_query_vector
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 log = logging.getLogger("vecmem")
 
 FORMAT = 2
 """1: no checksums (vecmem before issue 13; read after a check, see :meth:`EmbeddedStore.connect`).
 2: a CRC-32 per committed range of vector rows (table ``ranges``)."""
-ANN_ADD_THREADS = 1
-"""Threads usearch adds with. One: concurrent ``add`` leaves nodes no search reaches
-(unum-cloud/USearch#735, open; measured here: with all cores 4 of 3,000 and 23 of 60,000 nodes
-were not found even by their own vector, none with one thread). A build takes ~1.75x longer
-(50k 384-d vectors on 2 cores: 13.2 s against 7.5 s)."""
+GRAPH_TAIL = 8
+"""A graph build starts when the rows written since the last one exceed 1/GRAPH_TAIL of it."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,8 +98,8 @@ CREATE TABLE IF NOT EXISTS ranges (start INTEGER PRIMARY KEY, stop INTEGER NOT N
 def _fault(point: str) -> None:
     """Fault-injection hook, a no-op: the fault suite (tests/test_faults.py) replaces it in a
     child process to kill it at ``point`` of a write: "vectors" (rows written, nothing
-    committed), "commit" (just before COMMIT), "committed", "ann-saved" (graph in its
-    temporary file), "ann-replaced" (graph in place, ann.json not yet)."""
+    committed), "commit" (just before COMMIT), "committed", "build-started" (a graph build
+    just started beside). The build process has its own (:data:`vecmem.stores._graph.FAULT_ENV`)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,8 @@ class EmbeddedStore(MemoryStore):
     exact_filter_rows = 20_000
     """A filtered search scans the matching rows exactly when there are at most this many."""
     capabilities = Capabilities(
-        persistent=True, native_keyword=True, transactions=True, concurrent_writers=True
+        persistent=True, native_keyword=True, native_hybrid=True, transactions=True,
+        concurrent_writers=True,
     )
 
     def __init__(
@@ -137,6 +142,7 @@ class EmbeddedStore(MemoryStore):
         ann_expansion_add: int = 128,
         ann_expansion_search: int = 96,
         lock_timeout: float = 30.0,
+        background: bool = True,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -145,14 +151,18 @@ class EmbeddedStore(MemoryStore):
         self.ann_threshold = ann_threshold
         self._ann_params = (ann_connectivity, ann_expansion_add, ann_expansion_search)
         self.lock_timeout = lock_timeout
+        self.background = background  # build the graph beside as rows arrive (else: flush())
         self._db: sqlite3.Connection | None = None
         self._vf: VectorFile | None = None
         self._loaded = False
         self._seq = 0
         self._epoch = 0  # bumped by repair(): a graph snapshot of an older epoch is not loaded
         self._data_version = -1
-        self._ann: Any = None
-        self._ann_dirty = False
+        self._ann: Any = None  # a read-only map of the saved graph
+        self._ann_upto = 0  # the graph holds rows below this slot; the rest are the tail
+        self._committed = 0  # next_slot as last read from the database
+        self._ann_seen: tuple[int, int, int] | None = None  # ann.json's stat when last read
+        self._builder: subprocess.Popen[bytes] | None = None
         self._closed = False
         self._locked = 0  # depth of _write_lock() held by this object
         self._dblock = threading.RLock()
@@ -346,6 +356,7 @@ class EmbeddedStore(MemoryStore):
             self._data_version = version
 
     def _replay(self, db: sqlite3.Connection) -> None:
+        self._committed = _next_slot(db)
         if not self._loaded:  # first load: read the table, not the whole log
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._epoch = _meta_int(db, "epoch")
@@ -362,12 +373,12 @@ class EmbeddedStore(MemoryStore):
         added = sorted({s for _, op, s in rows if op == "add"} - dead)
         # rows added and deleted since we last looked were never loaded here
         gone = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
-        self._drop_slots(gone)
-        self._ann_remove(gone)
+        self._drop_slots(gone)  # the graph keeps them; its answers are filtered by _live
         fixed = sorted(s for _, op, s in rows if op == "fix" and s not in dead
                        and s < len(self._chunks) and self._chunks[s] is not None)
         if fixed:  # rows repair() rewrote: new vectors, same chunks
             self._epoch = _meta_int(db, "epoch")
+            self._ann, self._ann_upto, self._ann_seen = None, 0, None  # of the old vectors
             self._refresh(db, fixed)
         if not added:
             return
@@ -389,8 +400,6 @@ class EmbeddedStore(MemoryStore):
         for lo, block in self._vf.verified(_covering(db, slots)):
             mine = wanted[(wanted >= lo) & (wanted < lo + len(block))]
             self._vectors[mine] = block[mine - lo]
-            self._ann_remove(mine.tolist())
-            self._ann_add(mine, block[mine - lo])
 
     def _ranges(self, db: sqlite3.Connection) -> list[Range]:
         """Every range record, checked to tile the committed rows."""
@@ -426,7 +435,6 @@ class EmbeddedStore(MemoryStore):
                 break
             vectors = block[slots - lo]
             self._apply([_chunk(r, self._file) for r in found], vectors, [], slots=slots)
-            self._ann_add(slots, vectors)
         if pending is not None:
             raise IntegrityError(f"{self._file}: chunk {pending[1]!r} (row {pending[0]}) has no "
                                  f"checksum record for its vector. {self._hint}")
@@ -498,19 +506,13 @@ class EmbeddedStore(MemoryStore):
                 raise
             _fault("committed")
             self._drop_slots(dead)
-            self._ann_remove(dead)
             self._apply(chunks, vectors, [], slots=slots)
-            self._ann_add(slots, vectors)
             self._seq = seq
+            self._committed = first + len(chunks)
             with self._sql("reading"):
                 self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
-        # Crossing ann_threshold builds the graph now, outside the cross-process write lock, so
-        # that later writes extend it and no query pays for a build (a first query on 1M rows
-        # used to wait ~11-34 minutes for it).
-        if self._ann is None and len(self._slot_of) >= self.ann_threshold:
-            with self._lock:
-                if self._ann is None:
-                    self._build_ann()
+        with self._lock:
+            self._maybe_build()
 
     # ----------------------------------------------------------------- ANN
     def _ef_for(self, size: int) -> int:
@@ -519,123 +521,137 @@ class EmbeddedStore(MemoryStore):
         base = self._ann_params[2]
         return int(base * max(1.0, (size / 100_000) ** 0.5))
 
-    def _new_ann(self) -> Any:
-        Index = usearch_index()  # noqa: N806 (a class); onnxruntime first, see there
-
-        conn, exp_add, exp_search = self._ann_params
-        return Index(ndim=self._require_space().dim, metric="ip", dtype="f32",
-                     connectivity=conn, expansion_add=exp_add, expansion_search=exp_search)
-
-    def _ann_add(self, slots: np.ndarray, vectors: np.ndarray) -> None:
-        if self._ann is not None and len(slots):
-            self._ann.add(slots.astype(np.uint64), vectors, threads=ANN_ADD_THREADS)
-            self._ann_dirty = True
-
-    def _ann_remove(self, slots: Sequence[int]) -> None:
-        if self._ann is not None and len(slots):
-            self._ann.remove(np.asarray(slots, dtype=np.uint64))
-            self._ann_dirty = True
-
-    def _build_ann(self) -> None:
-        """Load the saved graph if it covers the live rows, else build it from the vectors."""
-        live = np.flatnonzero(self._live.view())
-        saved = self.path / "ann.usearch"
-        info = self.path / "ann.json"
-        if saved.exists() and info.exists():
-            try:
-                meta = json.loads(info.read_text())
-                index = self._new_ann()
-                index.load(str(saved))
-                if (meta.get("count") == len(index) and meta.get("epoch", 0) == self._epoch
-                        and self._ann_matches(index, live)):
-                    self._ann = index
-                    return
-            except (OSError, ValueError, RuntimeError):
-                pass  # a stale or torn snapshot: rebuild below
-        index = self._new_ann()
-        for i in range(0, len(live), 50_000):
-            part = live[i : i + 50_000]
-            index.add(part.astype(np.uint64), self._vectors[part], threads=ANN_ADD_THREADS)
-        self._ann = index
-        self._ann_dirty = True
-
-    @staticmethod
-    def _ann_matches(index: Any, live: np.ndarray) -> bool:
-        keys = np.sort(np.asarray(index.keys, dtype=np.int64)) if len(index) else np.zeros(0)
-        return len(keys) == len(live) and bool(np.array_equal(keys, live))
-
-    def _save_ann(self) -> None:
-        """Save the graph (temporary files of this call, then renames, so that processes
-        closing at once do not clash); a full disk raises StorageFullError."""
-        if self._ann is None or not self._ann_dirty:
-            return
-        tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        tmp = self.path / f"ann.usearch.{tag}.tmp"
-        info = self.path / f"ann.json.{tag}.tmp"
+    def _graph_refresh(self) -> None:
+        """Map the saved graph if it changed since we last looked (a build of ours or of another
+        process finished). Cheap: one stat of ann.json. Hold ``self._lock``."""
+        if self._builder is not None and self._builder.poll() is not None:
+            if self._builder.returncode != 0:
+                log.warning("vecmem: building the HNSW graph of %s failed (exit %s); the rows "
+                            "it missed are searched exactly until the next build", self.path,
+                            self._builder.returncode)
+            self._builder = None
         try:
-            self._ann.save(str(tmp))
-            _fault("ann-saved")
-            info.write_text(json.dumps({"count": len(self._ann), "epoch": self._epoch}))
-            os.replace(tmp, self.path / "ann.usearch")
-            _fault("ann-replaced")
-            os.replace(info, self.path / "ann.json")
-        except (OSError, RuntimeError) as exc:
-            for leftover in (tmp, info):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-            if isinstance(exc, OSError):
+            st = os.stat(self.path / "ann.json")
+        except OSError:
+            return
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if seen == self._ann_seen:
+            return
+        found = _graph.open_view(self.path, self._epoch, max(self._committed, self._next_slot))
+        if found is None:
+            return  # not for these rows yet (or torn): looked at again when it changes
+        self._ann_seen = seen
+        if found[1] >= self._ann_upto:
+            self._ann, self._ann_upto = found
+
+    def _maybe_build(self) -> None:
+        """Start a graph build in a child process when the tail outgrew an eighth of the graph
+        (or the store crossed ``ann_threshold``). Hold ``self._lock``; returns at once."""
+        self._graph_refresh()
+        if (not self.background or self._builder is not None
+                or len(self._slot_of) < self.ann_threshold):
+            return
+        tail = max(self._committed, self._next_slot) - self._ann_upto
+        if tail > 0 and (self._ann is None or tail * GRAPH_TAIL >= len(self._ann)):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        conn, exp_add, _ = self._ann_params
+        self._builder = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "vecmem.stores._graph", str(self.path),
+             str(self._require_space().dim), str(conn), str(exp_add)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=True)
+        _fault("build-started")
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Bring the HNSW graph up to every committed row, and wait for it: a build under way
+        is waited for (``timeout`` seconds at most), then any rows still missing are added in
+        this process. Searches never need this (rows the graph does not hold yet are searched
+        exactly). Below ``ann_threshold`` it does nothing."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._sync()
+                self._graph_refresh()
+                if (len(self._slot_of) < self.ann_threshold
+                        or self._ann_upto >= max(self._committed, self._next_slot)):
+                    return
+                builder = self._builder
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise StoreLockedError(
+                    f"the HNSW graph of {self.path} was not brought up to date within {timeout}s")
+            if builder is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    builder.wait(left)
+                continue
+            conn, exp_add, _ = self._ann_params
+            try:
+                built = _graph.build(self.path, self._require_space().dim, conn, exp_add)
+            except OSError as exc:
                 raise _os_error(exc, f"saving the HNSW graph to {self.path}") from exc
-            # usearch says only "Failed to serialize into stream"
-            if shutil.disk_usage(self.path).free < self._ann.serialized_length:
-                raise StorageFullError(f"saving the HNSW graph to {self.path} failed: the disk "
-                                       f"is full ({exc})") from exc
-            raise BackendError(f"saving the HNSW graph to {self.path} failed: {exc}") from exc
-        self._ann_dirty = False
+            except RuntimeError as exc:  # usearch says only "Failed to serialize into stream"
+                raise BackendError(f"saving the HNSW graph to {self.path} failed: {exc}"
+                                   ) from exc
+            if built is None:
+                time.sleep(0.05)  # another process is building it
 
     # ----------------------------------------------------------------- reads
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         with self._lock:
             self._sync()
-            if self._ann is None and len(self._slot_of) >= self.ann_threshold:
-                self._build_ann()
-            if self._ann is None:
-                return super().query(vector, k=k, filter=filter)
-            q = validate_query_vector(vector, self._require_space().dim)
-            if k <= 0:
-                return super().query(vector, k=k)  # raises the usual error
-            mask = None if filter is None else self._mask(filter)
-            matching = len(self._slot_of) if mask is None else int(mask.sum())
-            if matching <= max(4 * k, self.exact_filter_rows) and mask is not None:
-                return super().query(vector, k=k, filter=filter)  # exact over few rows
-            want = min(matching, k)
-            count = max(k, 32)
-            if mask is not None:  # enough candidates that ~4 * max(k, 32) of them match
-                count = int(count * 4 * len(self._slot_of) / max(matching, 1))
-                if count > 16 * max(k, 32) * 4:  # the filter is too selective for HNSW
-                    return super().query(vector, k=k, filter=filter)
-            ef = self._ef_for(len(self._ann))
-            if self._ann.expansion_search != ef:
-                self._ann.expansion_search = ef
-            while True:
-                found = self._ann.search(q, min(count, len(self._ann)))
-                keys = np.asarray(found.keys, dtype=np.int64)
-                sims = 1.0 - np.asarray(found.distances, dtype=np.float64)
-                if mask is not None:
-                    ok = mask[keys]
-                    keys, sims = keys[ok], sims[ok]
-                if len(keys) >= want or count >= len(self._ann):
-                    break
-                count *= 4
-                if count > 16 * max(k, 32) * 4:  # the filter is too selective for HNSW
-                    return super().query(vector, k=k, filter=filter)
-            keys, sims = keys[:k], sims[:k]
-            exact = self._vectors[keys] @ q  # report exact similarities
-            return self._top(keys, exact, k)
+            self._maybe_build()
+            return super().query(vector, k=k, filter=filter)
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         with self._lock:
             self._sync()
             return super().keyword(text, k=k, filter=filter)
+
+    def hybrid(self, vector: np.ndarray, text: str, *, k: int, candidates: int, fusion: Fusion,
+               filter: Filter | None = None) -> list[Hit]:
+        with self._lock:
+            self._sync()
+            self._maybe_build()
+            return super().hybrid(vector, text, k=k, candidates=candidates, fusion=fusion,
+                                  filter=filter)
+
+    def _vector_top(self, q: np.ndarray, k: int, mask: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """HNSW over the graph's rows and an exact scan of the tail, merged by exact
+        similarity; exact over everything when the graph is missing or the filter selective."""
+        ann, upto, n = self._ann, self._ann_upto, self._next_slot
+        if ann is None or not len(ann):
+            return super()._vector_top(q, k, mask)
+        all_live = len(self._slot_of) == n
+        allowed = mask if mask is not None else (None if all_live else self._live.view())
+        matching = min(upto, n) if allowed is None else int(np.count_nonzero(allowed[:upto]))
+        if mask is not None and matching <= max(4 * k, self.exact_filter_rows):
+            return super()._vector_top(q, k, mask)  # exact over few rows
+        want = min(matching, k)
+        count = max(k, 32)
+        if allowed is not None:  # enough candidates that ~4 * max(k, 32) of them match
+            count = int(count * 4 * len(ann) / max(matching, 1))
+        ef = self._ef_for(len(ann))
+        if ann.expansion_search != ef:
+            ann.expansion_search = ef
+        while True:
+            if count > 16 * max(k, 32) * 4:  # the filter is too selective for HNSW
+                return super()._vector_top(q, k, mask)
+            keys = np.asarray(ann.search(q, min(count, len(ann))).keys, dtype=np.int64)
+            if upto > n:  # rows committed and deleted since, never loaded here
+                keys = keys[keys < n]
+            if allowed is not None:
+                keys = keys[allowed[keys]]
+            if len(keys) >= want or count >= len(ann):
+                break
+            count *= 4
+        tail = np.arange(upto, n, dtype=np.int64)
+        if allowed is not None:
+            tail = tail[allowed[upto:n]]
+        cand = np.concatenate((keys[:k], tail))
+        return _best(cand, self._vectors[cand] @ q, k)  # exact similarities
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
@@ -662,31 +678,19 @@ class EmbeddedStore(MemoryStore):
             self._sync()
             return super().all_chunks()
 
-    def flush(self) -> None:
-        """Save the HNSW graph so the next open does not rebuild it."""
-        with self._lock:
-            self._save_ann()
-
     def close(self) -> None:
-        """Save the HNSW graph if it changed and close the files. The graph is a cache (rebuilt
-        on open when missing): if it cannot be saved (a full disk) that is logged, and the
-        store is closed all the same."""
+        """Close the files. A graph build under way goes on in its own process and saves its
+        graph for the next open (nothing here waits for it)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            try:
-                if self._db is not None:
-                    self._save_ann()
-            except VecmemError as exc:
-                log.warning("vecmem: the HNSW graph of %s was not saved (%s); it is rebuilt "
-                            "when the store is next opened", self.path, exc)
-            finally:
-                if self._db is not None:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.close()
-                if self._vf is not None:
-                    self._vf.close()
+            self._ann = None
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+            if self._vf is not None:
+                self._vf.close()
 
     # ----------------------------------------------------------------- repair
     def repair(
@@ -724,6 +728,7 @@ class EmbeddedStore(MemoryStore):
                     for name in ("ann.usearch", "ann.json"):
                         with contextlib.suppress(FileNotFoundError):
                             (self.path / name).unlink()
+                    self._ann, self._ann_upto, self._ann_seen = None, 0, None
             if self.space is not None:
                 self._sync()
             return report

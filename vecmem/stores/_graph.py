@@ -1,0 +1,160 @@
+"""The HNSW graph of the embedded store, built beside the store in a child process.
+
+The graph is a cache over committed rows: ``ann.usearch`` (usearch's file) and ``ann.json``
+(``{"count", "epoch", "upto"}``: the graph holds the rows below slot ``upto`` that were live
+when it was built; rows deleted since are filtered out by the reader, rows from ``upto`` on are
+the reader's exact tail). A store process never adds to a graph: it starts ``python -m
+vecmem.stores._graph FOLDER ...``, which reads the committed rows in one SQLite snapshot (their
+vectors checked against the checksums), extends the saved graph when it is of the same epoch
+(removing the rows deleted since, adding the rows from its ``upto`` on) or builds a new one,
+saves it to temporary files and renames them into place; readers map the new file (a view, no
+copy) when ``ann.json`` changes. So writes never wait for the graph, readers never wait for a
+build, and a build runs on another core, outside the GIL (usearch holds it while it adds).
+
+A kill at any point loses nothing: the rows are committed before any build reads them, a torn
+temporary file is never renamed, and a graph whose ``count`` does not match ``ann.json`` (killed
+between the two renames) is refused and built again. ``ann.build.lock`` (an flock) keeps one
+build per store at a time across processes.
+
+Adds use one thread: usearch's concurrent ``add`` leaves nodes no search reaches
+(unum-cloud/USearch#735, open; measured here: with all cores 4 of 3,000 and 23 of 60,000 nodes
+were not found even by their own vector, none with one thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vecmem._deps import usearch_index
+
+ADD_THREADS = 1
+BLOCK_ROWS = 50_000
+FAULT_ENV = "VECMEM_GRAPH_FAULT"
+"""Fault injection for the fault suite: the build kills itself (SIGKILL) at this point:
+"graph-read" (rows read, nothing saved), "graph-saved" (graph in its temporary file),
+"graph-replaced" (graph renamed into place, ann.json not yet)."""
+
+
+def new_index(dim: int, connectivity: int, expansion_add: int, expansion_search: int) -> Any:
+    Index = usearch_index()  # noqa: N806 (a class); onnxruntime first, see there
+    return Index(ndim=dim, metric="ip", dtype="f32", connectivity=connectivity,
+                 expansion_add=expansion_add, expansion_search=expansion_search)
+
+
+def read_meta(folder: Path) -> dict[str, int] | None:
+    try:
+        meta = json.loads((folder / "ann.json").read_text())
+        return {k: int(meta[k]) for k in ("count", "epoch", "upto")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def open_view(folder: Path, epoch: int, rows: int) -> tuple[Any, int] | None:
+    """The saved graph as a read-only memory map and its ``upto``, if it is whole, of
+    ``epoch`` and within the first ``rows`` committed rows; else ``None``."""
+    Index = usearch_index()  # noqa: N806
+    meta = read_meta(folder)
+    if meta is None or meta["epoch"] != epoch or meta["upto"] > rows:
+        return None
+    try:
+        view = Index.restore(str(folder / "ann.usearch"), view=True)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if view is None or len(view) != meta["count"]:
+        return None  # replaced between our two reads, or torn: a later look tries again
+    return view, meta["upto"]
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int | None:
+    """Bring the saved graph up to the committed rows (see the module docstring); returns the
+    number of rows added, or ``None`` when another process holds the build lock."""
+    from vecmem.stores._vectorfile import VectorFile
+
+    with open(folder / "ann.build.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # another process is building this graph
+        db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True)
+        try:
+            db.execute("BEGIN")  # one snapshot
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            epoch, upto = int(meta.get("epoch", 0)), int(meta.get("next_slot", 0))
+            live = np.array([r[0] for r in db.execute(
+                "SELECT slot FROM chunks WHERE slot < ? ORDER BY slot", (upto,))], dtype=np.int64)
+            ranges = db.execute("SELECT start, stop, crc FROM ranges WHERE start < ? "
+                                "ORDER BY start", (upto,)).fetchall()
+        finally:
+            db.close()
+        index, added = None, live
+        saved = read_meta(folder)
+        if saved is not None and saved["epoch"] == epoch and saved["upto"] <= upto:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                old = usearch_index().restore(str(folder / "ann.usearch"))
+                if old is not None and len(old) == saved["count"]:
+                    keys = np.asarray(old.keys, dtype=np.int64)
+                    gone = np.setdiff1d(keys, live, assume_unique=True)
+                    if len(gone):
+                        old.remove(gone.astype(np.uint64))
+                    index, added = old, live[live >= saved["upto"]]
+        if index is None:
+            index = new_index(dim, connectivity, expansion_add, 64)
+        vf = VectorFile(folder / "vectors.f32", dim=dim)
+        try:
+            starts = np.array([r[0] for r in ranges], dtype=np.int64)
+            stops = np.array([r[1] for r in ranges], dtype=np.int64)
+            at = np.searchsorted(added, starts)
+            wanted = [r for r, i, stop in zip(ranges, at, stops)
+                      if i < len(added) and added[i] < stop]
+            pending: list[np.ndarray] = []
+            for lo, block in vf.verified(wanted):
+                mine = added[(added >= lo) & (added < lo + len(block))]
+                pending.append(mine)
+                index.add(mine.astype(np.uint64), block[mine - lo], threads=ADD_THREADS)
+        finally:
+            vf.close()
+        _fault("graph-read")
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        tmp, info = folder / f"ann.usearch.{tag}.tmp", folder / f"ann.json.{tag}.tmp"
+        try:
+            index.save(str(tmp))
+            _fault("graph-saved")
+            info.write_text(json.dumps({"count": len(index), "epoch": epoch, "upto": upto}))
+            os.replace(tmp, folder / "ann.usearch")
+            _fault("graph-replaced")
+            os.replace(info, folder / "ann.json")
+        finally:
+            for leftover in (tmp, info):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        return int(sum(len(p) for p in pending))
+
+
+def main(argv: list[str]) -> int:
+    folder, dim, connectivity, expansion_add = Path(argv[0]), *map(int, argv[1:4])
+    try:
+        os.nice(5)  # below the store's own writes and queries
+    except OSError:
+        pass
+    build(folder, dim, connectivity, expansion_add)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
