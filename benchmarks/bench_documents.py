@@ -13,6 +13,8 @@ Corpora, built here from text whose every character is known:
   output (``-Tutf8``) of the same page.
 * ``scifact-docx``: the same abstracts written with python-docx, headings and a page break every
   8 abstracts.
+* HTML, when rustup's documentation is installed ($VECMEM_RUST_DOC): the Rust book and std API
+  pages, whose ``<main>`` is the truth and whose text outside it the boilerplate.
 
 Speed: ``vecmem.ingest.read_file`` (read the file, load it with vecmem's loader, build the
 documents with their structure) against the library alone extracting the same text (pypdfium2:
@@ -223,6 +225,61 @@ def quality(files: dict[Path, str], table: LoaderTable) -> dict[str, Any]:
     return out
 
 
+RUST_DOC = Path(os.environ.get(
+    "VECMEM_RUST_DOC",
+    Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html"))
+
+
+def html_pages(quick: bool) -> dict[str, list[Path]]:
+    """Real generated pages with boilerplate around a ``<main>`` element, when rustup's docs
+    are installed: the Rust book (mdBook: menu bar, chapter navigation, code listings in
+    ``<figure>``) and std's API pages (rustdoc: a sidebar of links, a search form)."""
+    n = 12 if quick else 60
+    sets = {"Rust book (mdBook)": sorted((RUST_DOC / "book").glob("ch*.html"))[:n],
+            "Rust std API (rustdoc)": sorted((RUST_DOC / "std" / "collections").glob("*.html"))
+            + sorted((RUST_DOC / "std" / "vec").glob("*.html"))}
+    return {k: v[:n] for k, v in sets.items() if v}
+
+
+def html_quality(files: list[Path], table: LoaderTable) -> dict[str, Any]:
+    """Per extractor: the characters of ``<main>``'s words recovered, and the share of the
+    output's characters that are boilerplate (words found on the page only outside
+    ``<main>``)."""
+    import trafilatura
+    from lxml import html as lxml_html
+
+    sides: dict[str, Callable[[bytes], str]] = {
+        "vecmem": lambda d: "\n".join(
+            e.text for e in table.for_name("x.html").load(d, name="x").elements),  # type: ignore[union-attr]
+        "trafilatura alone": lambda d: re.sub(r"<[^>]+>", " ", trafilatura.extract(
+            d, output_format="xml", include_tables=True) or ""),
+        "whole page text (as BeautifulSoup get_text)": lambda d: lxml_html.document_fromstring(
+            d).find("body").text_content(),
+    }
+    totals = {name: [0, 0, 0, 0, 0.0] for name in sides}
+    for path in files:
+        data = path.read_bytes()
+        root = lxml_html.document_fromstring(data)
+        for hidden in root.xpath("//script | //style | //template | //noscript"):
+            hidden.drop_tree()  # not text a reader sees (rustdoc keeps HTML in JSON scripts)
+        main = root.find(".//main")
+        if main is None:
+            continue
+        truth = words(main.text_content())
+        outside = set(words(root.find("body").text_content())) - set(truth)
+        for name, fn in sides.items():
+            t0 = time.process_time()
+            got = words(fn(data))
+            x = totals[name]
+            x[4] += time.process_time() - t0
+            x[0] += sum(len(w) * min(n, got.get(w, 0)) for w, n in truth.items())
+            x[1] += sum(len(w) * n for w, n in truth.items())
+            x[2] += sum(len(w) * n for w, n in got.items() if w in outside)
+            x[3] += sum(len(w) * n for w, n in got.items())
+    return {name: {"recovered": round(x[0] / x[1], 4), "boilerplate": round(x[2] / x[3], 4),
+                   "cpu_seconds": round(x[4], 2)} for name, x in totals.items() if x[1]}
+
+
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
@@ -248,6 +305,16 @@ def markdown(r: dict[str, Any]) -> str:
         for lib, x in libs.items():
             lines.append(f"| {corpus} | {lib} | {x['recovered']:.2%} | {x['worst_file']:.2%} | "
                          f"{x['seconds']} |")
+    if r.get("html"):
+        lines += ["", "HTML: characters of `<main>`'s words recovered, and the share of the "
+                  "output that is boilerplate (words found on the page only outside `<main>`), "
+                  f"on the Rust documentation rustup installs ({r['html_pages']} pages per set).",
+                  "", "| pages | extractor | main text recovered | boilerplate in output | "
+                  "CPU s |", "|---|---|---|---|---|"]
+        for corpus, sides in r["html"].items():
+            for side, x in sides.items():
+                lines.append(f"| {corpus} | {side} | {x['recovered']:.2%} | "
+                             f"{x['boilerplate']:.2%} | {x['cpu_seconds']} |")
     lines += ["", r["note"]]
     return "\n".join(lines)
 
@@ -297,6 +364,9 @@ def main() -> None:
         result["quality"]["scifact-pdf"] = quality(sci_pdf, table)
         if groff:
             result["quality"]["groff-pdf (man pages)"] = quality(groff, table)
+        pages = html_pages(args.quick)
+        result["html"] = {name: html_quality(files, table) for name, files in pages.items()}
+        result["html_pages"] = max((len(f) for f in pages.values()), default=0)
     publish(result, "documents-quick" if args.quick else "documents",
             section=None if args.quick else ("documents", "Document loading (issue 18)"),
             markdown=markdown)

@@ -38,6 +38,9 @@ SENTENCES: dict[str, tuple[str, dict[str, Any]]] = {
         ("guide.html", {"heading": "Installing the widget > Safety"}),
     "You will need a cross-head screwdriver and a spirit level for the bracket.":
         ("guide.html", {"heading": "Installing the widget > Tools"}),
+    "The quince batch was bottled on a rainy Tuesday after the sediment had settled completely.":
+        ("blog.html", {"heading": "Brewing notes > Bottling"}),
+    "press --apples 40 --quince 12": ("blog.html", {"heading": "Brewing notes > Bottling"}),
     "The lighthouse keeper counted ships by candlelight.":
         ("novel.epub", {"heading": "Chapter One"}),
     "Snow buried the harbour road for eleven days.":
@@ -67,6 +70,25 @@ HTML = """<!doctype html><html><head><title>Widget guide</title></head><body>
 <footer><p>Copyright 2026 Widget Corp. All rights reserved. Privacy policy. Terms of use.
 Subscribe to the newsletter.</p></footer>
 </body></html>"""
+
+
+# an older page with no <main>: trafilatura finds the content among the boilerplate
+BLOG = """<!doctype html><html><head><title>Blog</title></head><body>
+<div id="top"><a href="/">Home</a> <a href="/about">About our company</a>
+<a href="/news">Subscribe to the newsletter</a></div>
+<div id="menu"><ul><li><a href="/x">Archive</a></li><li><a href="/y">About our company</a></li>
+<li><a href="/z">Contact</a></li></ul></div>
+<div class="post"><h1>Brewing notes</h1>
+<p>Our cellar keeps the cider at eleven degrees while it ferments for three long weeks, and we
+taste a sample from every barrel each Sunday before deciding which ones are ready to bottle.</p>
+<h2>Bottling</h2>
+<p>The quince batch was bottled on a rainy Tuesday after the sediment had settled completely,
+which took longer than usual because the cellar stayed colder than the previous autumn.</p>
+<figure><pre>press --apples 40 --quince 12</pre><figcaption>The press settings we used for the
+quince batch this year.</figcaption></figure>
+</div>
+<div id="foot">Copyright 2026 Cider Club. All rights reserved. Subscribe to the newsletter.
+</div></body></html>"""
 
 
 def _para(pdf: Any, text: str) -> None:
@@ -211,6 +233,7 @@ def write_corpus(folder: Path) -> Path:
     (folder / "deck.pptx").write_bytes(pptx_bytes())
     (folder / "budget.xlsx").write_bytes(xlsx_bytes())
     (folder / "guide.html").write_text(HTML)
+    (folder / "blog.html").write_text(BLOG)
     (folder / "novel.epub").write_bytes(epub_bytes())
     (folder / "notes.md").write_text(
         "# Transport\n\nBuses are slow.\n\n## Trams\n\nTangerine trams run every seven minutes.\n")
