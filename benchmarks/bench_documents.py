@@ -308,12 +308,13 @@ def markdown(r: dict[str, Any]) -> str:
     if r.get("html"):
         lines += ["", "HTML: characters of `<main>`'s words recovered, and the share of the "
                   "output that is boilerplate (words found on the page only outside `<main>`), "
-                  f"on the Rust documentation rustup installs ({r['html_pages']} pages per set).",
+                  "on the Rust documentation rustup installs.",
                   "", "| pages | extractor | main text recovered | boilerplate in output | "
                   "CPU s |", "|---|---|---|---|---|"]
         for corpus, sides in r["html"].items():
             for side, x in sides.items():
-                lines.append(f"| {corpus} | {side} | {x['recovered']:.2%} | "
+                lines.append(f"| {corpus}, {r['html_pages'][corpus]} pages | {side} | "
+                             f"{x['recovered']:.2%} | "
                              f"{x['boilerplate']:.2%} | {x['cpu_seconds']} |")
     lines += ["", r["note"]]
     return "\n".join(lines)
@@ -366,7 +367,7 @@ def main() -> None:
             result["quality"]["groff-pdf (man pages)"] = quality(groff, table)
         pages = html_pages(args.quick)
         result["html"] = {name: html_quality(files, table) for name, files in pages.items()}
-        result["html_pages"] = max((len(f) for f in pages.values()), default=0)
+        result["html_pages"] = {name: len(files) for name, files in pages.items()}
     publish(result, "documents-quick" if args.quick else "documents",
             section=None if args.quick else ("documents", "Document loading (issue 18)"),
             markdown=markdown)

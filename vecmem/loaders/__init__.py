@@ -13,11 +13,12 @@ pdf       .pdf                                        pypdfium2 (``pdf``)      p
 docx      .docx                                       python-docx (``docx``)   heading, page*
 pptx      .pptx                                       python-pptx (``pptx``)   slide, heading
 xlsx      .xlsx .xlsm                                 openpyxl (``xlsx``)      sheet, table
-html      .html .htm .xhtml (boilerplate dropped)     trafilatura (``html``)   heading, table
+html      .html .htm .xhtml (boilerplate dropped)     lxml, trafilatura        heading, table
 epub      .epub                                       lxml (``html``)          heading
 ========  ==========================================  =======================  ==============
 
-``pip install 'vecmem[documents]'`` installs every extra above. A third-party loader is a class
+(* where the file records page breaks.) The extras: ``pdf``, ``docx``, ``pptx``, ``xlsx``,
+``html`` (HTML and EPUB); ``pip install 'vecmem[documents]'`` installs all of them. A third-party loader is a class
 with ``name``, ``suffixes``, ``mime_types`` and ``load(data, *, name) -> Loaded`` (see
 :class:`~vecmem.loaders.base.Loader`), registered with ``LOADERS.register("rtf", RtfLoader)`` or
 an entry point in the group ``vecmem.loaders``; a plugin claiming a built-in's suffix takes it.
