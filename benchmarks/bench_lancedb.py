@@ -273,7 +273,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['exact_reopen_rebuilding_bm25_s']} s | | |"),
         "",
         ("Native mode does what the raw client does: the keyword leg is LanceDB's FTS query with "
-        "the same `where` prefilter, and `LanceDb.hybrid` runs the same two queries LanceDB's "
+        "the same `where` prefilter, and `LanceDb.both_legs` runs the same two queries LanceDB's "
         "hybrid query runs (at once, on two threads) and fuses them with `vecmem.fusion.fuse` "
         "(here RRF k=60, as LanceDB's default reranker). Its ingest stops when the first keyword "
         "search has rebuilt the index; the raw side's when `create_index(FTS)` and its first FTS "

@@ -59,6 +59,12 @@ MODES = ["exact", "native"]
 _STEM = DefaultTokenizer(stopwords=())
 
 
+def _hybrid(store: LanceDb, q: np.ndarray, text: str, *, k: int, candidates: int,
+            fusion: Fusion, filter: Any = None) -> list[Any]:
+    """What the facade does with a both_legs store: fuse the two legs it returns."""
+    return fuse(*store.both_legs(q, text, k=candidates, filter=filter), fusion, k=k)
+
+
 def lance_tokens(text: str) -> list[str]:
     """LanceDB's tokenizer as vecmem configures it: runs of letters and digits (``_`` splits),
     lower case, Snowball English stems, then Lucene's English stop words dropped (after stemming,
@@ -178,7 +184,7 @@ def test_urls(url: str, uri: str, table: str, mode: str) -> None:
     store = open_store(url)
     assert isinstance(store, LanceDb) and (store.uri, store.table) == (uri, table)
     assert store.keyword_mode == mode
-    assert store.capabilities.native_keyword == store.capabilities.native_hybrid == (
+    assert store.capabilities.native_keyword == store.capabilities.both_legs == (
         mode == "native")
 
 
@@ -417,7 +423,7 @@ def test_native_sees_its_own_writes_and_deletes_while_the_index_lags(native: Lan
     def both(text: str, f: Any = None) -> tuple[set[str], set[str]]:
         flt = None if f is None else parse_filter(f)
         kw = {c.id for c, _ in native.keyword(text, k=50, filter=flt)}
-        hy = {h.id for h in native.hybrid(q, text, k=2000, candidates=50, fusion=Fusion(),
+        hy = {h.id for h in _hybrid(native, q, text, k=2000, candidates=50, fusion=Fusion(),
                                           filter=flt) if h.scores.keyword is not None}
         return kw, hy
 
@@ -459,31 +465,31 @@ def test_native_rebuilds_the_index_after_fts_lag_changes(
         assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
     native.upsert(make_chunks(41, prefix="x", texts=corpus_texts(41, seed=7)),
                   unit_vectors(41, seed=7))
-    native.hybrid(vectors[50], "memory", k=5, candidates=10, fusion=Fusion())
+    _hybrid(native, vectors[50], "memory", k=5, candidates=10, fusion=Fusion())
     assert _unindexed(native) == 0
 
 
 def test_native_hybrid_with_only_stop_words_is_the_vector_leg(native: LanceDb) -> None:
     chunks, vectors = make_chunks(30), unit_vectors(30)
     native.upsert(chunks, vectors)
-    got = native.hybrid(vectors[4], "the of and", k=5, candidates=10, fusion=Fusion())
+    got = _hybrid(native, vectors[4], "the of and", k=5, candidates=10, fusion=Fusion())
     assert _ids(got) == _ids(native.query(vectors[4], k=5))
     assert all(h.scores.keyword is None for h in got)
     with pytest.raises(InvalidInputError):
-        native.hybrid(vectors[4], "memory", k=0, candidates=10, fusion=Fusion())
+        native.both_legs(vectors[4], "memory", k=0)
 
 
 def test_vector_memory_uses_native_hybrid(tmp_path: Path) -> None:
-    """The facade's hybrid search on a native store is one hybrid() call, equal to the facade's
-    own fusion of the two legs."""
+    """The facade's hybrid search on a native store is one both_legs() call, fused as the facade
+    fuses the two legs."""
     from vecmem.embedders import HashingEmbedder
 
     mem = VectorMemory(store=LanceDb(tmp_path / "lance", keyword="native"),
                        embedder=HashingEmbedder(32))
     mem.add(corpus_texts(120, seed=9), metadata=[{"i": i} for i in range(120)])
     calls = []
-    real = mem.store.hybrid  # type: ignore[attr-defined]
-    mem.store.hybrid = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[attr-defined]
+    real = mem.store.both_legs  # type: ignore[attr-defined]
+    mem.store.both_legs = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[attr-defined]
     q = "memory agent retrieval"
     hits = mem.search(q, k=10, mode="hybrid", candidates=30)
     assert calls == [1]
@@ -496,9 +502,9 @@ def test_vector_memory_uses_native_hybrid(tmp_path: Path) -> None:
 def test_exact_mode_leaves_hybrid_to_the_facade(tmp_path: Path) -> None:
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
-    assert not store.capabilities.native_hybrid and not store.capabilities.native_keyword
+    assert not store.capabilities.both_legs and not store.capabilities.native_keyword
     with pytest.raises(ConfigurationError):
-        store.hybrid(unit_vectors(1)[0], "memory", k=3, candidates=3, fusion=Fusion())
+        store.both_legs(unit_vectors(1)[0], "memory", k=3)
     store.close()
 
 

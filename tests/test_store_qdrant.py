@@ -99,6 +99,14 @@ def sparse_reference(avgdl: Callable[[], float | None]) -> Callable[..., MemoryS
     return make
 
 
+def _hybrid(store: Qdrant, q: np.ndarray, text: str, *, k: int, candidates: int,
+            fusion: Fusion, filter: Any = None) -> list[Any]:
+    """What the facade does with a both_legs store: fuse the two legs it returns."""
+    from vecmem.fusion import fuse
+
+    return fuse(*store.both_legs(q, text, k=candidates, filter=filter), fusion, k=k)
+
+
 class _ModeSuite(StoreSuite):
     """The suite in both keyword modes; native mode's keyword answers are held to SparseReference
     with the avgdl of the first store the test made."""
@@ -474,13 +482,13 @@ def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
     assert store.keyword("zebra", k=5) == []
     store.upsert([Chunk.create("z", 0, "zebra crossing")], unit_vectors(1, seed=5))
     assert [c.id for c, _ in store.keyword("zebra", k=5)] == ["z#0"]
-    assert "z#0" in [h.id for h in store.hybrid(q, "zebra", k=5, candidates=10, fusion=fusion)]
+    assert "z#0" in [h.id for h in _hybrid(store, q, "zebra", k=5, candidates=10, fusion=fusion)]
     store.upsert([Chunk.create("z", 0, "horse crossing")], unit_vectors(1, seed=5))
     assert store.keyword("zebra", k=5) == []
     assert [c.id for c, _ in store.keyword("horse", k=5)] == ["z#0"]
     store.delete(ids=["z#0"])
     assert store.keyword("horse", k=5) == []
-    assert "z#0" not in [h.id for h in store.hybrid(q, "horse", k=25, candidates=25,
+    assert "z#0" not in [h.id for h in _hybrid(store, q, "horse", k=25, candidates=25,
                                                    fusion=fusion)]
     before = {c.id for c, _ in store.keyword("memory", k=50)}
     store.delete(filter=parse_filter({"i": {"$lt": 10}}))
@@ -488,12 +496,12 @@ def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
     assert after == {i for i in before if int(i[3:-2]) >= 10} and after != before
 
 
-def test_native_hybrid_validates_its_arguments() -> None:
+def test_native_both_legs_validates_its_arguments() -> None:
     store = _native(make_chunks(3), unit_vectors(3))
     with pytest.raises(InvalidInputError):
-        store.hybrid(unit_vectors(1)[0], "memory", k=0, candidates=5, fusion=Fusion())
+        store.both_legs(unit_vectors(1)[0], "memory", k=0)
     with pytest.raises(DimensionMismatchError):
-        store.hybrid(np.ones(3, np.float32), "memory", k=3, candidates=5, fusion=Fusion())
+        store.both_legs(np.ones(3, np.float32), "memory", k=3)
 
 
 def test_native_facade_uses_one_hybrid_request(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -524,16 +532,16 @@ def test_reopened_native_folder_keeps_working(tmp_path: Path) -> None:
     first.upsert(chunks, vectors)
     avgdl = first.avgdl
     kw = sorted((c.id, round(s, 5)) for c, s in first.keyword("memory vector", k=100))
-    hy = [h.id for h in first.hybrid(vectors[3], "zzz", k=5, candidates=10, fusion=Fusion())]
+    hy = [h.id for h in _hybrid(first, vectors[3], "zzz", k=5, candidates=10, fusion=Fusion())]
     first.close()
     second = Qdrant(path=path)
     try:
         second.connect(SPACE)
         assert second.avgdl == avgdl
         assert sorted((c.id, round(s, 5)) for c, s in second.keyword("memory vector", k=100)) == kw
-        assert [h.id for h in second.hybrid(vectors[3], "zzz", k=5, candidates=10,
+        assert [h.id for h in _hybrid(second, vectors[3], "zzz", k=5, candidates=10,
                                             fusion=Fusion())] == hy  # the vector leg alone
-        assert {h.id for h in second.hybrid(vectors[3], "memory vector", k=100, candidates=100,
+        assert {h.id for h in _hybrid(second, vectors[3], "memory vector", k=100, candidates=100,
                                             fusion=Fusion())} >= {i for i, _ in kw}
         second.upsert([Chunk.create("new", 0, "zebra memory")], unit_vectors(1, seed=4))
         assert [c.id for c, _ in second.keyword("zebra", k=3)] == ["new#0"]

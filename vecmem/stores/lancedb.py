@@ -31,9 +31,9 @@ pass; past a few thousand candidates one filtered scan of ``id`` gives the match
 ranks exactly those. Hybrid search is fused by :func:`vecmem.fusion.fuse` in the facade.
 
 ``"native"``: LanceDB's own full-text index (its native inverted index, not tantivy) on ``text``;
-keyword search is one FTS query (filter as a prefilter), and :meth:`LanceDb.hybrid` runs the
-vector and FTS queries at once and fuses them with :func:`vecmem.fusion.fuse` itself
-(``native_keyword=native_hybrid=True``). Nothing is tokenized in Python and no index is held in
+keyword search is one FTS query (filter as a prefilter), and :meth:`LanceDb.both_legs` runs the
+vector and FTS queries at once for the facade to fuse (``native_keyword=both_legs=True``).
+Nothing is tokenized in Python and no index is held in
 memory or rebuilt on open. How its keyword scores differ from rank_bm25's:
 
 * scoring: Lucene's idf ``ln(1 + (N-df+0.5)/(df+0.5))`` (never negative, so no epsilon floor) with
@@ -99,11 +99,10 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
-from vecmem.fusion import Fusion, fuse
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import DefaultTokenizer, Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored, content_hash
+from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
 
 FORMAT = 4
 """Table layout version, recorded in the schema: 2 packs position, content hash and metadata into
@@ -366,7 +365,7 @@ class LanceDb:
         self.keyword_mode: KeywordMode = keyword
         native = keyword == "native"
         self.capabilities = Capabilities(persistent=True, native_keyword=native,
-                                         native_hybrid=native, transactions=True,
+                                         both_legs=native, transactions=True,
                                          concurrent_writers=True)
         self.space: EmbeddingSpace | None = None
         self.tokenizer: Tokenizer | None = None
@@ -937,35 +936,27 @@ class LanceDb:
         scores = data["_score"].to_pylist()
         return [Scored(c, float(x)) for c, x in zip(self._chunks(data), scores)]
 
-    def hybrid(
-        self,
-        vector: np.ndarray,
-        text: str,
-        *,
-        k: int,
-        candidates: int,
-        fusion: Fusion,
-        filter: Filter | None = None,
-    ) -> list[Hit]:
-        """Native mode: the vector and full-text legs (``candidates`` each, the filter a
-        prefilter on both) run at once in LanceDB and are fused by :func:`vecmem.fusion.fuse`,
-        exactly as the facade fuses :meth:`query` and :meth:`keyword` with ``k=candidates``.
+    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
+                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+        """Native mode: the vector and full-text legs (``k`` each, the filter a prefilter on
+        both) run at once in LanceDB; the facade fuses them with :func:`vecmem.fusion.fuse`.
 
         This is what LanceDB's hybrid query does (two queries on two threads, fused in Python);
         vecmem runs them itself so that the fusion is vecmem's own function, bit for bit and for
         every :class:`~vecmem.fusion.Fusion`, and so that it can project its columns (LanceDB's
         hybrid query logs a warning per query when asked to, lancedb#3001)."""
-        if k <= 0 or candidates <= 0:
-            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
         if self.keyword_mode != "native":
-            raise ConfigurationError("hybrid() runs in the database only with keyword='native'; "
-                                     "VectorMemory fuses query() and keyword() otherwise")
+            raise ConfigurationError("both_legs() runs in the database only with "
+                                     "keyword='native'; VectorMemory calls query() and keyword() "
+                                     "otherwise")
         q = validate_query_vector(vector, self._require_space().dim)
         where = self._sql(filter)
         self._fresh_fts()
-        keyword = self._pool().submit(self._fts, text, candidates, where)
-        vec = self._vector(q, candidates, where)
-        return fuse(vec, keyword.result(), fusion, k=k)
+        keyword = self._pool().submit(self._fts, text, k, where)
+        vec = self._vector(q, k, where)
+        return vec, keyword.result()
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -47,7 +47,8 @@ has not seen (one ``list`` call per keyword search, sent beside the first sparse
 brings records of another client, the query is planned again). Writes by other clients therefore
 count, unless two clients merge at the same instant with skewed clocks (then
 :meth:`PineconeDb.rebuild_stats`). Hybrid search sends the dense query beside the keyword leg
-and fuses the two with :func:`vecmem.fusion.fuse` (so every fusion method, per-leg scores kept):
+(``both_legs``) and the facade fuses the two with :func:`vecmem.fusion.fuse` (every fusion
+method, per-leg scores kept):
 Pinecone's own sparse-dense query adds the two dot products, which is neither RRF nor dbsf.
 
 Writes. An upsert reads what its ids hold now (an overwrite takes the old text out of the
@@ -99,11 +100,10 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import Cond, Filter, matches
-from vecmem.fusion import Fusion, fuse
 from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 FORMAT = 1
 _KEYS = "_vm_keys"
@@ -334,7 +334,7 @@ class PineconeDb:
     """
 
     name = "pinecone"
-    capabilities = Capabilities(persistent=True, native_keyword=True, native_hybrid=True,
+    capabilities = Capabilities(persistent=True, native_keyword=True, both_legs=True,
                                 concurrent_writers=True)
 
     def __init__(
@@ -1055,19 +1055,19 @@ class PineconeDb:
         scored.sort(key=lambda x: (-x.score, x.chunk.id))
         return scored, False
 
-    def hybrid(self, vector: np.ndarray, text: str, *, k: int, candidates: int, fusion: Fusion,
-               filter: Filter | None = None) -> list[Hit]:
-        """Both legs at once (the dense query in a second thread while the keyword leg runs),
-        fused by :func:`vecmem.fusion.fuse`: one round trip of latency, as one request would be."""
-        if k <= 0 or candidates <= 0:
-            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
+                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+        """Both legs at once (the dense query in a second thread while the keyword leg runs):
+        one round trip of latency, as one request would be; the facade fuses them."""
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
         q = validate_query_vector(vector, self._require_space().dim)
-        dense = self._executor().submit(self.query, q, k=candidates, filter=filter)
+        dense = self._executor().submit(self.query, q, k=k, filter=filter)
         try:
-            sparse = self.keyword(text, k=candidates, filter=filter)
+            sparse = self.keyword(text, k=k, filter=filter)
         finally:
             wait([dense])
-        return fuse(dense.result(), sparse, fusion, k=k)
+        return dense.result(), sparse
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()

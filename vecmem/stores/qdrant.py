@@ -24,8 +24,8 @@ with ``Modifier.IDF``, holds each chunk's BM25 term-frequency part
 tokenizer, ``k1`` and ``b``); Qdrant multiplies by the idf at query time and the query vector is
 the count of each query token, so a score is ``sum over query tokens of idf * tf-part``, computed
 inside Qdrant, with the filter applied before top-k. Hybrid search is one request
-(``query_batch_points``: the dense and the sparse query, each with the filter) fused by
-:func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf, convex, dbsf, adaptive)
+(``query_batch_points``: the dense and the sparse query, each with the filter, ``both_legs``)
+fused by the facade's :func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf, convex, dbsf, adaptive)
 gives what the facade gives, with per-leg scores (Qdrant's own prefetch fusion has no per-leg
 scores, a fixed RRF constant and no adaptive weights). What differs from rank_bm25 (``"exact"``):
 
@@ -106,11 +106,10 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
-from vecmem.fusion import Fusion, fuse
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
 from vecmem.tokenize import Tokenizer, get_tokenizer
-from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
+from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 KeywordMode = Literal["native", "exact"]
 KEYWORD_MODES = ("native", "exact")
@@ -316,7 +315,7 @@ class Qdrant:
         self.keyword_mode: KeywordMode = keyword
         native = keyword == "native"
         self.capabilities = Capabilities(
-            persistent=location is None, native_keyword=native, native_hybrid=native,
+            persistent=location is None, native_keyword=native, both_legs=native,
             concurrent_writers=native and url is not None)
         self.space: EmbeddingSpace | None = None
         self.tokenizer: Tokenizer | None = None
@@ -784,36 +783,27 @@ class Qdrant:
                 matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])])
             return [Scored(c, x) for _, c, x in found]
 
-    def hybrid(
-        self,
-        vector: np.ndarray,
-        text: str,
-        *,
-        k: int,
-        candidates: int,
-        fusion: Fusion,
-        filter: Filter | None = None,
-    ) -> list[Hit]:
-        """Both legs, then :func:`vecmem.fusion.fuse` of the best ``candidates`` of each. Native
-        mode: one request (``query_batch_points``: the dense and the sparse query, each with the
-        filter); exact mode: a vector query and the BM25 index beside the collection."""
-        if k <= 0 or candidates <= 0:
-            raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
+    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
+                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+        """The best ``k`` of each leg; the facade fuses them. Native mode: one request
+        (``query_batch_points``: the dense and the sparse query, each with the filter); exact
+        mode: a vector query and the BM25 index beside the collection."""
+        if k <= 0:
+            raise InvalidInputError(f"k must be > 0, got {k}")
         q = validate_query_vector(vector, self._require_space().dim)
         if self.keyword_mode == "exact":
-            return fuse(self.query(q, k=candidates, filter=filter),
-                        self.keyword(text, k=candidates, filter=filter), fusion, k=k)
+            return self.query(q, k=k, filter=filter), self.keyword(text, k=k, filter=filter)
         m, flt = self._m, self._filter(filter)
-        requests = [m.QueryRequest(query=q.tolist(), using=VECTOR, limit=candidates, filter=flt,
+        requests = [m.QueryRequest(query=q.tolist(), using=VECTOR, limit=k, filter=flt,
                                    with_payload=_CHUNK_FIELDS)]
         sq = self._sparse_query(text)
         if sq is not None:
-            requests.append(m.QueryRequest(query=sq, using=SPARSE, limit=candidates, filter=flt,
+            requests.append(m.QueryRequest(query=sq, using=SPARSE, limit=k, filter=flt,
                                            with_payload=_CHUNK_FIELDS))
         with self._errors("hybrid query"):
             res = self._c().query_batch_points(self.collection, requests)
         legs = [[Scored(self._chunk(p.payload), float(p.score)) for p in r.points] for r in res]
-        return fuse(legs[0], legs[1] if len(legs) > 1 else [], fusion, k=k)
+        return legs[0], legs[1] if len(legs) > 1 else []
 
     def _fetch(self, ids: list[str], flt: Any) -> dict[str, Chunk]:
         """Chunks of ``ids`` that pass ``flt`` (all of them when it is ``None``)."""
