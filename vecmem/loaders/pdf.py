@@ -13,6 +13,7 @@ A page without a text layer (a scan) is reported in the warnings: OCR is out of 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, ClassVar
 
 from vecmem._deps import require
@@ -21,6 +22,10 @@ from vecmem.loaders.base import Loaded, expect
 from vecmem.types import Element
 
 _SOFT_HYPHEN = re.compile("\ufffe\\s*")  # PDFium marks a hyphen that breaks a word at line end
+
+# PDFium is not thread-safe, not even across documents (pypdfium2's docs: "it is not allowed to
+# call pdfium functions simultaneously across different threads"): one PDF is read at a time
+_PDFIUM = threading.Lock()
 
 # PDFium's FPDF_GetLastError codes (fpdfview.h)
 _ERR_PASSWORD = 4
@@ -38,6 +43,10 @@ class PdfLoader:
         pdfium = require("pypdfium2", "pdf", "reading PDF files")
         if b"%PDF-" not in data[:1024]:  # the header may follow a little junk
             expect(data, b"%PDF-", name=name, kind="PDF")
+        with _PDFIUM:
+            return self._load(pdfium, data, name)
+
+    def _load(self, pdfium: Any, data: bytes, name: str) -> Loaded:
         try:
             doc = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
