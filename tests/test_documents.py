@@ -246,6 +246,23 @@ def test_bad_files_are_reported_with_typed_errors_and_the_rest_is_indexed(
     assert mem.count() == len(mem.store.get_by_document(result.document_ids))  # nothing else
 
 
+def test_pages_without_text_are_named_in_one_warning_per_file(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for i in range(6):
+        pdf.add_page()
+        if i in (0, 3):
+            pdf.cell(text=f"Words on page {i + 1}")
+    (tmp_path / "partly.pdf").write_bytes(bytes(pdf.output()))
+    result = memory().add_files(tmp_path / "partly.pdf")
+    assert result.files == 1 and result.pages == 6
+    assert result.warnings == [f"{(tmp_path / 'partly.pdf').resolve()}: pages 2-3, 5-6 have no "
+                               "text layer (a scan?); OCR is not supported, nothing was read "
+                               "from them"]
+
+
 def test_a_file_that_breaks_later_keeps_what_was_stored(tmp_path: Path) -> None:
     path = tmp_path / "report.pdf"
     path.write_bytes(pdf_bytes())

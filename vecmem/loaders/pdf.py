@@ -87,8 +87,9 @@ class PdfLoader:
             raise CorruptDocumentError(f"{name}: cannot read its pages: {exc}") from exc
         finally:
             doc.close()
-        warnings = [f"{name}: page {p} has no text layer (a scan?); OCR is not supported, "
-                    "nothing was read from it" for p in empty]
+        warnings = [f"{name}: {_pages(empty)} no text layer (a scan?); OCR is not supported, "
+                    "nothing was read from " + ("it" if len(empty) == 1 else "them")] if empty \
+            else []
         if not elements:
             raise EmptyDocumentError(
                 f"{name} has no text layer on any of its {pages} page(s) (scanned?); OCR is not "
@@ -112,3 +113,21 @@ def _outline(doc: Any) -> dict[int, list[tuple[str, tuple[str, ...]]]]:
     except Exception:  # a broken outline must not cost the text: pages then carry no heading
         return {}
     return starts
+
+
+def _pages(numbers: list[int]) -> str:
+    """``page 3 has`` / ``pages 2, 5-9 have`` (one warning per file, not one per page).
+
+    >>> _pages([3]), _pages([2, 5, 6, 7, 9])
+    ('page 3 has', 'pages 2, 5-7, 9 have')
+    """
+    if len(numbers) == 1:
+        return f"page {numbers[0]} has"
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return "pages " + ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0])
+                                for r in runs) + " have"
