@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from vecmem.stores.base import BothLegsStore, HybridStore, VectorStore, validate
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
 from vecmem.validation import check_metadata, check_text, show
+
+if TYPE_CHECKING:
+    from vecmem.stores.embedded import RepairReport
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
@@ -222,7 +225,7 @@ class VectorMemory:
             bm25_epsilon=eps,
         )
 
-    def repair(self) -> Any:
+    def repair(self) -> RepairReport:
         """Check the store's stored vectors and embed again the chunks whose vectors are
         damaged (a store that raised :class:`~vecmem.errors.IntegrityError` on open, e.g. one
         written by a vecmem without checksums where a write failed). Only the embedded store
