@@ -478,3 +478,20 @@ def test_add_files_uploads_are_read_by_the_loaders(url, a, b, tmp_path):
     assert r.status_code == 400 and err(r)["type"] == "InvalidInputError"
     with Client(url, RO) as ro, pytest.raises(AuthError):
         ro.add_files([tmp_path / "note.txt"])
+
+
+def test_an_open_server_refuses_other_web_pages_and_rebound_host_names():
+    """Without keys, a page on another origin (or a DNS-rebound name) must not drive the server:
+    a fetch() with a body Blob sends no Content-Type and needs no CORS preflight."""
+    with running(create_app(service(), keys=None, open_access=True, mcp=False)) as base:
+        port = base.rsplit(":", 1)[1]
+        for headers in ({"Origin": "http://evil.example"}, {"Host": f"evil.example:{port}"},
+                        {"Origin": "null"}):
+            r = httpx.post(base + "/add", content=json.dumps({"texts": ["pwned"]}),
+                           headers=headers)
+            assert r.status_code == 403 and err(r)["type"] == "Forbidden", headers
+        ok = httpx.post(base + "/add", content=json.dumps({"texts": ["fine"]}),
+                        headers={"Origin": base, "Content-Type": "application/json"})
+        assert ok.status_code == 200
+        with Client(base.replace("127.0.0.1", "localhost")) as c:
+            assert [h.text for h in c.search("pwned fine", k=5)] == ["fine"]

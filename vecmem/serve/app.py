@@ -89,6 +89,11 @@ class Gate:
                 await reply(413, error_body(413, type_="RequestTooLarge",
                                             message=f"request body over {self.max_body} bytes"))
                 return
+            if self.open_access and not (self.keys is not None and len(self.keys)):
+                refusal = _browser_guard(headers)
+                if refusal is not None:
+                    await reply(403, error_body(403, type_="Forbidden", message=refusal))
+                    return
             if path not in PUBLIC:
                 caller = self._caller(headers)
                 if caller is None:
@@ -126,6 +131,31 @@ class Gate:
                 await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.record(route, status["code"], time.perf_counter() - t0)
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _host_of(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _browser_guard(headers: dict[bytes, bytes]) -> str | None:
+    """Why an open (keyless) server refuses a request, or None. With no key to protect it, a
+    web page elsewhere must not drive it: the Host must be a loopback name (against DNS
+    rebinding) and a browser's Origin, when sent, must be this server's own."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    if _host_of(host) not in _LOOPBACK_HOSTS:
+        return f"an open server answers loopback host names only, not {host!r}"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        o = origin.decode("latin-1")
+        if o.split("://", 1)[-1].lower() != host.lower():
+            return f"cross-origin requests ({o}) are refused by an open server"
+    return None
 
 
 def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = False,
