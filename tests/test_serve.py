@@ -20,6 +20,7 @@ pytest.importorskip("fastapi", reason="vecmem[serve] is not installed")
 from tests._serve import free_port, running  # noqa: E402
 from vecmem import errors as E  # noqa: E402
 from vecmem.agent_memory import AgentMemory  # noqa: E402
+from vecmem.fusion import Fusion  # noqa: E402
 from vecmem.client import AuthError, Client, ServerError  # noqa: E402
 from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.serve import Service, create_app  # noqa: E402
@@ -103,6 +104,9 @@ def test_served_search_equals_the_in_process_call():
             assert np.allclose([h.score for h in got], [h.score for h in want])
             assert [h.scores for h in got] == [h.scores for h in want]
         assert c.get(want[0].id) == local.get(want[0].id)
+        rrf = Fusion(method="rrf")
+        assert [(h.id, h.score) for h in c.search("tea", k=3, fusion=rrf)] == \
+            [(h.id, h.score) for h in local.search("tea", k=3, fusion=rrf)]
 
 
 def test_health_openapi_and_metrics(url, a):

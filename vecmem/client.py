@@ -15,6 +15,7 @@ Agent memory is under ``client.agent`` (``remember``, ``recall``, ``update``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from vecmem import errors as E
 from vecmem._deps import require
+from vecmem.fusion import Fusion
 from vecmem.types import Chunk, Hit, Scores
 
 _BY_STATUS: dict[int, type[E.VecmemError]] = {
@@ -128,9 +130,10 @@ class Client:
         return self._call("POST", "/add_files", files=files, data=data)
 
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
-               candidates: int | None = None) -> list[Hit]:
+               candidates: int | None = None, fusion: Fusion | None = None) -> list[Hit]:
         """:meth:`VectorMemory.search`: hits with their per-leg :class:`Scores`."""
-        body = {"query": query, "k": k, "mode": mode, "filter": filter, "candidates": candidates}
+        body = {"query": query, "k": k, "mode": mode, "filter": filter, "candidates": candidates,
+                "fusion": None if fusion is None else dataclasses.asdict(fusion)}
         return [_hit(h) for h in self._call("POST", "/search", body)["hits"]]
 
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:

@@ -31,6 +31,7 @@ from vecmem.serve.service import Service, TenantView
 log = logging.getLogger("vecmem.serve")
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 10 * 2**20
+DEFAULT_THREADS = 40  # anyio's default
 PUBLIC = frozenset({"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect",
                     "/page.js", "/page.css"})
 
@@ -160,15 +161,15 @@ def _browser_guard(headers: dict[bytes, bytes]) -> str | None:
 
 def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = False,
                max_body: int = DEFAULT_MAX_BODY, mcp: bool = True,
-               host: str = "127.0.0.1", tracer: Any = None) -> FastAPI:
+               host: str = "127.0.0.1", tracer: Any = None,
+               threads: int = DEFAULT_THREADS) -> FastAPI:
     """The ASGI app. With no keys, ``open_access=True`` serves every request unscoped (the
     command line allows it on a loopback host only); otherwise every request but the page,
     ``/health`` and the OpenAPI document needs a key. ``tracer``: an OpenTelemetry tracer for
     ``vecmem.search`` / ``vecmem.add`` spans (see :mod:`vecmem.serve.tracing` for the stages)."""
     metrics = Metrics()
     tr = tracer
-    mcp_app = None
-    lifespan = None
+    mcp_app = server = None
     if mcp:
         from vecmem.serve.mcp import build_mcp
 
@@ -176,10 +177,18 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
         mcp_app = server.streamable_http_app(streamable_http_path="/", host=host,
                                              stateless_http=False)
 
-        @contextlib.asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            async with server.session_manager.run():
-                yield
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # the library's calls run in worker threads; a few keep the cores busy, more only
+        # contend for the GIL (see BENCHMARKS.md "serve")
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        if server is None:
+            yield
+            return
+        async with server.session_manager.run():
+            yield
 
     app = FastAPI(title="vecmem", version="0.1.0", lifespan=lifespan, description=(
         "Vector memory over HTTP: the library's calls with its semantics, scoped to the API "
