@@ -186,6 +186,43 @@ def test_a_format1_store_shifted_by_the_old_bug_is_refused_then_repaired(
         assert m.repair().damaged_ranges == 0  # FORMAT 2 now, nothing left to do
 
 
+def _killed_repair(path: Path) -> None:
+    def die(at: str) -> None:
+        if at == "repair":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    embedded._fault = die
+    VectorMemory(str(path)).repair()
+    os._exit(3)  # not reached
+
+
+def test_a_repair_killed_half_way_leaves_the_store_refused_until_repaired(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rewritten rows are committed with their checksums at the end: a repair killed
+    before that leaves a store that is still refused (never served), and repairing again
+    finishes the job."""
+    from vecmem.stores import _vectorfile
+
+    monkeypatch.setattr(_vectorfile, "RANGE_BYTES", 2 * 32 * 4)  # 2 rows a range: 2 ranges
+    path = _copy_fixture(tmp_path, "embedded_format1_shifted")
+    child = multiprocessing.get_context("fork").Process(target=_killed_repair, args=(path,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    with pytest.raises(IntegrityError, match="vecmem repair"):
+        VectorMemory(str(path)).count()
+    with VectorMemory(str(path)) as m:
+        assert m.repair().reembedded == 4
+    assert_sound(path, TEXTS, dim=32)
+
+
+def test_repair_needs_a_store_with_checksums() -> None:
+    from vecmem.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="no vector checksums"):
+        VectorMemory(embedder=HashingEmbedder(8)).repair()
+
+
 def _downgrade(path: Path) -> None:
     """Make a store look as vecmem before FORMAT 2 wrote it (no checksum records)."""
     with sqlite3.connect(path / "store.sqlite") as db:

@@ -775,6 +775,7 @@ class EmbeddedStore(MemoryStore):
                 fixed += [s for s, _ in part]
             vf.pwrite(start, block)
             fresh.append((start, stop, crc(block)))
+            _fault("repair")
         if not bad and fmt == FORMAT:
             vf.truncate(rows)
             return RepairReport(rows, 0, 0, 0, fmt)
