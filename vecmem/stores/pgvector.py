@@ -34,9 +34,8 @@ counts up to ``exact_filter_rows`` matching rows and, when fewer match, ranks th
 Writes are one transaction each (rows by binary COPY) under a per-table advisory lock, which
 keeps N, df and the histogram consistent when several clients write at once. Every row written
 joins the HNSW graph; for a large load, ``with store.bulk_load(): ...`` builds it once instead.
-The SQL lives in module constants of :mod:`._pgvector_sql` (``QUERY_SQL``...), re-exported here, so
-the benchmark's raw-psycopg baseline
-runs the same text.
+The SQL lives in module constants of :mod:`._pgvector_sql` (``QUERY_SQL``...), re-exported
+here, so the benchmark's raw-psycopg baseline runs the same text.
 
 >>> store = PgVector("postgresql://user:pw@localhost/db", table="kb")   # doctest: +SKIP
 >>> VectorMemory("postgresql://user:pw@localhost/db?collection=kb")      # doctest: +SKIP
