@@ -5,30 +5,10 @@
 One collection per store, cosine space, created with ``embedding_function=None``: vecmem always
 passes the vectors, Chroma never embeds (its default model would be downloaded).
 
-Layout (format 2). A chunk is a record: its id, its vector, its text as the document, and flat
-metadata: ``_vm_doc`` (the document id, for ``get_by_document``), ``_vm_sig`` (the chunk's
-metadata shape: its field names in order, each behind a type letter, as JSON) and a typed copy of
-each field for filtering: ``n_F`` numbers (as floats), ``s_F`` strings, ``b_F`` booleans, ``l_F``
-the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``; ``[""]`` if none).
-The metadata is read back from the typed copy and the shape (ints stay ints, key order kept), the
-position from the id (``document#position``), the content hash from the text; what cannot be
-(null, nested values, -0.0, ints beyond 2**50, floats Chroma may not read back exactly, a custom
-id or hash) is kept in ``_vm`` as JSON. Chroma (1.5) filters on stored floats exactly but reads
-about 4% of them back one unit in the last place off (``123456789.12345679`` as
-``123456789.1234568``; ints stored as floats from about 2**51 on): see :func:`_reads_back`.
-Chroma reads every key back as one row per hit, so this keeps a query's reads close to a raw
-collection's: two short keys more per chunk. Format 1 (``_vm`` JSON on every chunk, a ``_vm_keys``
-list) is refused with a pointer to :meth:`ChromaDb.upgrade`.
-
-Filters stay exact whatever Chroma does with mixed types: ``$eq`` never matches a list, booleans
-are not numbers. ``$ne``/``$nin`` and negated ``$contains`` use Chroma's own operators, which match
-records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence
-is read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
-they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store reads with
-``_vm_sig $nin [known]`` scans. After each such operation it reads the collection's generation
-token (below): if a write came since its last scan, it scans again and, when that finds a new
-shape, runs the operation again. ``$not`` is pushed down to the leaves (:mod:`._flat`). The
-recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
+The record layout (format 2: typed flat metadata that reads back exactly) and the filter
+translation (exact whatever Chroma does with mixed types) are in :mod:`._chroma_layout`; format 1
+is refused with a pointer to :meth:`ChromaDb.upgrade`. The recorded
+:class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
 
 The keyword leg is a :class:`~vecmem.bm25.BM25Index` kept beside the collection (Chroma has no
 BM25 equal to ``rank_bm25``): built from the documents on the first keyword search, kept in step
@@ -51,16 +31,12 @@ Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although m
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from hashlib import sha256
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
@@ -68,7 +44,6 @@ from vecmem._deps import require
 from vecmem.errors import (
     AuthenticationError,
     BackendError,
-    BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
     InvalidInputError,
@@ -76,221 +51,33 @@ from vecmem.errors import (
     UnsupportedFilterError,
     VecmemError,
 )
-from vecmem.filters import Cond, Filter
-from vecmem.stores import _flat as flat
+from vecmem.filters import Filter
 from vecmem.stores._beside import KeywordBeside
+from vecmem.stores._chroma_layout import (
+    _DOC,
+    _SIG,
+    FORMAT,
+    MAX_SHAPES,
+    ShapesNeeded,
+    _decode,
+    _encode,
+    _Where,
+    shape,
+    to_where,
+    upgrade,
+)
 from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
-from vecmem.tokenize import Tokenizer, get_tokenizer
+from vecmem.stores.kit import StoreKit, parse_url
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
-FORMAT = 2
-_DOC, _SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
 _PAGE = 5000  # records per get() page
-MAX_SHAPES = 2000  # distinct metadata shapes a shape-dependent filter may list
-_EXACT = 2**50  # ints up to this magnitude read back exactly from Chroma's floats (measured)
 _INCLUDE = ["documents", "metadatas", "distances"]
-_Where = Any  # a Chroma where dict, or True (everything) / False (nothing)
 _T = TypeVar("_T")
-Shapes = Mapping[str, Mapping[str, str]]  # _vm_sig -> {field: type letter}
-
-
-# --------------------------------------------------------------------------- metadata
-def _float(v: float) -> float:
-    """A number as a float; beyond the float range, an infinity of its sign."""
-    try:
-        return float(v)
-    except OverflowError:
-        return math.inf if v > 0 else -math.inf
-
-
-def _reads_back(v: float) -> bool:
-    """Whether Chroma reads float ``v`` back exactly: an integer within ±2**50, or at most 15
-    significant digits between 1e-5 and 1e15 (and not -0.0). Chroma 1.5 filters on the stored
-    double exactly but reads some back one unit in the last place off; measured on 19,206
-    floats (random digits 1-17, exponents -8..17): 740 came back off, none that passes this."""
-    if v.is_integer():
-        return abs(v) <= _EXACT and not (v == 0.0 and math.copysign(1.0, v) < 0.0)
-    mantissa = repr(abs(v)).partition("e")[0]
-    return len(mantissa.replace(".", "").strip("0")) <= 15 and 1e-5 <= abs(v) < 1e15
-
-
-def _encode(c: Chunk) -> dict[str, Any]:
-    """The Chroma metadata of a chunk (see the module docstring)."""
-    meta: dict[str, Any] = {_DOC: c.document_id}
-    sig: list[str] = []
-    exact = True  # the metadata can be read back from the typed keys
-    for field, v in c.metadata.items():
-        if not isinstance(field, str):
-            raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
-        t, val = flat.typed(v)
-        if t == "i":
-            exact, val = exact and -_EXACT <= v <= _EXACT, _float(v)
-            if math.isinf(val):
-                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is too large")
-        elif t == "f":
-            if not math.isfinite(v):
-                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is {v}: not JSON")
-            exact = exact and _reads_back(v)
-        elif t == "s":
-            exact = exact and "\x00" not in v
-        elif t == "l":  # [""]: present although nothing in it can be compared
-            exact, val = False, val or [""]
-        elif t == "o":  # None, dicts: present (for $exists), never equal to a scalar
-            exact = False
-        if t != "o":
-            meta[flat.KEY[t] + field] = val
-        sig.append(t + field)
-    meta[_SIG] = json.dumps(sig, ensure_ascii=False, separators=(",", ":"))
-    extra: dict[str, Any] = {}
-    if not exact:
-        extra["m"] = dict(c.metadata)
-    if type(c.position) is not int or c.id != f"{c.document_id}#{c.position}":
-        extra["p"] = int(c.position)
-    if not c.hash_is_of_text():
-        extra["h"] = c.content_hash
-    if extra:
-        try:
-            meta[_EXTRA] = json.dumps(extra, ensure_ascii=False, allow_nan=False,
-                                      separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
-    return meta
-
-
-_CONVERT = {"i": int, "f": float}
-_READERS: dict[str, tuple[tuple[str, str, Any], ...]] = {}
-
-
-def _reader(sig: str) -> tuple[tuple[str, str, Any], ...]:
-    """(field, typed key, converter) for each field of a shape (read back from typed keys)."""
-    r = _READERS.get(sig)
-    if r is None:
-        r = tuple((x[1:], flat.KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0]))
-                  for x in json.loads(sig))
-        if len(_READERS) > 10_000:
-            _READERS.clear()
-        _READERS[sig] = r
-    return r
-
-
-def shape(sig: str) -> dict[str, str]:
-    """A ``_vm_sig`` as ``{field: type letter}`` (``i f s b l o``)."""
-    return {x[1:]: x[0] for x in json.loads(sig)}
-
-
-def _decode(ids: Sequence[str], texts: Sequence[str | None],
-            metas: Sequence[Mapping[str, Any] | None]) -> list[Chunk]:
-    """The chunks of Chroma records (hashes first, in one pass: it is the costly part)."""
-    docs = [t or "" for t in texts]
-    hashes = [sha256(t.encode("utf-8")).hexdigest() for t in docs]
-    out = []
-    for cid, text, meta, h in zip(ids, docs, metas, hashes):
-        try:
-            m: Mapping[str, Any] = meta or {}
-            doc = m[_DOC]
-            x = {} if (extra := m.get(_EXTRA)) is None else json.loads(extra)
-            md = x["m"] if "m" in x else {name: m[key] if conv is None else conv(m[key])
-                                          for name, key, conv in _reader(m[_SIG])}
-            pos = x["p"] if "p" in x else int(cid[len(doc) + 1:])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(f"Chroma record {cid!r} was not written by vecmem (format "
-                               f"{FORMAT}): {type(exc).__name__} {exc}") from exc
-        out.append(Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=md,
-                         content_hash=x.get("h", h)))
-    return out
-
-
-def _decode_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> Chunk:
-    d = json.loads(meta["_vm"])  # format 1: every chunk as JSON
-    return Chunk(id=cid, document_id=d["d"], position=int(d["p"]), text=text or "",
-                 metadata=d["m"], content_hash=d["h"])
-
-
-# --------------------------------------------------------------------------- filters
-class ShapesNeeded(UnsupportedFilterError):
-    """The filter needs the metadata shapes stored (``$exists``, a negated range)."""
-
-
-_TYPES = {"n_": ("i", "f"), "s_": ("s",), "b_": ("b",), "l_": ("l",)}
-
-
-class _Conditions:
-    """Conditions as Chroma where clauses (see the module docstring)."""
-
-    def __init__(self, complement: bool, shapes: Shapes | None) -> None:
-        self.complement, self.shapes = complement, shapes
-
-    def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> _Where:
-        """Chunks whose shape gives ``field`` a type letter (``None``: absent) that ``keep``s."""
-        if self.shapes is None:
-            raise ShapesNeeded(f"a filter on the presence of {field!r} needs the metadata "
-                               "shapes stored (ChromaDb learns them)")
-        sigs = [s for s, fields in self.shapes.items() if keep(fields.get(field))]
-        if len(sigs) == len(self.shapes):
-            return True
-        return {_SIG: {"$in": sigs}} if sigs else False
-
-    def absent(self, key: str) -> _Where:
-        types = _TYPES[key[:2]]
-        return self.with_shape(key[2:], lambda t: t not in types)
-
-    def unless(self, key: str, where: _Where) -> _Where:
-        """``where`` (a complement operator on ``key``), or the chunks without ``key``."""
-        return where if self.complement else flat.or_([self.absent(key), where])
-
-    def __call__(self, c: Cond, neg: bool) -> _Where:
-        op, v, f = c.op, c.value, c.field
-        if op == "exists":
-            return self.with_shape(f, lambda t: (t is not None) == (v != neg))
-        if op in ("eq", "in"):
-            parts = []
-            for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
-                if key.startswith("n_"):  # compared as floats; no stored number is infinite
-                    vals = [x for x in map(_float, vals) if math.isfinite(x)]
-                    if not vals:
-                        continue
-                one = len(vals) == 1
-                if neg:
-                    parts.append(self.unless(key, {key: {"$ne": vals[0]} if one else {
-                        "$nin": vals}}))
-                else:
-                    parts.append({key: {"$eq": vals[0]} if one else {"$in": vals}})
-            return flat.and_(parts) if neg else flat.or_(parts)
-        if op == "contains":
-            key, tag = "l_" + f, flat.tag(v)
-            if tag is None:
-                return neg
-            return self.unless(key, {key: {"$not_contains": tag}}) if neg else {
-                key: {"$contains": tag}}
-        key = "n_" + f  # gt gte lt lte
-        if neg:
-            return flat.or_([_range(key, flat.FLIP[op], v), self.absent(key)])
-        return _range(key, op, v)
-
-
-def _range(key: str, op: str, v: float) -> _Where:
-    x = _float(v)
-    if math.isinf(x):  # every stored number is finite
-        if (x > 0) == (op in ("gt", "gte")):
-            return False
-        return {"$or": [{key: {"$gte": 0.0}}, {key: {"$lt": 0.0}}]}  # any number
-    return {key: {"$" + op: x}}
-
-
-def to_where(f: Filter | None, *, complement: bool = True,
-             shapes: Shapes | None = None) -> _Where:
-    """A parsed vecmem filter as a Chroma ``where`` (``True``: no filter, ``False``: nothing).
-
-    ``complement``: Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
-    (Chroma 1.x). ``shapes``: the metadata shapes stored (``{_vm_sig: {field: type}}``), needed
-    by ``$exists`` and negated ranges; without them those raise :class:`ShapesNeeded`.
-    """
-    return flat.translate(f, _Conditions(complement, shapes))
 
 
 # --------------------------------------------------------------------------- the store
-class ChromaDb:
+class ChromaDb(StoreKit):
     """A vecmem store on Chroma (embedded, in memory, or a server), with exact BM25 beside it.
 
     >>> from vecmem import VectorMemory
@@ -314,6 +101,7 @@ class ChromaDb:
         headers: dict[str, str] | None = None,
         collection: str = "vecmem",
     ) -> None:
+        super().__init__()
         if path is not None and host is not None:
             raise ConfigurationError("ChromaDb takes path= or host=, not both")
         if not isinstance(collection, str) or not _NAME.match(collection):
@@ -325,12 +113,7 @@ class ChromaDb:
         self.collection = collection
         self.capabilities = Capabilities(persistent=path is not None or host is not None,
                                          concurrent_writers=host is not None)
-        self.space: EmbeddingSpace | None = None
-        self.tokenizer: Tokenizer | None = None
-        self._client: Any = None
         self._col: Any = None
-        self._closed = False
-        self._lock = threading.RLock()
         self._batch = 1000
         # the keyword index (None until the first keyword search)
         self._kw: KeywordBeside | None = None
@@ -341,67 +124,41 @@ class ChromaDb:
         self._shapes: dict[str, dict[str, str]] = {}
         self._shapes_gen: str | None = None  # the vecmem_gen at which _shapes were all read
 
-    # ----------------------------------------------------------------- plumbing
+    # ----------------------------------------------------------------- kit hooks
     @property
-    def _where_am_i(self) -> str:
+    def where(self) -> str:
         if self.host is not None:
             target = f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
         else:
             target = self.path or "memory"
         return f"Chroma collection {self.collection!r} at {target}"
 
-    def _error(self, exc: Exception, what: str) -> VecmemError:
-        """The vecmem error for a client exception."""
+    def _classify(self, exc: Exception) -> type[VecmemError] | None:
         errors = require("chromadb.errors", "chroma")
         if isinstance(exc, errors.NotFoundError):
-            return NotFoundError(f"{self._where_am_i} does not exist ({what})")
+            return NotFoundError
         if isinstance(exc, (errors.ChromaAuthError, errors.AuthorizationError)):
-            return AuthenticationError(f"{self._where_am_i}: access refused ({what})")
+            return AuthenticationError
         if isinstance(exc, errors.ChromaError):
-            if "dimension" in str(exc):
-                return DimensionMismatchError(f"{self._where_am_i}: {exc}")
-            return BackendError(f"{self._where_am_i}: {what} failed: {exc}")
-        # httpx errors, or ValueError("Could not connect ...")
-        text = f"{type(exc).__name__} {exc}".lower()
-        if "connect" in text or "timeout" in text or isinstance(exc, OSError):
-            return BackendUnavailableError(
-                f"cannot reach the Chroma server at {self._where_am_i}: {exc}")
-        return BackendError(f"{self._where_am_i}: {what} failed: {exc}")
+            return DimensionMismatchError if "dimension" in str(exc) else BackendError
+        return None  # httpx errors, or ValueError("Could not connect ..."): the kit reads them
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Translate client exceptions into vecmem errors."""
-        try:
-            yield
-        except VecmemError:
-            raise
-        except Exception as exc:
-            raise self._error(exc, what) from exc
+    def _open(self) -> Any:
+        chromadb = require("chromadb", "chroma")
+        # default settings: a client made elsewhere in the process for the same path must
+        # match them (Chroma reads ANONYMIZED_TELEMETRY etc. from the environment)
+        if self.host is not None:
+            client = chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl,
+                                         headers=self.headers)
+        elif self.path is not None:
+            client = chromadb.PersistentClient(path=self.path)
+        else:
+            client = chromadb.EphemeralClient()
+        self._batch = int(client.get_max_batch_size())
+        return client
 
-    def _c(self) -> Any:
-        if self._closed:
-            raise ConfigurationError("the Chroma store is closed")
-        if self._client is None:
-            chromadb = require("chromadb", "chroma")
-            # default settings: a client made elsewhere in the process for the same path must
-            # match them (Chroma reads ANONYMIZED_TELEMETRY etc. from the environment)
-            with self._errors("open"):
-                if self.host is not None:
-                    self._client = chromadb.HttpClient(host=self.host, port=self.port,
-                                                       ssl=self.ssl, headers=self.headers)
-                elif self.path is not None:
-                    self._client = chromadb.PersistentClient(path=self.path)
-                else:
-                    self._client = chromadb.EphemeralClient()
-                self._batch = int(self._client.get_max_batch_size())
-        return self._client
-
-    def _require_space(self) -> EmbeddingSpace:
-        if self._closed:
-            raise ConfigurationError("the Chroma store is closed")
-        if self.space is None or self._col is None:
-            raise ConfigurationError("Chroma store used before connect(space)")
-        return self.space
+    def _release(self) -> None:
+        self._col = self._kw = None
 
     def _find(self) -> Any | None:
         """The collection, or ``None`` if it does not exist."""
@@ -415,46 +172,34 @@ class ChromaDb:
                 return None
             raise
 
-    # ----------------------------------------------------------------- space
-    def stored_space(self) -> EmbeddingSpace | None:
-        if self.space is not None:
-            return self.space
-        col = self._find()
-        raw = (col.metadata or {}).get("vecmem_space") if col is not None else None
+    def _read_space(self) -> EmbeddingSpace | None:
+        self._col = self._find()
+        raw = (self._col.metadata or {}).get("vecmem_space") if self._col is not None else None
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
-    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
-        with self._lock:
-            if self.space is not None:
-                self.space.check_compatible(space)
-                return self.space
-            if space.distance != "cosine":
-                raise ConfigurationError(f"ChromaDb supports cosine, not {space.distance!r}")
-            col = self._find()
-            if col is None:
-                errors = require("chromadb.errors", "chroma")
-                try:
-                    with self._errors("create the collection"):
-                        col = self._c().create_collection(
-                            self.collection, embedding_function=None,
-                            configuration={"hnsw": {"space": "cosine"}},
-                            metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
-                    stored = space
-                except BackendError as exc:  # created meanwhile by another client
-                    if not isinstance(exc.__cause__, errors.ChromaError):
-                        raise
-                    col = self._find()
-                    if col is None:
-                        raise
-                    stored = self._adopt(col, space)
-            else:
-                stored = self._adopt(col, space)
-            self._col = col
-            self.space = stored
-            self.tokenizer = get_tokenizer(stored.tokenizer)
-            return stored
+    def _create(self, space: EmbeddingSpace) -> None:
+        if self._col is not None:  # a collection without a recorded space: adopt it if empty
+            self._adopt_col(self._col, space)
+            return
+        errors = require("chromadb.errors", "chroma")
+        try:
+            with self._errors("create the collection"):
+                self._col = self._c().create_collection(
+                    self.collection, embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
+        except BackendError as exc:  # created meanwhile by another client
+            if not isinstance(exc.__cause__, errors.ChromaError):
+                raise
+            self._col = self._find()
+            if self._col is None:
+                raise
+            self._adopt_col(self._col, space)
 
-    def _adopt(self, col: Any, space: EmbeddingSpace) -> EmbeddingSpace:
+    def _adopt(self, stored: EmbeddingSpace, space: EmbeddingSpace) -> EmbeddingSpace:
+        return self._adopt_col(self._col, space)
+
+    def _adopt_col(self, col: Any, space: EmbeddingSpace) -> EmbeddingSpace:
         """Check an existing collection against ``space``; returns the recorded space."""
         config = getattr(col, "configuration_json", None) or {}
         hnsw = config.get("hnsw") or {}
@@ -463,12 +208,12 @@ class ChromaDb:
         metric = hnsw.get("space") or spann.get("space") or meta.get("hnsw:space") or "l2"
         if metric != "cosine":
             raise ConfigurationError(
-                f"{self._where_am_i} uses the {metric!r} space; vecmem needs cosine "
+                f"{self.where} uses the {metric!r} space; vecmem needs cosine "
                 "(pick another collection name)")
         raw = meta.get("vecmem_space")
         if isinstance(raw, str):
             stored = EmbeddingSpace.from_json(raw)
-            stored.check_compatible(space, where=self._where_am_i)
+            stored.check_compatible(space, where=self.where)
             if meta.get("vecmem_format") != FORMAT:
                 with self._errors("inspect the collection"):
                     empty = not col.count()
@@ -476,14 +221,14 @@ class ChromaDb:
                         col.modify(metadata={**meta, "vecmem_format": FORMAT})
                 if not empty:
                     raise ConfigurationError(
-                        f"{self._where_am_i} holds chunks in vecmem's Chroma layout format "
+                        f"{self.where} holds chunks in vecmem's Chroma layout format "
                         f"{meta.get('vecmem_format')!r}, this vecmem reads format {FORMAT}: "
                         "call ChromaDb(...).upgrade() once to rewrite it in place")
             return stored
         with self._errors("inspect the collection"):
             if col.count():
                 raise ConfigurationError(
-                    f"{self._where_am_i} already holds records not written by vecmem; "
+                    f"{self.where} already holds records not written by vecmem; "
                     "pick another collection name")
             col.modify(metadata={**meta, "vecmem_space": space.to_json(),
                                  "vecmem_format": FORMAT})
@@ -658,12 +403,12 @@ class ChromaDb:
             for cid, m in zip(got["ids"], got["metadatas"]):
                 sig = (m or {}).get(_SIG)
                 if not isinstance(sig, str):
-                    raise BackendError(f"{self._where_am_i}: record {cid!r} was not written by "
+                    raise BackendError(f"{self.where}: record {cid!r} was not written by "
                                        f"vecmem (format {FORMAT})")
                 shapes[sig] = shape(sig)
             if len(shapes) > MAX_SHAPES:
                 raise UnsupportedFilterError(
-                    f"{self._where_am_i} holds more than {MAX_SHAPES} distinct metadata shapes "
+                    f"{self.where} holds more than {MAX_SHAPES} distinct metadata shapes "
                     "(sets of field names and types): $exists and negated ranges are not "
                     "supported on it")
             found, limit = True, min(limit * 8, _PAGE)
@@ -704,8 +449,7 @@ class ChromaDb:
         return out
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._check_k(k)
         dim = self._require_space().dim
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != dim or not q.any():
@@ -759,8 +503,7 @@ class ChromaDb:
         return [Scored(c, s) for c, (_, s) in zip(chunks, found)]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._check_k(k)
         self._require_space()
         with self._lock:
             if self._kw is None or self._current_gen() != self._gen:
@@ -838,35 +581,8 @@ class ChromaDb:
         with self._lock:
             col = self._find()
             if col is None:
-                raise NotFoundError(f"{self._where_am_i} does not exist")
-            meta = dict(col.metadata or {})
-            if meta.get("vecmem_format") == FORMAT:
-                return 0
-            if meta.get("vecmem_format") != 1:
-                raise ConfigurationError(f"{self._where_am_i} is not in a vecmem layout this "
-                                         f"version knows (format {meta.get('vecmem_format')!r})")
-            done = offset = 0
-            while True:
-                with self._errors("read for the upgrade"):
-                    page = col.get(include=["documents", "metadatas"], limit=_PAGE,
-                                   offset=offset)
-                ids, metas = [], []
-                for cid, d, m in zip(page["ids"], page["documents"], page["metadatas"]):
-                    if _SIG in m and "_vm_keys" not in m:
-                        continue  # already rewritten
-                    new = _encode(_decode_v1(cid, d, m))
-                    ids.append(cid)
-                    metas.append({**{key: None for key in m if key not in new}, **new})
-                if ids:
-                    with self._errors("upgrade"):
-                        col.update(ids=ids, metadatas=metas)
-                done += len(ids)
-                offset += len(page["ids"])
-                if len(page["ids"]) < _PAGE:
-                    break
-            with self._errors("upgrade"):
-                col.modify(metadata={**meta, "vecmem_format": FORMAT})
-            return done
+                raise NotFoundError(f"{self.where} does not exist")
+            return upgrade(col, self._errors, self.where)
 
     def drop(self) -> None:
         """Delete the whole collection (its records and recorded space); no-op if absent."""
@@ -879,36 +595,23 @@ class ChromaDb:
             self.space, self._col, self._kw = None, None, None
             self._complement, self._shapes, self._shapes_gen = None, {}, None
 
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._client = self._col = self._kw = None
-
 
 def from_url(url: str) -> ChromaDb:
     """``chroma:///abs/path``, ``chroma://./rel/path``, ``chroma://:memory:``,
     ``chroma+http://host:8000``, ``chroma+https://host``; query: ``?collection=NAME``."""
-    parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"collection"}
-    if unknown:
-        raise ConfigurationError(f"unknown Chroma URL parameters: {sorted(unknown)}")
-    collection = query.get("collection", "vecmem")
-    scheme = parts.scheme.lower()
-    if scheme in ("chroma+http", "chroma+https"):
-        if not parts.hostname:
+    u = parse_url(url, schemes=("chroma", "chroma+http", "chroma+https"), params=("collection",))
+    collection = u.query.get("collection", "vecmem")
+    if u.scheme != "chroma":
+        if not u.host:
             raise ConfigurationError(f"Chroma URL {url!r} has no host")
-        ssl = scheme == "chroma+https"
-        return ChromaDb(host=parts.hostname, port=parts.port or (443 if ssl else 8000), ssl=ssl,
+        ssl = u.scheme == "chroma+https"
+        return ChromaDb(host=u.host, port=u.port or (443 if ssl else 8000), ssl=ssl,
                         collection=collection)
-    if scheme != "chroma":
-        raise ConfigurationError(f"not a Chroma URL: {url!r}")
-    rest = unquote(parts.netloc + parts.path)
-    if rest == ":memory:":
+    if u.path == ":memory:":
         return ChromaDb(collection=collection)
-    if not rest:
+    if not u.path:
         raise ConfigurationError(f"Chroma URL {url!r} names no folder; use chroma://:memory:")
-    return ChromaDb(path=rest, collection=collection)
+    return ChromaDb(path=u.path, collection=collection)
 
 
-__all__ = ["ChromaDb", "from_url", "to_where"]
+__all__ = ["ChromaDb", "ShapesNeeded", "from_url", "to_where"]
