@@ -25,8 +25,8 @@ tokenizer, ``k1`` and ``b``); Qdrant multiplies by the idf at query time and the
 the count of each query token, so a score is ``sum over query tokens of idf * tf-part``, computed
 inside Qdrant, with the filter applied before top-k. Hybrid search is one request
 (``query_batch_points``: the dense and the sparse query, each with the filter, ``both_legs``)
-fused by the facade's :func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf, convex, dbsf, adaptive)
-gives what the facade gives, with per-leg scores (Qdrant's own prefetch fusion has no per-leg
+fused by the facade's :func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf,
+convex, dbsf, adaptive) gives what the facade gives, with per-leg scores (Qdrant's own prefetch fusion has no per-leg
 scores, a fixed RRF constant and no adaptive weights). What differs from rank_bm25 (``"exact"``):
 
 * idf is Qdrant's (Lucene's) ``ln(1 + (N - df + 0.5) / (df + 0.5))``, not rank_bm25's
