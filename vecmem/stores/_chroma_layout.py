@@ -17,13 +17,14 @@ list) is refused with a pointer to :meth:`ChromaDb.upgrade`.
 
 Filters stay exact whatever Chroma does with mixed types: ``$eq`` never matches a list, booleans
 are not numbers. ``$ne``/``$nin`` and negated ``$contains`` use Chroma's own operators, which match
-records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence
-is read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
-they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store reads with
-``_vm_sig $nin [known]`` scans. After each such operation it reads the collection's generation
-token (``vecmem_gen``, see :mod:`vecmem.stores.chroma`): if a write came since its last scan, it
-scans again and, when that finds a new shape, runs the operation again. ``$not`` is pushed down to the leaves (:mod:`._flat`). The
-recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
+records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence is
+read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
+they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store reads with ``_vm_sig
+$nin [known]`` scans. After each such operation it reads the collection's generation token
+(``vecmem_gen``, see :mod:`vecmem.stores.chroma`): if a write came since its last scan, it scans
+again and, when that finds a new shape, runs the operation again. ``$not`` is pushed down to the
+leaves (:mod:`._flat`). The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection
+metadata.
 
 >>> to_where(None)
 True

@@ -1,6 +1,6 @@
 """The SQL of :mod:`vecmem.stores.pgvector`: schema, writes, the vector / keyword / hybrid
-statements, the filter translation to jsonb, and the rows' metadata encoding. Module constants (``QUERY_SQL``...), so the
-benchmark's raw-psycopg baseline runs the same text.
+statements, the filter translation to jsonb, and the rows' metadata encoding. Module constants
+(``QUERY_SQL``...), so the benchmark's raw-psycopg baseline runs the same text.
 
 >>> "{chunks}" in QUERY_SQL
 True

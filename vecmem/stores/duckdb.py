@@ -4,12 +4,13 @@
 store (``table=``): ``id, doc, pos, text, hash, meta JSON, vec FLOAT[dim]``, and ``<table>_vm``
 holding the recorded :class:`~vecmem.types.EmbeddingSpace` and a write generation token.
 
-Vector search is ``array_cosine_distance`` over the table with the filter in the ``WHERE``
-clause (exact, filter before top-k). No HNSW index: the ``vss`` extension's (DuckDB 1.4.4,
+Vector search is ``array_cosine_distance`` over the table with the filter in the ``WHERE`` clause
+(exact, filter before top-k). No HNSW index: the ``vss`` extension's (DuckDB 1.4.4,
 ``duckdb-ext-vss``) hangs inside a ``DELETE`` after about ten delete/insert rounds on 40 rows, in
-memory and on file (December 2026), and a store must survive its own deletes. Filters become SQL over the JSON metadata with the types kept apart
-(``json_type``): ``$eq`` on ``1`` never matches ``true``, ``$gt`` skips strings and booleans,
-``$contains`` looks inside lists only. Numbers are compared as 64-bit floats.
+memory and on file (December 2026), and a store must survive its own deletes. Filters become SQL
+over the JSON metadata with the types kept apart (``json_type``): ``$eq`` on ``1`` never matches
+``true``, ``$gt`` skips strings and booleans, ``$contains`` looks inside lists only. Numbers are
+compared as 64-bit floats.
 
 The keyword leg is a :class:`~vecmem.stores._beside.KeywordBeside` (rank_bm25's scores, which
 DuckDB's ``fts`` extension does not reproduce: its BM25 stems and has its own idf), built from the

@@ -26,8 +26,9 @@ the count of each query token, so a score is ``sum over query tokens of idf * tf
 inside Qdrant, with the filter applied before top-k. Hybrid search is one request
 (``query_batch_points``: the dense and the sparse query, each with the filter, ``both_legs``)
 fused by the facade's :func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf,
-convex, dbsf, adaptive) gives what the facade gives, with per-leg scores (Qdrant's own prefetch fusion has no per-leg
-scores, a fixed RRF constant and no adaptive weights). What differs from rank_bm25 (``"exact"``):
+convex, dbsf, adaptive) gives what the facade gives, with per-leg scores (Qdrant's own prefetch
+fusion has no per-leg scores, a fixed RRF constant and no adaptive weights). What differs from
+rank_bm25 (``"exact"``):
 
 * idf is Qdrant's (Lucene's) ``ln(1 + (N - df + 0.5) / (df + 0.5))``, not rank_bm25's
   ``ln((N - df + 0.5) / (df + 0.5))`` with its ``epsilon * mean idf`` floor; N counts the chunks
