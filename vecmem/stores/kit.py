@@ -21,7 +21,7 @@ Modelled on qdrant-client's ``client_base``: one base, each engine its calls.
 >>> t = Tiny()
 >>> t.connect(EmbeddingSpace(embedder="e", dim=2)).dim
 2
->>> t.close(); t.count()
+>>> t.close(); t.stored_space()
 Traceback (most recent call last):
 ...
 vecmem.errors.ConfigurationError: the tiny store is closed
@@ -138,8 +138,7 @@ class StoreKit:
 
     def _c(self) -> Any:
         """The client, opened on first use; raises once the store is closed."""
-        if self._closed:
-            raise ConfigurationError(f"the {self.name} store is closed")
+        self._check_open()
         if self._client is None:
             with self._lock:
                 if self._client is None:
@@ -148,14 +147,18 @@ class StoreKit:
         return self._client
 
     def _require_space(self) -> EmbeddingSpace:
-        if self._closed:
-            raise ConfigurationError(f"the {self.name} store is closed")
+        self._check_open()
         if self.space is None:
             raise ConfigurationError(f"{self.name} store used before connect(space)")
         return self.space
 
     # ----------------------------------------------------------------- lifecycle
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(f"the {self.name} store is closed")
+
     def stored_space(self) -> EmbeddingSpace | None:
+        self._check_open()
         if self.space is not None:
             return self.space
         with self._lock:
@@ -163,6 +166,7 @@ class StoreKit:
             return self._read_space()
 
     def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        self._check_open()
         with self._lock:
             if self.space is not None:
                 self.space.check_compatible(space, where=self.where)
