@@ -8,8 +8,9 @@ behaviour is the same on every backend. Stores that cannot run BM25 themselves k
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
