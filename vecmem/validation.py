@@ -80,6 +80,15 @@ def show(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _plain(v: Any) -> bool:
+    """``v`` is a scalar that needs no further check (ASCII text, a bool, None, an int within
+    the bound, a finite float)."""
+    t = type(v)
+    return ((t is str and v.isascii()) or t is bool or v is None
+            or (t is int and -MAX_EXACT_INT <= v <= MAX_EXACT_INT)
+            or (t is float and math.isfinite(v)))
+
+
 def _path(parent: str, key: Any) -> str:
     if parent.endswith("[...]"):
         return parent
@@ -102,6 +111,11 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
         if not isinstance(key, str) or not key:
             raise InvalidInputError(
                 f"metadata keys of {where} must be non-empty strings, got {show(key)}")
+    for key, v in out.items():  # the common case (scalars, lists of scalars) without the walk
+        if not (key.isascii() and (_plain(v) or (type(v) is list and all(map(_plain, v))))):
+            break
+    else:
+        return out
     stack: list[tuple[Any, str, int]] = [(out, "metadata", 1)]
     while stack:
         node, path, depth = stack.pop()
