@@ -107,7 +107,8 @@ async def _clients(base: str, queries: list[str], first: int, clients: int, seco
             try:
                 if rng.random() < write_share:
                     doc = f"bench-{w}-{i}"
-                    text = f"Load test note {doc} token zq{w}x{i}q about {queries[i % len(queries)]}"
+                    about = queries[i % len(queries)]
+                    text = f"Load test note {doc} token zq{w}x{i}q about {about}"
                     t = time.perf_counter()
                     r = await http.post("/add", json={"texts": [text], "ids": [doc]})
                     dt = time.perf_counter() - t

@@ -21,7 +21,7 @@ from tests._serve import free_port, running  # noqa: E402
 from vecmem import errors as E  # noqa: E402
 from vecmem.agent_memory import AgentMemory  # noqa: E402
 from vecmem.fusion import Fusion  # noqa: E402
-from vecmem.client import AuthError, Client, ServerError  # noqa: E402
+from vecmem.client import AuthError, Client  # noqa: E402
 from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.serve import Service, create_app  # noqa: E402
 from vecmem.serve.auth import KeyTable  # noqa: E402
@@ -113,7 +113,8 @@ def test_health_openapi_and_metrics(url, a):
     assert httpx.get(url + "/health").json() == {"status": "ok"}
     spec = httpx.get(url + "/openapi.json").json()
     paths = set(spec["paths"])
-    assert {"/add", "/add_files", "/search", "/get", "/delete", "/count", "/stats", "/health", "/metrics",
+    assert {"/add", "/add_files", "/search", "/get", "/delete", "/count", "/stats", "/health",
+            "/metrics",
             "/memory/remember", "/memory/recall", "/memory/update", "/memory/forget",
             "/memory/get", "/memory/history", "/memory/undo", "/memory/consolidate",
             "/memory/list", "/conversations/sessions/save", "/conversations/sessions/get",

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Callable
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vecmem.errors import InvalidInputError, VecmemError
@@ -271,7 +272,7 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
         form = await request.form(max_files=1000, max_fields=10)
         try:
-            uploads = [f for f in form.getlist("files") if hasattr(f, "read")]
+            uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             if not uploads:
                 raise InvalidInputError("send the files as multipart form fields named 'files'")
             raw = form.get("metadata")
@@ -389,7 +390,7 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
     if mcp_app is not None:
         app.mount("/mcp", mcp_app)
-    paths.update(r.path for r in app.routes if hasattr(r, "methods"))
+    paths.update(getattr(r, "path", "") for r in app.routes if hasattr(r, "methods"))
     app.add_middleware(Gate, keys=keys, open_access=open_access, max_body=max_body,
                        metrics=metrics, routes=lambda: paths)
     return app

@@ -91,9 +91,9 @@ class KeyTable:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        token = token.strip().encode()
+        given = token.strip().encode()
         found = None
         for key, caller in self._entries.items():  # no early exit: timing says nothing
-            if hmac.compare_digest(key.encode(), token):
+            if hmac.compare_digest(key.encode(), given):
                 found = caller
         return found

@@ -31,7 +31,7 @@ import json
 import re
 import threading
 from dataclasses import asdict
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypedDict
 
 import sqlalchemy as sa
 
@@ -89,6 +89,12 @@ class Service:
         self.agent.close()
         self.memory.close()
         self.conversations.close()
+
+
+class _ScopeArgs(TypedDict):
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
 
 
 def _seq(value: Any, what: str) -> list[str]:
@@ -292,13 +298,14 @@ class TenantView:
 
     # ------------------------------------------------------------------ agent memory
     def _scope(self, user_id: str | None, agent_id: str | None, run_id: str | None
-               ) -> dict[str, str | None]:
+               ) -> _ScopeArgs:
         out: dict[str, str | None] = {}
         for f, v in zip(SCOPE_FIELDS, (user_id, agent_id, run_id)):
             if v is not None and not isinstance(v, str):
                 raise InvalidInputError(f"{f} must be a string")
             out[f] = v if v is None or self.tenant is None else f"{self.tenant}{SEP}{v}"
-        return out
+        return _ScopeArgs(user_id=out["user_id"], agent_id=out["agent_id"],
+                          run_id=out["run_id"])
 
     def _state(self, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if state is None:
@@ -384,7 +391,8 @@ class TenantView:
         """The scope's memories, newest first (for browsing)."""
         if not 1 <= limit <= MAX_K or offset < 0:
             raise InvalidInputError(f"limit must be in [1, {MAX_K}] and offset >= 0")
-        scope = {f: v for f, v in self._scope(user_id, agent_id, run_id).items() if v is not None}
+        scope = {f: v for f, v in self._scope(user_id, agent_id, run_id).items()
+                 if isinstance(v, str)}
         if not scope:
             raise InvalidInputError("a memory needs a scope: user_id, agent_id or run_id")
         t = versions_table
