@@ -104,6 +104,11 @@ def test_served_search_equals_the_in_process_call():
             assert np.allclose([h.score for h in got], [h.score for h in want])
             assert [h.scores for h in got] == [h.scores for h in want]
         assert c.get(want[0].id) == local.get(want[0].id)
+        qv = local.embedder.embed(["tea in Japan"])[0]
+        assert [h.id for h in c.search("tea in Japan", k=3, mode="vector", vector=qv)] == \
+            [h.id for h in local.search("tea in Japan", k=3, mode="vector", vector=qv)]
+        with pytest.raises(E.DimensionMismatchError):
+            c.search("tea", vector=[0.1, 0.2])
         rrf = Fusion(method="rrf")
         assert [(h.id, h.score) for h in c.search("tea", k=3, fusion=rrf)] == \
             [(h.id, h.score) for h in local.search("tea", k=3, fusion=rrf)]

@@ -130,10 +130,12 @@ class Client:
         return self._call("POST", "/add_files", files=files, data=data)
 
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
-               candidates: int | None = None, fusion: Fusion | None = None) -> list[Hit]:
+               candidates: int | None = None, fusion: Fusion | None = None,
+               vector: Sequence[float] | None = None) -> list[Hit]:
         """:meth:`VectorMemory.search`: hits with their per-leg :class:`Scores`."""
         body = {"query": query, "k": k, "mode": mode, "filter": filter, "candidates": candidates,
-                "fusion": None if fusion is None else dataclasses.asdict(fusion)}
+                "fusion": None if fusion is None else dataclasses.asdict(fusion),
+                "vector": None if vector is None else [float(x) for x in vector]}
         return [_hit(h) for h in self._call("POST", "/search", body)["hits"]]
 
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:

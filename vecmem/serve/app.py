@@ -291,7 +291,8 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     def search(body: m.SearchBody, v: TenantView = Read) -> dict[str, Any]:
         with span(tr, "vecmem.search", mode=body.mode, k=body.k, tenant=v.tenant):
             return {"hits": v.search(body.query, body.k, mode=body.mode, filter=body.filter,
-                                     candidates=body.candidates, fusion=body.fusion)}
+                                     candidates=body.candidates, fusion=body.fusion,
+                                     vector=body.vector)}
 
     @app.post("/get", summary="Chunks by chunk id, or every chunk of a document id")
     def get(body: m.IdsBody, v: TenantView = Read) -> dict[str, Any]:

@@ -32,7 +32,9 @@ class SearchBody(Body):
     filter: Filter = None
     candidates: Optional[int] = None
     fusion: Optional[dict[str, Any]] = Field(
-        None, description="vecmem.fusion.Fusion fields: method, alpha, adaptive, rrf_k")
+        None, description="vecmem.fusion.Fusion fields: method, k, alpha, adaptive, ...")
+    vector: Optional[list[float]] = Field(
+        None, description="the query's embedding, if computed by the caller (not embedded then)")
 
 
 class IdsBody(Body):

@@ -244,8 +244,8 @@ class TenantView:
                 "warnings": warnings}
 
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
-               candidates: int | None = None, fusion: Mapping[str, Any] | None = None
-               ) -> list[dict[str, Any]]:
+               candidates: int | None = None, fusion: Mapping[str, Any] | None = None,
+               vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """:meth:`VectorMemory.search` within the tenant; hits as dicts with per-leg scores."""
         if isinstance(k, int) and k > MAX_K:
             raise InvalidInputError(f"k must be at most {MAX_K}")
@@ -256,7 +256,7 @@ class TenantView:
             except TypeError as exc:
                 raise InvalidInputError(f"fusion: {exc}") from exc
         hits = self.mem.search(query, k=k, mode=mode, filter=self._filter(filter),  # type: ignore[arg-type]
-                               candidates=candidates, fusion=f)
+                               candidates=candidates, fusion=f, vector=vector)
         return [self._hit(h, r) for r, h in enumerate(hits, 1)]
 
     def get(self, ids: str | Sequence[str]) -> list[dict[str, Any]]:
