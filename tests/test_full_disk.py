@@ -102,3 +102,28 @@ def test_vecmem_repair_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["--store", str(path), "--json", "search", "quantum physics lecture notes",
                  "--mode", "vector", "--k", "1"]) == 0
     assert '"document_id": "c"' in capsys.readouterr().out
+
+
+def test_an_embedding_cache_that_cannot_grow_does_not_fail_the_add(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The cache is a cache: vectors it cannot store are logged, and the add succeeds."""
+    from vecmem import VectorMemory
+    from vecmem.embedders import EmbeddingCache, HashingEmbedder
+
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    with VectorMemory(str(tmp_path / "kb"), embedder=HashingEmbedder(16), cache=cache) as m:
+        m.add(["the first note"], ids=["a"])
+        pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
+        cache._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL from now on
+        m.add([f"note number {i}" for i in range(300)])
+        assert m.count() == 301
+    assert "embeddings not cached" in caplog.text and "disk is full" in caplog.text
+
+
+def test_a_damaged_embedding_cache_is_an_integrity_error_naming_it(tmp_path: Path) -> None:
+    from vecmem.embedders import EmbeddingCache
+    from vecmem.errors import IntegrityError
+
+    (tmp_path / "cache.sqlite").write_bytes(os.urandom(4096))
+    with pytest.raises(IntegrityError, match="delete .*cache.sqlite to start a new one"):
+        EmbeddingCache(tmp_path / "cache.sqlite")

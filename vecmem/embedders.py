@@ -7,6 +7,7 @@ An embedder returns float32 rows, L2-normalised (so cosine similarity is a dot p
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -202,32 +203,50 @@ class EmbeddingCache:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vector BLOB, "
-                "PRIMARY KEY (model, hash))"
-            )
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            with self._lock, self._db:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vector BLOB, "
+                    "PRIMARY KEY (model, hash))"
+                )
+        except sqlite3.Error as exc:
+            raise self._error(exc, "opening") from exc
+
+    def _error(self, exc: sqlite3.Error, what: str) -> Exception:
+        from vecmem._sqlite import sql_error
+
+        return sql_error(exc, self.path, f"{what} the embedding cache", advice="it is only a "
+                         f"cache: delete {self.path} to start a new one")
 
     def get(self, model: str, hashes: Sequence[str]) -> list[np.ndarray | None]:
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for i in range(0, len(hashes), 500):
                 part = list(hashes[i : i + 500])
-                rows = self._db.execute(
-                    f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN "
-                    f"({','.join('?' * len(part))})",
-                    [model, *part],
-                ).fetchall()
+                try:
+                    rows = self._db.execute(
+                        f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN "
+                        f"({','.join('?' * len(part))})",
+                        [model, *part],
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    raise self._error(exc, "reading") from exc
                 found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
         return [found.get(h) for h in hashes]
 
     def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors; a failure to store (a full disk) is logged, not raised: the vectors
+        are already computed and the caller's write should not fail for a cache."""
         rows = [(model, h, np.asarray(v, np.float32).tobytes()) for h, v in zip(hashes, vectors)]
-        with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+        try:
+            with self._lock, self._db:
+                self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            logging.getLogger("vecmem").warning(
+                "vecmem: %d embeddings not cached (%s)", len(rows), self._error(exc, "writing"))
 
     def close(self) -> None:
         self._db.close()

@@ -42,7 +42,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from vecmem._sqlite import sql_error as _sql_error
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
@@ -64,7 +64,7 @@ from vecmem.fusion import Fusion
 from vecmem.stores import _graph
 from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
 from vecmem.stores.base import Capabilities, validate_vectors
-from vecmem.stores.memory import MemoryStore, _best, validate_query_vector
+from vecmem.stores.memory import MemoryStore, _best
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 log = logging.getLogger("vecmem")
@@ -863,22 +863,6 @@ def _rollback(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
-
-
-def _sql_error(exc: sqlite3.Error, file: Path, what: str) -> VecmemError:
-    """vecmem's error for a SQLite failure: full disk, damaged file, lock, or other."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    text = str(exc)
-    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
-        return StorageFullError(f"{what} {file} failed: the disk is full ({text}); free space "
-                                "and retry, nothing of the write was kept")
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text \
-            or "not a database" in text:
-        return IntegrityError(f"{file} is damaged or is not a vecmem store ({text}); restore "
-                              "it from a backup or rebuild the store from its documents")
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-        return StoreLockedError(f"{what} {file} failed: {text}")
-    return BackendError(f"{what} {file} failed: {text}")
 
 
 def _os_error(exc: OSError, what: str) -> VecmemError:
