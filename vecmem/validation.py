@@ -28,7 +28,8 @@ vecmem.errors.InvalidInputError: metadata of text 0: metadata['id'] is 115292150
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vecmem.errors import InvalidInputError
 

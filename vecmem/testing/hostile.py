@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,8 +67,7 @@ HOSTILE_NUMBERS: list[Any] = [0, -1, 1, 2**31, 2**53 - 1, 2**53, -(2**53), 0.5, 
 
 SEED_IDS = [f"seed{i}" for i in range(12)]
 SEED_TEXTS = [f"seed document {i} about {w}" for i, w in
-              enumerate("memory vector search index cosine keyword ranking agent retrieval "
-                        "chunk embedding query".split())]
+              enumerate(["memory", "vector", "search", "index", "cosine", "keyword", "ranking", "agent", "retrieval", "chunk", "embedding", "query"])]
 
 
 def seed_metadata(i: int) -> dict[str, Any]:
@@ -181,7 +181,8 @@ BAD_READS: list[tuple[str, Call, type[VecmemError]]] = [
     ("zero vector= in search", lambda m: m.search("memory", vector=[0.0] * DIM),
      InvalidInputError),
     ("NaN query vector", lambda m: m.search_by_vector([math.nan] * DIM), InvalidInputError),
-    ("query vector of strings", lambda m: m.search_by_vector(["a"] * DIM), InvalidInputError),
+    ("query vector of strings",
+     lambda m: m.search_by_vector(["a"] * DIM), InvalidInputError),  # type: ignore[list-item]
     ("query vector too short", lambda m: m.search_by_vector([1.0, 0.0]), DimensionMismatchError),
     ("filter $lt inf", lambda m: m.count({"n": {"$lt": math.inf}}), InvalidFilterError),
     ("filter $gt -inf", lambda m: m.count({"n": {"$gt": -math.inf}}), InvalidFilterError),
@@ -474,5 +475,11 @@ def _as_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["BAD_READS", "BAD_WRITES", "HostileInputSuite", "fingerprint", "filter_strategy",
-           "metadata_strategy"]
+__all__ = [
+    "BAD_READS",
+    "BAD_WRITES",
+    "HostileInputSuite",
+    "filter_strategy",
+    "fingerprint",
+    "metadata_strategy",
+]
