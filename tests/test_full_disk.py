@@ -127,3 +127,30 @@ def test_a_damaged_embedding_cache_is_an_integrity_error_naming_it(tmp_path: Pat
     (tmp_path / "cache.sqlite").write_bytes(os.urandom(4096))
     with pytest.raises(IntegrityError, match="delete .*cache.sqlite to start a new one"):
         EmbeddingCache(tmp_path / "cache.sqlite")
+
+
+def test_an_event_log_append_is_whole_or_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk left part of a line, and the next event ran into it: every later read
+    failed on that line. A line torn by a crash is dropped before the next append too."""
+    from vecmem.knowledge_fs.events import Event, EventLog
+
+    log = EventLog(tmp_path / "events.jsonl")
+    log.append(Event("write", "/a.md", b"first"))
+    real = os.write
+    calls = []
+
+    def part_then_full(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", part_then_full)
+    with pytest.raises(StorageFullError, match="disk is full"):
+        log.append(Event("write", "/b.md", b"second" * 1000))
+    monkeypatch.setattr(os, "write", real)
+    with open(tmp_path / "events.jsonl", "ab") as f:  # a crash in the middle of a line
+        f.write(b'{"type": "write", "pa')
+    log.append(Event("write", "/c.md", b"third"))
+    assert [(e.type, e.path) for e in log.read()] == [("write", "/a.md"), ("write", "/c.md")]

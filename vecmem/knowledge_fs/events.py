@@ -10,6 +10,8 @@ newer or foreign tools loses nothing.
 from __future__ import annotations
 
 import base64
+import errno
+import fcntl
 import json
 import os
 import threading
@@ -18,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from vecmem.errors import DocumentReadError, InvalidInputError
+from vecmem.errors import (
+    BackendError,
+    DocumentReadError,
+    InvalidInputError,
+    StorageFullError,
+)
 from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription, to_bytes
 
 KNOWN = ("write", "append", "delete")
@@ -70,6 +77,22 @@ class Event:
                    extra={k: v for k, v in d.items() if k not in _FIELDS})
 
 
+def _whole_lines_end(fd: int) -> int:
+    """The size of the file up to its last newline (the whole file when it ends with one)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        chunk = os.pread(fd, pos - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return 0
+
+
 class EventLog:
     """An append-only JSONL file of :class:`Event`.
 
@@ -89,17 +112,39 @@ class EventLog:
         self._lock = threading.Lock()
 
     def append(self, event: Event) -> None:
-        """Add one event (its ``at`` defaults to now) as one line."""
+        """Add one event (its ``at`` defaults to now) as one line, whole or not at all: a
+        failed write (a full disk: :class:`~vecmem.errors.StorageFullError`) is cut off again,
+        and a line torn by a crash is dropped before the next one is added, so it can never
+        run into it. Appenders in several processes take turns (an ``flock``)."""
         d = event.to_dict()
         d.setdefault("at", time.time())
-        line = json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a+b", buffering=0) as f:  # read: the last line
+                    fd = f.fileno()
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    try:
+                        end = _whole_lines_end(fd)
+                        if end < os.fstat(fd).st_size:
+                            os.ftruncate(fd, end)  # a line torn by a crash
+                        try:
+                            view = memoryview(line)
+                            while view:
+                                view = view[os.write(fd, view):]
+                            if self.fsync:
+                                os.fsync(fd)
+                        except OSError:
+                            os.ftruncate(fd, end)
+                            raise
+                    finally:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StorageFullError(f"appending to event log {self.path} failed: the "
+                                           f"disk is full ({exc}); nothing was written") from exc
+                raise BackendError(f"appending to event log {self.path} failed: {exc}") from exc
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.read())
