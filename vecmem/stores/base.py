@@ -127,12 +127,18 @@ class DroppableStore(Protocol):
 
 
 @runtime_checkable
-class MaintainedStore(Protocol):
-    """A store with maintenance to run now and then (declared, never looked up by name)."""
+class RefreshableStore(Protocol):
+    """A store that keeps something beside the data (a BM25 index) and can catch up at once with
+    writes other clients made (Chroma, DuckDB, Milvus)."""
 
     def refresh(self) -> None:
-        """Catch up with writes other clients made (rebuild what is kept beside the data)."""
+        """Rebuild what is kept beside the data from the data."""
         ...
+
+
+@runtime_checkable
+class OptimizableStore(Protocol):
+    """A store with maintenance to run now and then (LanceDB, DuckDB, Milvus)."""
 
     def optimize(self) -> None:
         """Compact the data and bring indexes up to date."""
