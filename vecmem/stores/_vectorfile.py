@@ -113,7 +113,7 @@ class VectorFile:
         view, offset = out.data.cast("B"), lo * self.row
         try:
             while view:
-                n = os.preadv(self.fd, [view], offset)
+                n = _pread_into(self.fd, view, offset)
                 if n == 0:
                     return None
                 view, offset = view[n:], offset + n
@@ -153,6 +153,20 @@ class VectorFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """``os.preadv`` into ``view`` (no copy); ``os.pread`` and a copy where the platform has
+    no preadv (macOS before 11). Positioned reads: threads sharing the descriptor never race
+    on a file offset."""
+    if _PREADV is not None:
+        return int(_PREADV(fd, [view], offset))
+    data = os.pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
+_PREADV = getattr(os, "preadv", None)
 
 
 def _blocks(ranges: Sequence[Range], row: int) -> Iterator[tuple[tuple[int, int], list[Range]]]:
