@@ -273,9 +273,11 @@ def main() -> int:
             seconds=a.seconds or (10.0 if a.quick else 60.0), write_share=a.write_share,
             embedder=a.embedder, runs=a.runs or (100 if a.quick else 300),
             processes=a.processes)
-    name = "serve" if not a.quick else "serve-quick"
-    publish(r, name, ("serve", "HTTP server under load (issue 17)") if not a.quick else None,
-            markdown)
+    name = "serve" if a.embedder == "hashing" else "serve-" + a.embedder.split("/")[-1].lower()
+    title = "HTTP server under load (issue 17)" + (
+        "" if a.embedder == "hashing" else f", {a.embedder.split('/')[-1]}")
+    publish(r, name + ("-quick" if a.quick else ""),
+            (name, title) if not a.quick else None, markdown)
     return 0 if r["load"]["errors"] == 0 and r["lost_writes_http"] == 0 \
         and r["lost_writes_after_restart"] == 0 else 1
 

@@ -85,6 +85,10 @@ def test_add_search_get_count_delete_round_trip(a, url):
     assert a.count() == 4 and a.count({"topic": "tea"}) == 2 and len(a) == 4
     st = a.stats()
     assert st["chunks"] == 4 and st["tenant"] == "acme" and st["embedder"] == "hashing-256"
+    page = a.documents(limit=2, offset=1)
+    assert [d["document_id"] for d in page["documents"]] == ["c1", "v1"]
+    assert page["documents"][0] == {"document_id": "c1", "chunks": 1, "source": None,
+                                    "text": TEXTS[1]}
     assert a.delete(["c1"]) == 1 and a.get("c1") == [] and a.count() == 3
     assert a.delete(filter={"topic": "med"}) == 1 and a.count() == 3 - 1
     assert a.delete(["no-such-doc"]) == 0
@@ -306,6 +310,12 @@ def test_two_tenants_never_see_or_change_each_other(url, a, b):
     for ids in (["shared#0"], ["acme/shared"], ["acme/shared#0"], ["../acme/shared"],
                 ["t1"], ["t1#0"]):
         assert all("quantum" not in c.text and "tea" not in c.text for c in b.get(ids)), ids
+    listed = a.documents(limit=1000)
+    assert "shared" in [d["document_id"] for d in listed["documents"]]
+    assert listed["total"] == len(listed["documents"])
+    theirs = b.documents(limit=1000)["documents"]
+    assert [d["document_id"] for d in theirs] == ["shared"]
+    assert theirs[0]["text"].startswith("Globex") and theirs[0]["chunks"] == 1
     for ids, flt in ((["acme/shared"], None), (["t1", "t2"], None), (None, {"owner": "acme"}),
                      (None, {TENANT_FIELD: "acme"}), (None, {"$not": {"owner": "nobody"}})):
         b.delete(ids, filter=flt)

@@ -97,6 +97,12 @@ def test_search_shows_the_expected_hit_with_leg_scores(site, browser):
     browser.find_element(By.CSS_SELECTOR, "#hits tbody tr.hit a.doc").click()
     chunk = wait(browser, "#chunks tbody tr.chunk")
     assert "bread#0" in chunk.text and "Sourdough bread" in chunk.text
+    browser.find_element(By.ID, "doc-list-btn").click()
+    wait(browser, "#doclist tbody tr.doc")
+    listed = [r.find_element(By.CSS_SELECTOR, "a.doc").text
+              for r in browser.find_elements(By.CSS_SELECTOR, "#doclist tbody tr.doc")]
+    assert listed == ["lighthouse", "bread", "comet"]  # not the other tenant's
+    assert browser.find_element(By.ID, "doc-info").text.startswith("3 documents")
 
 
 def test_memory_browser_history_and_stats(site, browser):

@@ -142,6 +142,10 @@ class Client:
         return [_chunk(c) for c in self._call("POST", "/get", {
             "ids": ids if isinstance(ids, str) else list(ids)})["chunks"]]
 
+    def documents(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """``{"total", "documents": [{document_id, chunks, source, text}]}`` (browsing)."""
+        return self._call("POST", "/documents", {"limit": limit, "offset": offset})
+
     def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
         body = {"ids": ids if ids is None or isinstance(ids, str) else list(ids), "filter": filter}
         return int(self._call("POST", "/delete", body)["deleted"])

@@ -298,6 +298,10 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     def get(body: m.IdsBody, v: TenantView = Read) -> dict[str, Any]:
         return {"chunks": v.get(body.ids)}
 
+    @app.post("/documents", summary="The documents, in insertion order (stores that can list)")
+    def documents(body: m.PageBody, v: TenantView = Read) -> dict[str, Any]:
+        return v.documents(limit=body.limit, offset=body.offset)
+
     @app.post("/delete", summary="Delete chunks by chunk/document id and/or filter")
     def delete(body: m.DeleteBody, v: TenantView = Write) -> dict[str, Any]:
         return {"deleted": v.delete(body.ids, filter=body.filter)}

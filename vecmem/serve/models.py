@@ -41,6 +41,11 @@ class IdsBody(Body):
     ids: Union[str, list[str]]
 
 
+class PageBody(Body):
+    limit: int = 50
+    offset: int = 0
+
+
 class DeleteBody(Body):
     ids: Union[str, list[str], None] = None
     filter: Filter = None

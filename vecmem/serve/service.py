@@ -264,6 +264,31 @@ class TenantView:
         got = self.mem.get([self._in(i) for i in _seq(ids, "ids")])
         return [self._chunk(c) for c in got if self._mine(c)]
 
+    def documents(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """The tenant's documents in insertion order (id, chunk count, source, the start of its
+        text), for browsing. Only stores that can list their chunks (``all_chunks``: the
+        embedded default and the in-memory store) can; one pass over the store per call."""
+        if not 1 <= limit <= MAX_K or offset < 0:
+            raise InvalidInputError(f"limit must be in [1, {MAX_K}] and offset >= 0")
+        listing = getattr(self.mem.store, "all_chunks", None)
+        if listing is None:
+            raise ConfigurationError(f"the {self.mem.store.name} store cannot list its "
+                                     "documents; open one by its id")
+        self.mem.space  # noqa: B018  (connect)
+        docs: dict[str, list[Chunk]] = {}
+        for c in listing():
+            if self._mine(c) and (self.tenant is None or c.document_id.startswith(
+                    self.tenant + SEP)):
+                docs.setdefault(c.document_id, []).append(c)
+        page = list(docs.items())[offset:offset + limit]
+        out = []
+        for doc_id, chunks in page:
+            first = min(chunks, key=lambda c: c.position)
+            meta = self._chunk(first)["metadata"]
+            out.append({"document_id": self._out(doc_id), "chunks": len(chunks),
+                        "source": meta.get("source"), "text": first.text[:200]})
+        return {"total": len(docs), "documents": out}
+
     def delete(self, ids: str | Sequence[str] | None = None, *, filter: Any = None) -> int:
         """Delete the tenant's chunks by chunk/document id and/or filter; chunks removed."""
         if ids is None and filter is None:
