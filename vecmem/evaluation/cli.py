@@ -234,14 +234,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     def grid(value: list[Any] | None, default: Sequence[Any]) -> Sequence[Any]:
         return default if value is None else value
 
-    options: dict[str, Any] = dict(
-        embedder=embedder, cache=cache, metric=args.metric, tokenizers=toks,
-        k1s=grid(args.k1, tune.K1S), bs=grid(args.b, tune.BS),
-        rrf_ks=grid(args.rrf_ks, tune.RRF_KS), weights=grid(args.weights, tune.WEIGHTS),
-        alphas=grid(args.alphas, tune.ALPHAS),
-        candidate_depths=grid(args.candidates, tune.CANDIDATE_DEPTHS),
-        tolerance=args.tolerance, objective=objective, split=args.split,
-        progress=not args.json)
+    options: dict[str, Any] = {
+        "embedder": embedder, "cache": cache, "metric": args.metric, "tokenizers": toks,
+        "k1s": grid(args.k1, tune.K1S), "bs": grid(args.b, tune.BS),
+        "rrf_ks": grid(args.rrf_ks, tune.RRF_KS), "weights": grid(args.weights, tune.WEIGHTS),
+        "alphas": grid(args.alphas, tune.ALPHAS),
+        "candidate_depths": grid(args.candidates, tune.CANDIDATE_DEPTHS),
+        "tolerance": args.tolerance, "objective": objective, "split": args.split,
+        "progress": not args.json}
     result = (tune.tune_datasets(sets, **options) if several
               else tune.tune_dataset(sets[0], **options))
     reports: list[ModeResult] = []
@@ -291,7 +291,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         print("\nsingle legs: " + ", ".join(f"{leg} {v[m]:.4f}" for leg, v in result.legs.items()))
     explain = {"robust": "gap to the vector / keyword leg where it wins",
-               "worst": "fused minus the better leg on each data set",
+               "worst": "fused over the better leg minus 1, on each data set",
                "mean": "gap to the vector / keyword leg where it wins"}[objective]
     print(f"\nfusion, best 10 of {len(result.grid)} settings by the {objective} objective "
           f"({metric_label(m)}, Recall@100, {explain}):")
@@ -360,9 +360,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--alphas", type=_floats, default=None, help="convex alpha grid ('' for none)")
     t.add_argument("--candidates", type=_ints, default=None, help="candidate depth grid")
     t.add_argument("--objective", choices=["robust", "mean", "worst"], default=None,
-                   help="worst (default with several data sets): the largest smallest margin over "
-                   "the data sets of fused minus the better leg; robust (default with one): the "
-                   "smallest loss to the better leg on the queries it wins; mean: the best mean")
+                   help="worst (default with several data sets): the largest smallest relative "
+                   "margin over the data sets of fused over the better leg; robust (default "
+                   "with one): the smallest loss to the better leg on the queries it wins; "
+                   "mean: the best mean")
     t.add_argument("--tolerance", type=float, default=0.002,
                    help="prefer fewer candidates within this much of the best (default 0.002)")
     t.add_argument("--allow-test", action="store_true", help=argparse.SUPPRESS)
