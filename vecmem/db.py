@@ -21,9 +21,10 @@ import json
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,6 +38,7 @@ from vecmem.errors import (
     StorageFullError,
     StoreLockedError,
 )
+from vecmem.registry import COCKROACH_SCHEMES, POSTGRES_HOSTED
 
 R = TypeVar("R")
 
@@ -120,12 +122,29 @@ Timestamp: sa.types.TypeEngine[float] = sa.Double()
 
 
 def normalize_url(url: str) -> str:
-    """Pick vecmem's driver for each dialect: psycopg 3 for PostgreSQL, PyMySQL for MySQL."""
+    """Pick vecmem's driver for each dialect: psycopg 3 for PostgreSQL, PyMySQL for MySQL.
+
+    ``neon://`` and ``xata://`` are PostgreSQL; ``cockroachdb://`` (``cockroach``, ``crdb``)
+    uses sqlalchemy-cockroachdb's dialect over psycopg.
+
+    >>> normalize_url("neon://u:pw@ep-x.neon.tech/app")
+    'postgresql+psycopg://u:pw@ep-x.neon.tech/app'
+    """
     if "://" not in url:
         raise ConfigurationError(f"not a database URL: {url!r} (e.g. sqlite:///vecmem.db)")
     scheme, rest = url.split("://", 1)
     base = scheme.split("+", 1)[0].lower()
-    if base in ("postgresql", "postgres", "pg"):
+    if base in POSTGRES_HOSTED:  # hosted PostgreSQL: the server is PostgreSQL itself
+        scheme, base = "postgresql" + scheme[len(base):], "postgresql"
+    if base in COCKROACH_SCHEMES:
+        # CockroachDB speaks PostgreSQL's protocol but reports its own version string, which
+        # SQLAlchemy's postgresql dialect rejects; sqlalchemy-cockroachdb's dialect accepts it.
+        require("sqlalchemy_cockroachdb", "cockroachdb", "CockroachDB")
+        driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg"
+        if driver == "psycopg":
+            require("psycopg", "cockroachdb", "CockroachDB")
+        scheme = "cockroachdb+" + driver
+    elif base in ("postgresql", "postgres", "pg"):
         if "+" not in scheme:
             require("psycopg", "postgres", "PostgreSQL")
             scheme = "postgresql+psycopg"
@@ -137,7 +156,8 @@ def normalize_url(url: str) -> str:
             scheme = "mysql+pymysql"
     elif base != "sqlite":
         raise ConfigurationError(
-            f"unsupported database scheme {scheme!r}: use sqlite://, postgresql:// or mysql://"
+            f"unsupported database scheme {scheme!r}: use sqlite://, postgresql:// (neon://, "
+            "xata://, cockroachdb://) or mysql://"
         )
     return f"{scheme}://{rest}"
 

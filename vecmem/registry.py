@@ -27,13 +27,21 @@ import importlib
 import inspect
 import threading
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from vecmem.errors import ConfigurationError
 
 T = TypeVar("T")
+
+POSTGRES_HOSTED = ("neon", "xata")
+"""URL schemes of hosted PostgreSQL services, opened as ``postgresql://``."""
+COCKROACH_SCHEMES = ("cockroachdb", "cockroach", "crdb")
+"""URL schemes of CockroachDB, opened with sqlalchemy-cockroachdb's dialect (extra ``cockroachdb``)."""
+PG_COMPATIBLE = POSTGRES_HOSTED + COCKROACH_SCHEMES
+"""Aliases of the ``postgres`` stores for PostgreSQL-compatible databases."""
 Factory = Callable[..., Any]
 
 
@@ -451,5 +459,6 @@ LOADERS: Registry[Any] = Registry(
 """File loaders (a factory is a class with ``name``, ``suffixes``, ``mime_types`` and ``load``;
 see :mod:`vecmem.loaders`): text, markdown, json, code, csv, pdf, docx, pptx, xlsx, html, epub."""
 
-__all__ = ["CONVERSATION_STORES", "EMBEDDERS", "FILE_STORES", "KNOWLEDGE_STORES", "LOADERS",
-           "RERANKERS", "STATE_STORES", "LazyFactory", "Registry"]
+__all__ = ["COCKROACH_SCHEMES", "CONVERSATION_STORES", "EMBEDDERS", "FILE_STORES",
+           "KNOWLEDGE_STORES", "LOADERS", "PG_COMPATIBLE", "POSTGRES_HOSTED", "RERANKERS",
+           "STATE_STORES", "LazyFactory", "Registry"]

@@ -15,7 +15,8 @@ through :data:`vecmem.registry.CONVERSATION_STORES`:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vecmem.conversations.base import (
     AsyncConversationStore,
@@ -26,7 +27,7 @@ from vecmem.conversations.base import (
 )
 from vecmem.conversations.memory import JSONConversationStore, MemoryConversationStore
 from vecmem.errors import ConfigurationError
-from vecmem.registry import CONVERSATION_STORES
+from vecmem.registry import CONVERSATION_STORES, PG_COMPATIBLE
 
 
 def __getattr__(name: str) -> Any:  # SQLAlchemy loads on first use
@@ -68,7 +69,7 @@ def _server(*, url: str | None = None, db: Any = None, tenant: str = "default",
 CONVERSATION_STORES.register("memory", _memory)
 CONVERSATION_STORES.register("file", _files, aliases=("json",))
 CONVERSATION_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
-CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg"))
+CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 CONVERSATION_STORES.register("mysql", _server, aliases=("mariadb",))
 
 __all__ = ["AsyncConversationStore", "ConversationStore", "JSONConversationStore",

@@ -24,7 +24,7 @@ from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription
 from vecmem.knowledge_fs.events import Event, EventLog, LoggedKnowledgeStore
 from vecmem.knowledge_fs.locked import LocalLock, Lock, LockedKnowledgeStore
 from vecmem.knowledge_fs.memory import MemoryKnowledgeStore
-from vecmem.registry import FILE_STORES
+from vecmem.registry import FILE_STORES, PG_COMPATIBLE
 
 
 def __getattr__(name: str) -> Any:  # backends with heavier imports load on first use
@@ -78,7 +78,7 @@ def _redis(*, url: str | None = None, client: Any = None, tenant: str = "default
 
 FILE_STORES.register("memory", _memory)
 FILE_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
-FILE_STORES.register("postgres", _server, aliases=("postgresql", "pg"))
+FILE_STORES.register("postgres", _server, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 FILE_STORES.register("mysql", _server, aliases=("mariadb",))
 FILE_STORES.register("disk", _disk, aliases=("file",))
 FILE_STORES.register("redis", _redis, aliases=("rediss",))

@@ -14,10 +14,11 @@ from vecmem.registry import STATE_STORES
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vecmem.errors import ConfigurationError
-from vecmem.registry import STATE_STORES
+from vecmem.registry import PG_COMPATIBLE, STATE_STORES
 from vecmem.state.base import StateEntry, StateLock, StateStore
 from vecmem.state.memory import MemoryStateStore
 
@@ -62,7 +63,7 @@ def _redis(*, url: str | None = None, client: Any = None, tenant: str = "default
 
 STATE_STORES.register("memory", _memory)
 STATE_STORES.register("sqlite", _sql, aliases=("sqlite3",))
-STATE_STORES.register("postgres", _server_sql, aliases=("postgresql", "pg"))
+STATE_STORES.register("postgres", _server_sql, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 STATE_STORES.register("mysql", _server_sql, aliases=("mariadb",))
 STATE_STORES.register("redis", _redis, aliases=("rediss",))
 
