@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("duckdb", reason="duckdb is not installed (pip install 'vecmem[duckdb]')")
 
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import StoreFactory
 
 
@@ -111,3 +111,29 @@ def test_registered_by_name() -> None:
 
     store = KNOWLEDGE_STORES.create("duckdb", table="kb")
     assert isinstance(store, DuckDb) and store.table == "kb" and store.path is None
+
+
+class TestDuckDbHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        from vecmem.stores.duckdb import DuckDb
+
+        return lambda: DuckDb(str(tmp_path / "kb.duckdb"), table="hostile")
+
+
+def test_contains_on_a_field_holding_strings_on_other_rows() -> None:
+    """``$contains`` over a field that is a list on some rows and a string on others answers
+    (DuckDB cast every row's value to a list, AND notwithstanding: a BackendError before)."""
+    from vecmem.filters import parse_filter
+    from vecmem.stores.duckdb import DuckDb
+    from vecmem.testing.store_suite import SPACE, unit_vectors
+    from vecmem.types import Chunk
+
+    store = DuckDb()
+    store.connect(SPACE)
+    metas = [{"s": "plain"}, {"s": ["x", "{c}"]}, {"s": 3}, {}]
+    store.upsert([Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(metas)],
+                 unit_vectors(4))
+    assert store.count(parse_filter({"s": {"$contains": "x"}})) == 1
+    assert store.count(parse_filter({"s": {"$contains": "plain"}})) == 0
+    assert store.count(parse_filter({"$not": {"s": {"$contains": "{c}"}}})) == 3

@@ -15,7 +15,7 @@ pytest.importorskip("langchain_core", reason="pip install 'vecmem[langchain]'")
 from vecmem.errors import UnsupportedFilterError
 from vecmem.filters import parse_filter
 from vecmem.stores.langchain import LangChain
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors
 
 
@@ -119,3 +119,9 @@ def test_registered_by_name_and_alias(name: str) -> None:
 
     store = KNOWLEDGE_STORES.create(name, make=in_memory)
     assert isinstance(store, LangChain) and store.make is in_memory
+
+
+class TestLangChainInMemoryHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        return lambda: LangChain(in_memory)

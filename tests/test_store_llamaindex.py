@@ -13,7 +13,7 @@ pytest.importorskip("llama_index.core", reason="pip install 'vecmem[llamaindex]'
 from vecmem.errors import UnsupportedFilterError
 from vecmem.filters import parse_filter
 from vecmem.stores.llamaindex import LlamaIndex, node_id
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors
 
 
@@ -88,3 +88,9 @@ def test_registered_by_name_and_aliases(name: str) -> None:
     wrapped = simple()
     store = KNOWLEDGE_STORES.create(name, store=wrapped)
     assert isinstance(store, LlamaIndex) and store.store is wrapped
+
+
+class TestLlamaIndexSimpleHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        return lambda: LlamaIndex(simple())

@@ -14,7 +14,7 @@ from vecmem.errors import ConfigurationError
 from vecmem.filters import parse_filter
 from vecmem.stores import open_store
 from vecmem.stores.milvus import Milvus, to_expr
-from vecmem.testing import CongruenceSuite, StoreSuite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.store_suite import SPACE, StoreFactory, make_chunks, unit_vectors
 from vecmem.types import Chunk
 
@@ -100,3 +100,9 @@ def test_registered_by_name(tmp_path: Path) -> None:
 
     store = KNOWLEDGE_STORES.create("milvus", uri=str(tmp_path / "m.db"), collection="kb")
     assert isinstance(store, Milvus) and store.collection == "kb"
+
+
+class TestMilvusLiteHostile(HostileInputSuite):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda: Milvus(str(tmp_path / "milvus.db"), collection="hostile")

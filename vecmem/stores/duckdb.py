@@ -101,7 +101,8 @@ def _cond(c: Cond) -> SQL:
         return (f"(NOT COALESCE({sql}, FALSE))" if op in ("ne", "nin") else sql), params
     if op == "contains":
         inner, params = _eq("x", None, v)
-        sql = (f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(CAST(json_extract(meta, ?) "
+        # TRY_CAST: AND does not stop DuckDB from casting the rows whose value is no array
+        sql = (f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(TRY_CAST(json_extract(meta, ?) "
                f"AS JSON[]), lambda x: {inner})) > 0)")
         return sql, [path, path, *params]
     sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
