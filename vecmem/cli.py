@@ -24,7 +24,7 @@ from vecmem.errors import VecmemError
 SAMPLE = Path(__file__).parent / "data" / "sample"
 
 # modules that add sub-commands: each has register(subparsers) setting func on its parsers
-EXTENSIONS = ("vecmem.evaluation.cli", "vecmem.serve.cli")
+EXTENSIONS = ("vecmem.evaluation.cli", "vecmem.serve.cli", "vecmem.lifecycle.cli")
 
 
 def _memory(args: argparse.Namespace) -> Any:

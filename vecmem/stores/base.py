@@ -127,6 +127,17 @@ class DroppableStore(Protocol):
 
 
 @runtime_checkable
+class PagedStore(Protocol):
+    """A store that lists its chunk ids in pages, so a whole store can be read with memory flat
+    in its size (export, migrate: :mod:`vecmem.lifecycle`)."""
+
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` live chunk ids greater than ``after`` (``None``: from the first), in
+        ascending code-point order: a keyset page, so writes between pages shift nothing."""
+        ...
+
+
+@runtime_checkable
 class RefreshableStore(Protocol):
     """A store that keeps something beside the data (a BM25 index) and can catch up at once with
     writes other clients made (Chroma, DuckDB, Milvus)."""

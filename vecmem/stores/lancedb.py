@@ -873,6 +873,13 @@ class LanceDb:
         return [Chunk(cid, doc, int(position), text, loads(meta), digest)
                 for cid, doc, position, text, digest, meta in zip(*cols)]
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending. Lance has no ordered scan, so
+        this reads the id column (only it) of the rows past ``after`` and sorts it."""
+        where = "true" if after is None else f"id > {_sql_str(after)}"
+        ids = sorted(self._rows(where, ["id"])["id"].to_pylist())
+        return ids[:limit]
+
     def _rows(self, where: str, columns: list[str]) -> Any:
         with self._errors("read"):
             return self._t().search().where(where).select(columns).limit(None).to_arrow()

@@ -394,6 +394,14 @@ class MemoryStore:
                 return len(self._slot_of)
             return int(self._mask(filter).sum())
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending (see
+        :class:`~vecmem.stores.base.PagedStore`). Sorts the ids it holds (O(n log n) a page:
+        the ids are in memory already)."""
+        with self._lock:
+            ids = sorted(i for i in self._slot_of if after is None or i > after)
+        return ids[:limit]
+
     def all_chunks(self) -> list[Chunk]:
         """Every live chunk, in insertion order."""
         with self._lock:

@@ -508,6 +508,16 @@ class PgVector:
         found = {r[0]: _chunk(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending (by code point: ``COLLATE "C"``,
+        the order Python compares strings in); a keyset page over the primary key."""
+        self._require_space()
+        with self._db("page ids") as conn:
+            rows = conn.execute(f'SELECT id FROM {self._names["chunks"]} WHERE %s::text IS NULL '
+                                'OR id COLLATE "C" > %s::text ORDER BY id COLLATE "C" LIMIT %s',
+                                (after, after, int(limit))).fetchall()
+        return [r[0] for r in rows]
+
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         dim = self._require_space().dim
         ids = [str(i) for i in ids]
