@@ -19,6 +19,13 @@ SENTENCES: dict[str, tuple[str, dict[str, Any]]] = {
         ("report.pdf", {"page": 2, "heading": "Methods"}),
     "The granite bridge held forty tonnes without a crack.":
         ("report.pdf", {"page": 4, "heading": "Methods > Results"}),
+    "Each probe was buried at a depth of ten centimetres beside a marker stone.":
+        ("paper.pdf", {"page": 1, "heading": "Soil moisture in upland meadows > 1 Methods"}),
+    "The probes were calibrated against oven-dried samples weighed in the lab.":
+        ("paper.pdf", {"page": 2,
+                       "heading": "Soil moisture in upland meadows > 1 Methods > 1.1 Calibration"}),
+    "Moisture fell by a third in the plots grazed by the black-faced sheep.":
+        ("paper.pdf", {"page": 2, "heading": "Soil moisture in upland meadows > 2 Results"}),
     "New staff receive a blue lanyard on the first morning.":
         ("handbook.docx", {"page": 1, "heading": "Handbook > Onboarding"}),
     "Every laptop ships with a spare charger in the cardboard box.":
@@ -120,6 +127,30 @@ def pdf_bytes(*, encrypt: bool = False, blank_page: bool = True) -> bytes:
     _para(pdf, "The granite bridge held forty tonnes without a crack.")
     if encrypt:
         pdf.set_encryption(owner_password="owner", user_password="secret")
+    return bytes(pdf.output())
+
+
+def paper_pdf_bytes() -> bytes:
+    """Two pages without an outline: headings are only larger type (a title at 20 pt, sections
+    at 15, a subsection at 13, body text at 11)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+
+    def line(size: int, text: str) -> None:
+        pdf.set_font("helvetica", size=size)
+        pdf.multi_cell(0, size * 0.6, text, new_x="LMARGIN", new_y="NEXT")
+
+    line(20, "Soil moisture in upland meadows")
+    line(11, "We sampled forty plots across three valleys during a dry summer. " * 2)
+    line(15, "1 Methods")
+    line(11, "Each probe was buried at a depth of ten centimetres beside a marker stone. " * 2)
+    pdf.add_page()
+    line(13, "1.1 Calibration")
+    line(11, "The probes were calibrated against oven-dried samples weighed in the lab. " * 2)
+    line(15, "2 Results")
+    line(11, "Moisture fell by a third in the plots grazed by the black-faced sheep. " * 2)
     return bytes(pdf.output())
 
 
@@ -229,6 +260,7 @@ def write_corpus(folder: Path) -> Path:
     """Every format into ``folder`` (one file each, named as in ``SENTENCES``)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.pdf").write_bytes(pdf_bytes())
+    (folder / "paper.pdf").write_bytes(paper_pdf_bytes())
     (folder / "handbook.docx").write_bytes(docx_bytes())
     (folder / "deck.pptx").write_bytes(pptx_bytes())
     (folder / "budget.xlsx").write_bytes(xlsx_bytes())

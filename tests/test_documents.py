@@ -81,14 +81,14 @@ def test_each_sentence_is_found_with_its_page_or_section(
 def test_the_summary_counts_files_pages_and_lists_what_was_skipped(
         indexed: tuple[VectorMemory, Any], corpus: Path) -> None:
     _, result = indexed
-    assert result.files == 10 and not result.failed and not result.unsupported
-    assert result.pages == 4 + 2 + 2 + 2  # PDF pages, DOCX pages (one break), slides, sheets
+    assert result.files == 11 and not result.failed and not result.unsupported
+    assert result.pages == 4 + 2 + 2 + 2 + 2  # PDFs' pages, DOCX pages (a break), slides, sheets
     assert result.warnings == [f"{corpus.resolve() / 'report.pdf'}: page 3 has no text layer "
                                "(a scan?); OCR is not supported, nothing was read from it"]
     again = memory()
     again.store = indexed[0].store
     rerun = indexed[0].add_files(corpus)
-    assert rerun.skipped == 10 and rerun.added == 0 and rerun.chunks_written == 0
+    assert rerun.skipped == 11 and rerun.added == 0 and rerun.chunks_written == 0
 
 
 @pytest.mark.parametrize("page,content", [("guide.html", "spirit level"),  # has <main>
