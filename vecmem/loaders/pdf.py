@@ -75,15 +75,15 @@ class PdfLoader:
                     textpage.close()
                 finally:
                     page.close()
-                text = raw_text.replace("\r\n", "\n")
-                if "\ufffe" in text:
-                    text = _SOFT_HYPHEN.sub("", text)
-                if not text.strip():
+                if not raw_text.strip():
                     empty.append(index + 1)
                     path = starts.get(index, [(0, path)])[-1][1]
                     continue
                 if not starts:
                     continue
+                text = raw_text.replace("\r\n", "\n")
+                if "\ufffe" in text:
+                    text = _SOFT_HYPHEN.sub("", text)
                 pos = 0
                 for title, new_path in starts.get(index, []):
                     at = text.find(title, pos) if title else -1
@@ -114,12 +114,12 @@ def _line_sizes(textpage: Any, lines: list[str]) -> list[float]:
     PDFium call per line: ~1% of the page's extraction time (groff's bash manual, 3,913 lines)."""
     from pypdfium2 import raw
 
+    size_of, handle = raw.FPDFText_GetFontSize, textpage.raw
     sizes: list[float] = []
     pos = 0
     for line in lines:
         lead = len(line) - len(line.lstrip())
-        sizes.append(round(raw.FPDFText_GetFontSize(textpage.raw, pos + lead) * 2) / 2
-                     if line.strip() else 0.0)
+        sizes.append(round(size_of(handle, pos + lead) * 2) / 2 if lead < len(line) else 0.0)
         pos += len(line) + 2  # PDFium ends lines with \r\n, two characters
     return sizes
 
@@ -155,6 +155,9 @@ def _font_elements(pages: list[tuple[int, list[str], list[float]]]) -> list[Elem
     """Elements of a PDF without an outline: headings told by their font size (see
     :func:`_heading_levels`); a heading wrapped over lines is joined."""
     levels = _heading_levels(pages)
+    if not levels:  # no larger type: a page is one element, as with an outline of no entries
+        return [Element(_SOFT_HYPHEN.sub("", "\n".join(lines)), page=number)
+                for number, lines, _ in pages]
     out: list[Element] = []
     path: list[tuple[int, str]] = []
     for number, lines, sizes in pages:
@@ -178,7 +181,9 @@ def _font_elements(pages: list[tuple[int, list[str], list[float]]]) -> list[Elem
                 title.clear()
 
         for line, size in zip(lines, sizes):
-            level = levels.get(size) if _is_title(line) else None
+            level = levels.get(size)
+            if level is not None and not _is_title(line):
+                level = None
             if level is not None:
                 if title and level != title_level:
                     flush_title()
@@ -187,10 +192,7 @@ def _font_elements(pages: list[tuple[int, list[str], list[float]]]) -> list[Elem
                 title_level = level
                 continue
             flush_title()
-            if "\ufffe" in line:  # a word broken at the line's end: joined with the next line
-                body.append(_SOFT_HYPHEN.sub("", line))
-            else:
-                body.append(line + "\n")
+            body.append((_SOFT_HYPHEN.sub("", line) if "\ufffe" in line else line) + "\n")
         flush_title()
         flush_body()
     return out
