@@ -76,7 +76,7 @@ versions_table = sa.Table(
     sa.Column("run_id", Key(), nullable=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("current", sa.Boolean, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),  # not Float: MySQL FLOAT is 24-bit
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("state", sa.Text, nullable=False),  # the chunk metadata, JSON
     sa.Index("vecmem_memory_versions_scope", "user_id", "agent_id", "run_id", "current"),
@@ -86,7 +86,7 @@ changes_table = sa.Table(
     sa.Column("change_id", Key(64), primary_key=True),
     sa.Column("memory_id", Key(64), nullable=False, index=True),
     sa.Column("op", sa.String(16), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("payload", sa.Text, nullable=False),  # [{memory_id, version, before, after, text}]
     sa.Column("undone_by", Key(64), nullable=True),
@@ -102,9 +102,22 @@ _UPDATE_VERSION = (
 _INSERT_CHANGE = sa.insert(changes_table)
 _MAX_SEQ = sa.select(sa.func.coalesce(sa.func.max(changes_table.c.seq), 0))
 
+
+
+def _double_times(m: Any) -> None:
+    """Tables made before December 2026 on MySQL/MariaDB hold the times as FLOAT (single
+    precision: an epoch time rounded to about 2 minutes); widen them to DOUBLE (the precision
+    already lost stays lost). Other dialects made them double precision already."""
+    if m.conn.dialect.name in ("mysql", "mariadb"):
+        m.conn.exec_driver_sql("ALTER TABLE vecmem_memory_versions MODIFY created_at DOUBLE "
+                               "NOT NULL")
+        m.conn.exec_driver_sql("ALTER TABLE vecmem_memory_changes MODIFY at DOUBLE NOT NULL")
+
+
 MIGRATIONS = [
     Migration("memory versions and changes",
               lambda m: m.create_tables(versions_table, changes_table)),
+    Migration("times as DOUBLE on MySQL", _double_times),
 ]
 
 

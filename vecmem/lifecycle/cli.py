@@ -1,8 +1,9 @@
-"""``vecmem export``, ``vecmem import``, ``vecmem verify-archive`` and ``vecmem migrate``.
+"""``vecmem export``, ``import``, ``verify-archive``, ``migrate`` and ``backup``.
 
     vecmem export ./kb kb.vmar --filter '{"source": "a.md"}' --key-file kb.key
     vecmem import kb.vmar postgresql://localhost/db?collection=kb --key-file kb.key
     vecmem migrate ./kb lancedb:///data/lance
+    vecmem backup postgresql://localhost/app sqlite:////backups/app.db --tenant acme
 
 A store is a folder (the embedded default) or a name or URL of
 :data:`vecmem.registry.KNOWLEDGE_STORES`. A key file holds the key as written by
@@ -69,6 +70,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from vecmem.lifecycle.relational import copy_relational
+
+    parts = args.parts.split(",") if args.parts else None
+    report = copy_relational(args.src, args.dst, parts=parts, tenants=args.tenant or None)
+    _show(report, args.json)
+    return 0
+
+
 def _keyed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-file", help="encrypt / decrypt with the key in this file")
     p.add_argument("--cipher", choices=["aes-gcm", "fernet"], default="aes-gcm")
@@ -100,3 +110,12 @@ def register(sub: Any) -> None:
     m.add_argument("--page", type=int, default=1024)
     m.add_argument("--no-verify", action="store_true", help="skip the count and top-10 check")
     m.set_defaults(func=cmd_migrate)
+
+    b = sub.add_parser("backup", help="copy conversations, state, checkpoints and agent-memory "
+                                      "history between databases (SQLite, PostgreSQL, MySQL)")
+    b.add_argument("src", help="database URL to copy from")
+    b.add_argument("dst", help="database URL to copy into (sqlite:////path.db for a file)")
+    b.add_argument("--parts", help="comma-separated: conversations,state,checkpoints,"
+                                   "agent_memory (default: all)")
+    b.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
+    b.set_defaults(func=cmd_backup)
