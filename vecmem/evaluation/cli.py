@@ -3,6 +3,7 @@
     vecmem eval ../shared/datasets/scifact --split test --modes keyword,vector,hybrid --json
     vecmem eval sample --plot eval.png
     vecmem tune ../shared/datasets/scifact --split train --report test
+    vecmem tune ../shared/datasets/scifact ../shared/datasets/nfcorpus --report test,dev
 """
 
 from __future__ import annotations
