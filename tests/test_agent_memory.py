@@ -337,3 +337,31 @@ class TestAgentMemoryTenancyPostgres(AgentMemoryTenancySuite):
                                        embedder="hashing"), db=postgres_url, clock=clock)
         yield mem
         mem.close()
+
+
+def test_caller_ids_are_kept_never_merged_and_never_reused(am):
+    a = am.remember("Alice prefers green tea", user_id="alice", memory_id="agno-1")
+    b = am.remember("Alice prefers green tea", user_id="alice", memory_id="agno-2")
+    assert (a.memory_id, b.memory_id, a.merged, b.merged) == ("agno-1", "agno-2", False, False)
+    assert am.get("agno-2", user_id="alice").text == "Alice prefers green tea"
+    with pytest.raises(ConflictError, match="agno-1"):
+        am.remember("something else", user_id="alice", memory_id="agno-1")
+    assert am.get("agno-1", user_id="alice").text == "Alice prefers green tea"  # untouched
+    with pytest.raises(InvalidInputError):
+        am.remember("x", user_id="alice", memory_id="")
+
+
+def test_memories_lists_the_current_versions_of_a_scope(am, clock):
+    am.remember("bob likes chess", user_id="bob", agent_id="coach", memory_id="m1")
+    clock.t += 1
+    am.remember("bob plays on sundays", user_id="bob", memory_id="m2")
+    clock.t += 1
+    am.remember("carol likes go", user_id="carol", memory_id="m3")
+    am.update("m1", "bob likes chess and go", user_id="bob")
+    am.forget("m2", user_id="bob")
+    assert [(m.id, m.text, m.version) for m in am.memories(user_id="bob")] == [
+        ("m1", "bob likes chess and go", 2)]
+    assert [m.id for m in am.memories()] == ["m1", "m3"]
+    assert [m.id for m in am.memories(agent_id="coach")] == ["m1"]
+    assert [m.id for m in am.memories(ids=["m3", "m2", "nope"])] == ["m3"]
+    assert am.memories(ids=[]) == []

@@ -338,10 +338,17 @@ class AgentMemory:
         session_id: str | None = None,
         importance: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        memory_id: str | None = None,
     ) -> MemoryWrite:
-        """Store a memory, or merge it into an exact or near-duplicate one of the same scope."""
+        """Store a memory, or merge it into an exact or near-duplicate one of the same scope.
+
+        ``memory_id``: the caller's own id for a new memory (a framework that names its
+        memories, such as agno); such a memory is never merged, and an id already used is a
+        :class:`ConflictError`."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a memory needs non-empty text")
+        if memory_id is not None:
+            check_name("memory_id", self._check_id("memory_id", memory_id))
         if importance is not None and not 0.0 <= importance <= 1.0:
             raise InvalidInputError("importance must be in [0, 1]")
         meta = self._check_metadata(metadata)
@@ -349,10 +356,13 @@ class AgentMemory:
         now = self.clock()
         with self._lock:
             vector = self.memory.embedder.embed([text])[0]
-            dup = self._find_duplicate(text, vector, scope)
-            if dup is not None:
-                return self._merge(dup, text, meta, importance, session_id, now)
-            memory_id = uuid.uuid4().hex
+            if memory_id is None:
+                dup = self._find_duplicate(text, vector, scope)
+                if dup is not None:
+                    return self._merge(dup, text, meta, importance, session_id, now)
+                memory_id = uuid.uuid4().hex
+            elif self._exists(memory_id):
+                raise ConflictError(f"memory id {memory_id!r} is already used")
             state: dict[str, Any] = {
                 **meta, **scope, "memory_id": memory_id, "version": 1, "kind": "memory",
                 "current": True, "valid_from": now, "created_at": now, "last_seen": now,
@@ -384,6 +394,36 @@ class AgentMemory:
             self.memory.store.delete(ids=[chunk.id])  # the store write never became visible
             raise
         return MemoryWrite(memory_id, version, change_id)
+
+    def _exists(self, memory_id: str) -> bool:
+        t = versions_table
+        with self.db.read("reading a memory") as conn:
+            return conn.execute(sa.select(t.c.version).where(t.c.memory_id == memory_id)
+                                .limit(1)).first() is not None
+
+    def memories(self, *, user_id: str | None = None, agent_id: str | None = None,
+                 run_id: str | None = None, ids: Sequence[str] | None = None) -> list[Memory]:
+        """The current memories (and summaries) whose scope has the fields given (none given:
+        every scope), optionally only ``ids``; oldest first.
+
+        >>> am = AgentMemory(embedder="hashing")
+        >>> _ = am.remember("likes tea", user_id="ann", memory_id="m1")
+        >>> [(m.id, m.text) for m in am.memories(user_id="ann")]
+        [('m1', 'likes tea')]
+        """
+        t = versions_table
+        q = sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state).where(t.c.current.is_(True))
+        for f, v in zip(SCOPE_FIELDS, (user_id, agent_id, run_id)):
+            if v is not None:
+                q = q.where(t.c[f] == check_name(f, v))
+        if ids is not None:
+            wanted = [self._check_id("memory_id", i) for i in ids]
+            if not wanted:
+                return []
+            q = q.where(t.c.memory_id.in_(wanted))
+        with self.db.read("listing memories") as conn:
+            rows = conn.execute(q.order_by(t.c.created_at, t.c.memory_id)).fetchall()
+        return [Memory(r.memory_id, r.version, r.text, json.loads(r.state)) for r in rows]
 
     def _find_duplicate(self, text: str, vector: np.ndarray, scope: Mapping[str, str]
                         ) -> Memory | None:
