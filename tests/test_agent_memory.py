@@ -365,3 +365,23 @@ def test_memories_lists_the_current_versions_of_a_scope(am, clock):
     assert [m.id for m in am.memories(agent_id="coach")] == ["m1"]
     assert [m.id for m in am.memories(ids=["m3", "m2", "nope"])] == ["m3"]
     assert am.memories(ids=[]) == []
+
+
+def test_update_and_forget_work_as_the_first_call_of_a_reopened_memory(tmp_path):
+    def reopen() -> AgentMemory:
+        return AgentMemory(VectorMemory(tmp_path / "vectors", embedder="hashing"),
+                           db=f"sqlite:///{tmp_path}/history.db")
+
+    first = reopen()
+    a = first.remember("dana likes tea", user_id="dana").memory_id
+    b = first.remember("dana runs marathons", user_id="dana").memory_id
+    first.close()
+    second = reopen()  # update before anything else connected the vector store
+    assert second.update(a, "dana likes oolong", user_id="dana").version == 2
+    second.close()
+    third = reopen()
+    third.forget(b, user_id="dana")
+    assert [m.text for m in third.memories(user_id="dana")] == ["dana likes oolong"]
+    assert [h.memory.text for h in third.recall("oolong", user_id="dana", k=1)] == [
+        "dana likes oolong"]
+    third.close()

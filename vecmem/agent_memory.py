@@ -312,6 +312,7 @@ class AgentMemory:
     def _restamp(self, updates: Sequence[tuple[Memory, dict[str, Any]]]) -> None:
         """Rewrite stored metadata of existing versions (no re-embedding)."""
         ids = [_chunk_id(m.id, m.version) for m, _ in updates]
+        self.memory.space  # noqa: B018  (connects the store: update/forget may come first)
         vectors = self.memory.store.get_vectors(ids)
         chunks = [Chunk.create(f"mem:{m.id}", m.version, m.text, state, id=cid)
                   for (m, state), cid in zip(updates, ids)]
