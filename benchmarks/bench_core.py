@@ -188,11 +188,13 @@ def bench_size(n: int, n_queries: int) -> dict[str, Any]:
         out["ingest_chunks_per_s_no_embedding"] = round(n / ingest_s, 1)
         out["ingest_s"] = round(ingest_s, 1)
         out["generate_s"] = round(gen_s, 1)
-        # the first query builds the BM25 columns: timed apart (HNSW is built during ingest, by
-        # the write that crosses the threshold, and extended by later writes)
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         mem.search(qtexts[0], k=10, vector=qvecs[0])
-        out["first_query_s"] = round(time.perf_counter() - t0, 2)
+        out["first_query_s"] = round(time.perf_counter() - t1, 2)
+        # HNSW is built beside the store (a child process) while rows are searched exactly;
+        # latency and recall below are measured with the graph holding every row
+        mem.store.flush()
+        out["graph_complete_s"] = round(time.perf_counter() - t0, 1)
         for mode in ("vector", "keyword", "hybrid"):
             times = []
             for q, qv in zip(qtexts, qvecs):

@@ -549,6 +549,8 @@ class EmbeddedStore(MemoryStore):
     def _maybe_build(self) -> None:
         """Start a graph build in a child process when the tail outgrew an eighth of the graph
         (or the store crossed ``ann_threshold``). Hold ``self._lock``; returns at once."""
+        if self._ann is None and self._builder is None and len(self._slot_of) < self.ann_threshold:
+            return  # exact search: no graph to look for (saves a stat a query)
         self._graph_refresh()
         if (not self.background or self._builder is not None
                 or len(self._slot_of) < self.ann_threshold):
@@ -559,11 +561,17 @@ class EmbeddedStore(MemoryStore):
 
     def _spawn(self) -> None:
         conn, exp_add, _ = self._ann_params
-        self._builder = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "vecmem.stores._graph", str(self.path),
-             str(self._require_space().dim), str(conn), str(exp_add)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=True)
+        try:
+            self._builder = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "vecmem.stores._graph", str(self.path),
+                 str(self._require_space().dim), str(conn), str(exp_add)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                close_fds=True)
+        except OSError as exc:  # no interpreter to start (an embedded Python): flush() builds
+            log.warning("vecmem: cannot start a graph build beside %s (%s); call flush() to "
+                        "build it in this process", self.path, exc)
+            self.background = False
+            return
         _fault("build-started")
 
     def flush(self, timeout: float | None = None) -> None:
