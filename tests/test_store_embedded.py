@@ -326,3 +326,34 @@ class TestEmbeddedStoreHostile(HostileInputSuite):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return functools.partial(EmbeddedStore, tmp_path / "kb")
+
+
+def test_a_failed_graph_build_is_logged_and_not_retried_on_every_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A build process that fails is reported once; rows stay searchable (exactly), no new
+    build starts on the next writes (no process a write), and flush() builds the graph."""
+    import subprocess
+    import sys
+
+    from vecmem.stores import embedded
+
+    real = subprocess.Popen
+    started: list[Any] = []
+
+    def failing(args: Any, **kwargs: Any) -> Any:
+        started.append(real([sys.executable, "-c", "raise SystemExit(3)"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(embedded.subprocess, "Popen", failing)
+    s = EmbeddedStore(tmp_path / "kb", ann_threshold=10)
+    s.connect(SPACE)
+    s.upsert(make_chunks(20), unit_vectors(20, seed=1))
+    started[0].wait()
+    for j in range(3):
+        s.upsert(make_chunks(5, prefix=f"b{j}"), unit_vectors(5, seed=2 + j))
+    assert len(started) == 1 and "failed (exit 3)" in caplog.text
+    assert s.query(unit_vectors(5, seed=4)[1], k=1)[0].chunk.id == "b21#0"
+    monkeypatch.undo()
+    s.flush()
+    assert len(s._ann) == 35
+    s.close()

@@ -74,6 +74,9 @@ FORMAT = 2
 2: a CRC-32 per committed range of vector rows (table ``ranges``)."""
 GRAPH_TAIL = 8
 """A graph build starts when the rows written since the last one exceed 1/GRAPH_TAIL of it."""
+BUILD_RETRY_S = 30
+"""Seconds after a failed graph build before another starts (a crashing build is not retried
+on every write)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -163,6 +166,7 @@ class EmbeddedStore(MemoryStore):
         self._committed = 0  # next_slot as last read from the database
         self._ann_seen: tuple[int, int, int] | None = None  # ann.json's stat when last read
         self._builder: subprocess.Popen[bytes] | None = None
+        self._retry_at = 0.0  # after a failed build, no other starts before this
         self._closed = False
         self._locked = 0  # depth of _write_lock() held by this object
         self._dblock = threading.RLock()
@@ -529,8 +533,9 @@ class EmbeddedStore(MemoryStore):
         if self._builder is not None and self._builder.poll() is not None:
             if self._builder.returncode != 0:
                 log.warning("vecmem: building the HNSW graph of %s failed (exit %s); the rows "
-                            "it missed are searched exactly until the next build", self.path,
-                            self._builder.returncode)
+                            "it missed are searched exactly, the next build starts in %d s",
+                            self.path, self._builder.returncode, BUILD_RETRY_S)
+                self._retry_at = time.monotonic() + BUILD_RETRY_S
             self._builder = None
         try:
             st = os.stat(self.path / "ann.json")
@@ -553,7 +558,7 @@ class EmbeddedStore(MemoryStore):
             return  # exact search: no graph to look for (saves a stat a query)
         self._graph_refresh()
         if (not self.background or self._builder is not None
-                or len(self._slot_of) < self.ann_threshold):
+                or len(self._slot_of) < self.ann_threshold or time.monotonic() < self._retry_at):
             return
         tail = max(self._committed, self._next_slot) - self._ann_upto
         if tail > 0 and (self._ann is None or tail * GRAPH_TAIL >= len(self._ann)):
