@@ -211,21 +211,27 @@ class BM25Index:
         tids = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
         segments = self._segments
         spans = [seg.spans(tids) for seg in segments]
-        scores = np.zeros(size, dtype=np.float64)
+        slot_parts, tf_parts, weights, lengths = [], [], [], []
+        for j, times in enumerate(wanted.values()):  # term by term, each term's segments
+            w = float(idf[tids[j]]) * times
+            for seg, (lo, hi) in zip(segments, spans):
+                a, b = lo[j], hi[j]
+                if b > a:
+                    slot_parts.append(seg.slot[a:b])
+                    tf_parts.append(seg.tf[a:b])
+                    weights.append(w)
+                    lengths.append(b - a)
+        if not slot_parts:
+            return np.zeros(size), np.zeros(size, dtype=bool)
+        sl = np.concatenate(slot_parts)
+        tf = np.concatenate(tf_parts).astype(np.float64)
+        # all terms at once: a slot holds each term once, and bincount adds in input order
+        # (term by term), so every score is 0.0 + the terms' contributions in query order, as
+        # rank_bm25 sums them; a dozen numpy calls a query instead of a dozen a term
+        contrib = np.repeat(np.array(weights), lengths) * (tf * (self.k1 + 1.0)) / (tf + norm[sl])
+        scores = np.bincount(sl, weights=contrib, minlength=size)
         touched = np.zeros(size, dtype=bool)
-        k1p1 = self.k1 + 1.0
-        for j, (tid, times) in enumerate(wanted.items()):  # one column a term, as rank_bm25
-            parts = [(seg, lo[j], hi[j]) for seg, (lo, hi) in zip(segments, spans) if hi[j] > lo[j]]
-            if not parts:
-                continue
-            if len(parts) == 1:
-                seg, a, b = parts[0]
-                sl, tf = seg.slot[a:b], seg.tf[a:b].astype(np.float64)
-            else:
-                sl = np.concatenate([seg.slot[a:b] for seg, a, b in parts])
-                tf = np.concatenate([seg.tf[a:b] for seg, a, b in parts]).astype(np.float64)
-            scores[sl] += (idf[tid] * times) * (tf * k1p1) / (tf + norm[sl])
-            touched[sl] = True
+        touched[sl] = True
         touched &= self._live.view()
         return scores, touched
 
