@@ -199,9 +199,10 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
                            "generate_s": round(time.perf_counter() - t0, 1),
                            "load_average_at_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="vecmem-floor-") as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         obj = _build(system, Path(tmp), ids, texts, vecs, metas, synthetic.PrecomputedVectors.name)
         out["write_s"] = round(time.perf_counter() - t0, 2)
+        out["write_cpu_s"] = round(time.process_time() - c0, 2)  # this process's threads only
         calls = _calls(system, obj)
         first = {}
         for mode, call in calls.items():
@@ -279,8 +280,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", f"**Synthetic {size['chunks']:,} chunks** (one process per system; "
                   "searchable = from the first write to the end of the first query in each "
                   "mode):", "",
-                  "| system | searchable s | / baseline | of which writes s | first queries s "
-                  "(vector / keyword / hybrid) | vector p50 ms | keyword p50 ms | hybrid p50 / "
+                  "| system | searchable s | / baseline | of which writes s (CPU s) | first queries "
+                  "s (vector / keyword / hybrid) | vector p50 ms | keyword p50 ms | hybrid p50 / "
                   "p99 ms | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
         for x in size["systems"]:
             if "error" in x:
@@ -294,7 +295,8 @@ def markdown(r: dict[str, Any]) -> str:
                              f"({x['graph_behind_at_searchable']:,} rows were still searched "
                              "exactly when it became searchable); latency is measured after.")
             lines.append(
-                f"| {x['system']} | {x['searchable_s']} | **{ratio}×** | {x['write_s']} | "
+                f"| {x['system']} | {x['searchable_s']} | **{ratio}×** | {x['write_s']} "
+                f"({x.get('write_cpu_s', '–')}) | "
                 f"{fq['vector']} / {fq['keyword']} / {fq['hybrid']} | {x['vector']['p50_ms']} | "
                 f"{x['keyword']['p50_ms']} | {x['hybrid']['p50_ms']} / {x['hybrid']['p99_ms']} | "
                 f"{x.get('recall_at_10', '–')} |")
