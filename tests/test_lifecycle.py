@@ -295,3 +295,45 @@ def test_cli_export_import_migrate(source: Path, tmp_path: Path,
     assert main(["migrate", str(tmp_path / "b"), str(tmp_path / "d"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["copied"] == N // 3 and report["target_count"] == N // 3
+
+
+def test_migrate_through_chroma_server_and_duckdb(source: Path, tmp_path: Path,
+                                                  chroma_url: str) -> None:
+    """Embedded -> Chroma (a real server) -> DuckDB -> embedded: every chunk and vector back
+    exactly, each hop proved by migrate's own check."""
+    from urllib.parse import urlsplit
+
+    from vecmem.stores.chroma import ChromaDb
+    from vecmem.stores.duckdb import DuckDb
+
+    u = urlsplit(chroma_url)
+    name = f"lc{os.getpid()}"
+    chroma = ChromaDb(host=u.hostname, port=u.port or 8000, collection=name)
+    duck = DuckDb(str(tmp_path / "x.duckdb"))
+    try:
+        assert migrate(str(source), chroma, page=128).copied == N
+        report = migrate(chroma, duck, page=128)
+        assert report.copied == N and report.overlap["vector"] >= 0.9
+        migrate(duck, str(tmp_path / "back"))
+        assert _dump(str(tmp_path / "back")) == _dump(str(source))
+    finally:
+        chroma.drop()
+        chroma.close()
+        duck.close()
+
+
+def test_real_full_disk_export_and_import(source: Path, tmp_path: Path) -> None:
+    """A tmpfs too small: export leaves no file; import stops with StorageFullError, and once
+    space is freed (the tmpfs grown) the same import ends with exactly one copy."""
+    from tests._disks import small_disk
+
+    export_store(str(source), tmp_path / "kb.vmar", page=50)
+    with small_disk(tmp_path / "disk", "96k") as disk:
+        with pytest.raises(StorageFullError):
+            export_store(str(source), disk / "kb.vmar", page=50)
+        assert os.listdir(disk) == []
+        with pytest.raises(StorageFullError):
+            import_store(tmp_path / "kb.vmar", str(disk / "target"))
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True, timeout=30)
+        import_store(tmp_path / "kb.vmar", str(disk / "target"))
+        assert _dump(str(disk / "target")) == _dump(str(source))

@@ -524,6 +524,21 @@ class ChromaDb(StoreKit):
                          [r[1] for _, r, _ in found])
         return [Scored(c, x) for c, (_, _, x) in zip(chunks, found)]
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending. Chroma lists ids only in its
+        own order, so this reads every id (ids only, in pages) and sorts them."""
+        self._require_space()
+        ids: list[str] = []
+        offset = 0
+        while True:
+            with self._errors("list the ids"):
+                got = self._col.get(include=[], limit=_PAGE * 4, offset=offset)["ids"]
+            ids += [i for i in got if after is None or i > after]
+            offset += len(got)
+            if len(got) < _PAGE * 4:
+                break
+        return sorted(ids)[:limit]
+
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         recs = self._records(ids)

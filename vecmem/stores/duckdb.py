@@ -335,6 +335,14 @@ class DuckDb(StoreKit):
         found = {r[0]: _chunk(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending (DuckDB compares VARCHAR by
+        bytes: code-point order); a keyset page (:class:`~vecmem.stores.base.PagedStore`)."""
+        self._require_space()
+        rows = self._sql(f'SELECT id FROM "{self.table}" WHERE ?::VARCHAR IS NULL OR id > ? '
+                         "ORDER BY id LIMIT ?", [after, after, int(limit)], "page ids")
+        return [r[0] for r in rows]
+
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         dim = self._require_space().dim
         rows = self._sql(f'SELECT id, vec FROM "{self.table}" WHERE id IN '
