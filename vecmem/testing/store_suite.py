@@ -41,7 +41,7 @@ from vecmem.errors import (
     UnsupportedFilterError,
 )
 from vecmem.filters import Filter, matches, parse_filter
-from vecmem.stores.base import VectorStore
+from vecmem.stores.base import PagedStore, VectorStore
 from vecmem.stores.memory import MemoryStore
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -440,6 +440,26 @@ class BasicsTests(_SuiteBase):
         f = parse_filter({"s": "red"})
         assert store.count(f) == sum(matches(f, c.metadata) for c in chunks) > 0
         assert store.count() == self.N_FILTER
+
+
+    def test_page_ids_lists_every_id_once_in_code_point_order(self, store: VectorStore) -> None:
+        """page_ids() (a PagedStore: what export and migrate read) must list each live id once,
+        ascending by code point (upper case before lower, "é" after "z"), from ``after`` on."""
+        if not isinstance(store, PagedStore):
+            pytest.skip(f"{type(store).__name__} has no page_ids()")
+        names = ["b", "B", "a", "é", "z", "a b", "10", "9", "日本"]
+        chunks = [Chunk.create(n, 0, f"text of {n}") for n in names]
+        store.upsert(chunks, unit_vectors(len(chunks)))
+        store.delete(ids=["z#0"])
+        want = sorted(c.id for c in chunks if c.id != "z#0")
+        got: list[str] = []
+        after = None
+        while page := store.page_ids(after=after, limit=2):
+            assert len(page) <= 2
+            got += page
+            after = page[-1]
+        assert got == want
+        assert store.page_ids(after="a#0", limit=100) == [i for i in want if i > "a#0"]
 
 
 class SearchTests(_SuiteBase):
