@@ -1,4 +1,4 @@
-"""``vecmem export``, ``import``, ``verify-archive``, ``migrate`` and ``backup``.
+"""``vecmem export``, ``import``, ``verify-archive``, ``migrate``, ``backup``, ``reembed``.
 
     vecmem export ./kb kb.vmar --filter '{"source": "a.md"}' --key-file kb.key
     vecmem import kb.vmar postgresql://localhost/db?collection=kb --key-file kb.key
@@ -79,6 +79,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from vecmem.lifecycle.reembed import reembed
+
+    _show(reembed(args.store, args.embedder, cache=args.cache, switch=not args.no_switch,
+                  drop_old=args.drop_old, progress=not args.json), args.json)
+    return 0
+
+
 def _keyed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-file", help="encrypt / decrypt with the key in this file")
     p.add_argument("--cipher", choices=["aes-gcm", "fernet"], default="aes-gcm")
@@ -119,3 +127,12 @@ def register(sub: Any) -> None:
                                    "agent_memory (default: all)")
     b.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
     b.set_defaults(func=cmd_backup)
+
+    r = sub.add_parser("reembed", help="embed an embedded store again with another embedder, "
+                                       "beside it, then switch atomically")
+    r.add_argument("store", help="the embedded store's folder")
+    r.add_argument("--embedder", required=True, help="the new embedder (name or kind:model)")
+    r.add_argument("--cache", help="embedding cache file (texts embedded before are reused)")
+    r.add_argument("--no-switch", action="store_true", help="build the new space, do not switch")
+    r.add_argument("--drop-old", action="store_true", help="delete the old space after the switch")
+    r.set_defaults(func=cmd_reembed)

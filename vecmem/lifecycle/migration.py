@@ -61,7 +61,7 @@ def migrate(src: Any, dst: Any, *, filter: FilterLike = None, page: int = 1024,
     with opened(src) as (s, space), opened(dst, space=space) as (d, _):
         pages = Pages(s, filter=f, page=page)
         total = pages.total()
-        every = max(1, total // max(1, sample))
+        every = max(1, (total or 0) // max(1, sample))
         seen = 0
         with progress_bar(total, "migrate", progress) as bar:
             for chunks, vectors in pages:

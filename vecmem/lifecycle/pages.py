@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmem.errors import ConfigurationError, NotFoundError
+from vecmem.errors import ConfigurationError, InvalidFilterError, NotFoundError
 from vecmem.filters import Filter, FilterLike, matches, parse_filter
 from vecmem.stores.base import PagedStore, VectorStore
 from vecmem.types import Chunk, EmbeddingSpace
@@ -40,8 +40,13 @@ class Pages:
         self.after = after
         """The last id read: a restart with ``after=`` goes on from there."""
 
-    def total(self) -> int:
-        return self.store.count(self.filter)
+    def total(self) -> int | None:
+        """How many chunks match (for the progress bar); ``None`` when the store cannot count
+        with this filter (the pages are filtered here anyway)."""
+        try:
+            return self.store.count(self.filter)
+        except InvalidFilterError:
+            return None
 
     def __iter__(self) -> Iterator[tuple[list[Chunk], np.ndarray]]:
         while True:
@@ -78,7 +83,7 @@ def opened(store: Any, *, space: EmbeddingSpace | None = None
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[Any]:
+def progress_bar(total: int | None, desc: str, enabled: bool) -> Iterator[Any]:
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     bar = tqdm(total=total, desc=desc, unit="chunk", disable=not enabled)
