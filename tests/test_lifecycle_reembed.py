@@ -125,3 +125,22 @@ def test_cli_reembed(store: Path) -> None:
     assert main(["reembed", str(store), "--embedder", "hashing-64", "--drop-old", "--json"]) == 0
     _assert_new_space(store)
     assert not sibling(store).exists()
+
+
+def test_embedding_cache_is_reused(store: Path, tmp_path: Path) -> None:
+    """A second store with the same texts re-embedded through the same cache embeds nothing."""
+    class Counting(HashingEmbedder):
+        texts = 0
+
+        def embed(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+            Counting.texts += len(texts)
+            return super().embed(texts)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    cache = EmbeddingCache(tmp_path / "cache.db")
+    reembed(store, Counting(64), cache=cache)
+    assert Counting.texts == N
+    reembed(copy, Counting(64), cache=cache)
+    assert Counting.texts == N  # every vector came from the cache
+    _assert_new_space(copy)
