@@ -209,8 +209,8 @@ def _markdown(r: dict[str, Any]) -> str:
              f"{m['python']}, shared with other jobs; PostgreSQL is vecmem's test server "
              "(`fsync=off`). " + _method(),
              "", f"{r['n']:,} chunks.", "",
-             "| store | export | raw bulk read | export / raw | import | raw bulk write | "
-             "import / raw | the store's own upsert (initial load) | archive MB |",
+             ("| store | export | raw bulk read | export / raw | import | raw bulk write | "
+              "import / raw | the store's own upsert (initial load) | archive MB |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for kind in ("embedded", "pgvector", "lancedb"):
         x = r[kind]
