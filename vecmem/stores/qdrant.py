@@ -821,6 +821,13 @@ class Qdrant:
                 recs += list(self._scroll(both, _CHUNK_FIELDS, page=len(part)))
         return {r.payload["chunk_id"]: self._chunk(r.payload) for r in recs}
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending. Qdrant orders points by its
+        own point ids (hashes of ours), so this scrolls every chunk id and sorts them."""
+        self._require_space()
+        ids = [r.payload["chunk_id"] for r in self._scroll(None, ["chunk_id"])]
+        return sorted(i for i in ids if after is None or i > after)[:limit]
+
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         found = {r.payload["chunk_id"]: self._chunk(r.payload)
