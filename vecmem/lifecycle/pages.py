@@ -1,8 +1,8 @@
 """Reading a whole store page by page (memory flat in its size), and opening stores by name.
 
 A store that implements :class:`~vecmem.stores.base.PagedStore` (memory, embedded, pgvector,
-LanceDB, Chroma, DuckDB, Qdrant) is read as keyset pages of ids (ascending), each page fetched with ``get`` and
-``get_vectors``; a filter is applied to each page with the reference semantics
+LanceDB, Chroma, DuckDB, Qdrant) is read as keyset pages of ids (ascending), each page fetched
+with ``get`` and ``get_vectors``; a filter is applied to each page with the reference semantics
 (:func:`vecmem.filters.matches`).
 """
 
