@@ -2,7 +2,7 @@
 servers, each started once per session when a test asks.
 
 ``postgres_url``, ``mariadb_url``, ``redis_url`` and ``chroma_url`` give a connection URL (see
-:mod:`vecmem.testing.servers`). ``VECMEM_TEST_<NAME>_URL`` (e.g. ``VECMEM_TEST_POSTGRES_URL``)
+:mod:`vecmem.testing._infra.servers`). ``VECMEM_TEST_<NAME>_URL`` (e.g. ``VECMEM_TEST_POSTGRES_URL``)
 points a fixture at a server of your own instead. A server that cannot start fails the tests
 that need it when ``CI`` is set or ``VECMEM_REQUIRE_SERVERS=1`` (``./dev test`` sets it), and
 skips them, saying why, otherwise. Tests that use these fixtures get the ``server`` marker, so
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from vecmem.testing import servers
+from vecmem.testing._infra import servers
 
 SERVER_FIXTURES = {"postgres_url", "mariadb_url", "redis_url", "chroma_url"}
 

@@ -45,7 +45,7 @@ BATCH = 1000
 def _target(server: bool, url: str | None) -> Iterator[dict[str, Any]]:
     """Constructor arguments of both sides: a temporary folder, or a server."""
     if url is None and server:
-        from vecmem.testing.servers import chroma
+        from vecmem.testing._infra.servers import chroma
 
         with chroma() as started, _target(False, started) as t:
             yield {**t, "engine": "chroma run server (same machine), HttpClient"}

@@ -18,7 +18,7 @@ parameters, rows left as tuples). Batches and queries alternate between the two,
 machine hits both alike. The ratio vecmem / raw (for queries: of the p50s) is the cost of
 vecmem's layer: validation, SQL assembly, building Chunk and Hit objects. The two HNSW builds
 of the bulk load are the same statement, run one after the other, so they are listed apart.
-PostgreSQL is the test server of :mod:`vecmem.testing.servers`
+PostgreSQL is the test server of :mod:`vecmem.testing._infra.servers`
 (``shared_buffers=32MB``, ``fsync=off``) unless ``--postgres-url`` names one.
 """
 
@@ -51,7 +51,7 @@ def _server(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from vecmem.testing.servers import postgres
+    from vecmem.testing._infra.servers import postgres
 
     with postgres() as started:
         yield started

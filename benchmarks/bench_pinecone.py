@@ -5,7 +5,7 @@
     python -m benchmarks.bench_pinecone --real          # the real service ($PINECONE_API_KEY)
 
 Pinecone's cloud cannot be reached from the project's machines, so by default both sides talk
-over HTTP to :mod:`vecmem.testing.pinecone_standin`, run in a separate process (its work and
+over HTTP to :mod:`vecmem.testing._infra.pinecone_standin`, run in a separate process (its work and
 garbage collection do not land on the measured process). ``--real`` runs the same code against
 the service: index ``$VECMEM_PINECONE_BENCH_INDEX`` (default ``vecmem-bench``, created when
 missing: serverless aws/us-east-1, 384-d, dotproduct), namespaces ``bench-vecmem`` and
@@ -66,7 +66,7 @@ def _target(real: bool) -> Iterator[dict[str, Any]]:
         yield {"api_key": os.environ["PINECONE_API_KEY"], "controller_host": None,
                "index": index, "engine": f"Pinecone service, index {index!r}"}
         return
-    code = ("import sys\nfrom vecmem.testing.pinecone_standin import PineconeStandIn\n"
+    code = ("import sys\nfrom vecmem.testing._infra.pinecone_standin import PineconeStandIn\n"
             f"s = PineconeStandIn(api_key={KEY!r}).start()\nprint(s.url, flush=True)\n"
             "sys.stdin.read()\ns.stop()\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -76,7 +76,7 @@ def _target(real: bool) -> Iterator[dict[str, Any]]:
         if not url.startswith("http"):
             raise RuntimeError("the Pinecone stand-in did not start")
         yield {"api_key": KEY, "controller_host": url, "index": "bench",
-               "engine": "vecmem.testing.pinecone_standin (separate process, same machine)"}
+               "engine": "vecmem.testing._infra.pinecone_standin (separate process, same machine)"}
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         try:

@@ -4,7 +4,7 @@ checkpoint save/restore of a 1 MB state; SQLite and PostgreSQL, against the raw 
     python -m benchmarks.bench_relational            # 1M stored messages (several minutes)
     python -m benchmarks.bench_relational --quick    # 50k stored messages, about a minute
 
-PostgreSQL is the test server of :mod:`vecmem.testing.servers` (started here, stopped after; it
+PostgreSQL is the test server of :mod:`vecmem.testing._infra.servers` (started here, stopped after; it
 runs with ``fsync=off`` and ``synchronous_commit=off``) unless ``--postgres-url`` names one.
 SQLite is a file in a temporary folder, in vecmem's default mode (WAL, ``synchronous=NORMAL``).
 The peer for writes and reads is the raw driver (``sqlite3`` / ``psycopg``) running the same
@@ -255,7 +255,7 @@ def _postgres(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from vecmem.testing import servers
+    from vecmem.testing._infra import servers
 
     with servers.postgres() as started:
         yield started

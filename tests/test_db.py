@@ -123,7 +123,7 @@ def test_urls() -> None:
 
 
 def test_unreachable_server_is_backend_unavailable() -> None:
-    from vecmem.testing.servers import free_port
+    from vecmem.testing._infra.servers import free_port
 
     db = Database(f"postgresql://u:p@127.0.0.1:{free_port()}/db?connect_timeout=2")
     with pytest.raises(BackendUnavailableError):

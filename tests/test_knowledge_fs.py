@@ -54,41 +54,41 @@ def redis_kb(redis_url: str) -> Iterator[Any]:
 
 class TestMemoryKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self) -> MemoryKnowledgeStore:
-        return MemoryKnowledgeStore()
+    def store_factory(self) -> Any:
+        return lambda: MemoryKnowledgeStore()
 
 
 class TestSQLiteKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self, sqlite_kb: Any) -> Any:
-        return sqlite_kb
+    def store_factory(self, sqlite_kb: Any) -> Any:
+        return lambda: sqlite_kb
 
 
 class TestDiskKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self, tmp_path: Path) -> Any:
-        return FILE_STORES.create(f"file://{tmp_path}/kb")
+    def store_factory(self, tmp_path: Path) -> Any:
+        return lambda: FILE_STORES.create(f"file://{tmp_path}/kb")
 
 
 @pytest.mark.server
 class TestPostgresKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self, postgres_kb: Any) -> Any:
-        return postgres_kb
+    def store_factory(self, postgres_kb: Any) -> Any:
+        return lambda: postgres_kb
 
 
 @pytest.mark.server
 class TestMariaDBKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self, mariadb_kb: Any) -> Any:
-        return mariadb_kb
+    def store_factory(self, mariadb_kb: Any) -> Any:
+        return lambda: mariadb_kb
 
 
 @pytest.mark.server
 class TestRedisKnowledge(KnowledgeStoreSuite):
     @pytest.fixture
-    def backend(self, redis_kb: Any) -> Any:
-        return redis_kb
+    def store_factory(self, redis_kb: Any) -> Any:
+        return lambda: redis_kb
 
 
 # -- disk specifics -------------------------------------------------------------------------

@@ -220,5 +220,5 @@ def test_broken_plugin_fails_when_created_not_when_listed(plugin: Path) -> None:
 
 class TestPluginStatePassesTheSuite(StateStoreSuite):
     @pytest.fixture
-    def backend(self, plugin: Path) -> Any:
-        return STATE_STORES.create("example")
+    def store_factory(self, plugin: Path) -> Any:
+        return lambda: STATE_STORES.create("example")

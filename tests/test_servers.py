@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from vecmem.testing import servers
+from vecmem.testing._infra import servers
 
 pytestmark = pytest.mark.server
 

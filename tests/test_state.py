@@ -48,32 +48,32 @@ def redis_state(redis_url: str) -> Iterator[Any]:
 
 class TestMemoryState(StateStoreSuite):
     @pytest.fixture
-    def backend(self) -> MemoryStateStore:
-        return MemoryStateStore()
+    def store_factory(self) -> Any:
+        return lambda: MemoryStateStore()
 
 
 class TestSQLiteState(StateStoreSuite):
     @pytest.fixture
-    def backend(self, sqlite_state: Any) -> Any:
-        return sqlite_state
+    def store_factory(self, sqlite_state: Any) -> Any:
+        return lambda: sqlite_state
 
 
 @pytest.mark.server
 class TestPostgresState(StateStoreSuite):
     @pytest.fixture
-    def backend(self, postgres_state: Any) -> Any:
-        return postgres_state
+    def store_factory(self, postgres_state: Any) -> Any:
+        return lambda: postgres_state
 
 
 @pytest.mark.server
 class TestMariaDBState(StateStoreSuite):
     @pytest.fixture
-    def backend(self, mariadb_state: Any) -> Any:
-        return mariadb_state
+    def store_factory(self, mariadb_state: Any) -> Any:
+        return lambda: mariadb_state
 
 
 @pytest.mark.server
 class TestRedisState(StateStoreSuite):
     @pytest.fixture
-    def backend(self, redis_state: Any) -> Any:
-        return redis_state
+    def store_factory(self, redis_state: Any) -> Any:
+        return lambda: redis_state

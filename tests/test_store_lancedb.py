@@ -37,9 +37,10 @@ from vecmem.stores import open_store
 from vecmem.stores.base import validate_vectors
 from vecmem.stores.lancedb import LanceDb
 from vecmem.stores.memory import MemoryStore
-from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite, store_suite
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.congruence import filled
 from vecmem.testing.store_suite import (
+    ReferenceFactory,
     SPACE,
     StoreFactory,
     assert_ranked_like,
@@ -115,14 +116,18 @@ def _spawned_writer(uri: str, start: int, n: int, keyword: str = "exact") -> Non
 class TestLanceDb(StoreSuite):
     @pytest.fixture(params=MODES)
     def keyword_mode(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-        """Both keyword modes; native mode's keyword answers are held to LuceneReference."""
+        """Both keyword modes."""
         if request.param == "native":
-            monkeypatch.setattr(store_suite, "reference", lucene_reference)
             # the index rebuilt before any search that follows a change: LanceDB's statistics are
             # then those of the live rows (tests below cover searches while the index lags)
             monkeypatch.setattr(lancedb_store, "FTS_LAG", 0)
             monkeypatch.setattr(lancedb_store, "_FTS_CHECK_S", 0.0)
         return str(request.param)
+
+    @pytest.fixture
+    def reference_factory(self, keyword_mode: str) -> ReferenceFactory:
+        """Native mode's keyword answers are held to LuceneReference."""
+        return lucene_reference if keyword_mode == "native" else reference
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:

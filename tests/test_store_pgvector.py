@@ -32,7 +32,7 @@ from vecmem.fusion import Fusion, fuse
 from vecmem.stores import open_store
 from vecmem.stores.pgvector import PgVector, from_url
 from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
-from vecmem.testing.servers import free_port
+from vecmem.testing._infra.servers import free_port
 from vecmem.testing.store_suite import (
     SPACE,
     StoreFactory,

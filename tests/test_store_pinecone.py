@@ -1,5 +1,5 @@
 """The conformance and congruence suites on Pinecone: through the real ``pinecone`` SDK against
-the local stand-in (:mod:`vecmem.testing.pinecone_standin`) always, and against the real service
+the local stand-in (:mod:`vecmem.testing._infra.pinecone_standin`) always, and against the real service
 when ``PINECONE_API_KEY`` is set (index ``$VECMEM_PINECONE_INDEX``, default ``vecmem-test``,
 created when missing: serverless aws/us-east-1, dimension 8, dotproduct; one namespace per test;
 each write is followed by ``$VECMEM_PINECONE_SETTLE`` seconds, as the service is eventually
@@ -47,16 +47,12 @@ from vecmem.stores.pinecone import (
     _unpack,
     to_filter,
 )
-from vecmem.testing import (
-    CongruenceSuite,
-    HostileInputSuite,
-    StoreSuite,
-    pinecone_standin,
-    store_suite,
-)
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
+from vecmem.testing._infra import pinecone_standin
+from vecmem.testing._infra.pinecone_standin import PineconeStandIn
 from vecmem.testing.congruence import filled
-from vecmem.testing.pinecone_standin import PineconeStandIn
 from vecmem.testing.store_suite import (
+    ReferenceFactory,
     BM25_REL,
     SPACE,
     StoreFactory,
@@ -208,11 +204,10 @@ frozen_reference = functools.partial(reference, cls=FrozenReference)
 
 
 @pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The suite's keyword answers held to FrozenReference, over a fresh ledger."""
+def frozen() -> Iterator[None]:
+    """A fresh ledger for FrozenReference."""
     _LIVE.clear()
     _AVGDL_W.clear()
-    monkeypatch.setattr(store_suite, "reference", frozen_reference)
     yield
     _LIVE.clear()
     _AVGDL_W.clear()
@@ -220,6 +215,11 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.usefixtures("frozen")
 class TestPineconeNativeKeyword(StoreSuite):
+    @pytest.fixture
+    def reference_factory(self) -> ReferenceFactory:
+        """The suite's keyword answers held to FrozenReference."""
+        return frozen_reference
+
     @pytest.fixture
     def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
         ns = _ns()

@@ -370,7 +370,8 @@ def _by_name(spec: str) -> Embedder:
 def _checked(made: Any, spec: str) -> Embedder:
     # looked up on the class: isinstance(made, Embedder) would read ``dim`` and load the model
     cls = type(made)
-    if not (hasattr(made, "name") and hasattr(cls, "dim") and callable(getattr(cls, "embed", None))):
+    if not (hasattr(made, "name") and hasattr(cls, "dim")
+            and callable(getattr(cls, "embed", None))):
         raise ConfigurationError(f"embedder {spec!r} made {type(made).__name__}, which has not "
                                  "name, dim and embed(texts)")
     return made

@@ -109,7 +109,8 @@ class OnnxEmbedder:
         return int(shape[-1])
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces of ``text`` without the special tokens, not truncated (as chunking counts)."""
+        """Word pieces of ``text`` without the special tokens, not truncated (as chunking
+        counts them)."""
         tok = self.tokenizer
         with self._lock:
             tok.no_truncation()

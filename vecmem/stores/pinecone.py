@@ -2,7 +2,7 @@
 
 ``PineconeDb(index="kb")`` opens (or creates, serverless, ``dotproduct``) an index through the
 official ``pinecone`` SDK over REST; ``host=`` skips the control plane, ``controller_host=``
-points the control plane elsewhere (the tests use :mod:`vecmem.testing.pinecone_standin`).
+points the control plane elsewhere (the tests use :mod:`vecmem.testing._infra.pinecone_standin`).
 ``namespace=`` separates stores sharing an index.
 
 Layout. A chunk is a vector: id = chunk id, dense values = the embedding, sparse values = its

@@ -1,8 +1,8 @@
 """The shared test suite every checkpoint store passes.
 
-Subclass :class:`CheckpointStoreSuite` and supply a ``backend`` fixture returning a store (no
-key); each test works in fresh tenants (``backend.with_tenant``) and makes keyed views with
-``with_key``, so a shared server needs no cleanup between tests.
+Subclass :class:`CheckpointStoreSuite` and supply a ``store_factory`` fixture, a zero-argument
+callable returning a store (no key); each test works in fresh tenants (``with_tenant``) and
+makes keyed views with ``with_key``, so a shared server needs no cleanup between tests.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def _tick() -> float:
 
 
 class CheckpointStoreSuite(CheckpointTenancySuite):
-    """Conformance tests for checkpoint stores; override the ``backend`` fixture."""
+    """Conformance tests for checkpoint stores; override the ``store_factory`` fixture."""
 
     @pytest.fixture
-    def make_store(self, backend: Any) -> MakeStore:
-        return lambda tenant: backend.with_tenant(tenant)
+    def make_store(self, root_store: Any) -> MakeStore:
+        return lambda tenant: root_store.with_tenant(tenant)
 
     @pytest.fixture
     def store(self, make_store: MakeStore) -> CheckpointStoreBase:

@@ -34,6 +34,7 @@ import pytest
 from vecmem.memory import VectorMemory
 from vecmem.stores.base import VectorStore
 from vecmem.stores.memory import MemoryStore
+from vecmem.testing._factory import FactorySuite
 from vecmem.types import Document, Hit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ def _reference(limit_docs: int, limit_queries: int) -> VectorMemory:
     return filled(MemoryStore(), load_slice(limit_docs, limit_queries))
 
 
-class CongruenceSuite:
+class CongruenceSuite(FactorySuite):
     """Congruence with the exact reference on SciFact; override the ``store_factory`` fixture."""
 
     LIMIT_DOCS = 600
@@ -133,10 +134,6 @@ class CongruenceSuite:
     MIN_OVERLAP = 0.95
     NDCG_TOLERANCE = 0.01
     KEYWORD_REL = 1e-5  # relative tolerance of keyword scores against keyword_reference's
-
-    @pytest.fixture
-    def store_factory(self) -> StoreFactory:
-        pytest.fail(f"{type(self).__name__} must override the store_factory fixture")
 
     @pytest.fixture
     def data(self) -> Slice:

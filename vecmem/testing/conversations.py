@@ -1,8 +1,8 @@
 """The shared test suite every :class:`~vecmem.conversations.ConversationStore` passes.
 
-Subclass :class:`ConversationStoreSuite` and supply a ``backend`` fixture returning a store;
-each test works in fresh tenants made with ``backend.with_tenant``, so a shared server needs no
-cleanup between tests.
+Subclass :class:`ConversationStoreSuite` and supply a ``store_factory`` fixture, a
+zero-argument callable returning a store; each test works in fresh tenants made with its
+``with_tenant``, so a shared server needs no cleanup between tests.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def _deep(depth: int) -> dict[str, Any]:
 
 
 class ConversationStoreSuite(ConversationTenancySuite):
-    """Conformance tests for conversation stores; override the ``backend`` fixture."""
+    """Conformance tests for conversation stores; override the ``store_factory`` fixture."""
 
     @pytest.fixture
-    def make_store(self, backend: Any) -> MakeStore:
-        return lambda tenant: backend.with_tenant(tenant)
+    def make_store(self, root_store: Any) -> MakeStore:
+        return lambda tenant: root_store.with_tenant(tenant)
 
     @pytest.fixture
     def store(self, make_store: MakeStore) -> ConversationStore:

@@ -48,6 +48,7 @@ from vecmem.stores.base import VectorStore
 from vecmem.stores.memory import MemoryStore
 from vecmem.testing.store_suite import StoreFactory, typed
 from vecmem.types import content_hash
+from vecmem.testing._factory import FactorySuite
 
 DIM = 64
 EXAMPLES = 25
@@ -285,12 +286,8 @@ def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
 
 
 # --------------------------------------------------------------------------- the suite
-class HostileInputSuite:
+class HostileInputSuite(FactorySuite):
     """Typed error and an unchanged store, or the reference's answer (see the module doc)."""
-
-    @pytest.fixture
-    def store_factory(self) -> StoreFactory:
-        pytest.fail(f"{type(self).__name__} must override the store_factory fixture")
 
     @staticmethod
     def _seeded(store: VectorStore) -> VectorMemory:

@@ -1,8 +1,8 @@
 """The shared test suite every path-based :class:`~vecmem.knowledge_fs.KnowledgeStore` passes.
 
-Subclass :class:`KnowledgeStoreSuite` and supply a ``backend`` fixture returning a store; each
-test works in fresh tenants made with ``backend.with_tenant``, so a shared server needs no
-cleanup between tests.
+Subclass :class:`KnowledgeStoreSuite` (also exported as ``FileStoreSuite``) and supply a
+``store_factory`` fixture, a zero-argument callable returning a store; each test works in fresh
+tenants made with its ``with_tenant``, so a shared server needs no cleanup between tests.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ BAD_PATHS = ["relative.txt", "", "/a/../b", "/..", "/a/./b", "/a//b", "/a/\x00b"
 
 
 class KnowledgeStoreSuite(KnowledgeTenancySuite):
-    """Conformance tests for knowledge stores; override the ``backend`` fixture."""
+    """Conformance tests for knowledge stores; override the ``store_factory`` fixture."""
 
     @pytest.fixture
-    def make_store(self, backend: Any) -> MakeStore:
-        return lambda tenant: backend.with_tenant(tenant)
+    def make_store(self, root_store: Any) -> MakeStore:
+        return lambda tenant: root_store.with_tenant(tenant)
 
     @pytest.fixture
     def store(self, make_store: MakeStore) -> KnowledgeStore:

@@ -1,14 +1,15 @@
 """The shared test suite every :class:`~vecmem.state.StateStore` backend passes.
 
-A backend's test file subclasses :class:`StateStoreSuite` and supplies one fixture, ``backend``
-(any scope), returning a store; every test works in fresh tenants made with
-``backend.with_tenant``, so a shared server needs no cleanup between tests::
+A backend's test file subclasses :class:`StateStoreSuite` and supplies one fixture,
+``store_factory`` (any scope), a zero-argument callable returning a store; every test works in
+fresh tenants made with ``store_factory().with_tenant``, so a shared server needs no cleanup
+between tests::
 
     class TestSQLiteState(StateStoreSuite):
         @pytest.fixture(scope="class")
-        def backend(self, tmp_path_factory):
+        def store_factory(self, tmp_path_factory):
             store = SQLStateStore(f"sqlite:///{tmp_path_factory.mktemp('s')}/state.db")
-            yield store
+            yield lambda: store
             store.close()
 """
 
@@ -30,11 +31,11 @@ MakeStore = Callable[[str], StateStore]
 
 
 class StateStoreSuite(StateTenancySuite):
-    """Conformance tests for state stores; override the ``backend`` fixture."""
+    """Conformance tests for state stores; override the ``store_factory`` fixture."""
 
     @pytest.fixture
-    def make_store(self, backend: Any) -> MakeStore:
-        return lambda tenant: backend.with_tenant(tenant)
+    def make_store(self, root_store: Any) -> MakeStore:
+        return lambda tenant: root_store.with_tenant(tenant)
 
     @pytest.fixture
     def store(self, make_store: MakeStore) -> StateStore:

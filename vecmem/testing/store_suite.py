@@ -41,15 +41,21 @@ from vecmem.errors import (
     UnsupportedFilterError,
 )
 from vecmem.filters import Filter, matches, parse_filter
+from vecmem.memory import DEFAULT_BM25
 from vecmem.stores.base import PagedStore, VectorStore
 from vecmem.stores.memory import MemoryStore
+from vecmem.testing._factory import FactorySuite
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 DIM = 8
-SPACE = EmbeddingSpace(embedder="test", dim=DIM)
-"""The embedding space every suite test connects with."""
+SPACE = EmbeddingSpace(embedder="test", dim=DIM, bm25_k1=DEFAULT_BM25[0], bm25_b=DEFAULT_BM25[1],
+                       bm25_epsilon=DEFAULT_BM25[2])
+"""The embedding space every suite test connects with: BM25 as vecmem ships it
+(:data:`vecmem.memory.DEFAULT_BM25`), so the suite checks the parameters users run."""
 
 StoreFactory = Callable[[], VectorStore]
+ReferenceFactory = Callable[..., MemoryStore]
+"""``(chunks, vectors, space) -> MemoryStore``: :func:`reference` or a variant of it."""
 
 VECTOR_TOL = 1e-4  # float32 storage and server-side arithmetic
 BM25_REL = 1e-5
@@ -278,14 +284,17 @@ def random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- base
-class _SuiteBase:
+class _SuiteBase(FactorySuite):
     SPACE = SPACE
     N_FILTER = 40  # chunks in the filter corpus
     KEYWORD_QUERY = "memory vector search index keyword agent"
 
     @pytest.fixture
-    def store_factory(self) -> StoreFactory:
-        pytest.fail(f"{type(self).__name__} must override the store_factory fixture")
+    def reference_factory(self) -> ReferenceFactory:
+        """What answers are held to: :func:`reference`, the exact in-memory store. A backend
+        whose keyword scores follow a documented BM25 variant of its own overrides this with
+        ``functools.partial(reference, cls=MyVariantOfMemoryStore)``."""
+        return reference
 
     @pytest.fixture
     def store(self, store_factory: StoreFactory) -> Iterator[VectorStore]:
@@ -503,11 +512,13 @@ class SearchTests(_SuiteBase):
             c, s = store.query(vectors[i], k=1)[0]
             assert c.id == chunks[i].id and s == pytest.approx(1.0, abs=VECTOR_TOL)
 
-    def test_keyword_scores_equal_the_reference(self, store: VectorStore) -> None:
+    def test_keyword_scores_equal_the_reference(
+        self, store: VectorStore, reference_factory: ReferenceFactory
+    ) -> None:
         """Keyword scores must be BM25Okapi (space.bm25_k1/b/epsilon, vecmem's tokenizer)
         computed over the whole collection, equal to MemoryStore's."""
         chunks, vectors = self.fill(store, self.N_FILTER)
-        ref = reference(chunks, vectors, self.SPACE)
+        ref = reference_factory(chunks, vectors, self.SPACE)
         for q in ("memory", "vector search", self.KEYWORD_QUERY, "Documents SCORING graphs",
                   "fusion cache"):
             want = ref.keyword(q, k=10)
@@ -523,7 +534,9 @@ class SearchTests(_SuiteBase):
         hits = store.keyword("graph", k=50)
         assert hits and all("graph" in c.text for c, _ in hits)
 
-    def test_keyword_after_overwrite_and_delete(self, store: VectorStore) -> None:
+    def test_keyword_after_overwrite_and_delete(
+        self, store: VectorStore, reference_factory: ReferenceFactory
+    ) -> None:
         """The keyword index must follow overwrites and deletes (N, avgdl and df change)."""
         chunks, vectors = self.fill(store, 30)
         store.delete(ids=[c.id for c in chunks[:5]])
@@ -531,7 +544,7 @@ class SearchTests(_SuiteBase):
                    for c in chunks[5:10]]
         store.upsert(changed, vectors[5:10])
         live = changed + chunks[10:]
-        ref = reference(live, np.vstack([vectors[5:10], vectors[10:]]), self.SPACE)
+        ref = reference_factory(live, np.vstack([vectors[5:10], vectors[10:]]), self.SPACE)
         for q in ("graph token", "memory"):
             truth = {c.id: s for c, s in ref.keyword(q, k=1000)}
             assert_ranked_like(store.keyword(q, k=8), ref.keyword(q, k=8), truth,
@@ -617,20 +630,25 @@ class FilterTests(_SuiteBase):
         return True
 
     @pytest.mark.parametrize("label,spec", FILTER_CASES, ids=[c[0] for c in FILTER_CASES])
-    def test_filter_operator(self, store: VectorStore, label: str, spec: dict[str, Any]) -> None:
+    def test_filter_operator(
+        self, store: VectorStore, reference_factory: ReferenceFactory, label: str,
+        spec: dict[str, Any],
+    ) -> None:
         """Each operator must select exactly what vecmem.filters.matches selects (missing fields,
         bools are not numbers, $ne/$nin keep chunks without the field, $contains is list
         membership) in query, keyword and count."""
         chunks, vectors = self.fill(store, self.N_FILTER)
-        ref = reference(chunks, vectors, self.SPACE)
+        ref = reference_factory(chunks, vectors, self.SPACE)
         if not self._check(store, chunks, vectors, ref, parse_filter(spec), label):
             pytest.skip(f"{store.name} raises UnsupportedFilterError for {spec}")
 
-    def test_random_filters_match_the_reference(self, store: VectorStore) -> None:
+    def test_random_filters_match_the_reference(
+        self, store: VectorStore, reference_factory: ReferenceFactory
+    ) -> None:
         """50 seeded random filters: query, keyword, count and delete-by-filter must equal the
         reference; print the failing filter and compare the translation with filters.matches."""
         chunks, vectors = self.fill(store, self.N_FILTER)
-        ref = reference(chunks, vectors, self.SPACE)
+        ref = reference_factory(chunks, vectors, self.SPACE)
         rng = random.Random(1234)
         by_id = {c.id: i for i, c in enumerate(chunks)}
         supported = 0
@@ -1010,6 +1028,7 @@ __all__ = [
     "make_chunks",
     "random_filter",
     "ranked_keyword",
+    "ReferenceFactory",
     "reference",
     "typed",
     "unit_vectors",

@@ -10,8 +10,8 @@ Names a store must refuse (empty, NUL, too long, lone surrogates) must raise
 
 The conformance suites (:mod:`vecmem.testing.knowledge_fs`, ``conversations``, ``state``,
 ``checkpoints``) inherit these, so every backend that runs its suite is probed with the same
-``backend`` fixture; agent memory is probed with :class:`AgentMemoryTenancySuite` and a
-``backend`` fixture returning an :class:`~vecmem.agent_memory.AgentMemory`. Everything written
+``store_factory`` fixture; agent memory is probed with :class:`AgentMemoryTenancySuite` and a
+``store_factory`` returning an :class:`~vecmem.agent_memory.AgentMemory`. Everything written
 under a crafted name is deleted again, so a shared server needs no cleanup.
 """
 
@@ -26,6 +26,7 @@ import pytest
 
 from vecmem._keys import MAX_KEY, MAX_TENANT, file_name, legacy_file_name
 from vecmem.errors import InvalidInputError, NotFoundError
+from vecmem.testing._factory import FactorySuite
 
 ABSOLUTE = [".", "..", "../x", "./", "%2e%2e", "%2E%2E", "*", "%", "_", "?", "[a]", "~", "a/b",
             "a\\b", ":", "|", " ", "default"]
@@ -65,12 +66,12 @@ def victim_name(kind: str) -> str:
 
 
 # -- knowledge stores (tenant) ------------------------------------------------------------------
-class KnowledgeTenancySuite:
+class KnowledgeTenancySuite(FactorySuite):
     """Tenants of a path-based knowledge store are sealed from one another."""
 
-    def test_no_tenant_name_reaches_another_tenants_files(self, backend: Any) -> None:
+    def test_no_tenant_name_reaches_another_tenants_files(self, root_store: Any) -> None:
         name = victim_name("kb")
-        victim = backend.with_tenant(name)
+        victim = root_store.with_tenant(name)
         top = f"/p-{uuid.uuid4().hex[:8]}"
         secret, other_file = f"{top}/secret.md", f"{top}/sub/x"
         victim.write(secret, b"victim data")
@@ -80,7 +81,7 @@ class KnowledgeTenancySuite:
                                              quote(name, safe="")}]
         try:
             for crafted in hostile_names(name, max_len=MAX_TENANT):
-                other = backend.with_tenant(crafted)
+                other = root_store.with_tenant(crafted)
                 try:
                     assert not other.exists(secret) and not other.exists(top), crafted
                     for path in nested:
@@ -109,11 +110,11 @@ class KnowledgeTenancySuite:
         finally:
             victim.delete(top, recursive=True)
 
-    def test_crafted_tenant_names_are_pairwise_distinct(self, backend: Any) -> None:
+    def test_crafted_tenant_names_are_pairwise_distinct(self, root_store: Any) -> None:
         """Every crafted name writes the same path; each must read back only its own file."""
         names = crafted_set(victim_name("kb"), max_len=MAX_TENANT)
         top = f"/probe-{uuid.uuid4().hex[:8]}"
-        stores = [backend.with_tenant(n) for n in names]
+        stores = [root_store.with_tenant(n) for n in names]
         try:
             for i, kb in enumerate(stores):
                 kb.write(f"{top}/{i}", names[i].encode())
@@ -124,14 +125,14 @@ class KnowledgeTenancySuite:
             for kb in stores:
                 kb.delete(top, recursive=True)
 
-    def test_tenant_names_that_cannot_be_stored_are_refused(self, backend: Any) -> None:
+    def test_tenant_names_that_cannot_be_stored_are_refused(self, root_store: Any) -> None:
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
-                backend.with_tenant(crafted).write("/x", b"1")
+                root_store.with_tenant(crafted).write("/x", b"1")
 
 
 # -- conversation stores (tenant, user) ---------------------------------------------------------
-class ConversationTenancySuite:
+class ConversationTenancySuite(FactorySuite):
     """Tenants and users of a conversation store are sealed from one another."""
 
     def _probe(self, store: Any, user: str, session: str, crafted: str) -> None:
@@ -149,15 +150,15 @@ class ConversationTenancySuite:
         store.add_messages(user, session, [Message("user", crafted)])
         assert [m.content for m in store.get_messages(user, session)] == [crafted]
 
-    def test_no_tenant_name_reaches_another_tenants_conversations(self, backend: Any) -> None:
+    def test_no_tenant_name_reaches_another_tenants_conversations(self, root_store: Any) -> None:
         from vecmem.conversations import Message
 
         name, user, session = victim_name("conv"), victim_name("user"), victim_name("session")
-        victim = backend.with_tenant(name)
+        victim = root_store.with_tenant(name)
         victim.add_messages(user, session, [Message("user", "victim says hi")], agent_id="a")
         before = victim.export(user)["sessions"]
         for crafted in hostile_names(name, max_len=MAX_TENANT):
-            other = backend.with_tenant(crafted)
+            other = root_store.with_tenant(crafted)
             try:
                 self._probe(other, user, session, crafted)
                 assert all(s.user_id != user for s in other.query_sessions(agent_id="a"))
@@ -166,10 +167,10 @@ class ConversationTenancySuite:
         assert victim.export(user)["sessions"] == before
 
     def test_no_user_or_session_name_reaches_another_users_conversations(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         from vecmem.conversations import Message
 
-        store = backend.with_tenant(victim_name("conv"))
+        store = root_store.with_tenant(victim_name("conv"))
         user, session = victim_name("user"), victim_name("session")
         store.add_messages(user, session, [Message("user", "victim says hi")])
         before = store.export(user)["sessions"]
@@ -185,7 +186,7 @@ class ConversationTenancySuite:
         assert [s.user_id for s in store.query_sessions()] == [user]
 
     def test_crafted_tenant_user_and_session_names_are_pairwise_distinct(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         """Every crafted tenant writes the same user and session, every crafted user (and
         session) of one tenant the same session: each reads back only its own message."""
         from vecmem.conversations import Message
@@ -193,8 +194,8 @@ class ConversationTenancySuite:
         run = uuid.uuid4().hex[:8]
         tenants = crafted_set(victim_name("conv"), max_len=MAX_TENANT)
         users = crafted_set(victim_name("user"), max_len=MAX_KEY)
-        stores = [backend.with_tenant(n) for n in tenants]
-        home, away = backend.with_tenant(f"t-{run}"), backend.with_tenant(f"T-{run}")
+        stores = [root_store.with_tenant(n) for n in tenants]
+        home, away = root_store.with_tenant(f"t-{run}"), root_store.with_tenant(f"T-{run}")
         try:
             for n, st in zip(tenants, stores):
                 st.add_messages(f"u-{run}", "s", [Message("user", n)])
@@ -220,10 +221,10 @@ class ConversationTenancySuite:
             home.delete_user(f"u-{run}")
 
     def test_user_and_session_names_that_cannot_be_stored_are_refused(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         from vecmem.conversations import Message
 
-        store = backend.with_tenant(victim_name("conv"))
+        store = root_store.with_tenant(victim_name("conv"))
         for crafted in refused_names(MAX_KEY):
             with pytest.raises(InvalidInputError):
                 store.add_messages(crafted, "s", [Message("user", "x")])
@@ -231,20 +232,20 @@ class ConversationTenancySuite:
                 store.add_messages("u", crafted, [Message("user", "x")])
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
-                backend.with_tenant(crafted).add_messages("u", "s", [Message("user", "x")])
+                root_store.with_tenant(crafted).add_messages("u", "s", [Message("user", "x")])
         assert store.query_sessions() == []
 
 
 # -- state stores (tenant, namespace) -----------------------------------------------------------
-class StateTenancySuite:
+class StateTenancySuite(FactorySuite):
     """Tenants and namespaces of a state store are sealed; key prefixes are literal."""
 
-    def test_no_tenant_or_namespace_name_reaches_another_ones_state(self, backend: Any) -> None:
+    def test_no_tenant_or_namespace_name_reaches_another_ones_state(self, root_store: Any) -> None:
         name, ns = victim_name("state"), victim_name("ns")
-        victim = backend.with_tenant(name)
+        victim = root_store.with_tenant(name)
         victim.set(ns, "k", {"v": 1})
         for crafted in hostile_names(name, max_len=MAX_TENANT):
-            other = backend.with_tenant(crafted)
+            other = root_store.with_tenant(crafted)
             try:
                 assert other.get(ns, "k") is None and other.get_entry(ns, "k") is None, crafted
                 assert other.keys(ns) == [] and other.clear(ns) == 0, crafted
@@ -261,12 +262,12 @@ class StateTenancySuite:
         victim.clear(ns)
 
     def test_crafted_tenant_and_namespace_names_are_pairwise_distinct(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         run = uuid.uuid4().hex[:8]
         tenants = crafted_set(victim_name("state"), max_len=MAX_TENANT)
         spaces = crafted_set(victim_name("ns"), max_len=MAX_KEY)
-        stores = [backend.with_tenant(n) for n in tenants]
-        home = backend.with_tenant(f"t-{run}")
+        stores = [root_store.with_tenant(n) for n in tenants]
+        home = root_store.with_tenant(f"t-{run}")
         try:
             for n, st in zip(tenants, stores):
                 st.set(f"ns-{run}", "k", n)
@@ -282,8 +283,8 @@ class StateTenancySuite:
             for ns in spaces:
                 home.clear(ns)
 
-    def test_key_prefixes_are_literal(self, backend: Any) -> None:
-        store, ns = backend.with_tenant(victim_name("state")), "ns"
+    def test_key_prefixes_are_literal(self, root_store: Any) -> None:
+        store, ns = root_store.with_tenant(victim_name("state")), "ns"
         keys = ["k1", "k_2", "k%3", "k*4", "K5", "k?6", "k[7]", "k\\8", "x"]
         for k in keys:
             store.set(ns, k, k)
@@ -292,11 +293,11 @@ class StateTenancySuite:
                 k for k in keys if k.startswith(prefix)), prefix
 
     def test_tenant_and_namespace_names_that_cannot_be_stored_are_refused(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
-                backend.with_tenant(crafted).set("ns", "k", 1)
-        store = backend.with_tenant(victim_name("state"))
+                root_store.with_tenant(crafted).set("ns", "k", 1)
+        store = root_store.with_tenant(victim_name("state"))
         for crafted in refused_names(MAX_KEY):
             with pytest.raises(InvalidInputError):
                 store.set(crafted, "k", 1)
@@ -306,18 +307,18 @@ class StateTenancySuite:
 
 
 # -- checkpoint stores (tenant) -----------------------------------------------------------------
-class CheckpointTenancySuite:
+class CheckpointTenancySuite(FactorySuite):
     """Tenants of a checkpoint store are sealed, by thread name and by checkpoint id."""
 
     def test_no_tenant_name_or_checkpoint_id_reaches_another_tenants_checkpoints(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         name, thread = victim_name("ck"), victim_name("thread")
-        victim = backend.with_tenant(name)
+        victim = root_store.with_tenant(name)
         first = victim.save(thread, {"step": 1}, tags=["t"])
         second = victim.save(thread, {"step": 2})
         ids = [first.id, second.id]
         for crafted in hostile_names(name, max_len=MAX_TENANT):
-            other = backend.with_tenant(crafted)
+            other = root_store.with_tenant(crafted)
             try:
                 for cid in ids:
                     for call in (other.get, other.info, other.restore,
@@ -343,8 +344,8 @@ class CheckpointTenancySuite:
         assert victim.get(first.id).state == {"step": 1} and victim.latest(thread).id == second.id
         victim.delete_thread(thread)
 
-    def test_no_thread_name_reaches_another_thread(self, backend: Any) -> None:
-        store, thread = backend.with_tenant(victim_name("ck")), victim_name("thread")
+    def test_no_thread_name_reaches_another_thread(self, root_store: Any) -> None:
+        store, thread = root_store.with_tenant(victim_name("ck")), victim_name("thread")
         ck = store.save(thread, {"step": 1})
         for crafted in hostile_names(thread, max_len=MAX_KEY):
             with pytest.raises(NotFoundError):
@@ -352,12 +353,12 @@ class CheckpointTenancySuite:
             assert store.history(crafted) == [] and store.delete_thread(crafted) == 0, crafted
         assert store.threads() == [thread] and store.latest(thread).id == ck.id
 
-    def test_crafted_tenant_and_thread_names_are_pairwise_distinct(self, backend: Any) -> None:
+    def test_crafted_tenant_and_thread_names_are_pairwise_distinct(self, root_store: Any) -> None:
         run = uuid.uuid4().hex[:8]
         tenants = crafted_set(victim_name("ck"), max_len=MAX_TENANT)
         threads = crafted_set(victim_name("thread"), max_len=MAX_KEY)
-        stores = [backend.with_tenant(n) for n in tenants]
-        home = backend.with_tenant(f"t-{run}")
+        stores = [root_store.with_tenant(n) for n in tenants]
+        home = root_store.with_tenant(f"t-{run}")
         try:
             for n, st in zip(tenants, stores):
                 st.save(f"th-{run}", {"by": n})
@@ -376,11 +377,11 @@ class CheckpointTenancySuite:
                 home.delete_thread(th)
 
     def test_tenant_and_thread_names_that_cannot_be_stored_are_refused(
-            self, backend: Any) -> None:
+            self, root_store: Any) -> None:
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
-                backend.with_tenant(crafted).save("th", {})
-        store = backend.with_tenant(victim_name("ck"))
+                root_store.with_tenant(crafted).save("th", {})
+        store = root_store.with_tenant(victim_name("ck"))
         for crafted in refused_names(MAX_KEY):
             with pytest.raises(InvalidInputError):
                 store.save(crafted, {})
@@ -388,13 +389,13 @@ class CheckpointTenancySuite:
 
 
 # -- agent memory (user, agent, run) ------------------------------------------------------------
-class AgentMemoryTenancySuite:
+class AgentMemoryTenancySuite(FactorySuite):
     """Scopes of :class:`~vecmem.agent_memory.AgentMemory` are sealed, by name and by id.
 
-    ``backend`` returns a fresh, empty agent memory."""
+    ``store_factory`` returns a fresh, empty agent memory."""
 
-    def test_no_scope_name_reaches_another_scopes_memories(self, backend: Any) -> None:
-        am, user = backend, victim_name("user")
+    def test_no_scope_name_reaches_another_scopes_memories(self, root_store: Any) -> None:
+        am, user = root_store, victim_name("user")
         w = am.remember("the vault combination is 31-41-59", user_id=user, agent_id="a1",
                         run_id="r1")
         u = am.update(w.memory_id, "the vault combination is 27-18-28", user_id=user)
@@ -422,8 +423,8 @@ class AgentMemoryTenancySuite:
         assert [h.memory.text for h in am.recall("vault", user_id=user)] == [
             "the vault combination is 27-18-28"]
 
-    def test_crafted_scope_names_are_pairwise_distinct(self, backend: Any) -> None:
-        am = backend
+    def test_crafted_scope_names_are_pairwise_distinct(self, root_store: Any) -> None:
+        am = root_store
         users = crafted_set(victim_name("user"), max_len=MAX_KEY)
         written = {u: am.remember(f"the locker code is {i:04d}", user_id=u).memory_id
                    for i, u in enumerate(users)}
@@ -432,11 +433,11 @@ class AgentMemoryTenancySuite:
             assert [(h.memory.id, h.memory.text) for h in hits] == [
                 (written[u], f"the locker code is {i:04d}")], u
 
-    def test_scope_names_that_cannot_be_stored_are_refused(self, backend: Any) -> None:
+    def test_scope_names_that_cannot_be_stored_are_refused(self, root_store: Any) -> None:
         for crafted in refused_names(MAX_KEY):
             with pytest.raises(InvalidInputError):
-                backend.remember("x", user_id=crafted)
+                root_store.remember("x", user_id=crafted)
             with pytest.raises(InvalidInputError):
-                backend.recall("x", user_id=crafted)
+                root_store.recall("x", user_id=crafted)
         with pytest.raises(InvalidInputError):
-            backend.remember("x", user_id=None, agent_id=None, run_id=None)
+            root_store.remember("x", user_id=None, agent_id=None, run_id=None)
