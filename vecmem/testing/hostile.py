@@ -46,9 +46,9 @@ from vecmem.errors import (
 from vecmem.memory import VectorMemory
 from vecmem.stores.base import VectorStore
 from vecmem.stores.memory import MemoryStore
+from vecmem.testing._factory import FactorySuite
 from vecmem.testing.store_suite import StoreFactory, typed
 from vecmem.types import content_hash
-from vecmem.testing._factory import FactorySuite
 
 DIM = 64
 EXAMPLES = 25
