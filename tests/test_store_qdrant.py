@@ -39,13 +39,15 @@ from vecmem.memory import VectorMemory  # noqa: E402
 from vecmem.stores import open_store  # noqa: E402
 from vecmem.stores.memory import MemoryStore  # noqa: E402
 from vecmem.stores.qdrant import Qdrant, point_id, term_id  # noqa: E402
-from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite, store_suite  # noqa: E402
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite  # noqa: E402
 from vecmem.testing.store_suite import (  # noqa: E402
+    ReferenceFactory,
     SPACE,
     StoreFactory,
     corpus_texts,
     filter_metadata,
     make_chunks,
+    reference,
     unit_vectors,
 )
 from vecmem.types import Chunk, EmbeddingSpace, Scored  # noqa: E402
@@ -114,12 +116,15 @@ class _ModeSuite(StoreSuite):
     made: list[Qdrant]
 
     @pytest.fixture(params=MODES)
-    def keyword_mode(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    def keyword_mode(self, request: pytest.FixtureRequest) -> str:
         self.made = []
-        if request.param == "native":
-            monkeypatch.setattr(store_suite, "reference",
-                                sparse_reference(lambda: self.made[0].avgdl))
         return str(request.param)
+
+    @pytest.fixture
+    def reference_factory(self, keyword_mode: str) -> ReferenceFactory:
+        if keyword_mode == "native":
+            return sparse_reference(lambda: self.made[0].avgdl)
+        return reference
 
     def track(self, store: Qdrant) -> Qdrant:
         self.made.append(store)
