@@ -162,7 +162,8 @@ def test_onnx_embedder_works_after_the_embedded_stores_ann_index_loaded(tmp_path
     code = ("from vecmem.stores.embedded import EmbeddedStore; from vecmem import VectorMemory; "
             f"s = EmbeddedStore({str(tmp_path / 'kb')!r}, ann_threshold=1); "
             "m = VectorMemory(store=s, embedder='hashing-8'); m.add(['a b', 'c d', 'e f']); "
-            "m.search('a', k=1, mode='vector'); import sys; assert 'usearch.index' in sys.modules; "
+            "s.flush(); m.search('a', k=1, mode='vector'); import sys; "
+            "assert 'usearch.index' in sys.modules, 'the graph was not loaded'; "
             "from vecmem.embedders import resolve_embedder; "
             "print(resolve_embedder('onnx').embed(['hello']).shape)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

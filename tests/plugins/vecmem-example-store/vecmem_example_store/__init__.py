@@ -44,7 +44,7 @@ class ExampleStore(MemoryStore):
             raise ConfigurationError(f"{self.path} exists and is not a folder")
         self._rows: dict[str, tuple[Chunk, np.ndarray]] = {}
         self._saved_space: EmbeddingSpace | None = None
-        self._io = threading.Lock()
+        self._io = threading.RLock()  # the snapshot and what it is made of change together
         snapshot = self.path / FILE
         if snapshot.exists():
             with snapshot.open("rb") as f:
@@ -56,34 +56,37 @@ class ExampleStore(MemoryStore):
         return self.space or self._saved_space
 
     def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
-        if self._saved_space is not None:
-            self._saved_space.check_compatible(space, where=f"store {self.path}")
-            space = self._saved_space
-        out = super().connect(space)
-        if self._rows and self.count() == 0:
-            ids = list(self._rows)
-            super().upsert([self._rows[i][0] for i in ids],
-                           np.stack([self._rows[i][1] for i in ids]))
-        self._saved_space = out
-        self._save()
-        return out
+        with self._io:
+            if self._saved_space is not None:
+                self._saved_space.check_compatible(space, where=f"store {self.path}")
+                space = self._saved_space
+            out = super().connect(space)
+            if self._rows and self.count() == 0:
+                ids = list(self._rows)
+                super().upsert([self._rows[i][0] for i in ids],
+                               np.stack([self._rows[i][1] for i in ids]))
+            self._saved_space = out
+            self._save()
+            return out
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
                delete_ids: Sequence[str] = ()) -> None:
-        super().upsert(chunks, vectors, delete_ids=delete_ids)  # validates, or raises first
-        for i in delete_ids:
-            self._rows.pop(str(i), None)
-        for c, v in zip(chunks, np.asarray(vectors, np.float32)):
-            self._rows[c.id] = (c, v.copy())
-        self._save()
+        with self._io:
+            super().upsert(chunks, vectors, delete_ids=delete_ids)  # validates, or raises first
+            for i in delete_ids:
+                self._rows.pop(str(i), None)
+            for c, v in zip(chunks, np.asarray(vectors, np.float32)):
+                self._rows[c.id] = (c, v.copy())
+            self._save()
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        n = super().delete(ids=ids, filter=filter)
-        if n:
-            alive = {c.id for c in self.get(list(self._rows))}
-            self._rows = {i: r for i, r in self._rows.items() if i in alive}
-            self._save()
-        return n
+        with self._io:
+            n = super().delete(ids=ids, filter=filter)
+            if n:
+                alive = {c.id for c in self.get(list(self._rows))}
+                self._rows = {i: r for i, r in self._rows.items() if i in alive}
+                self._save()
+            return n
 
     def _save(self) -> None:
         with self._io:
