@@ -444,7 +444,8 @@ CONVERSATION_STORES: Registry[Any] = Registry(
     entry_point_group="vecmem.conversation_stores",
     builtin_modules=("vecmem.conversations",),
 )
-"""Conversation stores: memory, file (JSON files), sqlite, postgres, mysql."""
+"""Conversation stores: memory, file (JSON files), sqlite, postgres, mysql, and async_sqlite,
+async_postgres on native async drivers (aiosqlite, psycopg's async API)."""
 
 STATE_STORES: Registry[Any] = Registry(
     "state store",

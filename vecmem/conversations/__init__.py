@@ -2,7 +2,9 @@
 
 Backends: :class:`MemoryConversationStore`, :class:`JSONConversationStore` (one JSON file per
 session) and :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB);
-:class:`AsyncConversationStore` wraps any of them for asyncio. Create one by name or URL
+:class:`AsyncConversationStore` wraps any of them for asyncio (in threads);
+:class:`~vecmem.conversations.async_sql.AsyncSQLConversationStore` runs on native async drivers
+(``async_postgres``, ``async_sqlite`` in the registry). Create one by name or URL
 through :data:`vecmem.registry.CONVERSATION_STORES`:
 
 >>> from vecmem.registry import CONVERSATION_STORES
@@ -66,11 +68,38 @@ def _server(*, url: str | None = None, db: Any = None, tenant: str = "default",
     return _sqlite(url=url, db=db, tenant=tenant, clock=clock)
 
 
+def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:
+    def factory(*, url: str | None = None, tenant: str = "default",
+                clock: Callable[[], float] = time.time) -> Any:
+        from vecmem.conversations.async_sql import AsyncSQLConversationStore
+
+        if url is None:
+            raise ConfigurationError(f"an async {dialect} conversation store needs url=")
+        scheme, _, rest = url.partition("://")
+        base = scheme.split("+", 1)[0].lower()
+        if base in names:  # async_postgres://... is postgresql://... on the async driver
+            url = f"{dialect}://{rest}"
+        elif base not in ((dialect, "postgres", "pg", *PG_COMPATIBLE) if dialect == "postgresql"
+                          else (dialect,)):
+            raise ConfigurationError(f"{url.split('://')[0]}:// is not a {dialect} URL")
+        return AsyncSQLConversationStore(url, tenant=tenant, clock=clock)
+
+    return factory
+
+
+_ASYNC_NAMES = {"postgresql": ("async_postgres", "asyncpg", "postgres_async"),
+                "sqlite": ("async_sqlite", "aiosqlite", "sqlite_async")}
+# async_mysql (aiomysql, mysql_async) is not offered: aiomysql 0.3.2 fails to escape bytes
+# parameters with PyMySQL 1.2 (TypeError in Connection.escape), so it cannot pass the suite.
+
 CONVERSATION_STORES.register("memory", _memory)
 CONVERSATION_STORES.register("file", _files, aliases=("json",))
 CONVERSATION_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
 CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 CONVERSATION_STORES.register("mysql", _server, aliases=("mariadb",))
+for _dialect, (_name, *_aliases) in _ASYNC_NAMES.items():
+    CONVERSATION_STORES.register(_name, _async(_dialect, _ASYNC_NAMES[_dialect]),
+                                 aliases=_aliases)
 
 __all__ = ["AsyncConversationStore", "ConversationStore", "JSONConversationStore",
            "MemoryConversationStore", "Message", "SQLConversationStore", "Session", "Usage"]

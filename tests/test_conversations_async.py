@@ -1,0 +1,150 @@
+"""The shared conversation suite on the async stores (native async drivers: aiosqlite, psycopg's
+async API), driven through a bridge that runs each coroutine on one
+event loop in a background thread; plus the async API itself under concurrent tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vecmem.conversations import Message
+from vecmem.conversations.async_sql import AsyncSQLConversationStore
+from vecmem.errors import ConfigurationError, InvalidInputError, NotFoundError
+from vecmem.testing.conversations import ConversationStoreSuite
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class SyncBridge:
+    """The sync protocol over an async store (test harness only: every call is awaited on the
+    store's own event loop, so the store's driver stays natively async)."""
+
+    def __init__(self, store: AsyncSQLConversationStore, loop: _Loop) -> None:
+        self._store, self._loop = store, loop
+        self.tenant = store.tenant
+
+    def with_tenant(self, tenant: str) -> SyncBridge:
+        return SyncBridge(self._store.with_tenant(tenant), self._loop)
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        return lambda *a, **k: self._loop.run(method(*a, **k))
+
+
+def _open(url: str) -> Iterator[SyncBridge]:
+    loop = _Loop()
+    store = loop.run(_make(url))
+    yield SyncBridge(store, loop)
+    loop.run(store.aclose())
+    loop.stop()
+
+
+async def _make(url: str) -> AsyncSQLConversationStore:
+    return AsyncSQLConversationStore(url)
+
+
+@pytest.fixture(scope="module")
+def async_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncBridge]:
+    yield from _open(f"sqlite:///{tmp_path_factory.mktemp('aconv')}/conv.db")
+
+
+@pytest.fixture(scope="module")
+def async_postgres(postgres_url: str) -> Iterator[SyncBridge]:
+    yield from _open(postgres_url)
+
+
+class TestAsyncSQLiteConversations(ConversationStoreSuite):
+    @pytest.fixture
+    def backend(self, async_sqlite: SyncBridge) -> Any:
+        return async_sqlite
+
+
+@pytest.mark.server
+class TestAsyncPostgresConversations(ConversationStoreSuite):
+    @pytest.fixture
+    def backend(self, async_postgres: SyncBridge) -> Any:
+        return async_postgres
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_tasks_and_sync_store_agree(backend: str, tmp_path: Path,
+                                               request: pytest.FixtureRequest) -> None:
+    url = (f"sqlite:///{tmp_path}/c.db" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    from vecmem.registry import CONVERSATION_STORES
+
+    async def scenario() -> None:
+        store = AsyncSQLConversationStore(url, tenant=f"conc-{backend}-{tmp_path.name}")
+        try:
+            await asyncio.gather(*[store.add_messages("u", "s", [Message("user", str(i))])
+                                   for i in range(32)])
+            msgs = await store.get_messages("u", "s")
+            assert [m.seq for m in msgs] == list(range(32))
+            assert sorted(int(m.content) for m in msgs) == list(range(32))
+            with pytest.raises(NotFoundError):
+                await store.get_session("u", "nope")
+            with pytest.raises(InvalidInputError):
+                await store.add_messages("", "s", [Message("user", "x")])
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    sync = CONVERSATION_STORES.create(url, tenant=f"conc-{backend}-{tmp_path.name}")
+    assert sync.get_session("u", "s").message_count == 32  # the same tables as the sync store
+    sync.close()
+
+
+def test_in_memory_sqlite_and_mysql_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="needs a file"):
+        AsyncSQLConversationStore("sqlite://")
+    with pytest.raises(ConfigurationError, match="no async driver"):
+        AsyncSQLConversationStore("mysql://u:p@127.0.0.1:1/db")
+
+
+@pytest.mark.parametrize(("name", "scheme"), [
+    ("async_sqlite", "sqlite"), ("aiosqlite", "sqlite"), ("sqlite_async", "sqlite"),
+    ("async_postgres", "postgres"), ("asyncpg", "postgres"), ("postgres_async", "postgres")])
+def test_registry_names_open_the_async_store_on_an_async_driver(
+        name: str, scheme: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from vecmem.registry import CONVERSATION_STORES
+
+    url = (f"sqlite:///{tmp_path}/r.db" if scheme == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    store = CONVERSATION_STORES.create(name, url=url, tenant=f"reg-{tmp_path.name}")
+    assert isinstance(store, AsyncSQLConversationStore)
+    assert store.engine.dialect.is_async
+    assert store.engine.dialect.driver == ("aiosqlite" if scheme == "sqlite" else "psycopg")
+    by_scheme = CONVERSATION_STORES.create(url.replace(url.split("://")[0], name, 1),
+                                           tenant=f"reg-{tmp_path.name}")
+    assert isinstance(by_scheme, AsyncSQLConversationStore)
+
+    async def roundtrip() -> list[str]:
+        await store.add_messages("u", "s", [Message("user", "hi")])
+        out = [m.content for m in await by_scheme.get_messages("u", "s")]
+        await store.aclose()
+        await by_scheme.aclose()
+        return out
+
+    assert asyncio.run(roundtrip()) == ["hi"]
+    with pytest.raises(ConfigurationError, match="not a"):
+        CONVERSATION_STORES.create(name, url="redis://localhost/0")

@@ -1,0 +1,234 @@
+"""Conversations on native async database drivers: psycopg's async API (PostgreSQL) and aiosqlite
+(SQLite), through SQLAlchemy's asyncio engine.
+
+:class:`AsyncSQLConversationStore` runs the very statements of
+:class:`~vecmem.conversations.sql.SQLConversationStore` (one implementation of the schema,
+validation and ordering) on an ``AsyncConnection``: SQLAlchemy's ``run_sync`` drives them over
+the async driver on the event loop, with no worker threads. Tables are created or migrated once
+at construction through the matching synchronous driver.
+
+>>> import asyncio
+>>> from vecmem.conversations import Message
+>>> async def demo(path):
+...     store = AsyncSQLConversationStore(f"sqlite:///{path}", tenant="acme")
+...     await store.add_messages("u1", "s1", [Message("user", "hi")])
+...     n = (await store.get_session("u1", "s1")).message_count
+...     await store.aclose()
+...     return n
+>>> import tempfile, os; asyncio.run(demo(os.path.join(tempfile.mkdtemp(), "c.db")))
+1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from vecmem._deps import require
+from vecmem._keys import check_tenant
+from vecmem.conversations.base import Message, OrderBy, Session
+from vecmem.db import Database, _retryable, normalize_url, translate
+from vecmem.errors import ConfigurationError
+
+# MySQL/MariaDB is left out: aiomysql 0.3.2 fails to escape bytes parameters with PyMySQL 1.2.
+_ASYNC_DRIVERS = {"postgresql": ("psycopg", "psycopg", "postgres"),
+                  "sqlite": ("aiosqlite", "aiosqlite", "async-sqlite")}
+
+
+def async_url(url: str) -> tuple[str, str]:
+    """``(sync URL, async URL)``: vecmem's sync driver and the native async one per dialect.
+
+    >>> async_url("postgresql://u@h/db")[1]
+    'postgresql+psycopg://u@h/db'
+    >>> async_url("sqlite:///c.db")[1]
+    'sqlite+aiosqlite:///c.db'
+    """
+    sync = normalize_url(url)
+    scheme, rest = sync.split("://", 1)
+    base = scheme.split("+", 1)[0]
+    if base == "cockroachdb":
+        base = "postgresql"
+    if base not in _ASYNC_DRIVERS:
+        raise ConfigurationError(f"no async driver for {scheme!r}")
+    driver, module, extra = _ASYNC_DRIVERS[base]
+    require(module, extra, f"async {base}")
+    if base == "sqlite" and rest in ("", "/", "/:memory:"):
+        raise ConfigurationError("an async SQLite conversation store needs a file "
+                                 "(sqlite:///path.db): each connection of :memory: is empty")
+    return sync, f"{scheme.split('+', 1)[0]}+{driver}://{rest}"
+
+
+class _Bound:
+    """What :class:`SQLConversationStore` needs of a :class:`Database`, on the one connection
+    ``run_sync`` hands over (the transaction and retries are the async caller's)."""
+
+    upsert = Database.upsert
+    exact = Database.exact
+    insert_ignore = Database.insert_ignore
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.dialect = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
+        self.engine = SimpleNamespace(dialect=conn.dialect)
+
+    def transact(self, fn: Callable[[sa.Connection], Any], *, what: str = "write",
+                 retries: int = 5, retry_integrity: bool = False) -> Any:
+        return fn(self.conn)
+
+    @contextmanager
+    def read(self, what: str = "read") -> Iterator[sa.Connection]:
+        yield self.conn
+
+
+class AsyncSQLConversationStore:
+    """An asyncio conversation store on a native async driver (same tables as the sync one).
+
+    ``url``: ``postgresql://`` (psycopg async) or ``sqlite:///file.db`` (aiosqlite); its
+    methods are coroutines with the sync protocol's signatures.
+    """
+
+    def __init__(self, url: str, *, tenant: str = "default",
+                 clock: Callable[[], float] = time.time,
+                 _engine: Any = None, _safe_url: str | None = None) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from vecmem.conversations.sql import SQLConversationStore
+
+        self.clock = clock
+        if _engine is None:
+            sync, aurl = async_url(url)
+            schema = SQLConversationStore(sync, tenant=tenant)  # creates / migrates the tables
+            self._safe_url = schema.db.safe_url
+            schema.close()
+            options: dict[str, Any] = {"pool_pre_ping": not aurl.startswith("sqlite")}
+            if aurl.startswith("sqlite"):
+                options["connect_args"] = {"timeout": 30}
+            try:
+                _engine = create_async_engine(aurl, **options)
+            except (sa.exc.ArgumentError, ImportError) as exc:
+                raise ConfigurationError(f"cannot open {self._safe_url}: {exc}") from exc
+            if aurl.startswith("sqlite"):
+                _sqlite_events(_engine.sync_engine)
+            self._owned = True
+        else:
+            self._safe_url = _safe_url or ""
+            self._owned = False
+        self.engine = _engine
+        # the sync store's logic, bound per call to the async connection
+        self._proto = SQLConversationStore.__new__(SQLConversationStore)
+        self._proto.tenant = check_tenant(tenant)
+        self._proto.clock = clock
+        self._proto._copy = False
+        self._proto._owned = False
+        self.tenant = self._proto.tenant
+
+    def with_tenant(self, tenant: str) -> AsyncSQLConversationStore:
+        return AsyncSQLConversationStore("", tenant=tenant, clock=self.clock,
+                                         _engine=self.engine, _safe_url=self._safe_url)
+
+    async def _call(self, name: str, *args: Any, write: bool, what: str,
+                    retry_integrity: bool = False, **kwargs: Any) -> Any:
+        def run(conn: sa.Connection) -> Any:
+            store = self._proto.__class__.__new__(self._proto.__class__)
+            store.__dict__.update(self._proto.__dict__)
+            store.db = _Bound(conn)  # type: ignore[assignment]  # the parts of Database it uses
+            return getattr(store, name)(*args, **kwargs)
+
+        for attempt in range(6):
+            try:
+                if write:
+                    async with self.engine.begin() as conn:
+                        return await conn.run_sync(run)
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(vecmem_read=True)
+                    return await conn.run_sync(run)
+            except sa.exc.DBAPIError as exc:
+                if attempt < 5 and (_retryable(exc) or retry_integrity
+                                    and isinstance(exc, sa.exc.IntegrityError)):
+                    await asyncio.sleep(0.005 * 2**attempt)
+                    continue
+                raise translate(exc, f"{what} failed on {self._safe_url}") from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc, f"{what} failed on {self._safe_url}") from exc
+        raise AssertionError("unreachable")
+
+    async def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
+                           title: str | None = None, tags: Sequence[str] | None = None,
+                           metadata: Mapping[str, Any] | None = None) -> Session:
+        return await self._call("save_session", user_id, session_id, agent_id=agent_id,
+                                title=title, tags=tags, metadata=metadata, write=True,
+                                what="saving a session")
+
+    async def get_session(self, user_id: str, session_id: str) -> Session:
+        return await self._call("get_session", user_id, session_id, write=False,
+                                what="reading a session")
+
+    async def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
+                           agent_id: str | None = None) -> list[Message]:
+        return await self._call("add_messages", user_id, session_id, messages,
+                                agent_id=agent_id, write=True, what="adding messages",
+                                retry_integrity=True)
+
+    async def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
+                           offset: int = 0, newest_first: bool = False) -> list[Message]:
+        return await self._call("get_messages", user_id, session_id, limit=limit,
+                                offset=offset, newest_first=newest_first, write=False,
+                                what="reading messages")
+
+    async def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
+        return (await self.get_messages(user_id, session_id, limit=n, newest_first=True))[::-1]
+
+    async def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
+                             since: float | None = None, until: float | None = None,
+                             tags: Sequence[str] = (), min_messages: int | None = None,
+                             order_by: OrderBy = "updated_at", descending: bool = True,
+                             limit: int = 100, offset: int = 0) -> list[Session]:
+        return await self._call(
+            "query_sessions", user_id=user_id, agent_id=agent_id, since=since, until=until,
+            tags=tags, min_messages=min_messages, order_by=order_by, descending=descending,
+            limit=limit, offset=offset, write=False, what="querying sessions")
+
+    async def list_sessions(self, user_id: str, *, limit: int = 100,
+                            offset: int = 0) -> list[Session]:
+        return await self.query_sessions(user_id=user_id, limit=limit, offset=offset)
+
+    async def delete_session(self, user_id: str, session_id: str) -> bool:
+        return await self._call("delete_session", user_id, session_id, write=True,
+                                what="deleting a session")
+
+    async def delete_user(self, user_id: str) -> int:
+        return await self._call("delete_user", user_id, write=True,
+                                what="deleting a user's sessions")
+
+    async def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
+        return await self._call("export", user_id, session_id, write=False,
+                                what="exporting conversations")
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.engine.dispose()
+
+
+def _sqlite_events(engine: sa.Engine) -> None:
+    """As the sync store: WAL, a busy timeout, and writers taking the write lock at BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("vecmem_read")
+                             else "BEGIN IMMEDIATE")
