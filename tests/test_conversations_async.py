@@ -75,15 +75,15 @@ def async_postgres(postgres_url: str) -> Iterator[SyncBridge]:
 
 class TestAsyncSQLiteConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, async_sqlite: SyncBridge) -> Any:
-        return async_sqlite
+    def store_factory(self, async_sqlite: SyncBridge) -> Any:
+        return lambda: async_sqlite
 
 
 @pytest.mark.server
 class TestAsyncPostgresConversations(ConversationStoreSuite):
     @pytest.fixture
-    def backend(self, async_postgres: SyncBridge) -> Any:
-        return async_postgres
+    def store_factory(self, async_postgres: SyncBridge) -> Any:
+        return lambda: async_postgres
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
