@@ -73,7 +73,9 @@ def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (),
             store = m.store
             store.flush(timeout=120)  # type: ignore[attr-defined]
             live = store.count()
-            assert store._ann_upto == store._committed and len(store._ann) == live  # type: ignore[attr-defined]
+            graph = store._ann  # type: ignore[attr-defined]
+            assert store._ann_upto == store._committed  # type: ignore[attr-defined]
+            assert len(graph) == live
             for c in store.all_chunks():
                 if c.position == 0:
                     assert m.search(c.text, k=1, mode="vector")[0].document_id == c.document_id

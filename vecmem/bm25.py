@@ -62,7 +62,7 @@ class BM25Index:
     """An incremental BM25Okapi index over integer slots.
 
     >>> idx = BM25Index()
-    >>> idx.add([0, 1, 2, 3, 4], [["cat", "sat"], ["dog", "sat"], ["cat", "cat"], ["owl"], ["eel"]])
+    >>> idx.add(range(5), [["cat", "sat"], ["dog", "sat"], ["cat", "cat"], ["owl"], ["eel"]])
     >>> [int(s) for s in idx.top_k(["cat"], 2)[0]]
     [2, 0]
     """
@@ -163,7 +163,8 @@ class BM25Index:
         first[1:] = s[1:] != s[:-1]
         self._start.a[s[first]] = np.flatnonzero(first)
         self._dead_postings = 0
-        self._segments = [seg for seg in (x.without_dead(live) for x in self._segments) if len(seg)]
+        kept = (seg.without_dead(live) for seg in self._segments)
+        self._segments = [seg for seg in kept if len(seg)]
 
     def _push(self, seg: _Segment) -> None:
         """Add the newest segment, then merge: the last four when they are of a size (the oldest

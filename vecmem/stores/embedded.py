@@ -102,7 +102,8 @@ def _fault(point: str) -> None:
     """Fault-injection hook, a no-op: the fault suite (tests/test_faults.py) replaces it in a
     child process to kill it at ``point`` of a write: "vectors" (rows written, nothing
     committed), "commit" (just before COMMIT), "committed", "build-started" (a graph build
-    just started beside). The build process has its own (:data:`vecmem.stores._graph.FAULT_ENV`)."""
+    just started beside). The build process has its own
+    (:data:`vecmem.stores._graph.FAULT_ENV`)."""
 
 
 @dataclass(frozen=True)
