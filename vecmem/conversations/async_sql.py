@@ -121,6 +121,9 @@ class AsyncSQLConversationStore:
             self._safe_url = _safe_url or ""
             self._owned = False
         self.engine = _engine
+        self._read_options: dict[str, Any] = (
+            {"vecmem_read": True} if _engine.dialect.name == "sqlite"
+            else {"isolation_level": "AUTOCOMMIT"})
         # the sync store's logic, bound per call to the async connection
         self._proto = SQLConversationStore.__new__(SQLConversationStore)
         self._proto.tenant = check_tenant(tenant)
@@ -147,7 +150,8 @@ class AsyncSQLConversationStore:
                     async with self.engine.begin() as conn:
                         return await conn.run_sync(run)
                 async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(vecmem_read=True)
+                    # as the sync store: SQLite a deferred read transaction, servers autocommit
+                    conn = await conn.execution_options(**self._read_options)
                     return await conn.run_sync(run)
             except sa.exc.DBAPIError as exc:
                 if attempt < 5 and (_retryable(exc) or retry_integrity
