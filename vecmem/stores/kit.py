@@ -183,7 +183,11 @@ class StoreKit:
                 stored = self._adopt(stored, space)
             self.space = stored
             self.tokenizer = get_tokenizer(stored.tokenizer)
-            self._connected(stored)
+            try:
+                self._connected(stored)
+            except BaseException:  # a collection refused after reading it: not connected
+                self.space = None
+                raise
             return stored
 
     def close(self) -> None:
@@ -227,13 +231,16 @@ class StoreKit:
         k1, b, eps = space.keyword_params()
         return KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
 
-    def _keyword_search(self, kw: KeywordBeside, text: str, k: int,
-                        fetch: Any, filtered: bool) -> list[Scored]:
-        """The BM25 leg over ``kw``: ``fetch(ids, apply_filter) -> {id: Chunk}``."""
+    def _keyword_search(self, kw: KeywordBeside, text: str, k: int, fetch: Any, filtered: bool,
+                        *, matching: Any = None, widen_to: int = 0) -> list[Scored]:
+        """The BM25 leg over ``kw``: ``fetch(ids, apply_filter) -> {id: Chunk}``; ``matching``
+        and ``widen_to`` as in :meth:`KeywordBeside.search`."""
         tokens = kw.tokenizer(text)
         if not tokens:
             return []
-        return [Scored(c, x) for _, c, x in kw.search(tokens, k, fetch, filtered=filtered)]
+        found = kw.search(tokens, k, fetch, filtered=filtered, matching=matching,
+                          widen_to=widen_to)
+        return [Scored(c, x) for _, c, x in found]
 
 
 # --------------------------------------------------------------------------- URLs

@@ -1,9 +1,10 @@
 """Qdrant adapter: dense vectors, filters and (by default) the BM25 leg in Qdrant.
 
-One collection per store, with one named dense vector ``dense`` (cosine). Works with every engine
+One collection per store, with one named dense vector ``dense`` (cosine or dot), on every engine
 qdrant-client has: ``Qdrant(":memory:")`` and ``Qdrant(path="./qdrant")`` run Qdrant's local mode
-in-process (nothing to install), ``Qdrant(url="http://host:6333")`` talks to a server (>= 1.16,
-for collection metadata).
+in-process, ``Qdrant(url="http://host:6333")`` talks to a server (>= 1.16, for collection
+metadata). Lifecycle, error translation, argument checks and URL parsing are the backend kit's
+(:mod:`vecmem.stores.kit`); this module holds Qdrant's calls, its layout and its filters.
 
 Layout. A chunk is a point whose id is ``uuid5(chunk id)``; its payload holds the chunk
 (``chunk_id``, ``document_id``, ``position``, ``text``, ``content_hash``, ``metadata`` as given)
@@ -13,10 +14,10 @@ elements of a list, ``vm_keys`` the names present (``F`` is the field name, hex-
 not a plain identifier). Layout 1 (collections made before vecmem recorded ``vecmem_format`` 2)
 nests the same keys under ``vm`` (``vm.s.F``, ``vm.keys``): it is still read and written, but
 local mode evaluates a filter in Python per point and pays for each level of nesting (a filtered
-query at 100k points: 1.25x a one-level key, where the flat keys are faster). Keeping types apart is what makes the portable filter semantics exact: Qdrant
-matches any element of an array and compares ``True == 1`` in local mode, while vecmem's
-``$eq`` never matches a list and booleans are not numbers. The embedding space is recorded in
-the collection's metadata, so a reopened store knows its embedder.
+query at 100k points: 1.25x a one-level key). Keeping types apart is what makes the portable
+filter semantics exact: Qdrant matches any element of an array and compares ``True == 1`` in local
+mode, while vecmem's ``$eq`` never matches a list and booleans are not numbers. The embedding
+space is recorded in the collection's metadata, so a reopened store knows its embedder.
 
 The keyword leg, ``keyword="native"`` (the default). A second named vector, the sparse ``bm25``
 with ``Modifier.IDF``, holds each chunk's BM25 term-frequency part
@@ -24,52 +25,38 @@ with ``Modifier.IDF``, holds each chunk's BM25 term-frequency part
 tokenizer, ``k1`` and ``b``); Qdrant multiplies by the idf at query time and the query vector is
 the count of each query token, so a score is ``sum over query tokens of idf * tf-part``, computed
 inside Qdrant, with the filter applied before top-k. Hybrid search is one request
-(``query_batch_points``: the dense and the sparse query, each with the filter, ``both_legs``)
-fused by the facade's :func:`vecmem.fusion.fuse`, so every :class:`~vecmem.fusion.Fusion` (rrf,
-convex, dbsf, adaptive) gives what the facade gives, with per-leg scores (Qdrant's own prefetch
-fusion has no per-leg scores, a fixed RRF constant and no adaptive weights). What differs from
+(``query_batch_points``, :meth:`Qdrant.both_legs`) fused by the facade, so every
+:class:`~vecmem.fusion.Fusion` gives what the facade gives, with per-leg scores. What differs from
 rank_bm25 (``"exact"``):
 
 * idf is Qdrant's (Lucene's) ``ln(1 + (N - df + 0.5) / (df + 0.5))``, not rank_bm25's
   ``ln((N - df + 0.5) / (df + 0.5))`` with its ``epsilon * mean idf`` floor; N counts the chunks
   with at least one token. A Qdrant *server* counts deleted points in N and df until its
   optimiser drops them (local mode does not); results stay correct, scores drift a little.
-* ``avgdl`` is baked into the stored values. It is measured on the first write (that batch's mean
-  token count), recorded in the collection metadata (``vecmem_bm25``), and re-measured over every
-  chunk, rewriting every sparse vector (:meth:`Qdrant.reindex`), when the mean length of what this
-  store object has written since drifts more than 5 % from it: cheap while a collection is small,
-  rare once it is large (a 5 % move of the mean needs many new chunks). Deletes and overwrites do
-  not enter that estimate, and another client's writes are seen only when this one reconnects;
-  call ``reindex()`` after a large change of what the collection holds.
-* Terms are 32-bit ids, the first 4 bytes of the term's BLAKE2b digest (stable everywhere, no
-  vocabulary to store). Two terms with the same id merge: about V^2 / 2^33 pairs among V distinct
-  terms (0.01 at 10k terms, 1.2 at 100k), each a rare term scored as if it were the other too.
+* ``avgdl`` is baked into the stored values: measured on the first write, recorded in the
+  collection metadata (``vecmem_bm25``), and re-measured over every chunk, rewriting every sparse
+  vector (:meth:`Qdrant.reindex`), when the mean length of what this store object has written
+  since drifts more than 5 % from it. Deletes, overwrites and other clients' writes do not enter
+  that estimate: call ``reindex()`` after a large change of what the collection holds.
+* Terms are 32-bit ids, the first 4 bytes of the term's BLAKE2b digest (no vocabulary to store).
+  Two terms with the same id merge: about V^2 / 2^33 pairs among V distinct terms (0.01 at 10k).
 
-Measured with MiniLM and the default fusion: on the congruence suite's SciFact slice (1,353
-chunks, 50 queries) native hybrid nDCG@10 is 0.9315 against the exact reference's 0.9257; on the
-whole SciFact test split (10,834 chunks, 300 queries) 0.7213 against 0.7237 (keyword alone 0.6748
-against 0.6772). Choose
-``keyword="exact"`` for scores equal to rank_bm25 (``vecmem eval`` numbers that match the other
-stores), or in local mode at scale: local mode scores a sparse query in Python over every point
-(about a second at 100k chunks, see BENCHMARKS.md), while the exact index answers in about a
-millisecond.
+Measured with MiniLM and the default fusion: on the whole SciFact test split (10,834 chunks, 300
+queries) native hybrid nDCG@10 is 0.7213 against the exact reference's 0.7237 (keyword alone
+0.6748 against 0.6772). Choose ``keyword="exact"`` for scores equal to rank_bm25, or in local mode
+at scale: local mode scores a sparse query in Python over every point (about a second at 100k
+chunks, see BENCHMARKS.md), while the exact index answers in about a millisecond.
 
-``keyword="exact"`` keeps a :class:`~vecmem.bm25.BM25Index` beside the collection
-(``native_keyword=False``): rebuilt from the points' text when the store connects, kept in step
-with every write and delete made through it, and filtered by Qdrant: the best BM25 candidates are
-checked against the filter in Qdrant (a ``HasId`` + filter scroll), widening until ``k`` pass;
-past 4,096 candidates (at once in local mode, where every scroll scans all points) one filtered
-scroll of ids gives the matching points and BM25 ranks exactly those. Scores equal the reference.
-Hybrid search is fused by the facade. A collection made in native mode can be opened in exact
-mode (its sparse vectors are still written); one made in exact mode has no sparse vector and
-cannot be opened in native mode.
+``keyword="exact"`` keeps a :class:`~vecmem.stores._beside.KeywordBeside` beside the collection:
+rebuilt from the points' text on connect, kept in step with this store's writes, filtered by
+Qdrant (a ``HasId`` + filter scroll of the best candidates, widening until ``k`` pass; past 4,096
+candidates, at once in local mode, one filtered scroll of ids). A native collection opens in exact
+mode (its sparse vectors are still written); an exact one cannot open in native mode.
 
-Limits, stated: in exact mode, writes by *another* client to the same server collection reach this
-store's keyword leg only when it reconnects (``concurrent_writers`` only in native mode on a
-server); local mode locks its folder to one client anyway. Qdrant has no transactions
-(``transactions=False``): an upsert with ``delete_ids`` is one call in local mode and one request
-per 512 points to a server; if one fails, the exact keyword index is rebuilt from the collection
-before the next keyword search.
+Limits: in exact mode another client's writes reach the keyword leg only on reconnect
+(``concurrent_writers`` only in native mode on a server). No transactions: an upsert with
+``delete_ids`` is one call in local mode and one request per 512 points to a server; if one fails,
+the exact keyword index is rebuilt before the next keyword search.
 
 >>> store = Qdrant(":memory:")                          # doctest: +SKIP
 >>> VectorMemory(store=Qdrant(url="http://localhost:6333", collection="kb"))  # doctest: +SKIP
@@ -86,10 +73,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import Any, Iterator, Literal, Sequence
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Literal
 
 import numpy as np
 
@@ -108,8 +95,8 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.stores._beside import KeywordBeside
-from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
-from vecmem.tokenize import Tokenizer, get_tokenizer
+from vecmem.stores.base import Capabilities
+from vecmem.stores.kit import StoreKit, parse_url
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 KeywordMode = Literal["native", "exact"]
@@ -208,65 +195,56 @@ class _FilterBuilder:
         return out if isinstance(out, self.m.Filter) else self.m.Filter(must=[out])
 
     def _node(self, f: Filter) -> Any:
-        m = self.m
         if isinstance(f, Cond):
             return self._cond(f)
-        if isinstance(f, And):
-            return m.Filter(must=[self._node(x) for x in f.items])
-        if isinstance(f, Or):
-            return m.Filter(should=[self._node(x) for x in f.items])
         if isinstance(f, Not):
-            return m.Filter(must_not=[self._node(f.item)])
+            return self.m.Filter(must_not=[self._node(f.item)])
+        if isinstance(f, (And, Or)):
+            key = "must" if isinstance(f, And) else "should"
+            return self.m.Filter(**{key: [self._node(x) for x in f.items]})
         raise UnsupportedFilterError(f"unknown filter node {f!r}")
 
-    def _nothing(self) -> Any:
-        # chunk_id is always a non-empty string, so this matches no point
-        return self.m.IsEmptyCondition(is_empty=self.m.PayloadField(key="chunk_id"))
-
     def _number(self, key: str, **bounds: float) -> Any:
-        for v in bounds.values():
-            if not math.isfinite(v):
-                raise UnsupportedFilterError(f"Qdrant filters cannot compare with {v!r}")
+        if not all(map(math.isfinite, bounds.values())):
+            raise UnsupportedFilterError(f"Qdrant filters cannot compare with {bounds}")
         return self.m.FieldCondition(key=key, range=self.m.Range(**bounds))
 
-    def _eq(self, field: str, v: Any, *, list_elements: bool = False) -> Any:
-        m, fmt, lst = self.m, self.fmt, "l" if list_elements else ""
-        if isinstance(v, bool):
-            return m.FieldCondition(key=_key(fmt, lst + "b", field), match=m.MatchValue(value=v))
-        if isinstance(v, str):
-            return m.FieldCondition(key=_key(fmt, lst + "s", field), match=m.MatchValue(value=v))
-        return self._number(_key(fmt, lst + "n", field), gte=v, lte=v)
+    def _eq(self, field: str, v: Any, lst: str = "") -> Any:
+        """``field`` equals ``v`` (``lst="l"``: an element of the list in ``field`` does)."""
+        if not isinstance(v, (bool, str)):
+            return self._number(_key(self.fmt, lst + "n", field), gte=v, lte=v)
+        kind = lst + ("b" if isinstance(v, bool) else "s")
+        return self.m.FieldCondition(key=_key(self.fmt, kind, field),
+                                     match=self.m.MatchValue(value=v))
 
     def _in(self, field: str, values: Sequence[Any]) -> Any:
-        m = self.m
-        strings = [v for v in values if isinstance(v, str)]
+        m, strings = self.m, [v for v in values if isinstance(v, str)]
         parts = [self._eq(field, v) for v in values if not isinstance(v, str)]
         if strings:
             parts.append(m.FieldCondition(key=_key(self.fmt, "s", field),
                                           match=m.MatchAny(any=strings)))
-        if not parts:
-            return self._nothing()
+        if not parts:  # chunk_id is always a non-empty string: this matches no point
+            return m.IsEmptyCondition(is_empty=m.PayloadField(key="chunk_id"))
         return parts[0] if len(parts) == 1 else m.Filter(should=parts)
 
     def _cond(self, c: Cond) -> Any:
         m, op, v = self.m, c.op, c.value
-        if op == "exists":
-            has = m.FieldCondition(key=_key(self.fmt, "keys"), match=m.MatchValue(value=c.field))
-            return has if v else m.Filter(must_not=[has])
-        if op in ("eq", "ne"):
-            cond = self._eq(c.field, v)
-            return cond if op == "eq" else m.Filter(must_not=[cond])
-        if op in ("in", "nin"):
-            cond = self._in(c.field, v)
-            return cond if op == "in" else m.Filter(must_not=[cond])
-        if op == "contains":
-            return self._eq(c.field, v, list_elements=True)
         if op in ("gt", "gte", "lt", "lte"):
             return self._number(_key(self.fmt, "n", c.field), **{op: v})
+        if op == "contains":
+            return self._eq(c.field, v, "l")
+        if op in ("exists", "eq", "ne", "in", "nin"):
+            if op == "exists":
+                cond = m.FieldCondition(key=_key(self.fmt, "keys"),
+                                        match=m.MatchValue(value=c.field))
+            else:
+                cond = self._in(c.field, v) if op in ("in", "nin") else self._eq(c.field, v)
+            negated = op in ("ne", "nin") or (op == "exists" and not v)
+            return m.Filter(must_not=[cond]) if negated else cond
         raise UnsupportedFilterError(f"Qdrant adapter cannot express operator ${op}")
 
 
-class Qdrant:
+class Qdrant(StoreKit):
     """A vecmem store on Qdrant (local mode or server); BM25 as sparse vectors inside Qdrant
     (``keyword="native"``) or exact rank_bm25 beside it (``keyword="exact"``).
 
@@ -280,6 +258,7 @@ class Qdrant:
     """
 
     name = "qdrant"
+    distances = ("cosine", "dot")
 
     def __init__(
         self,
@@ -292,18 +271,15 @@ class Qdrant:
         timeout: int | None = None,
         keyword: KeywordMode = "native",
     ) -> None:
-        given = [x for x in (location, path, url) if x is not None]
-        if len(given) != 1:
+        super().__init__()
+        if sum(x is not None for x in (location, path, url)) != 1:
             raise ConfigurationError(
                 "Qdrant needs exactly one of location=':memory:', path= or url=")
         if location is not None and location != ":memory:":
-            if location.startswith(("http://", "https://")):
-                url, location = location, None
-            else:
-                raise ConfigurationError(
-                    f"location must be ':memory:' or an http(s) URL, got {location!r}; "
-                    "use path= for a folder"
-                )
+            if not location.startswith(("http://", "https://")):
+                raise ConfigurationError(f"location must be ':memory:' or an http(s) URL, got "
+                                         f"{location!r}; use path= for a folder")
+            url, location = location, None
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty string")
         if keyword not in KEYWORD_MODES:
@@ -318,197 +294,136 @@ class Qdrant:
         self.capabilities = Capabilities(
             persistent=location is None, native_keyword=native, both_legs=native,
             concurrent_writers=native and url is not None)
-        self.space: EmbeddingSpace | None = None
-        self.tokenizer: Tokenizer | None = None
-        self._client: Any = None
-        self._closed = False
-        self._lock = threading.RLock()
         # local mode is not thread-safe: one call at a time; a server client is
         self._io: Any = threading.RLock() if url is None else nullcontext()
-        # exact mode: the BM25 index beside the collection
+        self._format = FORMAT  # the payload layout of the collection (set on connect)
+        # exact mode: the BM25 index beside the collection, with the documents' chunk ids
         self._kw: KeywordBeside | None = None
         self._doc_of: dict[str, str] = {}  # chunk id -> document id
         self._chunks_of: dict[str, set[str]] = {}  # document id -> chunk ids
         self._next_seq = 0
         self._stale = False  # the BM25 index may be out of step (a failed write): rebuild
-        self._format = FORMAT  # the payload layout of the collection (set on connect)
         # the sparse BM25 vector (native collections, whatever the mode)
         self._sparse = False  # the collection has it: every write fills it
         self._avgdl: float | None = None  # the avgdl its values are normalised with
         self._avgdl_docs = 0  # how many chunks that avgdl was measured over
         self._written = (0, 0)  # chunks and tokens written by this object since then
 
-    # ----------------------------------------------------------------- plumbing
+    # ----------------------------------------------------------------- kit hooks
     @property
-    def _where(self) -> str:
-        target = self.url or self.path or ":memory:"
-        return f"Qdrant collection {self.collection!r} at {target}"
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Translate client exceptions into vecmem errors."""
-        exc_mod = require("qdrant_client.http.exceptions", "qdrant")
-        try:
-            with self._io:
-                yield
-        except VecmemError:
-            raise
-        except exc_mod.UnexpectedResponse as exc:
-            status = exc.status_code
-            detail = exc.content.decode("utf-8", "replace")[:300]
-            if status == 404:
-                raise NotFoundError(f"{self._where} does not exist ({what})") from exc
-            if status in (401, 403):
-                raise AuthenticationError(f"{self._where}: access refused ({what})") from exc
-            raise BackendError(f"{self._where}: {what} failed: HTTP {status} {detail}") from exc
-        except exc_mod.ResponseHandlingException as exc:
-            raise BackendUnavailableError(f"cannot reach Qdrant at {self.url}: {exc}") from exc
-        except RuntimeError as exc:
-            if "already accessed" in str(exc):
-                raise StoreLockedError(
-                    f"the Qdrant folder {self.path} is open in another client; local mode "
-                    "allows one at a time (use a Qdrant server for concurrent access)"
-                ) from exc
-            raise BackendError(f"{self._where}: {what} failed: {exc}") from exc
-        except ValueError as exc:  # local mode reports a missing collection this way
-            if "not found" in str(exc):
-                raise NotFoundError(f"{self._where} does not exist ({what})") from exc
-            raise BackendError(f"{self._where}: {what} failed: {exc}") from exc
-        except OSError as exc:
-            raise BackendUnavailableError(f"{self._where}: {what} failed: {exc}") from exc
-
-    def _c(self) -> Any:
-        if self._closed:
-            raise ConfigurationError("the Qdrant store is closed")
-        if self._client is None:
-            qc = require("qdrant_client", "qdrant")
-            with self._errors("open"):
-                if self.url is not None:
-                    self._client = qc.QdrantClient(url=self.url, api_key=self.api_key,
-                                                   timeout=self.timeout, check_compatibility=False)
-                elif self.path is not None:
-                    self._client = qc.QdrantClient(path=self.path)
-                else:
-                    self._client = qc.QdrantClient(location=":memory:")
-        return self._client
+    def where(self) -> str:
+        return f"Qdrant collection {self.collection!r} at {self.url or self.path or ':memory:'}"
 
     @property
     def _m(self) -> Any:
         return require("qdrant_client.models", "qdrant")
 
-    def _require_space(self) -> EmbeddingSpace:
-        if self._closed:
-            raise ConfigurationError("the Qdrant store is closed")
-        if self.space is None:
-            raise ConfigurationError("Qdrant store used before connect(space)")
-        return self.space
+    def _open(self) -> Any:
+        qc = require("qdrant_client", "qdrant")
+        if self.url is not None:
+            return qc.QdrantClient(url=self.url, api_key=self.api_key, timeout=self.timeout,
+                                   check_compatibility=False)
+        return qc.QdrantClient(path=self.path) if self.path else qc.QdrantClient(":memory:")
+
+    def _release(self) -> None:
+        self._client.close()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        with self._io, super()._errors(what):
+            yield
+
+    def _classify(self, exc: Exception) -> type[VecmemError] | None:
+        http = require("qdrant_client.http.exceptions", "qdrant")
+        if isinstance(exc, http.UnexpectedResponse):
+            return {404: NotFoundError, 401: AuthenticationError,
+                    403: AuthenticationError}.get(exc.status_code, BackendError)
+        if isinstance(exc, (http.ResponseHandlingException, OSError)):
+            return BackendUnavailableError
+        if isinstance(exc, RuntimeError) and "already accessed" in str(exc):
+            return StoreLockedError  # local mode: one client per folder
+        if isinstance(exc, ValueError) and "not found" in str(exc):
+            return NotFoundError  # local mode's missing collection
+        return BackendError
+
+    def _meta(self) -> tuple[Any, dict[str, Any]]:
+        """The collection's config and its recorded ``vecmem_bm25`` state."""
+        with self._errors("read the collection"):
+            config = self._c().get_collection(self.collection).config
+        raw = (config.metadata or {}).get("vecmem_bm25")
+        return config, json.loads(raw) if isinstance(raw, str) else {}
+
+    def _read_space(self) -> EmbeddingSpace | None:
+        with self._errors("read the collection"):
+            if not self._client.collection_exists(self.collection):
+                return None
+        raw = (self._meta()[0].metadata or {}).get("vecmem_space")
+        return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
+
+    def _create(self, space: EmbeddingSpace) -> None:
+        """Create the collection, or adopt one made by another client meanwhile or without
+        vecmem (its ``dense`` vector checked, the space recorded)."""
+        m, client, record = self._m, self._client, {"vecmem_space": space.to_json(),
+                                                     "vecmem_format": FORMAT}
+        distance = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT}[space.distance]
+        with self._errors("create the collection"):
+            if not client.collection_exists(self.collection):
+                try:
+                    client.create_collection(
+                        self.collection,
+                        vectors_config={VECTOR: m.VectorParams(size=space.dim, distance=distance)},
+                        sparse_vectors_config={SPARSE: m.SparseVectorParams(
+                            modifier=m.Modifier.IDF)} if self.keyword_mode == "native" else None,
+                        metadata=record)
+                except Exception:
+                    if not client.collection_exists(self.collection):
+                        raise
+                else:
+                    for key in ("chunk_id", "document_id") if self.url is not None else ():
+                        client.create_payload_index(self.collection, key,
+                                                    m.PayloadSchemaType.KEYWORD)
+                    return
+            stored = self._read_space()
+            if stored is not None:  # another client created it first
+                stored.check_compatible(space, where=self.where)
+                return
+            vectors = self._meta()[0].params.vectors
+            params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
+            if params is None:
+                raise ConfigurationError(f"{self.where} exists but has no vector named {VECTOR!r}:"
+                                         " it was not made by vecmem; pick another collection name")
+            if params.size != space.dim:
+                raise DimensionMismatchError(
+                    f"{self.where} holds {params.size}-d vectors, this space has {space.dim}")
+            client.update_collection(self.collection, metadata=record)
+
+    def _connected(self, space: EmbeddingSpace) -> None:
+        config, bm25 = self._meta()
+        fmt = (config.metadata or {}).get("vecmem_format", 1)
+        if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT:
+            raise ConfigurationError(f"{self.where} has payload layout {fmt!r}; this vecmem "
+                                     f"reads layouts 1 to {FORMAT}: upgrade vecmem")
+        self._sparse = SPARSE in (config.params.sparse_vectors or {})
+        if self.keyword_mode == "native" and not self._sparse:
+            raise ConfigurationError(
+                f"{self.where} has no sparse {SPARSE!r} vector (it was made with "
+                "keyword='exact'): open it with keyword='exact', or copy its documents into "
+                "a new collection")
+        if self._sparse and bm25.get("terms", TERM_IDS) != TERM_IDS:
+            raise ConfigurationError(f"{self.where} maps terms with {bm25.get('terms')!r}, this "
+                                     f"vecmem with {TERM_IDS!r}: open it with keyword='exact'")
+        self._format = fmt
+        self._set_avgdl(bm25)
+        if self.keyword_mode == "exact":
+            self._rebuild()
 
     def _filter(self, f: Filter | None) -> Any:
         return None if f is None else _FilterBuilder(self._m, self._format).build(f)
 
-    # ----------------------------------------------------------------- space
-    def stored_space(self) -> EmbeddingSpace | None:
-        if self.space is not None:
-            return self.space
-        client = self._c()
-        with self._errors("read the collection"):
-            if not client.collection_exists(self.collection):
-                return None
-            meta = client.get_collection(self.collection).config.metadata or {}
-        raw = meta.get("vecmem_space")
-        return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
-
-    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
-        with self._lock:
-            if self.space is not None:
-                self.space.check_compatible(space)
-                return self.space
-            m = self._m
-            distance = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT}.get(space.distance)
-            if distance is None:
-                raise ConfigurationError(
-                    f"Qdrant adapter supports cosine and dot, not {space.distance!r}")
-            native = self.keyword_mode == "native"
-            client = self._c()
-            bm25: dict[str, Any] = {}
-            with self._errors("connect"):
-                created = False
-                if not client.collection_exists(self.collection):
-                    try:
-                        client.create_collection(
-                            self.collection,
-                            vectors_config={VECTOR: m.VectorParams(size=space.dim,
-                                                                   distance=distance)},
-                            sparse_vectors_config={SPARSE: m.SparseVectorParams(
-                                modifier=m.Modifier.IDF)} if native else None,
-                            metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
-                        )
-                        created = True
-                    except Exception:
-                        if not client.collection_exists(self.collection):
-                            raise
-                        # another client created it first: adopt theirs below
-                if created:
-                    if self.url is not None:
-                        for key in ("chunk_id", "document_id"):
-                            client.create_payload_index(self.collection, key,
-                                                        m.PayloadSchemaType.KEYWORD)
-                    stored, sparse, fmt = space, native, FORMAT
-                else:
-                    stored, sparse, bm25, fmt = self._adopt(client, space)
-            if native and not sparse:
-                raise ConfigurationError(
-                    f"{self._where} has no sparse {SPARSE!r} vector (it was made with "
-                    "keyword='exact'): open it with keyword='exact', or copy its documents into "
-                    "a new collection")
-            if sparse and bm25.get("terms", TERM_IDS) != TERM_IDS:
-                raise ConfigurationError(
-                    f"{self._where} maps terms with {bm25.get('terms')!r}, this vecmem with "
-                    f"{TERM_IDS!r}: open it with keyword='exact'")
-            self.space, self._format = stored, fmt
-            self.tokenizer = get_tokenizer(stored.tokenizer)
-            self._sparse = sparse
-            avgdl = bm25.get("avgdl")
-            self._avgdl = float(avgdl) if isinstance(avgdl, (int, float)) and avgdl > 0 else None
-            self._avgdl_docs = int(bm25.get("docs", 0)) if self._avgdl is not None else 0
-            self._written = (0, 0)
-            if not native:
-                self._rebuild_keyword_index()
-            return stored
-
-    def _adopt(self, client: Any,
-               space: EmbeddingSpace) -> tuple[EmbeddingSpace, bool, dict[str, Any], int]:
-        """Check an existing collection against ``space``; returns the recorded space, whether
-        the collection has the sparse BM25 vector, its recorded BM25 state and payload layout."""
-        info = client.get_collection(self.collection)
-        vectors = info.config.params.vectors
-        params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
-        if params is None:
-            raise ConfigurationError(
-                f"{self._where} exists but has no vector named {VECTOR!r}: it was not made by "
-                "vecmem; pick another collection name"
-            )
-        sparse = SPARSE in (info.config.params.sparse_vectors or {})
-        meta = info.config.metadata or {}
-        raw_bm25 = meta.get("vecmem_bm25")
-        bm25 = json.loads(raw_bm25) if isinstance(raw_bm25, str) else {}
-        raw = meta.get("vecmem_space")
-        if isinstance(raw, str):
-            fmt = meta.get("vecmem_format", 1)
-            if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT:
-                raise ConfigurationError(
-                    f"{self._where} has payload layout {fmt!r}; this vecmem reads layouts 1 to "
-                    f"{FORMAT}: upgrade vecmem")
-            stored = EmbeddingSpace.from_json(raw)
-            stored.check_compatible(space, where=self._where)
-            return stored, sparse, bm25, fmt
-        if params.size != space.dim:
-            raise DimensionMismatchError(
-                f"{self._where} holds {params.size}-d vectors, this space has {space.dim}"
-            )
-        client.update_collection(
-            self.collection, metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
-        return space, sparse, bm25, FORMAT
+    def _tokens(self, text: str) -> list[str]:
+        if self.tokenizer is None:
+            raise ConfigurationError("Qdrant store used before connect(space)")
+        return self.tokenizer(text)
 
     # ----------------------------------------------------------------- sparse BM25 vectors
     @property
@@ -517,35 +432,27 @@ class Qdrant:
         before the first write with any token, or when the collection has no sparse vector."""
         return self._avgdl
 
+    def _set_avgdl(self, bm25: dict[str, Any]) -> None:
+        avgdl = bm25.get("avgdl")
+        self._avgdl = float(avgdl) if isinstance(avgdl, (int, float)) and avgdl > 0 else None
+        self._avgdl_docs = int(bm25.get("docs", 0)) if self._avgdl is not None else 0
+        self._written = (0, 0)
+
     def _record_avgdl(self, avgdl: float, docs: int) -> None:
         with self._errors("record avgdl"):
             self._c().update_collection(self.collection, metadata={"vecmem_bm25": json.dumps(
                 {"avgdl": avgdl, "docs": docs, "terms": TERM_IDS})})
-        self._avgdl, self._avgdl_docs, self._written = avgdl, docs, (0, 0)
+        self._set_avgdl({"avgdl": avgdl, "docs": docs})
 
     def _sparse_vectors(self, tokens: Sequence[Sequence[str]]) -> list[Any]:
         """The sparse BM25 vector of each chunk (``None`` for one without tokens); the first write
         with tokens measures avgdl (another client's may have been recorded since connect)."""
-        space = self._require_space()
         if self._avgdl is None:
-            with self._errors("read avgdl"):
-                meta = self._c().get_collection(self.collection).config.metadata or {}
-            raw = meta.get("vecmem_bm25")
-            bm25 = json.loads(raw) if isinstance(raw, str) else {}
-            if bm25.get("avgdl"):
-                self._avgdl, self._avgdl_docs = float(bm25["avgdl"]), int(bm25.get("docs", 0))
-            elif any(tokens):
+            self._set_avgdl(self._meta()[1])
+            if self._avgdl is None and any(tokens):
                 self._record_avgdl(sum(map(len, tokens)) / len(tokens), len(tokens))
-        k1, b, _ = space.keyword_params()
-        m, avgdl = self._m, self._avgdl
-        out: list[Any] = []
-        for t in tokens:
-            if t and avgdl:
-                ids, values = bm25_document(t, k1=k1, b=b, avgdl=avgdl)
-                out.append(m.SparseVector(indices=ids, values=values))
-            else:
-                out.append(None)
-        return out
+        k1, b, _ = self._require_space().keyword_params()
+        return [_sparse(self._m, t, k1, b, self._avgdl) for t in tokens]
 
     def _check_drift(self, tokens: Sequence[Sequence[str]]) -> None:
         """Re-measure avgdl (:meth:`reindex`) once the chunks written since it was measured have
@@ -553,10 +460,8 @@ class Qdrant:
         if self._avgdl is None or not tokens:
             return
         n, total = self._written
-        n, total = n + len(tokens), total + sum(map(len, tokens))
-        self._written = (n, total)
-        docs = self._avgdl_docs
-        estimate = (docs * self._avgdl + total) / (docs + n)
+        self._written = n, total = n + len(tokens), total + sum(map(len, tokens))
+        estimate = (self._avgdl_docs * self._avgdl + total) / (self._avgdl_docs + n)
         if abs(estimate - self._avgdl) > AVGDL_DRIFT * self._avgdl:
             self.reindex()
 
@@ -567,65 +472,53 @@ class Qdrant:
         change of what the collection holds. Returns the new avgdl (``None`` if no chunk has a
         token). Not atomic: if it fails midway, some points keep the old normalisation until the
         next ``reindex()``."""
-        space = self._require_space()
-        if not self._sparse or self.tokenizer is None:
+        k1, b, _ = self._require_space().keyword_params()
+        if not self._sparse:
             raise ConfigurationError(
-                f"{self._where} has no sparse BM25 vector to reindex (made with keyword='exact')")
-        k1, b, _ = space.keyword_params()
+                f"{self.where} has no sparse BM25 vector to reindex (made with keyword='exact')")
         m = self._m
         with self._lock:
-            rows = [(rec.id, self.tokenizer((rec.payload or {}).get("text", "")))
+            rows = [(rec.id, self._tokens((rec.payload or {}).get("text", "")))
                     for rec in self._scroll(None, ["text"])]
             total = sum(len(t) for _, t in rows)
             if not total:
                 return None
             avgdl = total / len(rows)
-            points = []
-            for pid, t in rows:
-                if t:
-                    ids, values = bm25_document(t, k1=k1, b=b, avgdl=avgdl)
-                    points.append(m.PointVectors(id=pid, vector={
-                        SPARSE: m.SparseVector(indices=ids, values=values)}))
+            points = [m.PointVectors(id=pid, vector={SPARSE: _sparse(m, t, k1, b, avgdl)})
+                      for pid, t in rows if t]
             for i in range(0, len(points), _BATCH):
                 with self._errors("reindex"):
                     self._c().update_vectors(self.collection, points[i : i + _BATCH], wait=True)
             self._record_avgdl(avgdl, len(rows))
             return avgdl
 
-    # ----------------------------------------------------------------- keyword index
-    def _rebuild_keyword_index(self) -> None:
+    # ----------------------------------------------------------------- exact keyword index
+    def _rebuild(self) -> KeywordBeside:
         """Rebuild the BM25 index from every point's text, in write order."""
-        space = self._require_space()
-        k1, b, eps = space.keyword_params()
-        rows: list[tuple[int, str, str, str]] = []
-        for rec in self._scroll(None, ["chunk_id", "document_id", "text", "seq"]):
-            p = rec.payload or {}
-            if "chunk_id" in p:
-                rows.append((int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""),
-                             p.get("document_id", "")))
-        rows.sort()
-        if self.tokenizer is None:
-            raise ConfigurationError("the store is used before connect(space)")
-        self._kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
-        self._kw.add([r[1] for r in rows], [self.tokenizer(r[2]) for r in rows])
-        self._doc_of, self._chunks_of = {}, {}
+        rows = sorted((int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""),
+                       p.get("document_id", ""))
+                      for p in (r.payload or {} for r in self._scroll(
+                          None, ["chunk_id", "document_id", "text", "seq"])) if "chunk_id" in p)
+        kw = self._keyword_index()
+        kw.add([r[1] for r in rows], [kw.tokenizer(r[2]) for r in rows])
+        self._kw, self._doc_of, self._chunks_of = kw, {}, {}
         for _, cid, _, doc in rows:
             self._doc_of[cid] = doc
             self._chunks_of.setdefault(doc, set()).add(cid)
         self._next_seq = (rows[-1][0] + 1) if rows else 0
         self._stale = False
+        return kw
 
     def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str],
                        tokens: Sequence[Sequence[str]] | None = None) -> None:
         if self._kw is None:
-            raise ConfigurationError("the store is used before connect(space)")
+            raise ConfigurationError("Qdrant store used before connect(space)")
         self._kw.write(chunks, deleted, tokens)
         for cid in [*deleted, *(c.id for c in chunks)]:
             doc = self._doc_of.pop(cid, None)
-            ids = self._chunks_of.get(doc) if doc is not None else None
-            if doc is not None and ids is not None:
-                ids.discard(cid)
-                if not ids:
+            if doc is not None:
+                self._chunks_of[doc].discard(cid)
+                if not self._chunks_of[doc]:
                     del self._chunks_of[doc]
         for c in chunks:
             self._doc_of[c.id] = c.document_id
@@ -635,17 +528,14 @@ class Qdrant:
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
-        space = self._require_space()
         chunks = list(chunks)
-        v = validate_batch(chunks, vectors, space.dim)
+        v = self._check_batch(chunks, vectors)
         written = {c.id for c in chunks}
         deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
         exact = self.keyword_mode == "exact"
         m = self._m
         with self._lock:
-            if self.tokenizer is None:
-                raise ConfigurationError("the store is used before connect(space)")
-            tokens = [self.tokenizer(c.text) for c in chunks] if (exact or self._sparse) else None
+            tokens = [self._tokens(c.text) for c in chunks] if (exact or self._sparse) else None
             sparse = self._sparse_vectors(tokens) if self._sparse and tokens else None
             # write order for the exact index (native mode never scans, so it takes the clock)
             seq = self._next_seq if exact else max(self._next_seq, time.time_ns())
@@ -688,24 +578,19 @@ class Qdrant:
                 self._check_drift(tokens)
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        if ids is None and filter is None:
-            raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
+        self._check_delete(ids, filter)
         self._require_space()
-        exact = self.keyword_mode == "exact"
         with self._lock:
-            doomed: dict[str, str] = {}  # point id -> chunk id
-            if ids:
-                for rec in self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"]):
-                    doomed[str(rec.id)] = rec.payload["chunk_id"]
-            if filter is not None:
-                for rec in self._scroll(self._filter(filter), ["chunk_id"]):
-                    doomed[str(rec.id)] = rec.payload["chunk_id"]
+            recs = [*(self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"]) if ids else ()),
+                    *(self._scroll(self._filter(filter), ["chunk_id"])
+                      if filter is not None else ())]
+            doomed = {str(rec.id): rec.payload["chunk_id"] for rec in recs}  # point -> chunk id
             if not doomed:
                 return 0
-            m = self._m
-            self._stale = exact
+            exact = self._stale = self.keyword_mode == "exact"
             with self._errors("delete"):
-                self._c().delete(self.collection, m.PointIdsList(points=list(doomed)), wait=True)
+                self._c().delete(self.collection, self._m.PointIdsList(points=list(doomed)),
+                                 wait=True)
             if exact:
                 self._index_written([], list(doomed.values()))
                 self._stale = False
@@ -732,78 +617,51 @@ class Qdrant:
                     with_payload=payload, with_vectors=[VECTOR] if vectors else False)
         return out
 
-    @staticmethod
-    def _chunk(payload: dict[str, Any]) -> Chunk:
-        return Chunk(id=payload["chunk_id"], document_id=payload["document_id"],
-                     position=int(payload["position"]), text=payload["text"],
-                     metadata=payload.get("metadata") or {},
-                     content_hash=payload.get("content_hash", ""))
+    def _query(self, what: str, query: Any, using: str, k: int, flt: Any) -> list[Scored]:
+        with self._errors(what):
+            res = self._c().query_points(self.collection, query=query, using=using, limit=k,
+                                         query_filter=flt, with_payload=_CHUNK_FIELDS)
+        return _scored(res)
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
-        q = validate_query_vector(vector, self._require_space().dim)
-        with self._errors("vector query"):
-            res = self._c().query_points(self.collection, query=q.tolist(), using=VECTOR,
-                                         limit=k, query_filter=self._filter(filter),
-                                         with_payload=_CHUNK_FIELDS)
-        return [Scored(self._chunk(p.payload), float(p.score)) for p in res.points]
+        q = self._check_query(vector, k)
+        return self._query("vector query", q.tolist(), VECTOR, k, self._filter(filter))
 
     def _sparse_query(self, text: str) -> Any:
         """The sparse query vector of ``text`` (``None`` when it has no token)."""
-        if self.tokenizer is None:
-            raise ConfigurationError("the store is used before connect(space)")
-        ids, counts = bm25_query(self.tokenizer(text))
+        ids, counts = bm25_query(self._tokens(text))
         return self._m.SparseVector(indices=ids, values=counts) if ids else None
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._check_k(k)
         self._require_space()
+        flt = self._filter(filter)
         if self.keyword_mode == "native":
             sq = self._sparse_query(text)
-            if sq is None:
-                return []
-            with self._errors("keyword query"):
-                res = self._c().query_points(self.collection, query=sq, using=SPARSE, limit=k,
-                                             query_filter=self._filter(filter),
-                                             with_payload=_CHUNK_FIELDS)
-            return [Scored(self._chunk(p.payload), float(p.score)) for p in res.points]
+            return [] if sq is None else self._query("keyword query", sq, SPARSE, k, flt)
         with self._lock:
-            if self._stale:
-                self._rebuild_keyword_index()
-            if self._kw is None or self.tokenizer is None:
-                raise ConfigurationError("the store is used before connect(space)")
-            flt = self._filter(filter)
+            kw = self._kw if self._kw is not None and not self._stale else self._rebuild()
             # widening by ids is cheap on a server (indexed); local mode scans every point per
             # scroll, so there one scan for the matching ids comes right after the first try
-            found = self._kw.search(
-                self.tokenizer(text), k,
-                lambda ids, filtered: self._fetch(ids, flt if filtered else None),
-                filtered=flt is not None, widen_to=4096 if self.url is not None else 0,
+            return self._keyword_search(
+                kw, text, k, lambda ids, filtered: self._fetch(ids, flt if filtered else None),
+                flt is not None, widen_to=4096 if self.url is not None else 0,
                 matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])])
-            return [Scored(c, x) for _, c, x in found]
 
     def both_legs(self, vector: np.ndarray, text: str, *, k: int,
                   filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
         """The best ``k`` of each leg; the facade fuses them. Native mode: one request
         (``query_batch_points``: the dense and the sparse query, each with the filter); exact
         mode: a vector query and the BM25 index beside the collection."""
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
-        q = validate_query_vector(vector, self._require_space().dim)
+        q = self._check_query(vector, k)
         if self.keyword_mode == "exact":
             return self.query(q, k=k, filter=filter), self.keyword(text, k=k, filter=filter)
-        m, flt = self._m, self._filter(filter)
-        requests = [m.QueryRequest(query=q.tolist(), using=VECTOR, limit=k, filter=flt,
-                                   with_payload=_CHUNK_FIELDS)]
-        sq = self._sparse_query(text)
-        if sq is not None:
-            requests.append(m.QueryRequest(query=sq, using=SPARSE, limit=k, filter=flt,
-                                           with_payload=_CHUNK_FIELDS))
+        m, flt, sq = self._m, self._filter(filter), self._sparse_query(text)
+        requests = [m.QueryRequest(query=query, using=using, limit=k, filter=flt,
+                                   with_payload=_CHUNK_FIELDS)
+                    for query, using in ((q.tolist(), VECTOR), (sq, SPARSE)) if query is not None]
         with self._errors("hybrid query"):
-            res = self._c().query_batch_points(self.collection, requests)
-        legs = [[Scored(self._chunk(p.payload), float(p.score)) for p in r.points] for r in res]
+            legs = [_scored(r) for r in self._c().query_batch_points(self.collection, requests)]
         return legs[0], legs[1] if len(legs) > 1 else []
 
     def _fetch(self, ids: list[str], flt: Any) -> dict[str, Chunk]:
@@ -813,13 +671,12 @@ class Qdrant:
         if flt is None:
             recs = self._retrieve(ids, _CHUNK_FIELDS)
         else:
-            m = self._m
-            recs = []
+            m, recs = self._m, []
             for i in range(0, len(ids), 4096):
                 part = [point_id(x) for x in ids[i : i + 4096]]
                 both = m.Filter(must=[m.HasIdCondition(has_id=part), flt])
                 recs += list(self._scroll(both, _CHUNK_FIELDS, page=len(part)))
-        return {r.payload["chunk_id"]: self._chunk(r.payload) for r in recs}
+        return {r.payload["chunk_id"]: _chunk(r.payload) for r in recs}
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Up to ``limit`` ids greater than ``after``, ascending. Qdrant orders points by its
@@ -830,8 +687,7 @@ class Qdrant:
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        found = {r.payload["chunk_id"]: self._chunk(r.payload)
-                 for r in self._retrieve(list(dict.fromkeys(ids)), _CHUNK_FIELDS)}
+        found = self._fetch(list(dict.fromkeys(ids)), None)
         return [found[i] for i in ids if i in found]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -845,21 +701,20 @@ class Qdrant:
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        docs = [d for d in dict.fromkeys(document_ids)]
+        docs = list(dict.fromkeys(document_ids))
         if not docs:
             return []
         if self.url is None and self.keyword_mode == "exact":
             # local mode has one client: the id map is complete, and a
             with self._lock:  # retrieve by id beats a Python scan of every payload
                 if self._stale:
-                    self._rebuild_keyword_index()
-                ids = [i for d in docs for i in sorted(self._chunks_of.get(d, ()))]
-            return self.get(ids)
+                    self._rebuild()
+                return self.get([i for d in docs for i in sorted(self._chunks_of.get(d, ()))])
         m = self._m
         flt = m.Filter(must=[m.FieldCondition(key="document_id", match=m.MatchAny(any=docs))])
         by_doc: dict[str, list[Chunk]] = {}
         for rec in self._scroll(flt, _CHUNK_FIELDS):
-            c = self._chunk(rec.payload)
+            c = _chunk(rec.payload)
             by_doc.setdefault(c.document_id, []).append(c)
         return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
 
@@ -874,18 +729,26 @@ class Qdrant:
         with self._lock, self._errors("drop"):
             self._c().delete_collection(self.collection)
             self.space = None
-            self._avgdl, self._avgdl_docs, self._written = None, 0, (0, 0)
+            self._set_avgdl({})
 
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._client is not None:
-                try:
-                    self._client.close()
-                finally:
-                    self._client = None
+
+def _chunk(payload: dict[str, Any]) -> Chunk:
+    return Chunk(id=payload["chunk_id"], document_id=payload["document_id"],
+                 position=int(payload["position"]), text=payload["text"],
+                 metadata=payload.get("metadata") or {},
+                 content_hash=payload.get("content_hash", ""))
+
+
+def _scored(res: Any) -> list[Scored]:
+    return [Scored(_chunk(p.payload), float(p.score)) for p in res.points]
+
+
+def _sparse(m: Any, tokens: Sequence[str], k1: float, b: float, avgdl: float | None) -> Any:
+    """A chunk's sparse BM25 vector as a ``models.SparseVector`` (``None`` without tokens)."""
+    if not tokens or not avgdl:
+        return None
+    ids, values = bm25_document(tokens, k1=k1, b=b, avgdl=avgdl)
+    return m.SparseVector(indices=ids, values=values)
 
 
 def from_url(url: str) -> Qdrant:
@@ -893,28 +756,20 @@ def from_url(url: str) -> Qdrant:
     ``qdrant+http://host:6333``, ``qdrant+https://host`` ; query:
     ``?collection=NAME&api_key=KEY&keyword=native|exact``.
     """
-    parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"collection", "api_key", "keyword"}
-    if unknown:
-        raise ConfigurationError(f"unknown Qdrant URL parameters: {sorted(unknown)}")
-    collection = query.get("collection", "vecmem")
-    keyword: Any = query.get("keyword", "native")
-    scheme = parts.scheme.lower()
-    if scheme in ("qdrant+http", "qdrant+https"):
-        if not parts.netloc:
-            raise ConfigurationError(f"Qdrant URL {url!r} has no host")
-        server = f"{scheme.split('+')[1]}://{parts.netloc}{parts.path.rstrip('/')}"
-        return Qdrant(url=server, api_key=query.get("api_key"), collection=collection,
-                      keyword=keyword)
-    if scheme != "qdrant":
-        raise ConfigurationError(f"not a Qdrant URL: {url!r}")
-    rest = unquote(parts.netloc + parts.path)
-    if rest == ":memory:":
-        return Qdrant(":memory:", collection=collection, keyword=keyword)
-    if not rest:
-        raise ConfigurationError(f"Qdrant URL {url!r} names no folder; use qdrant://:memory:")
-    return Qdrant(path=rest, collection=collection, keyword=keyword)
+    u = parse_url(url, schemes=("qdrant", "qdrant+http", "qdrant+https"),
+                  params=("collection", "api_key", "keyword"))
+    mode: Any = u.query.get("keyword", "native")  # checked by Qdrant
+    collection = u.query.get("collection", "vecmem")
+    if not u.path:
+        raise ConfigurationError(f"Qdrant URL {url!r} names no host or folder "
+                                 "(qdrant://:memory: for one in memory)")
+    if u.scheme != "qdrant":
+        server = f"{u.scheme.split('+')[1]}://{u.path.rstrip('/')}"
+        return Qdrant(url=server, api_key=u.query.get("api_key"), collection=collection,
+                      keyword=mode)
+    if u.path == ":memory:":
+        return Qdrant(":memory:", collection=collection, keyword=mode)
+    return Qdrant(path=u.path, collection=collection, keyword=mode)
 
 
 __all__ = ["KEYWORD_MODES", "Qdrant", "bm25_document", "bm25_query", "from_url", "point_id",
