@@ -89,8 +89,12 @@ def _pairs(split: str, rng: np.random.Generator, limit_docs: int) -> list[tuple[
 
 def bench_dedup(limit_docs: int) -> dict[str, Any]:
     from vecmem.agent_memory import DEFAULT_DEDUP_THRESHOLD, _polarity
-    from vecmem.embedders import CachedEmbedder, EmbeddingCache, SentenceTransformerEmbedder, \
-        default_cache_dir
+    from vecmem.embedders import (
+        CachedEmbedder,
+        EmbeddingCache,
+        SentenceTransformerEmbedder,
+        default_cache_dir,
+    )
 
     emb = CachedEmbedder(SentenceTransformerEmbedder(),
                          EmbeddingCache(default_cache_dir() / "embeddings.sqlite"))

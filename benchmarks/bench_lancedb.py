@@ -39,7 +39,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-
 from benchmarks import synthetic
 from benchmarks.report import latency_row, publish
 

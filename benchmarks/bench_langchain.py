@@ -23,8 +23,9 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -117,8 +118,8 @@ def _time(fn: Callable[[str], Any], queries: list[str]) -> tuple[list[float], li
 
 def run(quick: bool) -> dict[str, Any]:
     from langchain_core.vectorstores import InMemoryVectorStore
-
     from langchain_vecmem import VecmemVectorStore
+
     from vecmem import VectorMemory
     from vecmem.types import Chunk
 

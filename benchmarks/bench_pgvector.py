@@ -69,7 +69,7 @@ class Raw:
         from vecmem.stores import pgvector as pg
         from vecmem.tokenize import get_tokenizer
 
-        FUSED_SQL = (pg.RRF_SQL if DEFAULT_FUSION.method == "rrf"  # noqa: N806
+        FUSED_SQL = (pg.RRF_SQL if DEFAULT_FUSION.method == "rrf"
                      else pg.score_fusion_sql(DEFAULT_FUSION.method))
         self.pg, self.space = pg, space
         self.conn = psycopg.connect(url, autocommit=True)

@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from typing import Any, Callable
-
+from collections.abc import Callable
+from typing import Any
 
 from benchmarks import synthetic
 from benchmarks.report import latency_row, publish

@@ -14,8 +14,9 @@ flat (exact) vector search and LanceDB's own hybrid query (RRF), 100 candidates 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -127,7 +127,9 @@ class Split:
             for t in toks:
                 j = c.vocab.get(t)
                 if j is not None:
-                    rows.append(i); cols.append(j); vals.append(1.0)
+                    rows.append(i)
+                    cols.append(j)
+                    vals.append(1.0)
         self.Qs = sp.csr_matrix((vals, (rows, cols)), shape=(len(self.qids), len(c.vocab)))
         self.Qs.sum_duplicates()
         nq, nd = len(self.qids), len(c.ids)
@@ -265,7 +267,9 @@ def rm3_query(S: Split, K, *, k1, b, tw=1.0, fb_docs=10, fb_terms=10, lam=0.5):
             d, v = d[keep], v[keep]
         if v.sum() > 0:
             v = v / v.sum()
-        rows += [i] * len(d); cols += list(d); vals += list(v)
+        rows += [i] * len(d)
+        cols += list(d)
+        vals += list(v)
     Et = sp.csr_matrix((vals, (rows, cols)), shape=E.shape)
     Q0 = S.Qs.tocsr().astype(float)
     Q0 = sp.diags(1 / np.maximum(np.asarray(Q0.sum(1)).ravel(), 1e-12)) @ Q0

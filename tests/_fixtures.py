@@ -3,7 +3,7 @@ implementations of the Embedder protocol, not mocks)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -70,7 +70,7 @@ def test_recursive_overlap_is_carried(words: list[str], size: int, overlap: int)
     text = " ".join(words)
     chunks = RecursiveSplitter(size, overlap).split(text)
     s = assert_covers(text, chunks)
-    for (a1, b1), (a2, b2), c2 in zip(s, s[1:], chunks[1:]):
+    for (_a1, b1), (a2, _b2), c2 in zip(s, s[1:], chunks[1:]):
         assert a2 < b1, "no overlap between consecutive chunks"
         shared = " ".join(_W.findall(text)[a2:b1])
         assert c2.startswith(shared) and len(shared) <= overlap

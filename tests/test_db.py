@@ -54,7 +54,7 @@ MAIN = textwrap.dedent('''
 def _check_concurrent_migrations(url: str) -> None:
     name = f"t_{uuid.uuid4().hex[:10]}"
     defs: dict[str, Any] = {}
-    exec(DEFS, defs)  # noqa: S102 - our own code, shared with the child processes
+    exec(DEFS, defs)
     db = Database(url)
     try:
         assert db.migrate(name, defs["build"](name)[:1]) == 1  # version 1: no "note" column

@@ -56,7 +56,7 @@ def test_a_failed_write_does_not_shift_later_vectors(tmp_path: Path) -> None:
     the file, and every later vector was read one row off (search returned 'a', score 0)."""
     m = memory(tmp_path / "kb")
     m.add([TEXTS["a"]], ids=["a"])
-    with pytest.raises(Exception):  # noqa: B017 - whichever error: the store must not change
+    with pytest.raises(Exception):
         m.add(["x"], metadata={"k": "\ud800"})
     m.add([TEXTS["c"]], ids=["c"])
     m.close()
@@ -421,7 +421,7 @@ def test_a_new_store_switches_to_wal_under_the_write_lock(tmp_path: Path) -> Non
 
     path = tmp_path / "kb"
     path.mkdir()
-    lock = open(path / "write.lock", "a")  # noqa: SIM115 - another process, opening the store
+    lock = open(path / "write.lock", "a")
     fcntl.flock(lock, fcntl.LOCK_EX)
     opened = threading.Event()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pytest
-
 from _fixtures import CountingEmbedder
+
 from vecmem import VectorMemory
 from vecmem.embedders import HashingEmbedder, SentenceTransformerEmbedder, resolve_embedder
 from vecmem.errors import ConfigurationError, EmbeddingSpaceMismatchError

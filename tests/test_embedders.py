@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _fixtures import CountingEmbedder
+
 from vecmem import VectorMemory
 from vecmem.embedders import (
     CachedEmbedder,

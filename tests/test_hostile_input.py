@@ -69,8 +69,9 @@ def test_ints_stored_by_an_older_vecmem_stay_readable_and_filterable(
         mem.close()
     mem = VectorMemory(tmp_path / "kb", embedder=HashingEmbedder(16))
     assert {k: mem.get(k)[0].metadata["n"] for k in old} == old
-    ids = lambda f: sorted(h.document_id for h in mem.search("doc", k=10, mode="vector",
-                                                              filter=f))
+    def ids(f):
+        return sorted(h.document_id for h in mem.search("doc", k=10, mode="vector",
+                                                                  filter=f))
     assert ids({"n": 2**53}) == ["edge"]
     assert ids({"n": {"$gt": 2**53}}) == ["above", "huge"]
     assert ids({"n": {"$gte": 2**53}}) == ["above", "edge", "huge"]

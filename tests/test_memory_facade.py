@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
-
 from _fixtures import CountingEmbedder, PoisonEmbedder
+
 from vecmem import Document, VectorMemory
 from vecmem.chunking import RecursiveSplitter
 from vecmem.errors import (

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,6 @@ from vecmem.registry import (
     FILE_STORES,
     KNOWLEDGE_STORES,
     STATE_STORES,
-    LazyFactory,
     Registry,
 )
 from vecmem.testing.state import StateStoreSuite

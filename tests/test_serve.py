@@ -17,16 +17,16 @@ import pytest
 
 pytest.importorskip("fastapi", reason="vecmem[serve] is not installed")
 
-from tests._serve import free_port, running  # noqa: E402
-from vecmem import errors as E  # noqa: E402
-from vecmem.agent_memory import AgentMemory  # noqa: E402
-from vecmem.fusion import Fusion  # noqa: E402
-from vecmem.client import AuthError, Client  # noqa: E402
-from vecmem.memory import VectorMemory  # noqa: E402
-from vecmem.serve import Service, create_app  # noqa: E402
-from vecmem.serve.auth import KeyTable  # noqa: E402
-from vecmem.serve.service import TENANT_FIELD  # noqa: E402
-from vecmem.stores.memory import MemoryStore  # noqa: E402
+from tests._serve import free_port, running
+from vecmem import errors as E
+from vecmem.agent_memory import AgentMemory
+from vecmem.client import AuthError, Client
+from vecmem.fusion import Fusion
+from vecmem.memory import VectorMemory
+from vecmem.serve import Service, create_app
+from vecmem.serve.auth import KeyTable
+from vecmem.serve.service import TENANT_FIELD
+from vecmem.stores.memory import MemoryStore
 
 KEYS = "key-acme-0123456789 acme\nkey-globex-0123456 globex\nkey-acme-readonly-1 acme ro\n"
 A, B, RO = "key-acme-0123456789", "key-globex-0123456", "key-acme-readonly-1"

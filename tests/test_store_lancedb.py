@@ -40,8 +40,8 @@ from vecmem.stores.memory import MemoryStore
 from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing.congruence import filled
 from vecmem.testing.store_suite import (
-    ReferenceFactory,
     SPACE,
+    ReferenceFactory,
     StoreFactory,
     assert_ranked_like,
     corpus_texts,

@@ -4,7 +4,6 @@ dimension, URLs, BM25 in SQL under churn, HNSW recall with filters, and hybrid f
 
 from __future__ import annotations
 
-
 import uuid
 from collections.abc import Iterator
 from typing import Any

@@ -52,9 +52,9 @@ from vecmem.testing._infra import pinecone_standin
 from vecmem.testing._infra.pinecone_standin import PineconeStandIn
 from vecmem.testing.congruence import filled
 from vecmem.testing.store_suite import (
-    ReferenceFactory,
     BM25_REL,
     SPACE,
+    ReferenceFactory,
     StoreFactory,
     assert_ranked_like,
     filter_metadata,

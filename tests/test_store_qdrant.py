@@ -13,8 +13,9 @@ import math
 import os
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ import pytest
 pytest.importorskip("qdrant_client",
                     reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')")
 
-from vecmem.errors import (  # noqa: E402
+from vecmem.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -33,16 +34,16 @@ from vecmem.errors import (  # noqa: E402
     StoreLockedError,
     UnsupportedFilterError,
 )
-from vecmem.filters import Cond, Filter, matches, parse_filter  # noqa: E402
-from vecmem.fusion import Fusion  # noqa: E402
-from vecmem.memory import VectorMemory  # noqa: E402
-from vecmem.stores import open_store  # noqa: E402
-from vecmem.stores.memory import MemoryStore  # noqa: E402
-from vecmem.stores.qdrant import Qdrant, point_id, term_id  # noqa: E402
-from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite  # noqa: E402
-from vecmem.testing.store_suite import (  # noqa: E402
-    ReferenceFactory,
+from vecmem.filters import Cond, Filter, matches, parse_filter
+from vecmem.fusion import Fusion
+from vecmem.memory import VectorMemory
+from vecmem.stores import open_store
+from vecmem.stores.memory import MemoryStore
+from vecmem.stores.qdrant import Qdrant, point_id, term_id
+from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
+from vecmem.testing.store_suite import (
     SPACE,
+    ReferenceFactory,
     StoreFactory,
     corpus_texts,
     filter_metadata,
@@ -50,7 +51,7 @@ from vecmem.testing.store_suite import (  # noqa: E402
     reference,
     unit_vectors,
 )
-from vecmem.types import Chunk, EmbeddingSpace, Scored  # noqa: E402
+from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 QDRANT_URL = os.environ.get("QDRANT_URL")
 MODES = ["native", "exact"]

@@ -9,9 +9,9 @@ OpenBLAS's threads against 9 ms with one thread, for a 10k x 384 scan under load
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
-from typing import Any, ContextManager
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -54,6 +54,6 @@ class _OneThread:
                 lib.set_num_threads(n)
 
 
-def single_threaded_blas() -> ContextManager[None]:
+def single_threaded_blas() -> AbstractContextManager[None]:
     libraries = _blas_libraries()
     return _OneThread(libraries) if libraries else nullcontext()

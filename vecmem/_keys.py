@@ -66,7 +66,7 @@ def check_metadata(value: object) -> dict[str, Any]:
     out = dict(value)  # type: ignore[call-overload]
     if any(not isinstance(k, str) for k in out):
         raise InvalidInputError("metadata keys must be strings")
-    return json.loads(to_json("metadata", out))  # type: ignore[no-any-return]
+    return json.loads(to_json("metadata", out))
 
 
 def check_tags(tags: object) -> tuple[str, ...]:

@@ -19,6 +19,9 @@ from vecmem.errors import (
     VecmemError,
 )
 
+# SQLite's primary result codes (the sqlite3 module names them only from Python 3.11 on)
+_BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
+
 
 def sql_error(exc: sqlite3.Error, file: str | os.PathLike[str], what: str, *,
               advice: str = "restore it from a backup or rebuild the store from its documents"
@@ -27,12 +30,12 @@ def sql_error(exc: sqlite3.Error, file: str | os.PathLike[str], what: str, *,
     or other."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     text = str(exc)
-    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+    if code == _FULL or "disk is full" in text:
         return StorageFullError(f"{what} {file} failed: the disk is full ({text}); free space "
                                 "and retry, nothing of the write was kept")
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text \
+    if code in (_CORRUPT, _NOTADB) or "malformed" in text \
             or "not a database" in text:
         return IntegrityError(f"{file} is damaged or is not a vecmem file ({text}); {advice}")
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+    if code in (_BUSY, _LOCKED) or "locked" in text:
         return StoreLockedError(f"{what} {file} failed: {text}")
     return BackendError(f"{what} {file} failed: {text}")

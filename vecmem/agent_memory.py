@@ -39,9 +39,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -809,7 +810,7 @@ class AgentMemory:
                 break
         return " ".join(x[3] for x in sorted(picked, key=lambda x: (x[1], x[2])))
 
-    def _write_summary(self, group: "_Group", scope: Mapping[str, str], source_weight: float,
+    def _write_summary(self, group: _Group, scope: Mapping[str, str], source_weight: float,
                        max_sentences: int, summarizer: Callable[[list[str]], str] | None,
                        report: ConsolidationReport) -> None:
         old = group.summary

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from itertools import chain
-from typing import Sequence
 
 import numpy as np
 
@@ -282,7 +282,7 @@ class BM25Index:
             }
 
     @classmethod
-    def from_state(cls, st: dict[str, np.ndarray]) -> "BM25Index":
+    def from_state(cls, st: dict[str, np.ndarray]) -> BM25Index:
         k1, b, eps = (float(x) for x in st["params"])
         idx = cls(k1=k1, b=b, epsilon=eps)
         idx.vocab = {str(t): i for i, t in enumerate(st["vocab"])}

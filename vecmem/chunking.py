@@ -13,7 +13,8 @@ A chunker has a ``spec`` string recorded in the store, and ``split(text) -> list
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from vecmem.errors import ConfigurationError
 from vecmem.types import Element

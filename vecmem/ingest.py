@@ -14,9 +14,10 @@ and are counted in ``hidden``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from vecmem.errors import (
     CorruptDocumentError,
@@ -30,8 +31,8 @@ from vecmem.errors import (
 from vecmem.loaders import Loaded, Loader, LoaderTable
 from vecmem.loaders.fetch import DEFAULT_TIMEOUT, fetch, is_url
 from vecmem.memory import DEFAULT_MAX_BYTES
-from vecmem.validation import check_metadata
 from vecmem.types import Document
+from vecmem.validation import check_metadata
 
 if TYPE_CHECKING:
     from vecmem.memory import AddResult, VectorMemory
@@ -180,9 +181,9 @@ def read_url(url: str, *, table: LoaderTable, metadata: Mapping[str, Any] | None
     return documents_of(loaded, doc_id=url, metadata={**(metadata or {}), "source": url}), loaded
 
 
-def ingest(memory: "VectorMemory", paths: Any, *, metadata: Mapping[str, Any] | None,
+def ingest(memory: VectorMemory, paths: Any, *, metadata: Mapping[str, Any] | None,
            recursive: bool, force: bool, max_bytes: int, timeout: float,
-           on_error: Literal["report", "raise"]) -> "AddResult":
+           on_error: Literal["report", "raise"]) -> AddResult:
     """:meth:`VectorMemory.add_files`' body (see there)."""
     from tqdm.auto import tqdm
 

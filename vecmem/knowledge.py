@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from vecmem.chunking import Chunker
 from vecmem.embedders import Embedder

@@ -7,9 +7,10 @@ change detection, fusion, reranking); stores only translate (see :mod:`vecmem.st
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class AddResult:
     failed: list[Any] = field(default_factory=list)  # FileFailure (vecmem.ingest)
     warnings: list[str] = field(default_factory=list)
 
-    def merge(self, other: "AddResult") -> None:
+    def merge(self, other: AddResult) -> None:
         """Add ``other``'s document counts into this result (one add made of several writes)."""
         self.document_ids += other.document_ids
         self.added += other.added
@@ -567,9 +568,9 @@ class VectorMemory:
                 if qv is None:
                     qv = self._query_vector(query, vector)
                 vectors = self.store.get_vectors([h.id for h in hits])
-                hits = reranker.rerank_vectors(qv, hits, vectors, k=k)  # type: ignore[union-attr]
+                hits = reranker.rerank_vectors(qv, hits, vectors, k=k)
             else:
-                hits = reranker.rerank(query, hits, k=k)  # type: ignore[union-attr]
+                hits = reranker.rerank(query, hits, k=k)
         return hits[:k]
 
     def _query_vector(self, query: str, vector: np.ndarray | Sequence[float] | None) -> np.ndarray:
@@ -619,7 +620,7 @@ class VectorMemory:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "VectorMemory":
+    def __enter__(self) -> VectorMemory:
         return self
 
     def __exit__(self, *exc: object) -> None:

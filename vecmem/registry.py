@@ -174,7 +174,7 @@ class Registry(Generic[T]):
         problem = _bind_problem(factory, kwargs)
         if problem is not None:
             raise ConfigurationError(f"cannot create {self.kind} {name_or_url!r}: {problem}")
-        return factory(**kwargs)  # type: ignore[no-any-return]
+        return factory(**kwargs)
 
     def key_of(self, name_or_url: str) -> str | None:
         """The registered name that ``name_or_url`` (a name, alias or URL) resolves to, or None.
@@ -273,7 +273,7 @@ class Registry(Generic[T]):
         self._discovered = True
         try:
             found = metadata.entry_points(group=self.entry_point_group)
-        except Exception as exc:  # a broken distribution must not break every registry lookup
+        except Exception as exc:  # noqa: BLE001 - a broken distribution must not break every lookup
             warnings.warn(f"cannot scan entry points: {exc}", RuntimeWarning, stacklevel=3)
             return
         for ep in found:
@@ -328,7 +328,7 @@ class LazyFactory:
                 obj = getattr(obj, part)
             except AttributeError as exc:
                 raise ConfigurationError(f"{ref!r} does not exist") from exc
-        return obj  # type: ignore[no-any-return]
+        return obj
 
     @property
     def __signature__(self) -> inspect.Signature:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Mapping, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 Metadata = Mapping[str, Any]
 
@@ -112,7 +113,7 @@ class Chunk:
         metadata: Metadata | None = None,
         *,
         id: str | None = None,
-    ) -> "Chunk":
+    ) -> Chunk:
         chunk = cls(
             id=id if id is not None else chunk_id(document_id, position),
             document_id=document_id,
@@ -203,7 +204,7 @@ class Hit:
             parts.append(str(m["heading"]))
         return ", ".join(parts)
 
-    def with_score(self, score: float, **scores: Any) -> "Hit":
+    def with_score(self, score: float, **scores: Any) -> Hit:
         return Hit(self.chunk, float(score), replace(self.scores, **scores))
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,12 +246,12 @@ class EmbeddingSpace:
         return json.dumps(self.__dict__, sort_keys=True)
 
     @classmethod
-    def from_json(cls, raw: str) -> "EmbeddingSpace":
+    def from_json(cls, raw: str) -> EmbeddingSpace:
         data = json.loads(raw)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
-    def check_compatible(self, other: "EmbeddingSpace", *, where: str = "store") -> None:
+    def check_compatible(self, other: EmbeddingSpace, *, where: str = "store") -> None:
         """Raise if ``other`` (what the caller uses) cannot share this (stored) space."""
         from vecmem.errors import EmbeddingSpaceMismatchError
 

@@ -15,7 +15,8 @@ True
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vecmem.checkpoints.base import (
     Checkpoint,

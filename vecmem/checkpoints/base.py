@@ -9,8 +9,9 @@ Fernet), so behaviour is the same on every backend.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from vecmem._keys import check_metadata, check_name, check_tags, check_tenant
 from vecmem.checkpoints.codec import Cipher, Codec

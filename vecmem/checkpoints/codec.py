@@ -112,9 +112,9 @@ class Codec:
             raise ConfigurationError("seal() needs a key")
         c = self._make_cipher(self.cipher, self._key)
         if self.cipher == "fernet":
-            return c.encrypt(data)  # type: ignore[no-any-return]
+            return c.encrypt(data)
         nonce = os.urandom(12)
-        return nonce + c.encrypt(nonce, data, aad)  # type: ignore[no-any-return]
+        return nonce + c.encrypt(nonce, data, aad)
 
     def unseal(self, blob: bytes, *, aad: bytes = b"", what: str = "data") -> bytes:
         """The bytes :meth:`seal` sealed; :class:`IntegrityError` for a wrong key or damage."""
@@ -169,8 +169,8 @@ class Codec:
 
         try:
             if name == "fernet":
-                return c.decrypt(payload)  # type: ignore[no-any-return]
-            return c.decrypt(payload[:12], payload[12:], aad)  # type: ignore[no-any-return]
+                return c.decrypt(payload)
+            return c.decrypt(payload[:12], payload[12:], aad)
         except (InvalidTag, InvalidToken, ValueError) as exc:
             raise IntegrityError(
                 f"cannot decrypt {what}: wrong key, or the data is corrupted") from exc

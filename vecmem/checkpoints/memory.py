@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from vecmem.checkpoints.base import CheckpointInfo, CheckpointStoreBase, Retention
 from vecmem.checkpoints.codec import Cipher

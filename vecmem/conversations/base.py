@@ -11,8 +11,9 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from vecmem._keys import check_metadata, check_name, check_tags
 from vecmem.errors import InvalidInputError

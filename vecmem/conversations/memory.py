@@ -12,9 +12,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from vecmem._keys import check_metadata, check_tags, check_tenant, child_path
 from vecmem.conversations.base import (

@@ -56,7 +56,7 @@ def randomization_test(
 
 def paired_t_test(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p-value of the paired t-test (1.0 when every difference is zero)."""
-    from scipy import stats  # type: ignore[import-untyped]
+    from scipy import stats
 
     a, b = _pair(a, b)
     if np.allclose(a, b):

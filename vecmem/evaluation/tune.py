@@ -227,8 +227,9 @@ def fusion_grid(
     dbsf), fixed and adaptive, for each alpha."""
     grid = [Fusion("rrf", k=k, vector_weight=w, keyword_weight=1.0) for k in rrf_ks
             for w in weights]
-    return grid + [Fusion(m, alpha=a, adaptive=ad) for m in methods for ad in (False, True)
-                   for a in alphas]  # type: ignore[arg-type]
+    return grid + [Fusion(m, alpha=a, adaptive=ad)  # type: ignore[arg-type]
+                   for m in methods for ad in (False, True)
+                   for a in alphas]
 
 
 def score_fusions(

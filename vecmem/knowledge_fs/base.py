@@ -7,8 +7,9 @@ offset they wrote at. Every store is scoped to a tenant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from vecmem.errors import InvalidInputError
 

@@ -21,8 +21,9 @@ import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vecmem._deps import require
 from vecmem._keys import check_tenant, child_path
@@ -239,7 +240,7 @@ class DiskKnowledgeStore:
                 except Exception:  # noqa: BLE001 - a failing callback must not kill the watcher
                     pass
 
-        class Handler(FileSystemEventHandler):  # type: ignore[misc]
+        class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
                 if event.is_directory:
                     return

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from vecmem.errors import StoreLockedError
 from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription

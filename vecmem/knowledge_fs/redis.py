@@ -8,7 +8,8 @@ its last entry, which is how directories stay implicit.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vecmem._deps import require
 from vecmem._keys import check_tenant

@@ -9,9 +9,11 @@ directories, created with their first file and removed with their last.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
-from typing import Any, Callable, List, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -212,10 +214,10 @@ class SQLKnowledgeStore:
                 raise NotFoundError(f"no directory {path!r}")
         return sorted([name(p) for p in files] + [name(p) + "/" for p in dirs])
 
-    def _descendants(self, conn: sa.Connection, path: str) -> tuple[List[str], List[str]]:
+    def _descendants(self, conn: sa.Connection, path: str) -> tuple[builtins.list[str], builtins.list[str]]:
         """(file hashes, dir hashes) under directory ``path`` (breadth first)."""
-        files: List[str] = []
-        dirs: List[str] = []
+        files: list[str] = []
+        dirs: list[str] = []
         level = [h(path)]
         while level:
             files += conn.execute(sa.select(F.path_hash).where(

@@ -104,7 +104,7 @@ def export_store(store: Any, path: str | os.PathLike[str], *, filter: FilterLike
         try:
             with _open_output(partial) as f:
                 # closed by hand: a failed export must not end the tar as if whole
-                tar = tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+                tar = tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT)
                 head = {"format": FORMAT, "version": VERSION, "id": archive_id,
                         "cipher": codec.cipher if codec else None}
                 _add(tar, "archive.json", _json(head), members)

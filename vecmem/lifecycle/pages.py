@@ -51,7 +51,7 @@ class Pages:
     def __iter__(self) -> Iterator[tuple[list[Chunk], np.ndarray]]:
         while True:
             self.store.count()  # brings a store up to date with other writers (embedded)
-            ids = self.store.page_ids(after=self.after, limit=self.page)  # type: ignore[attr-defined]
+            ids = self.store.page_ids(after=self.after, limit=self.page)
             if not ids:
                 return
             self.after = ids[-1]
@@ -84,7 +84,7 @@ def opened(store: Any, *, space: EmbeddingSpace | None = None
 
 @contextlib.contextmanager
 def progress_bar(total: int | None, desc: str, enabled: bool) -> Iterator[Any]:
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="chunk", disable=not enabled)
     try:

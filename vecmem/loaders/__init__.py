@@ -33,8 +33,9 @@ True
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from vecmem.loaders.base import Loaded, Loader, sniff
 from vecmem.loaders.docx import DocxLoader

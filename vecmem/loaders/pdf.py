@@ -211,7 +211,7 @@ def _outline(doc: Any) -> dict[int, list[tuple[str, tuple[str, ...]]]]:
             stack.append(title)
             if index is not None and index >= 0 and title:
                 starts.setdefault(index, []).append((title, tuple(stack)))
-    except Exception:  # a broken outline must not cost the text: pages then carry no heading
+    except Exception:  # noqa: BLE001 - a broken outline must not cost the text: pages then carry no heading
         return {}
     return starts
 

@@ -5,7 +5,8 @@ and the speaker notes, in shape order."""
 from __future__ import annotations
 
 import io
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from vecmem._deps import require
 from vecmem.errors import CorruptDocumentError, EmptyDocumentError

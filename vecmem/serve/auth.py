@@ -45,7 +45,7 @@ class KeyTable:
         return len(self._entries)
 
     @classmethod
-    def parse(cls, text: str, *, source: str, min_key: int = 1) -> "KeyTable":
+    def parse(cls, text: str, *, source: str, min_key: int = 1) -> KeyTable:
         entries: dict[str, Caller] = {}
         for n, raw in enumerate(text.splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
@@ -65,7 +65,7 @@ class KeyTable:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None) -> "KeyTable":
+             environ: dict[str, str] | None = None) -> KeyTable:
         """Keys from ``path`` and ``$VECMEM_API_KEYS`` (both, if both are given)."""
         env = os.environ if environ is None else environ
         table: dict[str, Caller] = {}

@@ -16,7 +16,8 @@ A vecmem error comes back as a tool error whose text starts with its type
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Optional
+from collections.abc import Callable
+from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -53,7 +54,7 @@ def build_mcp(service: Service, *, caller: Callable[[Any], Caller]) -> MCPServer
     @server.tool()
     def search_knowledge(query: str, ctx: Context, k: int = 5,
                          mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
-                         filter: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                         filter: dict[str, Any] | None = None) -> dict[str, Any]:
         """Search the knowledge base. Returns hits (best first) with text, document_id,
         metadata, score and per-leg scores/ranks. ``filter`` is vecmem's metadata filter, e.g.
         {"source": "a.md"} or {"year": {"$gte": 2020}}."""
@@ -65,8 +66,8 @@ def build_mcp(service: Service, *, caller: Callable[[Any], Caller]) -> MCPServer
 
     @server.tool()
     def add_knowledge(texts: list[str], ctx: Context,
-                      metadata: Optional[dict[str, Any]] = None,
-                      ids: Optional[list[str]] = None) -> dict[str, Any]:
+                      metadata: dict[str, Any] | None = None,
+                      ids: list[str] | None = None) -> dict[str, Any]:
         """Add texts to the knowledge base (chunked and embedded); ``metadata`` applies to
         every text. Returns the document ids (re-adding the same id replaces its text)."""
         v = view(ctx, write=True)
@@ -79,9 +80,9 @@ def build_mcp(service: Service, *, caller: Callable[[Any], Caller]) -> MCPServer
         return {"chunks": run(lambda: v.get([id]))}
 
     @server.tool()
-    def remember(text: str, ctx: Context, user_id: Optional[str] = None,
-                 agent_id: Optional[str] = None, run_id: Optional[str] = None,
-                 importance: Optional[float] = None) -> dict[str, Any]:
+    def remember(text: str, ctx: Context, user_id: str | None = None,
+                 agent_id: str | None = None, run_id: str | None = None,
+                 importance: float | None = None) -> dict[str, Any]:
         """Store a fact in long-term memory for a scope (user_id, agent_id and/or run_id: at
         least one). A repeat or near-repeat merges into the existing memory."""
         v = view(ctx, write=True)
@@ -89,8 +90,8 @@ def build_mcp(service: Service, *, caller: Callable[[Any], Caller]) -> MCPServer
                                       importance=importance))
 
     @server.tool()
-    def recall(query: str, ctx: Context, user_id: Optional[str] = None,
-               agent_id: Optional[str] = None, run_id: Optional[str] = None,
+    def recall(query: str, ctx: Context, user_id: str | None = None,
+               agent_id: str | None = None, run_id: str | None = None,
                k: int = 5) -> dict[str, Any]:
         """Memories of a scope most relevant to ``query``: id, text, score."""
         v = view(ctx)
@@ -100,18 +101,18 @@ def build_mcp(service: Service, *, caller: Callable[[Any], Caller]) -> MCPServer
                               "score": h["score"]} for h in hits]}
 
     @server.tool()
-    def update_memory(memory_id: str, text: str, ctx: Context, user_id: Optional[str] = None,
-                      agent_id: Optional[str] = None, run_id: Optional[str] = None,
-                      reason: Optional[str] = None) -> dict[str, Any]:
+    def update_memory(memory_id: str, text: str, ctx: Context, user_id: str | None = None,
+                      agent_id: str | None = None, run_id: str | None = None,
+                      reason: str | None = None) -> dict[str, Any]:
         """Replace a memory's text (the old version stays in its history)."""
         v = view(ctx, write=True)
         return run(lambda: v.update(memory_id, text, user_id=user_id, agent_id=agent_id,
                                     run_id=run_id, reason=reason))
 
     @server.tool()
-    def forget(memory_id: str, ctx: Context, user_id: Optional[str] = None,
-               agent_id: Optional[str] = None, run_id: Optional[str] = None,
-               reason: Optional[str] = None) -> dict[str, Any]:
+    def forget(memory_id: str, ctx: Context, user_id: str | None = None,
+               agent_id: str | None = None, run_id: str | None = None,
+               reason: str | None = None) -> dict[str, Any]:
         """Forget a memory (it stays in history and can be restored with undo over HTTP)."""
         v = view(ctx, write=True)
         return run(lambda: v.forget(memory_id, user_id=user_id, agent_id=agent_id,

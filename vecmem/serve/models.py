@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Filter = Optional[dict[str, Any]]
+Filter = dict[str, Any] | None
 
 
 class Body(BaseModel):
@@ -14,15 +14,15 @@ class Body(BaseModel):
 
 
 class Scope(Body):
-    user_id: Optional[str] = None
-    agent_id: Optional[str] = None
-    run_id: Optional[str] = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
 
 
 class AddBody(Body):
-    texts: Union[str, list[str]] = Field(description="a text or a list of texts")
-    metadata: Union[dict[str, Any], list[Optional[dict[str, Any]]], None] = None
-    ids: Optional[list[str]] = Field(None, description="document ids (default: hash of the text)")
+    texts: str | list[str] = Field(description="a text or a list of texts")
+    metadata: dict[str, Any] | list[dict[str, Any] | None] | None = None
+    ids: list[str] | None = Field(None, description="document ids (default: hash of the text)")
 
 
 class SearchBody(Body):
@@ -30,15 +30,15 @@ class SearchBody(Body):
     k: int = 10
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     filter: Filter = None
-    candidates: Optional[int] = None
-    fusion: Optional[dict[str, Any]] = Field(
+    candidates: int | None = None
+    fusion: dict[str, Any] | None = Field(
         None, description="vecmem.fusion.Fusion fields: method, k, alpha, adaptive, ...")
-    vector: Optional[list[float]] = Field(
+    vector: list[float] | None = Field(
         None, description="the query's embedding, if computed by the caller (not embedded then)")
 
 
 class IdsBody(Body):
-    ids: Union[str, list[str]]
+    ids: str | list[str]
 
 
 class PageBody(Body):
@@ -47,7 +47,7 @@ class PageBody(Body):
 
 
 class DeleteBody(Body):
-    ids: Union[str, list[str], None] = None
+    ids: str | list[str] | None = None
     filter: Filter = None
 
 
@@ -57,32 +57,32 @@ class CountBody(Body):
 
 class RememberBody(Scope):
     text: str
-    session_id: Optional[str] = None
-    importance: Optional[float] = None
-    metadata: Optional[dict[str, Any]] = None
+    session_id: str | None = None
+    importance: float | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class RecallBody(Scope):
     query: str
     k: int = 10
     filter: Filter = None
-    as_of: Optional[float] = None
+    as_of: float | None = None
     recency_weight: float = 0.0
     importance_weight: float = 0.0
-    half_life_days: Optional[float] = None
+    half_life_days: float | None = None
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
 
 
 class UpdateBody(Scope):
     memory_id: str
     text: str
-    reason: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    reason: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class ForgetBody(Scope):
     memory_id: str
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 class MemoryIdBody(Scope):
@@ -91,7 +91,7 @@ class MemoryIdBody(Scope):
 
 class UndoBody(Scope):
     change_id: str
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 class ConsolidateBody(Scope):
@@ -114,37 +114,37 @@ class SessionKey(Body):
 
 
 class SaveSessionBody(SessionKey):
-    agent_id: Optional[str] = None
-    title: Optional[str] = None
-    tags: Optional[list[str]] = None
-    metadata: Optional[dict[str, Any]] = None
+    agent_id: str | None = None
+    title: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class MessageIn(Body):
     role: str
     content: str
-    metadata: Optional[dict[str, Any]] = None
-    usage: Optional[dict[str, Any]] = None
+    metadata: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
 
 
 class AddMessagesBody(SessionKey):
     messages: list[MessageIn]
-    agent_id: Optional[str] = None
+    agent_id: str | None = None
 
 
 class GetMessagesBody(SessionKey):
-    limit: Optional[int] = None
+    limit: int | None = None
     offset: int = 0
     newest_first: bool = False
 
 
 class QuerySessionsBody(Body):
-    user_id: Optional[str] = None
-    agent_id: Optional[str] = None
-    since: Optional[float] = None
-    until: Optional[float] = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    since: float | None = None
+    until: float | None = None
     tags: list[str] = []
-    min_messages: Optional[int] = None
+    min_messages: int | None = None
     order_by: Literal["created_at", "updated_at", "message_count"] = "updated_at"
     descending: bool = True
     limit: int = 100
@@ -153,4 +153,4 @@ class QuerySessionsBody(Body):
 
 class ExportBody(Body):
     user_id: str
-    session_id: Optional[str] = None
+    session_id: str | None = None

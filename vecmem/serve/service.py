@@ -30,8 +30,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Mapping, Sequence, TypedDict
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 
@@ -75,7 +76,7 @@ class Service:
         self._views: dict[str | None, TenantView] = {}
         self._lock = threading.Lock()
 
-    def view(self, tenant: str | None) -> "TenantView":
+    def view(self, tenant: str | None) -> TenantView:
         """The calls of one tenant (``None``: the whole store, unscoped)."""
         with self._lock:
             v = self._views.get(tenant)

@@ -83,11 +83,11 @@ def instrument(mem: VectorMemory, *, tracer: Any) -> VectorMemory:
     if tracer is None:
         return mem
     mem.embedder = TracedEmbedder(mem.embedder, tracer)  # type: ignore[assignment]
-    mem.store = TracedStore(mem.store, tracer)  # type: ignore[assignment]
+    mem.store = TracedStore(mem.store, tracer)
     if mem.reranker is not None:
         # the facade asks hasattr(reranker, "rerank_vectors"): keep the answer the same
         cls = TracedReranker if hasattr(mem.reranker, "rerank_vectors") else _TracedTextReranker
-        mem.reranker = cls(mem.reranker, tracer)  # type: ignore[assignment]
+        mem.reranker = cls(mem.reranker, tracer)
     return mem
 
 

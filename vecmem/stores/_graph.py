@@ -47,7 +47,7 @@ FAULT_ENV = "VECMEM_GRAPH_FAULT"
 
 
 def new_index(dim: int, connectivity: int, expansion_add: int, expansion_search: int) -> Any:
-    Index = usearch_index()  # noqa: N806 (a class); onnxruntime first, see there
+    Index = usearch_index()
     return Index(ndim=dim, metric="ip", dtype="f32", connectivity=connectivity,
                  expansion_add=expansion_add, expansion_search=expansion_search)
 
@@ -63,7 +63,7 @@ def read_meta(folder: Path) -> dict[str, int] | None:
 def open_view(folder: Path, epoch: int, rows: int) -> tuple[Any, int] | None:
     """The saved graph as a read-only memory map and its ``upto``, if it is whole, of
     ``epoch`` and within the first ``rows`` committed rows; else ``None``."""
-    Index = usearch_index()  # noqa: N806
+    Index = usearch_index()
     meta = read_meta(folder)
     if meta is None or meta["epoch"] != epoch or meta["upto"] > rows:
         return None

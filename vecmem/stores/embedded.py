@@ -321,7 +321,7 @@ class EmbeddedStore(MemoryStore):
             return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path / "write.lock", "a")  # noqa: SIM115
+            fh = open(self.path / "write.lock", "a")
         except OSError as exc:
             raise _os_error(exc, f"opening {self.path / 'write.lock'}") from exc
         with fh:
@@ -568,7 +568,7 @@ class EmbeddedStore(MemoryStore):
     def _spawn(self) -> None:
         conn, exp_add, _ = self._ann_params
         try:
-            self._builder = subprocess.Popen(  # noqa: S603
+            self._builder = subprocess.Popen(
                 [sys.executable, "-m", "vecmem.stores._graph", str(self.path),
                  str(self._require_space().dim), str(conn), str(exp_add)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -773,7 +773,7 @@ class EmbeddedStore(MemoryStore):
                 block = np.zeros((stop - start, vf.dim), np.float32)
                 have = max(0, min(stop, vf.size() // vf.row) - start)
                 if have:
-                    block[:have] = vf.read(start, start + have)  # type: ignore[index]
+                    block[:have] = vf.read(start, start + have)
             live = db.execute("SELECT slot, text FROM chunks WHERE slot >= ? AND slot < ? "
                               "ORDER BY slot", (start, stop)).fetchall()
             for i in range(0, len(live), batch):

@@ -36,7 +36,7 @@ _ID = "_vm_id"  # the chunk id, in each Document's metadata
 
 
 def _embeddings_base() -> type:
-    return require("langchain_core.embeddings", "langchain").Embeddings  # type: ignore[no-any-return]
+    return require("langchain_core.embeddings", "langchain").Embeddings
 
 
 class HandedEmbeddings:
@@ -66,7 +66,7 @@ class HandedEmbeddings:
 def _handed(dim: int) -> HandedEmbeddings:
     """A :class:`HandedEmbeddings` that is also a LangChain ``Embeddings`` subclass."""
     cls = type("VecmemHandedEmbeddings", (HandedEmbeddings, _embeddings_base()), {})
-    return cls(dim)  # type: ignore[no-any-return]
+    return cls(dim)
 
 
 class LangChain(BridgeStore):

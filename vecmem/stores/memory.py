@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -365,7 +366,7 @@ class MemoryStore:
 
     def _scored(self, slots: np.ndarray, scores: np.ndarray) -> list[Scored]:
         chunks = self._chunks
-        return [Scored(chunks[s], x)  # type: ignore[arg-type]
+        return [Scored(chunks[s], x)
                 for s, x in zip(slots.tolist(), scores.tolist())]
 
     def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:

@@ -1116,7 +1116,7 @@ class PineconeDb:
                 if callable(close):
                     try:
                         close()
-                    except Exception:  # noqa: BLE001, S110 - closing is best effort
+                    except Exception:  # noqa: BLE001 - closing is best effort
                         pass
             self._ix = self._pc = None
             if self._pool is not None:

@@ -13,7 +13,8 @@ not a callable) keeps working, with a DeprecationWarning.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -154,7 +155,7 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
         assert store.prune(max_age_days=1, now=mid + 10 * 86400) == 1
         assert [c.id for c in store.history("th")] == [young[1]]
         assert [c.id for c in store.history("lone")] == [lone]
-        assert old  # noqa: B015
+        assert old
 
     def test_prune_keeps_what_either_rule_keeps(self, store: CheckpointStoreBase) -> None:
         [store.save("th", {"i": i}) for i in range(3)]

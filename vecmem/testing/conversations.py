@@ -13,7 +13,8 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -274,7 +275,7 @@ class ConversationStoreSuite(ConversationTenancySuite):
             lambda: store.add_messages("u", "s", [Message("user", "x", created_at="yesterday")]),  # type: ignore[arg-type]
             lambda: store.add_messages("u", "s", [Message("user", "x", created_at=math.nan)]),
             lambda: store.add_messages("u", "s", [Message("user", "x", created_at=math.inf)]),
-            lambda: store.add_messages("u", "s", [Message("user", "x", created_at=True)]),  # type: ignore[arg-type]
+            lambda: store.add_messages("u", "s", [Message("user", "x", created_at=True)]),
             lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage("5"))]),  # type: ignore[arg-type]
             lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage(1, 2.5))]),  # type: ignore[arg-type]
             lambda: store.add_messages("u", "s", [Message("user", "x", usage=Usage(cost="1"))]),  # type: ignore[arg-type]

@@ -475,7 +475,7 @@ class HostileInputSuite(FactorySuite):
                 pass
         for doc, text in zip(SEED_IDS, SEED_TEXTS):
             for mode in ("vector", "keyword", "hybrid"):
-                hits = memory.search(text, k=1, mode=mode)  # type: ignore[arg-type]
+                hits = memory.search(text, k=1, mode=mode)
                 assert hits and hits[0].document_id == doc, (mode, doc, hits[:1])
         assert memory.count() == reference.count()
 

@@ -29,7 +29,8 @@ import os
 import pickle
 import random
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -611,7 +612,7 @@ class FilterTests(_SuiteBase):
     """The portable filter grammar, held against vecmem.filters.matches."""
 
     def _check(self, store: VectorStore, chunks: list[Chunk], vectors: np.ndarray,
-               ref: MemoryStore, f: Filter, label: str) -> bool:
+               ref: MemoryStore, f: Filter | None, label: str) -> bool:
         """Query, keyword and count under ``f`` versus the reference; False if unsupported."""
         expected = {c.id for c in chunks if matches(f, c.metadata)}
         n = len(chunks)
@@ -805,9 +806,9 @@ class RoundTripTests(_SuiteBase):
         store.upsert(chunks, unit_vectors(len(chunks)))
         for got, want in zip(store.get([c.id for c in chunks]), chunks):
             assert_same_chunk(got, want)
-        got = {c.id: c for c, _ in store.query(unit_vectors(1)[0], k=10)}
+        by_id = {c.id: c for c, _ in store.query(unit_vectors(1)[0], k=10)}
         for c in chunks:
-            assert_same_chunk(got[c.id], c)
+            assert_same_chunk(by_id[c.id], c)
         kw = store.keyword("漢字かなカナ한국어 مرحبا", k=5)
         assert {c.id for c, _ in kw} == {chunks[0].id, chunks[1].id}
         assert store.count(parse_filter({"str": "日本語 🎉 café"})) == len(chunks)
@@ -974,7 +975,8 @@ class DurabilityTests(_SuiteBase):
         except Exception:  # noqa: BLE001 - a lambda or closure: fork so the child inherits it
             method = "fork"
         ctx = multiprocessing.get_context(method)
-        procs = [ctx.Process(target=_child_writer, args=(store_factory, self.SPACE, p * 1000, 100))
+        procs = [ctx.Process(target=_child_writer,  # type: ignore[attr-defined]
+                             args=(store_factory, self.SPACE, p * 1000, 100))
                  for p in range(2)]
         for p in procs:
             p.start()

@@ -257,8 +257,8 @@ class StateTenancySuite(FactorySuite):
         for crafted in hostile_names(ns, max_len=MAX_KEY):
             assert victim.get(crafted, "k") is None and victim.keys(crafted) == [], crafted
             assert victim.clear(crafted) == 0 and victim.delete(crafted, "k") is False, crafted
-        assert victim.get_entry(ns, "k").value == {"v": 1}  # type: ignore[union-attr]
-        assert victim.get_entry(ns, "k").version == 1  # type: ignore[union-attr]
+        assert victim.get_entry(ns, "k").value == {"v": 1}
+        assert victim.get_entry(ns, "k").version == 1
         victim.clear(ns)
 
     def test_crafted_tenant_and_namespace_names_are_pairwise_distinct(

@@ -308,7 +308,7 @@ class PineconeStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> PineconeStandIn:  # noqa: PYI034
+    def __enter__(self) -> PineconeStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

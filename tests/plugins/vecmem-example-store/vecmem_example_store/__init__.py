@@ -15,8 +15,9 @@ import os
 import pickle
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class ExampleStore(MemoryStore):
         snapshot = self.path / FILE
         if snapshot.exists():
             with snapshot.open("rb") as f:
-                data = pickle.load(f)  # noqa: S301 - our own file, in the user's folder
+                data = pickle.load(f)
             self._saved_space = data["space"]
             self._rows = data["rows"]
 

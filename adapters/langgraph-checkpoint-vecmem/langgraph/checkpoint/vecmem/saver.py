@@ -348,7 +348,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         for rid in record_ids:
             try:
                 self.store.delete(rid)
-            except Exception:  # noqa: BLE001, S110 - an unreachable record is harmless
+            except Exception:  # noqa: BLE001 - an unreachable record is harmless
                 pass
 
     def _delete_keys(self, rows: Sequence[Any]) -> None:
