@@ -369,3 +369,24 @@ class TestChromaServerHostile(HostileInputSuite):
         name = _unique()
         yield lambda: ChromaDb(host=u.hostname, port=u.port or 8000, collection=name)
         ChromaDb(host=u.hostname, port=u.port or 8000, collection=name).drop()
+
+
+def test_drop_leaves_nothing_for_the_next_collection(chroma_url: str) -> None:
+    """Chroma 1.5's delete_collection leaves list-valued metadata behind and the records of the
+    next collection created on the server inherit it; drop() deletes the records first, so a
+    fresh collection (vecmem's or anyone's) reads back only what was written to it."""
+    chromadb = pytest.importorskip("chromadb")
+    u = urlsplit(chroma_url)
+    dropped = ChromaDb(host=u.hostname, port=u.port or 8000, collection=_unique())
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", {"tags": ["a", 1], "i": i}) for i in range(40)]
+    dropped.connect(SPACE)
+    dropped.upsert(chunks, unit_vectors(len(chunks)))
+    dropped.drop()
+    dropped.close()
+    client = chromadb.HttpClient(host=u.hostname, port=u.port)
+    col = client.create_collection(_unique(), metadata={"hnsw:space": "cosine"})
+    try:
+        col.add(ids=["a", "b"], embeddings=[[1, 0, 0], [0, 1, 0]], metadatas=[{"n": 1}, {"n": 2}])
+        assert col.get(ids=["a", "b"])["metadatas"] == [{"n": 1}, {"n": 2}]
+    finally:
+        client.delete_collection(col.name)

@@ -602,11 +602,19 @@ class ChromaDb(StoreKit):
     def drop(self) -> None:
         """Delete the whole collection (its records and recorded space); no-op if absent."""
         with self._lock:
-            try:
+            col = self._find()
+            if col is not None:
                 with self._errors("drop"):
-                    self._c().delete_collection(self.collection)
-            except NotFoundError:
-                pass
+                    # Records first: Chroma 1.5's delete_collection leaves list-valued metadata
+                    # behind, and the records of the next collection created on that server
+                    # inherit it (checked on 1.5.9 with the raw client; deleting by id cleans up)
+                    while ids := col.get(include=[], limit=self._batch)["ids"]:
+                        col.delete(ids=ids)
+                try:
+                    with self._errors("drop"):
+                        self._c().delete_collection(self.collection)
+                except NotFoundError:
+                    pass
             self.space, self._col, self._kw = None, None, None
             self._complement, self._shapes, self._shapes_gen = None, {}, None
 
