@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def available() -> list[str]:
-    return sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    return sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
 
 
 def main() -> int:
@@ -34,8 +34,9 @@ def main() -> int:
         p.error(f"unknown benchmarks {sorted(unknown)}; available: {names}")
     failed = []
     for name in args.names or names:
-        cmd = [sys.executable, "-m", f"benchmarks.bench_{name}"] + (["--quick"] if args.quick
-                                                                   else [])
+        cmd = [sys.executable, "-m", f"benchmarks.bench_{name}"] + (
+            ["--quick"] if args.quick else []
+        )
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call(cmd, cwd=HERE.parent)

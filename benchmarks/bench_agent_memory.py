@@ -67,7 +67,9 @@ def _negate(s: str) -> str | None:
     return None
 
 
-def _pairs(split: str, rng: np.random.Generator, limit_docs: int) -> list[tuple[str, str, int, str]]:
+def _pairs(
+    split: str, rng: np.random.Generator, limit_docs: int
+) -> list[tuple[str, str, int, str]]:
     from vecmem.datasets import load_beir
 
     ds = load_beir(SCIFACT, split=split)
@@ -96,8 +98,9 @@ def bench_dedup(limit_docs: int) -> dict[str, Any]:
         default_cache_dir,
     )
 
-    emb = CachedEmbedder(SentenceTransformerEmbedder(),
-                         EmbeddingCache(default_cache_dir() / "embeddings.sqlite"))
+    emb = CachedEmbedder(
+        SentenceTransformerEmbedder(), EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    )
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"threshold": DEFAULT_DEDUP_THRESHOLD}
 
@@ -119,15 +122,20 @@ def bench_dedup(limit_docs: int) -> dict[str, Any]:
         p = tp / (tp + fp) if tp + fp else 1.0
         r = tp / (tp + fn) if tp + fn else 1.0
         f05 = 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
-        return {"precision": round(p, 4), "recall": round(r, 4),
-                "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4), "f0.5": round(f05, 4)}
+        return {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+            "f0.5": round(f05, 4),
+        }
 
     train = _pairs("train", rng, limit_docs)
     s_train = sims(train)
     y_train = np.array([p[2] for p in train])
     # F0.5: a wrong merge hides a fact, a missed merge only leaves a duplicate
-    sweep = {round(float(t), 2): score(s_train, y_train, t)["f0.5"]
-             for t in np.arange(0.70, 0.991, 0.02)}
+    sweep = {
+        round(float(t), 2): score(s_train, y_train, t)["f0.5"] for t in np.arange(0.70, 0.991, 0.02)
+    }
     out["train_pairs"] = len(train)
     out["train_f05_by_threshold"] = sweep
     out["train_best_threshold"] = max(sweep, key=lambda t: (sweep[t], t))
@@ -139,10 +147,13 @@ def bench_dedup(limit_docs: int) -> dict[str, Any]:
     kinds = np.array([p[3] for p in test])
     raw_test = cosines(test)
     out["test_by_kind"] = {
-        k: {"pairs": int((kinds == k).sum()),
+        k: {
+            "pairs": int((kinds == k).sum()),
             "merged_rate": round(float((s_test[kinds == k] >= DEFAULT_DEDUP_THRESHOLD).mean()), 4),
-            "median_cosine": round(float(np.median(raw_test[kinds == k])), 4)}
-        for k in ("restated", "same-abstract", "negated")}
+            "median_cosine": round(float(np.median(raw_test[kinds == k])), 4),
+        }
+        for k in ("restated", "same-abstract", "negated")
+    }
     return out
 
 
@@ -192,8 +203,7 @@ def bench_scale(n: int, n_queries: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     created = 0
     for u in users:
-        created += len(am.consolidate(user_id=u, window=86400.0, similarity=0.8)
-                       .summaries_created)
+        created += len(am.consolidate(user_id=u, window=86400.0, similarity=0.8).summaries_created)
     consolidate_s = time.perf_counter() - t0
     queries = synthetic.queries(texts, n_queries)
     times = []
@@ -201,10 +211,14 @@ def bench_scale(n: int, n_queries: int) -> dict[str, Any]:
         t = time.perf_counter()
         am.recall(q, user_id=users[i % len(users)], k=10, recency_weight=0.3)
         times.append(time.perf_counter() - t)
-    return {"memories": n, "merged": int(merged),
-            "remember_per_s": round(n / remember_s, 1),
-            "consolidation_s": round(consolidate_s, 2), "summaries": created,
-            "recall_with_recency": synthetic.percentiles(times)}
+    return {
+        "memories": n,
+        "merged": int(merged),
+        "remember_per_s": round(n / remember_s, 1),
+        "consolidation_s": round(consolidate_s, 2),
+        "summaries": created,
+        "recall_with_recency": synthetic.percentiles(times),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,10 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"machine": synthetic.machine(), "date": time.strftime("%Y-%m-%d")}
     if (SCIFACT / "corpus.jsonl").exists():
         result["dedup"] = bench_dedup(60 if args.quick else 400)
-    result["scale"] = [bench_scale(n, 50 if args.quick else 200)
-                       for n in ([2_000, 10_000] if args.quick else [10_000, 100_000])]
-    out = ROOT / "benchmarks" / "results" / ("agent_memory-quick.json" if args.quick
-                                             else "agent_memory.json")
+    result["scale"] = [
+        bench_scale(n, 50 if args.quick else 200)
+        for n in ([2_000, 10_000] if args.quick else [10_000, 100_000])
+    ]
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / ("agent_memory-quick.json" if args.quick else "agent_memory.json")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     md = markdown(result)
@@ -228,8 +248,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
-             f"{m['python']}; {r['date']}. `python -m benchmarks.bench_agent_memory`.", ""]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
+        f"{m['python']}; {r['date']}. `python -m benchmarks.bench_agent_memory`.",
+        "",
+    ]
     d = r.get("dedup")
     if d:
         lines += [
@@ -238,21 +261,30 @@ def markdown(r: dict[str, Any]) -> str:
             f"negation guard: threshold chosen on {d['train_pairs']} train pairs (best F0.5 "
             f"there at {d['train_best_threshold']}), reported on {d['test_pairs']} test pairs: "
             f"**precision {d['test']['precision']}, recall {d['test']['recall']}, "
-            f"F1 {d['test']['f1']}**.", "",
+            f"F1 {d['test']['f1']}**.",
+            "",
             "| test pairs | count | merged at the default threshold | median cosine |",
-            "|---|---|---|---|"]
+            "|---|---|---|---|",
+        ]
         for k, v in d["test_by_kind"].items():
-            lines.append(f"| {k} | {v['pairs']} | {v['merged_rate'] * 100:.1f}% | "
-                         f"{v['median_cosine']} |")
+            lines.append(
+                f"| {k} | {v['pairs']} | {v['merged_rate'] * 100:.1f}% | {v['median_cosine']} |"
+            )
         lines.append("")
-    lines += ["**Scale** (in-memory store, precomputed vectors so embedding is excluded; 10 "
-              "users, one memory a minute; consolidation per user with 1-day windows):", "",
-              "| memories | remember/s | merged | consolidation s | summaries | "
-              "recall p50/p99 ms (recency-weighted) |", "|---|---|---|---|---|---|"]
+    lines += [
+        "**Scale** (in-memory store, precomputed vectors so embedding is excluded; 10 "
+        "users, one memory a minute; consolidation per user with 1-day windows):",
+        "",
+        "| memories | remember/s | merged | consolidation s | summaries | "
+        "recall p50/p99 ms (recency-weighted) |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in r["scale"]:
-        lines.append(f"| {s['memories']:,} | {s['remember_per_s']:,} | {s['merged']} | "
-                     f"{s['consolidation_s']} | {s['summaries']} | "
-                     f"{s['recall_with_recency']['p50_ms']} / {s['recall_with_recency']['p99_ms']} |")
+        lines.append(
+            f"| {s['memories']:,} | {s['remember_per_s']:,} | {s['merged']} | "
+            f"{s['consolidation_s']} | {s['summaries']} | "
+            f"{s['recall_with_recency']['p50_ms']} / {s['recall_with_recency']['p99_ms']} |"
+        )
     return "\n".join(lines)
 
 

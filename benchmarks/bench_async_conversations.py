@@ -89,8 +89,11 @@ def run_backend(name: str, url: str, ops: int) -> dict[str, Any]:
         best["sync+to_thread"] = max(best["sync+to_thread"], b)
     sync.close()
     base = best["sync+threads"]
-    return {"backend": name, "ops_per_s": {k: round(v) for k, v in best.items()},
-            "vs_sync_threads": {k: round(v / base, 2) for k, v in best.items()}}
+    return {
+        "backend": name,
+        "ops_per_s": {k: round(v) for k, v in best.items()},
+        "vs_sync_threads": {k: round(v / base, 2) for k, v in best.items()},
+    }
 
 
 @contextlib.contextmanager
@@ -121,8 +124,10 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for b in r["backends"]:
         o, v = b["ops_per_s"], b["vs_sync_threads"]
-        lines.append(f"| {b['backend']} | {o['async']:,} | {o['sync+threads']:,} | "
-                     f"{o['sync+to_thread']:,} ({v['sync+to_thread']}) | {v['async']} |")
+        lines.append(
+            f"| {b['backend']} | {o['async']:,} | {o['sync+threads']:,} | "
+            f"{o['sync+to_thread']:,} ({v['sync+to_thread']}) | {v['async']} |"
+        )
     return "\n".join(lines)
 
 
@@ -134,23 +139,34 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     ops = 800 if args.quick else 4_000
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"machine": synthetic.machine(), "quick": args.quick, "ops": ops,
-                              "backends": [],
-                              "load_average_before": round(os.getloadavg()[0], 1)}
+    result: dict[str, Any] = {
+        "machine": synthetic.machine(),
+        "quick": args.quick,
+        "ops": ops,
+        "backends": [],
+        "load_average_before": round(os.getloadavg()[0], 1),
+    }
     with tempfile.TemporaryDirectory(prefix="vecmem-bench-") as tmp:
         result["backends"].append(run_backend("SQLite", f"sqlite:///{tmp}/a.db", ops))
     result["postgres_note"] = "skipped"
     if not args.skip_postgres:
         with _postgres(args.postgres_url) as url:
-            result["postgres_note"] = ("given server" if args.postgres_url else
-                                       "local test server, fsync=off, synchronous_commit=off")
+            result["postgres_note"] = (
+                "given server"
+                if args.postgres_url
+                else "local test server, fsync=off, synchronous_commit=off"
+            )
             result["backends"].append(run_backend("PostgreSQL", url, ops))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["load_average_after"] = round(os.getloadavg()[0], 1)
-    publish(result, "async-conversations-quick" if args.quick else "async-conversations",
-            None if args.quick else ("async-conversations",
-                                     "Async conversation stores: 32 concurrent tasks (issue 19)"),
-            markdown)
+    publish(
+        result,
+        "async-conversations-quick" if args.quick else "async-conversations",
+        None
+        if args.quick
+        else ("async-conversations", "Async conversation stores: 32 concurrent tasks (issue 19)"),
+        markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -87,20 +87,25 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
         client = _raw_client(t)
         with contextlib.suppress(Exception):
             client.delete_collection("bench-raw")
-        col = client.create_collection("bench-raw", embedding_function=None,
-                                       configuration={"hnsw": {"space": "cosine"}})
+        col = client.create_collection(
+            "bench-raw", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
 
         def ours_write(s: int, e: int) -> None:
             store.upsert(chunks[s:e], vecs[s:e])
 
         def raw_write(s: int, e: int) -> None:
-            col.upsert(ids=[c.id for c in chunks[s:e]], embeddings=vecs[s:e],
-                       documents=texts[s:e], metadatas=metas[s:e])
+            col.upsert(
+                ids=[c.id for c in chunks[s:e]],
+                embeddings=vecs[s:e],
+                documents=texts[s:e],
+                metadatas=metas[s:e],
+            )
 
         spent = {"vecmem": 0.0, "raw": 0.0}
         for b, s in enumerate(range(0, n, BATCH)):  # interleaved, alternating who goes first
             pair = [("vecmem", ours_write), ("raw", raw_write)]
-            for side, fn in (pair if b % 2 == 0 else pair[::-1]):
+            for side, fn in pair if b % 2 == 0 else pair[::-1]:
                 t0 = time.perf_counter()
                 fn(s, min(n, s + BATCH))
                 spent[side] += time.perf_counter() - t0
@@ -115,8 +120,9 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
 
         def raw_keyword(j: int, limit: int = 10) -> Any:
             word = max(qtexts[j].split(), key=len)
-            return col.get(where_document={"$contains": word}, limit=limit,
-                           include=["documents", "metadatas"])
+            return col.get(
+                where_document={"$contains": word}, limit=limit, include=["documents", "metadatas"]
+            )
 
         def raw_hybrid(j: int) -> Any:
             dense = col.query(query_embeddings=qvecs[j : j + 1], n_results=100, include=include)
@@ -125,29 +131,47 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
             return sorted(fused, key=lambda x: -fused[x])[:10]
 
         cases: dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]] = {
-            "vector": (lambda j: mem.search(qtexts[j], 10, mode="vector", vector=qvecs[j]),
-                       lambda j: col.query(query_embeddings=qvecs[j : j + 1], n_results=10,
-                                           include=include)),
+            "vector": (
+                lambda j: mem.search(qtexts[j], 10, mode="vector", vector=qvecs[j]),
+                lambda j: col.query(
+                    query_embeddings=qvecs[j : j + 1], n_results=10, include=include
+                ),
+            ),
             "vector_filtered_10pct": (
-                lambda j: mem.search(qtexts[j], 10, mode="vector", vector=qvecs[j],
-                                     filter={"bucket": {"$lt": 10}}),
-                lambda j: col.query(query_embeddings=qvecs[j : j + 1], n_results=10,
-                                    where={"bucket": {"$lt": 10}}, include=include)),
+                lambda j: mem.search(
+                    qtexts[j], 10, mode="vector", vector=qvecs[j], filter={"bucket": {"$lt": 10}}
+                ),
+                lambda j: col.query(
+                    query_embeddings=qvecs[j : j + 1],
+                    n_results=10,
+                    where={"bucket": {"$lt": 10}},
+                    include=include,
+                ),
+            ),
             "keyword": (lambda j: mem.search(qtexts[j], 10, mode="keyword"), raw_keyword),
-            "hybrid": (lambda j: mem.search(qtexts[j], 10, mode="hybrid", vector=qvecs[j]),
-                       raw_hybrid),
+            "hybrid": (
+                lambda j: mem.search(qtexts[j], 10, mode="hybrid", vector=qvecs[j]),
+                raw_hybrid,
+            ),
         }
         for name, (ours, theirs) in cases.items():
             gc.collect()
             a, b = synthetic.paired(ours, theirs, n_queries)
-            out[name] = {"vecmem": a, "raw": b, "p50_ratio": round(a["p50_ms"] / b["p50_ms"], 3),
-                         "p99_ratio": round(a["p99_ms"] / b["p99_ms"], 3), "runs": n_queries}
+            out[name] = {
+                "vecmem": a,
+                "raw": b,
+                "p50_ratio": round(a["p50_ms"] / b["p50_ms"], 3),
+                "p99_ratio": round(a["p99_ms"] / b["p99_ms"], 3),
+                "runs": n_queries,
+            }
         # recall of the vector leg against exact cosine, for context
         exact = np.argsort(-(vecs @ qvecs[:20].T), axis=0)[:10].T
-        got = [[int(c.id[1:].split("#")[0]) for c, _ in store.query(qvecs[j], k=10)]
-               for j in range(20)]
-        out["vector_recall_at_10"] = round(float(np.mean(
-            [len(set(g) & set(e.tolist())) / 10 for g, e in zip(got, exact)])), 3)
+        got = [
+            [int(c.id[1:].split("#")[0]) for c, _ in store.query(qvecs[j], k=10)] for j in range(20)
+        ]
+        out["vector_recall_at_10"] = round(
+            float(np.mean([len(set(g) & set(e.tolist())) / 10 for g, e in zip(got, exact)])), 3
+        )
         store.drop()
         store.close()
         client.delete_collection("bench-raw")
@@ -157,42 +181,52 @@ def run(n: int, n_queries: int, server: bool, url: str | None) -> dict[str, Any]
 def markdown(r: dict[str, Any]) -> str:
     m = synthetic.machine()
     lines = [
-        (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
-         f"chromadb {r.get('chromadb', '?')}. Engine: {r['engine']}. {r['chunks']:,} chunks "
-         "(384-d clustered unit vectors, Zipf text), k=10, hybrid with 100 candidates per leg. "
-         "vecmem through `VectorMemory.search` with the query vector given; raw = chromadb on "
-         "the same engine, same process. `python -m benchmarks.bench_chroma`."),
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
+            f"chromadb {r.get('chromadb', '?')}. Engine: {r['engine']}. {r['chunks']:,} chunks "
+            "(384-d clustered unit vectors, Zipf text), k=10, hybrid with 100 candidates per leg. "
+            "vecmem through `VectorMemory.search` with the query vector given; raw = chromadb on "
+            "the same engine, same process. `python -m benchmarks.bench_chroma`."
+        ),
         "",
         "| operation | vecmem p50 / p99 ms | raw client p50 / p99 ms | vecmem / raw (p50, p99) |",
         "|---|---|---|---|",
-        (f"| ingest {r['chunks']:,} (batches of {BATCH}) | {r['vecmem_ingest_s']} s | "
-         f"{r['raw_ingest_s']} s | {r['ingest_ratio']} |"),
+        (
+            f"| ingest {r['chunks']:,} (batches of {BATCH}) | {r['vecmem_ingest_s']} s | "
+            f"{r['raw_ingest_s']} s | {r['ingest_ratio']} |"
+        ),
     ]
     for name in ("vector", "vector_filtered_10pct", "keyword", "hybrid"):
         lines.append(latency_row(name, r[name]))
     lines += [
         "",
-        (f"Building the BM25 index from the collection (first keyword search of a new store "
-         f"object, or after another client's write): {r['bm25_build_s']} s. Vector recall@10 "
-         f"against exact cosine: {r['vector_recall_at_10']}."),
+        (
+            f"Building the BM25 index from the collection (first keyword search of a new store "
+            f"object, or after another client's write): {r['bm25_build_s']} s. Vector recall@10 "
+            f"against exact cosine: {r['vector_recall_at_10']}."
+        ),
         "",
-        ("Vector rows are the same work on both sides (one `query` with the same include), so "
-         "their ratio is vecmem's overhead (target <= 1.15). What is left of it: Chroma reads "
-         "two more short keys per hit (`_vm_doc` and `_vm_sig`, the metadata shape; Chroma "
-         "reads each key as a row, so layout format 2 keeps them few and short and reads the "
-         "metadata back from the typed filter keys), vecmem builds `Chunk`s (hashing each text "
-         "for `content_hash`) and `Hit`s, and normalises the query vector. Ingest: vecmem also "
-         "writes those two keys, reads the batch's ids first (Chroma's upsert merges metadata: "
-         "an overwritten chunk must lose its old filter keys) and records a generation token "
-         "(one read and one update of the collection per batch). "
-         "Keyword and hybrid rows are not the same computation: chromadb has no ranked "
-         "keyword search, so the raw rows are an unranked `$contains` match of the query's "
-         "longest word (and its RRF with the dense leg); vecmem's are exact rank_bm25 BM25 over "
-         "the whole collection."),
+        (
+            "Vector rows are the same work on both sides (one `query` with the same include), so "
+            "their ratio is vecmem's overhead (target <= 1.15). What is left of it: Chroma reads "
+            "two more short keys per hit (`_vm_doc` and `_vm_sig`, the metadata shape; Chroma "
+            "reads each key as a row, so layout format 2 keeps them few and short and reads the "
+            "metadata back from the typed filter keys), vecmem builds `Chunk`s (hashing each text "
+            "for `content_hash`) and `Hit`s, and normalises the query vector. Ingest: vecmem also "
+            "writes those two keys, reads the batch's ids first (Chroma's upsert merges metadata: "
+            "an overwritten chunk must lose its old filter keys) and records a generation token "
+            "(one read and one update of the collection per batch). "
+            "Keyword and hybrid rows are not the same computation: chromadb has no ranked "
+            "keyword search, so the raw rows are an unranked `$contains` match of the query's "
+            "longest word (and its RRF with the dense leg); vecmem's are exact rank_bm25 BM25 over "
+            "the whole collection."
+        ),
         "",
-        ("Before layout format 2 (format 1: a JSON copy and a `_vm_keys` list on every chunk), "
-         "the same benchmark measured vector p50 1.293 embedded and 1.189 on the server, "
-         "ingest 1.102 and 1.197."),
+        (
+            "Before layout format 2 (format 1: a JSON copy and a `_vm_keys` list on every chunk), "
+            "the same benchmark measured vector p50 1.293 embedded and 1.189 on the server, "
+            "ingest 1.102 and 1.197."
+        ),
     ]
     return "\n".join(lines)
 
@@ -214,8 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     remote = args.server or args.url is not None
     name = "chroma" + ("-server" if remote else "")
     title = "Chroma adapter (issue 3)" + (", server" if remote else ", embedded")
-    publish(result, name + ("-quick" if args.quick else ""),
-            None if args.quick else (name, title), markdown)
+    publish(
+        result,
+        name + ("-quick" if args.quick else ""),
+        None if args.quick else (name, title),
+        markdown,
+    )
 
 
 if __name__ == "__main__":

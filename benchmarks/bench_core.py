@@ -100,18 +100,27 @@ def bench_bm25(n_docs: int, n_queries: int, oracle_queries: int) -> dict[str, An
         return b.retrieve([known], k=10, show_progress=False, n_threads=1)
 
     bm25s_qps = qps(bm25s_query, queries)
-    max_diff = max(float(np.abs(ref.get_scores(q) - ours.get_scores(q, all_slots)).max())
-                   for q in oracle)
+    max_diff = max(
+        float(np.abs(ref.get_scores(q) - ours.get_scores(q, all_slots)).max()) for q in oracle
+    )
     return {
-        "docs": len(docs), "source": source, "queries": len(queries),
+        "docs": len(docs),
+        "source": source,
+        "queries": len(queries),
         "oracle_queries": len(oracle),
-        "qps": {"vecmem": round(ours_qps, 1), "rank_bm25": round(ref_qps, 2),
-                "bm25s": round(bm25s_qps, 1)},
+        "qps": {
+            "vecmem": round(ours_qps, 1),
+            "rank_bm25": round(ref_qps, 2),
+            "bm25s": round(bm25s_qps, 1),
+        },
         "speedup_vs_rank_bm25": round(ours_qps / ref_qps, 1),
         "ratio_vs_bm25s": round(ours_qps / bm25s_qps, 2),
         "max_abs_score_diff_vs_rank_bm25": max_diff,
-        "build_s": {"vecmem": round(build_ours, 2), "rank_bm25": round(build_ref, 2),
-                    "bm25s": round(build_bm25s, 2)},
+        "build_s": {
+            "vecmem": round(build_ours, 2),
+            "rank_bm25": round(build_ref, 2),
+            "bm25s": round(build_bm25s, 2),
+        },
     }
 
 
@@ -138,9 +147,13 @@ def bench_ingest_overhead(n: int) -> dict[str, Any]:
     # Overhead is measured inside one run (time in add() outside the model's calls), so machine
     # noise between two separate runs does not count as overhead.
     inside = emb.seconds
-    return {"chunks": n, "embed_only_s": round(inside, 2), "vecmem_add_s": round(total, 2),
-            "chunks_per_s_with_embedding": round(n / total, 1),
-            "overhead_beyond_embedding": round((total - inside) / inside, 4)}
+    return {
+        "chunks": n,
+        "embed_only_s": round(inside, 2),
+        "vecmem_add_s": round(total, 2),
+        "chunks_per_s_with_embedding": round(n / total, 1),
+        "overhead_beyond_embedding": round((total - inside) / inside, 4),
+    }
 
 
 class TimedEmbedder:
@@ -217,8 +230,15 @@ def bench_size(n: int, n_queries: int) -> dict[str, Any]:
 
 
 def run_child(n: int, n_queries: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_core", "--child", str(n), "--queries",
-           str(n_queries)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_core",
+        "--child",
+        str(n),
+        "--queries",
+        str(n_queries),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         return {"chunks": n, "error": res.stderr[-2000:]}
@@ -226,30 +246,44 @@ def run_child(n: int, n_queries: int) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lines = [f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, "
-             f"{r['machine']['memory_gib']} GiB, Python {r['machine']['python']}. "
-             f"Run: `python -m benchmarks.bench_core{' --quick' if r['quick'] else ''}` "
-             f"on {r['date']}.", "",
-             "**BM25** (top-10 per query, one query at a time; same tokens and k1=1.5, b=0.75):",
-             "", "| docs | corpus | vecmem q/s | rank-bm25 q/s | bm25s q/s | vs rank-bm25 | "
-             "vs bm25s | max score diff vs rank-bm25 |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, "
+        f"{r['machine']['memory_gib']} GiB, Python {r['machine']['python']}. "
+        f"Run: `python -m benchmarks.bench_core{' --quick' if r['quick'] else ''}` "
+        f"on {r['date']}.",
+        "",
+        "**BM25** (top-10 per query, one query at a time; same tokens and k1=1.5, b=0.75):",
+        "",
+        "| docs | corpus | vecmem q/s | rank-bm25 q/s | bm25s q/s | vs rank-bm25 | "
+        "vs bm25s | max score diff vs rank-bm25 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for b in r["bm25"]:
-        lines.append(f"| {b['docs']:,} | {b['source']} | {b['qps']['vecmem']:,} | "
-                     f"{b['qps']['rank_bm25']:,} | {b['qps']['bm25s']:,} | "
-                     f"{b['speedup_vs_rank_bm25']}× | {b['ratio_vs_bm25s']}× | "
-                     f"{b['max_abs_score_diff_vs_rank_bm25']:.1e} |")
+        lines.append(
+            f"| {b['docs']:,} | {b['source']} | {b['qps']['vecmem']:,} | "
+            f"{b['qps']['rank_bm25']:,} | {b['qps']['bm25s']:,} | "
+            f"{b['speedup_vs_rank_bm25']}× | {b['ratio_vs_bm25s']}× | "
+            f"{b['max_abs_score_diff_vs_rank_bm25']:.1e} |"
+        )
     i = r.get("ingest_overhead")
     if i:
-        lines += ["", f"**Ingest with embedding** (all-MiniLM-L6-v2, {i['chunks']} SciFact "
-                  f"abstracts, embedded store): time inside the model {i['embed_only_s']} s of "
-                  f"`VectorMemory.add`'s {i['vecmem_add_s']} s → overhead beyond the embedding "
-                  f"**{i['overhead_beyond_embedding'] * 100:.1f}%** (target ≤ 10%), "
-                  f"{i['chunks_per_s_with_embedding']} chunks/s."]
-    lines += ["", "**Query latency** (embedded store, synthetic chunks, precomputed query "
-              "vectors, k=10; hybrid = BM25 + vector with vecmem's default fusion, 100 candidates a leg):", "",
-              "| chunks | index | ingest chunks/s (no embedding) | vector p50/p99 ms | "
-              "keyword p50/p99 ms | hybrid p50/p99 ms | HNSW recall@10 | peak RSS MiB |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Ingest with embedding** (all-MiniLM-L6-v2, {i['chunks']} SciFact "
+            f"abstracts, embedded store): time inside the model {i['embed_only_s']} s of "
+            f"`VectorMemory.add`'s {i['vecmem_add_s']} s → overhead beyond the embedding "
+            f"**{i['overhead_beyond_embedding'] * 100:.1f}%** (target ≤ 10%), "
+            f"{i['chunks_per_s_with_embedding']} chunks/s.",
+        ]
+    lines += [
+        "",
+        "**Query latency** (embedded store, synthetic chunks, precomputed query "
+        "vectors, k=10; hybrid = BM25 + vector with vecmem's default fusion, 100 candidates a leg):",
+        "",
+        "| chunks | index | ingest chunks/s (no embedding) | vector p50/p99 ms | "
+        "keyword p50/p99 ms | hybrid p50/p99 ms | HNSW recall@10 | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in r["sizes"]:
         if "error" in s:
             lines.append(f"| {s['chunks']:,} | failed: see results/core.json | | | | | | |")
@@ -259,7 +293,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"{s['vector']['p50_ms']} / {s['vector']['p99_ms']} | "
             f"{s['keyword']['p50_ms']} / {s['keyword']['p99_ms']} | "
             f"{s['hybrid']['p50_ms']} / {s['hybrid']['p99_ms']} | "
-            f"{s.get('hnsw_recall_at_10', '–')} | {s['peak_rss_mib']:,} |")
+            f"{s.get('hnsw_recall_at_10', '–')} | {s['peak_rss_mib']:,} |"
+        )
     return "\n".join(lines)
 
 
@@ -274,13 +309,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.child is not None:
         print(json.dumps(bench_size(args.child, args.queries)))
         return
-    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
-        [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    sizes = (
+        [int(x) for x in args.sizes.split(",")]
+        if args.sizes
+        else ([2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    )
     bm25_sizes = [2_000, 10_000] if args.quick else [5_000, 100_000]
-    result: dict[str, Any] = {"machine": synthetic.machine(), "quick": args.quick,
-                              "date": time.strftime("%Y-%m-%d")}
-    result["bm25"] = [bench_bm25(n, 50 if args.quick else 200, 5 if n > 20_000 else 20)
-                      for n in bm25_sizes]
+    result: dict[str, Any] = {
+        "machine": synthetic.machine(),
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    result["bm25"] = [
+        bench_bm25(n, 50 if args.quick else 200, 5 if n > 20_000 else 20) for n in bm25_sizes
+    ]
     print(json.dumps(result["bm25"]), file=sys.stderr)
     if not args.skip_ingest_model:
         result["ingest_overhead"] = bench_ingest_overhead(64 if args.quick else 300)

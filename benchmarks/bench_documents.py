@@ -52,8 +52,24 @@ from vecmem.loaders import LoaderTable
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = Path(os.environ.get("VECMEM_SCIFACT", ROOT.parent / "shared" / "datasets" / "scifact"))
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-MAN_PAGES = ("ls", "cp", "grep", "find", "tar", "bash", "ssh", "git", "sed", "gzip", "rsync",
-             "curl", "man", "python3", "awk", "apt-get")
+MAN_PAGES = (
+    "ls",
+    "cp",
+    "grep",
+    "find",
+    "tar",
+    "bash",
+    "ssh",
+    "git",
+    "sed",
+    "gzip",
+    "rsync",
+    "curl",
+    "man",
+    "python3",
+    "awk",
+    "apt-get",
+)
 PER_PAGE = 8
 _WORD = re.compile(r"\w+")
 
@@ -120,8 +136,9 @@ def groff_pdfs(folder: Path, names: tuple[str, ...]) -> dict[Path, str]:
             continue
         roff = gzip.decompress(src.read_bytes())
         pdf = subprocess.run(["groff", "-man", "-Tpdf"], input=roff, capture_output=True)
-        text = subprocess.run(["groff", "-man", "-Tutf8", "-P-cbu"], input=roff,
-                              capture_output=True)
+        text = subprocess.run(
+            ["groff", "-man", "-Tutf8", "-P-cbu"], input=roff, capture_output=True
+        )
         if pdf.returncode or not pdf.stdout.startswith(b"%PDF"):
             return {}  # groff without its PDF device (Debian's groff-base)
         path = folder / f"{name}.pdf"
@@ -138,8 +155,10 @@ def words(text: str) -> collections.Counter[str]:
 def recovered(truth: str, got: str) -> tuple[int, int]:
     """(characters of the truth's words found in ``got``, characters of the truth's words)."""
     t, g = words(truth), words(got)
-    return (sum(len(w) * min(n, g.get(w, 0)) for w, n in t.items()),
-            sum(len(w) * n for w, n in t.items()))
+    return (
+        sum(len(w) * min(n, g.get(w, 0)) for w, n in t.items()),
+        sum(len(w) * n for w, n in t.items()),
+    )
 
 
 # -- the sides compared ----------------------------------------------------------------------
@@ -187,8 +206,12 @@ def docx_direct(path: Path) -> tuple[int, str]:
     return pages, "\n".join(texts)
 
 
-def speed(ours: Callable[[Path], tuple[int, str]], theirs: Callable[[Path], tuple[int, str]],
-          files: list[Path], repeats: int) -> dict[str, Any]:
+def speed(
+    ours: Callable[[Path], tuple[int, str]],
+    theirs: Callable[[Path], tuple[int, str]],
+    files: list[Path],
+    repeats: int,
+) -> dict[str, Any]:
     """Each file read ``repeats`` times by each side, alternated file by file (so both sides
     see the same machine load), the run with the least CPU time of each kept; pages/s over the
     sums (pages per CPU second)."""
@@ -205,30 +228,41 @@ def speed(ours: Callable[[Path], tuple[int, str]], theirs: Callable[[Path], tupl
         pages += n
         best["vecmem"] += runs["vecmem"]
         best["direct"] += runs["direct"]
-    return {"files": len(files), "pages": pages,
-            "vecmem_pages_per_s": round(pages / best["vecmem"], 1),
-            "direct_pages_per_s": round(pages / best["direct"], 1),
-            "overhead": round(best["vecmem"] / best["direct"] - 1, 3)}
+    return {
+        "files": len(files),
+        "pages": pages,
+        "vecmem_pages_per_s": round(pages / best["vecmem"], 1),
+        "direct_pages_per_s": round(pages / best["direct"], 1),
+        "overhead": round(best["vecmem"] / best["direct"] - 1, 3),
+    }
 
 
 def quality(files: dict[Path, str], table: LoaderTable) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, fn in (("vecmem (pypdfium2)", lambda p: vecmem_read(p, table)),
-                     ("pypdf", pypdf_direct)):
+    for name, fn in (
+        ("vecmem (pypdfium2)", lambda p: vecmem_read(p, table)),
+        ("pypdf", pypdf_direct),
+    ):
         hit = total = 0
         worst = 1.0
         t0 = time.perf_counter()
         for path, truth in files.items():
             h, t = recovered(truth, fn(path)[1])
             hit, total, worst = hit + h, total + t, min(worst, h / t)
-        out[name] = {"recovered": round(hit / total, 4), "worst_file": round(worst, 4),
-                     "seconds": round(time.perf_counter() - t0, 2)}
+        out[name] = {
+            "recovered": round(hit / total, 4),
+            "worst_file": round(worst, 4),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
     return out
 
 
-RUST_DOC = Path(os.environ.get(
-    "VECMEM_RUST_DOC",
-    Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html"))
+RUST_DOC = Path(
+    os.environ.get(
+        "VECMEM_RUST_DOC",
+        Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html",
+    )
+)
 
 
 def html_pages(quick: bool) -> dict[str, list[Path]]:
@@ -236,9 +270,11 @@ def html_pages(quick: bool) -> dict[str, list[Path]]:
     are installed: the Rust book (mdBook: menu bar, chapter navigation, code listings in
     ``<figure>``) and std's API pages (rustdoc: a sidebar of links, a search form)."""
     n = 12 if quick else 60
-    sets = {"Rust book (mdBook)": sorted((RUST_DOC / "book").glob("ch*.html"))[:n],
-            "Rust std API (rustdoc)": sorted((RUST_DOC / "std" / "collections").glob("*.html"))
-            + sorted((RUST_DOC / "std" / "vec").glob("*.html"))}
+    sets = {
+        "Rust book (mdBook)": sorted((RUST_DOC / "book").glob("ch*.html"))[:n],
+        "Rust std API (rustdoc)": sorted((RUST_DOC / "std" / "collections").glob("*.html"))
+        + sorted((RUST_DOC / "std" / "vec").glob("*.html")),
+    }
     return {k: v[:n] for k, v in sets.items() if v}
 
 
@@ -251,11 +287,14 @@ def html_quality(files: list[Path], table: LoaderTable) -> dict[str, Any]:
 
     sides: dict[str, Callable[[bytes], str]] = {
         "vecmem": lambda d: "\n".join(
-            e.text for e in table.for_name("x.html").load(d, name="x").elements),  # type: ignore[union-attr]
-        "trafilatura alone": lambda d: re.sub(r"<[^>]+>", " ", trafilatura.extract(
-            d, output_format="xml", include_tables=True) or ""),
-        "whole page text (as BeautifulSoup get_text)": lambda d: lxml_html.document_fromstring(
-            d).find("body").text_content(),
+            e.text for e in table.for_name("x.html").load(d, name="x").elements
+        ),  # type: ignore[union-attr]
+        "trafilatura alone": lambda d: re.sub(
+            r"<[^>]+>", " ", trafilatura.extract(d, output_format="xml", include_tables=True) or ""
+        ),
+        "whole page text (as BeautifulSoup get_text)": lambda d: (
+            lxml_html.document_fromstring(d).find("body").text_content()
+        ),
     }
     totals = {name: [0, 0, 0, 0, 0.0] for name in sides}
     for path in files:
@@ -277,8 +316,15 @@ def html_quality(files: list[Path], table: LoaderTable) -> dict[str, Any]:
             x[1] += sum(len(w) * n for w, n in truth.items())
             x[2] += sum(len(w) * n for w, n in got.items() if w in outside)
             x[3] += sum(len(w) * n for w, n in got.items())
-    return {name: {"recovered": round(x[0] / x[1], 4), "boilerplate": round(x[2] / x[3], 4),
-                   "cpu_seconds": round(x[4], 2)} for name, x in totals.items() if x[1]}
+    return {
+        name: {
+            "recovered": round(x[0] / x[1], 4),
+            "boilerplate": round(x[2] / x[3], 4),
+            "cpu_seconds": round(x[4], 2),
+        }
+        for name, x in totals.items()
+        if x[1]
+    }
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -296,27 +342,42 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, x in r["speed"].items():
-        lines.append(f"| {name} | {x['files']} | {x['pages']} | {x['vecmem_pages_per_s']} | "
-                     f"{x['direct_pages_per_s']} | {x['overhead']:+.1%} |")
-    lines += ["", "PDF text quality: characters of the known text's words recovered (a word broken "
-              "by a line-end hyphen joined first), vecmem's loader (pypdfium2) against pypdf on "
-              "the same files.", "",
-              "| corpus | library | recovered | worst file | seconds |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {x['files']} | {x['pages']} | {x['vecmem_pages_per_s']} | "
+            f"{x['direct_pages_per_s']} | {x['overhead']:+.1%} |"
+        )
+    lines += [
+        "",
+        "PDF text quality: characters of the known text's words recovered (a word broken "
+        "by a line-end hyphen joined first), vecmem's loader (pypdfium2) against pypdf on "
+        "the same files.",
+        "",
+        "| corpus | library | recovered | worst file | seconds |",
+        "|---|---|---|---|---|",
+    ]
     for corpus, libs in r["quality"].items():
         for lib, x in libs.items():
-            lines.append(f"| {corpus} | {lib} | {x['recovered']:.2%} | {x['worst_file']:.2%} | "
-                         f"{x['seconds']} |")
+            lines.append(
+                f"| {corpus} | {lib} | {x['recovered']:.2%} | {x['worst_file']:.2%} | "
+                f"{x['seconds']} |"
+            )
     if r.get("html"):
-        lines += ["", "HTML: characters of `<main>`'s words recovered, and the share of the "
-                  "output that is boilerplate (words found on the page only outside `<main>`), "
-                  "on the Rust documentation rustup installs.",
-                  "", "| pages | extractor | main text recovered | boilerplate in output | "
-                  "CPU s |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "HTML: characters of `<main>`'s words recovered, and the share of the "
+            "output that is boilerplate (words found on the page only outside `<main>`), "
+            "on the Rust documentation rustup installs.",
+            "",
+            "| pages | extractor | main text recovered | boilerplate in output | CPU s |",
+            "|---|---|---|---|---|",
+        ]
         for corpus, sides in r["html"].items():
             for side, x in sides.items():
-                lines.append(f"| {corpus}, {r['html_pages'][corpus]} pages | {side} | "
-                             f"{x['recovered']:.2%} | "
-                             f"{x['boilerplate']:.2%} | {x['cpu_seconds']} |")
+                lines.append(
+                    f"| {corpus}, {r['html_pages'][corpus]} pages | {side} | "
+                    f"{x['recovered']:.2%} | "
+                    f"{x['boilerplate']:.2%} | {x['cpu_seconds']} |"
+                )
     lines += ["", r["note"]]
     return "\n".join(lines)
 
@@ -331,7 +392,8 @@ NOTE = (
     "python-docx is the only maintained full DOCX reader (docx2txt keeps no structure); the "
     "loader opens the file with it but walks each paragraph's runs with lxml, as "
     "Paragraph.text reads them: through Paragraph.text (an XPath query per run) the same "
-    "loading cost +20% CPU over python-docx alone, over the 10% target.")
+    "loading cost +20% CPU over python-docx alone, over the 10% target."
+)
 
 
 def main() -> None:
@@ -348,30 +410,41 @@ def main() -> None:
         sci_pdf: dict[Path, str] = {}
         sci_docx: list[Path] = []
         for i in range(n_files):
-            part = docs[i * 40:(i + 1) * 40]
+            part = docs[i * 40 : (i + 1) * 40]
             if not part:  # the bundled sample is small: fewer files
                 break
             sci_pdf[folder / f"scifact-{i}.pdf"] = scifact_pdf(part, folder / f"scifact-{i}.pdf")
             scifact_docx(part, folder / f"scifact-{i}.docx")
             sci_docx.append(folder / f"scifact-{i}.docx")
         groff = groff_pdfs(folder, MAN_PAGES[: 6 if args.quick else len(MAN_PAGES)])
-        result: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                  "quick": args.quick, "repeats": repeats, "speed": {},
-                                  "quality": {}, "note": NOTE}
+        result: dict[str, Any] = {
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+            "quick": args.quick,
+            "repeats": repeats,
+            "speed": {},
+            "quality": {},
+            "note": NOTE,
+        }
         pdfs = list(sci_pdf) + list(groff)
         result["speed"]["PDF (scifact + groff)"] = speed(
-            lambda f: vecmem_read(f, table), pdfium_direct, pdfs, repeats)
+            lambda f: vecmem_read(f, table), pdfium_direct, pdfs, repeats
+        )
         result["speed"]["DOCX (scifact)"] = speed(
-            lambda f: vecmem_read(f, table), docx_direct, sci_docx, repeats)
+            lambda f: vecmem_read(f, table), docx_direct, sci_docx, repeats
+        )
         result["quality"]["scifact-pdf"] = quality(sci_pdf, table)
         if groff:
             result["quality"]["groff-pdf (man pages)"] = quality(groff, table)
         pages = html_pages(args.quick)
         result["html"] = {name: html_quality(files, table) for name, files in pages.items()}
         result["html_pages"] = {name: len(files) for name, files in pages.items()}
-    publish(result, "documents-quick" if args.quick else "documents",
-            section=None if args.quick else ("documents", "Document loading (issue 18)"),
-            markdown=markdown)
+    publish(
+        result,
+        "documents-quick" if args.quick else "documents",
+        section=None if args.quick else ("documents", "Document loading (issue 18)"),
+        markdown=markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -56,11 +56,19 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _cold_start(spec: str) -> float:
-    code = ("import time; t = time.perf_counter(); from vecmem.embedders import resolve_embedder; "
-            f"resolve_embedder({spec!r}).embed(['cold start']); "
-            "print(time.perf_counter() - t)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import time; t = time.perf_counter(); from vecmem.embedders import resolve_embedder; "
+        f"resolve_embedder({spec!r}).embed(['cold start']); "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return round(float(out.stdout.strip().splitlines()[-1]), 2)
 
 
@@ -71,8 +79,13 @@ def _ndcg(spec: str) -> dict[str, Any]:
 
     cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
     results = evaluate_dataset(load_beir(SCIFACT, split="test"), embedder=spec, cache=cache)
-    return {r.mode: {"ndcg@10": round(r.metrics["ndcg@10"], 4),
-                     "recall@100": round(r.metrics["recall@100"], 4)} for r in results}
+    return {
+        r.mode: {
+            "ndcg@10": round(r.metrics["ndcg@10"], 4),
+            "recall@100": round(r.metrics["recall@100"], 4),
+        }
+        for r in results
+    }
 
 
 def run(n_docs: int, n_queries: int, evaluate: bool) -> dict[str, Any]:
@@ -97,15 +110,18 @@ def run(n_docs: int, n_queries: int, evaluate: bool) -> dict[str, Any]:
             query[side].append((time.perf_counter() - t) * 1000)
     out: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}",
         "load": os.getloadavg()[0],
-        "passages": len(docs), "queries": len(queries), "sides": {},
+        "passages": len(docs),
+        "queries": len(queries),
+        "sides": {},
     }
     for side, spec in SIDES.items():
         out["sides"][side] = {
             "embedder": emb[side].name,
             "ingest_passages_per_s": round(len(docs) / min(ingest[side]), 1),
-            "query_p50_ms": _pct(query[side], 0.5), "query_p99_ms": _pct(query[side], 0.99),
+            "query_p50_ms": _pct(query[side], 0.5),
+            "query_p99_ms": _pct(query[side], 0.99),
             "cold_start_s": _cold_start(spec),
         }
         if evaluate:
@@ -120,25 +136,40 @@ def run(n_docs: int, n_queries: int, evaluate: bool) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    rows = ["| embedder | ingest (passages/s) | query p50 / p99 (ms) | cold start (s) |"
-            + (" nDCG@10 keyword / vector / hybrid |" if "scifact_test" in
-               r["sides"]["onnx-int8"] else ""),
-            "|---|---|---|---|" + ("---|" if "scifact_test" in r["sides"]["onnx-int8"] else "")]
+    rows = [
+        "| embedder | ingest (passages/s) | query p50 / p99 (ms) | cold start (s) |"
+        + (
+            " nDCG@10 keyword / vector / hybrid |"
+            if "scifact_test" in r["sides"]["onnx-int8"]
+            else ""
+        ),
+        "|---|---|---|---|" + ("---|" if "scifact_test" in r["sides"]["onnx-int8"] else ""),
+    ]
     for side, x in r["sides"].items():
-        row = (f"| {side} (`{x['embedder']}`) | {x['ingest_passages_per_s']} | "
-               f"{x['query_p50_ms']} / {x['query_p99_ms']} | {x['cold_start_s']} |")
+        row = (
+            f"| {side} (`{x['embedder']}`) | {x['ingest_passages_per_s']} | "
+            f"{x['query_p50_ms']} / {x['query_p99_ms']} | {x['cold_start_s']} |"
+        )
         if "scifact_test" in x:
-            row += " " + " / ".join(f"{x['scifact_test'][m]['ndcg@10']:.4f}"
-                                    for m in ("keyword", "vector", "hybrid")) + " |"
+            row += (
+                " "
+                + " / ".join(
+                    f"{x['scifact_test'][m]['ndcg@10']:.4f}"
+                    for m in ("keyword", "vector", "hybrid")
+                )
+                + " |"
+            )
         rows.append(row)
     ratio = r["ratios_onnx_over_st"]
-    return (f"Machine: {r['machine']}, load average {r['load']:.1f} during the run (shared "
-            f"cores). {r['passages']} SciFact passages, {r['queries']} queries. "
-            "`python -m benchmarks.bench_embedders`.\n\n" + "\n".join(rows) + "\n\n"
-            f"ONNX / sentence-transformers: ingest speed x{ratio['ingest_speed']}, query p50 "
-            f"x{ratio['query_p50']}, cold start x{ratio['cold_start']} (below 1 is faster for "
-            "cold start and query, above 1 faster for ingest). The ONNX path imports no PyTorch."
-            + _quality(r))
+    return (
+        f"Machine: {r['machine']}, load average {r['load']:.1f} during the run (shared "
+        f"cores). {r['passages']} SciFact passages, {r['queries']} queries. "
+        "`python -m benchmarks.bench_embedders`.\n\n" + "\n".join(rows) + "\n\n"
+        f"ONNX / sentence-transformers: ingest speed x{ratio['ingest_speed']}, query p50 "
+        f"x{ratio['query_p50']}, cold start x{ratio['cold_start']} (below 1 is faster for "
+        "cold start and query, above 1 faster for ingest). The ONNX path imports no PyTorch."
+        + _quality(r)
+    )
 
 
 def _quality(r: dict[str, Any]) -> str:
@@ -146,11 +177,13 @@ def _quality(r: dict[str, Any]) -> str:
     if not st or not ox:
         return ""
     gaps = {m: round(ox[m]["ndcg@10"] - st[m]["ndcg@10"], 4) for m in ("vector", "hybrid")}
-    return (f" nDCG@10 on SciFact test, ONNX minus sentence-transformers: vector "
-            f"{gaps['vector']:+.4f}, hybrid {gaps['hybrid']:+.4f} (the target: within 0.005). "
-            "The two are different embedding spaces, so the choice is per store: "
-            "sentence-transformers where batched ingest throughput matters (int8 was slower "
-            "here), ONNX where query latency, start-up time or an install without PyTorch do.")
+    return (
+        f" nDCG@10 on SciFact test, ONNX minus sentence-transformers: vector "
+        f"{gaps['vector']:+.4f}, hybrid {gaps['hybrid']:+.4f} (the target: within 0.005). "
+        "The two are different embedding spaces, so the choice is per store: "
+        "sentence-transformers where batched ingest throughput matters (int8 was slower "
+        "here), ONNX where query latency, start-up time or an install without PyTorch do."
+    )
 
 
 def main() -> None:
@@ -160,8 +193,12 @@ def main() -> None:
     args = p.parse_args()
     n_docs, n_queries = (128, 50) if args.quick else (512, 200)
     result = run(n_docs, n_queries, evaluate=not (args.quick or args.no_eval))
-    publish(result, "embedders", ("embedders", "Embedders: ONNX int8 vs sentence-transformers"),
-            markdown)
+    publish(
+        result,
+        "embedders",
+        ("embedders", "Embedders: ONNX int8 vs sentence-transformers"),
+        markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,11 @@ def _vecmem(system: str, folder: Path, embedder: Lookup) -> Any:
     from vecmem.stores.memory import MemoryStore
 
     store = EmbeddedStore(folder / "kb") if system == "vecmem-embedded" else MemoryStore()
-    return VectorMemory(store, embedder=embedder,  # type: ignore[arg-type]
-                        chunker=WholeDocument())
+    return VectorMemory(
+        store,
+        embedder=embedder,  # type: ignore[arg-type]
+        chunker=WholeDocument(),
+    )
 
 
 def _baseline(ids: list[str], texts: list[str], vectors: np.ndarray) -> HandWritten:
@@ -90,15 +93,27 @@ def _baseline(ids: list[str], texts: list[str], vectors: np.ndarray) -> HandWrit
 def _calls(system: str, obj: Any) -> dict[str, Callable[[str, np.ndarray], Any]]:
     """Each mode of a system as ``call(text, query_vector)``, k=10."""
     if system.startswith("vecmem"):
-        return {"vector": lambda t, v: obj.search(t, 10, mode="vector", vector=v),
-                "keyword": lambda t, v: obj.search(t, 10, mode="keyword"),
-                "hybrid": lambda t, v: obj.search(t, 10, vector=v)}
-    return {"vector": lambda t, v: obj.vector(v), "keyword": lambda t, v: obj.keyword(t),
-            "hybrid": lambda t, v: obj.hybrid(t, v)}
+        return {
+            "vector": lambda t, v: obj.search(t, 10, mode="vector", vector=v),
+            "keyword": lambda t, v: obj.search(t, 10, mode="keyword"),
+            "hybrid": lambda t, v: obj.search(t, 10, vector=v),
+        }
+    return {
+        "vector": lambda t, v: obj.vector(v),
+        "keyword": lambda t, v: obj.keyword(t),
+        "hybrid": lambda t, v: obj.hybrid(t, v),
+    }
 
 
-def _build(system: str, folder: Path, ids: list[str], texts: list[str], vectors: np.ndarray,
-           metas: list[dict[str, Any]], name: str) -> Any:
+def _build(
+    system: str,
+    folder: Path,
+    ids: list[str],
+    texts: list[str],
+    vectors: np.ndarray,
+    metas: list[dict[str, Any]],
+    name: str,
+) -> Any:
     if system == "baseline":
         return _baseline(ids, texts, vectors)
     if system == "lancedb":
@@ -148,8 +163,11 @@ def bench_scifact(quick: bool, passes: int = 3) -> dict[str, Any]:
     qtexts = [ds.queries[q] for q in qids]
     vectors = _scifact_vectors(texts + qtexts)
     dvecs, qvecs = vectors[: len(texts)], vectors[len(texts) :]
-    out: dict[str, Any] = {"documents": len(ids), "queries": len(qids),
-                           "load_average_at_start": round(os.getloadavg()[0], 2)}
+    out: dict[str, Any] = {
+        "documents": len(ids),
+        "queries": len(qids),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
     systems: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vecmem-floor-") as tmp:
         for system in SYSTEMS:
@@ -174,11 +192,14 @@ def bench_scifact(quick: bool, passes: int = 3) -> dict[str, Any]:
                             if p == 0:
                                 answers[s][q] = _ids_of(s, res)
             for s in names:
-                run = {q: {d: float(10 - r) for r, d in enumerate(a) if d != q}
-                       for q, a in answers[s].items()}
+                run = {
+                    q: {d: float(10 - r) for r, d in enumerate(a) if d != q}
+                    for q, a in answers[s].items()
+                }
                 out.setdefault(mode, {})[s] = {
                     **synthetic.percentiles(best[s]),
-                    "ndcg@10": round(evaluate(ds.qrels, run, ["ndcg@10"]).means["ndcg@10"], 4)}
+                    "ndcg@10": round(evaluate(ds.qrels, run, ["ndcg@10"]).means["ndcg@10"], 4),
+                }
             base = out[mode]["baseline"]["p50_ms"]
             for s in names:
                 out[mode][s]["p50_vs_baseline"] = round(out[mode][s]["p50_ms"] / base, 2)
@@ -197,9 +218,12 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
     qtexts, qvecs = synthetic.queries(texts, n_queries), synthetic.vectors(n_queries, seed=7)
     ids = [f"c{i}" for i in range(n)]
     metas = [{"bucket": i % 100} for i in range(n)]
-    out: dict[str, Any] = {"system": system, "chunks": n,
-                           "generate_s": round(time.perf_counter() - t0, 1),
-                           "load_average_at_start": round(os.getloadavg()[0], 2)}
+    out: dict[str, Any] = {
+        "system": system,
+        "chunks": n,
+        "generate_s": round(time.perf_counter() - t0, 1),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
     with tempfile.TemporaryDirectory(prefix="vecmem-floor-") as tmp:
         t0, c0 = time.perf_counter(), time.process_time()
         obj = _build(system, Path(tmp), ids, texts, vecs, metas, synthetic.PrecomputedVectors.name)
@@ -217,7 +241,8 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
         if graph is not None and graph.count() >= graph.ann_threshold:
             # the HNSW graph, built beside, catches up with every row
             out["graph_behind_at_searchable"] = int(
-                max(graph._committed, graph._next_slot) - graph._ann_upto)
+                max(graph._committed, graph._next_slot) - graph._ann_upto
+            )
             graph.flush()
             out["graph_complete_s"] = round(time.perf_counter() - t0, 2)
         nq = n_queries if system != "lancedb" else min(n_queries, 50)
@@ -234,9 +259,14 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
 
             store = obj.store
             out["index"] = "hnsw" if getattr(store, "_ann", None) is not None else "exact"
-            recall = [len({c.id for c, _ in store.query(v, k=10)}
-                          & {c.id for c, _ in MemoryStore.query(store, v, k=10)}) / 10
-                      for v in qvecs[: min(100, n_queries)]]
+            recall = [
+                len(
+                    {c.id for c, _ in store.query(v, k=10)}
+                    & {c.id for c, _ in MemoryStore.query(store, v, k=10)}
+                )
+                / 10
+                for v in qvecs[: min(100, n_queries)]
+            ]
             out["recall_at_10"] = round(float(np.mean(recall)), 4)
         if hasattr(obj, "close"):
             obj.close()
@@ -245,8 +275,17 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
 
 
 def _child(system: str, n: int, n_queries: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_floor", "--child", system, "--sizes", str(n),
-           "--queries", str(n_queries)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_floor",
+        "--child",
+        system,
+        "--sizes",
+        str(n),
+        "--queries",
+        str(n_queries),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         return {"system": system, "chunks": n, "error": res.stderr[-3000:]}
@@ -256,35 +295,51 @@ def _child(system: str, n: int, n_queries: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- report
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
-             f"{m['python']}; {r['date']}. Run: `python -m benchmarks.bench_floor"
-             f"{' --quick' if r['quick'] else ''}`. Baseline = bm25s + numpy written by hand "
-             "(RRF, 100 candidates a leg); vecmem = `VectorMemory.search` with its default fusion "
-             "(dbsf, adaptive), 100 candidates a leg; k=10; query vectors precomputed."]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
+        f"{m['python']}; {r['date']}. Run: `python -m benchmarks.bench_floor"
+        f"{' --quick' if r['quick'] else ''}`. Baseline = bm25s + numpy written by hand "
+        "(RRF, 100 candidates a leg); vecmem = `VectorMemory.search` with its default fusion "
+        "(dbsf, adaptive), 100 candidates a leg; k=10; query vectors precomputed."
+    ]
     sf = r.get("scifact")
     if sf:
-        lines += ["", f"**SciFact** ({sf['documents']:,} abstracts, {sf['queries']} test queries, "
-                  "all-MiniLM-L6-v2; one process, systems in a random order query by query "
-                  "(LanceDB after the others), fastest of 3 passes; load average "
-                  f"{sf['load_average_at_start']} → {sf['load_average_at_end']}):", "",
-                  "| system | vector p50 / p99 ms | keyword p50 / p99 ms | hybrid p50 / p99 ms | "
-                  "hybrid p50 / baseline | hybrid nDCG@10 |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**SciFact** ({sf['documents']:,} abstracts, {sf['queries']} test queries, "
+            "all-MiniLM-L6-v2; one process, systems in a random order query by query "
+            "(LanceDB after the others), fastest of 3 passes; load average "
+            f"{sf['load_average_at_start']} → {sf['load_average_at_end']}):",
+            "",
+            "| system | vector p50 / p99 ms | keyword p50 / p99 ms | hybrid p50 / p99 ms | "
+            "hybrid p50 / baseline | hybrid nDCG@10 |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in sf["hybrid"]:
-            cells = [f"{sf[mode][s]['p50_ms']} / {sf[mode][s]['p99_ms']}"
-                     for mode in ("vector", "keyword", "hybrid")]
-            lines.append(f"| {s} | {' | '.join(cells)} | "
-                         f"**{sf['hybrid'][s]['p50_vs_baseline']}×** | "
-                         f"{sf['hybrid'][s]['ndcg@10']} |")
+            cells = [
+                f"{sf[mode][s]['p50_ms']} / {sf[mode][s]['p99_ms']}"
+                for mode in ("vector", "keyword", "hybrid")
+            ]
+            lines.append(
+                f"| {s} | {' | '.join(cells)} | "
+                f"**{sf['hybrid'][s]['p50_vs_baseline']}×** | "
+                f"{sf['hybrid'][s]['ndcg@10']} |"
+            )
     for size in r.get("synthetic", []):
         rows = [x for x in size["systems"] if "error" not in x]
         notes: list[str] = []
         base = next((x for x in rows if x["system"] == "baseline"), None)
-        lines += ["", f"**Synthetic {size['chunks']:,} chunks** (one process per system; "
-                  "searchable = from the first write to the end of the first query in each "
-                  "mode):", "",
-                  "| system | searchable s | / baseline | of which writes s (CPU s) | first "
-                  "queries s (vector / keyword / hybrid) | vector p50 ms | keyword p50 ms | "
-                  "hybrid p50 / p99 ms | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Synthetic {size['chunks']:,} chunks** (one process per system; "
+            "searchable = from the first write to the end of the first query in each "
+            "mode):",
+            "",
+            "| system | searchable s | / baseline | of which writes s (CPU s) | first "
+            "queries s (vector / keyword / hybrid) | vector p50 ms | keyword p50 ms | "
+            "hybrid p50 / p99 ms | recall@10 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for x in size["systems"]:
             if "error" in x:
                 lines.append(f"| {x['system']} | failed: see results/floor.json | | | | | | | |")
@@ -292,16 +347,19 @@ def markdown(r: dict[str, Any]) -> str:
             fq = x["first_query_s"]
             ratio = round(x["searchable_s"] / base["searchable_s"], 2) if base else "–"
             if "graph_complete_s" in x:
-                notes.append(f"{x['system']}: the HNSW graph (built beside, in a child process) "
-                             f"held every row {x['graph_complete_s']} s after the first write "
-                             f"({x['graph_behind_at_searchable']:,} rows were still searched "
-                             "exactly when it became searchable); latency is measured after.")
+                notes.append(
+                    f"{x['system']}: the HNSW graph (built beside, in a child process) "
+                    f"held every row {x['graph_complete_s']} s after the first write "
+                    f"({x['graph_behind_at_searchable']:,} rows were still searched "
+                    "exactly when it became searchable); latency is measured after."
+                )
             lines.append(
                 f"| {x['system']} | {x['searchable_s']} | **{ratio}×** | {x['write_s']} "
                 f"({x.get('write_cpu_s', '–')}) | "
                 f"{fq['vector']} / {fq['keyword']} / {fq['hybrid']} | {x['vector']['p50_ms']} | "
                 f"{x['keyword']['p50_ms']} | {x['hybrid']['p50_ms']} / {x['hybrid']['p99_ms']} | "
-                f"{x.get('recall_at_10', '–')} |")
+                f"{x.get('recall_at_10', '–')} |"
+            )
         lines += [""] + notes if notes else []
     lines += ["", *targets(r), "", READING]
     return "\n".join(lines)
@@ -317,7 +375,8 @@ READING = (
     "built beside it by a child process while rows not yet in the graph are searched exactly, "
     "so it is searchable when its last write returns (searchable s), and the graph holds every "
     "row some time later (the note under the table). Wall-clock seconds move with the load of "
-    "this shared machine (2 cores, other jobs): compare rows of one run, and the CPU seconds.")
+    "this shared machine (2 cores, other jobs): compare rows of one run, and the CPU seconds."
+)
 
 
 def targets(r: dict[str, Any]) -> list[str]:
@@ -326,19 +385,23 @@ def targets(r: dict[str, Any]) -> list[str]:
     sf = r.get("scifact")
     if sf:
         h = sf["hybrid"]["vecmem-embedded"]
-        out.append(f"- SciFact hybrid p50 ≤ 1.5× the baseline: {h['p50_vs_baseline']}× "
-                   f"({'met' if h['p50_vs_baseline'] <= 1.5 else 'not met'}); nDCG@10 "
-                   f"{h['ndcg@10']} (fusion unchanged: bit-identical to the code before, "
-                   "tests/test_fusion_oracle.py).")
+        out.append(
+            f"- SciFact hybrid p50 ≤ 1.5× the baseline: {h['p50_vs_baseline']}× "
+            f"({'met' if h['p50_vs_baseline'] <= 1.5 else 'not met'}); nDCG@10 "
+            f"{h['ndcg@10']} (fusion unchanged: bit-identical to the code before, "
+            "tests/test_fusion_oracle.py)."
+        )
     for size in r.get("synthetic", []):
         rows = {x["system"]: x for x in size["systems"] if "error" not in x}
         e, b = rows.get("vecmem-embedded"), rows.get("baseline")
         if e and b:
             ratio = round(e["searchable_s"] / b["searchable_s"], 2)
-            out.append(f"- {size['chunks']:,} chunks, searchable ≤ 1.5× the baseline: {ratio}× "
-                       f"({'met' if ratio <= 1.5 else 'not met'}); hybrid p50 ≤ 2 ms: "
-                       f"{e['hybrid']['p50_ms']} ms; HNSW recall@10 ≥ 0.98: "
-                       f"{e.get('recall_at_10', '–')}.")
+            out.append(
+                f"- {size['chunks']:,} chunks, searchable ≤ 1.5× the baseline: {ratio}× "
+                f"({'met' if ratio <= 1.5 else 'not met'}); hybrid p50 ≤ 2 ms: "
+                f"{e['hybrid']['p50_ms']} ms; HNSW recall@10 ≥ 0.98: "
+                f"{e.get('recall_at_10', '–')}."
+            )
     return out
 
 
@@ -354,13 +417,19 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")  # see the module docstring
-    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
-        [10_000] if args.quick else [100_000])
+    sizes = (
+        [int(x) for x in args.sizes.split(",")]
+        if args.sizes
+        else ([10_000] if args.quick else [100_000])
+    )
     if args.child:
         print(json.dumps(bench_synthetic(args.child, sizes[0], args.queries)))
         return
-    result: dict[str, Any] = {"machine": synthetic.machine(), "quick": args.quick,
-                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result: dict[str, Any] = {
+        "machine": synthetic.machine(),
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     if args.only != "synthetic":
         result["scifact"] = bench_scifact(args.quick)
         print(json.dumps(result["scifact"]), file=sys.stderr, flush=True)
@@ -372,10 +441,14 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(_child(system, n, 50 if args.quick else args.queries))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             result["synthetic"].append({"chunks": n, "systems": rows})
-    publish(result, "floor-quick" if args.quick else "floor",
-            None if args.quick or args.only else ("floor", "The floor: vecmem against a "
-                                                  "hand-written baseline and LanceDB (issue 20)"),
-            markdown)
+    publish(
+        result,
+        "floor-quick" if args.quick else "floor",
+        None
+        if args.quick or args.only
+        else ("floor", "The floor: vecmem against a hand-written baseline and LanceDB (issue 20)"),
+        markdown,
+    )
     print(markdown(result))
 
 

@@ -39,14 +39,25 @@ def main(argv: list[str] | None = None) -> None:
         mem.search(queries[0], k=10, vector=qvecs[0])
         pair = (("previous", PREVIOUS), ("shipped", DEFAULT_FUSION))
         for i, (q, v) in enumerate(zip(queries, qvecs)):
-            for name, f in (pair if i % 2 else pair[::-1]):
+            for name, f in pair if i % 2 else pair[::-1]:
                 t0 = time.perf_counter()
                 mem.search(q, k=10, vector=v, fusion=f)
                 times[name].append(time.perf_counter() - t0)
         mem.close()
-    print(json.dumps({"chunks": n, **{k: {"p50_ms": round(1000 * float(np.median(x)), 3),
-                                          "p99_ms": round(1000 * float(np.percentile(x, 99)), 3)}
-                                      for k, x in times.items()}}))
+    print(
+        json.dumps(
+            {
+                "chunks": n,
+                **{
+                    k: {
+                        "p50_ms": round(1000 * float(np.median(x)), 3),
+                        "p99_ms": round(1000 * float(np.percentile(x, 99)), 3),
+                    }
+                    for k, x in times.items()
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

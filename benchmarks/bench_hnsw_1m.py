@@ -32,13 +32,18 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     vecs = synthetic.vectors(n)
     queries = synthetic.vectors(100, seed=7)
-    index = Index(ndim=384, metric="ip", dtype="f32", connectivity=16, expansion_add=128,
-                  expansion_search=96)
+    index = Index(
+        ndim=384, metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=96
+    )
     for s in range(0, n, 50_000):
-        index.add(np.arange(s, min(n, s + 50_000), dtype=np.uint64), vecs[s : s + 50_000],
-                  threads=0)
-    out: dict[str, object] = {"vectors": n, "build_s": round(time.time() - t0, 1),
-                              "machine": synthetic.machine()}
+        index.add(
+            np.arange(s, min(n, s + 50_000), dtype=np.uint64), vecs[s : s + 50_000], threads=0
+        )
+    out: dict[str, object] = {
+        "vectors": n,
+        "build_s": round(time.time() - t0, 1),
+        "machine": synthetic.machine(),
+    }
     exact = [set(np.argpartition(-(vecs @ q), 10)[:10].tolist()) for q in queries]
     for ef in (96, 200, 303):
         index.expansion_search = ef
@@ -50,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
             keys = np.asarray(found.keys, dtype=np.int64)
             top = keys[np.argsort(-(vecs[keys] @ q))[:10]]
             recalls.append(len(set(top.tolist()) & truth) / 10)
-        out[f"ef{ef}"] = {"recall_at_10": round(float(np.mean(recalls)), 4),
-                          **synthetic.percentiles(times)}
+        out[f"ef{ef}"] = {
+            "recall_at_10": round(float(np.mean(recalls)), 4),
+            **synthetic.percentiles(times),
+        }
     name = "hnsw_1m-quick.json" if args.quick else "hnsw_1m.json"
     (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(out, indent=2))
     print(json.dumps(out))

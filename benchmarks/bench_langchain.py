@@ -100,8 +100,10 @@ def _vectors(texts: list[str]) -> np.ndarray:
     t0 = time.perf_counter()
     out = np.concatenate([emb.embed(texts[i : i + 512]) for i in range(0, len(texts), 512)])
     if emb.misses:
-        print(f"embedded {emb.misses} new texts in {time.perf_counter() - t0:.0f}s (cached now)",
-              flush=True)
+        print(
+            f"embedded {emb.misses} new texts in {time.perf_counter() - t0:.0f}s (cached now)",
+            flush=True,
+        )
     cache.close()
     return out
 
@@ -135,8 +137,12 @@ def run(quick: bool) -> dict[str, Any]:
         # warm-up ingests: imports and first-use costs are not part of any store's ingest time
         for name in ("warm-lc", "warm-direct"):
             warm = VectorMemory(Path(tmp) / name, embedder=LookupEmbedder(table_np))
-            warm.add_chunks([Chunk.create(i, 0, t, m, id=i)
-                             for i, t, m in zip(ids[:20], texts[:20], metas[:20])])
+            warm.add_chunks(
+                [
+                    Chunk.create(i, 0, t, m, id=i)
+                    for i, t, m in zip(ids[:20], texts[:20], metas[:20])
+                ]
+            )
             warm.close()
         with VecmemVectorStore(emb, Path(tmp) / "warm-wrapper") as warm_wrapper:
             warm_wrapper.add_texts(texts[:20], metas[:20], ids=ids[:20])
@@ -162,8 +168,9 @@ def run(quick: bool) -> dict[str, Any]:
             "wrapper": lambda q: [d.id for d in wrapper.similarity_search(q, k=K)],
             "inmemory": lambda q: [d.id for d in inmem.similarity_search(q, k=K)],
             "direct": lambda q: [h.id for h in mem.search(q, k=K, mode="vector")],
-            "wrapper_async": lambda q: [d.id for d in loop.run_until_complete(
-                wrapper.asimilarity_search(q, k=K))],
+            "wrapper_async": lambda q: [
+                d.id for d in loop.run_until_complete(wrapper.asimilarity_search(q, k=K))
+            ],
             "wrapper_hybrid": lambda q: [d.id for d in wrapper.hybrid_search(q, k=K)],
         }
         for fn in systems.values():  # warm up: first-call costs (imports, index load)
@@ -182,8 +189,11 @@ def run(quick: bool) -> dict[str, Any]:
 
     ingest = {"wrapper": ingest_wrapper, "inmemory": ingest_inmem, "direct": ingest_direct}
     out["systems"] = {
-        name: {**synthetic.percentiles(s), "mean_ms": round(float(np.mean(s)) * 1000, 3),
-               **({"ingest_s": round(ingest[name], 2)} if name in ingest else {})}
+        name: {
+            **synthetic.percentiles(s),
+            "mean_ms": round(float(np.mean(s)) * 1000, 3),
+            **({"ingest_s": round(ingest[name], 2)} if name in ingest else {}),
+        }
         for name, s in best.items()
     }
     same = [len(set(a) & set(b)) / K for a, b in zip(answers["wrapper"], answers["inmemory"])]
@@ -192,9 +202,13 @@ def run(quick: bool) -> dict[str, Any]:
     out["identical_top10_wrapper_vs_direct"] = round(float(np.mean(direct_same)), 4)
     w, i, d = (out["systems"][n] for n in ("wrapper", "inmemory", "direct"))
     out["ratio_wrapper_over_inmemory"] = {
-        "p50": round(w["p50_ms"] / i["p50_ms"], 4), "p99": round(w["p99_ms"] / i["p99_ms"], 4)}
+        "p50": round(w["p50_ms"] / i["p50_ms"], 4),
+        "p99": round(w["p99_ms"] / i["p99_ms"], 4),
+    }
     out["ratio_wrapper_over_direct"] = {
-        "p50": round(w["p50_ms"] / d["p50_ms"], 3), "p99": round(w["p99_ms"] / d["p99_ms"], 3)}
+        "p50": round(w["p50_ms"] / d["p50_ms"], 3),
+        "p99": round(w["p99_ms"] / d["p99_ms"], 3),
+    }
     out["pass"] = w["p50_ms"] <= i["p50_ms"] and w["p99_ms"] <= i["p99_ms"]
     return out
 
@@ -204,9 +218,12 @@ def _section(r: dict[str, Any]) -> str:
     rows = [
         ("wrapper", "`VecmemVectorStore` (embedded default), `similarity_search`"),
         ("inmemory", "LangChain `InMemoryVectorStore`, `similarity_search`"),
-        ("direct", "`vecmem.VectorMemory` directly, `search(mode=\"vector\")`"),
+        ("direct", '`vecmem.VectorMemory` directly, `search(mode="vector")`'),
         ("wrapper_async", "`VecmemVectorStore.asimilarity_search`"),
-        ("wrapper_hybrid", "`VecmemVectorStore.hybrid_search` (BM25 + vector, vecmem's default fusion)"),
+        (
+            "wrapper_hybrid",
+            "`VecmemVectorStore.hybrid_search` (BM25 + vector, vecmem's default fusion)",
+        ),
     ]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
@@ -222,8 +239,9 @@ def _section(r: dict[str, Any]) -> str:
     for key, label in rows:
         s = r["systems"][key]
         ingest = f"{s['ingest_s']:.2f}" if "ingest_s" in s else ""
-        lines.append(f"| {label} | {ingest} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | "
-                     f"{s['mean_ms']:.3f} |")
+        lines.append(
+            f"| {label} | {ingest} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['mean_ms']:.3f} |"
+        )
     ri, rd = r["ratio_wrapper_over_inmemory"], r["ratio_wrapper_over_direct"]
     lines += [
         "",
@@ -248,14 +266,23 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_langchain")
     p.add_argument("--quick", action="store_true", help="1,000 abstracts, 100 queries")
     args = p.parse_args()
-    result: dict[str, Any] = {"machine": synthetic.machine(), "date": time.strftime("%Y-%m-%d"),
-                              "quick": args.quick, **run(args.quick)}
-    out = ROOT / "benchmarks" / "results" / ("langchain-quick.json" if args.quick
-                                             else "langchain.json")
+    result: dict[str, Any] = {
+        "machine": synthetic.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "quick": args.quick,
+        **run(args.quick),
+    }
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / ("langchain-quick.json" if args.quick else "langchain.json")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    write_section("langchain", "LangChain wrapper (SciFact, precomputed embeddings)",
-                  _section(result))
+    write_section(
+        "langchain", "LangChain wrapper (SciFact, precomputed embeddings)", _section(result)
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 

@@ -41,21 +41,33 @@ def measure(name: str) -> dict[str, float]:
     method, kw = _fusion_kw()
     V = S.vec_scores()
     K = S.kw_scores(k1, b)
-    vecs = {"vector": V, "vector + Rocchio fb=3 beta=0.5": levers.rocchio(S, V, fb=3, beta=0.5),
-            "vector + Rocchio fb=5 beta=0.5": levers.rocchio(S, V, fb=5, beta=0.5)}
-    kws = {"keyword": K, "keyword, title x2": S.kw_scores(k1, b, 2.0),
-           "keyword, title x3": S.kw_scores(k1, b, 3.0),
-           "keyword + RM3 10 docs 10 terms": S.kw_scores(
-               k1, b, qs=levers.rm3_query(S, K, k1=k1, b=b, fb_docs=10, fb_terms=10, lam=0.5)),
-           "keyword + RM3 5 docs 20 terms": S.kw_scores(
-               k1, b, qs=levers.rm3_query(S, K, k1=k1, b=b, fb_docs=5, fb_terms=20, lam=0.5))}
+    vecs = {
+        "vector": V,
+        "vector + Rocchio fb=3 beta=0.5": levers.rocchio(S, V, fb=3, beta=0.5),
+        "vector + Rocchio fb=5 beta=0.5": levers.rocchio(S, V, fb=5, beta=0.5),
+    }
+    kws = {
+        "keyword": K,
+        "keyword, title x2": S.kw_scores(k1, b, 2.0),
+        "keyword, title x3": S.kw_scores(k1, b, 3.0),
+        "keyword + RM3 10 docs 10 terms": S.kw_scores(
+            k1, b, qs=levers.rm3_query(S, K, k1=k1, b=b, fb_docs=10, fb_terms=10, lam=0.5)
+        ),
+        "keyword + RM3 5 docs 20 terms": S.kw_scores(
+            k1, b, qs=levers.rm3_query(S, K, k1=k1, b=b, fb_docs=5, fb_terms=20, lam=0.5)
+        ),
+    }
     out = {n: float(S.ndcg(x).mean()) for n, x in {**vecs, **kws}.items()}
-    combos = {"hybrid (shipped)": ("vector", "keyword"),
-              "hybrid, title x2": ("vector", "keyword, title x2"),
-              "hybrid + RM3": ("vector", "keyword + RM3 10 docs 10 terms"),
-              "hybrid + Rocchio": ("vector + Rocchio fb=3 beta=0.5", "keyword"),
-              "hybrid + RM3 + Rocchio": ("vector + Rocchio fb=3 beta=0.5",
-                                         "keyword + RM3 10 docs 10 terms")}
+    combos = {
+        "hybrid (shipped)": ("vector", "keyword"),
+        "hybrid, title x2": ("vector", "keyword, title x2"),
+        "hybrid + RM3": ("vector", "keyword + RM3 10 docs 10 terms"),
+        "hybrid + Rocchio": ("vector + Rocchio fb=3 beta=0.5", "keyword"),
+        "hybrid + RM3 + Rocchio": (
+            "vector + Rocchio fb=3 beta=0.5",
+            "keyword + RM3 10 docs 10 terms",
+        ),
+    }
     per_query = {}
     for label, (v, k) in combos.items():
         legs = levers.Legs(S, vecs[v], kws[k], max(100, DEFAULT_CANDIDATES))
@@ -65,8 +77,9 @@ def measure(name: str) -> dict[str, float]:
     edges = np.quantile(S.qlen, [1 / 3, 2 / 3])
     groups = [S.qlen <= edges[0], (S.qlen > edges[0]) & (S.qlen <= edges[1]), S.qlen > edges[1]]
     for i, g in enumerate(groups):
-        margin = per_query["hybrid (shipped)"][g].mean() - max(S.ndcg(V)[g].mean(),
-                                                               S.ndcg(K)[g].mean())
+        margin = per_query["hybrid (shipped)"][g].mean() - max(
+            S.ndcg(V)[g].mean(), S.ndcg(K)[g].mean()
+        )
         out[f"query-length tercile {i + 1}: hybrid minus better leg"] = float(margin)
     del best_leg
     return out
@@ -74,15 +87,26 @@ def measure(name: str) -> dict[str, float]:
 
 def markdown(data: dict[str, Any]) -> str:
     m = data["machine"]
-    res = {split: {re.sub(r"^length tercile (\d) \(\d+ q\)", r"query-length tercile \1", k): v
-                   for k, v in r.items()} for split, r in data["results"].items()}
+    res = {
+        split: {
+            re.sub(r"^length tercile (\d) \(\d+ q\)", r"query-length tercile \1", k): v
+            for k, v in r.items()
+        }
+        for split, r in data["results"].items()
+    }
     rows = list(next(iter(res.values())))
-    lines = [(f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
-             "`python -m benchmarks.bench_levers` (numpy over cached all-MiniLM-L6-v2 vectors; "
-             "`benchmarks/levers.py`, checked against `vecmem eval`'s figures). Shipped settings: "
-             f"`{DEFAULT_FUSION!r}`, {DEFAULT_CANDIDATES} candidates, BM25 {DEFAULT_BM25[:2]}. "
-             "nDCG@10; a lever is kept only if it helps on both train splits."), "",
-             "| | " + " | ".join(res) + " |", "|---|" + "---|" * len(res)]
+    lines = [
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
+            "`python -m benchmarks.bench_levers` (numpy over cached all-MiniLM-L6-v2 vectors; "
+            "`benchmarks/levers.py`, checked against `vecmem eval`'s figures). Shipped settings: "
+            f"`{DEFAULT_FUSION!r}`, {DEFAULT_CANDIDATES} candidates, BM25 {DEFAULT_BM25[:2]}. "
+            "nDCG@10; a lever is kept only if it helps on both train splits."
+        ),
+        "",
+        "| | " + " | ".join(res) + " |",
+        "|---|" + "---|" * len(res),
+    ]
     for r in rows:
         fmt = "{:+.4f}" if "minus" in r else "{:.4f}"
         lines.append(f"| {r} | " + " | ".join(fmt.format(res[s][r]) for s in res) + " |")
@@ -103,11 +127,12 @@ NOTES = (
     "NFCorpus train the keyword leg wins on one-word queries and the vector leg on long ones, "
     "and the hybrid's margin shrinks with length; on SciFact it does not move, so no "
     "length-aware setting is shipped. Candidate depth: 100, 200 and 400 are in `vecmem tune`'s "
-    "grid (\"fusion\"); the rule keeps 100. Document-level fusion of chunked documents was not "
+    'grid ("fusion"); the rule keeps 100. Document-level fusion of chunked documents was not '
     "measured: it needs the corpora embedded again as chunks, which two shared cores could not "
     "do in this session (one pass over both corpora took 45 minutes). MMR stays off (not "
     "measured here). The harness matches `vecmem eval` on the shipped hybrid to 4 decimals "
-    "(0.7276 / 0.3339); legs differ by at most 0.0003 (ties).")
+    "(0.7276 / 0.3339); legs differ by at most 0.0003 (ties)."
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,7 +53,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 def _fill(store: Any, chunks: list[Any], vecs: np.ndarray) -> None:
     for i in range(0, len(chunks), BATCH):
-        store.upsert(chunks[i:i + BATCH], vecs[i:i + BATCH])
+        store.upsert(chunks[i : i + BATCH], vecs[i : i + BATCH])
 
 
 def run(n: int, url: str, work: Path) -> dict[str, Any]:
@@ -70,8 +70,10 @@ def run(n: int, url: str, work: Path) -> dict[str, Any]:
     vecs = synthetic.vectors(n)
     from vecmem.types import Chunk
 
-    chunks = [Chunk.create(f"d{i}", 0, t, {"bucket": i % 100, "source": f"s{i % 10}.md"})
-              for i, t in enumerate(texts)]
+    chunks = [
+        Chunk.create(f"d{i}", 0, t, {"bucket": i % 100, "source": f"s{i % 10}.md"})
+        for i, t in enumerate(texts)
+    ]
     space = EmbeddingSpace("synthetic-384", 384)
     out: dict[str, Any] = {"n": n}
 
@@ -101,8 +103,10 @@ def run(n: int, url: str, work: Path) -> dict[str, Any]:
     names = pg._names
 
     def pg_read() -> None:
-        sql = (f"COPY (SELECT id, document_id, position, text, metadata, embedding "
-               f"FROM {names['chunks']}) TO STDOUT (FORMAT BINARY)")
+        sql = (
+            f"COPY (SELECT id, document_id, position, text, metadata, embedding "
+            f"FROM {names['chunks']}) TO STDOUT (FORMAT BINARY)"
+        )
         with psycopg.connect(url) as c, c.cursor() as cur, cur.copy(sql) as cp:
             for _ in cp:
                 pass
@@ -115,13 +119,16 @@ def run(n: int, url: str, work: Path) -> dict[str, Any]:
         with psycopg.connect(url) as c:
             register_vector(c)
             c.execute("DROP TABLE IF EXISTS raw_copy")
-            c.execute("CREATE TABLE raw_copy (id text PRIMARY KEY, document_id text, position "
-                      "int, text text, metadata jsonb, embedding vector(384))")
+            c.execute(
+                "CREATE TABLE raw_copy (id text PRIMARY KEY, document_id text, position "
+                "int, text text, metadata jsonb, embedding vector(384))"
+            )
             with c.cursor() as cur, cur.copy("COPY raw_copy FROM STDIN (FORMAT BINARY)") as cp:
                 cp.set_types(["text", "text", "int4", "text", "jsonb", "vector"])
                 for ch, v in zip(chunks, vecs):
-                    cp.write_row((ch.id, ch.document_id, ch.position, ch.text,
-                                  json.dumps(ch.metadata), v))
+                    cp.write_row(
+                        (ch.id, ch.document_id, ch.position, ch.text, json.dumps(ch.metadata), v)
+                    )
             c.execute("DROP TABLE raw_copy")
 
     def lance_read() -> None:
@@ -131,19 +138,23 @@ def run(n: int, url: str, work: Path) -> dict[str, Any]:
         import pyarrow as pa
 
         db = lancedb.connect(work / "rawlance")
-        data = pa.table({"id": [c.id for c in chunks], "document_id": [c.document_id for c in
-                                                                       chunks],
-                         "position": [c.position for c in chunks], "text": texts,
-                         "metadata": [str(c.metadata) for c in chunks],
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()),
-                                                                    384)})
+        data = pa.table(
+            {
+                "id": [c.id for c in chunks],
+                "document_id": [c.document_id for c in chunks],
+                "position": [c.position for c in chunks],
+                "text": texts,
+                "metadata": [str(c.metadata) for c in chunks],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), 384),
+            }
+        )
         db.create_table("raw", data=data, mode="overwrite")
 
     def emb_read() -> None:
         s = srcs["embedded"]
         cs = s.all_chunks()
         for i in range(0, len(cs), BATCH):
-            s.get_vectors([c.id for c in cs[i:i + BATCH]])
+            s.get_vectors([c.id for c in cs[i : i + BATCH]])
 
     def emb_write() -> None:
         s = EmbeddedStore(work / "raw_embedded")
@@ -151,34 +162,50 @@ def run(n: int, url: str, work: Path) -> dict[str, Any]:
         _fill(s, chunks, vecs)
         s.close()
 
-    raw = {"pgvector": (pg_read, pg_write), "lancedb": (lance_read, lance_write),
-           "embedded": (emb_read, emb_write)}
+    raw = {
+        "pgvector": (pg_read, pg_write),
+        "lancedb": (lance_read, lance_write),
+        "embedded": (emb_read, emb_write),
+    }
     for kind, (read, write) in raw.items():
         archive = work / f"{kind}.vmar"
         t_exp = _timed(lambda k=kind, a=archive: export_store(srcs[k], a))
         t_raw_r = _timed(read)
         dst = open_(kind, f"imp_{kind}")
-        t_imp = _timed(lambda d=dst, a=archive: _in(loading, d,
-                                                    lambda: import_store(a, d)))
+        t_imp = _timed(lambda d=dst, a=archive: _in(loading, d, lambda: import_store(a, d)))
         assert dst.count() == n
         dst.close()
         t_raw_w = _timed(write)
-        out[kind] = {"export_chunks_per_s": round(n / t_exp), "raw_read_chunks_per_s":
-                     round(n / t_raw_r), "import_chunks_per_s": round(n / t_imp),
-                     "raw_write_chunks_per_s": round(n / t_raw_w),
-                     "archive_mb": round(archive.stat().st_size / 2**20, 1)}
+        out[kind] = {
+            "export_chunks_per_s": round(n / t_exp),
+            "raw_read_chunks_per_s": round(n / t_raw_r),
+            "import_chunks_per_s": round(n / t_imp),
+            "raw_write_chunks_per_s": round(n / t_raw_w),
+            "archive_mb": round(archive.stat().st_size / 2**20, 1),
+        }
         print(kind, out[kind], flush=True)
         archive.unlink()
 
-    for a, b in (("embedded", "pgvector"), ("embedded", "lancedb"), ("pgvector", "lancedb"),
-                 ("lancedb", "embedded")):
+    for a, b in (
+        ("embedded", "pgvector"),
+        ("embedded", "lancedb"),
+        ("pgvector", "lancedb"),
+        ("lancedb", "embedded"),
+    ):
         dst = open_(b, f"mig_{a}_{b}")
         box: dict[str, Any] = {}
-        t = _timed(lambda d=dst, s=srcs[a], box=box: _in(loading, d, lambda: box.setdefault(
-            "r", migrate(s, d, verify=False))))
+        t = _timed(
+            lambda d=dst, s=srcs[a], box=box: _in(
+                loading, d, lambda: box.setdefault("r", migrate(s, d, verify=False))
+            )
+        )
         tv = _timed(lambda d=dst, s=srcs[a], box=box: box.setdefault("v", migrate(s, d)))
-        out[f"migrate_{a}_to_{b}"] = {"chunks_per_s": round(n / t), "copied": box["r"].copied,
-                                      "check_s": round(tv, 2), "overlap": box["v"].overlap}
+        out[f"migrate_{a}_to_{b}"] = {
+            "chunks_per_s": round(n / t),
+            "copied": box["r"].copied,
+            "check_s": round(tv, 2),
+            "overlap": box["v"].overlap,
+        }
         print(a, b, out[f"migrate_{a}_to_{b}"], flush=True)
         if isinstance(dst, PgVector):
             dst.drop()
@@ -205,41 +232,61 @@ def _in(loading: Callable[[Any], Any], s: Any, fn: Callable[[], Any]) -> Any:
 
 def _markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, Python "
-             f"{m['python']}, shared with other jobs; PostgreSQL is vecmem's test server "
-             "(`fsync=off`). " + _method(),
-             "", f"{r['n']:,} chunks.", "",
-             ("| store | export | raw bulk read | export / raw | import | raw bulk write | "
-              "import / raw | the store's own upsert (initial load) | archive MB |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, Python "
+        f"{m['python']}, shared with other jobs; PostgreSQL is vecmem's test server "
+        "(`fsync=off`). " + _method(),
+        "",
+        f"{r['n']:,} chunks.",
+        "",
+        (
+            "| store | export | raw bulk read | export / raw | import | raw bulk write | "
+            "import / raw | the store's own upsert (initial load) | archive MB |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in ("embedded", "pgvector", "lancedb"):
         x = r[kind]
         own = round(r["n"] / r[f"{kind}_load_s"])
-        lines.append(f"| {kind} | {x['export_chunks_per_s']:,} | {x['raw_read_chunks_per_s']:,}"
-                     f" | {x['export_chunks_per_s'] / x['raw_read_chunks_per_s']:.2f} | "
-                     f"{x['import_chunks_per_s']:,} | {x['raw_write_chunks_per_s']:,} | "
-                     f"{x['import_chunks_per_s'] / x['raw_write_chunks_per_s']:.2f} | "
-                     f"{own:,} | {x['archive_mb']} |")
-    lines += ["", "| migrate | chunks/s (copy) | proof of the copy, s | top-10 overlap |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| {kind} | {x['export_chunks_per_s']:,} | {x['raw_read_chunks_per_s']:,}"
+            f" | {x['export_chunks_per_s'] / x['raw_read_chunks_per_s']:.2f} | "
+            f"{x['import_chunks_per_s']:,} | {x['raw_write_chunks_per_s']:,} | "
+            f"{x['import_chunks_per_s'] / x['raw_write_chunks_per_s']:.2f} | "
+            f"{own:,} | {x['archive_mb']} |"
+        )
+    lines += [
+        "",
+        "| migrate | chunks/s (copy) | proof of the copy, s | top-10 overlap |",
+        "|---|---|---|---|",
+    ]
     for key, x in r.items():
         if key.startswith("migrate_"):
-            lines.append(f"| {key[8:].replace('_to_', ' → ')} | {x['chunks_per_s']:,} | "
-                         f"{x['check_s']} | {x['overlap']} |")
-    lines += ["", ("All figures chunks/s (higher is better). The proof column is a second run "
-                   "of `migrate` over the finished copy: it reads the whole source again, skips "
-                   "every chunk (same id and hash) and runs the count and top-10 check."),
-              ("Misses, said plainly: export runs at 2-11% of the raw clients' bulk reads (it "
-               "reads through the store protocol, a keyset page of ids then `get` and "
-               "`get_vectors`, and writes JSONL, .npy and SHA-256s); LanceDB is slowest because "
-               "its `page_ids` reads the id column for every page (quadratic: cache the sorted "
-               "ids per table version) and `get` is an `id IN (...)` scan. The embedded 'raw "
-               "read' is the in-process arrays, not a disk read. Import writes through each "
-               "store's own `upsert`, so it runs at about that store's own upsert rate (pgvector "
-               "0.96 of it, embedded 0.54, LanceDB 0.74) and far below a raw `COPY` (pgvector "
-               "0.03: the store's BM25 postings and row building dominate on this busy 2-core "
-               "machine)."),
-              f"Run: `python -m benchmarks.bench_lifecycle --n {r['n']}`."]
+            lines.append(
+                f"| {key[8:].replace('_to_', ' → ')} | {x['chunks_per_s']:,} | "
+                f"{x['check_s']} | {x['overlap']} |"
+            )
+    lines += [
+        "",
+        (
+            "All figures chunks/s (higher is better). The proof column is a second run "
+            "of `migrate` over the finished copy: it reads the whole source again, skips "
+            "every chunk (same id and hash) and runs the count and top-10 check."
+        ),
+        (
+            "Misses, said plainly: export runs at 2-11% of the raw clients' bulk reads (it "
+            "reads through the store protocol, a keyset page of ids then `get` and "
+            "`get_vectors`, and writes JSONL, .npy and SHA-256s); LanceDB is slowest because "
+            "its `page_ids` reads the id column for every page (quadratic: cache the sorted "
+            "ids per table version) and `get` is an `id IN (...)` scan. The embedded 'raw "
+            "read' is the in-process arrays, not a disk read. Import writes through each "
+            "store's own `upsert`, so it runs at about that store's own upsert rate (pgvector "
+            "0.96 of it, embedded 0.54, LanceDB 0.74) and far below a raw `COPY` (pgvector "
+            "0.03: the store's BM25 postings and row building dominate on this busy 2-core "
+            "machine)."
+        ),
+        f"Run: `python -m benchmarks.bench_lifecycle --n {r['n']}`.",
+    ]
     return "\n".join(lines)
 
 
@@ -260,8 +307,12 @@ def main() -> int:
             result = {"machine": synthetic.machine(), **run(n, url, work)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    publish(result, "lifecycle" + ("-quick" if args.quick else ""),
-            ("lifecycle", "Export / import and migrate throughput (issue 16)"), _markdown)
+    publish(
+        result,
+        "lifecycle" + ("-quick" if args.quick else ""),
+        ("lifecycle", "Export / import and migrate throughput (issue 16)"),
+        _markdown,
+    )
     return 0
 
 

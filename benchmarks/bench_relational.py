@@ -33,9 +33,11 @@ from benchmarks import synthetic
 from benchmarks.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("agent memory vector store session message tool call result plan step retrieve "
-         "context answer question user assistant system token model cost latency index "
-         "query filter chunk document embed rerank fuse score window summary").split()
+WORDS = (
+    "agent memory vector store session message tool call result plan step retrieve "
+    "context answer question user assistant system token model cost latency index "
+    "query filter chunk document embed rerank fuse score window summary"
+).split()
 
 
 def _text(rng: random.Random, n_words: int) -> str:
@@ -47,10 +49,14 @@ def _messages(rng: random.Random, n: int) -> list[Any]:
 
     out = []
     for i in range(n):
-        usage = Usage(rng.randint(10, 900), rng.randint(10, 400), "model-x", 0.0001) \
-            if i % 2 else None
-        out.append(Message("assistant" if i % 2 else "user", _text(rng, 30),
-                           metadata={"i": i}, usage=usage))
+        usage = (
+            Usage(rng.randint(10, 900), rng.randint(10, 400), "model-x", 0.0001) if i % 2 else None
+        )
+        out.append(
+            Message(
+                "assistant" if i % 2 else "user", _text(rng, 30), metadata={"i": i}, usage=usage
+            )
+        )
     return out
 
 
@@ -79,21 +85,38 @@ class RawPeer:
             " session_id VARCHAR(191), seq BIGINT, id VARCHAR(191), role VARCHAR(64),"
             " content TEXT, metadata TEXT, input_tokens BIGINT, output_tokens BIGINT,"
             " model VARCHAR(191), cost DOUBLE PRECISION, created_at DOUBLE PRECISION,"
-            " PRIMARY KEY (tenant, user_id, session_id, seq))")
+            " PRIMARY KEY (tenant, user_id, session_id, seq))"
+        )
         cols = 13
         self.insert = f"INSERT INTO raw_messages VALUES ({', '.join([self.ph] * cols)})"
-        self.select = (f"SELECT * FROM raw_messages WHERE tenant = {self.ph} AND user_id = "
-                       f"{self.ph} AND session_id = {self.ph} ORDER BY seq DESC LIMIT {self.ph}")
+        self.select = (
+            f"SELECT * FROM raw_messages WHERE tenant = {self.ph} AND user_id = "
+            f"{self.ph} AND session_id = {self.ph} ORDER BY seq DESC LIMIT {self.ph}"
+        )
         self.seq: dict[str, int] = {}
 
     def rows(self, session: str, msgs: list[Any]) -> list[tuple[Any, ...]]:
         base = self.seq.get(session, 0)
         self.seq[session] = base + len(msgs)
         now = time.time()
-        return [("bench", "u", session, base + i, uuid.uuid4().hex, m.role, m.content,
-                 json.dumps(m.metadata), m.usage.input_tokens if m.usage else None,
-                 m.usage.output_tokens if m.usage else None, m.usage.model if m.usage else None,
-                 m.usage.cost if m.usage else None, now) for i, m in enumerate(msgs)]
+        return [
+            (
+                "bench",
+                "u",
+                session,
+                base + i,
+                uuid.uuid4().hex,
+                m.role,
+                m.content,
+                json.dumps(m.metadata),
+                m.usage.input_tokens if m.usage else None,
+                m.usage.output_tokens if m.usage else None,
+                m.usage.model if m.usage else None,
+                m.usage.cost if m.usage else None,
+                now,
+            )
+            for i, m in enumerate(msgs)
+        ]
 
     def write(self, session: str, msgs: list[Any]) -> None:
         rows = self.rows(session, msgs)
@@ -119,8 +142,9 @@ def _rate(n: int, fn: Callable[[], None]) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench_writes(store: Any, peer: RawPeer, *, single: int, batched: int,
-                 batch: int) -> dict[str, Any]:
+def bench_writes(
+    store: Any, peer: RawPeer, *, single: int, batched: int, batch: int
+) -> dict[str, Any]:
     rng = random.Random(1)
     singles = _messages(rng, single)
     batches = [_messages(rng, batch) for _ in range(max(1, batched // batch))]
@@ -147,9 +171,12 @@ def bench_writes(store: Any, peer: RawPeer, *, single: int, batched: int,
     best = {"single": 0.0, "raw_single": 0.0, "batched": 0.0, "raw_batched": 0.0}
     cpu = {"single": 0.0, "batched": 0.0}
     for r in range(3):
-        for name, fn, n in (("single", v_single, single), ("raw_single", r_single, single),
-                            ("batched", v_batched, n_batched),
-                            ("raw_batched", r_batched, n_batched)):
+        for name, fn, n in (
+            ("single", v_single, single),
+            ("raw_single", r_single, single),
+            ("batched", v_batched, n_batched),
+            ("raw_batched", r_batched, n_batched),
+        ):
             c0 = time.process_time()
             best[name] = max(best[name], _rate(n, functools.partial(fn, r)))
             if name in cpu:
@@ -161,14 +188,19 @@ def bench_writes(store: Any, peer: RawPeer, *, single: int, batched: int,
         "raw_batched_msgs_per_s": round(best["raw_batched"]),
         "vecmem_batched_msgs_per_cpu_s": round(cpu["batched"]),
         "vecmem_single_msgs_per_cpu_s": round(cpu["single"]),
-        "batch_size": batch, "single_n": single, "batched_n": n_batched, "rounds": 3}
+        "batch_size": batch,
+        "single_n": single,
+        "batched_n": n_batched,
+        "rounds": 3,
+    }
     out["single_vs_raw"] = round(out["single_msgs_per_s"] / out["raw_single_msgs_per_s"], 2)
     out["batched_vs_raw"] = round(out["batched_msgs_per_s"] / out["raw_batched_msgs_per_s"], 2)
     return out
 
 
-def bench_last50(store: Any, peer: RawPeer, *, stored: int, sessions: int,
-                 reads: int) -> dict[str, Any]:
+def bench_last50(
+    store: Any, peer: RawPeer, *, stored: int, sessions: int, reads: int
+) -> dict[str, Any]:
     rng = random.Random(2)
     per_session = stored // sessions
     template = _messages(rng, 1000)
@@ -196,8 +228,14 @@ def bench_last50(store: Any, peer: RawPeer, *, stored: int, sessions: int,
         t = time.perf_counter()
         peer.last(p, 50)
         r.append(time.perf_counter() - t)
-    out = {"stored_messages": written, "sessions": sessions, "reads": reads,
-           "fill_seconds_vecmem_and_raw": round(fill_s, 1), "vecmem": _pct(v), "raw": _pct(r)}
+    out = {
+        "stored_messages": written,
+        "sessions": sessions,
+        "reads": reads,
+        "fill_seconds_vecmem_and_raw": round(fill_s, 1),
+        "vecmem": _pct(v),
+        "raw": _pct(r),
+    }
     out["p50_vs_raw"] = round(out["vecmem"]["p50_ms"] / out["raw"]["p50_ms"], 2)
     return out
 
@@ -207,10 +245,14 @@ def _state_1mb() -> Any:
     state: dict[str, Any] = {"messages": [], "scratch": {}, "step": 0}
     size = 0
     while size < 1_000_000:
-        msg = {"role": "assistant", "content": _text(rng, 60),
-               "tool_calls": [{"name": "search", "args": {"q": _text(rng, 4),
-                                                          "k": rng.randint(1, 20)}}],
-               "score": rng.random()}
+        msg = {
+            "role": "assistant",
+            "content": _text(rng, 60),
+            "tool_calls": [
+                {"name": "search", "args": {"q": _text(rng, 4), "k": rng.randint(1, 20)}}
+            ],
+            "score": rng.random(),
+        }
         state["messages"].append(msg)
         size += len(json.dumps(msg)) + 2
     return state
@@ -221,11 +263,13 @@ def bench_checkpoints(url_or_db: Any, *, rounds: int) -> dict[str, Any]:
 
     state = _state_1mb()
     out: dict[str, Any] = {"state_json_bytes": len(json.dumps(state, separators=(",", ":")))}
-    variants = {"zstd": {}, "zstd+aes-gcm": {"key": generate_key()},
-                "uncompressed (peer)": {"compression": False}}
+    variants = {
+        "zstd": {},
+        "zstd+aes-gcm": {"key": generate_key()},
+        "uncompressed (peer)": {"compression": False},
+    }
     for name, options in variants.items():
-        store = SQLCheckpointStore(url_or_db, tenant=f"bench-{uuid.uuid4().hex[:8]}",
-                                   **options)
+        store = SQLCheckpointStore(url_or_db, tenant=f"bench-{uuid.uuid4().hex[:8]}", **options)
         saves, gets, restores = [], [], []
         info = None
         for i in range(rounds):
@@ -243,9 +287,13 @@ def bench_checkpoints(url_or_db: Any, *, rounds: int) -> dict[str, Any]:
             store.restore(first)
             restores.append(time.perf_counter() - t)
         assert info is not None
-        out[name] = {"save": _pct(saves), "load": _pct(gets), "restore": _pct(restores),
-                     "stored_bytes": info.stored_size,
-                     "ratio": round(info.size / info.stored_size, 2)}
+        out[name] = {
+            "save": _pct(saves),
+            "load": _pct(gets),
+            "restore": _pct(restores),
+            "stored_bytes": info.stored_size,
+            "ratio": round(info.size / info.stored_size, 2),
+        }
         store.close()
     return out
 
@@ -262,8 +310,9 @@ def _postgres(url: str | None) -> Iterator[str]:
         yield started
 
 
-def run_backend(name: str, url: str, sqlite_path: str | None, sizes: dict[str, int]
-                ) -> dict[str, Any]:
+def run_backend(
+    name: str, url: str, sqlite_path: str | None, sizes: dict[str, int]
+) -> dict[str, Any]:
     from vecmem.conversations import SQLConversationStore
     from vecmem.db import Database
 
@@ -273,12 +322,17 @@ def run_backend(name: str, url: str, sqlite_path: str | None, sizes: dict[str, i
     try:
         result: dict[str, Any] = {"backend": name}
         print(f"[{name}] writes", file=sys.stderr, flush=True)
-        result["writes"] = bench_writes(store, peer, single=sizes["single"],
-                                        batched=sizes["batched"], batch=1000)
+        result["writes"] = bench_writes(
+            store, peer, single=sizes["single"], batched=sizes["batched"], batch=1000
+        )
         print(f"[{name}] last 50 of {sizes['stored']:,}", file=sys.stderr, flush=True)
-        result["last50"] = bench_last50(store.with_tenant("bench-read"), peer,
-                                        stored=sizes["stored"], sessions=sizes["sessions"],
-                                        reads=sizes["reads"])
+        result["last50"] = bench_last50(
+            store.with_tenant("bench-read"),
+            peer,
+            stored=sizes["stored"],
+            sessions=sizes["sessions"],
+            reads=sizes["reads"],
+        )
         print(f"[{name}] checkpoints", file=sys.stderr, flush=True)
         result["checkpoints"] = bench_checkpoints(db, rounds=sizes["rounds"])
         return result
@@ -311,21 +365,31 @@ def markdown(r: dict[str, Any]) -> str:
             f"{w['single_vs_raw']}) | {w['batched_msgs_per_s']:,} "
             f"({w['raw_batched_msgs_per_s']:,}, {w['batched_vs_raw']}) | "
             f"N = {q['stored_messages']:,}: {q['vecmem']['p50_ms']:.2f} / "
-            f"{q['vecmem']['p99_ms']:.2f} ({q['raw']['p50_ms']:.2f}, {q['p50_vs_raw']}) |")
+            f"{q['vecmem']['p99_ms']:.2f} ({q['raw']['p50_ms']:.2f}, {q['p50_vs_raw']}) |"
+        )
     c0 = r["backends"][0]["checkpoints"]
-    lines += ["", f"Checkpoints of a {c0['state_json_bytes'] / 1e6:.2f} MB JSON state "
-              "(agent messages with tool calls); p50 ms, stored size:", "",
-              "| backend | variant | save | load | restore | stored | ratio |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Checkpoints of a {c0['state_json_bytes'] / 1e6:.2f} MB JSON state "
+        "(agent messages with tool calls); p50 ms, stored size:",
+        "",
+        "| backend | variant | save | load | restore | stored | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for b in r["backends"]:
         for name, v in b["checkpoints"].items():
             if not isinstance(v, dict):
                 continue
-            lines.append(f"| {b['backend']} | {name} | {v['save']['p50_ms']:.1f} | "
-                         f"{v['load']['p50_ms']:.1f} | {v['restore']['p50_ms']:.1f} | "
-                         f"{v['stored_bytes'] / 1e3:,.0f} kB | {v['ratio']}x |")
-    lines += ["", "Targets: batched writes >= 10,000 messages/s; last 50 messages at 1M stored "
-              "p50 <= 5 ms. `restore` reads the checkpoint and saves it again as the newest."]
+            lines.append(
+                f"| {b['backend']} | {name} | {v['save']['p50_ms']:.1f} | "
+                f"{v['load']['p50_ms']:.1f} | {v['restore']['p50_ms']:.1f} | "
+                f"{v['stored_bytes'] / 1e3:,.0f} kB | {v['ratio']}x |"
+            )
+    lines += [
+        "",
+        "Targets: batched writes >= 10,000 messages/s; last 50 messages at 1M stored "
+        "p50 <= 5 ms. `restore` reads the checkpoint and saves it again as the newest.",
+    ]
     return "\n".join(lines)
 
 
@@ -335,14 +399,33 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--postgres-url", help="use this server instead of starting one")
     p.add_argument("--skip-postgres", action="store_true")
     args = p.parse_args(argv)
-    sizes = ({"single": 300, "batched": 10_000, "stored": 50_000, "sessions": 100,
-              "reads": 300, "rounds": 5} if args.quick else
-             {"single": 1_000, "batched": 50_000, "stored": 1_000_000, "sessions": 2_000,
-              "reads": 2_000, "rounds": 15})
+    sizes = (
+        {
+            "single": 300,
+            "batched": 10_000,
+            "stored": 50_000,
+            "sessions": 100,
+            "reads": 300,
+            "rounds": 5,
+        }
+        if args.quick
+        else {
+            "single": 1_000,
+            "batched": 50_000,
+            "stored": 1_000_000,
+            "sessions": 2_000,
+            "reads": 2_000,
+            "rounds": 15,
+        }
+    )
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"machine": synthetic.machine(), "quick": args.quick,
-                              "sizes": sizes, "backends": [],
-                              "load_average_before": round(os.getloadavg()[0], 1)}
+    result: dict[str, Any] = {
+        "machine": synthetic.machine(),
+        "quick": args.quick,
+        "sizes": sizes,
+        "backends": [],
+        "load_average_before": round(os.getloadavg()[0], 1),
+    }
     with tempfile.TemporaryDirectory(prefix="vecmem-bench-") as tmp:
         path = f"{tmp}/bench.db"
         result["backends"].append(run_backend("SQLite", f"sqlite:///{path}", path, sizes))
@@ -352,8 +435,11 @@ def main(argv: list[str] | None = None) -> None:
 
             with psycopg.connect(url) as conn:
                 result["postgres_version"] = conn.execute("SHOW server_version").fetchone()[0]
-            result["postgres_note"] = ("given server" if args.postgres_url else
-                                       "local test server, fsync=off, synchronous_commit=off")
+            result["postgres_note"] = (
+                "given server"
+                if args.postgres_url
+                else "local test server, fsync=off, synchronous_commit=off"
+            )
             result["backends"].append(run_backend("PostgreSQL", url, None, sizes))
     result.setdefault("postgres_note", "skipped")
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -365,8 +451,9 @@ def main(argv: list[str] | None = None) -> None:
     md = markdown(result)
     print(md)
     if not args.quick:
-        write_section("relational", "Relational stores: conversations and checkpoints (issue 4)",
-                      md)
+        write_section(
+            "relational", "Relational stores: conversations and checkpoints (issue 4)", md
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,16 @@ def _best(scores: np.ndarray, k: int) -> np.ndarray:
 class HandWritten:
     """bm25s + numpy, no library in between (see the module docstring)."""
 
-    def __init__(self, ids: list[str], texts: list[str], vectors: np.ndarray, *,
-                 tokenizer: Callable[[str], list[str]], k1: float, b: float) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        texts: list[str],
+        vectors: np.ndarray,
+        *,
+        tokenizer: Callable[[str], list[str]],
+        k1: float,
+        b: float,
+    ) -> None:
         import bm25s
 
         self.ids, self.texts, self.tokenizer = ids, texts, tokenizer
@@ -77,8 +85,7 @@ class HandWritten:
 class Lance:
     """LanceDB used directly (see the module docstring)."""
 
-    def __init__(self, folder: Path, ids: list[str], texts: list[str], vectors: np.ndarray
-                 ) -> None:
+    def __init__(self, folder: Path, ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
         import lancedb
         import pyarrow as pa
         from lancedb.index import FTS
@@ -87,21 +94,44 @@ class Lance:
 
         dim = vectors.shape[1]
         self.db = lancedb.connect(folder)
-        self.table = self.db.create_table("floor", data=pa.table({
-            "id": ids, "text": texts,
-            "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), dim),
-        }))
+        self.table = self.db.create_table(
+            "floor",
+            data=pa.table(
+                {
+                    "id": ids,
+                    "text": texts,
+                    "vector": pa.FixedSizeListArray.from_arrays(
+                        pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), dim
+                    ),
+                }
+            ),
+        )
         self.table.create_index("text", config=FTS(**_fts_config("default")))
 
     def vector(self, qv: np.ndarray, k: int = 10) -> Any:
-        return (self.table.search(qv, vector_column_name="vector").distance_type("cosine")
-                .select(["id", "text", "_distance"]).limit(k).to_arrow())
+        return (
+            self.table.search(qv, vector_column_name="vector")
+            .distance_type("cosine")
+            .select(["id", "text", "_distance"])
+            .limit(k)
+            .to_arrow()
+        )
 
     def keyword(self, text: str, k: int = 10) -> Any:
-        return (self.table.search(text, query_type="fts").select(["id", "text", "_score"])
-                .limit(k).to_arrow())
+        return (
+            self.table.search(text, query_type="fts")
+            .select(["id", "text", "_score"])
+            .limit(k)
+            .to_arrow()
+        )
 
     def hybrid(self, text: str, qv: np.ndarray, k: int = 10, candidates: int = 100) -> Any:
-        return (self.table.search(query_type="hybrid", vector_column_name="vector").vector(qv)
-                .text(text).select(["id", "text"]).limit(candidates).to_arrow().slice(0, k))
+        return (
+            self.table.search(query_type="hybrid", vector_column_name="vector")
+            .vector(qv)
+            .text(text)
+            .select(["id", "text"])
+            .limit(candidates)
+            .to_arrow()
+            .slice(0, k)
+        )

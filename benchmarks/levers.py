@@ -8,6 +8,7 @@ a search per query. The fusion formulas are ``vecmem.fusion``'s, ties broken by 
 ``vecmem eval`` reports before it reports anything else. Vectors must already be in the
 embedding cache (``vecmem eval`` on the data set puts them there).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ from vecmem.evaluation.runner import default_cache_path
 from vecmem.tokenize import DefaultTokenizer
 from vecmem.types import content_hash
 
-D = Path(os.environ.get("VECMEM_DATASETS")
-         or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+D = Path(
+    os.environ.get("VECMEM_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 TOK = DefaultTokenizer()
 CACHE = EmbeddingCache(default_cache_path())
 
@@ -79,8 +81,9 @@ class Corpus:
             rows += [i] * len(c)
             cols += list(c)
             vals += list(c.values())
-        return sp.csr_matrix((np.array(vals, float), (rows, cols)),
-                             shape=(len(docs), len(self.vocab)))
+        return sp.csr_matrix(
+            (np.array(vals, float), (rows, cols)), shape=(len(docs), len(self.vocab))
+        )
 
     @cache  # noqa: B019 (a few corpora a run)
     def tf(self, title_weight: float = 1.0):
@@ -115,7 +118,9 @@ class Split:
         self.c = c = corpus(name)
         self.name, self.split = name, split
         qrels = load_qrels(D / name / "qrels" / f"{split}.tsv")
-        qtext = {str(r["_id"]): r["text"] for r in map(json.loads, open(D / name / "queries.jsonl"))}
+        qtext = {
+            str(r["_id"]): r["text"] for r in map(json.loads, open(D / name / "queries.jsonl"))
+        }
         self.qids = [q for q in qrels if q in qtext]
         self.qtexts = [qtext[q] for q in self.qids]
         self.qrels = {q: qrels[q] for q in self.qids}
@@ -255,8 +260,9 @@ def rm3_query(S: Split, K, *, k1, b, tw=1.0, fb_docs=10, fb_terms=10, lam=0.5):
     w = np.take_along_axis(K, top, 1)
     w = np.where(np.isfinite(w), w, 0.0)
     w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
-    A = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(nq), fb_docs), top.ravel())),
-                      shape=(nq, K.shape[1]))
+    A = sp.csr_matrix(
+        (w.ravel(), (np.repeat(np.arange(nq), fb_docs), top.ravel())), shape=(nq, K.shape[1])
+    )
     E = (A @ P).tocsr()
     rows, cols, vals = [], [], []
     for i in range(nq):

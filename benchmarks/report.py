@@ -28,8 +28,12 @@ def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def publish(result: dict[str, Any], name: str, section: tuple[str, str] | None = None,
-            markdown: Callable[[dict[str, Any]], str] | None = None) -> Path:
+def publish(
+    result: dict[str, Any],
+    name: str,
+    section: tuple[str, str] | None = None,
+    markdown: Callable[[dict[str, Any]], str] | None = None,
+) -> Path:
     """Save ``result`` as ``benchmarks/results/<name>.json`` and print it; with ``section``
     (its marker name and title) and ``markdown``, also write that section of BENCHMARKS.md."""
     out = RESULTS / f"{name}.json"
@@ -46,5 +50,7 @@ def latency_row(label: str, x: dict[str, Any], *, p99_ratio: bool = True) -> str
     """A table row for one paired latency result (``synthetic.paired`` percentiles of both
     sides and their ratios): ``| label (N runs) | p50 / p99 | raw p50 / p99 | ratio(s) |``."""
     ratio = f"{x['p50_ratio']}, {x['p99_ratio']}" if p99_ratio else f"{x['p50_ratio']}"
-    return (f"| {label} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / {x['vecmem']['p99_ms']} | "
-            f"{x['raw']['p50_ms']} / {x['raw']['p99_ms']} | {ratio} |")
+    return (
+        f"| {label} ({x['runs']} runs) | {x['vecmem']['p50_ms']} / {x['vecmem']['p99_ms']} | "
+        f"{x['raw']['p50_ms']} / {x['raw']['p99_ms']} | {ratio} |"
+    )

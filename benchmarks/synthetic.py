@@ -72,14 +72,20 @@ def corpus(n: int, n_queries: int) -> Corpus:
     from vecmem.types import Chunk
 
     docs = texts(n)
-    metas: list[dict[str, Any]] = [{"bucket": i % 100, "source": f"s{i % 10}.md"}
-                                   for i in range(n)]
-    return Corpus(docs, vectors(n), queries(docs, n_queries), vectors(n_queries, seed=7), metas,
-                  [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(docs)])
+    metas: list[dict[str, Any]] = [{"bucket": i % 100, "source": f"s{i % 10}.md"} for i in range(n)]
+    return Corpus(
+        docs,
+        vectors(n),
+        queries(docs, n_queries),
+        vectors(n_queries, seed=7),
+        metas,
+        [Chunk.create(f"d{i}", 0, t, metas[i]) for i, t in enumerate(docs)],
+    )
 
 
-def vectors(n: int, dim: int = 384, *, clusters: int = 256, spread: float = 0.35,
-            seed: int = 0) -> np.ndarray:
+def vectors(
+    n: int, dim: int = 384, *, clusters: int = 256, spread: float = 0.35, seed: int = 0
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = np.random.default_rng(999).normal(size=(clusters, dim)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
@@ -103,22 +109,30 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     try:
-        mem_kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-                     .split()[1])
+        mem_kb = int(
+            next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]
+        )
     except (OSError, StopIteration):
         mem_kb = 0
     try:
         cores = int(subprocess.check_output(["nproc"]).strip())
     except (OSError, subprocess.CalledProcessError):
         cores = 0
-    return {"cpu": cpu, "cores": cores, "memory_gib": round(mem_kb / 2**20, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000.0
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 class PrecomputedVectors:
@@ -131,8 +145,9 @@ class PrecomputedVectors:
         raise AssertionError("benchmarks pass vectors explicitly")
 
 
-def paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], runs: int,
-           queries: int | None = None) -> tuple[dict[str, float], dict[str, float]]:
+def paired(
+    ours: Callable[[int], Any], theirs: Callable[[int], Any], runs: int, queries: int | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """Time both sides on the same queries (run ``r`` asks query ``r % queries``), interleaved
     A, B, B, A, ... so that background work of the engine and of the machine (2 shared cores)
     falls on both alike; one warm-up call each. Returns both sides' :func:`percentiles`."""
@@ -142,7 +157,7 @@ def paired(ours: Callable[[int], Any], theirs: Callable[[int], Any], runs: int,
     for r in range(runs):
         j = r % (queries or runs)
         pair = [(ours, a), (theirs, b)]
-        for fn, times in (pair if r % 2 == 0 else pair[::-1]):
+        for fn, times in pair if r % 2 == 0 else pair[::-1]:
             t = time.perf_counter()
             fn(j)
             times.append(time.perf_counter() - t)

@@ -34,25 +34,36 @@ def main() -> int:
     a = p.parse_args()
     mem = VectorMemory(embedder=a.embedder)
     rows = [json.loads(line) for line in open(ROOT / "vecmem" / "data" / "sample" / "corpus.jsonl")]
-    mem.add([f"{r['title']}\n\n{r['text']}" for r in rows], ids=[r["_id"] for r in rows],
-            metadata=[{"source": "sample/corpus.jsonl", "title": r["title"]} for r in rows])
+    mem.add(
+        [f"{r['title']}\n\n{r['text']}" for r in rows],
+        ids=[r["_id"] for r in rows],
+        metadata=[{"source": "sample/corpus.jsonl", "title": r["title"]} for r in rows],
+    )
     svc = Service(mem, agent=AgentMemory(VectorMemory(embedder=mem.embedder)))
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,760",
-                "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1280,760",
+        "--hide-scrollbars",
+    ):
         opts.add_argument(arg)
     with running(create_app(svc, keys=None, open_access=True, mcp=False)) as base:
-        driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(
-            executable_path=shutil.which("chromedriver")))
+        driver = webdriver.Chrome(
+            options=opts,
+            service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")),
+        )
         try:
             driver.get(base + "/")
             driver.find_element(By.ID, "query").send_keys(a.query)
             driver.find_element(By.ID, "k").clear()
             driver.find_element(By.ID, "k").send_keys("5")
             driver.find_element(By.ID, "search-btn").click()
-            WebDriverWait(driver, 20).until(EC.visibility_of_element_located(
-                (By.CSS_SELECTOR, "#hits tbody tr.hit")))
+            WebDriverWait(driver, 20).until(
+                EC.visibility_of_element_located((By.CSS_SELECTOR, "#hits tbody tr.hit"))
+            )
             driver.save_screenshot(a.out)
         finally:
             driver.quit()

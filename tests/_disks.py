@@ -17,11 +17,17 @@ def small_disk(where: Path, size: str = "2m") -> Iterator[Path]:
     mounting is not allowed (the injected-ENOSPC tests cover the same code paths)."""
     where.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here ({exc}); the injected ENOSPC tests "
-                    "cover the same paths")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({exc}); the injected ENOSPC tests "
+            "cover the same paths"
+        )
     try:
         yield where
     finally:

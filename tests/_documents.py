@@ -11,49 +11,80 @@ from typing import Any
 
 # sentence -> (file, the metadata its hit must carry)
 SENTENCES: dict[str, tuple[str, dict[str, Any]]] = {
-    "The orange heron nests beside the quiet lake every spring.":
-        ("report.pdf", {"page": 1, "heading": "Introduction"}),
-    "Copper kettles whistle louder in the northern valley.":
-        ("report.pdf", {"page": 2, "heading": "Introduction"}),
-    "We counted violet mushrooms under the oak trees at dawn.":
-        ("report.pdf", {"page": 2, "heading": "Methods"}),
-    "The granite bridge held forty tonnes without a crack.":
-        ("report.pdf", {"page": 4, "heading": "Methods > Results"}),
-    "Each probe was buried at a depth of ten centimetres beside a marker stone.":
-        ("paper.pdf", {"page": 1, "heading": "Soil moisture in upland meadows > 1 Methods"}),
-    "The probes were calibrated against oven-dried samples weighed in the lab.":
-        ("paper.pdf", {"page": 2,
-                       "heading": "Soil moisture in upland meadows > 1 Methods > 1.1 Calibration"}),
-    "Moisture fell by a third in the plots grazed by the black-faced sheep.":
-        ("paper.pdf", {"page": 2, "heading": "Soil moisture in upland meadows > 2 Results"}),
-    "New staff receive a blue lanyard on the first morning.":
-        ("handbook.docx", {"page": 1, "heading": "Handbook > Onboarding"}),
-    "Every laptop ships with a spare charger in the cardboard box.":
-        ("handbook.docx", {"page": 1, "heading": "Handbook > Onboarding > Equipment"}),
-    "Holiday requests go to the rota manager two weeks ahead.":
-        ("handbook.docx", {"page": 2, "heading": "Handbook > Leave"}),
-    "Quarterly revenue grew because penguin umbrellas sold out.":
-        ("deck.pptx", {"slide": 1, "heading": "Sales review"}),
-    "Hiring paused for saxophone engineers until autumn.":
-        ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
-    "Remind everyone that the walrus mascot retires.":
-        ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
+    "The orange heron nests beside the quiet lake every spring.": (
+        "report.pdf",
+        {"page": 1, "heading": "Introduction"},
+    ),
+    "Copper kettles whistle louder in the northern valley.": (
+        "report.pdf",
+        {"page": 2, "heading": "Introduction"},
+    ),
+    "We counted violet mushrooms under the oak trees at dawn.": (
+        "report.pdf",
+        {"page": 2, "heading": "Methods"},
+    ),
+    "The granite bridge held forty tonnes without a crack.": (
+        "report.pdf",
+        {"page": 4, "heading": "Methods > Results"},
+    ),
+    "Each probe was buried at a depth of ten centimetres beside a marker stone.": (
+        "paper.pdf",
+        {"page": 1, "heading": "Soil moisture in upland meadows > 1 Methods"},
+    ),
+    "The probes were calibrated against oven-dried samples weighed in the lab.": (
+        "paper.pdf",
+        {"page": 2, "heading": "Soil moisture in upland meadows > 1 Methods > 1.1 Calibration"},
+    ),
+    "Moisture fell by a third in the plots grazed by the black-faced sheep.": (
+        "paper.pdf",
+        {"page": 2, "heading": "Soil moisture in upland meadows > 2 Results"},
+    ),
+    "New staff receive a blue lanyard on the first morning.": (
+        "handbook.docx",
+        {"page": 1, "heading": "Handbook > Onboarding"},
+    ),
+    "Every laptop ships with a spare charger in the cardboard box.": (
+        "handbook.docx",
+        {"page": 1, "heading": "Handbook > Onboarding > Equipment"},
+    ),
+    "Holiday requests go to the rota manager two weeks ahead.": (
+        "handbook.docx",
+        {"page": 2, "heading": "Handbook > Leave"},
+    ),
+    "Quarterly revenue grew because penguin umbrellas sold out.": (
+        "deck.pptx",
+        {"slide": 1, "heading": "Sales review"},
+    ),
+    "Hiring paused for saxophone engineers until autumn.": (
+        "deck.pptx",
+        {"slide": 2, "heading": "Team plans"},
+    ),
+    "Remind everyone that the walrus mascot retires.": (
+        "deck.pptx",
+        {"slide": 2, "heading": "Team plans"},
+    ),
     "Tuba tester": ("deck.pptx", {"slide": 2, "heading": "Team plans"}),
     "Zeppelin": ("budget.xlsx", {"sheet": "Fleet"}),
     "Marmalade": ("budget.xlsx", {"sheet": "Pantry"}),
-    "Always switch off the mains before drilling into a wall that may hide cables.":
-        ("guide.html", {"heading": "Installing the widget > Safety"}),
-    "You will need a cross-head screwdriver and a spirit level for the bracket.":
-        ("guide.html", {"heading": "Installing the widget > Tools"}),
-    "The quince batch was bottled on a rainy Tuesday after the sediment had settled completely.":
-        ("blog.html", {"heading": "Brewing notes > Bottling"}),
+    "Always switch off the mains before drilling into a wall that may hide cables.": (
+        "guide.html",
+        {"heading": "Installing the widget > Safety"},
+    ),
+    "You will need a cross-head screwdriver and a spirit level for the bracket.": (
+        "guide.html",
+        {"heading": "Installing the widget > Tools"},
+    ),
+    "The quince batch was bottled on a rainy Tuesday after the sediment had settled completely.": (
+        "blog.html",
+        {"heading": "Brewing notes > Bottling"},
+    ),
     "press --apples 40 --quince 12": ("blog.html", {"heading": "Brewing notes > Bottling"}),
-    "The lighthouse keeper counted ships by candlelight.":
-        ("novel.epub", {"heading": "Chapter One"}),
-    "Snow buried the harbour road for eleven days.":
-        ("novel.epub", {"heading": "Chapter Two"}),
-    "Tangerine trams run every seven minutes.":
-        ("notes.md", {"heading": "Transport > Trams"}),
+    "The lighthouse keeper counted ships by candlelight.": (
+        "novel.epub",
+        {"heading": "Chapter One"},
+    ),
+    "Snow buried the harbour road for eleven days.": ("novel.epub", {"heading": "Chapter Two"}),
+    "Tangerine trams run every seven minutes.": ("notes.md", {"heading": "Transport > Trams"}),
     "Walrus, 42, Arctic": ("animals.csv", {}),
 }
 
@@ -225,8 +256,10 @@ def xlsx_bytes() -> bytes:
 def epub_bytes(*, drm: bool = False) -> bytes:
     """A minimal EPUB 3 as the spec lays it out (mimetype first and stored, container, OPF
     with a spine of two chapters)."""
-    chapter = ('<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
-               "<head><title>{t}</title></head><body><h1>{t}</h1><p>{p}</p></body></html>")
+    chapter = (
+        '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+        "<head><title>{t}</title></head><body><h1>{t}</h1><p>{p}</p></body></html>"
+    )
     opf = """<?xml version="1.0" encoding="utf-8"?>
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
 <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">x</dc:identifier>
@@ -243,16 +276,26 @@ def epub_bytes(*, drm: bool = False) -> bytes:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
         z.writestr("META-INF/container.xml", container)
         z.writestr("OEBPS/content.opf", opf)
-        z.writestr("OEBPS/text/one.xhtml", chapter.format(
-            t="Chapter One", p="The lighthouse keeper counted ships by candlelight."))
-        z.writestr("OEBPS/text/two.xhtml", chapter.format(
-            t="Chapter Two", p="Snow buried the harbour road for eleven days."))
+        z.writestr(
+            "OEBPS/text/one.xhtml",
+            chapter.format(
+                t="Chapter One", p="The lighthouse keeper counted ships by candlelight."
+            ),
+        )
+        z.writestr(
+            "OEBPS/text/two.xhtml",
+            chapter.format(t="Chapter Two", p="Snow buried the harbour road for eleven days."),
+        )
         if drm:  # as a DRM scheme lists the chapters it encrypted (OCF encryption.xml)
-            z.writestr("META-INF/encryption.xml", (
-                '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
-                'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
-                '<enc:CipherData><enc:CipherReference URI="OEBPS/text/one.xhtml"/>'
-                "</enc:CipherData></enc:EncryptedData></encryption>"))
+            z.writestr(
+                "META-INF/encryption.xml",
+                (
+                    '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                    'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+                    '<enc:CipherData><enc:CipherReference URI="OEBPS/text/one.xhtml"/>'
+                    "</enc:CipherData></enc:EncryptedData></encryption>"
+                ),
+            )
     return out.getvalue()
 
 
@@ -268,8 +311,10 @@ def write_corpus(folder: Path) -> Path:
     (folder / "blog.html").write_text(BLOG)
     (folder / "novel.epub").write_bytes(epub_bytes())
     (folder / "notes.md").write_text(
-        "# Transport\n\nBuses are slow.\n\n## Trams\n\nTangerine trams run every seven minutes.\n")
-    (folder / "animals.csv").write_text("Animal, Weight, Habitat\nWalrus, 42, Arctic\n"
-                                        "Camel, 600, Desert\n")
+        "# Transport\n\nBuses are slow.\n\n## Trams\n\nTangerine trams run every seven minutes.\n"
+    )
+    (folder / "animals.csv").write_text(
+        "Animal, Weight, Habitat\nWalrus, 42, Arctic\nCamel, 600, Desert\n"
+    )
     (folder / "tool.py").write_text('def spin():\n    """Spin the flywheel gently."""\n')
     return folder

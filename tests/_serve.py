@@ -22,8 +22,9 @@ def free_port() -> int:
 def running(app: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1; yields the base URL; stops the server on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

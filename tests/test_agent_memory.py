@@ -82,7 +82,8 @@ def test_update_supersedes_and_as_of_sees_the_past(am, clock):
     assert u.version == 2
     assert texts(am.recall("where does alice live", user_id="alice")) == ["Alice lives in Berlin"]
     assert texts(am.recall("where does alice live", user_id="alice", as_of=before_update)) == [
-        "Alice lives in Paris"]
+        "Alice lives in Paris"
+    ]
     versions = am.versions(w.memory_id, user_id="alice")
     assert [v.text for v in versions] == ["Alice lives in Paris", "Alice lives in Berlin"]
     assert versions[0].valid_to is not None and versions[1].valid_to is None
@@ -96,8 +97,10 @@ def test_undo_restores_exactly(am):
     am.undo(u.change_id, user_id="alice")
     assert dict(am.get(w.memory_id, user_id="alice").state) == before
     assert texts(am.recall("alice lives", user_id="alice")) == ["Alice lives in Paris"]
-    assert [v.text for v in am.versions(w.memory_id, user_id="alice")] == ["Alice lives in Paris",
-                                                          "Alice lives in Berlin"]
+    assert [v.text for v in am.versions(w.memory_id, user_id="alice")] == [
+        "Alice lives in Paris",
+        "Alice lives in Berlin",
+    ]
     with pytest.raises(ConflictError):
         am.undo(u.change_id, user_id="alice")
 
@@ -129,8 +132,11 @@ def test_forget_keeps_text_in_history_and_past(am, clock):
         am.get(w.memory_id, user_id="u")
 
 
-HIKING = ["Alice likes hiking in the alps.", "Alice went hiking in the alps last summer.",
-          "Alice enjoys hiking trips in the alps with friends."]
+HIKING = [
+    "Alice likes hiking in the alps.",
+    "Alice went hiking in the alps last summer.",
+    "Alice enjoys hiking trips in the alps with friends.",
+]
 
 
 def test_consolidation_summarises_links_sources_and_never_removes(am):
@@ -178,13 +184,10 @@ def test_custom_summarizer(am):
 
 
 def test_recency_and_importance_blend(am, clock):
-    old = am.remember("budget meeting notes from the spring offsite", user_id="u",
-                      importance=0.1)
+    old = am.remember("budget meeting notes from the spring offsite", user_id="u", importance=0.1)
     clock.t += 90 * 86400
-    new = am.remember("notes on the budget review meeting in autumn", user_id="u",
-                      importance=0.9)
-    hits = am.recall("budget meeting notes", user_id="u", recency_weight=0.5,
-                     half_life_days=7)
+    new = am.remember("notes on the budget review meeting in autumn", user_id="u", importance=0.9)
+    hits = am.recall("budget meeting notes", user_id="u", recency_weight=0.5, half_life_days=7)
     assert hits[0].memory.id == new.memory_id and hits[0].recency > hits[1].recency
     hits = am.recall("budget meeting notes", user_id="u", importance_weight=0.9)
     assert hits[0].memory.id == new.memory_id
@@ -243,16 +246,22 @@ def test_concurrent_remember_and_consolidate_lose_nothing(am):
 
 
 def test_works_on_the_embedded_store(tmp_path, clock):
-    am = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
-                     db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
+    am = AgentMemory(
+        VectorMemory(tmp_path / "kb", embedder="hashing"),
+        db=f"sqlite:///{tmp_path / 'history.db'}",
+        clock=clock,
+    )
     w = am.remember("persisted fact", user_id="u")
     am.update(w.memory_id, "persisted fact, revised", user_id="u")
     am.close()
-    am2 = AgentMemory(VectorMemory(tmp_path / "kb"), db=f"sqlite:///{tmp_path / 'history.db'}",
-                      clock=clock)
+    am2 = AgentMemory(
+        VectorMemory(tmp_path / "kb"), db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock
+    )
     assert texts(am2.recall("persisted fact", user_id="u")) == ["persisted fact, revised"]
-    assert [v.text for v in am2.versions(w.memory_id, user_id="u")] == ["persisted fact",
-                                                           "persisted fact, revised"]
+    assert [v.text for v in am2.versions(w.memory_id, user_id="u")] == [
+        "persisted fact",
+        "persisted fact, revised",
+    ]
     am2.close()
 
 
@@ -264,21 +273,33 @@ def test_update_cannot_move_a_memory_into_another_scope(am):
             am.update(w.memory_id, "planted for bob", user_id="alice", metadata={key: "bob"})
     assert am.recall("safe code planted", user_id="bob") == []
     assert [v.text for v in am.versions(w.memory_id, user_id="alice")] == [
-        "alice's diary: the safe code is 4711"]
+        "alice's diary: the safe code is 4711"
+    ]
 
 
 def test_id_calls_answer_another_scope_as_a_missing_id(am):
     w = am.remember("alice's diary: the safe code is 4711", user_id="alice", agent_id="dj")
     u = am.update(w.memory_id, "alice's diary: the safe code is 1234", user_id="alice")
-    before = ([dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
-              [c.change_id for c in am.history(w.memory_id, user_id="alice")])
-    for other in [{"user_id": "bob"}, {"agent_id": "other"}, {"run_id": "r1"},
-                  {"user_id": "alice", "agent_id": "other"}, {"user_id": "ALICE"},
-                  {"user_id": "alice%"}, {"user_id": "alice "}]:
-        for call in [lambda i, **s: am.get(i, **s), lambda i, **s: am.versions(i, **s),
-                     lambda i, **s: am.history(i, **s),
-                     lambda i, **s: am.update(i, "bob was here", **s),
-                     lambda i, **s: am.forget(i, **s)]:
+    before = (
+        [dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
+        [c.change_id for c in am.history(w.memory_id, user_id="alice")],
+    )
+    for other in [
+        {"user_id": "bob"},
+        {"agent_id": "other"},
+        {"run_id": "r1"},
+        {"user_id": "alice", "agent_id": "other"},
+        {"user_id": "ALICE"},
+        {"user_id": "alice%"},
+        {"user_id": "alice "},
+    ]:
+        for call in [
+            lambda i, **s: am.get(i, **s),
+            lambda i, **s: am.versions(i, **s),
+            lambda i, **s: am.history(i, **s),
+            lambda i, **s: am.update(i, "bob was here", **s),
+            lambda i, **s: am.forget(i, **s),
+        ]:
             with pytest.raises(NotFoundError) as theirs:
                 call(w.memory_id, **other)
             with pytest.raises(NotFoundError) as missing:
@@ -290,8 +311,10 @@ def test_id_calls_answer_another_scope_as_a_missing_id(am):
             with pytest.raises(NotFoundError) as missing:
                 am.undo("0" * 32, **other)
             assert str(theirs.value) == str(missing.value).replace("0" * 32, change)
-    assert ([dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
-            [c.change_id for c in am.history(w.memory_id, user_id="alice")]) == before
+    assert (
+        [dict(v.state) for v in am.versions(w.memory_id, user_id="alice")],
+        [c.change_id for c in am.history(w.memory_id, user_id="alice")],
+    ) == before
     # every scope the memory belongs to reaches it, as recall does
     assert am.get(w.memory_id, agent_id="dj").text.endswith("1234")
     assert am.get(w.memory_id, user_id="alice", agent_id="dj").version == 2
@@ -301,10 +324,16 @@ def test_id_calls_answer_another_scope_as_a_missing_id(am):
 
 def test_id_calls_need_a_scope_as_remember_does(am):
     w = am.remember("a fact", user_id="u")
-    for call in [lambda: am.get(w.memory_id), lambda: am.versions(w.memory_id),
-                 lambda: am.history(w.memory_id), lambda: am.update(w.memory_id, "b"),
-                 lambda: am.forget(w.memory_id), lambda: am.undo(w.change_id),
-                 lambda: am.get(w.memory_id, user_id=""), lambda: am.get(None, user_id="u")]:
+    for call in [
+        lambda: am.get(w.memory_id),
+        lambda: am.versions(w.memory_id),
+        lambda: am.history(w.memory_id),
+        lambda: am.update(w.memory_id, "b"),
+        lambda: am.forget(w.memory_id),
+        lambda: am.undo(w.change_id),
+        lambda: am.get(w.memory_id, user_id=""),
+        lambda: am.get(None, user_id="u"),
+    ]:
         with pytest.raises(InvalidInputError):
             call()
     assert am.get(w.memory_id, user_id="u").text == "a fact"
@@ -322,8 +351,11 @@ class TestAgentMemoryTenancyInMemory(AgentMemoryTenancySuite):
 class TestAgentMemoryTenancyEmbedded(AgentMemoryTenancySuite):
     @pytest.fixture
     def store_factory(self, tmp_path, clock):
-        mem = AgentMemory(VectorMemory(tmp_path / "kb", embedder="hashing"),
-                          db=f"sqlite:///{tmp_path / 'history.db'}", clock=clock)
+        mem = AgentMemory(
+            VectorMemory(tmp_path / "kb", embedder="hashing"),
+            db=f"sqlite:///{tmp_path / 'history.db'}",
+            clock=clock,
+        )
         yield lambda: mem
         mem.close()
 
@@ -333,8 +365,11 @@ class TestAgentMemoryTenancyPostgres(AgentMemoryTenancySuite):
     @pytest.fixture
     def store_factory(self, postgres_url, clock):
         table = f"am_{uuid.uuid4().hex[:12]}"
-        mem = AgentMemory(VectorMemory(f"{postgres_url}?collection={table}",
-                                       embedder="hashing"), db=postgres_url, clock=clock)
+        mem = AgentMemory(
+            VectorMemory(f"{postgres_url}?collection={table}", embedder="hashing"),
+            db=postgres_url,
+            clock=clock,
+        )
         yield lambda: mem
         mem.close()
 
@@ -360,7 +395,8 @@ def test_memories_lists_the_current_versions_of_a_scope(am, clock):
     am.update("m1", "bob likes chess and go", user_id="bob")
     am.forget("m2", user_id="bob")
     assert [(m.id, m.text, m.version) for m in am.memories(user_id="bob")] == [
-        ("m1", "bob likes chess and go", 2)]
+        ("m1", "bob likes chess and go", 2)
+    ]
     assert [m.id for m in am.memories()] == ["m1", "m3"]
     assert [m.id for m in am.memories(agent_id="coach")] == ["m1"]
     assert [m.id for m in am.memories(ids=["m3", "m2", "nope"])] == ["m3"]
@@ -369,8 +405,10 @@ def test_memories_lists_the_current_versions_of_a_scope(am, clock):
 
 def test_update_and_forget_work_as_the_first_call_of_a_reopened_memory(tmp_path):
     def reopen() -> AgentMemory:
-        return AgentMemory(VectorMemory(tmp_path / "vectors", embedder="hashing"),
-                           db=f"sqlite:///{tmp_path}/history.db")
+        return AgentMemory(
+            VectorMemory(tmp_path / "vectors", embedder="hashing"),
+            db=f"sqlite:///{tmp_path}/history.db",
+        )
 
     first = reopen()
     a = first.remember("dana likes tea", user_id="dana").memory_id
@@ -383,5 +421,6 @@ def test_update_and_forget_work_as_the_first_call_of_a_reopened_memory(tmp_path)
     third.forget(b, user_id="dana")
     assert [m.text for m in third.memories(user_id="dana")] == ["dana likes oolong"]
     assert [h.memory.text for h in third.recall("oolong", user_id="dana", k=1)] == [
-        "dana likes oolong"]
+        "dana likes oolong"
+    ]
     third.close()

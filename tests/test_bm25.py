@@ -20,8 +20,9 @@ from vecmem.tokenize import DefaultTokenizer
 TOL = 1e-6
 
 
-def assert_equal_to_rank_bm25(idx: BM25Index, live: dict[int, list[str]],
-                              queries: list[list[str]]) -> None:
+def assert_equal_to_rank_bm25(
+    idx: BM25Index, live: dict[int, list[str]], queries: list[list[str]]
+) -> None:
     """Scores of every live slot, and top-k order, equal BM25Okapi built on the live docs."""
     slots = sorted(live)
     ref = BM25Okapi([live[s] for s in slots], k1=idx.k1, b=idx.b, epsilon=idx.epsilon)
@@ -113,13 +114,18 @@ op_st = st.one_of(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ops=st.lists(op_st, min_size=1, max_size=12),
-    queries=st.lists(st.lists(st.sampled_from(VOCAB + ["unknown"]), min_size=1, max_size=4),
-                     min_size=1, max_size=4),
-    params=st.sampled_from([(1.5, 0.75, 0.25), (1.2, 0.75, 0.25), (0.9, 0.4, 0.1), (2.0, 1.0, 0.5),
-                            (1.5, 0.0, 0.25)]),
+    queries=st.lists(
+        st.lists(st.sampled_from(VOCAB + ["unknown"]), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    params=st.sampled_from(
+        [(1.5, 0.75, 0.25), (1.2, 0.75, 0.25), (0.9, 0.4, 0.1), (2.0, 1.0, 0.5), (1.5, 0.0, 0.25)]
+    ),
 )
-def test_random_corpora_interleaved(ops: list, queries: list[list[str]],
-                                    params: tuple[float, float, float]) -> None:
+def test_random_corpora_interleaved(
+    ops: list, queries: list[list[str]], params: tuple[float, float, float]
+) -> None:
     """Random adds, deletes (including of dead or unknown slots) and state round trips."""
     k1, b, eps = params
     idx = BM25Index(k1=k1, b=b, epsilon=eps)

@@ -59,9 +59,11 @@ class TestMariaDBCheckpoints(CheckpointStoreSuite):
         return lambda: mariadb_checkpoints
 
 
-@pytest.mark.parametrize("key,cipher", [(None, "aes-gcm"), (generate_key(), "aes-gcm"),
-                                        (generate_key("fernet"), "fernet")],
-                         ids=["plain", "aes-gcm", "fernet"])
+@pytest.mark.parametrize(
+    "key,cipher",
+    [(None, "aes-gcm"), (generate_key(), "aes-gcm"), (generate_key("fernet"), "fernet")],
+    ids=["plain", "aes-gcm", "fernet"],
+)
 def test_every_corruption_is_an_integrity_error(key: Any, cipher: Any) -> None:
     codec = Codec(key=key, cipher=cipher)
     blob, _ = codec.encode({"a": list(range(100))}, aad=b"x")
@@ -103,8 +105,10 @@ def test_corrupted_row_in_sqlite_raises_integrity_error(tmp_path: Any) -> None:
     store = SQLCheckpointStore(f"sqlite:///{tmp_path}/ck.db", key=generate_key())
     ck = store.save("th", {"v": 1})
     with store.db.write() as conn:
-        conn.execute(sa.text("UPDATE vecmem_checkpoints SET state = :s WHERE id = :i"),
-                     {"s": b"VMCP\x01\x10\x00\x00\x00\x00garbage", "i": ck.id})
+        conn.execute(
+            sa.text("UPDATE vecmem_checkpoints SET state = :s WHERE id = :i"),
+            {"s": b"VMCP\x01\x10\x00\x00\x00\x00garbage", "i": ck.id},
+        )
     with pytest.raises(IntegrityError, match=ck.id):
         store.get(ck.id)
     store.close()

@@ -25,8 +25,11 @@ def spans(text: str, chunks: list[str]) -> list[tuple[int, int]]:
     for c in chunks:
         cw = _W.findall(c)
         assert cw, f"empty chunk {c!r}"
-        found = [p for p in range(prev_start + 1, len(words) - len(cw) + 1)
-                 if words[p : p + len(cw)] == cw]
+        found = [
+            p
+            for p in range(prev_start + 1, len(words) - len(cw) + 1)
+            if words[p : p + len(cw)] == cw
+        ]
         assert found, f"chunk {c!r} is not a run of the text's words after #{prev_start}"
         within = [p for p in found if p <= prev_end]
         p = max(within) if within else found[0]
@@ -63,8 +66,11 @@ def test_recursive_by_chars_fits_and_covers(text: str, size: int, ratio: float) 
 
 
 @settings(max_examples=150, deadline=None)
-@given(words=st.lists(_word, min_size=1, max_size=120), size=st.integers(40, 200),
-       overlap=st.integers(8, 19))
+@given(
+    words=st.lists(_word, min_size=1, max_size=120),
+    size=st.integers(40, 200),
+    overlap=st.integers(8, 19),
+)
 def test_recursive_overlap_is_carried(words: list[str], size: int, overlap: int) -> None:
     """Consecutive chunks share their boundary words (at most ``overlap`` characters)."""
     text = " ".join(words)
@@ -101,8 +107,13 @@ def test_empty_text_gives_no_chunks() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(chunk_size=0), dict(chunk_size=10, chunk_overlap=10), dict(chunk_overlap=-1),
-     dict(unit="words"), dict(unit="tokens")],
+    [
+        dict(chunk_size=0),
+        dict(chunk_size=10, chunk_overlap=10),
+        dict(chunk_overlap=-1),
+        dict(unit="words"),
+        dict(unit="tokens"),
+    ],
 )
 def test_bad_settings_raise(kwargs: dict) -> None:
     with pytest.raises(ConfigurationError):
@@ -136,8 +147,15 @@ def test_recursive_by_tokens_of_the_embedders_tokenizer() -> None:
 # ----------------------------------------------------------------------------- sentences
 def test_split_sentences() -> None:
     text = 'He said "stop." Then left! Really? Yes… 終わり。次の文。 Done (truly.) End'
-    assert split_sentences(text) == ['He said "stop."', "Then left!", "Really?", "Yes…",
-                                     "終わり。次の文。", "Done (truly.)", "End"]
+    assert split_sentences(text) == [
+        'He said "stop."',
+        "Then left!",
+        "Really?",
+        "Yes…",
+        "終わり。次の文。",
+        "Done (truly.)",
+        "End",
+    ]
     assert split_sentences("  one.two three  ") == ["one.two three"]
 
 
@@ -155,15 +173,21 @@ def test_sentence_splitter_keeps_whole_sentences(sentences: list[str], size: int
 def test_sentence_overlap() -> None:
     text = "One two three. Four five six. Seven eight nine. Ten eleven twelve."
     chunks = SentenceSplitter(36, overlap_sentences=1).split(text)
-    assert chunks == ["One two three. Four five six.", "Four five six. Seven eight nine.",
-                      "Seven eight nine. Ten eleven twelve."]
+    assert chunks == [
+        "One two three. Four five six.",
+        "Four five six. Seven eight nine.",
+        "Seven eight nine. Ten eleven twelve.",
+    ]
 
 
 # ----------------------------------------------------------------------------- markdown
 def test_markdown_splits_at_headings_and_keeps_them() -> None:
     md = "# Title\nIntro line.\n\n## Install\npip install vecmem\n\n## Use\nCall search.\n"
     assert MarkdownSplitter(200, 0).split(md) == [
-        "# Title\nIntro line.", "## Install\npip install vecmem", "## Use\nCall search."]
+        "# Title\nIntro line.",
+        "## Install\npip install vecmem",
+        "## Use\nCall search.",
+    ]
 
 
 def test_markdown_does_not_split_inside_code_fences() -> None:

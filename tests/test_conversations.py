@@ -90,8 +90,19 @@ def test_json_user_and_session_names_stay_in_their_folders(tmp_path: Any) -> Non
     root = tmp_path / "conv"
     owner = JSONConversationStore(root, tenant="acme")
     owner.add_messages("alice", "s", [Message("user", "alice's")])
-    crafted = [".", "..", "../acme", "./alice", "%2e%2e", "ALICE", "Alice", "alice/", "a\\b",
-               "~", "x" * 191]
+    crafted = [
+        ".",
+        "..",
+        "../acme",
+        "./alice",
+        "%2e%2e",
+        "ALICE",
+        "Alice",
+        "alice/",
+        "a\\b",
+        "~",
+        "x" * 191,
+    ]
     for name in crafted:
         store = JSONConversationStore(root, tenant=name[:64])
         store.add_messages(name, name, [Message("user", name)])
@@ -112,14 +123,17 @@ def test_json_files_written_before_names_were_escaped_stay_readable(tmp_path: An
 
     store = JSONConversationStore(tmp_path, tenant="Acme")
     store.add_messages("User", "S.1", [Message("user", "old")])
-    os.rename(tmp_path / "%41cme" / "%55ser" / "%53%2E1.json", tmp_path / "%41cme" / "%55ser" / "S.1.json")
+    os.rename(
+        tmp_path / "%41cme" / "%55ser" / "%53%2E1.json", tmp_path / "%41cme" / "%55ser" / "S.1.json"
+    )
     os.rename(tmp_path / "%41cme" / "%55ser", tmp_path / "%41cme" / "User")
     os.rename(tmp_path / "%41cme", tmp_path / "Acme")
     old = JSONConversationStore(tmp_path, tenant="Acme")
     assert [s.session_id for s in old.list_sessions("User")] == ["S.1"]
     assert old.get_messages("User", "S.1")[0].content == "old"
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) \
-        == ["%41cme/%55ser/%53%2E1.json"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) == [
+        "%41cme/%55ser/%53%2E1.json"
+    ]
 
 
 def test_json_refuses_a_user_folder_that_is_a_link_out_of_the_tenant(tmp_path: Any) -> None:
@@ -137,5 +151,6 @@ def test_json_refuses_a_user_folder_that_is_a_link_out_of_the_tenant(tmp_path: A
     assert os.listdir(tmp_path / "elsewhere") == []
     assert store.get_messages("alice", "s")[0].content == "hi"
     (tmp_path / "elsewhere" / "s.json").write_bytes(
-        (tmp_path / "root" / "acme" / "alice" / "s.json").read_bytes())
+        (tmp_path / "root" / "acme" / "alice" / "s.json").read_bytes()
+    )
     assert [s.user_id for s in store.query_sessions()] == ["alice"]  # the link is not followed

@@ -87,17 +87,22 @@ class TestAsyncPostgresConversations(ConversationStoreSuite):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_concurrent_tasks_and_sync_store_agree(backend: str, tmp_path: Path,
-                                               request: pytest.FixtureRequest) -> None:
-    url = (f"sqlite:///{tmp_path}/c.db" if backend == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+def test_concurrent_tasks_and_sync_store_agree(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/c.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     from vecmem.registry import CONVERSATION_STORES
 
     async def scenario() -> None:
         store = AsyncSQLConversationStore(url, tenant=f"conc-{backend}-{tmp_path.name}")
         try:
-            await asyncio.gather(*[store.add_messages("u", "s", [Message("user", str(i))])
-                                   for i in range(32)])
+            await asyncio.gather(
+                *[store.add_messages("u", "s", [Message("user", str(i))]) for i in range(32)]
+            )
             msgs = await store.get_messages("u", "s")
             assert [m.seq for m in msgs] == list(range(32))
             assert sorted(int(m.content) for m in msgs) == list(range(32))
@@ -121,21 +126,34 @@ def test_in_memory_sqlite_and_mysql_are_refused() -> None:
         AsyncSQLConversationStore("mysql://u:p@127.0.0.1:1/db")
 
 
-@pytest.mark.parametrize(("name", "scheme"), [
-    ("async_sqlite", "sqlite"), ("aiosqlite", "sqlite"), ("sqlite_async", "sqlite"),
-    ("async_postgres", "postgres"), ("asyncpg", "postgres"), ("postgres_async", "postgres")])
+@pytest.mark.parametrize(
+    ("name", "scheme"),
+    [
+        ("async_sqlite", "sqlite"),
+        ("aiosqlite", "sqlite"),
+        ("sqlite_async", "sqlite"),
+        ("async_postgres", "postgres"),
+        ("asyncpg", "postgres"),
+        ("postgres_async", "postgres"),
+    ],
+)
 def test_registry_names_open_the_async_store_on_an_async_driver(
-        name: str, scheme: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    name: str, scheme: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     from vecmem.registry import CONVERSATION_STORES
 
-    url = (f"sqlite:///{tmp_path}/r.db" if scheme == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+    url = (
+        f"sqlite:///{tmp_path}/r.db"
+        if scheme == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     store = CONVERSATION_STORES.create(name, url=url, tenant=f"reg-{tmp_path.name}")
     assert isinstance(store, AsyncSQLConversationStore)
     assert store.engine.dialect.is_async
     assert store.engine.dialect.driver == ("aiosqlite" if scheme == "sqlite" else "psycopg")
-    by_scheme = CONVERSATION_STORES.create(url.replace(url.split("://")[0], name, 1),
-                                           tenant=f"reg-{tmp_path.name}")
+    by_scheme = CONVERSATION_STORES.create(
+        url.replace(url.split("://")[0], name, 1), tenant=f"reg-{tmp_path.name}"
+    )
     assert isinstance(by_scheme, AsyncSQLConversationStore)
 
     async def roundtrip() -> list[str]:

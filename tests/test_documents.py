@@ -47,8 +47,9 @@ pytest.importorskip("fpdf", reason="the tests write PDFs with fpdf2 (the test ex
 
 
 def memory() -> VectorMemory:
-    return VectorMemory(store=MemoryStore(), embedder="hashing-256",
-                        chunker=RecursiveSplitter(400, 0))
+    return VectorMemory(
+        store=MemoryStore(), embedder="hashing-256", chunker=RecursiveSplitter(400, 0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,8 @@ def _words(text: str) -> set[str]:
 
 @pytest.mark.parametrize("sentence", list(SENTENCES))
 def test_each_sentence_is_found_with_its_page_or_section(
-        indexed: tuple[VectorMemory, Any], sentence: str) -> None:
+    indexed: tuple[VectorMemory, Any], sentence: str
+) -> None:
     mem, _ = indexed
     name, where = SENTENCES[sentence]
     hit = mem.search(sentence, k=1)[0]
@@ -80,22 +82,31 @@ def test_each_sentence_is_found_with_its_page_or_section(
 
 
 def test_the_summary_counts_files_pages_and_lists_what_was_skipped(
-        indexed: tuple[VectorMemory, Any], corpus: Path) -> None:
+    indexed: tuple[VectorMemory, Any], corpus: Path
+) -> None:
     _, result = indexed
     assert result.files == 11 and not result.failed and not result.unsupported
     assert result.pages == 4 + 2 + 2 + 2 + 2  # PDFs' pages, DOCX pages (a break), slides, sheets
-    assert result.warnings == [f"{corpus.resolve() / 'report.pdf'}: page 3 has no text layer "
-                               "(a scan?); OCR is not supported, nothing was read from it"]
+    assert result.warnings == [
+        f"{corpus.resolve() / 'report.pdf'}: page 3 has no text layer "
+        "(a scan?); OCR is not supported, nothing was read from it"
+    ]
     again = memory()
     again.store = indexed[0].store
     rerun = indexed[0].add_files(corpus)
     assert rerun.skipped == 11 and rerun.added == 0 and rerun.chunks_written == 0
 
 
-@pytest.mark.parametrize("page,content", [("guide.html", "spirit level"),  # has <main>
-                                           ("blog.html", "quince batch")])  # has not
-def test_html_boilerplate_is_dropped(indexed: tuple[VectorMemory, Any], page: str,
-                                     content: str) -> None:
+@pytest.mark.parametrize(
+    "page,content",
+    [
+        ("guide.html", "spirit level"),  # has <main>
+        ("blog.html", "quince batch"),
+    ],
+)  # has not
+def test_html_boilerplate_is_dropped(
+    indexed: tuple[VectorMemory, Any], page: str, content: str
+) -> None:
     mem, result = indexed
     html = mem.store.get_by_document([d for d in result.document_ids if d.endswith(page)])
     assert html and any(content in c.text for c in html)
@@ -117,12 +128,18 @@ def test_structure_is_usable_in_filters(indexed: tuple[VectorMemory, Any]) -> No
 
 
 def test_chunks_never_cross_pages_sections_or_tables() -> None:
-    elements = [Element("Intro", kind="heading", page=1, heading=("Intro",)),
-                Element("alpha " * 30, page=1, heading=("Intro",)),
-                Element("beta " * 30, page=2, heading=("Intro",)),
-                Element("Name | Qty\n" + "\n".join(f"row{i} | {i}" for i in range(40)),
-                        kind="table", page=2, heading=("Intro",)),
-                Element("gamma", page=2, heading=("Intro", "Next"))]
+    elements = [
+        Element("Intro", kind="heading", page=1, heading=("Intro",)),
+        Element("alpha " * 30, page=1, heading=("Intro",)),
+        Element("beta " * 30, page=2, heading=("Intro",)),
+        Element(
+            "Name | Qty\n" + "\n".join(f"row{i} | {i}" for i in range(40)),
+            kind="table",
+            page=2,
+            heading=("Intro",),
+        ),
+        Element("gamma", page=2, heading=("Intro", "Next")),
+    ]
     parts = split_elements(elements, RecursiveSplitter(120, 0))
     assert all("alpha" not in t or "beta" not in t for t, _ in parts)
     assert parts[0][0].startswith("Intro\n\nalpha") and parts[0][1]["page"] == 1
@@ -200,8 +217,10 @@ BAD_FILES: dict[str, tuple[Callable[[], bytes], type[Exception]]] = {
     "huge.docx": (lambda: docx_bytes() + b"\0" * 200_000, DocumentTooLargeError),
     "broken.docx": (lambda: b"PK\x03\x04" + b"\x00" * 300, CorruptDocumentError),
     "latin1.txt": (lambda: "caf\xe9".encode("latin-1"), DocumentReadError),
-    "menu.html": (lambda: b"<html><body><nav><a href='/'>Home</a></nav></body></html>",
-                  EmptyDocumentError),  # nothing but navigation
+    "menu.html": (
+        lambda: b"<html><body><nav><a href='/'>Home</a></nav></body></html>",
+        EmptyDocumentError,
+    ),  # nothing but navigation
     "drm.epub": (lambda: epub_bytes(drm=True), EncryptedDocumentError),
 }
 
@@ -216,7 +235,8 @@ def _encrypted_docx() -> bytes:
 
 
 def test_bad_files_are_reported_with_typed_errors_and_the_rest_is_indexed(
-        corpus: Path, tmp_path: Path) -> None:
+    corpus: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
     for name in ("report.pdf", "handbook.docx", "guide.html"):
@@ -241,8 +261,9 @@ def test_bad_files_are_reported_with_typed_errors_and_the_rest_is_indexed(
         assert str(failed[name])
     assert sorted(Path(p).name for p in result.unsupported) == ["data.bin", "photo.jpeg"]
     assert result.hidden == 1 and result.files == 3 and result.added == 3
-    sources = {Path(c.metadata["source"]).name
-               for c in mem.store.get_by_document(result.document_ids)}
+    sources = {
+        Path(c.metadata["source"]).name for c in mem.store.get_by_document(result.document_ids)
+    }
     assert sources == {"report.pdf", "handbook.docx", "guide.html"}
     assert mem.count() == len(mem.store.get_by_document(result.document_ids))  # nothing else
 
@@ -259,9 +280,11 @@ def test_pages_without_text_are_named_in_one_warning_per_file(tmp_path: Path) ->
     (tmp_path / "partly.pdf").write_bytes(bytes(pdf.output()))
     result = memory().add_files(tmp_path / "partly.pdf")
     assert result.files == 1 and result.pages == 6
-    assert result.warnings == [f"{(tmp_path / 'partly.pdf').resolve()}: pages 2-3, 5-6 have no "
-                               "text layer (a scan?); OCR is not supported, nothing was read "
-                               "from them"]
+    assert result.warnings == [
+        f"{(tmp_path / 'partly.pdf').resolve()}: pages 2-3, 5-6 have no "
+        "text layer (a scan?); OCR is not supported, nothing was read "
+        "from them"
+    ]
 
 
 def test_a_file_that_breaks_later_keeps_what_was_stored(tmp_path: Path) -> None:
@@ -298,8 +321,9 @@ class ShoutLoader:
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         lines = data.decode().splitlines()
-        return Loaded([Element(t.upper(), page=i) for i, t in enumerate(lines, 1)],
-                      pages=len(lines))
+        return Loaded(
+            [Element(t.upper(), page=i) for i, t in enumerate(lines, 1)], pages=len(lines)
+        )
 
 
 class CsvOverride:
@@ -323,7 +347,8 @@ def plugins() -> Iterator[None]:
 
 
 def test_a_registered_loader_reads_its_format_and_can_take_over_a_suffix(
-        plugins: None, tmp_path: Path) -> None:
+    plugins: None, tmp_path: Path
+) -> None:
     (tmp_path / "a.shout").write_text("first line\nsecond line")
     (tmp_path / "b.csv").write_text("x,y\n1,2\n")
     mem = memory()
@@ -336,8 +361,19 @@ def test_a_registered_loader_reads_its_format_and_can_take_over_a_suffix(
 
 
 def test_builtin_loaders_are_registered_by_name() -> None:
-    assert {"pdf", "docx", "pptx", "xlsx", "csv", "html", "epub", "markdown", "text", "json",
-            "code"} <= set(LOADERS.list_registered())
+    assert {
+        "pdf",
+        "docx",
+        "pptx",
+        "xlsx",
+        "csv",
+        "html",
+        "epub",
+        "markdown",
+        "text",
+        "json",
+        "code",
+    } <= set(LOADERS.list_registered())
     table = LoaderTable()
     assert table.for_mime("application/pdf; x=1").name == "pdf"  # type: ignore[union-attr]
     assert loader_for("a.unknown") is None
@@ -354,16 +390,33 @@ def test_a_plugin_package_registers_a_loader_by_entry_point(tmp_path: Path) -> N
         "from vecmem.loaders import Loaded\nfrom vecmem.types import Element\n"
         "class Reverse:\n    name = 'reverse'\n    suffixes = ('.rev',)\n    mime_types = ()\n"
         "    def load(self, data, *, name):\n"
-        "        return Loaded([Element(data.decode()[::-1], page=7)], pages=1)\n")
+        "        return Loaded([Element(data.decode()[::-1], page=7)], pages=1)\n"
+    )
     (src / "pyproject.toml").write_text(
         '[project]\nname = "vecmem-loader-example"\nversion = "0.1"\n'
         '[project.entry-points."vecmem.loaders"]\nreverse = "vecmem_loader_example:Reverse"\n'
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
     target = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                           "--no-index", "--no-build-isolation", "--disable-pip-version-check",
-                           "--target", str(target), str(src)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
@@ -372,8 +425,9 @@ def test_a_plugin_package_registers_a_loader_by_entry_point(tmp_path: Path) -> N
         mem = memory()
         result = mem.add_files(tmp_path / "a.rev")
         assert result.files == 1
-        assert [(c.text, c.metadata["page"]) for c in mem.get(str((tmp_path / "a.rev").resolve()))
-                ] == [("hello world", 7)]
+        assert [
+            (c.text, c.metadata["page"]) for c in mem.get(str((tmp_path / "a.rev").resolve()))
+        ] == [("hello world", 7)]
     finally:
         if "reverse" in LOADERS:
             LOADERS.unregister("reverse")
@@ -419,8 +473,13 @@ def server() -> Iterator[str]:
 
 def test_urls_are_fetched_typed_and_loaded_with_their_source(server: str) -> None:
     mem = memory()
-    urls = [f"{server}/guide", f"{server}/download?id=7", f"{server}/files/handbook.docx",
-            f"{server}/missing", f"{server}/big"]
+    urls = [
+        f"{server}/guide",
+        f"{server}/download?id=7",
+        f"{server}/files/handbook.docx",
+        f"{server}/missing",
+        f"{server}/big",
+    ]
     result = mem.add_files(urls, max_bytes=100_000)
     assert result.files == 3
     failed = {f.source: f.error for f in result.failed}
@@ -438,7 +497,8 @@ def test_urls_are_fetched_typed_and_loaded_with_their_source(server: str) -> Non
 
 # -- CLI and Knowledge ---------------------------------------------------------------------------
 def test_cli_add_lists_skipped_and_failed_and_exits_1(
-        capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path) -> None:
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     for name in ("report.pdf", "handbook.docx", "guide.html"):
@@ -469,8 +529,9 @@ def test_knowledge_insert_reads_documents(corpus: Path) -> None:
     assert hit.metadata["slide"] == 2 and hit.metadata["heading"] == "Team plans"
 
 
-def test_load_paths_returns_documents_and_raises_on_a_bad_file(corpus: Path,
-                                                                tmp_path: Path) -> None:
+def test_load_paths_returns_documents_and_raises_on_a_bad_file(
+    corpus: Path, tmp_path: Path
+) -> None:
     from vecmem.loaders import load_paths
 
     docs = load_paths(corpus)
@@ -486,9 +547,12 @@ def test_importing_the_loaders_loads_no_format_library() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, vecmem, vecmem.loaders, vecmem.ingest; vecmem.loaders.LoaderTable(); "
-            "print(sorted(m for m in ('pypdfium2', 'docx', 'pptx', 'openpyxl', 'trafilatura', "
-            "'lxml') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, vecmem, vecmem.loaders, vecmem.ingest; vecmem.loaders.LoaderTable(); "
+        "print(sorted(m for m in ('pypdfium2', 'docx', 'pptx', 'openpyxl', 'trafilatura', "
+        "'lxml') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

@@ -27,8 +27,12 @@ from vecmem.stores import embedded
 from vecmem.stores.embedded import EmbeddedStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TEXTS = {"a": "the cat sat on the mat", "b": "dogs chase cats in the yard",
-         "c": "quantum physics lecture notes", "d": "a recipe for lemon cake"}
+TEXTS = {
+    "a": "the cat sat on the mat",
+    "b": "dogs chase cats in the yard",
+    "c": "quantum physics lecture notes",
+    "d": "a recipe for lemon cake",
+}
 
 
 def memory(path: Path, dim: int = 64, **store: Any) -> VectorMemory:
@@ -80,7 +84,8 @@ def test_a_write_killed_before_commit_leaves_no_trace(tmp_path: Path, point: str
     m.add([TEXTS["a"]], ids=["a"])
     m.close()
     child = multiprocessing.get_context("fork").Process(
-        target=_killed_writer, args=(tmp_path / "kb", point))
+        target=_killed_writer, args=(tmp_path / "kb", point)
+    )
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
@@ -90,7 +95,8 @@ def test_a_write_killed_before_commit_leaves_no_trace(tmp_path: Path, point: str
 
 
 def test_enospc_on_the_vector_bytes_is_typed_and_leaves_the_store_as_it_was(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     m = memory(tmp_path / "kb")
     m.add([TEXTS["a"]], ids=["a"])
     real = os.pwrite
@@ -170,8 +176,7 @@ def _copy_fixture(tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_a_format1_store_shifted_by_the_old_bug_is_refused_then_repaired(
-        tmp_path: Path) -> None:
+def test_a_format1_store_shifted_by_the_old_bug_is_refused_then_repaired(tmp_path: Path) -> None:
     path = _copy_fixture(tmp_path, "embedded_format1_shifted")
     with pytest.raises(IntegrityError, match="vecmem repair") as info:
         VectorMemory(str(path)).search(TEXTS["c"], k=1, mode="vector")
@@ -197,7 +202,8 @@ def _killed_repair(path: Path) -> None:
 
 
 def test_a_repair_killed_half_way_leaves_the_store_refused_until_repaired(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The rewritten rows are committed with their checksums at the end: a repair killed
     before that leaves a store that is still refused (never served), and repairing again
     finishes the job."""
@@ -342,8 +348,10 @@ def test_two_stores_bringing_the_graph_up_to_date_at_once_do_not_clash(tmp_path:
     other's file (FileNotFoundError). Now builds take a lock and name their temporary files
     apart: two stores flushing at once (with the builds their writes started beside) leave no
     temporary file, and both end up with a graph of every row."""
-    first, second = memory(tmp_path / "kb", ann_threshold=1), memory(tmp_path / "kb",
-                                                                      ann_threshold=1)
+    first, second = (
+        memory(tmp_path / "kb", ann_threshold=1),
+        memory(tmp_path / "kb", ann_threshold=1),
+    )
     first.add([TEXTS["a"]], ids=["a"])
     second.add([TEXTS["c"]], ids=["c"])
     errors: list[BaseException] = []
@@ -368,7 +376,8 @@ def test_two_stores_bringing_the_graph_up_to_date_at_once_do_not_clash(tmp_path:
 
 
 def test_a_graph_that_cannot_be_saved_fails_flush_and_loses_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from usearch.index import Index
 
     m = memory(tmp_path / "kb", ann_threshold=1)
@@ -465,7 +474,8 @@ def test_processes_opening_a_new_folder_at_once(tmp_path: Path) -> None:
 
 
 def test_the_ranges_tile_the_rows_after_writes_and_deletes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The checksum records cover every committed row exactly once, in ranges of at most
     RANGE_BYTES (a large write is cut), so a load can check each before using it."""
     from vecmem.stores import _vectorfile

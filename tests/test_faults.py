@@ -37,8 +37,11 @@ from vecmem.stores import _graph, embedded
 from vecmem.stores.embedded import EmbeddedStore
 
 DIM = 96
-VOCAB = [f"{a}{b}" for a in ("bar", "cor", "dun", "fel", "gor", "hal", "jin", "kol")
-         for b in ("ax", "eb", "ic", "od", "ul", "ym", "esh", "orn")]
+VOCAB = [
+    f"{a}{b}"
+    for a in ("bar", "cor", "dun", "fel", "gor", "hal", "jin", "kol")
+    for b in ("ax", "eb", "ic", "od", "ul", "ym", "esh", "orn")
+]
 CHUNKER = RecursiveSplitter(1000, 100)  # the facade's default
 TOTALS: Counter[str] = Counter()
 ctx = multiprocessing.get_context("fork")
@@ -55,20 +58,25 @@ def text(doc: str, version: int = 0, long: bool = False) -> str:
 
 
 def memory(path: Path, *, ann_threshold: int = 20_000) -> VectorMemory:
-    return VectorMemory(EmbeddedStore(path, ann_threshold=ann_threshold, lock_timeout=60),
-                        embedder=HashingEmbedder(DIM))
+    return VectorMemory(
+        EmbeddedStore(path, ann_threshold=ann_threshold, lock_timeout=60),
+        embedder=HashingEmbedder(DIM),
+    )
 
 
-def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (), *,
-          graph: bool = False) -> None:
+def check(
+    path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (), *, graph: bool = False
+) -> None:
     """Assert the invariants of the module docstring. ``acked``: the text of each document
     whose write returned; ``pending``: writes that may or may not have committed (each as a
     whole). ``graph``: also bring the HNSW graph up to date (built or extended from the
     committed rows, whatever a killed build left) and find every document through it."""
     TOTALS["checks"] += 1
     if graph:
-        with VectorMemory(EmbeddedStore(path, ann_threshold=1, background=False, lock_timeout=60),
-                          embedder=HashingEmbedder(DIM)) as m:
+        with VectorMemory(
+            EmbeddedStore(path, ann_threshold=1, background=False, lock_timeout=60),
+            embedder=HashingEmbedder(DIM),
+        ) as m:
             m.space  # noqa: B018  (open)
             store = m.store
             store.flush(timeout=120)  # type: ignore[attr-defined]
@@ -86,8 +94,9 @@ def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (),
         docs: dict[str, list[Any]] = {}
         for c in chunks:
             docs.setdefault(c.document_id, []).append(c)
-        stored = {d: [c.text for c in sorted(cs, key=lambda c: c.position)]
-                  for d, cs in docs.items()}
+        stored = {
+            d: [c.text for c in sorted(cs, key=lambda c: c.position)] for d, cs in docs.items()
+        }
         expected = dict(acked)
         for write in pending:  # all of it or none of it
             landed = [d for d, t in write.items() if _same(stored.get(d), t)]
@@ -99,7 +108,8 @@ def check(path: Path, acked: dict[str, str], pending: list[dict[str, str]] = (),
         assert not lost, f"acknowledged documents lost or changed: {lost}"
         assert set(stored) == set(expected), set(stored) ^ set(expected)
         assert sorted(c.position for cs in docs.values() for c in cs) == sorted(
-            i for cs in docs.values() for i in range(len(cs)))  # no chunk missing in between
+            i for cs in docs.values() for i in range(len(cs))
+        )  # no chunk missing in between
         vectors = m.store.get_vectors([c.id for c in chunks])
         fresh = CachedEmbedder(HashingEmbedder(DIM)).embed([c.text for c in chunks])
         wrong = int(np.sum(np.any(vectors != fresh, axis=1)))
@@ -150,8 +160,14 @@ def plan(seed: int, writes: int, start: int = 0) -> list[dict[str, str]]:
     return out
 
 
-def _writer(path: Path, writes: list[dict[str, str]], acks: Path, kill_at: tuple[int, str],
-            ann_threshold: int, build_fault: str | None = None) -> None:
+def _writer(
+    path: Path,
+    writes: list[dict[str, str]],
+    acks: Path,
+    kill_at: tuple[int, str],
+    ann_threshold: int,
+    build_fault: str | None = None,
+) -> None:
     """Child: apply ``writes`` in order, appending one line to ``acks`` after each returns,
     and kill itself with SIGKILL at step ``kill_at[1]`` of write ``kill_at[0]`` (-1: close).
     ``build_fault``: the graph builds it starts kill themselves at that step; it waits for
@@ -194,14 +210,22 @@ def _writer(path: Path, writes: list[dict[str, str]], acks: Path, kill_at: tuple
     os._exit(0)
 
 
-def _run(path: Path, writes: list[dict[str, str]], kill_at: tuple[int, str],
-         acked: dict[str, str], *, ann_threshold: int = 20_000, after: float | None = None,
-         build_fault: str | None = None) -> None:
+def _run(
+    path: Path,
+    writes: list[dict[str, str]],
+    kill_at: tuple[int, str],
+    acked: dict[str, str],
+    *,
+    ann_threshold: int = 20_000,
+    after: float | None = None,
+    build_fault: str | None = None,
+) -> None:
     """Run a writer child, kill it (by its hook, or after ``after`` seconds), then check."""
     acks = path.parent / f"{path.name}.acks"
     acks.unlink(missing_ok=True)
-    child = ctx.Process(target=_writer, args=(path, writes, acks, kill_at, ann_threshold,
-                                              build_fault))
+    child = ctx.Process(
+        target=_writer, args=(path, writes, acks, kill_at, ann_threshold, build_fault)
+    )
     child.start()
     if after is not None:
         child.join(after)
@@ -211,8 +235,11 @@ def _run(path: Path, writes: list[dict[str, str]], kill_at: tuple[int, str],
     TOTALS["trials"] += 1
     killed = child.exitcode == -signal.SIGKILL
     TOTALS["kills"] += killed
-    done = [int(line) for line in acks.read_text().splitlines() if line.strip()] \
-        if acks.exists() else []
+    done = (
+        [int(line) for line in acks.read_text().splitlines() if line.strip()]
+        if acks.exists()
+        else []
+    )
     assert done == list(range(len(done)))
     for j in done:
         acked.update(writes[j])
@@ -273,8 +300,14 @@ def test_kill_on_a_seeded_random_schedule(tmp_path: Path) -> None:
     acked = seeded(path)
     for trial in range(10):
         writes = plan(seed=300 + trial, writes=60)
-        _run(path, writes, (-2, "never"), acked, ann_threshold=rng.choice([8, 20_000]),
-             after=rng.uniform(0.05, 0.8))
+        _run(
+            path,
+            writes,
+            (-2, "never"),
+            acked,
+            ann_threshold=rng.choice([8, 20_000]),
+            after=rng.uniform(0.05, 0.8),
+        )
 
 
 # ----------------------------------------------------------------------------- full disk
@@ -295,6 +328,7 @@ def test_a_full_disk_at_random_points(tmp_path: Path, monkeypatch: pytest.Monkey
             db.execute(f"PRAGMA max_page_count = {pages}")
             batch = {**batch, f"big{trial}": text(f"big{trial}", long=True) * 4}
         else:
+
             def full(fd: int, data: Any, offset: int, partial: bool = kind != "enospc") -> int:
                 if partial:
                     real(fd, bytes(data)[: max(1, len(data) // 3)], offset)
@@ -314,8 +348,9 @@ def test_a_full_disk_at_random_points(tmp_path: Path, monkeypatch: pytest.Monkey
     check(path, acked)
 
 
-def test_a_graph_that_cannot_be_saved_loses_nothing(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_graph_that_cannot_be_saved_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from usearch.index import Index
 
     path = tmp_path / "kb"
@@ -398,8 +433,11 @@ def test_processes_writing_reading_opening_and_closing_one_store(tmp_path: Path)
         p.start()
     victim, victim_acks = procs[1][0], procs[1][2]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and victim.exitcode is None and (
-            not victim_acks.exists() or len(victim_acks.read_text().splitlines()) < 4):
+    while (
+        time.monotonic() < deadline
+        and victim.exitcode is None
+        and (not victim_acks.exists() or len(victim_acks.read_text().splitlines()) < 4)
+    ):
         time.sleep(0.01)
     os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]  (a writer dies on the way)
     for p, _, _ in procs:

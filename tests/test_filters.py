@@ -20,10 +20,13 @@ from vecmem.types import Chunk, EmbeddingSpace
 def test_parse_shapes() -> None:
     assert parse_filter(None) is None
     assert parse_filter({"a": 1}) == Cond("a", "eq", 1)
-    assert parse_filter({"a": {"$gte": 1, "$lt": 3}}) == And((Cond("a", "gte", 1), Cond("a", "lt", 3)))
+    assert parse_filter({"a": {"$gte": 1, "$lt": 3}}) == And(
+        (Cond("a", "gte", 1), Cond("a", "lt", 3))
+    )
     assert parse_filter({"a": 1, "b": "x"}) == And((Cond("a", "eq", 1), Cond("b", "eq", "x")))
     assert parse_filter({"$or": [{"a": 1}, {"b": {"$in": ["x", "y"]}}]}) == Or(
-        (Cond("a", "eq", 1), Cond("b", "in", ("x", "y"))))
+        (Cond("a", "eq", 1), Cond("b", "in", ("x", "y")))
+    )
     assert parse_filter({"$not": {"a": {"$exists": True}}}) == Not(Cond("a", "exists", True))
     parsed = parse_filter({"a": 1})
     assert parse_filter(parsed) is parsed  # an already parsed tree passes through
@@ -68,8 +71,17 @@ def test_unknown_operator_names_the_valid_ones() -> None:
         parse_filter({"a": {"$regex": "x"}})
 
 
-META = {"n": 3, "f": 2.5, "b": True, "z": 0, "s": "red", "tags": ["a", "b"], "nums": [1, 2],
-        "d": {"k": 1}, "empty": []}
+META = {
+    "n": 3,
+    "f": 2.5,
+    "b": True,
+    "z": 0,
+    "s": "red",
+    "tags": ["a", "b"],
+    "nums": [1, 2],
+    "d": {"k": 1},
+    "empty": [],
+}
 
 
 @pytest.mark.parametrize(
@@ -133,8 +145,12 @@ _values = st.one_of(
     st.just({"k": 1}),
 )
 _metas = st.dictionaries(st.sampled_from(["x", "y", "z"]), _values, max_size=3)
-_scalar = st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 2.0, -1.5]), st.booleans(),
-                    st.sampled_from(["a", "b", "A"]))
+_scalar = st.one_of(
+    st.integers(-3, 3),
+    st.sampled_from([0.5, 2.0, -1.5]),
+    st.booleans(),
+    st.sampled_from(["a", "b", "A"]),
+)
 _number = st.one_of(st.integers(-3, 3), st.sampled_from([0.5, -1.5, 2.0, 3.25]))
 _field = st.sampled_from(["x", "y", "z", "w"])
 
@@ -142,12 +158,24 @@ _field = st.sampled_from(["x", "y", "z", "w"])
 def _leaf() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
         st.builds(lambda f, v: {f: v}, _field, _scalar),
-        st.builds(lambda f, op, v: {f: {op: v}}, _field, st.sampled_from(["$eq", "$ne", "$contains"]),
-                  _scalar),
-        st.builds(lambda f, op, v: {f: {op: v}}, _field,
-                  st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), _number),
-        st.builds(lambda f, op, v: {f: {op: v}}, _field, st.sampled_from(["$in", "$nin"]),
-                  st.lists(_scalar, min_size=1, max_size=3)),
+        st.builds(
+            lambda f, op, v: {f: {op: v}},
+            _field,
+            st.sampled_from(["$eq", "$ne", "$contains"]),
+            _scalar,
+        ),
+        st.builds(
+            lambda f, op, v: {f: {op: v}},
+            _field,
+            st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+            _number,
+        ),
+        st.builds(
+            lambda f, op, v: {f: {op: v}},
+            _field,
+            st.sampled_from(["$in", "$nin"]),
+            st.lists(_scalar, min_size=1, max_size=3),
+        ),
         st.builds(lambda f, v: {f: {"$exists": v}}, _field, st.booleans()),
     )
 
@@ -164,11 +192,14 @@ _filters = st.recursive(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(metas=st.lists(_metas, min_size=1, max_size=25), later=st.lists(_metas, max_size=5),
-       specs=st.lists(_filters, min_size=1, max_size=4))
-def test_memory_store_filters_equal_matches(metas: list[dict[str, Any]],
-                                            later: list[dict[str, Any]],
-                                            specs: list[dict[str, Any]]) -> None:
+@given(
+    metas=st.lists(_metas, min_size=1, max_size=25),
+    later=st.lists(_metas, max_size=5),
+    specs=st.lists(_filters, min_size=1, max_size=4),
+)
+def test_memory_store_filters_equal_matches(
+    metas: list[dict[str, Any]], later: list[dict[str, Any]], specs: list[dict[str, Any]]
+) -> None:
     """The store's vectorised masks (built per field, extended as chunks arrive and are
     overwritten) select exactly what ``matches`` selects."""
     store = MemoryStore()

@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_an_append_that_hits_a_full_disk_leaves_the_file_as_it_was(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """It left the first 64 KiB of a record in the file."""
     kb = DiskKnowledgeStore(tmp_path, tenant="acme")
     kb.append("/log.jsonl", b"first record\n")
@@ -99,13 +100,28 @@ def test_vecmem_repair_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "vecmem: error:" in err and f"vecmem repair {path}" in err
     assert main(["repair", str(path)]) == 0
     assert "4 chunks embedded again (2 had a wrong vector)" in capsys.readouterr().out
-    assert main(["--store", str(path), "--json", "search", "quantum physics lecture notes",
-                 "--mode", "vector", "--k", "1"]) == 0
+    assert (
+        main(
+            [
+                "--store",
+                str(path),
+                "--json",
+                "search",
+                "quantum physics lecture notes",
+                "--mode",
+                "vector",
+                "--k",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert '"document_id": "c"' in capsys.readouterr().out
 
 
 def test_an_embedding_cache_that_cannot_grow_does_not_fail_the_add(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The cache is a cache: vectors it cannot store are logged, and the add succeeds."""
     from vecmem import VectorMemory
     from vecmem.embedders import EmbeddingCache, HashingEmbedder
@@ -130,7 +146,8 @@ def test_a_damaged_embedding_cache_is_an_integrity_error_naming_it(tmp_path: Pat
 
 
 def test_an_event_log_append_is_whole_or_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A full disk left part of a line, and the next event ran into it: every later read
     failed on that line. A line torn by a crash is dropped before the next append too."""
     from vecmem.knowledge_fs.events import Event, EventLog

@@ -59,8 +59,9 @@ def _adaptive_alpha(alpha: float, vector_confidence: float, keyword_confidence: 
     return alpha * vector_confidence / total if total > 0 else alpha
 
 
-def oracle_fuse(vector: list[Scored], keyword: list[Scored], fusion: Fusion, *, k: int
-                ) -> list[Hit]:
+def oracle_fuse(
+    vector: list[Scored], keyword: list[Scored], fusion: Fusion, *, k: int
+) -> list[Hit]:
     chunks: dict[str, Chunk] = {}
     vec = {}
     kw = {}
@@ -84,9 +85,7 @@ def oracle_fuse(vector: list[Scored], keyword: list[Scored], fusion: Fusion, *, 
         alpha = fusion.alpha
         if fusion.adaptive and vec and kw:
             alpha = _adaptive_alpha(alpha, _confidence(vec), _confidence(kw))
-        fused = {
-            key: alpha * nv.get(key, 0.0) + (1 - alpha) * nk.get(key, 0.0) for key in chunks
-        }
+        fused = {key: alpha * nv.get(key, 0.0) + (1 - alpha) * nk.get(key, 0.0) for key in chunks}
     order = sorted(fused, key=lambda key: (-fused[key], key))[:k]
     return [
         Hit(
@@ -119,8 +118,9 @@ FUSIONS = [
 ]
 
 
-def _leg(rng: random.Random, pool: list[Chunk], n: int, *, ties: bool, repeat: bool,
-         scale: float) -> list[Scored]:
+def _leg(
+    rng: random.Random, pool: list[Chunk], n: int, *, ties: bool, repeat: bool, scale: float
+) -> list[Scored]:
     picked = rng.sample(pool, min(n, len(pool)))
     if repeat and picked:  # the same chunk id twice within one leg
         picked.insert(rng.randrange(len(picked) + 1), rng.choice(picked))
@@ -136,8 +136,10 @@ def _cases(seed: int) -> list[tuple[list[Scored], list[Scored], int]]:
     out = []
     for i in range(60):
         # a small pool makes the legs overlap; ids sort differently from their creation order
-        pool = [Chunk.create(f"doc{j % 7}", j, f"text {j}", id=f"c{rng.randrange(10**6):06d}")
-                for j in range(rng.choice([3, 12, 40, 150]))]
+        pool = [
+            Chunk.create(f"doc{j % 7}", j, f"text {j}", id=f"c{rng.randrange(10**6):06d}")
+            for j in range(rng.choice([3, 12, 40, 150]))
+        ]
         pool = list({c.id: c for c in pool}.values())
         nv, nk = rng.choice([0, 1, 2, 5, 30, 100]), rng.choice([0, 1, 2, 5, 30, 100])
         vec = _leg(rng, pool, nv, ties=i % 3 == 0, repeat=i % 11 == 5, scale=1.0)
@@ -152,12 +154,17 @@ def _same(got: list[Hit], want: list[Hit]) -> None:
     for g, w in zip(got, want):
         assert g.chunk is w.chunk  # the chunk of the id's first appearance
         assert g.scores.fused == pytest.approx(w.scores.fused, rel=1e-9, abs=1e-12)
-        assert (g.scores.vector, g.scores.keyword, g.scores.vector_rank, g.scores.keyword_rank) \
-            == (w.scores.vector, w.scores.keyword, w.scores.vector_rank, w.scores.keyword_rank)
+        assert (g.scores.vector, g.scores.keyword, g.scores.vector_rank, g.scores.keyword_rank) == (
+            w.scores.vector,
+            w.scores.keyword,
+            w.scores.vector_rank,
+            w.scores.keyword_rank,
+        )
 
 
-@pytest.mark.parametrize("fusion", FUSIONS, ids=lambda f: f"{f.method}-{f.alpha}-{f.k}-"
-                         f"{f.vector_weight}-{f.adaptive}")
+@pytest.mark.parametrize(
+    "fusion", FUSIONS, ids=lambda f: f"{f.method}-{f.alpha}-{f.k}-{f.vector_weight}-{f.adaptive}"
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fuse_equals_the_per_candidate_oracle(fusion: Fusion, seed: int) -> None:
     for vec, kw, k in _cases(seed):

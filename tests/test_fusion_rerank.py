@@ -16,7 +16,9 @@ from vecmem.stores.memory import MemoryStore
 from vecmem.types import Chunk, Hit, Scored
 
 
-def legs(vec: list[tuple[str, float]], kw: list[tuple[str, float]]) -> tuple[list[Scored], list[Scored]]:
+def legs(
+    vec: list[tuple[str, float]], kw: list[tuple[str, float]]
+) -> tuple[list[Scored], list[Scored]]:
     def mk(items: list[tuple[str, float]]) -> list[Scored]:
         return [Scored(Chunk.create(i, 0, f"text {i}", {}, id=i), s) for i, s in items]
 
@@ -43,7 +45,11 @@ def test_fuse_rrf_breakdown_and_order() -> None:
     assert [h.id for h in hits] == ["c", "a", "b", "d"]  # b and d tie at 1/12: id order
     c = hits[0]
     assert (c.scores.vector, c.scores.keyword, c.scores.vector_rank, c.scores.keyword_rank) == (
-        0.1, 12.0, 3, 1)
+        0.1,
+        12.0,
+        3,
+        1,
+    )
     assert hits[1].scores.keyword is None and hits[1].scores.keyword_rank is None
     assert len(fuse(vec, kw, Fusion(), k=2)) == 2
 
@@ -51,9 +57,13 @@ def test_fuse_rrf_breakdown_and_order() -> None:
 def test_fuse_rrf_weights() -> None:
     vec, kw = legs([("a", 0.9)], [("b", 5.0)])
     assert [h.id for h in fuse(vec, kw, Fusion(vector_weight=1.0, keyword_weight=2.0), k=2)] == [
-        "b", "a"]
+        "b",
+        "a",
+    ]
     assert [h.id for h in fuse(vec, kw, Fusion(vector_weight=2.0, keyword_weight=1.0), k=2)] == [
-        "a", "b"]
+        "a",
+        "b",
+    ]
 
 
 def test_convex_combination() -> None:
@@ -87,11 +97,12 @@ def test_confidence_and_adaptive_weights() -> None:
     assert adaptive_alpha(0.6, 0.0, 0.0) == 0.6
     assert adaptive_alpha(0.5, 3.0, 1.0) == pytest.approx(0.75)
     # a keyword leg whose best hit barely stands out counts less than a peaked vector leg
-    vec, kw = legs([("v", 0.9), ("v2", 0.2), ("v3", 0.19), ("v4", 0.18)],
-                   [("k", 5.0), ("k2", 4.9), ("k3", 4.8), ("k4", 4.7)])
+    vec, kw = legs(
+        [("v", 0.9), ("v2", 0.2), ("v3", 0.19), ("v4", 0.18)],
+        [("k", 5.0), ("k2", 4.9), ("k3", 4.8), ("k4", 4.7)],
+    )
     fixed = {h.id: h.score for h in fuse(vec, kw, Fusion("dbsf", alpha=0.5), k=8)}
-    adaptive = {h.id: h.score for h in fuse(vec, kw, Fusion("dbsf", alpha=0.5, adaptive=True),
-                                            k=8)}
+    adaptive = {h.id: h.score for h in fuse(vec, kw, Fusion("dbsf", alpha=0.5, adaptive=True), k=8)}
     assert adaptive["v"] - adaptive["k"] > fixed["v"] - fixed["k"]
     assert max(adaptive, key=adaptive.__getitem__) == "v"
 
@@ -103,8 +114,16 @@ def test_adaptive_with_one_empty_leg_is_that_leg() -> None:
     assert all(h.scores.keyword is None for h in hits)
 
 
-@pytest.mark.parametrize("kwargs", [dict(method="max"), dict(k=-1), dict(vector_weight=-1),
-                                    dict(alpha=1.5), dict(method="rrf", adaptive=True)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(method="max"),
+        dict(k=-1),
+        dict(vector_weight=-1),
+        dict(alpha=1.5),
+        dict(method="rrf", adaptive=True),
+    ],
+)
 def test_fusion_validation(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         Fusion(**kwargs)
@@ -128,8 +147,12 @@ def test_mmr_prefers_novelty() -> None:
 def test_mmr_through_the_facade_diversifies_and_keeps_the_filter() -> None:
     mem = VectorMemory(store=MemoryStore(), embedder="hashing-128")
     texts = [
-        "solar panel energy output", "solar panel energy output today",
-        "solar panel energy output report", "wind turbine energy farm", "energy prices rise"]
+        "solar panel energy output",
+        "solar panel energy output today",
+        "solar panel energy output report",
+        "wind turbine energy farm",
+        "energy prices rise",
+    ]
     mem.add(texts, metadata=[{"g": i % 2} for i in range(len(texts))])
     plain = mem.search("solar panel energy", k=3, mode="vector")
     diverse = mem.search("solar panel energy", k=3, mode="vector", rerank=MMRReranker(0.3))
@@ -158,13 +181,16 @@ def test_cross_encoder_reorders_by_its_scores_and_keeps_the_filter() -> None:
     rr = CrossEncoderReranker(model)
     mem = VectorMemory(store=MemoryStore(), embedder="hashing-128")
     texts = [f"note {i}: vaccines and antibodies, trial {i}" for i in range(12)] + [
-        "stock markets and interest rates", "antibodies produced after vaccination"]
+        "stock markets and interest rates",
+        "antibodies produced after vaccination",
+    ]
     mem.add(texts, metadata=[{"even": i % 2 == 0} for i in range(len(texts))])
     base = mem.search("vaccination antibodies", k=8, mode="hybrid", filter={"even": True})
     hits = mem.search("vaccination antibodies", k=4, rerank=rr, filter={"even": True})
     assert len(hits) == 4 and all(h.metadata["even"] for h in hits)
-    assert {h.id for h in hits} <= {h.id for h in mem.search("vaccination antibodies", k=100,
-                                                             filter={"even": True})}
+    assert {h.id for h in hits} <= {
+        h.id for h in mem.search("vaccination antibodies", k=100, filter={"even": True})
+    }
     # the order is the model's: scores descend and equal model.predict on the same pairs
     expected = model.predict([("vaccination antibodies", h.text) for h in hits])
     assert [h.score for h in hits] == pytest.approx(np.asarray(expected).ravel().tolist(), abs=1e-5)
@@ -180,15 +206,20 @@ def test_cross_encoder_reorders_by_its_scores_and_keeps_the_filter() -> None:
 def test_reranked_search_never_returns_filtered_out_chunks() -> None:
     """A reranker sees only the filtered candidates (checked with a reranker that would put an
     excluded chunk first if it were offered one)."""
+
     class PreferExcluded:
         def rerank(self, query: str, hits: list[Hit], *, k: int) -> list[Hit]:
             self.seen = [h.id for h in hits]
             ranked = sorted(hits, key=lambda h: (h.metadata.get("allowed") is not False, h.id))
-            return [h.with_score(1.0 / (i + 1), rerank=1.0 / (i + 1)) for i, h in enumerate(ranked)][:k]
+            return [
+                h.with_score(1.0 / (i + 1), rerank=1.0 / (i + 1)) for i, h in enumerate(ranked)
+            ][:k]
 
     mem = VectorMemory(store=MemoryStore(), embedder="hashing-64")
-    mem.add([f"shared text {i}" for i in range(20)],
-            metadata=[{"allowed": i % 3 == 0} for i in range(20)])
+    mem.add(
+        [f"shared text {i}" for i in range(20)],
+        metadata=[{"allowed": i % 3 == 0} for i in range(20)],
+    )
     rr = PreferExcluded()
     hits = mem.search("shared text", k=5, rerank=rr, filter={"allowed": True})
     assert hits and all(h.metadata["allowed"] for h in hits)

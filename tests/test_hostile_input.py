@@ -24,11 +24,14 @@ from vecmem.stores.embedded import EmbeddedStore
 
 
 # ----------------------------------------------------------------------------- the number rule
-@pytest.mark.parametrize("value", [2**53 + 1, -(2**53) - 1, 2**64, 2**1100, math.inf,
-                                   -math.inf, math.nan],
-                         ids=["2**53+1", "-2**53-1", "2**64", "2**1100", "inf", "-inf", "nan"])
-@pytest.mark.parametrize("op", ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
-                                "$contains"])
+@pytest.mark.parametrize(
+    "value",
+    [2**53 + 1, -(2**53) - 1, 2**64, 2**1100, math.inf, -math.inf, math.nan],
+    ids=["2**53+1", "-2**53-1", "2**64", "2**1100", "inf", "-inf", "nan"],
+)
+@pytest.mark.parametrize(
+    "op", ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains"]
+)
 def test_filter_numbers_beyond_float64_are_refused(op: str, value: Any) -> None:
     """Every operator refuses non-finite numbers and integers beyond ±2**53, naming the field
     (MemoryStore compared 2**53 + 1 as 2**53; pgvector and LanceDB raised on ±inf)."""
@@ -62,16 +65,20 @@ def test_ints_stored_by_an_older_vecmem_stay_readable_and_filterable(
     old = {"huge": 2**1100, "above": 2**53 + 1, "below": -(2**63), "edge": 2**53, "small": 5}
     with monkeypatch.context() as mp:  # the old write path: vectors checked, metadata not
         mp.setattr(facade, "check_metadata", lambda meta, where: dict(meta or {}), raising=False)
-        mp.setattr(memory_module, "validate_batch",
-                   lambda chunks, vectors, dim: validate_vectors(vectors, len(chunks), dim))
+        mp.setattr(
+            memory_module,
+            "validate_batch",
+            lambda chunks, vectors, dim: validate_vectors(vectors, len(chunks), dim),
+        )
         mem = VectorMemory(tmp_path / "kb", embedder=HashingEmbedder(16))
         mem.add([f"doc {k}" for k in old], ids=list(old), metadata=[{"n": v} for v in old.values()])
         mem.close()
     mem = VectorMemory(tmp_path / "kb", embedder=HashingEmbedder(16))
     assert {k: mem.get(k)[0].metadata["n"] for k in old} == old
+
     def ids(f):
-        return sorted(h.document_id for h in mem.search("doc", k=10, mode="vector",
-                                                                  filter=f))
+        return sorted(h.document_id for h in mem.search("doc", k=10, mode="vector", filter=f))
+
     assert ids({"n": 2**53}) == ["edge"]
     assert ids({"n": {"$gt": 2**53}}) == ["above", "huge"]
     assert ids({"n": {"$gte": 2**53}}) == ["above", "edge", "huge"]
@@ -83,22 +90,42 @@ def test_ints_stored_by_an_older_vecmem_stay_readable_and_filterable(
 
 
 # ----------------------------------------------------------------------------- configuration
-@pytest.mark.parametrize("url", ["chroma+http://[::1", "qdrant+http://[::1", "chroma+http://h:port",
-                                 "pinecone://[x", "lancedb://[::1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "chroma+http://[::1",
+        "qdrant+http://[::1",
+        "chroma+http://h:port",
+        "pinecone://[x",
+        "lancedb://[::1",
+    ],
+)
 def test_malformed_store_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         VectorMemory(url, embedder=HashingEmbedder(8))
 
 
-@pytest.mark.parametrize("url", ["sqlite://:bad:port/x", "postgresql://u@h:notaport/db",
-                                 "mysql://[::1/db"])
+@pytest.mark.parametrize(
+    "url", ["sqlite://:bad:port/x", "postgresql://u@h:notaport/db", "mysql://[::1/db"]
+)
 def test_malformed_database_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError, match="malformed"):
         Database(url)
 
 
-@pytest.mark.parametrize("name", ["hashing-abc", "hashing-0", "hashing--5", "hashing-", "hashingx",
-                                  "hashing-1.5", "hashing-٣", "  "])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hashing-abc",
+        "hashing-0",
+        "hashing--5",
+        "hashing-",
+        "hashingx",
+        "hashing-1.5",
+        "hashing-٣",
+        "  ",
+    ],
+)
 def test_bad_embedder_names_are_configuration_errors(name: str) -> None:
     with pytest.raises(ConfigurationError):
         resolve_embedder(name)
@@ -106,8 +133,9 @@ def test_bad_embedder_names_are_configuration_errors(name: str) -> None:
 
 
 @pytest.mark.parametrize("target", ["", Path("")])
-def test_an_empty_path_is_refused_not_the_current_directory(target: Any, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_path_is_refused_not_the_current_directory(
+    target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``VectorMemory("")`` opened the current directory as a store; ``Path("")`` is ``"."``,
     which is a real folder name, so only the empty string is refused."""
     monkeypatch.chdir(tmp_path)

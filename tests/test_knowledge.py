@@ -20,8 +20,9 @@ from vecmem.types import Document
 EMBEDDER = "hashing-256"  # deterministic and fast; the MiniLM path is covered by the store tests
 
 
-def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest, **options: object
-          ) -> Knowledge:
+def _open(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, **options: object
+) -> Knowledge:
     if backend == "embedded":
         return Knowledge(tmp_path / "kb", embedder=EMBEDDER, **options)  # type: ignore[arg-type]
     from vecmem.stores import PgVector
@@ -56,7 +57,8 @@ def docs_dir(tmp_path: Path) -> Path:
     root = tmp_path / "docs"
     (root / "ops").mkdir(parents=True)
     (root / "ops" / "deploy.md").write_text(
-        "# Deploying\n\nWe deploy with blue green releases behind the load balancer.\n")
+        "# Deploying\n\nWe deploy with blue green releases behind the load balancer.\n"
+    )
     (root / "ops" / "oncall.txt").write_text("The oncall rotation changes every monday.\n")
     (root / "faq.md").write_text("Refunds are processed within five business days.\n")
     (root / "notes.bin").write_bytes(b"\x00\x01 not a supported file type")
@@ -65,8 +67,11 @@ def docs_dir(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- insert
 def test_insert_text_with_metadata_and_name(kb: Knowledge) -> None:
-    res = kb.insert(text="Quillfeather the zebra lives in the city zoo.",
-                    metadata={"team": "zoo", "year": 2024}, name="zebra")
+    res = kb.insert(
+        text="Quillfeather the zebra lives in the city zoo.",
+        metadata={"team": "zoo", "year": 2024},
+        name="zebra",
+    )
     assert res.document_ids == ["zebra"] and res.added == 1
     hit = kb.search("zebra zoo", max_results=1)[0]
     assert hit.document_id == "zebra"
@@ -79,11 +84,15 @@ def test_insert_several_texts_gives_each_its_own_document(kb: Knowledge) -> None
     assert len(set(res.document_ids)) == 3 and res.added == 3
     assert len(kb) == 3
     assert {h.text for h in kb.search("decay rays particles", max_results=5)} == {
-        "alpha particles", "beta decay", "gamma rays"}
+        "alpha particles",
+        "beta decay",
+        "gamma rays",
+    }
 
 
-def test_insert_a_directory_walks_supported_files_with_metadata(kb: Knowledge,
-                                                                docs_dir: Path) -> None:
+def test_insert_a_directory_walks_supported_files_with_metadata(
+    kb: Knowledge, docs_dir: Path
+) -> None:
     res = kb.insert(path=docs_dir, metadata={"team": "search"})
     assert res.added == 3  # notes.bin is not a supported file type
     hits = kb.search("blue green deploy load balancer", max_results=3)
@@ -95,15 +104,19 @@ def test_insert_a_directory_walks_supported_files_with_metadata(kb: Knowledge,
 
 def test_insert_one_file_and_documents(kb: Knowledge, docs_dir: Path) -> None:
     kb.insert(path=docs_dir / "faq.md", metadata={"kind": "faq"})
-    kb.insert(documents=[Document("policy-7", "Laptops are replaced every three years.",
-                                  {"kind": "policy"})])
+    kb.insert(
+        documents=[
+            Document("policy-7", "Laptops are replaced every three years.", {"kind": "policy"})
+        ]
+    )
     assert len(kb) == 2
     assert kb.search("laptops replaced", max_results=1)[0].document_id == "policy-7"
     assert kb.search("refunds", max_results=1)[0].metadata["kind"] == "faq"
 
 
-def test_unchanged_content_is_skipped_and_changed_content_replaced(kb: Knowledge,
-                                                                  docs_dir: Path) -> None:
+def test_unchanged_content_is_skipped_and_changed_content_replaced(
+    kb: Knowledge, docs_dir: Path
+) -> None:
     first = kb.insert(path=docs_dir, metadata={"team": "search"})
     again = kb.insert(path=docs_dir, metadata={"team": "search"})
     assert (again.added, again.skipped, again.chunks_written, again.embedded) == (0, 3, 0, 0)
@@ -111,8 +124,11 @@ def test_unchanged_content_is_skipped_and_changed_content_replaced(kb: Knowledge
     changed = kb.insert(path=docs_dir, metadata={"team": "search"})
     assert (changed.added, changed.skipped) == (1, 2)
     assert len(kb) == first.chunks_written  # replaced in place, nothing left behind
-    faq = [h for h in kb.search("refunds business days", max_results=5)
-           if h.document_id.endswith("faq.md")]
+    faq = [
+        h
+        for h in kb.search("refunds business days", max_results=5)
+        if h.document_id.endswith("faq.md")
+    ]
     assert [h.text for h in faq] == ["Refunds now take ten business days."]
 
 
@@ -131,7 +147,8 @@ def test_skip_if_exists_false_rewrites(kb: Knowledge) -> None:
 
 
 def test_insert_needs_something_and_typed_errors_leave_the_store_unchanged(
-        kb: Knowledge, tmp_path: Path) -> None:
+    kb: Knowledge, tmp_path: Path
+) -> None:
     kb.insert(text="kept", name="kept")
     with pytest.raises(InvalidInputError):
         kb.insert()
@@ -149,12 +166,14 @@ def test_insert_needs_something_and_typed_errors_leave_the_store_unchanged(
 # ---------------------------------------------------------------- search
 @pytest.fixture
 def filled(kb: Knowledge) -> Knowledge:
-    kb.insert(documents=[
-        Document("d1", "postgres stores vectors with pgvector", {"kind": "db", "year": 2022}),
-        Document("d2", "qdrant stores vectors in segments", {"kind": "db", "year": 2024}),
-        Document("d3", "cats chase mice in the garden", {"kind": "pet", "year": 2023}),
-        Document("d4", "vectors of dogs chasing cats", {"kind": "pet", "year": 2020}),
-    ])
+    kb.insert(
+        documents=[
+            Document("d1", "postgres stores vectors with pgvector", {"kind": "db", "year": 2022}),
+            Document("d2", "qdrant stores vectors in segments", {"kind": "db", "year": 2024}),
+            Document("d3", "cats chase mice in the garden", {"kind": "pet", "year": 2023}),
+            Document("d4", "vectors of dogs chasing cats", {"kind": "pet", "year": 2020}),
+        ]
+    )
     return kb
 
 
@@ -189,16 +208,19 @@ def test_search_modes(backend: str, tmp_path: Path, request: pytest.FixtureReque
         kb.close()
 
 
-def test_reranker_reorders_within_the_filter(backend: str, tmp_path: Path,
-                                             request: pytest.FixtureRequest) -> None:
+def test_reranker_reorders_within_the_filter(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     kb = _open(backend, tmp_path, request, reranker=MMRReranker(lambda_mult=0.3))
     try:
-        kb.insert(documents=[
-            Document("a", "vector search with postgres", {"k": 1}),
-            Document("b", "vector search with postgres!", {"k": 1}),
-            Document("c", "vector search engines in rust", {"k": 1}),
-            Document("z", "vector search with postgres?", {"k": 2}),
-        ])
+        kb.insert(
+            documents=[
+                Document("a", "vector search with postgres", {"k": 1}),
+                Document("b", "vector search with postgres!", {"k": 1}),
+                Document("c", "vector search engines in rust", {"k": 1}),
+                Document("z", "vector search with postgres?", {"k": 2}),
+            ]
+        )
         hits = kb.search("vector search with postgres", max_results=2, filters={"k": 1})
         assert {h.document_id for h in hits} <= {"a", "b", "c"}
         assert all(h.scores.rerank is not None for h in hits)
@@ -221,8 +243,10 @@ def test_async_twins(kb: Knowledge, docs_dir: Path) -> None:
         assert res.added == 3
         again = await kb.ainsert(path=docs_dir, metadata={"team": "ops"})
         assert again.skipped == 3
-        both = await asyncio.gather(kb.asearch("oncall rotation monday", max_results=1),
-                                    kb.asearch("refunds", max_results=1, filters={"team": "ops"}))
+        both = await asyncio.gather(
+            kb.asearch("oncall rotation monday", max_results=1),
+            kb.asearch("refunds", max_results=1, filters={"team": "ops"}),
+        )
         assert both[0][0].document_id.endswith("oncall.txt")
         assert both[1][0].document_id.endswith("faq.md")
         assert await kb.asearch("refunds", filters={"team": "other"}) == []

@@ -142,8 +142,20 @@ def test_disk_tenant_names_reach_no_other_tenant_and_never_leave_the_root(tmp_pa
     root = tmp_path / "kb"
     owner = DiskKnowledgeStore(root, tenant="acme")
     owner.write("/secret.md", "acme only")
-    for tenant in [".", "..", "../x", "./acme", "%2e%2e", "%2E%2E", "ACME", "Acme", "acme/",
-                   "a\\b", "~", "x" * 64]:
+    for tenant in [
+        ".",
+        "..",
+        "../x",
+        "./acme",
+        "%2e%2e",
+        "%2E%2E",
+        "ACME",
+        "Acme",
+        "acme/",
+        "a\\b",
+        "~",
+        "x" * 64,
+    ]:
         kb = DiskKnowledgeStore(root, tenant=tenant)
         assert kb.list("/") == [], tenant
         assert not kb.exists("/secret.md"), tenant
@@ -224,8 +236,13 @@ def test_other_backends_subscribe_by_polling() -> None:
 # -- event log ------------------------------------------------------------------------------
 def test_event_log_keeps_unknown_types_and_fields(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    foreign = {"type": "x-embedding-updated", "path": "/a", "at": 5.0, "vector": [0.1, 0.2],
-               "meta": {"model": "m"}}
+    foreign = {
+        "type": "x-embedding-updated",
+        "path": "/a",
+        "at": 5.0,
+        "vector": [0.1, 0.2],
+        "meta": {"model": "m"},
+    }
     known_plus = {"type": "write", "path": "/a", "at": 6.0, "text": "hi", "author": "bot"}
     path.write_text(json.dumps(foreign) + "\n" + json.dumps(known_plus) + "\n")
     log = EventLog(path)
@@ -235,8 +252,10 @@ def test_event_log_keeps_unknown_types_and_fields(tmp_path: Path) -> None:
     copy = EventLog(tmp_path / "copy.jsonl")
     for e in events:
         copy.append(e)
-    assert [json.loads(line) for line in (tmp_path / "copy.jsonl").read_text().splitlines()] \
-        == [foreign, known_plus]
+    assert [json.loads(line) for line in (tmp_path / "copy.jsonl").read_text().splitlines()] == [
+        foreign,
+        known_plus,
+    ]
     log.rewrite(events)
     assert [e.to_dict() for e in log.read()] == [foreign, known_plus]
 

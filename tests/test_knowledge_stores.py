@@ -90,8 +90,9 @@ def test_vector_memory_and_knowledge_open_what_the_registry_opens(tmp_path: Path
         VectorMemory("nosuch://x", embedder="hashing-8")
 
 
-def test_a_name_that_is_also_a_folder_is_refused(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_that_is_also_a_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "memory").mkdir()
     with pytest.raises(ConfigurationError, match="'./memory'"):
@@ -146,10 +147,13 @@ def test_open_store_never_returns_a_file_store(tmp_path: Path) -> None:
 
 
 def test_listing_the_registry_imports_no_client() -> None:
-    code = ("import sys; from vecmem.registry import KNOWLEDGE_STORES as K; K.list_registered(); "
-            "K.list_aliases(); 'chroma' in K; "
-            "print(sorted(m for m in ('psycopg', 'qdrant_client', 'chromadb', 'lancedb', "
-            "'pinecone', 'sqlalchemy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys; from vecmem.registry import KNOWLEDGE_STORES as K; K.list_registered(); "
+        "K.list_aliases(); 'chroma' in K; "
+        "print(sorted(m for m in ('psycopg', 'qdrant_client', 'chromadb', 'lancedb', "
+        "'pinecone', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

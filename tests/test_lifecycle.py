@@ -38,9 +38,12 @@ N = 600
 
 def _build(path: Path, n: int = N, dim: int = 32) -> Path:
     with VectorMemory(str(path), embedder=HashingEmbedder(dim)) as mem:
-        mem.add([f"note {i} about topic{i % 17} and subject{i % 5} ünïcode" for i in range(n)],
-                metadata=[{"source": f"s{i % 3}.md", "n": i, "tags": ["a", str(i % 2)]}
-                          for i in range(n)])
+        mem.add(
+            [f"note {i} about topic{i % 17} and subject{i % 5} ünïcode" for i in range(n)],
+            metadata=[
+                {"source": f"s{i % 3}.md", "n": i, "tags": ["a", str(i % 2)]} for i in range(n)
+            ],
+        )
     return path
 
 
@@ -55,8 +58,7 @@ def _dump(target: object) -> dict[str, tuple[dict[str, object], bytes]]:
     while page := s.page_ids(after=after, limit=1000):  # type: ignore[attr-defined]
         ids += page
         after = page[-1]
-    out = {c.id: (c.to_dict(), v.tobytes())
-           for c, v in zip(s.get(ids), s.get_vectors(ids))}  # type: ignore[attr-defined]
+    out = {c.id: (c.to_dict(), v.tobytes()) for c, v in zip(s.get(ids), s.get_vectors(ids))}  # type: ignore[attr-defined]
     if isinstance(target, (str, Path)):
         s.close()  # type: ignore[attr-defined]
     return out
@@ -77,8 +79,9 @@ def test_round_trip_keeps_every_chunk_and_vector_exactly(source: Path, tmp_path:
     # the copy searches like the original, with the recorded embedder
     with VectorMemory(str(source)) as a, VectorMemory(str(tmp_path / "copy")) as b:
         assert a.embedder.name == b.embedder.name == "hashing-32"
-        assert ([h.id for h in a.search("topic3 subject1", k=10)]
-                == [h.id for h in b.search("topic3 subject1", k=10)])
+        assert [h.id for h in a.search("topic3 subject1", k=10)] == [
+            h.id for h in b.search("topic3 subject1", k=10)
+        ]
 
 
 def test_filter_exports_only_matching_chunks(source: Path, tmp_path: Path) -> None:
@@ -114,13 +117,14 @@ def _prefilled() -> MemoryStore:
 
 
 @pytest.mark.parametrize("cut", [0.05, 0.3, 0.6, 0.97])
-def test_truncated_archive_is_refused_and_target_unchanged(source: Path, tmp_path: Path,
-                                                           cut: float) -> None:
+def test_truncated_archive_is_refused_and_target_unchanged(
+    source: Path, tmp_path: Path, cut: float
+) -> None:
     full = tmp_path / "kb.vmar"
     export_store(str(source), full, page=100)
     data = full.read_bytes()
     bad = tmp_path / "cut.vmar"
-    bad.write_bytes(data[:int(len(data) * cut)])
+    bad.write_bytes(data[: int(len(data) * cut)])
     target = _prefilled()
     before = _dump(target)
     with pytest.raises(IntegrityError):
@@ -171,8 +175,9 @@ def test_space_mismatch_is_refused_before_writing(source: Path, tmp_path: Path) 
     assert other.count() == 0
 
 
-def test_full_disk_during_export_leaves_no_file(source: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_during_export_leaves_no_file(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Full(io.FileIO):
         written = 0
 
@@ -210,8 +215,13 @@ else:
 
 def _killed(*args: str, at: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, args[0], str(at), *args[1:]],
-                          check=False, env=env, capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, args[0], str(at), *args[1:]],
+        check=False,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
 
 
@@ -264,8 +274,9 @@ def test_migrate_to_lancedb_and_back(source: Path, tmp_path: Path) -> None:
     assert _dump(str(tmp_path / "back")) == _dump(str(source))
 
 
-def test_migrate_to_pgvector_and_export_from_it(source: Path, tmp_path: Path,
-                                                postgres_url: str) -> None:
+def test_migrate_to_pgvector_and_export_from_it(
+    source: Path, tmp_path: Path, postgres_url: str
+) -> None:
     url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}collection=lc_{os.getpid()}"
     try:
         report = migrate(str(source), url, page=128)
@@ -280,16 +291,40 @@ def test_migrate_to_pgvector_and_export_from_it(source: Path, tmp_path: Path,
         s.close()
 
 
-def test_cli_export_import_migrate(source: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_import_migrate(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     key = tmp_path / "k.key"
     key.write_bytes(generate_key())
-    assert main(["export", str(source), str(tmp_path / "a.vmar"), "--key-file", str(key),
-                 "--filter", '{"source": "s2.md"}']) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(source),
+                str(tmp_path / "a.vmar"),
+                "--key-file",
+                str(key),
+                "--filter",
+                '{"source": "s2.md"}',
+            ]
+        )
+        == 0
+    )
     assert main(["verify-archive", str(tmp_path / "a.vmar"), "--key-file", str(key)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["chunks"] == N // 3
-    assert main(["import", str(tmp_path / "a.vmar"), str(tmp_path / "b"), "--json",
-                 "--key-file", str(key)]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "a.vmar"),
+                str(tmp_path / "b"),
+                "--json",
+                "--key-file",
+                str(key),
+            ]
+        )
+        == 0
+    )
     assert main(["import", str(tmp_path / "a.vmar"), str(tmp_path / "c")]) == 2  # no key
     assert "no key" in capsys.readouterr().err
     assert main(["migrate", str(tmp_path / "b"), str(tmp_path / "d"), "--json"]) == 0
@@ -297,8 +332,9 @@ def test_cli_export_import_migrate(source: Path, tmp_path: Path,
     assert report["copied"] == N // 3 and report["target_count"] == N // 3
 
 
-def test_migrate_through_chroma_server_and_duckdb(source: Path, tmp_path: Path,
-                                                  chroma_url: str) -> None:
+def test_migrate_through_chroma_server_and_duckdb(
+    source: Path, tmp_path: Path, chroma_url: str
+) -> None:
     """Embedded -> Chroma (a real server) -> DuckDB -> embedded: every chunk and vector back
     exactly, each hop proved by migrate's own check."""
     from urllib.parse import urlsplit

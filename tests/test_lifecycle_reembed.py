@@ -89,12 +89,17 @@ r.reembed(sys.argv[1], "hashing-64", page=32)
 """
 
 
-@pytest.mark.parametrize(("point", "at"), [("reembed-page", 3), ("reembed-switch", 1),
-                                           ("reembed-switched", 1)])
+@pytest.mark.parametrize(
+    ("point", "at"), [("reembed-page", 3), ("reembed-switch", 1), ("reembed-switched", 1)]
+)
 def test_kill_at_any_point_leaves_one_usable_space(store: Path, point: str, at: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(store), point, str(at)],
-                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(store), point, str(at)],
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     embedder, count = _state(store)
     assert count == N  # whole, whichever space it is
@@ -129,6 +134,7 @@ def test_cli_reembed(store: Path) -> None:
 
 def test_embedding_cache_is_reused(store: Path, tmp_path: Path) -> None:
     """A second store with the same texts re-embedded through the same cache embeds nothing."""
+
     class Counting(HashingEmbedder):
         texts = 0
 

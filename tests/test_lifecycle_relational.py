@@ -33,8 +33,11 @@ def _fill(url: str) -> str:
     for tenant in ("acme", "globex"):
         conv = SQLConversationStore(url).with_tenant(tenant)
         for s in range(3):
-            conv.add_messages("u1", f"s{s}", [Message("user", f"hello {tenant} {s} ü"),
-                                               Message("assistant", f"hi {s}")])
+            conv.add_messages(
+                "u1",
+                f"s{s}",
+                [Message("user", f"hello {tenant} {s} ü"), Message("assistant", f"hi {s}")],
+            )
         conv.close()
         state = SQLStateStore(url).with_tenant(tenant)
         for k in range(5):
@@ -57,12 +60,14 @@ def _snapshot(url: str, tenant: str) -> dict[str, object]:
     conv = SQLConversationStore(url).with_tenant(tenant)
     state = SQLStateStore(url).with_tenant(tenant)
     ck = SQLCheckpointStore(url, tenant=tenant)
-    out = {"messages": [(m.role, m.content, m.seq) for s in range(3)
-                        for m in conv.get_messages("u1", f"s{s}")],
-           "sessions": sorted((s.session_id, s.message_count)
-                              for s in conv.list_sessions("u1")),
-           "state": {k: state.get("ns", k) for k in state.keys("ns")},
-           "checkpoints": [ck.get(i.id).state for i in ck.history("run")]}
+    out = {
+        "messages": [
+            (m.role, m.content, m.seq) for s in range(3) for m in conv.get_messages("u1", f"s{s}")
+        ],
+        "sessions": sorted((s.session_id, s.message_count) for s in conv.list_sessions("u1")),
+        "state": {k: state.get("ns", k) for k in state.keys("ns")},
+        "checkpoints": [ck.get(i.id).state for i in ck.history("run")],
+    }
     conv.close(), state.close(), ck.close()
     return out
 
@@ -75,9 +80,12 @@ def sqlite_url(tmp_path: Path) -> str:
 def _fresh(url: str, kind: str) -> Iterator[str]:
     """A new, empty database on the server behind ``url``."""
     name = f"lc_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url.replace("mysql://", "mysql+pymysql://")
-                             .replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        url.replace("mysql://", "mysql+pymysql://").replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as c:
         c.execute(sa.text(f"CREATE DATABASE {name}"))
     base, _, _ = url.rpartition("/")
@@ -99,8 +107,9 @@ def maria(mariadb_url: str) -> Iterator[str]:
     yield from _fresh(mariadb_url, "maria")
 
 
-def test_round_trip_sqlite_postgres_mariadb_sqlite(sqlite_url: str, pg: str, maria: str,
-                                                   tmp_path: Path) -> None:
+def test_round_trip_sqlite_postgres_mariadb_sqlite(
+    sqlite_url: str, pg: str, maria: str, tmp_path: Path
+) -> None:
     back = f"sqlite:///{tmp_path / 'back.db'}"
     r1 = copy_relational(sqlite_url, pg)
     assert r1.rows["vecmem_conv_messages"] == 12 and r1.rows["vecmem_state"] == 10
@@ -132,8 +141,11 @@ def test_a_changed_row_fails_verification(sqlite_url: str, tmp_path: Path) -> No
     copy_relational(sqlite_url, out)
     db = Database(out)
     with db.write() as c:
-        c.execute(sa.text("UPDATE vecmem_state SET value = '{\"v\": 99}' WHERE key = 'k3' "
-                          "AND tenant = 'acme'"))
+        c.execute(
+            sa.text(
+                "UPDATE vecmem_state SET value = '{\"v\": 99}' WHERE key = 'k3' AND tenant = 'acme'"
+            )
+        )
     db.close()
     with pytest.raises(IntegrityError, match="vecmem_state"):
         verify_relational(sqlite_url, out)
@@ -154,9 +166,13 @@ relational.copy_relational(sys.argv[1], sys.argv[2], page=2)
 
 
 def test_kill_during_copy_then_rerun_is_exact(sqlite_url: str, pg: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, sqlite_url, pg], check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, sqlite_url, pg],
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     with pytest.raises(IntegrityError):
         verify_relational(sqlite_url, pg)  # half copied, and the check says so
@@ -170,6 +186,9 @@ def test_cli_backup(sqlite_url: str, tmp_path: Path) -> None:
 
     out = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["backup", sqlite_url, out, "--parts", "state", "--tenant", "globex"]) == 0
-    assert SQLStateStore(out).with_tenant("globex").get("ns", "k4") == {"v": 4, "t": "globex",
-                                                                        "f": 0.4}
+    assert SQLStateStore(out).with_tenant("globex").get("ns", "k4") == {
+        "v": 4,
+        "t": "globex",
+        "f": 0.4,
+    }
     assert SQLStateStore(out).with_tenant("acme").keys("ns") == []

@@ -36,8 +36,12 @@ def long_text(n_words: int, tag: str) -> str:
 def make_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., VectorMemory]:
     def make(embedder: Any = None, **kwargs: Any) -> VectorMemory:
         store = MemoryStore() if request.param == "memory" else EmbeddedStore(tmp_path / "kb")
-        return VectorMemory(store=store, embedder=embedder or CountingEmbedder(64),
-                            chunker=kwargs.pop("chunker", RecursiveSplitter(200, 20)), **kwargs)
+        return VectorMemory(
+            store=store,
+            embedder=embedder or CountingEmbedder(64),
+            chunker=kwargs.pop("chunker", RecursiveSplitter(200, 20)),
+            **kwargs,
+        )
 
     return make
 
@@ -80,8 +84,12 @@ def test_metadata_change_rewrites_without_re_embedding(
 def test_changed_document_replaces_its_chunks(make_memory: Callable[..., VectorMemory]) -> None:
     """Same id, shorter new text: the old extra chunks are gone, no orphans, no duplicates."""
     mem = make_memory()
-    mem.add_documents([Document("doc", long_text(150, "old"), {"v": 1}),
-                       Document("other", "unrelated neighbour text")])
+    mem.add_documents(
+        [
+            Document("doc", long_text(150, "old"), {"v": 1}),
+            Document("other", "unrelated neighbour text"),
+        ]
+    )
     old_n = len(mem.get("doc"))
     assert old_n >= 4
     res = mem.add_documents([Document("doc", long_text(30, "new"), {"v": 2})])
@@ -113,8 +121,10 @@ def test_reopen_after_restart(tmp_path: Path) -> None:
 def test_filtered_search_returns_k(make_memory: Callable[..., VectorMemory], mode: str) -> None:
     """A very selective filter still gives k hits (the filter applies before top-k)."""
     mem = make_memory()
-    mem.add([f"shared words text number {i}" for i in range(400)],
-            metadata=[{"bucket": i % 100} for i in range(400)])
+    mem.add(
+        [f"shared words text number {i}" for i in range(400)],
+        metadata=[{"bucket": i % 100} for i in range(400)],
+    )
     hits = mem.search("shared words", k=4, mode=mode, filter={"bucket": 7})  # type: ignore[arg-type]
     assert len(hits) == 4 and all(h.metadata["bucket"] == 7 for h in hits)
     hits = mem.search("shared words", k=10, mode=mode, filter={"bucket": {"$in": [1, 2]}})  # type: ignore[arg-type]
@@ -123,8 +133,13 @@ def test_filtered_search_returns_k(make_memory: Callable[..., VectorMemory], mod
 
 def test_delete_by_document_chunk_and_filter(make_memory: Callable[..., VectorMemory]) -> None:
     mem = make_memory()
-    mem.add_documents([Document("a", long_text(80, "a"), {"k": "a"}),
-                       Document("b", "bee text", {"k": "b"}), Document("c", "sea text", {"k": "c"})])
+    mem.add_documents(
+        [
+            Document("a", long_text(80, "a"), {"k": "a"}),
+            Document("b", "bee text", {"k": "b"}),
+            Document("c", "sea text", {"k": "c"}),
+        ]
+    )
     n_a = len(mem.get("a"))
     assert mem.delete("a") == n_a
     assert mem.get("a") == []
@@ -154,8 +169,11 @@ BAD_CALLS: list[tuple[str, Callable[[VectorMemory, Path], Any], type[Exception]]
     ("non-str text", lambda m, p: m.add([b"bytes"]), InvalidInputError),  # type: ignore[list-item]
     ("empty document text", lambda m, p: m.add_documents([Document("x", "")]), InvalidInputError),
     ("empty document id", lambda m, p: m.add_documents([Document("", "t")]), InvalidInputError),
-    ("duplicate ids", lambda m, p: m.add_documents([Document("x", "a"), Document("x", "b")]),
-     InvalidInputError),
+    (
+        "duplicate ids",
+        lambda m, p: m.add_documents([Document("x", "a"), Document("x", "b")]),
+        InvalidInputError,
+    ),
     ("ids length", lambda m, p: m.add(["a", "b"], ids=["1"]), InvalidInputError),
     ("metadata length", lambda m, p: m.add(["a", "b"], metadata=[{}]), InvalidInputError),
     ("metadata not a dict", lambda m, p: m.add(["a"], metadata=[["k"]]), InvalidInputError),  # type: ignore[list-item]
@@ -170,8 +188,11 @@ BAD_CALLS: list[tuple[str, Callable[[VectorMemory, Path], Any], type[Exception]]
     ("k float", lambda m, p: m.search("q", k=2.5), InvalidInputError),  # type: ignore[arg-type]
     ("k bool", lambda m, p: m.search("q", k=True), InvalidInputError),
     ("mode", lambda m, p: m.search("q", mode="fuzzy"), InvalidInputError),  # type: ignore[arg-type]
-    ("unknown filter operator", lambda m, p: m.search("q", filter={"a": {"$like": "x"}}),
-     InvalidFilterError),
+    (
+        "unknown filter operator",
+        lambda m, p: m.search("q", filter={"a": {"$like": "x"}}),
+        InvalidFilterError,
+    ),
     ("malformed filter", lambda m, p: m.count({"a": {"$in": 3}}), InvalidFilterError),
     ("delete filter", lambda m, p: m.delete(filter={"$nor": []}), InvalidFilterError),
     ("delete nothing", lambda m, p: m.delete(), InvalidInputError),
@@ -180,14 +201,23 @@ BAD_CALLS: list[tuple[str, Callable[[VectorMemory, Path], Any], type[Exception]]
     ("rerank without reranker", lambda m, p: m.search("q", rerank=True), ConfigurationError),
     # on_error="raise": the first unreadable file raises and nothing is written (the default,
     # "report", lists it in the result and adds the others: tests/test_documents.py)
-    ("non-UTF-8 file", lambda m, p: m.add_files(p / "latin1.txt", on_error="raise"),
-     DocumentReadError),
+    (
+        "non-UTF-8 file",
+        lambda m, p: m.add_files(p / "latin1.txt", on_error="raise"),
+        DocumentReadError,
+    ),
     ("missing file", lambda m, p: m.add_files(p / "nope.txt"), DocumentReadError),
-    ("unsupported file", lambda m, p: m.add_files(p / "data.bin", on_error="raise"),
-     DocumentReadError),
+    (
+        "unsupported file",
+        lambda m, p: m.add_files(p / "data.bin", on_error="raise"),
+        DocumentReadError,
+    ),
     ("bad JSONL", lambda m, p: m.add_files(p / "bad.jsonl", on_error="raise"), DocumentReadError),
-    ("JSON without text", lambda m, p: m.add_files(p / "notext.json", on_error="raise"),
-     DocumentReadError),
+    (
+        "JSON without text",
+        lambda m, p: m.add_files(p / "notext.json", on_error="raise"),
+        DocumentReadError,
+    ),
     ("folder with a bad file", lambda m, p: m.add_files(p, on_error="raise"), DocumentReadError),
     ("on_error value", lambda m, p: m.add_files(p, on_error="ignore"), InvalidInputError),  # type: ignore[arg-type]
 ]
@@ -195,8 +225,11 @@ BAD_CALLS: list[tuple[str, Callable[[VectorMemory, Path], Any], type[Exception]]
 
 @pytest.mark.parametrize("label,call,error", BAD_CALLS, ids=[b[0] for b in BAD_CALLS])
 def test_bad_input_raises_typed_error_and_changes_nothing(
-    make_memory: Callable[..., VectorMemory], tmp_path: Path, label: str,
-    call: Callable[[VectorMemory, Path], Any], error: type[Exception],
+    make_memory: Callable[..., VectorMemory],
+    tmp_path: Path,
+    label: str,
+    call: Callable[[VectorMemory, Path], Any],
+    error: type[Exception],
 ) -> None:
     files = tmp_path / "files"
     files.mkdir()
@@ -221,24 +254,33 @@ def test_poisoned_batch_leaves_store_unchanged(make_memory: Callable[..., Vector
     mem.add_documents([Document("a", long_text(60, "old")), Document("b", "bee")])
     before = snapshot(mem)
     with pytest.raises(InvalidInputError):
-        mem.add_documents([Document("a", "replacement text"), Document("new", "fresh text"),
-                           Document("bad", "this one is POISON")])
+        mem.add_documents(
+            [
+                Document("a", "replacement text"),
+                Document("new", "fresh text"),
+                Document("bad", "this one is POISON"),
+            ]
+        )
     assert snapshot(mem) == before
 
 
 def test_failure_in_a_later_batch_leaves_no_orphans() -> None:
     """Each store write holds whole documents with their stale-chunk removals: a failure in a
     later write leaves every document either fully old or fully new."""
-    mem = VectorMemory(store=MemoryStore(), embedder=PoisonEmbedder(32),
-                       chunker=RecursiveSplitter(40, 0))
+    mem = VectorMemory(
+        store=MemoryStore(), embedder=PoisonEmbedder(32), chunker=RecursiveSplitter(40, 0)
+    )
     mem.add_documents([Document("a", long_text(40, "old"))])
-    docs = [Document("a", "short now")] + [Document(f"n{i}", f"filler text {i}")
-                                            for i in range(300)]
+    docs = [Document("a", "short now")] + [
+        Document(f"n{i}", f"filler text {i}") for i in range(300)
+    ]
     docs.append(Document("z", "POISON at the end"))
     with pytest.raises(InvalidInputError):
         mem.add_documents(docs)
     chunks = mem.get("a")
-    assert all(c.text.startswith("old") for c in chunks) or [c.text for c in chunks] == ["short now"]
+    assert all(c.text.startswith("old") for c in chunks) or [c.text for c in chunks] == [
+        "short now"
+    ]
 
 
 def test_configuration_errors(tmp_path: Path) -> None:
@@ -257,7 +299,8 @@ def test_add_files_reads_text_markdown_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_text("Plain text about keywords. ünïcödé ✓")
     (tmp_path / "c.jsonl").write_text(
-        json.dumps({"_id": "j1", "title": "T", "text": "json line", "metadata": {"n": 1}}) + "\n")
+        json.dumps({"_id": "j1", "title": "T", "text": "json line", "metadata": {"n": 1}}) + "\n"
+    )
     mem = VectorMemory(store=MemoryStore(), embedder="hashing-32")
     res = mem.add_files(tmp_path, metadata={"batch": 7})
     assert res.added == 3

@@ -18,8 +18,12 @@ pytrec_eval = pytest.importorskip("pytrec_eval", reason="pytrec-eval-terrier is 
 
 SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "scifact"
 CUTS = (1, 3, 5, 10, 20, 100)
-OURS_TO_TREC = {"ndcg": "ndcg_cut_{k}", "recall": "recall_{k}", "precision": "P_{k}",
-                "map": "map_cut_{k}"}
+OURS_TO_TREC = {
+    "ndcg": "ndcg_cut_{k}",
+    "recall": "recall_{k}",
+    "precision": "P_{k}",
+    "map": "map_cut_{k}",
+}
 
 
 def _reference(qrels: dict, run: dict) -> dict:
@@ -29,8 +33,9 @@ def _reference(qrels: dict, run: dict) -> dict:
 
 def _check_equal(qrels: dict, run: dict) -> int:
     """Compare every metric at every cut-off, query by query; returns how many were compared."""
-    ours = evaluate(qrels, run, [f"{kind}@{k}" for kind in OURS_TO_TREC for k in CUTS]
-                    + ["mrr@100000"])
+    ours = evaluate(
+        qrels, run, [f"{kind}@{k}" for kind in OURS_TO_TREC for k in CUTS] + ["mrr@100000"]
+    )
     ref = _reference(qrels, run)
     compared = 0
     for q in qrels:
@@ -38,7 +43,10 @@ def _check_equal(qrels: dict, run: dict) -> int:
             for k in CUTS:
                 want = ref[q][trec.format(k=k)] if q in ref else 0.0
                 assert ours.per_query[f"{kind}@{k}"][q] == pytest.approx(want, abs=1e-6), (
-                    q, kind, k)
+                    q,
+                    kind,
+                    k,
+                )
                 compared += 1
         want = ref[q]["recip_rank"] if q in ref else 0.0
         assert ours.per_query["mrr@100000"][q] == pytest.approx(want, abs=1e-6)

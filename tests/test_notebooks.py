@@ -25,7 +25,8 @@ def test_committed_without_outputs(name: str) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, (
-                f"{name} has outputs: clear them before committing")
+                f"{name} has outputs: clear them before committing"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -36,11 +37,11 @@ def test_notebook_runs_on_a_small_subset(
     monkeypatch.setenv("VECMEM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any failure
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                   for o in c.outputs)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Traceback" not in text
     if name == "03-compare-backends.ipynb":
         assert "memory" in text and "embedded" in text

@@ -15,8 +15,9 @@ from vecmem.registry import CONVERSATION_STORES, FILE_STORES, STATE_STORES
 PG_NAMES = ("neon", "xata", "cockroachdb", "cockroach", "crdb")
 
 
-@pytest.mark.parametrize("registry", [CONVERSATION_STORES, STATE_STORES, FILE_STORES],
-                         ids=lambda r: r.kind)
+@pytest.mark.parametrize(
+    "registry", [CONVERSATION_STORES, STATE_STORES, FILE_STORES], ids=lambda r: r.kind
+)
 def test_pg_compatible_names_are_aliases_of_postgres(registry: object) -> None:
     aliases = registry.list_aliases()  # type: ignore[attr-defined]
     assert {name: aliases.get(name) for name in PG_NAMES} == dict.fromkeys(PG_NAMES, "postgres")
@@ -55,7 +56,8 @@ def test_cockroach_urls_use_the_cockroachdb_dialect(scheme: str) -> None:
             normalize_url(url)
     else:
         assert normalize_url(url) == (
-            "cockroachdb+psycopg://root@host:26257/defaultdb?sslmode=disable")
+            "cockroachdb+psycopg://root@host:26257/defaultdb?sslmode=disable"
+        )
 
 
 def test_unknown_scheme_names_the_compatible_ones() -> None:

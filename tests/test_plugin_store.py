@@ -19,21 +19,27 @@ from vecmem.testing import StoreFactory, StoreSuite
 try:
     metadata.distribution("vecmem-example-store")
 except metadata.PackageNotFoundError:  # pragma: no cover - scripts/setup.sh installs it
-    pytest.skip("the example plugin is not installed: pip install -e "
-                "tests/plugins/vecmem-example-store (scripts/setup.sh does)",
-                allow_module_level=True)
+    pytest.skip(
+        "the example plugin is not installed: pip install -e "
+        "tests/plugins/vecmem-example-store (scripts/setup.sh does)",
+        allow_module_level=True,
+    )
 
 
 def test_found_by_entry_point_not_imported_until_used() -> None:
-    code = ("import sys; from vecmem.registry import KNOWLEDGE_STORES as K; "
-            "names = K.list_registered(); "
-            "print('examplestore' in names, 'vecmem_example_store' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys; from vecmem.registry import KNOWLEDGE_STORES as K; "
+        "names = K.list_registered(); "
+        "print('examplestore' in names, 'vecmem_example_store' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["True", "False"]  # listed from its entry point, loaded only when created
     eps = metadata.entry_points(group="vecmem.knowledge_stores")
     assert [ep.value for ep in eps if ep.name == "examplestore"] == [
-        "vecmem_example_store:open_store"]
+        "vecmem_example_store:open_store"
+    ]
 
 
 def test_created_by_name_and_by_url_scheme(tmp_path: Path) -> None:
@@ -44,8 +50,7 @@ def test_created_by_name_and_by_url_scheme(tmp_path: Path) -> None:
         mem.add(["plugins are found by entry point"], metadata=[{"source": "a"}])
     kb = Knowledge(vector_db=f"examplestore://{tmp_path}/kb")  # reopens, recorded embedder
     assert kb.memory.embedder.name == "hashing-32"
-    assert kb.search("entry point", max_results=1)[0].text == \
-        "plugins are found by entry point"
+    assert kb.search("entry point", max_results=1)[0].text == "plugins are found by entry point"
     with pytest.raises(ConfigurationError, match="needs a folder"):
         KNOWLEDGE_STORES.create("examplestore")
     with pytest.raises(ConfigurationError, match="unexpected keyword"):

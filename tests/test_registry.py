@@ -97,12 +97,13 @@ def test_builtins_cannot_be_replaced_silently() -> None:
 
 
 def test_builtin_names_and_urls() -> None:
-    assert {"memory", "sqlite", "postgres", "mysql", "redis"} <= set(
-        STATE_STORES.list_registered())
+    assert {"memory", "sqlite", "postgres", "mysql", "redis"} <= set(STATE_STORES.list_registered())
     assert {"memory", "file", "sqlite", "postgres", "mysql"} <= set(
-        CONVERSATION_STORES.list_registered())
+        CONVERSATION_STORES.list_registered()
+    )
     assert {"memory", "sqlite", "postgres", "mysql", "disk", "redis"} <= set(
-        FILE_STORES.list_registered())
+        FILE_STORES.list_registered()
+    )
     assert STATE_STORES.list_aliases()["postgresql"] == "postgres"
     assert FILE_STORES.list_aliases()["file"] == "disk"
     assert type(STATE_STORES.create("memory://", tenant="a")).__name__ == "MemoryStateStore"
@@ -151,12 +152,15 @@ def test_registry_is_thread_safe(reg: Registry[Any]) -> None:
 
 
 def test_importing_the_registries_loads_no_database_driver() -> None:
-    code = ("import sys, vecmem.registry, vecmem.state, vecmem.conversations, "
-            "vecmem.knowledge_fs, vecmem.checkpoints; "
-            "print(sorted(m for m in ('sqlalchemy', 'redis', 'psycopg', 'pymysql', 'watchdog', "
-            "'zstandard', 'cryptography') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, vecmem.registry, vecmem.state, vecmem.conversations, "
+        "vecmem.knowledge_fs, vecmem.checkpoints; "
+        "print(sorted(m for m in ('sqlalchemy', 'redis', 'psycopg', 'pymysql', 'watchdog', "
+        "'zstandard', 'cryptography') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -172,9 +176,22 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if importlib.util.find_spec("setuptools") is None:  # (Python >= 3.12 venvs lack it)
         offline = []
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *offline,
-         "--disable-pip-version-check", "--target", str(target), str(src)],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            *offline,
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(target.glob("vecmem_plugin_example-*.dist-info"))
     sys.path.insert(0, str(target))
@@ -182,8 +199,11 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield target
     finally:
-        for registry, names in ((STATE_STORES, ["example"]), (FILE_STORES, ["example"]),
-                                (CONVERSATION_STORES, ["example", "broken"])):
+        for registry, names in (
+            (STATE_STORES, ["example"]),
+            (FILE_STORES, ["example"]),
+            (CONVERSATION_STORES, ["example", "broken"]),
+        ):
             for name in names:
                 if name in registry:
                     registry.unregister(name)

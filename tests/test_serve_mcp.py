@@ -26,8 +26,15 @@ from vecmem.serve import Service, create_app  # noqa: E402
 from vecmem.serve.auth import KeyTable  # noqa: E402
 
 KEYS = "key-acme-0123456789 acme\nkey-globex-0123456 globex\nkey-acme-readonly-1 acme ro\n"
-TOOLS = {"search_knowledge", "add_knowledge", "get_document", "remember", "recall",
-         "update_memory", "forget"}
+TOOLS = {
+    "search_knowledge",
+    "add_knowledge",
+    "get_document",
+    "remember",
+    "recall",
+    "update_memory",
+    "forget",
+}
 
 
 def client(url: str, key: str | None) -> Client:
@@ -47,22 +54,27 @@ def text_of(result) -> str:
 
 @pytest.fixture(scope="module")
 def url():
-    svc = Service(VectorMemory(embedder="hashing"),
-                  agent=AgentMemory(VectorMemory(embedder="hashing")))
+    svc = Service(
+        VectorMemory(embedder="hashing"), agent=AgentMemory(VectorMemory(embedder="hashing"))
+    )
     with running(create_app(svc, keys=KeyTable.parse(KEYS, source="t"))) as base:
         yield base
 
 
 def test_streamable_http_tools_are_tenant_scoped(url):
     async def scenario():
-        async with client(url, "key-acme-0123456789") as a, \
-                client(url, "key-globex-0123456") as b:
+        async with client(url, "key-acme-0123456789") as a, client(url, "key-globex-0123456") as b:
             tools = {t.name: t for t in (await a.list_tools()).tools}
             assert TOOLS <= set(tools)
             assert tools["search_knowledge"].input_schema["required"] == ["query"]
             assert "filter" in tools["search_knowledge"].input_schema["properties"]
-            r = await call(a, "add_knowledge", texts=["Acme ships rocket skates on Fridays."],
-                           ids=["skates"], metadata={"team": "ops"})
+            r = await call(
+                a,
+                "add_knowledge",
+                texts=["Acme ships rocket skates on Fridays."],
+                ids=["skates"],
+                metadata={"team": "ops"},
+            )
             assert not r.is_error and r.structured_content == {"ids": ["skates"]}
             r = await call(a, "search_knowledge", query="rocket skates", k=3)
             hit = r.structured_content["hits"][0]
@@ -70,22 +82,26 @@ def test_streamable_http_tools_are_tenant_scoped(url):
             assert hit["scores"]["vector_rank"] == 1
             r = await call(b, "search_knowledge", query="rocket skates", k=3)
             assert r.structured_content["hits"] == []  # globex sees none of acme's
-            assert (await call(b, "get_document", id="skates")).structured_content == \
-                {"chunks": []}
-            w = (await call(a, "remember", text="Wile prefers the desert", user_id="wile"))
+            assert (await call(b, "get_document", id="skates")).structured_content == {"chunks": []}
+            w = await call(a, "remember", text="Wile prefers the desert", user_id="wile")
             mid = w.structured_content["memory_id"]
             rec = await call(a, "recall", query="where does wile like to be", user_id="wile")
             assert rec.structured_content["memories"][0]["memory_id"] == mid
-            assert (await call(b, "recall", query="desert", user_id="wile")) \
-                .structured_content["memories"] == []
+            assert (await call(b, "recall", query="desert", user_id="wile")).structured_content[
+                "memories"
+            ] == []
             r = await call(b, "forget", memory_id=mid, user_id="wile")
-            assert r.is_error and text_of(r).startswith("Error executing tool forget: NotFoundError")
-            r = await call(a, "update_memory", memory_id=mid, text="Wile moved to the canyon",
-                           user_id="wile")
+            assert r.is_error and text_of(r).startswith(
+                "Error executing tool forget: NotFoundError"
+            )
+            r = await call(
+                a, "update_memory", memory_id=mid, text="Wile moved to the canyon", user_id="wile"
+            )
             assert r.structured_content["version"] == 2
             assert not (await call(a, "forget", memory_id=mid, user_id="wile")).is_error
-            assert (await call(a, "recall", query="canyon", user_id="wile")) \
-                .structured_content["memories"] == []
+            assert (await call(a, "recall", query="canyon", user_id="wile")).structured_content[
+                "memories"
+            ] == []
             r = await call(a, "search_knowledge", query="   ")
             assert r.is_error and "InvalidInputError" in text_of(r)
             assert "Traceback" not in text_of(r)
@@ -109,11 +125,14 @@ def test_streamable_http_needs_a_key_and_read_only_keys_cannot_write(url):
 
 def test_stdio_transport(tmp_path):
     VectorMemory(tmp_path / "kb", embedder="hashing").add(
-        ["The lighthouse keeper logs every passing ship."], ids=["log"])
+        ["The lighthouse keeper logs every passing ship."], ids=["log"]
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-P", "-m", "vecmem.cli", "--store", str(tmp_path / "kb"), "mcp"], env=env)
+        args=["-P", "-m", "vecmem.cli", "--store", str(tmp_path / "kb"), "mcp"],
+        env=env,
+    )
 
     async def scenario():
         async with Client(params) as c:
@@ -128,5 +147,6 @@ def test_stdio_transport(tmp_path):
             assert r.structured_content["memories"][0]["text"] == "The keeper is named Ada"
 
     asyncio.run(scenario())
-    assert [c.text for c in VectorMemory(tmp_path / "kb").get("fog")] == \
-        ["Fog horns sound at night."]
+    assert [c.text for c in VectorMemory(tmp_path / "kb").get("fog")] == [
+        "Fog horns sound at night."
+    ]

@@ -11,8 +11,11 @@ import pytest
 pytest.importorskip("fastapi", reason="vecmem[serve] is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (shutil.which("chromium") and shutil.which("chromedriver")):
-    pytest.skip("Debian's chromium and chromium-driver are not installed "
-                "(apt-get install -y chromium chromium-driver)", allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed "
+        "(apt-get install -y chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -30,16 +33,23 @@ KEY = "page-key-0123456789"
 
 @pytest.fixture(scope="module")
 def site():
-    svc = Service(VectorMemory(embedder="hashing"),
-                  agent=AgentMemory(VectorMemory(embedder="hashing")))
+    svc = Service(
+        VectorMemory(embedder="hashing"), agent=AgentMemory(VectorMemory(embedder="hashing"))
+    )
     acme = svc.view("acme")
-    acme.add(["Lighthouses guide ships along rocky coasts at night.",
-              "Sourdough bread needs a starter and a long rise.",
-              "The comet returns every 76 years."], ids=["lighthouse", "bread", "comet"],
-             metadata=[{"source": "sea.md"}, {"source": "bakery.md"}, {"source": "sky.md"}])
+    acme.add(
+        [
+            "Lighthouses guide ships along rocky coasts at night.",
+            "Sourdough bread needs a starter and a long rise.",
+            "The comet returns every 76 years.",
+        ],
+        ids=["lighthouse", "bread", "comet"],
+        metadata=[{"source": "sea.md"}, {"source": "bakery.md"}, {"source": "sky.md"}],
+    )
     w = acme.remember("Mia bakes sourdough on weekends", user_id="mia")
-    acme.update(w["memory_id"], "Mia bakes rye bread on weekends", user_id="mia",
-                reason="she switched")
+    acme.update(
+        w["memory_id"], "Mia bakes rye bread on weekends", user_id="mia", reason="she switched"
+    )
     svc.view("other").add(["Lighthouses of another tenant."], ids=["their-lighthouse"])
     keys = KeyTable.parse(f"{KEY} acme\n", source="t")
     with running(create_app(svc, keys=keys, mcp=False)) as base:
@@ -50,8 +60,13 @@ def site():
 def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+    ):
         opts.add_argument(arg)
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=opts, service=service)
@@ -63,7 +78,8 @@ def browser():
 
 def wait(driver, css: str, timeout: float = 15):
     return WebDriverWait(driver, timeout).until(
-        EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+        EC.visibility_of_element_located((By.CSS_SELECTOR, css))
+    )
 
 
 def test_search_shows_the_expected_hit_with_leg_scores(site, browser):
@@ -90,8 +106,11 @@ def test_search_shows_the_expected_hit_with_leg_scores(site, browser):
     browser.find_element(By.ID, "filter").send_keys('{"source": "bakery.md"}')
     browser.find_element(By.ID, "search-btn").click()
     WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "#hits tbody tr.hit")
-        .get_attribute("data-doc") == "bread")
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "#hits tbody tr.hit").get_attribute("data-doc")
+            == "bread"
+        )
+    )
     assert "keyword" in browser.find_element(By.ID, "search-info").text
     # its document
     browser.find_element(By.CSS_SELECTOR, "#hits tbody tr.hit a.doc").click()
@@ -99,8 +118,10 @@ def test_search_shows_the_expected_hit_with_leg_scores(site, browser):
     assert "bread#0" in chunk.text and "Sourdough bread" in chunk.text
     browser.find_element(By.ID, "doc-list-btn").click()
     wait(browser, "#doclist tbody tr.doc")
-    listed = [r.find_element(By.CSS_SELECTOR, "a.doc").text
-              for r in browser.find_elements(By.CSS_SELECTOR, "#doclist tbody tr.doc")]
+    listed = [
+        r.find_element(By.CSS_SELECTOR, "a.doc").text
+        for r in browser.find_elements(By.CSS_SELECTOR, "#doclist tbody tr.doc")
+    ]
     assert listed == ["lighthouse", "bread", "comet"]  # not the other tenant's
     assert browser.find_element(By.ID, "doc-info").text.startswith("3 documents")
 
@@ -114,8 +135,10 @@ def test_memory_browser_history_and_stats(site, browser):
     assert "Mia bakes rye bread on weekends" in row.text
     row.find_element(By.CSS_SELECTOR, "a.mem").click()
     wait(browser, "#history tr.change")
-    ops = [r.find_elements(By.TAG_NAME, "td")[1].text
-           for r in browser.find_elements(By.CSS_SELECTOR, "#history tr.change")]
+    ops = [
+        r.find_elements(By.TAG_NAME, "td")[1].text
+        for r in browser.find_elements(By.CSS_SELECTOR, "#history tr.change")
+    ]
     assert ops == ["create", "update"]
     versions = browser.find_elements(By.CSS_SELECTOR, "#history tr.version")
     assert "sourdough" in versions[0].text and "closed" in versions[0].text
@@ -123,8 +146,11 @@ def test_memory_browser_history_and_stats(site, browser):
     browser.find_element(By.CSS_SELECTOR, "nav button[data-tab='stats']").click()
     WebDriverWait(browser, 15).until(lambda d: "acme" in d.find_element(By.ID, "stats").text)
     assert "hashing-256" in browser.find_element(By.ID, "stats").text
-    chunks_row = [r.text.lower() for r in browser.find_elements(By.CSS_SELECTOR, "#stats tr")
-                  if r.text.lower().startswith("chunks")]
+    chunks_row = [
+        r.text.lower()
+        for r in browser.find_elements(By.CSS_SELECTOR, "#stats tr")
+        if r.text.lower().startswith("chunks")
+    ]
     assert chunks_row == ["chunks 3"]  # acme's three, not the other tenant's
 
 

@@ -23,8 +23,9 @@ from vecmem.stores.memory import MemoryStore  # noqa: E402
 class _PythonFusion(MemoryStore):
     """A store without native hybrid: the facade runs both legs and fuses."""
 
-    capabilities = MemoryStore.capabilities.__class__(native_keyword=True, native_hybrid=False,
-                                                      transactions=True)
+    capabilities = MemoryStore.capabilities.__class__(
+        native_keyword=True, native_hybrid=False, transactions=True
+    )
 
 
 @pytest.mark.parametrize("store", [MemoryStore, _PythonFusion])
@@ -36,8 +37,10 @@ def test_search_and_add_stages_are_spans(store):
     mem = instrument(VectorMemory(store=store(), embedder="hashing"), tracer=tracer)
     svc = Service(mem, agent=AgentMemory(VectorMemory(embedder="hashing")))
     with running(create_app(svc, keys=None, open_access=True, mcp=False, tracer=tracer)) as base:
-        assert httpx.post(base + "/add", json={"texts": ["alpha beta", "gamma delta"]}) \
-            .status_code == 200
+        assert (
+            httpx.post(base + "/add", json={"texts": ["alpha beta", "gamma delta"]}).status_code
+            == 200
+        )
         added = {s.name: s for s in exporter.get_finished_spans()}
         assert added["vecmem.store_write"].parent.span_id == added["vecmem.add"].context.span_id
         assert added["vecmem.store_write"].attributes["chunks"] == 2
@@ -47,8 +50,9 @@ def test_search_and_add_stages_are_spans(store):
         assert r.status_code == 200 and r.json()["hits"][0]["text"] == "alpha beta"
     spans = {s.name: s for s in exporter.get_finished_spans()}
     root = spans["vecmem.search"]
-    legs = ["vecmem.hybrid"] if store is MemoryStore else ["vecmem.vector_leg",
-                                                            "vecmem.keyword_leg"]
+    legs = (
+        ["vecmem.hybrid"] if store is MemoryStore else ["vecmem.vector_leg", "vecmem.keyword_leg"]
+    )
     for name in ["vecmem.embed"] + legs:
         assert spans[name].parent.span_id == root.context.span_id, name
         assert spans[name].end_time > spans[name].start_time

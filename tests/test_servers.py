@@ -43,9 +43,15 @@ def test_postgres_has_pgvector_and_checks_passwords(postgres_url: str) -> None:
 def _mysql_connect(url: str):  # type: ignore[no-untyped-def]
     pymysql = pytest.importorskip("pymysql")
     u = urlsplit(url)
-    return pymysql.connect(host=u.hostname, port=u.port or 3306, user=u.username,
-                           password=u.password or "", database=u.path.lstrip("/"),
-                           charset="utf8mb4", connect_timeout=10)
+    return pymysql.connect(
+        host=u.hostname,
+        port=u.port or 3306,
+        user=u.username,
+        password=u.password or "",
+        database=u.path.lstrip("/"),
+        charset="utf8mb4",
+        connect_timeout=10,
+    )
 
 
 def test_mariadb_round_trip_and_checks_passwords(mariadb_url: str) -> None:
@@ -53,8 +59,9 @@ def test_mariadb_round_trip_and_checks_passwords(mariadb_url: str) -> None:
     conn = _mysql_connect(mariadb_url)
     try:
         with conn.cursor() as cur:
-            cur.execute("CREATE TEMPORARY TABLE t (id INT PRIMARY KEY, note TEXT)"
-                        " DEFAULT CHARSET=utf8mb4")
+            cur.execute(
+                "CREATE TEMPORARY TABLE t (id INT PRIMARY KEY, note TEXT) DEFAULT CHARSET=utf8mb4"
+            )
             cur.execute("INSERT INTO t VALUES (%s, %s)", (1, "naïve ✓ 日本 🙂"))
             cur.execute("SELECT note FROM t WHERE id = 1")
             assert cur.fetchone() == ("naïve ✓ 日本 🙂",)
@@ -84,8 +91,12 @@ def test_chroma_round_trip(chroma_url: str) -> None:
     assert client.heartbeat() > 0
     col = client.create_collection("vecmem_server_test", metadata={"hnsw:space": "cosine"})
     try:
-        col.add(ids=["a", "b", "c"], embeddings=[[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]],
-                documents=["x", "y", "z"], metadatas=[{"n": 1}, {"n": 2}, {"n": 3}])
+        col.add(
+            ids=["a", "b", "c"],
+            embeddings=[[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]],
+            documents=["x", "y", "z"],
+            metadatas=[{"n": 1}, {"n": 2}, {"n": 3}],
+        )
         got = col.query(query_embeddings=[[1, 0, 0]], n_results=2)
         assert got["ids"] == [["a", "c"]]
         assert col.get(ids=["b"])["metadatas"] == [{"n": 2}]

@@ -81,14 +81,19 @@ class TestChromaServerCongruence(CongruenceSuite):
 
 
 # ----------------------------------------------------------------------------- URLs
-@pytest.mark.parametrize("url,want", [
-    ("chroma:///srv/chroma?collection=kb1", {"path": "/srv/chroma", "collection": "kb1"}),
-    ("chroma://./rel/dir", {"path": "./rel/dir", "collection": "vecmem"}),
-    ("chroma://:memory:", {"path": None, "host": None}),
-    ("chroma+http://db.local:8001?collection=c01", {"host": "db.local", "port": 8001, "ssl": False,
-                                                     "collection": "c01"}),
-    ("chroma+https://cloud.example", {"host": "cloud.example", "port": 443, "ssl": True}),
-])
+@pytest.mark.parametrize(
+    "url,want",
+    [
+        ("chroma:///srv/chroma?collection=kb1", {"path": "/srv/chroma", "collection": "kb1"}),
+        ("chroma://./rel/dir", {"path": "./rel/dir", "collection": "vecmem"}),
+        ("chroma://:memory:", {"path": None, "host": None}),
+        (
+            "chroma+http://db.local:8001?collection=c01",
+            {"host": "db.local", "port": 8001, "ssl": False, "collection": "c01"},
+        ),
+        ("chroma+https://cloud.example", {"host": "cloud.example", "port": 443, "ssl": True}),
+    ],
+)
 def test_urls_pick_the_client(url: str, want: dict[str, object]) -> None:
     """open_store() must map each documented chroma URL form onto the constructor arguments."""
     store = open_store(url)
@@ -144,11 +149,13 @@ def test_foreign_collections(tmp_path: Path) -> None:
 
     path = str(tmp_path / "c")
     client = chromadb.PersistentClient(path=path)
-    client.create_collection("empty-cos", embedding_function=None,
-                             configuration={"hnsw": {"space": "cosine"}})
+    client.create_collection(
+        "empty-cos", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
     client.create_collection("l2-space", embedding_function=None)
-    full = client.create_collection("full-cos", embedding_function=None,
-                                    configuration={"hnsw": {"space": "cosine"}})
+    full = client.create_collection(
+        "full-cos", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
     full.add(ids=["x"], embeddings=[[1.0, 0.0, 0.0]], documents=["foreign"])
     with pytest.raises(ConfigurationError, match="cosine"):
         ChromaDb(path=path, collection="l2-space").connect(SPACE)
@@ -186,7 +193,8 @@ def test_metadata_that_is_not_json_is_refused_before_writing(tmp_path: Path) -> 
 # ----------------------------------------------------------------------------- filters
 @pytest.mark.parametrize("complement", [True, False], ids=["chroma-ne", "shapes-only"])
 def test_translation_equals_the_reference_on_500_random_filters(
-        tmp_path: Path, complement: bool) -> None:
+    tmp_path: Path, complement: bool
+) -> None:
     """The where translation, run by Chroma's own engine, selects exactly what
     vecmem.filters.matches selects, for 500 random filters over varied metadata; both with
     Chroma's $ne/$nin matching chunks without the field (Chroma 1.x, probed) and with absence
@@ -240,8 +248,9 @@ def test_selective_filter_falls_back_to_an_exact_scan(tmp_path: Path) -> None:
     s = ChromaDb(path=str(tmp_path / "c"))
     s.connect(SPACE)
     n = 2000
-    chunks = make_chunks(n, metadata=lambda i: {"b": i % 200},
-                         texts=[f"chunk {i}" for i in range(n)])
+    chunks = make_chunks(
+        n, metadata=lambda i: {"b": i % 200}, texts=[f"chunk {i}" for i in range(n)]
+    )
     vectors = unit_vectors(n, seed=9)
     s.upsert(chunks, vectors)
     q = unit_vectors(1, seed=10)[0]
@@ -273,8 +282,7 @@ def test_plain_chunks_are_stored_without_a_json_copy(tmp_path: Path) -> None:
     returns these per hit, so the layout keeps them few (the JSON copy is for the rest)."""
     s = ChromaDb(path=str(tmp_path / "c"))
     s.connect(SPACE)
-    s.upsert([Chunk.create("d", 3, "t", {"n": 1, "s": "x", "b": True, "f": 0.5})],
-             unit_vectors(1))
+    s.upsert([Chunk.create("d", 3, "t", {"n": 1, "s": "x", "b": True, "f": 0.5})], unit_vectors(1))
     stored = s._col.get(include=["metadatas"])["metadatas"][0]
     assert sorted(stored) == ["_vm_doc", "_vm_sig", "b_b", "n_f", "n_n", "s_s"]
 
@@ -285,16 +293,27 @@ def test_values_beyond_the_typed_keys_round_trip(tmp_path: Path) -> None:
     s = ChromaDb(path=str(tmp_path / "c"))
     s.connect(SPACE)
     meta = {"z": -0.0, "big": 2**52 + 1, "nul": "a\x00b", "a": 1, "f": 2.0}
-    chunks = [Chunk.create("d", 0, "one", meta),
-              Chunk.create("d", 1, "two", {"a": 1, "f": 2.0}),  # plain, but key order a, f
-              Chunk(id="custom", document_id="d", position=7, text="three", metadata={"f": 2.0,
-                    "a": 1}, content_hash="not-the-sha")]
+    chunks = [
+        Chunk.create("d", 0, "one", meta),
+        Chunk.create("d", 1, "two", {"a": 1, "f": 2.0}),  # plain, but key order a, f
+        Chunk(
+            id="custom",
+            document_id="d",
+            position=7,
+            text="three",
+            metadata={"f": 2.0, "a": 1},
+            content_hash="not-the-sha",
+        ),
+    ]
     s.upsert(chunks, unit_vectors(3))
     got = {c.id: c for c in s.get([c.id for c in chunks])}
     for want in chunks:
         c = got[want.id]
         assert (c.document_id, c.position, c.content_hash) == (
-            want.document_id, want.position, want.content_hash)
+            want.document_id,
+            want.position,
+            want.content_hash,
+        )
         assert list(c.metadata.items()) == list(want.metadata.items())
         assert [type(v) for v in c.metadata.values()] == [type(v) for v in want.metadata.values()]
     assert str(got["d#0"].metadata["z"]) == "-0.0"
@@ -313,9 +332,10 @@ def test_shapes_written_by_another_client_are_learnt(tmp_path: Path) -> None:
     a.upsert(make_chunks(2, start=3, metadata=lambda i: {"n": i, "z": "new"}), unit_vectors(2))
     assert b.count(parse_filter({"z": {"$exists": False}})) == 3
     assert b.count(parse_filter({"$not": {"n": {"$gt": 1}}})) == 2
-    assert {c.id for c, _ in b.query(unit_vectors(1)[0], k=5,
-                                     filter=parse_filter({"z": {"$exists": True}}))} == {
-        "doc3#0", "doc4#0"}
+    assert {
+        c.id
+        for c, _ in b.query(unit_vectors(1)[0], k=5, filter=parse_filter({"z": {"$exists": True}}))
+    } == {"doc3#0", "doc4#0"}
 
 
 def _format_1(path: str) -> list[Chunk]:
@@ -324,17 +344,34 @@ def _format_1(path: str) -> list[Chunk]:
 
     import chromadb
 
-    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", {"s": "xy"[i % 2], "n": i, "tags": ["a"]})
-              for i in range(6)]
+    chunks = [
+        Chunk.create(f"d{i}", 0, f"text {i}", {"s": "xy"[i % 2], "n": i, "tags": ["a"]})
+        for i in range(6)
+    ]
     col = chromadb.PersistentClient(path=path).create_collection(
-        "old", embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": 1})
-    col.add(ids=[c.id for c in chunks], embeddings=unit_vectors(6), documents=[c.text for c in chunks],
-            metadatas=[{"_vm": json.dumps({"d": c.document_id, "p": 0, "h": c.content_hash,
-                                           "m": c.metadata}),
-                        "_vm_doc": c.document_id, "s_s": c.metadata["s"],
-                        "n_n": float(c.metadata["n"]), "l_tags": ["s:a"],
-                        "_vm_keys": ["s_s", "n_n", "l_tags"]} for c in chunks])
+        "old",
+        embedding_function=None,
+        configuration={"hnsw": {"space": "cosine"}},
+        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": 1},
+    )
+    col.add(
+        ids=[c.id for c in chunks],
+        embeddings=unit_vectors(6),
+        documents=[c.text for c in chunks],
+        metadatas=[
+            {
+                "_vm": json.dumps(
+                    {"d": c.document_id, "p": 0, "h": c.content_hash, "m": c.metadata}
+                ),
+                "_vm_doc": c.document_id,
+                "s_s": c.metadata["s"],
+                "n_n": float(c.metadata["n"]),
+                "l_tags": ["s:a"],
+                "_vm_keys": ["s_s", "n_n", "l_tags"],
+            }
+            for c in chunks
+        ],
+    )
     return chunks
 
 

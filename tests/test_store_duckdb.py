@@ -38,11 +38,14 @@ class TestDuckDbCongruence(CongruenceSuite):
 
 
 # ----------------------------------------------------------------------------- adapter only
-@pytest.mark.parametrize("url,want", [
-    ("duckdb:///srv/kb.duckdb?table=notes", {"path": "/srv/kb.duckdb", "table": "notes"}),
-    ("duckdb://./rel.duckdb", {"path": "./rel.duckdb", "table": "vecmem"}),
-    ("duckdb://:memory:", {"path": None}),
-])
+@pytest.mark.parametrize(
+    "url,want",
+    [
+        ("duckdb:///srv/kb.duckdb?table=notes", {"path": "/srv/kb.duckdb", "table": "notes"}),
+        ("duckdb://./rel.duckdb", {"path": "./rel.duckdb", "table": "vecmem"}),
+        ("duckdb://:memory:", {"path": None}),
+    ],
+)
 def test_urls_pick_the_file(url: str, want: dict[str, object]) -> None:
     from vecmem.stores import open_store
     from vecmem.stores.duckdb import DuckDb
@@ -81,8 +84,13 @@ def test_keys_with_json_pointer_characters_filter_exactly() -> None:
 
     store = DuckDb()
     store.connect(SPACE)
-    store.upsert([Chunk.create("a", 0, "x", {"a/b": 1, "t~0": "v", 'q"': True}),
-                  Chunk.create("b", 0, "y", {"a": {"b": 1}})], unit_vectors(2))
+    store.upsert(
+        [
+            Chunk.create("a", 0, "x", {"a/b": 1, "t~0": "v", 'q"': True}),
+            Chunk.create("b", 0, "y", {"a": {"b": 1}}),
+        ],
+        unit_vectors(2),
+    )
     assert store.count(parse_filter({"a/b": 1})) == 1
     assert store.count(parse_filter({"t~0": "v"})) == 1
     assert store.count(parse_filter({'q"': True})) == 1
@@ -132,8 +140,9 @@ def test_contains_on_a_field_holding_strings_on_other_rows() -> None:
     store = DuckDb()
     store.connect(SPACE)
     metas = [{"s": "plain"}, {"s": ["x", "{c}"]}, {"s": 3}, {}]
-    store.upsert([Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(metas)],
-                 unit_vectors(4))
+    store.upsert(
+        [Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(metas)], unit_vectors(4)
+    )
     assert store.count(parse_filter({"s": {"$contains": "x"}})) == 1
     assert store.count(parse_filter({"s": {"$contains": "plain"}})) == 0
     assert store.count(parse_filter({"$not": {"s": {"$contains": "{c}"}}})) == 3

@@ -99,9 +99,11 @@ def test_reader_process_sees_another_processes_commit(tmp_path: Path) -> None:
     p = ctx.Process(target=_reader, args=(path, ready, go))
     p.start()
     assert ready.wait(60)
-    s.upsert([Chunk.create("doc5", 0, "another"), Chunk.create("doc6", 0, "written by the parent")],
-             np.vstack([unit_vectors(1, seed=605), unit_vectors(1, seed=606)]),
-             delete_ids=["doc0#0"])
+    s.upsert(
+        [Chunk.create("doc5", 0, "another"), Chunk.create("doc6", 0, "written by the parent")],
+        np.vstack([unit_vectors(1, seed=605), unit_vectors(1, seed=606)]),
+        delete_ids=["doc0#0"],
+    )
     go.set()
     p.join(60)
     s.close()
@@ -301,8 +303,10 @@ def test_connect_while_another_thread_writes(tmp_path: Path) -> None:
         w = EmbeddedStore(tmp_path / "kb")
         w.connect(SPACE)
         for j in range(0, 200, 10):
-            w.upsert(make_chunks(10, prefix="w", start=j, texts=[f"w {i}" for i in range(10)]),
-                     unit_vectors(10, seed=j))
+            w.upsert(
+                make_chunks(10, prefix="w", start=j, texts=[f"w {i}" for i in range(10)]),
+                unit_vectors(10, seed=j),
+            )
         w.close()
         stop.set()
 
@@ -329,7 +333,8 @@ class TestEmbeddedStoreHostile(HostileInputSuite):
 
 
 def test_a_failed_graph_build_is_logged_and_not_retried_on_every_write(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A build process that fails is reported once; rows stay searchable (exactly), no new
     build starts on the next writes (no process a write), and flush() builds the graph."""
     import subprocess

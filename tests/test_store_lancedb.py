@@ -60,8 +60,16 @@ MODES = ["exact", "native"]
 _STEM = DefaultTokenizer(stopwords=())
 
 
-def _hybrid(store: LanceDb, q: np.ndarray, text: str, *, k: int, candidates: int,
-            fusion: Fusion, filter: Any = None) -> list[Any]:
+def _hybrid(
+    store: LanceDb,
+    q: np.ndarray,
+    text: str,
+    *,
+    k: int,
+    candidates: int,
+    fusion: Fusion,
+    filter: Any = None,
+) -> list[Any]:
     """What the facade does with a both_legs store: fuse the two legs it returns."""
     return fuse(*store.both_legs(q, text, k=candidates, filter=filter), fusion, k=k)
 
@@ -85,8 +93,11 @@ class LuceneReference(MemoryStore):
         chunks = self.all_chunks()
         if not hasattr(self, "_tokens"):
             self._tokens = {}
-        docs = [self._tokens.get(c.content_hash) or self._tokens.setdefault(
-            c.content_hash, Counter(lance_tokens(c.text))) for c in chunks]
+        docs = [
+            self._tokens.get(c.content_hash)
+            or self._tokens.setdefault(c.content_hash, Counter(lance_tokens(c.text)))
+            for c in chunks
+        ]
         n = len(docs)
         avgdl = sum(sum(d.values()) for d in docs) / n if n else 1.0
         df = Counter(t for d in docs for t in d)
@@ -94,8 +105,14 @@ class LuceneReference(MemoryStore):
 
         def score(c: Chunk, d: Mapping[str, int]) -> float:
             dl = sum(d.values())
-            return sum(math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * d[t] * 2.2
-                       / (d[t] + 1.2 * (0.25 + 0.75 * dl / avgdl)) for t in query if t in d)
+            return sum(
+                math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                * d[t]
+                * 2.2
+                / (d[t] + 1.2 * (0.25 + 0.75 * dl / avgdl))
+                for t in query
+                if t in d
+            )
 
         return ranked_keyword(chunks, docs, query, k, filter, score)
 
@@ -131,8 +148,7 @@ class TestLanceDb(StoreSuite):
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
-        return lambda: LanceDb(tmp_path / "lance", table="suite",
-                               keyword=keyword_mode)  # type: ignore[arg-type]
+        return lambda: LanceDb(tmp_path / "lance", table="suite", keyword=keyword_mode)  # type: ignore[arg-type]
 
     def test_processes_writing_lose_nothing(  # type: ignore[override]
         self, store: LanceDb, store_factory: StoreFactory, tmp_path: Path
@@ -141,9 +157,13 @@ class TestLanceDb(StoreSuite):
         its runtime in a forked child but documents that a fork can still deadlock (it did here,
         about one run in five), so its writers must not be forked from a process using it."""
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_spawned_writer,
-                             args=(str(tmp_path / "lance"), p * 1000, 100, store.keyword_mode))
-                 for p in range(2)]
+        procs = [
+            ctx.Process(
+                target=_spawned_writer,
+                args=(str(tmp_path / "lance"), p * 1000, 100, store.keyword_mode),
+            )
+            for p in range(2)
+        ]
         for p in procs:
             p.start()
         for p in procs:
@@ -165,8 +185,7 @@ class TestLanceDbCongruence(CongruenceSuite):
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
-        return lambda: LanceDb(tmp_path / "lance", table="congruence",
-                               keyword=keyword_mode)  # type: ignore[arg-type]
+        return lambda: LanceDb(tmp_path / "lance", table="congruence", keyword=keyword_mode)  # type: ignore[arg-type]
 
     @pytest.fixture
     def keyword_reference(  # type: ignore[override]
@@ -178,19 +197,21 @@ class TestLanceDbCongruence(CongruenceSuite):
 
 
 # ----------------------------------------------------------------------------- URLs
-@pytest.mark.parametrize("url,uri,table,mode", [
-    ("lancedb:///data/lance", "/data/lance", "vecmem", "exact"),
-    ("lancedb:///data/lance?table=kb", "/data/lance", "kb", "exact"),
-    ("lancedb://./rel?collection=c", "./rel", "c", "exact"),
-    ("lancedb:///data/lance?table=kb&keyword=native", "/data/lance", "kb", "native"),
-])
+@pytest.mark.parametrize(
+    "url,uri,table,mode",
+    [
+        ("lancedb:///data/lance", "/data/lance", "vecmem", "exact"),
+        ("lancedb:///data/lance?table=kb", "/data/lance", "kb", "exact"),
+        ("lancedb://./rel?collection=c", "./rel", "c", "exact"),
+        ("lancedb:///data/lance?table=kb&keyword=native", "/data/lance", "kb", "native"),
+    ],
+)
 def test_urls(url: str, uri: str, table: str, mode: str) -> None:
     """open_store() must map lancedb:// URLs onto the folder, table and keyword mode."""
     store = open_store(url)
     assert isinstance(store, LanceDb) and (store.uri, store.table) == (uri, table)
     assert store.keyword_mode == mode
-    assert store.capabilities.native_keyword == store.capabilities.both_legs == (
-        mode == "native")
+    assert store.capabilities.native_keyword == store.capabilities.both_legs == (mode == "native")
 
 
 @pytest.mark.parametrize("url", ["lancedb://", "lancedb:///x?tabel=y", "lancedb:///x?keyword=fts"])
@@ -237,7 +258,8 @@ def test_foreign_table_is_refused(tmp_path: Path) -> None:
     import pyarrow as pa
 
     lancedb.connect(tmp_path / "lance").create_table(
-        "theirs", schema=pa.schema([("id", pa.string()), ("vector", pa.list_(pa.float32(), 8))]))
+        "theirs", schema=pa.schema([("id", pa.string()), ("vector", pa.list_(pa.float32(), 8))])
+    )
     with pytest.raises(ConfigurationError):
         LanceDb(tmp_path / "lance", table="theirs").connect(SPACE)
 
@@ -257,12 +279,28 @@ def test_awkward_field_names_and_quotes_filter_exactly(tmp_path: Path) -> None:
     exactly that field and value (no SQL injection, no case folding)."""
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
-    metas = [{"a.b": 1}, {"A": "x"}, {"a": "x"}, {"it's": "o'clock"}, {"_61": 2}, {"a": 2},
-             {"a": ["x", "y'"]}]
+    metas = [
+        {"a.b": 1},
+        {"A": "x"},
+        {"a": "x"},
+        {"it's": "o'clock"},
+        {"_61": 2},
+        {"a": 2},
+        {"a": ["x", "y'"]},
+    ]
     chunks = [Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(metas)]
     store.upsert(chunks, unit_vectors(len(chunks)))
-    for spec in ({"a.b": 1}, {"A": "x"}, {"a": "x"}, {"it's": "o'clock"}, {"_61": 2}, {"a": 2},
-                 {"a": {"$contains": "y'"}}, {"a": {"$ne": "x"}}, {"A": {"$exists": False}}):
+    for spec in (
+        {"a.b": 1},
+        {"A": "x"},
+        {"a": "x"},
+        {"it's": "o'clock"},
+        {"_61": 2},
+        {"a": 2},
+        {"a": {"$contains": "y'"}},
+        {"a": {"$ne": "x"}},
+        {"A": {"$exists": False}},
+    ):
         f = parse_filter(spec)
         want = {c.id for c in chunks if matches(f, c.metadata)}
         assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=10, filter=f)} == want, spec
@@ -294,8 +332,10 @@ def test_keyword_index_snapshot_is_reused_only_when_current(tmp_path: Path) -> N
     first.upsert(chunks, vectors)
     first.close()
     assert (tmp_path / "lance" / "vecmem.vecmem-bm25.npz").exists()
-    want = [(c.id, pytest.approx(s))
-            for c, s in reference(chunks, vectors).keyword("memory graph", k=10)]
+    want = [
+        (c.id, pytest.approx(s))
+        for c, s in reference(chunks, vectors).keyword("memory graph", k=10)
+    ]
     second = LanceDb(tmp_path / "lance")
     rebuilds = []
     second._rebuild_keyword_index = lambda: rebuilds.append(1)  # type: ignore[method-assign]
@@ -308,8 +348,9 @@ def test_keyword_index_snapshot_is_reused_only_when_current(tmp_path: Path) -> N
     lancedb.connect(tmp_path / "lance").open_table("vecmem").delete("id = 'doc3#0'")
     third = LanceDb(tmp_path / "lance")
     third.connect(SPACE)
-    ref = reference([c for c in chunks if c.id != "doc3#0"],
-                    np.delete(vectors, 3, axis=0)).keyword("memory graph", k=10)
+    ref = reference([c for c in chunks if c.id != "doc3#0"], np.delete(vectors, 3, axis=0)).keyword(
+        "memory graph", k=10
+    )
     assert _bm25_of(third, "memory graph") == [(c.id, pytest.approx(s)) for c, s in ref]
     third.close()
 
@@ -321,14 +362,16 @@ def test_keyword_leg_follows_another_writer_without_reopening(tmp_path: Path) ->
     a.upsert(make_chunks(10), unit_vectors(10))
     b = LanceDb(tmp_path / "lance")
     b.connect(SPACE)
-    b.upsert([Chunk.create("other", 0, "zebra crossing")], unit_vectors(1, seed=5),
-             delete_ids=["doc1#0"])
+    b.upsert(
+        [Chunk.create("other", 0, "zebra crossing")], unit_vectors(1, seed=5), delete_ids=["doc1#0"]
+    )
     assert [c.id for c, _ in a.keyword("zebra", k=3)] == ["other#0"]
     a.upsert([Chunk.create("mine", 0, "zebra too")], unit_vectors(1, seed=6))
     everything = a.get([f"doc{i}#0" for i in range(10)] + ["other#0", "mine#0"])
     ref = reference(everything, a.get_vectors([c.id for c in everything]))
-    assert _bm25_of(a, "zebra memory") == [(c.id, pytest.approx(s))
-                                           for c, s in ref.keyword("zebra memory", k=10)]
+    assert _bm25_of(a, "zebra memory") == [
+        (c.id, pytest.approx(s)) for c, s in ref.keyword("zebra memory", k=10)
+    ]
     a.close()
     b.close()
 
@@ -343,8 +386,7 @@ def test_optimize_changes_no_answers(tmp_path: Path) -> None:
         store.upsert(make_chunks(10, start=10 * i), unit_vectors(10, seed=i))
     before = _bm25_of(store, "memory graph")
     store.optimize()
-    assert sorted(list(ix.columns) for ix in store._t().list_indices()) == [
-        ["document_id"], ["id"]]
+    assert sorted(list(ix.columns) for ix in store._t().list_indices()) == [["document_id"], ["id"]]
     store._rebuild_keyword_index = None  # type: ignore[assignment]  # must not be needed
     assert _bm25_of(store, "memory graph") == [(i, pytest.approx(s)) for i, s in before]
     assert store.count() == 40
@@ -377,8 +419,11 @@ def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
     store = LanceDb(tmp_path / "lance")
     store.connect(SPACE)
     n = 6000
-    chunks = make_chunks(n, metadata=lambda i: {"rare": i % 1000 == 7},
-                         texts=[f"memory chunk {'memory ' * (i % 3)}{i}" for i in range(n)])
+    chunks = make_chunks(
+        n,
+        metadata=lambda i: {"rare": i % 1000 == 7},
+        texts=[f"memory chunk {'memory ' * (i % 3)}{i}" for i in range(n)],
+    )
     store.upsert(chunks, unit_vectors(n, seed=2))
     f = parse_filter({"rare": True})
     ref = reference(chunks, unit_vectors(n, seed=2))
@@ -386,8 +431,10 @@ def test_selective_filter_on_keyword_uses_one_scan(tmp_path: Path) -> None:
     scans = []  # reads of the ids matching the filter (the one scan)
     real_rows = store._rows
     store._rows = (  # type: ignore[method-assign]
-        lambda where, cols: (scans.append(where) if cols == ["id"] else None)
-        or real_rows(where, cols))
+        lambda where, cols: (
+            (scans.append(where) if cols == ["id"] else None) or real_rows(where, cols)
+        )
+    )
     got = store.keyword("memory chunk", k=5, filter=f)
     assert len(scans) == 1
     assert [(c.id, pytest.approx(s)) for c, s in want] == [(c.id, s) for c, s in got]
@@ -428,8 +475,11 @@ def test_native_sees_its_own_writes_and_deletes_while_the_index_lags(native: Lan
     def both(text: str, f: Any = None) -> tuple[set[str], set[str]]:
         flt = None if f is None else parse_filter(f)
         kw = {c.id for c, _ in native.keyword(text, k=50, filter=flt)}
-        hy = {h.id for h in _hybrid(native, q, text, k=2000, candidates=50, fusion=Fusion(),
-                                          filter=flt) if h.scores.keyword is not None}
+        hy = {
+            h.id
+            for h in _hybrid(native, q, text, k=2000, candidates=50, fusion=Fusion(), filter=flt)
+            if h.scores.keyword is not None
+        }
         return kw, hy
 
     native.upsert([Chunk.create("new", 0, "zebra crossing", {"i": -1})], unit_vectors(1, seed=1))
@@ -440,8 +490,11 @@ def test_native_sees_its_own_writes_and_deletes_while_the_index_lags(native: Lan
     assert both("xylophone") == ({"doc7#0"}, {"doc7#0"})
     assert "doc7#0" not in both(chunks[7].text)[0] | both(chunks[7].text)[1]
     native.delete(ids=["new#0"])
-    native.upsert([Chunk.create("late", 0, "quokka", {"i": -2})], unit_vectors(1, seed=3),
-                  delete_ids=["doc7#0"])
+    native.upsert(
+        [Chunk.create("late", 0, "quokka", {"i": -2})],
+        unit_vectors(1, seed=3),
+        delete_ids=["doc7#0"],
+    )
     assert both("zebra xylophone") == (set(), set())
     assert both("quokka") == ({"late#0"}, {"late#0"})
     assert _unindexed(native) == 1  # the index lagged all along (late#0 is outside it)
@@ -468,8 +521,9 @@ def test_native_rebuilds_the_index_after_fts_lag_changes(
         got = native.keyword(q, k=10)
         want = ref.keyword(q, k=10)
         assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
-    native.upsert(make_chunks(41, prefix="x", texts=corpus_texts(41, seed=7)),
-                  unit_vectors(41, seed=7))
+    native.upsert(
+        make_chunks(41, prefix="x", texts=corpus_texts(41, seed=7)), unit_vectors(41, seed=7)
+    )
     _hybrid(native, vectors[50], "memory", k=5, candidates=10, fusion=Fusion())
     assert _unindexed(native) == 0
 
@@ -489,8 +543,9 @@ def test_vector_memory_uses_native_hybrid(tmp_path: Path) -> None:
     fuses the two legs."""
     from vecmem.embedders import HashingEmbedder
 
-    mem = VectorMemory(store=LanceDb(tmp_path / "lance", keyword="native"),
-                       embedder=HashingEmbedder(32))
+    mem = VectorMemory(
+        store=LanceDb(tmp_path / "lance", keyword="native"), embedder=HashingEmbedder(32)
+    )
     mem.add(corpus_texts(120, seed=9), metadata=[{"i": i} for i in range(120)])
     calls = []
     real = mem.store.both_legs  # type: ignore[attr-defined]
@@ -516,8 +571,12 @@ def test_exact_mode_leaves_hybrid_to_the_facade(tmp_path: Path) -> None:
 def test_native_tokenizer_mirrors_vecmems(native: LanceDb) -> None:
     """The index tokenizes as lance_tokens() says, which is vecmem's DefaultTokenizer except that
     ``_`` splits words and stop words are dropped after stemming."""
-    texts = [*corpus_texts(50, seed=2), "The Running vaccines: 42 cafés, naïve ﬁ",
-             "Emoji 🎉🚀 and CJK 漢字かなカナ한국어", "its online_services being"]
+    texts = [
+        *corpus_texts(50, seed=2),
+        "The Running vaccines: 42 cafés, naïve ﬁ",
+        "Emoji 🎉🚀 and CJK 漢字かなカナ한국어",
+        "its online_services being",
+    ]
     vecmem_tokens = DefaultTokenizer()
     for text in texts:
         assert [t.text for t in native._t().tokenize(text, column="text")] == lance_tokens(text)
@@ -533,8 +592,7 @@ def test_native_needs_a_tokenizer_it_can_mirror(tmp_path: Path) -> None:
         store.connect(EmbeddingSpace(embedder="test", dim=8, tokenizer="my-own-tokenizer"))
     plain = LanceDb(tmp_path / "lance", table="plain", keyword="native")
     plain.connect(EmbeddingSpace(embedder="test", dim=8, tokenizer="default(stem=none,stop=none)"))
-    plain.upsert([Chunk.create("a", 0, "The cats"), Chunk.create("b", 0, "a cat")],
-                 unit_vectors(2))
+    plain.upsert([Chunk.create("a", 0, "The cats"), Chunk.create("b", 0, "a cat")], unit_vectors(2))
     assert _ids(plain.keyword("the", k=5)) == ["a#0"]  # no stop words, no stemming
     assert _ids(plain.keyword("cat", k=5)) == ["b#0"]
     plain.close()
@@ -552,23 +610,30 @@ def test_modes_share_a_table(tmp_path: Path) -> None:
     exact.upsert(chunks, vectors)
     exact.close()
     lancedb.connect(tmp_path / "lance").open_table("vecmem").create_index(
-        "text", config=FTS(stem=False))  # someone else's index, other settings
+        "text", config=FTS(stem=False)
+    )  # someone else's index, other settings
     native = LanceDb(tmp_path / "lance", keyword="native")
     native.connect(SPACE)
     details = [ix.index_details for ix in native._t().list_indices() if ix.index_type == "FTS"]
     assert len(details) == 1 and details[0]["stem"] is True
     ref = lucene_reference(chunks, vectors)
     truth = {c.id: s for c, s in ref.keyword("memory graph", k=100)}
-    assert_ranked_like(native.keyword("memory graph", k=10), ref.keyword("memory graph", k=10),
-                       truth, rel=1e-5, abs_=1e-6)
+    assert_ranked_like(
+        native.keyword("memory graph", k=10),
+        ref.keyword("memory graph", k=10),
+        truth,
+        rel=1e-5,
+        abs_=1e-6,
+    )
     native.upsert(make_chunks(1, start=40), unit_vectors(1, seed=40))
     native.close()
     again = LanceDb(tmp_path / "lance")
     again.connect(SPACE)
     everything = again.get([c.id for c in make_chunks(41)])
     ref = reference(everything, again.get_vectors([c.id for c in everything]))
-    assert _bm25_of(again, "memory graph") == [(c.id, pytest.approx(s))
-                                               for c, s in ref.keyword("memory graph", k=10)]
+    assert _bm25_of(again, "memory graph") == [
+        (c.id, pytest.approx(s)) for c, s in ref.keyword("memory graph", k=10)
+    ]
     again.close()
 
 
@@ -599,22 +664,41 @@ def test_content_hash_is_stored_only_when_it_is_not_the_texts(tmp_path: Path) ->
     chunks = [plain, own, built, moved]
     store.upsert(chunks, unit_vectors(4))
     assert [(c.id, c.text, c.content_hash) for c in store.get([c.id for c in chunks])] == [
-        (c.id, c.text, c.content_hash) for c in chunks]
+        (c.id, c.text, c.content_hash) for c in chunks
+    ]
     rows = store._t().search().select(["id", "chunk"]).limit(None).to_arrow().to_pylist()
     assert {r["id"]: json.loads(r["chunk"])[1] for r in rows} == {
-        plain.id: None, own.id: "my-digest", built.id: None, moved.id: plain.content_hash}
+        plain.id: None,
+        own.id: "my-digest",
+        built.id: None,
+        moved.id: plain.content_hash,
+    }
 
 
 _ODD_VALUES: list[dict[str, Any]] = [
-    {"a": 1}, {"a": None}, {"b": {}}, {"b": {"x": 1}}, {"c": []}, {"c": [None]}, {"c": [[1]]},
-    {"c": [1, {}]}, {"d": 2**70}, {"d": 10**400}, {"e": "s", "a": None}, {}]
+    {"a": 1},
+    {"a": None},
+    {"b": {}},
+    {"b": {"x": 1}},
+    {"c": []},
+    {"c": [None]},
+    {"c": [[1]]},
+    {"c": [1, {}]},
+    {"d": 2**70},
+    {"d": 10**400},
+    {"e": "s", "a": None},
+    {},
+]
 
 
 def _without_the_int_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """Write as vecmem did before it refused integers beyond ±2**53 (``_ODD_VALUES`` has such
     rows, which tables written then still hold): vectors checked, metadata not."""
-    monkeypatch.setattr(lancedb_store, "validate_batch",
-                        lambda chunks, vectors, dim: validate_vectors(vectors, len(chunks), dim))
+    monkeypatch.setattr(
+        lancedb_store,
+        "validate_batch",
+        lambda chunks, vectors, dim: validate_vectors(vectors, len(chunks), dim),
+    )
 
 
 def _exists_filters() -> list[Filter]:
@@ -624,7 +708,8 @@ def _exists_filters() -> list[Filter]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_layout_4_lists_only_untyped_fields_and_exists_reads_both(
-        tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Layout 4 keeps in vm_keys only the fields with no typed value (null, objects, empty or
     nested lists, numbers beyond float64 -- written before vecmem refused ints beyond 2**53, so
     the metadata check is bypassed here), null on other rows; $exists still matches exactly."""
@@ -635,8 +720,19 @@ def test_layout_4_lists_only_untyped_fields_and_exists_reads_both(
     store.upsert(chunks, unit_vectors(len(chunks)))
     rows = store._t().search().select(["id", "vm_keys"]).limit(None).to_arrow().to_pylist()
     assert {r["id"]: r["vm_keys"] for r in rows} == {
-        "d0#0": None, "d1#0": ["a"], "d2#0": ["b"], "d3#0": ["b"], "d4#0": ["c"], "d5#0": ["c"],
-        "d6#0": ["c"], "d7#0": None, "d8#0": None, "d9#0": ["d"], "d10#0": ["a"], "d11#0": None}
+        "d0#0": None,
+        "d1#0": ["a"],
+        "d2#0": ["b"],
+        "d3#0": ["b"],
+        "d4#0": ["c"],
+        "d5#0": ["c"],
+        "d6#0": ["c"],
+        "d7#0": None,
+        "d8#0": None,
+        "d9#0": ["d"],
+        "d10#0": ["a"],
+        "d11#0": None,
+    }
     for f in _exists_filters():
         want = {c.id for c in chunks if matches(f, c.metadata)}
         assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=20, filter=f)} == want, f
@@ -645,8 +741,9 @@ def test_layout_4_lists_only_untyped_fields_and_exists_reads_both(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_layout_3_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    mode: str) -> None:
+def test_layout_3_tables_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     """A table in layout 3 (every field name in vm_keys) keeps writing every name, and $exists
     matches exactly on rows of both writers."""
     monkeypatch.setattr(lancedb_store, "FORMAT", 3)
@@ -670,8 +767,9 @@ def test_layout_3_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_write_on_a_stale_schema_clears_columns_another_writer_added(tmp_path: Path,
-                                                                        mode: str) -> None:
+def test_a_write_on_a_stale_schema_clears_columns_another_writer_added(
+    tmp_path: Path, mode: str
+) -> None:
     """A store writes with the schema of its last commit. When another writer added filter
     columns since, the overwrite must still clear them (LanceDB's merge keeps the columns a
     batch leaves out), and a column both want is added once."""
@@ -707,8 +805,9 @@ def test_a_write_on_a_stale_schema_clears_columns_another_writer_added(tmp_path:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_layout_2_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    mode: str) -> None:
+def test_layout_2_tables_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     """A table in layout 2 (every hash written out) reads, searches and writes as before, and
     keeps writing the hash."""
     import json
@@ -726,8 +825,9 @@ def test_layout_2_tables_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
     store.connect(SPACE)
     store.upsert(chunks[10:], vectors[10:])
-    assert [(c.id, c.content_hash, dict(c.metadata)) for c in store.get([c.id for c in chunks])] \
-        == [(c.id, c.content_hash, dict(c.metadata)) for c in chunks]
+    assert [
+        (c.id, c.content_hash, dict(c.metadata)) for c in store.get([c.id for c in chunks])
+    ] == [(c.id, c.content_hash, dict(c.metadata)) for c in chunks]
     rows = store._t().search().select(["chunk"]).limit(None).to_arrow().to_pylist()
     assert all(json.loads(r["chunk"])[1] is not None for r in rows)
     assert (store._t().schema.metadata or {})[b"vecmem_format"] == b"2"
@@ -743,24 +843,48 @@ def test_layout_1_tables_still_work(tmp_path: Path, mode: str) -> None:
     import pyarrow as pa
 
     schema = pa.schema(
-        [("id", pa.string(), False), ("document_id", pa.string()), ("position", pa.int64()),
-         ("text", pa.string()), ("content_hash", pa.string()), ("metadata", pa.string()),
-         ("seq", pa.int64()), ("vector", pa.list_(pa.float32(), 8)),
-         ("vm_keys", pa.list_(pa.string()))],
-        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": "1"})
+        [
+            ("id", pa.string(), False),
+            ("document_id", pa.string()),
+            ("position", pa.int64()),
+            ("text", pa.string()),
+            ("content_hash", pa.string()),
+            ("metadata", pa.string()),
+            ("seq", pa.int64()),
+            ("vector", pa.list_(pa.float32(), 8)),
+            ("vm_keys", pa.list_(pa.string())),
+        ],
+        metadata={"vecmem_space": SPACE.to_json(), "vecmem_format": "1"},
+    )
     old = make_chunks(6, texts=corpus_texts(6, seed=3))
     vectors = unit_vectors(6)
-    lancedb.connect(tmp_path / "lance").create_table("vecmem", pa.table({
-        "id": [c.id for c in old], "document_id": [c.document_id for c in old],
-        "position": [c.position for c in old], "text": [c.text for c in old],
-        "content_hash": [c.content_hash for c in old], "metadata": ["{}"] * 6,
-        "seq": list(range(6)), "vector": [list(v) for v in vectors], "vm_keys": [[]] * 6,
-    }, schema=schema))
+    lancedb.connect(tmp_path / "lance").create_table(
+        "vecmem",
+        pa.table(
+            {
+                "id": [c.id for c in old],
+                "document_id": [c.document_id for c in old],
+                "position": [c.position for c in old],
+                "text": [c.text for c in old],
+                "content_hash": [c.content_hash for c in old],
+                "metadata": ["{}"] * 6,
+                "seq": list(range(6)),
+                "vector": [list(v) for v in vectors],
+                "vm_keys": [[]] * 6,
+            },
+            schema=schema,
+        ),
+    )
     store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
     store.connect(SPACE)
     for got, want in zip(store.get([c.id for c in old]), old):
         assert (got.id, got.position, got.text, got.content_hash, dict(got.metadata)) == (
-            want.id, want.position, want.text, want.content_hash, {})
+            want.id,
+            want.position,
+            want.text,
+            want.content_hash,
+            {},
+        )
     new = Chunk.create("doc0", 0, "zebra crossing", {"n": 2, "tags": ["a"]})
     store.upsert([new], unit_vectors(1, seed=9))
     got = store.get(["doc0#0"])[0]

@@ -34,9 +34,13 @@ def faiss_store(emb: Any) -> Any:
         from langchain_community.vectorstores.utils import DistanceStrategy
     import faiss
 
-    return FAISS(embedding_function=emb, index=faiss.IndexFlatIP(emb.dim),
-                 docstore=InMemoryDocstore(), index_to_docstore_id={},
-                 distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+    return FAISS(
+        embedding_function=emb,
+        index=faiss.IndexFlatIP(emb.dim),
+        docstore=InMemoryDocstore(),
+        index_to_docstore_id={},
+        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+    )
 
 
 class TestLangChainInMemory(StoreSuite):

@@ -24,8 +24,9 @@ def simple() -> Any:
 
 
 def qdrant(dim: int) -> Any:
-    pytest.importorskip("llama_index.vector_stores.qdrant",
-                        reason="pip install llama-index-vector-stores-qdrant")
+    pytest.importorskip(
+        "llama_index.vector_stores.qdrant", reason="pip install llama-index-vector-stores-qdrant"
+    )
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
 
@@ -77,8 +78,9 @@ def test_booleans_are_not_numbers_through_the_simple_store() -> None:
     store = LlamaIndex(simple())
     store.connect(SPACE)
     store.upsert(make_chunks(2, metadata=lambda i: {"flag": True if i else 1}), unit_vectors(2))
-    assert [c.id for c, _ in store.query(unit_vectors(2)[1], k=2,
-                                         filter=parse_filter({"flag": True}))] == ["doc1#0"]
+    assert [
+        c.id for c, _ in store.query(unit_vectors(2)[1], k=2, filter=parse_filter({"flag": True}))
+    ] == ["doc1#0"]
 
 
 @pytest.mark.parametrize("name", ["llamaindex", "llama_index", "llamaindex_adapter"])

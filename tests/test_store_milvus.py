@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install 'vecmem[milvus]')")
-pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install 'vecmem[milvus]')")
+pytest.importorskip(
+    "milvus_lite", reason="milvus-lite is not installed (pip install 'vecmem[milvus]')"
+)
 
 from vecmem.errors import ConfigurationError
 from vecmem.filters import parse_filter
@@ -31,12 +33,18 @@ class TestMilvusLiteCongruence(CongruenceSuite):
         return lambda: Milvus(str(tmp_path / "milvus.db"), collection="congruence")
 
 
-@pytest.mark.parametrize("url,want", [
-    ("milvus:///srv/milvus.db?collection=kb", {"uri": "/srv/milvus.db", "collection": "kb"}),
-    ("milvus://./rel.db", {"uri": "./rel.db", "collection": "vecmem"}),
-    ("milvus+http://db.local?collection=c1", {"uri": "http://db.local:19530", "collection": "c1"}),
-    ("milvus+https://cloud.example:443", {"uri": "https://cloud.example:443"}),
-])
+@pytest.mark.parametrize(
+    "url,want",
+    [
+        ("milvus:///srv/milvus.db?collection=kb", {"uri": "/srv/milvus.db", "collection": "kb"}),
+        ("milvus://./rel.db", {"uri": "./rel.db", "collection": "vecmem"}),
+        (
+            "milvus+http://db.local?collection=c1",
+            {"uri": "http://db.local:19530", "collection": "c1"},
+        ),
+        ("milvus+https://cloud.example:443", {"uri": "https://cloud.example:443"}),
+    ],
+)
 def test_urls_pick_the_engine(url: str, want: dict[str, object]) -> None:
     store = open_store(url)
     assert isinstance(store, Milvus)
@@ -63,15 +71,21 @@ def test_filter_expressions_keep_types_apart() -> None:
     assert to_expr(parse_filter({"flag": 1})) == '((exists f["n_flag"] and f["n_flag"] == 1))'
     assert to_expr(parse_filter({"flag": True})) == '((exists f["b_flag"] and f["b_flag"] == true))'
     assert to_expr(parse_filter({'q"\\': "x"})) == (
-        '((exists f["s_q\\"\\\\"] and f["s_q\\"\\\\"] == "x"))')
+        '((exists f["s_q\\"\\\\"] and f["s_q\\"\\\\"] == "x"))'
+    )
 
 
 def test_odd_keys_and_negations_on_the_engine(tmp_path: Path) -> None:
     """Keys with quotes and backslashes address that key; $ne matches chunks without it."""
     store = Milvus(str(tmp_path / "m.db"))
     store.connect(SPACE)
-    store.upsert([Chunk.create("a", 0, "x", {'q"\\': 1, "flag": True}),
-                  Chunk.create("b", 0, "y", {"flag": 1})], unit_vectors(2))
+    store.upsert(
+        [
+            Chunk.create("a", 0, "x", {'q"\\': 1, "flag": True}),
+            Chunk.create("b", 0, "y", {"flag": 1}),
+        ],
+        unit_vectors(2),
+    )
     assert store.count(parse_filter({'q"\\': 1})) == 1
     assert [c.id for c in store.get(["a#0", "b#0"])] == ["a#0", "b#0"]
     assert store.count(parse_filter({'q"\\': {"$ne": 1}})) == 1
@@ -89,8 +103,7 @@ def test_writes_by_another_client_reach_the_keyword_leg(tmp_path: Path) -> None:
     assert [c.id for c, _ in first.keyword("alpha", k=3)] == ["doc0#0"]
     second = Milvus(str(tmp_path / "m.db"))
     second.connect(SPACE)
-    second.upsert(make_chunks(1, start=3, texts=["zebra"]), unit_vectors(1),
-                  delete_ids=["doc0#0"])
+    second.upsert(make_chunks(1, start=3, texts=["zebra"]), unit_vectors(1), delete_ids=["doc0#0"])
     assert [c.id for c, _ in first.keyword("zebra", k=3)] == ["doc3#0"]
     assert first.keyword("alpha", k=3) == []
 

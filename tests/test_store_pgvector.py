@@ -203,9 +203,15 @@ def test_vector_memory_by_url_end_to_end(postgres_url: str, table: str) -> None:
     """VectorMemory("postgresql://...") adds, searches (all modes, filters) and reopens."""
     url = f"{postgres_url}?collection={table}"
     mem = VectorMemory(url, embedder=HashingEmbedder(64))
-    mem.add(["Postgres stores vectors with pgvector", "Cats sleep most of the day",
-             "Hybrid search fuses BM25 and vectors"],
-            metadata=[{"topic": "db"}, {"topic": "pets"}, {"topic": "db"}], ids=["a", "b", "c"])
+    mem.add(
+        [
+            "Postgres stores vectors with pgvector",
+            "Cats sleep most of the day",
+            "Hybrid search fuses BM25 and vectors",
+        ],
+        metadata=[{"topic": "db"}, {"topic": "pets"}, {"topic": "db"}],
+        ids=["a", "b", "c"],
+    )
     assert len(mem) == 3
     for mode in ("hybrid", "vector", "keyword"):
         hits = mem.search("pgvector vectors", k=2, mode=mode, filter={"topic": "db"})
@@ -251,8 +257,10 @@ def test_bm25_equals_reference_under_churn(store: PgVector) -> None:
     live: dict[str, tuple[Chunk, np.ndarray]] = {}
     texts = corpus_texts(600, seed=3)
     for round_ in range(6):
-        new = [Chunk.create(f"d{int(i)}", 0, texts[int(rng.integers(600))] + f" r{round_}")
-               for i in rng.integers(0, 200, 60)]
+        new = [
+            Chunk.create(f"d{int(i)}", 0, texts[int(rng.integers(600))] + f" r{round_}")
+            for i in rng.integers(0, 200, 60)
+        ]
         new = list({c.id: c for c in new}.values())
         vecs = unit_vectors(len(new), seed=round_)
         gone = [f"d{int(i)}" + "#0" for i in rng.integers(0, 200, 15)]
@@ -286,8 +294,11 @@ def test_bm25_statistics_tables_stay_consistent(store: PgVector, postgres_url: s
         n, total = c.execute(f"SELECT n, total_len FROM {t}_meta").fetchone()
         assert (n, total) == c.execute(f"SELECT count(*), sum(length) FROM {t}").fetchone()
         df = dict(c.execute(f"SELECT term, df FROM {t}_terms").fetchall())
-        recount = dict(c.execute(f"SELECT term, count(*) FROM {t}, unnest(terms) term "
-                                 "GROUP BY term").fetchall())
+        recount = dict(
+            c.execute(
+                f"SELECT term, count(*) FROM {t}, unnest(terms) term GROUP BY term"
+            ).fetchall()
+        )
         assert df == recount
         hist = dict(c.execute(f"SELECT df, terms FROM {t}_dfhist").fetchall())
         want: dict[int, int] = {}
@@ -298,8 +309,7 @@ def test_bm25_statistics_tables_stay_consistent(store: PgVector, postgres_url: s
         assert postings == sum(recount.values())
 
 
-def test_server_failure_mid_batch_rolls_back_everything(store: PgVector, postgres_url: str
-                                                       ) -> None:
+def test_server_failure_mid_batch_rolls_back_everything(store: PgVector, postgres_url: str) -> None:
     """A batch the server rejects part-way through the COPY (a trigger raises on one row) must
     leave chunks, deletes, postings and BM25 statistics exactly as they were."""
     store.upsert(make_chunks(5), unit_vectors(5))
@@ -308,8 +318,10 @@ def test_server_failure_mid_batch_rolls_back_everything(store: PgVector, postgre
         admin.execute(f"""CREATE FUNCTION {store.table}_boom() RETURNS trigger AS $$
             BEGIN IF NEW.text = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END
             $$ LANGUAGE plpgsql""")
-        admin.execute(f"CREATE TRIGGER boom BEFORE INSERT ON {store.table} FOR EACH ROW "
-                      f"EXECUTE FUNCTION {store.table}_boom()")
+        admin.execute(
+            f"CREATE TRIGGER boom BEFORE INSERT ON {store.table} FOR EACH ROW "
+            f"EXECUTE FUNCTION {store.table}_boom()"
+        )
     bad = [Chunk.create("doc0", 0, "replacement memory memory"), Chunk.create("new", 0, "boom")]
     with pytest.raises(BackendError, match="refused") as info:
         store.upsert(bad, unit_vectors(2, seed=3), delete_ids=["doc1#0"])
@@ -321,11 +333,13 @@ def test_server_failure_mid_batch_rolls_back_everything(store: PgVector, postgre
 
 
 def test_text_that_is_not_utf8_is_invalid_input(store: PgVector) -> None:
-    for chunk in (Chunk("a#0", "a", 0, "lone \udcff surrogate", {}, "h"),
-                  Chunk.create("b", 0, "nul \x00 byte"),
-                  Chunk.create("c", 0, "ok", {"k": "\udcff"}),
-                  Chunk.create("d", 0, "ok", {"k\x00": 1}),
-                  Chunk.create("e", 0, "ok", {"k": float("nan")})):
+    for chunk in (
+        Chunk("a#0", "a", 0, "lone \udcff surrogate", {}, "h"),
+        Chunk.create("b", 0, "nul \x00 byte"),
+        Chunk.create("c", 0, "ok", {"k": "\udcff"}),
+        Chunk.create("d", 0, "ok", {"k\x00": 1}),
+        Chunk.create("e", 0, "ok", {"k": float("nan")}),
+    ):
         with pytest.raises(InvalidInputError):
             store.upsert([chunk], unit_vectors(1))
     assert store.count() == 0
@@ -334,10 +348,13 @@ def test_text_that_is_not_utf8_is_invalid_input(store: PgVector) -> None:
 def test_bulk_load_rebuilds_the_index(store: PgVector, postgres_url: str) -> None:
     """Inside bulk_load() the HNSW index is gone and searches stay right (exact); on exit it is
     built again, also when the block raised."""
+
     def has_index() -> bool:
         with psycopg.connect(postgres_url) as c:
-            return c.execute("SELECT to_regclass(%s)", (f"{store.table}_hnsw",)).fetchone()[0] \
+            return (
+                c.execute("SELECT to_regclass(%s)", (f"{store.table}_hnsw",)).fetchone()[0]
                 is not None
+            )
 
     chunks, vectors = make_chunks(300), unit_vectors(300, seed=4)
     with store.bulk_load():
@@ -368,8 +385,9 @@ def hnsw_store(postgres_url: str) -> Iterator[tuple[PgVector, np.ndarray, np.nda
     store = PgVector(postgres_url, table=_table(), exact_threshold=0, max_scan_tuples=2000)
     store.connect(EmbeddingSpace(embedder="test", dim=dim))
     vectors = _clustered(n, dim, seed=1)
-    store.upsert([Chunk.create(f"d{i}", 0, f"text {i}", {"bucket": i % 200}) for i in range(n)],
-                 vectors)
+    store.upsert(
+        [Chunk.create(f"d{i}", 0, f"text {i}", {"bucket": i % 200}) for i in range(n)], vectors
+    )
     yield store, vectors, _clustered(40, dim, seed=2)
     store.drop()
     store.close()
@@ -378,9 +396,13 @@ def hnsw_store(postgres_url: str) -> Iterator[tuple[PgVector, np.ndarray, np.nda
 def test_hnsw_index_is_used_and_recall_holds(hnsw_store: Any) -> None:
     store, vectors, queries = hnsw_store
     conn = store._conn
-    plan = "\n".join(r[0] for r in conn.execute(
-        f"EXPLAIN SELECT id FROM {store.table} ORDER BY embedding <=> %s::vector LIMIT 10",
-        (queries[0],)).fetchall())
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            f"EXPLAIN SELECT id FROM {store.table} ORDER BY embedding <=> %s::vector LIMIT 10",
+            (queries[0],),
+        ).fetchall()
+    )
     assert f"{store.table}_hnsw" in plan
     recalls = []
     for q in queries:
@@ -392,8 +414,9 @@ def test_hnsw_index_is_used_and_recall_holds(hnsw_store: Any) -> None:
 
 @pytest.mark.parametrize("probe", [0, 3000], ids=["hnsw", "probe"])
 @pytest.mark.parametrize("buckets", [1, 20, 100], ids=["0.5%", "10%", "50%"])
-def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: int,
-                                                    probe: int) -> None:
+def test_hnsw_filtered_search_returns_k_with_recall(
+    hnsw_store: Any, buckets: int, probe: int
+) -> None:
     """A filtered search returns k matching hits with recall >= 0.95 at 0.5%, 10% and 50%
     selectivity: through HNSW (iterative scan; at 0.5% max_scan_tuples runs out and the exact
     fallback answers), and with the default probe (filters matching < 3000 rows ranked exactly)."""
@@ -408,8 +431,9 @@ def test_hnsw_filtered_search_returns_k_with_recall(hnsw_store: Any, buckets: in
         exact = set(rows[np.argsort(-(vectors[rows] @ q))[:10]].tolist())
         recalls.append(len({int(c.document_id[1:]) for c, _ in got} & exact) / 10)
         if probe and len(rows) < probe:
-            np.testing.assert_allclose([s for _, s in got],
-                                       np.sort(vectors[rows] @ q)[::-1][:10], atol=1e-5)
+            np.testing.assert_allclose(
+                [s for _, s in got], np.sort(vectors[rows] @ q)[::-1][:10], atol=1e-5
+            )
     assert np.mean(recalls) >= (1.0 if probe and len(rows) < probe else 0.95), np.mean(recalls)
 
 

@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("pinecone", reason="the pinecone SDK is not installed (pip install 'vecmem[pinecone]')")
+pytest.importorskip(
+    "pinecone", reason="the pinecone SDK is not installed (pip install 'vecmem[pinecone]')"
+)
 
 from vecmem.errors import (
     AuthenticationError,
@@ -73,8 +75,15 @@ KEY = "standin-test-key"
 def _same_keyword(store: PineconeDb, ref: object, q: str, k: int) -> None:
     """Keyword hits equal the reference's rank by rank (ties may come in either order)."""
     truth = {c.id: x for c, x in ref.keyword(q, k=10_000)}  # type: ignore[attr-defined]
-    assert_ranked_like(store.keyword(q, k=k), ref.keyword(q, k=k), truth,  # type: ignore[attr-defined]
-                       rel=BM25_REL, abs_=1e-9)
+    assert_ranked_like(
+        store.keyword(q, k=k),
+        ref.keyword(q, k=k),
+        truth,  # type: ignore[attr-defined]
+        rel=BM25_REL,
+        abs_=1e-9,
+    )
+
+
 REAL_KEY = os.environ.get("PINECONE_API_KEY")
 REAL_INDEX = os.environ.get("VECMEM_PINECONE_INDEX", "vecmem-test")
 SETTLE = float(os.environ.get("VECMEM_PINECONE_SETTLE", "5"))
@@ -90,10 +99,12 @@ def _ns() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-def _store(standin: PineconeStandIn, *, index: str = "suite", namespace: str = "",
-           **kwargs: object) -> PineconeDb:
-    return PineconeDb(index=index, api_key=KEY, controller_host=standin.url,
-                      namespace=namespace, **kwargs)  # type: ignore[arg-type]
+def _store(
+    standin: PineconeStandIn, *, index: str = "suite", namespace: str = "", **kwargs: object
+) -> PineconeDb:
+    return PineconeDb(
+        index=index, api_key=KEY, controller_host=standin.url, namespace=namespace, **kwargs
+    )  # type: ignore[arg-type]
 
 
 class TestPineconeStandIn(StoreSuite):
@@ -107,8 +118,9 @@ class _Settled(PineconeDb):
     """The service is eventually consistent: wait ``$VECMEM_PINECONE_SETTLE`` seconds (default
     5) after each write, so that the suite's reads see it."""
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         super().upsert(chunks, vectors, delete_ids=delete_ids)
         time.sleep(SETTLE)
 
@@ -118,8 +130,11 @@ class _Settled(PineconeDb):
         return n
 
 
-@pytest.mark.skipif(REAL_KEY is None, reason="PINECONE_API_KEY is not set: the suite runs against "
-                    "the local stand-in only (set it to also run against the Pinecone service)")
+@pytest.mark.skipif(
+    REAL_KEY is None,
+    reason="PINECONE_API_KEY is not set: the suite runs against "
+    "the local stand-in only (set it to also run against the Pinecone service)",
+)
 class TestPineconeService(StoreSuite):
     @pytest.fixture
     def store_factory(self) -> Iterator[StoreFactory]:
@@ -148,8 +163,9 @@ class _Ledgered(PineconeDb):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, keyword="native", **kwargs)  # type: ignore[arg-type]
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         with self._lock:
             super().upsert(chunks, vectors, delete_ids=delete_ids)
             for i in [*delete_ids, *(c.id for c in chunks)]:
@@ -163,8 +179,11 @@ class _Ledgered(PineconeDb):
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
         with self._lock:
             n = super().delete(ids=ids, filter=filter)
-            doomed = set(ids or ()) | {i for i, (c, _) in _LIVE.items()
-                                       if filter is not None and matches(filter, c.metadata)}
+            doomed = set(ids or ()) | {
+                i
+                for i, (c, _) in _LIVE.items()
+                if filter is not None and matches(filter, c.metadata)
+            }
             for i in doomed:
                 _LIVE.pop(i, None)
             return n
@@ -194,8 +213,9 @@ class FrozenReference(MemoryStore):
 
         def score(c: Chunk, d: Mapping[str, int]) -> float:
             norm = k1 * (1 - b + b * sum(d.values()) / _AVGDL_W[c.id])
-            return sum(idf[t] * m * d[t] * (k1 + 1) / (d[t] + norm)
-                       for t, m in query.items() if t in d)
+            return sum(
+                idf[t] * m * d[t] * (k1 + 1) / (d[t] + norm) for t, m in query.items() if t in d
+            )
 
         return ranked_keyword(chunks, docs, query, k, filter, score)
 
@@ -223,8 +243,9 @@ class TestPineconeNativeKeyword(StoreSuite):
     @pytest.fixture
     def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
         ns = _ns()
-        return lambda: _Ledgered(index="suite", api_key=KEY, controller_host=standin.url,
-                                 namespace=ns)
+        return lambda: _Ledgered(
+            index="suite", api_key=KEY, controller_host=standin.url, namespace=ns
+        )
 
 
 @pytest.mark.usefixtures("frozen")
@@ -237,8 +258,9 @@ class TestPineconeNativeCongruence(CongruenceSuite):
     @pytest.fixture
     def store_factory(self, standin: PineconeStandIn) -> StoreFactory:
         ns = _ns()
-        return lambda: _Ledgered(index="congruence", api_key=KEY, controller_host=standin.url,
-                                 namespace=ns)
+        return lambda: _Ledgered(
+            index="congruence", api_key=KEY, controller_host=standin.url, namespace=ns
+        )
 
     @pytest.fixture
     def keyword_reference(self, data: Any) -> VectorMemory:  # type: ignore[override]
@@ -247,11 +269,16 @@ class TestPineconeNativeCongruence(CongruenceSuite):
 
 # ----------------------------------------------------------------------------- URLs
 def test_urls() -> None:
-    store = open_store("pinecone://kb-index?namespace=team&host=https://kb-abc.svc.pinecone.io"
-                       "&api_key=k1")
+    store = open_store(
+        "pinecone://kb-index?namespace=team&host=https://kb-abc.svc.pinecone.io&api_key=k1"
+    )
     assert isinstance(store, PineconeDb)
     assert (store.index, store.namespace, store.host, store.api_key) == (
-        "kb-index", "team", "https://kb-abc.svc.pinecone.io", "k1")
+        "kb-index",
+        "team",
+        "https://kb-abc.svc.pinecone.io",
+        "k1",
+    )
     assert store.keyword_mode == "exact"
     assert open_store("pinecone://kb?keyword=native").keyword_mode == "native"  # type: ignore[attr-defined]
     for bad in ("pinecone://", "pinecone://x?nmespace=y", "pinecone://x?keyword=fts"):
@@ -317,8 +344,7 @@ def test_direct_host_skips_the_control_plane(standin: PineconeStandIn) -> None:
     ns = _ns()
     _store(standin, namespace=ns).connect(SPACE)
     before = len(standin.log)
-    direct = PineconeDb(index="suite", api_key=KEY, host=standin.index_host("suite"),
-                        namespace=ns)
+    direct = PineconeDb(index="suite", api_key=KEY, host=standin.index_host("suite"), namespace=ns)
     direct.connect(SPACE)
     direct.upsert(make_chunks(2), unit_vectors(2))
     assert direct.count() == 2
@@ -338,12 +364,17 @@ def test_limits_are_refused_before_writing(standin: PineconeStandIn) -> None:
     assert s.count() == 0
 
 
-@pytest.mark.parametrize("text, metadata", [
-    ("plain words", {}),
-    ('quotes " and \\ backslashes, \n new\tlines, \x01 control, \u2028 separators, é 日本',
-     {"k\"ey": ["x\"y", 1, None], "nested": {"a": [1.5, {"b": "\\"}]}, "n": None, "ok": True}),
-    ("", {"only": "metadata"}),
-])
+@pytest.mark.parametrize(
+    "text, metadata",
+    [
+        ("plain words", {}),
+        (
+            'quotes " and \\ backslashes, \n new\tlines, \x01 control, \u2028 separators, é 日本',
+            {'k"ey': ['x"y', 1, None], "nested": {"a": [1.5, {"b": "\\"}]}, "n": None, "ok": True},
+        ),
+        ("", {"only": "metadata"}),
+    ],
+)
 def test_metadata_size_is_its_json_size(text: str, metadata: dict) -> None:
     """The size an upsert checks against Pinecone's 40 KB and its 2 MB requests is the size of
     the metadata as JSON, also for text that JSON escapes (computed without a second dumps)."""
@@ -356,11 +387,14 @@ def test_metadata_size_is_its_json_size(text: str, metadata: dict) -> None:
         _encode(near)
 
 
-@pytest.mark.parametrize("terms", [
-    [f"t{i}" for i in range(10)],
-    [f"term{i:05d}" for i in range(20_000)],
-    [f"語彙{i}ü" * 3 for i in range(8_000)],  # multi-byte terms: more JSON than the guess
-])
+@pytest.mark.parametrize(
+    "terms",
+    [
+        [f"t{i}" for i in range(10)],
+        [f"term{i:05d}" for i in range(20_000)],
+        [f"語彙{i}ü" * 3 for i in range(8_000)],  # multi-byte terms: more JSON than the guess
+    ],
+)
 def test_statistics_records_stay_under_the_payload_limit_and_add_up(terms: list[str]) -> None:
     delta = {"n": 7, "l": 123.0, "a": 17.5, "df": {t: 1 + i % 5 for i, t in enumerate(terms)}}
     parts = _pack(delta)
@@ -378,8 +412,11 @@ def test_ids_pinecone_refuses_are_mapped(standin: PineconeStandIn) -> None:
     """Non-ASCII and 600-byte chunk ids round-trip (stored under a hash)."""
     s = _store(standin, namespace=_ns())
     s.connect(SPACE)
-    chunks = [Chunk.create("文書", 0, "unicode id"), Chunk.create("d", 0, "long id", id="x" * 600),
-              Chunk.create("d", 1, "tilde id", id="~abc")]
+    chunks = [
+        Chunk.create("文書", 0, "unicode id"),
+        Chunk.create("d", 0, "long id", id="x" * 600),
+        Chunk.create("d", 1, "tilde id", id="~abc"),
+    ]
     s.upsert(chunks, unit_vectors(3))
     assert [c.id for c in s.get([c.id for c in chunks])] == [c.id for c in chunks]
     assert s.get_vectors(["x" * 600]).shape == (1, SPACE.dim)
@@ -393,8 +430,7 @@ def test_requests_stay_within_pinecone_limits(standin: PineconeStandIn) -> None:
     s = _store(standin, namespace=_ns())
     s.connect(SPACE)
     before = len(standin.log)
-    chunks = [Chunk.create(f"d{i}", 0, f"text {i} " + "word " * 150, {"i": i})
-              for i in range(3000)]
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i} " + "word " * 150, {"i": i}) for i in range(3000)]
     s.upsert(chunks, unit_vectors(3000, seed=5))
     ups = [n for m, p, n in standin.log[before:] if p.endswith("/vectors/upsert")]
     assert len(ups) >= 3 and max(ups) <= pinecone_standin.MAX_REQUEST_BYTES
@@ -403,7 +439,8 @@ def test_requests_stay_within_pinecone_limits(standin: PineconeStandIn) -> None:
 
 # ----------------------------------------------------------------------------- filters
 def test_translation_equals_the_reference_under_pinecone_semantics(
-        standin: PineconeStandIn) -> None:
+    standin: PineconeStandIn,
+) -> None:
     """The translated filter, evaluated with Pinecone's documented semantics (strict where
     they are silent), selects exactly what vecmem.filters.matches selects: 1,000 random
     filters over varied metadata, evaluated on the stored metadata."""
@@ -532,10 +569,12 @@ def test_own_statistics_count_before_the_listing_shows_them() -> None:
         ref = reference(chunks[1:], vectors[1:])
         for q in ("memory vector", "agent graph"):
             _same_keyword(s, ref, q, 6)
-        stats = [i for i in lagging.indexes["suite"].namespaces[s.meta_namespace]
-                 if i.startswith("stats-")]
+        stats = [
+            i
+            for i in lagging.indexes["suite"].namespaces[s.meta_namespace]
+            if i.startswith("stats-")
+        ]
         assert len(stats) < MERGE_AFTER
-
 
 
 # ----------------------------------------------------------------------------- native mode only
@@ -551,11 +590,13 @@ class _Counted:
         def call(*a: Any, **k: Any) -> Any:
             self.calls[name] += 1
             return fn(*a, **k)
+
         return call if callable(fn) else fn
 
 
 def test_native_keyword_is_one_query_and_lists_statistics_once_a_ttl(
-        standin: PineconeStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    standin: PineconeStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Native mode asks Pinecone for k and returns its scores: one query a search; the statistics
     are listed beside a query once STATS_TTL has passed, and another client's writes then count."""
     import vecmem.stores.pinecone as pinecone_module
@@ -583,18 +624,22 @@ def test_native_keyword_is_one_query_and_lists_statistics_once_a_ttl(
     stored = standin.indexes["suite"].namespaces[ns].values()  # scored with the new idf
     weights = [r.sparse.get(pinecone_module.term_index(term), 0.0) for r in stored]
     assert [x for _, x in hits] == pytest.approx(
-        sorted((idf * w for w in weights if w), reverse=True)[:5], rel=1e-6)
+        sorted((idf * w for w in weights if w), reverse=True)[:5], rel=1e-6
+    )
 
 
 def test_native_keyword_checks_terms_when_the_idf_floor_is_negative(
-        standin: PineconeStandIn, frozen: None) -> None:
+    standin: PineconeStandIn, frozen: None
+) -> None:
     """In a tiny corpus where most terms are in most chunks, rank_bm25's floor for negative idf is
     itself negative: chunks with the query's terms score below 0, under the records Pinecone adds
     with score 0. Native mode must still return exactly the chunks with a query term."""
     s = _Ledgered(index="suite", api_key=KEY, controller_host=standin.url, namespace=_ns())
     s.connect(SPACE)
-    chunks = [Chunk.create(f"d{i}", 0, t) for i, t in enumerate(
-        ["alpha beta gamma", "alpha beta gamma", "alpha beta gamma", "delta"])]
+    chunks = [
+        Chunk.create(f"d{i}", 0, t)
+        for i, t in enumerate(["alpha beta gamma", "alpha beta gamma", "alpha beta gamma", "delta"])
+    ]
     vectors = unit_vectors(len(chunks))
     s.upsert(chunks, vectors)
     hits = s.keyword("alpha", k=5)

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("qdrant_client",
-                    reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')")
+pytest.importorskip(
+    "qdrant_client", reason="qdrant-client is not installed (pip install 'vecmem[qdrant]')"
+)
 
 from vecmem.errors import (
     BackendError,
@@ -86,24 +87,45 @@ class SparseReference(MemoryStore):
                 continue
             assert avgdl, "the store recorded no avgdl although it holds chunks with tokens"
             norm = k1 * (1 - b + b * sum(d.values()) / avgdl)
-            out.append(Scored(c, sum(math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-                                     * d[t] * (k1 + 1) / (d[t] + norm) for t in query if t in d)))
+            out.append(
+                Scored(
+                    c,
+                    sum(
+                        math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                        * d[t]
+                        * (k1 + 1)
+                        / (d[t] + norm)
+                        for t in query
+                        if t in d
+                    ),
+                )
+            )
         return sorted(out, key=lambda x: -x.score)[:k]
 
 
 def sparse_reference(avgdl: Callable[[], float | None]) -> Callable[..., MemoryStore]:
-    def make(chunks: Sequence[Chunk], vectors: np.ndarray,
-             space: EmbeddingSpace = SPACE) -> MemoryStore:
+    def make(
+        chunks: Sequence[Chunk], vectors: np.ndarray, space: EmbeddingSpace = SPACE
+    ) -> MemoryStore:
         ref = SparseReference(avgdl)
         ref.connect(space)
         if len(chunks):
             ref.upsert(list(chunks), vectors)
         return ref
+
     return make
 
 
-def _hybrid(store: Qdrant, q: np.ndarray, text: str, *, k: int, candidates: int,
-            fusion: Fusion, filter: Any = None) -> list[Any]:
+def _hybrid(
+    store: Qdrant,
+    q: np.ndarray,
+    text: str,
+    *,
+    k: int,
+    candidates: int,
+    fusion: Fusion,
+    filter: Any = None,
+) -> list[Any]:
     """What the facade does with a both_legs store: fuse the two legs it returns."""
     from vecmem.fusion import fuse
 
@@ -141,8 +163,9 @@ class TestQdrantMemory(_ModeSuite):
 class TestQdrantPath(_ModeSuite):
     @pytest.fixture
     def store_factory(self, tmp_path: Path, keyword_mode: str) -> StoreFactory:
-        return lambda: self.track(Qdrant(path=str(tmp_path / "qdrant"), collection="suite",
-                                         keyword=keyword_mode))  # type: ignore[arg-type]
+        return lambda: self.track(
+            Qdrant(path=str(tmp_path / "qdrant"), collection="suite", keyword=keyword_mode)
+        )  # type: ignore[arg-type]
 
 
 class TestQdrantCongruence(CongruenceSuite):
@@ -155,8 +178,7 @@ class TestQdrantCongruence(CongruenceSuite):
 
     @pytest.fixture
     def store_factory(self, keyword_mode: str) -> StoreFactory:
-        return lambda: Qdrant(":memory:", collection="congruence",
-                              keyword=keyword_mode)  # type: ignore[arg-type]
+        return lambda: Qdrant(":memory:", collection="congruence", keyword=keyword_mode)  # type: ignore[arg-type]
 
     @pytest.mark.slow
     def test_keyword_scores(  # type: ignore[override]
@@ -180,28 +202,35 @@ class TestQdrantCongruence(CongruenceSuite):
 
 
 @pytest.mark.server
-@pytest.mark.skipif(QDRANT_URL is None, reason="no Qdrant server: set QDRANT_URL=http://host:6333 "
-                    "to run the suite against one (none can be installed on this machine)")
+@pytest.mark.skipif(
+    QDRANT_URL is None,
+    reason="no Qdrant server: set QDRANT_URL=http://host:6333 "
+    "to run the suite against one (none can be installed on this machine)",
+)
 class TestQdrantServer(_ModeSuite):
     @pytest.fixture
     def store_factory(self, keyword_mode: str) -> Iterator[StoreFactory]:
         name = f"vecmem_test_{uuid.uuid4().hex[:12]}"
-        yield lambda: self.track(Qdrant(url=QDRANT_URL, collection=name,
-                                        keyword=keyword_mode))  # type: ignore[arg-type]
+        yield lambda: self.track(Qdrant(url=QDRANT_URL, collection=name, keyword=keyword_mode))  # type: ignore[arg-type]
         Qdrant(url=QDRANT_URL, collection=name, keyword="exact").drop()
 
 
 # ----------------------------------------------------------------------------- URLs
-@pytest.mark.parametrize("url,want", [
-    ("qdrant://:memory:", {"location": ":memory:", "collection": "vecmem"}),
-    ("qdrant:///srv/q?collection=kb", {"path": "/srv/q", "collection": "kb"}),
-    ("qdrant://./rel/dir", {"path": "./rel/dir"}),
-    ("qdrant+http://db.local:6333?collection=c&api_key=s3cret",
-     {"url": "http://db.local:6333", "collection": "c", "api_key": "s3cret"}),
-    ("qdrant+https://cloud.example", {"url": "https://cloud.example"}),
-    ("qdrant://:memory:", {"keyword_mode": "native"}),
-    ("qdrant:///srv/q?keyword=exact", {"path": "/srv/q", "keyword_mode": "exact"}),
-])
+@pytest.mark.parametrize(
+    "url,want",
+    [
+        ("qdrant://:memory:", {"location": ":memory:", "collection": "vecmem"}),
+        ("qdrant:///srv/q?collection=kb", {"path": "/srv/q", "collection": "kb"}),
+        ("qdrant://./rel/dir", {"path": "./rel/dir"}),
+        (
+            "qdrant+http://db.local:6333?collection=c&api_key=s3cret",
+            {"url": "http://db.local:6333", "collection": "c", "api_key": "s3cret"},
+        ),
+        ("qdrant+https://cloud.example", {"url": "https://cloud.example"}),
+        ("qdrant://:memory:", {"keyword_mode": "native"}),
+        ("qdrant:///srv/q?keyword=exact", {"path": "/srv/q", "keyword_mode": "exact"}),
+    ],
+)
 def test_urls_pick_the_engine(url: str, want: dict[str, str]) -> None:
     """open_store() must map each documented qdrant URL form onto the constructor arguments."""
     store = open_store(url)
@@ -210,8 +239,15 @@ def test_urls_pick_the_engine(url: str, want: dict[str, str]) -> None:
         assert getattr(store, key) == value, key
 
 
-@pytest.mark.parametrize("url", ["qdrant://", "qdrant+http://", "qdrant://:memory:?colection=x",
-                                 "qdrant://:memory:?keyword=bm25"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "qdrant://",
+        "qdrant+http://",
+        "qdrant://:memory:?colection=x",
+        "qdrant://:memory:?keyword=bm25",
+    ],
+)
 def test_bad_urls_raise(url: str) -> None:
     """A URL without a target or with an unknown parameter must raise ConfigurationError."""
     with pytest.raises(ConfigurationError):
@@ -255,10 +291,13 @@ def test_dimension_of_a_foreign_collection_is_checked(tmp_path: Path) -> None:
 
     path = str(tmp_path / "q")
     client = QdrantClient(path=path)
-    client.create_collection("foreign", vectors_config={
-        "dense": models.VectorParams(size=3, distance=models.Distance.COSINE)})
-    client.create_collection("unnamed", vectors_config=models.VectorParams(
-        size=8, distance=models.Distance.COSINE))
+    client.create_collection(
+        "foreign",
+        vectors_config={"dense": models.VectorParams(size=3, distance=models.Distance.COSINE)},
+    )
+    client.create_collection(
+        "unnamed", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE)
+    )
     client.close()
     with pytest.raises(DimensionMismatchError):
         Qdrant(path=path, collection="foreign").connect(SPACE)
@@ -345,8 +384,16 @@ def test_awkward_field_names_filter_exactly() -> None:
     metas = [{"a.b": 1}, {"a": {"b": 1}}, {"x[0]": "v"}, {'q"k': True}, {"_61": 2}, {"a": 2}]
     chunks = [Chunk.create(f"d{i}", 0, f"text {i}", m) for i, m in enumerate(metas)]
     store.upsert(chunks, unit_vectors(len(chunks)))
-    for spec in ({"a.b": 1}, {"x[0]": "v"}, {'q"k': True}, {"_61": 2}, {"a": 2},
-                 {"a.b": {"$exists": True}}, {"a": {"$exists": True}}, {"a.b": {"$ne": 1}}):
+    for spec in (
+        {"a.b": 1},
+        {"x[0]": "v"},
+        {'q"k': True},
+        {"_61": 2},
+        {"a": 2},
+        {"a.b": {"$exists": True}},
+        {"a": {"$exists": True}},
+        {"a.b": {"$ne": 1}},
+    ):
         f = parse_filter(spec)
         want = {c.id for c in chunks if matches(f, c.metadata)}
         assert {c.id for c, _ in store.query(unit_vectors(1)[0], k=10, filter=f)} == want, spec
@@ -357,17 +404,25 @@ def test_filter_keys_are_top_level_payload_keys() -> None:
     evaluates filters in Python and pays for every level of nesting."""
     store = Qdrant(":memory:", collection="c")
     store.connect(SPACE)
-    store.upsert([Chunk.create("doc", 0, "hello", {"n": 1, "s": "x", "l": ["a", 2], "a.b": True})],
-                 unit_vectors(1))
+    store.upsert(
+        [Chunk.create("doc", 0, "hello", {"n": 1, "s": "x", "l": ["a", 2], "a.b": True})],
+        unit_vectors(1),
+    )
     payload = store._c().retrieve("c", [point_id("doc#0")], with_payload=True)[0].payload
     assert {k: v for k, v in payload.items() if k.startswith("vm")} == {
-        "vm_keys": ["n", "s", "l", "a.b"], "vm_n_n": 1, "vm_s_s": "x", "vm_ls_l": ["a"],
-        "vm_ln_l": [2], "vm_b__612e62": True}
+        "vm_keys": ["n", "s", "l", "a.b"],
+        "vm_n_n": 1,
+        "vm_s_s": "x",
+        "vm_ls_l": ["a"],
+        "vm_ln_l": [2],
+        "vm_b__612e62": True,
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_layout_1_collections_still_filter_exactly(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     """A collection made by a vecmem that nested the typed keys under ``vm`` (layout 1) reopens
     with filters, deletes by filter and counts exact, and keeps writing layout 1."""
     import vecmem.stores.qdrant as qdrant_module
@@ -385,12 +440,21 @@ def test_layout_1_collections_still_filter_exactly(
     try:
         store.connect(SPACE)
         store.upsert(chunks[40:], vectors[40:])
-        payload = store._c().retrieve(store.collection, [point_id(chunks[-1].id)],
-                                      with_payload=True)[0].payload
+        payload = (
+            store._c()
+            .retrieve(store.collection, [point_id(chunks[-1].id)], with_payload=True)[0]
+            .payload
+        )
         assert "vm" in payload and not any(k.startswith("vm_") for k in payload)
-        for spec in ({"s": "red"}, {"n": {"$gte": 3}}, {"tags": {"$contains": "a"}},
-                     {"flag": True}, {"n": {"$ne": 2}}, {"s": {"$exists": False}},
-                     {"s": {"$in": ["red", "blue"]}}):
+        for spec in (
+            {"s": "red"},
+            {"n": {"$gte": 3}},
+            {"tags": {"$contains": "a"}},
+            {"flag": True},
+            {"n": {"$ne": 2}},
+            {"s": {"$exists": False}},
+            {"s": {"$in": ["red", "blue"]}},
+        ):
             f = parse_filter(spec)
             want = {c.id for c in chunks if matches(f, c.metadata)}
             got = {c.id for c, _ in store.query(vectors[0], k=100, filter=f)}
@@ -422,8 +486,11 @@ def test_keyword_index_is_rebuilt_after_a_failed_write(monkeypatch: pytest.Monke
         with pytest.raises(BackendError):
             store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3))
         with pytest.raises(BackendError):
-            store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3),
-                         delete_ids=[chunks[0].id])
+            store.upsert(
+                [Chunk.create("new", 0, "zebra words")],
+                unit_vectors(1, seed=3),
+                delete_ids=[chunks[0].id],
+            )
     assert store.keyword("zebra", k=3) == []
     store.upsert([Chunk.create("new", 0, "zebra words")], unit_vectors(1, seed=3))
     assert [c.id for c, _ in store.keyword("zebra", k=3)] == ["new#0"]
@@ -472,12 +539,13 @@ def test_avgdl_drift_reindexes_every_sparse_vector() -> None:
     live = [len(tok(c.text)) for c in short + longer]
     assert first is not None and store.avgdl == pytest.approx(sum(live) / len(live))
     assert store.avgdl > 1.5 * first
-    ref = sparse_reference(lambda: store.avgdl)(short + longer,
-                                                 np.vstack([unit_vectors(20),
-                                                            unit_vectors(20, seed=1)]))
+    ref = sparse_reference(lambda: store.avgdl)(
+        short + longer, np.vstack([unit_vectors(20), unit_vectors(20, seed=1)])
+    )
     for q in ("memory", "vector search graph"):
-        assert [(c.id, pytest.approx(s, rel=1e-5)) for c, s in store.keyword(q, k=10)] == \
-            [(c.id, s) for c, s in ref.keyword(q, k=10)]
+        assert [(c.id, pytest.approx(s, rel=1e-5)) for c, s in store.keyword(q, k=10)] == [
+            (c.id, s) for c, s in ref.keyword(q, k=10)
+        ]
 
 
 def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
@@ -494,8 +562,9 @@ def test_native_keyword_and_hybrid_see_their_own_writes_at_once() -> None:
     assert [c.id for c, _ in store.keyword("horse", k=5)] == ["z#0"]
     store.delete(ids=["z#0"])
     assert store.keyword("horse", k=5) == []
-    assert "z#0" not in [h.id for h in _hybrid(store, q, "horse", k=25, candidates=25,
-                                                   fusion=fusion)]
+    assert "z#0" not in [
+        h.id for h in _hybrid(store, q, "horse", k=25, candidates=25, fusion=fusion)
+    ]
     before = {c.id for c, _ in store.keyword("memory", k=50)}
     store.delete(filter=parse_filter({"i": {"$lt": 10}}))
     after = {c.id for c, _ in store.keyword("memory", k=50)}
@@ -521,8 +590,9 @@ def test_native_facade_uses_one_hybrid_request(monkeypatch: pytest.MonkeyPatch) 
     calls: list[str] = []
     for name in ("query_batch_points", "query_points", "scroll", "retrieve"):
         original = getattr(client, name)
-        monkeypatch.setattr(client, name, lambda *a, _o=original, _n=name, **k: (
-            calls.append(_n), _o(*a, **k))[1])
+        monkeypatch.setattr(
+            client, name, lambda *a, _o=original, _n=name, **k: (calls.append(_n), _o(*a, **k))[1]
+        )
     hits = mem.search("zebra", k=2)
     assert calls == ["query_batch_points"]
     assert {h.text for h in hits} == {"the zebra sleeps", "zebra crossings in town"}
@@ -545,10 +615,15 @@ def test_reopened_native_folder_keeps_working(tmp_path: Path) -> None:
         second.connect(SPACE)
         assert second.avgdl == avgdl
         assert sorted((c.id, round(s, 5)) for c, s in second.keyword("memory vector", k=100)) == kw
-        assert [h.id for h in _hybrid(second, vectors[3], "zzz", k=5, candidates=10,
-                                            fusion=Fusion())] == hy  # the vector leg alone
-        assert {h.id for h in _hybrid(second, vectors[3], "memory vector", k=100, candidates=100,
-                                            fusion=Fusion())} >= {i for i, _ in kw}
+        assert [
+            h.id for h in _hybrid(second, vectors[3], "zzz", k=5, candidates=10, fusion=Fusion())
+        ] == hy  # the vector leg alone
+        assert {
+            h.id
+            for h in _hybrid(
+                second, vectors[3], "memory vector", k=100, candidates=100, fusion=Fusion()
+            )
+        } >= {i for i, _ in kw}
         second.upsert([Chunk.create("new", 0, "zebra memory")], unit_vectors(1, seed=4))
         assert [c.id for c, _ in second.keyword("zebra", k=3)] == ["new#0"]
     finally:

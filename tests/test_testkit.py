@@ -17,10 +17,21 @@ from vecmem.testing.store_suite import SPACE
 
 
 def test_every_suite_is_exported_and_asks_for_store_factory() -> None:
-    names = ["StoreSuite", "CongruenceSuite", "HostileInputSuite", "StateStoreSuite", "ConversationStoreSuite",
-             "CheckpointStoreSuite", "FileStoreSuite", "KnowledgeStoreSuite",
-             "KnowledgeTenancySuite", "ConversationTenancySuite", "StateTenancySuite",
-             "CheckpointTenancySuite", "AgentMemoryTenancySuite"]
+    names = [
+        "StoreSuite",
+        "CongruenceSuite",
+        "HostileInputSuite",
+        "StateStoreSuite",
+        "ConversationStoreSuite",
+        "CheckpointStoreSuite",
+        "FileStoreSuite",
+        "KnowledgeStoreSuite",
+        "KnowledgeTenancySuite",
+        "ConversationTenancySuite",
+        "StateTenancySuite",
+        "CheckpointTenancySuite",
+        "AgentMemoryTenancySuite",
+    ]
     for name in names:
         suite = getattr(kit, name)
         assert name in kit.__all__ and issubclass(suite, FactorySuite), name

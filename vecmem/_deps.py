@@ -27,7 +27,10 @@ def usearch_index() -> Any:
     carries its own libstdc++ and loads NumKong with ``RTLD_GLOBAL``). The other order works, so
     onnxruntime, when installed (``vecmem[onnx]``, or chromadb's dependency), is imported first.
     """
-    if "onnxruntime" not in sys.modules and "usearch.index" not in sys.modules \
-            and importlib.util.find_spec("onnxruntime") is not None:
+    if (
+        "onnxruntime" not in sys.modules
+        and "usearch.index" not in sys.modules
+        and importlib.util.find_spec("onnxruntime") is not None
+    ):
         importlib.import_module("onnxruntime")
     return importlib.import_module("usearch.index").Index

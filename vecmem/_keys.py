@@ -35,8 +35,9 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_KEY) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidInputError(f"{kind} is not valid Unicode (a lone surrogate): "
-                                    f"{value!r}") from exc
+            raise InvalidInputError(
+                f"{kind} is not valid Unicode (a lone surrogate): {value!r}"
+            ) from exc
     return value
 
 
@@ -167,5 +168,6 @@ def _migrate(parent: Path, part: str, suffix: str, path: Path, what: str) -> Non
         pass
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise BackendError(f"cannot rename {old} to {path} (the escaped name of {what} "
-                               f"{part!r}): {exc}") from exc
+            raise BackendError(
+                f"cannot rename {old} to {path} (the escaped name of {what} {part!r}): {exc}"
+            ) from exc

@@ -23,18 +23,23 @@ from vecmem.errors import (
 _BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
 
 
-def sql_error(exc: sqlite3.Error, file: str | os.PathLike[str], what: str, *,
-              advice: str = "restore it from a backup or rebuild the store from its documents"
-              ) -> VecmemError:
+def sql_error(
+    exc: sqlite3.Error,
+    file: str | os.PathLike[str],
+    what: str,
+    *,
+    advice: str = "restore it from a backup or rebuild the store from its documents",
+) -> VecmemError:
     """vecmem's error for a SQLite failure: full disk, damaged file (with ``advice``), lock,
     or other."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     text = str(exc)
     if code == _FULL or "disk is full" in text:
-        return StorageFullError(f"{what} {file} failed: the disk is full ({text}); free space "
-                                "and retry, nothing of the write was kept")
-    if code in (_CORRUPT, _NOTADB) or "malformed" in text \
-            or "not a database" in text:
+        return StorageFullError(
+            f"{what} {file} failed: the disk is full ({text}); free space "
+            "and retry, nothing of the write was kept"
+        )
+    if code in (_CORRUPT, _NOTADB) or "malformed" in text or "not a database" in text:
         return IntegrityError(f"{file} is damaged or is not a vecmem file ({text}); {advice}")
     if code in (_BUSY, _LOCKED) or "locked" in text:
         return StoreLockedError(f"{what} {file} failed: {text}")

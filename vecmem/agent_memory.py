@@ -58,9 +58,24 @@ from vecmem.validation import check_metadata
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 RESERVED = frozenset(
-    SCOPE_FIELDS + ("memory_id", "version", "session_id", "current", "valid_from", "valid_to",
-                    "importance", "count", "created_at", "last_seen", "kind", "sources", "weight",
-                    "consolidated_into", "retracted")
+    SCOPE_FIELDS
+    + (
+        "memory_id",
+        "version",
+        "session_id",
+        "current",
+        "valid_from",
+        "valid_to",
+        "importance",
+        "count",
+        "created_at",
+        "last_seen",
+        "kind",
+        "sources",
+        "weight",
+        "consolidated_into",
+        "retracted",
+    )
 )
 DEFAULT_DEDUP_THRESHOLD = 0.86
 """Cosine (all-MiniLM-L6-v2) at or above which two memories of one scope, of the same polarity,
@@ -69,7 +84,8 @@ on test abstracts: see ``benchmarks/bench_agent_memory.py`` and BENCHMARKS.md.""
 
 _meta = sa.MetaData()
 versions_table = sa.Table(
-    "vecmem_memory_versions", _meta,
+    "vecmem_memory_versions",
+    _meta,
     sa.Column("memory_id", Key(64), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("user_id", Key(), nullable=True),
@@ -83,7 +99,8 @@ versions_table = sa.Table(
     sa.Index("vecmem_memory_versions_scope", "user_id", "agent_id", "run_id", "current"),
 )
 changes_table = sa.Table(
-    "vecmem_memory_changes", _meta,
+    "vecmem_memory_changes",
+    _meta,
     sa.Column("change_id", Key(64), primary_key=True),
     sa.Column("memory_id", Key(64), nullable=False, index=True),
     sa.Column("op", sa.String(16), nullable=False),
@@ -96,13 +113,14 @@ changes_table = sa.Table(
 _INSERT_VERSION = sa.insert(versions_table)
 _UPDATE_VERSION = (
     sa.update(versions_table)
-    .where(versions_table.c.memory_id == sa.bindparam("m"),
-           versions_table.c.version == sa.bindparam("v"))
+    .where(
+        versions_table.c.memory_id == sa.bindparam("m"),
+        versions_table.c.version == sa.bindparam("v"),
+    )
     .values(current=sa.bindparam("current"), state=sa.bindparam("state"))
 )
 _INSERT_CHANGE = sa.insert(changes_table)
 _MAX_SEQ = sa.select(sa.func.coalesce(sa.func.max(changes_table.c.seq), 0))
-
 
 
 def _double_times(m: Any) -> None:
@@ -110,14 +128,16 @@ def _double_times(m: Any) -> None:
     precision: an epoch time rounded to about 2 minutes); widen them to DOUBLE (the precision
     already lost stays lost). Other dialects made them double precision already."""
     if m.conn.dialect.name in ("mysql", "mariadb"):
-        m.conn.exec_driver_sql("ALTER TABLE vecmem_memory_versions MODIFY created_at DOUBLE "
-                               "NOT NULL")
+        m.conn.exec_driver_sql(
+            "ALTER TABLE vecmem_memory_versions MODIFY created_at DOUBLE NOT NULL"
+        )
         m.conn.exec_driver_sql("ALTER TABLE vecmem_memory_changes MODIFY at DOUBLE NOT NULL")
 
 
 MIGRATIONS = [
-    Migration("memory versions and changes",
-              lambda m: m.create_tables(versions_table, changes_table)),
+    Migration(
+        "memory versions and changes", lambda m: m.create_tables(versions_table, changes_table)
+    ),
     Migration("times as DOUBLE on MySQL", _double_times),
 ]
 
@@ -267,13 +287,18 @@ class AgentMemory:
             q = q.where(versions_table.c[f] == v)
         return q
 
-    def _within(self, conn: sa.Connection, payload: list[dict[str, Any]],
-                scope: Mapping[str, str]) -> bool:
+    def _within(
+        self, conn: sa.Connection, payload: list[dict[str, Any]], scope: Mapping[str, str]
+    ) -> bool:
         """Whether every version a change touched (its payload) is in ``scope``."""
         touched = {(p["memory_id"], p["version"]) for p in payload}
         v = versions_table
-        q = self._scoped(sa.select(v.c.memory_id, v.c.version)
-                         .where(v.c.memory_id.in_(sorted({m for m, _ in touched}))), scope)
+        q = self._scoped(
+            sa.select(v.c.memory_id, v.c.version).where(
+                v.c.memory_id.in_(sorted({m for m, _ in touched}))
+            ),
+            scope,
+        )
         return bool(touched) and touched <= {(r.memory_id, r.version) for r in conn.execute(q)}
 
     @staticmethod
@@ -281,33 +306,56 @@ class AgentMemory:
         """The same scope exactly (fields not given must be absent): for dedup."""
         return {f: (scope[f] if f in scope else {"$exists": False}) for f in SCOPE_FIELDS}
 
-    def _upsert_state(self, conn: sa.Connection, memory_id: str, version: int, text: str,
-                      state: Mapping[str, Any]) -> None:
+    def _upsert_state(
+        self, conn: sa.Connection, memory_id: str, version: int, text: str, state: Mapping[str, Any]
+    ) -> None:
         """Write a version row: insert when new, else update its mutable columns. The
         statements are module constants, so SQLAlchemy compiles them once."""
-        row = {"m": memory_id, "v": version, "current": bool(state.get("current")),
-               "state": json.dumps(dict(state), ensure_ascii=False)}
+        row = {
+            "m": memory_id,
+            "v": version,
+            "current": bool(state.get("current")),
+            "state": json.dumps(dict(state), ensure_ascii=False),
+        }
         if conn.execute(_UPDATE_VERSION, row).rowcount == 0:
-            conn.execute(_INSERT_VERSION, {
-                "memory_id": memory_id, "version": version, "text": text,
-                "user_id": state.get("user_id"), "agent_id": state.get("agent_id"),
-                "run_id": state.get("run_id"), "kind": state.get("kind", "memory"),
-                "current": row["current"], "created_at": state["created_at"],
-                "state": row["state"]})
+            conn.execute(
+                _INSERT_VERSION,
+                {
+                    "memory_id": memory_id,
+                    "version": version,
+                    "text": text,
+                    "user_id": state.get("user_id"),
+                    "agent_id": state.get("agent_id"),
+                    "run_id": state.get("run_id"),
+                    "kind": state.get("kind", "memory"),
+                    "current": row["current"],
+                    "created_at": state["created_at"],
+                    "state": row["state"],
+                },
+            )
 
-    def _load(self, memory_id: str, version: int | None = None, *,
-              scope: Mapping[str, str] | None = None) -> Memory:
+    def _load(
+        self, memory_id: str, version: int | None = None, *, scope: Mapping[str, str] | None = None
+    ) -> Memory:
         """A version (default: the current one); with ``scope``, only if it is in that scope."""
         t = versions_table
-        q = sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state).where(t.c.memory_id == memory_id)
-        q = q.where(t.c.version == version) if version is not None else q.where(t.c.current.is_(True))
+        q = sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state).where(
+            t.c.memory_id == memory_id
+        )
+        q = (
+            q.where(t.c.version == version)
+            if version is not None
+            else q.where(t.c.current.is_(True))
+        )
         if scope is not None:
             q = self._scoped(q, scope)
         with self.db.read("reading a memory") as conn:
             row = conn.execute(q).first()
         if row is None:
-            raise NotFoundError(f"no {'version ' + str(version) + ' of ' if version else 'current '}"
-                                f"memory {memory_id!r}")
+            raise NotFoundError(
+                f"no {'version ' + str(version) + ' of ' if version else 'current '}"
+                f"memory {memory_id!r}"
+            )
         return Memory(row.memory_id, row.version, row.text, json.loads(row.state))
 
     def _restamp(self, updates: Sequence[tuple[Memory, dict[str, Any]]]) -> None:
@@ -315,18 +363,36 @@ class AgentMemory:
         ids = [_chunk_id(m.id, m.version) for m, _ in updates]
         self.memory.space  # noqa: B018  (connects the store: update/forget may come first)
         vectors = self.memory.store.get_vectors(ids)
-        chunks = [Chunk.create(f"mem:{m.id}", m.version, m.text, state, id=cid)
-                  for (m, state), cid in zip(updates, ids)]
+        chunks = [
+            Chunk.create(f"mem:{m.id}", m.version, m.text, state, id=cid)
+            for (m, state), cid in zip(updates, ids)
+        ]
         self.memory.store.upsert(chunks, vectors)
 
-    def _record(self, conn: sa.Connection, op: str, memory_id: str, payload: list[dict[str, Any]],
-                reason: str | None, at: float) -> str:
+    def _record(
+        self,
+        conn: sa.Connection,
+        op: str,
+        memory_id: str,
+        payload: list[dict[str, Any]],
+        reason: str | None,
+        at: float,
+    ) -> str:
         change_id = uuid.uuid4().hex
         seq = conn.execute(_MAX_SEQ).scalar_one() + 1
-        conn.execute(_INSERT_CHANGE, {
-            "change_id": change_id, "memory_id": memory_id, "op": op, "at": at,
-            "reason": reason, "payload": json.dumps(payload, ensure_ascii=False),
-            "undone_by": None, "seq": seq})
+        conn.execute(
+            _INSERT_CHANGE,
+            {
+                "change_id": change_id,
+                "memory_id": memory_id,
+                "op": op,
+                "at": at,
+                "reason": reason,
+                "payload": json.dumps(payload, ensure_ascii=False),
+                "undone_by": None,
+                "seq": seq,
+            },
+        )
         return change_id
 
     # ------------------------------------------------------------------ remember
@@ -366,9 +432,17 @@ class AgentMemory:
             elif self._exists(memory_id):
                 raise ConflictError(f"memory id {memory_id!r} is already used")
             state: dict[str, Any] = {
-                **meta, **scope, "memory_id": memory_id, "version": 1, "kind": "memory",
-                "current": True, "valid_from": now, "created_at": now, "last_seen": now,
-                "count": 1, "weight": 1.0,
+                **meta,
+                **scope,
+                "memory_id": memory_id,
+                "version": 1,
+                "kind": "memory",
+                "current": True,
+                "valid_from": now,
+                "created_at": now,
+                "last_seen": now,
+                "count": 1,
+                "weight": 1.0,
             }
             if session_id is not None:
                 state["session_id"] = session_id
@@ -376,19 +450,42 @@ class AgentMemory:
                 state["importance"] = float(importance)
             return self._create(memory_id, text, state, vector, now, op="create")
 
-    def _create(self, memory_id: str, text: str, state: dict[str, Any], vector: np.ndarray,
-                now: float, *, op: str, reason: str | None = None) -> MemoryWrite:
+    def _create(
+        self,
+        memory_id: str,
+        text: str,
+        state: dict[str, Any],
+        vector: np.ndarray,
+        now: float,
+        *,
+        op: str,
+        reason: str | None = None,
+    ) -> MemoryWrite:
         version = state["version"]
-        chunk = Chunk.create(f"mem:{memory_id}", version, text, state,
-                             id=_chunk_id(memory_id, version))
+        chunk = Chunk.create(
+            f"mem:{memory_id}", version, text, state, id=_chunk_id(memory_id, version)
+        )
         self.memory.space  # noqa: B018
         self.memory.store.upsert([chunk], vector[None, :])
 
         def tx(conn: sa.Connection) -> str:
             self._upsert_state(conn, memory_id, version, text, state)
-            return self._record(conn, op, memory_id, [
-                {"memory_id": memory_id, "version": version, "before": None, "after": state,
-                 "text": text}], reason, now)
+            return self._record(
+                conn,
+                op,
+                memory_id,
+                [
+                    {
+                        "memory_id": memory_id,
+                        "version": version,
+                        "before": None,
+                        "after": state,
+                        "text": text,
+                    }
+                ],
+                reason,
+                now,
+            )
 
         try:
             change_id = self.db.transact(tx, what="recording a memory")
@@ -400,11 +497,21 @@ class AgentMemory:
     def _exists(self, memory_id: str) -> bool:
         t = versions_table
         with self.db.read("reading a memory") as conn:
-            return conn.execute(sa.select(t.c.version).where(t.c.memory_id == memory_id)
-                                .limit(1)).first() is not None
+            return (
+                conn.execute(
+                    sa.select(t.c.version).where(t.c.memory_id == memory_id).limit(1)
+                ).first()
+                is not None
+            )
 
-    def memories(self, *, user_id: str | None = None, agent_id: str | None = None,
-                 run_id: str | None = None, ids: Sequence[str] | None = None) -> list[Memory]:
+    def memories(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Memory]:
         """The current memories (and summaries) whose scope has the fields given (none given:
         every scope), optionally only ``ids``; oldest first.
 
@@ -427,21 +534,30 @@ class AgentMemory:
             rows = conn.execute(q.order_by(t.c.created_at, t.c.memory_id)).fetchall()
         return [Memory(r.memory_id, r.version, r.text, json.loads(r.state)) for r in rows]
 
-    def _find_duplicate(self, text: str, vector: np.ndarray, scope: Mapping[str, str]
-                        ) -> Memory | None:
+    def _find_duplicate(
+        self, text: str, vector: np.ndarray, scope: Mapping[str, str]
+    ) -> Memory | None:
         flt = parse_filter({**self._exact_scope_filter(scope), "current": True, "kind": "memory"})
         self.memory.space  # noqa: B018
         found = self.memory.store.query(vector, k=5, filter=flt)
         h = content_hash(text)
         for chunk, sim in found:
-            if chunk.content_hash == h or (sim >= self.dedup_threshold
-                                           and _polarity(chunk.text) == _polarity(text)):
+            if chunk.content_hash == h or (
+                sim >= self.dedup_threshold and _polarity(chunk.text) == _polarity(text)
+            ):
                 st = dict(chunk.metadata)
                 return Memory(st["memory_id"], st["version"], chunk.text, st)
         return None
 
-    def _merge(self, old: Memory, text: str, meta: dict[str, Any], importance: float | None,
-               session_id: str | None, now: float) -> MemoryWrite:
+    def _merge(
+        self,
+        old: Memory,
+        text: str,
+        meta: dict[str, Any],
+        importance: float | None,
+        session_id: str | None,
+        now: float,
+    ) -> MemoryWrite:
         before = dict(old.state)
         after = {**before, **meta, "count": int(before.get("count", 1)) + 1, "last_seen": now}
         if importance is not None:
@@ -452,9 +568,22 @@ class AgentMemory:
 
         def tx(conn: sa.Connection) -> str:
             self._upsert_state(conn, old.id, old.version, old.text, after)
-            return self._record(conn, "merge", old.id, [
-                {"memory_id": old.id, "version": old.version, "before": before, "after": after,
-                 "text": text}], None, now)
+            return self._record(
+                conn,
+                "merge",
+                old.id,
+                [
+                    {
+                        "memory_id": old.id,
+                        "version": old.version,
+                        "before": before,
+                        "after": after,
+                        "text": text,
+                    }
+                ],
+                None,
+                now,
+            )
 
         try:
             change_id = self.db.transact(tx, what="recording a merge")
@@ -464,10 +593,17 @@ class AgentMemory:
         return MemoryWrite(old.id, old.version, change_id, merged=True)
 
     # ------------------------------------------------------------------ update / forget
-    def update(self, memory_id: str, text: str, *, user_id: str | None = None,
-               agent_id: str | None = None, run_id: str | None = None,
-               reason: str | None = None, metadata: Mapping[str, Any] | None = None
-               ) -> MemoryWrite:
+    def update(
+        self,
+        memory_id: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> MemoryWrite:
         """Supersede the current version with a new text; the old version stays (valid_to set).
 
         ``metadata`` is merged into the memory's; reserved keys (the scope, ``version``, ...)
@@ -481,30 +617,63 @@ class AgentMemory:
             old = self._load(memory_id, scope=scope)
             now = self.clock()
             closed = {**old.state, "current": False, "valid_to": now}
-            new_state = {**old.state, **meta, "version": old.version + 1,
-                         "valid_from": now, "last_seen": now, "current": True}
+            new_state = {
+                **old.state,
+                **meta,
+                "version": old.version + 1,
+                "valid_from": now,
+                "last_seen": now,
+                "current": True,
+            }
             new_state.pop("valid_to", None)
             vector = self.memory.embedder.embed([text])[0]
             return self._supersede(old, closed, text, new_state, vector, now, "update", reason)
 
-    def _supersede(self, old: Memory, closed: dict[str, Any], text: str | None,
-                   new_state: dict[str, Any] | None, vector: np.ndarray | None, now: float,
-                   op: str, reason: str | None) -> MemoryWrite:
+    def _supersede(
+        self,
+        old: Memory,
+        closed: dict[str, Any],
+        text: str | None,
+        new_state: dict[str, Any] | None,
+        vector: np.ndarray | None,
+        now: float,
+        op: str,
+        reason: str | None,
+    ) -> MemoryWrite:
         self._restamp([(old, closed)])
         new_chunk = None
         if text is not None and new_state is not None and vector is not None:
-            new_chunk = Chunk.create(f"mem:{old.id}", new_state["version"], text, new_state,
-                                     id=_chunk_id(old.id, new_state["version"]))
+            new_chunk = Chunk.create(
+                f"mem:{old.id}",
+                new_state["version"],
+                text,
+                new_state,
+                id=_chunk_id(old.id, new_state["version"]),
+            )
             self.memory.store.upsert([new_chunk], vector[None, :])
 
         def tx(conn: sa.Connection) -> str:
             self._upsert_state(conn, old.id, old.version, old.text, closed)
-            payload = [{"memory_id": old.id, "version": old.version, "before": dict(old.state),
-                        "after": closed, "text": old.text}]
+            payload = [
+                {
+                    "memory_id": old.id,
+                    "version": old.version,
+                    "before": dict(old.state),
+                    "after": closed,
+                    "text": old.text,
+                }
+            ]
             if new_chunk is not None and new_state is not None:
                 self._upsert_state(conn, old.id, new_state["version"], new_chunk.text, new_state)
-                payload.append({"memory_id": old.id, "version": new_state["version"],
-                                "before": None, "after": new_state, "text": new_chunk.text})
+                payload.append(
+                    {
+                        "memory_id": old.id,
+                        "version": new_state["version"],
+                        "before": None,
+                        "after": new_state,
+                        "text": new_chunk.text,
+                    }
+                )
             return self._record(conn, op, old.id, payload, reason, now)
 
         try:
@@ -517,8 +686,15 @@ class AgentMemory:
         version = new_state["version"] if new_state else old.version
         return MemoryWrite(old.id, version, change_id)
 
-    def forget(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-               run_id: str | None = None, reason: str | None = None) -> MemoryWrite:
+    def forget(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+    ) -> MemoryWrite:
         """Close the current version (it stays in history and in ``as_of`` searches)."""
         self._check_id("memory_id", memory_id)
         scope = self._scope(user_id, agent_id, run_id)
@@ -529,15 +705,24 @@ class AgentMemory:
             return self._supersede(old, closed, None, None, None, now, "forget", reason)
 
     # ------------------------------------------------------------------ history / undo
-    def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-                run_id: str | None = None) -> list[Change]:
+    def history(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[Change]:
         """Every change that touched the memory, oldest first, with before/after states."""
         self._check_id("memory_id", memory_id)
         scope = self._scope(user_id, agent_id, run_id)
         t, v = changes_table, versions_table
         with self.db.read("reading memory history") as conn:
-            mine = conn.execute(self._scoped(sa.select(v.c.version).where(
-                v.c.memory_id == memory_id), scope).limit(1)).first()
+            mine = conn.execute(
+                self._scoped(sa.select(v.c.version).where(v.c.memory_id == memory_id), scope).limit(
+                    1
+                )
+            ).first()
             if mine is None:
                 raise NotFoundError(f"no memory {memory_id!r}")
             rows = conn.execute(sa.select(t).order_by(t.c.seq)).fetchall()
@@ -545,14 +730,21 @@ class AgentMemory:
         for r in rows:
             payload = json.loads(r.payload)
             if r.memory_id == memory_id or any(p["memory_id"] == memory_id for p in payload):
-                out.append(Change(r.change_id, r.memory_id, r.op, r.at, r.reason, payload,
-                                  r.undone_by))
+                out.append(
+                    Change(r.change_id, r.memory_id, r.op, r.at, r.reason, payload, r.undone_by)
+                )
         if not out:
             raise NotFoundError(f"no memory {memory_id!r}")
         return out
 
-    def versions(self, memory_id: str, *, user_id: str | None = None,
-                 agent_id: str | None = None, run_id: str | None = None) -> list[Memory]:
+    def versions(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[Memory]:
         """Every version of a memory, oldest first (texts are never removed)."""
         self._check_id("memory_id", memory_id)
         return self._versions(memory_id, self._scope(user_id, agent_id, run_id))
@@ -560,21 +752,39 @@ class AgentMemory:
     def _versions(self, memory_id: str, scope: Mapping[str, str]) -> list[Memory]:
         t = versions_table
         with self.db.read("reading memory versions") as conn:
-            rows = conn.execute(self._scoped(
-                sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state)
-                .where(t.c.memory_id == memory_id), scope).order_by(t.c.version)).fetchall()
+            rows = conn.execute(
+                self._scoped(
+                    sa.select(t.c.memory_id, t.c.version, t.c.text, t.c.state).where(
+                        t.c.memory_id == memory_id
+                    ),
+                    scope,
+                ).order_by(t.c.version)
+            ).fetchall()
         if not rows:
             raise NotFoundError(f"no memory {memory_id!r}")
         return [Memory(r.memory_id, r.version, r.text, json.loads(r.state)) for r in rows]
 
-    def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-            run_id: str | None = None) -> Memory:
+    def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Memory:
         """The current version of a memory of the given scope."""
         self._check_id("memory_id", memory_id)
         return self._load(memory_id, scope=self._scope(user_id, agent_id, run_id))
 
-    def undo(self, change_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-             run_id: str | None = None, reason: str | None = None) -> str:
+    def undo(
+        self,
+        change_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+    ) -> str:
         """Restore every version a change touched to its state before the change.
 
         Later changes to the same versions must be undone first (else :class:`ConflictError`).
@@ -589,9 +799,9 @@ class AgentMemory:
                 row = conn.execute(sa.select(t).where(t.c.change_id == change_id)).first()
                 if row is None or not self._within(conn, json.loads(row.payload), scope):
                     raise NotFoundError(f"no change {change_id!r}")
-                later = conn.execute(sa.select(t).where(t.c.seq > row.seq,
-                                                        t.c.undone_by.is_(None),
-                                                        t.c.op != "undo")).fetchall()
+                later = conn.execute(
+                    sa.select(t).where(t.c.seq > row.seq, t.c.undone_by.is_(None), t.c.op != "undo")
+                ).fetchall()
             if row.undone_by is not None:
                 raise ConflictError(f"change {change_id} was already undone by {row.undone_by}")
             if row.op == "undo":
@@ -602,30 +812,43 @@ class AgentMemory:
                 if touched & {(p["memory_id"], p["version"]) for p in json.loads(other.payload)}:
                     raise ConflictError(
                         f"change {other.change_id} ({other.op}) came later and touches the same "
-                        "memory; undo it first")
+                        "memory; undo it first"
+                    )
             now = self.clock()
             restamps: list[tuple[Memory, dict[str, Any]]] = []
             undo_payload = []
             for p in payload:
                 current = self._load(p["memory_id"], p["version"])
                 if p["before"] is None:  # the version was created: retract it, keep its text
-                    restored = {**current.state, "current": False, "valid_to": now,
-                                "retracted": True}
+                    restored = {
+                        **current.state,
+                        "current": False,
+                        "valid_to": now,
+                        "retracted": True,
+                    }
                 else:
                     restored = dict(p["before"])
                 restamps.append((current, restored))
-                undo_payload.append({"memory_id": p["memory_id"], "version": p["version"],
-                                     "before": dict(current.state), "after": restored,
-                                     "text": current.text})
+                undo_payload.append(
+                    {
+                        "memory_id": p["memory_id"],
+                        "version": p["version"],
+                        "before": dict(current.state),
+                        "after": restored,
+                        "text": current.text,
+                    }
+                )
             self._restamp(restamps)
 
             def tx(conn: sa.Connection) -> str:
-                for (m, st) in restamps:
+                for m, st in restamps:
                     self._upsert_state(conn, m.id, m.version, m.text, st)
-                undo_id = self._record(conn, "undo", row.memory_id, undo_payload,
-                                       reason or f"undo {change_id}", now)
-                conn.execute(sa.update(t).where(t.c.change_id == change_id)
-                             .values(undone_by=undo_id))
+                undo_id = self._record(
+                    conn, "undo", row.memory_id, undo_payload, reason or f"undo {change_id}", now
+                )
+                conn.execute(
+                    sa.update(t).where(t.c.change_id == change_id).values(undone_by=undo_id)
+                )
                 return undo_id
 
             try:
@@ -658,23 +881,32 @@ class AgentMemory:
         lowered for memories a summary covers, age counts from the last time it was seen, and
         importance defaults to 0.5. ``as_of`` (a Unix time) searches the versions valid then.
         """
-        if not 0 <= recency_weight <= 1 or not 0 <= importance_weight <= 1 or \
-                recency_weight + importance_weight > 1:
-            raise InvalidInputError("recency_weight and importance_weight must be in [0, 1] "
-                                    "and sum to at most 1")
+        if (
+            not 0 <= recency_weight <= 1
+            or not 0 <= importance_weight <= 1
+            or recency_weight + importance_weight > 1
+        ):
+            raise InvalidInputError(
+                "recency_weight and importance_weight must be in [0, 1] and sum to at most 1"
+            )
         scope = self._scope(user_id, agent_id, run_id)
         clauses: list[Any] = [dict(scope)]
         if as_of is None:
             clauses.append({"current": True})
         else:
-            clauses += [{"valid_from": {"$lte": float(as_of)}},
-                        {"$or": [{"valid_to": {"$gt": float(as_of)}},
-                                 {"valid_to": {"$exists": False}}]},
-                        {"retracted": {"$ne": True}}]
+            clauses += [
+                {"valid_from": {"$lte": float(as_of)}},
+                {"$or": [{"valid_to": {"$gt": float(as_of)}}, {"valid_to": {"$exists": False}}]},
+                {"retracted": {"$ne": True}},
+            ]
         if filter is not None:
             clauses.append(dict(filter) if isinstance(filter, Mapping) else filter)
-        hits = self.memory.search(query, k=max(k * 4, 40), mode=mode,  # type: ignore[arg-type]
-                                  filter={"$and": clauses})
+        hits = self.memory.search(
+            query,
+            k=max(k * 4, 40),
+            mode=mode,  # type: ignore[arg-type]
+            filter={"$and": clauses},
+        )
         if not hits:
             return []
         top = max(h.score for h in hits) or 1.0
@@ -689,8 +921,9 @@ class AgentMemory:
             rec = 0.5 ** (age / half) if half > 0 else 0.0
             imp = float(st.get("importance", 0.5))
             score = (1 - rw - iw) * rel + rw * rec + iw * imp
-            out.append(MemoryHit(Memory(st["memory_id"], st["version"], h.text, st), score, rel,
-                                 rec))
+            out.append(
+                MemoryHit(Memory(st["memory_id"], st["version"], h.text, st), score, rel, rec)
+            )
         out.sort(key=lambda x: (-x.score, x.memory.id))
         return out[:k]
 
@@ -721,7 +954,9 @@ class AgentMemory:
         for key, members in groups.items():
             times = [float(m.memory.state["created_at"]) for m in members]
             recency = 0.5 ** (max(0.0, now - max(times)) / half)
-            score = (1 - temporal_weight) * max(m.score for m in members) + temporal_weight * recency
+            score = (1 - temporal_weight) * max(
+                m.score for m in members
+            ) + temporal_weight * recency
             members.sort(key=lambda m: float(m.memory.state["created_at"]))
             episodes.append(Episode(key, min(times), max(times), score, members))
         episodes.sort(key=lambda e: (-e.score, e.key))
@@ -759,15 +994,17 @@ class AgentMemory:
                 return report
             ids = [_chunk_id(m.id, m.version) for m in pending]
             vecs = self.memory.store.get_vectors(ids)
-            sum_vecs = (self.memory.store.get_vectors([_chunk_id(s.id, s.version) for s in summaries])
-                        if summaries else np.zeros((0, vecs.shape[1]), np.float32))
+            sum_vecs = (
+                self.memory.store.get_vectors([_chunk_id(s.id, s.version) for s in summaries])
+                if summaries
+                else np.zeros((0, vecs.shape[1]), np.float32)
+            )
             groups = _cluster(pending, vecs, summaries, sum_vecs, window, similarity)
             for g in groups:
                 if g.summary is None and len(g.members) < min_group:
                     continue
                 if g.members:
-                    self._write_summary(g, scope, source_weight, max_sentences, summarizer,
-                                        report)
+                    self._write_summary(g, scope, source_weight, max_sentences, summarizer, report)
         return report
 
     def _consolidation_inputs(self, scope: Mapping[str, str]) -> tuple[list[Memory], list[Memory]]:
@@ -778,14 +1015,20 @@ class AgentMemory:
         with self.db.read("listing memories") as conn:
             rows = conn.execute(q.order_by(t.c.created_at, t.c.memory_id)).fetchall()
         mems = [Memory(r.memory_id, r.version, r.text, json.loads(r.state)) for r in rows]
-        pending = [m for m in mems if m.state.get("kind") == "memory"
-                   and "consolidated_into" not in m.state]
+        pending = [
+            m
+            for m in mems
+            if m.state.get("kind") == "memory" and "consolidated_into" not in m.state
+        ]
         summaries = [m for m in mems if m.state.get("kind") == "summary"]
         return pending, summaries
 
     @staticmethod
-    def _summary_text(members: Sequence[tuple[str, np.ndarray]], max_sentences: int,
-                      summarizer: Callable[[list[str]], str] | None) -> str:
+    def _summary_text(
+        members: Sequence[tuple[str, np.ndarray]],
+        max_sentences: int,
+        summarizer: Callable[[list[str]], str] | None,
+    ) -> str:
         """Extractive by default: sentences of the members closest to the group's centroid
         (ties to earlier sentences), in the members' order; no model call."""
         texts = [t for t, _ in members]
@@ -810,9 +1053,15 @@ class AgentMemory:
                 break
         return " ".join(x[3] for x in sorted(picked, key=lambda x: (x[1], x[2])))
 
-    def _write_summary(self, group: _Group, scope: Mapping[str, str], source_weight: float,
-                       max_sentences: int, summarizer: Callable[[list[str]], str] | None,
-                       report: ConsolidationReport) -> None:
+    def _write_summary(
+        self,
+        group: _Group,
+        scope: Mapping[str, str],
+        source_weight: float,
+        max_sentences: int,
+        summarizer: Callable[[list[str]], str] | None,
+        report: ConsolidationReport,
+    ) -> None:
         old = group.summary
         members = [m for m, _ in group.members]
         earlier = list(old.state.get("sources", [])) if old else []
@@ -828,10 +1077,16 @@ class AgentMemory:
         if old is not None:
             created = min(created, float(old.state["created_at"]))
         summary_state: dict[str, Any] = {
-            **scope, "kind": "summary", "sources": source_ids, "current": True,
-            "valid_from": now, "created_at": created, "last_seen": now, "count": len(source_ids),
-            "weight": 1.0, "importance": max([float(m.state.get("importance", 0.5))
-                                              for m in members] + [0.5]),
+            **scope,
+            "kind": "summary",
+            "sources": source_ids,
+            "current": True,
+            "valid_from": now,
+            "created_at": created,
+            "last_seen": now,
+            "count": len(source_ids),
+            "weight": 1.0,
+            "importance": max([float(m.state.get("importance", 0.5)) for m in members] + [0.5]),
         }
         vector = self.memory.embedder.embed([text])[0]
         sources_after = [(m, {**m.state, "weight": source_weight}) for m in members]
@@ -840,16 +1095,31 @@ class AgentMemory:
             summary_state.update(memory_id=summary_id, version=1)
             for _, st in sources_after:
                 st["consolidated_into"] = summary_id
-            write = self._create(summary_id, text, summary_state, vector, now, op="consolidate",
-                                 reason=f"summary of {len(source_ids)} memories")
+            write = self._create(
+                summary_id,
+                text,
+                summary_state,
+                vector,
+                now,
+                op="consolidate",
+                reason=f"summary of {len(source_ids)} memories",
+            )
             report.summaries_created.append(summary_id)
         else:
             summary_state.update(memory_id=old.id, version=old.version + 1)
             for _, st in sources_after:
                 st["consolidated_into"] = old.id
             closed = {**old.state, "current": False, "valid_to": now}
-            write = self._supersede(old, closed, text, summary_state, vector, now, "consolidate",
-                                    f"summary grows to {len(source_ids)} memories")
+            write = self._supersede(
+                old,
+                closed,
+                text,
+                summary_state,
+                vector,
+                now,
+                "consolidate",
+                f"summary grows to {len(source_ids)} memories",
+            )
             report.summaries_updated.append(old.id)
         self._restamp(sources_after)
 
@@ -857,15 +1127,26 @@ class AgentMemory:
             payload = []
             for m, st in sources_after:
                 self._upsert_state(conn, m.id, m.version, m.text, st)
-                payload.append({"memory_id": m.id, "version": m.version, "before": dict(m.state),
-                                "after": st, "text": m.text})
+                payload.append(
+                    {
+                        "memory_id": m.id,
+                        "version": m.version,
+                        "before": dict(m.state),
+                        "after": st,
+                        "text": m.text,
+                    }
+                )
             # the sources' restamp belongs to the summary's change, so one undo reverts both
-            row = conn.execute(sa.select(changes_table.c.payload)
-                               .where(changes_table.c.change_id == write.change_id)).scalar_one()
-            conn.execute(sa.update(changes_table)
-                         .where(changes_table.c.change_id == write.change_id)
-                         .values(payload=json.dumps(json.loads(row) + payload,
-                                                    ensure_ascii=False)))
+            row = conn.execute(
+                sa.select(changes_table.c.payload).where(
+                    changes_table.c.change_id == write.change_id
+                )
+            ).scalar_one()
+            conn.execute(
+                sa.update(changes_table)
+                .where(changes_table.c.change_id == write.change_id)
+                .values(payload=json.dumps(json.loads(row) + payload, ensure_ascii=False))
+            )
 
         try:
             self.db.transact(tx, what="recording consolidation")
@@ -889,9 +1170,15 @@ class AgentMemory:
         for the memory's lock only while consolidation holds it."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecmem-consolidate")
-        return self._pool.submit(self.consolidate, user_id=user_id, agent_id=agent_id,
-                                 run_id=run_id, window=window, similarity=similarity,
-                                 summarizer=summarizer)
+        return self._pool.submit(
+            self.consolidate,
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            window=window,
+            similarity=similarity,
+            summarizer=summarizer,
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -907,11 +1194,18 @@ class _Group:
     members: list[tuple[Memory, np.ndarray]] = field(default_factory=list)
 
 
-def _cluster(pending: Sequence[Memory], vecs: np.ndarray, summaries: Sequence[Memory],
-             sum_vecs: np.ndarray, window: float, similarity: float) -> list[_Group]:
+def _cluster(
+    pending: Sequence[Memory],
+    vecs: np.ndarray,
+    summaries: Sequence[Memory],
+    sum_vecs: np.ndarray,
+    window: float,
+    similarity: float,
+) -> list[_Group]:
     """Greedy leader clustering in time order, per time window: a memory joins the group (or
     existing summary) whose centroid is most similar, if at least ``similarity``; else it starts
     a group. Vectorised per memory: O(groups in its window) dot products."""
+
     def bucket(m: Memory) -> int:
         return int(float(m.state["created_at"]) // window)
 

@@ -126,8 +126,14 @@ class BM25Index:
             self._df.reserve(len(vocab))
             self._df.n = len(vocab)
             np.add.at(self._df.a, t, 1)
-            self._push(_Segment.of(t, self._p_slot.a[start : self._p_slot.n],
-                                   self._p_tf.a[start : self._p_tf.n], len(vocab)))
+            self._push(
+                _Segment.of(
+                    t,
+                    self._p_slot.a[start : self._p_slot.n],
+                    self._p_tf.a[start : self._p_tf.n],
+                    len(vocab),
+                )
+            )
             self._n_live += len(slots)
             self._total_len += float(lengths.sum())
             self._version += 1
@@ -140,7 +146,9 @@ class BM25Index:
             slots = slots[self._live.a[slots]]
             if len(slots) == 0:
                 return 0
-            np.subtract.at(self._df.a, self._p_term.a[_ranges(self._start.a[slots], self._count.a[slots])], 1)
+            np.subtract.at(
+                self._df.a, self._p_term.a[_ranges(self._start.a[slots], self._count.a[slots])], 1
+            )
             self._live.a[slots] = False
             self._n_live -= len(slots)
             self._total_len -= float(self._doc_len.a[slots].sum())
@@ -308,8 +316,9 @@ class BM25Index:
         np.add.at(idx._df.a, idx._p_term.view(), 1)
         idx._n_live = len(slots)
         idx._total_len = float(idx._doc_len.a[slots].sum())
-        idx._push(_Segment.of(idx._p_term.view(), idx._p_slot.view(), idx._p_tf.view(),
-                              len(idx.vocab)))
+        idx._push(
+            _Segment.of(idx._p_term.view(), idx._p_slot.view(), idx._p_tf.view(), len(idx.vocab))
+        )
         return idx
 
     def with_params(self, *, k1: float, b: float, epsilon: float | None = None) -> None:
@@ -342,8 +351,11 @@ class _Segment:
     def of(cls, terms: np.ndarray, slot: np.ndarray, tf: np.ndarray, vocab: int) -> _Segment:
         """A segment of postings given in log order (a stable sort by term)."""
         order = _stable_order(terms)
-        return cls(_starts(np.bincount(terms, minlength=vocab)),
-                   slot[order].astype(np.int32), tf[order].astype(np.float32))
+        return cls(
+            _starts(np.bincount(terms, minlength=vocab)),
+            slot[order].astype(np.int32),
+            tf[order].astype(np.float32),
+        )
 
     @staticmethod
     def merge(segments: Sequence[_Segment]) -> _Segment:
@@ -370,8 +382,10 @@ class _Segment:
     def spans(self, tids: np.ndarray) -> tuple[list[int], list[int]]:
         """Where each term's postings are (``lo == hi``: none)."""
         top = len(self.ptr) - 1
-        return (self.ptr[np.minimum(tids, top)].tolist(),
-                self.ptr[np.minimum(tids + 1, top)].tolist())
+        return (
+            self.ptr[np.minimum(tids, top)].tolist(),
+            self.ptr[np.minimum(tids + 1, top)].tolist(),
+        )
 
     def without_dead(self, live: np.ndarray) -> _Segment:
         keep = live[self.slot]
@@ -379,8 +393,9 @@ class _Segment:
         return _Segment(kept[self.ptr], self.slot[keep], self.tf[keep])
 
 
-def _postings(docs: Sequence[Sequence[str]], vocab: dict[str, int]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _postings(
+    docs: Sequence[Sequence[str]], vocab: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each document's distinct terms and their frequencies, document by document (terms in id
     order), adding new words to ``vocab``; and per document its number of distinct terms and
     its length. Array work over the batch (one dict lookup a token), not a Counter a document:
@@ -394,8 +409,12 @@ def _postings(docs: Sequence[Sequence[str]], vocab: dict[str, int]
     key = np.repeat(np.arange(len(docs), dtype=np.int64), lengths) * size + tid
     pairs, tf = np.unique(key, return_counts=True)  # sorted by document, then term
     counts = np.bincount(pairs // size, minlength=len(docs)).astype(np.int32)
-    return (pairs % size).astype(np.int32), tf.astype(np.float64), counts, lengths.astype(
-        np.float64)
+    return (
+        (pairs % size).astype(np.int32),
+        tf.astype(np.float64),
+        counts,
+        lengths.astype(np.float64),
+    )
 
 
 def _stable_order(terms: np.ndarray) -> np.ndarray:

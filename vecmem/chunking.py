@@ -92,7 +92,9 @@ class RecursiveSplitter:
         if unit not in ("chars", "tokens"):
             raise ConfigurationError(f"unit must be 'chars' or 'tokens', not {unit!r}")
         if unit == "tokens" and length is None:
-            raise ConfigurationError("unit='tokens' needs a length function, e.g. embedder.count_tokens")
+            raise ConfigurationError(
+                "unit='tokens' needs a length function, e.g. embedder.count_tokens"
+            )
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.separators = tuple(separators)
@@ -114,7 +116,7 @@ class RecursiveSplitter:
             if sep in text:
                 # a separator's visible part (the "." of ". ") stays with the text before it
                 keep = sep.rstrip()
-                joiner = sep[len(keep):] if keep else sep
+                joiner = sep[len(keep) :] if keep else sep
                 parts = text.split(sep)
                 parts = [p + keep for p in parts[:-1]] + parts[-1:]
                 pieces: list[str] = []
@@ -160,8 +162,9 @@ class SentenceSplitter:
         self.chunk_size = chunk_size
         self.overlap_sentences = overlap_sentences
         self.length: LengthFn = length or len
-        self._fallback = RecursiveSplitter(chunk_size, 0, length=self.length,
-                                           unit="tokens" if length else "chars")
+        self._fallback = RecursiveSplitter(
+            chunk_size, 0, length=self.length, unit="tokens" if length else "chars"
+        )
         self.spec = f"sentence(size={chunk_size},overlap={overlap_sentences})"
 
     def split(self, text: str) -> list[str]:
@@ -193,10 +196,12 @@ class MarkdownSplitter:
     ['# A\\nalpha', '## B\\nbeta']
     """
 
-    def __init__(self, chunk_size: int = 1000, chunk_overlap: int = 100, *,
-                 length: LengthFn | None = None) -> None:
-        self._inner = RecursiveSplitter(chunk_size, chunk_overlap, length=length,
-                                        unit="tokens" if length else "chars")
+    def __init__(
+        self, chunk_size: int = 1000, chunk_overlap: int = 100, *, length: LengthFn | None = None
+    ) -> None:
+        self._inner = RecursiveSplitter(
+            chunk_size, chunk_overlap, length=length, unit="tokens" if length else "chars"
+        )
         self.spec = f"markdown(size={chunk_size},overlap={chunk_overlap})"
 
     def split(self, text: str) -> list[str]:
@@ -219,7 +224,9 @@ def _part_key(e: Element) -> tuple[Any, ...]:
     return (e.record, e.page, e.slide, e.sheet, e.heading)
 
 
-def split_elements(elements: Sequence[Element], chunker: Chunker) -> list[tuple[str, dict[str, Any]]]:
+def split_elements(
+    elements: Sequence[Element], chunker: Chunker
+) -> list[tuple[str, dict[str, Any]]]:
     """Chunks of a loaded file as ``(text, location metadata)``: no chunk crosses a page, slide,
     sheet, section (heading path) or record, and a table is chunked alone, at row boundaries
     when ``chunker`` splits on lines (the recursive splitters do), with its first row (the
@@ -262,8 +269,13 @@ def split_elements(elements: Sequence[Element], chunker: Chunker) -> list[tuple[
             flush()
             header = e.text.strip().split("\n", 1)[0]
             pieces = chunker.split(e.text)
-            emit([p if i == 0 or p.startswith(header) else f"{header}\n{p}"
-                  for i, p in enumerate(pieces)], e.location())
+            emit(
+                [
+                    p if i == 0 or p.startswith(header) else f"{header}\n{p}"
+                    for i, p in enumerate(pieces)
+                ],
+                e.location(),
+            )
             continue
         if run and _part_key(run[0]) != _part_key(e):
             flush()

@@ -55,10 +55,12 @@ def _files(n: int) -> str:
 
 
 def _summary(result: Any, seconds: float, total: int) -> str:
-    lines = [f"read {_files(result.files)} ({result.pages} pages/slides/sheets): added "
-             f"{result.added} documents ({result.chunks_written} chunks, {result.embedded} "
-             f"embedded), skipped {result.skipped} unchanged, removed {result.chunks_deleted} "
-             f"old chunks in {seconds}s; store has {total} chunks"]
+    lines = [
+        f"read {_files(result.files)} ({result.pages} pages/slides/sheets): added "
+        f"{result.added} documents ({result.chunks_written} chunks, {result.embedded} "
+        f"embedded), skipped {result.skipped} unchanged, removed {result.chunks_deleted} "
+        f"old chunks in {seconds}s; store has {total} chunks"
+    ]
     if result.unsupported:
         shown = ", ".join(result.unsupported[:10])
         more = f" and {len(result.unsupported) - 10} more" if len(result.unsupported) > 10 else ""
@@ -78,8 +80,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     meta = json.loads(args.metadata) if args.metadata else None
     t0 = time.perf_counter()
     with mem:
-        result = mem.add_files(args.paths, metadata=meta, force=args.force,
-                               max_bytes=int(args.max_mb * 2**20))
+        result = mem.add_files(
+            args.paths, metadata=meta, force=args.force, max_bytes=int(args.max_mb * 2**20)
+        )
         total = len(mem)
     seconds = round(time.perf_counter() - t0, 3)
     if args.json:
@@ -91,8 +94,12 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
-        hits = mem.search(args.query, k=args.k, mode=args.mode,
-                          filter=json.loads(args.filter) if args.filter else None)
+        hits = mem.search(
+            args.query,
+            k=args.k,
+            mode=args.mode,
+            filter=json.loads(args.filter) if args.filter else None,
+        )
     _print_hits(hits, args.json)
     return 0
 
@@ -117,9 +124,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.__dict__))
     else:
-        print(f"checked {report.rows} vector rows: {report.damaged_ranges} damaged ranges, "
-              f"{report.reembedded} chunks embedded again ({report.changed} had a wrong "
-              f"vector); the store is sound")
+        print(
+            f"checked {report.rows} vector rows: {report.damaged_ranges} damaged ranges, "
+            f"{report.reembedded} chunks embedded again ({report.changed} had a wrong "
+            f"vector); the store is sound"
+        )
     return 0
 
 
@@ -138,25 +147,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
         t0 = time.perf_counter()
         result = mem.add_files([corpus])
-        print(f"indexed {result.added} new documents ({result.skipped} unchanged) into "
-              f"{args.store} in {time.perf_counter() - t0:.1f}s with {mem.embedder.name}")
+        print(
+            f"indexed {result.added} new documents ({result.skipped} unchanged) into "
+            f"{args.store} in {time.perf_counter() - t0:.1f}s with {mem.embedder.name}"
+        )
         for q in queries:
             print(f"\nsearch (hybrid): {q}")
             _print_hits(mem.search(q, k=3), args.json)
-    print(f"\nnext: vecmem --store {args.store} search \"your question\" --mode keyword")
+    print(f'\nnext: vecmem --store {args.store} search "your question" --mode keyword')
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vecmem", description="Vector memory: add, search, evaluate.")
     p.add_argument("--store", help="folder or URL of the store (default $VECMEM_STORE or ./kb)")
-    p.add_argument("--embedder", help="model name, a registered kind (onnx, hashing, ...) or "
-                   "kind:model (default: recorded or MiniLM)")
+    p.add_argument(
+        "--embedder",
+        help="model name, a registered kind (onnx, hashing, ...) or "
+        "kind:model (default: recorded or MiniLM)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     common.add_argument("--store", default=argparse.SUPPRESS, help="folder or URL of the store")
     _add = sub.add_parser
 
@@ -165,13 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
 
-    a = sub.add_parser("add", help="add files, folders or URLs (PDF, DOCX, PPTX, XLSX, CSV, "
-                       "HTML, EPUB, Markdown, text, JSON lines, code)")
+    a = sub.add_parser(
+        "add",
+        help="add files, folders or URLs (PDF, DOCX, PPTX, XLSX, CSV, "
+        "HTML, EPUB, Markdown, text, JSON lines, code)",
+    )
     a.add_argument("paths", nargs="+", help="files, folders or http(s):// URLs")
     a.add_argument("--metadata", help="JSON object added to every document")
     a.add_argument("--force", action="store_true", help="rewrite unchanged files too")
-    a.add_argument("--max-mb", type=float, default=100.0,
-                   help="files or downloads larger than this many MiB fail (default 100)")
+    a.add_argument(
+        "--max-mb",
+        type=float,
+        default=100.0,
+        help="files or downloads larger than this many MiB fail (default 100)",
+    )
     a.set_defaults(func=cmd_add)
 
     s = sub.add_parser("search", help="search the store")

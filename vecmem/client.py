@@ -28,8 +28,12 @@ from vecmem.fusion import Fusion
 from vecmem.types import Chunk, Hit, Scores
 
 _BY_STATUS: dict[int, type[E.VecmemError]] = {
-    400: E.InvalidInputError, 404: E.NotFoundError, 409: E.ConflictError,
-    413: E.DocumentTooLargeError, 415: E.UnsupportedFormatError, 503: E.BackendUnavailableError,
+    400: E.InvalidInputError,
+    404: E.NotFoundError,
+    409: E.ConflictError,
+    413: E.DocumentTooLargeError,
+    415: E.UnsupportedFormatError,
+    503: E.BackendUnavailableError,
 }
 
 
@@ -52,7 +56,11 @@ def _error(status: int, body: Any) -> Exception:
     if status in (401, 403):
         return AuthError(status, kind, message)
     cls = getattr(E, kind, None)
-    if isinstance(cls, type) and issubclass(cls, E.VecmemError) and cls is not E.MissingDependencyError:
+    if (
+        isinstance(cls, type)
+        and issubclass(cls, E.VecmemError)
+        and cls is not E.MissingDependencyError
+    ):
         try:
             return cls(message)
         except TypeError:
@@ -63,8 +71,14 @@ def _error(status: int, body: Any) -> Exception:
 
 
 def _chunk(d: Mapping[str, Any]) -> Chunk:
-    return Chunk(id=d["id"], document_id=d["document_id"], position=d["position"],
-                 text=d["text"], metadata=dict(d["metadata"]), content_hash=d["content_hash"])
+    return Chunk(
+        id=d["id"],
+        document_id=d["document_id"],
+        position=d["position"],
+        text=d["text"],
+        metadata=dict(d["metadata"]),
+        content_hash=d["content_hash"],
+    )
 
 
 def _hit(d: Mapping[str, Any]) -> Hit:
@@ -83,8 +97,9 @@ class Client:
         self.agent = _Agent(self)
         self.conversations = _Conversations(self)
 
-    def _call(self, method: str, path: str, body: Any = None, *, files: Any = None,
-              data: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, *, files: Any = None, data: Any = None
+    ) -> Any:
         try:
             if files is not None:
                 r = self._http.request(method, path, files=files, data=data)
@@ -101,18 +116,30 @@ class Client:
         return data
 
     # --- VectorMemory's calls
-    def add(self, texts: str | Sequence[str],
-            metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None, *,
-            ids: Sequence[str] | None = None) -> list[str]:
+    def add(
+        self,
+        texts: str | Sequence[str],
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
         """:meth:`VectorMemory.add`: the document ids."""
-        body = {"texts": texts if isinstance(texts, str) else list(texts),
-                "metadata": metadata if metadata is None or isinstance(metadata, Mapping)
-                else list(metadata), "ids": None if ids is None else list(ids)}
+        body = {
+            "texts": texts if isinstance(texts, str) else list(texts),
+            "metadata": metadata
+            if metadata is None or isinstance(metadata, Mapping)
+            else list(metadata),
+            "ids": None if ids is None else list(ids),
+        }
         return self._call("POST", "/add", body)["ids"]
 
-    def add_files(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                  metadata: Mapping[str, Any] | None = None, force: bool = False
-                  ) -> dict[str, Any]:
+    def add_files(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
         """Upload files (their contents; the server reads them with its loaders): each file's
         document id and ``source`` are its file name. Returns the server's report (ids,
         ``failed`` with error types, ``unsupported``)."""
@@ -130,18 +157,36 @@ class Client:
             data["metadata"] = json.dumps(dict(metadata))
         return self._call("POST", "/add_files", files=files, data=data)
 
-    def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filter: Any = None,
-               candidates: int | None = None, fusion: Fusion | None = None,
-               vector: Sequence[float] | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        filter: Any = None,
+        candidates: int | None = None,
+        fusion: Fusion | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[Hit]:
         """:meth:`VectorMemory.search`: hits with their per-leg :class:`Scores`."""
-        body = {"query": query, "k": k, "mode": mode, "filter": filter, "candidates": candidates,
-                "fusion": None if fusion is None else dataclasses.asdict(fusion),
-                "vector": None if vector is None else [float(x) for x in vector]}
+        body = {
+            "query": query,
+            "k": k,
+            "mode": mode,
+            "filter": filter,
+            "candidates": candidates,
+            "fusion": None if fusion is None else dataclasses.asdict(fusion),
+            "vector": None if vector is None else [float(x) for x in vector],
+        }
         return [_hit(h) for h in self._call("POST", "/search", body)["hits"]]
 
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:
-        return [_chunk(c) for c in self._call("POST", "/get", {
-            "ids": ids if isinstance(ids, str) else list(ids)})["chunks"]]
+        return [
+            _chunk(c)
+            for c in self._call(
+                "POST", "/get", {"ids": ids if isinstance(ids, str) else list(ids)}
+            )["chunks"]
+        ]
 
     def documents(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """``{"total", "documents": [{document_id, chunks, source, text}]}`` (browsing)."""
@@ -185,66 +230,194 @@ class _Agent:
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         return self._c._call("POST", f"/memory/{path}", body)
 
-    def remember(self, text: str, *, user_id: str | None = None, agent_id: str | None = None,
-                 run_id: str | None = None, session_id: str | None = None,
-                 importance: float | None = None, metadata: Mapping[str, Any] | None = None
-                 ) -> dict[str, Any]:
-        return self._post("remember", {"text": text, "user_id": user_id, "agent_id": agent_id,
-                                       "run_id": run_id, "session_id": session_id,
-                                       "importance": importance, "metadata": metadata})
+    def remember(
+        self,
+        text: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        importance: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._post(
+            "remember",
+            {
+                "text": text,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "session_id": session_id,
+                "importance": importance,
+                "metadata": metadata,
+            },
+        )
 
-    def recall(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
-               run_id: str | None = None, k: int = 10, filter: Any = None,
-               as_of: float | None = None, recency_weight: float = 0.0,
-               importance_weight: float = 0.0, mode: str = "hybrid") -> list[dict[str, Any]]:
-        return self._post("recall", {
-            "query": query, "user_id": user_id, "agent_id": agent_id, "run_id": run_id, "k": k,
-            "filter": filter, "as_of": as_of, "recency_weight": recency_weight,
-            "importance_weight": importance_weight, "mode": mode})["hits"]
+    def recall(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        k: int = 10,
+        filter: Any = None,
+        as_of: float | None = None,
+        recency_weight: float = 0.0,
+        importance_weight: float = 0.0,
+        mode: str = "hybrid",
+    ) -> list[dict[str, Any]]:
+        return self._post(
+            "recall",
+            {
+                "query": query,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "k": k,
+                "filter": filter,
+                "as_of": as_of,
+                "recency_weight": recency_weight,
+                "importance_weight": importance_weight,
+                "mode": mode,
+            },
+        )["hits"]
 
-    def update(self, memory_id: str, text: str, *, user_id: str | None = None,
-               agent_id: str | None = None, run_id: str | None = None,
-               reason: str | None = None, metadata: Mapping[str, Any] | None = None
-               ) -> dict[str, Any]:
-        return self._post("update", {"memory_id": memory_id, "text": text, "user_id": user_id,
-                                     "agent_id": agent_id, "run_id": run_id, "reason": reason,
-                                     "metadata": metadata})
+    def update(
+        self,
+        memory_id: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._post(
+            "update",
+            {
+                "memory_id": memory_id,
+                "text": text,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "reason": reason,
+                "metadata": metadata,
+            },
+        )
 
-    def forget(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-               run_id: str | None = None, reason: str | None = None) -> dict[str, Any]:
-        return self._post("forget", {"memory_id": memory_id, "user_id": user_id,
-                                     "agent_id": agent_id, "run_id": run_id, "reason": reason})
+    def forget(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        return self._post(
+            "forget",
+            {
+                "memory_id": memory_id,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "reason": reason,
+            },
+        )
 
-    def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-            run_id: str | None = None) -> dict[str, Any]:
-        return self._post("get", {"memory_id": memory_id, "user_id": user_id,
-                                  "agent_id": agent_id, "run_id": run_id})
+    def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        return self._post(
+            "get",
+            {"memory_id": memory_id, "user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+        )
 
-    def history(self, memory_id: str, *, user_id: str | None = None,
-                agent_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    def history(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
         """``{"changes": [...], "versions": [...]}``, oldest first."""
-        return self._post("history", {"memory_id": memory_id, "user_id": user_id,
-                                      "agent_id": agent_id, "run_id": run_id})
+        return self._post(
+            "history",
+            {"memory_id": memory_id, "user_id": user_id, "agent_id": agent_id, "run_id": run_id},
+        )
 
-    def undo(self, change_id: str, *, user_id: str | None = None, agent_id: str | None = None,
-             run_id: str | None = None, reason: str | None = None) -> str:
-        return self._post("undo", {"change_id": change_id, "user_id": user_id,
-                                   "agent_id": agent_id, "run_id": run_id,
-                                   "reason": reason})["change_id"]
+    def undo(
+        self,
+        change_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+    ) -> str:
+        return self._post(
+            "undo",
+            {
+                "change_id": change_id,
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "reason": reason,
+            },
+        )["change_id"]
 
-    def consolidate(self, *, user_id: str | None = None, agent_id: str | None = None,
-                    run_id: str | None = None, window: float = 7 * 86400.0,
-                    similarity: float = 0.75, min_group: int = 2) -> dict[str, Any]:
-        return self._post("consolidate", {"user_id": user_id, "agent_id": agent_id,
-                                          "run_id": run_id, "window": window,
-                                          "similarity": similarity, "min_group": min_group})
+    def consolidate(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        window: float = 7 * 86400.0,
+        similarity: float = 0.75,
+        min_group: int = 2,
+    ) -> dict[str, Any]:
+        return self._post(
+            "consolidate",
+            {
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "window": window,
+                "similarity": similarity,
+                "min_group": min_group,
+            },
+        )
 
-    def list(self, *, user_id: str | None = None, agent_id: str | None = None,
-             run_id: str | None = None, limit: int = 50, offset: int = 0,
-             current_only: bool = True) -> list[dict[str, Any]]:
-        return self._post("list", {"user_id": user_id, "agent_id": agent_id, "run_id": run_id,
-                                   "limit": limit, "offset": offset,
-                                   "current_only": current_only})["memories"]
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        current_only: bool = True,
+    ) -> list[dict[str, Any]]:
+        return self._post(
+            "list",
+            {
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "limit": limit,
+                "offset": offset,
+                "current_only": current_only,
+            },
+        )["memories"]
 
 
 class _Conversations:
@@ -256,41 +429,100 @@ class _Conversations:
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         return self._c._call("POST", f"/conversations/{path}", body)
 
-    def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
-                     title: str | None = None, tags: Sequence[str] | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self._post("sessions/save", {
-            "user_id": user_id, "session_id": session_id, "agent_id": agent_id, "title": title,
-            "tags": None if tags is None else list(tags), "metadata": metadata})
+    def save_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        agent_id: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._post(
+            "sessions/save",
+            {
+                "user_id": user_id,
+                "session_id": session_id,
+                "agent_id": agent_id,
+                "title": title,
+                "tags": None if tags is None else list(tags),
+                "metadata": metadata,
+            },
+        )
 
     def get_session(self, user_id: str, session_id: str) -> dict[str, Any]:
         return self._post("sessions/get", {"user_id": user_id, "session_id": session_id})
 
-    def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
-                       tags: Sequence[str] = (), min_messages: int | None = None,
-                       order_by: str = "updated_at", descending: bool = True,
-                       limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        return self._post("sessions/query", {
-            "user_id": user_id, "agent_id": agent_id, "tags": list(tags),
-            "min_messages": min_messages, "order_by": order_by, "descending": descending,
-            "limit": limit, "offset": offset})["sessions"]
+    def query_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        tags: Sequence[str] = (),
+        min_messages: int | None = None,
+        order_by: str = "updated_at",
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        return self._post(
+            "sessions/query",
+            {
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "tags": list(tags),
+                "min_messages": min_messages,
+                "order_by": order_by,
+                "descending": descending,
+                "limit": limit,
+                "offset": offset,
+            },
+        )["sessions"]
 
     def delete_session(self, user_id: str, session_id: str) -> bool:
-        return self._post("sessions/delete", {"user_id": user_id,
-                                              "session_id": session_id})["deleted"]
+        return self._post("sessions/delete", {"user_id": user_id, "session_id": session_id})[
+            "deleted"
+        ]
 
-    def add_messages(self, user_id: str, session_id: str, messages: Sequence[Mapping[str, Any]],
-                     *, agent_id: str | None = None) -> list[dict[str, Any]]:
+    def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        agent_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         """``messages``: dicts with ``role``, ``content`` and optional ``metadata``, ``usage``."""
-        return self._post("messages/add", {"user_id": user_id, "session_id": session_id,
-                                           "messages": [dict(m) for m in messages],
-                                           "agent_id": agent_id})["messages"]
+        return self._post(
+            "messages/add",
+            {
+                "user_id": user_id,
+                "session_id": session_id,
+                "messages": [dict(m) for m in messages],
+                "agent_id": agent_id,
+            },
+        )["messages"]
 
-    def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
-                     offset: int = 0, newest_first: bool = False) -> list[dict[str, Any]]:
-        return self._post("messages/get", {"user_id": user_id, "session_id": session_id,
-                                           "limit": limit, "offset": offset,
-                                           "newest_first": newest_first})["messages"]
+    def get_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        return self._post(
+            "messages/get",
+            {
+                "user_id": user_id,
+                "session_id": session_id,
+                "limit": limit,
+                "offset": offset,
+                "newest_first": newest_first,
+            },
+        )["messages"]
 
     def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
         return self._post("export", {"user_id": user_id, "session_id": session_id})

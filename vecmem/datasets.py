@@ -64,8 +64,10 @@ class BeirDataset:
         return list(self.corpus.values())
 
     def __repr__(self) -> str:
-        return (f"BeirDataset({self.name!r}, {len(self.corpus)} documents, "
-                f"{len(self.queries)} judged queries)")
+        return (
+            f"BeirDataset({self.name!r}, {len(self.corpus)} documents, "
+            f"{len(self.queries)} judged queries)"
+        )
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -81,7 +83,7 @@ def _jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise DocumentReadError(f"{path}:{n}: invalid JSON: {exc}") from exc
             if not isinstance(row, dict) or "_id" not in row:
-                raise DocumentReadError(f"{path}:{n}: expected an object with an \"_id\"")
+                raise DocumentReadError(f'{path}:{n}: expected an object with an "_id"')
             rows.append(row)
     return rows
 
@@ -134,8 +136,9 @@ def load_beir(
         if not text:  # nothing to index or retrieve
             continue
         corpus[doc_id] = Document(doc_id, text, {"title": title} if title else {})
-    queries = {str(r["_id"]): r["text"] for r in _jsonl(root / "queries.jsonl")
-               if str(r["_id"]) in qrels}
+    queries = {
+        str(r["_id"]): r["text"] for r in _jsonl(root / "queries.jsonl") if str(r["_id"]) in qrels
+    }
     return BeirDataset(root.name, corpus, queries, {q: r for q, r in qrels.items() if q in queries})
 
 

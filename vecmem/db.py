@@ -46,6 +46,7 @@ KEY = 191
 """Length of indexed string columns: 191 utf8mb4 characters fit MySQL's index-prefix limits."""
 TENANT = 64
 
+
 class Key(sa.types.TypeDecorator[str]):
     """An indexed string compared byte for byte on every dialect.
 
@@ -135,7 +136,7 @@ def normalize_url(url: str) -> str:
     scheme, rest = url.split("://", 1)
     base = scheme.split("+", 1)[0].lower()
     if base in POSTGRES_HOSTED:  # hosted PostgreSQL: the server is PostgreSQL itself
-        scheme, base = "postgresql" + scheme[len(base):], "postgresql"
+        scheme, base = "postgresql" + scheme[len(base) :], "postgresql"
     if base in COCKROACH_SCHEMES:
         # CockroachDB speaks PostgreSQL's protocol but reports its own version string, which
         # SQLAlchemy's postgresql dialect rejects; sqlalchemy-cockroachdb's dialect accepts it.
@@ -176,17 +177,25 @@ def translate(exc: BaseException, what: str) -> BackendError:
     low = text.lower()
     if "password authentication failed" in low or "access denied" in low:
         return AuthenticationError(f"{what}: {text}")
-    if (getattr(getattr(exc, "orig", None), "sqlstate", None) == "53100"
-            or any(s in low for s in ("database or disk is full", "no space left on device",
-                                      "disk full", "is full"))):
-        return StorageFullError(f"{what}: the disk is full ({text}); nothing of the write "
-                                "was kept")
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == "53100" or any(
+        s in low
+        for s in ("database or disk is full", "no space left on device", "disk full", "is full")
+    ):
+        return StorageFullError(f"{what}: the disk is full ({text}); nothing of the write was kept")
     if "database is locked" in low or "lock wait timeout" in low:
         return StoreLockedError(f"{what}: {text}")
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return BackendUnavailableError(f"{what}: {text}")
-    if any(s in low for s in ("could not connect", "can't connect", "connection refused",
-                              "connection failed", "server closed the connection")):
+    if any(
+        s in low
+        for s in (
+            "could not connect",
+            "can't connect",
+            "connection refused",
+            "connection failed",
+            "server closed the connection",
+        )
+    ):
         return BackendUnavailableError(f"{what}: {text}")
     return BackendError(f"{what}: {text}")
 
@@ -348,8 +357,14 @@ class Database:
             except sa.exc.SQLAlchemyError as exc:
                 raise translate(exc, f"{what} failed on {self.safe_url}") from exc
 
-    def transact(self, fn: Callable[[sa.Connection], R], *, what: str = "write",
-                 retries: int = 5, retry_integrity: bool = False) -> R:
+    def transact(
+        self,
+        fn: Callable[[sa.Connection], R],
+        *,
+        what: str = "write",
+        retries: int = 5,
+        retry_integrity: bool = False,
+    ) -> R:
         """Run ``fn(conn)`` in a write transaction, retried on deadlocks and serialisation
         failures (``fn`` must therefore be safe to run again); with ``retry_integrity`` also on
         a unique-key clash (two writers creating the same row: the retry sees it)."""
@@ -358,8 +373,9 @@ class Database:
                 with self._guard(), self.engine.begin() as conn:
                     return fn(conn)
             except sa.exc.DBAPIError as exc:
-                if attempt < retries and (_retryable(exc) or retry_integrity
-                                          and isinstance(exc, sa.exc.IntegrityError)):
+                if attempt < retries and (
+                    _retryable(exc) or retry_integrity and isinstance(exc, sa.exc.IntegrityError)
+                ):
                     time.sleep(0.005 * 2**attempt)
                     continue
                 raise translate(exc, f"{what} failed on {self.safe_url}") from exc
@@ -368,13 +384,23 @@ class Database:
         raise AssertionError("unreachable")
 
     # -- dialect helpers ----------------------------------------------------------------------
-    def upsert(self, conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
-               *, keys: Sequence[str], update: Sequence[str] | None = None) -> None:
+    def upsert(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: Sequence[dict[str, Any]],
+        *,
+        keys: Sequence[str],
+        update: Sequence[str] | None = None,
+    ) -> None:
         """Insert ``rows``, overwriting columns ``update`` (default: all non-key) on key clash."""
         if not rows:
             return
-        cols = list(update) if update is not None else [
-            c.name for c in table.columns if c.name not in keys and c.name in rows[0]]
+        cols = (
+            list(update)
+            if update is not None
+            else [c.name for c in table.columns if c.name not in keys and c.name in rows[0]]
+        )
         stmt: Any
         insert: Any
         if self.dialect == "mysql":
@@ -382,7 +408,8 @@ class Database:
 
             stmt = mysql_insert(table)
             stmt = stmt.on_duplicate_key_update(
-                {c: stmt.inserted[c] for c in cols} or {keys[0]: stmt.inserted[keys[0]]})
+                {c: stmt.inserted[c] for c in cols} or {keys[0]: stmt.inserted[keys[0]]}
+            )
         else:
             if self.dialect == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -395,7 +422,8 @@ class Database:
             stmt = insert(table)
             if cols:
                 stmt = stmt.on_conflict_do_update(
-                    index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols})
+                    index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+                )
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         conn.execute(stmt, list(rows))
@@ -405,8 +433,14 @@ class Database:
         locale collation; SQLite and vecmem's MySQL key columns already compare bytes)."""
         return column.collate("C") if self.dialect == "postgresql" else column
 
-    def insert_ignore(self, conn: sa.Connection, table: sa.Table,
-                      rows: Sequence[dict[str, Any]], *, keys: Sequence[str]) -> None:
+    def insert_ignore(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: Sequence[dict[str, Any]],
+        *,
+        keys: Sequence[str],
+    ) -> None:
         """Insert ``rows``, leaving existing rows with the same key untouched."""
         self.upsert(conn, table, rows, keys=keys, update=())
 
@@ -448,12 +482,21 @@ class Database:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
                 return self._apply(conn, component, migrations, commit_each=False)
 
-    def _apply(self, conn: sa.Connection, component: str, migrations: Sequence[Migration],
-               *, commit_each: bool) -> int:
+    def _apply(
+        self,
+        conn: sa.Connection,
+        component: str,
+        migrations: Sequence[Migration],
+        *,
+        commit_each: bool,
+    ) -> int:
         schema_table.create(conn, checkfirst=True)
-        current = conn.execute(
-            sa.select(schema_table.c.version).where(schema_table.c.component == component)
-        ).scalar() or 0
+        current = (
+            conn.execute(
+                sa.select(schema_table.c.version).where(schema_table.c.component == component)
+            ).scalar()
+            or 0
+        )
         migrator = Migrator(conn)
         for version, step in enumerate(migrations[current:], start=current + 1):
             step.apply(migrator)
@@ -468,9 +511,12 @@ class Database:
         with self.read("reading schema version") as conn:
             if not sa.inspect(conn).has_table(schema_table.name):
                 return 0
-            return conn.execute(
-                sa.select(schema_table.c.version).where(schema_table.c.component == component)
-            ).scalar() or 0
+            return (
+                conn.execute(
+                    sa.select(schema_table.c.version).where(schema_table.c.component == component)
+                ).scalar()
+                or 0
+            )
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -486,13 +532,23 @@ class Database:
         return f"Database({self.safe_url!r})"
 
 
-def open_database(db: Database | str | None, default: str = "sqlite:///vecmem.db"
-                  ) -> tuple[Database, bool]:
+def open_database(
+    db: Database | str | None, default: str = "sqlite:///vecmem.db"
+) -> tuple[Database, bool]:
     """``(database, owned)``: a URL opens a new :class:`Database` that the caller owns."""
     if isinstance(db, Database):
         return db, False
     return Database(db or default), True
 
 
-__all__ = ["Blob", "Database", "Key", "Migration", "Migrator", "Text", "Timestamp", "normalize_url",
-           "open_database"]
+__all__ = [
+    "Blob",
+    "Database",
+    "Key",
+    "Migration",
+    "Migrator",
+    "Text",
+    "Timestamp",
+    "normalize_url",
+    "open_database",
+]

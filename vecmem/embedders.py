@@ -129,7 +129,10 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def dim(self) -> int:
-        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         return int(get())
 
     @property
@@ -219,8 +222,12 @@ class EmbeddingCache:
     def _error(self, exc: sqlite3.Error, what: str) -> Exception:
         from vecmem._sqlite import sql_error
 
-        return sql_error(exc, self.path, f"{what} the embedding cache", advice="it is only a "
-                         f"cache: delete {self.path} to start a new one")
+        return sql_error(
+            exc,
+            self.path,
+            f"{what} the embedding cache",
+            advice=f"it is only a cache: delete {self.path} to start a new one",
+        )
 
     def get(self, model: str, hashes: Sequence[str]) -> list[np.ndarray | None]:
         found: dict[str, np.ndarray] = {}
@@ -247,7 +254,8 @@ class EmbeddingCache:
                 self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
         except sqlite3.Error as exc:
             logging.getLogger("vecmem").warning(
-                "vecmem: %d embeddings not cached (%s)", len(rows), self._error(exc, "writing"))
+                "vecmem: %d embeddings not cached (%s)", len(rows), self._error(exc, "writing")
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -284,8 +292,11 @@ class CachedEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.cache is None:
             self.misses += len(texts)
-            return normalize(self.inner.embed(texts)) if len(texts) else np.zeros(
-                (0, self.dim), np.float32)
+            return (
+                normalize(self.inner.embed(texts))
+                if len(texts)
+                else np.zeros((0, self.dim), np.float32)
+            )
         hashes = [content_hash(t) for t in texts]
         cached = self.cache.get(self.name, hashes)
         todo = sorted({h: i for i, (h, v) in enumerate(zip(hashes, cached)) if v is None}.values())
@@ -314,8 +325,9 @@ def _hashing(model: str | None = None, *, dim: int = 256) -> HashingEmbedder:
 # Built-ins, registered as a plugin registers (group ``vecmem.embedders``). A factory takes an
 # optional ``model=``; an embedder it makes is named ``kind`` or ``kind:model`` (except the two
 # older forms below), which is how a store's recorded name finds it again.
-EMBEDDERS.register("sentence-transformers", SentenceTransformerEmbedder,
-                   aliases=("st", "sentence_transformers"))
+EMBEDDERS.register(
+    "sentence-transformers", SentenceTransformerEmbedder, aliases=("st", "sentence_transformers")
+)
 EMBEDDERS.register("onnx", LazyFactory("vecmem.onnx:OnnxEmbedder"), aliases=("onnxruntime",))
 EMBEDDERS.register("hashing", _hashing)
 
@@ -356,7 +368,8 @@ def _by_name(spec: str) -> Embedder:
             raise ConfigurationError(
                 f"unknown embedder kind {kind.group(1)!r} in {spec!r}; available: "
                 f"{', '.join(EMBEDDERS.list_registered())} (plugins register through the "
-                f"entry-point group {EMBEDDERS.entry_point_group!r})")
+                f"entry-point group {EMBEDDERS.entry_point_group!r})"
+            )
         return _checked(EMBEDDERS.create(kind.group(1), model=kind.group(2)), spec)
     legacy = _HASHING.match(spec)
     if legacy is not None:
@@ -364,15 +377,19 @@ def _by_name(spec: str) -> Embedder:
     if spec.startswith("hashing") or not spec.strip():  # "hashing-abc" is no model name either
         raise ConfigurationError(
             f"embedder {spec!r}: the hashing embedder is named 'hashing', 'hashing:DIM' or "
-            "'hashing-DIM' with DIM a positive integer (e.g. 'hashing-256')")
+            "'hashing-DIM' with DIM a positive integer (e.g. 'hashing-256')"
+        )
     return SentenceTransformerEmbedder(spec)
 
 
 def _checked(made: Any, spec: str) -> Embedder:
     # looked up on the class: isinstance(made, Embedder) would read ``dim`` and load the model
     cls = type(made)
-    if not (hasattr(made, "name") and hasattr(cls, "dim")
-            and callable(getattr(cls, "embed", None))):
-        raise ConfigurationError(f"embedder {spec!r} made {type(made).__name__}, which has not "
-                                 "name, dim and embed(texts)")
+    if not (
+        hasattr(made, "name") and hasattr(cls, "dim") and callable(getattr(cls, "embed", None))
+    ):
+        raise ConfigurationError(
+            f"embedder {spec!r} made {type(made).__name__}, which has not "
+            "name, dim and embed(texts)"
+        )
     return made

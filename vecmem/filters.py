@@ -81,8 +81,10 @@ def _check_value(field: str, op: str, v: Any) -> None:
     """Refuse a scalar no backend can compare exactly (see the module docstring)."""
     if isinstance(v, str):
         if not is_valid_unicode(v):
-            raise InvalidFilterError(f"{op} on {field!r}: the value {v!r} holds a lone "
-                                     "surrogate; it is not valid Unicode")
+            raise InvalidFilterError(
+                f"{op} on {field!r}: the value {v!r} holds a lone "
+                "surrogate; it is not valid Unicode"
+            )
         return
     if isinstance(v, bool):
         return
@@ -96,8 +98,9 @@ def _check_field(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidFilterError(f"filter keys must be non-empty strings, got {show(name)}")
     if not is_valid_unicode(name):
-        raise InvalidFilterError(f"filter key {name!r} holds a lone surrogate; it is not "
-                                 "valid Unicode")
+        raise InvalidFilterError(
+            f"filter key {name!r} holds a lone surrogate; it is not valid Unicode"
+        )
     if name.startswith("$"):
         raise InvalidFilterError(
             f"unknown logical operator {name!r}; use one of {', '.join(LOGICAL)}"
@@ -114,18 +117,19 @@ def _cond(field: str, op: str, value: Any) -> Cond:
     if name in ("in", "nin"):
         if not isinstance(value, (list, tuple)) or not all(_is_scalar(v) for v in value):
             raise InvalidFilterError(
-                f"{op} on {field!r} needs a list of scalars, got {show(value)}")
+                f"{op} on {field!r} needs a list of scalars, got {show(value)}"
+            )
         value = tuple(value)
     elif name in ("gt", "gte", "lt", "lte"):
         if not _is_number(value):
             raise InvalidFilterError(f"{op} on {field!r} needs a number, got {show(value)}")
     elif name == "exists":
         if not isinstance(value, bool):
-            raise InvalidFilterError(
-                f"$exists on {field!r} needs true or false, got {show(value)}")
+            raise InvalidFilterError(f"$exists on {field!r} needs true or false, got {show(value)}")
     elif not _is_scalar(value):
         raise InvalidFilterError(
-            f"{op} on {field!r} needs a string, number or bool, got {show(value)}")
+            f"{op} on {field!r} needs a string, number or bool, got {show(value)}"
+        )
     if name != "exists":
         for v in value if name in ("in", "nin") else (value,):
             _check_value(field, op, v)

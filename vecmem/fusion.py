@@ -57,7 +57,8 @@ class Fusion:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigurationError(
-                f"fusion method must be one of {', '.join(METHODS)}, not {self.method!r}")
+                f"fusion method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            )
         if self.adaptive and self.method == "rrf":
             raise ConfigurationError("adaptive weights need scores: use method 'convex' or 'dbsf'")
         if self.k < 0:
@@ -161,20 +162,29 @@ class Fused(NamedTuple):
     """1-based rank of the key's (last) appearance in the vector leg, 0 where it is absent."""
     keyword_rank: np.ndarray
 
-    def hits(self, chunk: Callable[[int], Chunk], vector_scores: np.ndarray,
-             keyword_scores: np.ndarray) -> list[Hit]:
+    def hits(
+        self, chunk: Callable[[int], Chunk], vector_scores: np.ndarray, keyword_scores: np.ndarray
+    ) -> list[Hit]:
         """The hits, given each key's chunk and the legs' scores (in leg order)."""
         vscores, kscores = vector_scores.tolist(), keyword_scores.tolist()
         return [
-            Hit(chunk(key), s, Scores(
-                vector=vscores[vr - 1] if vr else None,
-                keyword=kscores[kr - 1] if kr else None,
-                vector_rank=vr or None,
-                keyword_rank=kr or None,
-                fused=s,
-            ))
-            for key, s, vr, kr in zip(self.keys.tolist(), self.scores.tolist(),
-                                      self.vector_rank.tolist(), self.keyword_rank.tolist())
+            Hit(
+                chunk(key),
+                s,
+                Scores(
+                    vector=vscores[vr - 1] if vr else None,
+                    keyword=kscores[kr - 1] if kr else None,
+                    vector_rank=vr or None,
+                    keyword_rank=kr or None,
+                    fused=s,
+                ),
+            )
+            for key, s, vr, kr in zip(
+                self.keys.tolist(),
+                self.scores.tolist(),
+                self.vector_rank.tolist(),
+                self.keyword_rank.tolist(),
+            )
         ]
 
 
@@ -201,16 +211,21 @@ def fuse_arrays(
     ([3, 7], [2, 1], [1, 0])
     """
     nv = len(vector_keys)
-    keys, at = np.unique(np.concatenate((vector_keys, keyword_keys)).astype(np.int64, copy=False),
-                         return_inverse=True)
+    keys, at = np.unique(
+        np.concatenate((vector_keys, keyword_keys)).astype(np.int64, copy=False),
+        return_inverse=True,
+    )
     m = len(keys)
     vlast, vpos, vvals = _distinct(at[:nv], np.asarray(vector_scores, np.float64), m)
     klast, kpos, kvals = _distinct(at[nv:], np.asarray(keyword_scores, np.float64), m)
     if fusion.method == "rrf":
         # per key 0.0 + w / (k + rank) over every appearance, vector leg first, as rrf() sums
-        contrib = np.concatenate((
-            fusion.vector_weight / (fusion.k + np.arange(1, nv + 1)),
-            fusion.keyword_weight / (fusion.k + np.arange(1, len(at) - nv + 1))))
+        contrib = np.concatenate(
+            (
+                fusion.vector_weight / (fusion.k + np.arange(1, nv + 1)),
+                fusion.keyword_weight / (fusion.k + np.arange(1, len(at) - nv + 1)),
+            )
+        )
         fused: np.ndarray = np.bincount(at, weights=contrib, minlength=m)
     else:
         vstats = _mean_std(vvals) if len(vvals) else (0.0, 0.0)
@@ -238,8 +253,9 @@ def fuse_arrays(
     return Fused(keys[order], fused[order], vlast[order] + 1, klast[order] + 1)
 
 
-def _distinct(at: np.ndarray, values: np.ndarray, m: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _distinct(
+    at: np.ndarray, values: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A leg over ``m`` positions: the leg index of each position's last appearance (-1 where
     absent), and its positions and scores once each, in first-appearance order (what a dict
     filled in rank order holds)."""
@@ -287,9 +303,15 @@ def fuse(
     new = set(kids).difference(key_of)
     key_of.update(zip(new, range(nv, nv + len(new))))
     id_of = dict(zip(key_of.values(), key_of))
-    top = fuse_arrays(np.fromiter(map(key_of.__getitem__, vids), np.int64, nv), vvals,
-                      np.fromiter(map(key_of.__getitem__, kids), np.int64, len(kids)), kvals,
-                      fusion, k=k, name=id_of.__getitem__)
+    top = fuse_arrays(
+        np.fromiter(map(key_of.__getitem__, vids), np.int64, nv),
+        vvals,
+        np.fromiter(map(key_of.__getitem__, kids), np.int64, len(kids)),
+        kvals,
+        fusion,
+        k=k,
+        name=id_of.__getitem__,
+    )
     # a hit carries the chunk of its id's first appearance (vector leg first)
     first = dict(zip(reversed(vids + kids), reversed([*vchunks, *kchunks])))
     return top.hits(lambda key: first[id_of[key]], vvals, kvals)

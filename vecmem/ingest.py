@@ -61,8 +61,13 @@ class FileFailure:
         return {"source": self.source, "error": self.kind, "message": str(self.error)}
 
 
-def walk(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, table: LoaderTable,
-         recursive: bool = True, strict: bool = False) -> tuple[list[Source], list[str], int]:
+def walk(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    table: LoaderTable,
+    recursive: bool = True,
+    strict: bool = False,
+) -> tuple[list[Source], list[str], int]:
     """The files (and URLs) to read, the ones no loader reads, and how many hidden entries of
     the folders were not entered. A path that does not exist raises :class:`DocumentReadError`
     before anything is read, and so does a file named explicitly that no loader reads when
@@ -81,7 +86,8 @@ def walk(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, ta
             found: list[Path] = []
             for root, dirs, names in os.walk(p):
                 hidden += sum(1 for d in dirs if d.startswith(".")) + sum(
-                    1 for n in names if n.startswith("."))
+                    1 for n in names if n.startswith(".")
+                )
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
                 found += [Path(root, n) for n in names if not n.startswith(".")]
             for f in sorted(found):
@@ -95,7 +101,8 @@ def walk(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, ta
             elif strict:
                 raise UnsupportedFormatError(
                     f"{p}: no loader reads {p.suffix or 'files without a suffix'!r} files "
-                    f"(loaders read {', '.join(table.suffixes())})")
+                    f"(loaders read {', '.join(table.suffixes())})"
+                )
             else:
                 unsupported.append(str(p))
         else:
@@ -135,27 +142,40 @@ def documents_of(loaded: Loaded, *, doc_id: str, metadata: Mapping[str, Any]) ->
     docs: list[Document] = []
     if own:
         structured = any(e.location() or e.kind == "table" for e in own)
-        docs.append(Document(doc_id, "\n\n".join(e.text.strip() for e in own), dict(metadata),
-                             tuple(own) if structured else ()))
+        docs.append(
+            Document(
+                doc_id,
+                "\n\n".join(e.text.strip() for e in own),
+                dict(metadata),
+                tuple(own) if structured else (),
+            )
+        )
     for e in loaded.elements:
         if e.record is not None and e.text.strip():
             docs.append(Document(e.record, e.text, {**metadata, **e.metadata}))
     return docs
 
 
-def read_file(path: Path, *, table: LoaderTable, metadata: Mapping[str, Any] | None = None,
-              max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[Document], Loaded]:
+def read_file(
+    path: Path,
+    *,
+    table: LoaderTable,
+    metadata: Mapping[str, Any] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[list[Document], Loaded]:
     """Documents of one file (id: its resolved path; ``source``: the path as given)."""
     loader = table.for_name(path.name)
     if loader is None:
         raise UnsupportedFormatError(
             f"{path}: no loader reads {path.suffix or 'files without a suffix'!r} files "
-            f"(loaders read {', '.join(table.suffixes())})")
+            f"(loaders read {', '.join(table.suffixes())})"
+        )
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise DocumentTooLargeError(f"{path} is {size:,} bytes, over the limit of "
-                                        f"{max_bytes:,} (max_bytes)")
+            raise DocumentTooLargeError(
+                f"{path} is {size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
+            )
         data = path.read_bytes()
     except DocumentReadError:
         raise
@@ -167,9 +187,14 @@ def read_file(path: Path, *, table: LoaderTable, metadata: Mapping[str, Any] | N
     return documents_of(loaded, doc_id=doc_id, metadata=meta), loaded
 
 
-def read_url(url: str, *, table: LoaderTable, metadata: Mapping[str, Any] | None = None,
-             max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = DEFAULT_TIMEOUT,
-             ) -> tuple[list[Document], Loaded]:
+def read_url(
+    url: str,
+    *,
+    table: LoaderTable,
+    metadata: Mapping[str, Any] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[list[Document], Loaded]:
     """Documents of a URL: the loader is picked by the ``Content-Type`` header, else by the
     URL's suffix; id and ``source`` are the URL as given."""
     got = fetch(url, max_bytes=max_bytes, timeout=timeout)
@@ -181,9 +206,17 @@ def read_url(url: str, *, table: LoaderTable, metadata: Mapping[str, Any] | None
     return documents_of(loaded, doc_id=url, metadata={**(metadata or {}), "source": url}), loaded
 
 
-def ingest(memory: VectorMemory, paths: Any, *, metadata: Mapping[str, Any] | None,
-           recursive: bool, force: bool, max_bytes: int, timeout: float,
-           on_error: Literal["report", "raise"]) -> AddResult:
+def ingest(
+    memory: VectorMemory,
+    paths: Any,
+    *,
+    metadata: Mapping[str, Any] | None,
+    recursive: bool,
+    force: bool,
+    max_bytes: int,
+    timeout: float,
+    on_error: Literal["report", "raise"],
+) -> AddResult:
     """:meth:`VectorMemory.add_files`' body (see there)."""
     from tqdm.auto import tqdm
 
@@ -194,22 +227,26 @@ def ingest(memory: VectorMemory, paths: Any, *, metadata: Mapping[str, Any] | No
     if max_bytes <= 0:
         raise InvalidInputError("max_bytes must be > 0")
     table = LoaderTable()
-    files, unsupported, hidden = walk(paths, table=table, recursive=recursive,
-                                      strict=on_error == "raise")
+    files, unsupported, hidden = walk(
+        paths, table=table, recursive=recursive, strict=on_error == "raise"
+    )
     result = AddResult(unsupported=unsupported, hidden=hidden)
     pending: list[Document] = []
     seen: set[str] = set()
     pending_files = 0
-    with tqdm(total=len(files), desc="reading", unit="file",
-              disable=not memory.progress or len(files) < 2) as bar:
+    with tqdm(
+        total=len(files), desc="reading", unit="file", disable=not memory.progress or len(files) < 2
+    ) as bar:
         for source in files:
             try:
                 if isinstance(source, Path):
-                    docs, loaded = read_file(source, table=table, metadata=metadata,
-                                             max_bytes=max_bytes)
+                    docs, loaded = read_file(
+                        source, table=table, metadata=metadata, max_bytes=max_bytes
+                    )
                 else:
-                    docs, loaded = read_url(source, table=table, metadata=metadata,
-                                            max_bytes=max_bytes, timeout=timeout)
+                    docs, loaded = read_url(
+                        source, table=table, metadata=metadata, max_bytes=max_bytes, timeout=timeout
+                    )
                 _check(docs, seen, source)
             except VecmemError as exc:
                 if on_error == "raise":
@@ -232,5 +269,12 @@ def ingest(memory: VectorMemory, paths: Any, *, metadata: Mapping[str, Any] | No
     return result
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "FileFailure", "documents_of", "ingest", "read_file", "read_url",
-           "walk"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FileFailure",
+    "documents_of",
+    "ingest",
+    "read_file",
+    "read_url",
+    "walk",
+]

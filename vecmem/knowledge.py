@@ -49,8 +49,7 @@ class Knowledge:
     ) -> None:
         if max_results <= 0:
             raise InvalidInputError("max_results must be > 0")
-        self.memory = VectorMemory(vector_db, embedder=embedder, chunker=chunker,
-                                   reranker=reranker)
+        self.memory = VectorMemory(vector_db, embedder=embedder, chunker=chunker, reranker=reranker)
         self.max_results = max_results
         self.search_mode = search_mode
         self.name = name
@@ -95,8 +94,9 @@ class Knowledge:
         self, query: str, max_results: int | None = None, filters: FilterLike = None
     ) -> list[Hit]:
         """The best chunks for ``query`` (hybrid by default), at most ``max_results``."""
-        return self.memory.search(query, k=max_results or self.max_results,
-                                  mode=self.search_mode, filter=filters)
+        return self.memory.search(
+            query, k=max_results or self.max_results, mode=self.search_mode, filter=filters
+        )
 
     def delete(self, ids: Sequence[str] | None = None, *, filters: FilterLike = None) -> int:
         return self.memory.delete(ids, filter=filters)
@@ -114,8 +114,15 @@ class Knowledge:
     ) -> AddResult:
         """Async :meth:`insert` (runs in a worker thread)."""
         return await asyncio.to_thread(
-            lambda: self.insert(text=text, path=path, documents=documents, metadata=metadata,
-                                name=name, skip_if_exists=skip_if_exists))
+            lambda: self.insert(
+                text=text,
+                path=path,
+                documents=documents,
+                metadata=metadata,
+                name=name,
+                skip_if_exists=skip_if_exists,
+            )
+        )
 
     async def asearch(
         self, query: str, max_results: int | None = None, filters: FilterLike = None

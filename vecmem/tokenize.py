@@ -51,8 +51,10 @@ class DefaultTokenizer:
     ) -> None:
         self.stem = stem
         self.stopwords = frozenset(stopwords or ())
-        stop = "lucene" if self.stopwords == LUCENE_ENGLISH_STOP_WORDS else (
-            f"custom{len(self.stopwords)}" if self.stopwords else "none"
+        stop = (
+            "lucene"
+            if self.stopwords == LUCENE_ENGLISH_STOP_WORDS
+            else (f"custom{len(self.stopwords)}" if self.stopwords else "none")
         )
         self.spec = f"default(stem={stem or 'none'},stop={stop})"
         self._stems: dict[str, str] = {}
@@ -84,8 +86,10 @@ class DefaultTokenizer:
         if None in out:
             if len(stems) > _STEM_CACHE:
                 stems.clear()
-            out = [s if s is not None else stems.setdefault(w, stem_word(w))
-                   for w, s in zip(words, out)]
+            out = [
+                s if s is not None else stems.setdefault(w, stem_word(w))
+                for w, s in zip(words, out)
+            ]
         return out  # type: ignore[return-value]
 
     def batch(self, texts: Sequence[str]) -> list[list[str]]:

@@ -57,7 +57,8 @@ def check_text(kind: str, value: str) -> str:
         bad = next(i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff")
         raise InvalidInputError(
             f"{kind} holds a lone surrogate {value[bad]!r} at position {bad}: it is not valid "
-            "Unicode and cannot be stored (decode bytes with errors='replace' to clean it)")
+            "Unicode and cannot be stored (decode bytes with errors='replace' to clean it)"
+        )
     return value
 
 
@@ -66,8 +67,10 @@ def int_problem(v: int) -> str | None:
     if -MAX_EXACT_INT <= v <= MAX_EXACT_INT:
         return None
     example = f' (e.g. "{v}")' if v.bit_length() < 256 else ""
-    return ("an integer beyond ±2**53 (the float64-exact range every backend compares in); "
-            f"store it as a string{example}")
+    return (
+        "an integer beyond ±2**53 (the float64-exact range every backend compares in); "
+        f"store it as a string{example}"
+    )
 
 
 def show(v: Any) -> str:
@@ -85,9 +88,13 @@ def _plain(v: Any) -> bool:
     """``v`` is a scalar that needs no further check (ASCII text, a bool, None, an int within
     the bound, a finite float)."""
     t = type(v)
-    return ((t is str and v.isascii()) or t is bool or v is None
-            or (t is int and -MAX_EXACT_INT <= v <= MAX_EXACT_INT)
-            or (t is float and math.isfinite(v)))
+    return (
+        (t is str and v.isascii())
+        or t is bool
+        or v is None
+        or (t is int and -MAX_EXACT_INT <= v <= MAX_EXACT_INT)
+        or (t is float and math.isfinite(v))
+    )
 
 
 def _path(parent: str, key: Any) -> str:
@@ -106,12 +113,14 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(meta, Mapping):
         raise InvalidInputError(
-            f"metadata of {where} must be a dict, got {type(meta).__name__}: {show(meta)}")
+            f"metadata of {where} must be a dict, got {type(meta).__name__}: {show(meta)}"
+        )
     out = dict(meta)
     for key in out:
         if not isinstance(key, str) or not key:
             raise InvalidInputError(
-                f"metadata keys of {where} must be non-empty strings, got {show(key)}")
+                f"metadata keys of {where} must be non-empty strings, got {show(key)}"
+            )
     for key, v in out.items():  # the common case (scalars, lists of scalars) without the walk
         if not (key.isascii() and (_plain(v) or (type(v) is list and all(map(_plain, v))))):
             break
@@ -126,7 +135,8 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
                 if not isinstance(key, str):
                     raise InvalidInputError(
                         f"metadata of {where}: {path} has the key {show(key)}, not a string "
-                        "(JSON would turn it into one)")
+                        "(JSON would turn it into one)"
+                    )
                 check_text(f"metadata of {where}: the key {_path(path, key)}", key)
             if isinstance(v, str):
                 if not v.isascii():
@@ -146,13 +156,23 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
                 else:
                     stack.append((v, _path(path, key), depth + 1))
             else:
-                problem = (f"a {type(v).__name__}, which is not JSON (use str, int, float, "
-                           "bool, None, list or dict)")
+                problem = (
+                    f"a {type(v).__name__}, which is not JSON (use str, int, float, "
+                    "bool, None, list or dict)"
+                )
             if problem is not None:
                 raise InvalidInputError(
-                    f"metadata of {where}: {_path(path, key)} is {show(v)}, {problem}")
+                    f"metadata of {where}: {_path(path, key)} is {show(v)}, {problem}"
+                )
     return out
 
 
-__all__ = ["MAX_DEPTH", "MAX_EXACT_INT", "check_metadata", "check_text", "int_problem",
-           "is_valid_unicode", "show"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EXACT_INT",
+    "check_metadata",
+    "check_text",
+    "int_problem",
+    "is_valid_unicode",
+    "show",
+]

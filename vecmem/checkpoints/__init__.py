@@ -39,15 +39,26 @@ def __getattr__(name: str) -> Any:  # SQLAlchemy loads on first use
     raise AttributeError(name)
 
 
-def open_checkpoints(url: str, *, tenant: str = "default", key: bytes | str | None = None,
-                     cipher: Cipher = "aes-gcm", compression: bool = True,
-                     retention: Retention | None = None,
-                     clock: Callable[[], float] = time.time) -> CheckpointStoreBase:
+def open_checkpoints(
+    url: str,
+    *,
+    tenant: str = "default",
+    key: bytes | str | None = None,
+    cipher: Cipher = "aes-gcm",
+    compression: bool = True,
+    retention: Retention | None = None,
+    clock: Callable[[], float] = time.time,
+) -> CheckpointStoreBase:
     """A checkpoint store for ``memory://``, ``sqlite:///path``, ``postgresql://...`` or
     ``mysql://...`` (a :class:`~vecmem.db.Database` can be given to the SQL class directly)."""
-    options: dict[str, Any] = {"tenant": tenant, "key": key, "cipher": cipher,
-                               "compression": compression, "retention": retention,
-                               "clock": clock}
+    options: dict[str, Any] = {
+        "tenant": tenant,
+        "key": key,
+        "cipher": cipher,
+        "compression": compression,
+        "retention": retention,
+        "clock": clock,
+    }
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         return MemoryCheckpointStore(**options)
@@ -56,9 +67,21 @@ def open_checkpoints(url: str, *, tenant: str = "default", key: bytes | str | No
 
         return SQLCheckpointStore(url, **options)
     raise ConfigurationError(
-        f"no checkpoint backend for {url!r}: use memory://, sqlite://, postgresql:// or mysql://")
+        f"no checkpoint backend for {url!r}: use memory://, sqlite://, postgresql:// or mysql://"
+    )
 
 
-__all__ = ["Checkpoint", "CheckpointInfo", "CheckpointStoreBase", "Cipher", "Codec",
-           "MemoryCheckpointStore", "Retention", "SQLCheckpointStore", "StateDiff",
-           "diff_states", "generate_key", "open_checkpoints"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointStoreBase",
+    "Cipher",
+    "Codec",
+    "MemoryCheckpointStore",
+    "Retention",
+    "SQLCheckpointStore",
+    "StateDiff",
+    "diff_states",
+    "generate_key",
+    "open_checkpoints",
+]

@@ -63,8 +63,9 @@ class Retention:
     def __post_init__(self) -> None:
         if self.keep_last is None and self.max_age_days is None:
             raise InvalidInputError("a retention policy needs keep_last and/or max_age_days")
-        if self.keep_last is not None and (not isinstance(self.keep_last, int)
-                                           or self.keep_last < 1):
+        if self.keep_last is not None and (
+            not isinstance(self.keep_last, int) or self.keep_last < 1
+        ):
             raise InvalidInputError(f"keep_last must be an int >= 1, got {self.keep_last!r}")
         if self.max_age_days is not None and not self.max_age_days >= 0:
             raise InvalidInputError(f"max_age_days must be >= 0, got {self.max_age_days!r}")
@@ -126,16 +127,28 @@ class CheckpointStoreBase:
     prunes a thread after each save.
     """
 
-    def __init__(self, *, tenant: str, key: bytes | str | None, cipher: Cipher,
-                 compression: bool, retention: Retention | None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        key: bytes | str | None,
+        cipher: Cipher,
+        compression: bool,
+        retention: Retention | None,
+        clock: Callable[[], float],
+    ) -> None:
         self.tenant = check_tenant(tenant)
         self.codec = Codec(key=key, cipher=cipher, compression=compression)
         self.retention = retention
         self.clock = clock
         self._options: dict[str, Any] = {
-            "tenant": self.tenant, "key": key, "cipher": cipher, "compression": compression,
-            "retention": retention, "clock": clock}
+            "tenant": self.tenant,
+            "key": key,
+            "cipher": cipher,
+            "compression": compression,
+            "retention": retention,
+            "clock": clock,
+        }
 
     def _clone(self, options: dict[str, Any]) -> Any:
         """The same backend with other options (tenant, key, ...)."""
@@ -151,8 +164,9 @@ class CheckpointStoreBase:
         return self._clone({**self._options, "key": key, "cipher": cipher})
 
     # -- backend primitives -------------------------------------------------------------------
-    def _append(self, info: CheckpointInfo, blob: bytes, *, parent_latest: bool,
-                new_thread: bool) -> CheckpointInfo:
+    def _append(
+        self, info: CheckpointInfo, blob: bytes, *, parent_latest: bool, new_thread: bool
+    ) -> CheckpointInfo:
         """Store ``info`` (seq assigned: last + 1; with ``parent_latest`` its parent is the
         thread's latest) atomically; ConflictError if ``new_thread`` and the thread exists."""
         raise NotImplementedError
@@ -163,8 +177,16 @@ class CheckpointStoreBase:
     def _latest_id(self, thread_id: str) -> str | None:
         raise NotImplementedError
 
-    def _list(self, *, thread_id: str | None, tags: tuple[str, ...], since: float | None,
-              until: float | None, limit: int | None, offset: int) -> list[CheckpointInfo]:
+    def _list(
+        self,
+        *,
+        thread_id: str | None,
+        tags: tuple[str, ...],
+        since: float | None,
+        until: float | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[CheckpointInfo]:
         """Newest first: by created_at, then thread_id, then seq (both descending)."""
         raise NotImplementedError
 
@@ -178,30 +200,56 @@ class CheckpointStoreBase:
     def _aad(self, checkpoint_id: str) -> bytes:
         return f"{self.tenant}\x00{checkpoint_id}".encode()
 
-    def _store(self, thread_id: str, state: Any, *, metadata: Mapping[str, Any] | None,
-               tags: Sequence[str], parent_id: str | None, parent_latest: bool,
-               new_thread: bool) -> CheckpointInfo:
+    def _store(
+        self,
+        thread_id: str,
+        state: Any,
+        *,
+        metadata: Mapping[str, Any] | None,
+        tags: Sequence[str],
+        parent_id: str | None,
+        parent_latest: bool,
+        new_thread: bool,
+    ) -> CheckpointInfo:
         check_name("thread_id", thread_id)
         meta = check_metadata(metadata)
         tag_set = check_tags(tags)
         cid = uuid.uuid4().hex
         blob, size = self.codec.encode(state, aad=self._aad(cid))
-        info = CheckpointInfo(cid, thread_id, -1, self.clock(), parent_id, meta, tag_set, size,
-                              len(blob))
+        info = CheckpointInfo(
+            cid, thread_id, -1, self.clock(), parent_id, meta, tag_set, size, len(blob)
+        )
         saved = self._append(info, blob, parent_latest=parent_latest, new_thread=new_thread)
         if self.retention is not None:
-            self.prune(thread_id=thread_id, keep_last=self.retention.keep_last,
-                       max_age_days=self.retention.max_age_days)
+            self.prune(
+                thread_id=thread_id,
+                keep_last=self.retention.keep_last,
+                max_age_days=self.retention.max_age_days,
+            )
         return saved
 
-    def save(self, thread_id: str, state: Any, *, metadata: Mapping[str, Any] | None = None,
-             tags: Sequence[str] = (), parent_id: str | None = None) -> CheckpointInfo:
+    def save(
+        self,
+        thread_id: str,
+        state: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        parent_id: str | None = None,
+    ) -> CheckpointInfo:
         """Save ``state`` (JSON-able) as the thread's newest checkpoint; its parent is
         ``parent_id`` or else the thread's previous latest."""
         if parent_id is not None:
             self.info(parent_id)
-        return self._store(thread_id, state, metadata=metadata, tags=tags, parent_id=parent_id,
-                           parent_latest=parent_id is None, new_thread=False)
+        return self._store(
+            thread_id,
+            state,
+            metadata=metadata,
+            tags=tags,
+            parent_id=parent_id,
+            parent_latest=parent_id is None,
+            new_thread=False,
+        )
 
     def info(self, checkpoint_id: str) -> CheckpointInfo:
         """A checkpoint's info without decoding its state."""
@@ -217,8 +265,7 @@ class CheckpointStoreBase:
     def get(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with its decoded state."""
         info, blob = self._fetch(checkpoint_id)
-        state = self.codec.decode(blob, aad=self._aad(info.id),
-                                  what=f"checkpoint {info.id!r}")
+        state = self.codec.decode(blob, aad=self._aad(info.id), what=f"checkpoint {info.id!r}")
         return Checkpoint(info, state)
 
     def latest(self, thread_id: str) -> Checkpoint:
@@ -229,57 +276,100 @@ class CheckpointStoreBase:
             raise NotFoundError(f"thread {thread_id!r} has no checkpoint")
         return self.get(cid)
 
-    def history(self, thread_id: str, *, limit: int | None = None,
-                offset: int = 0) -> list[CheckpointInfo]:
+    def history(
+        self, thread_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[CheckpointInfo]:
         """The thread's checkpoints, newest first."""
         check_name("thread_id", thread_id)
         _check_page(limit, offset)
-        return self._list(thread_id=thread_id, tags=(), since=None, until=None, limit=limit,
-                          offset=offset)
+        return self._list(
+            thread_id=thread_id, tags=(), since=None, until=None, limit=limit, offset=offset
+        )
 
-    def find(self, *, thread_id: str | None = None, tags: Sequence[str] = (),
-             since: float | None = None, until: float | None = None, limit: int | None = 100,
-             offset: int = 0) -> list[CheckpointInfo]:
+    def find(
+        self,
+        *,
+        thread_id: str | None = None,
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[CheckpointInfo]:
         """Checkpoints with every tag in ``tags`` and ``since <= created_at < until``, newest
         first."""
         if thread_id is not None:
             check_name("thread_id", thread_id)
         _check_page(limit, offset)
-        return self._list(thread_id=thread_id, tags=check_tags(tags), since=since, until=until,
-                          limit=limit, offset=offset)
+        return self._list(
+            thread_id=thread_id,
+            tags=check_tags(tags),
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
 
     def threads(self) -> list[str]:
         """Sorted ids of the threads that have checkpoints."""
         return self._threads()
 
-    def restore(self, checkpoint_id: str, *, metadata: Mapping[str, Any] | None = None
-                ) -> Checkpoint:
+    def restore(
+        self, checkpoint_id: str, *, metadata: Mapping[str, Any] | None = None
+    ) -> Checkpoint:
         """Make ``checkpoint_id``'s state the newest of its thread again: saves a copy (parent:
         the restored checkpoint, metadata ``restored_from``) and returns it with the state."""
         old = self.get(checkpoint_id)
         meta = {**check_metadata(metadata), "restored_from": old.id}
-        info = self._store(old.thread_id, old.state, metadata=meta, tags=old.info.tags,
-                           parent_id=old.id, parent_latest=False, new_thread=False)
+        info = self._store(
+            old.thread_id,
+            old.state,
+            metadata=meta,
+            tags=old.info.tags,
+            parent_id=old.id,
+            parent_latest=False,
+            new_thread=False,
+        )
         return Checkpoint(info, old.state)
 
-    def branch(self, checkpoint_id: str, thread_id: str, *,
-               metadata: Mapping[str, Any] | None = None,
-               tags: Sequence[str] | None = None) -> CheckpointInfo:
+    def branch(
+        self,
+        checkpoint_id: str,
+        thread_id: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CheckpointInfo:
         """Start the new thread ``thread_id`` from ``checkpoint_id`` (its parent);
         :class:`ConflictError` if that thread already has checkpoints."""
         old = self.get(checkpoint_id)
-        meta = {**check_metadata(metadata), "branched_from": old.id,
-                "branched_from_thread": old.thread_id}
-        return self._store(thread_id, old.state, metadata=meta,
-                           tags=old.info.tags if tags is None else tags, parent_id=old.id,
-                           parent_latest=False, new_thread=True)
+        meta = {
+            **check_metadata(metadata),
+            "branched_from": old.id,
+            "branched_from_thread": old.thread_id,
+        }
+        return self._store(
+            thread_id,
+            old.state,
+            metadata=meta,
+            tags=old.info.tags if tags is None else tags,
+            parent_id=old.id,
+            parent_latest=False,
+            new_thread=True,
+        )
 
     def diff(self, from_id: str, to_id: str) -> StateDiff:
         """What changed between two checkpoints' states (see :func:`diff_states`)."""
         return diff_states(self.get(from_id).state, self.get(to_id).state)
 
-    def prune(self, *, thread_id: str | None = None, keep_last: int | None = None,
-              max_age_days: float | None = None, now: float | None = None) -> int:
+    def prune(
+        self,
+        *,
+        thread_id: str | None = None,
+        keep_last: int | None = None,
+        max_age_days: float | None = None,
+        now: float | None = None,
+    ) -> int:
         """Apply a retention policy to one thread (or all); never deletes a thread's newest.
 
         Keeps the last ``keep_last`` of each thread, or those younger than ``max_age_days``
@@ -288,10 +378,14 @@ class CheckpointStoreBase:
         policy = Retention(keep_last, max_age_days)
         if thread_id is not None:
             check_name("thread_id", thread_id)
-        cutoff = None if max_age_days is None else (
-            (self.clock() if now is None else now) - max_age_days * DAY)
-        infos = self._list(thread_id=thread_id, tags=(), since=None, until=None, limit=None,
-                           offset=0)
+        cutoff = (
+            None
+            if max_age_days is None
+            else ((self.clock() if now is None else now) - max_age_days * DAY)
+        )
+        infos = self._list(
+            thread_id=thread_id, tags=(), since=None, until=None, limit=None, offset=0
+        )
         by_thread: dict[str, list[CheckpointInfo]] = {}
         for info in infos:
             by_thread.setdefault(info.thread_id, []).append(info)
@@ -299,8 +393,11 @@ class CheckpointStoreBase:
         for items in by_thread.values():
             items.sort(key=lambda i: i.seq, reverse=True)
             for rank, info in enumerate(items):
-                keep = rank == 0 or (policy.keep_last is not None and rank < policy.keep_last) \
+                keep = (
+                    rank == 0
+                    or (policy.keep_last is not None and rank < policy.keep_last)
                     or (cutoff is not None and info.created_at >= cutoff)
+                )
                 if not keep:
                     doomed.append(info.id)
         return self._delete(doomed) if doomed else 0
@@ -326,5 +423,11 @@ def _check_page(limit: int | None, offset: int) -> None:
         raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
 
 
-__all__ = ["Checkpoint", "CheckpointInfo", "CheckpointStoreBase", "Retention", "StateDiff",
-           "diff_states"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointStoreBase",
+    "Retention",
+    "StateDiff",
+    "diff_states",
+]

@@ -44,8 +44,14 @@ class Codec:
     {'step': 3}
     """
 
-    def __init__(self, *, key: bytes | str | None = None, cipher: Cipher = "aes-gcm",
-                 compression: bool = True, level: int = 3) -> None:
+    def __init__(
+        self,
+        *,
+        key: bytes | str | None = None,
+        cipher: Cipher = "aes-gcm",
+        compression: bool = True,
+        level: int = 3,
+    ) -> None:
         if cipher not in _CIPHERS:
             raise ConfigurationError(f"cipher must be 'aes-gcm' or 'fernet', got {cipher!r}")
         self.cipher = cipher
@@ -67,7 +73,8 @@ class Codec:
                     self._fernet = Fernet(key)
                 except (ValueError, TypeError) as exc:
                     raise ConfigurationError(
-                        f"invalid Fernet key ({exc}); use generate_key('fernet')") from exc
+                        f"invalid Fernet key ({exc}); use generate_key('fernet')"
+                    ) from exc
             return self._fernet
         if self._aead is None:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -75,7 +82,8 @@ class Codec:
             raw = key.encode() if isinstance(key, str) else key
             if len(raw) not in (16, 24, 32):
                 raise ConfigurationError(
-                    f"an AES-GCM key is 16, 24 or 32 bytes, got {len(raw)}; use generate_key()")
+                    f"an AES-GCM key is 16, 24 or 32 bytes, got {len(raw)}; use generate_key()"
+                )
             self._aead = AESGCM(raw)
         return self._aead
 
@@ -131,7 +139,7 @@ class Codec:
         magic, fmt, flags, crc = _HEADER.unpack_from(blob)
         if magic != MAGIC or fmt != FORMAT:
             raise IntegrityError(f"{what} is corrupted or not a vecmem checkpoint (bad header)")
-        payload = blob[_HEADER.size:]
+        payload = blob[_HEADER.size :]
         cipher_id = (flags >> 4) & 0x3
         if cipher_id:
             name = {v: k for k, v in _CIPHERS.items()}.get(cipher_id)
@@ -141,7 +149,7 @@ class Codec:
                 raise IntegrityError(f"{what} is encrypted ({name}) but no key was given")
             if crc != 0:
                 raise IntegrityError(f"{what} is corrupted (bad header)")
-            payload = self._decrypt(name, payload, blob[:_HEADER.size] + aad, what)
+            payload = self._decrypt(name, payload, blob[: _HEADER.size] + aad, what)
         if flags & _ZSTD:
             zstd = require("zstandard", "checkpoints", "compressed checkpoints")
             try:
@@ -163,7 +171,8 @@ class Codec:
         except ConfigurationError as exc:
             raise IntegrityError(
                 f"cannot decrypt {what}: it was encrypted with {name}, the key given does not "
-                f"fit ({exc})") from exc
+                f"fit ({exc})"
+            ) from exc
         from cryptography.exceptions import InvalidTag
         from cryptography.fernet import InvalidToken
 
@@ -173,4 +182,5 @@ class Codec:
             return c.decrypt(payload[:12], payload[12:], aad)
         except (InvalidTag, InvalidToken, ValueError) as exc:
             raise IntegrityError(
-                f"cannot decrypt {what}: wrong key, or the data is corrupted") from exc
+                f"cannot decrypt {what}: wrong key, or the data is corrupted"
+            ) from exc

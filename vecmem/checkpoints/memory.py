@@ -30,19 +30,33 @@ class MemoryCheckpointStore(CheckpointStoreBase):
     ({'step': 2}, {'/step': (1, 2)})
     """
 
-    def __init__(self, *, tenant: str = "default", key: bytes | str | None = None,
-                 cipher: Cipher = "aes-gcm", compression: bool = True,
-                 retention: Retention | None = None, clock: Callable[[], float] = time.time,
-                 _shared: _Shared | None = None) -> None:
-        super().__init__(tenant=tenant, key=key, cipher=cipher, compression=compression,
-                         retention=retention, clock=clock)
+    def __init__(
+        self,
+        *,
+        tenant: str = "default",
+        key: bytes | str | None = None,
+        cipher: Cipher = "aes-gcm",
+        compression: bool = True,
+        retention: Retention | None = None,
+        clock: Callable[[], float] = time.time,
+        _shared: _Shared | None = None,
+    ) -> None:
+        super().__init__(
+            tenant=tenant,
+            key=key,
+            cipher=cipher,
+            compression=compression,
+            retention=retention,
+            clock=clock,
+        )
         self._shared = _shared or _Shared()
 
     def _clone(self, options: dict[str, Any]) -> MemoryCheckpointStore:
         return MemoryCheckpointStore(**options, _shared=self._shared)
 
-    def _append(self, info: CheckpointInfo, blob: bytes, *, parent_latest: bool,
-                new_thread: bool) -> CheckpointInfo:
+    def _append(
+        self, info: CheckpointInfo, blob: bytes, *, parent_latest: bool, new_thread: bool
+    ) -> CheckpointInfo:
         sh = self._shared
         with sh.lock:
             tkey = (self.tenant, info.thread_id)
@@ -65,18 +79,29 @@ class MemoryCheckpointStore(CheckpointStoreBase):
             ids = self._shared.threads.get((self.tenant, thread_id))
             return ids[-1] if ids else None
 
-    def _list(self, *, thread_id: str | None, tags: tuple[str, ...], since: float | None,
-              until: float | None, limit: int | None, offset: int) -> list[CheckpointInfo]:
+    def _list(
+        self,
+        *,
+        thread_id: str | None,
+        tags: tuple[str, ...],
+        since: float | None,
+        until: float | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[CheckpointInfo]:
         with self._shared.lock:
             infos = [info for (t, _), (info, _) in self._shared.rows.items() if t == self.tenant]
         wanted = set(tags)
-        infos = [i for i in infos
-                 if (thread_id is None or i.thread_id == thread_id)
-                 and wanted.issubset(i.tags)
-                 and (since is None or i.created_at >= since)
-                 and (until is None or i.created_at < until)]
+        infos = [
+            i
+            for i in infos
+            if (thread_id is None or i.thread_id == thread_id)
+            and wanted.issubset(i.tags)
+            and (since is None or i.created_at >= since)
+            and (until is None or i.created_at < until)
+        ]
         infos.sort(key=lambda i: (i.created_at, i.thread_id, i.seq), reverse=True)
-        return infos[offset: None if limit is None else offset + limit]
+        return infos[offset : None if limit is None else offset + limit]
 
     def _delete(self, ids: Sequence[str]) -> int:
         sh = self._shared

@@ -40,13 +40,19 @@ def __getattr__(name: str) -> Any:  # SQLAlchemy loads on first use
     raise AttributeError(name)
 
 
-def _memory(*, url: str | None = None, tenant: str = "default",
-            clock: Callable[[], float] = time.time) -> MemoryConversationStore:
+def _memory(
+    *, url: str | None = None, tenant: str = "default", clock: Callable[[], float] = time.time
+) -> MemoryConversationStore:
     return MemoryConversationStore(tenant=tenant, clock=clock)
 
 
-def _files(*, url: str | None = None, root: str | None = None, tenant: str = "default",
-           clock: Callable[[], float] = time.time) -> JSONConversationStore:
+def _files(
+    *,
+    url: str | None = None,
+    root: str | None = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> JSONConversationStore:
     if url is not None:
         root = url.split("://", 1)[1] or None
     if not root:
@@ -54,23 +60,34 @@ def _files(*, url: str | None = None, root: str | None = None, tenant: str = "de
     return JSONConversationStore(root, tenant=tenant, clock=clock)
 
 
-def _sqlite(*, url: str | None = None, db: Any = None, tenant: str = "default",
-            clock: Callable[[], float] = time.time) -> Any:
+def _sqlite(
+    *,
+    url: str | None = None,
+    db: Any = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> Any:
     from vecmem.conversations.sql import SQLConversationStore
 
     return SQLConversationStore(db if db is not None else url, tenant=tenant, clock=clock)
 
 
-def _server(*, url: str | None = None, db: Any = None, tenant: str = "default",
-            clock: Callable[[], float] = time.time) -> Any:
+def _server(
+    *,
+    url: str | None = None,
+    db: Any = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> Any:
     if url is None and db is None:
         raise ConfigurationError("a PostgreSQL/MySQL conversation store needs url= or db=")
     return _sqlite(url=url, db=db, tenant=tenant, clock=clock)
 
 
 def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:
-    def factory(*, url: str | None = None, tenant: str = "default",
-                clock: Callable[[], float] = time.time) -> Any:
+    def factory(
+        *, url: str | None = None, tenant: str = "default", clock: Callable[[], float] = time.time
+    ) -> Any:
         from vecmem.conversations.async_sql import AsyncSQLConversationStore
 
         if url is None:
@@ -79,16 +96,19 @@ def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:
         base = scheme.split("+", 1)[0].lower()
         if base in names:  # async_postgres://... is postgresql://... on the async driver
             url = f"{dialect}://{rest}"
-        elif base not in ((dialect, "postgres", "pg", *PG_COMPATIBLE) if dialect == "postgresql"
-                          else (dialect,)):
+        elif base not in (
+            (dialect, "postgres", "pg", *PG_COMPATIBLE) if dialect == "postgresql" else (dialect,)
+        ):
             raise ConfigurationError(f"{url.split('://')[0]}:// is not a {dialect} URL")
         return AsyncSQLConversationStore(url, tenant=tenant, clock=clock)
 
     return factory
 
 
-_ASYNC_NAMES = {"postgresql": ("async_postgres", "asyncpg", "postgres_async"),
-                "sqlite": ("async_sqlite", "aiosqlite", "sqlite_async")}
+_ASYNC_NAMES = {
+    "postgresql": ("async_postgres", "asyncpg", "postgres_async"),
+    "sqlite": ("async_sqlite", "aiosqlite", "sqlite_async"),
+}
 # async_mysql (aiomysql, mysql_async) is not offered: aiomysql 0.3.2 fails to escape bytes
 # parameters with PyMySQL 1.2 (TypeError in Connection.escape), so it cannot pass the suite.
 
@@ -98,8 +118,15 @@ CONVERSATION_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
 CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 CONVERSATION_STORES.register("mysql", _server, aliases=("mariadb",))
 for _dialect, (_name, *_aliases) in _ASYNC_NAMES.items():
-    CONVERSATION_STORES.register(_name, _async(_dialect, _ASYNC_NAMES[_dialect]),
-                                 aliases=_aliases)
+    CONVERSATION_STORES.register(_name, _async(_dialect, _ASYNC_NAMES[_dialect]), aliases=_aliases)
 
-__all__ = ["AsyncConversationStore", "ConversationStore", "JSONConversationStore",
-           "MemoryConversationStore", "Message", "SQLConversationStore", "Session", "Usage"]
+__all__ = [
+    "AsyncConversationStore",
+    "ConversationStore",
+    "JSONConversationStore",
+    "MemoryConversationStore",
+    "Message",
+    "SQLConversationStore",
+    "Session",
+    "Usage",
+]

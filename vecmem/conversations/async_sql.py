@@ -38,8 +38,10 @@ from vecmem.db import Database, _retryable, normalize_url, translate
 from vecmem.errors import ConfigurationError
 
 # MySQL/MariaDB is left out: aiomysql 0.3.2 fails to escape bytes parameters with PyMySQL 1.2.
-_ASYNC_DRIVERS = {"postgresql": ("psycopg", "psycopg", "postgres"),
-                  "sqlite": ("aiosqlite", "aiosqlite", "async-sqlite")}
+_ASYNC_DRIVERS = {
+    "postgresql": ("psycopg", "psycopg", "postgres"),
+    "sqlite": ("aiosqlite", "aiosqlite", "async-sqlite"),
+}
 
 
 def async_url(url: str) -> tuple[str, str]:
@@ -60,8 +62,10 @@ def async_url(url: str) -> tuple[str, str]:
     driver, module, extra = _ASYNC_DRIVERS[base]
     require(module, extra, f"async {base}")
     if base == "sqlite" and rest in ("", "/", "/:memory:"):
-        raise ConfigurationError("an async SQLite conversation store needs a file "
-                                 "(sqlite:///path.db): each connection of :memory: is empty")
+        raise ConfigurationError(
+            "an async SQLite conversation store needs a file "
+            "(sqlite:///path.db): each connection of :memory: is empty"
+        )
     return sync, f"{scheme.split('+', 1)[0]}+{driver}://{rest}"
 
 
@@ -78,8 +82,14 @@ class _Bound:
         self.dialect = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
         self.engine = SimpleNamespace(dialect=conn.dialect)
 
-    def transact(self, fn: Callable[[sa.Connection], Any], *, what: str = "write",
-                 retries: int = 5, retry_integrity: bool = False) -> Any:
+    def transact(
+        self,
+        fn: Callable[[sa.Connection], Any],
+        *,
+        what: str = "write",
+        retries: int = 5,
+        retry_integrity: bool = False,
+    ) -> Any:
         return fn(self.conn)
 
     @contextmanager
@@ -94,9 +104,15 @@ class AsyncSQLConversationStore:
     methods are coroutines with the sync protocol's signatures.
     """
 
-    def __init__(self, url: str, *, tenant: str = "default",
-                 clock: Callable[[], float] = time.time,
-                 _engine: Any = None, _safe_url: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+        _engine: Any = None,
+        _safe_url: str | None = None,
+    ) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         from vecmem.conversations.sql import SQLConversationStore
@@ -122,8 +138,10 @@ class AsyncSQLConversationStore:
             self._owned = False
         self.engine = _engine
         self._read_options: dict[str, Any] = (
-            {"vecmem_read": True} if _engine.dialect.name == "sqlite"
-            else {"isolation_level": "AUTOCOMMIT"})
+            {"vecmem_read": True}
+            if _engine.dialect.name == "sqlite"
+            else {"isolation_level": "AUTOCOMMIT"}
+        )
         # the sync store's logic, bound per call to the async connection
         self._proto = SQLConversationStore.__new__(SQLConversationStore)
         self._proto.tenant = check_tenant(tenant)
@@ -133,11 +151,19 @@ class AsyncSQLConversationStore:
         self.tenant = self._proto.tenant
 
     def with_tenant(self, tenant: str) -> AsyncSQLConversationStore:
-        return AsyncSQLConversationStore("", tenant=tenant, clock=self.clock,
-                                         _engine=self.engine, _safe_url=self._safe_url)
+        return AsyncSQLConversationStore(
+            "", tenant=tenant, clock=self.clock, _engine=self.engine, _safe_url=self._safe_url
+        )
 
-    async def _call(self, name: str, *args: Any, write: bool, what: str,
-                    retry_integrity: bool = False, **kwargs: Any) -> Any:
+    async def _call(
+        self,
+        name: str,
+        *args: Any,
+        write: bool,
+        what: str,
+        retry_integrity: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         def run(conn: sa.Connection) -> Any:
             store = self._proto.__class__.__new__(self._proto.__class__)
             store.__dict__.update(self._proto.__dict__)
@@ -154,8 +180,9 @@ class AsyncSQLConversationStore:
                     conn = await conn.execution_options(**self._read_options)
                     return await conn.run_sync(run)
             except sa.exc.DBAPIError as exc:
-                if attempt < 5 and (_retryable(exc) or retry_integrity
-                                    and isinstance(exc, sa.exc.IntegrityError)):
+                if attempt < 5 and (
+                    _retryable(exc) or retry_integrity and isinstance(exc, sa.exc.IntegrityError)
+                ):
                     await asyncio.sleep(0.005 * 2**attempt)
                     continue
                 raise translate(exc, f"{what} failed on {self._safe_url}") from exc
@@ -163,57 +190,124 @@ class AsyncSQLConversationStore:
                 raise translate(exc, f"{what} failed on {self._safe_url}") from exc
         raise AssertionError("unreachable")
 
-    async def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
-                           title: str | None = None, tags: Sequence[str] | None = None,
-                           metadata: Mapping[str, Any] | None = None) -> Session:
-        return await self._call("save_session", user_id, session_id, agent_id=agent_id,
-                                title=title, tags=tags, metadata=metadata, write=True,
-                                what="saving a session")
+    async def save_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        agent_id: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        return await self._call(
+            "save_session",
+            user_id,
+            session_id,
+            agent_id=agent_id,
+            title=title,
+            tags=tags,
+            metadata=metadata,
+            write=True,
+            what="saving a session",
+        )
 
     async def get_session(self, user_id: str, session_id: str) -> Session:
-        return await self._call("get_session", user_id, session_id, write=False,
-                                what="reading a session")
+        return await self._call(
+            "get_session", user_id, session_id, write=False, what="reading a session"
+        )
 
-    async def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
-                           agent_id: str | None = None) -> list[Message]:
-        return await self._call("add_messages", user_id, session_id, messages,
-                                agent_id=agent_id, write=True, what="adding messages",
-                                retry_integrity=True)
+    async def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        agent_id: str | None = None,
+    ) -> list[Message]:
+        return await self._call(
+            "add_messages",
+            user_id,
+            session_id,
+            messages,
+            agent_id=agent_id,
+            write=True,
+            what="adding messages",
+            retry_integrity=True,
+        )
 
-    async def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
-                           offset: int = 0, newest_first: bool = False) -> list[Message]:
-        return await self._call("get_messages", user_id, session_id, limit=limit,
-                                offset=offset, newest_first=newest_first, write=False,
-                                what="reading messages")
+    async def get_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Message]:
+        return await self._call(
+            "get_messages",
+            user_id,
+            session_id,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+            write=False,
+            what="reading messages",
+        )
 
     async def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
         return (await self.get_messages(user_id, session_id, limit=n, newest_first=True))[::-1]
 
-    async def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
-                             since: float | None = None, until: float | None = None,
-                             tags: Sequence[str] = (), min_messages: int | None = None,
-                             order_by: OrderBy = "updated_at", descending: bool = True,
-                             limit: int = 100, offset: int = 0) -> list[Session]:
+    async def query_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        tags: Sequence[str] = (),
+        min_messages: int | None = None,
+        order_by: OrderBy = "updated_at",
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Session]:
         return await self._call(
-            "query_sessions", user_id=user_id, agent_id=agent_id, since=since, until=until,
-            tags=tags, min_messages=min_messages, order_by=order_by, descending=descending,
-            limit=limit, offset=offset, write=False, what="querying sessions")
+            "query_sessions",
+            user_id=user_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            tags=tags,
+            min_messages=min_messages,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+            write=False,
+            what="querying sessions",
+        )
 
-    async def list_sessions(self, user_id: str, *, limit: int = 100,
-                            offset: int = 0) -> list[Session]:
+    async def list_sessions(
+        self, user_id: str, *, limit: int = 100, offset: int = 0
+    ) -> list[Session]:
         return await self.query_sessions(user_id=user_id, limit=limit, offset=offset)
 
     async def delete_session(self, user_id: str, session_id: str) -> bool:
-        return await self._call("delete_session", user_id, session_id, write=True,
-                                what="deleting a session")
+        return await self._call(
+            "delete_session", user_id, session_id, write=True, what="deleting a session"
+        )
 
     async def delete_user(self, user_id: str) -> int:
-        return await self._call("delete_user", user_id, write=True,
-                                what="deleting a user's sessions")
+        return await self._call(
+            "delete_user", user_id, write=True, what="deleting a user's sessions"
+        )
 
     async def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
-        return await self._call("export", user_id, session_id, write=False,
-                                what="exporting conversations")
+        return await self._call(
+            "export", user_id, session_id, write=False, what="exporting conversations"
+        )
 
     async def aclose(self) -> None:
         if self._owned:
@@ -234,5 +328,6 @@ def _sqlite_events(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("vecmem_read")
-                             else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get("vecmem_read") else "BEGIN IMMEDIATE"
+        )

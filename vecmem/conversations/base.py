@@ -85,9 +85,16 @@ class ConversationStore(Protocol):
 
     tenant: str
 
-    def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
-                     title: str | None = None, tags: Sequence[str] | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> Session:
+    def save_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        agent_id: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
         """Create the session or update the fields given (``None`` leaves a field as is;
         ``tags`` replaces the set)."""
         ...
@@ -96,14 +103,27 @@ class ConversationStore(Protocol):
         """The session, or :class:`~vecmem.errors.NotFoundError`."""
         ...
 
-    def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
-                     agent_id: str | None = None) -> list[Message]:
+    def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        agent_id: str | None = None,
+    ) -> list[Message]:
         """Append ``messages`` in one transaction, creating the session if needed; returns them
         with ``id``, ``created_at`` and ``seq`` filled in."""
         ...
 
-    def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
-                     offset: int = 0, newest_first: bool = False) -> list[Message]:
+    def get_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Message]:
         """A page of the session's messages (``[]`` for an unknown session)."""
         ...
 
@@ -111,11 +131,20 @@ class ConversationStore(Protocol):
         """The newest ``n`` messages, oldest first (what a prompt needs)."""
         ...
 
-    def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
-                       since: float | None = None, until: float | None = None,
-                       tags: Sequence[str] = (), min_messages: int | None = None,
-                       order_by: OrderBy = "updated_at", descending: bool = True,
-                       limit: int = 100, offset: int = 0) -> list[Session]:
+    def query_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        tags: Sequence[str] = (),
+        min_messages: int | None = None,
+        order_by: OrderBy = "updated_at",
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Session]:
         """Sessions matching every filter given: ``since <= updated_at < until``, all ``tags``,
         at least ``min_messages``; ties ordered by ``(user_id, session_id)``."""
         ...
@@ -140,8 +169,7 @@ class ConversationStore(Protocol):
         """A view of the same backend scoped to another tenant."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 # -- shared validation and helpers ---------------------------------------------------------------
@@ -193,21 +221,33 @@ def prepare(messages: Sequence[Message], now: float) -> list[Message]:
             check_usage(u)
         if m.created_at is not None and not _is_real(m.created_at):
             raise InvalidInputError(
-                f"created_at must be epoch seconds (a finite number), got {m.created_at!r}")
+                f"created_at must be epoch seconds (a finite number), got {m.created_at!r}"
+            )
         meta = check_metadata(m.metadata) if m.metadata else {}
-        out.append(Message(m.role, m.content, meta, u, m.id or uuid.uuid4().hex,
-                           now if m.created_at is None else float(m.created_at)))
+        out.append(
+            Message(
+                m.role,
+                m.content,
+                meta,
+                u,
+                m.id or uuid.uuid4().hex,
+                now if m.created_at is None else float(m.created_at),
+            )
+        )
     return out
 
 
 def with_seq(messages: Sequence[Message], base: int) -> list[Message]:
     """``messages`` numbered from ``base`` (positions in the session)."""
-    return [Message(m.role, m.content, m.metadata, m.usage, m.id, m.created_at, base + i)
-            for i, m in enumerate(messages)]
+    return [
+        Message(m.role, m.content, m.metadata, m.usage, m.id, m.created_at, base + i)
+        for i, m in enumerate(messages)
+    ]
 
 
-def check_query(order_by: str, limit: int, offset: int, tags: Sequence[str],
-                min_messages: int | None) -> tuple[str, ...]:
+def check_query(
+    order_by: str, limit: int, offset: int, tags: Sequence[str], min_messages: int | None
+) -> tuple[str, ...]:
     if order_by not in ORDER_FIELDS:
         raise InvalidInputError(f"order_by must be one of {ORDER_FIELDS}, got {order_by!r}")
     check_page(limit, offset)
@@ -232,38 +272,70 @@ def usage_totals(messages: Sequence[Message]) -> tuple[int, int, float]:
 
 def message_dict(m: Message) -> dict[str, Any]:
     u = m.usage
-    return {"seq": m.seq, "id": m.id, "role": m.role, "content": m.content,
-            "metadata": dict(m.metadata), "created_at": m.created_at,
-            "usage": None if u is None else {"input_tokens": u.input_tokens,
-                                             "output_tokens": u.output_tokens,
-                                             "model": u.model, "cost": u.cost}}
+    return {
+        "seq": m.seq,
+        "id": m.id,
+        "role": m.role,
+        "content": m.content,
+        "metadata": dict(m.metadata),
+        "created_at": m.created_at,
+        "usage": None
+        if u is None
+        else {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "model": u.model,
+            "cost": u.cost,
+        },
+    }
 
 
 def message_from_dict(d: Mapping[str, Any]) -> Message:
     u = d.get("usage")
-    return Message(role=d["role"], content=d["content"], metadata=dict(d.get("metadata") or {}),
-                   usage=None if u is None else Usage(**u), id=d["id"],
-                   created_at=d["created_at"], seq=d["seq"])
+    return Message(
+        role=d["role"],
+        content=d["content"],
+        metadata=dict(d.get("metadata") or {}),
+        usage=None if u is None else Usage(**u),
+        id=d["id"],
+        created_at=d["created_at"],
+        seq=d["seq"],
+    )
 
 
 def session_dict(s: Session) -> dict[str, Any]:
-    return {"user_id": s.user_id, "session_id": s.session_id, "agent_id": s.agent_id,
-            "title": s.title, "tags": list(s.tags), "metadata": dict(s.metadata),
-            "created_at": s.created_at, "updated_at": s.updated_at,
-            "message_count": s.message_count, "input_tokens": s.input_tokens,
-            "output_tokens": s.output_tokens, "cost": s.cost}
+    return {
+        "user_id": s.user_id,
+        "session_id": s.session_id,
+        "agent_id": s.agent_id,
+        "title": s.title,
+        "tags": list(s.tags),
+        "metadata": dict(s.metadata),
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "message_count": s.message_count,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost": s.cost,
+    }
 
 
 def session_from_dict(d: Mapping[str, Any]) -> Session:
     return Session(**{**d, "tags": tuple(d.get("tags", ())), "metadata": dict(d["metadata"])})
 
 
-def export_document(tenant: str, user_id: str, sessions: list[tuple[Session, list[Message]]]
-                    ) -> dict[str, Any]:
-    return {"format": EXPORT_FORMAT, "tenant": tenant, "user_id": user_id,
-            "exported_at": time.time(),
-            "sessions": [{**session_dict(s), "messages": [message_dict(m) for m in msgs]}
-                         for s, msgs in sessions]}
+def export_document(
+    tenant: str, user_id: str, sessions: list[tuple[Session, list[Message]]]
+) -> dict[str, Any]:
+    return {
+        "format": EXPORT_FORMAT,
+        "tenant": tenant,
+        "user_id": user_id,
+        "exported_at": time.time(),
+        "sessions": [
+            {**session_dict(s), "messages": [message_dict(m) for m in msgs]} for s, msgs in sessions
+        ],
+    }
 
 
 class AsyncConversationStore:
@@ -282,43 +354,96 @@ class AsyncConversationStore:
         self.store = store
         self.tenant = store.tenant
 
-    async def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
-                           title: str | None = None, tags: Sequence[str] | None = None,
-                           metadata: Mapping[str, Any] | None = None) -> Session:
-        return await asyncio.to_thread(self.store.save_session, user_id, session_id,
-                                       agent_id=agent_id, title=title, tags=tags,
-                                       metadata=metadata)
+    async def save_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        agent_id: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        return await asyncio.to_thread(
+            self.store.save_session,
+            user_id,
+            session_id,
+            agent_id=agent_id,
+            title=title,
+            tags=tags,
+            metadata=metadata,
+        )
 
     async def get_session(self, user_id: str, session_id: str) -> Session:
         return await asyncio.to_thread(self.store.get_session, user_id, session_id)
 
-    async def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
-                           agent_id: str | None = None) -> list[Message]:
-        return await asyncio.to_thread(self.store.add_messages, user_id, session_id, messages,
-                                       agent_id=agent_id)
+    async def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        agent_id: str | None = None,
+    ) -> list[Message]:
+        return await asyncio.to_thread(
+            self.store.add_messages, user_id, session_id, messages, agent_id=agent_id
+        )
 
-    async def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
-                           offset: int = 0, newest_first: bool = False) -> list[Message]:
-        return await asyncio.to_thread(self.store.get_messages, user_id, session_id,
-                                       limit=limit, offset=offset, newest_first=newest_first)
+    async def get_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Message]:
+        return await asyncio.to_thread(
+            self.store.get_messages,
+            user_id,
+            session_id,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
 
     async def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
         return await asyncio.to_thread(self.store.last_messages, user_id, session_id, n)
 
-    async def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
-                             since: float | None = None, until: float | None = None,
-                             tags: Sequence[str] = (), min_messages: int | None = None,
-                             order_by: OrderBy = "updated_at", descending: bool = True,
-                             limit: int = 100, offset: int = 0) -> list[Session]:
+    async def query_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        tags: Sequence[str] = (),
+        min_messages: int | None = None,
+        order_by: OrderBy = "updated_at",
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Session]:
         return await asyncio.to_thread(
-            self.store.query_sessions, user_id=user_id, agent_id=agent_id, since=since,
-            until=until, tags=tags, min_messages=min_messages, order_by=order_by,
-            descending=descending, limit=limit, offset=offset)
+            self.store.query_sessions,
+            user_id=user_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            tags=tags,
+            min_messages=min_messages,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
 
-    async def list_sessions(self, user_id: str, *, limit: int = 100,
-                            offset: int = 0) -> list[Session]:
-        return await asyncio.to_thread(self.store.list_sessions, user_id, limit=limit,
-                                       offset=offset)
+    async def list_sessions(
+        self, user_id: str, *, limit: int = 100, offset: int = 0
+    ) -> list[Session]:
+        return await asyncio.to_thread(
+            self.store.list_sessions, user_id, limit=limit, offset=offset
+        )
 
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         return await asyncio.to_thread(self.store.delete_session, user_id, session_id)

@@ -67,9 +67,16 @@ class _PythonConversationStore:
         raise NotImplementedError
 
     # API
-    def save_session(self, user_id: str, session_id: str, *, agent_id: str | None = None,
-                     title: str | None = None, tags: Sequence[str] | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> Session:
+    def save_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        agent_id: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
         check_ids(user_id, session_id)
         check_optional("agent_id", agent_id)
         tag_set = None if tags is None else check_tags(tags)
@@ -77,13 +84,17 @@ class _PythonConversationStore:
         with self._lock:
             now = self.clock()
             rec = self._load(user_id, session_id) or _Record(
-                Session(user_id, session_id, created_at=now, updated_at=now))
+                Session(user_id, session_id, created_at=now, updated_at=now)
+            )
             s = rec.session
             rec.session = replace(
-                s, agent_id=s.agent_id if agent_id is None else agent_id,
+                s,
+                agent_id=s.agent_id if agent_id is None else agent_id,
                 title=s.title if title is None else title,
                 tags=s.tags if tag_set is None else tag_set,
-                metadata=s.metadata if meta is None else meta, updated_at=now)
+                metadata=s.metadata if meta is None else meta,
+                updated_at=now,
+            )
             self._store(rec)
             return rec.session
 
@@ -95,29 +106,48 @@ class _PythonConversationStore:
             raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
         return rec.session
 
-    def add_messages(self, user_id: str, session_id: str, messages: Sequence[Message], *,
-                     agent_id: str | None = None) -> list[Message]:
+    def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        agent_id: str | None = None,
+    ) -> list[Message]:
         check_ids(user_id, session_id)
         check_optional("agent_id", agent_id)
         with self._lock:
             now = self.clock()
             new = prepare(messages, now)
             rec = self._load(user_id, session_id) or _Record(
-                Session(user_id, session_id, created_at=now, updated_at=now))
+                Session(user_id, session_id, created_at=now, updated_at=now)
+            )
             base = rec.session.message_count
             new = with_seq(new, base)
             i, o, c = usage_totals(new)
             s = rec.session
             rec.session = replace(
-                s, agent_id=s.agent_id or agent_id, updated_at=now,
-                message_count=base + len(new), input_tokens=s.input_tokens + i,
-                output_tokens=s.output_tokens + o, cost=s.cost + c)
+                s,
+                agent_id=s.agent_id or agent_id,
+                updated_at=now,
+                message_count=base + len(new),
+                input_tokens=s.input_tokens + i,
+                output_tokens=s.output_tokens + o,
+                cost=s.cost + c,
+            )
             rec.messages.extend(new)
             self._store(rec)
             return new
 
-    def get_messages(self, user_id: str, session_id: str, *, limit: int | None = None,
-                     offset: int = 0, newest_first: bool = False) -> list[Message]:
+    def get_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Message]:
         check_ids(user_id, session_id)
         check_page(limit, offset)
         with self._lock:
@@ -125,23 +155,33 @@ class _PythonConversationStore:
         if rec is None:
             return []
         msgs = rec.messages[::-1] if newest_first else list(rec.messages)
-        return msgs[offset: None if limit is None else offset + limit]
+        return msgs[offset : None if limit is None else offset + limit]
 
     def last_messages(self, user_id: str, session_id: str, n: int) -> list[Message]:
         return self.get_messages(user_id, session_id, limit=n, newest_first=True)[::-1]
 
-    def query_sessions(self, *, user_id: str | None = None, agent_id: str | None = None,
-                       since: float | None = None, until: float | None = None,
-                       tags: Sequence[str] = (), min_messages: int | None = None,
-                       order_by: OrderBy = "updated_at", descending: bool = True,
-                       limit: int = 100, offset: int = 0) -> list[Session]:
+    def query_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        tags: Sequence[str] = (),
+        min_messages: int | None = None,
+        order_by: OrderBy = "updated_at",
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Session]:
         wanted = set(check_query(order_by, limit, offset, tags, min_messages))
         if user_id is not None:
             check_ids(user_id)
         with self._lock:
             found = [r.session for r in self._records(user_id)]
         found = [
-            s for s in found
+            s
+            for s in found
             if (agent_id is None or s.agent_id == agent_id)
             and (since is None or s.updated_at >= since)
             and (until is None or s.updated_at < until)
@@ -150,7 +190,7 @@ class _PythonConversationStore:
         ]
         found.sort(key=lambda s: (s.user_id, s.session_id))
         found.sort(key=lambda s: getattr(s, order_by), reverse=descending)
-        return found[offset: offset + limit]
+        return found[offset : offset + limit]
 
     def list_sessions(self, user_id: str, *, limit: int = 100, offset: int = 0) -> list[Session]:
         return self.query_sessions(user_id=user_id, limit=limit, offset=offset)
@@ -176,8 +216,9 @@ class _PythonConversationStore:
                 if rec is None:
                     raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
                 recs = [rec]
-            return export_document(self.tenant, user_id,
-                                   [(r.session, list(r.messages)) for r in recs])
+            return export_document(
+                self.tenant, user_id, [(r.session, list(r.messages)) for r in recs]
+            )
 
     def close(self) -> None:
         pass
@@ -197,8 +238,13 @@ class MemoryConversationStore(_PythonConversationStore):
     ('travel',)
     """
 
-    def __init__(self, *, tenant: str = "default", clock: Callable[[], float] = time.time,
-                 _shared: _Shared | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+        _shared: _Shared | None = None,
+    ) -> None:
         super().__init__(tenant, clock)
         self._shared = _shared or _Shared()
         self._lock = self._shared.lock
@@ -238,8 +284,13 @@ class JSONConversationStore(_PythonConversationStore):
     _locks: dict[str, threading.RLock] = {}
     _locks_guard = threading.Lock()
 
-    def __init__(self, root: str | os.PathLike[str], *, tenant: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(tenant, clock)
         self.root = Path(root)
         self._dir = child_path(self.root, self.tenant, what="tenant")
@@ -263,8 +314,9 @@ class JSONConversationStore(_PythonConversationStore):
             return None
         except (OSError, ValueError) as exc:
             raise DocumentReadError(f"cannot read conversation file {path}: {exc}") from exc
-        return _Record(session_from_dict(data["session"]),
-                       [message_from_dict(m) for m in data["messages"]])
+        return _Record(
+            session_from_dict(data["session"]), [message_from_dict(m) for m in data["messages"]]
+        )
 
     def _load(self, user_id: str, session_id: str) -> _Record | None:
         return self._read(self._path(user_id, session_id))
@@ -293,8 +345,11 @@ class JSONConversationStore(_PythonConversationStore):
         if user_id is not None:
             dirs = [self._user_dir(user_id)]
         else:
-            dirs = sorted(p for p in self._dir.iterdir() if p.is_dir() and not p.is_symlink()) \
-                if self._dir.is_dir() else []  # a link planted here may lead anywhere
+            dirs = (
+                sorted(p for p in self._dir.iterdir() if p.is_dir() and not p.is_symlink())
+                if self._dir.is_dir()
+                else []
+            )  # a link planted here may lead anywhere
         for d in dirs:
             if not d.is_dir():
                 continue

@@ -36,8 +36,13 @@ KINDS = ("ndcg", "recall", "mrr", "map", "precision")
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@10", "precision@10")
 
 # trec_eval / pytrec_eval measure names, for cross-checking
-TREC_NAMES = {"ndcg": "ndcg_cut_{k}", "recall": "recall_{k}", "map": "map_cut_{k}",
-              "precision": "P_{k}", "mrr": "recip_rank"}
+TREC_NAMES = {
+    "ndcg": "ndcg_cut_{k}",
+    "recall": "recall_{k}",
+    "map": "map_cut_{k}",
+    "precision": "P_{k}",
+    "mrr": "recip_rank",
+}
 
 
 LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "map": "MAP", "precision": "P"}

@@ -23,14 +23,24 @@ PANEL_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 MARKERS = "osD^vP*Xph"
 
 
-def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[float]], colors: dict[str, Any],
-          rotate: bool) -> None:
+def _bars(
+    ax: Any,
+    groups: Sequence[str],
+    series: dict[str, list[float]],
+    colors: dict[str, Any],
+    rotate: bool,
+) -> None:
     width = 0.8 / max(len(series), 1)
     for i, (name, ys) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(groups))]
         bars = ax.bar(xs, ys, width * 0.92, label=name, color=colors[name])
-        ax.bar_label(bars, labels=[f"{y:.3f}" for y in ys], fontsize=7, padding=2,
-                     rotation=90 if rotate else 0)
+        ax.bar_label(
+            bars,
+            labels=[f"{y:.3f}" for y in ys],
+            fontsize=7,
+            padding=2,
+            rotation=90 if rotate else 0,
+        )
     ax.set_xticks(range(len(groups)), groups)
 
 
@@ -62,35 +72,65 @@ def plot_results(
 
     if len(backends) == 1:
         by_mode = {r.mode: r for r in results}
-        _bars(left, [metric_label(m) for m in metrics],
-              {m: [by_mode[m].metrics.get(x, 0.0) for x in metrics] for m in modes}, colors,
-              rotate=len(modes) > 4)
+        _bars(
+            left,
+            [metric_label(m) for m in metrics],
+            {m: [by_mode[m].metrics.get(x, 0.0) for x in metrics] for m in modes},
+            colors,
+            rotate=len(modes) > 4,
+        )
         left.set_title("Quality per mode")
         left.set_ylabel("score (mean over queries)")
     else:
         cell = {(r.backend, r.mode): r.metrics.get(quality, 0.0) for r in results}
-        _bars(left, backends, {m: [cell.get((b, m), 0.0) for b in backends] for m in modes},
-              colors, rotate=len(modes) * len(backends) > 12)
+        _bars(
+            left,
+            backends,
+            {m: [cell.get((b, m), 0.0) for b in backends] for m in modes},
+            colors,
+            rotate=len(modes) * len(backends) > 12,
+        )
         left.set_title(f"{metric_label(quality)} per backend and mode")
         left.set_ylabel(metric_label(quality))
     left.set_ylim(0, 1.12)
-    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08),
-                ncols=min(len(modes), 5), frameon=False)
+    left.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncols=min(len(modes), 5),
+        frameon=False,
+    )
     left.grid(axis="y", alpha=0.3)
 
     for r in results:
         p50, p99, y = r.latency(50), r.latency(99), r.metrics.get(quality, 0.0)
         right.plot([p50, p99], [y, y], color=colors[r.mode], alpha=0.35, linewidth=2)
-        right.scatter([p50], [y], s=70, color=colors[r.mode], marker=marker[r.backend], zorder=3,
-                      edgecolors="black", linewidths=0.5)
+        right.scatter(
+            [p50],
+            [y],
+            s=70,
+            color=colors[r.mode],
+            marker=marker[r.backend],
+            zorder=3,
+            edgecolors="black",
+            linewidths=0.5,
+        )
         if len(backends) == 1:
-            right.annotate(r.mode, (p50, y), textcoords="offset points", xytext=(6, 6),
-                           fontsize=8)
+            right.annotate(r.mode, (p50, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     if len(backends) > 1:
-        handles = [Line2D([], [], linestyle="", marker=marker[b], color="grey",
-                          markeredgecolor="black", label=b) for b in backends]
-        right.legend(handles=handles, title="backend", fontsize=8, title_fontsize=8,
-                     loc="best")
+        handles = [
+            Line2D(
+                [],
+                [],
+                linestyle="",
+                marker=marker[b],
+                color="grey",
+                markeredgecolor="black",
+                label=b,
+            )
+            for b in backends
+        ]
+        right.legend(handles=handles, title="backend", fontsize=8, title_fontsize=8, loc="best")
     lat = [v for r in results for v in (r.latency(50), r.latency(99)) if v > 0]
     if lat and max(lat) / min(lat) > 20:
         right.set_xscale("log")
@@ -103,8 +143,14 @@ def plot_results(
     right.grid(alpha=0.3)
 
     first = results[0]
-    fig.suptitle(title or (f"{first.dataset} ({first.split}, {len(first.evaluation.queries)} "
-                           f"queries), {first.settings.get('embedder', '')}"), fontsize=11)
+    fig.suptitle(
+        title
+        or (
+            f"{first.dataset} ({first.split}, {len(first.evaluation.queries)} "
+            f"queries), {first.settings.get('embedder', '')}"
+        ),
+        fontsize=11,
+    )
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,17 @@ def default_cache_path() -> Path:
 def metric_names(k: int = 10, depth: int = 100) -> list[str]:
     """The metrics an evaluation reports: nDCG/MRR/MAP/P/Recall at ``k``, Recall at ``depth``,
     and always nDCG@10, Recall@100 and MRR@10."""
-    names = [f"ndcg@{k}", f"recall@{depth}", f"mrr@{k}", f"map@{k}", f"precision@{k}",
-             f"recall@{k}", "ndcg@10", "recall@100", "mrr@10"]
+    names = [
+        f"ndcg@{k}",
+        f"recall@{depth}",
+        f"mrr@{k}",
+        f"map@{k}",
+        f"precision@{k}",
+        f"recall@{k}",
+        "ndcg@10",
+        "recall@100",
+        "mrr@10",
+    ]
     return list(dict.fromkeys(names))
 
 
@@ -106,8 +115,9 @@ class ModeResult:
             **{m: round(v, 6) for m, v in self.metrics.items()},
             "latency_p50_ms": round(self.latency(50), 3),
             "latency_p99_ms": round(self.latency(99), 3),
-            "query_embedding_p50_ms": (None if self.query_embedding_ms is None
-                                       else round(self.query_embedding_ms, 3)),
+            "query_embedding_p50_ms": (
+                None if self.query_embedding_ms is None else round(self.query_embedding_ms, 3)
+            ),
             "settings": self.settings,
         }
 
@@ -144,9 +154,17 @@ def index_dataset(
         chunker = WholeDocument()
     if cache is None:
         cache = default_cache_path()
-    mem = VectorMemory(store=store if store is not None else MemoryStore(), embedder=embedder,
-                       chunker=chunker, tokenizer=tokenizer, fusion=fusion, candidates=candidates,
-                       bm25=bm25, cache=cache, progress=progress)
+    mem = VectorMemory(
+        store=store if store is not None else MemoryStore(),
+        embedder=embedder,
+        chunker=chunker,
+        tokenizer=tokenizer,
+        fusion=fusion,
+        candidates=candidates,
+        bm25=bm25,
+        cache=cache,
+        progress=progress,
+    )
     docs = dataset.documents()
     mem.add_documents(docs)
     expected = sum(len(chunker.split(d.text)) for d in docs)
@@ -231,18 +249,32 @@ def evaluate_memory(
         embed_ms = query_embedding_ms(mem, list(dataset.queries.values()))
     out = []
     for mode in modes:
-        run, lat = search_run(mem, dataset.queries, mode=mode, depth=depth, rerank=rerank,
-                              chunked=chunked)
-        settings: dict[str, Any] = {"embedder": mem.embedder.name, "chunker": mem.chunker.spec,
-                                    "depth": depth}
+        run, lat = search_run(
+            mem, dataset.queries, mode=mode, depth=depth, rerank=rerank, chunked=chunked
+        )
+        settings: dict[str, Any] = {
+            "embedder": mem.embedder.name,
+            "chunker": mem.chunker.spec,
+            "depth": depth,
+        }
         if mode == "hybrid":
             settings.update(fusion=dict(mem.fusion.__dict__), candidates=mem.candidates)
         if mode != "vector":
             settings["bm25"] = list(mem.space.keyword_params())
         label = f"{mode}+{rerank_name or 'rerank'}" if rerank is not None else mode
-        out.append(ModeResult(label, mem.store.name, dataset.name, split,
-                              evaluate(dataset.qrels, run, names), lat, run, settings,
-                              None if mode == "keyword" else embed_ms))
+        out.append(
+            ModeResult(
+                label,
+                mem.store.name,
+                dataset.name,
+                split,
+                evaluate(dataset.qrels, run, names),
+                lat,
+                run,
+                settings,
+                None if mode == "keyword" else embed_ms,
+            )
+        )
     return out
 
 
@@ -270,11 +302,21 @@ def evaluate_dataset(
     >>> [r.mode for r in results]
     ['keyword', 'vector', 'hybrid']
     """
-    mem = index_dataset(dataset, store=store, embedder=embedder, cache=cache,
-                        chunk_size=chunk_size, chunk_overlap=chunk_overlap, fusion=fusion,
-                        candidates=candidates, bm25=bm25, progress=progress)
+    mem = index_dataset(
+        dataset,
+        store=store,
+        embedder=embedder,
+        cache=cache,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        fusion=fusion,
+        candidates=candidates,
+        bm25=bm25,
+        progress=progress,
+    )
     try:
-        return evaluate_memory(mem, dataset, modes=modes, split=split, k=k, depth=depth,
-                               chunked=chunk_size is not None)
+        return evaluate_memory(
+            mem, dataset, modes=modes, split=split, k=k, depth=depth, chunked=chunk_size is not None
+        )
     finally:
         mem.close()

@@ -90,9 +90,11 @@ class GridPoint:
 
     def describe(self) -> str:
         f = self.fusion
-        what = (f"rrf k={f.k} w_vec={f.vector_weight:g} w_kw={f.keyword_weight:g}"
-                if f.method == "rrf" else
-                f"{f.method}{' adaptive' if f.adaptive else ''} alpha={f.alpha:g}")
+        what = (
+            f"rrf k={f.k} w_vec={f.vector_weight:g} w_kw={f.keyword_weight:g}"
+            if f.method == "rrf"
+            else f"{f.method}{' adaptive' if f.adaptive else ''} alpha={f.alpha:g}"
+        )
         return f"{what} candidates={self.candidates}"
 
 
@@ -116,8 +118,9 @@ class TuneResult:
 
     @property
     def best(self) -> GridPoint:
-        return next(g for g in self.grid if g.fusion == self.fusion
-                    and g.candidates == self.candidates)
+        return next(
+            g for g in self.grid if g.fusion == self.fusion and g.candidates == self.candidates
+        )
 
     def constants(self) -> str:
         """The ``DEFAULT_*`` lines for ``vecmem/memory.py``, citing the train figures."""
@@ -128,19 +131,28 @@ class TuneResult:
             why = "; ".join(
                 f"{n}: hybrid {self.best.per_dataset[n]:.4f}, "
                 + ", ".join(f"{m} {v[self.metric]:.4f}" for m, v in legs_n.items())
-                for n, legs_n in self.legs_by_dataset.items())
+                for n, legs_n in self.legs_by_dataset.items()
+            )
         else:
-            why = (f"hybrid {self.best.scores[self.metric]:.4f}; {legs}; gaps to the better leg "
-                   f"{gv:+.4f} (vector wins) {gk:+.4f} (keyword wins)")
-        return "\n".join([
-            (f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}, "
-             f"objective {self.objective}): {why}"),
-            (f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
-             f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
-             f"alpha={f.alpha}, adaptive={f.adaptive})"),
-            f"DEFAULT_CANDIDATES = {self.candidates}",
-            f"DEFAULT_BM25 = ({k1}, {b}, {eps})",
-        ])
+            why = (
+                f"hybrid {self.best.scores[self.metric]:.4f}; {legs}; gaps to the better leg "
+                f"{gv:+.4f} (vector wins) {gk:+.4f} (keyword wins)"
+            )
+        return "\n".join(
+            [
+                (
+                    f"# chosen by `vecmem tune` on {self.dataset} {self.split} ({self.metric}, "
+                    f"objective {self.objective}): {why}"
+                ),
+                (
+                    f"DEFAULT_FUSION = Fusion(method={f.method!r}, k={f.k}, "
+                    f"vector_weight={f.vector_weight}, keyword_weight={f.keyword_weight}, "
+                    f"alpha={f.alpha}, adaptive={f.adaptive})"
+                ),
+                f"DEFAULT_CANDIDATES = {self.candidates}",
+                f"DEFAULT_BM25 = ({k1}, {b}, {eps})",
+            ]
+        )
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         ranked = sorted(self.grid, key=lambda g: -g.scores[self.metric])[:top]
@@ -149,16 +161,30 @@ class TuneResult:
             "split": self.split,
             "metric": self.metric,
             "objective": self.objective,
-            "chosen": {"setting": self.best.describe(),
-                       "fusion": dict(self.fusion.__dict__), "candidates": self.candidates,
-                       "bm25": list(self.bm25), "tokenizer": self.tokenizer,
-                       "scores": self.best.scores, "gaps": list(self.best.gaps),
-                       "per_dataset": self.best.per_dataset, "margins": self.best.margins},
+            "chosen": {
+                "setting": self.best.describe(),
+                "fusion": dict(self.fusion.__dict__),
+                "candidates": self.candidates,
+                "bm25": list(self.bm25),
+                "tokenizer": self.tokenizer,
+                "scores": self.best.scores,
+                "gaps": list(self.best.gaps),
+                "per_dataset": self.best.per_dataset,
+                "margins": self.best.margins,
+            },
             "legs": self.legs,
             "legs_by_dataset": self.legs_by_dataset,
             "bm25_grid": sorted(self.bm25_grid, key=lambda r: -r[self.metric])[:top],
-            "top": [{"setting": g.describe(), **g.scores, "gaps": list(g.gaps),
-                     "per_dataset": g.per_dataset, "margins": g.margins} for g in ranked],
+            "top": [
+                {
+                    "setting": g.describe(),
+                    **g.scores,
+                    "gaps": list(g.gaps),
+                    "per_dataset": g.per_dataset,
+                    "margins": g.margins,
+                }
+                for g in ranked
+            ],
             "grid_size": len(self.grid),
         }
 
@@ -225,11 +251,15 @@ def fusion_grid(
 ) -> list[Fusion]:
     """The fusion settings tried: RRF for each k and vector weight; each score method (convex,
     dbsf), fixed and adaptive, for each alpha."""
-    grid = [Fusion("rrf", k=k, vector_weight=w, keyword_weight=1.0) for k in rrf_ks
-            for w in weights]
-    return grid + [Fusion(m, alpha=a, adaptive=ad)  # type: ignore[arg-type]
-                   for m in methods for ad in (False, True)
-                   for a in alphas]
+    grid = [
+        Fusion("rrf", k=k, vector_weight=w, keyword_weight=1.0) for k in rrf_ks for w in weights
+    ]
+    return grid + [
+        Fusion(m, alpha=a, adaptive=ad)  # type: ignore[arg-type]
+        for m in methods
+        for ad in (False, True)
+        for a in alphas
+    ]
 
 
 def score_fusions(
@@ -270,9 +300,11 @@ def leg_gaps(
     >>> leg_gaps({"a": 0.9, "b": 0.5}, {"a": 1.0, "b": 0.2}, {"a": 0.3, "b": 0.6})
     (-0.09999999999999998, -0.09999999999999998)
     """
+
     def gap(winner: dict[str, float], loser: dict[str, float]) -> float:
         qs = [q for q in winner if winner[q] > loser.get(q, 0.0)]
         return float(np.mean([fused.get(q, 0.0) - winner[q] for q in qs])) if qs else 0.0
+
     return gap(vector, keyword), gap(keyword, vector)
 
 
@@ -319,20 +351,30 @@ def _fusion_grid_on(
 ) -> tuple[dict[str, dict[str, float]], list[GridPoint]]:
     """Index ``dataset``, run each leg once per query and score every fusion setting offline:
     ``({leg: means}, grid)``."""
-    mem = index_dataset(dataset, embedder=embedder, cache=cache, bm25=bm25, tokenizer=tokenizer,
-                        progress=progress)
+    mem = index_dataset(
+        dataset, embedder=embedder, cache=cache, bm25=bm25, tokenizer=tokenizer, progress=progress
+    )
     try:
         legs = collect_legs(mem, dataset.queries, depth=max(max(candidate_depths), depth))
     finally:
         mem.close()
     leg_scores, per_query = {}, {}
     for name, pick in (("keyword", 1), ("vector", 0)):
-        run = {q: _doc_run(q, [s.chunk.document_id for s in pair[pick][:depth]], depth)
-               for q, pair in legs.items()}
+        run = {
+            q: _doc_run(q, [s.chunk.document_id for s in pair[pick][:depth]], depth)
+            for q, pair in legs.items()
+        }
         result = evaluate(dataset.qrels, run, metrics)
         leg_scores[name], per_query[name] = result.means, result.per_query[metrics[0]]
-    grid = score_fusions(legs, dataset.qrels, fusions, candidate_depths, depth=depth,
-                         metrics=metrics, leg_scores=(per_query["vector"], per_query["keyword"]))
+    grid = score_fusions(
+        legs,
+        dataset.qrels,
+        fusions,
+        candidate_depths,
+        depth=depth,
+        metrics=metrics,
+        leg_scores=(per_query["vector"], per_query["keyword"]),
+    )
     return leg_scores, grid
 
 
@@ -363,27 +405,59 @@ def tune_dataset(
     """
     if objective == "worst":
         return tune_datasets(
-            [dataset], embedder=embedder, cache=cache, metric=metric, tokenizers=tokenizers,
-            k1s=k1s, bs=bs, rrf_ks=rrf_ks, weights=weights, alphas=alphas, methods=methods,
-            candidate_depths=candidate_depths, depth=depth, tolerance=tolerance,
-            objective=objective, split=split, progress=progress)
+            [dataset],
+            embedder=embedder,
+            cache=cache,
+            metric=metric,
+            tokenizers=tokenizers,
+            k1s=k1s,
+            bs=bs,
+            rrf_ks=rrf_ks,
+            weights=weights,
+            alphas=alphas,
+            methods=methods,
+            candidate_depths=candidate_depths,
+            depth=depth,
+            tolerance=tolerance,
+            objective=objective,
+            split=split,
+            progress=progress,
+        )
     parse_metric(metric)
     if not candidate_depths or min(candidate_depths) <= 0:
         raise ConfigurationError("candidate depths must be > 0")
     metrics = list(dict.fromkeys([metric, "ndcg@10", f"recall@{depth}", "mrr@10"]))
     toks = list(tokenizers or (DefaultTokenizer(),))
-    bm25_rows = tune_bm25(dataset, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics,
-                          depth=depth)
+    bm25_rows = tune_bm25(dataset, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics, depth=depth)
     best_bm25 = max(bm25_rows, key=lambda r: r[metric])
     bm25 = (float(best_bm25["k1"]), float(best_bm25["b"]), DEFAULT_BM25[2])
     tokenizer = next(t for t in toks if t.spec == best_bm25["tokenizer"])
     leg_scores, grid = _fusion_grid_on(
-        dataset, fusion_grid(rrf_ks, weights, alphas, methods), candidate_depths, bm25=bm25,
-        tokenizer=tokenizer, embedder=embedder, cache=cache, metrics=metrics, depth=depth,
-        progress=progress)
+        dataset,
+        fusion_grid(rrf_ks, weights, alphas, methods),
+        candidate_depths,
+        bm25=bm25,
+        tokenizer=tokenizer,
+        embedder=embedder,
+        cache=cache,
+        metrics=metrics,
+        depth=depth,
+        progress=progress,
+    )
     best = choose(grid, metric, tolerance, objective)
-    return TuneResult(dataset.name, split, metric, objective, bm25, tokenizer.spec, best.fusion,
-                      best.candidates, leg_scores, bm25_rows, grid)
+    return TuneResult(
+        dataset.name,
+        split,
+        metric,
+        objective,
+        bm25,
+        tokenizer.spec,
+        best.fusion,
+        best.candidates,
+        leg_scores,
+        bm25_rows,
+        grid,
+    )
 
 
 def _relative(score: float, reference: float) -> float:
@@ -451,18 +525,24 @@ def tune_datasets(
         raise ConfigurationError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     metrics = list(dict.fromkeys([metric, "ndcg@10", f"recall@{depth}", "mrr@10"]))
     toks = list(tokenizers or (DefaultTokenizer(),))
-    per_set = {d.name: tune_bm25(d, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics, depth=depth)
-               for d in datasets}
+    per_set = {
+        d.name: tune_bm25(d, tokenizers=toks, k1s=k1s, bs=bs, metrics=metrics, depth=depth)
+        for d in datasets
+    }
     best_kw = {n: max(r[metric] for r in rows) for n, rows in per_set.items()}
     bm25_rows = []
     for i, first in enumerate(per_set[names[0]]):
         scores = {n: per_set[n][i][metric] for n in names}
-        bm25_rows.append({
-            "tokenizer": first["tokenizer"], "k1": first["k1"], "b": first["b"],
-            **{m: float(np.mean([per_set[n][i][m] for n in names])) for m in metrics},
-            "per_dataset": scores,
-            "worst_shortfall": min(_relative(scores[n], best_kw[n]) for n in names),
-        })
+        bm25_rows.append(
+            {
+                "tokenizer": first["tokenizer"],
+                "k1": first["k1"],
+                "b": first["b"],
+                **{m: float(np.mean([per_set[n][i][m] for n in names])) for m in metrics},
+                "per_dataset": scores,
+                "worst_shortfall": min(_relative(scores[n], best_kw[n]) for n in names),
+            }
+        )
     key = "worst_shortfall" if objective != "mean" else metric
     best_bm25 = max(bm25_rows, key=lambda r: (r[key], r[metric]))
     bm25 = (float(best_bm25["k1"]), float(best_bm25["b"]), DEFAULT_BM25[2])
@@ -472,25 +552,53 @@ def tune_datasets(
     grids: dict[str, list[GridPoint]] = {}
     for d in datasets:
         legs[d.name], grids[d.name] = _fusion_grid_on(
-            d, fusions, candidate_depths, bm25=bm25, tokenizer=tokenizer, embedder=embedder,
-            cache=cache, metrics=metrics, depth=depth, progress=progress)
+            d,
+            fusions,
+            candidate_depths,
+            bm25=bm25,
+            tokenizer=tokenizer,
+            embedder=embedder,
+            cache=cache,
+            metrics=metrics,
+            depth=depth,
+            progress=progress,
+        )
     grid = []
     for i, point in enumerate(grids[names[0]]):
         points = {n: grids[n][i] for n in names}
         per = {n: p.scores[metric] for n, p in points.items()}
-        grid.append(GridPoint(
-            point.fusion, point.candidates,
-            {m: float(np.mean([p.scores[m] for p in points.values()])) for m in metrics},
-            (min(p.gaps[0] for p in points.values()), min(p.gaps[1] for p in points.values())),
-            per_dataset=per,
-            margins={n: _relative(per[n], max(legs[n]["vector"][metric],
-                                              legs[n]["keyword"][metric])) for n in names}))
+        grid.append(
+            GridPoint(
+                point.fusion,
+                point.candidates,
+                {m: float(np.mean([p.scores[m] for p in points.values()])) for m in metrics},
+                (min(p.gaps[0] for p in points.values()), min(p.gaps[1] for p in points.values())),
+                per_dataset=per,
+                margins={
+                    n: _relative(per[n], max(legs[n]["vector"][metric], legs[n]["keyword"][metric]))
+                    for n in names
+                },
+            )
+        )
     best = choose(grid, metric, tolerance, objective)
-    mean_legs = {leg: {m: float(np.mean([legs[n][leg][m] for n in names])) for m in metrics}
-                 for leg in ("keyword", "vector")}
-    return TuneResult("+".join(names), split, metric, objective, bm25, tokenizer.spec,
-                      best.fusion, best.candidates, mean_legs, bm25_rows, grid,
-                      legs_by_dataset=legs)
+    mean_legs = {
+        leg: {m: float(np.mean([legs[n][leg][m] for n in names])) for m in metrics}
+        for leg in ("keyword", "vector")
+    }
+    return TuneResult(
+        "+".join(names),
+        split,
+        metric,
+        objective,
+        bm25,
+        tokenizer.spec,
+        best.fusion,
+        best.candidates,
+        mean_legs,
+        bm25_rows,
+        grid,
+        legs_by_dataset=legs,
+    )
 
 
 __all__ = [

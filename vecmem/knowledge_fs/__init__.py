@@ -69,8 +69,13 @@ def _disk(*, url: str | None = None, root: str | None = None, tenant: str = "def
     return DiskKnowledgeStore(root, tenant=tenant)
 
 
-def _redis(*, url: str | None = None, client: Any = None, tenant: str = "default",
-           prefix: str = "vecmem:kfs") -> Any:
+def _redis(
+    *,
+    url: str | None = None,
+    client: Any = None,
+    tenant: str = "default",
+    prefix: str = "vecmem:kfs",
+) -> Any:
     from vecmem.knowledge_fs.redis import RedisKnowledgeStore
 
     return RedisKnowledgeStore(url, client=client, tenant=tenant, prefix=prefix)
@@ -83,6 +88,18 @@ FILE_STORES.register("mysql", _server, aliases=("mariadb",))
 FILE_STORES.register("disk", _disk, aliases=("file",))
 FILE_STORES.register("redis", _redis, aliases=("rediss",))
 
-__all__ = ["ChangeEvent", "DiskKnowledgeStore", "Event", "EventLog", "KnowledgeStore",
-           "LocalLock", "Lock", "LockedKnowledgeStore", "LoggedKnowledgeStore",
-           "MemoryKnowledgeStore", "RedisKnowledgeStore", "SQLKnowledgeStore", "Subscription"]
+__all__ = [
+    "ChangeEvent",
+    "DiskKnowledgeStore",
+    "Event",
+    "EventLog",
+    "KnowledgeStore",
+    "LocalLock",
+    "Lock",
+    "LockedKnowledgeStore",
+    "LoggedKnowledgeStore",
+    "MemoryKnowledgeStore",
+    "RedisKnowledgeStore",
+    "SQLKnowledgeStore",
+    "Subscription",
+]

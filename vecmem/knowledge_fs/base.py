@@ -100,8 +100,7 @@ class KnowledgeStore(Protocol):
         """A view of the same backend scoped to another tenant."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def to_bytes(data: bytes | str) -> bytes:

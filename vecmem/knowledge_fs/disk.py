@@ -68,8 +68,9 @@ class DiskKnowledgeStore:
         return DiskKnowledgeStore(self.root, tenant=tenant)
 
     def _fs(self, path: str) -> str:
-        full = os.path.join(self._real_base, *path.split("/")[1:]) if path != "/" \
-            else self._real_base
+        full = (
+            os.path.join(self._real_base, *path.split("/")[1:]) if path != "/" else self._real_base
+        )
         real = os.path.realpath(full)
         if real != self._real_base and not real.startswith(self._real_base + os.sep):
             raise ScopeEscapeError(f"{path!r} leads outside the store (symbolic link)")
@@ -77,8 +78,9 @@ class DiskKnowledgeStore:
 
     def _io(self, what: str, path: str, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return StorageFullError(f"{what} {path!r} failed: the disk is full ({exc}); "
-                                    "nothing was written")
+            return StorageFullError(
+                f"{what} {path!r} failed: the disk is full ({exc}); nothing was written"
+            )
         if isinstance(exc, IsADirectoryError):
             return is_a_directory(path)
         if isinstance(exc, NotADirectoryError):
@@ -145,7 +147,7 @@ class DiskKnowledgeStore:
                     try:
                         view = memoryview(raw)
                         while view:
-                            view = view[os.write(fd, view):]
+                            view = view[os.write(fd, view) :]
                     except OSError:
                         os.ftruncate(fd, offset)
                         raise
@@ -166,8 +168,11 @@ class DiskKnowledgeStore:
             raise not_a_directory(path) from exc
         except OSError as exc:
             raise self._io("listing", path, exc) from exc
-        out = [e.name + "/" if e.is_dir() else e.name for e in entries
-               if not e.name.startswith(TMP_PREFIX)]
+        out = [
+            e.name + "/" if e.is_dir() else e.name
+            for e in entries
+            if not e.name.startswith(TMP_PREFIX)
+        ]
         if not out and path != "/":
             raise NotFoundError(f"no directory {path!r}")
         return sorted(out)

@@ -73,9 +73,14 @@ class Event:
             data = str(d["text"]).encode("utf-8")
         elif "data_b64" in d:
             data = base64.b64decode(d["data_b64"])
-        return cls(type=d["type"], path=d.get("path"), data=data, at=d.get("at"),
-                   recursive=bool(d.get("recursive", False)),
-                   extra={k: v for k, v in d.items() if k not in _FIELDS})
+        return cls(
+            type=d["type"],
+            path=d.get("path"),
+            data=data,
+            at=d.get("at"),
+            recursive=bool(d.get("recursive", False)),
+            extra={k: v for k, v in d.items() if k not in _FIELDS},
+        )
 
 
 def _whole_lines_end(fd: int) -> int:
@@ -133,7 +138,7 @@ class EventLog:
                         try:
                             view = memoryview(line)
                             while view:
-                                view = view[os.write(fd, view):]
+                                view = view[os.write(fd, view) :]
                             if self.fsync:
                                 os.fsync(fd)
                         except OSError:
@@ -143,8 +148,10 @@ class EventLog:
                         fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise StorageFullError(f"appending to event log {self.path} failed: the "
-                                           f"disk is full ({exc}); nothing was written") from exc
+                    raise StorageFullError(
+                        f"appending to event log {self.path} failed: the "
+                        f"disk is full ({exc}); nothing was written"
+                    ) from exc
                 raise BackendError(f"appending to event log {self.path} failed: {exc}") from exc
 
     def __iter__(self) -> Iterator[Event]:
@@ -194,8 +201,9 @@ class EventLog:
         with self._lock:
             with open(tmp, "w", encoding="utf-8") as f:
                 for e in events:
-                    f.write(json.dumps(e.to_dict(), ensure_ascii=False,
-                                       separators=(",", ":")) + "\n")
+                    f.write(
+                        json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+                    )
             os.replace(tmp, self.path)
 
 

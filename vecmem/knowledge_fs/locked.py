@@ -21,11 +21,9 @@ from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription
 class Lock(Protocol):
     """A named lock with a time-to-live (seconds) after which a crashed holder loses it."""
 
-    def acquire(self, name: str, ttl: float) -> bool:
-        ...
+    def acquire(self, name: str, ttl: float) -> bool: ...
 
-    def release(self, name: str) -> None:
-        ...
+    def release(self, name: str) -> None: ...
 
 
 class LocalLock:
@@ -72,8 +70,14 @@ class LockedKnowledgeStore:
     Raises :class:`~vecmem.errors.StoreLockedError` when the lock cannot be had.
     """
 
-    def __init__(self, store: KnowledgeStore, lock: Lock, *, name: str = "vecmem.knowledge",
-                 ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        lock: Lock,
+        *,
+        name: str = "vecmem.knowledge",
+        ttl: float = 30.0,
+    ) -> None:
         self.store = store
         self.lock = lock
         self.name = name
@@ -94,8 +98,9 @@ class LockedKnowledgeStore:
             self.lock.release(self.lock_name)
 
     def with_tenant(self, tenant: str) -> LockedKnowledgeStore:
-        return LockedKnowledgeStore(self.store.with_tenant(tenant), self.lock, name=self.name,
-                                    ttl=self.ttl)
+        return LockedKnowledgeStore(
+            self.store.with_tenant(tenant), self.lock, name=self.name, ttl=self.ttl
+        )
 
     def write(self, path: str, data: bytes | str) -> None:
         with self._locked():

@@ -102,7 +102,7 @@ class MemoryKnowledgeStore:
             names = set()
             for p in self._mine():
                 if p.startswith(prefix):
-                    rest = p[len(prefix):]
+                    rest = p[len(prefix) :]
                     head, sep, _ = rest.partition("/")
                     names.add(head + "/" if sep else head)
         if not names and path != "/":

@@ -29,8 +29,9 @@ def _parts(path: object, what: str) -> list[str]:
         if name == "":
             raise InvalidInputError(f"{what} has an empty name: {path!r}")
         if name in (".", ".."):
-            raise InvalidInputError(f"{what} may not contain '.' or '..' (it would escape): "
-                                    f"{path!r}")
+            raise InvalidInputError(
+                f"{what} may not contain '.' or '..' (it would escape): {path!r}"
+            )
         if len(name.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidInputError(f"a name in {what} is longer than {MAX_NAME_BYTES} bytes")
     return parts

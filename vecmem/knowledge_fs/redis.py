@@ -60,8 +60,14 @@ class RedisKnowledgeStore:
     0
     """
 
-    def __init__(self, url: str | None = None, *, client: Any = None, tenant: str = "default",
-                 prefix: str = "vecmem:kfs") -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        tenant: str = "default",
+        prefix: str = "vecmem:kfs",
+    ) -> None:
         self.tenant = check_tenant(tenant)
         self.prefix = prefix
         self._owned = client is None
@@ -109,8 +115,9 @@ class RedisKnowledgeStore:
         dir_keys, names = self._levels(path)
         ups = ancestors(path)
         keys = [self._f(path), self._d(path), *dir_keys, *(self._f(a) for a in ups)]
-        code, extra = self._call("writing a file", self._write_script, keys=keys,
-                                 args=[mode, raw, len(dir_keys), *names])
+        code, extra = self._call(
+            "writing a file", self._write_script, keys=keys, args=[mode, raw, len(dir_keys), *names]
+        )
         if code == -1:
             raise is_a_directory(path)
         if code == -2:
@@ -154,8 +161,9 @@ class RedisKnowledgeStore:
         path = any_path(path)
         if path != "/":
             dir_keys, names = self._levels(path)
-            if self._call("deleting a file", self._delete_script,
-                          keys=[self._f(path), *dir_keys], args=names):
+            if self._call(
+                "deleting a file", self._delete_script, keys=[self._f(path), *dir_keys], args=names
+            ):
                 return True
         if not self._call("checking a path", self.client.exists, self._d(path)):
             return False
@@ -176,21 +184,24 @@ class RedisKnowledgeStore:
             level = nxt
         doomed = files + [self._d(d) for d in dirs]
         for i in range(0, len(doomed), 500):
-            self._call("deleting", self.client.delete, *doomed[i:i + 500])
+            self._call("deleting", self.client.delete, *doomed[i : i + 500])
         if path == "/":
             self._call("deleting", self.client.delete, self._d("/"))
             return True
         dir_keys, names = self._levels(path)
-        self._call("deleting", self._delete_script, keys=[self._d(path), *dir_keys],
-                   args=[names[0] + "/", *names[1:]])
+        self._call(
+            "deleting",
+            self._delete_script,
+            keys=[self._d(path), *dir_keys],
+            args=[names[0] + "/", *names[1:]],
+        )
         return True
 
     def exists(self, path: str) -> bool:
         path = any_path(path)
         if path == "/":
             return True
-        return bool(self._call("checking a path", self.client.exists, self._f(path),
-                               self._d(path)))
+        return bool(self._call("checking a path", self.client.exists, self._f(path), self._d(path)))
 
     def on_change(self, callback: Callable[[ChangeEvent], None]) -> Subscription:
         return polling()

@@ -34,7 +34,8 @@ from vecmem.knowledge_fs.paths import ancestors, any_path, dir_path, file_path, 
 CHUNK = 4 * 1024 * 1024
 metadata = sa.MetaData()
 FILES = sa.Table(
-    "vecmem_kfs_files", metadata,
+    "vecmem_kfs_files",
+    metadata,
     sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
     sa.Column("path_hash", Key(64), primary_key=True),
     sa.Column("parent_hash", Key(64), nullable=False),
@@ -44,22 +45,25 @@ FILES = sa.Table(
     sa.Index("ix_vecmem_kfs_files_parent", "tenant", "parent_hash"),
 )
 CHUNKS = sa.Table(
-    "vecmem_kfs_chunks", metadata,
+    "vecmem_kfs_chunks",
+    metadata,
     sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
     sa.Column("path_hash", Key(64), primary_key=True),
     sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("data", Blob, nullable=False),
 )
 DIRS = sa.Table(
-    "vecmem_kfs_dirs", metadata,
+    "vecmem_kfs_dirs",
+    metadata,
     sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
     sa.Column("path_hash", Key(64), primary_key=True),
     sa.Column("parent_hash", Key(64), nullable=False),
     sa.Column("path", Text, nullable=False),
     sa.Index("ix_vecmem_kfs_dirs_parent", "tenant", "parent_hash"),
 )
-MIGRATIONS = [Migration("create knowledge store tables",
-                        lambda m: m.create_tables(FILES, CHUNKS, DIRS))]
+MIGRATIONS = [
+    Migration("create knowledge store tables", lambda m: m.create_tables(FILES, CHUNKS, DIRS))
+]
 F, CH, D = FILES.c, CHUNKS.c, DIRS.c
 
 
@@ -78,8 +82,13 @@ class SQLKnowledgeStore:
     >>> kb.close()
     """
 
-    def __init__(self, db: Database | str | None = None, *, tenant: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database | str | None = None,
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.db, self._owned = open_database(db)
         self.tenant = check_tenant(tenant)
         self.clock = clock
@@ -93,8 +102,11 @@ class SQLKnowledgeStore:
         if not hashes:
             return []
         c = table.c
-        return list(conn.execute(sa.select(c.path).where(
-            c.tenant == self.tenant, c.path_hash.in_(list(hashes)))).scalars())
+        return list(
+            conn.execute(
+                sa.select(c.path).where(c.tenant == self.tenant, c.path_hash.in_(list(hashes)))
+            ).scalars()
+        )
 
     def _prepare_new(self, conn: sa.Connection, path: str) -> None:
         """Check that ``path`` can become a file, and create its directories."""
@@ -104,9 +116,15 @@ class SQLKnowledgeStore:
         files = self._is(conn, FILES, [h(a) for a in ups])
         if files:
             raise not_a_directory(files[0])
-        self.db.insert_ignore(conn, DIRS, [
-            {"tenant": self.tenant, "path_hash": h(a), "parent_hash": h(parent(a)), "path": a}
-            for a in ups], keys=["tenant", "path_hash"])
+        self.db.insert_ignore(
+            conn,
+            DIRS,
+            [
+                {"tenant": self.tenant, "path_hash": h(a), "parent_hash": h(parent(a)), "path": a}
+                for a in ups
+            ],
+            keys=["tenant", "path_hash"],
+        )
 
     def _size(self, conn: sa.Connection, key: str, *, lock: bool = False) -> int | None:
         q = sa.select(F.size).where(F.tenant == self.tenant, F.path_hash == key)
@@ -118,17 +136,32 @@ class SQLKnowledgeStore:
         return NotFoundError(f"no file {path!r}")
 
     def _chunks(self, data: bytes, offset: int, key: str) -> list[dict[str, Any]]:
-        return [{"tenant": self.tenant, "path_hash": key, "offset": offset + i,
-                 "data": data[i:i + CHUNK]} for i in range(0, len(data), CHUNK)]
+        return [
+            {
+                "tenant": self.tenant,
+                "path_hash": key,
+                "offset": offset + i,
+                "data": data[i : i + CHUNK],
+            }
+            for i in range(0, len(data), CHUNK)
+        ]
 
     def _prune(self, conn: sa.Connection, path: str) -> None:
         """Remove the directories above ``path`` that no longer hold anything."""
         for a in ancestors(path):
             key = h(a)
-            busy = conn.execute(sa.select(F.path_hash).where(
-                F.tenant == self.tenant, F.parent_hash == key).limit(1)).first() or \
-                conn.execute(sa.select(D.path_hash).where(
-                    D.tenant == self.tenant, D.parent_hash == key).limit(1)).first()
+            busy = (
+                conn.execute(
+                    sa.select(F.path_hash)
+                    .where(F.tenant == self.tenant, F.parent_hash == key)
+                    .limit(1)
+                ).first()
+                or conn.execute(
+                    sa.select(D.path_hash)
+                    .where(D.tenant == self.tenant, D.parent_hash == key)
+                    .limit(1)
+                ).first()
+            )
             if busy:
                 return
             conn.execute(sa.delete(DIRS).where(D.tenant == self.tenant, D.path_hash == key))
@@ -148,16 +181,26 @@ class SQLKnowledgeStore:
             stop = size if end is None else min(end, size)
             if start >= stop:
                 return b""
-            first = conn.execute(sa.select(sa.func.max(CH.offset)).where(
-                CH.tenant == self.tenant, CH.path_hash == key, CH.offset <= start)).scalar()
-            rows = conn.execute(sa.select(CH.offset, CH.data).where(
-                CH.tenant == self.tenant, CH.path_hash == key,
-                CH.offset >= (first or 0), CH.offset < stop).order_by(CH.offset)).all()
+            first = conn.execute(
+                sa.select(sa.func.max(CH.offset)).where(
+                    CH.tenant == self.tenant, CH.path_hash == key, CH.offset <= start
+                )
+            ).scalar()
+            rows = conn.execute(
+                sa.select(CH.offset, CH.data)
+                .where(
+                    CH.tenant == self.tenant,
+                    CH.path_hash == key,
+                    CH.offset >= (first or 0),
+                    CH.offset < stop,
+                )
+                .order_by(CH.offset)
+            ).all()
         if not rows:
             return b""
         base = rows[0].offset
         blob = b"".join(bytes(r.data) for r in rows)
-        return blob[start - base: stop - base]
+        return blob[start - base : stop - base]
 
     def write(self, path: str, data: bytes | str) -> None:
         path, raw = file_path(path), to_bytes(data)
@@ -166,14 +209,23 @@ class SQLKnowledgeStore:
         def tx(conn: sa.Connection) -> None:
             if self._size(conn, key, lock=True) is None:
                 self._prepare_new(conn, path)
-                conn.execute(sa.insert(FILES).values(
-                    tenant=self.tenant, path_hash=key, parent_hash=h(parent(path)), path=path,
-                    size=len(raw), updated_at=self.clock()))
+                conn.execute(
+                    sa.insert(FILES).values(
+                        tenant=self.tenant,
+                        path_hash=key,
+                        parent_hash=h(parent(path)),
+                        path=path,
+                        size=len(raw),
+                        updated_at=self.clock(),
+                    )
+                )
             else:
-                conn.execute(sa.update(FILES).where(F.tenant == self.tenant, F.path_hash == key)
-                             .values(size=len(raw), updated_at=self.clock()))
-                conn.execute(sa.delete(CHUNKS).where(CH.tenant == self.tenant,
-                                                     CH.path_hash == key))
+                conn.execute(
+                    sa.update(FILES)
+                    .where(F.tenant == self.tenant, F.path_hash == key)
+                    .values(size=len(raw), updated_at=self.clock())
+                )
+                conn.execute(sa.delete(CHUNKS).where(CH.tenant == self.tenant, CH.path_hash == key))
             for row in self._chunks(raw, 0, key):
                 conn.execute(sa.insert(CHUNKS).values(**row))
 
@@ -187,13 +239,23 @@ class SQLKnowledgeStore:
             size = self._size(conn, key, lock=True)
             if size is None:
                 self._prepare_new(conn, path)
-                conn.execute(sa.insert(FILES).values(
-                    tenant=self.tenant, path_hash=key, parent_hash=h(parent(path)), path=path,
-                    size=len(raw), updated_at=self.clock()))
+                conn.execute(
+                    sa.insert(FILES).values(
+                        tenant=self.tenant,
+                        path_hash=key,
+                        parent_hash=h(parent(path)),
+                        path=path,
+                        size=len(raw),
+                        updated_at=self.clock(),
+                    )
+                )
                 size = 0
             else:
-                conn.execute(sa.update(FILES).where(F.tenant == self.tenant, F.path_hash == key)
-                             .values(size=size + len(raw), updated_at=self.clock()))
+                conn.execute(
+                    sa.update(FILES)
+                    .where(F.tenant == self.tenant, F.path_hash == key)
+                    .values(size=size + len(raw), updated_at=self.clock())
+                )
             for row in self._chunks(raw, size, key):
                 conn.execute(sa.insert(CHUNKS).values(**row))
             return size
@@ -204,26 +266,44 @@ class SQLKnowledgeStore:
         path = dir_path(path)
         key = h(path)
         with self.db.read("listing a directory") as conn:
-            files = conn.execute(sa.select(F.path).where(
-                F.tenant == self.tenant, F.parent_hash == key)).scalars().all()
-            dirs = conn.execute(sa.select(D.path).where(
-                D.tenant == self.tenant, D.parent_hash == key)).scalars().all()
+            files = (
+                conn.execute(sa.select(F.path).where(F.tenant == self.tenant, F.parent_hash == key))
+                .scalars()
+                .all()
+            )
+            dirs = (
+                conn.execute(sa.select(D.path).where(D.tenant == self.tenant, D.parent_hash == key))
+                .scalars()
+                .all()
+            )
             if not files and not dirs and path != "/":
                 if self._size(conn, key) is not None:
                     raise not_a_directory(path)
                 raise NotFoundError(f"no directory {path!r}")
         return sorted([name(p) for p in files] + [name(p) + "/" for p in dirs])
 
-    def _descendants(self, conn: sa.Connection, path: str) -> tuple[builtins.list[str], builtins.list[str]]:
+    def _descendants(
+        self, conn: sa.Connection, path: str
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         """(file hashes, dir hashes) under directory ``path`` (breadth first)."""
         files: list[str] = []
         dirs: list[str] = []
         level = [h(path)]
         while level:
-            files += conn.execute(sa.select(F.path_hash).where(
-                F.tenant == self.tenant, F.parent_hash.in_(level))).scalars().all()
-            level = list(conn.execute(sa.select(D.path_hash).where(
-                D.tenant == self.tenant, D.parent_hash.in_(level))).scalars().all())
+            files += (
+                conn.execute(
+                    sa.select(F.path_hash).where(F.tenant == self.tenant, F.parent_hash.in_(level))
+                )
+                .scalars()
+                .all()
+            )
+            level = list(
+                conn.execute(
+                    sa.select(D.path_hash).where(D.tenant == self.tenant, D.parent_hash.in_(level))
+                )
+                .scalars()
+                .all()
+            )
             dirs += level
         return files, dirs
 
@@ -247,8 +327,11 @@ class SQLKnowledgeStore:
             if path != "/":
                 dirs.append(key)
             for i in range(0, len(dirs), 500):
-                conn.execute(sa.delete(DIRS).where(D.tenant == self.tenant,
-                                                   D.path_hash.in_(dirs[i:i + 500])))
+                conn.execute(
+                    sa.delete(DIRS).where(
+                        D.tenant == self.tenant, D.path_hash.in_(dirs[i : i + 500])
+                    )
+                )
             if path != "/":
                 self._prune(conn, path)
             return True
@@ -257,9 +340,8 @@ class SQLKnowledgeStore:
 
     def _drop_files(self, conn: sa.Connection, keys: Sequence[str]) -> None:
         for i in range(0, len(keys), 500):
-            part = list(keys[i:i + 500])
-            conn.execute(sa.delete(CHUNKS).where(CH.tenant == self.tenant,
-                                                 CH.path_hash.in_(part)))
+            part = list(keys[i : i + 500])
+            conn.execute(sa.delete(CHUNKS).where(CH.tenant == self.tenant, CH.path_hash.in_(part)))
             conn.execute(sa.delete(FILES).where(F.tenant == self.tenant, F.path_hash.in_(part)))
 
     def exists(self, path: str) -> bool:

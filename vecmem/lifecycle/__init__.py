@@ -7,12 +7,18 @@
 """
 
 from vecmem.lifecycle.archive import (
-           ArchiveReport,
-           export_store,
-           import_store,
-           verify_archive,
+    ArchiveReport,
+    export_store,
+    import_store,
+    verify_archive,
 )
 from vecmem.lifecycle.migration import MigrateReport, migrate
 
-__all__ = ["ArchiveReport", "MigrateReport", "export_store", "import_store", "migrate",
-           "verify_archive"]
+__all__ = [
+    "ArchiveReport",
+    "MigrateReport",
+    "export_store",
+    "import_store",
+    "migrate",
+    "verify_archive",
+]

@@ -80,9 +80,16 @@ def _open_output(path: Path) -> IO[bytes]:
     return open(path, "wb")
 
 
-def export_store(store: Any, path: str | os.PathLike[str], *, filter: FilterLike = None,
-                 key: bytes | str | None = None, cipher: Cipher = "aes-gcm", page: int = PAGE,
-                 progress: bool = False) -> ArchiveReport:
+def export_store(
+    store: Any,
+    path: str | os.PathLike[str],
+    *,
+    filter: FilterLike = None,
+    key: bytes | str | None = None,
+    cipher: Cipher = "aes-gcm",
+    page: int = PAGE,
+    progress: bool = False,
+) -> ArchiveReport:
     """Write ``store`` (a store object, or a folder / name / URL :func:`vecmem.stores.open_store`
     takes) to the archive ``path``, only the chunks matching ``filter`` if one is given.
 
@@ -105,24 +112,37 @@ def export_store(store: Any, path: str | os.PathLike[str], *, filter: FilterLike
             with _open_output(partial) as f:
                 # closed by hand: a failed export must not end the tar as if whole
                 tar = tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT)
-                head = {"format": FORMAT, "version": VERSION, "id": archive_id,
-                        "cipher": codec.cipher if codec else None}
+                head = {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "id": archive_id,
+                    "cipher": codec.cipher if codec else None,
+                }
                 _add(tar, "archive.json", _json(head), members)
                 w = _Writer(tar, codec, archive_id, members)
                 w.add("space.json", space.to_json().encode())
                 with progress_bar(pages.total(), "export", progress) as bar:
                     for n, (chunks, vectors) in enumerate(pages):
                         name = f"parts/{n:06d}"
-                        lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False,
-                                                   separators=(",", ":")) + "\n" for c in chunks)
+                        lines = "".join(
+                            json.dumps(c.to_dict(), ensure_ascii=False, separators=(",", ":"))
+                            + "\n"
+                            for c in chunks
+                        )
                         w.add(name + ".jsonl", lines.encode("utf-8"), rows=len(chunks))
                         w.add(name + ".npy", _npy(vectors), rows=len(chunks))
                         total += len(chunks)
                         bar.update(len(chunks))
                         _fault("export-part")
-                manifest = {"format": FORMAT, "version": VERSION, "id": archive_id,
-                            "chunks": total, "dim": space.dim, "filter": filter,
-                            "members": dict(members)}
+                manifest = {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "id": archive_id,
+                    "chunks": total,
+                    "dim": space.dim,
+                    "filter": filter,
+                    "members": dict(members),
+                }
                 w.add("manifest.json", _json(manifest), listed=False)
                 tar.close()
                 f.flush()
@@ -132,27 +152,42 @@ def export_store(store: Any, path: str | os.PathLike[str], *, filter: FilterLike
             with contextlib.suppress(OSError):
                 partial.unlink()
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFullError(f"no space left to write the archive {out}: {exc}; "
-                                       "nothing was written there") from exc
+                raise StorageFullError(
+                    f"no space left to write the archive {out}: {exc}; nothing was written there"
+                ) from exc
             raise
-    return ArchiveReport(str(out), total, (len(members) - 2) // 2, out.stat().st_size,
-                         round(time.perf_counter() - t0, 3))
+    return ArchiveReport(
+        str(out),
+        total,
+        (len(members) - 2) // 2,
+        out.stat().st_size,
+        round(time.perf_counter() - t0, 3),
+    )
 
 
 class _Writer:
-    def __init__(self, tar: tarfile.TarFile, codec: Codec | None, archive_id: str,
-                 members: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        tar: tarfile.TarFile,
+        codec: Codec | None,
+        archive_id: str,
+        members: dict[str, dict[str, Any]],
+    ) -> None:
         self.tar, self.codec, self.id, self.members = tar, codec, archive_id, members
 
-    def add(self, name: str, data: bytes, *, rows: int | None = None,
-            listed: bool = True) -> None:
+    def add(self, name: str, data: bytes, *, rows: int | None = None, listed: bool = True) -> None:
         if self.codec is not None:
             data = self.codec.seal(data, aad=_aad(self.id, name))
         _add(self.tar, name, data, self.members if listed else None, rows)
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes,
-         members: dict[str, dict[str, Any]] | None, rows: int | None = None) -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    data: bytes,
+    members: dict[str, dict[str, Any]] | None,
+    rows: int | None = None,
+) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
@@ -205,8 +240,7 @@ def _members(path: Path, what: str) -> Iterator[tuple[str, bytes]]:
         raise IntegrityError(f"{what} is damaged or truncated ({exc})") from exc
 
 
-def _decode_part(codec: Codec | None, head_id: str, name: str, raw: bytes,
-                 what: str) -> bytes:
+def _decode_part(codec: Codec | None, head_id: str, name: str, raw: bytes, what: str) -> bytes:
     if codec is None:
         return raw
     return codec.unseal(raw, aad=_aad(head_id, name), what=f"{what} member {name!r}")
@@ -214,9 +248,17 @@ def _decode_part(codec: Codec | None, head_id: str, name: str, raw: bytes,
 
 def _parse_chunks(data: bytes, name: str, what: str) -> list[Chunk]:
     try:
-        return [Chunk(id=d["id"], document_id=d["document_id"], position=int(d["position"]),
-                      text=d["text"], metadata=d["metadata"], content_hash=d["content_hash"])
-                for d in map(json.loads, data.decode("utf-8").splitlines())]
+        return [
+            Chunk(
+                id=d["id"],
+                document_id=d["document_id"],
+                position=int(d["position"]),
+                text=d["text"],
+                metadata=d["metadata"],
+                content_hash=d["content_hash"],
+            )
+            for d in map(json.loads, data.decode("utf-8").splitlines())
+        ]
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{what}: member {name!r} is not valid chunk JSON ({exc})") from exc
 
@@ -227,8 +269,9 @@ def _parse_vectors(data: bytes, name: str, what: str, rows: int, dim: int) -> np
     except (ValueError, OSError, EOFError) as exc:
         raise IntegrityError(f"{what}: member {name!r} is not a .npy array ({exc})") from exc
     if v.dtype != np.float32 or v.shape != (rows, dim):
-        raise IntegrityError(f"{what}: member {name!r} holds {v.dtype} {v.shape}, expected "
-                             f"float32 ({rows}, {dim})")
+        raise IntegrityError(
+            f"{what}: member {name!r} holds {v.dtype} {v.shape}, expected float32 ({rows}, {dim})"
+        )
     return v
 
 
@@ -248,8 +291,10 @@ def _read(path: Path, key: bytes | str | None, *, write: Any = None) -> _Head:
     if not ok:
         raise IntegrityError(f"{what} is not a vecmem archive")
     if head.get("version") != VERSION:
-        raise IntegrityError(f"{what} has format version {head.get('version')!r}; this vecmem "
-                             f"reads version {VERSION}")
+        raise IntegrityError(
+            f"{what} has format version {head.get('version')!r}; this vecmem "
+            f"reads version {VERSION}"
+        )
     cipher = head.get("cipher")
     codec: Codec | None = None
     if cipher is not None:
@@ -307,20 +352,27 @@ def _read(path: Path, key: bytes | str | None, *, write: Any = None) -> _Head:
         if not isinstance(listed[name], dict) or listed[name].get("sha256") != digest:
             raise IntegrityError(f"{what}: member {name!r} fails its SHA-256 checksum")
     if manifest.get("chunks") != rows_seen or manifest.get("id") != head["id"]:
-        raise IntegrityError(f"{what}: manifest says {manifest.get('chunks')} chunks, the "
-                             f"archive holds {rows_seen}")
+        raise IntegrityError(
+            f"{what}: manifest says {manifest.get('chunks')} chunks, the archive holds {rows_seen}"
+        )
     return _Head(head["id"], cipher, space, manifest)
 
 
-def verify_archive(path: str | os.PathLike[str], *, key: bytes | str | None = None
-                   ) -> dict[str, Any]:
+def verify_archive(
+    path: str | os.PathLike[str], *, key: bytes | str | None = None
+) -> dict[str, Any]:
     """The manifest of the archive at ``path`` once every member has been checked;
     :class:`~vecmem.errors.IntegrityError` if anything is damaged, missing or undecryptable."""
     return _read(Path(os.fspath(path)), key).manifest
 
 
-def import_store(path: str | os.PathLike[str], store: Any, *, key: bytes | str | None = None,
-                 progress: bool = False) -> ArchiveReport:
+def import_store(
+    path: str | os.PathLike[str],
+    store: Any,
+    *,
+    key: bytes | str | None = None,
+    progress: bool = False,
+) -> ArchiveReport:
     """Load the archive at ``path`` into ``store`` (an object, or what
     :func:`~vecmem.stores.open_store` takes), after checking all of it (see the module text).
 
@@ -334,6 +386,7 @@ def import_store(path: str | os.PathLike[str], store: Any, *, key: bytes | str |
     head = _read(src, key)  # pass 1: everything checked, nothing written
     with opened(store, space=head.space) as (s, _space):
         with progress_bar(int(head.manifest["chunks"]), "import", progress) as bar:
+
             def write(chunks: list[Chunk], vectors: np.ndarray) -> None:
                 s.upsert(chunks, vectors)
                 bar.update(len(chunks))
@@ -342,6 +395,10 @@ def import_store(path: str | os.PathLike[str], store: Any, *, key: bytes | str |
             again = _read(src, key, write=write)  # pass 2: written as it is read
         if again.archive_id != head.archive_id:
             raise IntegrityError(f"archive {str(src)!r} changed while it was imported")
-    return ArchiveReport(str(src), int(head.manifest["chunks"]),
-                         (len(head.manifest["members"]) - 2) // 2, src.stat().st_size,
-                         round(time.perf_counter() - t0, 3))
+    return ArchiveReport(
+        str(src),
+        int(head.manifest["chunks"]),
+        (len(head.manifest["members"]) - 2) // 2,
+        src.stat().st_size,
+        round(time.perf_counter() - t0, 3),
+    )

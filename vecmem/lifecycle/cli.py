@@ -41,8 +41,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from vecmem.lifecycle.archive import export_store
 
     flt = json.loads(args.filter) if args.filter else None
-    _show(export_store(args.store, args.file, filter=flt, key=_key(args), cipher=args.cipher,
-                       progress=not args.json), args.json)
+    _show(
+        export_store(
+            args.store,
+            args.file,
+            filter=flt,
+            key=_key(args),
+            cipher=args.cipher,
+            progress=not args.json,
+        ),
+        args.json,
+    )
     return 0
 
 
@@ -65,8 +74,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from vecmem.lifecycle.migration import migrate
 
     flt = json.loads(args.filter) if args.filter else None
-    _show(migrate(args.src, args.dst, filter=flt, page=args.page, verify=not args.no_verify,
-                  progress=not args.json), args.json)
+    _show(
+        migrate(
+            args.src,
+            args.dst,
+            filter=flt,
+            page=args.page,
+            verify=not args.no_verify,
+            progress=not args.json,
+        ),
+        args.json,
+    )
     return 0
 
 
@@ -82,8 +100,17 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_reembed(args: argparse.Namespace) -> int:
     from vecmem.lifecycle.reembed import reembed
 
-    _show(reembed(args.store, args.embedder, cache=args.cache, switch=not args.no_switch,
-                  drop_old=args.drop_old, progress=not args.json), args.json)
+    _show(
+        reembed(
+            args.store,
+            args.embedder,
+            cache=args.cache,
+            switch=not args.no_switch,
+            drop_old=args.drop_old,
+            progress=not args.json,
+        ),
+        args.json,
+    )
     return 0
 
 
@@ -119,17 +146,25 @@ def register(sub: Any) -> None:
     m.add_argument("--no-verify", action="store_true", help="skip the count and top-10 check")
     m.set_defaults(func=cmd_migrate)
 
-    b = sub.add_parser("backup", help="copy conversations, state, checkpoints and agent-memory "
-                                      "history between databases (SQLite, PostgreSQL, MySQL)")
+    b = sub.add_parser(
+        "backup",
+        help="copy conversations, state, checkpoints and agent-memory "
+        "history between databases (SQLite, PostgreSQL, MySQL)",
+    )
     b.add_argument("src", help="database URL to copy from")
     b.add_argument("dst", help="database URL to copy into (sqlite:////path.db for a file)")
-    b.add_argument("--parts", help="comma-separated: conversations,state,checkpoints,"
-                                   "agent_memory (default: all)")
+    b.add_argument(
+        "--parts",
+        help="comma-separated: conversations,state,checkpoints,agent_memory (default: all)",
+    )
     b.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
     b.set_defaults(func=cmd_backup)
 
-    r = sub.add_parser("reembed", help="embed an embedded store again with another embedder, "
-                                       "beside it, then switch atomically")
+    r = sub.add_parser(
+        "reembed",
+        help="embed an embedded store again with another embedder, "
+        "beside it, then switch atomically",
+    )
     r.add_argument("store", help="the embedded store's folder")
     r.add_argument("--embedder", required=True, help="the new embedder (name or kind:model)")
     r.add_argument("--cache", help="embedding cache file (texts embedded before are reused)")

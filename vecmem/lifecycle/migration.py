@@ -49,9 +49,17 @@ def _fault(point: str) -> None:
     at ``point`` ("migrate-page": a page written)."""
 
 
-def migrate(src: Any, dst: Any, *, filter: FilterLike = None, page: int = 1024,
-            verify: bool = True, sample: int = 20, min_overlap: float = 0.9,
-            progress: bool = False) -> MigrateReport:
+def migrate(
+    src: Any,
+    dst: Any,
+    *,
+    filter: FilterLike = None,
+    page: int = 1024,
+    verify: bool = True,
+    sample: int = 20,
+    min_overlap: float = 0.9,
+    progress: bool = False,
+) -> MigrateReport:
     """Copy ``src`` into ``dst`` (store objects, or folders / names / URLs that
     :func:`vecmem.stores.open_store` takes); see the module text."""
     t0 = time.perf_counter()
@@ -80,14 +88,15 @@ def migrate(src: Any, dst: Any, *, filter: FilterLike = None, page: int = 1024,
         n_src, n_dst = s.count(f), d.count(f)
         overlap = _compare(s, d, picks, f) if verify else {}
     if verify and n_src != n_dst:
-        raise IntegrityError(f"migration check failed: the source holds {n_src} chunks, the "
-                             f"target {n_dst}")
+        raise IntegrityError(
+            f"migration check failed: the source holds {n_src} chunks, the target {n_dst}"
+        )
     low = {m: v for m, v in overlap.items() if v < min_overlap}
     if low:
-        raise IntegrityError(f"migration check failed: top-{TOP} overlap {low} is below "
-                             f"{min_overlap}")
-    return MigrateReport(copied, skipped, n_src, n_dst, overlap,
-                         round(time.perf_counter() - t0, 3))
+        raise IntegrityError(
+            f"migration check failed: top-{TOP} overlap {low} is below {min_overlap}"
+        )
+    return MigrateReport(copied, skipped, n_src, n_dst, overlap, round(time.perf_counter() - t0, 3))
 
 
 def _compare(s: VectorStore, d: VectorStore, ids: list[str], f: Any) -> dict[str, float]:
@@ -98,12 +107,12 @@ def _compare(s: VectorStore, d: VectorStore, ids: list[str], f: Any) -> dict[str
     vectors = s.get_vectors([c.id for c in chunks])
     scores: dict[str, list[float]] = {"vector": [], "keyword": []}
     for c, v in zip(chunks, vectors):
-        scores["vector"].append(_overlap(s.query(v, k=TOP, filter=f),
-                                         d.query(v, k=TOP, filter=f)))
+        scores["vector"].append(_overlap(s.query(v, k=TOP, filter=f), d.query(v, k=TOP, filter=f)))
         text = " ".join(c.text.split()[:8])
         if text:
-            scores["keyword"].append(_overlap(s.keyword(text, k=TOP, filter=f),
-                                              d.keyword(text, k=TOP, filter=f)))
+            scores["keyword"].append(
+                _overlap(s.keyword(text, k=TOP, filter=f), d.keyword(text, k=TOP, filter=f))
+            )
     return {m: round(sum(x) / len(x), 4) for m, x in scores.items() if x}
 
 

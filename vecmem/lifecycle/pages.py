@@ -26,12 +26,19 @@ class Pages:
     >>> for chunks, vectors in Pages(store, page=1000): ...           # doctest: +SKIP
     """
 
-    def __init__(self, store: VectorStore, *, filter: FilterLike = None, page: int = 2048,
-                 after: str | None = None) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        *,
+        filter: FilterLike = None,
+        page: int = 2048,
+        after: str | None = None,
+    ) -> None:
         if not isinstance(store, PagedStore):
             raise ConfigurationError(
                 f"{type(store).__name__} cannot list its chunks page by page (it has no "
-                "page_ids(); memory, embedded, pgvector, LanceDB, Chroma, DuckDB and Qdrant have it)")
+                "page_ids(); memory, embedded, pgvector, LanceDB, Chroma, DuckDB and Qdrant have it)"
+            )
         if page < 1:
             raise ConfigurationError(f"page must be at least 1, got {page}")
         self.store = store
@@ -61,8 +68,9 @@ class Pages:
 
 
 @contextlib.contextmanager
-def opened(store: Any, *, space: EmbeddingSpace | None = None
-           ) -> Iterator[tuple[VectorStore, EmbeddingSpace]]:
+def opened(
+    store: Any, *, space: EmbeddingSpace | None = None
+) -> Iterator[tuple[VectorStore, EmbeddingSpace]]:
     """``(store, its space)``: ``store`` opened from a folder, name or URL (and closed after)
     or the object given, connected to its recorded space, or to ``space`` when it is new
     (:class:`~vecmem.errors.EmbeddingSpaceMismatchError` when it holds another)."""

@@ -66,18 +66,26 @@ def _exchange(a: Path, b: Path) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     fn = getattr(libc, "renameat2", None)
     if fn is None:
-        raise ConfigurationError("re-embedding needs renameat2 (Linux, glibc 2.28+) for its "
-                                 "atomic switch")
+        raise ConfigurationError(
+            "re-embedding needs renameat2 (Linux, glibc 2.28+) for its atomic switch"
+        )
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
         err = ctypes.get_errno()
-        raise BackendError(f"cannot swap {a} and {b}: {os.strerror(err)} (errno {err}); "
-                           "nothing was switched")
+        raise BackendError(
+            f"cannot swap {a} and {b}: {os.strerror(err)} (errno {err}); nothing was switched"
+        )
 
 
-def reembed(store: str | os.PathLike[str], embedder: Embedder | str, *,
-            cache: EmbeddingCache | str | os.PathLike[str] | None = None, page: int = 256,
-            switch: bool = True, drop_old: bool = False, progress: bool = False
-            ) -> ReembedReport:
+def reembed(
+    store: str | os.PathLike[str],
+    embedder: Embedder | str,
+    *,
+    cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    page: int = 256,
+    switch: bool = True,
+    drop_old: bool = False,
+    progress: bool = False,
+) -> ReembedReport:
     """Build ``store`` (an embedded store's folder) again with ``embedder`` beside it, then
     (``switch``) swap it in atomically; see the module text. Run again after a crash, it goes
     on where it stopped; on a store already switched it only drops the old space if asked."""
@@ -98,20 +106,31 @@ def reembed(store: str | os.PathLike[str], embedder: Embedder | str, *,
         if old_space.embedder == base.name and old_space.dim == base.dim:  # switched already
             if drop_old and side.exists():
                 drop_old_space(path)
-            return ReembedReport(0, 0, False, str(side) if side.exists() else "",
-                                 round(time.perf_counter() - t0, 3))
-        space = EmbeddingSpace(base.name, base.dim, old_space.distance, old_space.tokenizer,
-                               old_space.chunker, old_space.bm25_k1, old_space.bm25_b,
-                               old_space.bm25_epsilon)
+            return ReembedReport(
+                0, 0, False, str(side) if side.exists() else "", round(time.perf_counter() - t0, 3)
+            )
+        space = EmbeddingSpace(
+            base.name,
+            base.dim,
+            old_space.distance,
+            old_space.tokenizer,
+            old_space.chunker,
+            old_space.bm25_k1,
+            old_space.bm25_b,
+            old_space.bm25_epsilon,
+        )
         old.connect(old_space)
         new = EmbeddedStore(side)
         try:
             recorded = new.stored_space()
-            if recorded is not None and (recorded.embedder, recorded.dim) != (space.embedder,
-                                                                               space.dim):
+            if recorded is not None and (recorded.embedder, recorded.dim) != (
+                space.embedder,
+                space.dim,
+            ):
                 raise ConfigurationError(
                     f"{side} holds a space made with {recorded.embedder!r}, neither the store's "
-                    f"nor the new one: move it away (an old space kept by an earlier re-embed?)")
+                    f"nor the new one: move it away (an old space kept by an earlier re-embed?)"
+                )
             new.connect(space)
             embedded = skipped = 0
             pages = Pages(old, page=page)
@@ -130,8 +149,10 @@ def reembed(store: str | os.PathLike[str], embedder: Embedder | str, *,
             if gone:
                 new.delete(ids=sorted(gone))
             if new.count() != old.count():
-                raise IntegrityError(f"re-embedding check failed: {old.count()} chunks in the "
-                                     f"store, {new.count()} in the new space")
+                raise IntegrityError(
+                    f"re-embedding check failed: {old.count()} chunks in the "
+                    f"store, {new.count()} in the new space"
+                )
             new.flush()
         finally:
             new.close()
@@ -144,8 +165,9 @@ def reembed(store: str | os.PathLike[str], embedder: Embedder | str, *,
     _fault("reembed-switched")
     if drop_old:
         drop_old_space(path)
-    return ReembedReport(embedded, skipped, True, "" if drop_old else str(side),
-                         round(time.perf_counter() - t0, 3))
+    return ReembedReport(
+        embedded, skipped, True, "" if drop_old else str(side), round(time.perf_counter() - t0, 3)
+    )
 
 
 def _ids(store: Any) -> set[str]:

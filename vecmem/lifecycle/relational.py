@@ -40,13 +40,22 @@ def _parts() -> dict[str, tuple[str, Sequence[Migration], tuple[sa.Table, ...]]]
     from vecmem.state import sql as state
 
     return {
-        "conversations": ("conversations", conversations.MIGRATIONS,
-                          (conversations.SESSIONS, conversations.TAGS, conversations.MESSAGES)),
+        "conversations": (
+            "conversations",
+            conversations.MIGRATIONS,
+            (conversations.SESSIONS, conversations.TAGS, conversations.MESSAGES),
+        ),
         "state": ("state", state.MIGRATIONS, (state.state_table,)),
-        "checkpoints": ("checkpoints", checkpoints.MIGRATIONS,
-                        (checkpoints.CHECKPOINTS, checkpoints.TAGS)),
-        "agent_memory": ("agent_memory", agent_memory.MIGRATIONS,
-                         (agent_memory.versions_table, agent_memory.changes_table)),
+        "checkpoints": (
+            "checkpoints",
+            checkpoints.MIGRATIONS,
+            (checkpoints.CHECKPOINTS, checkpoints.TAGS),
+        ),
+        "agent_memory": (
+            "agent_memory",
+            agent_memory.MIGRATIONS,
+            (agent_memory.versions_table, agent_memory.changes_table),
+        ),
     }
 
 
@@ -65,9 +74,14 @@ def _fault(point: str) -> None:
     """Fault-injection hook, a no-op ("relational-page": a page committed)."""
 
 
-def copy_relational(src: Database | str, dst: Database | str, *,
-                    parts: Sequence[str] | None = None, tenants: Sequence[str] | None = None,
-                    page: int = PAGE) -> RelationalReport:
+def copy_relational(
+    src: Database | str,
+    dst: Database | str,
+    *,
+    parts: Sequence[str] | None = None,
+    tenants: Sequence[str] | None = None,
+    page: int = PAGE,
+) -> RelationalReport:
     """Copy ``parts`` (default: all of :data:`PARTS`) of ``src`` into ``dst``; see the module
     text. Parts the source has never created are skipped (0 rows)."""
     import time
@@ -94,8 +108,9 @@ def copy_relational(src: Database | str, dst: Database | str, *,
     return RelationalReport(rows, round(time.perf_counter() - t0, 3))
 
 
-def _present(db: Database, parts: Sequence[str]
-             ) -> list[tuple[str, Sequence[Migration], tuple[sa.Table, ...]]]:
+def _present(
+    db: Database, parts: Sequence[str]
+) -> list[tuple[str, Sequence[Migration], tuple[sa.Table, ...]]]:
     known = _parts()
     unknown = [p for p in parts if p not in known]
     if unknown:
@@ -104,9 +119,13 @@ def _present(db: Database, parts: Sequence[str]
     return [known[p] for p in parts if all(t.name in have for t in known[p][2])]
 
 
-def verify_relational(src: Database | str, dst: Database | str, *,
-                      parts: Sequence[str] | None = None,
-                      tenants: Sequence[str] | None = None) -> dict[str, int]:
+def verify_relational(
+    src: Database | str,
+    dst: Database | str,
+    *,
+    parts: Sequence[str] | None = None,
+    tenants: Sequence[str] | None = None,
+) -> dict[str, int]:
     """Rows per table once ``dst`` is checked to hold exactly ``src``'s rows of ``parts`` (of
     ``tenants``); :class:`~vecmem.errors.IntegrityError` on the first difference."""
     s, own_s = open_database(src)
@@ -134,8 +153,7 @@ def _pk(table: sa.Table) -> list[sa.Column[Any]]:
     return list(table.primary_key.columns)
 
 
-def _pages(db: Database, table: sa.Table, where: Any, page: int
-           ) -> Iterator[list[dict[str, Any]]]:
+def _pages(db: Database, table: sa.Table, where: Any, page: int) -> Iterator[list[dict[str, Any]]]:
     """Rows of ``table`` matching ``where`` in primary-key order (code-point order for keys),
     ``page`` at a time, each page read after the previous one's last key."""
     pk = _pk(table)
@@ -144,8 +162,10 @@ def _pages(db: Database, table: sa.Table, where: Any, page: int
     while True:
         stmt = sa.select(table).where(where)
         if last is not None:
-            stmt = stmt.where(sa.tuple_(*order) > sa.tuple_(*[
-                sa.literal(v, type_=c.type) for v, c in zip(last, pk)]))
+            stmt = stmt.where(
+                sa.tuple_(*order)
+                > sa.tuple_(*[sa.literal(v, type_=c.type) for v, c in zip(last, pk)])
+            )
         stmt = stmt.order_by(*order).limit(page)
         with db.read(f"read {table.name}") as conn:
             batch = [dict(r._mapping) for r in conn.execute(stmt)]
@@ -159,6 +179,7 @@ def _copy(s: Database, d: Database, table: sa.Table, where: Any, page: int) -> i
     keys = [c.name for c in _pk(table)]
     n = 0
     for batch in _pages(s, table, where, page):
+
         def write(conn: sa.Connection, b: list[dict[str, Any]] = batch) -> None:
             d.upsert(conn, table, b, keys=keys)
 
@@ -187,8 +208,11 @@ def _digest(db: Database, table: sa.Table, where: Any) -> tuple[int, str]:
     n = 0
     for batch in _pages(db, table, where, PAGE):
         for row in batch:
-            h.update(json.dumps([_canon(row[c.name]) for c in table.columns],
-                                ensure_ascii=False, default=str).encode())
+            h.update(
+                json.dumps(
+                    [_canon(row[c.name]) for c in table.columns], ensure_ascii=False, default=str
+                ).encode()
+            )
             n += 1
     return n, h.hexdigest()
 
@@ -200,12 +224,16 @@ def _verify(s: Database, d: Database, table: sa.Table, where: Any) -> int:
     except BackendError as exc:
         raise IntegrityError(f"copy of {table.name} failed its check: {exc}") from exc
     if a[0] != b[0]:
-        raise IntegrityError(f"copy of {table.name} failed its check: {a[0]} rows in the "
-                             f"source, {b[0]} in the target")
+        raise IntegrityError(
+            f"copy of {table.name} failed its check: {a[0]} rows in the "
+            f"source, {b[0]} in the target"
+        )
     if a[1] != b[1]:
-        raise IntegrityError(f"copy of {table.name} failed its check: the rows differ "
-                             f"{_first_difference(s, d, table, where)} "
-                             "(SHA-256 over the rows in key order)")
+        raise IntegrityError(
+            f"copy of {table.name} failed its check: the rows differ "
+            f"{_first_difference(s, d, table, where)} "
+            "(SHA-256 over the rows in key order)"
+        )
     return a[0]
 
 

@@ -48,8 +48,19 @@ from vecmem.loaders.text import CodeLoader, JsonLoader, MarkdownLoader, TextLoad
 from vecmem.registry import LOADERS
 from vecmem.types import Document
 
-BUILTIN = (TextLoader, MarkdownLoader, JsonLoader, CodeLoader, CsvLoader, PdfLoader, DocxLoader,
-           PptxLoader, XlsxLoader, HtmlLoader, EpubLoader)
+BUILTIN = (
+    TextLoader,
+    MarkdownLoader,
+    JsonLoader,
+    CodeLoader,
+    CsvLoader,
+    PdfLoader,
+    DocxLoader,
+    PptxLoader,
+    XlsxLoader,
+    HtmlLoader,
+    EpubLoader,
+)
 for _cls in BUILTIN:
     LOADERS.register(_cls.name, _cls)
 
@@ -94,17 +105,21 @@ def loader_for(name: str) -> Loader | None:
     return LoaderTable().for_name(name)
 
 
-def load_file(path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None
-              ) -> list[Document]:
+def load_file(
+    path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None
+) -> list[Document]:
     """Documents of one file (raises the file's typed error; see :mod:`vecmem.ingest`)."""
     from vecmem.ingest import read_file
 
     return read_file(Path(path), table=LoaderTable(), metadata=metadata)[0]
 
 
-def load_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-               metadata: Mapping[str, Any] | None = None, recursive: bool = True
-               ) -> list[Document]:
+def load_paths(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    recursive: bool = True,
+) -> list[Document]:
     """Documents of files and folders, raising on the first file that cannot be read (files of
     types no loader reads are left out of folders). :meth:`VectorMemory.add_files` reports
     failures instead and goes on."""
@@ -115,5 +130,13 @@ def load_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     return [d for f in files for d in load_file(f, metadata=metadata)]
 
 
-__all__ = ["LOADERS", "Loaded", "Loader", "LoaderTable", "load_file", "load_paths",
-           "loader_for", "sniff"]
+__all__ = [
+    "LOADERS",
+    "Loaded",
+    "Loader",
+    "LoaderTable",
+    "load_file",
+    "load_paths",
+    "loader_for",
+    "sniff",
+]

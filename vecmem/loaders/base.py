@@ -77,15 +77,17 @@ def expect(data: bytes, magic: bytes, *, name: str, kind: str) -> None:
     """Raise :class:`FormatMismatchError` unless ``data`` starts with ``magic`` (a ``.pdf``
     holding HTML, a ``.docx`` that is plain text)."""
     if not data.startswith(magic):
-        raise FormatMismatchError(f"{name} is not a {kind} file: its content looks like "
-                                  f"{sniff(data)}")
+        raise FormatMismatchError(
+            f"{name} is not a {kind} file: its content looks like {sniff(data)}"
+        )
 
 
 def decode_text(data: bytes, *, name: str) -> str:
     """UTF-8 text (a BOM is dropped); anything else is an error, never a guess."""
     if b"\x00" in data[:8192]:
-        raise FormatMismatchError(f"{name} is not a text file: its content looks like "
-                                  f"{sniff(data)}")
+        raise FormatMismatchError(
+            f"{name} is not a text file: its content looks like {sniff(data)}"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,6 +105,8 @@ def expect_ooxml(data: bytes, *, name: str, kind: str) -> None:
     if data.startswith(_CFB_MAGIC):
         if "EncryptionInfo".encode("utf-16-le") in data:
             raise EncryptedDocumentError(f"{name} is encrypted (password protected)")
-        raise FormatMismatchError(f"{name} is an old binary Office file (.doc/.ppt/.xls), not "
-                                  f"{kind}; save it as {kind} first")
+        raise FormatMismatchError(
+            f"{name} is an old binary Office file (.doc/.ppt/.xls), not "
+            f"{kind}; save it as {kind} first"
+        )
     expect(data, ZIP_MAGIC, name=name, kind=kind)

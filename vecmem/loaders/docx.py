@@ -27,7 +27,8 @@ class DocxLoader:
     name: ClassVar[str] = "docx"
     suffixes: ClassVar[tuple[str, ...]] = (".docx",)
     mime_types: ClassVar[tuple[str, ...]] = (
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",)
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    )
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         docx = require("docx", "docx", "reading Word files")
@@ -55,8 +56,14 @@ class DocxLoader:
                 if hasattr(block, "rows"):  # a table
                     text = _table_text(block)
                     if text:
-                        elements.append(Element(text, kind="table", page=page if paged else None,
-                                                heading=tuple(t for _, t in path)))
+                        elements.append(
+                            Element(
+                                text,
+                                kind="table",
+                                page=page if paged else None,
+                                heading=tuple(t for _, t in path),
+                            )
+                        )
                     if block._element in holders:
                         page += _count_breaks(block._element, breaks, before_text=False)
                     continue
@@ -73,9 +80,14 @@ class DocxLoader:
                 if text and level is not None:
                     path = [(lv, t) for lv, t in path if lv < level] + [(level, text)]
                 if text:
-                    elements.append(Element(
-                        text, kind="heading" if level is not None else "text",
-                        page=page if paged else None, heading=tuple(t for _, t in path)))
+                    elements.append(
+                        Element(
+                            text,
+                            kind="heading" if level is not None else "text",
+                            page=page if paged else None,
+                            heading=tuple(t for _, t in path),
+                        )
+                    )
                 if broken:
                     page += _count_breaks(block._p, breaks, before_text=False)
         except Exception as exc:  # python-docx raises KeyError, BadZipFile, lxml errors ...
@@ -98,8 +110,9 @@ def _paragraph_text(p: Any) -> str:
     with lxml brings that to the benchmark's target (BENCHMARKS.md, "Document loading")."""
     out: list[str] = []
     for node in p:
-        runs = (node,) if node.tag == _R else node.iterchildren(_R) \
-            if node.tag in _RUN_HOLDERS else ()
+        runs = (
+            (node,) if node.tag == _R else node.iterchildren(_R) if node.tag in _RUN_HOLDERS else ()
+        )
         for run in runs:
             for c in run:
                 if c.tag == _T:

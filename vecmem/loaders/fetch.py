@@ -35,12 +35,14 @@ def fetch(url: str, *, max_bytes: int, timeout: float = DEFAULT_TIMEOUT) -> Fetc
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise DocumentTooLargeError(
-                    f"{url} is {int(length):,} bytes, over the limit of {max_bytes:,}")
+                    f"{url} is {int(length):,} bytes, over the limit of {max_bytes:,}"
+                )
             data = response.read(max_bytes + 1)
             if len(data) > max_bytes:
                 raise DocumentTooLargeError(f"{url} is over the limit of {max_bytes:,} bytes")
-            mime = response.headers.get_content_type() if response.headers.get(
-                "Content-Type") else ""
+            mime = (
+                response.headers.get_content_type() if response.headers.get("Content-Type") else ""
+            )
             return Fetched(data, mime, response.geturl())
     except urllib.error.HTTPError as exc:
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc

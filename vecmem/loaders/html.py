@@ -26,8 +26,20 @@ from vecmem.types import Element
 _FIGURE = re.compile(rb"<(/?)figure\b", re.IGNORECASE)
 _FIGCAPTION = re.compile(rb"<(/?)figcaption\b", re.IGNORECASE)
 _BLOCKS = {"p", "li", "blockquote", "dd", "dt", "figcaption", "caption", "address"}
-_CONTAINERS = {"div", "section", "article", "main", "ul", "ol", "dl", "table", "body", "pre",
-               "details", "figure"}
+_CONTAINERS = {
+    "div",
+    "section",
+    "article",
+    "main",
+    "ul",
+    "ol",
+    "dl",
+    "table",
+    "body",
+    "pre",
+    "details",
+    "figure",
+}
 _SKIP = {"script", "style", "noscript", "template", "nav", "footer", "header", "aside", "form"}
 
 
@@ -52,8 +64,13 @@ class HtmlLoader:
         # trafilatura drops <figure> whole, code listings with it: read them as <div> and <p>
         data = _FIGCAPTION.sub(rb"<\1p", _FIGURE.sub(rb"<\1div", data))
         try:
-            xml = trafilatura.extract(data, output_format="xml", include_tables=True,
-                                      include_comments=False, include_links=False)
+            xml = trafilatura.extract(
+                data,
+                output_format="xml",
+                include_tables=True,
+                include_comments=False,
+                include_links=False,
+            )
         except Exception as exc:  # trafilatura's parsers raise lxml and ValueError variants
             raise CorruptDocumentError(f"{name} is not readable HTML: {exc}") from exc
         if xml:
@@ -65,8 +82,9 @@ class HtmlLoader:
         elements = _walk(body if body is not None else root)
         if not elements:
             raise EmptyDocumentError(f"{name} holds no text")
-        return Loaded(elements, warnings=[
-            f"{name}: no main content found; the whole page's text was read"])
+        return Loaded(
+            elements, warnings=[f"{name}: no main content found; the whole page's text was read"]
+        )
 
 
 def _text(node: Any) -> str:
@@ -98,8 +116,9 @@ def _from_trafilatura(main: Any) -> list[Element]:
         else:
             text = node.xpath("string()").strip() if node.tag == "code" else _text(node)
             if text:
-                out.append(Element(text, kind="code" if node.tag == "code" else "text",
-                                   heading=heading))
+                out.append(
+                    Element(text, kind="code" if node.tag == "code" else "text", heading=heading)
+                )
     return out
 
 
@@ -142,8 +161,10 @@ def _walk(top: Any) -> list[Element]:
                     path = [(lv, t) for lv, t in path if lv < level] + [(level, text)]
                     out.append(Element(text, kind="heading", heading=tuple(t for _, t in path)))
             elif tag == "table":
-                rows = [" | ".join(_text(c) for c in tr if isinstance(c.tag, str))
-                        for tr in child.iter("tr", "{http://www.w3.org/1999/xhtml}tr")]
+                rows = [
+                    " | ".join(_text(c) for c in tr if isinstance(c.tag, str))
+                    for tr in child.iter("tr", "{http://www.w3.org/1999/xhtml}tr")
+                ]
                 text = "\n".join(r for r in rows if r.strip(" |"))
                 if text:
                     out.append(Element(text, kind="table", heading=tuple(t for _, t in path)))

@@ -55,8 +55,9 @@ class PdfLoader:
         except pdfium.PdfiumError as exc:
             code = getattr(exc, "err_code", None)
             if code in (_ERR_PASSWORD, _ERR_SECURITY):
-                raise EncryptedDocumentError(f"{name} is encrypted (password protected): {exc}"
-                                             ) from exc
+                raise EncryptedDocumentError(
+                    f"{name} is encrypted (password protected): {exc}"
+                ) from exc
             raise CorruptDocumentError(f"{name} is not a readable PDF: {exc}") from exc
         try:
             starts = _outline(doc)
@@ -99,13 +100,21 @@ class PdfLoader:
             raise CorruptDocumentError(f"{name}: cannot read its pages: {exc}") from exc
         finally:
             doc.close()
-        warnings = [f"{name}: {_pages(empty)} no text layer (a scan?); OCR is not supported, "
-                    "nothing was read from " + ("it" if len(empty) == 1 else "them")] if empty \
+        warnings = (
+            [
+                f"{name}: {_pages(empty)} no text layer (a scan?); OCR is not supported, "
+                "nothing was read from " + ("it" if len(empty) == 1 else "them")
+            ]
+            if empty
             else []
+        )
         if not elements:
             raise EmptyDocumentError(
                 f"{name} has no text layer on any of its {pages} page(s) (scanned?); OCR is not "
-                "supported" if pages else f"{name} has no pages")
+                "supported"
+                if pages
+                else f"{name} has no pages"
+            )
         return Loaded(elements, pages=pages, warnings=warnings)
 
 
@@ -156,8 +165,10 @@ def _font_elements(pages: list[tuple[int, list[str], list[float]]]) -> list[Elem
     :func:`_heading_levels`); a heading wrapped over lines is joined."""
     levels = _heading_levels(pages)
     if not levels:  # no larger type: a page is one element, as with an outline of no entries
-        return [Element(_SOFT_HYPHEN.sub("", "\n".join(lines)), page=number)
-                for number, lines, _ in pages]
+        return [
+            Element(_SOFT_HYPHEN.sub("", "\n".join(lines)), page=number)
+            for number, lines, _ in pages
+        ]
     out: list[Element] = []
     path: list[tuple[int, str]] = []
     for number, lines, sizes in pages:
@@ -176,8 +187,9 @@ def _font_elements(pages: list[tuple[int, list[str], list[float]]]) -> list[Elem
             if title:
                 text = " ".join(title)
                 path = [(lv, t) for lv, t in path if lv < title_level] + [(title_level, text)]
-                out.append(Element(text, kind="heading", page=number,
-                                   heading=tuple(t for _, t in path)))
+                out.append(
+                    Element(text, kind="heading", page=number, heading=tuple(t for _, t in path))
+                )
                 title.clear()
 
         for line, size in zip(lines, sizes):
@@ -207,7 +219,7 @@ def _outline(doc: Any) -> dict[int, list[tuple[str, tuple[str, ...]]]]:
             title = " ".join((item.get_title() or "").split())
             dest = item.get_dest()
             index = dest.get_index() if dest is not None else None
-            del stack[item.level:]
+            del stack[item.level :]
             stack.append(title)
             if index is not None and index >= 0 and title:
                 starts.setdefault(index, []).append((title, tuple(stack)))
@@ -230,5 +242,6 @@ def _pages(numbers: list[int]) -> str:
             runs[-1].append(n)
         else:
             runs.append([n])
-    return "pages " + ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0])
-                                for r in runs) + " have"
+    return (
+        "pages " + ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) + " have"
+    )

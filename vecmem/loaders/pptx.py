@@ -20,7 +20,8 @@ class PptxLoader:
     name: ClassVar[str] = "pptx"
     suffixes: ClassVar[tuple[str, ...]] = (".pptx",)
     mime_types: ClassVar[tuple[str, ...]] = (
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",)
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    )
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         pptx = require("pptx", "pptx", "reading PowerPoint files")
@@ -32,29 +33,36 @@ class PptxLoader:
             slides = list(deck.slides)
             for number, slide in enumerate(slides, 1):
                 title_shape = slide.shapes.title
-                title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None \
-                    and title_shape.has_text_frame else ""
+                title = (
+                    " ".join(title_shape.text_frame.text.split())
+                    if title_shape is not None and title_shape.has_text_frame
+                    else ""
+                )
                 heading = (title,) if title else ()
                 for shape in _shapes(slide.shapes, group):
                     if shape.has_text_frame:
                         text = shape.text_frame.text.strip()
-                        kind = "heading" if title_shape is not None and \
-                            shape.shape_id == title_shape.shape_id else "text"
+                        kind = (
+                            "heading"
+                            if title_shape is not None and shape.shape_id == title_shape.shape_id
+                            else "text"
+                        )
                         if text:
-                            elements.append(Element(text, kind=kind, slide=number,
-                                                    heading=heading))
+                            elements.append(Element(text, kind=kind, slide=number, heading=heading))
                     elif getattr(shape, "has_table", False) and shape.has_table:
-                        rows = [" | ".join(" ".join(c.text.split()) for c in row.cells)
-                                for row in shape.table.rows]
+                        rows = [
+                            " | ".join(" ".join(c.text.split()) for c in row.cells)
+                            for row in shape.table.rows
+                        ]
                         text = "\n".join(r for r in rows if r.strip(" |"))
                         if text:
-                            elements.append(Element(text, kind="table", slide=number,
-                                                    heading=heading))
+                            elements.append(
+                                Element(text, kind="table", slide=number, heading=heading)
+                            )
                 if slide.has_notes_slide:
                     notes = slide.notes_slide.notes_text_frame
                     if notes is not None and notes.text.strip():
-                        elements.append(Element(notes.text.strip(), slide=number,
-                                                heading=heading))
+                        elements.append(Element(notes.text.strip(), slide=number, heading=heading))
         except Exception as exc:  # python-pptx raises KeyError, BadZipFile, lxml errors ...
             raise CorruptDocumentError(f"{name} is not a readable PPTX file: {exc}") from exc
         if not elements:

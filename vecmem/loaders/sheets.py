@@ -46,7 +46,8 @@ class XlsxLoader:
     name: ClassVar[str] = "xlsx"
     suffixes: ClassVar[tuple[str, ...]] = (".xlsx", ".xlsm")
     mime_types: ClassVar[tuple[str, ...]] = (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         openpyxl = require("openpyxl", "xlsx", "reading Excel files")

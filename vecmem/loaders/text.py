@@ -69,16 +69,22 @@ class JsonLoader:
 
     name: ClassVar[str] = "json"
     suffixes: ClassVar[tuple[str, ...]] = (".json", ".jsonl", ".ndjson")
-    mime_types: ClassVar[tuple[str, ...]] = ("application/json", "application/x-ndjson",
-                                             "application/jsonl")
+    mime_types: ClassVar[tuple[str, ...]] = (
+        "application/json",
+        "application/x-ndjson",
+        "application/jsonl",
+    )
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         raw = decode_text(data, name=name)
         records: list[tuple[str, Any]] = []
         try:
             if name.lower().endswith((".jsonl", ".ndjson")) or _looks_like_lines(raw):
-                records = [(f"line {n}", json.loads(line))
-                           for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+                records = [
+                    (f"line {n}", json.loads(line))
+                    for n, line in enumerate(raw.splitlines(), 1)
+                    if line.strip()
+                ]
             else:
                 parsed = json.loads(raw)
                 items = parsed if isinstance(parsed, list) else [parsed]
@@ -90,8 +96,11 @@ class JsonLoader:
 
 def _looks_like_lines(raw: str) -> bool:
     head = raw.lstrip()
-    return head.startswith("{") and "\n" in head.strip() and head.split("\n", 1)[0].rstrip(
-        ).endswith("}")
+    return (
+        head.startswith("{")
+        and "\n" in head.strip()
+        and head.split("\n", 1)[0].rstrip().endswith("}")
+    )
 
 
 def _record(obj: Any, name: str, where: str) -> Element:
@@ -110,13 +119,54 @@ class CodeLoader:
 
     name: ClassVar[str] = "code"
     suffixes: ClassVar[tuple[str, ...]] = (
-        ".py", ".pyi", ".js", ".mjs", ".jsx", ".ts", ".tsx", ".java", ".kt", ".scala", ".go",
-        ".rs", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".m", ".r",
-        ".jl", ".lua", ".pl", ".sh", ".bash", ".zsh", ".ps1", ".sql", ".toml", ".yaml", ".yml",
-        ".ini", ".cfg", ".css", ".scss", ".xml", ".proto", ".tex",
+        ".py",
+        ".pyi",
+        ".js",
+        ".mjs",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".java",
+        ".kt",
+        ".scala",
+        ".go",
+        ".rs",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".rb",
+        ".php",
+        ".swift",
+        ".m",
+        ".r",
+        ".jl",
+        ".lua",
+        ".pl",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".ps1",
+        ".sql",
+        ".toml",
+        ".yaml",
+        ".yml",
+        ".ini",
+        ".cfg",
+        ".css",
+        ".scss",
+        ".xml",
+        ".proto",
+        ".tex",
     )
-    mime_types: ClassVar[tuple[str, ...]] = ("text/x-python", "application/javascript",
-                                             "text/javascript", "application/x-sh")
+    mime_types: ClassVar[tuple[str, ...]] = (
+        "text/x-python",
+        "application/javascript",
+        "text/javascript",
+        "application/x-sh",
+    )
 
     def load(self, data: bytes, *, name: str) -> Loaded:
         return Loaded([Element(decode_text(data, name=name), kind="code")])

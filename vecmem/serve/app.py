@@ -34,12 +34,12 @@ log = logging.getLogger("vecmem.serve")
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 10 * 2**20
 DEFAULT_THREADS = 40  # anyio's default
-PUBLIC = frozenset({"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                    "/page.js", "/page.css"})
+PUBLIC = frozenset(
+    {"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/page.js", "/page.css"}
+)
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-          ) -> JSONResponse:
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -47,8 +47,16 @@ class Gate:
     """Pure ASGI middleware in front of everything: body size limit, API-key authentication
     (the caller goes into ``scope["state"]["caller"]``) and per-route metrics."""
 
-    def __init__(self, app: Any, *, keys: KeyTable | None, open_access: bool, max_body: int,
-                 metrics: Metrics, routes: Callable[[], set[str]]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        keys: KeyTable | None,
+        open_access: bool,
+        max_body: int,
+        metrics: Metrics,
+        routes: Callable[[], set[str]],
+    ) -> None:
         self.app = app
         self.keys = keys
         self.open_access = open_access
@@ -70,8 +78,9 @@ class Gate:
         path = scope["path"]
         if path == "/mcp":  # the MCP endpoint is mounted at /mcp/; no redirect for clients
             scope = {**scope, "path": "/mcp/", "raw_path": b"/mcp/"}
-        route = path if path in self._routes() else ("/mcp" if path.startswith("/mcp")
-                                                     else "(other)")
+        route = (
+            path if path in self._routes() else ("/mcp" if path.startswith("/mcp") else "(other)")
+        )
         status = {"code": 500}
         started = {"done": False}
 
@@ -81,16 +90,23 @@ class Gate:
                 started["done"] = True
             await send(message)
 
-        async def reply(code: int, body: dict[str, Any], headers: dict[str, str] | None = None
-                        ) -> None:
+        async def reply(
+            code: int, body: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             await _json(code, body, headers)(scope, receive, send_wrapper)
 
         try:
             headers = dict(scope.get("headers") or [])
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body:
-                await reply(413, error_body(413, type_="RequestTooLarge",
-                                            message=f"request body over {self.max_body} bytes"))
+                await reply(
+                    413,
+                    error_body(
+                        413,
+                        type_="RequestTooLarge",
+                        message=f"request body over {self.max_body} bytes",
+                    ),
+                )
                 return
             if self.open_access and not (self.keys is not None and len(self.keys)):
                 refusal = _browser_guard(headers)
@@ -100,13 +116,24 @@ class Gate:
             if path not in PUBLIC:
                 caller = self._caller(headers)
                 if caller is None:
-                    await reply(401, error_body(401, type_="Unauthorized", message=(
-                        "missing or unknown API key: send 'Authorization: Bearer KEY'")),
-                        {"WWW-Authenticate": "Bearer"})
+                    await reply(
+                        401,
+                        error_body(
+                            401,
+                            type_="Unauthorized",
+                            message=(
+                                "missing or unknown API key: send 'Authorization: Bearer KEY'"
+                            ),
+                        ),
+                        {"WWW-Authenticate": "Bearer"},
+                    )
                     return
                 scope.setdefault("state", {})["caller"] = caller
-            if length is None and not path.startswith("/mcp") and \
-                    scope["method"] in ("POST", "PUT", "PATCH"):
+            if (
+                length is None
+                and not path.startswith("/mcp")
+                and scope["method"] in ("POST", "PUT", "PATCH")
+            ):
                 # a chunked body: read it here, up to the limit (FastAPI would turn an error
                 # raised while it reads into a 400), then hand it on
                 body, more = bytearray(), True
@@ -117,9 +144,14 @@ class Gate:
                     body += message.get("body", b"")
                     more = message.get("more_body", False)
                     if len(body) > self.max_body:
-                        await reply(413, error_body(
-                            413, type_="RequestTooLarge",
-                            message=f"request body over {self.max_body} bytes"))
+                        await reply(
+                            413,
+                            error_body(
+                                413,
+                                type_="RequestTooLarge",
+                                message=f"request body over {self.max_body} bytes",
+                            ),
+                        )
                         return
                 sent = {"done": False}
 
@@ -161,10 +193,17 @@ def _browser_guard(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
-def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = False,
-               max_body: int = DEFAULT_MAX_BODY, mcp: bool = True,
-               host: str = "127.0.0.1", tracer: Any = None,
-               threads: int = DEFAULT_THREADS) -> FastAPI:
+def create_app(
+    service: Service,
+    *,
+    keys: KeyTable | None,
+    open_access: bool = False,
+    max_body: int = DEFAULT_MAX_BODY,
+    mcp: bool = True,
+    host: str = "127.0.0.1",
+    tracer: Any = None,
+    threads: int = DEFAULT_THREADS,
+) -> FastAPI:
     """The ASGI app. With no keys, ``open_access=True`` serves every request unscoped (the
     command line allows it on a loopback host only); otherwise every request but the page,
     ``/health`` and the OpenAPI document needs a key. ``tracer``: an OpenTelemetry tracer for
@@ -176,8 +215,9 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
         from vecmem.serve.mcp import build_mcp
 
         server = build_mcp(service, caller=lambda ctx: _mcp_caller(ctx, keys, open_access))
-        mcp_app = server.streamable_http_app(streamable_http_path="/", host=host,
-                                             stateless_http=False)
+        mcp_app = server.streamable_http_app(
+            streamable_http_path="/", host=host, stateless_http=False
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -192,9 +232,15 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
         async with server.session_manager.run():
             yield
 
-    app = FastAPI(title="vecmem", version="0.1.0", lifespan=lifespan, description=(
-        "Vector memory over HTTP: the library's calls with its semantics, scoped to the API "
-        "key's tenant. Errors are `{\"error\": {\"status\", \"type\", \"message\"}}`."))
+    app = FastAPI(
+        title="vecmem",
+        version="0.1.0",
+        lifespan=lifespan,
+        description=(
+            "Vector memory over HTTP: the library's calls with its semantics, scoped to the API "
+            'key\'s tenant. Errors are `{"error": {"status", "type", "message"}}`.'
+        ),
+    )
     app.state.service = service
     app.state.metrics = metrics
     paths: set[str] = set()
@@ -223,21 +269,25 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
     @app.exception_handler(_Forbidden)
     async def forbidden(_: Request, exc: Exception) -> JSONResponse:
-        return _json(403, error_body(403, type_="Forbidden",
-                                     message="this API key is read-only"))
+        return _json(403, error_body(403, type_="Forbidden", message="this API key is read-only"))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(x) for x in first["loc"][1:]) or "body"
-        return _json(400, error_body(400, type_="InvalidInputError",
-                                     message=f"{where}: {first['msg']}", detail=detail))
+        return _json(
+            400,
+            error_body(
+                400, type_="InvalidInputError", message=f"{where}: {first['msg']}", detail=detail
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json(exc.status_code, error_body(exc.status_code, type_="HTTPError",
-                                                 message=str(exc.detail)))
+        return _json(
+            exc.status_code, error_body(exc.status_code, type_="HTTPError", message=str(exc.detail))
+        )
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:
@@ -264,8 +314,11 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
         with span(tr, "vecmem.add", tenant=v.tenant):
             return {"ids": v.add(body.texts, body.metadata, ids=body.ids)}
 
-    @app.post("/add_files", summary="VectorMemory.add_files for uploaded files (multipart: "
-              "files=@report.pdf, optional metadata='{json}', force=true)")
+    @app.post(
+        "/add_files",
+        summary="VectorMemory.add_files for uploaded files (multipart: "
+        "files=@report.pdf, optional metadata='{json}', force=true)",
+    )
     async def add_files(request: Request, v: TenantView = Write) -> dict[str, Any]:
         import json as _json
 
@@ -291,9 +344,17 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     @app.post("/search", summary="VectorMemory.search: hits with per-leg scores and ranks")
     def search(body: m.SearchBody, v: TenantView = Read) -> dict[str, Any]:
         with span(tr, "vecmem.search", mode=body.mode, k=body.k, tenant=v.tenant):
-            return {"hits": v.search(body.query, body.k, mode=body.mode, filter=body.filter,
-                                     candidates=body.candidates, fusion=body.fusion,
-                                     vector=body.vector)}
+            return {
+                "hits": v.search(
+                    body.query,
+                    body.k,
+                    mode=body.mode,
+                    filter=body.filter,
+                    candidates=body.candidates,
+                    fusion=body.fusion,
+                    vector=body.vector,
+                )
+            }
 
     @app.post("/get", summary="Chunks by chunk id, or every chunk of a document id")
     def get(body: m.IdsBody, v: TenantView = Read) -> dict[str, Any]:
@@ -321,15 +382,29 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
     @app.post("/memory/remember", summary="AgentMemory.remember")
     def remember(b: m.RememberBody, v: TenantView = Write) -> dict[str, Any]:
-        return v.remember(b.text, **scope(b), session_id=b.session_id,
-                          importance=b.importance, metadata=b.metadata)
+        return v.remember(
+            b.text,
+            **scope(b),
+            session_id=b.session_id,
+            importance=b.importance,
+            metadata=b.metadata,
+        )
 
     @app.post("/memory/recall", summary="AgentMemory.recall")
     def recall(b: m.RecallBody, v: TenantView = Read) -> dict[str, Any]:
-        return {"hits": v.recall(b.query, **scope(b), k=b.k, filter=b.filter, as_of=b.as_of,
-                                 recency_weight=b.recency_weight,
-                                 importance_weight=b.importance_weight,
-                                 half_life_days=b.half_life_days, mode=b.mode)}
+        return {
+            "hits": v.recall(
+                b.query,
+                **scope(b),
+                k=b.k,
+                filter=b.filter,
+                as_of=b.as_of,
+                recency_weight=b.recency_weight,
+                importance_weight=b.importance_weight,
+                half_life_days=b.half_life_days,
+                mode=b.mode,
+            )
+        }
 
     @app.post("/memory/update", summary="AgentMemory.update (supersedes; history kept)")
     def update(b: m.UpdateBody, v: TenantView = Write) -> dict[str, Any]:
@@ -353,20 +428,34 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
     @app.post("/memory/consolidate", summary="AgentMemory.consolidate (extractive summaries)")
     def consolidate(b: m.ConsolidateBody, v: TenantView = Write) -> dict[str, Any]:
-        return v.consolidate(**scope(b), window=b.window, similarity=b.similarity,
-                             min_group=b.min_group, source_weight=b.source_weight,
-                             max_sentences=b.max_sentences)
+        return v.consolidate(
+            **scope(b),
+            window=b.window,
+            similarity=b.similarity,
+            min_group=b.min_group,
+            source_weight=b.source_weight,
+            max_sentences=b.max_sentences,
+        )
 
     @app.post("/memory/list", summary="A scope's memories, newest first")
     def memory_list(b: m.ListMemoriesBody, v: TenantView = Read) -> dict[str, Any]:
-        return {"memories": v.memories(**scope(b), limit=b.limit, offset=b.offset,
-                                       current_only=b.current_only)}
+        return {
+            "memories": v.memories(
+                **scope(b), limit=b.limit, offset=b.offset, current_only=b.current_only
+            )
+        }
 
     # ------------------------------------------------------------------ conversations
     @app.post("/conversations/sessions/save", summary="ConversationStore.save_session")
     def save_session(b: m.SaveSessionBody, v: TenantView = Write) -> dict[str, Any]:
-        return v.save_session(b.user_id, b.session_id, agent_id=b.agent_id, title=b.title,
-                              tags=b.tags, metadata=b.metadata)
+        return v.save_session(
+            b.user_id,
+            b.session_id,
+            agent_id=b.agent_id,
+            title=b.title,
+            tags=b.tags,
+            metadata=b.metadata,
+        )
 
     @app.post("/conversations/sessions/get", summary="ConversationStore.get_session")
     def get_session(b: m.SessionKey, v: TenantView = Read) -> dict[str, Any]:
@@ -387,8 +476,11 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
 
     @app.post("/conversations/messages/get", summary="ConversationStore.get_messages")
     def get_messages(b: m.GetMessagesBody, v: TenantView = Read) -> dict[str, Any]:
-        return {"messages": v.get_messages(b.user_id, b.session_id, limit=b.limit,
-                                           offset=b.offset, newest_first=b.newest_first)}
+        return {
+            "messages": v.get_messages(
+                b.user_id, b.session_id, limit=b.limit, offset=b.offset, newest_first=b.newest_first
+            )
+        }
 
     @app.post("/conversations/export", summary="ConversationStore.export")
     def export(b: m.ExportBody, v: TenantView = Read) -> dict[str, Any]:
@@ -397,8 +489,14 @@ def create_app(service: Service, *, keys: KeyTable | None, open_access: bool = F
     if mcp_app is not None:
         app.mount("/mcp", mcp_app)
     paths.update(getattr(r, "path", "") for r in app.routes if hasattr(r, "methods"))
-    app.add_middleware(Gate, keys=keys, open_access=open_access, max_body=max_body,
-                       metrics=metrics, routes=lambda: paths)
+    app.add_middleware(
+        Gate,
+        keys=keys,
+        open_access=open_access,
+        max_body=max_body,
+        metrics=metrics,
+        routes=lambda: paths,
+    )
     return app
 
 

@@ -56,16 +56,18 @@ class KeyTable:
                 raise ConfigurationError(f"{source}:{n}: expected 'KEY TENANT [ro|rw]'")
             key, tenant = parts[0], parts[1]
             if len(key) < min_key:
-                raise ConfigurationError(f"{source}:{n}: keys must have at least {min_key} "
-                                         "characters")
+                raise ConfigurationError(
+                    f"{source}:{n}: keys must have at least {min_key} characters"
+                )
             if key in entries:
                 raise ConfigurationError(f"{source}:{n}: the same key appears twice")
             entries[key] = Caller(check_tenant_name(tenant), len(parts) == 3 and parts[2] == "ro")
         return cls(entries)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None) -> KeyTable:
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None
+    ) -> KeyTable:
         """Keys from ``path`` and ``$VECMEM_API_KEYS`` (both, if both are given)."""
         env = os.environ if environ is None else environ
         table: dict[str, Caller] = {}
@@ -76,8 +78,9 @@ class KeyTable:
                 raise ConfigurationError(f"cannot read the API key file {path}: {exc}") from exc
             table.update(cls.parse(text, source=str(path), min_key=MIN_KEY)._entries)
         if env.get(ENV):
-            lines = "\n".join(" ".join(item.split(":")) for item in
-                              env[ENV].replace(",", " ").split())
+            lines = "\n".join(
+                " ".join(item.split(":")) for item in env[ENV].replace(",", " ").split()
+            )
             for key, caller in cls.parse(lines, source=f"${ENV}", min_key=MIN_KEY)._entries.items():
                 if key in table:
                     raise ConfigurationError(f"a key appears in both {path} and ${ENV}")

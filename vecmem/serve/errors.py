@@ -51,8 +51,14 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
-def error_body(status: int, exc: BaseException | None = None, *, message: str | None = None,
-               type_: str | None = None, detail: Any = None) -> dict[str, Any]:
+def error_body(
+    status: int,
+    exc: BaseException | None = None,
+    *,
+    message: str | None = None,
+    type_: str | None = None,
+    detail: Any = None,
+) -> dict[str, Any]:
     """``{"error": {"status", "type", "message"[, "detail"]}}``."""
     body: dict[str, Any] = {
         "status": status,

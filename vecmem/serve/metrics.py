@@ -57,12 +57,20 @@ class Metrics:
             routes = {}
             for name, r in sorted(self._routes.items()):
                 lat = np.array(r.recent) * 1000.0
-                p50, p90, p99 = (np.percentile(lat, [50, 90, 99]).round(3).tolist()
-                                 if len(lat) else (None, None, None))
-                routes[name] = {"count": r.count, "errors": r.errors,
-                                "by_status": dict(sorted(r.by_status.items())),
-                                "mean_ms": round(r.seconds / r.count * 1000.0, 3),
-                                "p50_ms": p50, "p90_ms": p90, "p99_ms": p99}
+                p50, p90, p99 = (
+                    np.percentile(lat, [50, 90, 99]).round(3).tolist()
+                    if len(lat)
+                    else (None, None, None)
+                )
+                routes[name] = {
+                    "count": r.count,
+                    "errors": r.errors,
+                    "by_status": dict(sorted(r.by_status.items())),
+                    "mean_ms": round(r.seconds / r.count * 1000.0, 3),
+                    "p50_ms": p50,
+                    "p90_ms": p90,
+                    "p99_ms": p99,
+                }
         return {"uptime_s": round(time.time() - self.started, 3), "routes": routes}
 
 
@@ -72,6 +80,7 @@ def span(tr: Any, name: str, **attributes: Any) -> Iterator[None]:
     if tr is None:
         yield
         return
-    with tr.start_as_current_span(name, attributes={k: v for k, v in attributes.items()
-                                                    if v is not None}):
+    with tr.start_as_current_span(
+        name, attributes={k: v for k, v in attributes.items() if v is not None}
+    ):
         yield

@@ -32,9 +32,11 @@ class SearchBody(Body):
     filter: Filter = None
     candidates: int | None = None
     fusion: dict[str, Any] | None = Field(
-        None, description="vecmem.fusion.Fusion fields: method, k, alpha, adaptive, ...")
+        None, description="vecmem.fusion.Fusion fields: method, k, alpha, adaptive, ..."
+    )
     vector: list[float] | None = Field(
-        None, description="the query's embedding, if computed by the caller (not embedded then)")
+        None, description="the query's embedding, if computed by the caller (not embedded then)"
+    )
 
 
 class IdsBody(Body):

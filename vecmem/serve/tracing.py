@@ -49,16 +49,23 @@ class TracedStore(_Proxy):
         with span(self._tracer, "vecmem.keyword_leg", k=k, filtered=filter is not None):
             return self._inner.keyword(text, k=k, filter=filter)
 
-    def hybrid(self, vector: Any, text: str, *, k: int, candidates: int, fusion: Any,
-               filter: Any = None) -> Any:
-        with span(self._tracer, "vecmem.hybrid", k=k, candidates=candidates,
-                  fusion=getattr(fusion, "method", None), filtered=filter is not None):
-            return self._inner.hybrid(vector, text, k=k, candidates=candidates, fusion=fusion,
-                                      filter=filter)
+    def hybrid(
+        self, vector: Any, text: str, *, k: int, candidates: int, fusion: Any, filter: Any = None
+    ) -> Any:
+        with span(
+            self._tracer,
+            "vecmem.hybrid",
+            k=k,
+            candidates=candidates,
+            fusion=getattr(fusion, "method", None),
+            filtered=filter is not None,
+        ):
+            return self._inner.hybrid(
+                vector, text, k=k, candidates=candidates, fusion=fusion, filter=filter
+            )
 
     def upsert(self, chunks: Any, vectors: Any, *, delete_ids: Any = ()) -> Any:
-        with span(self._tracer, "vecmem.store_write", chunks=len(chunks),
-                  deletes=len(delete_ids)):
+        with span(self._tracer, "vecmem.store_write", chunks=len(chunks), deletes=len(delete_ids)):
             return self._inner.upsert(chunks, vectors, delete_ids=delete_ids)
 
 
@@ -105,8 +112,9 @@ def configure(exporter: str) -> Any:
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
-            raise MissingDependencyError("opentelemetry-exporter-otlp", "otel", "--otel otlp") \
-                from exc
+            raise MissingDependencyError(
+                "opentelemetry-exporter-otlp", "otel", "--otel otlp"
+            ) from exc
         exp = OTLPSpanExporter()
     else:
         raise ConfigurationError(f"--otel is 'console' or 'otlp', not {exporter!r}")

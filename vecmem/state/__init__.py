@@ -35,27 +35,43 @@ def __getattr__(name: str) -> Any:  # heavy backends load on first use
     raise AttributeError(name)
 
 
-def _memory(*, url: str | None = None, tenant: str = "default",
-            clock: Callable[[], float] = time.time) -> MemoryStateStore:
+def _memory(
+    *, url: str | None = None, tenant: str = "default", clock: Callable[[], float] = time.time
+) -> MemoryStateStore:
     return MemoryStateStore(tenant=tenant, clock=clock)
 
 
-def _sql(*, url: str | None = None, db: Any = None, tenant: str = "default",
-         clock: Callable[[], float] = time.time) -> Any:
+def _sql(
+    *,
+    url: str | None = None,
+    db: Any = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> Any:
     from vecmem.state.sql import SQLStateStore
 
     return SQLStateStore(db if db is not None else url, tenant=tenant, clock=clock)
 
 
-def _server_sql(*, url: str | None = None, db: Any = None, tenant: str = "default",
-                clock: Callable[[], float] = time.time) -> Any:
+def _server_sql(
+    *,
+    url: str | None = None,
+    db: Any = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> Any:
     if db is None and url is None:
         raise ConfigurationError("a PostgreSQL/MySQL state store needs url= or db=")
     return _sql(url=url, db=db, tenant=tenant, clock=clock)
 
 
-def _redis(*, url: str | None = None, client: Any = None, tenant: str = "default",
-           prefix: str = "vecmem:state") -> Any:
+def _redis(
+    *,
+    url: str | None = None,
+    client: Any = None,
+    tenant: str = "default",
+    prefix: str = "vecmem:state",
+) -> Any:
     from vecmem.state.redis import RedisStateStore
 
     return RedisStateStore(url, client=client, tenant=tenant, prefix=prefix)
@@ -67,5 +83,11 @@ STATE_STORES.register("postgres", _server_sql, aliases=("postgresql", "pg", *PG_
 STATE_STORES.register("mysql", _server_sql, aliases=("mariadb",))
 STATE_STORES.register("redis", _redis, aliases=("rediss",))
 
-__all__ = ["MemoryStateStore", "RedisStateStore", "SQLStateStore", "StateEntry", "StateLock",
-           "StateStore"]
+__all__ = [
+    "MemoryStateStore",
+    "RedisStateStore",
+    "SQLStateStore",
+    "StateEntry",
+    "StateLock",
+    "StateStore",
+]

@@ -59,7 +59,12 @@ class StateStore(Protocol):
         ...
 
     def compare_and_set(
-        self, namespace: str, key: str, value: Any, *, expected_version: int,
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int,
         ttl: float | None = None,
     ) -> int:
         """Write only if the current version is ``expected_version`` (0: must be absent).
@@ -85,8 +90,7 @@ class StateStore(Protocol):
         """A view of the same backend scoped to another tenant (sharing its connection)."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 _NO_KEY: Any = object()
@@ -101,20 +105,23 @@ def check_args(namespace: str, key: str | None = _NO_KEY) -> None:
 
 def check_ttl(ttl: float | None) -> None:
     """``ttl`` is ``None`` or a positive, finite number of seconds (``True`` is not 1 s)."""
-    if ttl is not None and not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
-                                and 0 < ttl < math.inf):
+    if ttl is not None and not (
+        isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < math.inf
+    ):
         raise InvalidInputError(f"ttl must be a positive number of seconds, got {ttl!r}")
 
 
 def check_version(expected_version: int) -> None:
-    if isinstance(expected_version, bool) or not isinstance(expected_version, int) \
-            or expected_version < 0:
+    if (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or expected_version < 0
+    ):
         raise InvalidInputError(f"expected_version must be an int >= 0, got {expected_version!r}")
 
 
 def conflict(namespace: str, key: str, expected: int, actual: int) -> ConflictError:
-    return ConflictError(
-        f"state {namespace!r}/{key!r} is at version {actual}, expected {expected}")
+    return ConflictError(f"state {namespace!r}/{key!r} is at version {actual}, expected {expected}")
 
 
 class StateLock:
@@ -130,8 +137,15 @@ class StateLock:
     >>> lock.release("kb")
     """
 
-    def __init__(self, store: StateStore, *, namespace: str = "vecmem.locks",
-                 owner: str | None = None, wait: float = 10.0, poll: float = 0.01) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        namespace: str = "vecmem.locks",
+        owner: str | None = None,
+        wait: float = 10.0,
+        poll: float = 0.01,
+    ) -> None:
         self.store = store
         self.namespace = namespace
         self.owner = owner or uuid.uuid4().hex
@@ -143,8 +157,9 @@ class StateLock:
         deadline = time.monotonic() + self.wait
         while True:
             try:
-                self.store.compare_and_set(self.namespace, name, self.owner,
-                                           expected_version=0, ttl=ttl)
+                self.store.compare_and_set(
+                    self.namespace, name, self.owner, expected_version=0, ttl=ttl
+                )
                 return True
             except ConflictError:
                 if time.monotonic() >= deadline:

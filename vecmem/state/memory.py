@@ -44,8 +44,13 @@ class MemoryStateStore:
     True
     """
 
-    def __init__(self, *, tenant: str = "default", clock: Callable[[], float] = time.time,
-                 _shared: _Shared | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+        _shared: _Shared | None = None,
+    ) -> None:
         self.tenant = check_tenant(tenant)
         self.clock = clock
         self._shared = _shared or _Shared()
@@ -66,15 +71,17 @@ class MemoryStateStore:
             row = self._live(namespace, key, self.clock())
             if row is None:
                 return None
-            return StateEntry(namespace, key, json.loads(row.value), row.version,
-                              row.expires_at, row.updated_at)
+            return StateEntry(
+                namespace, key, json.loads(row.value), row.version, row.expires_at, row.updated_at
+            )
 
     def get(self, namespace: str, key: str, default: Any = None) -> Any:
         entry = self.get_entry(namespace, key)
         return default if entry is None else entry.value
 
-    def _write(self, namespace: str, key: str, value: Any, ttl: float | None,
-               expected: int | None) -> int:
+    def _write(
+        self, namespace: str, key: str, value: Any, ttl: float | None, expected: int | None
+    ) -> int:
         check_args(namespace, key)
         check_ttl(ttl)
         text = to_json("state value", value)
@@ -91,8 +98,15 @@ class MemoryStateStore:
     def set(self, namespace: str, key: str, value: Any, *, ttl: float | None = None) -> int:
         return self._write(namespace, key, value, ttl, None)
 
-    def compare_and_set(self, namespace: str, key: str, value: Any, *, expected_version: int,
-                        ttl: float | None = None) -> int:
+    def compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int,
+        ttl: float | None = None,
+    ) -> int:
         check_version(expected_version)
         return self._write(namespace, key, value, ttl, expected_version)
 
@@ -116,8 +130,11 @@ class MemoryStateStore:
         with self._shared.lock:
             now = self.clock()
             return sorted(
-                k for (t, ns, k) in list(self._shared.rows)
-                if t == self.tenant and ns == namespace and k.startswith(prefix)
+                k
+                for (t, ns, k) in list(self._shared.rows)
+                if t == self.tenant
+                and ns == namespace
+                and k.startswith(prefix)
                 and self._live(ns, k, now) is not None
             )
 

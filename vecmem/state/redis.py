@@ -69,8 +69,14 @@ class RedisStateStore:
     1
     """
 
-    def __init__(self, url: str | None = None, *, client: Any = None, tenant: str = "default",
-                 prefix: str = "vecmem:state") -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        tenant: str = "default",
+        prefix: str = "vecmem:state",
+    ) -> None:
         self.tenant = check_tenant(tenant)
         self.prefix = prefix
         self._owned = client is None
@@ -109,15 +115,19 @@ class RedisStateStore:
         entry = self.get_entry(namespace, key)
         return default if entry is None else entry.value
 
-    def _write(self, namespace: str, key: str, value: Any, ttl: float | None,
-               expected: int) -> int:
+    def _write(self, namespace: str, key: str, value: Any, ttl: float | None, expected: int) -> int:
         check_args(namespace, key)
         check_ttl(ttl)
         text = to_json("state value", value)
         ms = str(max(1, int(round(ttl * 1000)))) if ttl else ""
-        got = int(self._call("writing state", self._write_script,
-                             keys=[self._base(namespace) + key],
-                             args=[text, expected, ms, repr(time.time())]))
+        got = int(
+            self._call(
+                "writing state",
+                self._write_script,
+                keys=[self._base(namespace) + key],
+                args=[text, expected, ms, repr(time.time())],
+            )
+        )
         if got < 0:
             raise conflict(namespace, key, expected, -1 - got)
         return got
@@ -125,8 +135,15 @@ class RedisStateStore:
     def set(self, namespace: str, key: str, value: Any, *, ttl: float | None = None) -> int:
         return self._write(namespace, key, value, ttl, -1)
 
-    def compare_and_set(self, namespace: str, key: str, value: Any, *, expected_version: int,
-                        ttl: float | None = None) -> int:
+    def compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int,
+        ttl: float | None = None,
+    ) -> int:
         check_version(expected_version)
         return self._write(namespace, key, value, ttl, expected_version)
 
@@ -135,8 +152,14 @@ class RedisStateStore:
         if expected_version is not None:
             check_version(expected_version)
         exp = -1 if expected_version is None else expected_version
-        got = int(self._call("deleting state", self._delete_script,
-                             keys=[self._base(namespace) + key], args=[exp]))
+        got = int(
+            self._call(
+                "deleting state",
+                self._delete_script,
+                keys=[self._base(namespace) + key],
+                args=[exp],
+            )
+        )
         if got < 0:
             raise conflict(namespace, key, exp, -1 - got)
         return got == 1
@@ -144,9 +167,10 @@ class RedisStateStore:
     def _scan(self, namespace: str, prefix: str) -> list[str]:
         base = self._base(namespace)
         pattern = glob_escape(base + prefix) + "*"
-        names = self._call("listing state", lambda: list(
-            self.client.scan_iter(match=pattern, count=1000)))
-        return [n.decode("utf-8")[len(base):] for n in names]
+        names = self._call(
+            "listing state", lambda: list(self.client.scan_iter(match=pattern, count=1000))
+        )
+        return [n.decode("utf-8")[len(base) :] for n in names]
 
     def keys(self, namespace: str, *, prefix: str = "") -> list[str]:
         check_args(namespace)
@@ -158,7 +182,7 @@ class RedisStateStore:
         names = [base + k for k in self._scan(namespace, "")]
         removed = 0
         for i in range(0, len(names), 500):
-            removed += int(self._call("clearing state", self.client.delete, *names[i:i + 500]))
+            removed += int(self._call("clearing state", self.client.delete, *names[i : i + 500]))
         return removed
 
     def close(self) -> None:

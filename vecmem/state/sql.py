@@ -55,8 +55,13 @@ class SQLStateStore:
     Pass a :class:`~vecmem.db.Database` to share one connection pool with other stores.
     """
 
-    def __init__(self, db: Database | str | None = None, *, tenant: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database | str | None = None,
+        *,
+        tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.db, self._owned = open_database(db)
         self.tenant = check_tenant(tenant)
         self.clock = clock
@@ -78,20 +83,23 @@ class SQLStateStore:
         t = state_table.c
         with self.db.read("reading state") as conn:
             row = conn.execute(
-                sa.select(t.value, t.version, t.expires_at, t.updated_at)
-                .where(self._pk(namespace, key), self._alive(self.clock()))
+                sa.select(t.value, t.version, t.expires_at, t.updated_at).where(
+                    self._pk(namespace, key), self._alive(self.clock())
+                )
             ).first()
         if row is None:
             return None
-        return StateEntry(namespace, key, json.loads(row.value), row.version, row.expires_at,
-                          row.updated_at)
+        return StateEntry(
+            namespace, key, json.loads(row.value), row.version, row.expires_at, row.updated_at
+        )
 
     def get(self, namespace: str, key: str, default: Any = None) -> Any:
         entry = self.get_entry(namespace, key)
         return default if entry is None else entry.value
 
-    def _write(self, namespace: str, key: str, value: Any, ttl: float | None,
-               expected: int | None) -> int:
+    def _write(
+        self, namespace: str, key: str, value: Any, ttl: float | None, expected: int | None
+    ) -> int:
         check_args(namespace, key)
         check_ttl(ttl)
         text = to_json("state value", value)
@@ -100,21 +108,28 @@ class SQLStateStore:
         def tx(conn: sa.Connection) -> int:
             now = self.clock()
             row = conn.execute(
-                sa.select(t.version, t.expires_at).where(self._pk(namespace, key))
-                .with_for_update()
+                sa.select(t.version, t.expires_at).where(self._pk(namespace, key)).with_for_update()
             ).first()
             alive = row is not None and (row.expires_at is None or row.expires_at > now)
             current = row.version if row is not None and alive else 0
             if expected is not None and current != expected:
                 raise conflict(namespace, key, expected, current)
-            values = {"value": text, "version": current + 1, "updated_at": now,
-                      "expires_at": now + ttl if ttl else None}
+            values = {
+                "value": text,
+                "version": current + 1,
+                "updated_at": now,
+                "expires_at": now + ttl if ttl else None,
+            }
             if row is None:
-                conn.execute(sa.insert(state_table).values(
-                    tenant=self.tenant, namespace=namespace, key=key, **values))
+                conn.execute(
+                    sa.insert(state_table).values(
+                        tenant=self.tenant, namespace=namespace, key=key, **values
+                    )
+                )
             else:
-                conn.execute(sa.update(state_table).where(self._pk(namespace, key))
-                             .values(**values))
+                conn.execute(
+                    sa.update(state_table).where(self._pk(namespace, key)).values(**values)
+                )
             return current + 1
 
         try:
@@ -129,8 +144,15 @@ class SQLStateStore:
     def set(self, namespace: str, key: str, value: Any, *, ttl: float | None = None) -> int:
         return self._write(namespace, key, value, ttl, None)
 
-    def compare_and_set(self, namespace: str, key: str, value: Any, *, expected_version: int,
-                        ttl: float | None = None) -> int:
+    def compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int,
+        ttl: float | None = None,
+    ) -> int:
         check_version(expected_version)
         return self._write(namespace, key, value, ttl, expected_version)
 
@@ -143,8 +165,7 @@ class SQLStateStore:
         def tx(conn: sa.Connection) -> bool:
             now = self.clock()
             row = conn.execute(
-                sa.select(t.version, t.expires_at).where(self._pk(namespace, key))
-                .with_for_update()
+                sa.select(t.version, t.expires_at).where(self._pk(namespace, key)).with_for_update()
             ).first()
             alive = row is not None and (row.expires_at is None or row.expires_at > now)
             current = row.version if row is not None and alive else 0
@@ -160,7 +181,8 @@ class SQLStateStore:
         check_args(namespace)
         t = state_table.c
         query = sa.select(t.key).where(
-            t.tenant == self.tenant, t.namespace == namespace, self._alive(self.clock()))
+            t.tenant == self.tenant, t.namespace == namespace, self._alive(self.clock())
+        )
         if prefix:
             query = query.where(t.key.startswith(prefix, autoescape=True))
         with self.db.read("listing state") as conn:
@@ -172,11 +194,14 @@ class SQLStateStore:
         t = state_table.c
 
         def tx(conn: sa.Connection) -> int:
-            live = conn.execute(sa.select(sa.func.count()).select_from(state_table).where(
-                t.tenant == self.tenant, t.namespace == namespace,
-                self._alive(self.clock()))).scalar_one()
-            conn.execute(sa.delete(state_table).where(
-                t.tenant == self.tenant, t.namespace == namespace))
+            live = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(state_table)
+                .where(t.tenant == self.tenant, t.namespace == namespace, self._alive(self.clock()))
+            ).scalar_one()
+            conn.execute(
+                sa.delete(state_table).where(t.tenant == self.tenant, t.namespace == namespace)
+            )
             return int(live)
 
         return self.db.transact(tx, what="clearing state")
@@ -185,8 +210,9 @@ class SQLStateStore:
         """Delete this tenant's expired rows; returns how many."""
         t = state_table.c
         with self.db.write("purging state") as conn:
-            return conn.execute(sa.delete(state_table).where(
-                t.tenant == self.tenant, t.expires_at <= self.clock())).rowcount
+            return conn.execute(
+                sa.delete(state_table).where(t.tenant == self.tenant, t.expires_at <= self.clock())
+            ).rowcount
 
     def close(self) -> None:
         if self._owned:

@@ -47,24 +47,34 @@ _LAZY = {
 # (``qdrant+http://`` -> ``qdrant``). Adding a backend is one line:
 #     KNOWLEDGE_STORES.register("milvus", LazyFactory("vecmem.stores.milvus:Milvus"))
 # where the module's ``from_url(url)`` opens it from a URL (or pass from_url="module:function").
-KNOWLEDGE_STORES.register("memory", LazyFactory("vecmem.stores.memory:MemoryStore",
-                                                from_url="vecmem.stores:memory_from_url"))
-KNOWLEDGE_STORES.register("embedded", LazyFactory("vecmem.stores.embedded:EmbeddedStore",
-                                                  from_url="vecmem.stores:embedded_from_url"),
-                          aliases=("file",))
-KNOWLEDGE_STORES.register("pgvector", LazyFactory("vecmem.stores.pgvector:PgVector"),
-                          aliases=("postgresql", "postgres"))
+KNOWLEDGE_STORES.register(
+    "memory",
+    LazyFactory("vecmem.stores.memory:MemoryStore", from_url="vecmem.stores:memory_from_url"),
+)
+KNOWLEDGE_STORES.register(
+    "embedded",
+    LazyFactory("vecmem.stores.embedded:EmbeddedStore", from_url="vecmem.stores:embedded_from_url"),
+    aliases=("file",),
+)
+KNOWLEDGE_STORES.register(
+    "pgvector", LazyFactory("vecmem.stores.pgvector:PgVector"), aliases=("postgresql", "postgres")
+)
 KNOWLEDGE_STORES.register("qdrant", LazyFactory("vecmem.stores.qdrant:Qdrant"))
-KNOWLEDGE_STORES.register("chroma", LazyFactory("vecmem.stores.chroma:ChromaDb"),
-                          aliases=("chromadb",))
+KNOWLEDGE_STORES.register(
+    "chroma", LazyFactory("vecmem.stores.chroma:ChromaDb"), aliases=("chromadb",)
+)
 KNOWLEDGE_STORES.register("lancedb", LazyFactory("vecmem.stores.lancedb:LanceDb"))
 KNOWLEDGE_STORES.register("pinecone", LazyFactory("vecmem.stores.pinecone:PineconeDb"))
 KNOWLEDGE_STORES.register("duckdb", LazyFactory("vecmem.stores.duckdb:DuckDb"))
 KNOWLEDGE_STORES.register("milvus", LazyFactory("vecmem.stores.milvus:Milvus"))
-KNOWLEDGE_STORES.register("langchain", LazyFactory("vecmem.stores.langchain:LangChain"),
-                          aliases=("langchain_adapter",))
-KNOWLEDGE_STORES.register("llamaindex", LazyFactory("vecmem.stores.llamaindex:LlamaIndex"),
-                          aliases=("llama_index", "llamaindex_adapter"))
+KNOWLEDGE_STORES.register(
+    "langchain", LazyFactory("vecmem.stores.langchain:LangChain"), aliases=("langchain_adapter",)
+)
+KNOWLEDGE_STORES.register(
+    "llamaindex",
+    LazyFactory("vecmem.stores.llamaindex:LlamaIndex"),
+    aliases=("llama_index", "llamaindex_adapter"),
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -78,7 +88,8 @@ def memory_from_url(url: str) -> MemoryStore:
     """``memory://``: a new, empty in-memory store."""
     if url.split("://", 1)[1]:
         raise ConfigurationError(
-            f"an in-memory store takes no location: use 'memory://', not {url!r}")
+            f"an in-memory store takes no location: use 'memory://', not {url!r}"
+        )
     return MemoryStore()
 
 
@@ -107,8 +118,10 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
     if target is None:
         return MemoryStore()
     if isinstance(target, str) and not target:
-        raise ConfigurationError("the store path is empty: pass a folder (\".\" for the current "
-                                 "one), a URL, or None for an in-memory store")
+        raise ConfigurationError(
+            'the store path is empty: pass a folder ("." for the current '
+            "one), a URL, or None for an in-memory store"
+        )
     if not isinstance(target, str):
         from vecmem.stores.embedded import EmbeddedStore
 
@@ -120,7 +133,8 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
     if "://" not in target and os.path.exists(target):
         raise ConfigurationError(
             f"{target!r} is both a registered store name and an existing path: write "
-            f"'./{target}' for the folder or '{target}://...' for the store")
+            f"'./{target}' for the folder or '{target}://...' for the store"
+        )
     # Registry.create, not KNOWLEDGE_STORES.create: the file stores' deprecated spelling does
     # not apply here (a file store is no vector store)
     try:
@@ -131,8 +145,10 @@ def open_store(target: str | os.PathLike[str] | None) -> VectorStore:
         scheme = target.split("://", 1)[0]
         raise ConfigurationError(f"malformed {scheme}:// store URL: {exc}") from exc
     if not isinstance(store, VectorStore):
-        raise ConfigurationError(f"{target!r} opened {type(store).__name__}, which does not "
-                                 "implement the VectorStore protocol")
+        raise ConfigurationError(
+            f"{target!r} opened {type(store).__name__}, which does not "
+            "implement the VectorStore protocol"
+        )
     return store
 
 

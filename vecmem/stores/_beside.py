@@ -41,8 +41,14 @@ class KeywordBeside:
         self.next_slot = 0
 
     @classmethod
-    def restore(cls, bm25: BM25Index, tokenizer: Tokenizer, ids: Sequence[str],
-                slots: Sequence[int], next_slot: int) -> KeywordBeside:
+    def restore(
+        cls,
+        bm25: BM25Index,
+        tokenizer: Tokenizer,
+        ids: Sequence[str],
+        slots: Sequence[int],
+        next_slot: int,
+    ) -> KeywordBeside:
         """An index saved earlier: ``ids[i]`` lives in ``slots[i]``."""
         kw = cls.__new__(cls)
         kw.bm25, kw.tokenizer, kw.next_slot = bm25, tokenizer, next_slot
@@ -62,17 +68,24 @@ class KeywordBeside:
             self.slot_of[cid] = s
             self.id_of[s] = cid
 
-    def write(self, chunks: Sequence[Chunk], deleted: Iterable[str] = (),
-              tokens: Sequence[Sequence[str]] | None = None) -> None:
+    def write(
+        self,
+        chunks: Sequence[Chunk],
+        deleted: Iterable[str] = (),
+        tokens: Sequence[Sequence[str]] | None = None,
+    ) -> None:
         """Follow a write: ``deleted`` ids and the old versions of ``chunks`` out, ``chunks``
         in (``tokens``: theirs, when the store has tokenized them already)."""
-        gone = [self.slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)]
-                if i in self.slot_of]
+        gone = [
+            self.slot_of.pop(i) for i in [*deleted, *(c.id for c in chunks)] if i in self.slot_of
+        ]
         self.bm25.remove(gone)
         for s in gone:
             self.id_of.pop(s, None)
-        self.add([c.id for c in chunks],
-                 tokens if tokens is not None else [self.tokenizer(c.text) for c in chunks])
+        self.add(
+            [c.id for c in chunks],
+            tokens if tokens is not None else [self.tokenizer(c.text) for c in chunks],
+        )
 
     def mask(self, ids: Iterable[str]) -> np.ndarray:
         """The slots of ``ids`` (those indexed) as a bool array."""
@@ -116,7 +129,10 @@ class KeywordBeside:
                 return [(cid, got[cid], x) for cid, x in passing[:k]]
             # enough for k to pass at the pass rate seen so far (x1.5), at least twice as many;
             # none passed: a selective filter, where one list of the matching ids is cheaper
-            want = (max(2 * want, math.ceil(1.5 * k * len(checked) / len(passing))) if passing
-                    else 4 * want)
+            want = (
+                max(2 * want, math.ceil(1.5 * k * len(checked) / len(passing)))
+                if passing
+                else 4 * want
+            )
             if matching is not None and (want > widen_to or not passing):
                 mask, want = self.mask(matching()), k

@@ -83,13 +83,17 @@ class BridgeStore(StoreKit):
         self._wrapped, self._kw = None, None
 
     # ----------------------------------------------------------------- writes
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         v = self._check_batch(chunks, vectors).copy()
         chunks = [_own(c) for c in chunks]  # later changes to the caller's dicts can't leak in
         with self._lock:
-            gone = [i for i in dict.fromkeys([*(c.id for c in chunks), *delete_ids])
-                    if i in self._chunks]
+            gone = [
+                i
+                for i in dict.fromkeys([*(c.id for c in chunks), *delete_ids])
+                if i in self._chunks
+            ]
             with self._errors("remove"):
                 if gone:
                     self._remove(gone)
@@ -142,14 +146,14 @@ class BridgeStore(StoreKit):
                 ranked = list(dict.fromkeys(self._rank(q, k, allowed)))[:k]
             unknown = [i for i in ranked if i not in self._chunks]
             if unknown:
-                raise BackendError(f"{self.where} returned ids vecmem did not write: "
-                                   f"{unknown[:3]}")
+                raise BackendError(f"{self.where} returned ids vecmem did not write: {unknown[:3]}")
             if allowed is not None and not allowed.issuperset(ranked):
                 raise UnsupportedFilterError(f"{self.where} ignored the filter")
             want = min(k, len(self._chunks) if allowed is None else len(allowed))
             if len(ranked) < want:
-                raise BackendError(f"{self.where} returned {len(ranked)} hits where {want} "
-                                   "chunks qualify")
+                raise BackendError(
+                    f"{self.where} returned {len(ranked)} hits where {want} chunks qualify"
+                )
             hits = [Scored(self._chunks[i], float(self._vectors[i] @ q)) for i in ranked]
             return sorted(hits, key=lambda h: -h.score)
 
@@ -161,8 +165,12 @@ class BridgeStore(StoreKit):
                 self._kw = self._keyword_index()
 
             def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
-                return {i: self._chunks[i] for i in ids if i in self._chunks and (
-                    not filtered or matches(filter, self._chunks[i].metadata))}
+                return {
+                    i: self._chunks[i]
+                    for i in ids
+                    if i in self._chunks
+                    and (not filtered or matches(filter, self._chunks[i].metadata))
+                }
 
             return self._keyword_search(self._kw, text, k, fetch, filter is not None)
 
@@ -182,8 +190,11 @@ class BridgeStore(StoreKit):
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         with self._lock:
-            return [self._chunks[i] for d in dict.fromkeys(document_ids)
-                    for i in sorted(self._by_doc.get(d, ()))]
+            return [
+                self._chunks[i]
+                for d in dict.fromkeys(document_ids)
+                for i in sorted(self._by_doc.get(d, ()))
+            ]
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()

@@ -113,8 +113,9 @@ def _encode(c: Chunk) -> dict[str, Any]:
         extra["h"] = c.content_hash
     if extra:
         try:
-            meta[_EXTRA] = json.dumps(extra, ensure_ascii=False, allow_nan=False,
-                                      separators=(",", ":"))
+            meta[_EXTRA] = json.dumps(
+                extra, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     return meta
@@ -128,8 +129,9 @@ def _reader(sig: str) -> tuple[tuple[str, str, Any], ...]:
     """(field, typed key, converter) for each field of a shape (read back from typed keys)."""
     r = _READERS.get(sig)
     if r is None:
-        r = tuple((x[1:], flat.KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0]))
-                  for x in json.loads(sig))
+        r = tuple(
+            (x[1:], flat.KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0])) for x in json.loads(sig)
+        )
         if len(_READERS) > 10_000:
             _READERS.clear()
         _READERS[sig] = r
@@ -141,8 +143,9 @@ def shape(sig: str) -> dict[str, str]:
     return {x[1:]: x[0] for x in json.loads(sig)}
 
 
-def _decode(ids: Sequence[str], texts: Sequence[str | None],
-            metas: Sequence[Mapping[str, Any] | None]) -> list[Chunk]:
+def _decode(
+    ids: Sequence[str], texts: Sequence[str | None], metas: Sequence[Mapping[str, Any] | None]
+) -> list[Chunk]:
     """The chunks of Chroma records (hashes first, in one pass: it is the costly part)."""
     docs = [t or "" for t in texts]
     hashes = [sha256(t.encode("utf-8")).hexdigest() for t in docs]
@@ -152,21 +155,43 @@ def _decode(ids: Sequence[str], texts: Sequence[str | None],
             m: Mapping[str, Any] = meta or {}
             doc = m[_DOC]
             x = {} if (extra := m.get(_EXTRA)) is None else json.loads(extra)
-            md = x["m"] if "m" in x else {name: m[key] if conv is None else conv(m[key])
-                                          for name, key, conv in _reader(m[_SIG])}
-            pos = x["p"] if "p" in x else int(cid[len(doc) + 1:])
+            md = (
+                x["m"]
+                if "m" in x
+                else {
+                    name: m[key] if conv is None else conv(m[key])
+                    for name, key, conv in _reader(m[_SIG])
+                }
+            )
+            pos = x["p"] if "p" in x else int(cid[len(doc) + 1 :])
         except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(f"Chroma record {cid!r} was not written by vecmem (format "
-                               f"{FORMAT}): {type(exc).__name__} {exc}") from exc
-        out.append(Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=md,
-                         content_hash=x.get("h", h)))
+            raise BackendError(
+                f"Chroma record {cid!r} was not written by vecmem (format "
+                f"{FORMAT}): {type(exc).__name__} {exc}"
+            ) from exc
+        out.append(
+            Chunk(
+                id=cid,
+                document_id=doc,
+                position=pos,
+                text=text,
+                metadata=md,
+                content_hash=x.get("h", h),
+            )
+        )
     return out
 
 
 def _decode_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> Chunk:
     d = json.loads(meta["_vm"])  # format 1: every chunk as JSON
-    return Chunk(id=cid, document_id=d["d"], position=int(d["p"]), text=text or "",
-                 metadata=d["m"], content_hash=d["h"])
+    return Chunk(
+        id=cid,
+        document_id=d["d"],
+        position=int(d["p"]),
+        text=text or "",
+        metadata=d["m"],
+        content_hash=d["h"],
+    )
 
 
 # --------------------------------------------------------------------------- filters
@@ -186,8 +211,10 @@ class _Conditions:
     def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> _Where:
         """Chunks whose shape gives ``field`` a type letter (``None``: absent) that ``keep``s."""
         if self.shapes is None:
-            raise ShapesNeeded(f"a filter on the presence of {field!r} needs the metadata "
-                               "shapes stored (ChromaDb learns them)")
+            raise ShapesNeeded(
+                f"a filter on the presence of {field!r} needs the metadata "
+                "shapes stored (ChromaDb learns them)"
+            )
         sigs = [s for s, fields in self.shapes.items() if keep(fields.get(field))]
         if len(sigs) == len(self.shapes):
             return True
@@ -214,8 +241,9 @@ class _Conditions:
                         continue
                 one = len(vals) == 1
                 if neg:
-                    parts.append(self.unless(key, {key: {"$ne": vals[0]} if one else {
-                        "$nin": vals}}))
+                    parts.append(
+                        self.unless(key, {key: {"$ne": vals[0]} if one else {"$nin": vals}})
+                    )
                 else:
                     parts.append({key: {"$eq": vals[0]} if one else {"$in": vals}})
             return flat.and_(parts) if neg else flat.or_(parts)
@@ -223,8 +251,11 @@ class _Conditions:
             key, tag = "l_" + f, flat.tag(v)
             if tag is None:
                 return neg
-            return self.unless(key, {key: {"$not_contains": tag}}) if neg else {
-                key: {"$contains": tag}}
+            return (
+                self.unless(key, {key: {"$not_contains": tag}})
+                if neg
+                else {key: {"$contains": tag}}
+            )
         key = "n_" + f  # gt gte lt lte
         if neg:
             return flat.or_([_range(key, flat.FLIP[op], v), self.absent(key)])
@@ -240,8 +271,7 @@ def _range(key: str, op: str, v: float) -> _Where:
     return {key: {"$" + op: x}}
 
 
-def to_where(f: Filter | None, *, complement: bool = True,
-             shapes: Shapes | None = None) -> _Where:
+def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None = None) -> _Where:
     """A parsed vecmem filter as a Chroma ``where`` (``True``: no filter, ``False``: nothing).
 
     ``complement``: Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
@@ -258,8 +288,10 @@ def upgrade(col: Any, errors: Callable[[str], Any], where: str) -> int:
     if meta.get("vecmem_format") == FORMAT:
         return 0
     if meta.get("vecmem_format") != 1:
-        raise ConfigurationError(f"{where} is not in a vecmem layout this version knows "
-                                 f"(format {meta.get('vecmem_format')!r})")
+        raise ConfigurationError(
+            f"{where} is not in a vecmem layout this version knows "
+            f"(format {meta.get('vecmem_format')!r})"
+        )
     done = offset = 0
     while True:
         with errors("read for the upgrade"):

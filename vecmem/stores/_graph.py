@@ -48,8 +48,14 @@ FAULT_ENV = "VECMEM_GRAPH_FAULT"
 
 def new_index(dim: int, connectivity: int, expansion_add: int, expansion_search: int) -> Any:
     Index = usearch_index()
-    return Index(ndim=dim, metric="ip", dtype="f32", connectivity=connectivity,
-                 expansion_add=expansion_add, expansion_search=expansion_search)
+    return Index(
+        ndim=dim,
+        metric="ip",
+        dtype="f32",
+        connectivity=connectivity,
+        expansion_add=expansion_add,
+        expansion_search=expansion_search,
+    )
 
 
 def read_meta(folder: Path) -> dict[str, int] | None:
@@ -96,10 +102,18 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
             db.execute("BEGIN")  # one snapshot
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             epoch, upto = int(meta.get("epoch", 0)), int(meta.get("next_slot", 0))
-            live = np.array([r[0] for r in db.execute(
-                "SELECT slot FROM chunks WHERE slot < ? ORDER BY slot", (upto,))], dtype=np.int64)
-            ranges = db.execute("SELECT start, stop, crc FROM ranges WHERE start < ? "
-                                "ORDER BY start", (upto,)).fetchall()
+            live = np.array(
+                [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT slot FROM chunks WHERE slot < ? ORDER BY slot", (upto,)
+                    )
+                ],
+                dtype=np.int64,
+            )
+            ranges = db.execute(
+                "SELECT start, stop, crc FROM ranges WHERE start < ? ORDER BY start", (upto,)
+            ).fetchall()
         finally:
             db.close()
         index, added = None, live
@@ -120,8 +134,9 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
             starts = np.array([r[0] for r in ranges], dtype=np.int64)
             stops = np.array([r[1] for r in ranges], dtype=np.int64)
             at = np.searchsorted(added, starts)
-            wanted = [r for r, i, stop in zip(ranges, at, stops)
-                      if i < len(added) and added[i] < stop]
+            wanted = [
+                r for r, i, stop in zip(ranges, at, stops) if i < len(added) and added[i] < stop
+            ]
             pending: list[np.ndarray] = []
             for lo, block in vf.verified(wanted):
                 mine = added[(added >= lo) & (added < lo + len(block))]

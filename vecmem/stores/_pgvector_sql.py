@@ -40,13 +40,28 @@ SCHEMA_SQL = [
         total_len bigint NOT NULL DEFAULT 0, next_sid bigint NOT NULL DEFAULT 1,
         mean_idf double precision NOT NULL DEFAULT 0)""",
 ]
-HNSW_SQL = ("CREATE INDEX IF NOT EXISTS {name}_hnsw ON {chunks} "
-            "USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})")
+HNSW_SQL = (
+    "CREATE INDEX IF NOT EXISTS {name}_hnsw ON {chunks} "
+    "USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})"
+)
 
-COPY_SQL = ("COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
-            "terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)")
-COPY_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text[]", "int4[]", "int4",
-              "vector"]
+COPY_SQL = (
+    "COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
+    "terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)"
+)
+COPY_TYPES = [
+    "int8",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text[]",
+    "int4[]",
+    "int4",
+    "vector",
+]
 
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(name)s))"
 
@@ -151,17 +166,23 @@ kw AS (
         SELECT sid, score FROM bm WHERE {allowed} ORDER BY score DESC, sid LIMIT %(c)s::int8) t)"""
 
 _ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
-QUERY_SQL = ("WITH " + VECTOR_CTES + "\nSELECT " + _ROW + ", 1 - v.dist FROM vec v "
-             "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank")
-KEYWORD_SQL = ("WITH " + KEYWORD_CTES + "\nSELECT " + _ROW + ", w.score FROM kw w "
-               "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank")
-RRF_SQL = "coalesce(%(wv)s::float8 / (%(rk)s::int8 + v.rank), 0) + " \
-          "coalesce(%(wk)s::float8 / (%(rk)s::int8 + w.rank), 0)"
+QUERY_SQL = (
+    "WITH " + VECTOR_CTES + "\nSELECT " + _ROW + ", 1 - v.dist FROM vec v "
+    "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank"
+)
+KEYWORD_SQL = (
+    "WITH " + KEYWORD_CTES + "\nSELECT " + _ROW + ", w.score FROM kw w "
+    "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank"
+)
+RRF_SQL = (
+    "coalesce(%(wv)s::float8 / (%(rk)s::int8 + v.rank), 0) + "
+    "coalesce(%(wk)s::float8 / (%(rk)s::int8 + w.rank), 0)"
+)
 _NORM = {
     "convex": "(CASE WHEN {leg}.sid IS NULL THEN 0 WHEN {m}.hi - {m}.lo > 0 "
-              "THEN ({s} - {m}.lo) / ({m}.hi - {m}.lo) ELSE 1 END)",
+    "THEN ({s} - {m}.lo) / ({m}.hi - {m}.lo) ELSE 1 END)",
     "dbsf": "(CASE WHEN {leg}.sid IS NULL THEN 0 WHEN {m}.sd > 0 "
-            "THEN ({s} - ({m}.mu - 3 * {m}.sd)) / (6 * {m}.sd) ELSE 1 END)",
+    "THEN ({s} - ({m}.mu - 3 * {m}.sd)) / (6 * {m}.sd) ELSE 1 END)",
 }
 
 
@@ -174,12 +195,20 @@ def score_fusion_sql(method: str) -> str:
 
 _CONF = "(CASE WHEN {m}.n < 2 THEN 1 WHEN {m}.sd > 0 THEN ({m}.hi - {m}.mu) / {m}.sd ELSE 0 END)"
 HYBRID_SQL = (
-    "WITH " + VECTOR_CTES + ",\n" + KEYWORD_CTES + """,
+    "WITH "
+    + VECTOR_CTES
+    + ",\n"
+    + KEYWORD_CTES
+    + """,
 vm AS (SELECT min(1 - dist) AS lo, max(1 - dist) AS hi, avg(1 - dist) AS mu,
               coalesce(stddev_pop(1 - dist), 0) AS sd, count(*) AS n FROM vec),
 km AS (SELECT min(score) AS lo, max(score) AS hi, avg(score) AS mu,
               coalesce(stddev_pop(score), 0) AS sd, count(*) AS n FROM kw),
-cf AS (SELECT """ + _CONF.format(m="vm") + " AS cv, " + _CONF.format(m="km") + """ AS ck,
+cf AS (SELECT """
+    + _CONF.format(m="vm")
+    + " AS cv, "
+    + _CONF.format(m="km")
+    + """ AS ck,
               vm.n > 0 AND km.n > 0 AND %(adaptive)s::bool AS adapt FROM vm CROSS JOIN km),
 wt AS (SELECT CASE WHEN adapt AND %(alpha)s::float8 * cv + %(oma)s::float8 * ck > 0
                    THEN %(alpha)s::float8 * cv / (%(alpha)s::float8 * cv + %(oma)s::float8 * ck)
@@ -188,8 +217,11 @@ fused AS (
     SELECT coalesce(v.sid, w.sid) AS sid, 1 - v.dist AS vs, v.rank AS vr, w.score AS ks,
            w.rank AS kr, {fused} AS fused
     FROM vec v FULL JOIN kw w ON w.sid = v.sid CROSS JOIN vm CROSS JOIN km CROSS JOIN wt)
-SELECT """ + _ROW + """, f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f
-JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT %(k)s::int8""")
+SELECT """
+    + _ROW
+    + """, f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f
+JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT %(k)s::int8"""
+)
 
 
 def render(template: str, **parts: str) -> str:
@@ -202,17 +234,29 @@ def render(template: str, **parts: str) -> str:
 def table_names(schema: str, table: str) -> dict[str, str]:
     """The quoted names of a collection's tables, for the SQL templates."""
     q = f'"{schema}".'
-    return {"name": table, "chunks": f'{q}"{table}"', "postings": f'{q}"{table}_postings"',
-            "terms": f'{q}"{table}_terms"', "hist": f'{q}"{table}_dfhist"',
-            "meta": f'{q}"{table}_meta"', "hnsw": f'{q}"{table}_hnsw"'}
+    return {
+        "name": table,
+        "chunks": f'{q}"{table}"',
+        "postings": f'{q}"{table}_postings"',
+        "terms": f'{q}"{table}_terms"',
+        "hist": f'{q}"{table}_dfhist"',
+        "meta": f'{q}"{table}_meta"',
+        "hnsw": f'{q}"{table}_hnsw"',
+    }
 
 
 def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, Any]:
     """Parameters of ``KEYWORD_CTES`` for a tokenised query."""
     k1, b, eps = space.keyword_params()
     mult = Counter(tokens)
-    return {"qterms": list(mult), "mults": list(mult.values()), "eps": float(eps),
-            "k1p1": float(k1) + 1.0, "k1": float(k1), "b": float(b)}
+    return {
+        "qterms": list(mult),
+        "mults": list(mult.values()),
+        "eps": float(eps),
+        "k1p1": float(k1) + 1.0,
+        "k1": float(k1),
+        "b": float(b),
+    }
 
 
 # --------------------------------------------------------------------------- filters
@@ -238,8 +282,11 @@ class _Where:
         if isinstance(f, Not):
             return f"(NOT {self.sql(f.item)})"
         if isinstance(f, (And, Or)):
-            return "(" + (" AND " if isinstance(f, And) else " OR ").join(
-                self.sql(x) for x in f.items) + ")"
+            return (
+                "("
+                + (" AND " if isinstance(f, And) else " OR ").join(self.sql(x) for x in f.items)
+                + ")"
+            )
         raise UnsupportedFilterError(f"unknown filter node {f!r}")
 
     def _has(self, field: str, value: Any) -> str:
@@ -255,8 +302,11 @@ class _Where:
             return e if op == "eq" else f"(NOT {e})"
         if op in ("in", "nin"):
             values = list(dict.fromkeys((type(x), x) for x in v))
-            e = "(" + " OR ".join(self._has(c.field, x) for _, x in values) + ")" if values \
+            e = (
+                "(" + " OR ".join(self._has(c.field, x) for _, x in values) + ")"
+                if values
                 else "FALSE"
+            )
             return e if op == "in" else f"(NOT {e})"
         if op == "contains":
             return f"(metadata @> {self._p(json.dumps({c.field: [v]}), 'jsonb')})"
@@ -265,8 +315,10 @@ class _Where:
             raise UnsupportedFilterError(f"unknown filter operator {op!r}")
         field = self._p(c.field, "text")
         bound = self._p(repr(v) if isinstance(v, float) else str(v), "numeric")
-        return (f"(CASE WHEN jsonb_typeof(metadata -> {field}) = 'number' "
-                f"THEN (metadata -> {field})::numeric {compare} {bound} ELSE FALSE END)")
+        return (
+            f"(CASE WHEN jsonb_typeof(metadata -> {field}) = 'number' "
+            f"THEN (metadata -> {field})::numeric {compare} {bound} ELSE FALSE END)"
+        )
 
 
 # --------------------------------------------------------------------------- rows
@@ -300,12 +352,14 @@ def _meta_json(c: Chunk) -> str:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     if not _storable(raw) or ("\\u0000" in raw and _has_nul(meta)):
-        raise InvalidInputError(f"metadata of chunk {c.id!r} holds a NUL character or text that "
-                                "is not valid Unicode")
+        raise InvalidInputError(
+            f"metadata of chunk {c.id!r} holds a NUL character or text that is not valid Unicode"
+        )
     return raw
 
 
 def _chunk(row: Sequence[Any]) -> Chunk:
     cid, doc, pos, text, meta, h = row[:6]
-    return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta),
-                 content_hash=h)
+    return Chunk(
+        id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta), content_hash=h
+    )

@@ -74,8 +74,10 @@ class VectorFile:
 
     def _error(self, what: str, exc: OSError) -> BackendError:
         if is_full(exc):
-            return StorageFullError(f"{what} {self.path} failed: the disk is full ({exc}); "
-                                    "free space and retry, nothing of the write was kept")
+            return StorageFullError(
+                f"{what} {self.path} failed: the disk is full ({exc}); "
+                "free space and retry, nothing of the write was kept"
+            )
         return BackendError(f"{what} {self.path} failed: {exc}")
 
     def size(self) -> int:
@@ -86,8 +88,10 @@ class VectorFile:
         data = np.ascontiguousarray(vectors, np.float32)
         self.pwrite(first, data)
         flat = data.data.cast("B")
-        return [(a, b, crc(flat[(a - first) * self.row : (b - first) * self.row]))
-                for a, b in spans(first, first + len(data), self.dim)]
+        return [
+            (a, b, crc(flat[(a - first) * self.row : (b - first) * self.row]))
+            for a, b in spans(first, first + len(data), self.dim)
+        ]
 
     def pwrite(self, first: int, rows: np.ndarray) -> None:
         view = np.ascontiguousarray(rows, np.float32).data.cast("B")
@@ -141,12 +145,14 @@ class VectorFile:
                 if rows is None:
                     raise IntegrityError(
                         f"{self.path} ends before row {r[1]} of its committed rows (it holds "
-                        f"{self.size() // self.row} rows); it was truncated. {self.hint}")
+                        f"{self.size() // self.row} rows); it was truncated. {self.hint}"
+                    )
                 if crc(rows[r[0] - block[0] : r[1] - block[0]]) != r[2]:
                     raise IntegrityError(
                         f"rows {r[0]}-{r[1] - 1} of {self.path} do not match their checksum: "
                         f"the stored vectors were damaged (a disk fault, a write by another "
-                        f"program, or a crash without an fsync). {self.hint}")
+                        f"program, or a crash without an fsync). {self.hint}"
+                    )
             yield block[0], rows  # type: ignore[misc]
 
     def close(self) -> None:

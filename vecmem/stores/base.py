@@ -99,11 +99,9 @@ class VectorStore(Protocol):
         """Delete by ids and/or filter; missing ids are ignored. Returns how many were removed."""
         ...
 
-    def count(self, filter: Filter | None = None) -> int:
-        ...
+    def count(self, filter: Filter | None = None) -> int: ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 class BothLegsStore(VectorStore, Protocol):
@@ -187,19 +185,24 @@ def validate_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
     if zero.any():
         raise InvalidInputError(
             f"vector {int(np.flatnonzero(zero)[0])} is all zeros: it has no direction, so its "
-            "similarity to anything is undefined (did the embedder fail on that text?)")
+            "similarity to anything is undefined (did the embedder fail on that text?)"
+        )
     return v
 
 
 def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
     q = np.asarray(vector, dtype=np.float32).reshape(-1)
     if q.shape[0] != dim:
-        raise DimensionMismatchError(f"query vector has dimension {q.shape[0]}, the store has {dim}")
+        raise DimensionMismatchError(
+            f"query vector has dimension {q.shape[0]}, the store has {dim}"
+        )
     if not np.isfinite(q).all():
         raise InvalidInputError("query vector contains NaN or infinity")
     if not q.any():
-        raise InvalidInputError("query vector is all zeros: it has no direction, so every "
-                                "similarity would be 0 and the order meaningless")
+        raise InvalidInputError(
+            "query vector is all zeros: it has no direction, so every "
+            "similarity would be 0 and the order meaningless"
+        )
     return q
 
 

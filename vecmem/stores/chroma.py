@@ -107,12 +107,14 @@ class ChromaDb(StoreKit):
         if not isinstance(collection, str) or not _NAME.match(collection):
             raise ConfigurationError(
                 f"Chroma collection names have 3-512 characters from [a-zA-Z0-9._-] and start "
-                f"and end with a letter or digit, got {collection!r}")
+                f"and end with a letter or digit, got {collection!r}"
+            )
         self.path = None if path is None else str(path)
         self.host, self.port, self.ssl, self.headers = host, int(port), ssl, headers
         self.collection = collection
-        self.capabilities = Capabilities(persistent=path is not None or host is not None,
-                                         concurrent_writers=host is not None)
+        self.capabilities = Capabilities(
+            persistent=path is not None or host is not None, concurrent_writers=host is not None
+        )
         self._col: Any = None
         self._batch = 1000
         # the keyword index (None until the first keyword search)
@@ -148,8 +150,9 @@ class ChromaDb(StoreKit):
         # default settings: a client made elsewhere in the process for the same path must
         # match them (Chroma reads ANONYMIZED_TELEMETRY etc. from the environment)
         if self.host is not None:
-            client = chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl,
-                                         headers=self.headers)
+            client = chromadb.HttpClient(
+                host=self.host, port=self.port, ssl=self.ssl, headers=self.headers
+            )
         elif self.path is not None:
             client = chromadb.PersistentClient(path=self.path)
         else:
@@ -185,9 +188,11 @@ class ChromaDb(StoreKit):
         try:
             with self._errors("create the collection"):
                 self._col = self._c().create_collection(
-                    self.collection, embedding_function=None,
+                    self.collection,
+                    embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT})
+                    metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
+                )
         except BackendError as exc:  # created meanwhile by another client
             if not isinstance(exc.__cause__, errors.ChromaError):
                 raise
@@ -209,7 +214,8 @@ class ChromaDb(StoreKit):
         if metric != "cosine":
             raise ConfigurationError(
                 f"{self.where} uses the {metric!r} space; vecmem needs cosine "
-                "(pick another collection name)")
+                "(pick another collection name)"
+            )
         raw = meta.get("vecmem_space")
         if isinstance(raw, str):
             stored = EmbeddingSpace.from_json(raw)
@@ -223,15 +229,16 @@ class ChromaDb(StoreKit):
                     raise ConfigurationError(
                         f"{self.where} holds chunks in vecmem's Chroma layout format "
                         f"{meta.get('vecmem_format')!r}, this vecmem reads format {FORMAT}: "
-                        "call ChromaDb(...).upgrade() once to rewrite it in place")
+                        "call ChromaDb(...).upgrade() once to rewrite it in place"
+                    )
             return stored
         with self._errors("inspect the collection"):
             if col.count():
                 raise ConfigurationError(
                     f"{self.where} already holds records not written by vecmem; "
-                    "pick another collection name")
-            col.modify(metadata={**meta, "vecmem_space": space.to_json(),
-                                 "vecmem_format": FORMAT})
+                    "pick another collection name"
+                )
+            col.modify(metadata={**meta, "vecmem_space": space.to_json(), "vecmem_format": FORMAT})
         return space
 
     # ----------------------------------------------------------------- keyword index
@@ -320,9 +327,12 @@ class ChromaDb(StoreKit):
                         for cid, m in zip(old["ids"], old["metadatas"]):
                             new = metas[row[cid]]
                             new.update({key: None for key in m or () if key not in new})
-                    self._col.upsert(ids=ids, embeddings=v[part],
-                                     documents=[c.text for c in chunks[part]],
-                                     metadatas=metas[part])
+                    self._col.upsert(
+                        ids=ids,
+                        embeddings=v[part],
+                        documents=[c.text for c in chunks[part]],
+                        metadatas=metas[part],
+                    )
             if deletes:
                 self._delete_ids(deletes)
             self._index_written(chunks, deletes)
@@ -337,8 +347,11 @@ class ChromaDb(StoreKit):
         out: list[str] = []
         for i in range(0, len(ids), self._batch):
             with self._errors("get"):
-                out += self._col.get(ids=list(ids[i : i + self._batch]), include=[],
-                                     where=None if where is True else where)["ids"]
+                out += self._col.get(
+                    ids=list(ids[i : i + self._batch]),
+                    include=[],
+                    where=None if where is True else where,
+                )["ids"]
         return out
 
     def _matching_ids(self, where: _Where) -> list[str]:
@@ -348,8 +361,12 @@ class ChromaDb(StoreKit):
         offset = 0
         while True:
             with self._errors("get"):
-                ids = self._col.get(where=None if where is True else where, include=[],
-                                    limit=_PAGE * 4, offset=offset)["ids"]
+                ids = self._col.get(
+                    where=None if where is True else where,
+                    include=[],
+                    limit=_PAGE * 4,
+                    offset=offset,
+                )["ids"]
             out += ids
             offset += len(ids)
             if len(ids) < _PAGE * 4:
@@ -380,8 +397,13 @@ class ChromaDb(StoreKit):
     def _probe_complement(self) -> bool | None:
         """Whether Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
         (``None``: cannot tell, the collection is empty)."""
-        missing = {"$and": [{"_vm_absent": {"$ne": ""}}, {"_vm_absent": {"$nin": [""]}},
-                            {"_vm_absent": {"$not_contains": ""}}]}
+        missing = {
+            "$and": [
+                {"_vm_absent": {"$ne": ""}},
+                {"_vm_absent": {"$nin": [""]}},
+                {"_vm_absent": {"$not_contains": ""}},
+            ]
+        }
         with self._errors("probe the filters"):
             if self._col.get(where=missing, limit=1, include=[])["ids"]:
                 return True
@@ -403,14 +425,16 @@ class ChromaDb(StoreKit):
             for cid, m in zip(got["ids"], got["metadatas"]):
                 sig = (m or {}).get(_SIG)
                 if not isinstance(sig, str):
-                    raise BackendError(f"{self.where}: record {cid!r} was not written by "
-                                       f"vecmem (format {FORMAT})")
+                    raise BackendError(
+                        f"{self.where}: record {cid!r} was not written by vecmem (format {FORMAT})"
+                    )
                 shapes[sig] = shape(sig)
             if len(shapes) > MAX_SHAPES:
                 raise UnsupportedFilterError(
                     f"{self.where} holds more than {MAX_SHAPES} distinct metadata shapes "
                     "(sets of field names and types): $exists and negated ranges are not "
-                    "supported on it")
+                    "supported on it"
+                )
             found, limit = True, min(limit * 8, _PAGE)
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
@@ -431,15 +455,22 @@ class ChromaDb(StoreKit):
             return len(doomed)
 
     # ----------------------------------------------------------------- reads
-    def _records(self, ids: Sequence[str], where: _Where = True,
-                 include: Sequence[str] = ("documents", "metadatas")) -> dict[str, Any]:
+    def _records(
+        self,
+        ids: Sequence[str],
+        where: _Where = True,
+        include: Sequence[str] = ("documents", "metadatas"),
+    ) -> dict[str, Any]:
         """``{id: (document, metadata, embedding)}`` for those of ``ids`` that exist."""
         out: dict[str, Any] = {}
         ids = list(dict.fromkeys(ids))
         for i in range(0, len(ids), self._batch):
             with self._errors("get"):
-                got = self._col.get(ids=ids[i : i + self._batch], include=list(include),
-                                    where=None if where is True else where)
+                got = self._col.get(
+                    ids=ids[i : i + self._batch],
+                    include=list(include),
+                    where=None if where is True else where,
+                )
             docs = got.get("documents") or [None] * len(got["ids"])
             metas = got.get("metadatas") or [None] * len(got["ids"])
             embs = got.get("embeddings")
@@ -461,14 +492,20 @@ class ChromaDb(StoreKit):
             validate_query_vector(q, q.shape[0])
             return []
         try:
-            res = self._col.query(query_embeddings=q[None, :], n_results=k,
-                                  where=None if where is True else where, include=_INCLUDE)
+            res = self._col.query(
+                query_embeddings=q[None, :],
+                n_results=k,
+                where=None if where is True else where,
+                include=_INCLUDE,
+            )
         except Exception as exc:
             validate_query_vector(q, q.shape[0])  # NaN or infinity: the caller's error
             raise self._error(exc, "vector query") from exc
         dists = res["distances"][0]
-        hits = [Scored(c, 1.0 - x) for c, x in zip(
-            _decode(res["ids"][0], res["documents"][0], res["metadatas"][0]), dists)]
+        hits = [
+            Scored(c, 1.0 - x)
+            for c, x in zip(_decode(res["ids"][0], res["documents"][0], res["metadatas"][0]), dists)
+        ]
         if len(hits) < k or any(map(math.isnan, dists)):
             # Chroma answers NaN distances to a query with NaN or infinity: checked only then
             validate_query_vector(q, q.shape[0])
@@ -485,8 +522,12 @@ class ChromaDb(StoreKit):
         offset = 0
         while True:
             with self._errors("get"):
-                page = self._col.get(where=None if where is True else where,
-                                     include=["embeddings"], limit=_PAGE, offset=offset)
+                page = self._col.get(
+                    where=None if where is True else where,
+                    include=["embeddings"],
+                    limit=_PAGE,
+                    offset=offset,
+                )
             if len(page["ids"]):
                 sims = np.asarray(page["embeddings"], dtype=np.float32) @ q
                 pool = np.concatenate([best, sims])
@@ -498,8 +539,9 @@ class ChromaDb(StoreKit):
                 break
         recs = self._records(best_ids)
         found = [(i, float(s)) for i, s in zip(best_ids, best) if i in recs]
-        chunks = _decode([i for i, _ in found], [recs[i][0] for i, _ in found],
-                         [recs[i][1] for i, _ in found])
+        chunks = _decode(
+            [i for i, _ in found], [recs[i][0] for i, _ in found], [recs[i][1] for i, _ in found]
+        )
         return [Scored(c, s) for c, (_, s) in zip(chunks, found)]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
@@ -518,10 +560,12 @@ class ChromaDb(StoreKit):
     def _keyword(self, tokens: list[str], k: int, where: _Where) -> list[Scored]:
         if self._kw is None or where is False:
             return []
-        found = self._kw.search(tokens, k, lambda ids, _: self._records(ids, where),
-                                filtered=where is not True)
-        chunks = _decode([i for i, _, _ in found], [r[0] for _, r, _ in found],
-                         [r[1] for _, r, _ in found])
+        found = self._kw.search(
+            tokens, k, lambda ids, _: self._records(ids, where), filtered=where is not True
+        )
+        chunks = _decode(
+            [i for i, _, _ in found], [r[0] for _, r, _ in found], [r[1] for _, r, _ in found]
+        )
         return [Scored(c, x) for c, (_, _, x) in zip(chunks, found)]
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
@@ -565,9 +609,12 @@ class ChromaDb(StoreKit):
             offset = 0
             while True:
                 with self._errors("get"):
-                    got = self._col.get(where={_DOC: {"$in": part}},
-                                        include=["documents", "metadatas"],
-                                        limit=_PAGE, offset=offset)
+                    got = self._col.get(
+                        where={_DOC: {"$in": part}},
+                        include=["documents", "metadatas"],
+                        limit=_PAGE,
+                        offset=offset,
+                    )
                 for c in _decode(got["ids"], got["documents"], got["metadatas"]):
                     by_doc.setdefault(c.document_id, []).append(c)
                 offset += len(got["ids"])
@@ -628,8 +675,9 @@ def from_url(url: str) -> ChromaDb:
         if not u.host:
             raise ConfigurationError(f"Chroma URL {url!r} has no host")
         ssl = u.scheme == "chroma+https"
-        return ChromaDb(host=u.host, port=u.port or (443 if ssl else 8000), ssl=ssl,
-                        collection=collection)
+        return ChromaDb(
+            host=u.host, port=u.port or (443 if ssl else 8000), ssl=ssl, collection=collection
+        )
     if u.path == ":memory:":
         return ChromaDb(collection=collection)
     if not u.path:

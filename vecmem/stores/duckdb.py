@@ -60,8 +60,11 @@ def _pointer(field: str) -> str:
 def _eq(doc: str, path: str | None, v: Any) -> SQL:
     """``doc`` (a JSON expression; ``path`` a pointer into it, or None for itself) equals the
     scalar ``v`` with types kept apart."""
-    at = (f"json_type({doc}, ?)", f"json_extract_string({doc}, ?)") if path else (
-        f"json_type({doc})", f"json_extract_string({doc}, '$')")
+    at = (
+        (f"json_type({doc}, ?)", f"json_extract_string({doc}, ?)")
+        if path
+        else (f"json_type({doc})", f"json_extract_string({doc}, '$')")
+    )
     p = [path] if path else []
     if isinstance(v, bool):
         return f"({at[0]} = 'BOOLEAN' AND {at[1]} = ?)", [*p, *p, "true" if v else "false"]
@@ -102,14 +105,18 @@ def _cond(c: Cond) -> SQL:
     if op == "contains":
         inner, params = _eq("x", None, v)
         # TRY_CAST: AND does not stop DuckDB from casting the rows whose value is no array
-        sql = (f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(TRY_CAST(json_extract(meta, ?) "
-               f"AS JSON[]), lambda x: {inner})) > 0)")
+        sql = (
+            f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(TRY_CAST(json_extract(meta, ?) "
+            f"AS JSON[]), lambda x: {inner})) > 0)"
+        )
         return sql, [path, path, *params]
     sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
     if sym is None:
         raise UnsupportedFilterError(f"DuckDb cannot express the operator ${op}")
-    sql = (f"(json_type(meta, ?) IN {_NUM} AND TRY_CAST(json_extract_string(meta, ?) AS DOUBLE)"
-           f" {sym} ?)")
+    sql = (
+        f"(json_type(meta, ?) IN {_NUM} AND TRY_CAST(json_extract_string(meta, ?) AS DOUBLE)"
+        f" {sym} ?)"
+    )
     return sql, [path, path, float(v)]
 
 
@@ -122,8 +129,14 @@ def _encode_meta(c: Chunk) -> str:
 
 def _chunk(row: Sequence[Any]) -> Chunk:
     cid, doc, pos, text, h, meta = row[:6]
-    return Chunk(id=cid, document_id=doc, position=int(pos), text=text,
-                 metadata=json.loads(meta), content_hash=h)
+    return Chunk(
+        id=cid,
+        document_id=doc,
+        position=int(pos),
+        text=text,
+        metadata=json.loads(meta),
+        content_hash=h,
+    )
 
 
 class DuckDb(StoreKit):
@@ -139,8 +152,10 @@ class DuckDb(StoreKit):
     def __init__(self, path: str | None = None, *, table: str = "vecmem") -> None:
         super().__init__()
         if not isinstance(table, str) or not _TABLE.match(table):
-            raise ConfigurationError(f"DuckDb table names are SQL identifiers "
-                                     f"([A-Za-z_][A-Za-z0-9_]*, 63 at most), got {table!r}")
+            raise ConfigurationError(
+                f"DuckDb table names are SQL identifiers "
+                f"([A-Za-z_][A-Za-z0-9_]*, 63 at most), got {table!r}"
+            )
         self.path = None if path is None or str(path) == ":memory:" else str(path)
         self.table = table
         self.capabilities = Capabilities(persistent=self.path is not None, transactions=True)
@@ -174,11 +189,14 @@ class DuckDb(StoreKit):
             return self._c().execute(sql, list(params)).fetchall()
 
     def _read_space(self) -> EmbeddingSpace | None:
-        found = self._sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                          [f"{self.table}_vm"], "read the space")[0][0]
+        found = self._sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+            [f"{self.table}_vm"],
+            "read the space",
+        )[0][0]
         if not found:
             return None
-        rows = self._sql(f'SELECT value FROM "{self.table}_vm" WHERE key = \'space\'')
+        rows = self._sql(f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'space'")
         return EmbeddingSpace.from_json(rows[0][0]) if rows else None
 
     def _create(self, space: EmbeddingSpace) -> None:
@@ -186,21 +204,27 @@ class DuckDb(StoreKit):
         with self._lock, self._errors("create the table"):
             con.execute("BEGIN")
             try:
-                con.execute(f'CREATE TABLE IF NOT EXISTS "{self.table}" (id VARCHAR NOT NULL, '
-                            "doc VARCHAR NOT NULL, pos BIGINT, text VARCHAR, hash VARCHAR, "
-                            f"meta JSON, vec FLOAT[{space.dim}])")
-                con.execute(f'CREATE TABLE "{self.table}_vm" (key VARCHAR PRIMARY KEY, '
-                            "value VARCHAR)")
-                con.execute(f'INSERT INTO "{self.table}_vm" VALUES (\'space\', ?), (\'gen\', ?)',
-                            [space.to_json(), uuid.uuid4().hex])
+                con.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{self.table}" (id VARCHAR NOT NULL, '
+                    "doc VARCHAR NOT NULL, pos BIGINT, text VARCHAR, hash VARCHAR, "
+                    f"meta JSON, vec FLOAT[{space.dim}])"
+                )
+                con.execute(
+                    f'CREATE TABLE "{self.table}_vm" (key VARCHAR PRIMARY KEY, value VARCHAR)'
+                )
+                con.execute(
+                    f"INSERT INTO \"{self.table}_vm\" VALUES ('space', ?), ('gen', ?)",
+                    [space.to_json(), uuid.uuid4().hex],
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
 
     # ----------------------------------------------------------------- writes
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         chunks = list(chunks)
         v = self._check_batch(chunks, vectors)
         metas = [_encode_meta(c) for c in chunks]
@@ -209,26 +233,36 @@ class DuckDb(StoreKit):
             return
         pa = require("pyarrow", "duckdb")
         dim = self._require_space().dim
-        batch = pa.table({
-            "id": [c.id for c in chunks], "doc": [c.document_id for c in chunks],
-            "pos": pa.array([int(c.position) for c in chunks], pa.int64()),
-            "text": [c.text for c in chunks], "hash": [c.content_hash for c in chunks],
-            "meta": metas,
-            "vec": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), pa.float32()), dim),
-        })
+        batch = pa.table(
+            {
+                "id": [c.id for c in chunks],
+                "doc": [c.document_id for c in chunks],
+                "pos": pa.array([int(c.position) for c in chunks], pa.int64()),
+                "text": [c.text for c in chunks],
+                "hash": [c.content_hash for c in chunks],
+                "meta": metas,
+                "vec": pa.FixedSizeListArray.from_arrays(
+                    pa.array(v.reshape(-1), pa.float32()), dim
+                ),
+            }
+        )
         with self._lock:
             con = self._c()
             with self._errors("upsert"):
                 con.execute("BEGIN")
                 try:
                     existed = self._existing(gone)
-                    con.execute(f'DELETE FROM "{self.table}" WHERE id IN '
-                                "(SELECT unnest(?::VARCHAR[]))", [gone])
+                    con.execute(
+                        f'DELETE FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
+                        [gone],
+                    )
                     if chunks:
                         con.register("_vm_batch", batch)
                         try:
-                            con.execute(f'INSERT INTO "{self.table}" SELECT id, doc, pos, text, '
-                                        f"hash, meta::JSON, vec::FLOAT[{dim}] FROM _vm_batch")
+                            con.execute(
+                                f'INSERT INTO "{self.table}" SELECT id, doc, pos, text, '
+                                f"hash, meta::JSON, vec::FLOAT[{dim}] FROM _vm_batch"
+                            )
                         finally:
                             con.unregister("_vm_batch")
                     gen = self._bump()
@@ -239,14 +273,21 @@ class DuckDb(StoreKit):
             self._written(chunks, [i for i in existed if i not in {c.id for c in chunks}], gen)
 
     def _existing(self, ids: Sequence[str], where: SQL = ("TRUE", [])) -> list[str]:
-        return [r[0] for r in self._c().execute(
-            f'SELECT id FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[])) '
-            f"AND {where[0]}", [list(ids), *where[1]]).fetchall()]
+        return [
+            r[0]
+            for r in self._c()
+            .execute(
+                f'SELECT id FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[])) '
+                f"AND {where[0]}",
+                [list(ids), *where[1]],
+            )
+            .fetchall()
+        ]
 
     def _bump(self) -> str:
         """A new generation token (inside the write's transaction)."""
         gen = uuid.uuid4().hex
-        self._c().execute(f'UPDATE "{self.table}_vm" SET value = ? WHERE key = \'gen\'', [gen])
+        self._c().execute(f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen])
         return gen
 
     def _written(self, chunks: Sequence[Chunk], deleted: Sequence[str], gen: str) -> None:
@@ -266,13 +307,19 @@ class DuckDb(StoreKit):
                     doomed = set(self._existing(list(ids))) if ids else set()
                     if filter is not None:
                         sql, params = to_sql(filter)
-                        doomed.update(r[0] for r in con.execute(
-                            f'SELECT id FROM "{self.table}" WHERE {sql}', params).fetchall())
+                        doomed.update(
+                            r[0]
+                            for r in con.execute(
+                                f'SELECT id FROM "{self.table}" WHERE {sql}', params
+                            ).fetchall()
+                        )
                     if not doomed:
                         con.execute("ROLLBACK")
                         return 0
-                    con.execute(f'DELETE FROM "{self.table}" WHERE id IN '
-                                "(SELECT unnest(?::VARCHAR[]))", [sorted(doomed)])
+                    con.execute(
+                        f'DELETE FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
+                        [sorted(doomed)],
+                    )
                     gen = self._bump()
                     con.execute("COMMIT")
                 except BaseException:
@@ -289,14 +336,16 @@ class DuckDb(StoreKit):
         rows = self._sql(
             f"SELECT {_COLS}, array_cosine_distance(vec, ?::FLOAT[{dim}]) AS d "
             f'FROM "{self.table}" WHERE {sql} ORDER BY d, id LIMIT ?',
-            [q.tolist(), *params, k], "vector query")
+            [q.tolist(), *params, k],
+            "vector query",
+        )
         return [Scored(_chunk(r), 1.0 - float(r[6])) for r in rows]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
         self._require_space()
         with self._lock:
-            gen = self._sql(f'SELECT value FROM "{self.table}_vm" WHERE key = \'gen\'')[0][0]
+            gen = self._sql(f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'gen'")[0][0]
             if self._kw is None or gen != self._gen:
                 self._rebuild(gen)
             if self._kw is None:
@@ -305,8 +354,11 @@ class DuckDb(StoreKit):
 
             def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
                 sql, params = where if filtered else ("TRUE", [])
-                rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
-                                 f"(SELECT unnest(?::VARCHAR[])) AND {sql}", [ids, *params])
+                rows = self._sql(
+                    f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
+                    f"(SELECT unnest(?::VARCHAR[])) AND {sql}",
+                    [ids, *params],
+                )
                 return {r[0]: _chunk(r) for r in rows}
 
             return self._keyword_search(self._kw, text, k, fetch, filter is not None)
@@ -330,8 +382,11 @@ class DuckDb(StoreKit):
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
-                         "(SELECT unnest(?::VARCHAR[]))", [list(ids)], "get")
+        rows = self._sql(
+            f'SELECT {_COLS} FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
+            [list(ids)],
+            "get",
+        )
         found = {r[0]: _chunk(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
@@ -339,14 +394,20 @@ class DuckDb(StoreKit):
         """Up to ``limit`` ids greater than ``after``, ascending (DuckDB compares VARCHAR by
         bytes: code-point order); a keyset page (:class:`~vecmem.stores.base.PagedStore`)."""
         self._require_space()
-        rows = self._sql(f'SELECT id FROM "{self.table}" WHERE ?::VARCHAR IS NULL OR id > ? '
-                         "ORDER BY id LIMIT ?", [after, after, int(limit)], "page ids")
+        rows = self._sql(
+            f'SELECT id FROM "{self.table}" WHERE ?::VARCHAR IS NULL OR id > ? ORDER BY id LIMIT ?',
+            [after, after, int(limit)],
+            "page ids",
+        )
         return [r[0] for r in rows]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         dim = self._require_space().dim
-        rows = self._sql(f'SELECT id, vec FROM "{self.table}" WHERE id IN '
-                         "(SELECT unnest(?::VARCHAR[]))", [list(ids)], "get")
+        rows = self._sql(
+            f'SELECT id, vec FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
+            [list(ids)],
+            "get",
+        )
         found = dict(rows)
         missing = [i for i in ids if i not in found]
         if missing:
@@ -356,8 +417,12 @@ class DuckDb(StoreKit):
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         docs = list(dict.fromkeys(document_ids))
-        rows = self._sql(f'SELECT {_COLS} FROM "{self.table}" WHERE doc IN '
-                         "(SELECT unnest(?::VARCHAR[])) ORDER BY id", [docs], "get")
+        rows = self._sql(
+            f'SELECT {_COLS} FROM "{self.table}" WHERE doc IN '
+            "(SELECT unnest(?::VARCHAR[])) ORDER BY id",
+            [docs],
+            "get",
+        )
         by_doc: dict[str, list[Chunk]] = {}
         for r in rows:
             by_doc.setdefault(r[1], []).append(_chunk(r))
@@ -366,8 +431,9 @@ class DuckDb(StoreKit):
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         sql, params = to_sql(filter)
-        return int(self._sql(f'SELECT count(*) FROM "{self.table}" WHERE {sql}', params,
-                             "count")[0][0])
+        return int(
+            self._sql(f'SELECT count(*) FROM "{self.table}" WHERE {sql}', params, "count")[0][0]
+        )
 
     def drop(self) -> None:
         """Delete the table and its record; a no-op when absent."""

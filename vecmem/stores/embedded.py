@@ -133,7 +133,10 @@ class EmbeddedStore(MemoryStore):
     exact_filter_rows = 20_000
     """A filtered search scans the matching rows exactly when there are at most this many."""
     capabilities = Capabilities(
-        persistent=True, native_keyword=True, native_hybrid=True, transactions=True,
+        persistent=True,
+        native_keyword=True,
+        native_hybrid=True,
+        transactions=True,
         concurrent_writers=True,
     )
 
@@ -179,8 +182,10 @@ class EmbeddedStore(MemoryStore):
 
     @property
     def _hint(self) -> str:
-        return (f"Run `vecmem repair {self.path}` (or VectorMemory({str(self.path)!r}).repair()) "
-                "to re-embed the chunks concerned.")
+        return (
+            f"Run `vecmem repair {self.path}` (or VectorMemory({str(self.path)!r}).repair()) "
+            "to re-embed the chunks concerned."
+        )
 
     @contextmanager
     def _sql(self, what: str) -> Iterator[None]:
@@ -200,8 +205,12 @@ class EmbeddedStore(MemoryStore):
                         self.path.mkdir(parents=True, exist_ok=True)
                     except OSError as exc:
                         raise _os_error(exc, f"creating {self.path}") from exc
-                    db = sqlite3.connect(self._file, timeout=self.lock_timeout,
-                                         check_same_thread=False, isolation_level=None)
+                    db = sqlite3.connect(
+                        self._file,
+                        timeout=self.lock_timeout,
+                        check_same_thread=False,
+                        isolation_level=None,
+                    )
                     try:
                         self._setup(db)
                     except BaseException:
@@ -218,7 +227,10 @@ class EmbeddedStore(MemoryStore):
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
         db.execute("PRAGMA synchronous=NORMAL")
-        if db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ranges'").fetchone()[0] == 0:
+        if (
+            db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ranges'").fetchone()[0]
+            == 0
+        ):
             with self._write_lock():
                 db.executescript(_SCHEMA)
 
@@ -236,7 +248,8 @@ class EmbeddedStore(MemoryStore):
             return EmbeddingSpace.from_json(text)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise IntegrityError(
-                f"{self._file}: the recorded embedding space is not valid ({exc})") from exc
+                f"{self._file}: the recorded embedding space is not valid ({exc})"
+            ) from exc
 
     def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
         """Open the store with ``space`` (recorded on first use, checked later). A store of
@@ -252,8 +265,10 @@ class EmbeddedStore(MemoryStore):
             with self._write_lock(), self._sql("opening"):
                 row = db.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
                 if row is None:
-                    db.execute("INSERT INTO meta VALUES ('space', ?), ('format', ?)",
-                               (space.to_json(), str(FORMAT)))
+                    db.execute(
+                        "INSERT INTO meta VALUES ('space', ?), ('format', ?)",
+                        (space.to_json(), str(FORMAT)),
+                    )
                     stored = space
                 else:
                     stored = self._space_of(row[0])
@@ -286,7 +301,8 @@ class EmbeddedStore(MemoryStore):
         if fmt > FORMAT:
             raise ConfigurationError(
                 f"the store at {self.path} has format {fmt}, written by a newer vecmem than "
-                f"this one (format {FORMAT}): upgrade vecmem")
+                f"this one (format {FORMAT}): upgrade vecmem"
+            )
         return fmt
 
     def _upgrade(self, db: sqlite3.Connection, vf: VectorFile) -> None:
@@ -297,7 +313,8 @@ class EmbeddedStore(MemoryStore):
                 f"{vf.path} holds {vf.size()} bytes where its {rows} committed rows take "
                 f"{rows * vf.row}: it was written by a vecmem without checksums, where a failed "
                 f"or killed write shifted the vectors written after it (vector search would "
-                f"return wrong documents). {self._hint}")
+                f"return wrong documents). {self._hint}"
+            )
         records = _checksums(vf, 0, rows)
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -371,8 +388,9 @@ class EmbeddedStore(MemoryStore):
             self._load(ranges, _rows(db.execute(f"SELECT {_COLS} FROM chunks ORDER BY slot")))
             self._loaded = True
             return
-        rows = db.execute("SELECT seq, op, slot FROM log WHERE seq > ? ORDER BY seq",
-                          (self._seq,)).fetchall()
+        rows = db.execute(
+            "SELECT seq, op, slot FROM log WHERE seq > ? ORDER BY seq", (self._seq,)
+        ).fetchall()
         if not rows:
             return
         self._seq = rows[-1][0]
@@ -381,8 +399,14 @@ class EmbeddedStore(MemoryStore):
         # rows added and deleted since we last looked were never loaded here
         gone = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
         self._drop_slots(gone)  # the graph keeps them; its answers are filtered by _live
-        fixed = sorted(s for _, op, s in rows if op == "fix" and s not in dead
-                       and s < len(self._chunks) and self._chunks[s] is not None)
+        fixed = sorted(
+            s
+            for _, op, s in rows
+            if op == "fix"
+            and s not in dead
+            and s < len(self._chunks)
+            and self._chunks[s] is not None
+        )
         if fixed:  # rows repair() rewrote: new vectors, same chunks
             self._epoch = _meta_int(db, "epoch")
             self._ann, self._ann_upto, self._ann_seen = None, 0, None  # of the old vectors
@@ -395,7 +419,9 @@ class EmbeddedStore(MemoryStore):
                 part = added[i : i + 5000]
                 yield from db.execute(
                     f"SELECT {_COLS} FROM chunks WHERE slot IN ({','.join('?' * len(part))}) "
-                    "ORDER BY slot", part)
+                    "ORDER BY slot",
+                    part,
+                )
 
         self._load(_covering(db, added), pieces())
 
@@ -419,7 +445,8 @@ class EmbeddedStore(MemoryStore):
         if top != end or (ranges and ranges[-1][1] != end):
             raise IntegrityError(
                 f"{self._file}: the checksum records do not cover rows {top}-{end - 1} of "
-                f"{self.path / 'vectors.f32'} exactly. {self._hint}")
+                f"{self.path / 'vectors.f32'} exactly. {self._hint}"
+            )
         return ranges
 
     def _load(self, ranges: Sequence[Range], rows: Iterable[tuple[Any, ...]]) -> None:
@@ -443,8 +470,10 @@ class EmbeddedStore(MemoryStore):
             vectors = block[slots - lo]
             self._apply([_chunk(r, self._file) for r in found], vectors, [], slots=slots)
         if pending is not None:
-            raise IntegrityError(f"{self._file}: chunk {pending[1]!r} (row {pending[0]}) has no "
-                                 f"checksum record for its vector. {self._hint}")
+            raise IntegrityError(
+                f"{self._file}: chunk {pending[1]!r} (row {pending[0]}) has no "
+                f"checksum record for its vector. {self._hint}"
+            )
 
     # ----------------------------------------------------------------- writes
     def upsert(
@@ -459,12 +488,18 @@ class EmbeddedStore(MemoryStore):
             before = set(self._slot_of.values())
             doomed: set[str] = set(ids or ())
             if filter is not None:
-                doomed |= {c.id for c in (self._chunks[s] for s in np.flatnonzero(
-                    self._mask(filter))) if c is not None}
+                doomed |= {
+                    c.id
+                    for c in (self._chunks[s] for s in np.flatnonzero(self._mask(filter)))
+                    if c is not None
+                }
             if ids is None and filter is None:
                 return super().delete()  # raises the usual error
-            self._write([], np.zeros((0, self._require_space().dim), np.float32),
-                        [i for i in doomed if i in self._slot_of])
+            self._write(
+                [],
+                np.zeros((0, self._require_space().dim), np.float32),
+                [i for i in doomed if i in self._slot_of],
+            )
             return len(before - set(self._slot_of.values()))
 
     def _write(self, chunks: list[Chunk], vectors: np.ndarray, delete_ids: list[str]) -> None:
@@ -484,24 +519,42 @@ class EmbeddedStore(MemoryStore):
                 dead: list[int] = []
                 for i in range(0, len(replaced), 500):
                     part = replaced[i : i + 500]
-                    dead += [r[0] for r in db.execute(
-                        f"SELECT slot FROM chunks WHERE id IN ({','.join('?' * len(part))})", part)]
+                    dead += [
+                        r[0]
+                        for r in db.execute(
+                            f"SELECT slot FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                            part,
+                        )
+                    ]
                 if dead:
                     db.executemany("DELETE FROM chunks WHERE slot = ?", [(s,) for s in dead])
-                    db.executemany("INSERT INTO log (op, slot) VALUES ('del', ?)",
-                                   [(s,) for s in dead])
+                    db.executemany(
+                        "INSERT INTO log (op, slot) VALUES ('del', ?)", [(s,) for s in dead]
+                    )
                 db.executemany(
                     f"INSERT INTO chunks ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(int(s), c.id, c.document_id, c.position, c.text,
-                      json.dumps(dict(c.metadata), ensure_ascii=False), c.content_hash)
-                     for s, c in zip(slots, chunks)],
+                    [
+                        (
+                            int(s),
+                            c.id,
+                            c.document_id,
+                            c.position,
+                            c.text,
+                            json.dumps(dict(c.metadata), ensure_ascii=False),
+                            c.content_hash,
+                        )
+                        for s, c in zip(slots, chunks)
+                    ],
                 )
-                db.executemany("INSERT INTO log (op, slot) VALUES ('add', ?)",
-                               [(int(s),) for s in slots])
+                db.executemany(
+                    "INSERT INTO log (op, slot) VALUES ('add', ?)", [(int(s),) for s in slots]
+                )
                 db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", records)
                 seq = db.execute("SELECT max(seq) FROM log").fetchone()[0] or 0
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('next_slot', ?)",
-                           (str(first + len(chunks)),))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('next_slot', ?)",
+                    (str(first + len(chunks)),),
+                )
                 _fault("commit")
                 db.execute("COMMIT")
             except BaseException as exc:
@@ -533,9 +586,13 @@ class EmbeddedStore(MemoryStore):
         process finished). Cheap: one stat of ann.json. Hold ``self._lock``."""
         if self._builder is not None and self._builder.poll() is not None:
             if self._builder.returncode != 0:
-                log.warning("vecmem: building the HNSW graph of %s failed (exit %s); the rows "
-                            "it missed are searched exactly, the next build starts in %d s",
-                            self.path, self._builder.returncode, BUILD_RETRY_S)
+                log.warning(
+                    "vecmem: building the HNSW graph of %s failed (exit %s); the rows "
+                    "it missed are searched exactly, the next build starts in %d s",
+                    self.path,
+                    self._builder.returncode,
+                    BUILD_RETRY_S,
+                )
                 self._retry_at = time.monotonic() + BUILD_RETRY_S
             self._builder = None
         try:
@@ -558,8 +615,12 @@ class EmbeddedStore(MemoryStore):
         if self._ann is None and self._builder is None and len(self._slot_of) < self.ann_threshold:
             return  # exact search: no graph to look for (saves a stat a query)
         self._graph_refresh()
-        if (not self.background or self._builder is not None
-                or len(self._slot_of) < self.ann_threshold or time.monotonic() < self._retry_at):
+        if (
+            not self.background
+            or self._builder is not None
+            or len(self._slot_of) < self.ann_threshold
+            or time.monotonic() < self._retry_at
+        ):
             return
         tail = max(self._committed, self._next_slot) - self._ann_upto
         if tail > 0 and (self._ann is None or tail * GRAPH_TAIL >= len(self._ann)):
@@ -569,13 +630,27 @@ class EmbeddedStore(MemoryStore):
         conn, exp_add, _ = self._ann_params
         try:
             self._builder = subprocess.Popen(
-                [sys.executable, "-m", "vecmem.stores._graph", str(self.path),
-                 str(self._require_space().dim), str(conn), str(exp_add)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                close_fds=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "vecmem.stores._graph",
+                    str(self.path),
+                    str(self._require_space().dim),
+                    str(conn),
+                    str(exp_add),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
         except OSError as exc:  # no interpreter to start (an embedded Python): flush() builds
-            log.warning("vecmem: cannot start a graph build beside %s (%s); call flush() to "
-                        "build it in this process", self.path, exc)
+            log.warning(
+                "vecmem: cannot start a graph build beside %s (%s); call flush() to "
+                "build it in this process",
+                self.path,
+                exc,
+            )
             self.background = False
             return
         _fault("build-started")
@@ -590,14 +665,16 @@ class EmbeddedStore(MemoryStore):
             with self._lock:
                 self._sync()
                 self._graph_refresh()
-                if (len(self._slot_of) < self.ann_threshold
-                        or self._ann_upto >= max(self._committed, self._next_slot)):
+                if len(self._slot_of) < self.ann_threshold or self._ann_upto >= max(
+                    self._committed, self._next_slot
+                ):
                     return
                 builder = self._builder
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise StoreLockedError(
-                    f"the HNSW graph of {self.path} was not brought up to date within {timeout}s")
+                    f"the HNSW graph of {self.path} was not brought up to date within {timeout}s"
+                )
             if builder is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     builder.wait(left)
@@ -608,8 +685,7 @@ class EmbeddedStore(MemoryStore):
             except OSError as exc:
                 raise _os_error(exc, f"saving the HNSW graph to {self.path}") from exc
             except RuntimeError as exc:  # usearch says only "Failed to serialize into stream"
-                raise BackendError(f"saving the HNSW graph to {self.path} failed: {exc}"
-                                   ) from exc
+                raise BackendError(f"saving the HNSW graph to {self.path} failed: {exc}") from exc
             if built is None:
                 time.sleep(0.05)  # another process is building it
 
@@ -625,16 +701,26 @@ class EmbeddedStore(MemoryStore):
             self._sync()
             return super().keyword(text, k=k, filter=filter)
 
-    def hybrid(self, vector: np.ndarray, text: str, *, k: int, candidates: int, fusion: Fusion,
-               filter: Filter | None = None) -> list[Hit]:
+    def hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        *,
+        k: int,
+        candidates: int,
+        fusion: Fusion,
+        filter: Filter | None = None,
+    ) -> list[Hit]:
         with self._lock:
             self._sync()
             self._maybe_build()
-            return super().hybrid(vector, text, k=k, candidates=candidates, fusion=fusion,
-                                  filter=filter)
+            return super().hybrid(
+                vector, text, k=k, candidates=candidates, fusion=fusion, filter=filter
+            )
 
-    def _vector_top(self, q: np.ndarray, k: int, mask: np.ndarray | None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _vector_top(
+        self, q: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """HNSW over the graph's rows and an exact scan of the tail, merged by exact
         similarity; exact over everything when the graph is missing or the filter selective."""
         ann, upto, n = self._ann, self._ann_upto, self._next_slot
@@ -710,7 +796,10 @@ class EmbeddedStore(MemoryStore):
 
     # ----------------------------------------------------------------- repair
     def repair(
-        self, space: EmbeddingSpace, embed: Callable[[list[str]], np.ndarray], *,
+        self,
+        space: EmbeddingSpace,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
         batch: int = 256,
     ) -> RepairReport:
         """Check every committed vector row against its checksum and embed the live chunks
@@ -733,8 +822,9 @@ class EmbeddedStore(MemoryStore):
                 stored = self._space_of(row[0])
                 stored.check_compatible(space, where=f"store at {self.path}")
                 own = self._vf is None
-                vf = self._vf or VectorFile(self.path / "vectors.f32", dim=stored.dim,
-                                            hint=self._hint)
+                vf = self._vf or VectorFile(
+                    self.path / "vectors.f32", dim=stored.dim, hint=self._hint
+                )
                 try:
                     report = self._repair(db, vf, stored, embed, batch)
                 finally:
@@ -749,8 +839,14 @@ class EmbeddedStore(MemoryStore):
                 self._sync()
             return report
 
-    def _repair(self, db: sqlite3.Connection, vf: VectorFile, space: EmbeddingSpace,
-                embed: Callable[[list[str]], np.ndarray], batch: int) -> RepairReport:
+    def _repair(
+        self,
+        db: sqlite3.Connection,
+        vf: VectorFile,
+        space: EmbeddingSpace,
+        embed: Callable[[list[str]], np.ndarray],
+        batch: int,
+    ) -> RepairReport:
         fmt, rows = self._format(db), _next_slot(db)
         whole = [(a, b, 0) for a, b in spans(0, rows, vf.dim)]
         rebuild = True  # the range records are written anew
@@ -774,16 +870,19 @@ class EmbeddedStore(MemoryStore):
                 have = max(0, min(stop, vf.size() // vf.row) - start)
                 if have:
                     block[:have] = vf.read(start, start + have)
-            live = db.execute("SELECT slot, text FROM chunks WHERE slot >= ? AND slot < ? "
-                              "ORDER BY slot", (start, stop)).fetchall()
+            live = db.execute(
+                "SELECT slot, text FROM chunks WHERE slot >= ? AND slot < ? ORDER BY slot",
+                (start, stop),
+            ).fetchall()
             for i in range(0, len(live), batch):
                 part = live[i : i + batch]
                 idx = np.array([s - start for s, _ in part], dtype=np.int64)
                 try:
                     vectors = validate_vectors(embed([t for _, t in part]), len(part), space.dim)
                 except VecmemError as exc:
-                    raise BackendError(f"repair of {self.path}: the embedder's output was "
-                                       f"refused: {exc}") from exc
+                    raise BackendError(
+                        f"repair of {self.path}: the embedder's output was refused: {exc}"
+                    ) from exc
                 changed += int(np.sum(np.any(block[idx] != vectors, axis=1)))
                 block[idx] = vectors
                 fixed += [s for s, _ in part]
@@ -797,23 +896,34 @@ class EmbeddedStore(MemoryStore):
         try:
             if rebuild:
                 db.execute("DELETE FROM ranges")
-                db.executemany("INSERT INTO ranges VALUES (?, ?, ?)",
-                               [r for r in ranges if r not in set(bad)] + fresh)
+                db.executemany(
+                    "INSERT INTO ranges VALUES (?, ?, ?)",
+                    [r for r in ranges if r not in set(bad)] + fresh,
+                )
             else:
                 db.executemany("DELETE FROM ranges WHERE start = ?", [(r[0],) for r in bad])
                 db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", fresh)
             db.executemany("INSERT INTO log (op, slot) VALUES ('fix', ?)", [(s,) for s in fixed])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
             if bad:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)",
-                           (str(_meta_int(db, "epoch") + 1),))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('epoch', ?)",
+                    (str(_meta_int(db, "epoch") + 1),),
+                )
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
             raise
         vf.truncate(rows)
-        log.warning("vecmem: repaired %s: %d of %d vector ranges damaged, %d chunks embedded "
-                    "again (%d differed)", self.path, len(bad), len(ranges), len(fixed), changed)
+        log.warning(
+            "vecmem: repaired %s: %d of %d vector ranges damaged, %d chunks embedded "
+            "again (%d differed)",
+            self.path,
+            len(bad),
+            len(ranges),
+            len(fixed),
+            changed,
+        )
         return RepairReport(rows, len(bad), len(fixed), changed, fmt)
 
 
@@ -825,12 +935,12 @@ def _chunk(row: tuple[Any, ...], file: Path | str = "store.sqlite") -> Chunk:
     try:
         metadata = json.loads(meta)
     except (TypeError, ValueError) as exc:
-        raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not JSON ({exc})"
-                             ) from exc
+        raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not JSON ({exc})") from exc
     if not isinstance(metadata, dict):
         raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not a JSON object")
-    return Chunk(id=cid, document_id=doc, position=pos, text=text, metadata=metadata,
-                 content_hash=h)
+    return Chunk(
+        id=cid, document_id=doc, position=pos, text=text, metadata=metadata, content_hash=h
+    )
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
@@ -843,8 +953,10 @@ def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
 
 def _covering(db: sqlite3.Connection, slots: list[int]) -> list[Range]:
     """The range records holding any of ``slots`` (sorted)."""
-    ranges = db.execute("SELECT start, stop, crc FROM ranges WHERE stop > ? AND start <= ? "
-                        "ORDER BY start", (slots[0], slots[-1])).fetchall()
+    ranges = db.execute(
+        "SELECT start, stop, crc FROM ranges WHERE stop > ? AND start <= ? ORDER BY start",
+        (slots[0], slots[-1]),
+    ).fetchall()
     wanted = np.asarray(slots, dtype=np.int64)
     at = np.searchsorted(wanted, [r[0] for r in ranges])
     return [r for r, i in zip(ranges, at) if i < len(wanted) and wanted[i] < r[1]]

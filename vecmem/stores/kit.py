@@ -173,7 +173,8 @@ class StoreKit:
                 return self.space
             if space.distance not in self.distances:
                 raise ConfigurationError(
-                    f"{self.name} stores {', '.join(self.distances)}, not {space.distance!r}")
+                    f"{self.name} stores {', '.join(self.distances)}, not {space.distance!r}"
+                )
             self._c()
             stored = self._read_space()
             if stored is None:
@@ -231,15 +232,23 @@ class StoreKit:
         k1, b, eps = space.keyword_params()
         return KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
 
-    def _keyword_search(self, kw: KeywordBeside, text: str, k: int, fetch: Any, filtered: bool,
-                        *, matching: Any = None, widen_to: int = 0) -> list[Scored]:
+    def _keyword_search(
+        self,
+        kw: KeywordBeside,
+        text: str,
+        k: int,
+        fetch: Any,
+        filtered: bool,
+        *,
+        matching: Any = None,
+        widen_to: int = 0,
+    ) -> list[Scored]:
         """The BM25 leg over ``kw``: ``fetch(ids, apply_filter) -> {id: Chunk}``; ``matching``
         and ``widen_to`` as in :meth:`KeywordBeside.search`."""
         tokens = kw.tokenizer(text)
         if not tokens:
             return []
-        found = kw.search(tokens, k, fetch, filtered=filtered, matching=matching,
-                          widen_to=widen_to)
+        found = kw.search(tokens, k, fetch, filtered=filtered, matching=matching, widen_to=widen_to)
         return [Scored(c, x) for _, c, x in found]
 
 
@@ -269,8 +278,9 @@ def parse_url(url: str, *, schemes: Sequence[str], params: Sequence[str] = ()) -
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = set(query) - set(params)
     if unknown:
-        raise ConfigurationError(f"unknown URL parameters {sorted(unknown)} in {url!r}; "
-                                 f"known: {sorted(params)}")
+        raise ConfigurationError(
+            f"unknown URL parameters {sorted(unknown)} in {url!r}; known: {sorted(params)}"
+        )
     try:
         host, port = parts.hostname, parts.port
     except ValueError:  # no host:port (``:memory:``): a file URL, or a host URL with a bad port

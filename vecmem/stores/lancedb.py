@@ -119,10 +119,12 @@ FTS_LAG = 1000
 keyword or hybrid search rebuild it first. Rows outside the index cost a flat scan (~14 us each
 per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
-_CHUNK_COLS = {1: ["id", "document_id", "position", "text", "content_hash", "metadata"],
-               2: ["id", "document_id", "text", "chunk"],
-               3: ["id", "document_id", "text", "chunk"],
-               4: ["id", "document_id", "text", "chunk"]}  # what a Chunk is read from
+_CHUNK_COLS = {
+    1: ["id", "document_id", "position", "text", "content_hash", "metadata"],
+    2: ["id", "document_id", "text", "chunk"],
+    3: ["id", "document_id", "text", "chunk"],
+    4: ["id", "document_id", "text", "chunk"],
+}  # what a Chunk is read from
 _IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 _IN_BATCH = 2048  # ids per ``id IN (...)`` clause
 _log = logging.getLogger("vecmem.stores.lancedb")
@@ -160,8 +162,11 @@ def _typed(meta: Any) -> dict[str, Any]:
         elif isinstance(v, str):
             out[_col("s", field)] = v
         elif isinstance(v, (list, tuple)):
-            for kind, keep in (("lb", lambda x: isinstance(x, bool)), ("ln", _is_finite_num),
-                               ("ls", lambda x: isinstance(x, str))):
+            for kind, keep in (
+                ("lb", lambda x: isinstance(x, bool)),
+                ("ln", _is_finite_num),
+                ("ls", lambda x: isinstance(x, str)),
+            ):
                 items = [float(x) if kind == "ln" else x for x in v if keep(x)]
                 if items:
                     out[_col(kind, field)] = items
@@ -224,8 +229,14 @@ _KINDS = ("s", "n", "b", "ls", "ln", "lb")  # the typed column kinds (see _col)
 
 def _kind_type(kind: str) -> Any:
     pa = require("pyarrow", "lancedb")
-    return {"s": pa.string(), "n": pa.float64(), "b": pa.bool_(), "ls": pa.list_(pa.string()),
-            "ln": pa.list_(pa.float64()), "lb": pa.list_(pa.bool_())}[kind]
+    return {
+        "s": pa.string(),
+        "n": pa.float64(),
+        "b": pa.bool_(),
+        "ls": pa.list_(pa.string()),
+        "ln": pa.list_(pa.float64()),
+        "lb": pa.list_(pa.bool_()),
+    }[kind]
 
 
 def _json_encoder() -> Any:
@@ -236,8 +247,9 @@ def _json_encoder() -> Any:
     make = getattr(je, "c_make_encoder", None)
     if make is None:  # no C accelerator: the plain encoder
         return json.JSONEncoder(ensure_ascii=False).encode
-    enc = make(None, json.JSONEncoder().default, je.encode_basestring, None, ": ", ", ", False,
-               False, True)
+    enc = make(
+        None, json.JSONEncoder().default, je.encode_basestring, None, ": ", ", ", False, False, True
+    )
     return lambda obj: "".join(enc(obj, 0))
 
 
@@ -303,8 +315,13 @@ class _SqlFilter:
                 # a kind missing here may have been added by another writer: the caller reads
                 # the schema again (~1 ms; a field rarely has all six kinds)
                 self.unknown |= not all(col in self.columns for col in typed)
-                has = "(" + " OR ".join([has, *(f"{col} IS NOT NULL" for col in typed
-                                                 if col in self.columns)]) + ")"
+                has = (
+                    "("
+                    + " OR ".join(
+                        [has, *(f"{col} IS NOT NULL" for col in typed if col in self.columns)]
+                    )
+                    + ")"
+                )
             return has if v else f"(NOT {has})"
         if op in ("eq", "ne"):
             atom = self._eq(c.field, v)
@@ -328,16 +345,24 @@ def _fts_config(spec: str) -> dict[str, Any]:
     except ConfigurationError as exc:
         raise ConfigurationError(
             f"keyword='native' cannot mirror tokenizer {spec!r} in LanceDB's full-text index; "
-            "use keyword='exact'") from exc
+            "use keyword='exact'"
+        ) from exc
     if not isinstance(tok, DefaultTokenizer):
         raise ConfigurationError(
             f"keyword='native' mirrors only vecmem's DefaultTokenizer, not {spec!r}; "
-            "use keyword='exact'")
-    return {"base_tokenizer": "simple", "language": (tok.stem or "english").capitalize(),
-            "max_token_length": None, "lower_case": True, "stem": tok.stem is not None,
-            "remove_stop_words": bool(tok.stopwords),
-            "custom_stop_words": sorted(tok.stopwords) or None, "ascii_folding": False,
-            "with_position": False}
+            "use keyword='exact'"
+        )
+    return {
+        "base_tokenizer": "simple",
+        "language": (tok.stem or "english").capitalize(),
+        "max_token_length": None,
+        "lower_case": True,
+        "stem": tok.stem is not None,
+        "remove_stop_words": bool(tok.stopwords),
+        "custom_stop_words": sorted(tok.stopwords) or None,
+        "ascii_folding": False,
+        "with_position": False,
+    }
 
 
 class LanceDb:
@@ -353,20 +378,30 @@ class LanceDb:
 
     name = "lancedb"
 
-    def __init__(self, uri: str | os.PathLike[str] = "./lance", *, table: str = "vecmem",
-                 keyword: KeywordMode = "exact") -> None:
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] = "./lance",
+        *,
+        table: str = "vecmem",
+        keyword: KeywordMode = "exact",
+    ) -> None:
         if not isinstance(table, str) or not table or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table):
             raise ConfigurationError(
-                f"table must be a name of letters, digits, _ . -, got {table!r}")
+                f"table must be a name of letters, digits, _ . -, got {table!r}"
+            )
         if keyword not in ("exact", "native"):
             raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
         self.uri = os.fspath(uri)
         self.table = table
         self.keyword_mode: KeywordMode = keyword
         native = keyword == "native"
-        self.capabilities = Capabilities(persistent=True, native_keyword=native,
-                                         both_legs=native, transactions=True,
-                                         concurrent_writers=True)
+        self.capabilities = Capabilities(
+            persistent=True,
+            native_keyword=native,
+            both_legs=native,
+            transactions=True,
+            concurrent_writers=True,
+        )
         self.space: EmbeddingSpace | None = None
         self.tokenizer: Tokenizer | None = None
         self._db: Any = None
@@ -491,15 +526,21 @@ class LanceDb:
                 return self.space
             if space.distance not in ("cosine", "dot"):
                 raise ConfigurationError(
-                    f"LanceDB adapter supports cosine and dot, not {space.distance!r}")
+                    f"LanceDB adapter supports cosine and dot, not {space.distance!r}"
+                )
             tbl = self._open_existing()
             if tbl is None:
                 pa = require("pyarrow", "lancedb")
                 schema = pa.schema(
-                    [("id", pa.string(), False), ("document_id", pa.string()),
-                     ("text", pa.string()), ("chunk", pa.string()),
-                     ("seq", pa.int64()), ("vector", pa.list_(pa.float32(), space.dim)),
-                     ("vm_keys", pa.list_(pa.string()))],
+                    [
+                        ("id", pa.string(), False),
+                        ("document_id", pa.string()),
+                        ("text", pa.string()),
+                        ("chunk", pa.string()),
+                        ("seq", pa.int64()),
+                        ("vector", pa.list_(pa.float32(), space.dim)),
+                        ("vm_keys", pa.list_(pa.string())),
+                    ],
                     metadata={"vecmem_space": space.to_json(), "vecmem_format": str(FORMAT)},
                 )
                 with self._errors("create table"):
@@ -508,14 +549,16 @@ class LanceDb:
             if stored is None:
                 raise ConfigurationError(
                     f"{self._where} exists but was not made by vecmem (no recorded space); "
-                    "pick another table name")
+                    "pick another table name"
+                )
             stored.check_compatible(space, where=self._where)
             fts = _fts_config(stored.tokenizer) if self.keyword_mode == "native" else None
             layout = (tbl.schema.metadata or {}).get(b"vecmem_format", b"1").decode()
             if layout not in ("1", "2", "3", "4"):
                 raise ConfigurationError(
                     f"{self._where} has table layout {layout}; this vecmem reads 1 to {FORMAT} "
-                    "(upgrade vecmem)")
+                    "(upgrade vecmem)"
+                )
             self._layout = int(layout)
             self._cols = _CHUNK_COLS[self._layout]
             self._tbl = tbl
@@ -546,8 +589,11 @@ class LanceDb:
         """Whether the table has a full-text index on ``text`` with these tokenizer settings (its
         name is then kept)."""
         with self._errors("list indexes"):
-            found = [ix for ix in self._t().list_indices()
-                     if ix.index_type == "FTS" and list(ix.columns) == ["text"]]
+            found = [
+                ix
+                for ix in self._t().list_indices()
+                if ix.index_type == "FTS" and list(ix.columns) == ["text"]
+            ]
         for ix in found:
             details = getattr(ix, "index_details", None) or {}
             if all(details.get(k) == v for k, v in config.items() if k != "with_position"):
@@ -611,8 +657,12 @@ class LanceDb:
                         if self.tokenizer is None:
                             raise ConfigurationError("the store is used before connect(space)")
                         self._kw = KeywordBeside.restore(
-                            BM25Index.from_state(st), self.tokenizer, ids,
-                            [int(s) for s in st["slots"]], int(st["used"][0]))
+                            BM25Index.from_state(st),
+                            self.tokenizer,
+                            ids,
+                            [int(s) for s in st["slots"]],
+                            int(st["used"][0]),
+                        )
                         self._next_seq = int(z["next_seq"][0])
                         self._version = version
                         return
@@ -664,8 +714,9 @@ class LanceDb:
         st = self._kw.bm25.state()
         live = st["slots"].tolist()
         st["vocab"] = np.frombuffer(json.dumps(list(st["vocab"])).encode(), dtype=np.uint8)
-        st["ids"] = np.frombuffer(json.dumps([self._kw.id_of[s] for s in live]).encode(),
-                                  dtype=np.uint8)
+        st["ids"] = np.frombuffer(
+            json.dumps([self._kw.id_of[s] for s in live]).encode(), dtype=np.uint8
+        )
         st["version"] = np.array([self._version])
         st["next_seq"] = np.array([self._next_seq])
         # a name of its own: processes closing at once must not move each other's file away
@@ -678,8 +729,14 @@ class LanceDb:
             _log.warning("could not save the keyword index of %s: %s", self._where, exc)
 
     # ----------------------------------------------------------------- writes
-    def _arrays(self, chunks: Sequence[Chunk], vectors: np.ndarray, seq: int,
-                typed: dict[str, list[Any]], untyped: list[Any] | None) -> dict[str, Any]:
+    def _arrays(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        seq: int,
+        typed: dict[str, list[Any]],
+        untyped: list[Any] | None,
+    ) -> dict[str, Any]:
         """The batch's columns as Arrow arrays, by column name (this table's layout)."""
         pa = require("pyarrow", "lancedb")
         metas = [c.metadata if type(c.metadata) is dict else dict(c.metadata) for c in chunks]
@@ -691,9 +748,12 @@ class LanceDb:
             "text": pa.array([c.text for c in chunks], strings),
             "seq": pa.array(np.arange(seq, seq + n, dtype=np.int64)),
             "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), vectors.shape[1]),
-            **{name: pa.array(values, _kind_type(name.split("_")[1]))
-               for name, values in typed.items()},
+                pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), vectors.shape[1]
+            ),
+            **{
+                name: pa.array(values, _kind_type(name.split("_")[1]))
+                for name, values in typed.items()
+            },
         }
         keys = pa.list_(strings)
         if self._layout >= 4:  # only fields without a typed value: mostly none
@@ -701,12 +761,16 @@ class LanceDb:
         else:
             cols["vm_keys"] = pa.array([list(m) for m in metas], keys)
         if self._layout >= 3:  # the hash of the text is left out (null)
-            packed = [(c.position, None if c.hash_is_of_text() else c.content_hash, m)
-                      for c, m in zip(chunks, metas)]
+            packed = [
+                (c.position, None if c.hash_is_of_text() else c.content_hash, m)
+                for c, m in zip(chunks, metas)
+            ]
             cols["chunk"] = pa.array(_encoded(packed, chunks), strings)
         elif "chunk" in self._cols:
-            cols["chunk"] = pa.array(_encoded([[c.position, c.content_hash, m]
-                                               for c, m in zip(chunks, metas)], chunks), strings)
+            cols["chunk"] = pa.array(
+                _encoded([[c.position, c.content_hash, m] for c, m in zip(chunks, metas)], chunks),
+                strings,
+            )
         else:
             cols["position"] = pa.array([c.position for c in chunks], pa.int64())
             cols["content_hash"] = pa.array([c.content_hash for c in chunks], strings)
@@ -781,8 +845,11 @@ class LanceDb:
             # adding columns), the merge's version tells, and the batch is written again with
             # every column (as if it came a moment later): LanceDB's merge keeps the values of
             # columns a batch leaves out.
-            known, schema = (self._schema_at if self._schema_at is not None and (
-                not exact or self._schema_at[0] == before) else self._read_schema())
+            known, schema = (
+                self._schema_at
+                if self._schema_at is not None and (not exact or self._schema_at[0] == before)
+                else self._read_schema()
+            )
             commits, schema = self._ensure_columns(typed, schema)
             merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
@@ -798,8 +865,11 @@ class LanceDb:
                     if not set(fresh.names) - set(schema.names):
                         break
                     schema = fresh
-                    again = tbl.merge_insert("id").when_matched_update_all() \
+                    again = (
+                        tbl.merge_insert("id")
+                        .when_matched_update_all()
                         .when_not_matched_insert_all()
+                    )
                     with self._errors("upsert"):
                         after = again.execute(self._table(cols, len(chunks), schema)).version
                     commits += 1
@@ -867,11 +937,21 @@ class LanceDb:
             out = []
             for cid, doc, text, packed in zip(*cols):
                 position, digest, meta = loads(packed)
-                out.append(Chunk(cid, doc, position, text, meta,
-                                 content_hash(text) if digest is None else digest))
+                out.append(
+                    Chunk(
+                        cid,
+                        doc,
+                        position,
+                        text,
+                        meta,
+                        content_hash(text) if digest is None else digest,
+                    )
+                )
             return out
-        return [Chunk(cid, doc, int(position), text, loads(meta), digest)
-                for cid, doc, position, text, digest, meta in zip(*cols)]
+        return [
+            Chunk(cid, doc, int(position), text, loads(meta), digest)
+            for cid, doc, position, text, digest, meta in zip(*cols)
+        ]
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Up to ``limit`` ids greater than ``after``, ascending. Lance has no ordered scan, so
@@ -918,17 +998,22 @@ class LanceDb:
                 out: dict[str, Chunk] = {}
                 for part in _batches(ids):
                     clause = f"id IN {_in_list(part)}"
-                    data = self._rows(f"{clause} AND {where}" if filtered else clause,
-                                      self._cols)
+                    data = self._rows(f"{clause} AND {where}" if filtered else clause, self._cols)
                     out.update((c.id, c) for c in self._chunks(data))
                 return out
 
             # a selective filter: past 256 candidates one scan for the matching ids is cheaper
             # (measured at 50k rows: ~8 ms for 1-10% of them; ``id IN`` costs ~0.05 ms an id)
             found = self._kw.search(
-                self.tokenizer(text), k, fetch, filtered=where is not None, widen_to=256,
-                matching=None if where is None else (
-                    lambda: self._rows(where, ["id"])["id"].to_pylist()))
+                self.tokenizer(text),
+                k,
+                fetch,
+                filtered=where is not None,
+                widen_to=256,
+                matching=None
+                if where is None
+                else (lambda: self._rows(where, ["id"])["id"].to_pylist()),
+            )
             return [Scored(c, x) for _, c, x in found]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Scored]:
@@ -943,8 +1028,9 @@ class LanceDb:
         scores = data["_score"].to_pylist()
         return [Scored(c, float(x)) for c, x in zip(self._chunks(data), scores)]
 
-    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
-                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+    def both_legs(
+        self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
+    ) -> tuple[list[Scored], list[Scored]]:
         """Native mode: the vector and full-text legs (``k`` each, the filter a prefilter on
         both) run at once in LanceDB; the facade fuses them with :func:`vecmem.fusion.fuse`.
 
@@ -955,9 +1041,11 @@ class LanceDb:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         if self.keyword_mode != "native":
-            raise ConfigurationError("both_legs() runs in the database only with "
-                                     "keyword='native'; VectorMemory calls query() and keyword() "
-                                     "otherwise")
+            raise ConfigurationError(
+                "both_legs() runs in the database only with "
+                "keyword='native'; VectorMemory calls query() and keyword() "
+                "otherwise"
+            )
         q = validate_query_vector(vector, self._require_space().dim)
         where = self._sql(filter)
         self._fresh_fts()
@@ -975,8 +1063,9 @@ class LanceDb:
         self._require_space()
         found: dict[str, Chunk] = {}
         for part in _batches(list(dict.fromkeys(ids))):
-            found.update((c.id, c) for c in self._chunks(self._rows(f"id IN {_in_list(part)}",
-                                                                    self._cols)))
+            found.update(
+                (c.id, c) for c in self._chunks(self._rows(f"id IN {_in_list(part)}", self._cols))
+            )
         return [found[i] for i in ids if i in found]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -1024,8 +1113,11 @@ class LanceDb:
             if tbl.count_rows():
                 have = {tuple(getattr(ix, "columns", ())): ix for ix in tbl.list_indices()}
                 by_id = have.get(("id",))
-                if self.keyword_mode == "native" and by_id is not None and str(
-                        by_id.index_type).lower() == "btree":
+                if (
+                    self.keyword_mode == "native"
+                    and by_id is not None
+                    and str(by_id.index_type).lower() == "btree"
+                ):
                     tbl.drop_index(by_id.name)
                 wanted = ["document_id"] + (["id"] if self.keyword_mode == "exact" else [])
                 for column in wanted:
@@ -1080,7 +1172,8 @@ def _encoded(values: list[Any], chunks: Sequence[Chunk]) -> list[str]:
                 _ENCODE(v)
             except (TypeError, ValueError, RecursionError) as exc:
                 raise InvalidInputError(
-                    f"metadata of chunk {c.id!r} is not JSON-serialisable: {exc}") from exc
+                    f"metadata of chunk {c.id!r} is not JSON-serialisable: {exc}"
+                ) from exc
         raise
 
 
@@ -1105,8 +1198,11 @@ def from_url(url: str) -> LanceDb:
     keyword = query.get("keyword", "exact")
     if keyword not in ("exact", "native"):
         raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
-    return LanceDb(path, table=query.get("table") or query.get("collection") or "vecmem",
-                   keyword=cast(KeywordMode, keyword))
+    return LanceDb(
+        path,
+        table=query.get("table") or query.get("collection") or "vecmem",
+        keyword=cast(KeywordMode, keyword),
+    )
 
 
 __all__ = ["LanceDb", "from_url"]

@@ -54,13 +54,15 @@ class HandedEmbeddings:
         if len(texts) != len(self._next):
             raise ConfigurationError(
                 f"the wrapped store embedded {len(texts)} texts, vecmem handed "
-                f"{len(self._next)} vectors: it must embed exactly the documents it is given")
+                f"{len(self._next)} vectors: it must embed exactly the documents it is given"
+            )
         out, self._next = self._next, []
         return out
 
     def embed_query(self, text: str) -> list[float]:
-        raise ConfigurationError("vecmem searches a bridged LangChain store by vector; "
-                                 "the store asked to embed a query")
+        raise ConfigurationError(
+            "vecmem searches a bridged LangChain store by vector; the store asked to embed a query"
+        )
 
 
 def _handed(dim: int) -> HandedEmbeddings:
@@ -78,8 +80,9 @@ class LangChain(BridgeStore):
 
     name = "langchain"
 
-    def __init__(self, make: Callable[[Any], Any], *,
-                 filter: Literal["auto", "callable", "none"] = "auto") -> None:
+    def __init__(
+        self, make: Callable[[Any], Any], *, filter: Literal["auto", "callable", "none"] = "auto"
+    ) -> None:
         super().__init__()
         if not callable(make):
             raise ConfigurationError("LangChain(make) takes a factory: embeddings -> VectorStore")
@@ -99,8 +102,9 @@ class LangChain(BridgeStore):
         store = self.make(self._emb)
         search = getattr(store, "similarity_search_with_score_by_vector", None)
         if search is None:
-            raise ConfigurationError(f"{type(store).__name__} has no "
-                                     "similarity_search_with_score_by_vector")
+            raise ConfigurationError(
+                f"{type(store).__name__} has no similarity_search_with_score_by_vector"
+            )
         params = inspect.signature(search).parameters
         if self.filter_mode == "auto":
             hint = str(params["filter"].annotation) if "filter" in params else ""
@@ -113,8 +117,12 @@ class LangChain(BridgeStore):
         assert self._emb is not None
         self._emb.hand(vectors)
         self._wrapped.add_documents(
-            [docs.Document(id=c.id, page_content=c.text, metadata={**c.metadata, _ID: c.id})
-             for c in chunks], ids=[c.id for c in chunks])
+            [
+                docs.Document(id=c.id, page_content=c.text, metadata={**c.metadata, _ID: c.id})
+                for c in chunks
+            ],
+            ids=[c.id for c in chunks],
+        )
 
     def _remove(self, ids: Sequence[str]) -> None:
         self._wrapped.delete(ids=list(ids))
@@ -123,8 +131,10 @@ class LangChain(BridgeStore):
         extra: dict[str, Any] = {}
         if allowed is not None:
             if self.filter_mode != "callable":
-                raise UnsupportedFilterError(f"{self.where} takes no filter vecmem can translate "
-                                             "(LangChain(..., filter='callable') if it takes one)")
+                raise UnsupportedFilterError(
+                    f"{self.where} takes no filter vecmem can translate "
+                    "(LangChain(..., filter='callable') if it takes one)"
+                )
 
             def passes(doc: Any) -> bool:  # InMemoryVectorStore passes the Document, FAISS
                 meta = getattr(doc, "metadata", doc)  # its metadata dict

@@ -62,18 +62,27 @@ class LlamaIndex(BridgeStore):
         return f"the wrapped LlamaIndex {kind}"
 
     def _make(self, space: EmbeddingSpace) -> Any:
-        made = self.store(space.dim) if callable(self.store) and not hasattr(
-            self.store, "query") else self.store
+        made = (
+            self.store(space.dim)
+            if callable(self.store) and not hasattr(self.store, "query")
+            else self.store
+        )
         if not all(hasattr(made, m) for m in ("add", "query", "delete_nodes")):
-            raise ConfigurationError(f"{type(made).__name__} is not a LlamaIndex vector store "
-                                     "(add, query, delete_nodes)")
+            raise ConfigurationError(
+                f"{type(made).__name__} is not a LlamaIndex vector store (add, query, delete_nodes)"
+            )
         return made
 
     def _add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         schema = require("llama_index.core.schema", "llamaindex")
-        self._wrapped.add([schema.TextNode(id_=node_id(c.id), text=c.text,
-                                           metadata={_ID: c.id}, embedding=v.tolist())
-                           for c, v in zip(chunks, vectors)])
+        self._wrapped.add(
+            [
+                schema.TextNode(
+                    id_=node_id(c.id), text=c.text, metadata={_ID: c.id}, embedding=v.tolist()
+                )
+                for c, v in zip(chunks, vectors)
+            ]
+        )
 
     def _remove(self, ids: Sequence[str]) -> None:
         self._wrapped.delete_nodes(node_ids=[node_id(i) for i in ids])
@@ -84,10 +93,14 @@ class LlamaIndex(BridgeStore):
         if allowed is not None:
             if self.filters == "none":
                 raise UnsupportedFilterError(f"{self.where} was set up without filters")
-            filters = vs.MetadataFilters(filters=[vs.MetadataFilter(
-                key=_ID, value=sorted(allowed), operator=vs.FilterOperator.IN)])
-        res = self._wrapped.query(vs.VectorStoreQuery(query_embedding=q.tolist(),
-                                                      similarity_top_k=k, filters=filters))
+            filters = vs.MetadataFilters(
+                filters=[
+                    vs.MetadataFilter(key=_ID, value=sorted(allowed), operator=vs.FilterOperator.IN)
+                ]
+            )
+        res = self._wrapped.query(
+            vs.VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=k, filters=filters)
+        )
         by_node = {node_id(i): i for i in (allowed if allowed is not None else self._chunks)}
         if res.nodes:
             return [n.metadata.get(_ID) or by_node.get(n.node_id, n.node_id) for n in res.nodes]

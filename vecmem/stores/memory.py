@@ -67,15 +67,20 @@ class _Column:
 
     def grow(self, top: int) -> None:
         """Extend to ``top`` slots; new slots read as missing (kind 0, code -1)."""
-        for g, empty in ((self.kind, _MISSING), (self.num, np.nan), (self.obj, None),
-                         (self.code, -1)):
+        for g, empty in (
+            (self.kind, _MISSING),
+            (self.num, np.nan),
+            (self.obj, None),
+            (self.code, -1),
+        ):
             g.reserve(top)
             if top > g.n:
                 g.a[g.n : top] = empty
                 g.n = top
 
-    def set(self, slots: Sequence[int] | np.ndarray, values: Sequence[Any], missing: object
-            ) -> None:
+    def set(
+        self, slots: Sequence[int] | np.ndarray, values: Sequence[Any], missing: object
+    ) -> None:
         self.grow((max(slots) + 1) if len(slots) else 0)
         for s, v in zip(slots, values):
             k = _kind(v, missing)
@@ -240,8 +245,11 @@ class MemoryStore:
         if col is None:
             col = _Column()
             live = [(i, c) for i, c in enumerate(self._chunks) if c is not None]
-            col.set([i for i, _ in live], [c.metadata.get(field, self._missing) for _, c in live],
-                    self._missing)
+            col.set(
+                [i for i, _ in live],
+                [c.metadata.get(field, self._missing) for _, c in live],
+                self._missing,
+            )
             self._columns[field] = col
         col.grow(self._next_slot)  # slots never written for this field: missing
         return col
@@ -328,16 +336,27 @@ class MemoryStore:
         if k <= 0 or candidates <= 0:
             raise InvalidInputError(f"k and candidates must be > 0, got {k} and {candidates}")
         if not self.capabilities.native_hybrid:  # a subclass with legs of its own
-            return fuse(self.query(vector, k=candidates, filter=filter),
-                        self.keyword(text, k=candidates, filter=filter), fusion, k=k)
+            return fuse(
+                self.query(vector, k=candidates, filter=filter),
+                self.keyword(text, k=candidates, filter=filter),
+                fusion,
+                k=k,
+            )
         q = validate_query_vector(vector, self._require_space().dim)
         with self._lock:
             mask = self._filtered(filter)
             vslots, vscores = self._vector_top(q, candidates, mask)
             kslots, kscores = self._keyword_top(text, candidates, mask)
             chunks = self._chunks
-            top = fuse_arrays(vslots, vscores, kslots, kscores, fusion, k=k,
-                              name=lambda s: chunks[s].id)  # type: ignore[union-attr]
+            top = fuse_arrays(
+                vslots,
+                vscores,
+                kslots,
+                kscores,
+                fusion,
+                k=k,
+                name=lambda s: chunks[s].id,  # type: ignore[union-attr]
+            )
             return top.hits(chunks.__getitem__, vscores, kscores)  # type: ignore[arg-type]
 
     def _filtered(self, f: Filter | None) -> np.ndarray | None:
@@ -345,8 +364,9 @@ class MemoryStore:
         slots themselves)."""
         return None if f is None else self._mask(f)
 
-    def _vector_top(self, q: np.ndarray, k: int, mask: np.ndarray | None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _vector_top(
+        self, q: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar live slots (within ``mask``), best first, ties by slot."""
         n = self._next_slot
         if mask is None and len(self._slot_of) < n:  # some slots are dead
@@ -358,24 +378,27 @@ class MemoryStore:
             sims = self._vectors[cand] @ q if len(cand) < n // 2 else (self._vectors[:n] @ q)[cand]
         return _best(cand, sims, k)
 
-    def _keyword_top(self, text: str, k: int, mask: np.ndarray | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def _keyword_top(
+        self, text: str, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self._bm25 is None or self.tokenizer is None:
             raise ConfigurationError("the store is used before connect(space)")
         return self._bm25.top_k(self.tokenizer(text), k, mask)
 
     def _scored(self, slots: np.ndarray, scores: np.ndarray) -> list[Scored]:
         chunks = self._chunks
-        return [Scored(chunks[s], x)
-                for s, x in zip(slots.tolist(), scores.tolist())]
+        return [Scored(chunks[s], x) for s, x in zip(slots.tolist(), scores.tolist())]
 
     def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
         return self._scored(*_best(cand, scores, k))
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
-            return [c for c in (self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of)
-                    if c is not None]
+            return [
+                c
+                for c in (self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of)
+                if c is not None
+            ]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         with self._lock:

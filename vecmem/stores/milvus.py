@@ -107,7 +107,7 @@ def _expr(f: Filter) -> str:
         return "(" + (" and " if isinstance(f, And) else " or ").join(map(_expr, f.items)) + ")"
     op, v, field = f.op, f.value, f.field
     if op == "exists":
-        has = f"json_contains(f[\"_k\"], {_lit(field)})"
+        has = f'json_contains(f["_k"], {_lit(field)})'
         return has if v else f"(not {has})"
     if op in ("eq", "ne", "in", "nin"):
         expr = _eq_any(field, (v,) if op in ("eq", "ne") else v)
@@ -115,8 +115,11 @@ def _expr(f: Filter) -> str:
     if op == "contains":
         tag = flat.tag(v)
         key = "l_" + field
-        return "false" if tag is None else (
-            f"(exists {_key(key)} and json_contains({_key(key)}, {_lit(tag)}))")
+        return (
+            "false"
+            if tag is None
+            else (f"(exists {_key(key)} and json_contains({_key(key)}, {_lit(tag)}))")
+        )
     sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
     if math.isinf(v):  # every stored number is finite
         return f"(exists {_key('n_' + field)})" if (v > 0) != (op in ("gt", "gte")) else "false"
@@ -149,12 +152,15 @@ class Milvus(StoreKit):
 
     name = "milvus"
 
-    def __init__(self, uri: str = "./milvus.db", *, token: str = "",
-                 collection: str = "vecmem") -> None:
+    def __init__(
+        self, uri: str = "./milvus.db", *, token: str = "", collection: str = "vecmem"
+    ) -> None:
         super().__init__()
         if not isinstance(collection, str) or not _NAME.match(collection):
-            raise ConfigurationError(f"Milvus collection names are [A-Za-z_][A-Za-z0-9_]* "
-                                     f"(255 at most), got {collection!r}")
+            raise ConfigurationError(
+                f"Milvus collection names are [A-Za-z_][A-Za-z0-9_]* "
+                f"(255 at most), got {collection!r}"
+            )
         self.uri, self.token, self.collection = str(uri), token, collection
         server = self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
         self.capabilities = Capabilities(persistent=True, concurrent_writers=server)
@@ -207,9 +213,12 @@ class Milvus(StoreKit):
         index = c.prepare_index_params()
         index.add_index(field_name="vec", index_type="FLAT", metric_type="COSINE")
         with self._errors("create the collection"):
-            c.create_collection(self.collection, schema=schema, index_params=index,
-                                properties={"vecmem_space": space.to_json(),
-                                            "vecmem_gen": uuid.uuid4().hex})
+            c.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                properties={"vecmem_space": space.to_json(), "vecmem_gen": uuid.uuid4().hex},
+            )
 
     def _connected(self, space: EmbeddingSpace) -> None:
         with self._errors("load the collection"):
@@ -222,16 +231,30 @@ class Milvus(StoreKit):
             text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
-        for what, value in (("id", c.id), ("document id", c.document_id), ("text", c.text),
-                            ("metadata", text)):
+        for what, value in (
+            ("id", c.id),
+            ("document id", c.document_id),
+            ("text", c.text),
+            ("metadata", text),
+        ):
             if len(value.encode("utf-8")) > _MAX_VARCHAR:
-                raise InvalidInputError(f"the {what} of chunk {c.id!r} is over Milvus's "
-                                        f"{_MAX_VARCHAR}-byte limit")
-        return {"id": c.id, "doc": c.document_id, "pos": int(c.position), "text": c.text,
-                "hash": c.content_hash, "meta": text, "f": _typed(meta), "vec": v.tolist()}
+                raise InvalidInputError(
+                    f"the {what} of chunk {c.id!r} is over Milvus's {_MAX_VARCHAR}-byte limit"
+                )
+        return {
+            "id": c.id,
+            "doc": c.document_id,
+            "pos": int(c.position),
+            "text": c.text,
+            "hash": c.content_hash,
+            "meta": text,
+            "f": _typed(meta),
+            "vec": v.tolist(),
+        }
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         chunks = list(chunks)
         v = self._check_batch(chunks, vectors)
         rows = [self._row(c, x) for c, x in zip(chunks, v)]  # every check before any write
@@ -295,8 +318,9 @@ class Milvus(StoreKit):
             return len(doomed)
 
     # ----------------------------------------------------------------- reads
-    def _rows(self, ids: Sequence[str], expr: str = "",
-              fields: Sequence[str] = _FIELDS) -> dict[str, dict[str, Any]]:
+    def _rows(
+        self, ids: Sequence[str], expr: str = "", fields: Sequence[str] = _FIELDS
+    ) -> dict[str, dict[str, Any]]:
         """``{id: row}`` for those of ``ids`` that exist (and match ``expr``)."""
         out: dict[str, dict[str, Any]] = {}
         ids = list(dict.fromkeys(ids))
@@ -304,16 +328,18 @@ class Milvus(StoreKit):
             part = ids[i : i + _BATCH]
             where = f"id in [{', '.join(map(_lit, part))}]" + (f" and ({expr})" if expr else "")
             with self._errors("get"):
-                got = self._c().query(self.collection, filter=where, output_fields=list(fields),
-                                      limit=len(part))
+                got = self._c().query(
+                    self.collection, filter=where, output_fields=list(fields), limit=len(part)
+                )
             out.update((r["id"], r) for r in got)
         return out
 
     def _scan(self, expr: str, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
         """Every row matching ``expr`` (``""``: all), page by page."""
         with self._errors("scan"):
-            it = self._c().query_iterator(self.collection, batch_size=_BATCH, filter=expr,
-                                          output_fields=list(fields))
+            it = self._c().query_iterator(
+                self.collection, batch_size=_BATCH, filter=expr, output_fields=list(fields)
+            )
             try:
                 while page := it.next():
                     yield from page
@@ -325,9 +351,14 @@ class Milvus(StoreKit):
         if k > _WINDOW:
             raise InvalidInputError(f"Milvus returns at most {_WINDOW} hits, k={k}")
         with self._errors("vector query"):
-            res = self._c().search(self.collection, data=[q.tolist()], limit=k,
-                                   filter=to_expr(filter), output_fields=_FIELDS,
-                                   search_params={"metric_type": "COSINE"})
+            res = self._c().search(
+                self.collection,
+                data=[q.tolist()],
+                limit=k,
+                filter=to_expr(filter),
+                output_fields=_FIELDS,
+                search_params={"metric_type": "COSINE"},
+            )
         return [Scored(_chunk(h["entity"]), float(h["distance"])) for h in res[0]]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
@@ -374,8 +405,9 @@ class Milvus(StoreKit):
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         with self._errors("count"):
-            got = self._c().query(self.collection, filter=to_expr(filter),
-                                  output_fields=["count(*)"])
+            got = self._c().query(
+                self.collection, filter=to_expr(filter), output_fields=["count(*)"]
+            )
         return int(got[0]["count(*)"])
 
     # ----------------------------------------------------------------- maintenance
@@ -400,8 +432,14 @@ class Milvus(StoreKit):
 
 
 def _chunk(r: dict[str, Any]) -> Chunk:
-    return Chunk(id=r["id"], document_id=r["doc"], position=int(r["pos"]), text=r["text"],
-                 metadata=json.loads(r["meta"]), content_hash=r["hash"])
+    return Chunk(
+        id=r["id"],
+        document_id=r["doc"],
+        position=int(r["pos"]),
+        text=r["text"],
+        metadata=json.loads(r["meta"]),
+        content_hash=r["hash"],
+    )
 
 
 def from_url(url: str) -> Milvus:

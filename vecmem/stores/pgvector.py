@@ -106,6 +106,7 @@ _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _MAX_EF = 1000  # pgvector's limit for hnsw.ef_search
 _HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on vector
 
+
 # --------------------------------------------------------------------------- helpers
 def _translate(exc: BaseException, what: str) -> BackendError:
     """The vecmem error for a psycopg error (raise it ``from exc``)."""
@@ -117,10 +118,14 @@ def _translate(exc: BaseException, what: str) -> BackendError:
     if state in ("55P03", "40P01") or "lock timeout" in low:
         return StoreLockedError(f"{what}: {text}")
     refused_by_server = "fatal:" in low and not any(
-        s in low for s in ("starting up", "shutting down", "in recovery", "too many"))
-    if (state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300")
-            or isinstance(exc, psycopg.InterfaceError)
-            or (isinstance(exc, psycopg.OperationalError) and not state and not refused_by_server)):
+        s in low for s in ("starting up", "shutting down", "in recovery", "too many")
+    )
+    if (
+        state.startswith("08")
+        or state in ("57P01", "57P02", "57P03", "53300")
+        or isinstance(exc, psycopg.InterfaceError)
+        or (isinstance(exc, psycopg.OperationalError) and not state and not refused_by_server)
+    ):
         return BackendUnavailableError(f"{what}: {text}")
     return BackendError(f"{what}: {text}")
 
@@ -146,8 +151,13 @@ class PgVector:
     """
 
     name = "pgvector"
-    capabilities = Capabilities(persistent=True, native_keyword=True, native_hybrid=True,
-                                transactions=True, concurrent_writers=True)
+    capabilities = Capabilities(
+        persistent=True,
+        native_keyword=True,
+        native_hybrid=True,
+        transactions=True,
+        concurrent_writers=True,
+    )
 
     def __init__(
         self,
@@ -171,11 +181,14 @@ class PgVector:
         if not _SCHEMA.match(schema):
             raise ConfigurationError(f"schema must match {_SCHEMA.pattern!r}, got {schema!r}")
         if iterative_scan not in ("relaxed_order", "strict_order", "off"):
-            raise ConfigurationError("iterative_scan must be relaxed_order, strict_order or off, "
-                                     f"not {iterative_scan!r}")
+            raise ConfigurationError(
+                f"iterative_scan must be relaxed_order, strict_order or off, not {iterative_scan!r}"
+            )
         if hnsw_m < 2 or hnsw_ef_construction < 2 * hnsw_m or not 1 <= ef_search <= _MAX_EF:
-            raise ConfigurationError("need hnsw_m >= 2, hnsw_ef_construction >= 2 * hnsw_m and "
-                                     f"1 <= ef_search <= {_MAX_EF}")
+            raise ConfigurationError(
+                "need hnsw_m >= 2, hnsw_ef_construction >= 2 * hnsw_m and "
+                f"1 <= ef_search <= {_MAX_EF}"
+            )
         self.db_url = db_url
         self.table, self.schema = table, schema
         self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
@@ -191,10 +204,18 @@ class PgVector:
         self._closed = False
         self._names = table_names(schema, table)
         self._qualified = f"{schema}.{table}"
-        self._sql = {key: render(text, **self._names) for key, text in (
-            ("query", QUERY_SQL), ("keyword", KEYWORD_SQL), ("hybrid", HYBRID_SQL),
-            ("remove", REMOVE_SQL), ("index", INDEX_SQL), ("refresh", REFRESH_SQL),
-            ("copy", COPY_SQL))}
+        self._sql = {
+            key: render(text, **self._names)
+            for key, text in (
+                ("query", QUERY_SQL),
+                ("keyword", KEYWORD_SQL),
+                ("hybrid", HYBRID_SQL),
+                ("remove", REMOVE_SQL),
+                ("index", INDEX_SQL),
+                ("refresh", REFRESH_SQL),
+                ("copy", COPY_SQL),
+            )
+        }
 
     def __repr__(self) -> str:
         return f"PgVector(table={self._qualified!r})"
@@ -214,8 +235,12 @@ class PgVector:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         try:
-            conn = psycopg.connect(self.db_url, autocommit=True,
-                                   connect_timeout=self.connect_timeout, application_name="vecmem")
+            conn = psycopg.connect(
+                self.db_url,
+                autocommit=True,
+                connect_timeout=self.connect_timeout,
+                application_name="vecmem",
+            )
         except psycopg.Error as exc:
             raise _translate(exc, f"cannot connect to {self._where_to()}") from exc
         self._conn, self._ef = conn, 0
@@ -229,9 +254,11 @@ class PgVector:
     def prepare_session(self, conn: Any) -> None:
         """Register pgvector's types on ``conn`` and set the HNSW scan settings of this store."""
         _pgv.register_vector(conn)
-        conn.execute("SELECT set_config('hnsw.iterative_scan', %s, false), "
-                     "set_config('hnsw.max_scan_tuples', %s, false)",
-                     (self.iterative_scan, str(self.max_scan_tuples)))
+        conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', %s, false), "
+            "set_config('hnsw.max_scan_tuples', %s, false)",
+            (self.iterative_scan, str(self.max_scan_tuples)),
+        )
 
     @contextmanager
     def _db(self, what: str) -> Iterator[Any]:
@@ -280,7 +307,8 @@ class PgVector:
                 return self.space
             if space.distance != "cosine":
                 raise ConfigurationError(
-                    f"PgVector supports cosine distance, not {space.distance!r}")
+                    f"PgVector supports cosine distance, not {space.distance!r}"
+                )
             with self._db("create the tables") as conn:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS,))
@@ -306,21 +334,31 @@ class PgVector:
         row = conn.execute(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = to_regclass(%s) AND attname = 'embedding' AND NOT attisdropped",
-            (self._names["chunks"],)).fetchone()
+            (self._names["chunks"],),
+        ).fetchone()
         if row and row[0] != f"vector({space.dim})":
             raise EmbeddingSpaceMismatchError(
                 f"table {self._qualified} already exists with embedding {row[0]} but this call "
-                f"uses dim={space.dim}; use another table (table=...)")
-        raise ConfigurationError(f"table {self._qualified} exists but was not created by vecmem "
-                                 "(no metadata table); use another table name")
+                f"uses dim={space.dim}; use another table (table=...)"
+            )
+        raise ConfigurationError(
+            f"table {self._qualified} exists but was not created by vecmem "
+            "(no metadata table); use another table name"
+        )
 
     def _create(self, conn: Any, space: EmbeddingSpace) -> None:
-        parts = {**self._names, "dim": str(int(space.dim)), "m": str(int(self.hnsw_m)),
-                 "efc": str(int(self.hnsw_ef_construction))}
+        parts = {
+            **self._names,
+            "dim": str(int(space.dim)),
+            "m": str(int(self.hnsw_m)),
+            "efc": str(int(self.hnsw_ef_construction)),
+        }
         for text in SCHEMA_SQL + ([HNSW_SQL] if space.dim <= _HNSW_MAX_DIM else []):
             conn.execute(render(text, **parts))
-        conn.execute(f"INSERT INTO {self._names['meta']} (format, space) VALUES (%s, %s)",
-                     (FORMAT, space.to_json()))
+        conn.execute(
+            f"INSERT INTO {self._names['meta']} (format, space) VALUES (%s, %s)",
+            (FORMAT, space.to_json()),
+        )
 
     @contextmanager
     def bulk_load(self, *, maintenance_work_mem: str = "512MB") -> Iterator[PgVector]:
@@ -340,18 +378,28 @@ class PgVector:
         finally:
             if space.dim <= _HNSW_MAX_DIM:
                 with self._db("build the HNSW index") as conn, conn.transaction():
-                    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)",
-                                 (maintenance_work_mem,))
-                    conn.execute(render(HNSW_SQL, **self._names, m=str(int(self.hnsw_m)),
-                                        efc=str(int(self.hnsw_ef_construction))))
+                    conn.execute(
+                        "SELECT set_config('maintenance_work_mem', %s, true)",
+                        (maintenance_work_mem,),
+                    )
+                    conn.execute(
+                        render(
+                            HNSW_SQL,
+                            **self._names,
+                            m=str(int(self.hnsw_m)),
+                            efc=str(int(self.hnsw_ef_construction)),
+                        )
+                    )
 
     def drop(self) -> None:
         """Delete the collection's tables (all its chunks and the recorded space)."""
         n = self._names
         with self._db("drop the tables") as conn, conn.transaction():
             conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
-            conn.execute(f"DROP TABLE IF EXISTS {n['chunks']}, {n['postings']}, {n['terms']}, "
-                         f"{n['hist']}, {n['meta']}")
+            conn.execute(
+                f"DROP TABLE IF EXISTS {n['chunks']}, {n['postings']}, {n['terms']}, "
+                f"{n['hist']}, {n['meta']}"
+            )
         self.space = None
 
     # ----------------------------------------------------------------- writes
@@ -360,9 +408,11 @@ class PgVector:
         out = validate_batch(chunks, vectors, self._require_space().dim)
         for c in chunks:
             if not all(isinstance(x, str) and _storable(x) for x in (c.text, c.document_id, c.id)):
-                raise InvalidInputError(f"chunk {c.id!r}: text and ids must be valid Unicode "
-                                        "strings without NUL characters")
-            if not isinstance(c.position, int) or not -2**31 <= c.position < 2**31:
+                raise InvalidInputError(
+                    f"chunk {c.id!r}: text and ids must be valid Unicode "
+                    "strings without NUL characters"
+                )
+            if not isinstance(c.position, int) or not -(2**31) <= c.position < 2**31:
                 raise InvalidInputError(f"chunk {c.id!r}: position must be a 32-bit int")
         return out
 
@@ -375,8 +425,21 @@ class PgVector:
         for i, c in enumerate(chunks):
             tokens = tokenize(c.text)
             tf = Counter(tokens)
-            rows.append([i, c.id, c.document_id, c.position, c.text, _meta_json(c),
-                         c.content_hash, list(tf), list(tf.values()), len(tokens), vectors[i]])
+            rows.append(
+                [
+                    i,
+                    c.id,
+                    c.document_id,
+                    c.position,
+                    c.text,
+                    _meta_json(c),
+                    c.content_hash,
+                    list(tf),
+                    list(tf.values()),
+                    len(tokens),
+                    vectors[i],
+                ]
+            )
         return rows
 
     def upsert(
@@ -397,9 +460,15 @@ class PgVector:
                     for row in rows:
                         row[0] += first
                         copy.write_row(row)
-                conn.execute(self._sql["index"], {"lo": first, "hi": first + len(rows),
-                                                  "count": len(rows),
-                                                  "total": sum(r[9] for r in rows)})
+                conn.execute(
+                    self._sql["index"],
+                    {
+                        "lo": first,
+                        "hi": first + len(rows),
+                        "count": len(rows),
+                        "total": sum(r[9] for r in rows),
+                    },
+                )
             conn.execute(self._sql["refresh"], {"zero": zero})
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
@@ -415,21 +484,26 @@ class PgVector:
             parts.append(_Where(params).sql(filter))
         with self._db("delete") as conn, conn.transaction():
             conn.execute(LOCK_SQL, {"ns": _LOCK_NS, "name": self._qualified})
-            count, zero, _ = conn.execute(render(self._sql["remove"], cond=" OR ".join(parts)),
-                                          params).fetchone()
+            count, zero, _ = conn.execute(
+                render(self._sql["remove"], cond=" OR ".join(parts)), params
+            ).fetchone()
             if count:
                 conn.execute(self._sql["refresh"], {"zero": zero})
             return int(count)
 
     # ----------------------------------------------------------------- reads
-    def _vector_params(self, vector: Any, candidates: int, filtered: bool,
-                       params: dict[str, Any]) -> None:
+    def _vector_params(
+        self, vector: Any, candidates: int, filtered: bool, params: dict[str, Any]
+    ) -> None:
         """A filtered HNSW scan is asked for ``ef_search`` rows at least: the iterative scan
         returns them roughly in order, the exact re-sort keeps the best ``candidates``."""
-        params.update(q=validate_query_vector(vector, self._require_space().dim), c=candidates,
-                      w=max(candidates, self.ef_search) if filtered else candidates,
-                      threshold=self.exact_threshold,
-                      probe=self.exact_filter_rows if filtered else 0)
+        params.update(
+            q=validate_query_vector(vector, self._require_space().dim),
+            c=candidates,
+            w=max(candidates, self.ef_search) if filtered else candidates,
+            threshold=self.exact_threshold,
+            probe=self.exact_filter_rows if filtered else 0,
+        )
 
     def _tokens(self, text: str) -> list[str]:
         if not isinstance(text, str):
@@ -455,8 +529,11 @@ class PgVector:
         if not tokens:
             return []
         params["c"] = k
-        allowed = "TRUE" if filter is None else \
-            f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)})"
+        allowed = (
+            "TRUE"
+            if filter is None
+            else f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)})"
+        )
         stmt = render(self._sql["keyword"], allowed=allowed)
         with self._db("keyword search") as conn:
             rows = conn.execute(stmt, params).fetchall()
@@ -478,24 +555,46 @@ class PgVector:
         _positive("candidates", candidates)
         params = keyword_params(self._tokens(text), self._require_space())
         self._vector_params(vector, candidates, filter is not None, params)
-        params.update(k=k, wv=float(fusion.vector_weight), wk=float(fusion.keyword_weight),
-                      rk=int(fusion.k), alpha=float(fusion.alpha), oma=1 - float(fusion.alpha),
-                      adaptive=bool(fusion.adaptive))
+        params.update(
+            k=k,
+            wv=float(fusion.vector_weight),
+            wk=float(fusion.keyword_weight),
+            rk=int(fusion.k),
+            alpha=float(fusion.alpha),
+            oma=1 - float(fusion.alpha),
+            adaptive=bool(fusion.adaptive),
+        )
         where = _Where(params).sql(filter)
-        allowed = "TRUE" if filter is None else \
-            f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {where})"
-        stmt = render(self._sql["hybrid"], where=where, allowed=allowed,
-                      fused=RRF_SQL if fusion.method == "rrf" else score_fusion_sql(fusion.method))
+        allowed = (
+            "TRUE"
+            if filter is None
+            else f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {where})"
+        )
+        stmt = render(
+            self._sql["hybrid"],
+            where=where,
+            allowed=allowed,
+            fused=RRF_SQL if fusion.method == "rrf" else score_fusion_sql(fusion.method),
+        )
         with self._db("hybrid search") as conn:
             self._set_ef(conn, candidates)
             rows = conn.execute(stmt, params).fetchall()
         out = []
         for r in rows:
             vs, vr, ks, kr, fused = r[6:]
-            out.append(Hit(_chunk(r), float(fused), Scores(
-                vector=None if vs is None else float(vs), keyword=None if ks is None else float(ks),
-                vector_rank=None if vr is None else int(vr),
-                keyword_rank=None if kr is None else int(kr), fused=float(fused))))
+            out.append(
+                Hit(
+                    _chunk(r),
+                    float(fused),
+                    Scores(
+                        vector=None if vs is None else float(vs),
+                        keyword=None if ks is None else float(ks),
+                        vector_rank=None if vr is None else int(vr),
+                        keyword_rank=None if kr is None else int(kr),
+                        fused=float(fused),
+                    ),
+                )
+            )
         return out
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
@@ -503,8 +602,9 @@ class PgVector:
         if not ids:
             return []
         with self._db("get") as conn:
-            rows = conn.execute(f"SELECT {_ROW} FROM {self._names['chunks']} c "
-                                "WHERE c.id = ANY(%s::text[])", (ids,)).fetchall()
+            rows = conn.execute(
+                f"SELECT {_ROW} FROM {self._names['chunks']} c WHERE c.id = ANY(%s::text[])", (ids,)
+            ).fetchall()
         found = {r[0]: _chunk(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
@@ -513,9 +613,11 @@ class PgVector:
         the order Python compares strings in); a keyset page over the primary key."""
         self._require_space()
         with self._db("page ids") as conn:
-            rows = conn.execute(f'SELECT id FROM {self._names["chunks"]} WHERE %s::text IS NULL '
-                                'OR id COLLATE "C" > %s::text ORDER BY id COLLATE "C" LIMIT %s',
-                                (after, after, int(limit))).fetchall()
+            rows = conn.execute(
+                f"SELECT id FROM {self._names['chunks']} WHERE %s::text IS NULL "
+                'OR id COLLATE "C" > %s::text ORDER BY id COLLATE "C" LIMIT %s',
+                (after, after, int(limit)),
+            ).fetchall()
         return [r[0] for r in rows]
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -524,23 +626,35 @@ class PgVector:
         if not ids:
             return np.zeros((0, dim), np.float32)
         with self._db("get vectors") as conn:
-            rows = conn.execute(f"SELECT id, embedding FROM {self._names['chunks']} "
-                                "WHERE id = ANY(%s::text[])", (ids,), binary=True).fetchall()
+            rows = conn.execute(
+                f"SELECT id, embedding FROM {self._names['chunks']} WHERE id = ANY(%s::text[])",
+                (ids,),
+                binary=True,
+            ).fetchall()
         found = {r[0]: r[1] for r in rows}
         missing = [i for i in ids if i not in found]
         if missing:
             raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.stack([np.asarray(found[i].to_numpy() if hasattr(found[i], "to_numpy")
-                                    else found[i], np.float32) for i in ids])
+        return np.stack(
+            [
+                np.asarray(
+                    found[i].to_numpy() if hasattr(found[i], "to_numpy") else found[i], np.float32
+                )
+                for i in ids
+            ]
+        )
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         docs = [str(d) for d in document_ids]
         if not docs:
             return []
         with self._db("get by document") as conn:
-            rows = conn.execute(f"SELECT {_ROW} FROM {self._names['chunks']} c "
-                                "WHERE c.document_id = ANY(%s::text[]) "
-                                "ORDER BY c.document_id, c.position, c.id", (docs,)).fetchall()
+            rows = conn.execute(
+                f"SELECT {_ROW} FROM {self._names['chunks']} c "
+                "WHERE c.document_id = ANY(%s::text[]) "
+                "ORDER BY c.document_id, c.position, c.id",
+                (docs,),
+            ).fetchall()
         by_doc: dict[str, list[Chunk]] = {}
         for r in rows:
             by_doc.setdefault(r[1], []).append(_chunk(r))
@@ -549,8 +663,11 @@ class PgVector:
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         params: dict[str, Any] = {}
-        stmt = (f"SELECT n FROM {self._names['meta']}" if filter is None else
-                f"SELECT count(*) FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)}")
+        stmt = (
+            f"SELECT n FROM {self._names['meta']}"
+            if filter is None
+            else f"SELECT count(*) FROM {self._names['chunks']} WHERE {_Where(params).sql(filter)}"
+        )
         with self._db("count") as conn:
             return int(conn.execute(stmt, params).fetchone()[0])
 
@@ -579,8 +696,9 @@ def from_url(url: str) -> PgVector:
         else:
             rest.append((key, value))
     db_url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
-    return PgVector(db_url, table=options.get("table", "vecmem_chunks"),
-                    schema=options.get("schema", "public"))
+    return PgVector(
+        db_url, table=options.get("table", "vecmem_chunks"), schema=options.get("schema", "public")
+    )
 
 
 __all__ = ["PgVector", "from_url"]

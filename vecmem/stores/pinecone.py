@@ -137,8 +137,12 @@ _term_index = functools.lru_cache(maxsize=1 << 17)(term_index)  # writes hash ea
 def vector_id(chunk_id: str) -> str:
     """The Pinecone id of a chunk: the chunk id itself when Pinecone accepts it (printable
     ASCII, at most 512 bytes), else ``~`` + a 128-bit BLAKE2b hex digest of it."""
-    if chunk_id.isascii() and chunk_id.isprintable() and len(chunk_id) <= 512 and not (
-            chunk_id.startswith("~")):
+    if (
+        chunk_id.isascii()
+        and chunk_id.isprintable()
+        and len(chunk_id) <= 512
+        and not (chunk_id.startswith("~"))
+    ):
         return chunk_id
     return "~" + hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=16).hexdigest()
 
@@ -150,8 +154,16 @@ _dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode  # sizes as Pinecone
 def _encode(c: Chunk) -> tuple[dict[str, Any], int]:
     """The Pinecone metadata of a chunk (see the module docstring) and its size in JSON."""
     try:
-        raw = _dumps({"i": c.id, "d": c.document_id, "p": int(c.position), "t": c.text,
-                      "h": c.content_hash, "m": dict(c.metadata)})
+        raw = _dumps(
+            {
+                "i": c.id,
+                "d": c.document_id,
+                "p": int(c.position),
+                "t": c.text,
+                "h": c.content_hash,
+                "m": dict(c.metadata),
+            }
+        )
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
@@ -168,12 +180,18 @@ def _encode(c: Chunk) -> tuple[dict[str, Any], int]:
     meta[_KEYS] = keys or [""]
     # its JSON size: ``raw`` is JSON itself (no control characters left), so as a JSON string it
     # only gains its quotes and a backslash before each '"' and '\\' (one dumps, not two)
-    size = (len(_dumps_spaced({k: x for k, x in meta.items() if k != "_vm"}).encode("utf-8"))
-            + len(raw.encode("utf-8")) + raw.count('"') + raw.count("\\") + 11)
+    size = (
+        len(_dumps_spaced({k: x for k, x in meta.items() if k != "_vm"}).encode("utf-8"))
+        + len(raw.encode("utf-8"))
+        + raw.count('"')
+        + raw.count("\\")
+        + 11
+    )
     if size > MAX_METADATA:
         raise InvalidInputError(
             f"chunk {c.id!r} needs {size} bytes of Pinecone metadata (text, metadata and their "
-            f"filterable copy); Pinecone allows {MAX_METADATA}: use smaller chunks")
+            f"filterable copy); Pinecone allows {MAX_METADATA}: use smaller chunks"
+        )
     return meta, size
 
 
@@ -181,8 +199,14 @@ def _decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
     if not meta or "_vm" not in meta:
         raise BackendError(f"Pinecone vector {vid!r} was not written by vecmem (no _vm metadata)")
     d = json.loads(meta["_vm"])
-    return Chunk(id=d.get("i", vid), document_id=d["d"], position=int(d["p"]), text=d["t"],
-                 metadata=d["m"], content_hash=d["h"])
+    return Chunk(
+        id=d.get("i", vid),
+        document_id=d["d"],
+        position=int(d["p"]),
+        text=d["t"],
+        metadata=d["m"],
+        content_hash=d["h"],
+    )
 
 
 # --------------------------------------------------------------------------- filters
@@ -201,8 +225,10 @@ def _cond(c: Cond, neg: bool) -> _Pc:
         parts: list[_Pc] = []
         for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
             if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
-                parts += [flat.or_([_absent(key), {key: {"$ne": x}}]) if neg else {
-                    key: {"$eq": x}} for x in vals]
+                parts += [
+                    flat.or_([_absent(key), {key: {"$ne": x}}]) if neg else {key: {"$eq": x}}
+                    for x in vals
+                ]
             elif neg:
                 parts.append(flat.or_([_absent(key), {key: {"$nin": vals}}]))
             else:
@@ -212,8 +238,7 @@ def _cond(c: Cond, neg: bool) -> _Pc:
         key, tag = "l_" + f, flat.tag(v)
         if tag is None:
             return neg
-        return flat.or_([_absent(key), {key: {"$nin": [tag]}}]) if neg else {
-            key: {"$in": [tag]}}
+        return flat.or_([_absent(key), {key: {"$nin": [tag]}}]) if neg else {key: {"$in": [tag]}}
     key = "n_" + f  # gt gte lt lte
     if neg:
         return flat.or_([_absent(key), {key: {"$" + flat.FLIP[op]: v}}])
@@ -334,8 +359,9 @@ class PineconeDb:
     """
 
     name = "pinecone"
-    capabilities = Capabilities(persistent=True, native_keyword=True, both_legs=True,
-                                concurrent_writers=True)
+    capabilities = Capabilities(
+        persistent=True, native_keyword=True, both_legs=True, concurrent_writers=True
+    )
 
     def __init__(
         self,
@@ -392,8 +418,9 @@ class PineconeDb:
             status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
             text = str(exc)
             if status in (401, 403):
-                raise AuthenticationError(f"{self._where}: the API key was refused ({what})") \
-                    from exc
+                raise AuthenticationError(
+                    f"{self._where}: the API key was refused ({what})"
+                ) from exc
             if status == 404:
                 raise NotFoundError(f"{self._where} does not exist ({what})") from exc
             if isinstance(status, int) and status == 400 and "dimension" in text:
@@ -402,9 +429,11 @@ class PineconeDb:
                 raise BackendError(f"{self._where}: {what} failed: {text}") from exc
             name = type(exc).__name__
             if isinstance(exc, (OSError, TimeoutError)) or any(
-                    s in name for s in ("Connect", "Timeout", "MaxRetry", "Protocol")):
-                raise BackendUnavailableError(f"cannot reach Pinecone for {self._where} "
-                                              f"({what}): {exc}") from exc
+                s in name for s in ("Connect", "Timeout", "MaxRetry", "Protocol")
+            ):
+                raise BackendUnavailableError(
+                    f"cannot reach Pinecone for {self._where} ({what}): {exc}"
+                ) from exc
             raise BackendError(f"{self._where}: {what} failed: {name}: {exc}") from exc
 
     def _client(self) -> Any:
@@ -412,8 +441,9 @@ class PineconeDb:
             raise ConfigurationError("the Pinecone store is closed")
         if self._pc is None:
             if not self.api_key:
-                raise ConfigurationError("Pinecone needs an API key: pass api_key= or set "
-                                         "PINECONE_API_KEY")
+                raise ConfigurationError(
+                    "Pinecone needs an API key: pass api_key= or set PINECONE_API_KEY"
+                )
             pinecone = require("pinecone", "pinecone")
             with self._errors("open the client"):
                 kwargs: dict[str, Any] = {"api_key": self.api_key}
@@ -453,7 +483,8 @@ class PineconeDb:
         if metric is not None and str(getattr(metric, "value", metric)) != "dotproduct":
             raise ConfigurationError(
                 f"{self._where} uses the {metric} metric; vecmem needs dotproduct (dense and "
-                "BM25 sparse vectors in one index): create another index")
+                "BM25 sparse vectors in one index): create another index"
+            )
         if dim is not None:
             self._dim = int(dim)
 
@@ -505,16 +536,24 @@ class PineconeDb:
             else:
                 if self._dim != space.dim:
                     raise DimensionMismatchError(
-                        f"{self._where} holds {self._dim}-d vectors, this space has {space.dim}")
+                        f"{self._where} holds {self._dim}-d vectors, this space has {space.dim}"
+                    )
                 if self._count_namespace(self.namespace):
                     raise ConfigurationError(
                         f"{self._where} already holds vectors not written by vecmem; use "
-                        "another namespace or index")
+                        "another namespace or index"
+                    )
                 with self._errors("record the space"):
-                    self._ix.upsert(vectors=[{"id": "space", "values": self._basis(),
-                                              "metadata": {"space": space.to_json(),
-                                                           "format": FORMAT}}],
-                                    namespace=self.meta_namespace)
+                    self._ix.upsert(
+                        vectors=[
+                            {
+                                "id": "space",
+                                "values": self._basis(),
+                                "metadata": {"space": space.to_json(), "format": FORMAT},
+                            }
+                        ],
+                        namespace=self.meta_namespace,
+                    )
                 stored = space
             self.space = stored
             self.tokenizer = get_tokenizer(stored.tokenizer)
@@ -525,9 +564,12 @@ class PineconeDb:
         pinecone = require("pinecone", "pinecone")
         with self._errors("create the index"):
             self._client().create_index(
-                name=self.index, dimension=dim, metric="dotproduct",
+                name=self.index,
+                dimension=dim,
+                metric="dotproduct",
                 spec=pinecone.ServerlessSpec(cloud=self.cloud, region=self.region),
-                timeout=300)
+                timeout=300,
+            )
         self._dim = dim
 
     def _count_namespace(self, ns: str) -> int:
@@ -542,8 +584,12 @@ class PineconeDb:
         token = None
         while True:
             with self._errors("list the statistics"):
-                page = self._ix.list_paginated(prefix="stats-", namespace=self.meta_namespace,
-                                               limit=100, pagination_token=token)
+                page = self._ix.list_paginated(
+                    prefix="stats-",
+                    namespace=self.meta_namespace,
+                    limit=100,
+                    pagination_token=token,
+                )
             ids += [v.id for v in (page.vectors or [])]
             token = getattr(getattr(page, "pagination", None), "next", None)
             if not token:
@@ -559,8 +605,9 @@ class PineconeDb:
         fresh = [i for i in ids if i not in st.seen]
         for i in range(0, len(fresh), FETCH_BATCH):
             with self._errors("read the statistics"):
-                got = self._ix.fetch(ids=fresh[i : i + FETCH_BATCH],
-                                     namespace=self.meta_namespace).vectors
+                got = self._ix.fetch(
+                    ids=fresh[i : i + FETCH_BATCH], namespace=self.meta_namespace
+                ).vectors
             for rid, rec in got.items():
                 st.seen[rid] = dict(rec.metadata or {})
         st.pending -= set(ids)
@@ -597,12 +644,22 @@ class PineconeDb:
                 continue
             covered |= covers
             counted_groups.add(g)
-        return frozenset(r for r in present if r in seen and r not in covered and (
-            not seen[r].get("group") or seen[r]["group"] in counted_groups))
+        return frozenset(
+            r
+            for r in present
+            if r in seen
+            and r not in covered
+            and (not seen[r].get("group") or seen[r]["group"] in counted_groups)
+        )
 
-    def _write_stats(self, delta: dict[str, Any], *, group: str | None = None,
-                     covers: Sequence[str] | None = None,
-                     payloads: list[dict[str, Any]] | None = None) -> list[str]:
+    def _write_stats(
+        self,
+        delta: dict[str, Any],
+        *,
+        group: str | None = None,
+        covers: Sequence[str] | None = None,
+        payloads: list[dict[str, Any]] | None = None,
+    ) -> list[str]:
         """Write ``delta`` as new statistics records (``payloads``: ``_pack(delta)`` if done)."""
         if payloads is None:
             payloads = _pack(delta)
@@ -663,8 +720,9 @@ class PineconeDb:
             self._stats.pending -= set(old)
             self._refresh_stats()
 
-    def _account(self, delta: dict[str, Any], c: Chunk, sign: int,
-                 counts: Counter[str] | None = None) -> None:
+    def _account(
+        self, delta: dict[str, Any], c: Chunk, sign: int, counts: Counter[str] | None = None
+    ) -> None:
         """Add (``sign`` +1) or take out (-1) a chunk's length and terms (``counts``: its term
         counts, when already known)."""
         if self.tokenizer is None:
@@ -679,8 +737,9 @@ class PineconeDb:
             delta["df"].subtract(counts.keys())
 
     # ----------------------------------------------------------------- writes
-    def _sparse(self, counts: list[Counter[str]], avgdl: float
-                ) -> Iterator[dict[str, list[Any]] | None]:
+    def _sparse(
+        self, counts: list[Counter[str]], avgdl: float
+    ) -> Iterator[dict[str, list[Any]] | None]:
         """The BM25 document-side sparse values of each chunk's term counts (``None``: none)."""
         space = self._require_space()
         k1, b = space.bm25_k1, space.bm25_b
@@ -717,7 +776,8 @@ class PineconeDb:
                 if len(tfs) > MAX_TERMS:
                     raise InvalidInputError(
                         f"chunk {c.id!r} has {len(tfs)} distinct terms; a Pinecone sparse "
-                        f"vector holds at most {MAX_TERMS}: use smaller chunks")
+                        f"vector holds at most {MAX_TERMS}: use smaller chunks"
+                    )
             self._refresh_stats(listing.result())
             old = {i: _decode(i, rec.metadata) for i, rec in self._fetch_end(reading).items()}
             delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
@@ -731,10 +791,17 @@ class PineconeDb:
             if chunks:
                 delta["a"] = avgdl
             values = v.tolist()
-            records = [{"id": vector_id(c.id), "values": vals, "metadata": meta,
-                        **({"sparse_values": sp} if sp else {})}
-                       for c, vals, (meta, _), sp in zip(chunks, values, encoded,
-                                                         self._sparse(counts, avgdl))]
+            records = [
+                {
+                    "id": vector_id(c.id),
+                    "values": vals,
+                    "metadata": meta,
+                    **({"sparse_values": sp} if sp else {}),
+                }
+                for c, vals, (meta, _), sp in zip(
+                    chunks, values, encoded, self._sparse(counts, avgdl)
+                )
+            ]
             # one request in flight at a time, in order; the statistics are packed while the last
             # one runs (records are built up front: building them between requests measured no
             # faster, the worker's GIL hand-offs ate the overlap)
@@ -781,16 +848,22 @@ class PineconeDb:
         self._merge_stats()
 
     @staticmethod
-    def _batches(records: Iterable[dict[str, Any]], meta_sizes: list[int]
-                 ) -> Iterator[list[dict[str, Any]]]:
+    def _batches(
+        records: Iterable[dict[str, Any]], meta_sizes: list[int]
+    ) -> Iterator[list[dict[str, Any]]]:
         """Upsert batches within Pinecone's limits (1,000 vectors, 2 MB); ``meta_sizes``: the
         bytes of each record's metadata as UTF-8 JSON."""
         batch: list[dict[str, Any]] = []
         size = 0
         for r, meta_size in zip(records, meta_sizes):
             sparse = r.get("sparse_values") or {"indices": ()}
-            n = (24 * len(r["values"]) + 36 * len(sparse["indices"]) + len(r["id"]) * 6 + 64
-                 + meta_size)
+            n = (
+                24 * len(r["values"])
+                + 36 * len(sparse["indices"])
+                + len(r["id"]) * 6
+                + 64
+                + meta_size
+            )
             if batch and (len(batch) >= MAX_BATCH or size + n > MAX_REQUEST):
                 yield batch
                 batch, size = [], 0
@@ -888,8 +961,9 @@ class PineconeDb:
         token = None
         while True:
             with self._errors("list"):
-                page = self._ix.list_paginated(namespace=self.namespace, limit=100,
-                                               pagination_token=token)
+                page = self._ix.list_paginated(
+                    namespace=self.namespace, limit=100, pagination_token=token
+                )
             ids = [v.id for v in (page.vectors or [])]
             if ids:
                 yield ids
@@ -897,11 +971,22 @@ class PineconeDb:
             if not token:
                 return
 
-    def _query(self, *, top_k: int, flt: _Pc, vector: list[float] | None = None,
-               sparse: dict[str, list[Any]] | None = None, metadata: bool = True) -> list[Any]:
-        kwargs: dict[str, Any] = {"top_k": top_k, "namespace": self.namespace,
-                                  "include_metadata": metadata, "include_values": False,
-                                  "vector": vector if vector is not None else [0.0] * int(self._dim or 0)}
+    def _query(
+        self,
+        *,
+        top_k: int,
+        flt: _Pc,
+        vector: list[float] | None = None,
+        sparse: dict[str, list[Any]] | None = None,
+        metadata: bool = True,
+    ) -> list[Any]:
+        kwargs: dict[str, Any] = {
+            "top_k": top_k,
+            "namespace": self.namespace,
+            "include_metadata": metadata,
+            "include_values": False,
+            "vector": vector if vector is not None else [0.0] * int(self._dim or 0),
+        }
         if flt is not True:
             kwargs["filter"] = flt
         if sparse is not None:
@@ -931,8 +1016,10 @@ class PineconeDb:
         if flt is False:
             return []
         if k <= MAX_WINDOW:
-            return [Scored(_decode(m.id, m.metadata), float(m.score))
-                    for m in self._query(top_k=k, flt=flt, vector=q.tolist())]
+            return [
+                Scored(_decode(m.id, m.metadata), float(m.score))
+                for m in self._query(top_k=k, flt=flt, vector=q.tolist())
+            ]
         found = self._query(top_k=min(k, MAX_TOP_K), flt=flt, vector=q.tolist(), metadata=False)
         chunks = self._fetch_chunks([m.id for m in found])
         return [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks]
@@ -977,8 +1064,12 @@ class PineconeDb:
             while True:
                 scored, proven = self._rescore(plan, found, k)
                 last = float(found[-1].score) if found else 0.0
-                if proven or (len(found) < window or last <= 0 or window >= MAX_WINDOW or (
-                        len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5))):
+                if proven or (
+                    len(found) < window
+                    or last <= 0
+                    or window >= MAX_WINDOW
+                    or (len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5))
+                ):
                     return scored[:k]
                 window = min(MAX_WINDOW, window * 4)
                 found = self._query(top_k=window, flt=flt, sparse=plan.sparse)
@@ -995,15 +1086,22 @@ class PineconeDb:
         else:
             chunks = self._fetch_chunks([m.id for m in found])
         tok = self.tokenizer
-        hits = [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks and (
-            plan.certain or tok is None or not plan.qw.keys().isdisjoint(tok(chunks[m.id].text)))]
+        hits = [
+            Scored(chunks[m.id], float(m.score))
+            for m in found
+            if m.id in chunks
+            and (
+                plan.certain or tok is None or not plan.qw.keys().isdisjoint(tok(chunks[m.id].text))
+            )
+        ]
         return hits[:k]
 
     def _sparse_query(self, plan: _Plan, flt: _Pc) -> list[Any]:
         """The first request of a keyword search (native mode past MAX_WINDOW: ids only)."""
         if plan.window > MAX_WINDOW:
-            return self._query(top_k=min(plan.window, MAX_TOP_K), flt=flt, sparse=plan.sparse,
-                               metadata=False)
+            return self._query(
+                top_k=min(plan.window, MAX_TOP_K), flt=flt, sparse=plan.sparse, metadata=False
+            )
         return self._query(top_k=plan.window, flt=flt, sparse=plan.sparse)
 
     def _keyword_plan(self, tokens: list[str], k: int) -> _Plan | None:
@@ -1026,8 +1124,16 @@ class PineconeDb:
             window = k if certain else max(k, MAX_WINDOW)
         else:
             window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
-        return _Plan(qw, {"indices": list(sparse), "values": list(sparse.values())}, avgdl, rho,
-                     certain, window, k1, b)
+        return _Plan(
+            qw,
+            {"indices": list(sparse), "values": list(sparse.values())},
+            avgdl,
+            rho,
+            certain,
+            window,
+            k1,
+            b,
+        )
 
     def _rescore(self, plan: _Plan, found: list[Any], k: int) -> tuple[list[Scored], bool]:
         """The candidates' exact BM25 scores, best first (ties by id), and whether they prove
@@ -1039,8 +1145,7 @@ class PineconeDb:
         scored: list[Scored] = []
         best: list[float] = []  # the k best exact scores so far (a min-heap)
         for m in found:
-            if plan.certain and len(best) >= k and best[0] > float(m.score) * plan.rho * (
-                    1 + 1e-5):
+            if plan.certain and len(best) >= k and best[0] > float(m.score) * plan.rho * (1 + 1e-5):
                 scored.sort(key=lambda x: (-x.score, x.chunk.id))
                 return scored, True
             c = _decode(m.id, m.metadata)
@@ -1055,8 +1160,9 @@ class PineconeDb:
         scored.sort(key=lambda x: (-x.score, x.chunk.id))
         return scored, False
 
-    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
-                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+    def both_legs(
+        self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
+    ) -> tuple[list[Scored], list[Scored]]:
         """Both legs at once (the dense query in a second thread while the keyword leg runs):
         one round trip of latency, as one request would be; the facade fuses them."""
         if k <= 0:
@@ -1082,7 +1188,8 @@ class PineconeDb:
         if missing:
             raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
         return np.asarray([found[v].values for v in vids], dtype=np.float32).reshape(
-            len(ids), space.dim)
+            len(ids), space.dim
+        )
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
@@ -1096,8 +1203,12 @@ class PineconeDb:
                 chunks = [_decode(m.id, m.metadata) for m in found]
             else:  # a very long document: list every id of the namespace
                 wanted = set(part)
-                chunks = [c for ids in self._all_ids() for c in self._fetch_chunks(ids).values()
-                          if c.document_id in wanted]
+                chunks = [
+                    c
+                    for ids in self._all_ids()
+                    for c in self._fetch_chunks(ids).values()
+                    if c.document_id in wanted
+                ]
             for c in chunks:
                 by_doc.setdefault(c.document_id, []).append(c)
         return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
@@ -1142,8 +1253,13 @@ def from_url(url: str) -> PineconeDb:
     keyword = query.get("keyword", "exact")
     if keyword not in ("exact", "native"):
         raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
-    return PineconeDb(index=index, namespace=namespace, host=query.get("host"),
-                      api_key=query.get("api_key"), keyword=cast(KeywordMode, keyword))
+    return PineconeDb(
+        index=index,
+        namespace=namespace,
+        host=query.get("host"),
+        api_key=query.get("api_key"),
+        keyword=cast(KeywordMode, keyword),
+    )
 
 
 __all__ = ["PineconeDb", "from_url", "term_index", "to_filter", "vector_id"]

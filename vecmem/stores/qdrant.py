@@ -123,8 +123,9 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
 
 
-def bm25_document(tokens: Sequence[str], *, k1: float, b: float,
-                  avgdl: float) -> tuple[list[int], list[float]]:
+def bm25_document(
+    tokens: Sequence[str], *, k1: float, b: float, avgdl: float
+) -> tuple[list[int], list[float]]:
     """A chunk's sparse BM25 vector: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per
     term id, ids ascending (Qdrant's ``Modifier.IDF`` supplies the idf at query time)."""
     counts = Counter(map(term_id, tokens))
@@ -170,8 +171,11 @@ def _typed(meta: Any, fmt: int) -> dict[str, Any]:
         elif isinstance(v, str):
             out[_key(2, "s", field)] = v
         elif isinstance(v, (list, tuple)):
-            for kind, keep in (("lb", lambda x: isinstance(x, bool)), ("ln", _is_num),
-                               ("ls", lambda x: isinstance(x, str))):
+            for kind, keep in (
+                ("lb", lambda x: isinstance(x, bool)),
+                ("ln", _is_num),
+                ("ls", lambda x: isinstance(x, str)),
+            ):
                 items = [x for x in v if keep(x)]
                 if items:
                     out[_key(2, kind, field)] = items
@@ -214,15 +218,17 @@ class _FilterBuilder:
         if not isinstance(v, (bool, str)):
             return self._number(_key(self.fmt, lst + "n", field), gte=v, lte=v)
         kind = lst + ("b" if isinstance(v, bool) else "s")
-        return self.m.FieldCondition(key=_key(self.fmt, kind, field),
-                                     match=self.m.MatchValue(value=v))
+        return self.m.FieldCondition(
+            key=_key(self.fmt, kind, field), match=self.m.MatchValue(value=v)
+        )
 
     def _in(self, field: str, values: Sequence[Any]) -> Any:
         m, strings = self.m, [v for v in values if isinstance(v, str)]
         parts = [self._eq(field, v) for v in values if not isinstance(v, str)]
         if strings:
-            parts.append(m.FieldCondition(key=_key(self.fmt, "s", field),
-                                          match=m.MatchAny(any=strings)))
+            parts.append(
+                m.FieldCondition(key=_key(self.fmt, "s", field), match=m.MatchAny(any=strings))
+            )
         if not parts:  # chunk_id is always a non-empty string: this matches no point
             return m.IsEmptyCondition(is_empty=m.PayloadField(key="chunk_id"))
         return parts[0] if len(parts) == 1 else m.Filter(should=parts)
@@ -235,8 +241,9 @@ class _FilterBuilder:
             return self._eq(c.field, v, "l")
         if op in ("exists", "eq", "ne", "in", "nin"):
             if op == "exists":
-                cond = m.FieldCondition(key=_key(self.fmt, "keys"),
-                                        match=m.MatchValue(value=c.field))
+                cond = m.FieldCondition(
+                    key=_key(self.fmt, "keys"), match=m.MatchValue(value=c.field)
+                )
             else:
                 cond = self._in(c.field, v) if op in ("in", "nin") else self._eq(c.field, v)
             negated = op in ("ne", "nin") or (op == "exists" and not v)
@@ -274,26 +281,33 @@ class Qdrant(StoreKit):
         super().__init__()
         if sum(x is not None for x in (location, path, url)) != 1:
             raise ConfigurationError(
-                "Qdrant needs exactly one of location=':memory:', path= or url=")
+                "Qdrant needs exactly one of location=':memory:', path= or url="
+            )
         if location is not None and location != ":memory:":
             if not location.startswith(("http://", "https://")):
-                raise ConfigurationError(f"location must be ':memory:' or an http(s) URL, got "
-                                         f"{location!r}; use path= for a folder")
+                raise ConfigurationError(
+                    f"location must be ':memory:' or an http(s) URL, got "
+                    f"{location!r}; use path= for a folder"
+                )
             url, location = location, None
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty string")
         if keyword not in KEYWORD_MODES:
             raise ConfigurationError(
                 f"keyword must be 'native' (BM25 as sparse vectors in Qdrant) or 'exact' "
-                f"(rank_bm25 beside the collection), not {keyword!r}")
+                f"(rank_bm25 beside the collection), not {keyword!r}"
+            )
         self.location, self.url = location, url
         self.path = os.fspath(path) if path is not None else None
         self.api_key, self.collection, self.timeout = api_key, collection, timeout
         self.keyword_mode: KeywordMode = keyword
         native = keyword == "native"
         self.capabilities = Capabilities(
-            persistent=location is None, native_keyword=native, both_legs=native,
-            concurrent_writers=native and url is not None)
+            persistent=location is None,
+            native_keyword=native,
+            both_legs=native,
+            concurrent_writers=native and url is not None,
+        )
         # local mode is not thread-safe: one call at a time; a server client is
         self._io: Any = threading.RLock() if url is None else nullcontext()
         self._format = FORMAT  # the payload layout of the collection (set on connect)
@@ -321,8 +335,9 @@ class Qdrant(StoreKit):
     def _open(self) -> Any:
         qc = require("qdrant_client", "qdrant")
         if self.url is not None:
-            return qc.QdrantClient(url=self.url, api_key=self.api_key, timeout=self.timeout,
-                                   check_compatibility=False)
+            return qc.QdrantClient(
+                url=self.url, api_key=self.api_key, timeout=self.timeout, check_compatibility=False
+            )
         return qc.QdrantClient(path=self.path) if self.path else qc.QdrantClient(":memory:")
 
     def _release(self) -> None:
@@ -336,8 +351,9 @@ class Qdrant(StoreKit):
     def _classify(self, exc: Exception) -> type[VecmemError] | None:
         http = require("qdrant_client.http.exceptions", "qdrant")
         if isinstance(exc, http.UnexpectedResponse):
-            return {404: NotFoundError, 401: AuthenticationError,
-                    403: AuthenticationError}.get(exc.status_code, BackendError)
+            return {404: NotFoundError, 401: AuthenticationError, 403: AuthenticationError}.get(
+                exc.status_code, BackendError
+            )
         if isinstance(exc, (http.ResponseHandlingException, OSError)):
             return BackendUnavailableError
         if isinstance(exc, RuntimeError) and "already accessed" in str(exc):
@@ -363,8 +379,11 @@ class Qdrant(StoreKit):
     def _create(self, space: EmbeddingSpace) -> None:
         """Create the collection, or adopt one made by another client meanwhile or without
         vecmem (its ``dense`` vector checked, the space recorded)."""
-        m, client, record = self._m, self._client, {"vecmem_space": space.to_json(),
-                                                     "vecmem_format": FORMAT}
+        m, client, record = (
+            self._m,
+            self._client,
+            {"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
+        )
         distance = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT}[space.distance]
         with self._errors("create the collection"):
             if not client.collection_exists(self.collection):
@@ -372,16 +391,21 @@ class Qdrant(StoreKit):
                     client.create_collection(
                         self.collection,
                         vectors_config={VECTOR: m.VectorParams(size=space.dim, distance=distance)},
-                        sparse_vectors_config={SPARSE: m.SparseVectorParams(
-                            modifier=m.Modifier.IDF)} if self.keyword_mode == "native" else None,
-                        metadata=record)
+                        sparse_vectors_config={
+                            SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)
+                        }
+                        if self.keyword_mode == "native"
+                        else None,
+                        metadata=record,
+                    )
                 except Exception:
                     if not client.collection_exists(self.collection):
                         raise
                 else:
                     for key in ("chunk_id", "document_id") if self.url is not None else ():
-                        client.create_payload_index(self.collection, key,
-                                                    m.PayloadSchemaType.KEYWORD)
+                        client.create_payload_index(
+                            self.collection, key, m.PayloadSchemaType.KEYWORD
+                        )
                     return
             stored = self._read_space()
             if stored is not None:  # another client created it first
@@ -390,28 +414,36 @@ class Qdrant(StoreKit):
             vectors = self._meta()[0].params.vectors
             params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
             if params is None:
-                raise ConfigurationError(f"{self.where} exists but has no vector named {VECTOR!r}:"
-                                         " it was not made by vecmem; pick another collection name")
+                raise ConfigurationError(
+                    f"{self.where} exists but has no vector named {VECTOR!r}:"
+                    " it was not made by vecmem; pick another collection name"
+                )
             if params.size != space.dim:
                 raise DimensionMismatchError(
-                    f"{self.where} holds {params.size}-d vectors, this space has {space.dim}")
+                    f"{self.where} holds {params.size}-d vectors, this space has {space.dim}"
+                )
             client.update_collection(self.collection, metadata=record)
 
     def _connected(self, space: EmbeddingSpace) -> None:
         config, bm25 = self._meta()
         fmt = (config.metadata or {}).get("vecmem_format", 1)
         if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT:
-            raise ConfigurationError(f"{self.where} has payload layout {fmt!r}; this vecmem "
-                                     f"reads layouts 1 to {FORMAT}: upgrade vecmem")
+            raise ConfigurationError(
+                f"{self.where} has payload layout {fmt!r}; this vecmem "
+                f"reads layouts 1 to {FORMAT}: upgrade vecmem"
+            )
         self._sparse = SPARSE in (config.params.sparse_vectors or {})
         if self.keyword_mode == "native" and not self._sparse:
             raise ConfigurationError(
                 f"{self.where} has no sparse {SPARSE!r} vector (it was made with "
                 "keyword='exact'): open it with keyword='exact', or copy its documents into "
-                "a new collection")
+                "a new collection"
+            )
         if self._sparse and bm25.get("terms", TERM_IDS) != TERM_IDS:
-            raise ConfigurationError(f"{self.where} maps terms with {bm25.get('terms')!r}, this "
-                                     f"vecmem with {TERM_IDS!r}: open it with keyword='exact'")
+            raise ConfigurationError(
+                f"{self.where} maps terms with {bm25.get('terms')!r}, this "
+                f"vecmem with {TERM_IDS!r}: open it with keyword='exact'"
+            )
         self._format = fmt
         self._set_avgdl(bm25)
         if self.keyword_mode == "exact":
@@ -440,8 +472,12 @@ class Qdrant(StoreKit):
 
     def _record_avgdl(self, avgdl: float, docs: int) -> None:
         with self._errors("record avgdl"):
-            self._c().update_collection(self.collection, metadata={"vecmem_bm25": json.dumps(
-                {"avgdl": avgdl, "docs": docs, "terms": TERM_IDS})})
+            self._c().update_collection(
+                self.collection,
+                metadata={
+                    "vecmem_bm25": json.dumps({"avgdl": avgdl, "docs": docs, "terms": TERM_IDS})
+                },
+            )
         self._set_avgdl({"avgdl": avgdl, "docs": docs})
 
     def _sparse_vectors(self, tokens: Sequence[Sequence[str]]) -> list[Any]:
@@ -475,17 +511,23 @@ class Qdrant(StoreKit):
         k1, b, _ = self._require_space().keyword_params()
         if not self._sparse:
             raise ConfigurationError(
-                f"{self.where} has no sparse BM25 vector to reindex (made with keyword='exact')")
+                f"{self.where} has no sparse BM25 vector to reindex (made with keyword='exact')"
+            )
         m = self._m
         with self._lock:
-            rows = [(rec.id, self._tokens((rec.payload or {}).get("text", "")))
-                    for rec in self._scroll(None, ["text"])]
+            rows = [
+                (rec.id, self._tokens((rec.payload or {}).get("text", "")))
+                for rec in self._scroll(None, ["text"])
+            ]
             total = sum(len(t) for _, t in rows)
             if not total:
                 return None
             avgdl = total / len(rows)
-            points = [m.PointVectors(id=pid, vector={SPARSE: _sparse(m, t, k1, b, avgdl)})
-                      for pid, t in rows if t]
+            points = [
+                m.PointVectors(id=pid, vector={SPARSE: _sparse(m, t, k1, b, avgdl)})
+                for pid, t in rows
+                if t
+            ]
             for i in range(0, len(points), _BATCH):
                 with self._errors("reindex"):
                     self._c().update_vectors(self.collection, points[i : i + _BATCH], wait=True)
@@ -495,10 +537,14 @@ class Qdrant(StoreKit):
     # ----------------------------------------------------------------- exact keyword index
     def _rebuild(self) -> KeywordBeside:
         """Rebuild the BM25 index from every point's text, in write order."""
-        rows = sorted((int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""),
-                       p.get("document_id", ""))
-                      for p in (r.payload or {} for r in self._scroll(
-                          None, ["chunk_id", "document_id", "text", "seq"])) if "chunk_id" in p)
+        rows = sorted(
+            (int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""), p.get("document_id", ""))
+            for p in (
+                r.payload or {}
+                for r in self._scroll(None, ["chunk_id", "document_id", "text", "seq"])
+            )
+            if "chunk_id" in p
+        )
         kw = self._keyword_index()
         kw.add([r[1] for r in rows], [kw.tokenizer(r[2]) for r in rows])
         self._kw, self._doc_of, self._chunks_of = kw, {}, {}
@@ -509,8 +555,12 @@ class Qdrant(StoreKit):
         self._stale = False
         return kw
 
-    def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str],
-                       tokens: Sequence[Sequence[str]] | None = None) -> None:
+    def _index_written(
+        self,
+        chunks: Sequence[Chunk],
+        deleted: Sequence[str],
+        tokens: Sequence[Sequence[str]] | None = None,
+    ) -> None:
         if self._kw is None:
             raise ConfigurationError("Qdrant store used before connect(space)")
         self._kw.write(chunks, deleted, tokens)
@@ -545,12 +595,22 @@ class Qdrant(StoreKit):
                 vec: dict[str, Any] = {VECTOR: v[i].tolist()}
                 if sparse is not None and sparse[i] is not None:
                     vec[SPARSE] = sparse[i]
-                points.append(m.PointStruct(id=point_id(c.id), vector=vec, payload={
-                    "chunk_id": c.id, "document_id": c.document_id, "position": c.position,
-                    "text": c.text, "content_hash": c.content_hash,
-                    "metadata": dict(c.metadata), "seq": seq + i,
-                    **_typed(c.metadata, self._format),
-                }))
+                points.append(
+                    m.PointStruct(
+                        id=point_id(c.id),
+                        vector=vec,
+                        payload={
+                            "chunk_id": c.id,
+                            "document_id": c.document_id,
+                            "position": c.position,
+                            "text": c.text,
+                            "content_hash": c.content_hash,
+                            "metadata": dict(c.metadata),
+                            "seq": seq + i,
+                            **_typed(c.metadata, self._format),
+                        },
+                    )
+                )
             if not points and not deletes:
                 return
             self._stale = exact  # until the write and the index update both succeeded
@@ -562,15 +622,19 @@ class Qdrant(StoreKit):
                     with self._errors("upsert"):
                         self._c().upsert(self.collection, points[i : i + step], wait=True)
             else:
-                ops: list[Any] = [m.UpsertOperation(upsert=m.PointsList(points=points[i : i + step]))
-                                  for i in range(0, len(points), step)]
-                ops.append(m.DeleteOperation(delete=m.PointIdsList(
-                    points=[point_id(i) for i in deletes])))
+                ops: list[Any] = [
+                    m.UpsertOperation(upsert=m.PointsList(points=points[i : i + step]))
+                    for i in range(0, len(points), step)
+                ]
+                ops.append(
+                    m.DeleteOperation(delete=m.PointIdsList(points=[point_id(i) for i in deletes]))
+                )
                 per_request = 1 if self.url is not None else len(ops)
                 for i in range(0, len(ops), per_request):
                     with self._errors("upsert"):
-                        self._c().batch_update_points(self.collection, ops[i : i + per_request],
-                                                      wait=True)
+                        self._c().batch_update_points(
+                            self.collection, ops[i : i + per_request], wait=True
+                        )
             if exact:
                 self._index_written(chunks, deletes, tokens)
                 self._stale = False
@@ -581,16 +645,18 @@ class Qdrant(StoreKit):
         self._check_delete(ids, filter)
         self._require_space()
         with self._lock:
-            recs = [*(self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"]) if ids else ()),
-                    *(self._scroll(self._filter(filter), ["chunk_id"])
-                      if filter is not None else ())]
+            recs = [
+                *(self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"]) if ids else ()),
+                *(self._scroll(self._filter(filter), ["chunk_id"]) if filter is not None else ()),
+            ]
             doomed = {str(rec.id): rec.payload["chunk_id"] for rec in recs}  # point -> chunk id
             if not doomed:
                 return 0
             exact = self._stale = self.keyword_mode == "exact"
             with self._errors("delete"):
-                self._c().delete(self.collection, self._m.PointIdsList(points=list(doomed)),
-                                 wait=True)
+                self._c().delete(
+                    self.collection, self._m.PointIdsList(points=list(doomed)), wait=True
+                )
             if exact:
                 self._index_written([], list(doomed.values()))
                 self._stale = False
@@ -601,9 +667,14 @@ class Qdrant(StoreKit):
         offset = None
         while True:
             with self._errors("scroll"):
-                recs, offset = self._c().scroll(self.collection, scroll_filter=flt, limit=page,
-                                                offset=offset, with_payload=payload,
-                                                with_vectors=False)
+                recs, offset = self._c().scroll(
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=page,
+                    offset=offset,
+                    with_payload=payload,
+                    with_vectors=False,
+                )
             yield from recs
             if offset is None:
                 return
@@ -613,14 +684,23 @@ class Qdrant(StoreKit):
         for i in range(0, len(ids), _BATCH * 4):
             with self._errors("retrieve"):
                 out += self._c().retrieve(
-                    self.collection, [point_id(x) for x in ids[i : i + _BATCH * 4]],
-                    with_payload=payload, with_vectors=[VECTOR] if vectors else False)
+                    self.collection,
+                    [point_id(x) for x in ids[i : i + _BATCH * 4]],
+                    with_payload=payload,
+                    with_vectors=[VECTOR] if vectors else False,
+                )
         return out
 
     def _query(self, what: str, query: Any, using: str, k: int, flt: Any) -> list[Scored]:
         with self._errors(what):
-            res = self._c().query_points(self.collection, query=query, using=using, limit=k,
-                                         query_filter=flt, with_payload=_CHUNK_FIELDS)
+            res = self._c().query_points(
+                self.collection,
+                query=query,
+                using=using,
+                limit=k,
+                query_filter=flt,
+                with_payload=_CHUNK_FIELDS,
+            )
         return _scored(res)
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
@@ -644,12 +724,18 @@ class Qdrant(StoreKit):
             # widening by ids is cheap on a server (indexed); local mode scans every point per
             # scroll, so there one scan for the matching ids comes right after the first try
             return self._keyword_search(
-                kw, text, k, lambda ids, filtered: self._fetch(ids, flt if filtered else None),
-                flt is not None, widen_to=4096 if self.url is not None else 0,
-                matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])])
+                kw,
+                text,
+                k,
+                lambda ids, filtered: self._fetch(ids, flt if filtered else None),
+                flt is not None,
+                widen_to=4096 if self.url is not None else 0,
+                matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])],
+            )
 
-    def both_legs(self, vector: np.ndarray, text: str, *, k: int,
-                  filter: Filter | None = None) -> tuple[list[Scored], list[Scored]]:
+    def both_legs(
+        self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
+    ) -> tuple[list[Scored], list[Scored]]:
         """The best ``k`` of each leg; the facade fuses them. Native mode: one request
         (``query_batch_points``: the dense and the sparse query, each with the filter); exact
         mode: a vector query and the BM25 index beside the collection."""
@@ -657,9 +743,13 @@ class Qdrant(StoreKit):
         if self.keyword_mode == "exact":
             return self.query(q, k=k, filter=filter), self.keyword(text, k=k, filter=filter)
         m, flt, sq = self._m, self._filter(filter), self._sparse_query(text)
-        requests = [m.QueryRequest(query=query, using=using, limit=k, filter=flt,
-                                   with_payload=_CHUNK_FIELDS)
-                    for query, using in ((q.tolist(), VECTOR), (sq, SPARSE)) if query is not None]
+        requests = [
+            m.QueryRequest(
+                query=query, using=using, limit=k, filter=flt, with_payload=_CHUNK_FIELDS
+            )
+            for query, using in ((q.tolist(), VECTOR), (sq, SPARSE))
+            if query is not None
+        ]
         with self._errors("hybrid query"):
             legs = [_scored(r) for r in self._c().query_batch_points(self.collection, requests)]
         return legs[0], legs[1] if len(legs) > 1 else []
@@ -721,8 +811,11 @@ class Qdrant(StoreKit):
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         with self._errors("count"):
-            return int(self._c().count(self.collection, count_filter=self._filter(filter),
-                                       exact=True).count)
+            return int(
+                self._c()
+                .count(self.collection, count_filter=self._filter(filter), exact=True)
+                .count
+            )
 
     def drop(self) -> None:
         """Delete the whole collection (its points and recorded space)."""
@@ -733,10 +826,14 @@ class Qdrant(StoreKit):
 
 
 def _chunk(payload: dict[str, Any]) -> Chunk:
-    return Chunk(id=payload["chunk_id"], document_id=payload["document_id"],
-                 position=int(payload["position"]), text=payload["text"],
-                 metadata=payload.get("metadata") or {},
-                 content_hash=payload.get("content_hash", ""))
+    return Chunk(
+        id=payload["chunk_id"],
+        document_id=payload["document_id"],
+        position=int(payload["position"]),
+        text=payload["text"],
+        metadata=payload.get("metadata") or {},
+        content_hash=payload.get("content_hash", ""),
+    )
 
 
 def _scored(res: Any) -> list[Scored]:
@@ -756,21 +853,33 @@ def from_url(url: str) -> Qdrant:
     ``qdrant+http://host:6333``, ``qdrant+https://host`` ; query:
     ``?collection=NAME&api_key=KEY&keyword=native|exact``.
     """
-    u = parse_url(url, schemes=("qdrant", "qdrant+http", "qdrant+https"),
-                  params=("collection", "api_key", "keyword"))
+    u = parse_url(
+        url,
+        schemes=("qdrant", "qdrant+http", "qdrant+https"),
+        params=("collection", "api_key", "keyword"),
+    )
     mode: Any = u.query.get("keyword", "native")  # checked by Qdrant
     collection = u.query.get("collection", "vecmem")
     if not u.path:
-        raise ConfigurationError(f"Qdrant URL {url!r} names no host or folder "
-                                 "(qdrant://:memory: for one in memory)")
+        raise ConfigurationError(
+            f"Qdrant URL {url!r} names no host or folder (qdrant://:memory: for one in memory)"
+        )
     if u.scheme != "qdrant":
         server = f"{u.scheme.split('+')[1]}://{u.path.rstrip('/')}"
-        return Qdrant(url=server, api_key=u.query.get("api_key"), collection=collection,
-                      keyword=mode)
+        return Qdrant(
+            url=server, api_key=u.query.get("api_key"), collection=collection, keyword=mode
+        )
     if u.path == ":memory:":
         return Qdrant(":memory:", collection=collection, keyword=mode)
     return Qdrant(path=u.path, collection=collection, keyword=mode)
 
 
-__all__ = ["KEYWORD_MODES", "Qdrant", "bm25_document", "bm25_query", "from_url", "point_id",
-           "term_id"]
+__all__ = [
+    "KEYWORD_MODES",
+    "Qdrant",
+    "bm25_document",
+    "bm25_query",
+    "from_url",
+    "point_id",
+    "term_id",
+]

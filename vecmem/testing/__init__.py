@@ -33,8 +33,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUITES = ("store_suite", "congruence", "hostile", "conversations", "state", "checkpoints",
-          "knowledge_fs", "tenancy", "_factory")
+SUITES = (
+    "store_suite",
+    "congruence",
+    "hostile",
+    "conversations",
+    "state",
+    "checkpoints",
+    "knowledge_fs",
+    "tenancy",
+    "_factory",
+)
 
 try:
     import pytest
@@ -64,8 +73,18 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
-        if name in ("store_suite", "congruence", "hostile", "conversations", "state", "checkpoints",
-                    "knowledge_fs", "tenancy", "servers", "pinecone_standin"):
+        if name in (
+            "store_suite",
+            "congruence",
+            "hostile",
+            "conversations",
+            "state",
+            "checkpoints",
+            "knowledge_fs",
+            "tenancy",
+            "servers",
+            "pinecone_standin",
+        ):
             return importlib.import_module(f"vecmem.testing.{name}")  # submodules, as before
         raise AttributeError(f"module 'vecmem.testing' has no attribute {name!r}")
     return getattr(importlib.import_module(target[0]), target[1])

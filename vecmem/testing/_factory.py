@@ -30,7 +30,10 @@ class FactorySuite:
             warnings.warn(
                 f"{type(self).__name__}: the shared suites' `backend` fixture is now "
                 "`store_factory`, a zero-argument callable returning the store (`backend` stops "
-                "working in the next release)", DeprecationWarning, stacklevel=1)
+                "working in the next release)",
+                DeprecationWarning,
+                stacklevel=1,
+            )
             return lambda: request.getfixturevalue("backend")
         pytest.fail(f"{type(self).__name__} must override the store_factory fixture")
 

@@ -186,8 +186,9 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
         assert store.get(ck.id).state == state
 
     @pytest.mark.parametrize("cipher", ["aes-gcm", "fernet"])
-    def test_encrypted_and_wrong_keys_fail_clearly(self, store: CheckpointStoreBase,
-                                                   cipher: str) -> None:
+    def test_encrypted_and_wrong_keys_fail_clearly(
+        self, store: CheckpointStoreBase, cipher: str
+    ) -> None:
         key = generate_key(cipher)  # type: ignore[arg-type]
         keyed = store.with_key(key, cipher=cipher)  # type: ignore[arg-type]
         ck = keyed.save("th", {"secret": "s3cr3t" * 50})
@@ -213,8 +214,7 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
             store.history("th", limit=-1)
         assert store.threads() == []
 
-    def test_concurrent_saves_get_consecutive_positions(self, store: CheckpointStoreBase
-                                                        ) -> None:
+    def test_concurrent_saves_get_consecutive_positions(self, store: CheckpointStoreBase) -> None:
         def work(k: int) -> None:
             for i in range(5):
                 store.save("th", {"k": k, "i": i})
@@ -230,9 +230,14 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
         a = make_store(f"a-{uuid.uuid4().hex[:8]}")
         b = make_store(f"b-{uuid.uuid4().hex[:8]}")
         ck = a.save("th", {"secret": 1}, tags=["t"])
-        for call in (lambda: b.get(ck.id), lambda: b.info(ck.id), lambda: b.latest("th"),
-                     lambda: b.restore(ck.id), lambda: b.branch(ck.id, "mine"),
-                     lambda: b.diff(ck.id, ck.id)):
+        for call in (
+            lambda: b.get(ck.id),
+            lambda: b.info(ck.id),
+            lambda: b.latest("th"),
+            lambda: b.restore(ck.id),
+            lambda: b.branch(ck.id, "mine"),
+            lambda: b.diff(ck.id, ck.id),
+        ):
             with pytest.raises(NotFoundError):
                 call()
         assert b.history("th") == [] and b.find(tags=["t"]) == [] and b.threads() == []

@@ -44,10 +44,14 @@ StoreFactory = Callable[[], VectorStore]
 def scifact_path() -> Path | None:
     """Where SciFact is: ``$VECMEM_SCIFACT``, else ``<repo>/../shared/datasets/scifact``."""
     given = os.environ.get("VECMEM_SCIFACT")
-    candidates = [Path(given)] if given else [
-        REPO.parent / "shared" / "datasets" / "scifact",
-        Path("/work/shared/datasets/scifact"),
-    ]
+    candidates = (
+        [Path(given)]
+        if given
+        else [
+            REPO.parent / "shared" / "datasets" / "scifact",
+            Path("/work/shared/datasets/scifact"),
+        ]
+    )
     for p in candidates:
         if (p / "corpus.jsonl").exists():
             return p
@@ -95,8 +99,10 @@ def load_slice(limit_docs: int, limit_queries: int) -> Slice:
     if path is None:
         pytest.skip("SciFact not found: set VECMEM_SCIFACT or put it at ../shared/datasets/scifact")
     ds = load_beir(path, split="test", limit_docs=limit_docs, limit_queries=limit_queries)
-    docs = [Document(d.id, d.text, {**d.metadata, "bucket": i % 100})
-            for i, d in enumerate(ds.documents())]
+    docs = [
+        Document(d.id, d.text, {**d.metadata, "bucket": i % 100})
+        for i, d in enumerate(ds.documents())
+    ]
     return Slice(docs, ds.queries, ds.qrels)
 
 
@@ -170,8 +176,9 @@ class CongruenceSuite(FactorySuite):
         assert memory.count({"bucket": {"$lt": 10}}) == reference.count({"bucket": {"$lt": 10}})
 
     @pytest.mark.slow
-    def test_vector_top10_overlap(self, memory: VectorMemory, reference: VectorMemory,
-                                  data: Slice) -> None:
+    def test_vector_top10_overlap(
+        self, memory: VectorMemory, reference: VectorMemory, data: Slice
+    ) -> None:
         """Vector top-10 must overlap the exact top-10 by >= 0.95 on average (approximate
         indexes: raise ef/probes), with the same similarities for shared hits."""
         overlaps = []
@@ -186,22 +193,27 @@ class CongruenceSuite(FactorySuite):
         assert sum(overlaps) / len(overlaps) >= self.MIN_OVERLAP, overlaps
 
     @pytest.mark.slow
-    def test_keyword_scores(self, memory: VectorMemory, keyword_reference: VectorMemory,
-                            data: Slice) -> None:
+    def test_keyword_scores(
+        self, memory: VectorMemory, keyword_reference: VectorMemory, data: Slice
+    ) -> None:
         """Keyword top-10 must carry the reference's BM25 scores, rank by rank (on real text
         this also checks a backend's tokenizer against vecmem's)."""
         for q in list(data.queries.values())[:20]:
             got = memory.search(q, k=10, mode="keyword")
             want = keyword_reference.search(q, k=10, mode="keyword")
-            assert [h.score for h in got] == pytest.approx([h.score for h in want],
-                                                           rel=self.KEYWORD_REL), q
+            assert [h.score for h in got] == pytest.approx(
+                [h.score for h in want], rel=self.KEYWORD_REL
+            ), q
 
     @pytest.mark.slow
     def test_hybrid_ndcg(self, memory: VectorMemory, reference: VectorMemory, data: Slice) -> None:
         """Hybrid nDCG@10 must be within 0.01 of the reference's (same fusion, same legs)."""
+
         def mean_ndcg(mem: VectorMemory) -> float:
-            scores = [ndcg_at(doc_ranking(mem.search(text, k=30)), data.qrels[qid])
-                      for qid, text in data.queries.items()]
+            scores = [
+                ndcg_at(doc_ranking(mem.search(text, k=30)), data.qrels[qid])
+                for qid, text in data.queries.items()
+            ]
             return sum(scores) / len(scores)
 
         got, want = mean_ndcg(memory), mean_ndcg(reference)
@@ -210,8 +222,9 @@ class CongruenceSuite(FactorySuite):
 
     @pytest.mark.slow
     @pytest.mark.parametrize("buckets", [1, 10, 50], ids=["1%", "10%", "50%"])
-    def test_filtered_vector_recall(self, memory: VectorMemory, reference: VectorMemory,
-                                    data: Slice, buckets: int) -> None:
+    def test_filtered_vector_recall(
+        self, memory: VectorMemory, reference: VectorMemory, data: Slice, buckets: int
+    ) -> None:
         """A filtered vector search must keep recall (overlap >= 0.95 with the reference's
         filtered top-10) at 1%, 10% and 50% selectivity, and return only matching chunks."""
         flt = {"bucket": {"$lt": buckets}}
@@ -225,5 +238,13 @@ class CongruenceSuite(FactorySuite):
         assert sum(overlaps) / len(overlaps) >= self.MIN_OVERLAP, overlaps
 
 
-__all__ = ["CongruenceSuite", "Slice", "doc_ranking", "filled", "load_slice", "ndcg_at", "real_embedder",
-           "scifact_path"]
+__all__ = [
+    "CongruenceSuite",
+    "Slice",
+    "doc_ranking",
+    "filled",
+    "load_slice",
+    "ndcg_at",
+    "real_embedder",
+    "scifact_path",
+]

@@ -61,11 +61,15 @@ class ConversationStoreSuite(ConversationTenancySuite):
     # -- messages -------------------------------------------------------------------------
     def test_add_and_read_back_messages(self, store: ConversationStore) -> None:
         before = time.time()
-        added = store.add_messages("u1", "s1", [
-            Message("system", "be brief"),
-            Message("user", "héllo ✓ " * 3, metadata={"n": 1, "f": 0.5, "l": [1, "a"]}),
-            Message("assistant", "hi", usage=Usage(12, 3, "model-x", 0.0025)),
-        ])
+        added = store.add_messages(
+            "u1",
+            "s1",
+            [
+                Message("system", "be brief"),
+                Message("user", "héllo ✓ " * 3, metadata={"n": 1, "f": 0.5, "l": [1, "a"]}),
+                Message("assistant", "hi", usage=Usage(12, 3, "model-x", 0.0025)),
+            ],
+        )
         assert [m.seq for m in added] == [0, 1, 2]
         assert len({m.id for m in added}) == 3 and all(m.id for m in added)
         got = store.get_messages("u1", "s1")
@@ -76,10 +80,14 @@ class ConversationStoreSuite(ConversationTenancySuite):
         assert all(before - 1 <= (m.created_at or 0) <= time.time() + 1 for m in got)
 
     def test_session_is_created_with_totals(self, store: ConversationStore) -> None:
-        store.add_messages("u1", "s1", [Message("user", "q", usage=Usage(5, 0, "m", 0.5))],
-                           agent_id="agent-a")
-        store.add_messages("u1", "s1", [Message("assistant", "a", usage=Usage(1, 7, "m", 0.25)),
-                                        Message("user", "thanks")])
+        store.add_messages(
+            "u1", "s1", [Message("user", "q", usage=Usage(5, 0, "m", 0.5))], agent_id="agent-a"
+        )
+        store.add_messages(
+            "u1",
+            "s1",
+            [Message("assistant", "a", usage=Usage(1, 7, "m", 0.25)), Message("user", "thanks")],
+        )
         s = store.get_session("u1", "s1")
         assert (s.user_id, s.session_id, s.agent_id) == ("u1", "s1", "agent-a")
         assert s.message_count == 3 and s.input_tokens == 6 and s.output_tokens == 7
@@ -87,10 +95,15 @@ class ConversationStoreSuite(ConversationTenancySuite):
         assert s.created_at <= s.updated_at
 
     def test_big_batch_round_trips(self, store: ConversationStore) -> None:
-        msgs = [Message("user" if i % 2 else "assistant", f"m{i} \\ \t \n 'q' \"d\" ✓",
-                        metadata={"i": i} if i % 3 else {},
-                        usage=Usage(i, 2 * i, "m", i / 1000) if i % 2 else None)
-                for i in range(150)]
+        msgs = [
+            Message(
+                "user" if i % 2 else "assistant",
+                f"m{i} \\ \t \n 'q' \"d\" ✓",
+                metadata={"i": i} if i % 3 else {},
+                usage=Usage(i, 2 * i, "m", i / 1000) if i % 2 else None,
+            )
+            for i in range(150)
+        ]
         store.add_messages("u", "s", msgs[:1])
         added = store.add_messages("u", "s", msgs[1:])
         assert [m.seq for m in added] == list(range(1, 150))
@@ -132,8 +145,7 @@ class ConversationStoreSuite(ConversationTenancySuite):
         got = store.get_messages("u", "s")
         assert got[0].content == big and got[1].content == ""
 
-    def test_concurrent_writers_get_consecutive_positions(self, store: ConversationStore
-                                                          ) -> None:
+    def test_concurrent_writers_get_consecutive_positions(self, store: ConversationStore) -> None:
         def write(k: int) -> None:
             for i in range(5):
                 store.add_messages("u", "s", [Message("user", f"{k}-{i}")])
@@ -145,19 +157,24 @@ class ConversationStoreSuite(ConversationTenancySuite):
             t.join()
         got = store.get_messages("u", "s")
         assert [m.seq for m in got] == list(range(20))
-        assert sorted(m.content for m in got) == sorted(f"{k}-{i}" for k in range(4)
-                                                        for i in range(5))
+        assert sorted(m.content for m in got) == sorted(
+            f"{k}-{i}" for k in range(4) for i in range(5)
+        )
         assert store.get_session("u", "s").message_count == 20
 
     # -- sessions -------------------------------------------------------------------------
-    def test_save_session_creates_and_updates_given_fields(self, store: ConversationStore
-                                                           ) -> None:
-        s = store.save_session("u", "s", agent_id="a", title="Trip", tags=["b", "a", "b"],
-                               metadata={"lang": "fr"})
+    def test_save_session_creates_and_updates_given_fields(self, store: ConversationStore) -> None:
+        s = store.save_session(
+            "u", "s", agent_id="a", title="Trip", tags=["b", "a", "b"], metadata={"lang": "fr"}
+        )
         assert s.tags == ("a", "b") and s.title == "Trip" and s.message_count == 0
         s2 = store.save_session("u", "s", title="Trip 2")
-        assert (s2.title, s2.agent_id, s2.tags, s2.metadata) == ("Trip 2", "a", ("a", "b"),
-                                                                 {"lang": "fr"})
+        assert (s2.title, s2.agent_id, s2.tags, s2.metadata) == (
+            "Trip 2",
+            "a",
+            ("a", "b"),
+            {"lang": "fr"},
+        )
         s3 = store.save_session("u", "s", tags=[], metadata={})
         assert s3.tags == () and s3.metadata == {} and s3.created_at == s.created_at
         assert store.get_session("u", "s") == s3
@@ -188,8 +205,9 @@ class ConversationStoreSuite(ConversationTenancySuite):
         assert ids(store.query_sessions(since=mid)) == ["b1"]
         assert ids(store.query_sessions(until=mid)) == ["a1", "a2"]
         assert ids(store.query_sessions(user_id="alice", since=mid)) == []
-        assert ids(store.query_sessions(agent_id="support", min_messages=4,
-                                        tags=["urgent"])) == ["b1"]
+        assert ids(store.query_sessions(agent_id="support", min_messages=4, tags=["urgent"])) == [
+            "b1"
+        ]
 
     def test_query_order_and_pages(self, store: ConversationStore) -> None:
         for i, sid in enumerate(["s0", "s1", "s2", "s3"]):
@@ -198,11 +216,19 @@ class ConversationStoreSuite(ConversationTenancySuite):
         ids = lambda ss: [s.session_id for s in ss]  # noqa: E731
         assert ids(store.query_sessions()) == ["s3", "s2", "s1", "s0"]
         assert ids(store.query_sessions(order_by="created_at", descending=False)) == [
-            "s0", "s1", "s2", "s3"]
+            "s0",
+            "s1",
+            "s2",
+            "s3",
+        ]
         # ties in the ordering key are broken by (user_id, session_id), ascending
         assert ids(store.query_sessions(order_by="message_count")) == ["s1", "s3", "s0", "s2"]
         assert ids(store.query_sessions(order_by="message_count", descending=False)) == [
-            "s0", "s2", "s1", "s3"]
+            "s0",
+            "s2",
+            "s1",
+            "s3",
+        ]
         assert ids(store.query_sessions(limit=2)) == ["s3", "s2"]
         assert ids(store.query_sessions(limit=2, offset=2)) == ["s1", "s0"]
         assert ids(store.query_sessions(limit=2, offset=4)) == []
@@ -234,8 +260,12 @@ class ConversationStoreSuite(ConversationTenancySuite):
         assert store.delete_user("nobody") == 0
 
     def test_export(self, store: ConversationStore) -> None:
-        store.add_messages("u", "s1", [Message("user", "hi", usage=Usage(1, 2, "m", 0.1)),
-                                       Message("assistant", "yo")], agent_id="ag")
+        store.add_messages(
+            "u",
+            "s1",
+            [Message("user", "hi", usage=Usage(1, 2, "m", 0.1)), Message("assistant", "yo")],
+            agent_id="ag",
+        )
         store.save_session("u", "s1", tags=["x"], title="T")
         store.add_messages("u", "s2", [Message("user", "other")])
         store.add_messages("v", "s3", [Message("user", "not mine")])
@@ -245,10 +275,18 @@ class ConversationStoreSuite(ConversationTenancySuite):
         assert [s["session_id"] for s in doc["sessions"]] == ["s1", "s2"]
         s1 = doc["sessions"][0]
         assert (s1["title"], s1["tags"], s1["agent_id"], s1["message_count"]) == (
-            "T", ["x"], "ag", 2)
+            "T",
+            ["x"],
+            "ag",
+            2,
+        )
         assert [m["content"] for m in s1["messages"]] == ["hi", "yo"]
-        assert s1["messages"][0]["usage"] == {"input_tokens": 1, "output_tokens": 2,
-                                              "model": "m", "cost": 0.1}
+        assert s1["messages"][0]["usage"] == {
+            "input_tokens": 1,
+            "output_tokens": 2,
+            "model": "m",
+            "cost": 0.1,
+        }
         one = store.export("u", "s2")
         assert [s["session_id"] for s in one["sessions"]] == ["s2"]
         with pytest.raises(NotFoundError):
@@ -313,8 +351,9 @@ class ConversationStoreSuite(ConversationTenancySuite):
         async def run() -> None:
             s = AsyncConversationStore(store)
             await s.save_session("u", "s", title="async")
-            await asyncio.gather(*[s.add_messages("u", "s", [Message("user", str(i))])
-                                   for i in range(5)])
+            await asyncio.gather(
+                *[s.add_messages("u", "s", [Message("user", str(i))]) for i in range(5)]
+            )
             assert len(await s.get_messages("u", "s")) == 5
             assert len(await s.last_messages("u", "s", 2)) == 2
             assert (await s.get_session("u", "s")).message_count == 5

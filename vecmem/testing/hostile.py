@@ -53,30 +53,83 @@ from vecmem.types import content_hash
 DIM = 64
 EXAMPLES = 25
 """Hypothesis examples per property (each is a write or a few searches on the backend)."""
-_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # strings that broke, or could break, a translation to SQL, a predicate or a path
 HOSTILE_STRINGS = [
-    "{c}", '{"a": 1}', "{c:>50}", "{0}", "%s", "%(x)s", "it's", "'; DROP TABLE x; --",
-    'say "hi"', "back\\slash", "vm_s_s", "a.b", "$eq", "ünïcödé", "日本語", "\u2028", "🙂",
-    " ", "NULL", "null", "true", "1", "1.0",
+    "{c}",
+    '{"a": 1}',
+    "{c:>50}",
+    "{0}",
+    "%s",
+    "%(x)s",
+    "it's",
+    "'; DROP TABLE x; --",
+    'say "hi"',
+    "back\\slash",
+    "vm_s_s",
+    "a.b",
+    "$eq",
+    "ünïcödé",
+    "日本語",
+    "\u2028",
+    "🙂",
+    " ",
+    "NULL",
+    "null",
+    "true",
+    "1",
+    "1.0",
 ]
-HOSTILE_NUMBERS: list[Any] = [0, -1, 1, 2**31, 2**53 - 1, 2**53, -(2**53), 0.5, -0.0, 1e300,
-                              -1e-300]
+HOSTILE_NUMBERS: list[Any] = [
+    0,
+    -1,
+    1,
+    2**31,
+    2**53 - 1,
+    2**53,
+    -(2**53),
+    0.5,
+    -0.0,
+    1e300,
+    -1e-300,
+]
 
 SEED_IDS = [f"seed{i}" for i in range(12)]
-SEED_TEXTS = [f"seed document {i} about {w}" for i, w in
-              enumerate(["memory", "vector", "search", "index", "cosine", "keyword", "ranking", "agent", "retrieval", "chunk", "embedding", "query"])]
+SEED_TEXTS = [
+    f"seed document {i} about {w}"
+    for i, w in enumerate(
+        [
+            "memory",
+            "vector",
+            "search",
+            "index",
+            "cosine",
+            "keyword",
+            "ranking",
+            "agent",
+            "retrieval",
+            "chunk",
+            "embedding",
+            "query",
+        ]
+    )
+]
 
 
 def seed_metadata(i: int) -> dict[str, Any]:
     """Hostile but valid metadata for seed document ``i``."""
-    meta: dict[str, Any] = {"s": HOSTILE_STRINGS[i % len(HOSTILE_STRINGS)],
-                            "n": HOSTILE_NUMBERS[i % len(HOSTILE_NUMBERS)],
-                            "b": i % 3 == 0,
-                            "tags": [HOSTILE_STRINGS[(i + 1) % len(HOSTILE_STRINGS)], i]}
+    meta: dict[str, Any] = {
+        "s": HOSTILE_STRINGS[i % len(HOSTILE_STRINGS)],
+        "n": HOSTILE_NUMBERS[i % len(HOSTILE_NUMBERS)],
+        "b": i % 3 == 0,
+        "tags": [HOSTILE_STRINGS[(i + 1) % len(HOSTILE_STRINGS)], i],
+    }
     if i % 4 == 1:
         meta["{c}"] = "field named {c}"
     if i % 5 == 2:
@@ -89,12 +142,16 @@ def fingerprint(mem: VectorMemory, document_ids: Sequence[str]) -> tuple[int, st
     with types kept apart, hash) and of its stored vector: equal before and after a refused
     call, or something was written."""
     chunks = sorted(mem.get(list(document_ids)), key=lambda c: c.id)
-    vectors = (mem.store.get_vectors([c.id for c in chunks]) if chunks
-               else np.zeros((0, DIM), np.float32))
+    vectors = (
+        mem.store.get_vectors([c.id for c in chunks]) if chunks else np.zeros((0, DIM), np.float32)
+    )
     h = hashlib.sha256()
     for c, v in zip(chunks, vectors):
-        h.update(repr((c.id, c.document_id, c.position, c.text, typed(dict(c.metadata)),
-                       c.content_hash)).encode("utf-8", "backslashreplace"))
+        h.update(
+            repr(
+                (c.id, c.document_id, c.position, c.text, typed(dict(c.metadata)), c.content_hash)
+            ).encode("utf-8", "backslashreplace")
+        )
         h.update(np.asarray(v, np.float32).tobytes())
     return mem.count(), h.hexdigest()
 
@@ -121,47 +178,76 @@ BAD_WRITES: list[tuple[str, Call, type[VecmemError]]] = [
     ("add(None)", lambda m: m.add(None), InvalidInputError),  # type: ignore[arg-type]
     ("add(42)", lambda m: m.add(42), InvalidInputError),  # type: ignore[arg-type]
     ("add(bytes)", lambda m: m.add(b"some bytes"), InvalidInputError),  # type: ignore[arg-type]
-    ("bytes in the list", lambda m: m.add(["fine text", b"x"]),  # type: ignore[list-item]
-     InvalidInputError),
-    ("metadata is a str", lambda m: m.add("text", metadata="str"),  # type: ignore[arg-type]
-     InvalidInputError),
-    ("metadata list too short", lambda m: m.add(["a b", "c d"], metadata=[{}]),
-     InvalidInputError),
+    (
+        "bytes in the list",
+        lambda m: m.add(["fine text", b"x"]),  # type: ignore[list-item]
+        InvalidInputError,
+    ),
+    (
+        "metadata is a str",
+        lambda m: m.add("text", metadata="str"),  # type: ignore[arg-type]
+        InvalidInputError,
+    ),
+    ("metadata list too short", lambda m: m.add(["a b", "c d"], metadata=[{}]), InvalidInputError),
     ("ids count", lambda m: m.add(["a b", "c d"], ids=["one"]), InvalidInputError),
     ("id None", lambda m: m.add(["a b"], ids=[None]), InvalidInputError),  # type: ignore[list-item]
     ("empty text", lambda m: m.add("   "), InvalidInputError),
     ("lone surrogate in text", lambda m: m.add("a \ud800 b"), InvalidInputError),
-    ("lone surrogate in the 2nd text", lambda m: m.add(["fine text", "bad \udfff"]),
-     InvalidInputError),
+    (
+        "lone surrogate in the 2nd text",
+        lambda m: m.add(["fine text", "bad \udfff"]),
+        InvalidInputError,
+    ),
     ("lone surrogate in an id", lambda m: m.add("text", ids=["id\ud800"]), InvalidInputError),
-    ("lone surrogate in a metadata value", lambda m: m.add("text", metadata={"k": "\ud800"}),
-     InvalidInputError),
-    ("lone surrogate in a metadata key", lambda m: m.add("text", metadata={"\ud800": 1}),
-     InvalidInputError),
-    ("lone surrogate in a nested value",
-     lambda m: m.add("text", metadata={"k": [{"x": "\ud800"}]}), InvalidInputError),
-    ("metadata 5,000 deep", lambda m: m.add("text", metadata={"d": _deep(5000)}),
-     InvalidInputError),
+    (
+        "lone surrogate in a metadata value",
+        lambda m: m.add("text", metadata={"k": "\ud800"}),
+        InvalidInputError,
+    ),
+    (
+        "lone surrogate in a metadata key",
+        lambda m: m.add("text", metadata={"\ud800": 1}),
+        InvalidInputError,
+    ),
+    (
+        "lone surrogate in a nested value",
+        lambda m: m.add("text", metadata={"k": [{"x": "\ud800"}]}),
+        InvalidInputError,
+    ),
+    (
+        "metadata 5,000 deep",
+        lambda m: m.add("text", metadata={"d": _deep(5000)}),
+        InvalidInputError,
+    ),
     ("int 2**53 + 1", lambda m: m.add("text", metadata={"n": 2**53 + 1}), InvalidInputError),
-    ("int -(2**53) - 1", lambda m: m.add("text", metadata={"n": -(2**53) - 1}),
-     InvalidInputError),
+    ("int -(2**53) - 1", lambda m: m.add("text", metadata={"n": -(2**53) - 1}), InvalidInputError),
     ("int 2**1100", lambda m: m.add("text", metadata={"n": 2**1100}), InvalidInputError),
-    ("int 2**1100 in a list", lambda m: m.add("text", metadata={"n": [1, 2**1100]}),
-     InvalidInputError),
+    (
+        "int 2**1100 in a list",
+        lambda m: m.add("text", metadata={"n": [1, 2**1100]}),
+        InvalidInputError,
+    ),
     ("NaN metadata", lambda m: m.add("text", metadata={"x": math.nan}), InvalidInputError),
     ("inf metadata", lambda m: m.add("text", metadata={"x": -math.inf}), InvalidInputError),
     ("a set in metadata", lambda m: m.add("text", metadata={"x": {1}}), InvalidInputError),
-    ("a non-str nested key", lambda m: m.add("text", metadata={"x": {1: "a"}}),
-     InvalidInputError),
+    ("a non-str nested key", lambda m: m.add("text", metadata={"x": {1: "a"}}), InvalidInputError),
     ("an empty metadata key", lambda m: m.add("text", metadata={"": 1}), InvalidInputError),
     ("delete(42)", lambda m: m.delete(42), InvalidInputError),  # type: ignore[arg-type]
-    ("delete by an inf filter", lambda m: m.delete(filter={"n": {"$lt": math.inf}}),
-     InvalidFilterError),
+    (
+        "delete by an inf filter",
+        lambda m: m.delete(filter={"n": {"$lt": math.inf}}),
+        InvalidFilterError,
+    ),
     ("delete by 2**53 + 1", lambda m: m.delete(filter={"n": 2**53 + 1}), InvalidFilterError),
 ]
 
-_TABLE_IDS = ["one", *(content_hash(t)[:32] for t in (
-    "fine text", "text", "a b", "c d", "new text one", "new text two"))]
+_TABLE_IDS = [
+    "one",
+    *(
+        content_hash(t)[:32]
+        for t in ("fine text", "text", "a b", "c d", "new text one", "new text two")
+    ),
+]
 """The documents the write table would create if a refused call wrote anyway."""
 
 _VEC = [1.0] + [0.0] * (DIM - 1)
@@ -179,11 +265,9 @@ BAD_READS: list[tuple[str, Call, type[VecmemError]]] = [
     ("mode", lambda m: m.search("memory", mode="fuzzy"), InvalidInputError),  # type: ignore[arg-type]
     ("search_by_vector k=True", lambda m: m.search_by_vector(_VEC, k=True), InvalidInputError),
     ("zero query vector", lambda m: m.search_by_vector([0.0] * DIM), InvalidInputError),
-    ("zero vector= in search", lambda m: m.search("memory", vector=[0.0] * DIM),
-     InvalidInputError),
+    ("zero vector= in search", lambda m: m.search("memory", vector=[0.0] * DIM), InvalidInputError),
     ("NaN query vector", lambda m: m.search_by_vector([math.nan] * DIM), InvalidInputError),
-    ("query vector of strings",
-     lambda m: m.search_by_vector(["a"] * DIM), InvalidInputError),  # type: ignore[list-item]
+    ("query vector of strings", lambda m: m.search_by_vector(["a"] * DIM), InvalidInputError),  # type: ignore[list-item]
     ("query vector too short", lambda m: m.search_by_vector([1.0, 0.0]), DimensionMismatchError),
     ("filter $lt inf", lambda m: m.count({"n": {"$lt": math.inf}}), InvalidFilterError),
     ("filter $gt -inf", lambda m: m.count({"n": {"$gt": -math.inf}}), InvalidFilterError),
@@ -192,14 +276,19 @@ BAD_READS: list[tuple[str, Call, type[VecmemError]]] = [
     ("filter 2**53 + 1", lambda m: m.count({"n": 2**53 + 1}), InvalidFilterError),
     ("filter $gte 2**1100", lambda m: m.count({"n": {"$gte": 2**1100}}), InvalidFilterError),
     ("filter $in 2**64", lambda m: m.count({"n": {"$in": [2**64]}}), InvalidFilterError),
-    ("filter $contains 2**53 + 1", lambda m: m.count({"tags": {"$contains": 2**53 + 1}}),
-     InvalidFilterError),
+    (
+        "filter $contains 2**53 + 1",
+        lambda m: m.count({"tags": {"$contains": 2**53 + 1}}),
+        InvalidFilterError,
+    ),
     ("filter 5,000 $not deep", lambda m: m.count(_deep_filter(5000)), InvalidFilterError),
-    ("filter value with a lone surrogate", lambda m: m.count({"s": "\ud800"}),
-     InvalidFilterError),
+    ("filter value with a lone surrogate", lambda m: m.count({"s": "\ud800"}), InvalidFilterError),
     ("filter key with a lone surrogate", lambda m: m.count({"\ud800": 1}), InvalidFilterError),
-    ("filter in search", lambda m: m.search("memory", filter={"n": {"$lt": math.inf}}),
-     InvalidFilterError),
+    (
+        "filter in search",
+        lambda m: m.search("memory", filter={"n": {"$lt": math.inf}}),
+        InvalidFilterError,
+    ),
 ]
 
 
@@ -235,27 +324,41 @@ class BrokenEmbedder:
 
 # --------------------------------------------------------------------------- hypothesis
 _scalar = st.one_of(
-    st.sampled_from(HOSTILE_STRINGS), st.text(max_size=12),
-    st.sampled_from([*HOSTILE_NUMBERS, 2**53 + 1, -(2**53) - 1, 2**64, 2**1100, math.inf,
-                     math.nan]),
+    st.sampled_from(HOSTILE_STRINGS),
+    st.text(max_size=12),
+    st.sampled_from(
+        [*HOSTILE_NUMBERS, 2**53 + 1, -(2**53) - 1, 2**64, 2**1100, math.inf, math.nan]
+    ),
     st.integers(min_value=-(2**60), max_value=2**60),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
     st.sampled_from(["\ud800", "a\udfffb", "\x00"]),
 )
-_key = st.one_of(st.sampled_from(["s", "n", "b", "tags", "{c}", "it's", "a.b", "$x", "",
-                                  "\ud800", "vm_keys", "_vm"]), st.text(min_size=1, max_size=8))
-_json = st.recursive(_scalar, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(_key, inner, max_size=3)), max_leaves=8)
+_key = st.one_of(
+    st.sampled_from(
+        ["s", "n", "b", "tags", "{c}", "it's", "a.b", "$x", "", "\ud800", "vm_keys", "_vm"]
+    ),
+    st.text(min_size=1, max_size=8),
+)
+_json = st.recursive(
+    _scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_key, inner, max_size=3)),
+    max_leaves=8,
+)
 metadata_strategy = st.dictionaries(_key, _json, max_size=4)
 """Metadata dicts mixing valid values with every kind the rule refuses."""
-id_strategy = st.one_of(st.sampled_from(["{c}", "a#0", "it's", "../x", "\ud800", " ", "%s",
-                                         "seed0"]), st.text(min_size=1, max_size=16))
+id_strategy = st.one_of(
+    st.sampled_from(["{c}", "a#0", "it's", "../x", "\ud800", " ", "%s", "seed0"]),
+    st.text(min_size=1, max_size=16),
+)
 
 _fields = st.sampled_from(["s", "n", "b", "tags", "{c}", "it's", "missing"])
 _filter_value = st.one_of(
     st.sampled_from(HOSTILE_STRINGS + ["{c:>50000000}", "field named {c}"]),
     st.sampled_from(HOSTILE_NUMBERS + [2**53 + 1, 2**1100, math.inf, -math.inf, math.nan]),
-    st.integers(min_value=-(2**54), max_value=2**54), st.booleans(),
+    st.integers(min_value=-(2**54), max_value=2**54),
+    st.booleans(),
 )
 
 
@@ -267,14 +370,24 @@ def _condition(field: str, op: str, value: Any, values: list[Any]) -> dict[str, 
     return {field: {op: value}}
 
 
-_cond = st.builds(_condition, _fields,
-                  st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
-                                   "$contains", "$exists"]),
-                  _filter_value, st.lists(_filter_value, max_size=3))
-filter_strategy = st.recursive(_cond, lambda inner: st.one_of(
-    st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"$and": xs}),
-    st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"$or": xs}),
-    inner.map(lambda x: {"$not": x})), max_leaves=5)
+_cond = st.builds(
+    _condition,
+    _fields,
+    st.sampled_from(
+        ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$exists"]
+    ),
+    _filter_value,
+    st.lists(_filter_value, max_size=3),
+)
+filter_strategy = st.recursive(
+    _cond,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"$and": xs}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"$or": xs}),
+        inner.map(lambda x: {"$not": x}),
+    ),
+    max_leaves=5,
+)
 """Filters over the seed fields with hostile values (some refused by the rule)."""
 
 
@@ -292,8 +405,7 @@ class HostileInputSuite(FactorySuite):
     @staticmethod
     def _seeded(store: VectorStore) -> VectorMemory:
         mem = VectorMemory(store=store, embedder=HashingEmbedder(DIM))
-        mem.add(SEED_TEXTS, metadata=[seed_metadata(i) for i in range(len(SEED_IDS))],
-                ids=SEED_IDS)
+        mem.add(SEED_TEXTS, metadata=[seed_metadata(i) for i in range(len(SEED_IDS))], ids=SEED_IDS)
         return mem
 
     @pytest.fixture
@@ -306,8 +418,9 @@ class HostileInputSuite(FactorySuite):
     def reference(self) -> VectorMemory:
         return self._seeded(MemoryStore())
 
-    def assert_refused(self, mem: VectorMemory, call: Call, error: type[VecmemError],
-                       ids: Sequence[str] = ()) -> VecmemError:
+    def assert_refused(
+        self, mem: VectorMemory, call: Call, error: type[VecmemError], ids: Sequence[str] = ()
+    ) -> VecmemError:
         before = fingerprint(mem, [*SEED_IDS, *ids])
         with pytest.raises(error) as info:
             call(mem)
@@ -317,8 +430,12 @@ class HostileInputSuite(FactorySuite):
         return info.value
 
     # ------------------------------------------------------------------ the table
-    def check_table(self, mem: VectorMemory, table: Sequence[tuple[str, Call, type[VecmemError]]],
-                    ids: Sequence[str] = ()) -> None:
+    def check_table(
+        self,
+        mem: VectorMemory,
+        table: Sequence[tuple[str, Call, type[VecmemError]]],
+        ids: Sequence[str] = (),
+    ) -> None:
         """Run every case of ``table`` on one seeded store (a refused call changes nothing, so
         the cases cannot disturb each other; one store instead of one per case keeps the suite
         fast on server backends) and report every case that failed, by name."""
@@ -330,8 +447,9 @@ class HostileInputSuite(FactorySuite):
             except error:
                 pass
             except Exception as exc:  # noqa: BLE001 - reported with the case's name below
-                failures.append(f"{name}: {type(exc).__name__}: {exc!s:.200}, expected "
-                                f"{error.__name__}")
+                failures.append(
+                    f"{name}: {type(exc).__name__}: {exc!s:.200}, expected {error.__name__}"
+                )
                 continue
             else:
                 failures.append(f"{name}: no error, expected {error.__name__}")
@@ -350,41 +468,70 @@ class HostileInputSuite(FactorySuite):
         answer, a raw OverflowError, RecursionError or numpy error) and changes nothing."""
         self.check_table(memory, BAD_READS)
 
-    @pytest.mark.parametrize("mode, error", [
-        ("wide", DimensionMismatchError), ("narrow", DimensionMismatchError),
-        ("rows", InvalidInputError), ("zeros", InvalidInputError), ("nan", InvalidInputError),
-        ("text", InvalidInputError)])
-    def test_broken_embedder_is_caught(self, memory: VectorMemory, mode: str,
-                                       error: type[VecmemError]) -> None:
+    @pytest.mark.parametrize(
+        "mode, error",
+        [
+            ("wide", DimensionMismatchError),
+            ("narrow", DimensionMismatchError),
+            ("rows", InvalidInputError),
+            ("zeros", InvalidInputError),
+            ("nan", InvalidInputError),
+            ("text", InvalidInputError),
+        ],
+    )
+    def test_broken_embedder_is_caught(
+        self, memory: VectorMemory, mode: str, error: type[VecmemError]
+    ) -> None:
         """An embedder returning the wrong width, too few rows, a zero or NaN row or no numbers
         raises a typed error naming it, for a write (store unchanged) and for a query."""
         broken = VectorMemory(store=memory.store, embedder=BrokenEmbedder(mode))
-        err = self.assert_refused(broken, lambda m: m.add(["new text one", "new text two"]),
-                                  error, ids=_TABLE_IDS)
+        err = self.assert_refused(
+            broken, lambda m: m.add(["new text one", "new text two"]), error, ids=_TABLE_IDS
+        )
         assert "hashing" in str(err)
         with pytest.raises(error):
             broken.search("memory", mode="vector")
 
-    def test_integers_at_the_float64_bound_are_exact(self, memory: VectorMemory,
-                                                      reference: VectorMemory) -> None:
+    def test_integers_at_the_float64_bound_are_exact(
+        self, memory: VectorMemory, reference: VectorMemory
+    ) -> None:
         """Integers up to ±2**53 and any finite float are stored and compared exactly: 2**53 - 1
         and 2**53 are told apart by every filter operator, as by the reference, and read back
         as they were given."""
         near: dict[str, Any] = {
-            "edge-lo": 2**53 - 1, "edge-hi": 2**53, "edge-neg": -(2**53), "edge-51": 2**51 + 1,
-            "f-long": 123456789.12345679, "f-stamp": 1733560000.123456, "f-tiny": 2e-63,
-            "f-big": 9007199254740991.0, "f-ulp": 4060815241312630.0}
+            "edge-lo": 2**53 - 1,
+            "edge-hi": 2**53,
+            "edge-neg": -(2**53),
+            "edge-51": 2**51 + 1,
+            "f-long": 123456789.12345679,
+            "f-stamp": 1733560000.123456,
+            "f-tiny": 2e-63,
+            "f-big": 9007199254740991.0,
+            "f-ulp": 4060815241312630.0,
+        }
         for mem in (memory, reference):
-            mem.add([f"edge {k}" for k in near], ids=list(near),
-                    metadata=[{"big": v} for v in near.values()])
+            mem.add(
+                [f"edge {k}" for k in near],
+                ids=list(near),
+                metadata=[{"big": v} for v in near.values()],
+            )
         for doc, v in near.items():  # read back exactly, type kept (Chroma once read floats off)
             got = [c.metadata["big"] for c in memory.get(doc)]
             assert got == [v] and type(got[0]) is type(v), (doc, got, v)
-        for f in [{"big": 2**53}, {"big": 2**53 - 1}, {"big": {"$gt": 2**53 - 1}},
-                  {"big": {"$gte": 2**53}}, {"big": {"$lt": 2**53}}, {"big": {"$lte": -(2**53)}},
-                  {"big": {"$in": [2**53 - 1, -(2**53)]}}, {"big": {"$ne": 2**53}},
-                  {"big": {"$gt": 9.007199254740991e15}}, {"big": 123456789.12345679},
-                  {"big": {"$gt": 1733560000.123456}}, {"big": 4060815241312630.0}]:
+        for f in [
+            {"big": 2**53},
+            {"big": 2**53 - 1},
+            {"big": {"$gt": 2**53 - 1}},
+            {"big": {"$gte": 2**53}},
+            {"big": {"$lt": 2**53}},
+            {"big": {"$lte": -(2**53)}},
+            {"big": {"$in": [2**53 - 1, -(2**53)]}},
+            {"big": {"$ne": 2**53}},
+            {"big": {"$gt": 9.007199254740991e15}},
+            {"big": 123456789.12345679},
+            {"big": {"$gt": 1733560000.123456}},
+            {"big": 4060815241312630.0},
+        ]:
             self.assert_same_filter(memory, reference, f)
 
     def test_format_strings_in_filter_values(self, memory: VectorMemory) -> None:
@@ -403,8 +550,7 @@ class HostileInputSuite(FactorySuite):
         assert memory.count({"{c}": "field named {c}"}) == sum(i % 4 == 1 for i in range(12))
 
     # ------------------------------------------------------------------ properties
-    def assert_same_filter(self, memory: VectorMemory, reference: VectorMemory,
-                           f: Any) -> None:
+    def assert_same_filter(self, memory: VectorMemory, reference: VectorMemory, f: Any) -> None:
         want_kind, want = _outcome(lambda: reference.count(f))
         got_kind, got = _outcome(lambda: memory.count(f))
         if isinstance(got, UnsupportedFilterError):
@@ -415,8 +561,7 @@ class HostileInputSuite(FactorySuite):
         assert got_kind == "ok", (f, got)
         assert got == want, f
         ids = sorted(h.id for h in memory.search("seed document", k=50, mode="vector", filter=f))
-        ref = sorted(h.id for h in reference.search("seed document", k=50, mode="vector",
-                                                    filter=f))
+        ref = sorted(h.id for h in reference.search("seed document", k=50, mode="vector", filter=f))
         assert ids == ref, f
 
     def test_generated_filters_agree_with_the_reference(
@@ -447,8 +592,12 @@ class HostileInputSuite(FactorySuite):
             want_kind, want = _outcome(lambda: reference.add(text, metadata=meta, ids=[doc_id]))
             if want_kind == "error":
                 assert isinstance(want, InvalidInputError), want
-                self.assert_refused(memory, lambda m: m.add(text, metadata=meta, ids=[doc_id]),
-                                    InvalidInputError, ids=[] if "\ud800" in doc_id else [doc_id])
+                self.assert_refused(
+                    memory,
+                    lambda m: m.add(text, metadata=meta, ids=[doc_id]),
+                    InvalidInputError,
+                    ids=[] if "\ud800" in doc_id else [doc_id],
+                )
                 return
             before = fingerprint(memory, SEED_IDS)
             got_kind, got = _outcome(lambda: memory.add(text, metadata=meta, ids=[doc_id]))
@@ -464,8 +613,9 @@ class HostileInputSuite(FactorySuite):
 
         check()
 
-    def test_refused_write_leaves_searches_right(self, memory: VectorMemory,
-                                                 reference: VectorMemory) -> None:
+    def test_refused_write_leaves_searches_right(
+        self, memory: VectorMemory, reference: VectorMemory
+    ) -> None:
         """After every refused write of the table, each seed document is still found first by
         its own text in every mode (nothing shifted, as a failed write once did)."""
         for _, call, _error in BAD_WRITES:

@@ -27,8 +27,19 @@ from vecmem.knowledge_fs import (
 from vecmem.testing.tenancy import KnowledgeTenancySuite
 
 MakeStore = Callable[[str], KnowledgeStore]
-BAD_PATHS = ["relative.txt", "", "/a/../b", "/..", "/a/./b", "/a//b", "/a/\x00b", "/a/b/",
-             "/", "/" + "x" * 256, 5]
+BAD_PATHS = [
+    "relative.txt",
+    "",
+    "/a/../b",
+    "/..",
+    "/a/./b",
+    "/a//b",
+    "/a/\x00b",
+    "/a/b/",
+    "/",
+    "/" + "x" * 256,
+    5,
+]
 
 
 class KnowledgeStoreSuite(KnowledgeTenancySuite):
@@ -85,8 +96,12 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
         assert store.append("/big.bin", block) == len(big)
         whole = big + block
         assert store.read("/big.bin") == whole
-        for start, end in [(0, 10), (4 * 2**20 - 5, 4 * 2**20 + 5), (len(whole) - 3, None),
-                           (2**20 + 7, 5 * 2**20 + 9)]:
+        for start, end in [
+            (0, 10),
+            (4 * 2**20 - 5, 4 * 2**20 + 5),
+            (len(whole) - 3, None),
+            (2**20 + 7, 5 * 2**20 + 9),
+        ]:
             assert store.read_range("/big.bin", start, end) == whole[start:end]
 
     def test_list_immediate_children(self, store: KnowledgeStore) -> None:
@@ -163,8 +178,19 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
         assert store.list("/") == []
 
     def test_names_are_exact(self, store: KnowledgeStore) -> None:
-        names = ["A", "a", "a ", "sp ace", "per%cent", "co:lon", "st*r?", "ünï😀", "dot.ted",
-                 ".hidden", "x_y"]
+        names = [
+            "A",
+            "a",
+            "a ",
+            "sp ace",
+            "per%cent",
+            "co:lon",
+            "st*r?",
+            "ünï😀",
+            "dot.ted",
+            ".hidden",
+            "x_y",
+        ]
         for n in names:
             store.write(f"/n/{n}", n)
         assert store.list("/n") == sorted(names)
@@ -189,7 +215,8 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
         data = store.read("/log")
         assert len(data) == 40 * 4 and sorted(offsets) == list(range(0, 160, 4))
         assert sorted(data.decode().rstrip("|").split("|")) == sorted(
-            f"{k}:{i}" for k in range(4) for i in range(10))
+            f"{k}:{i}" for k in range(4) for i in range(10)
+        )
 
     def test_on_change_returns_a_subscription(self, store: KnowledgeStore) -> None:
         sub = store.on_change(lambda event: None)
@@ -208,8 +235,7 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
             b.read_range("/secret/plan.md", 0, 2)
         with pytest.raises(NotFoundError):
             b.list("/secret")
-        assert b.delete("/secret/plan.md") is False and b.delete("/secret",
-                                                                 recursive=True) is False
+        assert b.delete("/secret/plan.md") is False and b.delete("/secret", recursive=True) is False
         assert b.append("/secret/plan.md", "b's") == 0
         b.write("/secret/plan.md", "b's own")
         b.delete("/", recursive=True)
@@ -261,8 +287,7 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
             refused.write("/nope", "x")
         assert not store.exists("/nope") and refused.read("/shared.log")
 
-    def test_event_log_replays_into_the_store(self, store: KnowledgeStore,
-                                              tmp_path: Path) -> None:
+    def test_event_log_replays_into_the_store(self, store: KnowledgeStore, tmp_path: Path) -> None:
         log = EventLog(tmp_path / "events.jsonl")
         log.append(Event("write", "/a.md", b"v1"))
         log.append(Event("append", "/a.md", b"+more"))

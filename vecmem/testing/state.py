@@ -134,16 +134,18 @@ class StateStoreSuite(StateTenancySuite):
         with pytest.raises(InvalidInputError):
             store.with_tenant("")
         # issue 13: a None key reached the database (NOT NULL), ttl=True meant one second
-        for call in (lambda: store.set("ns", None, 1),  # type: ignore[arg-type]
-                     lambda: store.get_entry("ns", None),  # type: ignore[arg-type]
-                     lambda: store.compare_and_set("ns", None, 1, expected_version=0),  # type: ignore[arg-type]
-                     lambda: store.delete("ns", None),  # type: ignore[arg-type]
-                     lambda: store.set("ns", "k", 1, ttl=True),
-                     lambda: store.set("ns", "k", 1, ttl=math.inf),
-                     lambda: store.set("ns", "k", 1, ttl=math.nan),
-                     lambda: store.set("ns", "k\ud800", 1),
-                     lambda: store.set("ns", "k", {"v": "\ud800"}),
-                     lambda: store.set("ns", "k", [1, {"\udfff": 2}])):
+        for call in (
+            lambda: store.set("ns", None, 1),  # type: ignore[arg-type]
+            lambda: store.get_entry("ns", None),  # type: ignore[arg-type]
+            lambda: store.compare_and_set("ns", None, 1, expected_version=0),  # type: ignore[arg-type]
+            lambda: store.delete("ns", None),  # type: ignore[arg-type]
+            lambda: store.set("ns", "k", 1, ttl=True),
+            lambda: store.set("ns", "k", 1, ttl=math.inf),
+            lambda: store.set("ns", "k", 1, ttl=math.nan),
+            lambda: store.set("ns", "k\ud800", 1),
+            lambda: store.set("ns", "k", {"v": "\ud800"}),
+            lambda: store.set("ns", "k", [1, {"\udfff": 2}]),
+        ):
             with pytest.raises(InvalidInputError):
                 call()
         assert store.keys("ns") == []  # nothing written
@@ -172,8 +174,9 @@ class StateStoreSuite(StateTenancySuite):
                     entry = store.get_entry("ns", "counter")
                     assert entry is not None
                     try:
-                        store.compare_and_set("ns", "counter", entry.value + 1,
-                                              expected_version=entry.version)
+                        store.compare_and_set(
+                            "ns", "counter", entry.value + 1, expected_version=entry.version
+                        )
                         break
                     except ConflictError:
                         continue

@@ -49,8 +49,13 @@ from vecmem.testing._factory import FactorySuite
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 DIM = 8
-SPACE = EmbeddingSpace(embedder="test", dim=DIM, bm25_k1=DEFAULT_BM25[0], bm25_b=DEFAULT_BM25[1],
-                       bm25_epsilon=DEFAULT_BM25[2])
+SPACE = EmbeddingSpace(
+    embedder="test",
+    dim=DIM,
+    bm25_k1=DEFAULT_BM25[0],
+    bm25_b=DEFAULT_BM25[1],
+    bm25_epsilon=DEFAULT_BM25[2],
+)
 """The embedding space every suite test connects with: BM25 as vecmem ships it
 (:data:`vecmem.memory.DEFAULT_BM25`), so the suite checks the parameters users run."""
 
@@ -132,8 +137,13 @@ def make_chunks(
     ]
 
 
-def reference(chunks: Sequence[Chunk], vectors: np.ndarray, space: EmbeddingSpace = SPACE, *,
-              cls: type[MemoryStore] = MemoryStore) -> MemoryStore:
+def reference(
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    space: EmbeddingSpace = SPACE,
+    *,
+    cls: type[MemoryStore] = MemoryStore,
+) -> MemoryStore:
     """The exact in-memory reference holding the same data (``cls``: a MemoryStore whose keyword
     scores follow a backend's documented BM25 variant instead)."""
     ref = cls()
@@ -143,15 +153,23 @@ def reference(chunks: Sequence[Chunk], vectors: np.ndarray, space: EmbeddingSpac
     return ref
 
 
-def ranked_keyword(chunks: Sequence[Chunk], docs: Sequence[Mapping[str, int]],
-                   query: Iterable[str], k: int, filter: Filter | None,
-                   score: Callable[[Chunk, Mapping[str, int]], float]) -> list[Scored]:
+def ranked_keyword(
+    chunks: Sequence[Chunk],
+    docs: Sequence[Mapping[str, int]],
+    query: Iterable[str],
+    k: int,
+    filter: Filter | None,
+    score: Callable[[Chunk, Mapping[str, int]], float],
+) -> list[Scored]:
     """Keyword hits as a reference with a BM25 variant of its own computes them: the chunks
     sharing a term with ``query`` (``docs``: each chunk's term counts) and passing ``filter``,
     scored by ``score(chunk, its term counts)``, best first, ``k`` at most."""
     terms = set(query)
-    out = [Scored(c, score(c, d)) for c, d in zip(chunks, docs)
-           if not terms.isdisjoint(d) and (filter is None or matches(filter, c.metadata))]
+    out = [
+        Scored(c, score(c, d))
+        for c, d in zip(chunks, docs)
+        if not terms.isdisjoint(d) and (filter is None or matches(filter, c.metadata))
+    ]
     return sorted(out, key=lambda x: -x.score)[:k]
 
 
@@ -174,7 +192,12 @@ def assert_same_chunk(got: Chunk, want: Chunk) -> None:
 
 
 def assert_ranked_like(
-    got: Sequence[Scored], want: Sequence[Scored], truth: dict[str, float], *, rel: float, abs_: float
+    got: Sequence[Scored],
+    want: Sequence[Scored],
+    truth: dict[str, float],
+    *,
+    rel: float,
+    abs_: float,
 ) -> None:
     """``got`` has ``want``'s length and scores rank by rank, and each hit's score is its true
     score (``truth``: id -> score over every candidate): equal up to ties."""
@@ -184,7 +207,9 @@ def assert_ranked_like(
     ids = [c.id for c, _ in got]
     assert len(set(ids)) == len(ids), f"duplicate hits {ids}"
     for rank, ((gc, gs), (wc, ws)) in enumerate(zip(got, want), 1):
-        assert gs == pytest.approx(ws, rel=rel, abs=abs_), f"rank {rank}: {gc.id}={gs} vs {wc.id}={ws}"
+        assert gs == pytest.approx(ws, rel=rel, abs=abs_), (
+            f"rank {rank}: {gc.id}={gs} vs {wc.id}={ws}"
+        )
         assert gc.id in truth, f"{gc.id} should not match"
         assert gs == pytest.approx(truth[gc.id], rel=rel, abs=abs_), f"score of {gc.id}"
 
@@ -228,8 +253,15 @@ FILTER_CASES: list[tuple[str, dict[str, Any]]] = [
     ("or", {"$or": [{"s": "blue"}, {"tags": {"$contains": "a"}}]}),
     ("not", {"$not": {"s": "red"}}),
     ("not-or", {"$not": {"$or": [{"n": {"$gt": 3}}, {"flag": True}]}}),
-    ("nested-logic", {"$or": [{"$and": [{"n": {"$lt": 4}}, {"s": {"$exists": False}}]},
-                              {"$not": {"tags": {"$exists": True}}}]}),
+    (
+        "nested-logic",
+        {
+            "$or": [
+                {"$and": [{"n": {"$lt": 4}}, {"s": {"$exists": False}}]},
+                {"$not": {"tags": {"$exists": True}}},
+            ]
+        },
+    ),
 ]
 
 _ANY_VALUES: list[Any] = [0, 1, 2, 13.5, -0.5, True, False, "red", "Red", "a", "c"]
@@ -304,9 +336,14 @@ class _SuiteBase(FactorySuite):
         yield s
         s.close()
 
-    def fill(self, store: VectorStore, n: int, *, seed: int = 0,
-             metadata: Callable[[int], dict[str, Any]] | None = filter_metadata
-             ) -> tuple[list[Chunk], np.ndarray]:
+    def fill(
+        self,
+        store: VectorStore,
+        n: int,
+        *,
+        seed: int = 0,
+        metadata: Callable[[int], dict[str, Any]] | None = filter_metadata,
+    ) -> tuple[list[Chunk], np.ndarray]:
         chunks = make_chunks(n, metadata=metadata)
         vectors = unit_vectors(n, seed=seed)
         store.upsert(chunks, vectors)
@@ -338,8 +375,9 @@ class BasicsTests(_SuiteBase):
         assert store.count() == 10
         for got, want in zip(store.get([c.id for c in chunks]), chunks):
             assert_same_chunk(got, want)
-        np.testing.assert_allclose(store.get_vectors([c.id for c in chunks]), vectors,
-                                   atol=VECTOR_TOL)
+        np.testing.assert_allclose(
+            store.get_vectors([c.id for c in chunks]), vectors, atol=VECTOR_TOL
+        )
 
     def test_upsert_is_idempotent(self, store: VectorStore) -> None:
         """Upserting the same ids twice must not duplicate rows: key the row on Chunk.id."""
@@ -411,7 +449,10 @@ class BasicsTests(_SuiteBase):
         assert store.delete(ids=["doc0#0", "doc4#0", "nope#0"]) == 2
         assert store.count() == 3
         assert sorted(c.id for c in store.get([f"doc{i}#0" for i in range(5)])) == [
-            "doc1#0", "doc2#0", "doc3#0"]
+            "doc1#0",
+            "doc2#0",
+            "doc3#0",
+        ]
 
     def test_delete_without_ids_or_filter_raises(self, store: VectorStore) -> None:
         """delete() with neither ids nor filter must raise, never wipe the collection."""
@@ -428,8 +469,9 @@ class BasicsTests(_SuiteBase):
 
     def test_get_by_document(self, store: VectorStore) -> None:
         """get_by_document() must return every chunk of each document, and nothing else."""
-        chunks = [Chunk.create(d, p, f"{d} part {p}", {"p": p}) for d in ("a", "b", "c")
-                  for p in range(3)]
+        chunks = [
+            Chunk.create(d, p, f"{d} part {p}", {"p": p}) for d in ("a", "b", "c") for p in range(3)
+        ]
         store.upsert(chunks, unit_vectors(len(chunks)))
         got = store.get_by_document(["a", "c", "zz"])
         assert sorted(c.id for c in got) == ["a#0", "a#1", "a#2", "c#0", "c#1", "c#2"]
@@ -450,7 +492,6 @@ class BasicsTests(_SuiteBase):
         f = parse_filter({"s": "red"})
         assert store.count(f) == sum(matches(f, c.metadata) for c in chunks) > 0
         assert store.count() == self.N_FILTER
-
 
     def test_page_ids_lists_every_id_once_in_code_point_order(self, store: VectorStore) -> None:
         """page_ids() (a PagedStore: what export and migrate read) must list each live id once,
@@ -501,7 +542,7 @@ class SearchTests(_SuiteBase):
         want = np.argsort(-truth)[:10]
         got = store.query(q, k=10)
         by_index = {c.id: i for i, c in enumerate(chunks)}
-        for (c, s) in got:
+        for c, s in got:
             assert s == pytest.approx(float(truth[by_index[c.id]]), abs=VECTOR_TOL)
         np.testing.assert_allclose([s for _, s in got], truth[want], atol=VECTOR_TOL)
         assert got[0][0].id == chunks[want[0]].id
@@ -520,8 +561,13 @@ class SearchTests(_SuiteBase):
         computed over the whole collection, equal to MemoryStore's."""
         chunks, vectors = self.fill(store, self.N_FILTER)
         ref = reference_factory(chunks, vectors, self.SPACE)
-        for q in ("memory", "vector search", self.KEYWORD_QUERY, "Documents SCORING graphs",
-                  "fusion cache"):
+        for q in (
+            "memory",
+            "vector search",
+            self.KEYWORD_QUERY,
+            "Documents SCORING graphs",
+            "fusion cache",
+        ):
             want = ref.keyword(q, k=10)
             truth = {c.id: s for c, s in ref.keyword(q, k=1000)}
             assert want, q
@@ -541,16 +587,18 @@ class SearchTests(_SuiteBase):
         """The keyword index must follow overwrites and deletes (N, avgdl and df change)."""
         chunks, vectors = self.fill(store, 30)
         store.delete(ids=[c.id for c in chunks[:5]])
-        changed = [Chunk.create(c.document_id, 0, "graph graph token " + c.text, c.metadata)
-                   for c in chunks[5:10]]
+        changed = [
+            Chunk.create(c.document_id, 0, "graph graph token " + c.text, c.metadata)
+            for c in chunks[5:10]
+        ]
         store.upsert(changed, vectors[5:10])
         live = changed + chunks[10:]
         ref = reference_factory(live, np.vstack([vectors[5:10], vectors[10:]]), self.SPACE)
         for q in ("graph token", "memory"):
             truth = {c.id: s for c, s in ref.keyword(q, k=1000)}
-            assert_ranked_like(store.keyword(q, k=8), ref.keyword(q, k=8), truth,
-                               rel=BM25_REL, abs_=1e-6)
-
+            assert_ranked_like(
+                store.keyword(q, k=8), ref.keyword(q, k=8), truth, rel=BM25_REL, abs_=1e-6
+            )
 
     def test_native_hybrid_equals_fusing_both_legs(self, store: VectorStore) -> None:
         """A store that fuses in the database (``native_hybrid``) must return what
@@ -563,30 +611,54 @@ class SearchTests(_SuiteBase):
 
         _, vectors = self.fill(store, self.N_FILTER)
         rng = np.random.default_rng(0)
-        for fusion in (Fusion(), Fusion("rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
-                       Fusion("convex", alpha=0.25), Fusion("convex", alpha=1.0),
-                       Fusion("dbsf", alpha=0.3), Fusion("dbsf", alpha=0.6, adaptive=True),
-                       Fusion("convex", alpha=0.5, adaptive=True)):
-            for text, flt in ((self.KEYWORD_QUERY, None), ("graph token", None),
-                              ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
-                              ("vector score", parse_filter({"n": {"$gt": 2}})),
-                              ("graph", parse_filter({"i": {"$lt": 4}})),  # 4 chunks match
-                              ("zebra xylophone", None), ("the of and", None)):  # no keyword leg
+        for fusion in (
+            Fusion(),
+            Fusion("rrf", k=10, vector_weight=0.3, keyword_weight=2.0),
+            Fusion("convex", alpha=0.25),
+            Fusion("convex", alpha=1.0),
+            Fusion("dbsf", alpha=0.3),
+            Fusion("dbsf", alpha=0.6, adaptive=True),
+            Fusion("convex", alpha=0.5, adaptive=True),
+        ):
+            for text, flt in (
+                (self.KEYWORD_QUERY, None),
+                ("graph token", None),
+                ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
+                ("vector score", parse_filter({"n": {"$gt": 2}})),
+                ("graph", parse_filter({"i": {"$lt": 4}})),  # 4 chunks match
+                ("zebra xylophone", None),
+                ("the of and", None),
+            ):  # no keyword leg
                 q = vectors[rng.integers(len(vectors))] + 0.1 * unit_vectors(1, seed=7)[0]
                 q = (q / np.linalg.norm(q)).astype(np.float32)
-                got = store.hybrid(q, text, k=15, candidates=20,  # type: ignore[attr-defined]
-                                   fusion=fusion, filter=flt)
-                want = fuse(store.query(q, k=20, filter=flt), store.keyword(text, k=20, filter=flt),
-                            fusion, k=15)
+                got = store.hybrid(  # type: ignore[attr-defined]
+                    q,
+                    text,
+                    k=15,
+                    candidates=20,
+                    fusion=fusion,
+                    filter=flt,
+                )
+                want = fuse(
+                    store.query(q, k=20, filter=flt),
+                    store.keyword(text, k=20, filter=flt),
+                    fusion,
+                    k=15,
+                )
                 assert [h.id for h in got] == [h.id for h in want], (fusion, text)
                 assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-9)
                 for g, w in zip(got, want):
                     assert (g.scores.vector_rank, g.scores.keyword_rank) == (
-                        w.scores.vector_rank, w.scores.keyword_rank)
-                    for a, b in ((g.scores.vector, w.scores.vector),
-                                 (g.scores.keyword, w.scores.keyword)):
-                        assert (a is None) == (b is None) and (a is None or a == pytest.approx(
-                            b, rel=1e-6, abs=1e-6))
+                        w.scores.vector_rank,
+                        w.scores.keyword_rank,
+                    )
+                    for a, b in (
+                        (g.scores.vector, w.scores.vector),
+                        (g.scores.keyword, w.scores.keyword),
+                    ):
+                        assert (a is None) == (b is None) and (
+                            a is None or a == pytest.approx(b, rel=1e-6, abs=1e-6)
+                        )
                 assert all(matches(flt, h.metadata) for h in got)
 
     def test_both_legs_equal_the_two_legs(self, store: VectorStore) -> None:
@@ -595,13 +667,22 @@ class SearchTests(_SuiteBase):
         if not store.capabilities.both_legs:
             pytest.skip(f"{store.name} does not declare both_legs")
         _, vectors = self.fill(store, self.N_FILTER)
-        for text, flt in ((self.KEYWORD_QUERY, None), ("graph", parse_filter({"i": {"$lt": 4}})),
-                          ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
-                          ("the of and", None)):
-            vec, kw = store.both_legs(vectors[3], text, k=12,  # type: ignore[attr-defined]
-                                      filter=flt)
-            want_vec, want_kw = (store.query(vectors[3], k=12, filter=flt),
-                                 store.keyword(text, k=12, filter=flt))
+        for text, flt in (
+            (self.KEYWORD_QUERY, None),
+            ("graph", parse_filter({"i": {"$lt": 4}})),
+            ("memory fusion", parse_filter({"s": {"$in": ["red", "blue"]}})),
+            ("the of and", None),
+        ):
+            vec, kw = store.both_legs(  # type: ignore[attr-defined]
+                vectors[3],
+                text,
+                k=12,
+                filter=flt,
+            )
+            want_vec, want_kw = (
+                store.query(vectors[3], k=12, filter=flt),
+                store.keyword(text, k=12, filter=flt),
+            )
             assert [c.id for c, _ in vec] == [c.id for c, _ in want_vec], text
             assert [c.id for c, _ in kw] == [c.id for c, _ in want_kw], text
             assert [s for _, s in vec] == pytest.approx([s for _, s in want_vec], rel=1e-6)
@@ -611,8 +692,15 @@ class SearchTests(_SuiteBase):
 class FilterTests(_SuiteBase):
     """The portable filter grammar, held against vecmem.filters.matches."""
 
-    def _check(self, store: VectorStore, chunks: list[Chunk], vectors: np.ndarray,
-               ref: MemoryStore, f: Filter | None, label: str) -> bool:
+    def _check(
+        self,
+        store: VectorStore,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        ref: MemoryStore,
+        f: Filter | None,
+        label: str,
+    ) -> bool:
         """Query, keyword and count under ``f`` versus the reference; False if unsupported."""
         expected = {c.id for c in chunks if matches(f, c.metadata)}
         n = len(chunks)
@@ -624,15 +712,22 @@ class FilterTests(_SuiteBase):
         truth = {c.id: float(s) for c, s in zip(chunks, vectors @ q)}
         assert_ranked_like(got, ref.query(q, k=n, filter=f), truth, rel=0, abs_=VECTOR_TOL)
         kw_truth = {c.id: s for c, s in ref.keyword(self.KEYWORD_QUERY, k=1000)}
-        assert_ranked_like(store.keyword(self.KEYWORD_QUERY, k=n, filter=f),
-                           ref.keyword(self.KEYWORD_QUERY, k=n, filter=f), kw_truth,
-                           rel=BM25_REL, abs_=1e-6)
+        assert_ranked_like(
+            store.keyword(self.KEYWORD_QUERY, k=n, filter=f),
+            ref.keyword(self.KEYWORD_QUERY, k=n, filter=f),
+            kw_truth,
+            rel=BM25_REL,
+            abs_=1e-6,
+        )
         assert store.count(f) == len(expected), f"count {label}"
         return True
 
     @pytest.mark.parametrize("label,spec", FILTER_CASES, ids=[c[0] for c in FILTER_CASES])
     def test_filter_operator(
-        self, store: VectorStore, reference_factory: ReferenceFactory, label: str,
+        self,
+        store: VectorStore,
+        reference_factory: ReferenceFactory,
+        label: str,
         spec: dict[str, Any],
     ) -> None:
         """Each operator must select exactly what vecmem.filters.matches selects (missing fields,
@@ -674,14 +769,21 @@ class FilterTests(_SuiteBase):
         """A filter must apply before top-k: a very selective filter must still give k hits when
         k chunks match (no post-filtering of an unfiltered top-k)."""
         n = 1000
-        chunks = make_chunks(n, metadata=lambda i: {"bucket": i % 100, "i": i},
-                             texts=[f"memory chunk {i}" for i in range(n)])
+        chunks = make_chunks(
+            n,
+            metadata=lambda i: {"bucket": i % 100, "i": i},
+            texts=[f"memory chunk {i}" for i in range(n)],
+        )
         vectors = unit_vectors(n, seed=3)
         store.upsert(chunks, vectors)
         q = unit_vectors(1, seed=4)[0]
         sims = vectors @ q
-        for spec, k in (({"bucket": 42}, 10), ({"bucket": {"$in": [1, 2, 3, 4, 5]}}, 20),
-                        ({"i": 777}, 5), ({"bucket": {"$lt": 50}}, 10)):
+        for spec, k in (
+            ({"bucket": 42}, 10),
+            ({"bucket": {"$in": [1, 2, 3, 4, 5]}}, 20),
+            ({"i": 777}, 5),
+            ({"bucket": {"$lt": 50}}, 10),
+        ):
             f = parse_filter(spec)
             idx = [i for i, c in enumerate(chunks) if matches(f, c.metadata)]
             want = min(k, len(idx))
@@ -785,10 +887,22 @@ class RoundTripTests(_SuiteBase):
     """Text and metadata come back exactly."""
 
     META = {
-        "int": 3, "neg": -7, "big": 2**40, "float": 2.5, "whole_float": 1.0, "tiny": 1e-9,
-        "bool_t": True, "bool_f": False, "zero": 0, "str": "日本語 🎉 café", "empty_str": "",
-        "list": [1, "two", 3.5, True], "strs": ["α", "β"], "nested": {"a": {"b": [1, {"c": "d"}]}},
-        "ключ": "значение", "emoji 🔑": "✓",
+        "int": 3,
+        "neg": -7,
+        "big": 2**40,
+        "float": 2.5,
+        "whole_float": 1.0,
+        "tiny": 1e-9,
+        "bool_t": True,
+        "bool_f": False,
+        "zero": 0,
+        "str": "日本語 🎉 café",
+        "empty_str": "",
+        "list": [1, "two", 3.5, True],
+        "strs": ["α", "β"],
+        "nested": {"a": {"b": [1, {"c": "d"}]}},
+        "ключ": "значение",
+        "emoji 🔑": "✓",
     }
     TEXTS = (
         "Emoji 🎉🚀 and CJK 漢字かなカナ한국어",
@@ -801,8 +915,10 @@ class RoundTripTests(_SuiteBase):
     def test_unicode_text_and_metadata_round_trip(self, store: VectorStore) -> None:
         """Text and metadata must come back byte-for-byte, with JSON types kept (ints stay ints,
         floats stay floats, bools stay bools, nested dicts and lists survive)."""
-        chunks = [Chunk.create(f"ü-{i}/文書", i, t, {**self.META, "i": i})
-                  for i, t in enumerate(self.TEXTS)]
+        chunks = [
+            Chunk.create(f"ü-{i}/文書", i, t, {**self.META, "i": i})
+            for i, t in enumerate(self.TEXTS)
+        ]
         store.upsert(chunks, unit_vectors(len(chunks)))
         for got, want in zip(store.get([c.id for c in chunks]), chunks):
             assert_same_chunk(got, want)
@@ -840,8 +956,10 @@ def _child_writer(factory: StoreFactory, space: EmbeddingSpace, start: int, n: i
         s = factory()
         s.connect(space)
         for j in range(start, start + n, 10):
-            s.upsert(make_chunks(10, prefix="p", start=j, texts=[f"proc {i}" for i in range(j, j + 10)]),
-                     unit_vectors(10, seed=j))
+            s.upsert(
+                make_chunks(10, prefix="p", start=j, texts=[f"proc {i}" for i in range(j, j + 10)]),
+                unit_vectors(10, seed=j),
+            )
         s.close()
     except BaseException:  # noqa: BLE001 - report through the exit code
         import traceback
@@ -873,8 +991,9 @@ class DurabilityTests(_SuiteBase):
                 assert_same_chunk(got, want)
             c, s = second.query(vectors[4], k=1)[0]
             assert c.id == chunks[4].id and s == pytest.approx(1.0, abs=VECTOR_TOL)
-            assert [(c.id, pytest.approx(s)) for c, s in second.keyword(self.KEYWORD_QUERY, k=5)] \
-                == [(c.id, s) for c, s in kw]
+            assert [
+                (c.id, pytest.approx(s)) for c, s in second.keyword(self.KEYWORD_QUERY, k=5)
+            ] == [(c.id, s) for c, s in kw]
             second.upsert(make_chunks(1, start=20), unit_vectors(1, seed=77))
             assert second.count() == 21
         finally:
@@ -889,8 +1008,10 @@ class DurabilityTests(_SuiteBase):
         first.connect(self.SPACE)
         self.fill(first, 3)
         first.close()
-        for other in (EmbeddingSpace(embedder="another-model", dim=DIM),
-                      EmbeddingSpace(embedder=self.SPACE.embedder, dim=DIM * 2)):
+        for other in (
+            EmbeddingSpace(embedder="another-model", dim=DIM),
+            EmbeddingSpace(embedder=self.SPACE.embedder, dim=DIM * 2),
+        ):
             s = store_factory()
             try:
                 stored = s.stored_space()
@@ -915,9 +1036,15 @@ class DurabilityTests(_SuiteBase):
             try:
                 for b in range(5):
                     start = t * 100 + b * 20
-                    store.upsert(make_chunks(20, prefix="t", start=start,
-                                             texts=[f"thread {t} batch {b} n{i}" for i in range(20)]),
-                                 unit_vectors(20, seed=start))
+                    store.upsert(
+                        make_chunks(
+                            20,
+                            prefix="t",
+                            start=start,
+                            texts=[f"thread {t} batch {b} n{i}" for i in range(20)],
+                        ),
+                        unit_vectors(20, seed=start),
+                    )
                     store.query(unit_vectors(1, seed=t)[0], k=3)
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
@@ -946,9 +1073,15 @@ class DurabilityTests(_SuiteBase):
                 s.connect(self.SPACE)
                 for b in range(5):
                     start = t * 100 + b * 20
-                    s.upsert(make_chunks(20, prefix="w", start=start,
-                                         texts=[f"writer {t} n{i}" for i in range(20)]),
-                             unit_vectors(20, seed=start))
+                    s.upsert(
+                        make_chunks(
+                            20,
+                            prefix="w",
+                            start=start,
+                            texts=[f"writer {t} n{i}" for i in range(20)],
+                        ),
+                        unit_vectors(20, seed=start),
+                    )
                 s.close()
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
@@ -975,18 +1108,25 @@ class DurabilityTests(_SuiteBase):
         except Exception:  # noqa: BLE001 - a lambda or closure: fork so the child inherits it
             method = "fork"
         ctx = multiprocessing.get_context(method)
-        procs = [ctx.Process(target=_child_writer,  # type: ignore[attr-defined]
-                             args=(store_factory, self.SPACE, p * 1000, 100))
-                 for p in range(2)]
+        procs = [
+            ctx.Process(  # type: ignore[attr-defined]
+                target=_child_writer,
+                args=(store_factory, self.SPACE, p * 1000, 100),
+            )
+            for p in range(2)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join(180)
         codes = [p.exitcode for p in procs]
-        hint = (" -- clients with background threads (tokio, gRPC) do not survive fork(): return "
-                "a picklable store_factory, e.g. functools.partial(MyStore, ...), so the writers "
-                "are spawned" if method == "fork" and any(c is not None and c < 0 for c in codes)
-                else "")
+        hint = (
+            " -- clients with background threads (tokio, gRPC) do not survive fork(): return "
+            "a picklable store_factory, e.g. functools.partial(MyStore, ...), so the writers "
+            "are spawned"
+            if method == "fork" and any(c is not None and c < 0 for c in codes)
+            else ""
+        )
         assert codes == [0, 0], f"writer processes ({method}) exited with {codes}{hint}"
         assert store.count() == 200
         assert len(store.get([f"p{i}#0" for i in (0, 99, 1000, 1099)])) == 4

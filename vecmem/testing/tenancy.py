@@ -28,8 +28,26 @@ from vecmem._keys import MAX_KEY, MAX_TENANT, file_name, legacy_file_name
 from vecmem.errors import InvalidInputError, NotFoundError
 from vecmem.testing._factory import FactorySuite
 
-ABSOLUTE = [".", "..", "../x", "./", "%2e%2e", "%2E%2E", "*", "%", "_", "?", "[a]", "~", "a/b",
-            "a\\b", ":", "|", " ", "default"]
+ABSOLUTE = [
+    ".",
+    "..",
+    "../x",
+    "./",
+    "%2e%2e",
+    "%2E%2E",
+    "*",
+    "%",
+    "_",
+    "?",
+    "[a]",
+    "~",
+    "a/b",
+    "a\\b",
+    ":",
+    "|",
+    " ",
+    "default",
+]
 """Names that reach too far wherever a name is used unescaped (a path, a pattern, a key)."""
 
 
@@ -40,11 +58,35 @@ def hostile_names(victim: str, *, max_len: int) -> list[str]:
     the same prefix)."""
     v = victim
     variants = [
-        v.upper(), v.lower(), v.swapcase(), v + " ", " " + v, v + "\t", v + "/", v + "\\",
-        "./" + v, "../" + v, v + "/..", v + "/.", v[:-1] + "_", v[:-1] + "%", v + "%", "%" + v,
-        v[:-1] + "?", v[:-1] + "*", v + "*", v + ":", v + ":*", file_name(v), legacy_file_name(v),
-        quote(v, safe=""), unicodedata.normalize("NFD", v), unicodedata.normalize("NFKC", v),
-        v.replace("a", "\u0430"), v + "x" * max_len, "x" * max_len,
+        v.upper(),
+        v.lower(),
+        v.swapcase(),
+        v + " ",
+        " " + v,
+        v + "\t",
+        v + "/",
+        v + "\\",
+        "./" + v,
+        "../" + v,
+        v + "/..",
+        v + "/.",
+        v[:-1] + "_",
+        v[:-1] + "%",
+        v + "%",
+        "%" + v,
+        v[:-1] + "?",
+        v[:-1] + "*",
+        v + "*",
+        v + ":",
+        v + ":*",
+        file_name(v),
+        legacy_file_name(v),
+        quote(v, safe=""),
+        unicodedata.normalize("NFD", v),
+        unicodedata.normalize("NFKC", v),
+        v.replace("a", "\u0430"),
+        v + "x" * max_len,
+        "x" * max_len,
     ]
     out = {n[:max_len] for n in ABSOLUTE + variants}
     return sorted(n for n in out if n and n != v)
@@ -77,8 +119,10 @@ class KnowledgeTenancySuite(FactorySuite):
         victim.write(secret, b"victim data")
         victim.write(other_file, b"2")
         # where the victim's file would be seen by a tenant whose folder holds the others'
-        nested = [f"/{n}{secret}" for n in {name, file_name(name), legacy_file_name(name),
-                                             quote(name, safe="")}]
+        nested = [
+            f"/{n}{secret}"
+            for n in {name, file_name(name), legacy_file_name(name), quote(name, safe="")}
+        ]
         try:
             for crafted in hostile_names(name, max_len=MAX_TENANT):
                 other = root_store.with_tenant(crafted)
@@ -167,7 +211,8 @@ class ConversationTenancySuite(FactorySuite):
         assert victim.export(user)["sessions"] == before
 
     def test_no_user_or_session_name_reaches_another_users_conversations(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         from vecmem.conversations import Message
 
         store = root_store.with_tenant(victim_name("conv"))
@@ -186,7 +231,8 @@ class ConversationTenancySuite(FactorySuite):
         assert [s.user_id for s in store.query_sessions()] == [user]
 
     def test_crafted_tenant_user_and_session_names_are_pairwise_distinct(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         """Every crafted tenant writes the same user and session, every crafted user (and
         session) of one tenant the same session: each reads back only its own message."""
         from vecmem.conversations import Message
@@ -221,7 +267,8 @@ class ConversationTenancySuite(FactorySuite):
             home.delete_user(f"u-{run}")
 
     def test_user_and_session_names_that_cannot_be_stored_are_refused(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         from vecmem.conversations import Message
 
         store = root_store.with_tenant(victim_name("conv"))
@@ -262,7 +309,8 @@ class StateTenancySuite(FactorySuite):
         victim.clear(ns)
 
     def test_crafted_tenant_and_namespace_names_are_pairwise_distinct(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         run = uuid.uuid4().hex[:8]
         tenants = crafted_set(victim_name("state"), max_len=MAX_TENANT)
         spaces = crafted_set(victim_name("ns"), max_len=MAX_KEY)
@@ -290,10 +338,12 @@ class StateTenancySuite(FactorySuite):
             store.set(ns, k, k)
         for prefix in ["k_", "k%", "k*", "K", "k?", "k[", "k\\", "k", "[k]", "%", "_", "*", ""]:
             assert store.keys(ns, prefix=prefix) == sorted(
-                k for k in keys if k.startswith(prefix)), prefix
+                k for k in keys if k.startswith(prefix)
+            ), prefix
 
     def test_tenant_and_namespace_names_that_cannot_be_stored_are_refused(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
                 root_store.with_tenant(crafted).set("ns", "k", 1)
@@ -311,7 +361,8 @@ class CheckpointTenancySuite(FactorySuite):
     """Tenants of a checkpoint store are sealed, by thread name and by checkpoint id."""
 
     def test_no_tenant_name_or_checkpoint_id_reaches_another_tenants_checkpoints(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         name, thread = victim_name("ck"), victim_name("thread")
         victim = root_store.with_tenant(name)
         first = victim.save(thread, {"step": 1}, tags=["t"])
@@ -321,8 +372,12 @@ class CheckpointTenancySuite(FactorySuite):
             other = root_store.with_tenant(crafted)
             try:
                 for cid in ids:
-                    for call in (other.get, other.info, other.restore,
-                                 lambda c, o=other: o.branch(c, "stolen")):
+                    for call in (
+                        other.get,
+                        other.info,
+                        other.restore,
+                        lambda c, o=other: o.branch(c, "stolen"),
+                    ):
                         with pytest.raises(NotFoundError):
                             call(cid)
                     assert other.delete(cid) is False, crafted
@@ -377,7 +432,8 @@ class CheckpointTenancySuite(FactorySuite):
                 home.delete_thread(th)
 
     def test_tenant_and_thread_names_that_cannot_be_stored_are_refused(
-            self, root_store: Any) -> None:
+        self, root_store: Any
+    ) -> None:
         for crafted in refused_names(MAX_TENANT):
             with pytest.raises(InvalidInputError):
                 root_store.with_tenant(crafted).save("th", {})
@@ -396,11 +452,14 @@ class AgentMemoryTenancySuite(FactorySuite):
 
     def test_no_scope_name_reaches_another_scopes_memories(self, root_store: Any) -> None:
         am, user = root_store, victim_name("user")
-        w = am.remember("the vault combination is 31-41-59", user_id=user, agent_id="a1",
-                        run_id="r1")
+        w = am.remember(
+            "the vault combination is 31-41-59", user_id=user, agent_id="a1", run_id="r1"
+        )
         u = am.update(w.memory_id, "the vault combination is 27-18-28", user_id=user)
-        before = ([dict(v.state) for v in am.versions(w.memory_id, user_id=user)],
-                  [c.change_id for c in am.history(w.memory_id, user_id=user)])
+        before = (
+            [dict(v.state) for v in am.versions(w.memory_id, user_id=user)],
+            [c.change_id for c in am.history(w.memory_id, user_id=user)],
+        )
         for field in ("user_id", "agent_id", "run_id"):
             own = {"user_id": user, "agent_id": "a1", "run_id": "r1"}[field]
             for crafted in hostile_names(own, max_len=MAX_KEY):
@@ -410,28 +469,39 @@ class AgentMemoryTenancySuite(FactorySuite):
                     assert all(h.memory.id != w.memory_id for h in hits), (field, crafted)
                 hits = am.recall("vault combination", filter={"$or": [{field: own}]}, **scope)
                 assert all(h.memory.id != w.memory_id for h in hits), (field, crafted)
-                for call in (am.get, am.versions, am.history, am.forget,
-                             lambda i, **s: am.update(i, "overwritten", **s)):
+                for call in (
+                    am.get,
+                    am.versions,
+                    am.history,
+                    am.forget,
+                    lambda i, **s: am.update(i, "overwritten", **s),
+                ):
                     with pytest.raises(NotFoundError):
                         call(w.memory_id, **scope)
                 for change in (w.change_id, u.change_id):
                     with pytest.raises(NotFoundError):
                         am.undo(change, **scope)
                 am.consolidate(similarity=0.0, min_group=1, **scope)
-        assert ([dict(v.state) for v in am.versions(w.memory_id, user_id=user)],
-                [c.change_id for c in am.history(w.memory_id, user_id=user)]) == before
+        assert (
+            [dict(v.state) for v in am.versions(w.memory_id, user_id=user)],
+            [c.change_id for c in am.history(w.memory_id, user_id=user)],
+        ) == before
         assert [h.memory.text for h in am.recall("vault", user_id=user)] == [
-            "the vault combination is 27-18-28"]
+            "the vault combination is 27-18-28"
+        ]
 
     def test_crafted_scope_names_are_pairwise_distinct(self, root_store: Any) -> None:
         am = root_store
         users = crafted_set(victim_name("user"), max_len=MAX_KEY)
-        written = {u: am.remember(f"the locker code is {i:04d}", user_id=u).memory_id
-                   for i, u in enumerate(users)}
+        written = {
+            u: am.remember(f"the locker code is {i:04d}", user_id=u).memory_id
+            for i, u in enumerate(users)
+        }
         for i, u in enumerate(users):
             hits = am.recall("locker code", user_id=u, k=50)
             assert [(h.memory.id, h.memory.text) for h in hits] == [
-                (written[u], f"the locker code is {i:04d}")], u
+                (written[u], f"the locker code is {i:04d}")
+            ], u
 
     def test_scope_names_that_cannot_be_stored_are_refused(self, root_store: Any) -> None:
         for crafted in refused_names(MAX_KEY):

@@ -22,8 +22,13 @@ from vecmem.registry import FILE_STORES
 class _Subscription:
     """Forwards a vecmem store's change events under ``prefix`` to an AG2 async callback."""
 
-    def __init__(self, store: KnowledgeStore, prefix: str, callback: ChangeCallback,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        prefix: str,
+        callback: ChangeCallback,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self._prefix = prefix
         self._callback = callback
         self._loop = loop
@@ -72,7 +77,8 @@ class VecmemKnowledgeStore:
     def __init__(self, store: KnowledgeStore | str, *, tenant: str = "default") -> None:
         self._owned = isinstance(store, str)
         self.store: KnowledgeStore = (
-            FILE_STORES.create(store, tenant=tenant) if isinstance(store, str) else store)
+            FILE_STORES.create(store, tenant=tenant) if isinstance(store, str) else store
+        )
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)

@@ -98,11 +98,15 @@ def test_event_log_writer_round_trips_events(open_store: Opener) -> None:
     events = asyncio.run(EventLogWriter(open_store()).load(stream))
     assert events == [dropped, asked, answer]
     assert asyncio.run(open_store().list("/log/")) == [
-        f"{stream}.dropped-1.jsonl", f"{stream}.dropped-2.jsonl", f"{stream}.jsonl"]
+        f"{stream}.dropped-1.jsonl",
+        f"{stream}.dropped-2.jsonl",
+        f"{stream}.jsonl",
+    ]
 
 
 def test_on_change_delivers_events_or_asks_ag2_to_poll(
-        open_store: Opener, request: pytest.FixtureRequest) -> None:
+    open_store: Opener, request: pytest.FixtureRequest
+) -> None:
     store = open_store()
     backend = request.node.callspec.params["open_store"]
 

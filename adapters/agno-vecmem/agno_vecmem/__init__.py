@@ -13,5 +13,10 @@ from agno_vecmem.embedder import AgnoEmbedder
 from agno_vecmem.filters import to_vecmem_filter
 from agno_vecmem.vectordb import VecmemVectorDb
 
-__all__ = ["AgnoEmbedder", "UnsupportedByVecmemDb", "VecmemDb", "VecmemVectorDb",
-           "to_vecmem_filter"]
+__all__ = [
+    "AgnoEmbedder",
+    "UnsupportedByVecmemDb",
+    "VecmemDb",
+    "VecmemVectorDb",
+    "to_vecmem_filter",
+]

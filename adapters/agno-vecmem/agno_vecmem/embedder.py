@@ -24,8 +24,7 @@ class AgnoEmbedder:
 
     def __init__(self, embedder: AgnoBaseEmbedder, *, name: str | None = None) -> None:
         if not isinstance(embedder, AgnoBaseEmbedder):
-            raise InvalidInputError(
-                f"expected an agno Embedder, got {type(embedder).__name__}")
+            raise InvalidInputError(f"expected an agno Embedder, got {type(embedder).__name__}")
         self.embedder = embedder
         model = getattr(embedder, "id", None)
         self.name = name or f"agno:{type(embedder).__name__}" + (f":{model}" if model else "")
@@ -47,13 +46,15 @@ class AgnoEmbedder:
         else:
             rows = [self.embedder.get_embedding(t) for t in items]
         if len(rows) != len(items) or any(not r for r in rows):
-            raise InvalidInputError(f"{self.name} returned {len(rows)} embeddings (some empty) "
-                                    f"for {len(items)} texts")
+            raise InvalidInputError(
+                f"{self.name} returned {len(rows)} embeddings (some empty) for {len(items)} texts"
+            )
         out = np.asarray(rows, dtype=np.float32)
         if out.ndim != 2 or out.shape[1] != self.dim:
             raise DimensionMismatchError(
                 f"{self.name} returned vectors of shape {out.shape}; it declares "
-                f"dimensions={self.dim}")
+                f"dimensions={self.dim}"
+            )
         return normalize(out)
 
     def __repr__(self) -> str:

@@ -36,8 +36,14 @@ from agno.filters import (
 from vecmem.errors import InvalidFilterError, UnsupportedFilterError
 from vecmem.filters import parse_filter
 
-_COMPARISONS: dict[type, str] = {EQ: "$eq", NEQ: "$ne", GT: "$gt", GTE: "$gte", LT: "$lt",
-                                 LTE: "$lte"}
+_COMPARISONS: dict[type, str] = {
+    EQ: "$eq",
+    NEQ: "$ne",
+    GT: "$gt",
+    GTE: "$gte",
+    LT: "$lt",
+    LTE: "$lte",
+}
 
 
 def _expr(e: Any) -> dict[str, Any]:
@@ -52,7 +58,8 @@ def _expr(e: Any) -> dict[str, Any]:
     if isinstance(e, (CONTAINS, STARTSWITH)):
         raise UnsupportedFilterError(
             f"{type(e).__name__}({e.key!r}, ...) is a substring match, which vecmem's filters do "
-            "not have; use EQ/IN on the field, or keyword search for the text")
+            "not have; use EQ/IN on the field, or keyword search for the text"
+        )
     op = _COMPARISONS.get(type(e))
     if op is None:
         raise InvalidFilterError(f"unsupported agno filter {e!r}")
@@ -78,6 +85,7 @@ def to_vecmem_filter(filters: Mapping[str, Any] | list[Any] | None) -> dict[str,
         out = parts[0] if len(parts) == 1 else {"$and": parts}
     else:
         raise InvalidFilterError(
-            f"filters must be a dict or a list of agno FilterExpr, got {type(filters).__name__}")
+            f"filters must be a dict or a list of agno FilterExpr, got {type(filters).__name__}"
+        )
     parse_filter(out)
     return out

@@ -38,7 +38,13 @@ from vecmem.stores.base import VectorStore
 from vecmem.types import Chunk, Hit
 
 ID, DOC_ID, NAME, HASH, CONTENT_ID, USER = (
-    "_agno_id", "_agno_doc_id", "_agno_name", "_agno_hash", "_agno_content_id", "_agno_user")
+    "_agno_id",
+    "_agno_doc_id",
+    "_agno_name",
+    "_agno_hash",
+    "_agno_content_id",
+    "_agno_user",
+)
 RESERVED = (ID, DOC_ID, NAME, HASH, CONTENT_ID, USER)
 _EVERYTHING = {"$or": [{ID: {"$exists": True}}, {ID: {"$exists": False}}]}
 
@@ -80,18 +86,26 @@ class VecmemVectorDb(VectorDb):
     >>> kb.search("when do we deploy?", filters={"team": "ops"})            # doctest: +SKIP
     """
 
-    def __init__(self, memory: VectorMemory | VectorStore | str | os.PathLike[str] | None = None,
-                 *, embedder: AgnoBaseEmbedder | Embedder | str | None = None,
-                 search_type: SearchType | str = SearchType.hybrid, name: str | None = None,
-                 description: str | None = None, id: str | None = None,
-                 similarity_threshold: float | None = None) -> None:
-        super().__init__(id=id, name=name, description=description,
-                         similarity_threshold=similarity_threshold)
+    def __init__(
+        self,
+        memory: VectorMemory | VectorStore | str | os.PathLike[str] | None = None,
+        *,
+        embedder: AgnoBaseEmbedder | Embedder | str | None = None,
+        search_type: SearchType | str = SearchType.hybrid,
+        name: str | None = None,
+        description: str | None = None,
+        id: str | None = None,
+        similarity_threshold: float | None = None,
+    ) -> None:
+        super().__init__(
+            id=id, name=name, description=description, similarity_threshold=similarity_threshold
+        )
         try:
             self.search_type = SearchType(search_type)
         except ValueError as exc:
             raise ConfigurationError(
-                f"search_type must be vector, keyword or hybrid, got {search_type!r}") from exc
+                f"search_type must be vector, keyword or hybrid, got {search_type!r}"
+            ) from exc
         # agno embeds documents itself before some replacements when the store has an agno
         # embedder; vecmem embeds everything else.
         self.embedder: AgnoBaseEmbedder | None = None
@@ -163,8 +177,13 @@ class VecmemVectorDb(VectorDb):
         return self._count({HASH: content_hash, **_owner(user_id)}) > 0
 
     # ----------------------------------------------------------------- writes
-    def _chunks(self, content_hash: str, documents: Sequence[Document],
-                filters: dict[str, Any] | None, user_id: str | None) -> list[Chunk]:
+    def _chunks(
+        self,
+        content_hash: str,
+        documents: Sequence[Document],
+        filters: dict[str, Any] | None,
+        user_id: str | None,
+    ) -> list[Chunk]:
         if not isinstance(content_hash, str) or not content_hash:
             raise InvalidInputError("content_hash must be a non-empty string")
         if user_id is not None and (not isinstance(user_id, str) or not user_id):
@@ -192,27 +211,42 @@ class VecmemVectorDb(VectorDb):
                 meta[CONTENT_ID] = doc.content_id
             if user_id is not None:
                 meta[USER] = user_id
-            by_id[cid] = Chunk.create(doc.content_id or f"hash:{content_hash}", pos, doc.content,
-                                      meta, id=cid)
+            by_id[cid] = Chunk.create(
+                doc.content_id or f"hash:{content_hash}", pos, doc.content, meta, id=cid
+            )
         if skipped:
             log_warning(f"Skipping {skipped} empty document(s): they cannot be retrieved")
         return list(by_id.values())
 
-    def insert(self, content_hash: str, documents: list[Document],
-               filters: dict[str, Any] | None = None, user_id: str | None = None) -> None:
+    def insert(
+        self,
+        content_hash: str,
+        documents: list[Document],
+        filters: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> None:
         """Embed and store ``documents`` (``filters`` are added to each one's metadata)."""
         chunks = self._chunks(content_hash, documents, filters, user_id)
         if chunks:
             self.memory.add_chunks(chunks)
             log_debug(f"Inserted {len(chunks)} documents into {self.memory.store.name}")
 
-    async def async_insert(self, content_hash: str, documents: list[Document],
-                           filters: dict[str, Any] | None = None,
-                           user_id: str | None = None) -> None:
+    async def async_insert(
+        self,
+        content_hash: str,
+        documents: list[Document],
+        filters: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> None:
         await asyncio.to_thread(self.insert, content_hash, documents, filters, user_id)
 
-    def upsert(self, content_hash: str, documents: list[Document],
-               filters: dict[str, Any] | None = None, user_id: str | None = None) -> None:
+    def upsert(
+        self,
+        content_hash: str,
+        documents: list[Document],
+        filters: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> None:
         """Replace what this owner stored under ``content_hash`` by ``documents``: the new
         chunks are written first, then the old ones they do not overwrite are deleted, so a
         failure never leaves less than was there."""
@@ -225,9 +259,13 @@ class VecmemVectorDb(VectorDb):
                 stale[ID] = {"$nin": [c.id for c in chunks]}
             self.memory.delete(filter=stale)
 
-    async def async_upsert(self, content_hash: str, documents: list[Document],
-                           filters: dict[str, Any] | None = None,
-                           user_id: str | None = None) -> None:
+    async def async_upsert(
+        self,
+        content_hash: str,
+        documents: list[Document],
+        filters: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> None:
         await asyncio.to_thread(self.upsert, content_hash, documents, filters, user_id)
 
     def update_metadata(self, content_id: str, metadata: dict[str, Any]) -> None:
@@ -239,13 +277,18 @@ class VecmemVectorDb(VectorDb):
             return
         self.memory.space  # noqa: B018
         store = self.memory.store
-        old = [c for c in store.get_by_document([content_id])
-               if c.metadata.get(CONTENT_ID) == content_id]
+        old = [
+            c
+            for c in store.get_by_document([content_id])
+            if c.metadata.get(CONTENT_ID) == content_id
+        ]
         if not old:
             log_debug(f"No documents with content_id {content_id!r}")
             return
-        new = [Chunk.create(c.document_id, c.position, c.text, {**c.metadata, **metadata},
-                            id=c.id) for c in old]
+        new = [
+            Chunk.create(c.document_id, c.position, c.text, {**c.metadata, **metadata}, id=c.id)
+            for c in old
+        ]
         store.upsert(new, store.get_vectors([c.id for c in old]))
 
     # ----------------------------------------------------------------- deletes
@@ -279,19 +322,28 @@ class VecmemVectorDb(VectorDb):
     def _document(self, hit: Hit) -> Document:
         meta = {k: v for k, v in hit.metadata.items() if k not in RESERVED}
         meta["similarity_score"] = hit.score
-        return Document(content=hit.text, id=hit.metadata.get(DOC_ID, hit.id),
-                        name=hit.metadata.get(NAME), meta_data=meta,
-                        content_id=hit.metadata.get(CONTENT_ID))
+        return Document(
+            content=hit.text,
+            id=hit.metadata.get(DOC_ID, hit.id),
+            name=hit.metadata.get(NAME),
+            meta_data=meta,
+            content_id=hit.metadata.get(CONTENT_ID),
+        )
 
-    def search(self, query: str, limit: int = 5, filters: Any | None = None,
-               user_id: str | None = None) -> list[Document]:
+    def search(
+        self, query: str, limit: int = 5, filters: Any | None = None, user_id: str | None = None
+    ) -> list[Document]:
         """The ``limit`` best documents for ``query`` among those ``filters`` select (applied
         before top-k) and ``user_id`` may read (its own and shared content)."""
         flt = _and(to_vecmem_filter(filters), _readable_by(user_id))
         if not self.exists():
             return []
-        hits = self.memory.search(query, k=limit, mode=self.search_type.value,  # type: ignore[arg-type]
-                                  filter=flt)
+        hits = self.memory.search(
+            query,
+            k=limit,
+            mode=self.search_type.value,  # type: ignore[arg-type]
+            filter=flt,
+        )
         if self.similarity_threshold is not None:
             hits = [h for h in hits if h.score >= self.similarity_threshold]
         docs = [self._document(h) for h in hits]
@@ -299,8 +351,9 @@ class VecmemVectorDb(VectorDb):
             docs = self.reranker.rerank(query=query, documents=docs)
         return docs
 
-    async def async_search(self, query: str, limit: int = 5, filters: Any | None = None,
-                           user_id: str | None = None) -> list[Document]:
+    async def async_search(
+        self, query: str, limit: int = 5, filters: Any | None = None, user_id: str | None = None
+    ) -> list[Document]:
         return await asyncio.to_thread(self.search, query, limit, filters, user_id)
 
     def __repr__(self) -> str:

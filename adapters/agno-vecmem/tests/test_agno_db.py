@@ -46,8 +46,9 @@ class EchoModel(Model):
     def invoke_stream(self, messages: Any, *args: Any, **kwargs: Any) -> Iterator[ModelResponse]:
         yield self._reply(messages)
 
-    async def ainvoke_stream(self, messages: Any, *args: Any,
-                             **kwargs: Any) -> AsyncIterator[ModelResponse]:
+    async def ainvoke_stream(
+        self, messages: Any, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ModelResponse]:
         yield self._reply(messages)
 
     def _parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
@@ -80,18 +81,24 @@ def open_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def test_agent_run_keeps_session_and_history_across_fresh_dbs(open_db: Any) -> None:
     user = f"alice-{uuid.uuid4().hex[:6]}"
-    agent = Agent(model=EchoModel(), db=open_db(), user_id=user, session_id="s1",
-                  add_history_to_context=True)
+    agent = Agent(
+        model=EchoModel(), db=open_db(), user_id=user, session_id="s1", add_history_to_context=True
+    )
     assert agent.run("my name is Alice").content == "echo: my name is Alice"
     agent.run("what is my name?")
 
-    later = Agent(model=EchoModel(), db=open_db(), user_id=user, session_id="s1",
-                  add_history_to_context=True)
+    later = Agent(
+        model=EchoModel(), db=open_db(), user_id=user, session_id="s1", add_history_to_context=True
+    )
     out = later.run("third")
     assert [(m.role, m.content) for m in out.messages if m.role != "system"] == [
-        ("user", "my name is Alice"), ("assistant", "echo: my name is Alice"),
-        ("user", "what is my name?"), ("assistant", "echo: what is my name?"),
-        ("user", "third"), ("assistant", "echo: third")]
+        ("user", "my name is Alice"),
+        ("assistant", "echo: my name is Alice"),
+        ("user", "what is my name?"),
+        ("assistant", "echo: what is my name?"),
+        ("user", "third"),
+        ("assistant", "echo: third"),
+    ]
 
     db = open_db()
     session = db.get_session("s1", SessionType.AGENT)
@@ -100,7 +107,9 @@ def test_agent_run_keeps_session_and_history_across_fresh_dbs(open_db: Any) -> N
     # vecmem's own view of the same conversation: one message per turn, not repeated history
     store = db.conversations
     assert [(m.role, m.content) for m in store.get_messages(user, "s1")][-2:] == [
-        ("user", "third"), ("assistant", "echo: third")]
+        ("user", "third"),
+        ("assistant", "echo: third"),
+    ]
     assert store.get_session(user, "s1").message_count == 6
 
 
@@ -111,11 +120,19 @@ def test_session_api_lists_renames_and_deletes(open_db: Any) -> None:
         Agent(model=EchoModel(), db=db, user_id=user, session_id=sid, id="helper").run("hi")
     Agent(model=EchoModel(), db=db, session_id="anon").run("hi")  # no user
 
-    sessions = db.get_sessions(SessionType.AGENT, user_id=user, sort_by="session_id",
-                               sort_order="asc")
+    sessions = db.get_sessions(
+        SessionType.AGENT, user_id=user, sort_by="session_id", sort_order="asc"
+    )
     assert [s.session_id for s in sessions] == ["a", "b"]
-    rows, total = db.get_sessions(SessionType.AGENT, user_id=user, limit=1, page=2,
-                                  sort_by="session_id", sort_order="asc", deserialize=False)
+    rows, total = db.get_sessions(
+        SessionType.AGENT,
+        user_id=user,
+        limit=1,
+        page=2,
+        sort_by="session_id",
+        sort_order="asc",
+        deserialize=False,
+    )
     assert total == 2 and [r["session_id"] for r in rows] == ["b"]
     assert db.get_sessions(SessionType.TEAM, user_id=user) == []
     assert db.get_session("anon").user_id is None  # found by id alone
@@ -138,27 +155,36 @@ def test_memory_manager_adds_filters_updates_and_deletes(open_db: Any) -> None:
     db = open_db()
     user = f"carol-{uuid.uuid4().hex[:6]}"
     manager = MemoryManager(db=db)
-    tea = manager.add_user_memory(UserMemory(memory="Carol drinks green tea",
-                                             topics=["food"]), user_id=user)
-    manager.add_user_memory(UserMemory(memory="Carol climbs on weekends",
-                                       topics=["sport"]), user_id=user)
+    tea = manager.add_user_memory(
+        UserMemory(memory="Carol drinks green tea", topics=["food"]), user_id=user
+    )
+    manager.add_user_memory(
+        UserMemory(memory="Carol climbs on weekends", topics=["sport"]), user_id=user
+    )
     # the same text twice stays two agno memories (agno names them; vecmem must not merge)
     manager.add_user_memory(UserMemory(memory="Carol climbs on weekends"), user_id=user)
 
     fresh = MemoryManager(db=open_db())
     assert sorted(m.memory for m in fresh.get_user_memories(user_id=user)) == [
-        "Carol climbs on weekends", "Carol climbs on weekends", "Carol drinks green tea"]
+        "Carol climbs on weekends",
+        "Carol climbs on weekends",
+        "Carol drinks green tea",
+    ]
     assert fresh.get_user_memory(tea, user_id=user).topics == ["food"]
     assert [m.memory for m in open_db().get_user_memories(user_id=user, topics=["sport"])] == [
-        "Carol climbs on weekends"]
+        "Carol climbs on weekends"
+    ]
     assert set(open_db().get_all_memory_topics(user_id=user)) == {"food", "sport"}
 
-    fresh.replace_user_memory(tea, UserMemory(memory="Carol drinks oolong", topics=["food"]),
-                              user_id=user)
+    fresh.replace_user_memory(
+        tea, UserMemory(memory="Carol drinks oolong", topics=["food"]), user_id=user
+    )
     assert open_db().get_user_memory(tea, user_id=user).memory == "Carol drinks oolong"
     # vecmem kept the earlier version in its history
     assert [v.text for v in db.memory.versions(tea, user_id=user)] == [
-        "Carol drinks green tea", "Carol drinks oolong"]
+        "Carol drinks green tea",
+        "Carol drinks oolong",
+    ]
 
     fresh.delete_user_memory(tea, user_id=user)
     assert open_db().get_user_memory(tea, user_id=user) is None

@@ -30,12 +30,18 @@ from vecmem.errors import (
 )
 
 FACTS = {
-    "zebra": ("Quillfeather the zebra lives at the city zoo and eats hay.", {"topic": "animals",
-                                                                              "year": 2021}),
-    "deploy": ("We deploy the web service every Friday with blue green releases.",
-               {"topic": "ops", "year": 2023}),
-    "refund": ("Customers get refunds within five business days of a return.",
-               {"topic": "billing", "year": 2024}),
+    "zebra": (
+        "Quillfeather the zebra lives at the city zoo and eats hay.",
+        {"topic": "animals", "year": 2021},
+    ),
+    "deploy": (
+        "We deploy the web service every Friday with blue green releases.",
+        {"topic": "ops", "year": 2023},
+    ),
+    "refund": (
+        "Customers get refunds within five business days of a return.",
+        {"topic": "billing", "year": 2024},
+    ),
 }
 
 
@@ -47,16 +53,18 @@ def agno_embedder() -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.server)])
-def vdb(request: pytest.FixtureRequest, tmp_path: Path,
-        agno_embedder: SentenceTransformerEmbedder) -> Iterator[VecmemVectorDb]:
+def vdb(
+    request: pytest.FixtureRequest, tmp_path: Path, agno_embedder: SentenceTransformerEmbedder
+) -> Iterator[VecmemVectorDb]:
     if request.param == "embedded":
         db = VecmemVectorDb(tmp_path / "kb", embedder=agno_embedder)
     else:
         from vecmem.stores import PgVector
 
         url = request.getfixturevalue("postgres_url")
-        db = VecmemVectorDb(PgVector(url, table=f"agno_{uuid.uuid4().hex[:12]}"),
-                            embedder=agno_embedder)
+        db = VecmemVectorDb(
+            PgVector(url, table=f"agno_{uuid.uuid4().hex[:12]}"), embedder=agno_embedder
+        )
     yield db
     db.drop()
     db.memory.close()
@@ -97,7 +105,8 @@ def test_agent_knowledge_tool_retrieves_without_an_llm(kb: Knowledge) -> None:
 
     async def run() -> Any:
         return await create_knowledge_search_tool(agent, async_mode=True).entrypoint(  # type: ignore[misc]
-            query="zebra food")
+            query="zebra food"
+        )
 
     assert FACTS["zebra"][0] in asyncio.run(run())
 
@@ -110,10 +119,14 @@ def test_dict_and_filter_expression_filters_apply_before_top_k(kb: Knowledge) ->
     assert names(kb.search(query, max_results=1, filters={"topic": "ops"})) == {"deploy"}
     assert names(kb.search(query, filters={"topic": ["ops", "billing"]})) == {"deploy", "refund"}
     assert names(kb.search(query, filters=[GT("year", 2021)])) == {"deploy", "refund"}
-    assert names(kb.search(query, filters=[AND(GT("year", 2020), NOT(EQ("topic", "ops")))])
-                 ) == {"zebra", "refund"}
-    assert names(kb.search(query, filters=[OR(EQ("topic", "ops"), IN("year", [2024]))])
-                 ) == {"deploy", "refund"}
+    assert names(kb.search(query, filters=[AND(GT("year", 2020), NOT(EQ("topic", "ops")))])) == {
+        "zebra",
+        "refund",
+    }
+    assert names(kb.search(query, filters=[OR(EQ("topic", "ops"), IN("year", [2024]))])) == {
+        "deploy",
+        "refund",
+    }
     assert kb.search(query, filters={"topic": "nothing"}) == []
 
 
@@ -146,15 +159,15 @@ def test_skip_if_exists_and_upsert_do_not_duplicate(kb: Knowledge, vdb: VecmemVe
     assert vdb.get_count() == 4
     kb.insert(name="zebra", text_content=text, metadata=meta)
     assert vdb.get_count() == 3
-    assert [d.name for d in kb.search("zebra", max_results=5, filters={"topic": "animals"})
-            ] == ["zebra"]
+    assert [d.name for d in kb.search("zebra", max_results=5, filters={"topic": "animals"})] == [
+        "zebra"
+    ]
 
 
 def test_owner_scopes(vdb: VecmemVectorDb) -> None:
     kb = Knowledge(vector_db=vdb)
     kb.insert(name="shared", text_content="The office wifi password is on the fridge.")
-    kb.insert(name="alice", text_content="Alice keeps her wifi notes in a drawer.",
-              user_id="alice")
+    kb.insert(name="alice", text_content="Alice keeps her wifi notes in a drawer.", user_id="alice")
     assert {d.name for d in kb.search("wifi", user_id="alice")} == {"shared", "alice"}
     assert {d.name for d in kb.search("wifi", user_id="bob")} == {"shared"}
     assert {d.name for d in kb.search("wifi")} == {"shared", "alice"}
@@ -182,12 +195,17 @@ def test_async_twins(vdb: VecmemVectorDb) -> None:
     kb = Knowledge(vector_db=vdb)
 
     async def run() -> list[Document]:
-        await kb.ainsert(name="moon", text_content="The moon orbits the earth every 27 days.",
-                         metadata={"kind": "space"})
-        await kb.ainsert(name="tea", text_content="Green tea is brewed at 80 degrees.",
-                         metadata={"kind": "food"})
-        return await kb.asearch("how long is a lunar orbit?", max_results=1,
-                                filters={"kind": "space"})
+        await kb.ainsert(
+            name="moon",
+            text_content="The moon orbits the earth every 27 days.",
+            metadata={"kind": "space"},
+        )
+        await kb.ainsert(
+            name="tea", text_content="Green tea is brewed at 80 degrees.", metadata={"kind": "food"}
+        )
+        return await kb.asearch(
+            "how long is a lunar orbit?", max_results=1, filters={"kind": "space"}
+        )
 
     docs = asyncio.run(run())
     assert [d.name for d in docs] == ["moon"]
@@ -196,8 +214,12 @@ def test_async_twins(vdb: VecmemVectorDb) -> None:
 
 # ---------------------------------------------------------------- the VectorDb API directly
 def _docs(*texts: str, **meta: Any) -> list[Document]:
-    return [Document(content=t, name=f"n{i}", id=f"doc{i}", meta_data=dict(meta),
-                     content_id="content-1") for i, t in enumerate(texts)]
+    return [
+        Document(
+            content=t, name=f"n{i}", id=f"doc{i}", meta_data=dict(meta), content_id="content-1"
+        )
+        for i, t in enumerate(texts)
+    ]
 
 
 def test_upsert_replaces_what_the_content_hash_held(vdb: VecmemVectorDb) -> None:
@@ -212,8 +234,11 @@ def test_upsert_replaces_what_the_content_hash_held(vdb: VecmemVectorDb) -> None
 
 def test_deletes_and_metadata_update(vdb: VecmemVectorDb) -> None:
     vdb.create()
-    vdb.insert("h1", _docs("apples are red", "bananas are yellow", "cherries are dark"),
-               filters={"shelf": 1})
+    vdb.insert(
+        "h1",
+        _docs("apples are red", "bananas are yellow", "cherries are dark"),
+        filters={"shelf": 1},
+    )
     assert vdb.id_exists("doc0") and not vdb.id_exists("nope")
     assert vdb.delete_by_id("doc0") and not vdb.id_exists("doc0")
     assert vdb.delete_by_name("n1") and not vdb.name_exists("n1")

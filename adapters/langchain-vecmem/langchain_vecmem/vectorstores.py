@@ -227,18 +227,32 @@ class VecmemVectorStore(VectorStore):
         return np.asarray(await self._embedding.aembed_query(query), dtype=np.float32)
 
     def _vector_hits(self, query: str, vector: np.ndarray, k: int, filter: FilterLike) -> list[Hit]:
-        return self.memory.search(query, k, mode="vector", filter=filter, rerank=False,
-                                  vector=vector)
+        return self.memory.search(
+            query, k, mode="vector", filter=filter, rerank=False, vector=vector
+        )
 
     def _by_vector(self, vector: Sequence[float], k: int, filter: FilterLike) -> list[Hit]:
         return self.memory.search_by_vector(normalize(np.asarray(vector))[0], k, filter=filter)
 
     def _hybrid_hits(
-        self, query: str, vector: np.ndarray, k: int, filter: FilterLike,
-        fusion: Fusion | None, candidates: int | None,
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+        filter: FilterLike,
+        fusion: Fusion | None,
+        candidates: int | None,
     ) -> list[Hit]:
-        return self.memory.search(query, k, mode="hybrid", filter=filter, rerank=False,
-                                  fusion=fusion, candidates=candidates, vector=vector)
+        return self.memory.search(
+            query,
+            k,
+            mode="hybrid",
+            filter=filter,
+            rerank=False,
+            fusion=fusion,
+            candidates=candidates,
+            vector=vector,
+        )
 
     def _mmr(
         self,
@@ -386,7 +400,8 @@ class VecmemVectorStore(VectorStore):
         candidates: int | None = None,
     ) -> list[Document]:
         return [
-            d for d, _ in self.hybrid_search_with_score(
+            d
+            for d, _ in self.hybrid_search_with_score(
                 query, k, filter=filter, fusion=fusion, candidates=candidates
             )
         ]

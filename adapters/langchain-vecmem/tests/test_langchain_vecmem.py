@@ -41,8 +41,9 @@ METAS: list[dict[str, Any]] = [
 IDS = ["cat", "dog", "vdb", "pg", "zebra"]
 
 
-def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
-          embedding: Embeddings) -> VecmemVectorStore:
+def _open(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, embedding: Embeddings
+) -> VecmemVectorStore:
     if backend == "embedded":
         return VecmemVectorStore(embedding, tmp_path / "kb")
     url = request.getfixturevalue("postgres_url")
@@ -162,20 +163,33 @@ def test_search_by_vector_matches_search_by_text(store: VecmemVectorStore) -> No
 def test_mmr_trades_relevance_for_diversity(tmp_path: Path) -> None:
     vs = VecmemVectorStore(VecmemEmbeddings("hashing-128"), tmp_path / "kb")
     vs.add_texts(
-        ["apple pie recipe", "apple pie recipe with cinnamon", "apple pie recipe easy",
-         "apple orchard tour"],
+        [
+            "apple pie recipe",
+            "apple pie recipe with cinnamon",
+            "apple pie recipe easy",
+            "apple orchard tour",
+        ],
         ids=["p1", "p2", "p3", "orchard"],
     )
     plain = [d.id for d in vs.similarity_search("apple pie recipe", k=2)]
-    diverse = [d.id for d in vs.max_marginal_relevance_search(
-        "apple pie recipe", k=2, fetch_k=4, lambda_mult=0.3)]
-    relevance_only = [d.id for d in vs.max_marginal_relevance_search(
-        "apple pie recipe", k=2, fetch_k=4, lambda_mult=1.0)]
+    diverse = [
+        d.id
+        for d in vs.max_marginal_relevance_search(
+            "apple pie recipe", k=2, fetch_k=4, lambda_mult=0.3
+        )
+    ]
+    relevance_only = [
+        d.id
+        for d in vs.max_marginal_relevance_search(
+            "apple pie recipe", k=2, fetch_k=4, lambda_mult=1.0
+        )
+    ]
     assert plain[0] == diverse[0] == "p1"
     assert diverse[1] == "orchard" and plain[1] != "orchard"
     assert relevance_only == plain
-    retr = vs.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4,
-                                                             "lambda_mult": 0.3})
+    retr = vs.as_retriever(
+        search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.3}
+    )
     assert [d.id for d in retr.invoke("apple pie recipe")] == diverse
     with pytest.raises(ConfigurationError):
         vs.max_marginal_relevance_search("apple", k=2, lambda_mult=1.5)
@@ -185,8 +199,9 @@ def test_mmr_trades_relevance_for_diversity(tmp_path: Path) -> None:
 def test_hybrid_retriever_finds_rare_keywords(store: VecmemVectorStore) -> None:
     retriever = store.as_retriever(search_type="hybrid", search_kwargs={"k": 2})
     assert retriever.invoke("quillfeather")[0].id == "zebra"
-    assert store.hybrid_search("quillfeather", k=1, filter={"kind": "db"})[0].metadata[
-        "kind"] == "db"
+    assert (
+        store.hybrid_search("quillfeather", k=1, filter={"kind": "db"})[0].metadata["kind"] == "db"
+    )
     pairs = store.hybrid_search_with_score("cats", k=3)
     assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True)
     assert store.search("quillfeather", "hybrid", k=1)[0].id == "zebra"
@@ -237,16 +252,19 @@ def test_async_search_embeds_queries_natively(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- construction, persistence
 def test_from_texts_persists_and_reopens(tmp_path: Path) -> None:
     emb = DeterministicFakeEmbedding(size=16)
-    vs = VecmemVectorStore.from_texts(["alpha", "beta"], emb, [{"n": 1}, {"n": 2}],
-                                      ids=["a", "b"], target=tmp_path / "kb")
+    vs = VecmemVectorStore.from_texts(
+        ["alpha", "beta"], emb, [{"n": 1}, {"n": 2}], ids=["a", "b"], target=tmp_path / "kb"
+    )
     vs.close()
     again = VecmemVectorStore(emb, tmp_path / "kb")
     assert again.similarity_search("beta", k=1) == [
-        Document(id="b", page_content="beta", metadata={"n": 2})]
+        Document(id="b", page_content="beta", metadata={"n": 2})
+    ]
     again.close()
     with pytest.raises(EmbeddingSpaceMismatchError):
         VecmemVectorStore(VecmemEmbeddings("hashing-16"), tmp_path / "kb").similarity_search(
-            "beta", k=1)
+            "beta", k=1
+        )
 
 
 class _CountingEmbedding(DeterministicFakeEmbedding):
@@ -270,8 +288,11 @@ def test_reopening_a_store_takes_the_dimension_from_it(tmp_path: Path) -> None:
 
 def test_afrom_documents(tmp_path: Path) -> None:
     docs = [Document(page_content="gamma", metadata={"n": 3}, id="g")]
-    vs = asyncio.run(VecmemVectorStore.afrom_documents(
-        docs, DeterministicFakeEmbedding(size=8), target=tmp_path / "kb"))
+    vs = asyncio.run(
+        VecmemVectorStore.afrom_documents(
+            docs, DeterministicFakeEmbedding(size=8), target=tmp_path / "kb"
+        )
+    )
     assert vs.get_by_ids(["g"]) == docs
     vs.close()
 

@@ -42,6 +42,7 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def new_saver(db: Database) -> Callable[..., VecmemSaver]:
     """A saver in a tenant of its own (servers are shared by the whole test session)."""
+
     def make(**options: Any) -> VecmemSaver:
         tenant = options.pop("tenant", f"t{uuid.uuid4().hex[:16]}")
         return VecmemSaver(SQLCheckpointStore(db, tenant=tenant, **options))
@@ -61,11 +62,13 @@ def test_langgraph_conformance_suite(new_saver: Callable[..., VecmemSaver]) -> N
     assert report.passed_all_base()
     # The optional capabilities (delete_for_runs, copy_thread, prune) are implemented too.
     assert {cap for cap, r in report.results.items() if r.detected and r.passed} == {
-        c.value for c in ALL_CAPABILITIES}
+        c.value for c in ALL_CAPABILITIES
+    }
 
 
 def test_no_tenant_name_reaches_another_tenants_threads(
-        new_saver: Callable[..., VecmemSaver]) -> None:
+    new_saver: Callable[..., VecmemSaver],
+) -> None:
     """vecmem.testing.tenancy's crafted names: none sees, lists, copies or deletes the
     victim's checkpoints and pending writes."""
     from vecmem._keys import MAX_TENANT
@@ -82,8 +85,9 @@ def test_no_tenant_name_reaches_another_tenants_threads(
         other = new_saver(tenant=crafted)
         assert other.get_tuple(cfg) is None and other.get_tuple(by_id) is None, crafted
         assert list(other.list(cfg)) == [], crafted
-        assert all(c.config["configurable"]["thread_id"] != thread
-                   for c in other.list(None)), crafted
+        assert all(c.config["configurable"]["thread_id"] != thread for c in other.list(None)), (
+            crafted
+        )
         other.copy_thread(thread, f"{thread}-stolen")
         assert other.get_tuple({"configurable": {"thread_id": f"{thread}-stolen"}}) is None
         other.delete_thread(thread)
@@ -161,14 +165,22 @@ def _trace(checkpointer: Any) -> list[Any]:
     out = []
     for snap in graph.get_state_history(cfg):
         parent = snap.parent_config["configurable"]["checkpoint_id"] if snap.parent_config else None
-        out.append((snap.values, snap.next, snap.metadata["source"], snap.metadata["step"],
-                    snap.config["configurable"]["checkpoint_id"] > (parent or ""),
-                    [(t.name, t.interrupts) for t in snap.tasks]))
+        out.append(
+            (
+                snap.values,
+                snap.next,
+                snap.metadata["source"],
+                snap.metadata["step"],
+                snap.config["configurable"]["checkpoint_id"] > (parent or ""),
+                [(t.name, t.interrupts) for t in snap.tasks],
+            )
+        )
     return out
 
 
 def test_graphs_see_what_langgraphs_in_memory_saver_shows(
-        new_saver: Callable[..., VecmemSaver]) -> None:
+    new_saver: Callable[..., VecmemSaver],
+) -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
     expected = _trace(InMemorySaver())
@@ -177,7 +189,8 @@ def test_graphs_see_what_langgraphs_in_memory_saver_shows(
 
 
 def test_subgraph_checkpoints_live_in_their_namespace(
-        new_saver: Callable[..., VecmemSaver]) -> None:
+    new_saver: Callable[..., VecmemSaver],
+) -> None:
     saver = new_saver()
     inner = StateGraph(State)
     inner.add_node("deep", lambda s: {"log": ["deep"]})
@@ -203,12 +216,14 @@ def test_async_graph(new_saver: Callable[..., VecmemSaver]) -> None:
 
     async def run() -> list[Any]:
         cfgs = [{"configurable": {"thread_id": f"a{i}"}} for i in range(3)]
-        await asyncio.gather(*(graph.ainvoke({"log": [str(i)], "count": i}, c)
-                               for i, c in enumerate(cfgs)))
+        await asyncio.gather(
+            *(graph.ainvoke({"log": [str(i)], "count": i}, c) for i, c in enumerate(cfgs))
+        )
         return [(await graph.aget_state(c)).values for c in cfgs]
 
-    assert asyncio.run(run()) == [{"log": [str(i), "plan", f"act{i + 1}"], "count": i + 1}
-                                  for i in range(3)]
+    assert asyncio.run(run()) == [
+        {"log": [str(i), "plan", f"act{i + 1}"], "count": i + 1} for i in range(3)
+    ]
 
 
 # ---------------------------------------------------------------- vecmem underneath
@@ -220,8 +235,10 @@ def test_vecmem_sees_the_same_checkpoints(new_saver: Callable[..., VecmemSaver])
     history = saver.store.history("audit")
     assert len(history) == len(list(saver.list(cfg))) == 4
     newest, previous = history[0], history[1]
-    assert newest.metadata["checkpoint_id"] == graph.get_state(cfg).config[
-        "configurable"]["checkpoint_id"]
+    assert (
+        newest.metadata["checkpoint_id"]
+        == graph.get_state(cfg).config["configurable"]["checkpoint_id"]
+    )
     assert newest.parent_id == previous.id  # vecmem's lineage follows LangGraph's parents
     changed = saver.store.diff(previous.id, newest.id)
     assert any(p.startswith("/channels/log") for p in {**changed.changed, **changed.added})
@@ -231,16 +248,30 @@ def test_encrypted_at_rest(new_saver: Callable[..., VecmemSaver], db: Database) 
     key = generate_key()
     tenant = f"t{uuid.uuid4().hex[:16]}"
     saver = new_saver(tenant=tenant, key=key)
-    cfg = saver.put({"configurable": {"thread_id": "s", "checkpoint_ns": ""}},
-                    {**empty_checkpoint(), "channel_values": {"secret": "PLAINTEXT-CANARY"},
-                     "channel_versions": {"secret": 1}}, {"source": "input", "step": -1},
-                    {"secret": 1})
+    cfg = saver.put(
+        {"configurable": {"thread_id": "s", "checkpoint_ns": ""}},
+        {
+            **empty_checkpoint(),
+            "channel_values": {"secret": "PLAINTEXT-CANARY"},
+            "channel_versions": {"secret": 1},
+        },
+        {"source": "input", "step": -1},
+        {"secret": 1},
+    )
     saver.put_writes(cfg, [("secret", "WRITE-CANARY")], "task-1")
     with db.engine.connect() as conn:
-        blobs = [bytes(v) for (v,) in conn.execute(sa.text(
-            "SELECT state FROM vecmem_checkpoints WHERE tenant = :t"), {"t": tenant})]
-        blobs += [bytes(v) for (v,) in conn.execute(sa.text(
-            "SELECT value FROM vecmem_lg_writes WHERE tenant = :t"), {"t": tenant})]
+        blobs = [
+            bytes(v)
+            for (v,) in conn.execute(
+                sa.text("SELECT state FROM vecmem_checkpoints WHERE tenant = :t"), {"t": tenant}
+            )
+        ]
+        blobs += [
+            bytes(v)
+            for (v,) in conn.execute(
+                sa.text("SELECT value FROM vecmem_lg_writes WHERE tenant = :t"), {"t": tenant}
+            )
+        ]
     assert len(blobs) == 2
     for blob in blobs:  # checkpoint state and pending write are both encrypted
         with pytest.raises(IntegrityError, match="encrypted"):
@@ -254,14 +285,19 @@ def test_encrypted_at_rest(new_saver: Callable[..., VecmemSaver], db: Database) 
 
 # ---------------------------------------------------------------- typed errors
 def test_bad_input_raises_typed_errors_and_stores_nothing(
-        new_saver: Callable[..., VecmemSaver]) -> None:
+    new_saver: Callable[..., VecmemSaver],
+) -> None:
     saver = new_saver()
     cp = empty_checkpoint()
     with pytest.raises(InvalidInputError):
         saver.get_tuple({"configurable": {}})
     with pytest.raises(InvalidInputError):
-        saver.put({"configurable": {"thread_id": "t", "checkpoint_ns": ""}}, cp,
-                  {"source": "input", "step": -1, "bad": object()}, {})  # type: ignore[typeddict-unknown-key]
+        saver.put(
+            {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
+            cp,
+            {"source": "input", "step": -1, "bad": object()},
+            {},
+        )  # type: ignore[typeddict-unknown-key]
     with pytest.raises(InvalidInputError):
         saver.put({"configurable": {"thread_id": "x" * 500, "checkpoint_ns": ""}}, cp, {}, {})
     for thread in ["a\ud800b", "a\x00b"]:  # a lone surrogate reached the driver untyped

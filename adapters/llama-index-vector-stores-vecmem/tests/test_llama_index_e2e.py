@@ -22,16 +22,28 @@ from vecmem.embedders import DEFAULT_MODEL, SentenceTransformerEmbedder
 pytestmark = pytest.mark.slow
 
 DOCS = [
-    Document(text="The mitochondria is the powerhouse of the cell and makes ATP through "
-                  "oxidative phosphorylation.", doc_id="bio", metadata={"topic": "biology",
-                                                                         "year": 2019}),
-    Document(text="PostgreSQL with the pgvector extension answers nearest-neighbour queries "
-                  "over embeddings stored in a table.", doc_id="db",
-             metadata={"topic": "databases", "year": 2023}),
-    Document(text="The Treaty of Westphalia of 1648 ended the Thirty Years' War in Europe.",
-             doc_id="hist", metadata={"topic": "history", "year": 1648}),
-    Document(text="Sourdough bread rises because wild yeast and lactic acid bacteria ferment "
-                  "the dough.", doc_id="food", metadata={"topic": "cooking", "year": 2021}),
+    Document(
+        text="The mitochondria is the powerhouse of the cell and makes ATP through "
+        "oxidative phosphorylation.",
+        doc_id="bio",
+        metadata={"topic": "biology", "year": 2019},
+    ),
+    Document(
+        text="PostgreSQL with the pgvector extension answers nearest-neighbour queries "
+        "over embeddings stored in a table.",
+        doc_id="db",
+        metadata={"topic": "databases", "year": 2023},
+    ),
+    Document(
+        text="The Treaty of Westphalia of 1648 ended the Thirty Years' War in Europe.",
+        doc_id="hist",
+        metadata={"topic": "history", "year": 1648},
+    ),
+    Document(
+        text="Sourdough bread rises because wild yeast and lactic acid bacteria ferment the dough.",
+        doc_id="food",
+        metadata={"topic": "cooking", "year": 2021},
+    ),
 ]
 
 
@@ -68,8 +80,9 @@ def vector_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vec
         vs = VecmemVectorStore(tmp_path / "kb", embedder_name=DEFAULT_MODEL)
     else:
         url = request.getfixturevalue("postgres_url")
-        vs = VecmemVectorStore(f"{url}?collection=li_e2e_{uuid.uuid4().hex[:10]}",
-                               embedder_name=DEFAULT_MODEL)
+        vs = VecmemVectorStore(
+            f"{url}?collection=li_e2e_{uuid.uuid4().hex[:10]}", embedder_name=DEFAULT_MODEL
+        )
     try:
         yield vs
     finally:
@@ -93,8 +106,9 @@ def test_index_retrieve_delete(
     hybrid = index.as_retriever(vector_store_query_mode="hybrid", alpha=0.5, similarity_top_k=2)
     assert hybrid.retrieve("pgvector nearest-neighbour")[0].node.ref_doc_id == "db"
 
-    recent = MetadataFilters(filters=[MetadataFilter(key="year", value=2000,
-                                                     operator=FilterOperator.GT)])
+    recent = MetadataFilters(
+        filters=[MetadataFilter(key="year", value=2000, operator=FilterOperator.GT)]
+    )
     filtered = index.as_retriever(similarity_top_k=4, filters=recent).retrieve("war in Europe")
     assert {h.node.ref_doc_id for h in filtered} == {"bio", "db", "food"}
 

@@ -37,16 +37,36 @@ from vecmem.errors import (
 EMB = HashingEmbedder(dim=64)
 
 ROWS: list[tuple[str, str, str, dict[str, Any]]] = [  # node id, ref doc, text, metadata
-    ("n1", "docA", "the cat sat on the mat", {"kind": "pet", "year": 2019, "tags": ["cat"],
-                                               "score": 0.5}),
-    ("n2", "docA", "dogs chase cats in the garden", {"kind": "pet", "year": 2021,
-                                                      "tags": ["dog", "cat"], "score": 1.5}),
-    ("n3", "docB", "vector databases store embeddings", {"kind": "db", "year": 2022,
-                                                          "tags": ["vector"], "score": 2.5}),
-    ("n4", "docB", "postgres can store vectors with pgvector", {"kind": "db", "year": 2024,
-                                                                 "tags": ["vector", "sql"]}),
-    ("n5", "docC", "a zebra named quillfeather lives in the zoo", {"kind": "zoo", "year": 2020,
-                                                                    "tags": [], "note": None}),
+    (
+        "n1",
+        "docA",
+        "the cat sat on the mat",
+        {"kind": "pet", "year": 2019, "tags": ["cat"], "score": 0.5},
+    ),
+    (
+        "n2",
+        "docA",
+        "dogs chase cats in the garden",
+        {"kind": "pet", "year": 2021, "tags": ["dog", "cat"], "score": 1.5},
+    ),
+    (
+        "n3",
+        "docB",
+        "vector databases store embeddings",
+        {"kind": "db", "year": 2022, "tags": ["vector"], "score": 2.5},
+    ),
+    (
+        "n4",
+        "docB",
+        "postgres can store vectors with pgvector",
+        {"kind": "db", "year": 2024, "tags": ["vector", "sql"]},
+    ),
+    (
+        "n5",
+        "docC",
+        "a zebra named quillfeather lives in the zoo",
+        {"kind": "zoo", "year": 2020, "tags": [], "note": None},
+    ),
 ]
 
 
@@ -224,9 +244,7 @@ FLAT_FILTERS = [
 
 
 @pytest.mark.parametrize("condition", ["and", "or", "not"])
-def test_filters_agree_with_llama_index_semantics(
-    store: VecmemVectorStore, condition: str
-) -> None:
+def test_filters_agree_with_llama_index_semantics(store: VecmemVectorStore, condition: str) -> None:
     meta = {r[0]: r[3] for r in ROWS}
     for flat in FLAT_FILTERS:
         filters = MetadataFilters(filters=flat, condition=FilterCondition(condition))
@@ -239,16 +257,19 @@ def test_filters_agree_with_llama_index_semantics(
 def test_nested_and_or_not(store: VecmemVectorStore) -> None:
     nested = MetadataFilters(
         filters=[
-            MetadataFilters(filters=[F("kind", "db"), F("year", 2023, ">")],
-                            condition=FilterCondition.AND),
+            MetadataFilters(
+                filters=[F("kind", "db"), F("year", 2023, ">")], condition=FilterCondition.AND
+            ),
             MetadataFilters(filters=[F("tags", "dog", "contains")], condition=FilterCondition.NOT),
         ],
         condition=FilterCondition.OR,
     )
-    assert to_vecmem_filter(nested) == {"$or": [
-        {"$and": [{"kind": {"$eq": "db"}}, {"year": {"$gt": 2023}}]},
-        {"$not": {"tags": {"$contains": "dog"}}},
-    ]}
+    assert to_vecmem_filter(nested) == {
+        "$or": [
+            {"$and": [{"kind": {"$eq": "db"}}, {"year": {"$gt": 2023}}]},
+            {"$not": {"tags": {"$contains": "dog"}}},
+        ]
+    }
     assert ids_of(store, nested) == {"n1", "n3", "n4", "n5"}
     both = MetadataFilters(filters=[nested, F("year", 2020, ">=")])
     assert ids_of(store, both) == {"n3", "n4", "n5"}
@@ -265,8 +286,9 @@ def test_nested_and_or_not(store: VecmemVectorStore) -> None:
     ],
     ids=["text_match", "text_match_insensitive", "is_empty", "string_comparison"],
 )
-def test_inexpressible_filters_raise_never_drop(store: VecmemVectorStore,
-                                                bad: MetadataFilter) -> None:
+def test_inexpressible_filters_raise_never_drop(
+    store: VecmemVectorStore, bad: MetadataFilter
+) -> None:
     filters = MetadataFilters(filters=[F("kind", "pet"), bad], condition=FilterCondition.OR)
     with pytest.raises(UnsupportedFilterError):
         store.query(vq("cats", filters=filters))
@@ -306,26 +328,43 @@ def test_hybrid_alpha_and_sparse(store: VecmemVectorStore) -> None:
     default = store.query(vq("quillfeather", k=3, mode=hybrid))  # the store's fusion
     assert default.ids[0] == "n5"
     assert default.similarities == sorted(default.similarities, reverse=True)
-    filtered = store.query(vq("quillfeather", k=2, mode=hybrid, alpha=0.5,
-                              filters=MetadataFilters(filters=[F("kind", "db")])))
+    filtered = store.query(
+        vq(
+            "quillfeather",
+            k=2,
+            mode=hybrid,
+            alpha=0.5,
+            filters=MetadataFilters(filters=[F("kind", "db")]),
+        )
+    )
     assert set(filtered.ids) <= {"n3", "n4"} and filtered.ids
-    sparse = store.query(VectorStoreQuery(query_str="cats garden", similarity_top_k=5,
-                                          mode=VectorStoreQueryMode.SPARSE))
+    sparse = store.query(
+        VectorStoreQuery(
+            query_str="cats garden", similarity_top_k=5, mode=VectorStoreQueryMode.SPARSE
+        )
+    )
     assert sparse.ids[0] == "n2" and set(sparse.ids) <= {"n1", "n2"}
     with pytest.raises(InvalidInputError):
         store.query(VectorStoreQuery(query_embedding=vq("x").query_embedding, mode=hybrid))
 
 
 def test_mmr_prefers_diverse_nodes(empty: VecmemVectorStore) -> None:
-    rows = [("p1", "apple pie recipe"), ("p2", "apple pie recipe with cinnamon"),
-            ("p3", "apple pie recipe easy"), ("orchard", "apple orchard tour")]
+    rows = [
+        ("p1", "apple pie recipe"),
+        ("p2", "apple pie recipe with cinnamon"),
+        ("p3", "apple pie recipe easy"),
+        ("orchard", "apple orchard tour"),
+    ]
     empty.add([make_node(i, "d", t, {}) for i, t in rows])
     plain = empty.query(vq("apple pie recipe", k=2)).ids
-    mmr = empty.query(vq("apple pie recipe", k=2, mode=VectorStoreQueryMode.MMR,
-                         mmr_threshold=0.3)).ids
+    mmr = empty.query(
+        vq("apple pie recipe", k=2, mode=VectorStoreQueryMode.MMR, mmr_threshold=0.3)
+    ).ids
     assert plain[0] == mmr[0] == "p1" and mmr[1] == "orchard" and plain[1] != "orchard"
-    relevance = empty.query(vq("apple pie recipe", k=2, mode=VectorStoreQueryMode.MMR,
-                               mmr_threshold=1.0), mmr_prefetch_k=4).ids
+    relevance = empty.query(
+        vq("apple pie recipe", k=2, mode=VectorStoreQueryMode.MMR, mmr_threshold=1.0),
+        mmr_prefetch_k=4,
+    ).ids
     assert relevance == plain
 
 

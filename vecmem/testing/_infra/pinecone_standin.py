@@ -98,8 +98,11 @@ class _Index:
 class _Scan:
     def __init__(self, version: tuple[int, int], recs: dict[str, _Record], dim: int) -> None:
         self.version, self.ids = version, list(recs)
-        self.matrix = (np.stack([recs[i].values for i in self.ids]) if self.ids
-                       else np.zeros((0, dim), dtype=np.float32))
+        self.matrix = (
+            np.stack([recs[i].values for i in self.ids])
+            if self.ids
+            else np.zeros((0, dim), dtype=np.float32)
+        )
         self._recs = recs
         self._postings: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
@@ -114,8 +117,9 @@ class _Scan:
                         entry = lists[t] = ([], [])
                     entry[0].append(row)
                     entry[1].append(w)
-            self._postings = {t: (np.asarray(r, dtype=np.int64), np.asarray(v))
-                              for t, (r, v) in lists.items()}
+            self._postings = {
+                t: (np.asarray(r, dtype=np.int64), np.asarray(v)) for t, (r, v) in lists.items()
+            }
         out = np.zeros(len(self.ids))
         for t, w in query.items():
             if t in self._postings:
@@ -157,7 +161,8 @@ def _check_filter(f: Any) -> None:
                     raise ApiError(400, f"unsupported filter operator {op} on {key}")
                 if op in ("$in", "$nin"):
                     if not isinstance(operand, list) or not all(
-                            isinstance(x, str) or _is_num(x) for x in operand):
+                        isinstance(x, str) or _is_num(x) for x in operand
+                    ):
                         raise ApiError(400, f"{op} on {key} takes an array of strings or numbers")
                 elif op in ("$gt", "$gte", "$lt", "$lte"):
                     if not _is_num(operand):
@@ -187,8 +192,12 @@ def _cond(op: str, stored: Any, operand: Any, present: bool) -> bool:
         return not any(_same(x, y) for x in items for y in operand)
     if not _is_num(stored):
         return False
-    return {"$gt": stored > operand, "$gte": stored >= operand, "$lt": stored < operand,
-            "$lte": stored <= operand}[op]
+    return {
+        "$gt": stored > operand,
+        "$gte": stored >= operand,
+        "$lt": stored < operand,
+        "$lte": stored <= operand,
+    }[op]
 
 
 def matches(f: dict[str, Any] | None, meta: dict[str, Any]) -> bool:
@@ -219,15 +228,24 @@ def _check_metadata(vid: str, meta: Any) -> dict[str, Any]:
     for key, v in meta.items():
         if not key or key.startswith("$"):
             raise ApiError(400, f"metadata key {key!r} of vector {vid} is not allowed")
-        ok = (isinstance(v, (str, bool)) or (_is_num(v) and math.isfinite(v))
-              or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+        ok = (
+            isinstance(v, (str, bool))
+            or (_is_num(v) and math.isfinite(v))
+            or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+        )
         if not ok:
-            raise ApiError(400, f"metadata value of {key!r} in vector {vid} must be a string, "
-                                f"number, boolean or list of strings, got {v!r}")
+            raise ApiError(
+                400,
+                f"metadata value of {key!r} in vector {vid} must be a string, "
+                f"number, boolean or list of strings, got {v!r}",
+            )
     size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA_BYTES:
-        raise ApiError(400, f"metadata size is {size} bytes, which exceeds the limit of "
-                            f"{MAX_METADATA_BYTES} bytes per vector")
+        raise ApiError(
+            400,
+            f"metadata size is {size} bytes, which exceeds the limit of "
+            f"{MAX_METADATA_BYTES} bytes per vector",
+        )
     return meta
 
 
@@ -238,8 +256,9 @@ def _sparse(raw: Any, what: str) -> dict[int, float]:
     if not isinstance(idx, list) or not isinstance(vals, list) or len(idx) != len(vals):
         raise ApiError(400, f"sparse values of {what} need indices and values of equal length")
     if len(idx) > MAX_SPARSE_VALUES:
-        raise ApiError(400, f"sparse vector of {what} has {len(idx)} values; the limit is "
-                            f"{MAX_SPARSE_VALUES}")
+        raise ApiError(
+            400, f"sparse vector of {what} has {len(idx)} values; the limit is {MAX_SPARSE_VALUES}"
+        )
     if len(set(idx)) != len(idx):
         raise ApiError(400, f"sparse indices of {what} must be unique")
     out = {}
@@ -256,8 +275,9 @@ def _dense(raw: Any, dim: int, what: str) -> np.ndarray:
     if not isinstance(raw, list) or not all(_is_num(x) for x in raw):
         raise ApiError(400, f"values of {what} must be an array of numbers")
     if len(raw) != dim:
-        raise ApiError(400, f"Vector dimension {len(raw)} does not match the dimension of the "
-                            f"index {dim}")
+        raise ApiError(
+            400, f"Vector dimension {len(raw)} does not match the dimension of the index {dim}"
+        )
     v = np.asarray(raw, dtype=np.float32)
     if not np.isfinite(v).all():
         raise ApiError(400, f"values of {what} must be finite")
@@ -272,8 +292,9 @@ class PineconeStandIn:
     ...     Pinecone(api_key="k", host=pc.url).list_indexes()
     """
 
-    def __init__(self, api_key: str = "standin-key", *, port: int = 0,
-                 list_lag: float = 0.0) -> None:
+    def __init__(
+        self, api_key: str = "standin-key", *, port: int = 0, list_lag: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.list_lag = list_lag  # seconds before an upserted id shows in list (eventual)
         self.indexes: dict[str, _Index] = {}
@@ -297,8 +318,9 @@ class PineconeStandIn:
         handler = type("Handler", (_Handler,), {"service": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="pinecone-standin")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="pinecone-standin"
+        )
         self._thread.start()
         return self
 
@@ -323,20 +345,37 @@ class PineconeStandIn:
     def _model(self, ix: _Index, version: str) -> dict[str, Any]:
         if version >= NEW_API:
             return {
-                "name": ix.name, "host": self.index_host(ix.name),
+                "name": ix.name,
+                "host": self.index_host(ix.name),
                 "status": {"ready": True, "state": "Ready"},
-                "schema": {"fields": {"_values": {"type": "dense_vector", "dimension": ix.dimension,
-                                                  "metric": ix.metric, "description": None}}},
-                "deployment": {"deployment_type": "managed", "cloud": ix.cloud,
-                               "region": ix.region},
-                "deletion_protection": "disabled", "tags": None,
+                "schema": {
+                    "fields": {
+                        "_values": {
+                            "type": "dense_vector",
+                            "dimension": ix.dimension,
+                            "metric": ix.metric,
+                            "description": None,
+                        }
+                    }
+                },
+                "deployment": {
+                    "deployment_type": "managed",
+                    "cloud": ix.cloud,
+                    "region": ix.region,
+                },
+                "deletion_protection": "disabled",
+                "tags": None,
             }
         return {
-            "name": ix.name, "dimension": ix.dimension, "metric": ix.metric,
-            "host": self.index_host(ix.name), "vector_type": "dense",
+            "name": ix.name,
+            "dimension": ix.dimension,
+            "metric": ix.metric,
+            "host": self.index_host(ix.name),
+            "vector_type": "dense",
             "spec": {"serverless": {"cloud": ix.cloud, "region": ix.region}},
             "status": {"ready": True, "state": "Ready"},
-            "deletion_protection": "disabled", "tags": None,
+            "deletion_protection": "disabled",
+            "tags": None,
         }
 
     def control(self, method: str, parts: list[str], body: Any, version: str) -> tuple[int, Any]:
@@ -380,8 +419,9 @@ class PineconeStandIn:
         return 201, self._model(ix, version)
 
     # ----------------------------------------------------------------- data plane
-    def data(self, ix: _Index, method: str, op: str, body: Any, query: dict[str, list[str]]
-             ) -> tuple[int, Any]:
+    def data(
+        self, ix: _Index, method: str, op: str, body: Any, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
         if (method, op) == ("POST", "vectors/upsert"):
             return 200, self._upsert(ix, body)
         if (method, op) == ("POST", "query"):
@@ -392,9 +432,11 @@ class PineconeStandIn:
             if not ids or len(ids) > MAX_IDS:
                 raise ApiError(400, f"fetch takes 1 to {MAX_IDS} ids")
             recs = ix.namespaces.get(ns, {})
-            return 200, {"vectors": {i: self._vector(i, recs[i], True, True)
-                                     for i in ids if i in recs},
-                         "namespace": ns, "usage": {"readUnits": 1}}
+            return 200, {
+                "vectors": {i: self._vector(i, recs[i], True, True) for i in ids if i in recs},
+                "namespace": ns,
+                "usage": {"readUnits": 1},
+            }
         if (method, op) == ("POST", "vectors/delete"):
             return 200, self._delete(ix, body)
         if (method, op) == ("GET", "vectors/list"):
@@ -402,12 +444,18 @@ class PineconeStandIn:
         if (method, op) == ("POST", "describe_index_stats"):
             body = body or {}
             if body.get("filter") is not None:
-                raise ApiError(400, "describe_index_stats does not support filters on "
-                                    "serverless indexes")
+                raise ApiError(
+                    400, "describe_index_stats does not support filters on serverless indexes"
+                )
             spaces = {ns: {"vectorCount": len(r)} for ns, r in ix.namespaces.items() if r}
-            return 200, {"namespaces": spaces, "dimension": ix.dimension, "indexFullness": 0.0,
-                         "totalVectorCount": sum(v["vectorCount"] for v in spaces.values()),
-                         "metric": ix.metric, "vectorType": "dense"}
+            return 200, {
+                "namespaces": spaces,
+                "dimension": ix.dimension,
+                "indexFullness": 0.0,
+                "totalVectorCount": sum(v["vectorCount"] for v in spaces.values()),
+                "metric": ix.metric,
+                "vectorType": "dense",
+            }
         raise ApiError(404, f"no route {method} /{op}", "NOT_FOUND")
 
     @staticmethod
@@ -424,8 +472,11 @@ class PineconeStandIn:
         if not isinstance(vectors, list) or not vectors:
             raise ApiError(400, "upsert needs a non-empty vectors array")
         if len(vectors) > MAX_UPSERT_VECTORS:
-            raise ApiError(400, f"upsert takes at most {MAX_UPSERT_VECTORS} vectors per request, "
-                                f"got {len(vectors)}")
+            raise ApiError(
+                400,
+                f"upsert takes at most {MAX_UPSERT_VECTORS} vectors per request, "
+                f"got {len(vectors)}",
+            )
         staged: dict[str, _Record] = {}
         for v in vectors:
             vid = v.get("id") if isinstance(v, dict) else None
@@ -433,10 +484,15 @@ class PineconeStandIn:
                 raise ApiError(400, f"vector ids are strings of 1 to 512 bytes, got {vid!r}")
             sparse = _sparse(v.get("sparseValues"), vid)
             if sparse and ix.metric != "dotproduct":
-                raise ApiError(400, "sparse values are supported only for indexes using the "
-                                    "dotproduct metric")
-            staged[vid] = _Record(_dense(v.get("values"), ix.dimension, vid), sparse,
-                                  _check_metadata(vid, v.get("metadata")), time.monotonic())
+                raise ApiError(
+                    400, "sparse values are supported only for indexes using the dotproduct metric"
+                )
+            staged[vid] = _Record(
+                _dense(v.get("values"), ix.dimension, vid),
+                sparse,
+                _check_metadata(vid, v.get("metadata")),
+                time.monotonic(),
+            )
         ix.namespaces.setdefault(body.get("namespace") or "", {}).update(staged)
         ix.writes += 1
         return {"upsertedCount": len(staged)}
@@ -523,11 +579,17 @@ class PineconeStandIn:
             raise ApiError(400, f"limit must be in 1..{LIST_PAGE}")
         after = (query.get("paginationToken") or [""])[0]
         visible = time.monotonic() - self.list_lag
-        ids = sorted(i for i, r in ix.namespaces.get(ns, {}).items()
-                     if i.startswith(prefix) and i > after and r.written <= visible)
+        ids = sorted(
+            i
+            for i, r in ix.namespaces.get(ns, {}).items()
+            if i.startswith(prefix) and i > after and r.written <= visible
+        )
         page = ids[:limit]
-        out: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": ns,
-                               "usage": {"readUnits": 1}}
+        out: dict[str, Any] = {
+            "vectors": [{"id": i} for i in page],
+            "namespace": ns,
+            "usage": {"readUnits": 1},
+        }
         if len(ids) > limit:
             out["pagination"] = {"next": page[-1]}
         return out
@@ -561,8 +623,11 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Api-Key") != svc.api_key:
                 raise ApiError(401, "Invalid API Key", "UNAUTHENTICATED")
             if len(raw) > MAX_REQUEST_BYTES:
-                raise ApiError(413, f"request of {len(raw)} bytes exceeds the limit of "
-                                    f"{MAX_REQUEST_BYTES} bytes", "PAYLOAD_TOO_LARGE")
+                raise ApiError(
+                    413,
+                    f"request of {len(raw)} bytes exceeds the limit of {MAX_REQUEST_BYTES} bytes",
+                    "PAYLOAD_TOO_LARGE",
+                )
             try:
                 body = json.loads(raw) if raw else None
             except ValueError as exc:
@@ -573,13 +638,16 @@ class _Handler(BaseHTTPRequestHandler):
                     ix = svc.indexes.get(parts[1])
                     if ix is None:
                         raise ApiError(404, f"index {parts[1]} not found", "NOT_FOUND")
-                    status, payload = svc.data(ix, method, "/".join(parts[2:]), body,
-                                               parse_qs(url.query))
+                    status, payload = svc.data(
+                        ix, method, "/".join(parts[2:]), body, parse_qs(url.query)
+                    )
                 else:
                     status, payload = svc.control(method, parts, body, version)
         except ApiError as exc:
-            status, payload = exc.status, {"error": {"code": exc.code, "message": exc.message},
-                                           "status": exc.status}
+            status, payload = (
+                exc.status,
+                {"error": {"code": exc.code, "message": exc.message}, "status": exc.status},
+            )
         self._send(status, payload)
 
     def do_GET(self) -> None:

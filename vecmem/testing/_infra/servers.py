@@ -297,8 +297,9 @@ def _tcp_open(port: int) -> bool:
         return True
 
 
-def _with_port_retries(server: str, start: Callable[[int], contextlib.AbstractContextManager[str]]
-                       ) -> contextlib.AbstractContextManager[str]:
+def _with_port_retries(
+    server: str, start: Callable[[int], contextlib.AbstractContextManager[str]]
+) -> contextlib.AbstractContextManager[str]:
     """Start on a fresh free port, retrying when another process took the port meanwhile."""
 
     @contextlib.contextmanager
@@ -402,20 +403,55 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
             _chown_tree(base, user)
         _run(
             "postgres",
-            [pgbin / "initdb", "-D", data, "-U", DB_USER, f"--pwfile={base / 'pwfile'}",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-             "--locale=C", "--no-sync", "--no-instructions"],
+            [
+                pgbin / "initdb",
+                "-D",
+                data,
+                "-U",
+                DB_USER,
+                f"--pwfile={base / 'pwfile'}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
             user=user,
             cwd=base,
         )
         (base / "pwfile").unlink()
         server = _Server(
             "postgres",
-            [pgbin / "postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", base,
-             "-c", "shared_buffers=32MB", "-c", "max_connections=100", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_wal_size=256MB", "-c", "max_worker_processes=4",
-             "-c", "max_parallel_workers_per_gather=0", "-c", "logging_collector=off"],
+            [
+                pgbin / "postgres",
+                "-D",
+                data,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                base,
+                "-c",
+                "shared_buffers=32MB",
+                "-c",
+                "max_connections=100",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_wal_size=256MB",
+                "-c",
+                "max_worker_processes=4",
+                "-c",
+                "max_parallel_workers_per_gather=0",
+                "-c",
+                "logging_collector=off",
+            ],
             log=log,
             workdir=base,
             user=user,
@@ -423,13 +459,20 @@ def _postgres_on(port: int, password: str) -> Iterator[str]:
         )
         with _registered(lambda: server.stop(signal.SIGINT)):  # SIGINT: fast shutdown
             server.wait_ready(
-                lambda: subprocess.run(
-                    [str(pgbin / "pg_isready"), "-q", "-h", str(base), "-p", str(port)],
-                    timeout=5,
-                ).returncode == 0
+                lambda: (
+                    subprocess.run(
+                        [str(pgbin / "pg_isready"), "-q", "-h", str(base), "-p", str(port)],
+                        timeout=5,
+                    ).returncode
+                    == 0
+                )
             )
-            _run("postgres", [pgbin / "createdb", "-h", base, "-p", str(port), "-U", DB_USER,
-                              DB_NAME], user=user, cwd=base)
+            _run(
+                "postgres",
+                [pgbin / "createdb", "-h", base, "-p", str(port), "-U", DB_USER, DB_NAME],
+                user=user,
+                cwd=base,
+            )
             yield f"postgresql://{DB_USER}:{password}@127.0.0.1:{port}/{DB_NAME}"
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -464,8 +507,8 @@ def _mariadb_binaries() -> tuple[str, str, str]:
     client = find("mariadb", "mysql")
     if not (server and install and client):
         raise ServerStartError(
-            "mariadb", "MariaDB is not installed (apt-get install mariadb-server; "
-            "scripts/setup.sh does it)"
+            "mariadb",
+            "MariaDB is not installed (apt-get install mariadb-server; scripts/setup.sh does it)",
         )
     return server, install, client
 
@@ -483,31 +526,60 @@ def _mariadb_on(port: int, password: str) -> Iterator[str]:
     try:
         data, sock, log = base / "data", base / "mysqld.sock", base / "mariadb.log"
         (base / "tmp").mkdir()
-        small = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
-                 "--innodb-use-native-aio=0"]
+        small = [
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=16M",
+            "--innodb-use-native-aio=0",
+        ]
         user_opt = [f"--user={user}"] if user else []
         if user:
             _chown_tree(base, user)
-        _run("mariadb", [install_db, "--no-defaults", f"--datadir={data}", *user_opt,
-                         "--auth-root-authentication-method=normal", "--skip-test-db",
-                         "--skip-name-resolve", *small], timeout=180)
+        _run(
+            "mariadb",
+            [
+                install_db,
+                "--no-defaults",
+                f"--datadir={data}",
+                *user_opt,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+                *small,
+            ],
+            timeout=180,
+        )
         server = _Server(
             "mariadb",
-            [mysqld, "--no-defaults", f"--datadir={data}", f"--port={port}",
-             "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={base / 'mysqld.pid'}",
-             f"--tmpdir={base / 'tmp'}", *user_opt, "--skip-name-resolve",
-             "--performance-schema=OFF", "--innodb-flush-log-at-trx-commit=2",
-             "--innodb-doublewrite=0", "--max-connections=100", "--key-buffer-size=8M",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-             *small],
+            [
+                mysqld,
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={sock}",
+                f"--pid-file={base / 'mysqld.pid'}",
+                f"--tmpdir={base / 'tmp'}",
+                *user_opt,
+                "--skip-name-resolve",
+                "--performance-schema=OFF",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--innodb-doublewrite=0",
+                "--max-connections=100",
+                "--key-buffer-size=8M",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+                *small,
+            ],
             workdir=base,
             log=log,  # with no --log-error, mariadbd logs to stderr, i.e. this file
         )
         root = [client, "--no-defaults", f"--socket={sock}", "-uroot", "--batch"]
 
         def ready() -> bool:
-            return subprocess.run([*root, "-e", "SELECT 1"], capture_output=True,
-                                  timeout=5).returncode == 0
+            return (
+                subprocess.run([*root, "-e", "SELECT 1"], capture_output=True, timeout=5).returncode
+                == 0
+            )
 
         with _registered(lambda: server.stop(signal.SIGTERM, grace=20)):
             server.wait_ready(ready)
@@ -553,13 +625,27 @@ def _redis_on(port: int, password: str | None) -> Iterator[str]:
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.access(exe, os.X_OK):
         raise ServerStartError(
-            "redis", "redis-server is not installed (apt-get install redis-server; "
-            "scripts/setup.sh does it)"
+            "redis",
+            "redis-server is not installed (apt-get install redis-server; "
+            "scripts/setup.sh does it)",
         )
     base = _tempdir("vecmem-redis-")
     try:
-        argv: list[str | Path] = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", base, "--daemonize", "no"]
+        argv: list[str | Path] = [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            base,
+            "--daemonize",
+            "no",
+        ]
         if password:
             argv += ["--requirepass", password]
         server = _Server("redis", argv, log=base / "redis.log", workdir=base, cwd=base)

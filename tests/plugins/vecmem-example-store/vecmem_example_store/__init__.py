@@ -64,14 +64,16 @@ class ExampleStore(MemoryStore):
             out = super().connect(space)
             if self._rows and self.count() == 0:
                 ids = list(self._rows)
-                super().upsert([self._rows[i][0] for i in ids],
-                               np.stack([self._rows[i][1] for i in ids]))
+                super().upsert(
+                    [self._rows[i][0] for i in ids], np.stack([self._rows[i][1] for i in ids])
+                )
             self._saved_space = out
             self._save()
             return out
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-               delete_ids: Sequence[str] = ()) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
         with self._io:
             super().upsert(chunks, vectors, delete_ids=delete_ids)  # validates, or raises first
             for i in delete_ids:

@@ -55,7 +55,8 @@ _ID = 128  # checkpoint and task ids (LangGraph's are 36-character UUIDs)
 
 _meta = sa.MetaData()
 CHECKPOINTS = sa.Table(
-    "vecmem_lg_checkpoints", _meta,
+    "vecmem_lg_checkpoints",
+    _meta,
     sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
     sa.Column("thread_id", Key(MAX_KEY), primary_key=True),
     sa.Column("checkpoint_ns", Key(MAX_KEY), primary_key=True),
@@ -67,7 +68,8 @@ CHECKPOINTS = sa.Table(
     sa.Index("ix_vecmem_lg_checkpoints_run", "tenant", "run_id"),
 )
 WRITES = sa.Table(
-    "vecmem_lg_writes", _meta,
+    "vecmem_lg_writes",
+    _meta,
     sa.Column("tenant", Key(MAX_TENANT), primary_key=True),
     sa.Column("thread_id", Key(MAX_KEY), primary_key=True),
     sa.Column("checkpoint_ns", Key(MAX_KEY), primary_key=True),
@@ -78,11 +80,20 @@ WRITES = sa.Table(
     sa.Column("task_path", Text, nullable=False),
     sa.Column("value", Blob, nullable=False),
 )
-MIGRATIONS = [Migration("create LangGraph key and writes tables",
-                        lambda m: m.create_tables(CHECKPOINTS, WRITES))]
+MIGRATIONS = [
+    Migration(
+        "create LangGraph key and writes tables", lambda m: m.create_tables(CHECKPOINTS, WRITES)
+    )
+]
 C, W = CHECKPOINTS.c, WRITES.c
-_ROW = [C.thread_id, C.checkpoint_ns, C.checkpoint_id, C.parent_checkpoint_id, C.record_id,
-        C.metadata]
+_ROW = [
+    C.thread_id,
+    C.checkpoint_ns,
+    C.checkpoint_id,
+    C.parent_checkpoint_id,
+    C.record_id,
+    C.metadata,
+]
 
 
 def _b64(data: bytes) -> str:
@@ -92,11 +103,16 @@ def _b64(data: bytes) -> str:
 def _text(kind: str, value: Any, max_len: int, *, empty: bool = False) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # {"thread_id": 1} is common in examples
-    if not isinstance(value, str) or (not value and not empty) or len(value) > max_len \
-            or "\x00" in value:
+    if (
+        not isinstance(value, str)
+        or (not value and not empty)
+        or len(value) > max_len
+        or "\x00" in value
+    ):
         raise InvalidInputError(
             f"{kind} must be a{'' if empty else ' non-empty'} string of at most {max_len} "
-            f"characters without NUL, got {value!r}")
+            f"characters without NUL, got {value!r}"
+        )
     if value and not value.isascii():
         check_name(kind, value, max_len=max_len)  # lone surrogates: no driver can store them
     return value
@@ -118,9 +134,15 @@ class VecmemSaver(BaseCheckpointSaver[str]):
 
     store: SQLCheckpointStore
 
-    def __init__(self, store: SQLCheckpointStore | Database | str, *,
-                 serde: SerializerProtocol | None = None, tenant: str = "default",
-                 key: bytes | str | None = None, cipher: Cipher = "aes-gcm") -> None:
+    def __init__(
+        self,
+        store: SQLCheckpointStore | Database | str,
+        *,
+        serde: SerializerProtocol | None = None,
+        tenant: str = "default",
+        key: bytes | str | None = None,
+        cipher: Cipher = "aes-gcm",
+    ) -> None:
         super().__init__(serde=serde)
         if isinstance(store, SQLCheckpointStore):
             self.store, self._owned = store, False
@@ -130,19 +152,22 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         else:
             raise ConfigurationError(
                 "VecmemSaver needs a SQLCheckpointStore, a vecmem Database or a database URL, "
-                f"got {type(store).__name__}")
+                f"got {type(store).__name__}"
+            )
         if self.store.retention is not None:
             raise ConfigurationError(
                 "a checkpoint store with a retention policy would delete LangGraph checkpoints "
-                "behind the saver's back; use VecmemSaver.prune() instead")
+                "behind the saver's back; use VecmemSaver.prune() instead"
+            )
         self.db: Database = self.store.db
         self.tenant = self.store.tenant
         self.db.migrate("langgraph", MIGRATIONS)
 
     @classmethod
     @contextmanager
-    def from_conn_string(cls, url: str, *, tenant: str = "default",
-                         key: bytes | str | None = None) -> Iterator[VecmemSaver]:
+    def from_conn_string(
+        cls, url: str, *, tenant: str = "default", key: bytes | str | None = None
+    ) -> Iterator[VecmemSaver]:
         """A saver on ``url`` (``sqlite:///graph.db``, ``postgresql://...``), closed on exit."""
         saver = cls(url, tenant=tenant, key=key)
         try:
@@ -170,12 +195,15 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         versions = checkpoint.get("channel_versions", {})
         checkpoint["channel_values"] = {
             name: self.serde.loads_typed((ct, base64.b64decode(cdata)))
-            for name, (ct, cdata) in state["channels"].items() if name in versions}
+            for name, (ct, cdata) in state["channels"].items()
+            if name in versions
+        }
         return checkpoint  # type: ignore[no-any-return]
 
     def _aad(self, thread_id: str, ns: str, checkpoint_id: str, task_id: str, idx: int) -> bytes:
-        return "\x00".join(("lg-write", self.tenant, thread_id, ns, checkpoint_id, task_id,
-                            str(idx))).encode()
+        return "\x00".join(
+            ("lg-write", self.tenant, thread_id, ns, checkpoint_id, task_id, str(idx))
+        ).encode()
 
     def _encode_write(self, value: Any, aad: bytes) -> bytes:
         t, data = self.serde.dumps_typed(value)
@@ -191,12 +219,18 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         conf = config.get("configurable") or {}
         if "thread_id" not in conf:
             raise InvalidInputError("the config needs configurable.thread_id")
-        return (_text("thread_id", conf["thread_id"], MAX_KEY),
-                _text("checkpoint_ns", conf.get("checkpoint_ns") or "", MAX_KEY, empty=True))
+        return (
+            _text("thread_id", conf["thread_id"], MAX_KEY),
+            _text("checkpoint_ns", conf.get("checkpoint_ns") or "", MAX_KEY, empty=True),
+        )
 
     def _where(self, thread_id: str, ns: str, checkpoint_id: str) -> Any:
-        return sa.and_(C.tenant == self.tenant, C.thread_id == thread_id,
-                       C.checkpoint_ns == ns, C.checkpoint_id == checkpoint_id)
+        return sa.and_(
+            C.tenant == self.tenant,
+            C.thread_id == thread_id,
+            C.checkpoint_ns == ns,
+            C.checkpoint_id == checkpoint_id,
+        )
 
     def _tuple(self, row: Any) -> CheckpointTuple | None:
         try:
@@ -205,24 +239,45 @@ class VecmemSaver(BaseCheckpointSaver[str]):
             return None
         with self.db.read("reading LangGraph pending writes") as conn:
             writes = conn.execute(
-                sa.select(W.task_id, W.idx, W.channel, W.value).where(
-                    W.tenant == self.tenant, W.thread_id == row.thread_id,
-                    W.checkpoint_ns == row.checkpoint_ns, W.checkpoint_id == row.checkpoint_id)
-                .order_by(self.db.exact(W.task_path), self.db.exact(W.task_id), W.idx)).all()
-        pending = [(w.task_id, w.channel, self._decode_write(
-            bytes(w.value), self._aad(row.thread_id, row.checkpoint_ns, row.checkpoint_id,
-                                      w.task_id, w.idx))) for w in writes]
+                sa.select(W.task_id, W.idx, W.channel, W.value)
+                .where(
+                    W.tenant == self.tenant,
+                    W.thread_id == row.thread_id,
+                    W.checkpoint_ns == row.checkpoint_ns,
+                    W.checkpoint_id == row.checkpoint_id,
+                )
+                .order_by(self.db.exact(W.task_path), self.db.exact(W.task_id), W.idx)
+            ).all()
+        pending = [
+            (
+                w.task_id,
+                w.channel,
+                self._decode_write(
+                    bytes(w.value),
+                    self._aad(
+                        row.thread_id, row.checkpoint_ns, row.checkpoint_id, w.task_id, w.idx
+                    ),
+                ),
+            )
+            for w in writes
+        ]
 
         def conf(checkpoint_id: str) -> RunnableConfig:
-            return {"configurable": {"thread_id": row.thread_id,
-                                     "checkpoint_ns": row.checkpoint_ns,
-                                     "checkpoint_id": checkpoint_id}}
+            return {
+                "configurable": {
+                    "thread_id": row.thread_id,
+                    "checkpoint_ns": row.checkpoint_ns,
+                    "checkpoint_id": checkpoint_id,
+                }
+            }
 
         return CheckpointTuple(
-            config=conf(row.checkpoint_id), checkpoint=self._decode(state),
+            config=conf(row.checkpoint_id),
+            checkpoint=self._decode(state),
             metadata=json.loads(row.metadata),
             parent_config=conf(row.parent_checkpoint_id) if row.parent_checkpoint_id else None,
-            pending_writes=pending)
+            pending_writes=pending,
+        )
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or its thread/namespace's newest; ``None`` if none."""
@@ -232,16 +287,23 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         if checkpoint_id:
             q = q.where(self._where(thread_id, ns, checkpoint_id))
         else:
-            q = q.where(C.tenant == self.tenant, C.thread_id == thread_id,
-                        C.checkpoint_ns == ns).order_by(
-                self.db.exact(C.checkpoint_id).desc()).limit(1)
+            q = (
+                q.where(C.tenant == self.tenant, C.thread_id == thread_id, C.checkpoint_ns == ns)
+                .order_by(self.db.exact(C.checkpoint_id).desc())
+                .limit(1)
+            )
         with self.db.read("reading a LangGraph checkpoint") as conn:
             row = conn.execute(q).first()
         return None if row is None else self._tuple(row)
 
-    def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
-             before: RunnableConfig | None = None, limit: int | None = None
-             ) -> Iterator[CheckpointTuple]:
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first (by checkpoint id): of ``config``'s thread (and namespace,
         when the config names one; every thread for ``None``), older than ``before``, whose
         metadata has every ``filter`` item, at most ``limit``."""
@@ -257,8 +319,11 @@ class VecmemSaver(BaseCheckpointSaver[str]):
                 q = q.where(C.checkpoint_id == checkpoint_id)
         if before is not None and (before_id := get_checkpoint_id(before)):
             q = q.where(self.db.exact(C.checkpoint_id) < before_id)
-        q = q.order_by(self.db.exact(C.checkpoint_id).desc(), self.db.exact(C.thread_id),
-                       self.db.exact(C.checkpoint_ns))
+        q = q.order_by(
+            self.db.exact(C.checkpoint_id).desc(),
+            self.db.exact(C.thread_id),
+            self.db.exact(C.checkpoint_ns),
+        )
         if limit is not None and not filter:
             q = q.limit(limit)
         with self.db.read("listing LangGraph checkpoints") as conn:
@@ -278,8 +343,13 @@ class VecmemSaver(BaseCheckpointSaver[str]):
                 yield tup
 
     # ----------------------------------------------------------------- writes
-    def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
-            new_versions: ChannelVersions) -> RunnableConfig:
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
         """Store ``checkpoint`` under ``config``'s thread and namespace; ``config``'s
         checkpoint id (if any) becomes its parent."""
         thread_id, ns = self._key(config)
@@ -290,36 +360,67 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         run_id = meta.get("run_id")
         with self.db.read("reading LangGraph checkpoint keys") as conn:
             ids = [checkpoint_id] + ([parent_id] if parent_id else [])
-            known = {r.checkpoint_id: r.record_id for r in conn.execute(
-                sa.select(C.checkpoint_id, C.record_id).where(
-                    C.tenant == self.tenant, C.thread_id == thread_id, C.checkpoint_ns == ns,
-                    C.checkpoint_id.in_(ids)))}
-        summary: dict[str, Any] = {"checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
-                   **{k: meta[k] for k in ("source", "step") if k in meta}}
+            known = {
+                r.checkpoint_id: r.record_id
+                for r in conn.execute(
+                    sa.select(C.checkpoint_id, C.record_id).where(
+                        C.tenant == self.tenant,
+                        C.thread_id == thread_id,
+                        C.checkpoint_ns == ns,
+                        C.checkpoint_id.in_(ids),
+                    )
+                )
+            }
+        summary: dict[str, Any] = {
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+            **{k: meta[k] for k in ("source", "step") if k in meta},
+        }
         parent_record = known.get(parent_id) if parent_id else None
         try:
-            info = self.store.save(thread_id, self._encode(checkpoint), metadata=summary,
-                                   parent_id=parent_record)
+            info = self.store.save(
+                thread_id, self._encode(checkpoint), metadata=summary, parent_id=parent_record
+            )
         except NotFoundError:  # the parent's record went away meanwhile
             info = self.store.save(thread_id, self._encode(checkpoint), metadata=summary)
-        row = {"tenant": self.tenant, "thread_id": thread_id, "checkpoint_ns": ns,
-               "checkpoint_id": checkpoint_id, "parent_checkpoint_id": parent_id,
-               "record_id": info.id, "run_id": str(run_id)[:MAX_KEY] if run_id else None,
-               "metadata": meta_json}
+        row = {
+            "tenant": self.tenant,
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+            "parent_checkpoint_id": parent_id,
+            "record_id": info.id,
+            "run_id": str(run_id)[:MAX_KEY] if run_id else None,
+            "metadata": meta_json,
+        }
         try:
             with self.db.write("saving a LangGraph checkpoint key") as conn:
-                self.db.upsert(conn, CHECKPOINTS, [row],
-                               keys=["tenant", "thread_id", "checkpoint_ns", "checkpoint_id"])
+                self.db.upsert(
+                    conn,
+                    CHECKPOINTS,
+                    [row],
+                    keys=["tenant", "thread_id", "checkpoint_ns", "checkpoint_id"],
+                )
         except BaseException:
             self._forget_records([info.id])
             raise
         if checkpoint_id in known:  # the same checkpoint put again: drop the old record
             self._forget_records([known[checkpoint_id]])
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns,
-                                 "checkpoint_id": checkpoint_id}}
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
 
-    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-                   task_id: str, task_path: str = "") -> None:
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
         """Store a task's pending writes for ``config``'s checkpoint. Writing the same
         ``(task_id, index)`` again keeps the first, except for the special channels (errors,
         interrupts, ...), which are overwritten."""
@@ -332,11 +433,19 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         regular: list[dict[str, Any]] = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            row = {"tenant": self.tenant, "thread_id": thread_id, "checkpoint_ns": ns,
-                   "checkpoint_id": checkpoint_id, "task_id": task_id, "idx": idx,
-                   "channel": channel, "task_path": task_path or "",
-                   "value": self._encode_write(value, self._aad(thread_id, ns, checkpoint_id,
-                                                                task_id, idx))}
+            row = {
+                "tenant": self.tenant,
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+                "task_id": task_id,
+                "idx": idx,
+                "channel": channel,
+                "task_path": task_path or "",
+                "value": self._encode_write(
+                    value, self._aad(thread_id, ns, checkpoint_id, task_id, idx)
+                ),
+            }
             (special if idx < 0 else regular).append(row)
         keys = ["tenant", "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"]
         with self.db.write("saving LangGraph pending writes") as conn:
@@ -357,21 +466,28 @@ class VecmemSaver(BaseCheckpointSaver[str]):
             return
         with self.db.write("deleting LangGraph checkpoints") as conn:
             for r in rows:
-                cond = [W.tenant == self.tenant, W.thread_id == r.thread_id,
-                        W.checkpoint_ns == r.checkpoint_ns, W.checkpoint_id == r.checkpoint_id]
+                cond = [
+                    W.tenant == self.tenant,
+                    W.thread_id == r.thread_id,
+                    W.checkpoint_ns == r.checkpoint_ns,
+                    W.checkpoint_id == r.checkpoint_id,
+                ]
                 conn.execute(sa.delete(WRITES).where(*cond))
-                conn.execute(sa.delete(CHECKPOINTS).where(
-                    self._where(r.thread_id, r.checkpoint_ns, r.checkpoint_id)))
+                conn.execute(
+                    sa.delete(CHECKPOINTS).where(
+                        self._where(r.thread_id, r.checkpoint_ns, r.checkpoint_id)
+                    )
+                )
         self._forget_records([r.record_id for r in rows])
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint (all namespaces) and pending write of a thread."""
         thread_id = _text("thread_id", thread_id, MAX_KEY)
         with self.db.write("deleting a LangGraph thread") as conn:
-            conn.execute(sa.delete(WRITES).where(W.tenant == self.tenant,
-                                                 W.thread_id == thread_id))
-            conn.execute(sa.delete(CHECKPOINTS).where(C.tenant == self.tenant,
-                                                      C.thread_id == thread_id))
+            conn.execute(sa.delete(WRITES).where(W.tenant == self.tenant, W.thread_id == thread_id))
+            conn.execute(
+                sa.delete(CHECKPOINTS).where(C.tenant == self.tenant, C.thread_id == thread_id)
+            )
         self.store.delete_thread(thread_id)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -380,8 +496,9 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         if not ids:
             return
         with self.db.read("finding LangGraph checkpoints by run") as conn:
-            rows = conn.execute(sa.select(*_ROW).where(
-                C.tenant == self.tenant, C.run_id.in_(ids))).all()
+            rows = conn.execute(
+                sa.select(*_ROW).where(C.tenant == self.tenant, C.run_id.in_(ids))
+            ).all()
         self._delete_keys(rows)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
@@ -389,55 +506,91 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         src = _text("source_thread_id", source_thread_id, MAX_KEY)
         dst = _text("target_thread_id", target_thread_id, MAX_KEY)
         with self.db.read("reading a LangGraph thread") as conn:
-            rows = conn.execute(sa.select(*_ROW, C.run_id).where(
-                C.tenant == self.tenant, C.thread_id == src).order_by(
-                self.db.exact(C.checkpoint_id))).all()
-            writes = conn.execute(sa.select(WRITES).where(
-                W.tenant == self.tenant, W.thread_id == src)).all()
+            rows = conn.execute(
+                sa.select(*_ROW, C.run_id)
+                .where(C.tenant == self.tenant, C.thread_id == src)
+                .order_by(self.db.exact(C.checkpoint_id))
+            ).all()
+            writes = conn.execute(
+                sa.select(WRITES).where(W.tenant == self.tenant, W.thread_id == src)
+            ).all()
         records: dict[tuple[str, str], str] = {}
         new_rows = []
         try:
             for r in rows:
                 old = self.store.get(r.record_id)
                 parent = records.get((r.checkpoint_ns, r.parent_checkpoint_id or ""))
-                info = self.store.save(dst, old.state, metadata=old.info.metadata,
-                                       parent_id=parent)
+                info = self.store.save(dst, old.state, metadata=old.info.metadata, parent_id=parent)
                 records[(r.checkpoint_ns, r.checkpoint_id)] = info.id
-                new_rows.append({"tenant": self.tenant, "thread_id": dst,
-                                 "checkpoint_ns": r.checkpoint_ns,
-                                 "checkpoint_id": r.checkpoint_id,
-                                 "parent_checkpoint_id": r.parent_checkpoint_id,
-                                 "record_id": info.id, "run_id": r.run_id,
-                                 "metadata": r.metadata})
-            new_writes = [{**w._asdict(), "thread_id": dst, "value": self.store.codec.encode(
-                self.store.codec.decode(bytes(w.value), aad=self._aad(
-                    src, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)),
-                aad=self._aad(dst, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx))[0]}
-                for w in writes]
+                new_rows.append(
+                    {
+                        "tenant": self.tenant,
+                        "thread_id": dst,
+                        "checkpoint_ns": r.checkpoint_ns,
+                        "checkpoint_id": r.checkpoint_id,
+                        "parent_checkpoint_id": r.parent_checkpoint_id,
+                        "record_id": info.id,
+                        "run_id": r.run_id,
+                        "metadata": r.metadata,
+                    }
+                )
+            new_writes = [
+                {
+                    **w._asdict(),
+                    "thread_id": dst,
+                    "value": self.store.codec.encode(
+                        self.store.codec.decode(
+                            bytes(w.value),
+                            aad=self._aad(src, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx),
+                        ),
+                        aad=self._aad(dst, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx),
+                    )[0],
+                }
+                for w in writes
+            ]
             with self.db.write("copying a LangGraph thread") as conn:
-                self.db.upsert(conn, CHECKPOINTS, new_rows,
-                               keys=["tenant", "thread_id", "checkpoint_ns", "checkpoint_id"])
-                self.db.upsert(conn, WRITES, new_writes, keys=[
-                    "tenant", "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"])
+                self.db.upsert(
+                    conn,
+                    CHECKPOINTS,
+                    new_rows,
+                    keys=["tenant", "thread_id", "checkpoint_ns", "checkpoint_id"],
+                )
+                self.db.upsert(
+                    conn,
+                    WRITES,
+                    new_writes,
+                    keys=[
+                        "tenant",
+                        "thread_id",
+                        "checkpoint_ns",
+                        "checkpoint_id",
+                        "task_id",
+                        "idx",
+                    ],
+                )
         except BaseException:
             self._forget_records(list(records.values()))
             raise
 
-    def prune(self, thread_ids: Sequence[str], *,
-              strategy: Literal["keep_latest", "delete"] | str = "keep_latest") -> None:
+    def prune(
+        self,
+        thread_ids: Sequence[str],
+        *,
+        strategy: Literal["keep_latest", "delete"] | str = "keep_latest",
+    ) -> None:
         """``"keep_latest"``: keep each namespace's newest checkpoint (with its writes) of the
         given threads; ``"delete"``: delete the threads."""
         if strategy not in ("keep_latest", "delete"):
-            raise InvalidInputError(
-                f"strategy must be 'keep_latest' or 'delete', got {strategy!r}")
+            raise InvalidInputError(f"strategy must be 'keep_latest' or 'delete', got {strategy!r}")
         for thread_id in thread_ids:
             if strategy == "delete":
                 self.delete_thread(thread_id)
                 continue
             tid = _text("thread_id", thread_id, MAX_KEY)
             with self.db.read("reading a LangGraph thread") as conn:
-                rows = conn.execute(sa.select(*_ROW).where(
-                    C.tenant == self.tenant, C.thread_id == tid)).all()
+                rows = conn.execute(
+                    sa.select(*_ROW).where(C.tenant == self.tenant, C.thread_id == tid)
+                ).all()
             newest: dict[str, str] = {}
             for r in rows:
                 if r.checkpoint_id > newest.get(r.checkpoint_ns, ""):
@@ -459,20 +612,36 @@ class VecmemSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await asyncio.to_thread(self.get_tuple, config)
 
-    async def alist(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
-                    before: RunnableConfig | None = None, limit: int | None = None
-                    ) -> AsyncIterator[CheckpointTuple]:
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
         items = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
         for item in items:
             yield item
 
-    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
-                   metadata: CheckpointMetadata, new_versions: ChannelVersions) -> RunnableConfig:
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
         return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
 
-    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-                          task_id: str, task_path: str = "") -> None:
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
         await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -484,6 +653,10 @@ class VecmemSaver(BaseCheckpointSaver[str]):
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
 
-    async def aprune(self, thread_ids: Sequence[str], *,
-                     strategy: Literal["keep_latest", "delete"] | str = "keep_latest") -> None:
+    async def aprune(
+        self,
+        thread_ids: Sequence[str],
+        *,
+        strategy: Literal["keep_latest", "delete"] | str = "keep_latest",
+    ) -> None:
         await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)

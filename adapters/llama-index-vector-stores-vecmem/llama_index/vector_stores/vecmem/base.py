@@ -349,7 +349,8 @@ class VecmemVectorStore(BasePydanticVectorStore):
         # VectorStoreIndex.as_retriever passes node_ids=[] for "no restriction"
         node_ids = list(query.node_ids) if query.node_ids else None
         if node_ids is not None and mode not in (
-            VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR
+            VectorStoreQueryMode.DEFAULT,
+            VectorStoreQueryMode.MMR,
         ):
             raise UnsupportedFilterError(f"node_ids cannot restrict a {mode.value!r} query")
         dim = len(query.query_embedding) if query.query_embedding is not None else None
@@ -358,8 +359,11 @@ class VecmemVectorStore(BasePydanticVectorStore):
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         if mode is VectorStoreQueryMode.DEFAULT:
             qv = self._vector(query, mode)
-            hits = (self._exact(mem, qv, node_ids, flt, k) if node_ids is not None
-                    else mem.search_by_vector(qv, k, filter=flt))
+            hits = (
+                self._exact(mem, qv, node_ids, flt, k)
+                if node_ids is not None
+                else mem.search_by_vector(qv, k, filter=flt)
+            )
         elif mode is VectorStoreQueryMode.HYBRID:
             qv = self._vector(query, mode)
             if not query.query_str:
@@ -367,19 +371,31 @@ class VecmemVectorStore(BasePydanticVectorStore):
             fusion = Fusion(method="convex", alpha=query.alpha) if query.alpha is not None else None
             top = query.hybrid_top_k or k
             candidates = max(top, k, query.sparse_top_k) if query.sparse_top_k else None
-            hits = mem.search(query.query_str, top, mode="hybrid", filter=flt, vector=qv,
-                              fusion=fusion, candidates=candidates, rerank=False)
+            hits = mem.search(
+                query.query_str,
+                top,
+                mode="hybrid",
+                filter=flt,
+                vector=qv,
+                fusion=fusion,
+                candidates=candidates,
+                rerank=False,
+            )
         elif mode in _TEXT_MODES:
             if not query.query_str:
                 raise InvalidInputError(f"a {mode.value!r} query needs query_str")
-            hits = mem.search(query.query_str, query.sparse_top_k or k, mode="keyword",
-                              filter=flt, rerank=False)
+            hits = mem.search(
+                query.query_str, query.sparse_top_k or k, mode="keyword", filter=flt, rerank=False
+            )
         elif mode is VectorStoreQueryMode.MMR:
             qv = self._vector(query, mode)
             reranker = MMRReranker(0.5 if query.mmr_threshold is None else query.mmr_threshold)
             fetch = int(prefetch_k or max(k, round(k * float(prefetch_factor or 4.0))))
-            cands = (self._exact(mem, qv, node_ids, flt, fetch) if node_ids is not None
-                     else mem.search_by_vector(qv, fetch, filter=flt))
+            cands = (
+                self._exact(mem, qv, node_ids, flt, fetch)
+                if node_ids is not None
+                else mem.search_by_vector(qv, fetch, filter=flt)
+            )
             hits = []
             if cands:
                 vectors = mem.store.get_vectors([h.id for h in cands])
