@@ -12,7 +12,7 @@ pytest.importorskip(
     "milvus_lite", reason="milvus-lite is not installed (pip install 'vecmem[milvus]')"
 )
 
-from vecmem.errors import ConfigurationError
+from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import parse_filter
 from vecmem.stores import open_store
 from vecmem.stores.milvus import Milvus, to_expr
@@ -119,3 +119,19 @@ class TestMilvusLiteHostile(HostileInputSuite):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return lambda: Milvus(str(tmp_path / "milvus.db"), collection="hostile")
+
+
+@pytest.mark.parametrize("doc_id", ['"', 'say "hi"', "back\\slash"])
+def test_ids_milvus_cannot_page_past_are_refused_before_writing(
+    tmp_path: Path, doc_id: str
+) -> None:
+    """pymilvus pages scans with an unescaped `id > "<last id>"`: an id holding a quote or a
+    backslash would break every later scan of the collection, so it is refused, store unchanged."""
+    store = Milvus(str(tmp_path / "m.db"))
+    store.connect(SPACE)
+    store.upsert(make_chunks(3), unit_vectors(3))
+    with pytest.raises(InvalidInputError, match="quote or backslash"):
+        store.upsert([Chunk.create(doc_id, 0, "text")], unit_vectors(1))
+    assert store.count() == 3
+    assert len(store.get_by_document(["doc1"])) == 1
+    store.close()

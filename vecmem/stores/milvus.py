@@ -231,6 +231,14 @@ class Milvus(StoreKit):
             text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+        if '"' in c.id or "\\" in c.id:
+            # pymilvus's query_iterator pages with `id > "<last id>"` unescaped, so an id holding
+            # a quote or backslash breaks every later scan (count by filter, delete, get by
+            # document): refused here, before anything is written
+            raise InvalidInputError(
+                f"chunk id {c.id!r} holds a double quote or backslash, which Milvus's paging "
+                "cannot carry; use other characters in ids and document ids on Milvus"
+            )
         for what, value in (
             ("id", c.id),
             ("document id", c.document_id),
