@@ -85,8 +85,7 @@ class Knowledge:
             if result is not None:
                 files.merge(result)
             result = files
-        assert result is not None
-        return result
+        return result if result is not None else AddResult()  # empty text= or documents=
 
     add_content = insert  # agno's name for the same call
 

@@ -114,7 +114,8 @@ class LangChain(BridgeStore):
 
     def _add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         docs = require("langchain_core.documents", "langchain")
-        assert self._emb is not None
+        if self._emb is None:
+            raise ConfigurationError("the LangChain store is used before connect(space)")
         self._emb.hand(vectors)
         self._wrapped.add_documents(
             [
