@@ -22,8 +22,9 @@ yet are searched exactly), the time until the graph holds every row is given too
 keyword / hybrid latency over the queries (the fastest of two passes; the graph complete), and
 for vecmem's HNSW, recall@10 against its own exact search.
 
-BLAS runs on one thread in every process: vecmem's own policy for a query's matrix-vector
-product (see ``vecmem._blas``), and the baseline's floor too: with OpenBLAS's two threads its
+BLAS runs on one thread in every process: vecmem computes a query's matrix-vector product on the
+calling thread without BLAS (see ``vecmem._matvec``), and this is the baseline's floor too: with
+OpenBLAS's two threads its
 hybrid p50 at 10k was 22 ms against 0.5 ms for the vector leg alone (the BLAS threads spin on
 both cores while bm25s scores).
 """

@@ -29,10 +29,9 @@ def _is_loopback(host: str) -> bool:
 
 def one_blas_thread() -> None:
     """Set BLAS to one thread for the whole process. A server answers many requests at once, so
-    its parallelism comes from requests; with BLAS threads left on, the per-query switch to one
-    thread and back (:mod:`vecmem._blas`, process-global) thrashes when threads overlap:
-    measured here, 32 threads searching the embedded store in-process did 26 searches/s with
-    OpenBLAS's threads against 296/s with one."""
+    its parallelism comes from requests. A search's own scan never uses BLAS
+    (:mod:`vecmem._matvec`); this keeps the rest of a request's numpy work (vector rerankers,
+    agent-memory scoring) from spinning BLAS threads on cores the other requests need."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from vecmem._matvec import matvec
 from vecmem._sqlite import sql_error as _sql_error
 from vecmem.errors import (
     BackendError,
@@ -753,7 +754,7 @@ class EmbeddedStore(MemoryStore):
         if allowed is not None:
             tail = tail[allowed[upto:n]]
         cand = np.concatenate((keys[:k], tail))
-        return _best(cand, self._vectors[cand] @ q, k)  # exact similarities
+        return _best(cand, matvec(self._vectors[cand], q), k)  # exact similarities
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:

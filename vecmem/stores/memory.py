@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmem._blas import single_threaded_blas
+from vecmem._matvec import matvec
 from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.filters import And, Cond, Filter, Not, _eq
@@ -371,11 +371,14 @@ class MemoryStore:
         n = self._next_slot
         if mask is None and len(self._slot_of) < n:  # some slots are dead
             mask = self._live.view()
-        with single_threaded_blas():
-            if mask is None:
-                return _best(None, self._vectors[:n] @ q, k)
-            cand = np.flatnonzero(mask)
-            sims = self._vectors[cand] @ q if len(cand) < n // 2 else (self._vectors[:n] @ q)[cand]
+        if mask is None:
+            return _best(None, matvec(self._vectors[:n], q), k)
+        cand = np.flatnonzero(mask)
+        sims = (
+            matvec(self._vectors[cand], q)
+            if len(cand) < n // 2
+            else matvec(self._vectors[:n], q)[cand]
+        )
         return _best(cand, sims, k)
 
     def _keyword_top(
