@@ -5,7 +5,9 @@ offset) / ``read_range`` / ``list`` / ``delete`` / ``exists``, change subscripti
 scopes. Backends: :class:`MemoryKnowledgeStore`, :class:`SQLKnowledgeStore` (SQLite,
 PostgreSQL, MySQL/MariaDB), :class:`DiskKnowledgeStore` (human-readable files, real change
 events) and :class:`RedisKnowledgeStore`; wrappers :class:`LockedKnowledgeStore` and
-:class:`LoggedKnowledgeStore`; :class:`EventLog` writes and replays JSONL events. Create a
+:class:`LoggedKnowledgeStore` (cross-process locks :class:`RedisLock` and
+:class:`PostgresAdvisoryLock`); :class:`DefaultBootstrap` / :func:`bootstrap_once` lay out a new
+store as AG2 does; :class:`EventLog` writes and replays JSONL events. Create a
 store by name or URL through :data:`vecmem.registry.FILE_STORES`:
 
 >>> from vecmem.registry import FILE_STORES
@@ -21,6 +23,12 @@ from typing import Any
 
 from vecmem.errors import ConfigurationError
 from vecmem.knowledge_fs.base import ChangeEvent, KnowledgeStore, Subscription
+from vecmem.knowledge_fs.bootstrap import (
+    Bootstrap,
+    DefaultBootstrap,
+    LayoutBootstrap,
+    bootstrap_once,
+)
 from vecmem.knowledge_fs.events import Event, EventLog, LoggedKnowledgeStore
 from vecmem.knowledge_fs.locked import LocalLock, Lock, LockedKnowledgeStore
 from vecmem.knowledge_fs.memory import MemoryKnowledgeStore
@@ -36,6 +44,10 @@ def __getattr__(name: str) -> Any:  # backends with heavier imports load on firs
         from vecmem.knowledge_fs.disk import DiskKnowledgeStore
 
         return DiskKnowledgeStore
+    if name in ("RedisLock", "PostgresAdvisoryLock"):
+        from vecmem.knowledge_fs import locks
+
+        return getattr(locks, name)
     if name == "RedisKnowledgeStore":
         from vecmem.knowledge_fs.redis import RedisKnowledgeStore
 
@@ -89,17 +101,23 @@ FILE_STORES.register("disk", _disk, aliases=("file",))
 FILE_STORES.register("redis", _redis, aliases=("rediss",))
 
 __all__ = [
+    "Bootstrap",
     "ChangeEvent",
+    "DefaultBootstrap",
     "DiskKnowledgeStore",
     "Event",
     "EventLog",
     "KnowledgeStore",
+    "LayoutBootstrap",
     "LocalLock",
     "Lock",
     "LockedKnowledgeStore",
     "LoggedKnowledgeStore",
     "MemoryKnowledgeStore",
+    "PostgresAdvisoryLock",
     "RedisKnowledgeStore",
+    "RedisLock",
     "SQLKnowledgeStore",
     "Subscription",
+    "bootstrap_once",
 ]

@@ -17,12 +17,15 @@ import pytest
 
 from vecmem.errors import InvalidInputError, NotFoundError, StoreLockedError
 from vecmem.knowledge_fs import (
+    DefaultBootstrap,
     Event,
     EventLog,
     KnowledgeStore,
+    LayoutBootstrap,
     LocalLock,
     LockedKnowledgeStore,
     Subscription,
+    bootstrap_once,
 )
 from vecmem.testing.tenancy import KnowledgeTenancySuite
 
@@ -300,3 +303,66 @@ class KnowledgeStoreSuite(KnowledgeTenancySuite):
         assert store.list("/") == ["a.md", "bin"]
         kept = [e for e in log if not e.known]
         assert kept[0].type == "x-future-type" and kept[0].extra == {"payload": {"k": [1, 2]}}
+
+    def test_default_bootstrap_runs_once(self, store: KnowledgeStore) -> None:
+        assert bootstrap_once(store, "alice") is True
+        assert store.list("/") == [".initialized", "SKILL.md", "artifacts/", "log/", "memory/"]
+        for folder in ("/log", "/artifacts", "/memory"):
+            assert store.list(folder) == ["SKILL.md"]
+        root = store.read("/SKILL.md").decode()
+        assert root.startswith("# alice Knowledge Store") and "`knowledge` tool" in root
+        store.write("/SKILL.md", "edited by the agent")
+        assert bootstrap_once(store, "alice") is False
+        assert bootstrap_once(store, "bob") is False  # one bootstrap per store (per actor)
+        assert store.read("/SKILL.md") == b"edited by the agent"
+        assert store.read("/.initialized") == b"alice"
+
+    def test_bootstrap_claims_once_among_threads(self, store: KnowledgeStore) -> None:
+        calls: list[str] = []
+        guard = threading.Lock()
+
+        class Counting(DefaultBootstrap):
+            def bootstrap(self, store: KnowledgeStore, actor: str) -> None:
+                with guard:
+                    calls.append(actor)
+                super().bootstrap(store, actor)
+
+        results: list[bool] = []
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(bootstrap_once(store, "a", bootstrap=Counting()))
+            )
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False] * 5 + [True] and calls == ["a"]
+
+    def test_custom_layout_and_failed_bootstrap(self, store: KnowledgeStore) -> None:
+        class Broken:
+            def bootstrap(self, store: KnowledgeStore, actor: str) -> None:
+                store.write("/half.md", "x")
+                raise OSError("disk gone")
+
+        with pytest.raises(OSError):
+            bootstrap_once(store, "carol", bootstrap=Broken())
+        assert not store.exists("/.initialized")  # the next run tries again
+        layout = LayoutBootstrap({"/SKILL.md": "# {actor} {keep}", "/plans/SKILL.md": "Plans"})
+        assert bootstrap_once(store, "carol", bootstrap=layout) is True
+        assert store.read("/SKILL.md") == b"# carol {keep}"
+        assert store.read("/plans/SKILL.md") == b"Plans"
+        no_tool = DefaultBootstrap(mention_tool=False).files("x")["/SKILL.md"]
+        assert "`knowledge` tool" not in no_tool and "no tool exposed" in no_tool
+
+    def test_bootstrap_rejects_bad_input(self, store: KnowledgeStore) -> None:
+        for actor in ["", "  ", "a\nb", "x" * 256, None, 5]:
+            with pytest.raises(InvalidInputError):
+                bootstrap_once(store, actor)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            bootstrap_once(store, "a", bootstrap=object())  # type: ignore[arg-type]
+        for files in [{}, {"relative": "x"}, {"/.initialized": "x"}, {"/a": 5}]:
+            with pytest.raises(InvalidInputError):
+                LayoutBootstrap(files)  # type: ignore[arg-type]
+        assert store.list("/") == []

@@ -83,6 +83,27 @@ def test_default_bootstrap_lays_out_the_store_once(open_store: Opener) -> None:
     asyncio.run(check())
 
 
+def test_vecmem_bootstrap_writes_what_ag2_writes_and_ag2_skips_it(open_store: Opener) -> None:
+    """vecmem's DefaultBootstrap (sync, no AG2 needed) lays out exactly AG2's files, and its
+    sentinel is AG2's: an agent-style check (`exists('/.initialized')`) then skips AG2's own."""
+    from vecmem.knowledge_fs import DefaultBootstrap as VecmemBootstrap
+    from vecmem.knowledge_fs import bootstrap_once
+
+    theirs, ours = (
+        open_store(),
+        VecmemKnowledgeStore(open_store().store.with_tenant(f"o{uuid.uuid4().hex[:10]}")),
+    )
+    for mention_tool in (True, False):
+        asyncio.run(DefaultBootstrap(mention_tool=mention_tool).bootstrap(theirs, "alice"))
+        files = VecmemBootstrap(mention_tool=mention_tool).files("alice")
+
+        for path, text in files.items():
+            assert asyncio.run(theirs.read(path)) == text
+    assert bootstrap_once(ours.store, "alice") is True
+    assert asyncio.run(ours.exists("/.initialized"))  # AG2's agent skips its bootstrap
+    assert asyncio.run(ours.read("/.initialized")) == "alice"
+
+
 def test_event_log_writer_round_trips_events(open_store: Opener) -> None:
     stream = uuid.uuid4()
     asked, dropped = HumanMessage(content="what is vecmem?"), HumanMessage(content="earlier turn")
