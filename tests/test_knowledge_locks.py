@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vecmem.testing.locks import LockSpec, LockSuite
+from vecmem.testing import LockSuite
+from vecmem.testing.locks import LockSpec
 
 
 @pytest.mark.server

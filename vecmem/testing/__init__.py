@@ -17,6 +17,7 @@ suite                          for
 :class:`ConversationStoreSuite` conversation stores
 :class:`CheckpointStoreSuite`  checkpoint stores
 :class:`FileStoreSuite`        path-based file stores (also ``KnowledgeStoreSuite``, its 0.1 name)
+:class:`LockSuite`             cross-process locks, with real worker processes
 ``*TenancySuite``              tenant isolation alone (inherited by the four suites above);
                                :class:`AgentMemoryTenancySuite`: the factory returns an AgentMemory
 =============================  ===============================================================
@@ -41,6 +42,7 @@ SUITES = (
     "state",
     "checkpoints",
     "knowledge_fs",
+    "locks",
     "tenancy",
     "_factory",
 )
@@ -61,6 +63,7 @@ _LAZY = {
     "CheckpointStoreSuite": ("vecmem.testing.checkpoints", "CheckpointStoreSuite"),
     "FileStoreSuite": ("vecmem.testing.knowledge_fs", "KnowledgeStoreSuite"),
     "KnowledgeStoreSuite": ("vecmem.testing.knowledge_fs", "KnowledgeStoreSuite"),
+    "LockSuite": ("vecmem.testing.locks", "LockSuite"),
     "KnowledgeTenancySuite": ("vecmem.testing.tenancy", "KnowledgeTenancySuite"),
     "ConversationTenancySuite": ("vecmem.testing.tenancy", "ConversationTenancySuite"),
     "StateTenancySuite": ("vecmem.testing.tenancy", "StateTenancySuite"),
