@@ -117,3 +117,56 @@ def test_corrupted_row_in_sqlite_raises_integrity_error(tmp_path: Any) -> None:
 def test_open_checkpoints_rejects_unknown_schemes() -> None:
     with pytest.raises(ConfigurationError):
         open_checkpoints("redis://localhost")
+
+
+def _old_schema_db(url: str) -> None:
+    """A database as 0.1 left it: checkpoints without the ``failed`` column, schema version 1."""
+    import sqlalchemy as sa
+
+    store = open_checkpoints(url, tenant="old")
+    store.save("th", {"i": 0}, tags=["v1"])
+    store.save("th", {"i": 1})
+    store.close()
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE vecmem_checkpoints DROP COLUMN failed")
+        conn.exec_driver_sql("UPDATE vecmem_schema SET version = 1 WHERE component = 'checkpoints'")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/old.db"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("postgres_url")
+    name = f"ck_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+def test_old_checkpoint_tables_gain_the_failed_flag(fresh_db_url: str) -> None:
+    _old_schema_db(fresh_db_url)
+    store = open_checkpoints(fresh_db_url, tenant="old")
+    try:
+        old = store.history("th")
+        assert [i.failed for i in old] == [False, False] and old[1].tags == ("v1",)
+        assert store.get(old[0].id).state == {"i": 1}
+        bad = store.save("th", {"i": 2}, failed=True)
+        assert [i.id for i in store.find(failed=True)] == [bad.id]
+        assert store.prune(thread_id="th", keep_last=1, keep_failed=True) == 2
+        assert [i.id for i in store.history("th")] == [bad.id]
+        assert store.db.schema_version("checkpoints") == 2
+    finally:
+        store.close()

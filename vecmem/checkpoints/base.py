@@ -23,7 +23,8 @@ DAY = 86400.0
 @dataclass(frozen=True)
 class CheckpointInfo:
     """A checkpoint without its state. ``size`` is the state's JSON size, ``stored_size`` the
-    bytes at rest (after compression and encryption); ``seq`` its position in the thread."""
+    bytes at rest (after compression and encryption); ``seq`` its position in the thread;
+    ``failed``: saved as the state of a failed step (``save(..., failed=True)``)."""
 
     id: str
     thread_id: str
@@ -34,6 +35,7 @@ class CheckpointInfo:
     tags: tuple[str, ...] = ()
     size: int = 0
     stored_size: int = 0
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,12 @@ class Checkpoint:
 @dataclass(frozen=True)
 class Retention:
     """Which checkpoints to keep: the last ``keep_last`` of each thread, or those younger than
-    ``max_age_days`` (either is enough to keep one). The newest of a thread is always kept."""
+    ``max_age_days`` (either is enough to keep one), and with ``keep_failed`` every failed one
+    (kept for post-mortems). The newest of a thread is always kept."""
 
     keep_last: int | None = None
     max_age_days: float | None = None
+    keep_failed: bool = False
 
     def __post_init__(self) -> None:
         if self.keep_last is None and self.max_age_days is None:
@@ -69,6 +73,42 @@ class Retention:
             raise InvalidInputError(f"keep_last must be an int >= 1, got {self.keep_last!r}")
         if self.max_age_days is not None and not self.max_age_days >= 0:
             raise InvalidInputError(f"max_age_days must be >= 0, got {self.max_age_days!r}")
+        if not isinstance(self.keep_failed, bool):
+            raise InvalidInputError(f"keep_failed must be a bool, got {self.keep_failed!r}")
+
+
+StateMatcher = Mapping[str, Any] | Callable[[Any], bool]
+"""``with_state_matching``: a mapping the state must contain (nested mappings are matched the
+same way, other values must be equal and of the same JSON type), or a predicate on the state."""
+
+
+def state_matches(state: Any, pattern: Any) -> bool:
+    """True if ``state`` contains ``pattern``: every key of a mapping pattern is in the state
+    and matches recursively; anything else must be equal (``1`` does not match ``True`` or
+    ``1.0``; lists must be equal as a whole).
+
+    >>> state_matches({"status": "failed", "user": {"id": 7, "n": 1}}, {"user": {"id": 7}})
+    True
+    >>> state_matches({"n": 1}, {"n": True}), state_matches({"n": [1, 2]}, {"n": [1]})
+    (False, False)
+    """
+    if isinstance(pattern, Mapping):
+        return isinstance(state, Mapping) and all(
+            k in state and state_matches(state[k], v) for k, v in pattern.items()
+        )
+    return type(state) is type(pattern) and state == pattern
+
+
+def _check_matcher(matcher: Any) -> StateMatcher | None:
+    if matcher is None or callable(matcher):
+        return matcher  # type: ignore[no-any-return]
+    if isinstance(matcher, Mapping):
+        if not matcher:
+            raise InvalidInputError("with_state_matching must not be an empty mapping")
+        return matcher
+    raise InvalidInputError(
+        f"with_state_matching must be a mapping or a callable, got {type(matcher).__name__}"
+    )
 
 
 @dataclass(frozen=True)
@@ -210,14 +250,17 @@ class CheckpointStoreBase:
         parent_id: str | None,
         parent_latest: bool,
         new_thread: bool,
+        failed: bool = False,
     ) -> CheckpointInfo:
         check_name("thread_id", thread_id)
+        if not isinstance(failed, bool):
+            raise InvalidInputError(f"failed must be a bool, got {failed!r}")
         meta = check_metadata(metadata)
         tag_set = check_tags(tags)
         cid = uuid.uuid4().hex
         blob, size = self.codec.encode(state, aad=self._aad(cid))
         info = CheckpointInfo(
-            cid, thread_id, -1, self.clock(), parent_id, meta, tag_set, size, len(blob)
+            cid, thread_id, -1, self.clock(), parent_id, meta, tag_set, size, len(blob), failed
         )
         saved = self._append(info, blob, parent_latest=parent_latest, new_thread=new_thread)
         if self.retention is not None:
@@ -225,6 +268,7 @@ class CheckpointStoreBase:
                 thread_id=thread_id,
                 keep_last=self.retention.keep_last,
                 max_age_days=self.retention.max_age_days,
+                keep_failed=self.retention.keep_failed,
             )
         return saved
 
@@ -236,9 +280,11 @@ class CheckpointStoreBase:
         metadata: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         parent_id: str | None = None,
+        failed: bool = False,
     ) -> CheckpointInfo:
         """Save ``state`` (JSON-able) as the thread's newest checkpoint; its parent is
-        ``parent_id`` or else the thread's previous latest."""
+        ``parent_id`` or else the thread's previous latest. ``failed=True`` marks the state of
+        a step that failed (see ``Retention(keep_failed=True)`` and ``find(failed=...)``)."""
         if parent_id is not None:
             self.info(parent_id)
         return self._store(
@@ -249,6 +295,7 @@ class CheckpointStoreBase:
             parent_id=parent_id,
             parent_latest=parent_id is None,
             new_thread=False,
+            failed=failed,
         )
 
     def info(self, checkpoint_id: str) -> CheckpointInfo:
@@ -277,14 +324,22 @@ class CheckpointStoreBase:
         return self.get(cid)
 
     def history(
-        self, thread_id: str, *, limit: int | None = None, offset: int = 0
+        self,
+        thread_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        include_failed: bool = True,
     ) -> list[CheckpointInfo]:
-        """The thread's checkpoints, newest first."""
+        """The thread's checkpoints, newest first (without the failed ones when
+        ``include_failed=False``)."""
         check_name("thread_id", thread_id)
-        _check_page(limit, offset)
-        return self._list(
-            thread_id=thread_id, tags=(), since=None, until=None, limit=limit, offset=offset
-        )
+        if include_failed:
+            _check_page(limit, offset)
+            return self._list(
+                thread_id=thread_id, tags=(), since=None, until=None, limit=limit, offset=offset
+            )
+        return self.find(thread_id=thread_id, failed=False, limit=limit, offset=offset)
 
     def find(
         self,
@@ -293,22 +348,87 @@ class CheckpointStoreBase:
         tags: Sequence[str] = (),
         since: float | None = None,
         until: float | None = None,
+        failed: bool | None = None,
+        with_state_matching: StateMatcher | None = None,
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[CheckpointInfo]:
-        """Checkpoints with every tag in ``tags`` and ``since <= created_at < until``, newest
-        first."""
+        """Checkpoints with every tag in ``tags``, ``since <= created_at < until``, failed or
+        not (``failed``: None for both) and whose state matches ``with_state_matching`` (see
+        :func:`state_matches`; states are decoded to check, so narrow by thread, tags or time
+        first on large stores), newest first.
+
+        >>> from vecmem.checkpoints import MemoryCheckpointStore
+        >>> store = MemoryCheckpointStore()
+        >>> done = store.save("t", {"status": "completed", "n": 2})
+        >>> _ = store.save("t", {"status": "running"})
+        >>> [i.id for i in store.find(with_state_matching={"status": "completed"})] == [done.id]
+        True
+        """
         if thread_id is not None:
             check_name("thread_id", thread_id)
         _check_page(limit, offset)
-        return self._list(
+        if failed is not None and not isinstance(failed, bool):
+            raise InvalidInputError(f"failed must be a bool or None, got {failed!r}")
+        matcher = _check_matcher(with_state_matching)
+        tag_set = check_tags(tags)
+        if failed is None and matcher is None:
+            return self._list(
+                thread_id=thread_id,
+                tags=tag_set,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+        candidates = self._list(
+            thread_id=thread_id, tags=tag_set, since=since, until=until, limit=None, offset=0
+        )
+        out: list[CheckpointInfo] = []
+        skip = offset
+        for info in candidates:
+            if limit is not None and len(out) >= limit:
+                break
+            if failed is not None and info.failed != failed:
+                continue
+            if matcher is not None and not self._matches(info.id, matcher):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            out.append(info)
+        return out
+
+    def _matches(self, checkpoint_id: str, matcher: StateMatcher) -> bool:
+        try:
+            state = self.get(checkpoint_id).state
+        except NotFoundError:  # deleted meanwhile
+            return False
+        if isinstance(matcher, Mapping):
+            return state_matches(state, matcher)
+        return bool(matcher(state))
+
+    def find_checkpoint(
+        self,
+        *,
+        thread_id: str | None = None,
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+        failed: bool | None = None,
+        with_state_matching: StateMatcher | None = None,
+    ) -> Checkpoint | None:
+        """The newest checkpoint :meth:`find` would list first, with its state; None if none."""
+        found = self.find(
             thread_id=thread_id,
-            tags=check_tags(tags),
+            tags=tags,
             since=since,
             until=until,
-            limit=limit,
-            offset=offset,
+            failed=failed,
+            with_state_matching=with_state_matching,
+            limit=1,
         )
+        return self.get(found[0].id) if found else None
 
     def threads(self) -> list[str]:
         """Sorted ids of the threads that have checkpoints."""
@@ -368,14 +488,16 @@ class CheckpointStoreBase:
         thread_id: str | None = None,
         keep_last: int | None = None,
         max_age_days: float | None = None,
+        keep_failed: bool = False,
         now: float | None = None,
     ) -> int:
         """Apply a retention policy to one thread (or all); never deletes a thread's newest.
 
         Keeps the last ``keep_last`` of each thread, or those younger than ``max_age_days``
-        as of ``now`` (default: the clock). Returns how many checkpoints were deleted.
+        as of ``now`` (default: the clock), and with ``keep_failed`` every failed checkpoint.
+        Returns how many checkpoints were deleted.
         """
-        policy = Retention(keep_last, max_age_days)
+        policy = Retention(keep_last, max_age_days, keep_failed)
         if thread_id is not None:
             check_name("thread_id", thread_id)
         cutoff = (
@@ -397,6 +519,7 @@ class CheckpointStoreBase:
                     rank == 0
                     or (policy.keep_last is not None and rank < policy.keep_last)
                     or (cutoff is not None and info.created_at >= cutoff)
+                    or (policy.keep_failed and info.failed)
                 )
                 if not keep:
                     doomed.append(info.id)
@@ -429,5 +552,7 @@ __all__ = [
     "CheckpointStoreBase",
     "Retention",
     "StateDiff",
+    "StateMatcher",
     "diff_states",
+    "state_matches",
 ]

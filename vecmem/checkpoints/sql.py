@@ -1,7 +1,8 @@
 """Checkpoints on the shared relational database (SQLite, PostgreSQL, MySQL/MariaDB).
 
 Table ``vecmem_checkpoints`` holds one row per checkpoint (state encoded by the codec, as a
-blob) with a unique ``(tenant, thread_id, seq)``; ``vecmem_checkpoint_tags`` indexes tags.
+blob) with a unique ``(tenant, thread_id, seq)`` and a ``failed`` flag (added by migration 2);
+``vecmem_checkpoint_tags`` indexes tags.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CHECKPOINTS = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("stored_size", sa.BigInteger, nullable=False),
     sa.Column("state", Blob, nullable=False),
+    sa.Column("failed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("tenant", "thread_id", "seq", name="uq_vecmem_checkpoints_seq"),
     sa.Index("ix_vecmem_checkpoints_created", "tenant", "created_at"),
 )
@@ -46,9 +48,22 @@ TAGS = sa.Table(
     sa.Column("tag", Key(128), primary_key=True),
     sa.Index("ix_vecmem_checkpoint_tags_tag", "tenant", "tag"),
 )
-MIGRATIONS = [Migration("create checkpoint tables", lambda m: m.create_tables(CHECKPOINTS, TAGS))]
+MIGRATIONS = [
+    Migration("create checkpoint tables", lambda m: m.create_tables(CHECKPOINTS, TAGS)),
+    Migration("failed checkpoints", lambda m: m.add_column(CHECKPOINTS, "failed")),
+]
 C, T = CHECKPOINTS.c, TAGS.c
-_INFO = [C.id, C.thread_id, C.seq, C.created_at, C.parent_id, C.metadata, C.size, C.stored_size]
+_INFO = [
+    C.id,
+    C.thread_id,
+    C.seq,
+    C.created_at,
+    C.parent_id,
+    C.metadata,
+    C.size,
+    C.stored_size,
+    C.failed,
+]
 
 
 class SQLCheckpointStore(CheckpointStoreBase):
@@ -98,6 +113,7 @@ class SQLCheckpointStore(CheckpointStoreBase):
             tuple(sorted(tags)),
             row.size,
             row.stored_size,
+            bool(row.failed),
         )
 
     def _tags_of(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -141,6 +157,7 @@ class SQLCheckpointStore(CheckpointStoreBase):
                     size=saved.size,
                     stored_size=saved.stored_size,
                     state=blob,
+                    failed=saved.failed,
                 )
             )
             if saved.tags:

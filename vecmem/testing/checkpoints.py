@@ -169,6 +169,65 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
         ids = [kept.save("th", {"i": i}).id for i in range(4)]
         assert [c.id for c in kept.history("th")] == [ids[3], ids[2]]
 
+    def test_find_with_state_matching(self, store: CheckpointStoreBase) -> None:
+        a = store.save("th", {"status": "completed", "user": {"id": 7, "name": "a"}, "n": 1})
+        _tick()  # distinct times: find() lists across threads by time
+        b = store.save("th", {"status": "running", "user": {"id": 7}, "n": True})
+        _tick()
+        c = store.save("other", {"status": "completed", "user": {"id": 8}, "n": 1.0}, tags=["x"])
+        _tick()
+        d = store.save("th", {"status": "completed", "user": {"id": 7}, "n": [1, 2]})
+
+        def ids(**kw: Any) -> list[str]:
+            return [i.id for i in store.find(**kw)]
+
+        assert ids(with_state_matching={"status": "completed"}) == [d.id, c.id, a.id]
+        assert ids(with_state_matching={"status": "completed"}, limit=1, offset=1) == [c.id]
+        assert ids(thread_id="th", with_state_matching={"user": {"id": 7}}) == [d.id, b.id, a.id]
+        assert ids(with_state_matching={"n": 1}) == [a.id]  # not True, not 1.0
+        assert ids(with_state_matching={"n": [1]}) == []  # lists match whole
+        assert ids(with_state_matching={"user": {"id": 8}}, tags=["x"]) == [c.id]
+        assert ids(with_state_matching={"missing": None}) == []
+        assert ids(with_state_matching=lambda s: s["n"] == [1, 2]) == [d.id]
+        found = store.find_checkpoint(thread_id="th", with_state_matching={"status": "completed"})
+        assert found is not None and found.id == d.id and found.state["n"] == [1, 2]
+        assert store.find_checkpoint(with_state_matching={"status": "nope"}) is None
+        for bad in [{}, "completed", 5]:
+            with pytest.raises(InvalidInputError):
+                store.find(with_state_matching=bad)  # type: ignore[arg-type]
+
+    def test_state_matching_on_encrypted_states(self, store: CheckpointStoreBase) -> None:
+        keyed = store.with_key(generate_key())
+        ck = keyed.save("th", {"secret": "yes"})
+        keyed.save("th", {"secret": "no"})
+        assert [i.id for i in keyed.find(with_state_matching={"secret": "yes"})] == [ck.id]
+
+    def test_failed_checkpoints_kept_under_retention(self, store: CheckpointStoreBase) -> None:
+        ok = [store.save("th", {"i": i}).id for i in range(2)]
+        bad = store.save("th", {"i": 2, "error": "boom"}, failed=True)
+        assert bad.failed and not store.info(ok[0]).failed and store.info(bad.id).failed
+        more = [store.save("th", {"i": i}).id for i in range(3, 6)]
+        assert [i.id for i in store.find(failed=True)] == [bad.id]
+        assert [i.id for i in store.history("th", include_failed=False)] == (ok + more)[::-1]
+        assert len(store.history("th")) == 6
+        assert store.prune(thread_id="th", keep_last=1, keep_failed=True) == 4
+        assert [i.id for i in store.history("th")] == [more[-1], bad.id]
+        assert store.get(bad.id).state == {"i": 2, "error": "boom"}
+        kept = store._clone(
+            {**store._options, "retention": Retention(keep_last=1, keep_failed=True)}
+        )
+        f2 = kept.save("t2", {}, failed=True).id
+        last = [kept.save("t2", {"k": k}).id for k in range(3)][-1]
+        assert [i.id for i in kept.history("t2")] == [last, f2]
+        assert store.prune(thread_id="th", keep_last=1) == 1  # without keep_failed it goes
+        assert [i.id for i in store.history("th")] == [more[-1]]
+        with pytest.raises(InvalidInputError):
+            store.save("th", {}, failed="yes")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            Retention(keep_last=1, keep_failed="yes")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            store.find(failed="no")  # type: ignore[arg-type]
+
     def test_delete_and_delete_thread(self, store: CheckpointStoreBase) -> None:
         a = store.save("th", {})
         b = store.save("th", {})
