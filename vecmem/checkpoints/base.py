@@ -101,7 +101,7 @@ def state_matches(state: Any, pattern: Any) -> bool:
 
 def _check_matcher(matcher: Any) -> StateMatcher | None:
     if matcher is None or callable(matcher):
-        return matcher  # type: ignore[no-any-return]
+        return matcher
     if isinstance(matcher, Mapping):
         if not matcher:
             raise InvalidInputError("with_state_matching must not be an empty mapping")
