@@ -6,6 +6,8 @@ store's ``_fault`` hook, half-written vector bytes, and a seeded random schedule
 while they run, writes meet
 an injected full disk (ENOSPC from the vector file, SQLITE_FULL from the database, a graph
 that cannot be saved), and several processes write, read, open and close one store at once.
+Compactions (child processes) are killed at every step of theirs and on a random schedule
+while a writer, itself killed at random, writes beside them.
 After each fault the store is opened afresh and checked by :func:`check`: every acknowledged
 document is there and whole (all its chunks, its latest acknowledged text; an interrupted write
 is there entirely or not at all), every stored vector equals the embedding of its text, every
@@ -33,7 +35,7 @@ from vecmem import VectorMemory
 from vecmem.chunking import RecursiveSplitter
 from vecmem.embedders import CachedEmbedder, HashingEmbedder
 from vecmem.errors import StorageFullError
-from vecmem.stores import _graph, embedded
+from vecmem.stores import _compact, _graph, embedded
 from vecmem.stores.embedded import EmbeddedStore
 
 DIM = 96
@@ -308,6 +310,109 @@ def test_kill_on_a_seeded_random_schedule(tmp_path: Path) -> None:
             ann_threshold=rng.choice([8, 20_000]),
             after=rng.uniform(0.05, 0.8),
         )
+
+
+# ----------------------------------------------------------------------------- compaction
+COMPACT_POINTS = ["compact-copied", "compact-commit", "compact-committed", "compact-vacuum"]
+
+
+def _compactor(path: Path, fault: str | None, rounds: int) -> None:
+    """Child: compact the store ``rounds`` times (killing itself at ``fault``)."""
+    if fault:
+        os.environ[_compact.FAULT_ENV] = fault
+    for _ in range(rounds):
+        _compact.compact(path, lock_timeout=60)
+    os._exit(0)
+
+
+def _churn(path: Path, acked: dict[str, str], seed: int) -> None:
+    """Rewrite and delete some documents (dead rows for a compaction to reclaim)."""
+    rng = random.Random(seed)
+    with memory(path) as m:
+        for batch in plan(seed=seed, writes=5):
+            m.add(list(batch.values()), ids=list(batch))
+            acked.update(batch)
+        doomed = rng.sample(sorted(d for d in acked if not d.startswith("base")), 3)
+        m.delete(doomed)
+        for d in doomed:
+            del acked[d]
+
+
+def _generation(path: Path) -> int:
+    db = sqlite3.connect(path / "store.sqlite")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        db.close()
+
+
+def test_kill_a_compaction_at_every_step(tmp_path: Path) -> None:
+    """kill -9 of a compaction with the new file written, just before and just after its
+    commit, and before VACUUM (twice each, the second time with the HNSW graph checked): the
+    store opens on whichever file its database names, every acknowledged document and vector
+    is there (every range's CRC is checked on the load), and the next compaction cleans up."""
+    path = tmp_path / "kb"
+    acked = seeded(path)
+    for n, point in enumerate(COMPACT_POINTS * 2):
+        _churn(path, acked, seed=700 + n)
+        before = _generation(path)
+        child = ctx.Process(target=_compactor, args=(path, point, 1))
+        child.start()
+        child.join(120)
+        assert child.exitcode == -signal.SIGKILL, (point, child.exitcode)
+        TOTALS["trials"] += 1
+        TOTALS["kills"] += 1
+        TOTALS["compactions killed"] += 1
+        assert _generation(path) == before + (
+            point != "compact-copied" and point != "compact-commit"
+        )
+        check(path, acked, graph=n >= len(COMPACT_POINTS))
+    report = _compact.compact(path)  # a whole one after all that: one vector file left
+    assert report is not None and report.rows_after == report.live
+    assert [p.name for p in path.glob("vectors*.f32")] == [f"vectors.{_generation(path)}.f32"]
+    check(path, acked)
+
+
+def test_kill_compactions_and_a_writer_on_a_random_schedule(tmp_path: Path) -> None:
+    """A writer child and a compacting child run together; each is killed after a seeded random
+    delay (or finishes). Every write acknowledged before the kill is there, the interrupted one
+    entirely or not at all, and no vector is wrong."""
+    rng = random.Random(1616)
+    path = tmp_path / "kb"
+    acked = seeded(path)
+    compacted = 0
+    for trial in range(8):
+        writes = plan(seed=800 + trial, writes=40)
+        acks = tmp_path / f"acks{trial}"
+        writer = ctx.Process(target=_writer, args=(path, writes, acks, (-2, "never"), 20_000))
+        compactor = ctx.Process(target=_compactor, args=(path, None, 50))
+        before = _generation(path)
+        writer.start()
+        compactor.start()
+        stop = {writer: rng.uniform(0.1, 1.5), compactor: rng.uniform(0.05, 1.5)}
+        t0 = time.monotonic()
+        for p in sorted(stop, key=stop.__getitem__):
+            p.join(max(0.0, stop[p] - (time.monotonic() - t0)))
+            if p.exitcode is None:
+                os.kill(p.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            p.join(120)
+        TOTALS["trials"] += 1
+        killed = writer.exitcode == -signal.SIGKILL
+        TOTALS["kills"] += killed + (compactor.exitcode == -signal.SIGKILL)
+        TOTALS["compactions killed"] += compactor.exitcode == -signal.SIGKILL
+        compacted += _generation(path) - before
+        done = [int(x) for x in acks.read_text().splitlines()] if acks.exists() else []
+        for j in done:
+            acked.update(writes[j])
+        pending = writes[len(done) : len(done) + 1] if killed else []
+        check(path, acked, pending)
+        for write in pending:
+            with memory(path) as m:
+                if all(_same([c.text for c in m.get(d)], t) for d, t in write.items()):
+                    acked.update(write)
+    TOTALS["compactions"] += compacted
+    assert compacted >= 3  # the compactor did run beside the writer
 
 
 # ----------------------------------------------------------------------------- full disk

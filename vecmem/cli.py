@@ -1,4 +1,4 @@
-"""The ``vecmem`` command line: add, search, stats, delete, demo (and eval/tune, see
+"""The ``vecmem`` command line: add, search, stats, delete, repair, compact, demo (and eval/tune, see
 :mod:`vecmem.evaluation.cli`; serve/mcp, see :mod:`vecmem.serve.cli`).
 
     vecmem add docs/ notes.md
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vecmem.errors import VecmemError
+from vecmem.errors import ConfigurationError, VecmemError
 
 SAMPLE = Path(__file__).parent / "data" / "sample"
 
@@ -132,6 +132,34 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Reclaim the dead vector rows of an embedded store and empty its change log."""
+    from vecmem.stores.embedded import EmbeddedStore
+
+    path = Path(args.path or args.store or os.environ.get("VECMEM_STORE") or "./kb")
+    if not (path / "store.sqlite").is_file():
+        raise ConfigurationError(
+            f"{path} is not an embedded vecmem store (no store.sqlite); other stores compact "
+            "through their database"
+        )
+    store = EmbeddedStore(path)
+    try:
+        report = store.compact(vacuum=not args.no_vacuum)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        mib = 2**20
+        print(
+            f"compacted {path} in {report.seconds:.1f}s: {report.live} live chunks, vector rows "
+            f"{report.rows_before} -> {report.rows_after}, {report.log_before} log entries "
+            f"dropped, {report.bytes_before / mib:.1f} -> {report.bytes_after / mib:.1f} MiB "
+            "(the HNSW graph, if any, is rebuilt on the next use)"
+        )
+    return 0
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
         n = mem.delete(args.ids or None, filter=json.loads(args.filter) if args.filter else None)
@@ -214,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("repair", help="check the stored vectors; embed damaged chunks again")
     r.add_argument("path", nargs="?", help="the store's folder (default: --store)")
     r.set_defaults(func=cmd_repair)
+
+    c = sub.add_parser(
+        "compact", help="reclaim dead vector rows and empty the change log (embedded store)"
+    )
+    c.add_argument("path", nargs="?", help="the store's folder (default: --store)")
+    c.add_argument("--no-vacuum", action="store_true", help="leave SQLite's free pages in place")
+    c.set_defaults(func=cmd_compact)
 
     demo = sub.add_parser("demo", help="index the bundled sample and search it")
     demo.set_defaults(func=cmd_demo)

@@ -26,7 +26,13 @@ from vecmem.errors import ConfigurationError, DimensionMismatchError, InvalidInp
 from vecmem.filters import FilterLike, parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.rerank import Reranker, VectorReranker, resolve_reranker
-from vecmem.stores.base import BothLegsStore, HybridStore, VectorStore, validate_query_vector
+from vecmem.stores.base import (
+    BothLegsStore,
+    HybridStore,
+    OptimizableStore,
+    VectorStore,
+    validate_query_vector,
+)
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
 from vecmem.validation import check_metadata, check_text, show
@@ -252,6 +258,22 @@ class VectorMemory:
         report = fix(self._wanted_space(), self.embedder.embed)
         self.space  # noqa: B018  (connect: the store is readable again)
         return report
+
+    def compact(self) -> None:
+        """Run the store's maintenance now (:class:`~vecmem.stores.base.OptimizableStore`): the
+        embedded store reclaims dead vector rows, empties its change log and brings its HNSW
+        graph up to date, online (it also does so by itself past ``compact_at``, see
+        :mod:`vecmem.stores._compact`); LanceDB, DuckDB and Milvus compact their own way.
+
+        >>> VectorMemory("./kb").compact()                                # doctest: +SKIP
+        """
+        if not isinstance(self.store, OptimizableStore):
+            raise ConfigurationError(
+                f"the {self.store.name} store has no maintenance vecmem can run: its database "
+                "manages its own space"
+            )
+        self.space  # noqa: B018  (connect: the store knows its space)
+        self.store.optimize()
 
     # ------------------------------------------------------------------ writes
     def add(

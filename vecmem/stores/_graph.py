@@ -114,6 +114,11 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
             ranges = db.execute(
                 "SELECT start, stop, crc FROM ranges WHERE start < ? ORDER BY start", (upto,)
             ).fetchall()
+            # opened in the snapshot: a compaction deletes the file only after its commit
+            try:
+                vf = VectorFile(folder / meta.get("vectors", "vectors.f32"), dim=dim, create=False)
+            except FileNotFoundError:
+                return 0  # compacted since: a later build reads the new rows
         finally:
             db.close()
         index, added = None, live
@@ -129,7 +134,6 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
                     index, added = old, live[live >= saved["upto"]]
         if index is None:
             index = new_index(dim, connectivity, expansion_add, 64)
-        vf = VectorFile(folder / "vectors.f32", dim=dim)
         try:
             starts = np.array([r[0] for r in ranges], dtype=np.int64)
             stops = np.array([r[1] for r in ranges], dtype=np.int64)

@@ -8,8 +8,9 @@ checksum record per range of them, ``(start, stop, crc)`` with ``crc`` the CRC-3
 and none is larger than :data:`RANGE_BYTES`; bytes past ``next_slot`` are what a failed or
 killed write left, never read, and truncated by the next writer that opens the store. A load
 reads each range whole and checks its CRC before any row of it is used (~0.75 GB/s on one core
-of this machine, a small part of a load). Compaction can rewrite ranges (new bytes, new records
-in one transaction) as long as the ranges still tile the rows and fit :data:`RANGE_BYTES`.
+of this machine, a small part of a load). Compaction (:mod:`vecmem.stores._compact`) writes the
+live rows into a new file and names it in the same transaction as its records, so the file of a
+store is the one its database names (``vectors.f32`` until the first compaction).
 
 >>> import tempfile, numpy as np
 >>> vf = VectorFile(Path(tempfile.mkdtemp()) / "vectors.f32", dim=2)
@@ -62,14 +63,17 @@ class VectorFile:
     """The rows of one store (see the module docstring). ``hint`` ends every error message
     (how to repair the store)."""
 
-    def __init__(self, path: Path, *, dim: int, hint: str = "") -> None:
+    def __init__(self, path: Path, *, dim: int, hint: str = "", create: bool = True) -> None:
         self.path = path
         self.dim = dim
         self.row = dim * 4
         self.hint = hint
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self.fd = os.open(path, flags, 0o644)
         except OSError as exc:
+            if not create and isinstance(exc, FileNotFoundError):
+                raise  # the caller looks again: a compaction replaced the file
             raise self._error("opening", exc) from exc
 
     def _error(self, what: str, exc: OSError) -> BackendError:
@@ -79,6 +83,13 @@ class VectorFile:
                 "free space and retry, nothing of the write was kept"
             )
         return BackendError(f"{what} {self.path} failed: {exc}")
+
+    def sync(self) -> None:
+        """fsync the rows (compaction: before the transaction that drops the old file)."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise self._error("syncing", exc) from exc
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size

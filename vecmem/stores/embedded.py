@@ -5,7 +5,8 @@ Layout of the folder::
     store.sqlite    chunks (text, metadata, ids), the recorded embedding space, a change log,
                     a CRC-32 per committed range of vector rows
     vectors.f32     float32 rows, one per slot (a slot is never reused), see
-                    :mod:`vecmem.stores._vectorfile`
+                    :mod:`vecmem.stores._vectorfile`; after compaction N the live rows are
+                    packed into ``vectors.N.f32`` (the file ``meta`` names)
     ann.usearch     the HNSW graph (usearch) with ann.json, built beside the store by a child
                     process (see :mod:`vecmem.stores._graph`)
     write.lock      an flock that serialises writers across processes
@@ -18,6 +19,12 @@ so damaged vectors are refused with :class:`~vecmem.errors.IntegrityError`, neve
 :meth:`EmbeddedStore.repair` (``VectorMemory.repair()``, ``vecmem repair PATH``) re-embeds the
 chunks concerned. A full disk raises :class:`~vecmem.errors.StorageFullError`. Readers in other
 processes see a commit on their next call: ``PRAGMA data_version`` tells them to replay the log.
+
+Deleted and overwritten chunks leave dead rows and the change log grows with every write: a
+compaction (:mod:`vecmem.stores._compact`) packs the live rows into a new file, renumbers the
+slots and empties the log, online and crash-safe. It starts by itself in a child process when
+dead rows pass ``compact_at`` (30%) of the rows, and runs at once with :meth:`EmbeddedStore.compact`,
+``VectorMemory.compact()`` or ``vecmem compact PATH``.
 
 Search is exact (numpy) below ``ann_threshold`` live chunks. Above it the HNSW graph serves the
 rows it holds and the rows written since (the tail, from the graph's ``upto`` slot on) are
@@ -52,6 +59,7 @@ import numpy as np
 
 from vecmem._matvec import matvec
 from vecmem._sqlite import sql_error as _sql_error
+from vecmem.bm25 import BM25Index
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
@@ -62,17 +70,22 @@ from vecmem.errors import (
 )
 from vecmem.filters import Filter
 from vecmem.fusion import Fusion
-from vecmem.stores import _graph
+from vecmem.stores import _compact, _graph
+from vecmem.stores._compact import COMPACT_AT, COMPACT_MIN_DEAD, CompactReport
 from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
 from vecmem.stores.base import Capabilities, validate_vectors
 from vecmem.stores.memory import MemoryStore, _best
+from vecmem.tokenize import get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 log = logging.getLogger("vecmem")
 
-FORMAT = 2
+FORMAT = 3
 """1: no checksums (vecmem before issue 13; read after a check, see :meth:`EmbeddedStore.connect`).
-2: a CRC-32 per committed range of vector rows (table ``ranges``)."""
+2: a CRC-32 per committed range of vector rows (table ``ranges``).
+3: compacted at least once: the vector file is the one ``meta`` names (``vectors``), slots were
+renumbered (``generation``); see :mod:`vecmem.stores._compact`. A store is written as format 2
+until its first compaction, so older vecmem versions read it until then."""
 GRAPH_TAIL = 8
 """A graph build starts when the rows written since the last one exceed 1/GRAPH_TAIL of it."""
 BUILD_RETRY_S = 30
@@ -151,6 +164,8 @@ class EmbeddedStore(MemoryStore):
         ann_expansion_search: int = 96,
         lock_timeout: float = 30.0,
         background: bool = True,
+        compact_at: float | None = COMPACT_AT,
+        compact_min_dead: int = COMPACT_MIN_DEAD,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -160,6 +175,15 @@ class EmbeddedStore(MemoryStore):
         self._ann_params = (ann_connectivity, ann_expansion_add, ann_expansion_search)
         self.lock_timeout = lock_timeout
         self.background = background  # build the graph beside as rows arrive (else: flush())
+        if compact_at is not None and not 0 < compact_at < 1:
+            raise ConfigurationError(
+                f"compact_at must be between 0 and 1 or None, got {compact_at}"
+            )
+        self.compact_at = compact_at  # compact beside when this share of the rows is dead
+        self.compact_min_dead = compact_min_dead
+        self._compactor: subprocess.Popen[bytes] | None = None
+        self._compact_retry_at = 0.0
+        self._generation = 0  # bumped by each compaction (slots renumbered: load again)
         self._db: sqlite3.Connection | None = None
         self._vf: VectorFile | None = None
         self._loaded = False
@@ -268,15 +292,15 @@ class EmbeddedStore(MemoryStore):
                 if row is None:
                     db.execute(
                         "INSERT INTO meta VALUES ('space', ?), ('format', ?)",
-                        (space.to_json(), str(FORMAT)),
+                        (space.to_json(), "2"),
                     )
                     stored = space
                 else:
                     stored = self._space_of(row[0])
                     stored.check_compatible(space, where=f"store at {self.path}")
-                vf = VectorFile(self.path / "vectors.f32", dim=stored.dim, hint=self._hint)
+                vf = VectorFile(self._vector_path(db), dim=stored.dim, hint=self._hint)
                 try:
-                    if self._format(db) < FORMAT:
+                    if self._format(db) < 2:
                         self._upgrade(db, vf)
                     vf.truncate(_next_slot(db))
                 except BaseException:
@@ -293,6 +317,11 @@ class EmbeddedStore(MemoryStore):
                 raise
             return stored
 
+    def _vector_path(self, db: sqlite3.Connection) -> Path:
+        """The vector file the database names (``vectors.f32`` until a compaction)."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'vectors'").fetchone()
+        return self.path / (row[0] if row else "vectors.f32")
+
     def _format(self, db: sqlite3.Connection) -> int:
         row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         try:
@@ -307,7 +336,7 @@ class EmbeddedStore(MemoryStore):
         return fmt
 
     def _upgrade(self, db: sqlite3.Connection, vf: VectorFile) -> None:
-        """FORMAT 1 -> 2 when the rows can be shown intact (see :meth:`connect`)."""
+        """Format 1 -> 2 when the rows can be shown intact (see :meth:`connect`)."""
         rows = _next_slot(db)
         if vf.size() != rows * vf.row:
             raise IntegrityError(
@@ -321,7 +350,7 @@ class EmbeddedStore(MemoryStore):
         try:
             db.execute("DELETE FROM ranges")
             db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", records)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', '2')")
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -371,18 +400,27 @@ class EmbeddedStore(MemoryStore):
             if version == self._data_version and not force:
                 return
             # one snapshot: a commit landing between two reads is seen by neither
-            db.execute("BEGIN")
-            try:
-                self._replay(db)
-            finally:
-                _rollback(db)
+            for attempt in range(8):
+                db.execute("BEGIN")
+                try:
+                    self._replay(db)
+                    break
+                except FileNotFoundError as exc:  # compacted again since our snapshot: look again
+                    if attempt == 7:
+                        raise BackendError(f"{self.path}: {exc}") from exc
+                finally:
+                    _rollback(db)
         except sqlite3.Error as exc:
             raise _sql_error(exc, self._file, "reading") from exc
         self._data_version = version
 
     def _replay(self, db: sqlite3.Connection) -> None:
+        generation = _meta_int(db, "generation")
+        if self._loaded and generation != self._generation:
+            self._renumbered(db)  # a compaction renumbered the slots and emptied the log
         self._committed = _next_slot(db)
         if not self._loaded:  # first load: read the table, not the whole log
+            self._generation = generation
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._epoch = _meta_int(db, "epoch")
             ranges = self._ranges(db)
@@ -425,6 +463,21 @@ class EmbeddedStore(MemoryStore):
                 )
 
         self._load(_covering(db, added), pieces())
+
+    def _renumbered(self, db: sqlite3.Connection) -> None:
+        """Drop what was loaded and switch to the vector file of the new generation (within
+        the caller's snapshot); the caller loads everything again."""
+        space = self._require_space()
+        vf = VectorFile(self._vector_path(db), dim=space.dim, hint=self._hint, create=False)
+        if self._vf is not None:
+            self._vf.close()
+        self._vf = vf
+        MemoryStore._reset(self)
+        self.tokenizer = get_tokenizer(space.tokenizer)
+        k1, b, eps = space.keyword_params()
+        self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
+        self._loaded, self._seq = False, 0
+        self._ann, self._ann_upto, self._ann_seen = None, 0, None
 
     def _refresh(self, db: sqlite3.Connection, slots: list[int]) -> None:
         """Read the (checked) vectors of loaded rows again."""
@@ -505,11 +558,11 @@ class EmbeddedStore(MemoryStore):
 
     def _write(self, chunks: list[Chunk], vectors: np.ndarray, delete_ids: list[str]) -> None:
         db = self._conn()
-        vf = self._vf
-        if vf is None:
-            raise ConfigurationError("the store is used before connect(space)")
         with self._lock, self._write_lock():
             self._sync()
+            vf = self._vf  # (after the sync: a compaction may have switched files)
+            if vf is None:
+                raise ConfigurationError("the store is used before connect(space)")
             first = _next_slot(db)
             slots = np.arange(first, first + len(chunks), dtype=np.int64)
             replaced = [c.id for c in chunks] + delete_ids
@@ -574,6 +627,74 @@ class EmbeddedStore(MemoryStore):
                 self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
         with self._lock:
             self._maybe_build()
+            self._maybe_compact()
+
+    # ----------------------------------------------------------------- compaction
+    def dead_rows(self) -> int:
+        """Vector rows no live chunk uses (deleted or overwritten chunks)."""
+        with self._lock:
+            self._sync()
+            return max(self._committed, self._next_slot) - len(self._slot_of)
+
+    def compact(self, *, vacuum: bool = True) -> CompactReport:
+        """Reclaim dead vector rows and empty the change log now, online: searches and writes
+        in this and other processes go on meanwhile (writes wait only for the final switch), and
+        a kill at any point loses nothing (:mod:`vecmem.stores._compact`). Every process loads
+        the store again on its next call; the HNSW graph is rebuilt beside it. ``vacuum``: give
+        SQLite's freed pages back to the disk too.
+
+        >>> EmbeddedStore("./kb").compact().rows_after                       # doctest: +SKIP
+        5000
+        """
+        if self._closed:
+            raise ConfigurationError("the store is closed")
+        report = _compact.compact(self.path, lock_timeout=self.lock_timeout, vacuum=vacuum)
+        if report is None:  # pragma: no cover  (wait=True always compacts)
+            raise StoreLockedError(f"another process is compacting {self.path}")
+        if self.space is not None:
+            with self._lock:
+                self._sync()
+                self._maybe_build()
+        return report
+
+    def optimize(self) -> None:
+        """Compact the store and bring the HNSW graph up to date (:class:`OptimizableStore`)."""
+        self.compact()
+        if self.space is not None:
+            self.flush()
+
+    def _maybe_compact(self) -> None:
+        """Start a compaction beside (a child process) when dead rows passed ``compact_at`` of
+        the rows (and ``compact_min_dead``). Hold ``self._lock``; returns at once."""
+        if self._compactor is not None:
+            if self._compactor.poll() is None:
+                return
+            self._compactor = None
+        if self.compact_at is None or not self.background:
+            return
+        rows = max(self._committed, self._next_slot)
+        dead = rows - len(self._slot_of)
+        if dead < self.compact_min_dead or dead < self.compact_at * rows:
+            return
+        if time.monotonic() < self._compact_retry_at:
+            return
+        self._compact_retry_at = time.monotonic() + BUILD_RETRY_S
+        try:
+            self._compactor = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "vecmem.stores._compact",
+                    str(self.path),
+                    str(self.lock_timeout),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log.warning("vecmem: cannot start a compaction beside %s (%s)", self.path, exc)
 
     # ----------------------------------------------------------------- ANN
     def _ef_for(self, size: int) -> int:
@@ -819,13 +940,11 @@ class EmbeddedStore(MemoryStore):
             with self._write_lock(), self._sql("repairing"):
                 row = db.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
                 if row is None:
-                    return RepairReport(0, 0, 0, 0, FORMAT)
+                    return RepairReport(0, 0, 0, 0, 2)
                 stored = self._space_of(row[0])
                 stored.check_compatible(space, where=f"store at {self.path}")
                 own = self._vf is None
-                vf = self._vf or VectorFile(
-                    self.path / "vectors.f32", dim=stored.dim, hint=self._hint
-                )
+                vf = self._vf or VectorFile(self._vector_path(db), dim=stored.dim, hint=self._hint)
                 try:
                     report = self._repair(db, vf, stored, embed, batch)
                 finally:
@@ -851,9 +970,9 @@ class EmbeddedStore(MemoryStore):
         fmt, rows = self._format(db), _next_slot(db)
         whole = [(a, b, 0) for a, b in spans(0, rows, vf.dim)]
         rebuild = True  # the range records are written anew
-        if fmt < FORMAT and vf.size() == rows * vf.row:
+        if fmt < 2 and vf.size() == rows * vf.row:
             ranges, bad = _checksums(vf, 0, rows), []
-        elif fmt < FORMAT:
+        elif fmt < 2:
             ranges, bad = whole, whole
         else:
             try:
@@ -890,7 +1009,7 @@ class EmbeddedStore(MemoryStore):
             vf.pwrite(start, block)
             fresh.append((start, stop, crc(block)))
             _fault("repair")
-        if not bad and fmt == FORMAT:
+        if not bad and fmt >= 2:
             vf.truncate(rows)
             return RepairReport(rows, 0, 0, 0, fmt)
         db.execute("BEGIN IMMEDIATE")
@@ -905,7 +1024,7 @@ class EmbeddedStore(MemoryStore):
                 db.executemany("DELETE FROM ranges WHERE start = ?", [(r[0],) for r in bad])
                 db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", fresh)
             db.executemany("INSERT INTO log (op, slot) VALUES ('fix', ?)", [(s,) for s in fixed])
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(max(fmt, 2)),))
             if bad:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('epoch', ?)",
