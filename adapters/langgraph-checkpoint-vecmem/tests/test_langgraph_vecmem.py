@@ -326,3 +326,56 @@ def test_from_conn_string(tmp_path: Path) -> None:
     with VecmemSaver.from_conn_string(url) as saver:
         tup = saver.get_tuple({"configurable": {"thread_id": "7"}})
         assert tup is not None and tup.checkpoint["channel_values"]["count"] == 1
+
+
+# ---------------------------------------------------------------- interval=N
+def _loop(saver: VecmemSaver, until: int = 10) -> Any:
+    def inc(state: State) -> dict[str, Any]:
+        return {"log": [f"i{state['count'] + 1}"], "count": state["count"] + 1}
+
+    g = StateGraph(State)
+    g.add_node("inc", inc)
+    g.add_edge(START, "inc")
+    g.add_conditional_edges("inc", lambda s: END if s["count"] >= until else "inc")
+    return g.compile(checkpointer=saver)
+
+
+def test_interval_writes_every_nth_step(db: Database) -> None:
+    tenant = f"t{uuid.uuid4().hex[:16]}"
+    cfg = {"configurable": {"thread_id": "loop"}}
+    every = VecmemSaver(SQLCheckpointStore(db, tenant=tenant + "a"))
+    assert _loop(every).invoke({"log": [], "count": 0}, cfg)["count"] == 10
+    assert len(every.store.history("loop")) == 12  # steps -1 .. 10
+
+    saver = VecmemSaver(SQLCheckpointStore(db, tenant=tenant), interval=3)
+    graph = _loop(saver)
+    out = graph.invoke({"log": [], "count": 0}, cfg)
+    assert out["count"] == 10 and out["log"] == [f"i{i}" for i in range(1, 11)]
+    written = [i.metadata["step"] for i in saver.store.history("loop")]
+    assert written == [9, 6, 3, 0, -1]  # step 10 waits in memory
+    state = graph.get_state(cfg)  # a read writes it
+    assert state.values == out and state.metadata["step"] == 10
+    history = list(graph.get_state_history(cfg))
+    assert [h.metadata["step"] for h in history] == [10, 9, 6, 3, 0, -1]
+    assert all(h.parent_config == o.config for h, o in itertools.pairwise(history))
+    assert history[-1].parent_config is None
+    saver.close()
+
+
+def test_interval_crash_resumes_from_the_last_written_step(db: Database) -> None:
+    tenant = f"t{uuid.uuid4().hex[:16]}"
+    cfg = {"configurable": {"thread_id": "loop"}}
+    crashed = VecmemSaver(SQLCheckpointStore(db, tenant=tenant), interval=4)
+    _loop(crashed, until=7).invoke({"log": [], "count": 0}, cfg)  # never flushed or closed
+    fresh = VecmemSaver(SQLCheckpointStore(db, tenant=tenant))  # the process restarted
+    graph = _loop(fresh, until=7)
+    state = graph.get_state(cfg)
+    assert state.metadata["step"] == 4 and state.values["count"] == 5  # the last written
+    out = graph.invoke(None, cfg)  # re-runs the steps after 4
+    assert out == {"log": [f"i{i}" for i in range(1, 8)], "count": 7}
+
+
+def test_interval_must_be_a_positive_int(db: Database) -> None:
+    for bad in [0, -1, 1.5, True, "2"]:
+        with pytest.raises(ConfigurationError):
+            VecmemSaver(SQLCheckpointStore(db), interval=bad)  # type: ignore[arg-type]

@@ -51,6 +51,8 @@ from vecmem.checkpoints.codec import Cipher
 from vecmem.db import Blob, Database, Key, Migration, Text
 from vecmem.errors import ConfigurationError, InvalidInputError, NotFoundError
 
+from .interval import IntervalBuffer, Pending
+
 _ID = 128  # checkpoint and task ids (LangGraph's are 36-character UUIDs)
 
 _meta = sa.MetaData()
@@ -123,7 +125,10 @@ class VecmemSaver(BaseCheckpointSaver[str]):
 
     ``store`` is a :class:`~vecmem.checkpoints.SQLCheckpointStore` (its database, tenant and
     key are used), a :class:`~vecmem.db.Database` or a database URL; ``tenant``, ``key`` and
-    ``cipher`` apply when the saver opens the store itself.
+    ``cipher`` apply when the saver opens the store itself. ``interval=N`` writes a checkpoint
+    every N steps (the input checkpoint and steps 0, N, 2N, ...; the others wait in memory
+    until a read, :meth:`flush` or :meth:`close`, see :mod:`.interval`): fewer writes, and a
+    crash re-runs at most N - 1 steps.
 
     >>> from langgraph.checkpoint.vecmem import VecmemSaver
     >>> saver = VecmemSaver("sqlite:///graph.db")                     # doctest: +SKIP
@@ -142,8 +147,12 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         tenant: str = "default",
         key: bytes | str | None = None,
         cipher: Cipher = "aes-gcm",
+        interval: int = 1,
     ) -> None:
         super().__init__(serde=serde)
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ConfigurationError(f"interval must be an int >= 1, got {interval!r}")
+        self._buffer = IntervalBuffer(interval)
         if isinstance(store, SQLCheckpointStore):
             self.store, self._owned = store, False
         elif isinstance(store, (Database, str)):
@@ -166,16 +175,42 @@ class VecmemSaver(BaseCheckpointSaver[str]):
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, url: str, *, tenant: str = "default", key: bytes | str | None = None
+        cls,
+        url: str,
+        *,
+        tenant: str = "default",
+        key: bytes | str | None = None,
+        interval: int = 1,
     ) -> Iterator[VecmemSaver]:
         """A saver on ``url`` (``sqlite:///graph.db``, ``postgresql://...``), closed on exit."""
-        saver = cls(url, tenant=tenant, key=key)
+        saver = cls(url, tenant=tenant, key=key, interval=interval)
         try:
             yield saver
         finally:
             saver.close()
 
+    @property
+    def interval(self) -> int:
+        return self._buffer.interval
+
+    def flush(self, thread_id: str | None = None) -> None:
+        """Write the checkpoints held back by ``interval`` (of one thread, or all)."""
+        with self._buffer.lock:
+            for (tid, ns), p in self._buffer.take(thread_id):
+                self._put(p.config, p.checkpoint, p.metadata, p.new_versions)
+                conf: RunnableConfig = {
+                    "configurable": {
+                        "thread_id": tid,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": p.checkpoint["id"],
+                    }
+                }
+                for writes, task_id, task_path in p.writes:
+                    self._put_writes(conf, writes, task_id, task_path)
+                self._buffer.written((tid, ns))
+
     def close(self) -> None:
+        self.flush()
         if self._owned:
             self.store.close()
 
@@ -282,6 +317,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or its thread/namespace's newest; ``None`` if none."""
         thread_id, ns = self._key(config)
+        self.flush(thread_id)
         checkpoint_id = get_checkpoint_id(config)
         q = sa.select(*_ROW)
         if checkpoint_id:
@@ -309,6 +345,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         metadata has every ``filter`` item, at most ``limit``."""
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InvalidInputError(f"limit must be an int >= 0, got {limit!r}")
+        self.flush()
         q = sa.select(*_ROW).where(C.tenant == self.tenant)
         if config is not None:
             thread_id, ns = self._key(config)
@@ -351,7 +388,37 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store ``checkpoint`` under ``config``'s thread and namespace; ``config``'s
-        checkpoint id (if any) becomes its parent."""
+        checkpoint id (if any) becomes its parent (with ``interval``: its nearest written
+        ancestor; a checkpoint between intervals is held back)."""
+        thread_id, ns = self._key(config)
+        checkpoint_id = _text("checkpoint id", checkpoint["id"], _ID)
+        key = (thread_id, ns)
+        with self._buffer.lock:
+            parent = self._buffer.resolve(key, get_checkpoint_id(config))
+            conf = {"configurable": {**config["configurable"], "checkpoint_id": parent}}
+            if not parent:
+                del conf["configurable"]["checkpoint_id"]
+            if not self._buffer.durable(metadata):
+                pending = Pending(conf, checkpoint, metadata, new_versions)
+                self._buffer.hold(key, checkpoint_id, parent, pending)
+                return {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": checkpoint_id,
+                    }
+                }
+            out = self._put(conf, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+            self._buffer.written(key)
+            return out
+
+    def _put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
         thread_id, ns = self._key(config)
         checkpoint_id = _text("checkpoint id", checkpoint["id"], _ID)
         parent_id = get_checkpoint_id(config)
@@ -429,6 +496,21 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         if not checkpoint_id:
             raise InvalidInputError("put_writes needs configurable.checkpoint_id")
         task_id = _text("task_id", task_id, _ID)
+        with self._buffer.lock:
+            if self._buffer.add_writes((thread_id, ns), checkpoint_id, writes, task_id, task_path):
+                return
+        self._put_writes(config, writes, task_id, task_path)
+
+    def _put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id, ns = self._key(config)
+        checkpoint_id = get_checkpoint_id(config)
+        task_id = _text("task_id", task_id, _ID)
         special: list[dict[str, Any]] = []
         regular: list[dict[str, Any]] = []
         for i, (channel, value) in enumerate(writes):
@@ -483,6 +565,8 @@ class VecmemSaver(BaseCheckpointSaver[str]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint (all namespaces) and pending write of a thread."""
         thread_id = _text("thread_id", thread_id, MAX_KEY)
+        with self._buffer.lock:
+            self._buffer.forget(thread_id)
         with self.db.write("deleting a LangGraph thread") as conn:
             conn.execute(sa.delete(WRITES).where(W.tenant == self.tenant, W.thread_id == thread_id))
             conn.execute(
@@ -495,6 +579,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         ids = [str(r) for r in run_ids]
         if not ids:
             return
+        self.flush()
         with self.db.read("finding LangGraph checkpoints by run") as conn:
             rows = conn.execute(
                 sa.select(*_ROW).where(C.tenant == self.tenant, C.run_id.in_(ids))
@@ -505,6 +590,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
         """Copy every checkpoint and pending write of a thread to another thread."""
         src = _text("source_thread_id", source_thread_id, MAX_KEY)
         dst = _text("target_thread_id", target_thread_id, MAX_KEY)
+        self.flush(src)
         with self.db.read("reading a LangGraph thread") as conn:
             rows = conn.execute(
                 sa.select(*_ROW, C.run_id)
@@ -587,6 +673,7 @@ class VecmemSaver(BaseCheckpointSaver[str]):
                 self.delete_thread(thread_id)
                 continue
             tid = _text("thread_id", thread_id, MAX_KEY)
+            self.flush(tid)
             with self.db.read("reading a LangGraph thread") as conn:
                 rows = conn.execute(
                     sa.select(*_ROW).where(C.tenant == self.tenant, C.thread_id == tid)
