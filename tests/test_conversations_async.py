@@ -40,8 +40,15 @@ class SyncBridge:
         self._store, self._loop = store, loop
         self.tenant = store.tenant
 
+    @property
+    def actor(self) -> str | None:
+        return self._store.actor
+
     def with_tenant(self, tenant: str) -> SyncBridge:
         return SyncBridge(self._store.with_tenant(tenant), self._loop)
+
+    def acting_as(self, participant: str) -> SyncBridge:
+        return SyncBridge(self._store.acting_as(participant), self._loop)
 
     def close(self) -> None:
         pass

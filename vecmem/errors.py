@@ -130,6 +130,19 @@ class ConflictError(VecmemError, RuntimeError):
     """A compare-and-set or version check failed."""
 
 
+class PermissionDeniedError(VecmemError, PermissionError):
+    """The caller (a session participant) lacks the permission an operation needs; nothing was
+    read or written."""
+
+
+class QuotaExceededError(VecmemError, RuntimeError):
+    """A limit (a tenant's quota, a request rate) would be exceeded; nothing was written."""
+
+
+class SessionFullError(QuotaExceededError):
+    """A session holds its ``max_messages`` and refuses more (overflow policy ``"refuse"``)."""
+
+
 class IntegrityError(VecmemError, ValueError):
     """Stored data is corrupted or cannot be decrypted with the given key."""
 
@@ -154,7 +167,10 @@ __all__ = [
     "InvalidInputError",
     "MissingDependencyError",
     "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
     "ScopeEscapeError",
+    "SessionFullError",
     "StorageFullError",
     "StoreLockedError",
     "UnsupportedFilterError",

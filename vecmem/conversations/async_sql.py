@@ -34,6 +34,7 @@ from sqlalchemy import event
 from vecmem._deps import require
 from vecmem._keys import check_tenant
 from vecmem.conversations.base import Message, OrderBy, Session
+from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
 from vecmem.db import Database, _retryable, normalize_url, translate
 from vecmem.errors import ConfigurationError
 
@@ -148,12 +149,24 @@ class AsyncSQLConversationStore:
         self._proto.clock = clock
         self._proto._copy = False
         self._proto._owned = False
+        self._proto.actor = None
         self.tenant = self._proto.tenant
 
+    @property
+    def actor(self) -> str | None:
+        return self._proto.actor
+
     def with_tenant(self, tenant: str) -> AsyncSQLConversationStore:
-        return AsyncSQLConversationStore(
+        view = AsyncSQLConversationStore(
             "", tenant=tenant, clock=self.clock, _engine=self.engine, _safe_url=self._safe_url
         )
+        view._proto.actor = self.actor
+        return view
+
+    def acting_as(self, participant: str) -> AsyncSQLConversationStore:
+        view = self.with_tenant(self.tenant)
+        view._proto = self._proto.acting_as(participant)
+        return view
 
     async def _call(
         self,
@@ -307,6 +320,94 @@ class AsyncSQLConversationStore:
     async def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
         return await self._call(
             "export", user_id, session_id, write=False, what="exporting conversations"
+        )
+
+    async def set_session_limits(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        ttl: float | None = None,
+        max_messages: int | None = None,
+        overflow: Overflow = "refuse",
+    ) -> Session:
+        return await self._call(
+            "set_session_limits",
+            user_id,
+            session_id,
+            ttl=ttl,
+            max_messages=max_messages,
+            overflow=overflow,
+            write=True,
+            what="limiting a session",
+            retry_integrity=True,
+        )
+
+    async def purge_expired(self) -> int:
+        return await self._call("purge_expired", write=True, what="purging expired sessions")
+
+    async def branch_session(
+        self, user_id: str, session_id: str, new_session_id: str, *, at: int
+    ) -> Session:
+        return await self._call(
+            "branch_session",
+            user_id,
+            session_id,
+            new_session_id,
+            at=at,
+            write=True,
+            what="branching a session",
+            retry_integrity=True,
+        )
+
+    async def merge_sessions(
+        self,
+        user_id: str,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        into: str | None = None,
+        strategy: MergeStrategy = "primary_wins",
+    ) -> Session:
+        return await self._call(
+            "merge_sessions",
+            user_id,
+            primary_id,
+            secondary_id,
+            into=into,
+            strategy=strategy,
+            write=True,
+            what="merging sessions",
+            retry_integrity=True,
+        )
+
+    async def add_participant(
+        self, user_id: str, session_id: str, participant: str, *, permission: Permission
+    ) -> None:
+        await self._call(
+            "add_participant",
+            user_id,
+            session_id,
+            participant,
+            permission=permission,
+            write=True,
+            what="managing participants",
+            retry_integrity=True,
+        )
+
+    async def remove_participant(self, user_id: str, session_id: str, participant: str) -> bool:
+        return await self._call(
+            "remove_participant",
+            user_id,
+            session_id,
+            participant,
+            write=True,
+            what="managing participants",
+        )
+
+    async def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
+        return await self._call(
+            "list_participants", user_id, session_id, write=False, what="listing participants"
         )
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from vecmem._keys import check_metadata, check_name, check_tags
+from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
 from vecmem.errors import InvalidInputError
 from vecmem.validation import check_text
 
@@ -68,6 +69,9 @@ class Session:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    expires_at: float | None = None
+    max_messages: int | None = None
+    overflow: Overflow = "refuse"
 
 
 @runtime_checkable
@@ -84,6 +88,7 @@ class ConversationStore(Protocol):
     """
 
     tenant: str
+    actor: str | None
 
     def save_session(
         self,
@@ -167,6 +172,74 @@ class ConversationStore(Protocol):
 
     def with_tenant(self, tenant: str) -> ConversationStore:
         """A view of the same backend scoped to another tenant."""
+        ...
+
+    # -- sessions: limits, branches, merges, participants --------------------------------------
+    def set_session_limits(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        ttl: float | None = None,
+        max_messages: int | None = None,
+        overflow: Overflow = "refuse",
+    ) -> Session:
+        """Replace the session's limits (creating it if needed): it expires ``ttl`` seconds from
+        now (``None``: never) and holds at most ``max_messages`` (``None``: no limit); past the
+        limit the oldest are dropped (``"trim_oldest"``, at once and on later writes) or writes
+        fail with :class:`~vecmem.errors.SessionFullError` (``"refuse"``). An expired session is
+        gone: reads do not see it, a write starts it afresh, :meth:`purge_expired` deletes it.
+        Token and cost totals keep counting dropped messages."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete the tenant's expired sessions; returns how many."""
+        ...
+
+    def branch_session(
+        self, user_id: str, session_id: str, new_session_id: str, *, at: int
+    ) -> Session:
+        """A new session ``new_session_id`` holding copies of the first ``at`` messages (ids,
+        times and usage kept, positions from 0) and the source's agent, title, tags and
+        metadata; :class:`~vecmem.errors.ConflictError` if it exists."""
+        ...
+
+    def merge_sessions(
+        self,
+        user_id: str,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        into: str | None = None,
+        strategy: MergeStrategy = "primary_wins",
+    ) -> Session:
+        """Merge ``secondary_id`` into ``primary_id`` (or into the new session ``into``);
+        the secondary is left as it was. A message both hold (same ``id``) is kept once, the
+        primary's copy. ``"primary_wins"``: the primary's messages, then the secondary's others
+        in their order; ``"interleave_by_time"``: all ordered by ``created_at``. Header fields
+        are the primary's, the secondary filling those unset; tags are united."""
+        ...
+
+    def add_participant(
+        self, user_id: str, session_id: str, participant: str, *, permission: Permission
+    ) -> None:
+        """Grant ``participant`` ``"read"``, ``"write"`` (read and add messages) or
+        ``"moderate"`` (also edit, limit, branch, merge, delete and manage participants) on the
+        session, replacing an earlier grant."""
+        ...
+
+    def remove_participant(self, user_id: str, session_id: str, participant: str) -> bool:
+        """Revoke a participant's grant; ``False`` if there was none."""
+        ...
+
+    def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
+        """The session's participants and their permissions."""
+        ...
+
+    def acting_as(self, participant: str) -> ConversationStore:
+        """A view of the same store whose calls run as ``participant``: on another user's
+        session each needs the matching grant (:class:`~vecmem.errors.PermissionDeniedError`
+        otherwise, with nothing read or written); listing and exporting stay the owner's."""
         ...
 
     def close(self) -> None: ...
@@ -317,6 +390,9 @@ def session_dict(s: Session) -> dict[str, Any]:
         "input_tokens": s.input_tokens,
         "output_tokens": s.output_tokens,
         "cost": s.cost,
+        "expires_at": s.expires_at,
+        "max_messages": s.max_messages,
+        "overflow": s.overflow,
     }
 
 
@@ -353,6 +429,13 @@ class AsyncConversationStore:
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
         self.tenant = store.tenant
+        self.actor = store.actor
+
+    def acting_as(self, participant: str) -> AsyncConversationStore:
+        return AsyncConversationStore(self.store.acting_as(participant))
+
+    def with_tenant(self, tenant: str) -> AsyncConversationStore:
+        return AsyncConversationStore(self.store.with_tenant(tenant))
 
     async def save_session(
         self,
@@ -453,6 +536,67 @@ class AsyncConversationStore:
 
     async def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
         return await asyncio.to_thread(self.store.export, user_id, session_id)
+
+    async def set_session_limits(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        ttl: float | None = None,
+        max_messages: int | None = None,
+        overflow: Overflow = "refuse",
+    ) -> Session:
+        return await asyncio.to_thread(
+            self.store.set_session_limits,
+            user_id,
+            session_id,
+            ttl=ttl,
+            max_messages=max_messages,
+            overflow=overflow,
+        )
+
+    async def purge_expired(self) -> int:
+        return await asyncio.to_thread(self.store.purge_expired)
+
+    async def branch_session(
+        self, user_id: str, session_id: str, new_session_id: str, *, at: int
+    ) -> Session:
+        return await asyncio.to_thread(
+            self.store.branch_session, user_id, session_id, new_session_id, at=at
+        )
+
+    async def merge_sessions(
+        self,
+        user_id: str,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        into: str | None = None,
+        strategy: MergeStrategy = "primary_wins",
+    ) -> Session:
+        return await asyncio.to_thread(
+            self.store.merge_sessions,
+            user_id,
+            primary_id,
+            secondary_id,
+            into=into,
+            strategy=strategy,
+        )
+
+    async def add_participant(
+        self, user_id: str, session_id: str, participant: str, *, permission: Permission
+    ) -> None:
+        await asyncio.to_thread(
+            self.store.add_participant, user_id, session_id, participant, permission=permission
+        )
+
+    async def remove_participant(self, user_id: str, session_id: str, participant: str) -> bool:
+        return await asyncio.to_thread(
+            self.store.remove_participant, user_id, session_id, participant
+        )
+
+    async def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
+        return await asyncio.to_thread(self.store.list_participants, user_id, session_id)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.store.close)

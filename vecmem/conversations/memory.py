@@ -7,6 +7,7 @@ within a process; it is meant for one process (use SQLite for several).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vecmem._keys import check_metadata, check_tags, check_tenant, child_path
+from vecmem._keys import check_metadata, check_name, check_tags, check_tenant, child_path
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -35,17 +36,41 @@ from vecmem.conversations.base import (
     usage_totals,
     with_seq,
 )
-from vecmem.errors import BackendError, DocumentReadError, NotFoundError
+from vecmem.conversations.sessions import (
+    MergeStrategy,
+    Overflow,
+    Permission,
+    check_at,
+    check_limits,
+    check_merge,
+    check_permission,
+    is_live,
+    merged,
+    merged_header,
+    overflow_after,
+    require,
+    require_owner,
+)
+from vecmem.errors import (
+    BackendError,
+    ConflictError,
+    DocumentReadError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 
 @dataclass
 class _Record:
     session: Session
     messages: list[Message] = field(default_factory=list)
+    participants: dict[str, str] = field(default_factory=dict)
 
 
 class _PythonConversationStore:
     """Every operation over records; subclasses say where records are kept."""
+
+    actor: str | None = None
 
     def __init__(self, tenant: str, clock: Callable[[], float]) -> None:
         self.tenant = check_tenant(tenant)
@@ -66,6 +91,27 @@ class _PythonConversationStore:
     def _records(self, user_id: str | None) -> Iterator[_Record]:
         raise NotImplementedError
 
+    def acting_as(self, participant: str) -> Any:
+        check_name("participant", participant)
+        view = copy.copy(self)
+        view.actor = participant
+        return view
+
+    def _open(
+        self, user_id: str, session_id: str, needed: Permission, what: str, now: float
+    ) -> _Record | None:
+        """The live record (``None`` if missing or expired), once the actor may do ``what``."""
+        rec = self._load(user_id, session_id)
+        if rec is not None and not is_live(rec.session.expires_at, now):
+            rec = None
+        if self.actor is not None:
+            granted = rec.participants.get(self.actor) if rec else None
+            require(self.actor, user_id, granted, needed, what)
+        return rec
+
+    def _new(self, user_id: str, session_id: str, now: float) -> _Record:
+        return _Record(Session(user_id, session_id, created_at=now, updated_at=now))
+
     # API
     def save_session(
         self,
@@ -83,9 +129,8 @@ class _PythonConversationStore:
         meta = None if metadata is None else check_metadata(metadata)
         with self._lock:
             now = self.clock()
-            rec = self._load(user_id, session_id) or _Record(
-                Session(user_id, session_id, created_at=now, updated_at=now)
-            )
+            rec = self._open(user_id, session_id, "moderate", "editing a session", now)
+            rec = rec or self._new(user_id, session_id, now)
             s = rec.session
             rec.session = replace(
                 s,
@@ -101,7 +146,7 @@ class _PythonConversationStore:
     def get_session(self, user_id: str, session_id: str) -> Session:
         check_ids(user_id, session_id)
         with self._lock:
-            rec = self._load(user_id, session_id)
+            rec = self._open(user_id, session_id, "read", "reading a session", self.clock())
         if rec is None:
             raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
         return rec.session
@@ -119,23 +164,24 @@ class _PythonConversationStore:
         with self._lock:
             now = self.clock()
             new = prepare(messages, now)
-            rec = self._load(user_id, session_id) or _Record(
-                Session(user_id, session_id, created_at=now, updated_at=now)
-            )
-            base = rec.session.message_count
-            new = with_seq(new, base)
-            i, o, c = usage_totals(new)
+            rec = self._open(user_id, session_id, "write", "adding messages", now)
+            rec = rec or self._new(user_id, session_id, now)
             s = rec.session
+            drop = overflow_after(
+                len(rec.messages), len(new), s.max_messages, s.overflow, f"session {session_id!r}"
+            )
+            new = with_seq(new, rec.messages[-1].seq + 1 if rec.messages else 0)
+            i, o, c = usage_totals(new)
+            rec.messages = [*rec.messages, *new][drop:]
             rec.session = replace(
                 s,
                 agent_id=s.agent_id or agent_id,
                 updated_at=now,
-                message_count=base + len(new),
+                message_count=len(rec.messages),
                 input_tokens=s.input_tokens + i,
                 output_tokens=s.output_tokens + o,
                 cost=s.cost + c,
             )
-            rec.messages.extend(new)
             self._store(rec)
             return new
 
@@ -151,7 +197,7 @@ class _PythonConversationStore:
         check_ids(user_id, session_id)
         check_page(limit, offset)
         with self._lock:
-            rec = self._load(user_id, session_id)
+            rec = self._open(user_id, session_id, "read", "reading messages", self.clock())
         if rec is None:
             return []
         msgs = rec.messages[::-1] if newest_first else list(rec.messages)
@@ -177,12 +223,17 @@ class _PythonConversationStore:
         wanted = set(check_query(order_by, limit, offset, tags, min_messages))
         if user_id is not None:
             check_ids(user_id)
+        if self.actor is not None:
+            user_id = user_id or self.actor
+            require_owner(self.actor, user_id, "list the sessions")
         with self._lock:
+            now = self.clock()
             found = [r.session for r in self._records(user_id)]
         found = [
             s
             for s in found
-            if (agent_id is None or s.agent_id == agent_id)
+            if is_live(s.expires_at, now)
+            and (agent_id is None or s.agent_id == agent_id)
             and (since is None or s.updated_at >= since)
             and (until is None or s.updated_at < until)
             and wanted.issubset(s.tags)
@@ -198,27 +249,193 @@ class _PythonConversationStore:
     def delete_session(self, user_id: str, session_id: str) -> bool:
         check_ids(user_id, session_id)
         with self._lock:
-            return self._remove(user_id, session_id)
+            live = self._open(user_id, session_id, "moderate", "deleting a session", self.clock())
+            return self._remove(user_id, session_id) and live is not None
 
     def delete_user(self, user_id: str) -> int:
         check_ids(user_id)
+        require_owner(self.actor, user_id, "delete the sessions")
         with self._lock:
-            ids = [r.session.session_id for r in self._records(user_id)]
-            return sum(self._remove(user_id, sid) for sid in ids)
+            now = self.clock()
+            recs = list(self._records(user_id))
+            for r in recs:
+                self._remove(user_id, r.session.session_id)
+            return sum(is_live(r.session.expires_at, now) for r in recs)
 
     def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
         check_ids(user_id, session_id)
         with self._lock:
+            now = self.clock()
             if session_id is None:
+                require_owner(self.actor, user_id, "export the sessions")
                 recs = sorted(self._records(user_id), key=lambda r: r.session.session_id)
+                recs = [r for r in recs if is_live(r.session.expires_at, now)]
             else:
-                rec = self._load(user_id, session_id)
+                rec = self._open(user_id, session_id, "read", "exporting a session", now)
                 if rec is None:
                     raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
                 recs = [rec]
             return export_document(
                 self.tenant, user_id, [(r.session, list(r.messages)) for r in recs]
             )
+
+    # -- sessions: limits, branches, merges, participants --------------------------------------
+    def set_session_limits(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        ttl: float | None = None,
+        max_messages: int | None = None,
+        overflow: Overflow = "refuse",
+    ) -> Session:
+        check_ids(user_id, session_id)
+        check_limits(ttl, max_messages, overflow)
+        with self._lock:
+            now = self.clock()
+            rec = self._open(user_id, session_id, "moderate", "limiting a session", now)
+            rec = rec or self._new(user_id, session_id, now)
+            drop = 0 if max_messages is None else max(0, len(rec.messages) - max_messages)
+            if drop and overflow == "refuse":
+                raise InvalidInputError(
+                    f"session {session_id!r} holds {len(rec.messages)} messages, "
+                    f"more than max_messages={max_messages}"
+                )
+            rec.messages = rec.messages[drop:]
+            rec.session = replace(
+                rec.session,
+                expires_at=None if ttl is None else now + ttl,
+                max_messages=max_messages,
+                overflow=overflow,
+                message_count=len(rec.messages),
+                updated_at=now,
+            )
+            self._store(rec)
+            return rec.session
+
+    def purge_expired(self) -> int:
+        with self._lock:
+            now = self.clock()
+            gone = [
+                r.session for r in self._records(None) if not is_live(r.session.expires_at, now)
+            ]
+            return sum(self._remove(s.user_id, s.session_id) for s in gone)
+
+    def _claim(self, user_id: str, session_id: str, now: float) -> None:
+        rec = self._load(user_id, session_id)
+        if rec is not None and is_live(rec.session.expires_at, now):
+            raise ConflictError(f"session {session_id!r} of user {user_id!r} exists")
+
+    def branch_session(
+        self, user_id: str, session_id: str, new_session_id: str, *, at: int
+    ) -> Session:
+        check_ids(user_id, session_id)
+        check_name("session_id", new_session_id)
+        with self._lock:
+            now = self.clock()
+            src = self._open(user_id, session_id, "moderate", "branching a session", now)
+            if src is None:
+                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            msgs = with_seq(src.messages[: check_at(at, len(src.messages))], 0)
+            self._claim(user_id, new_session_id, now)
+            i, o, c = usage_totals(msgs)
+            s = src.session
+            rec = _Record(
+                Session(
+                    user_id,
+                    new_session_id,
+                    agent_id=s.agent_id,
+                    title=s.title,
+                    tags=s.tags,
+                    metadata=s.metadata,
+                    created_at=now,
+                    updated_at=now,
+                    message_count=len(msgs),
+                    input_tokens=i,
+                    output_tokens=o,
+                    cost=c,
+                ),
+                msgs,
+            )
+            self._store(rec)
+            return rec.session
+
+    def merge_sessions(
+        self,
+        user_id: str,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        into: str | None = None,
+        strategy: MergeStrategy = "primary_wins",
+    ) -> Session:
+        check_ids(user_id, primary_id)
+        target = check_merge(primary_id, secondary_id, into, strategy)
+        with self._lock:
+            now = self.clock()
+            recs = []
+            for sid in (primary_id, secondary_id):
+                rec = self._open(user_id, sid, "moderate", "merging sessions", now)
+                if rec is None:
+                    raise NotFoundError(f"no session {sid!r} for user {user_id!r}")
+                recs.append(rec)
+            p, s = recs
+            if target != primary_id:
+                self._claim(user_id, target, now)
+                p = _Record(replace(p.session, expires_at=None, max_messages=None), p.messages)
+            msgs, added = merged(p.messages, s.messages, strategy)
+            ps = p.session
+            drop = overflow_after(
+                len(p.messages), len(added), ps.max_messages, ps.overflow, f"session {target!r}"
+            )
+            p.messages = with_seq(msgs[drop:], 0)
+            i, o, c = usage_totals(added)
+            p.session = replace(
+                ps,
+                **merged_header(ps, s.session),
+                session_id=target,
+                created_at=ps.created_at if target == primary_id else now,
+                updated_at=now,
+                message_count=len(p.messages),
+                input_tokens=ps.input_tokens + i,
+                output_tokens=ps.output_tokens + o,
+                cost=ps.cost + c,
+            )
+            self._store(p)
+            return p.session
+
+    def add_participant(
+        self, user_id: str, session_id: str, participant: str, *, permission: Permission
+    ) -> None:
+        self._set_participant(user_id, session_id, participant, check_permission(permission))
+
+    def remove_participant(self, user_id: str, session_id: str, participant: str) -> bool:
+        return self._set_participant(user_id, session_id, participant, None)
+
+    def _set_participant(
+        self, user_id: str, session_id: str, participant: str, permission: str | None
+    ) -> bool:
+        check_ids(user_id, session_id)
+        check_name("participant", participant)
+        if participant == user_id:
+            raise InvalidInputError("the session's owner holds every permission already")
+        with self._lock:
+            rec = self._open(user_id, session_id, "moderate", "managing participants", self.clock())
+            if rec is None:
+                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            had = rec.participants.pop(participant, None) is not None
+            if permission is not None:
+                rec.participants[participant] = permission
+            self._store(rec)
+            return had
+
+    def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
+        check_ids(user_id, session_id)
+        with self._lock:
+            rec = self._open(user_id, session_id, "read", "listing participants", self.clock())
+        if rec is None:
+            raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+        return {k: check_permission(v) for k, v in sorted(rec.participants.items())}
 
     def close(self) -> None:
         pass
@@ -250,11 +467,15 @@ class MemoryConversationStore(_PythonConversationStore):
         self._lock = self._shared.lock
 
     def with_tenant(self, tenant: str) -> MemoryConversationStore:
-        return MemoryConversationStore(tenant=tenant, clock=self.clock, _shared=self._shared)
+        view = MemoryConversationStore(tenant=tenant, clock=self.clock, _shared=self._shared)
+        view.actor = self.actor
+        return view
 
     def _load(self, user_id: str, session_id: str) -> _Record | None:
         rec = self._shared.records.get((self.tenant, user_id, session_id))
-        return None if rec is None else _Record(rec.session, list(rec.messages))
+        if rec is None:
+            return None
+        return _Record(rec.session, list(rec.messages), dict(rec.participants))
 
     def _store(self, record: _Record) -> None:
         s = record.session
@@ -299,7 +520,9 @@ class JSONConversationStore(_PythonConversationStore):
             self._lock = self._locks.setdefault(key, threading.RLock())
 
     def with_tenant(self, tenant: str) -> JSONConversationStore:
-        return JSONConversationStore(self.root, tenant=tenant, clock=self.clock)
+        view = JSONConversationStore(self.root, tenant=tenant, clock=self.clock)
+        view.actor = self.actor
+        return view
 
     def _user_dir(self, user_id: str) -> Path:
         return child_path(self._dir, user_id, what="user_id")
@@ -315,7 +538,9 @@ class JSONConversationStore(_PythonConversationStore):
         except (OSError, ValueError) as exc:
             raise DocumentReadError(f"cannot read conversation file {path}: {exc}") from exc
         return _Record(
-            session_from_dict(data["session"]), [message_from_dict(m) for m in data["messages"]]
+            session_from_dict(data["session"]),
+            [message_from_dict(m) for m in data["messages"]],
+            dict(data.get("participants") or {}),
         )
 
     def _load(self, user_id: str, session_id: str) -> _Record | None:
@@ -324,7 +549,11 @@ class JSONConversationStore(_PythonConversationStore):
     def _store(self, record: _Record) -> None:
         s = record.session
         path = self._path(s.user_id, s.session_id)
-        data = {"session": session_dict(s), "messages": [message_dict(m) for m in record.messages]}
+        data = {
+            "session": session_dict(s),
+            "messages": [message_dict(m) for m in record.messages],
+            "participants": record.participants,
+        }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")

@@ -9,6 +9,8 @@ session row, so concurrent writers to one session get consecutive positions. On 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -17,7 +19,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vecmem._keys import MAX_KEY, MAX_TENANT, check_metadata, check_tags, check_tenant
+from vecmem._keys import (
+    MAX_KEY,
+    MAX_TENANT,
+    check_metadata,
+    check_name,
+    check_tags,
+    check_tenant,
+)
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -32,8 +41,23 @@ from vecmem.conversations.base import (
     usage_totals,
     with_seq,
 )
-from vecmem.db import Database, Key, Migration, Text, Timestamp, dumps, open_database
-from vecmem.errors import ConfigurationError, NotFoundError
+from vecmem.conversations.sessions import (
+    MergeStrategy,
+    Overflow,
+    Permission,
+    check_at,
+    check_limits,
+    check_merge,
+    check_permission,
+    is_live,
+    merged,
+    merged_header,
+    overflow_after,
+    require,
+    require_owner,
+)
+from vecmem.db import Database, Key, Migration, Migrator, Text, Timestamp, dumps, open_database
+from vecmem.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 
 metadata = sa.MetaData()
 
@@ -60,6 +84,11 @@ SESSIONS = sa.Table(
     sa.Column("input_tokens", sa.BigInteger, nullable=False),
     sa.Column("output_tokens", sa.BigInteger, nullable=False),
     sa.Column("cost", sa.Double, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("max_messages", sa.BigInteger, nullable=True),
+    sa.Column("overflow", Key(16), nullable=True),
+    # messages dropped by trim_oldest: the next message's seq is trimmed + message_count
+    sa.Column("trimmed", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_vecmem_conv_sessions_updated", "tenant", "updated_at"),
     sa.Index("ix_vecmem_conv_sessions_user", "tenant", "user_id", "updated_at"),
     sa.Index("ix_vecmem_conv_sessions_agent", "tenant", "agent_id"),
@@ -86,10 +115,28 @@ MESSAGES = sa.Table(
     sa.Column("cost", sa.Double, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+PARTICIPANTS = sa.Table(
+    "vecmem_conv_participants",
+    metadata,
+    *_ids(),
+    sa.Column("participant", Key(MAX_KEY), primary_key=True),
+    sa.Column("permission", Key(16), nullable=False),
+)
+_EXPIRES = sa.Index("ix_vecmem_conv_sessions_expires", SESSIONS.c.tenant, SESSIONS.c.expires_at)
+
+
+def _limits_and_participants(m: Migrator) -> None:
+    for column in ("expires_at", "max_messages", "overflow", "trimmed"):
+        m.add_column(SESSIONS, column)
+    m.create_index(_EXPIRES)
+    m.create_table(PARTICIPANTS)
+
+
 MIGRATIONS = [
     Migration("create conversation tables", lambda m: m.create_tables(SESSIONS, TAGS, MESSAGES)),
+    Migration("session limits (TTL, max messages) and participants", _limits_and_participants),
 ]
-S, M, T = SESSIONS.c, MESSAGES.c, TAGS.c
+S, M, T, P = SESSIONS.c, MESSAGES.c, TAGS.c, PARTICIPANTS.c
 
 # Hot statements, built once: SQLAlchemy then reuses their compiled form without rebuilding
 # the expression on every call.
@@ -102,9 +149,13 @@ def _where(c: Any) -> Any:
     )
 
 
+def _live(now: Any) -> Any:
+    return sa.or_(S.expires_at.is_(None), S.expires_at > now)
+
+
 BUMP_SESSION = (
     sa.update(SESSIONS)
-    .where(_where(S))
+    .where(_where(S), _live(_b("p_now")))
     .values(
         message_count=S.message_count + _b("p_n"),
         updated_at=_b("p_now"),
@@ -114,20 +165,22 @@ BUMP_SESSION = (
         agent_id=sa.func.coalesce(S.agent_id, _b("p_agent")),
     )
 )
-BUMP_RETURNING = BUMP_SESSION.returning(S.message_count)
+_LIMITS = (S.message_count, S.trimmed, S.max_messages, S.overflow)
+BUMP_RETURNING = BUMP_SESSION.returning(*_LIMITS)
 INSERT_MESSAGES = sa.insert(MESSAGES)
 INSERT_SESSION = sa.insert(SESSIONS)
 _page = dict(limit=_b("p_limit", type_=sa.BigInteger), offset=_b("p_offset", type_=sa.BigInteger))
+_NOT_EXPIRED = ~sa.exists().where(_where(S), S.expires_at <= _b("p_now"))
 SELECT_OLDEST = (
     sa.select(MESSAGES)
-    .where(_where(M))
+    .where(_where(M), _NOT_EXPIRED)
     .order_by(M.seq)
     .limit(_page["limit"])
     .offset(_page["offset"])
 )
 SELECT_NEWEST = (
     sa.select(MESSAGES)
-    .where(_where(M))
+    .where(_where(M), _NOT_EXPIRED)
     .order_by(M.seq.desc())
     .limit(_page["limit"])
     .offset(_page["offset"])
@@ -148,6 +201,9 @@ def _session(row: Any, tag_list: Sequence[str]) -> Session:
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         cost=row.cost,
+        expires_at=row.expires_at,
+        max_messages=row.max_messages,
+        overflow=row.overflow or "refuse",
     )
 
 
@@ -191,6 +247,8 @@ class SQLConversationStore:
     >>> store.close()
     """
 
+    actor: str | None = None
+
     def __init__(
         self,
         db: Database | str | None = None,
@@ -206,7 +264,16 @@ class SQLConversationStore:
         self._copy = self.db.dialect == "postgresql" and self.db.engine.dialect.driver == "psycopg"
 
     def with_tenant(self, tenant: str) -> SQLConversationStore:
-        return SQLConversationStore(self.db, tenant=tenant, clock=self.clock)
+        view = SQLConversationStore(self.db, tenant=tenant, clock=self.clock)
+        view.actor = self.actor
+        return view
+
+    def acting_as(self, participant: str) -> SQLConversationStore:
+        check_name("participant", participant)
+        view = copy.copy(self)
+        view._owned = False
+        view.actor = participant
+        return view
 
     def _key(self, table: sa.Table, user_id: str, session_id: str | None = None) -> Any:
         c = table.c
@@ -229,6 +296,7 @@ class SQLConversationStore:
             "input_tokens": 0,
             "output_tokens": 0,
             "cost": 0.0,
+            "trimmed": 0,
         }
 
     def _tags_of(
@@ -246,6 +314,111 @@ class SQLConversationStore:
                 out[(r.user_id, r.session_id)].append(r.tag)
         return out
 
+    def _read_session(self, conn: sa.Connection, user_id: str, session_id: str) -> Session:
+        row = conn.execute(
+            sa.select(SESSIONS).where(self._key(SESSIONS, user_id, session_id))
+        ).one()
+        return _session(row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)])
+
+    # -- liveness and permissions -------------------------------------------------------------
+    def _live_row(
+        self, conn: sa.Connection, user_id: str, session_id: str, now: float, *, lock: bool = False
+    ) -> Any:
+        q = sa.select(SESSIONS).where(self._key(SESSIONS, user_id, session_id), _live(now))
+        return conn.execute(q.with_for_update() if lock else q).first()
+
+    def _check(
+        self,
+        conn: sa.Connection,
+        user_id: str,
+        session_id: str,
+        needed: Permission,
+        what: str,
+        now: float,
+    ) -> None:
+        """The actor's grant on the live session must reach ``needed`` (owners pass)."""
+        if self.actor is None or self.actor == user_id:
+            return
+        granted = conn.execute(
+            sa.select(P.permission)
+            .select_from(
+                PARTICIPANTS.join(
+                    SESSIONS,
+                    sa.and_(
+                        S.tenant == P.tenant, S.user_id == P.user_id, S.session_id == P.session_id
+                    ),
+                )
+            )
+            .where(
+                self._key(PARTICIPANTS, user_id, session_id),
+                P.participant == self.actor,
+                _live(now),
+            )
+        ).scalar()
+        require(self.actor, user_id, granted, needed, what)
+
+    def _purge(self, conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete these sessions (rows, messages, tags, participants); returns how many."""
+        n = 0
+        for i in range(0, len(keys), 200):
+            part = list(keys[i : i + 200])
+            for table in (MESSAGES, TAGS, PARTICIPANTS, SESSIONS):
+                c = table.c
+                r = conn.execute(
+                    sa.delete(table).where(
+                        c.tenant == self.tenant, sa.tuple_(c.user_id, c.session_id).in_(part)
+                    )
+                )
+            n += int(r.rowcount)
+        return n
+
+    def _purge_if_expired(
+        self, conn: sa.Connection, user_id: str, session_id: str, now: float
+    ) -> None:
+        expired = conn.execute(
+            sa.select(S.session_id)
+            .where(self._key(SESSIONS, user_id, session_id), S.expires_at <= now)
+            .with_for_update()
+        ).first()
+        if expired is not None:
+            self._purge(conn, [(user_id, session_id)])
+
+    def _ensure(
+        self, conn: sa.Connection, user_id: str, session_id: str, now: float, agent_id: str | None
+    ) -> Any:
+        """The live session row, locked; created (after purging an expired one) if needed."""
+        row = self._live_row(conn, user_id, session_id, now, lock=True)
+        if row is None:
+            self._purge_if_expired(conn, user_id, session_id, now)
+            conn.execute(INSERT_SESSION, self._new_session_row(user_id, session_id, now, agent_id))
+            row = self._live_row(conn, user_id, session_id, now, lock=True)
+        return row
+
+    def _trim(self, conn: sa.Connection, user_id: str, session_id: str, upto: int) -> None:
+        conn.execute(
+            sa.delete(MESSAGES).where(self._key(MESSAGES, user_id, session_id), M.seq < upto)
+        )
+
+    def _insert_messages(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        if len(rows) >= COPY_THRESHOLD and self._copy:
+            _copy_rows(conn, rows)
+        elif rows:
+            conn.execute(INSERT_MESSAGES, rows)
+
+    def _set_tags(
+        self, conn: sa.Connection, user_id: str, session_id: str, tags: Sequence[str]
+    ) -> None:
+        conn.execute(sa.delete(TAGS).where(self._key(TAGS, user_id, session_id)))
+        if tags:
+            conn.execute(
+                sa.insert(TAGS),
+                [
+                    {"tenant": self.tenant, "user_id": user_id, "session_id": session_id, "tag": t}
+                    for t in tags
+                ],
+            )
+
+    # -- the protocol ---------------------------------------------------------------------------
     def save_session(
         self,
         user_id: str,
@@ -263,12 +436,8 @@ class SQLConversationStore:
 
         def tx(conn: sa.Connection) -> Session:
             now = self.clock()
-            self.db.insert_ignore(
-                conn,
-                SESSIONS,
-                [self._new_session_row(user_id, session_id, now, agent_id)],
-                keys=["tenant", "user_id", "session_id"],
-            )
+            self._check(conn, user_id, session_id, "moderate", "editing a session", now)
+            self._ensure(conn, user_id, session_id, now, agent_id)
             changes: dict[str, Any] = {"updated_at": now}
             if agent_id is not None:
                 changes["agent_id"] = agent_id
@@ -282,35 +451,17 @@ class SQLConversationStore:
                 .values(**changes)
             )
             if tag_set is not None:
-                conn.execute(sa.delete(TAGS).where(self._key(TAGS, user_id, session_id)))
-                if tag_set:
-                    conn.execute(
-                        sa.insert(TAGS),
-                        [
-                            {
-                                "tenant": self.tenant,
-                                "user_id": user_id,
-                                "session_id": session_id,
-                                "tag": t,
-                            }
-                            for t in tag_set
-                        ],
-                    )
-            row = conn.execute(
-                sa.select(SESSIONS).where(self._key(SESSIONS, user_id, session_id))
-            ).one()
-            return _session(
-                row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)]
-            )
+                self._set_tags(conn, user_id, session_id, tag_set)
+            return self._read_session(conn, user_id, session_id)
 
-        return self.db.transact(tx, what="saving a session")
+        return self.db.transact(tx, what="saving a session", retry_integrity=True)
 
     def get_session(self, user_id: str, session_id: str) -> Session:
         check_ids(user_id, session_id)
         with self.db.read("reading a session") as conn:
-            row = conn.execute(
-                sa.select(SESSIONS).where(self._key(SESSIONS, user_id, session_id))
-            ).first()
+            now = self.clock()
+            self._check(conn, user_id, session_id, "read", "reading a session", now)
+            row = self._live_row(conn, user_id, session_id, now)
             if row is None:
                 raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
             return _session(
@@ -335,6 +486,7 @@ class SQLConversationStore:
         returning = bool(self.db.engine.dialect.update_returning)
 
         def tx(conn: sa.Connection) -> list[Message]:
+            self._check(conn, user_id, session_id, "write", "adding messages", now)
             params = {
                 "p_tenant": self.tenant,
                 "p_user": user_id,
@@ -347,32 +499,30 @@ class SQLConversationStore:
                 "p_agent": agent_id,
             }
             if returning:  # one statement locks the row, bumps the count and returns it
-                count = conn.execute(BUMP_RETURNING, params).scalar()
-                if count is None:  # a new session (a concurrent creator makes us retry)
-                    row = self._new_session_row(user_id, session_id, now, agent_id)
-                    row.update(message_count=n, input_tokens=i_tok, output_tokens=o_tok, cost=cost)
-                    conn.execute(INSERT_SESSION, row)
-                    count = n
-                base = count - n
+                row = conn.execute(BUMP_RETURNING, params).first()
+                if row is None:  # a new session (a concurrent creator makes us retry)
+                    self._purge_if_expired(conn, user_id, session_id, now)
+                    new = self._new_session_row(user_id, session_id, now, agent_id)
+                    new.update(message_count=n, input_tokens=i_tok, output_tokens=o_tok, cost=cost)
+                    conn.execute(INSERT_SESSION, new)
+                    count, trimmed, limit, overflow = n, 0, None, None
+                else:
+                    count, trimmed, limit, overflow = row
             else:
-                self.db.insert_ignore(
-                    conn,
-                    SESSIONS,
-                    [self._new_session_row(user_id, session_id, now, agent_id)],
-                    keys=["tenant", "user_id", "session_id"],
-                )
-                base = conn.execute(
-                    sa.select(S.message_count)
-                    .where(self._key(SESSIONS, user_id, session_id))
-                    .with_for_update()
-                ).scalar_one()
+                row = self._ensure(conn, user_id, session_id, now, agent_id)
+                trimmed, limit, overflow = row.trimmed, row.max_messages, row.overflow
+                count = row.message_count + n
                 conn.execute(BUMP_SESSION, params)
-            out = with_seq(prepared, base)
-            rows = [self._message_row(user_id, session_id, m) for m in out]
-            if len(rows) >= COPY_THRESHOLD and self._copy:
-                _copy_rows(conn, rows)
-            elif rows:
-                conn.execute(INSERT_MESSAGES, rows)
+            drop = overflow_after(count - n, n, limit, overflow, f"session {session_id!r}")
+            out = with_seq(prepared, trimmed + count - n)
+            self._insert_messages(conn, [self._message_row(user_id, session_id, m) for m in out])
+            if drop:
+                self._trim(conn, user_id, session_id, trimmed + drop)
+                conn.execute(
+                    sa.update(SESSIONS)
+                    .where(self._key(SESSIONS, user_id, session_id))
+                    .values(message_count=count - drop, trimmed=trimmed + drop)
+                )
             return out
 
         return self.db.transact(tx, what="adding messages", retry_integrity=True)
@@ -406,14 +556,17 @@ class SQLConversationStore:
     ) -> list[Message]:
         check_ids(user_id, session_id)
         check_page(limit, offset)
+        now = self.clock()
         params = {
             "p_tenant": self.tenant,
             "p_user": user_id,
             "p_session": session_id,
             "p_limit": 2**62 if limit is None else limit,
             "p_offset": offset,
+            "p_now": now,
         }
         with self.db.read("reading messages") as conn:
+            self._check(conn, user_id, session_id, "read", "reading messages", now)
             rows = conn.execute(SELECT_NEWEST if newest_first else SELECT_OLDEST, params)
             return [_message(r) for r in rows]
 
@@ -435,7 +588,10 @@ class SQLConversationStore:
         offset: int = 0,
     ) -> list[Session]:
         wanted = check_query(order_by, limit, offset, tags, min_messages)
-        q = sa.select(SESSIONS).where(S.tenant == self.tenant)
+        if self.actor is not None:
+            user_id = user_id or self.actor
+            require_owner(self.actor, user_id, "list the sessions")
+        q = sa.select(SESSIONS).where(S.tenant == self.tenant, _live(self.clock()))
         if user_id is not None:
             check_ids(user_id)
             q = q.where(S.user_id == user_id)
@@ -472,44 +628,57 @@ class SQLConversationStore:
         return self.query_sessions(user_id=user_id, limit=limit, offset=offset)
 
     def _delete(self, conn: sa.Connection, user_id: str, session_id: str | None) -> int:
-        conn.execute(sa.delete(MESSAGES).where(self._key(MESSAGES, user_id, session_id)))
-        conn.execute(sa.delete(TAGS).where(self._key(TAGS, user_id, session_id)))
-        return int(
-            conn.execute(
-                sa.delete(SESSIONS).where(self._key(SESSIONS, user_id, session_id))
-            ).rowcount
-        )
+        """Delete a session (or all of a user's); returns how many of them were live."""
+        now = self.clock()
+        keys = conn.execute(
+            sa.select(S.session_id, S.expires_at)
+            .where(self._key(SESSIONS, user_id, session_id))
+            .with_for_update()
+        ).all()
+        self._purge(conn, [(user_id, k.session_id) for k in keys])
+        return sum(is_live(k.expires_at, now) for k in keys)
 
     def delete_session(self, user_id: str, session_id: str) -> bool:
         check_ids(user_id, session_id)
-        return self.db.transact(
-            lambda conn: self._delete(conn, user_id, session_id) > 0, what="deleting a session"
-        )
+
+        def tx(conn: sa.Connection) -> bool:
+            self._check(conn, user_id, session_id, "moderate", "deleting a session", self.clock())
+            return self._delete(conn, user_id, session_id) > 0
+
+        return self.db.transact(tx, what="deleting a session")
 
     def delete_user(self, user_id: str) -> int:
         check_ids(user_id)
+        require_owner(self.actor, user_id, "delete the sessions")
         return self.db.transact(
             lambda conn: self._delete(conn, user_id, None), what="deleting a user's sessions"
         )
 
     def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:
         check_ids(user_id, session_id)
+        if session_id is None:
+            require_owner(self.actor, user_id, "export the sessions")
         with self.db.read("exporting conversations") as conn:
+            now = self.clock()
+            if session_id is not None:
+                self._check(conn, user_id, session_id, "read", "exporting a session", now)
             rows = conn.execute(
                 sa.select(SESSIONS)
-                .where(self._key(SESSIONS, user_id, session_id))
+                .where(self._key(SESSIONS, user_id, session_id), _live(now))
                 .order_by(self.db.exact(S.session_id))
             ).all()
             if session_id is not None and not rows:
                 raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
             tag_map = self._tags_of(conn, [(r.user_id, r.session_id) for r in rows])
+            live = {r.session_id for r in rows}
             by_session: dict[str, list[Message]] = defaultdict(list)
             for r in conn.execute(
                 sa.select(MESSAGES)
                 .where(self._key(MESSAGES, user_id, session_id))
                 .order_by(M.session_id, M.seq)
             ):
-                by_session[r.session_id].append(_message(r))
+                if r.session_id in live:
+                    by_session[r.session_id].append(_message(r))
         return export_document(
             self.tenant,
             user_id,
@@ -518,6 +687,237 @@ class SQLConversationStore:
                 for r in rows
             ],
         )
+
+    # -- sessions: limits, branches, merges, participants --------------------------------------
+    def set_session_limits(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        ttl: float | None = None,
+        max_messages: int | None = None,
+        overflow: Overflow = "refuse",
+    ) -> Session:
+        check_ids(user_id, session_id)
+        check_limits(ttl, max_messages, overflow)
+
+        def tx(conn: sa.Connection) -> Session:
+            now = self.clock()
+            self._check(conn, user_id, session_id, "moderate", "limiting a session", now)
+            row = self._ensure(conn, user_id, session_id, now, None)
+            count = row.message_count
+            drop = 0 if max_messages is None else max(0, count - max_messages)
+            if drop and overflow == "refuse":
+                raise InvalidInputError(
+                    f"session {session_id!r} holds {count} messages, "
+                    f"more than max_messages={max_messages}"
+                )
+            if drop:
+                self._trim(conn, user_id, session_id, row.trimmed + drop)
+            conn.execute(
+                sa.update(SESSIONS)
+                .where(self._key(SESSIONS, user_id, session_id))
+                .values(
+                    expires_at=None if ttl is None else now + ttl,
+                    max_messages=max_messages,
+                    overflow=overflow,
+                    message_count=count - drop,
+                    trimmed=row.trimmed + drop,
+                    updated_at=now,
+                )
+            )
+            return self._read_session(conn, user_id, session_id)
+
+        return self.db.transact(tx, what="limiting a session", retry_integrity=True)
+
+    def purge_expired(self) -> int:
+        def tx(conn: sa.Connection) -> int:
+            keys = conn.execute(
+                sa.select(S.user_id, S.session_id)
+                .where(S.tenant == self.tenant, S.expires_at <= self.clock())
+                .with_for_update()
+            ).all()
+            return self._purge(conn, [(k.user_id, k.session_id) for k in keys])
+
+        return self.db.transact(tx, what="purging expired sessions")
+
+    def _messages_of(self, conn: sa.Connection, user_id: str, session_id: str) -> list[Message]:
+        rows = conn.execute(
+            sa.select(MESSAGES).where(self._key(MESSAGES, user_id, session_id)).order_by(M.seq)
+        )
+        return [_message(r) for r in rows]
+
+    def _claim(self, conn: sa.Connection, user_id: str, session_id: str, now: float) -> None:
+        """Make way for a new session ``session_id``: ConflictError if a live one exists."""
+        if self._live_row(conn, user_id, session_id, now, lock=True) is not None:
+            raise ConflictError(f"session {session_id!r} of user {user_id!r} exists")
+        self._purge_if_expired(conn, user_id, session_id, now)
+
+    def _write_session(
+        self,
+        conn: sa.Connection,
+        session: Session,
+        messages: list[Message],
+        *,
+        trimmed: int,
+        replace: bool,
+    ) -> None:
+        """Write ``session`` with exactly ``messages``, as new or replacing the existing one."""
+        u, sid = session.user_id, session.session_id
+        values = {
+            "agent_id": session.agent_id,
+            "title": session.title,
+            "metadata": dumps(dict(session.metadata)) if session.metadata else None,
+            "updated_at": session.updated_at,
+            "message_count": len(messages),
+            "input_tokens": session.input_tokens,
+            "output_tokens": session.output_tokens,
+            "cost": session.cost,
+            "trimmed": trimmed,
+        }
+        if replace:
+            conn.execute(sa.delete(MESSAGES).where(self._key(MESSAGES, u, sid)))
+            conn.execute(sa.update(SESSIONS).where(self._key(SESSIONS, u, sid)).values(**values))
+        else:
+            row = self._new_session_row(u, sid, session.created_at, None)
+            conn.execute(INSERT_SESSION, {**row, **values})
+        self._set_tags(conn, u, sid, session.tags)
+        self._insert_messages(conn, [self._message_row(u, sid, m) for m in messages])
+
+    def branch_session(
+        self, user_id: str, session_id: str, new_session_id: str, *, at: int
+    ) -> Session:
+        check_ids(user_id, session_id)
+        check_name("session_id", new_session_id)
+
+        def tx(conn: sa.Connection) -> Session:
+            now = self.clock()
+            self._check(conn, user_id, session_id, "moderate", "branching a session", now)
+            row = self._live_row(conn, user_id, session_id, now)
+            if row is None:
+                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            src = _session(row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)])
+            msgs = self._messages_of(conn, user_id, session_id)
+            msgs = with_seq(msgs[: check_at(at, len(msgs))], 0)
+            self._claim(conn, user_id, new_session_id, now)
+            i, o, c = usage_totals(msgs)
+            new = Session(
+                user_id,
+                new_session_id,
+                agent_id=src.agent_id,
+                title=src.title,
+                tags=src.tags,
+                metadata=src.metadata,
+                created_at=now,
+                updated_at=now,
+                input_tokens=i,
+                output_tokens=o,
+                cost=c,
+            )
+            self._write_session(conn, new, msgs, trimmed=0, replace=False)
+            return self._read_session(conn, user_id, new_session_id)
+
+        return self.db.transact(tx, what="branching a session", retry_integrity=True)
+
+    def merge_sessions(
+        self,
+        user_id: str,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        into: str | None = None,
+        strategy: MergeStrategy = "primary_wins",
+    ) -> Session:
+        check_ids(user_id, primary_id)
+        target = check_merge(primary_id, secondary_id, into, strategy)
+
+        def tx(conn: sa.Connection) -> Session:
+            now = self.clock()
+            found = []
+            for sid in (primary_id, secondary_id):
+                self._check(conn, user_id, sid, "moderate", "merging sessions", now)
+                row = self._live_row(conn, user_id, sid, now, lock=True)
+                if row is None:
+                    raise NotFoundError(f"no session {sid!r} for user {user_id!r}")
+                tags = self._tags_of(conn, [(user_id, sid)])[(user_id, sid)]
+                found.append((_session(row, tags), self._messages_of(conn, user_id, sid)))
+            (ps, pm), (ss, sm) = found
+            new = target != primary_id
+            if new:
+                self._claim(conn, user_id, target, now)
+                ps = dataclasses.replace(ps, max_messages=None, created_at=now)
+            msgs, added = merged(pm, sm, strategy)
+            drop = overflow_after(
+                len(pm), len(added), ps.max_messages, ps.overflow, f"session {target!r}"
+            )
+            i, o, c = usage_totals(added)
+            out = dataclasses.replace(
+                ps,
+                **merged_header(ps, ss),
+                session_id=target,
+                updated_at=now,
+                input_tokens=ps.input_tokens + i,
+                output_tokens=ps.output_tokens + o,
+                cost=ps.cost + c,
+            )
+            self._write_session(conn, out, with_seq(msgs[drop:], 0), trimmed=0, replace=not new)
+            return self._read_session(conn, user_id, target)
+
+        return self.db.transact(tx, what="merging sessions", retry_integrity=True)
+
+    def add_participant(
+        self, user_id: str, session_id: str, participant: str, *, permission: Permission
+    ) -> None:
+        self._set_participant(user_id, session_id, participant, check_permission(permission))
+
+    def remove_participant(self, user_id: str, session_id: str, participant: str) -> bool:
+        return self._set_participant(user_id, session_id, participant, None)
+
+    def _set_participant(
+        self, user_id: str, session_id: str, participant: str, permission: str | None
+    ) -> bool:
+        check_ids(user_id, session_id)
+        check_name("participant", participant)
+        if participant == user_id:
+            raise InvalidInputError("the session's owner holds every permission already")
+
+        def tx(conn: sa.Connection) -> bool:
+            now = self.clock()
+            self._check(conn, user_id, session_id, "moderate", "managing participants", now)
+            if self._live_row(conn, user_id, session_id, now, lock=True) is None:
+                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            key = sa.and_(
+                self._key(PARTICIPANTS, user_id, session_id), P.participant == participant
+            )
+            had = conn.execute(sa.delete(PARTICIPANTS).where(key)).rowcount > 0
+            if permission is not None:
+                conn.execute(
+                    sa.insert(PARTICIPANTS),
+                    {
+                        "tenant": self.tenant,
+                        "user_id": user_id,
+                        "session_id": session_id,
+                        "participant": participant,
+                        "permission": permission,
+                    },
+                )
+            return bool(had)
+
+        return self.db.transact(tx, what="managing participants", retry_integrity=True)
+
+    def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
+        check_ids(user_id, session_id)
+        with self.db.read("listing participants") as conn:
+            now = self.clock()
+            self._check(conn, user_id, session_id, "read", "listing participants", now)
+            if self._live_row(conn, user_id, session_id, now) is None:
+                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            rows = conn.execute(
+                sa.select(P.participant, P.permission)
+                .where(self._key(PARTICIPANTS, user_id, session_id))
+                .order_by(self.db.exact(P.participant))
+            ).all()
+        return {r.participant: check_permission(r.permission) for r in rows}
 
     def close(self) -> None:
         if self._owned:

@@ -14,7 +14,8 @@ suite                          for
 :class:`CongruenceSuite`       vector stores against the exact reference on SciFact (real model)
 :class:`HostileInputSuite`     vector stores given hostile input: typed errors, nothing changed
 :class:`StateStoreSuite`       key/value state stores
-:class:`ConversationStoreSuite` conversation stores
+:class:`ConversationStoreSuite` conversation stores (with :class:`SessionSuite`: branch, merge,
+                               TTL, maximum of messages, participants)
 :class:`CheckpointStoreSuite`  checkpoint stores
 :class:`FileStoreSuite`        path-based file stores (also ``KnowledgeStoreSuite``, its 0.1 name)
 :class:`LockSuite`             cross-process locks, with real worker processes
@@ -39,6 +40,7 @@ SUITES = (
     "congruence",
     "hostile",
     "conversations",
+    "sessions",
     "state",
     "checkpoints",
     "knowledge_fs",
@@ -60,6 +62,7 @@ _LAZY = {
     "HostileInputSuite": ("vecmem.testing.hostile", "HostileInputSuite"),
     "StateStoreSuite": ("vecmem.testing.state", "StateStoreSuite"),
     "ConversationStoreSuite": ("vecmem.testing.conversations", "ConversationStoreSuite"),
+    "SessionSuite": ("vecmem.testing.sessions", "SessionSuite"),
     "CheckpointStoreSuite": ("vecmem.testing.checkpoints", "CheckpointStoreSuite"),
     "FileStoreSuite": ("vecmem.testing.knowledge_fs", "KnowledgeStoreSuite"),
     "KnowledgeStoreSuite": ("vecmem.testing.knowledge_fs", "KnowledgeStoreSuite"),

@@ -25,9 +25,8 @@ from vecmem.conversations import (
     Usage,
 )
 from vecmem.errors import InvalidInputError, NotFoundError
+from vecmem.testing.sessions import MakeStore, SessionSuite
 from vecmem.testing.tenancy import ConversationTenancySuite
-
-MakeStore = Callable[[str], ConversationStore]
 
 
 def _tick() -> float:
@@ -47,16 +46,11 @@ def _deep(depth: int) -> dict[str, Any]:
     return out
 
 
-class ConversationStoreSuite(ConversationTenancySuite):
-    """Conformance tests for conversation stores; override the ``store_factory`` fixture."""
+class ConversationStoreSuite(ConversationTenancySuite, SessionSuite):
+    """Conformance tests for conversation stores; override the ``store_factory`` fixture.
 
-    @pytest.fixture
-    def make_store(self, root_store: Any) -> MakeStore:
-        return lambda tenant: root_store.with_tenant(tenant)
-
-    @pytest.fixture
-    def store(self, make_store: MakeStore) -> ConversationStore:
-        return make_store(f"t-{uuid.uuid4().hex[:12]}")
+    Session operations (branch, merge, TTL, maximum of messages, participants) come from
+    :class:`~vecmem.testing.sessions.SessionSuite`."""
 
     # -- messages -------------------------------------------------------------------------
     def test_add_and_read_back_messages(self, store: ConversationStore) -> None:
