@@ -246,7 +246,7 @@ def test_table_dropped_underneath_is_not_found(tmp_path: Path) -> None:
     store = LanceDb(tmp_path / "lance", table="gone")
     store.connect(SPACE)
     store.upsert(make_chunks(2), unit_vectors(2))
-    store._conn().drop_table("gone")
+    store._c().drop_table("gone")
     with pytest.raises(NotFoundError):
         store.count()
     store.close()
@@ -695,9 +695,9 @@ def _without_the_int_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """Write as vecmem did before it refused integers beyond ±2**53 (``_ODD_VALUES`` has such
     rows, which tables written then still hold): vectors checked, metadata not."""
     monkeypatch.setattr(
-        lancedb_store,
-        "validate_batch",
-        lambda chunks, vectors, dim: validate_vectors(vectors, len(chunks), dim),
+        LanceDb,
+        "_check_batch",
+        lambda self, chunks, vectors: validate_vectors(vectors, len(chunks), self.space.dim),
     )
 
 

@@ -69,6 +69,8 @@ class StoreKit:
     distances: ClassVar[tuple[str, ...]] = ("cosine",)
     """The ``EmbeddingSpace.distance`` values this backend can store."""
     capabilities: Capabilities = Capabilities()
+    detail_limit: ClassVar[int | None] = None
+    """Cut a client error's text to this many characters in vecmem's message (``None``: whole)."""
 
     def __init__(self) -> None:
         self.space: EmbeddingSpace | None = None
@@ -86,8 +88,9 @@ class StoreKit:
         """The space recorded by the existing collection, or ``None`` (creating nothing)."""
         raise NotImplementedError
 
-    def _create(self, space: EmbeddingSpace) -> None:
-        """Create the collection for ``space``, recording it."""
+    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace | None:
+        """Create the collection for ``space``, recording it. May return the space found
+        recorded instead (another writer created the collection first); ``None``: ``space``."""
         raise NotImplementedError
 
     def _adopt(self, stored: EmbeddingSpace, space: EmbeddingSpace) -> EmbeddingSpace:
@@ -124,7 +127,7 @@ class StoreKit:
             return cls(f"cannot reach {self.where}: {exc}")
         if cls is NotFoundError:
             return cls(f"{self.where} does not exist ({what})")
-        return cls(f"{self.where}: {what} failed: {exc}")
+        return cls(f"{self.where}: {what} failed: {str(exc)[: self.detail_limit]}")
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -178,13 +181,12 @@ class StoreKit:
             self._c()
             stored = self._read_space()
             if stored is None:
-                self._create(space)
-                stored = space
+                stored = self._create(space) or space
             else:
                 stored = self._adopt(stored, space)
             self.space = stored
-            self.tokenizer = get_tokenizer(stored.tokenizer)
             try:
+                self.tokenizer = get_tokenizer(stored.tokenizer)
                 self._connected(stored)
             except BaseException:  # a collection refused after reading it: not connected
                 self.space = None

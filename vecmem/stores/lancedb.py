@@ -79,12 +79,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
@@ -100,8 +98,9 @@ from vecmem.errors import (
 )
 from vecmem.filters import And, Cond, Filter, Not, Or
 from vecmem.stores._beside import KeywordBeside
-from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
-from vecmem.tokenize import DefaultTokenizer, Tokenizer, get_tokenizer
+from vecmem.stores.base import Capabilities
+from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.tokenize import DefaultTokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored, content_hash
 
 FORMAT = 4
@@ -365,7 +364,7 @@ def _fts_config(spec: str) -> dict[str, Any]:
     }
 
 
-class LanceDb:
+class LanceDb(StoreKit):
     """A vecmem store in a LanceDB table (embedded, no server).
 
     ``keyword="exact"`` keeps rank_bm25-exact BM25 beside the table; ``keyword="native"`` uses
@@ -377,6 +376,8 @@ class LanceDb:
     """
 
     name = "lancedb"
+    distances = ("cosine", "dot")
+    detail_limit = 400  # Lance errors can quote a whole ``id IN (...)`` clause
 
     def __init__(
         self,
@@ -385,6 +386,7 @@ class LanceDb:
         table: str = "vecmem",
         keyword: KeywordMode = "exact",
     ) -> None:
+        super().__init__()
         if not isinstance(table, str) or not table or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table):
             raise ConfigurationError(
                 f"table must be a name of letters, digits, _ . -, got {table!r}"
@@ -402,12 +404,7 @@ class LanceDb:
             transactions=True,
             concurrent_writers=True,
         )
-        self.space: EmbeddingSpace | None = None
-        self.tokenizer: Tokenizer | None = None
-        self._db: Any = None
         self._tbl: Any = None
-        self._closed = False
-        self._lock = threading.RLock()
         self._columns: set[str] = set()
         self._schema_at: tuple[int, Any] | None = None  # (table version, its schema) known
         self._layout = FORMAT  # this table's layout, set on connect
@@ -420,60 +417,95 @@ class LanceDb:
         self._fts_checked = -math.inf  # time.monotonic() of that look
         self._executor: ThreadPoolExecutor | None = None  # runs hybrid's keyword leg
 
-    # ----------------------------------------------------------------- plumbing
+    # ----------------------------------------------------------------- kit hooks
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
         return f"LanceDB table {self.table!r} in {self.uri}"
 
     @property
     def _local(self) -> Path | None:
         return None if "://" in self.uri else Path(self.uri)
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except VecmemError:
-            raise
-        except (ValueError, RuntimeError, OSError) as exc:
-            text = str(exc)
-            if "not found" in text.lower() and self.table in text:
-                raise NotFoundError(f"{self._where} does not exist ({what})") from exc
-            raise BackendError(f"{self._where}: {what} failed: {text[:400]}") from exc
+    def _classify(self, exc: Exception) -> type[VecmemError] | None:
+        if "not found" in str(exc).lower() and self.table in str(exc):
+            return NotFoundError
+        return BackendError
 
-    def _conn(self) -> Any:
-        if self._closed:
-            raise ConfigurationError("the LanceDB store is closed")
-        if self._db is None:
-            lancedb = require("lancedb", "lancedb")
-            with self._errors("open"):
-                # interval 0: every read sees the latest commit, also other writers'
-                self._db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
-        return self._db
+    def _open(self) -> Any:
+        lancedb = require("lancedb", "lancedb")
+        # interval 0: every read sees the latest commit, also other writers'
+        return lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
 
     def _t(self) -> Any:
-        if self._tbl is None:
-            raise ConfigurationError("LanceDB store used before connect(space)")
-        if self._closed:
-            raise ConfigurationError("the LanceDB store is closed")
+        self._require_space()
         return self._tbl
 
-    def _require_space(self) -> EmbeddingSpace:
-        if self._closed:
-            raise ConfigurationError("the LanceDB store is closed")
-        if self.space is None:
-            raise ConfigurationError("LanceDB store used before connect(space)")
-        return self.space
-
-    def _open_existing(self) -> Any:
-        db = self._conn()
+    def _read_space(self) -> EmbeddingSpace | None:
         with self._errors("open table"):
             try:
-                return db.open_table(self.table)
+                self._tbl = self._c().open_table(self.table)
             except ValueError as exc:
                 if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                    self._tbl = None
                     return None
                 raise
+        return self._recorded(self._tbl)  # None for a table not made by vecmem: refused below
+
+    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        pa = require("pyarrow", "lancedb")
+        schema = pa.schema(
+            [
+                ("id", pa.string(), False),
+                ("document_id", pa.string()),
+                ("text", pa.string()),
+                ("chunk", pa.string()),
+                ("seq", pa.int64()),
+                ("vector", pa.list_(pa.float32(), space.dim)),
+                ("vm_keys", pa.list_(pa.string())),
+            ],
+            metadata={"vecmem_space": space.to_json(), "vecmem_format": str(FORMAT)},
+        )
+        if self._tbl is None:
+            with self._errors("create table"):
+                self._tbl = self._c().create_table(self.table, schema=schema, exist_ok=True)
+        stored = self._recorded(self._tbl)  # another writer's, if it created the table first
+        if stored is None:
+            raise ConfigurationError(
+                f"{self.where} exists but was not made by vecmem (no recorded space); "
+                "pick another table name"
+            )
+        return self._adopt(stored, space)
+
+    def _adopt(self, stored: EmbeddingSpace, space: EmbeddingSpace) -> EmbeddingSpace:
+        stored = super()._adopt(stored, space)
+        if self.keyword_mode == "native":
+            _fts_config(stored.tokenizer)  # a tokenizer the index cannot mirror: refused first
+        return stored
+
+    def _connected(self, space: EmbeddingSpace) -> None:
+        fts = _fts_config(space.tokenizer) if self.keyword_mode == "native" else None
+        layout = (self._tbl.schema.metadata or {}).get(b"vecmem_format", b"1").decode()
+        if layout not in ("1", "2", "3", "4"):
+            raise ConfigurationError(
+                f"{self.where} has table layout {layout}; this vecmem reads 1 to {FORMAT} "
+                "(upgrade vecmem)"
+            )
+        self._layout = int(layout)
+        self._cols = _CHUNK_COLS[self._layout]
+        self._read_schema()
+        if fts is None:
+            self._load_keyword_index()
+        else:
+            self._ensure_fts(fts)
+
+    def _release(self) -> None:
+        try:
+            if self._tbl is not None and self.keyword_mode == "exact":
+                self._save_keyword_index()
+        finally:
+            self._tbl = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
 
     @staticmethod
     def _recorded(tbl: Any) -> EmbeddingSpace | None:
@@ -512,65 +544,6 @@ class LanceDb:
         if self._schema_at is not None and after == self._schema_at[0] + commits:
             self._schema_at = (after, self._schema_at[1])
 
-    # ----------------------------------------------------------------- space
-    def stored_space(self) -> EmbeddingSpace | None:
-        if self.space is not None:
-            return self.space
-        tbl = self._open_existing()
-        return None if tbl is None else self._recorded(tbl)
-
-    def connect(self, space: EmbeddingSpace) -> EmbeddingSpace:
-        with self._lock:
-            if self.space is not None:
-                self.space.check_compatible(space)
-                return self.space
-            if space.distance not in ("cosine", "dot"):
-                raise ConfigurationError(
-                    f"LanceDB adapter supports cosine and dot, not {space.distance!r}"
-                )
-            tbl = self._open_existing()
-            if tbl is None:
-                pa = require("pyarrow", "lancedb")
-                schema = pa.schema(
-                    [
-                        ("id", pa.string(), False),
-                        ("document_id", pa.string()),
-                        ("text", pa.string()),
-                        ("chunk", pa.string()),
-                        ("seq", pa.int64()),
-                        ("vector", pa.list_(pa.float32(), space.dim)),
-                        ("vm_keys", pa.list_(pa.string())),
-                    ],
-                    metadata={"vecmem_space": space.to_json(), "vecmem_format": str(FORMAT)},
-                )
-                with self._errors("create table"):
-                    tbl = self._conn().create_table(self.table, schema=schema, exist_ok=True)
-            stored = self._recorded(tbl)
-            if stored is None:
-                raise ConfigurationError(
-                    f"{self._where} exists but was not made by vecmem (no recorded space); "
-                    "pick another table name"
-                )
-            stored.check_compatible(space, where=self._where)
-            fts = _fts_config(stored.tokenizer) if self.keyword_mode == "native" else None
-            layout = (tbl.schema.metadata or {}).get(b"vecmem_format", b"1").decode()
-            if layout not in ("1", "2", "3", "4"):
-                raise ConfigurationError(
-                    f"{self._where} has table layout {layout}; this vecmem reads 1 to {FORMAT} "
-                    "(upgrade vecmem)"
-                )
-            self._layout = int(layout)
-            self._cols = _CHUNK_COLS[self._layout]
-            self._tbl = tbl
-            self.space = stored
-            self.tokenizer = get_tokenizer(stored.tokenizer)
-            self._read_schema()
-            if fts is None:
-                self._load_keyword_index()
-            else:
-                self._ensure_fts(fts)
-            return stored
-
     # ----------------------------------------------------------------- native full-text index
     def _ensure_fts(self, config: dict[str, Any]) -> None:
         """Find the full-text index on ``text``, (re)building it if it is missing or was made
@@ -583,7 +556,7 @@ class LanceDb:
             if not self._find_fts(config):  # else another writer built the same one meanwhile
                 raise
         if not self._find_fts(config):
-            raise BackendError(f"{self._where}: the full-text index on text was not created")
+            raise BackendError(f"{self.where}: the full-text index on text was not created")
 
     def _find_fts(self, config: dict[str, Any]) -> bool:
         """Whether the table has a full-text index on ``text`` with these tokenizer settings (its
@@ -633,7 +606,7 @@ class LanceDb:
                     self._build_fts(config)
             except (BackendError, ValueError, RuntimeError, OSError) as exc:
                 self._fts_written = 0  # retry after the next FTS_LAG changes, not every search
-                _log.warning("could not update the full-text index of %s: %s", self._where, exc)
+                _log.warning("could not update the full-text index of %s: %s", self.where, exc)
 
     # ----------------------------------------------------------------- keyword index
     @property
@@ -654,11 +627,9 @@ class LanceDb:
                         vocab = json.loads(bytes(st["vocab"]).decode())
                         st["vocab"] = np.array(vocab, dtype=object)
                         ids = json.loads(bytes(st["ids"]).decode())
-                        if self.tokenizer is None:
-                            raise ConfigurationError("the store is used before connect(space)")
                         self._kw = KeywordBeside.restore(
                             BM25Index.from_state(st),
-                            self.tokenizer,
+                            self._keyword_index().tokenizer,
                             ids,
                             [int(s) for s in st["slots"]],
                             int(st["used"][0]),
@@ -671,18 +642,14 @@ class LanceDb:
         self._rebuild_keyword_index()
 
     def _rebuild_keyword_index(self) -> None:
-        space = self._require_space()
         with self._errors("scan text"):
             version = self._t().version
             data = self._t().search().select(["id", "text", "seq"]).limit(None).to_arrow()
         order = np.lexsort((np.arange(data.num_rows), data["seq"].to_numpy(zero_copy_only=False)))
         all_ids, texts = data["id"].to_pylist(), data["text"].to_pylist()
         ids = [all_ids[int(i)] for i in order]
-        k1, b, eps = space.keyword_params()
-        if self.tokenizer is None:
-            raise ConfigurationError("the store is used before connect(space)")
-        self._kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
-        self._kw.add(ids, [self.tokenizer(texts[int(i)]) for i in order])
+        self._kw = kw = self._keyword_index()
+        kw.add(ids, [kw.tokenizer(texts[int(i)]) for i in order])
         seqs = data["seq"].to_numpy(zero_copy_only=False)
         self._next_seq = int(seqs.max()) + 1 if len(seqs) else 0
         self._version = version
@@ -726,7 +693,7 @@ class LanceDb:
             os.replace(tmp, saved)
         except OSError as exc:  # only a cache (checked against the table version on open)
             tmp.unlink(missing_ok=True)
-            _log.warning("could not save the keyword index of %s: %s", self._where, exc)
+            _log.warning("could not save the keyword index of %s: %s", self.where, exc)
 
     # ----------------------------------------------------------------- writes
     def _arrays(
@@ -814,9 +781,8 @@ class LanceDb:
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
-        space = self._require_space()
         chunks = list(chunks)
-        v = validate_batch(chunks, vectors, space.dim)
+        v = self._check_batch(chunks, vectors)
         written = {c.id for c in chunks}
         deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
         if not chunks and not deletes:
@@ -891,8 +857,7 @@ class LanceDb:
         return self._next_seq
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        if ids is None and filter is None:
-            raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
+        self._check_delete(ids, filter)
         self._require_space()
         exact = self.keyword_mode == "exact"
         with self._lock:
@@ -965,9 +930,7 @@ class LanceDb:
             return self._t().search().where(where).select(columns).limit(None).to_arrow()
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
-        q = validate_query_vector(vector, self._require_space().dim)
+        q = self._check_query(vector, k)
         return self._vector(q, k, self._sql(filter))
 
     def _vector(self, q: np.ndarray, k: int, where: str | None) -> list[Scored]:
@@ -981,8 +944,7 @@ class LanceDb:
         return [Scored(c, float(s)) for c, s in zip(self._chunks(data), sims)]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
+        self._check_k(k)
         self._require_space()
         if self.keyword_mode == "native":
             where = self._sql(filter)
@@ -990,8 +952,8 @@ class LanceDb:
             return self._fts(text, k, where)
         with self._lock:
             self._sync()
-            if self._kw is None or self.tokenizer is None:
-                raise ConfigurationError("the store is used before connect(space)")
+            if self._kw is None:
+                raise ConfigurationError(f"{self.name} store used before connect(space)")
             where = self._sql(filter)
 
             def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
@@ -1004,17 +966,17 @@ class LanceDb:
 
             # a selective filter: past 256 candidates one scan for the matching ids is cheaper
             # (measured at 50k rows: ~8 ms for 1-10% of them; ``id IN`` costs ~0.05 ms an id)
-            found = self._kw.search(
-                self.tokenizer(text),
+            return self._keyword_search(
+                self._kw,
+                text,
                 k,
                 fetch,
-                filtered=where is not None,
+                where is not None,
                 widen_to=256,
                 matching=None
                 if where is None
                 else (lambda: self._rows(where, ["id"])["id"].to_pylist()),
             )
-            return [Scored(c, x) for _, c, x in found]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Scored]:
         """Keyword search by LanceDB's full-text index, ``where`` as a prefilter."""
@@ -1038,15 +1000,13 @@ class LanceDb:
         vecmem runs them itself so that the fusion is vecmem's own function, bit for bit and for
         every :class:`~vecmem.fusion.Fusion`, and so that it can project its columns (LanceDB's
         hybrid query logs a warning per query when asked to, lancedb#3001)."""
-        if k <= 0:
-            raise InvalidInputError(f"k must be > 0, got {k}")
         if self.keyword_mode != "native":
             raise ConfigurationError(
                 "both_legs() runs in the database only with "
                 "keyword='native'; VectorMemory calls query() and keyword() "
                 "otherwise"
             )
-        q = validate_query_vector(vector, self._require_space().dim)
+        q = self._check_query(vector, k)
         where = self._sql(filter)
         self._fresh_fts()
         keyword = self._pool().submit(self._fts, text, k, where)
@@ -1137,25 +1097,12 @@ class LanceDb:
         """Delete the table, its recorded space and the saved keyword index."""
         with self._lock:
             with self._errors("drop"):
-                self._conn().drop_table(self.table, ignore_missing=True)
+                self._c().drop_table(self.table, ignore_missing=True)
             saved = self._saved
             if saved is not None and saved.exists():
                 saved.unlink()
             self._tbl, self.space, self._version, self._schema_at = None, None, -1, None
             self._fts_name, self._next_seq = None, -1
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                if self._tbl is not None and self.keyword_mode == "exact":
-                    self._save_keyword_index()
-            finally:
-                self._closed = True
-                self._tbl = self._db = None
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False)
 
 
 _ENCODE = _json_encoder()
@@ -1185,23 +1132,12 @@ def _batches(items: list[str]) -> Iterator[list[str]]:
 def from_url(url: str) -> LanceDb:
     """``lancedb:///abs/path`` or ``lancedb://./rel/path``; ``?table=NAME`` (or ``collection=``),
     ``&keyword=native`` for LanceDB's full-text index (default ``exact``)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "lancedb":
-        raise ConfigurationError(f"not a LanceDB URL: {url!r}")
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"table", "collection", "keyword"}
-    if unknown:
-        raise ConfigurationError(f"unknown LanceDB URL parameters: {sorted(unknown)}")
-    path = unquote(parts.netloc + parts.path)
-    if not path:
+    u = parse_url(url, schemes=("lancedb",), params=("table", "collection", "keyword"))
+    if not u.path:
         raise ConfigurationError(f"LanceDB URL {url!r} names no folder")
-    keyword = query.get("keyword", "exact")
-    if keyword not in ("exact", "native"):
-        raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
+    table = u.query.get("table") or u.query.get("collection") or "vecmem"
     return LanceDb(
-        path,
-        table=query.get("table") or query.get("collection") or "vecmem",
-        keyword=cast(KeywordMode, keyword),
+        u.path, table=table, keyword=cast(KeywordMode, u.query.get("keyword") or "exact")
     )
 
 
