@@ -47,6 +47,16 @@ class TestJSONFileConversations(ConversationStoreSuite):
         return lambda: CONVERSATION_STORES.create(f"file://{tmp_path}")
 
 
+class TestRotatedJSONFileConversations(ConversationStoreSuite):
+    """The whole suite with every option of the JSON store on: 2 KB files, a backup per write."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Any) -> Any:
+        return lambda: CONVERSATION_STORES.create(
+            f"json://{tmp_path}", max_file_bytes=2048, backup_interval=0.001, backups_kept=2
+        )
+
+
 class TestSQLiteConversations(ConversationStoreSuite):
     @pytest.fixture
     def store_factory(self, sqlite_conversations: Any) -> Any:

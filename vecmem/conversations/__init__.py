@@ -27,7 +27,8 @@ from vecmem.conversations.base import (
     Session,
     Usage,
 )
-from vecmem.conversations.memory import JSONConversationStore, MemoryConversationStore
+from vecmem.conversations.json_files import JSONConversationStore
+from vecmem.conversations.memory import MemoryConversationStore
 from vecmem.errors import ConfigurationError
 from vecmem.registry import CONVERSATION_STORES, PG_COMPATIBLE
 
@@ -52,12 +53,22 @@ def _files(
     root: str | None = None,
     tenant: str = "default",
     clock: Callable[[], float] = time.time,
+    max_file_bytes: int | None = None,
+    backup_interval: float | None = None,
+    backups_kept: int = 5,
 ) -> JSONConversationStore:
     if url is not None:
         root = url.split("://", 1)[1] or None
     if not root:
         raise ConfigurationError("a JSON-file conversation store needs url='file:///dir' or root=")
-    return JSONConversationStore(root, tenant=tenant, clock=clock)
+    return JSONConversationStore(
+        root,
+        tenant=tenant,
+        clock=clock,
+        max_file_bytes=max_file_bytes,
+        backup_interval=backup_interval,
+        backups_kept=backups_kept,
+    )
 
 
 def _sqlite(

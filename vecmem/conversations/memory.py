@@ -1,24 +1,18 @@
-"""Conversation stores kept in Python: in memory, or one JSON file per session.
-
-Both share one implementation over session records; they differ only in where a record lives.
-The JSON store writes each file atomically (temporary file + rename) and serialises writers
-within a process; it is meant for one process (use SQLite for several).
+"""Conversation stores kept in Python: the shared implementation over session records and the
+in-memory store. The JSON-file store (:mod:`vecmem.conversations.json_files`) shares it; they
+differ only in where a record lives.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from vecmem._keys import check_metadata, check_name, check_tags, check_tenant, child_path
+from vecmem._keys import check_metadata, check_name, check_tags, check_tenant
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -28,11 +22,7 @@ from vecmem.conversations.base import (
     check_page,
     check_query,
     export_document,
-    message_dict,
-    message_from_dict,
     prepare,
-    session_dict,
-    session_from_dict,
     usage_totals,
     with_seq,
 )
@@ -52,9 +42,7 @@ from vecmem.conversations.sessions import (
     require_owner,
 )
 from vecmem.errors import (
-    BackendError,
     ConflictError,
-    DocumentReadError,
     InvalidInputError,
     NotFoundError,
 )
@@ -490,102 +478,4 @@ class MemoryConversationStore(_PythonConversationStore):
                 yield rec
 
 
-class JSONConversationStore(_PythonConversationStore):
-    """Conversations as JSON files: ``root/<tenant>/<user>/<session>.json``, each id written as
-    :func:`vecmem._keys.file_name` (``..`` is ``%2E%2E``, ``A`` is ``%41``), so no id leaves its
-    folder or meets another by case; files written under the old spelling are renamed on use.
-
-    >>> import tempfile
-    >>> store = JSONConversationStore(tempfile.mkdtemp())
-    >>> _ = store.add_messages("u1", "s1", [Message("user", "hi")])
-    >>> store.get_messages("u1", "s1")[0].content
-    'hi'
-    """
-
-    _locks: dict[str, threading.RLock] = {}
-    _locks_guard = threading.Lock()
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        tenant: str = "default",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(tenant, clock)
-        self.root = Path(root)
-        self._dir = child_path(self.root, self.tenant, what="tenant")
-        key = str(self.root.resolve())
-        with self._locks_guard:
-            self._lock = self._locks.setdefault(key, threading.RLock())
-
-    def with_tenant(self, tenant: str) -> JSONConversationStore:
-        view = JSONConversationStore(self.root, tenant=tenant, clock=self.clock)
-        view.actor = self.actor
-        return view
-
-    def _user_dir(self, user_id: str) -> Path:
-        return child_path(self._dir, user_id, what="user_id")
-
-    def _path(self, user_id: str, session_id: str) -> Path:
-        return child_path(self._user_dir(user_id), session_id, suffix=".json", what="session_id")
-
-    def _read(self, path: Path) -> _Record | None:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise DocumentReadError(f"cannot read conversation file {path}: {exc}") from exc
-        return _Record(
-            session_from_dict(data["session"]),
-            [message_from_dict(m) for m in data["messages"]],
-            dict(data.get("participants") or {}),
-        )
-
-    def _load(self, user_id: str, session_id: str) -> _Record | None:
-        return self._read(self._path(user_id, session_id))
-
-    def _store(self, record: _Record) -> None:
-        s = record.session
-        path = self._path(s.user_id, s.session_id)
-        data = {
-            "session": session_dict(s),
-            "messages": [message_dict(m) for m in record.messages],
-            "participants": record.participants,
-        }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise BackendError(f"cannot write conversation file {path}: {exc}") from exc
-
-    def _remove(self, user_id: str, session_id: str) -> bool:
-        try:
-            self._path(user_id, session_id).unlink()
-            return True
-        except FileNotFoundError:
-            return False
-
-    def _records(self, user_id: str | None) -> Iterator[_Record]:
-        if user_id is not None:
-            dirs = [self._user_dir(user_id)]
-        else:
-            dirs = (
-                sorted(p for p in self._dir.iterdir() if p.is_dir() and not p.is_symlink())
-                if self._dir.is_dir()
-                else []
-            )  # a link planted here may lead anywhere
-        for d in dirs:
-            if not d.is_dir():
-                continue
-            for path in sorted(d.glob("*.json")):
-                rec = self._read(path)
-                if rec is not None and (user_id is None or rec.session.user_id == user_id):
-                    yield rec
-
-
-__all__ = ["JSONConversationStore", "MemoryConversationStore"]
+__all__ = ["MemoryConversationStore"]
