@@ -2,7 +2,8 @@
 
 Backends: :class:`MemoryConversationStore`, :class:`JSONConversationStore` (one JSON file per
 session) and :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB);
-:class:`AsyncConversationStore` wraps any of them for asyncio (in threads);
+:class:`AsyncConversationStore` wraps any of them for asyncio (in threads),
+:class:`CachedConversationStore` with a read cache (:class:`LRUCache`, :class:`RedisCache`);
 :class:`~vecmem.conversations.async_sql.AsyncSQLConversationStore` runs on native async drivers
 (``async_postgres``, ``async_sqlite`` in the registry). Create one by name or URL
 through :data:`vecmem.registry.CONVERSATION_STORES`:
@@ -27,6 +28,7 @@ from vecmem.conversations.base import (
     Session,
     Usage,
 )
+from vecmem.conversations.cache import CachedConversationStore, LRUCache, RedisCache
 from vecmem.conversations.json_files import JSONConversationStore
 from vecmem.conversations.memory import MemoryConversationStore
 from vecmem.errors import ConfigurationError
@@ -133,10 +135,13 @@ for _dialect, (_name, *_aliases) in _ASYNC_NAMES.items():
 
 __all__ = [
     "AsyncConversationStore",
+    "CachedConversationStore",
     "ConversationStore",
     "JSONConversationStore",
+    "LRUCache",
     "MemoryConversationStore",
     "Message",
+    "RedisCache",
     "SQLConversationStore",
     "Session",
     "Usage",

@@ -1,0 +1,166 @@
+"""The session read cache: the whole conversation suite through the cache (in-process LRU on
+memory and SQLite, Redis on PostgreSQL and SQLite), hits and misses counted, invalidation by
+writes from another store instance and from another process, and reads that race a write never
+leave a stale entry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vecmem.conversations import MemoryConversationStore, Message
+from vecmem.conversations.cache import MISS, CachedConversationStore, LRUCache, RedisCache
+from vecmem.conversations.sql import SQLConversationStore
+from vecmem.errors import ConfigurationError, NotFoundError
+from vecmem.testing.conversations import ConversationStoreSuite
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLConversationStore]:
+    store = SQLConversationStore(f"sqlite:///{tmp_path_factory.mktemp('cc')}/c.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_store(postgres_url: str) -> Iterator[SQLConversationStore]:
+    store = SQLConversationStore(postgres_url)
+    yield store
+    store.close()
+
+
+def _redis(url: str) -> RedisCache:
+    return RedisCache(url, prefix=f"test-cc-{uuid.uuid4().hex[:8]}")
+
+
+class TestLRUOverMemory(ConversationStoreSuite):
+    @pytest.fixture
+    def store_factory(self) -> Any:
+        return lambda: CachedConversationStore(MemoryConversationStore(), cache=LRUCache(50))
+
+
+class TestLRUOverSQLite(ConversationStoreSuite):
+    @pytest.fixture
+    def store_factory(self, sqlite_store: SQLConversationStore) -> Any:
+        return lambda: CachedConversationStore(sqlite_store, cache=LRUCache(50))
+
+
+@pytest.mark.server
+class TestRedisOverPostgres(ConversationStoreSuite):
+    @pytest.fixture
+    def store_factory(self, postgres_store: SQLConversationStore, redis_url: str) -> Any:
+        return lambda: CachedConversationStore(postgres_store, cache=_redis(redis_url))
+
+
+def test_reads_hit_and_writes_invalidate() -> None:
+    cache = LRUCache(10)
+    store = CachedConversationStore(MemoryConversationStore(), cache=cache)
+    store.add_messages("u", "s", [Message("user", "a")])
+    for _ in range(3):
+        assert [m.content for m in store.last_messages("u", "s", 5)] == ["a"]
+        assert store.get_session("u", "s").message_count == 1
+    assert (cache.hits, cache.misses) == (5, 1)  # the first page read also cached the header
+    store.add_messages("u", "s", [Message("user", "b")])
+    assert [m.content for m in store.last_messages("u", "s", 5)] == ["a", "b"]
+    assert store.get_session("u", "s").message_count == 2
+    store.acting_as("u").add_messages("u", "s", [Message("user", "c")])  # a view invalidates too
+    assert store.get_session("u", "s").message_count == 3
+    store.delete_user("u")
+    with pytest.raises(NotFoundError):
+        store.get_session("u", "s")
+    assert store.get_messages("u", "s") == []
+
+
+def test_the_lru_keeps_only_maxsize_sessions() -> None:
+    cache = LRUCache(2)
+    store = CachedConversationStore(MemoryConversationStore(), cache=cache)
+    for sid in ("a", "b", "c"):
+        store.add_messages("u", sid, [Message("user", sid)])
+        store.get_session("u", sid)
+    store.get_session("u", "c")
+    store.get_session("u", "a")  # evicted by c: a miss
+    assert (cache.hits, cache.misses) == (1, 4)
+    with pytest.raises(ConfigurationError):
+        LRUCache(0)
+
+
+@pytest.mark.parametrize("kind", ["lru", "redis"])
+def test_a_read_racing_a_write_leaves_no_stale_entry(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    cache: Any = LRUCache(10) if kind == "lru" else _redis(request.getfixturevalue("redis_url"))
+    key, other = ("t", "u", "s"), ("t", "u", "other")
+    _, stamp = cache.get(key, ("session",))  # a reader misses and goes to the store ...
+    cache.invalidate([key])  # ... a writer commits and invalidates ...
+    cache.put(key, ("session",), _session("old"), stamp)  # ... the reader stores what it read
+    assert cache.get(key, ("session",))[0] is MISS
+    _, stamp = cache.get(other, ("session",))
+    cache.invalidate([key])  # another session changed: this entry may still be stored
+    cache.put(other, ("session",), _session("fresh"), stamp)
+    if kind == "redis":  # versions are per session in Redis
+        assert cache.get(other, ("session",))[0].title == "fresh"
+
+
+def _session(title: str) -> Any:
+    from vecmem.conversations import Session
+
+    return Session("u", "s", title=title)
+
+
+def test_two_instances_share_a_redis_cache(tmp_path: Path, redis_url: str) -> None:
+    url, prefix = f"sqlite:///{tmp_path}/c.db", f"two-{uuid.uuid4().hex[:8]}"
+    a = CachedConversationStore(
+        SQLConversationStore(url), cache=RedisCache(redis_url, prefix=prefix)
+    )
+    b = CachedConversationStore(
+        SQLConversationStore(url), cache=RedisCache(redis_url, prefix=prefix)
+    )
+    a.add_messages("u", "s", [Message("user", "one")])
+    assert [m.content for m in a.last_messages("u", "s", 5)] == ["one"]
+    assert [m.content for m in b.last_messages("u", "s", 5)] == ["one"]
+    assert b.cache.hits == 1  # b read what a cached
+    b.add_messages("u", "s", [Message("user", "two")])
+    b.save_session("u", "s", title="by b")
+    assert [m.content for m in a.last_messages("u", "s", 5)] == ["one", "two"]
+    assert a.get_session("u", "s").title == "by b"
+    a.close()
+    b.close()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from vecmem.conversations import Message
+    from vecmem.conversations.cache import CachedConversationStore, RedisCache
+    from vecmem.conversations.sql import SQLConversationStore
+    store = CachedConversationStore(
+        SQLConversationStore(sys.argv[1]), cache=RedisCache(sys.argv[2], prefix=sys.argv[3])
+    )
+    for i in range(int(sys.argv[4])):
+        store.add_messages("u", "s", [Message("user", f"child {i}")])
+    store.close()
+""")
+
+
+def test_another_process_writes_are_seen(tmp_path: Path, redis_url: str) -> None:
+    url, prefix = f"sqlite:///{tmp_path}/c.db", f"proc-{uuid.uuid4().hex[:8]}"
+    store = CachedConversationStore(
+        SQLConversationStore(url), cache=RedisCache(redis_url, prefix=prefix)
+    )
+    store.add_messages("u", "s", [Message("user", "parent")])
+    assert store.get_session("u", "s").message_count == 1  # cached now
+    for n in (3, 2):
+        subprocess.run(
+            [sys.executable, "-c", WRITER, url, redis_url, prefix, str(n)], check=True, timeout=120
+        )
+        got = store.get_messages("u", "s")
+        assert got[-1].content == f"child {n - 1}"
+        assert store.get_session("u", "s").message_count == len(got)
+    assert len(got) == 6
+    store.close()
