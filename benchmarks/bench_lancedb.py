@@ -61,6 +61,7 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
 
     from vecmem import VectorMemory
     from vecmem.fusion import Fusion
+    from vecmem.stores import _lancedb_layout as layout
     from vecmem.stores import lancedb as adapter
     from vecmem.stores.lancedb import LanceDb
 
@@ -139,9 +140,9 @@ def run(n: int, n_queries: int, folder: Path) -> dict[str, Any]:
     def prep() -> None:  # the adapter's Arrow batches, built and dropped
         for s in range(0, n, BATCH):
             part = chunks[s : s + BATCH]
-            typed, untyped = adapter._typed_columns([c.metadata for c in part])
-            cols = native._arrays(part, vecs[s : s + BATCH], 0, typed, untyped)
-            native._table(cols, len(part), native._t().schema)
+            typed, untyped = layout.typed_columns([c.metadata for c in part])
+            cols = layout.arrays(part, vecs[s : s + BATCH], 0, typed, untyped)
+            layout.as_table(cols, len(part), native._t().schema)
 
     out["vecmem_batches_s"] = _timed(prep)
     out["raw_batches_s"] = _timed(lambda: [batch(s) for s in range(0, n, BATCH)])

@@ -32,6 +32,7 @@ from vecmem.errors import (
 from vecmem.filters import Cond, Filter, matches, parse_filter
 from vecmem.fusion import Fusion, fuse
 from vecmem.memory import VectorMemory
+from vecmem.stores import _lancedb_layout as lancedb_layout
 from vecmem.stores import lancedb as lancedb_store
 from vecmem.stores import open_store
 from vecmem.stores.base import validate_vectors
@@ -746,7 +747,7 @@ def test_layout_3_tables_still_work(
 ) -> None:
     """A table in layout 3 (every field name in vm_keys) keeps writing every name, and $exists
     matches exactly on rows of both writers."""
-    monkeypatch.setattr(lancedb_store, "FORMAT", 3)
+    monkeypatch.setattr(lancedb_layout, "FORMAT", 3)
     _without_the_int_rule(monkeypatch)
     old = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
     old.connect(SPACE)
@@ -812,10 +813,8 @@ def test_layout_2_tables_still_work(
     keeps writing the hash."""
     import json
 
-    import vecmem.stores.lancedb as lancedb_module
-
     chunks, vectors = make_chunks(20), unit_vectors(20)
-    monkeypatch.setattr(lancedb_module, "FORMAT", 2)
+    monkeypatch.setattr(lancedb_layout, "FORMAT", 2)
     old = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
     old.connect(SPACE)
     old.upsert(chunks[:10], vectors[:10])

@@ -17,8 +17,12 @@ matching id (``matching``) switches to a mask and one exact top ``k``.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -55,6 +59,42 @@ class KeywordBeside:
         kw.slot_of = dict(zip(ids, slots))
         kw.id_of = dict(zip(slots, ids))
         return kw
+
+    def save(self, path: Path, stamp: Mapping[str, int]) -> None:
+        """Write the index to ``path`` (``.npz``) with the integers ``stamp`` (what it reflects:
+        a table version...), atomically: through a temporary file of this process and thread's
+        own, so processes closing at once never move each other's file away."""
+        st = self.bm25.state()
+        ids = [self.id_of[s] for s in st["slots"].tolist()]
+        st["vocab"] = np.frombuffer(json.dumps(list(st["vocab"])).encode(), dtype=np.uint8)
+        st["ids"] = np.frombuffer(json.dumps(ids).encode(), dtype=np.uint8)
+        st.update({f"stamp_{k}": np.array([v]) for k, v in stamp.items()})
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+        try:
+            np.savez(tmp, **st)  # type: ignore[arg-type]  # numpy's stub types **kwds loosely
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(
+        cls, path: Path, tokenizer: Tokenizer, expect: Mapping[str, int]
+    ) -> tuple[KeywordBeside, dict[str, int]] | None:
+        """The index :meth:`save` wrote to ``path`` and its stamp, or ``None`` when there is no
+        file, its stamp differs from ``expect`` or it is torn or foreign (only a cache)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                stamp = {k[6:]: int(z[k][0]) for k in z.files if k.startswith("stamp_")}
+                if any(stamp.get(k) != v for k, v in expect.items()):
+                    return None
+                st = {k: z[k] for k in z.files}
+            st["vocab"] = np.array(json.loads(bytes(st["vocab"]).decode()), dtype=object)
+            ids = json.loads(bytes(st["ids"]).decode())
+            bm25 = BM25Index.from_state(st)
+        except (OSError, ValueError, KeyError):
+            return None
+        return cls.restore(bm25, tokenizer, ids, st["slots"].tolist(), int(st["used"][0])), stamp
 
     def __contains__(self, chunk_id: str) -> bool:
         return chunk_id in self.slot_of
