@@ -266,22 +266,50 @@ def test_the_threshold_can_be_turned_off_and_is_checked(tmp_path: Path) -> None:
             EmbeddedStore(path, compact_at=bad)
 
 
-def test_compaction_with_the_hnsw_graph(tmp_path: Path) -> None:
-    """Above ann_threshold the old graph (of the old slots) is dropped at the switch and never
-    used; the next build makes one of the new slots and every document is found through it."""
+def test_compaction_keeps_the_hnsw_graph_and_rebuilds_it_afresh(tmp_path: Path) -> None:
+    """Above ann_threshold the saved graph is renamed to the new slots and put in place with the
+    switch: searches use HNSW at once (no exact-search period), every live document is found
+    through it, the old slots' graph is never loaded. Its removed nodes are tombstones, so the
+    next build beside the store starts afresh and the graph file shrinks."""
     path = tmp_path / "kb"
-    docs = filled(path, 500)
-    with memory(path, compact_at=None, ann_threshold=50, background=False) as m:
+    docs = filled(path, 600)
+    with memory(path, compact_at=None, ann_threshold=50) as m:
         m.space  # noqa: B018
         m.store.flush()  # type: ignore[attr-defined]
-        assert (path / "ann.usearch").exists()
-        m.delete([f"d{i}" for i in range(0, 500, 2)])
-        m.compact()  # the facade: compact, then bring the graph up to date
-        store = m.store
-        assert store._ann is not None and len(store._ann) == 250  # type: ignore[attr-defined]
-        for i in range(1, 500, 24):  # the odd ones live
+        full = (path / "ann.usearch").stat().st_size
+        m.delete([f"d{i}" for i in range(0, 600, 2)])
+        m.store.compact()  # type: ignore[attr-defined]
+        info = json.loads((path / "ann.json").read_text())
+        assert info["epoch"] == int(meta(path)["epoch"])
+        assert (info["count"], info["upto"], info["dead"]) == (300, 300, 300)
+        for i in range(1, 600, 24):  # the odd ones live, found through the renamed graph
             assert m.search(docs[f"d{i}"], k=1, mode="vector")[0].document_id == f"d{i}"
-    assert json.loads((path / "ann.json").read_text())["epoch"] == int(meta(path)["epoch"])
+        store = m.store
+        assert store._ann is not None and len(store._ann) == 300  # type: ignore[attr-defined]
+        # the query above started a fresh build (tombstones past DEAD_SHARE): wait for it
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            info = json.loads((path / "ann.json").read_text())
+            if info["dead"] == 0 and info["epoch"] == int(meta(path)["epoch"]):
+                break
+            time.sleep(0.2)
+            m.search(docs["d1"], k=1)
+        assert info["dead"] == 0 and info["count"] == 300
+        assert (path / "ann.usearch").stat().st_size < 0.75 * full
+        for i in range(1, 600, 24):
+            assert m.search(docs[f"d{i}"], k=1, mode="vector")[0].document_id == f"d{i}"
+
+
+def test_the_facade_compacts_and_brings_the_graph_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "kb"
+    docs = filled(path, 300)
+    with memory(path, compact_at=None, ann_threshold=50, background=False) as m:
+        m.delete([f"d{i}" for i in range(100)])
+        m.compact()
+        store = m.store
+        assert store.dead_rows() == 0  # type: ignore[attr-defined]
+        assert store._ann is not None and len(store._ann) == 200  # type: ignore[attr-defined]
+        assert m.search(docs["d150"], k=1, mode="vector")[0].document_id == "d150"
 
 
 def test_vecmem_compact_from_the_command_line(

@@ -12,12 +12,15 @@ rows, packed in slot order, into a new vector file and renumbers the chunks to m
    snapshot are appended to the new file, the chunks table is rebuilt with the new slots (rows
    deleted since the snapshot stay behind as dead rows of the new file), the checksum records
    are replaced, the log is emptied, and ``meta`` names the new file and a new ``generation``
-   and ``epoch``. Then the old file and the old graph are deleted.
+   and ``epoch``. Then the old file is deleted and the HNSW graph, renamed to the new slots
+   during step 1 (:func:`vecmem.stores._graph.remapped`), put in place.
 3. **Vacuum** (optional, no vecmem lock): SQLite's ``VACUUM`` gives the freed pages back.
 
 Every store process sees the new ``generation`` on its next call and loads the store again (its
-open file descriptors keep the old file readable until then); graphs of the old epoch are never
-loaded, and a graph build rebuilds the HNSW graph beside the store. A kill at any point loses
+open file descriptors keep the old file readable until then) and maps the renamed graph, so
+searches keep using HNSW; graphs of the old epoch are never loaded again. The renamed graph keeps
+the removed nodes as tombstones: the next graph build beside the store starts afresh and gives
+their space back (:data:`vecmem.stores._graph.DEAD_SHARE`). A kill at any point loses
 nothing: before the commit the new file is an orphan nobody reads (deleted by the next
 compaction), after it the old file is. ``compact.lock`` keeps one compaction per store.
 
@@ -49,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from vecmem.errors import BackendError, IntegrityError, StoreLockedError
+from vecmem.stores import _graph
 from vecmem.stores._vectorfile import RANGE_BYTES, Range, VectorFile
 
 COMPACT_AT = 0.3
@@ -235,16 +239,22 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
         with contextlib.suppress(FileNotFoundError):
             new_path.unlink()  # what a killed compaction left
         dst = VectorFile(new_path, dim=dim)
+        graph: tuple[Path, dict[str, int]] | None = None
         try:
             packer = _Packer(dst)
             _copy(src, ranges, live, packer)
+            graph = _renamed_graph(folder, epoch, n0, live)
             _fault("compact-copied")
             # 2. the switch
             with _flock(folder / "write.lock", timeout=lock_timeout, what="compaction"):
-                report = _switch(db, folder, src, dst, packer, live, n0, q0, generation, epoch)
+                report = _switch(
+                    db, folder, src, dst, packer, live, n0, q0, generation, epoch, graph
+                )
         finally:
             src.close()
             dst.close()
+            if graph is not None:
+                graph[0].unlink(missing_ok=True)  # (renamed into place when it went well)
         if report is None:  # repaired meanwhile: start again from the new rows
             new_path.unlink(missing_ok=True)
             return _compact(folder, file, lock_timeout, vacuum)
@@ -283,6 +293,7 @@ def _switch(
     q0: int,
     generation: int,
     epoch: int,
+    graph: tuple[Path, dict[str, int]] | None,
 ) -> tuple[int, int] | None:
     """Step 2 of the module docstring (hold the write lock); ``None`` when a repair rewrote
     rows since the snapshot (the copy is stale)."""
@@ -355,25 +366,46 @@ def _switch(
         raise
     _fault("compact-committed")
     _sweep(folder, keep=dst.path.name)
+    try:
+        if graph is None:
+            raise FileNotFoundError
+        _graph.install(folder, *graph)  # (a cache: if this fails, a build makes a new one)
+    except OSError:
+        for name in ("ann.usearch", "ann.json"):  # of the old slots: never loaded again
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
     return packer.n, n_live
 
 
+def _renamed_graph(
+    folder: Path, epoch: int, rows: int, live: np.ndarray
+) -> tuple[Path, dict[str, int]] | None:
+    """The saved HNSW graph renamed to the new slots (:func:`vecmem.stores._graph.remapped`),
+    or ``None`` (no graph, or it could not be read: a build makes a new one)."""
+    if not (folder / "ann.json").exists():
+        return None
+    try:
+        return _graph.remapped(folder, epoch, rows, live)
+    except (OSError, RuntimeError, ValueError, MemoryError):
+        return None
+
+
 def _sweep(folder: Path, *, keep: str) -> None:
-    """Delete vector files other than ``keep`` (the old one, orphans of killed compactions) and
-    the graph of the old epoch. Hold the write lock and ``compact.lock``."""
+    """Delete vector files other than ``keep`` (the old one, orphans of killed compactions).
+    Hold the write lock and ``compact.lock``."""
     for f in [folder / "vectors.f32", *folder.glob("vectors.*.f32")]:
         if f.name != keep:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
-    for name in ("ann.usearch", "ann.json"):
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
 
 
 def main(argv: list[str]) -> int:
+    """``python -m vecmem.stores._compact FOLDER LOCK_TIMEOUT``: compact unless another process
+    is; prints the report as JSON (``null`` when another process was compacting)."""
     with contextlib.suppress(OSError):
         os.nice(5)  # below the store's own writes and queries
-    compact(Path(argv[0]), lock_timeout=float(argv[1]), wait=False)
+    report = compact(Path(argv[0]), lock_timeout=float(argv[1]), wait=False)
+    print(json.dumps(None if report is None else report.__dict__), flush=True)
     return 0
 
 

@@ -11,6 +11,13 @@ saves it to temporary files and renames them into place; readers map the new fil
 copy) when ``ann.json`` changes. So writes never wait for the graph, readers never wait for a
 build, and a build runs on another core, outside the GIL (usearch holds it while it adds).
 
+Removed nodes stay in usearch's file as tombstones; ``ann.json`` counts them (``dead``), and a
+build starts afresh instead of extending once they pass a quarter of the live nodes
+(:data:`DEAD_SHARE`), so a store that deletes much does not carry a graph twice its size. A
+compaction (:mod:`vecmem.stores._compact`) renumbers the slots: :func:`remapped` gives it the
+saved graph with its keys renamed to the new slots, installed with the new epoch after the
+switch, so searches keep using HNSW; its tombstones make the next build a fresh one.
+
 A kill at any point loses nothing: the rows are committed before any build reads them, a torn
 temporary file is never renamed, and a graph whose ``count`` does not match ``ann.json`` (killed
 between the two renames) is refused and built again. ``ann.build.lock`` (an flock) keeps one
@@ -38,6 +45,8 @@ import numpy as np
 
 from vecmem._deps import usearch_index
 
+DEAD_SHARE = 0.25
+"""A build starts afresh when the graph's removed nodes exceed this share of its live ones."""
 ADD_THREADS = 1
 BLOCK_ROWS = 50_000
 FAULT_ENV = "VECMEM_GRAPH_FAULT"
@@ -61,8 +70,10 @@ def new_index(dim: int, connectivity: int, expansion_add: int, expansion_search:
 def read_meta(folder: Path) -> dict[str, int] | None:
     try:
         meta = json.loads((folder / "ann.json").read_text())
-        return {k: int(meta[k]) for k in ("count", "epoch", "upto")}
-    except (OSError, ValueError, KeyError, TypeError):
+        out = {k: int(meta[k]) for k in ("count", "epoch", "upto")}
+        out["dead"] = int(meta.get("dead", 0))
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -121,7 +132,7 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
                 return 0  # compacted since: a later build reads the new rows
         finally:
             db.close()
-        index, added = None, live
+        index, added, dead = None, live, 0
         saved = read_meta(folder)
         if saved is not None and saved["epoch"] == epoch and saved["upto"] <= upto:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
@@ -129,9 +140,13 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
                 if old is not None and len(old) == saved["count"]:
                     keys = np.asarray(old.keys, dtype=np.int64)
                     gone = np.setdiff1d(keys, live, assume_unique=True)
-                    if len(gone):
-                        old.remove(gone.astype(np.uint64))
-                    index, added = old, live[live >= saved["upto"]]
+                    dead = saved["dead"] + len(gone)
+                    if dead <= DEAD_SHARE * len(live):  # else: afresh, without tombstones
+                        if len(gone):
+                            old.remove(gone.astype(np.uint64))
+                        index, added = old, live[live >= saved["upto"]]
+                    else:
+                        dead = 0
         if index is None:
             index = new_index(dim, connectivity, expansion_add, 64)
         try:
@@ -149,20 +164,71 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
         finally:
             vf.close()
         _fault("graph-read")
-        tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        tmp, info = folder / f"ann.usearch.{tag}.tmp", folder / f"ann.json.{tag}.tmp"
+        tmp = _temporary(folder, "ann.usearch")
         try:
             index.save(str(tmp))
             _fault("graph-saved")
-            info.write_text(json.dumps({"count": len(index), "epoch": epoch, "upto": upto}))
-            os.replace(tmp, folder / "ann.usearch")
-            _fault("graph-replaced")
-            os.replace(info, folder / "ann.json")
+            install(folder, tmp, {"count": len(index), "epoch": epoch, "upto": upto, "dead": dead})
         finally:
-            for leftover in (tmp, info):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         return int(sum(len(p) for p in pending))
+
+
+def _temporary(folder: Path, name: str) -> Path:
+    return folder / f"{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+
+
+def install(folder: Path, graph: Path, meta: dict[str, int]) -> None:
+    """Rename a saved graph file into place, then its ``ann.json`` (a reader that sees one
+    without the other finds the counts differ and waits)."""
+    info = _temporary(folder, "ann.json")
+    try:
+        info.write_text(json.dumps(meta))
+        os.replace(graph, folder / "ann.usearch")
+        _fault("graph-replaced")
+        os.replace(info, folder / "ann.json")
+    finally:
+        with contextlib.suppress(OSError):
+            info.unlink()
+
+
+def remapped(
+    folder: Path, epoch: int, rows: int, live: np.ndarray
+) -> tuple[Path, dict[str, int]] | None:
+    """For a compaction that packs the rows ``live`` (sorted slots, within the first ``rows``)
+    to slots ``0..len(live)-1``: the saved graph of ``epoch`` with node ``live[i]`` renamed
+    ``i`` and the others removed, saved to a temporary file, with its ``ann.json`` for epoch
+    ``epoch + 1``; ``None`` when there is no whole graph of ``epoch``."""
+    saved = read_meta(folder)
+    if saved is None or saved["epoch"] != epoch or saved["upto"] > rows:
+        return None
+    try:
+        index = usearch_index().restore(str(folder / "ann.usearch"))
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if index is None or len(index) != saved["count"]:
+        return None
+    keys = np.sort(np.asarray(index.keys, dtype=np.int64))
+    at = np.searchsorted(live, keys)
+    keep = at < len(live)
+    keep[keep] = live[at[keep]] == keys[keep]
+    if not keep.all():
+        index.remove(keys[~keep].astype(np.uint64))
+    kept, new = keys[keep].astype(np.uint64), at[keep].astype(np.uint64)
+    aside = kept + np.uint64(1 << 62)  # two steps: a new key may still be another node's old one
+    index.rename(kept, aside)
+    index.rename(aside, new)
+    tmp = _temporary(folder, "ann.usearch")
+    try:
+        index.save(str(tmp))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    upto = int(np.searchsorted(live, saved["upto"]))
+    dead = saved["dead"] + int(np.count_nonzero(~keep))
+    return tmp, {"count": len(index), "epoch": epoch + 1, "upto": upto, "dead": dead}
 
 
 def main(argv: list[str]) -> int:

@@ -194,6 +194,7 @@ class EmbeddedStore(MemoryStore):
         self._ann_upto = 0  # the graph holds rows below this slot; the rest are the tail
         self._committed = 0  # next_slot as last read from the database
         self._ann_seen: tuple[int, int, int] | None = None  # ann.json's stat when last read
+        self._ann_dead = 0  # removed nodes the saved graph still holds (ann.json's "dead")
         self._builder: subprocess.Popen[bytes] | None = None
         self._retry_at = 0.0  # after a failed build, no other starts before this
         self._closed = False
@@ -730,6 +731,8 @@ class EmbeddedStore(MemoryStore):
         self._ann_seen = seen
         if found[1] >= self._ann_upto:
             self._ann, self._ann_upto = found
+            meta = _graph.read_meta(self.path)
+            self._ann_dead = meta["dead"] if meta else 0
 
     def _maybe_build(self) -> None:
         """Start a graph build in a child process when the tail outgrew an eighth of the graph
@@ -747,6 +750,8 @@ class EmbeddedStore(MemoryStore):
         tail = max(self._committed, self._next_slot) - self._ann_upto
         if tail > 0 and (self._ann is None or tail * GRAPH_TAIL >= len(self._ann)):
             self._spawn()
+        elif self._ann is not None and self._ann_dead > _graph.DEAD_SHARE * len(self._ann):
+            self._spawn()  # mostly tombstones (after a compaction): build it afresh
 
     def _spawn(self) -> None:
         conn, exp_add, _ = self._ann_params
