@@ -36,6 +36,7 @@ An upsert (with its ``delete_ids``) is one ``merge_insert`` commit, atomic in La
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import re
@@ -59,7 +60,7 @@ from vecmem.errors import (
 from vecmem.filters import Filter
 from vecmem.stores import _lancedb_layout as layout
 from vecmem.stores._beside import KeywordBeside
-from vecmem.stores._lancedb_sql import SqlFilter, in_lists, sql_str
+from vecmem.stores._lancedb_sql import SqlFilter, in_lists
 from vecmem.stores.base import Capabilities
 from vecmem.stores.kit import StoreKit, parse_url
 from vecmem.tokenize import DefaultTokenizer, get_tokenizer
@@ -150,6 +151,7 @@ class LanceDb(StoreKit):
         self._fts_written = 0  # rows this object wrote since it last looked at that index
         self._fts_checked = -np.inf  # time.monotonic() of that look
         self._executor: ThreadPoolExecutor | None = None  # runs both_legs' keyword leg
+        self._order: tuple[int, Any, Any] | None = None  # (version, sorted ids, their row ids)
 
     # ----------------------------------------------------------------- kit hooks
     @property
@@ -219,7 +221,7 @@ class LanceDb(StoreKit):
             if self._tbl is not None and self.keyword_mode == "exact":
                 self._save_keyword_index()
         finally:
-            self._tbl = None
+            self._tbl = self._order = None
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
 
@@ -490,16 +492,48 @@ class LanceDb(StoreKit):
             return len(doomed)
 
     # ----------------------------------------------------------------- reads
+    def _id_order(self) -> tuple[int, Any, Any]:
+        """(version, every id in ascending code-point order, their row ids) of the table now:
+        one scan of the id column per table version (about 12 bytes a row plus the ids)."""
+        pc = require("pyarrow.compute", "lancedb")
+        with self._lock, self._errors("read ids"):
+            version = self._t().version
+            if self._order is None or self._order[0] != version:
+                data = self._t().search().select(["id"]).with_row_id(True).limit(None).to_arrow()
+                ids = data["id"].combine_chunks()
+                by_id = pc.sort_indices(ids)  # UTF-8 bytes: code-point order
+                self._order = (
+                    version,
+                    ids.take(by_id),
+                    data["_rowid"].combine_chunks().take(by_id),
+                )
+            return self._order
+
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
-        """Up to ``limit`` ids greater than ``after``, ascending. Lance has no ordered scan, so
-        this reads the id column (only it) of the rows past ``after`` and sorts it."""
-        where = "true" if after is None else f"id > {sql_str(after)}"
-        ids = sorted(self._rows(where, ["id"])["id"].to_pylist())
-        return ids[:limit]
+        """Up to ``limit`` ids greater than ``after``, ascending (a keyset page,
+        :class:`~vecmem.stores.base.PagedStore`). Lance has no ordered scan: the sorted ids are
+        kept per table version (:meth:`_id_order`), so paging a store reads its ids once."""
+        _, ids, _ = self._id_order()
+        start = 0 if after is None else bisect.bisect_right(ids, after, key=lambda s: s.as_py())
+        return cast(list[str], ids[start : start + limit].to_pylist())
 
     def _read(self, ids: Sequence[str], columns: list[str]) -> Iterator[Any]:
-        """Arrow tables of the rows of ``ids`` (``columns``, with ``id``)."""
-        for clause in in_lists("id", ids):
+        """Arrow tables of the rows of ``ids`` (``columns``, with ``id``): a page of
+        :meth:`page_ids` taken by row id while the table is at that version, the rest (or rows
+        a commit since moved) read by ``id IN (...)``."""
+        rest = list(dict.fromkeys(ids))
+        if self._order is not None and len(rest) > 1:
+            version, sorted_ids, rowids = self._order
+            start = bisect.bisect_left(sorted_ids, rest[0], key=lambda s: s.as_py())
+            run = slice(start, start + len(rest))
+            if sorted_ids[run].to_pylist() == rest and self._t().version == version:
+                with self._errors("read"):
+                    taken = self._t().take_row_ids(rowids[run].to_pylist())
+                    data = taken.select(columns).to_arrow()
+                yield data
+                got = set(data["id"].to_pylist())
+                rest = [i for i in rest if i not in got]
+        for clause in in_lists("id", rest):
             yield self._rows(clause, columns)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
@@ -662,7 +696,7 @@ class LanceDb(StoreKit):
             if saved is not None and saved.exists():
                 saved.unlink()
             self._tbl, self.space, self._version, self._schema_at = None, None, -1, None
-            self._fts_name, self._next_seq = None, -1
+            self._fts_name, self._next_seq, self._order = None, -1, None
 
 
 def from_url(url: str) -> LanceDb:
