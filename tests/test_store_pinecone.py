@@ -39,16 +39,12 @@ from vecmem.filters import Filter, matches, parse_filter
 from vecmem.memory import VectorMemory
 from vecmem.stores import open_store
 from vecmem.stores.memory import MemoryStore
-from vecmem.stores.pinecone import (
-    MAX_METADATA,
-    MERGE_AFTER,
-    STATS_PAYLOAD,
-    PineconeDb,
-    _encode,
-    _pack,
-    _unpack,
-    to_filter,
-)
+from vecmem.stores._pinecone_bm25 import STATS_PAYLOAD
+from vecmem.stores._pinecone_bm25 import pack as _pack
+from vecmem.stores._pinecone_bm25 import unpack as _unpack
+from vecmem.stores._pinecone_layout import MAX_METADATA
+from vecmem.stores._pinecone_layout import encode as _encode
+from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
 from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing._infra import pinecone_standin
 from vecmem.testing._infra.pinecone_standin import PineconeStandIn

@@ -1,0 +1,267 @@
+"""Pinecone's keyword leg: BM25 statistics kept in the index, and exact rescoring.
+
+Scores equal ``rank_bm25.BM25Okapi`` (as :class:`~vecmem.bm25.BM25Index`), but both ``avgdl``
+and each idf change with every write, while sparse values are frozen when written. So Pinecone
+ranks candidates and vecmem scores them exactly:
+
+* a document's sparse values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term
+  (:func:`doc_weights`; term -> uint32 by BLAKE2b), ``avgdl_w`` the average length when it was
+  written;
+* the query's sparse values are the current ``idf(t) x count`` and its dense part is zero, so
+  Pinecone's dotproduct is the BM25 score up to the drift of ``avgdl`` (:func:`plan`);
+* the candidates come back with their text and are rescored exactly (current N, avgdl, df,
+  :func:`rescore`); the top ``k`` is certain when the ``k``-th exact score exceeds ``rho`` times
+  the last candidate's Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift
+  (a weight changes by at most the ratio of the two averages); otherwise the window widens.
+
+The statistics (N, total length, ``min avgdl_w``, df per term: :class:`Stats`) live in the meta
+namespace as append-only delta records (``stats-...``, zlib+base64 JSON in metadata:
+:func:`pack`), one per write, merged into one group when they pile up; :meth:`Stats.counted`
+says which stored records make up the statistics.
+
+>>> unpack(pack({"n": 1, "l": 2.0, "a": 2.0, "df": {"x": 1}})[0])["df"]
+{'x': 1}
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+import math
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from vecmem.stores._pinecone_layout import cached_term_index, decode, term_index
+from vecmem.types import EmbeddingSpace, Scored
+
+MAX_TERMS = 1000  # sparse values per vector
+MAX_WINDOW = 1000  # topK with metadata
+STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
+PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see pack)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Stats:
+    """N, total length, the smallest avgdl any document was weighted with, df per term; and the
+    statistics records seen, counted and written here but not listed yet."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, Any]] = {}  # record id -> its metadata
+        self.counted: frozenset[str] = frozenset()  # the records summed into this state
+        self.pending: set[str] = set()  # written here, not listed yet (listing lags writes)
+        self.version = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.n, self.total, self.version = 0, 0.0, self.version + 1
+        self.avgdl_min: float | None = None
+        self.df: dict[str, int] = {}  # sums of deltas (kept exactly: one may be summed early)
+        self._idf: tuple[int, float, dict[str, float]] | None = None
+
+    def add(self, delta: dict[str, Any]) -> None:
+        self.n += int(delta.get("n", 0))
+        self.total += float(delta.get("l", 0.0))
+        a = delta.get("a")
+        if a is not None:
+            self.avgdl_min = a if self.avgdl_min is None else min(self.avgdl_min, a)
+        df = self.df
+        for t, d in delta.get("df", {}).items():
+            v = df.get(t, 0) + int(d)
+            if v:
+                df[t] = v
+            else:
+                del df[t]
+        self.version += 1
+
+    @property
+    def avgdl(self) -> float:
+        return self.total / self.n if self.n else 1.0
+
+    def idf(self, terms: Sequence[str], epsilon: float) -> dict[str, float]:
+        """rank_bm25's idf of ``terms`` (negative ones floored at epsilon x the mean idf)."""
+        if self._idf is None or self._idf[0] != self.version:
+            df = np.fromiter(self.df.values(), dtype=np.float64, count=len(self.df))
+            df = df[df > 0]
+            raw = np.log(self.n - df + 0.5) - np.log(df + 0.5)
+            self._idf = (self.version, float(raw.mean()) if len(raw) else 0.0, {})
+        _, average, cache = self._idf
+        for t in terms:
+            if t not in cache:
+                df_t = self.df.get(t, 0)
+                value = math.log(self.n - df_t + 0.5) - math.log(df_t + 0.5)
+                cache[t] = epsilon * average if value < 0 else value
+        return {t: cache[t] for t in terms}
+
+    def counted_in(self, present: set[str]) -> frozenset[str]:
+        """Which of the ``present`` records make up the statistics: deltas not merged away, and
+        complete merge groups (the earliest of two overlapping merges wins)."""
+        seen = self.seen
+        groups: dict[str, list[str]] = {}
+        for rid in present:
+            g = seen.get(rid, {}).get("group")
+            if g:
+                groups.setdefault(g, []).append(rid)
+        covered: set[str] = set()
+        counted_groups: set[str] = set()
+        for g in sorted(groups):
+            parts = groups[g]
+            head = next((seen[r] for r in parts if seen[r].get("covers") is not None), None)
+            if head is None or len(parts) != int(head.get("parts", 0)):
+                continue  # being written, or abandoned
+            covers = set(head["covers"])
+            if covers & covered:
+                continue
+            covered |= covers
+            counted_groups.add(g)
+        return frozenset(
+            r
+            for r in present
+            if r in seen
+            and r not in covered
+            and (not seen[r].get("group") or seen[r]["group"] in counted_groups)
+        )
+
+    def recount(self, counted: frozenset[str]) -> None:
+        """Make ``counted`` the records summed here (adding new ones, or summing again when
+        records were merged away)."""
+        if counted == self.counted:
+            return
+        if not self.counted <= counted:
+            self.reset()
+            self.counted = frozenset()
+        for rid in sorted(counted - self.counted):
+            self.add(unpack(self.seen[rid]))
+        self.counted = counted
+
+
+def new_delta() -> dict[str, Any]:
+    return {"n": 0, "l": 0.0, "a": None, "df": Counter()}
+
+
+def account(delta: dict[str, Any], counts: Counter[str], sign: int) -> None:
+    """Add (``sign`` +1) or take out (-1) a chunk's length and terms (its term ``counts``)."""
+    delta["n"] += sign
+    delta["l"] += sign * counts.total()
+    (delta["df"].update if sign > 0 else delta["df"].subtract)(counts.keys())
+
+
+def net(delta: dict[str, Any]) -> dict[str, Any] | None:
+    """A delta without zero df entries; ``None`` when it changes nothing."""
+    delta = {**delta, "df": {t: d for t, d in delta["df"].items() if d}}
+    if not delta["n"] and not delta["l"] and not delta["df"] and delta["a"] is None:
+        return None
+    return delta
+
+
+def pack(delta: dict[str, Any]) -> list[dict[str, Any]]:
+    """A delta as one or more record payloads of at most STATS_PAYLOAD bytes each (additive)."""
+    items = list(delta.get("df", {}).items())
+    head = {k: v for k, v in delta.items() if k != "df"}
+    out: list[dict[str, Any]] = []
+    # split evenly by a guess (base64 of zlib level 1 is ~0.5-0.8 of the JSON for term counts)
+    # so that each part is serialised and compressed once; a part still too large shrinks
+    size = sum(map(len, delta.get("df", ()))) + 8 * len(items) + 100  # ~ its JSON
+    parts = math.ceil(size * PACK_RATIO / (0.95 * STATS_PAYLOAD))
+    step = max(1, math.ceil(len(items) / max(1, parts)))
+    i = 0
+    while True:
+        part = {**(head if i == 0 else {}), "df": dict(items[i : i + step])}
+        blob = base64.b64encode(zlib.compress(_dumps(part).encode(), 1))
+        if len(blob) > STATS_PAYLOAD and step > 1:  # aim at 95% of the limit
+            step = max(1, min(step - 1, int(step * 0.95 * STATS_PAYLOAD / len(blob))))
+            continue
+        out.append({"d": blob.decode("ascii")})
+        i += step
+        if i >= len(items):
+            return out
+
+
+def unpack(meta: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(zlib.decompress(base64.b64decode(meta["d"])))
+
+
+def doc_weights(
+    counts: list[Counter[str]], avgdl: float, k1: float, b: float
+) -> Iterator[dict[str, list[Any]] | None]:
+    """The BM25 document-side sparse values of each chunk's term counts (``None``: none)."""
+    k1p, avgdl, index = k1 + 1, avgdl or 1.0, cached_term_index
+    for tfs in counts:
+        norm = k1 * (1 - b + b * tfs.total() / avgdl)
+        weights: dict[int, float] = {}
+        for t, tf in tfs.items():
+            i = index(t)
+            w = tf * k1p / (tf + norm)
+            weights[i] = weights[i] + w if i in weights else w
+        yield {"indices": list(weights), "values": list(weights.values())} if weights else None
+
+
+class Plan(NamedTuple):
+    """A keyword query planned from the statistics."""
+
+    qw: dict[str, float]  # term -> idf x count in the query
+    sparse: dict[str, list[Any]]  # the query's sparse values
+    avgdl: float
+    rho: float  # bound on how far a frozen document weight may lag the current one
+    certain: bool  # every query weight is positive, so the bound holds
+    window: int  # candidates asked for first
+    k1: float
+    b: float
+
+
+def plan(
+    st: Stats, space: EmbeddingSpace, terms: Counter[str], k: int, native: bool
+) -> Plan | None:
+    """The sparse query of the query's ``terms`` under the statistics ``st`` (``None``: no term
+    of them is stored), with the drift bound and the first window (native mode: Pinecone's
+    scores are the answer, so ``k`` when every weight is positive)."""
+    wanted = Counter({t: m for t, m in terms.items() if st.df.get(t, 0) > 0})
+    if not wanted or st.n == 0:
+        return None
+    k1, b, eps = space.keyword_params()
+    idf = st.idf(list(wanted), eps)
+    qw = {t: idf[t] * m for t, m in wanted.items()}
+    sparse: dict[int, float] = {}
+    for t, w in qw.items():
+        sparse[term_index(t)] = sparse.get(term_index(t), 0.0) + w
+    rho = max(1.0, st.avgdl / st.avgdl_min) if st.avgdl_min else 1.0
+    certain = all(w > 0 for w in qw.values())
+    if native:
+        window = k if certain else max(k, MAX_WINDOW)
+    else:
+        window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
+    query: dict[str, list[Any]] = {"indices": list(sparse), "values": list(sparse.values())}
+    return Plan(qw, query, st.avgdl, rho, certain, window, k1, b)
+
+
+def rescore(
+    p: Plan, found: list[Any], k: int, tokenizer: Callable[[str], list[str]]
+) -> tuple[list[Scored], bool]:
+    """The candidates' exact BM25 scores, best first (ties by id), and whether they prove the
+    top ``k``. Candidates come in Pinecone's order (its score, descending) and no exact score
+    exceeds ``rho`` times Pinecone's, so once the ``k``-th best exact score beats ``rho`` times
+    the next candidate's, neither it nor anything after it (in the window or beyond) can enter
+    the top ``k``: the rest is not decoded nor tokenized."""
+    qw, k1, b, avgdl = p.qw, p.k1, p.b, p.avgdl
+    scored: list[Scored] = []
+    best: list[float] = []  # the k best exact scores so far (a min-heap)
+    proven = False
+    for m in found:
+        if p.certain and len(best) >= k and best[0] > float(m.score) * p.rho * (1 + 1e-5):
+            proven = True
+            break
+        c = decode(m.id, m.metadata)
+        toks = tokenizer(c.text)
+        tf = Counter(t for t in toks if t in qw)
+        if not tf:
+            continue
+        norm = k1 * (1 - b + b * len(toks) / avgdl)
+        score = sum(qw[t] * (n * (k1 + 1)) / (n + norm) for t, n in tf.items())
+        scored.append(Scored(c, score))
+        (heapq.heappush if len(best) < k else heapq.heappushpop)(best, score)
+    scored.sort(key=lambda x: (-x.score, x.chunk.id))
+    return scored, proven

@@ -1,0 +1,147 @@
+"""Pinecone's record layout: vector ids, sparse term indexes, a chunk as metadata, and filters.
+
+A chunk is a vector: id = the chunk id (:func:`vector_id`), dense values = the embedding, sparse
+values = its BM25 document-side weights, metadata = ``_vm`` (the chunk as JSON: document id,
+position, text, content hash, metadata, so ints, floats, nested values come back exactly),
+``_vm_doc`` (the document id), and a typed flat copy for filtering (:mod:`._flat`): ``s_F``
+strings, ``n_F`` numbers, ``b_F`` booleans, ``l_F`` a list's scalar elements as tagged strings,
+``_vm_keys`` the typed keys present (``o_F`` for a field holding nothing filterable: null, an
+object, an empty list). Pinecone metadata is flat and its documented operators (``$eq $ne $gt
+$gte $lt $lte $in $nin $exists $and $or``) say nothing of fields a record lacks; with the typed
+keys every vecmem operator is exact without relying on that: ``$ne``/``$nin`` are written
+``$or`` with "the typed key is absent" (``_vm_keys $nin``), booleans never meet numbers,
+``$eq`` never matches a list, ``$not`` is pushed down to the leaves.
+
+>>> vector_id("doc#0"), vector_id("文書#0")[:1]
+('doc#0', '~')
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from typing import Any
+
+from vecmem.errors import BackendError, InvalidInputError
+from vecmem.filters import Cond, Filter
+from vecmem.stores import _flat as flat
+from vecmem.types import Chunk
+
+MAX_METADATA = 40 * 1024  # bytes of metadata per vector (Pinecone's limit)
+_KEYS = "_vm_keys"
+_PREFIXES = ("n_", "s_", "b_", "l_", "o_")
+_Pc = Any  # a Pinecone filter dict, or True (everything) / False (nothing)
+
+
+def term_index(term: str) -> int:
+    """The sparse index of a term: the first 4 bytes of its BLAKE2b digest (uint32)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
+
+
+cached_term_index = functools.lru_cache(maxsize=1 << 17)(term_index)  # writes hash terms often
+
+
+def vector_id(chunk_id: str) -> str:
+    """The Pinecone id of a chunk: the chunk id itself when Pinecone accepts it (printable
+    ASCII, at most 512 bytes), else ``~`` + a 128-bit BLAKE2b hex digest of it."""
+    if chunk_id.isascii() and chunk_id.isprintable() and len(chunk_id) <= 512:
+        if not chunk_id.startswith("~"):
+            return chunk_id
+    return "~" + hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=16).hexdigest()
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode  # sizes as Pinecone's docs count
+
+
+def encode(c: Chunk) -> tuple[dict[str, Any], int]:
+    """The Pinecone metadata of a chunk and its size in JSON (checked against Pinecone's limit)."""
+    try:
+        m = dict(c.metadata)
+        raw = _dumps(
+            {
+                "i": c.id,
+                "d": c.document_id,
+                "p": int(c.position),
+                "t": c.text,
+                "h": c.content_hash,
+                "m": m,
+            }
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+    meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
+    keys: list[str] = []
+    for field, v in c.metadata.items():
+        if not isinstance(field, str) or not field:
+            raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be non-empty strings")
+        t, val = flat.typed(v)
+        if t == "o" or val == []:  # None, objects, [...] of neither: only present ($exists)
+            keys.append("o_" + field)
+        else:
+            keys.append(flat.KEY[t] + field)
+            meta[flat.KEY[t] + field] = val
+    meta[_KEYS] = keys or [""]
+    # ``raw`` is JSON itself (no control characters left), so as a JSON string it only gains its
+    # quotes and a backslash before each '"' and '\\': its size without a second dumps
+    rest = _dumps_spaced({k: x for k, x in meta.items() if k != "_vm"})
+    size = len(rest.encode()) + len(raw.encode()) + raw.count('"') + raw.count("\\") + 11
+    if size > MAX_METADATA:
+        raise InvalidInputError(
+            f"chunk {c.id!r} needs {size} bytes of Pinecone metadata (text, metadata and their "
+            f"filterable copy); Pinecone allows {MAX_METADATA}: use smaller chunks"
+        )
+    return meta, size
+
+
+def decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
+    """The chunk stored as vector ``vid`` with metadata ``meta``."""
+    if not meta or "_vm" not in meta:
+        raise BackendError(f"Pinecone vector {vid!r} was not written by vecmem (no _vm metadata)")
+    d = json.loads(meta["_vm"])
+    return Chunk(
+        id=d.get("i", vid),
+        document_id=d["d"],
+        position=int(d["p"]),
+        text=d["t"],
+        metadata=d["m"],
+        content_hash=d["h"],
+    )
+
+
+def _absent(key: str) -> dict[str, Any]:
+    return {_KEYS: {"$nin": [key]}}
+
+
+def _cond(c: Cond, neg: bool) -> _Pc:
+    op, v, f = c.op, c.value, c.field
+    if op == "exists":  # one of the typed keys (or the o_ marker) is listed
+        return {_KEYS: {"$in" if v != neg else "$nin": [p + f for p in _PREFIXES]}}
+    if op in ("eq", "in"):
+        parts: list[_Pc] = []
+        for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
+            if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
+                parts += [
+                    flat.or_([_absent(key), {key: {"$ne": x}}]) if neg else {key: {"$eq": x}}
+                    for x in vals
+                ]
+            elif neg:
+                parts.append(flat.or_([_absent(key), {key: {"$nin": vals}}]))
+            else:
+                parts.append({key: {"$in": vals}})
+        return flat.and_(parts) if neg else flat.or_(parts)
+    if op == "contains":
+        key, tag = "l_" + f, flat.tag(v)
+        if tag is None:
+            return neg
+        return flat.or_([_absent(key), {key: {"$nin": [tag]}}]) if neg else {key: {"$in": [tag]}}
+    key = "n_" + f  # gt gte lt lte
+    if neg:
+        return flat.or_([_absent(key), {key: {"$" + flat.FLIP[op]: v}}])
+    return {key: {"$" + op: v}}
+
+
+def to_filter(f: Filter | None) -> _Pc:
+    """A parsed vecmem filter as a Pinecone metadata filter (``True``: none, ``False``: nothing)."""
+    return flat.translate(f, _cond)
