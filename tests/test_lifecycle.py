@@ -332,6 +332,29 @@ def test_cli_export_import_migrate(
     assert report["copied"] == N // 3 and report["target_count"] == N // 3
 
 
+def test_migrate_into_pinecone_then_export_and_migrate_out(source: Path, tmp_path: Path) -> None:
+    """Embedded -> Pinecone (the real SDK against the local stand-in) -> archive -> embedded,
+    and Pinecone -> embedded by migrate: both read Pinecone page by page (page_ids over its
+    sorted id listing), every chunk and vector back exactly."""
+    pytest.importorskip("pinecone")
+    from vecmem.stores.pinecone import PineconeDb
+    from vecmem.testing._infra.pinecone_standin import PineconeStandIn
+
+    with PineconeStandIn(api_key="k") as standin:
+        pc = PineconeDb(index="lc", api_key="k", controller_host=standin.url, namespace="kb")
+        try:
+            report = migrate(str(source), pc, page=128)
+            assert report.copied == N and report.target_count == N
+            assert report.overlap["vector"] >= 0.9 and report.overlap["keyword"] >= 0.9
+            assert export_store(pc, tmp_path / "pc.vmar", page=70).chunks == N
+            import_store(tmp_path / "pc.vmar", str(tmp_path / "back"))
+            assert _dump(str(tmp_path / "back")) == _dump(str(source))
+            assert migrate(pc, str(tmp_path / "out"), page=97).copied == N
+            assert _dump(str(tmp_path / "out")) == _dump(str(source))
+        finally:
+            pc.close()
+
+
 def test_migrate_through_chroma_server_and_duckdb(
     source: Path, tmp_path: Path, chroma_url: str
 ) -> None:

@@ -38,12 +38,12 @@ from vecmem.errors import (
 from vecmem.filters import Filter, matches, parse_filter
 from vecmem.memory import VectorMemory
 from vecmem.stores import open_store
-from vecmem.stores.memory import MemoryStore
 from vecmem.stores._pinecone_bm25 import STATS_PAYLOAD
 from vecmem.stores._pinecone_bm25 import pack as _pack
 from vecmem.stores._pinecone_bm25 import unpack as _unpack
 from vecmem.stores._pinecone_layout import MAX_METADATA
 from vecmem.stores._pinecone_layout import encode as _encode
+from vecmem.stores.memory import MemoryStore
 from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
 from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing._infra import pinecone_standin
@@ -431,6 +431,24 @@ def test_requests_stay_within_pinecone_limits(standin: PineconeStandIn) -> None:
     ups = [n for m, p, n in standin.log[before:] if p.endswith("/vectors/upsert")]
     assert len(ups) >= 3 and max(ups) <= pinecone_standin.MAX_REQUEST_BYTES
     assert s.count() == 3000
+
+
+def test_page_ids_goes_on_from_the_last_page(standin: PineconeStandIn) -> None:
+    """Pinecone cannot list ids from a given id: page_ids resumes the listing where the last page
+    stopped, so paging through a store costs a few list requests a page, not a listing from the
+    first id each time; ids stored under a hash come in code-point order among the others."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    chunks = make_chunks(900) + [Chunk.create(f"é{i}", 0, "hashed id") for i in range(30)]
+    s.upsert(chunks, unit_vectors(len(chunks), seed=9))
+    before = len(standin.log)
+    got: list[str] = []
+    while page := s.page_ids(after=got[-1] if got else None, limit=50):
+        got += page
+    assert got == sorted(c.id for c in chunks)
+    lists = [p for _, p, _ in standin.log[before:] if "/vectors/list" in p]
+    assert len(lists) <= 3 * (len(chunks) // 50 + 1)  # listed from the first id each page: 130
+    assert s.page_ids(after=got[100], limit=3) == got[101:104]  # any id, listed from the start
 
 
 # ----------------------------------------------------------------------------- filters

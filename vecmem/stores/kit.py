@@ -30,10 +30,11 @@ vecmem.errors.ConfigurationError: the tiny store is closed
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -52,6 +53,7 @@ from vecmem.stores.base import Capabilities, validate_batch, validate_query_vect
 from vecmem.tokenize import Tokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
+T = TypeVar("T")
 _UNREACHABLE = ("connect", "timeout", "timed out", "unreachable", "refused", "unavailable")
 
 
@@ -71,6 +73,8 @@ class StoreKit:
     capabilities: Capabilities = Capabilities()
     detail_limit: ClassVar[int | None] = None
     """Cut a client error's text to this many characters in vecmem's message (``None``: whole)."""
+    pool_size: ClassVar[int] = 4
+    """Threads of :meth:`StoreKit._submit` (requests sent at once)."""
 
     def __init__(self) -> None:
         self.space: EmbeddingSpace | None = None
@@ -78,6 +82,7 @@ class StoreKit:
         self._client: Any = None
         self._closed = False
         self._lock = threading.RLock()
+        self._threads: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- hooks
     def _open(self) -> Any:
@@ -149,6 +154,16 @@ class StoreKit:
                         self._client = self._open()
         return self._client
 
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` on the store's threads (started on first use, ended by ``close``)."""
+        if self._threads is None:
+            with self._lock:
+                if self._threads is None:
+                    self._threads = ThreadPoolExecutor(
+                        self.pool_size, thread_name_prefix=f"vecmem-{self.name}"
+                    )
+        return self._threads.submit(fn, *args)
+
     def _require_space(self) -> EmbeddingSpace:
         self._check_open()
         if self.space is None:
@@ -203,6 +218,9 @@ class StoreKit:
                     self._release()
             finally:
                 self._client = None
+                if self._threads is not None:
+                    self._threads.shutdown(wait=False)
+                    self._threads = None
 
     # ----------------------------------------------------------------- checks
     @staticmethod

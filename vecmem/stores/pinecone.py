@@ -4,28 +4,24 @@
 official ``pinecone`` SDK over REST; ``host=`` skips the control plane, ``controller_host=``
 points the control plane elsewhere (the tests use :mod:`vecmem.testing._infra.pinecone_standin`).
 ``namespace=`` separates stores sharing an index; a second namespace, ``__vecmem__<namespace>``,
-holds the recorded :class:`~vecmem.types.EmbeddingSpace` and the BM25 statistics. The record
-layout and the filter translation are in :mod:`._pinecone_layout`, the statistics and the exact
-rescoring of the keyword leg in :mod:`._pinecone_bm25`.
+holds the recorded :class:`~vecmem.types.EmbeddingSpace` and the BM25 statistics. Record layout
+and filters: :mod:`._pinecone_layout`; statistics and exact rescoring: :mod:`._pinecone_bm25`.
 
-Keyword search: Pinecone ranks candidates by sparse vectors and vecmem rescores them exactly
-(rank_bm25's scores), widening the window until the top ``k`` is proven. ``keyword="native"``
-skips the rescoring: one sparse query of ``k``, Pinecone's dot products as scores, i.e. BM25 with
-the current idf and each chunk's length normalised by the average length when it was written;
-the statistics are listed at most every ``STATS_TTL`` seconds. After a corpus is written in one
-go the two modes agree; choose native when speed matters more than scores equal to rank_bm25's
-on every backend. A store sums the statistics records in memory and fetches only those it has
-not seen (one ``list`` beside the first sparse query; when it brings another client's records,
-the query is planned again), so writes by other clients count, unless two clients merge at the
-same instant with skewed clocks (then :meth:`PineconeDb.rebuild_stats`). Hybrid search sends the
-dense query beside the keyword leg (``both_legs``); the facade fuses the two.
+Keyword search: Pinecone ranks candidates by their sparse vectors and vecmem rescores them
+exactly (rank_bm25's scores). ``keyword="native"`` returns Pinecone's scores from one query of
+``k``: BM25 with the current idf and each chunk's length normalised by the average length when
+it was written (the two modes agree after a corpus is written in one go); it lists the
+statistics at most every ``STATS_TTL`` seconds. A store sums the statistics records in memory
+and fetches only those it has not seen (one ``list`` beside the first query; when it brings
+another client's records, the query is planned again), so other clients' writes count, unless
+two clients merge at the same instant with skewed clocks (then :meth:`PineconeDb.rebuild_stats`).
+``both_legs`` sends the dense query beside the keyword leg; the facade fuses them.
 
-Writes. An upsert reads what its ids hold now (an overwrite takes the old text out of the
-statistics) in concurrent ``fetch`` requests while it encodes the batch, sends the vectors in
-requests under 2 MB, one in flight while the next is prepared, and writes the statistics delta
-only after every vector request succeeded. Limits: at most 1,000 distinct terms and 40 KB of
-metadata per chunk (Pinecone's); numbers compare as 64-bit floats; no transactions; the service
-is eventually consistent (a write may take seconds to be searchable), the stand-in is not.
+An upsert reads what its ids hold now (an overwrite takes the old text out of the statistics)
+while it encodes the batch, sends requests under 2 MB one at a time while the next is prepared,
+and writes the statistics delta once every vector request succeeded. Limits: 1,000 distinct
+terms and 40 KB of metadata per chunk (Pinecone's); numbers compare as 64-bit floats; no
+transactions; the service is eventually consistent (the stand-in is not).
 
 >>> VectorMemory(store=PineconeDb(index="kb"))             # doctest: +SKIP  (PINECONE_API_KEY)
 """
@@ -37,10 +33,10 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, wait
 from contextlib import suppress
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -64,8 +60,7 @@ from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 FORMAT = 1
 MAX_REQUEST = 1_800_000  # bytes of JSON per upsert request (Pinecone's limit: 2 MB)
-MAX_BATCH = 1000  # vectors per upsert / ids per delete
-FETCH_BATCH = 100  # statistics records per fetch
+MAX_BATCH = 1000  # vectors per upsert, ids per fetch or delete
 FETCH_URL = 6000  # bytes of ids per fetch (they travel in the URL)
 MAX_TOP_K = 10_000
 MERGE_AFTER = 48  # delta records before they are merged
@@ -73,6 +68,7 @@ STATS_TTL = 1.0
 """``keyword="native"``: seconds a listing of the statistics serves keyword searches before the
 next one lists again (writes list them anyway; this store's own writes count at once)."""
 KeywordMode = Literal["exact", "native"]
+T = TypeVar("T")
 
 
 class PineconeDb(StoreKit):
@@ -83,8 +79,7 @@ class PineconeDb(StoreKit):
 
     ``api_key`` defaults to ``$PINECONE_API_KEY``. A missing index is created (serverless,
     ``cloud``/``region``, dotproduct, the space's dimension) unless ``create=False``.
-    ``keyword="native"`` returns Pinecone's own sparse scores (frozen length normalisation, one
-    query) instead of rank_bm25-exact ones (see the module doc).
+    ``keyword="native"`` returns Pinecone's own sparse scores (see the module doc).
     """
 
     name = "pinecone"
@@ -121,7 +116,6 @@ class PineconeDb(StoreKit):
         self.keyword_mode: KeywordMode = keyword
         self._ix: Any = None  # the data-plane client
         self._dim: int | None = None  # the index's dimension, when described
-        self._pool: ThreadPoolExecutor | None = None  # concurrent requests
         self._stats = bm25.Stats()
         self._listed = -math.inf  # time.monotonic() of the last listing of the statistics
         self._cursor: dict[str, tuple[list[str], str | None]] = {}  # page_ids: last id -> rest
@@ -134,25 +128,21 @@ class PineconeDb(StoreKit):
         return f"Pinecone index {self.index!r}{ns}"
 
     def _classify(self, exc: Exception) -> type[VecmemError] | None:
-        """By HTTP status (across SDK versions); no status: the kit tells an unreachable service
-        from the rest."""
+        """By HTTP status, across SDK versions (none: the kit tells unreachable from the rest)."""
         status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-        if not isinstance(status, int):
-            return None
-        if status in (401, 403):
-            return AuthenticationError
-        if status == 404:
-            return NotFoundError
-        return DimensionMismatchError if status == 400 and "dimension" in str(exc) else BackendError
+        if status in (401, 403, 404):
+            return NotFoundError if status == 404 else AuthenticationError
+        if status == 400 and "dimension" in str(exc):
+            return DimensionMismatchError
+        return BackendError if isinstance(status, int) else None
 
     def _open(self) -> Any:
         if not self.api_key:
             raise ConfigurationError(
                 "Pinecone needs an API key: pass api_key= or set PINECONE_API_KEY"
             )
-        pinecone = require("pinecone", "pinecone")
         host = {"host": self.controller_host} if self.controller_host else {}
-        return pinecone.Pinecone(api_key=self.api_key, **host)
+        return require("pinecone", "pinecone").Pinecone(api_key=self.api_key, **host)
 
     def _index(self) -> Any:
         """The data-plane client, opened on first use (``None``: the index does not exist);
@@ -179,45 +169,40 @@ class PineconeDb(StoreKit):
     def _read_space(self) -> EmbeddingSpace | None:
         if self._index() is None:
             return None
-        with self._errors("read the recorded space"):
-            got = self._ix.fetch(ids=["space"], namespace=self.meta_namespace).vectors
-        rec = (got or {}).get("space")
+        rec = self._fetch(["space"], self.meta_namespace).get("space")
         raw = (rec.metadata or {}).get("space") if rec is not None else None
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
     def _create(self, space: EmbeddingSpace) -> None:
         """Record ``space`` in a new namespace (creating the index when it is missing)."""
+        if self._ix is None and not self.create:
+            raise NotFoundError(f"{self.where} does not exist (create=False)")
         if self._ix is None:
-            if not self.create:
-                raise NotFoundError(f"{self.where} does not exist (create=False)")
-            pinecone = require("pinecone", "pinecone")
+            spec = require("pinecone", "pinecone").ServerlessSpec(
+                cloud=self.cloud, region=self.region
+            )
             with self._errors("create the index"):
                 self._c().create_index(
                     name=self.index,
                     dimension=space.dim,
                     metric="dotproduct",
-                    spec=pinecone.ServerlessSpec(cloud=self.cloud, region=self.region),
+                    spec=spec,
                     timeout=300,
                 )
-            if self._index() is None:
-                raise NotFoundError(f"{self.where} does not exist after creating it")
+            self._index()
         if self._dim is None:
             with self._errors("describe the index stats"):
                 self._dim = self._ix.describe_index_stats().dimension
         if self._dim is not None and int(self._dim) != space.dim:
             raise DimensionMismatchError(
-                f"{self.where} holds {self._dim}-d vectors, this space has {space.dim}"
+                f"{self.where} holds {self._dim}-d vectors, not {space.dim}"
             )
         if self._count(self.namespace):
             raise ConfigurationError(
-                f"{self.where} already holds vectors not written by vecmem; use another "
-                "namespace or index"
+                f"{self.where} holds vectors not written by vecmem; use another namespace or index"
             )
         record = {"space": space.to_json(), "format": FORMAT}
-        with self._errors("record the space"):
-            self._ix.upsert(
-                vectors=[self._meta("space", record, space.dim)], namespace=self.meta_namespace
-            )
+        self._put([self._meta("space", record, space.dim)], self.meta_namespace, "record the space")
 
     def _connected(self, space: EmbeddingSpace) -> None:
         self._refresh_stats()
@@ -227,20 +212,23 @@ class PineconeDb(StoreKit):
             with suppress(Exception):  # closing is best effort
                 getattr(obj, "close", lambda: None)()
         self._ix = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
 
-    # ----------------------------------------------------------------- plumbing
+    # ----------------------------------------------------------------- requests
     @staticmethod
     def _meta(rid: str, metadata: dict[str, Any], dim: int) -> dict[str, Any]:
         """A record of the meta namespace (a unit vector: Pinecone needs dense values)."""
         return {"id": rid, "values": [1.0] + [0.0] * (dim - 1), "metadata": metadata}
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vecmem-pinecone")
-        return self._pool
+    def _put(
+        self, records: list[dict[str, Any]], ns: str | None = None, what: str = "upsert"
+    ) -> None:
+        with self._errors(what):
+            self._ix.upsert(vectors=records, namespace=self.namespace if ns is None else ns)
+
+    def _delete(self, vids: Sequence[str], ns: str | None = None, what: str = "delete") -> None:
+        for i in range(0, len(vids), MAX_BATCH):
+            with self._errors(what):
+                self._ix.delete(ids=list(vids[i : i + MAX_BATCH]), namespace=ns or self.namespace)
 
     def _count(self, ns: str) -> int:
         with self._errors("describe the index stats"):
@@ -250,8 +238,8 @@ class PineconeDb(StoreKit):
     def _list(
         self, ns: str, token: str | None = None, prefix: str | None = None, limit: int = 100
     ) -> tuple[list[str], str | None]:
-        """One page of the ids of namespace ``ns`` (in byte order) and the token of the next
-        (``None``: the last page)."""
+        """One page of the ids of ``ns`` (in byte order) and the token of the next (``None``:
+        this was the last)."""
         with self._errors("list"):
             page = self._ix.list_paginated(
                 prefix=prefix, namespace=ns, limit=limit, pagination_token=token
@@ -261,44 +249,72 @@ class PineconeDb(StoreKit):
 
     def _all_ids(self, ns: str | None = None, prefix: str | None = None) -> Iterator[list[str]]:
         """Every id of ``ns`` (default: the chunks') starting with ``prefix``, page by page."""
-        ids, token = self._list(self.namespace if ns is None else ns, None, prefix)
-        while True:
+        token: str | None = ""
+        while token is not None:
+            ids, token = self._list(ns or self.namespace, token or None, prefix)
             if ids:
                 yield ids
-            if token is None:
-                return
-            ids, token = self._list(self.namespace if ns is None else ns, token, prefix)
 
-    def _delete(self, vids: Sequence[str], ns: str | None = None, what: str = "delete") -> None:
-        for i in range(0, len(vids), MAX_BATCH):
-            with self._errors(what):
-                self._ix.delete(ids=list(vids[i : i + MAX_BATCH]), namespace=ns or self.namespace)
+    def _fetch_one(self, ids: list[str], ns: str) -> dict[str, Any]:
+        with self._errors("fetch"):
+            return dict(self._ix.fetch(ids=ids, namespace=ns).vectors or {})
+
+    def _fetch_start(self, ids: Iterable[str], ns: str | None = None) -> list[Future[Any]]:
+        """Start reading stored vectors by id, in concurrent requests (ids travel in the URL,
+        so a request's ids are bounded by length); :func:`_gather` collects them."""
+        ids, ns = list(dict.fromkeys(ids)), self.namespace if ns is None else ns
+        sizes = [len(i.encode("utf-8")) * 3 + 5 for i in ids]
+        return [self._submit(self._fetch_one, b, ns) for b in _split(ids, sizes, FETCH_URL)]
+
+    def _fetch(self, ids: Sequence[str], ns: str | None = None) -> dict[str, Any]:
+        """Stored vectors by id (one request in this thread, more at once)."""
+        ids = list(dict.fromkeys(ids))
+        if len(ids) == 1:
+            return self._fetch_one(ids, self.namespace if ns is None else ns)
+        return _gather(self._fetch_start(ids, ns))
+
+    def _fetch_chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
+        """Chunks by vector id."""
+        return {i: decode(i, rec.metadata) for i, rec in self._fetch(ids).items()}
+
+    def _query(
+        self, top_k: int, flt: Any, vector: Any = None, sparse: Any = None, metadata: bool = True
+    ) -> list[Any]:
+        args = {"filter": flt} if flt is not True else {}
+        if sparse is not None:
+            args["sparse_vector"] = sparse
+        if vector is None:
+            vector = [0.0] * self._require_space().dim
+        with self._errors("query"):
+            res = self._ix.query(
+                top_k=top_k,
+                namespace=self.namespace,
+                include_metadata=metadata,
+                include_values=False,
+                vector=vector,
+                **args,
+            )
+        return list(res.matches or [])
 
     # ----------------------------------------------------------------- statistics
+    def _terms(self, text: str) -> Counter[str]:
+        return Counter(cast(Tokenizer, self.tokenizer)(text))
+
     def _stats_ids(self) -> list[str]:
         return [i for ids in self._all_ids(self.meta_namespace, "stats-") for i in ids]
 
     def _refresh_stats(self, ids: list[str] | None = None) -> None:
         """Bring the in-memory statistics up to the records stored (fetching only new ones);
         ``ids``: the records listed, when already listed."""
-        if ids is None:
-            ids = self._stats_ids()
-        self._listed = time.monotonic()
-        st = self._stats
-        fresh = [i for i in ids if i not in st.seen]
-        for i in range(0, len(fresh), FETCH_BATCH):
-            with self._errors("read the statistics"):
-                got = self._ix.fetch(ids=fresh[i : i + FETCH_BATCH], namespace=self.meta_namespace)
-            st.seen.update((rid, dict(rec.metadata or {})) for rid, rec in got.vectors.items())
+        ids = self._stats_ids() if ids is None else ids
+        self._listed, st = time.monotonic(), self._stats
+        got = self._fetch([i for i in ids if i not in st.seen], self.meta_namespace)
+        st.seen.update((rid, dict(rec.metadata or {})) for rid, rec in got.items())
         st.pending -= set(ids)
         st.recount(st.counted_in(set(ids) | st.pending))
 
     def _write_stats(
-        self,
-        delta: dict[str, Any],
-        *,
-        payloads: list[dict[str, Any]] | None = None,
-        covers: Sequence[str] | None = None,
+        self, delta: dict[str, Any], payloads: Any = None, covers: Sequence[str] | None = None
     ) -> list[str]:
         """Write ``delta`` as new statistics records (``payloads``: ``pack(delta)`` if done); with
         ``covers``, as one merge group replacing those records."""
@@ -308,26 +324,34 @@ class PineconeDb(StoreKit):
         if covers is not None:
             payloads = [{**p, "group": stamp} for p in payloads]
             payloads[0].update(covers=list(covers), parts=len(payloads))
-        records = [self._meta(r, p, self._require_space().dim) for r, p in zip(ids, payloads)]
+        dim = self._require_space().dim
+        records = [self._meta(r, p, dim) for r, p in zip(ids, payloads)]
         for i in range(0, len(records), 50):
-            with self._errors("write the statistics"):
-                self._ix.upsert(vectors=records[i : i + 50], namespace=self.meta_namespace)
+            self._put(records[i : i + 50], self.meta_namespace, "write the statistics")
         self._stats.seen.update(zip(ids, payloads))
         self._stats.pending.update(ids)
         return ids
 
-    def _merge_stats(self) -> None:
-        """Replace the delta records by one group holding their sum."""
+    def _commit(self, delta: dict[str, Any], packed: Any = None) -> None:
+        """Write a net delta (``bm25.net``) as statistics records and count it here at once (no
+        listing: the next refresh picks up other clients' records); merge when they pile up."""
         st = self._stats
-        counted = sorted(st.counted)
-        if sum(1 for r in counted if not st.seen[r].get("group")) < MERGE_AFTER:
-            return
-        total = {"n": st.n, "l": st.total, "a": st.avgdl_min, "df": dict(st.df)}
-        mine = set(self._write_stats(total, covers=counted))
-        present = set(self._stats_ids()) | st.pending
-        # our merge won: drop what it covers; else another client merged first: drop ours
-        doomed = counted if mine & st.counted_in(present) else sorted(mine)
-        self._delete(doomed, self.meta_namespace, "merge the statistics")
+        ids = self._write_stats(delta, packed)
+        st.add(delta)  # records outside a merge group always count (see counted_in)
+        st.counted |= frozenset(ids)
+        if sum(1 for r in st.counted if not st.seen[r].get("group")) >= MERGE_AFTER:
+            self._replace_stats({"n": st.n, "l": st.total, "a": st.avgdl_min, "df": dict(st.df)})
+
+    def _replace_stats(self, total: dict[str, Any], force: bool = False) -> None:
+        """Write ``total`` as one group covering the records counted now, then delete those if
+        the group won (``force``, or it is the earliest covering them), else delete it (another
+        client merged first)."""
+        st = self._stats
+        old = sorted(st.counted)
+        mine = self._write_stats(total, covers=old)
+        won = force or set(mine) & st.counted_in(set(self._stats_ids()) | st.pending)
+        doomed = old if won else mine
+        self._delete(doomed, self.meta_namespace, "replace the statistics")
         st.pending -= set(doomed)
         self._refresh_stats()
 
@@ -341,26 +365,8 @@ class PineconeDb(StoreKit):
             for ids in self._all_ids():
                 for c in self._fetch_chunks(ids).values():
                     bm25.account(delta, self._terms(c.text), +1)
-            if delta["n"]:
-                delta["a"] = delta["l"] / delta["n"]
-            old = sorted(self._stats.counted)
-            self._write_stats({**delta, "df": dict(delta["df"])}, covers=old)
-            self._delete(old, self.meta_namespace, "rebuild the statistics")
-            self._stats.pending -= set(old)
-            self._refresh_stats()
-
-    def _terms(self, text: str) -> Counter[str]:
-        if self.tokenizer is None:
-            raise ConfigurationError("the pinecone store used before connect(space)")
-        return Counter(self.tokenizer(text))
-
-    def _commit(self, delta: dict[str, Any], packed: list[dict[str, Any]] | None = None) -> None:
-        """Write a net delta (``bm25.net``) as statistics records and count it here at once (no
-        listing: the next refresh picks up other clients' records)."""
-        ids = self._write_stats(delta, payloads=packed)
-        self._stats.add(delta)  # records outside a merge group always count (see counted_in)
-        self._stats.counted |= frozenset(ids)
-        self._merge_stats()
+            delta["a"] = delta["l"] / delta["n"] if delta["n"] else None
+            self._replace_stats({**delta, "df": dict(delta["df"])}, force=True)
 
     # ----------------------------------------------------------------- writes
     def upsert(
@@ -376,7 +382,7 @@ class PineconeDb(StoreKit):
             # what the ids hold now (an overwrite takes the old text out of the statistics),
             # read while the batch is encoded
             reading = self._fetch_start([vector_id(i) for i in [*written, *deletes]])
-            listing = self._executor().submit(self._stats_ids)
+            listing = self._submit(self._stats_ids)
             encoded = [encode(c) for c in chunks]
             counts = [self._terms(c.text) for c in chunks]
             for c, tfs in zip(chunks, counts):
@@ -386,15 +392,15 @@ class PineconeDb(StoreKit):
                         f"vector holds at most {bm25.MAX_TERMS}: use smaller chunks"
                     )
             self._refresh_stats(listing.result())
-            old = {i: decode(i, rec.metadata) for i, rec in self._fetch_end(reading).items()}
+            old = {i: decode(i, rec.metadata) for i, rec in _gather(reading).items()}
             delta = bm25.new_delta()
             for c in old.values():
                 bm25.account(delta, self._terms(c.text), -1)
             for tfs in counts:
                 bm25.account(delta, tfs, +1)
             st, space = self._stats, self._require_space()
-            n, total = st.n + delta["n"], st.total + delta["l"]
-            avgdl = total / n if n else 1.0
+            n = st.n + delta["n"]
+            avgdl = (st.total + delta["l"]) / n if n else 1.0
             if chunks:
                 delta["a"] = avgdl
             sparse = bm25.doc_weights(counts, avgdl, space.bm25_k1, space.bm25_b)
@@ -408,26 +414,21 @@ class PineconeDb(StoreKit):
             # faster, the worker's GIL hand-offs ate the overlap)
             inflight: Future[None] | None = None
             try:
-                for batch in _batches(records, [size for _, size in encoded]):
+                sizes = [_request_size(r, size) for r, (_, size) in zip(records, encoded)]
+                for batch in _split(records, sizes, MAX_REQUEST):
                     if inflight is not None:
                         inflight.result()
-                    inflight = self._executor().submit(self._upsert_batch, batch)
+                    inflight = self._submit(self._put, batch)
                 change = bm25.net(delta)
                 packed = bm25.pack(change) if change is not None else None
-                last, inflight = inflight, None
-                if last is not None:
-                    last.result()
             finally:
-                if inflight is not None:  # an error: let the request end before unlocking
-                    with suppress(Exception):
-                        inflight.result()
+                if inflight is not None:  # let the request end before unlocking
+                    wait([inflight])
+            if inflight is not None:
+                inflight.result()
             self._delete([vector_id(i) for i in deletes if vector_id(i) in old])
             if change is not None:
                 self._commit(change, packed)
-
-    def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
-        with self._errors("upsert"):
-            self._ix.upsert(vectors=batch, namespace=self.namespace)
 
     def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
         self._check_delete(ids, filter)
@@ -444,9 +445,9 @@ class PineconeDb(StoreKit):
             for c in found.values():
                 bm25.account(delta, self._terms(c.text), -1)
             self._delete(sorted(found))
-            net = bm25.net(delta)
-            if net is not None:
-                self._commit(net)
+            change = bm25.net(delta)
+            if change is not None:
+                self._commit(change)
             return len(found)
 
     def drop(self) -> None:
@@ -463,91 +464,34 @@ class PineconeDb(StoreKit):
             self.space, self._stats, self._cursor = None, bm25.Stats(), {}
 
     # ----------------------------------------------------------------- reads
-    def _fetch_one(self, ids: list[str]) -> dict[str, Any]:
-        with self._errors("fetch"):
-            return dict(self._ix.fetch(ids=ids, namespace=self.namespace).vectors or {})
-
-    def _fetch_start(self, ids: Sequence[str]) -> list[Future[dict[str, Any]]]:
-        """Start reading stored vectors by vector id, in concurrent requests (ids travel in the
-        URL, so a request's ids are bounded by length); :meth:`_fetch_end` collects them."""
-        batches: list[list[str]] = [[]]
-        size = 0
-        for i in dict.fromkeys(ids):
-            n = len(i.encode("utf-8")) * 3 + 5
-            if batches[-1] and (len(batches[-1]) >= MAX_BATCH or size + n > FETCH_URL):
-                batches.append([])
-                size = 0
-            batches[-1].append(i)
-            size += n
-        return [self._executor().submit(self._fetch_one, b) for b in batches if b]
-
-    @staticmethod
-    def _fetch_end(futures: list[Future[dict[str, Any]]]) -> dict[str, Any]:
-        return {k: rec for f in futures for k, rec in f.result().items()}
-
-    def _fetch(self, ids: Sequence[str]) -> dict[str, Any]:
-        """Stored vectors by vector id."""
-        ids = list(dict.fromkeys(ids))
-        return self._fetch_one(ids) if len(ids) == 1 else self._fetch_end(self._fetch_start(ids))
-
-    def _fetch_chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
-        """Chunks by vector id."""
-        return {i: decode(i, rec.metadata) for i, rec in self._fetch(ids).items()}
-
-    def _query(
-        self,
-        *,
-        top_k: int,
-        flt: Any,
-        vector: list[float] | None = None,
-        sparse: dict[str, list[Any]] | None = None,
-        metadata: bool = True,
-    ) -> list[Any]:
-        extra = {"filter": flt} if flt is not True else {}
-        if sparse is not None:
-            extra["sparse_vector"] = sparse
-        with self._errors("query"):
-            return list(
-                self._ix.query(
-                    top_k=top_k,
-                    namespace=self.namespace,
-                    include_metadata=metadata,
-                    include_values=False,
-                    vector=vector if vector is not None else [0.0] * self._require_space().dim,
-                    **extra,
-                ).matches
-                or []
-            )
+    def _select(self, flt: Any, keep: Callable[[Chunk], bool], chunks: bool) -> dict[str, Any]:
+        """The chunks Pinecone filter ``flt`` selects, by vector id (``chunks=False``: ``None``
+        for each): one query when fewer than a query returns, else every chunk of the namespace
+        listed and checked with ``keep``."""
+        top = bm25.MAX_WINDOW if chunks else MAX_TOP_K
+        found = self._query(top, flt, metadata=chunks) if flt is not False else []
+        if len(found) < top:
+            return {m.id: decode(m.id, m.metadata) if chunks else None for m in found}
+        every = (x for ids in self._all_ids() for x in self._fetch_chunks(ids).items())
+        return {i: c for i, c in every if keep(c)}
 
     def _matching_ids(self, f: Filter) -> list[str]:
-        """Ids of every chunk matching ``f``: one query when they are fewer than 10,000, else a
-        listing of the namespace checked with vecmem.filters.matches."""
-        flt = to_filter(f)
-        if flt is False:
-            return []
-        found = self._query(top_k=MAX_TOP_K, flt=flt, metadata=False)
-        if len(found) < MAX_TOP_K:
-            return [m.id for m in found]
-        return [
-            i
-            for ids in self._all_ids()
-            for i, c in self._fetch_chunks(ids).items()
-            if matches(f, c.metadata)
-        ]
+        return list(self._select(to_filter(f), lambda c: matches(f, c.metadata), False))
+
+    def _scored(self, found: list[Any], fetch: bool) -> list[Scored]:
+        """Matches as scored chunks (``fetch``: they came without metadata)."""
+        if fetch:
+            chunks = self._fetch_chunks([m.id for m in found])
+            return [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks]
+        return [Scored(decode(m.id, m.metadata), float(m.score)) for m in found]
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         q = self._check_query(vector, k).tolist()
         flt = to_filter(filter)
         if flt is False:
             return []
-        if k <= bm25.MAX_WINDOW:
-            return [
-                Scored(decode(m.id, m.metadata), float(m.score))
-                for m in self._query(top_k=k, flt=flt, vector=q)
-            ]
-        found = self._query(top_k=min(k, MAX_TOP_K), flt=flt, vector=q, metadata=False)
-        chunks = self._fetch_chunks([m.id for m in found])
-        return [Scored(chunks[m.id], float(m.score)) for m in found if m.id in chunks]
+        big = k > bm25.MAX_WINDOW  # more than Pinecone returns with metadata
+        return self._scored(self._query(min(k, MAX_TOP_K), flt, q, metadata=not big), big)
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         """BM25. Exact mode (rank_bm25's scores): Pinecone ranks by the sparse vectors, vecmem
@@ -557,19 +501,18 @@ class PineconeDb(StoreKit):
         meanwhile, the query is planned again."""
         self._check_k(k)
         space = self._require_space()
-        flt = to_filter(filter)
+        flt, terms = to_filter(filter), self._terms(text)
         if flt is False:
             return []
-        terms = self._terms(text)
         native = self.keyword_mode == "native"
         with self._lock:
             listing = None
             if not native or time.monotonic() - self._listed >= STATS_TTL:
-                listing = self._executor().submit(self._stats_ids)
+                listing = self._submit(self._stats_ids)
             try:
                 version = self._stats.version
                 plan = bm25.plan(self._stats, space, terms, k, native)
-                found = self._sparse_query(plan, flt) if plan else []
+                found = self._sparse_query(plan, flt)
             finally:
                 if listing is not None:
                     wait([listing])
@@ -577,7 +520,7 @@ class PineconeDb(StoreKit):
                 self._refresh_stats(listing.result())
                 if self._stats.version != version:  # the weights may have changed: plan again
                     plan = bm25.plan(self._stats, space, terms, k, native)
-                    found = self._sparse_query(plan, flt) if plan else []
+                    found = self._sparse_query(plan, flt)
             if plan is None:
                 return []
             if native:
@@ -586,15 +529,24 @@ class PineconeDb(StoreKit):
             while True:
                 scored, proven = bm25.rescore(plan, found, k, cast(Tokenizer, self.tokenizer))
                 last = float(found[-1].score) if found else 0.0
-                if proven or (
-                    len(found) < window
+                beaten = len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5)
+                if (
+                    proven
+                    or beaten
+                    or len(found) < window
                     or last <= 0
                     or window >= bm25.MAX_WINDOW
-                    or (len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5))
                 ):
                     return scored[:k]
                 window = min(bm25.MAX_WINDOW, window * 4)
-                found = self._query(top_k=window, flt=flt, sparse=plan.sparse)
+                found = self._query(window, flt, sparse=plan.sparse)
+
+    def _sparse_query(self, plan: bm25.Plan | None, flt: Any) -> list[Any]:
+        """The first request of a keyword search (native mode past MAX_WINDOW: ids only)."""
+        if plan is None:
+            return []
+        big = plan.window > bm25.MAX_WINDOW
+        return self._query(min(plan.window, MAX_TOP_K), flt, sparse=plan.sparse, metadata=not big)
 
     def _native_hits(self, plan: bm25.Plan, found: list[Any], k: int) -> list[Scored]:
         """Native mode: Pinecone's matches with their scores, without the records sharing no
@@ -603,25 +555,10 @@ class PineconeDb(StoreKit):
         corpus where the idf floor is negative) each candidate's tokens are checked."""
         if plan.certain:
             found = [m for m in found if float(m.score) > 0]
-        if plan.window <= bm25.MAX_WINDOW:
-            chunks = {m.id: decode(m.id, m.metadata) for m in found}
-        else:
-            chunks = self._fetch_chunks([m.id for m in found])
-        hits = [
-            Scored(chunks[m.id], float(m.score))
-            for m in found
-            if m.id in chunks
-            and (plan.certain or not plan.qw.keys().isdisjoint(self._terms(chunks[m.id].text)))
-        ]
+        hits = self._scored(found, plan.window > bm25.MAX_WINDOW)
+        if not plan.certain:
+            hits = [h for h in hits if not plan.qw.keys().isdisjoint(self._terms(h.chunk.text))]
         return hits[:k]
-
-    def _sparse_query(self, plan: bm25.Plan, flt: Any) -> list[Any]:
-        """The first request of a keyword search (native mode past MAX_WINDOW: ids only)."""
-        if plan.window > bm25.MAX_WINDOW:
-            return self._query(
-                top_k=min(plan.window, MAX_TOP_K), flt=flt, sparse=plan.sparse, metadata=False
-            )
-        return self._query(top_k=plan.window, flt=flt, sparse=plan.sparse)
 
     def both_legs(
         self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
@@ -629,7 +566,7 @@ class PineconeDb(StoreKit):
         """Both legs at once (the dense query in a second thread while the keyword leg runs):
         one round trip of latency, as one request would be; the facade fuses them."""
         q = self._check_query(vector, k)
-        dense = self._executor().submit(self.query, q, k=k, filter=filter)
+        dense = self._submit(lambda: self.query(q, k=k, filter=filter))
         try:
             sparse = self.keyword(text, k=k, filter=filter)
         finally:
@@ -654,19 +591,14 @@ class PineconeDb(StoreKit):
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         docs = list(dict.fromkeys(document_ids))
-        by_doc: dict[str, list[Chunk]] = {}
+        wanted, found = set(docs), {}
         for i in range(0, len(docs), 100):
-            part = docs[i : i + 100]
-            found = self._query(top_k=bm25.MAX_WINDOW, flt={"_vm_doc": {"$in": part}})
-            if len(found) < bm25.MAX_WINDOW:
-                chunks: Iterable[Chunk] = [decode(m.id, m.metadata) for m in found]
-            else:  # a very long document: list every id of the namespace
-                every = (c for ids in self._all_ids() for c in self._fetch_chunks(ids).values())
-                wanted = set(part)
-                chunks = [c for c in every if c.document_id in wanted]
-            for c in chunks:
-                by_doc.setdefault(c.document_id, []).append(c)
-        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+            flt = {"_vm_doc": {"$in": docs[i : i + 100]}}
+            found.update(self._select(flt, lambda c: c.document_id in wanted, True))
+        by_doc: dict[str, list[Chunk]] = {}
+        for c in sorted(found.values(), key=lambda c: c.id):
+            by_doc.setdefault(c.document_id, []).append(c)
+        return [c for d in docs for c in by_doc.get(d, [])]
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -674,17 +606,16 @@ class PineconeDb(StoreKit):
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Up to ``limit`` chunk ids greater than ``after``, ascending (a keyset page: what export
-        and migrate read). Pinecone lists vector ids in byte order, the code-point order of the
-        chunk ids stored as themselves; it cannot start after an id, so a page keeps where its
-        listing stopped and the page after it goes on from there (another ``after`` lists from
-        the start). Hashed ids (``~...``, listed last) are listed each page, their chunk ids
-        fetched once."""
+        and migrate read). Pinecone lists ids in byte order: the code-point order of the chunk
+        ids stored as themselves. It cannot start after an id, so a page keeps where its listing
+        stopped and the next page goes on from there (any other ``after`` lists from the
+        start). Hashed ids (``~...``, listed last) are listed each page, fetched once."""
         self._require_space()
         with self._lock:
             hashed = sorted(i for i in self._hashed_chunk_ids() if after is None or i > after)
             cursor = self._cursor.pop(after, None) if after is not None else None
             plain, token = cursor or ([], "")  # token "": from the first id, None: all listed
-            skip = after is not None and cursor is None  # list pages of 100 until past after
+            skip = after is not None and cursor is None  # pages of 100 until past ``after``
             out: list[str] = []
             while len(out) < limit:
                 if not plain and token is not None:
@@ -708,21 +639,28 @@ class PineconeDb(StoreKit):
         return [self._chunk_of[i] for i in vids if i in self._chunk_of]
 
 
-def _batches(records: Iterable[dict[str, Any]], sizes: list[int]) -> Iterator[list[dict[str, Any]]]:
-    """Upsert batches within Pinecone's limits (1,000 vectors, 2 MB); ``sizes``: the bytes of
-    each record's metadata as UTF-8 JSON."""
-    batch: list[dict[str, Any]] = []
+def _gather(futures: list[Future[Any]]) -> dict[str, Any]:
+    return {k: rec for f in futures for k, rec in f.result().items()}
+
+
+def _split(items: list[T], sizes: Iterable[int], budget: int) -> Iterator[list[T]]:
+    """``items`` in runs of at most MAX_BATCH and ``budget`` bytes (``sizes``: each one's)."""
+    batch: list[T] = []
     size = 0
-    for r, meta_size in zip(records, sizes):
-        sparse = r.get("sparse_values") or {"indices": ()}
-        n = 24 * len(r["values"]) + 36 * len(sparse["indices"]) + len(r["id"]) * 6 + 64 + meta_size
-        if batch and (len(batch) >= MAX_BATCH or size + n > MAX_REQUEST):
+    for x, n in zip(items, sizes):
+        if batch and (len(batch) >= MAX_BATCH or size + n > budget):
             yield batch
             batch, size = [], 0
-        batch.append(r)
+        batch.append(x)
         size += n
     if batch:
         yield batch
+
+
+def _request_size(r: dict[str, Any], metadata: int) -> int:
+    """A bound on the JSON bytes of upsert record ``r`` with ``metadata`` bytes of metadata."""
+    sparse = r.get("sparse_values") or {"indices": ()}
+    return 24 * len(r["values"]) + 36 * len(sparse["indices"]) + len(r["id"]) * 6 + 64 + metadata
 
 
 def from_url(url: str) -> PineconeDb:
@@ -734,15 +672,12 @@ def from_url(url: str) -> PineconeDb:
     index, q = u.path.strip("/"), u.query
     if not index:
         raise ConfigurationError(f"Pinecone URL {url!r} names no index: pinecone://INDEX")
-    keyword = q.get("keyword") or "exact"
-    if keyword not in ("exact", "native"):
-        raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
     return PineconeDb(
         index=index,
         namespace=q.get("namespace", q.get("collection", "")),
         host=q.get("host") or None,
         api_key=q.get("api_key") or None,
-        keyword=cast(KeywordMode, keyword),
+        keyword=cast(KeywordMode, q.get("keyword") or "exact"),
     )
 
 
