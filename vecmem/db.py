@@ -18,6 +18,7 @@ or ``mariadb://...`` (PyMySQL, extra ``mysql``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import zlib
@@ -30,11 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from vecmem._deps import require
+from vecmem._sqlite import SQLiteOptions
 from vecmem.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    InvalidInputError,
     StorageFullError,
     StoreLockedError,
 )
@@ -264,7 +267,16 @@ class Database:
     >>> db.close()
     """
 
-    def __init__(self, url: str = "sqlite:///vecmem.db", *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str = "sqlite:///vecmem.db",
+        *,
+        echo: bool = False,
+        sqlite: SQLiteOptions | None = None,
+    ) -> None:
+        if sqlite is not None and not isinstance(sqlite, SQLiteOptions):
+            raise ConfigurationError(f"sqlite must be SQLiteOptions, got {type(sqlite).__name__}")
+        self.sqlite = sqlite or SQLiteOptions()
         self.url = normalize_url(url)
         self._lock: threading.RLock | None = None
         options: dict[str, Any] = {"echo": echo, "future": True}
@@ -275,9 +287,12 @@ class Database:
         self.dialect = sa_url.get_backend_name()
         if self.dialect == "mariadb":
             self.dialect = "mysql"
+        if sqlite is not None and self.dialect != "sqlite":
+            raise ConfigurationError(f"sqlite= options need a SQLite URL, not {self.dialect}")
         if self.dialect == "sqlite":
             memory = sa_url.database in (None, "", ":memory:")
-            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            timeout = self.sqlite.busy_timeout
+            options["connect_args"] = {"check_same_thread": False, "timeout": timeout}
             if memory:
                 options["poolclass"] = sa.pool.StaticPool
                 self._lock = threading.RLock()  # one connection: serialise its transactions
@@ -304,14 +319,20 @@ class Database:
         return sa.make_url(self.url).render_as_string(hide_password=True)
 
     def _setup_sqlite(self, memory: bool) -> None:
+        pragmas = self.sqlite.pragmas(memory=memory)
+        vacuum = [self.sqlite.auto_vacuum_code()]  # checked on the first connection only
+
         @event.listens_for(self.engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite quirk)
             cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            if vacuum[0] is not None:
+                mode, vacuum[0] = vacuum[0], None
+                if cur.execute("PRAGMA auto_vacuum").fetchone()[0] != mode:
+                    cur.execute(f"PRAGMA auto_vacuum={mode}")
+                    cur.execute("VACUUM")  # an existing file takes the new mode only so
+            for pragma in pragmas:
+                cur.execute(pragma)
             cur.close()
 
         @event.listens_for(self.engine, "begin")
@@ -518,6 +539,24 @@ class Database:
                 or 0
             )
 
+    def incremental_vacuum(self, pages: int | None = None) -> None:
+        """Give free pages back to the file system (SQLite with ``auto_vacuum="incremental"``;
+        ``pages``: at most that many, None: all)."""
+        if self.dialect != "sqlite":
+            raise ConfigurationError("incremental_vacuum is for SQLite databases")
+        if pages is not None and (
+            isinstance(pages, bool) or not isinstance(pages, int) or pages < 1
+        ):
+            raise InvalidInputError(f"pages must be a positive int or None, got {pages!r}")
+        with self._guard():
+            raw = self.engine.raw_connection()
+            try:  # executescript steps the pragma to its end (execute frees one page only)
+                raw.driver_connection.executescript(f"PRAGMA incremental_vacuum({pages or 0});")  # type: ignore[union-attr]
+            except sqlite3.Error as exc:
+                raise translate(exc, f"reclaiming free pages of {self.safe_url}") from exc
+            finally:
+                raw.close()
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
@@ -533,12 +572,18 @@ class Database:
 
 
 def open_database(
-    db: Database | str | None, default: str = "sqlite:///vecmem.db"
+    db: Database | str | None,
+    default: str = "sqlite:///vecmem.db",
+    *,
+    sqlite: SQLiteOptions | None = None,
 ) -> tuple[Database, bool]:
-    """``(database, owned)``: a URL opens a new :class:`Database` that the caller owns."""
+    """``(database, owned)``: a URL opens a new :class:`Database` that the caller owns
+    (with ``sqlite`` options; an open :class:`Database` keeps its own)."""
     if isinstance(db, Database):
+        if sqlite is not None:
+            raise ConfigurationError("sqlite= applies when a URL is opened, not to a Database")
         return db, False
-    return Database(db or default), True
+    return Database(db or default, sqlite=sqlite), True
 
 
 __all__ = [
@@ -547,6 +592,7 @@ __all__ = [
     "Key",
     "Migration",
     "Migrator",
+    "SQLiteOptions",
     "Text",
     "Timestamp",
     "normalize_url",

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from vecmem._sqlite import SQLiteOptions
 from vecmem.conversations.base import (
     AsyncConversationStore,
     ConversationStore,
@@ -79,10 +80,13 @@ def _sqlite(
     db: Any = None,
     tenant: str = "default",
     clock: Callable[[], float] = time.time,
+    sqlite: SQLiteOptions | None = None,
 ) -> Any:
     from vecmem.conversations.sql import SQLConversationStore
 
-    return SQLConversationStore(db if db is not None else url, tenant=tenant, clock=clock)
+    return SQLConversationStore(
+        db if db is not None else url, tenant=tenant, clock=clock, sqlite=sqlite
+    )
 
 
 def _server(
@@ -91,10 +95,18 @@ def _server(
     db: Any = None,
     tenant: str = "default",
     clock: Callable[[], float] = time.time,
+    partition_messages: Literal["day", "month"] | None = None,
 ) -> Any:
+    from vecmem.conversations.sql import SQLConversationStore
+
     if url is None and db is None:
         raise ConfigurationError("a PostgreSQL/MySQL conversation store needs url= or db=")
-    return _sqlite(url=url, db=db, tenant=tenant, clock=clock)
+    return SQLConversationStore(
+        db if db is not None else url,
+        tenant=tenant,
+        clock=clock,
+        partition_messages=partition_messages,
+    )
 
 
 def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:

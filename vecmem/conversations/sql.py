@@ -27,6 +27,7 @@ from vecmem._keys import (
     check_tags,
     check_tenant,
 )
+from vecmem._sqlite import SQLiteOptions
 from vecmem.conversations.base import (
     Message,
     OrderBy,
@@ -40,6 +41,13 @@ from vecmem.conversations.base import (
     prepare,
     usage_totals,
     with_seq,
+)
+from vecmem.conversations.partitions import (
+    Period,
+    check_period,
+    ensure_partitions,
+    partition_table,
+    table_period,
 )
 from vecmem.conversations.sessions import (
     MergeStrategy,
@@ -248,6 +256,7 @@ class SQLConversationStore:
     """
 
     actor: str | None = None
+    _period: Period | None = None  # set when the messages table is partitioned by date
 
     def __init__(
         self,
@@ -255,17 +264,28 @@ class SQLConversationStore:
         *,
         tenant: str = "default",
         clock: Callable[[], float] = time.time,
+        sqlite: SQLiteOptions | None = None,
+        partition_messages: Period | None = None,
     ) -> None:
-        self.db, self._owned = open_database(db)
+        period = check_period(partition_messages)
+        self.db, self._owned = open_database(db, sqlite=sqlite)
         self.tenant = check_tenant(tenant)
         self.clock = clock
+        if period is not None and self.db.dialect != "postgresql":
+            raise ConfigurationError("partition_messages needs PostgreSQL")
         self.db.migrate("conversations", MIGRATIONS)
+        if self.db.dialect == "postgresql":
+            if period is not None:
+                partition_table(self.db, MESSAGES, period)
+            with self.db.read("reading the messages table") as conn:
+                self._period = table_period(conn)[1]
         # big batches go through COPY on PostgreSQL with psycopg 3
         self._copy = self.db.dialect == "postgresql" and self.db.engine.dialect.driver == "psycopg"
 
     def with_tenant(self, tenant: str) -> SQLConversationStore:
-        view = SQLConversationStore(self.db, tenant=tenant, clock=self.clock)
-        view.actor = self.actor
+        view = copy.copy(self)
+        view._owned = False
+        view.tenant = check_tenant(tenant)
         return view
 
     def acting_as(self, participant: str) -> SQLConversationStore:
@@ -484,6 +504,8 @@ class SQLConversationStore:
 
         n = len(prepared)
         returning = bool(self.db.engine.dialect.update_returning)
+        if self._period is not None:
+            ensure_partitions(self.db, self._period, [m.created_at or now for m in prepared])
 
         def tx(conn: sa.Connection) -> list[Message]:
             self._check(conn, user_id, session_id, "write", "adding messages", now)
