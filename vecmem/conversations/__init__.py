@@ -32,6 +32,7 @@ from vecmem.conversations.base import (
 from vecmem.conversations.cache import CachedConversationStore, LRUCache, RedisCache
 from vecmem.conversations.json_files import JSONConversationStore
 from vecmem.conversations.memory import MemoryConversationStore
+from vecmem.conversations.usage import UsageMetrics, usage_metrics
 from vecmem.errors import ConfigurationError
 from vecmem.registry import CONVERSATION_STORES, PG_COMPATIBLE
 
@@ -157,4 +158,6 @@ __all__ = [
     "SQLConversationStore",
     "Session",
     "Usage",
+    "UsageMetrics",
+    "usage_metrics",
 ]

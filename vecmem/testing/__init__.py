@@ -45,6 +45,7 @@ SUITES = (
     "checkpoints",
     "knowledge_fs",
     "locks",
+    "usage",
     "tenancy",
     "_factory",
 )

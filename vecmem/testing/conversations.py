@@ -27,6 +27,7 @@ from vecmem.conversations import (
 from vecmem.errors import InvalidInputError, NotFoundError
 from vecmem.testing.sessions import MakeStore, SessionSuite
 from vecmem.testing.tenancy import ConversationTenancySuite
+from vecmem.testing.usage import UsageSuite
 
 
 def _tick() -> float:
@@ -46,11 +47,12 @@ def _deep(depth: int) -> dict[str, Any]:
     return out
 
 
-class ConversationStoreSuite(ConversationTenancySuite, SessionSuite):
+class ConversationStoreSuite(ConversationTenancySuite, SessionSuite, UsageSuite):
     """Conformance tests for conversation stores; override the ``store_factory`` fixture.
 
     Session operations (branch, merge, TTL, maximum of messages, participants) come from
-    :class:`~vecmem.testing.sessions.SessionSuite`."""
+    :class:`~vecmem.testing.sessions.SessionSuite`, usage metrics from
+    :class:`~vecmem.testing.usage.UsageSuite`."""
 
     # -- messages -------------------------------------------------------------------------
     def test_add_and_read_back_messages(self, store: ConversationStore) -> None:
