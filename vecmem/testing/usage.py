@@ -79,7 +79,7 @@ class UsageSuite:
         assert usage_metrics(store, user_id="nobody") == []
 
     def test_usage_rejects_bad_arguments(self, store: ConversationStore) -> None:
-        for kwargs in [
+        bad: list[dict[str, Any]] = [
             {"by": ["week"]},
             {"by": "day"},
             {"by": ["day", "day"]},
@@ -87,6 +87,7 @@ class UsageSuite:
             {"until": True},
             {"user_id": ""},
             {"agent_id": "\x00"},
-        ]:
+        ]
+        for kwargs in bad:
             with pytest.raises(InvalidInputError):
                 usage_metrics(store, **kwargs)
