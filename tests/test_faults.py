@@ -453,6 +453,39 @@ def test_a_full_disk_at_random_points(tmp_path: Path, monkeypatch: pytest.Monkey
     check(path, acked)
 
 
+def test_a_full_disk_during_a_compaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC while the compaction writes its new vector file, then SQLITE_FULL in its switch
+    transaction: StorageFullError each time, the store exactly as it was, no new file left
+    taking space, and the compaction succeeds once there is room."""
+    path = tmp_path / "kb"
+    acked = seeded(path)
+    _churn(path, acked, seed=950)
+    real_pwrite, real_connect = os.pwrite, sqlite3.connect
+
+    def full(fd: int, data: Any, offset: int) -> int:
+        real_pwrite(fd, bytes(data)[: max(1, len(data) // 3)], offset)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def tight(*args: Any, **options: Any) -> sqlite3.Connection:
+        db = real_connect(*args, **options)
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        return db
+
+    for module, attr, fake in ((os, "pwrite", full), (sqlite3, "connect", tight)):
+        TOTALS["disk-full faults"] += 1
+        monkeypatch.setattr(module, attr, fake)
+        with pytest.raises(StorageFullError):
+            _compact.compact(path)
+        monkeypatch.undo()
+        assert _generation(path) == 0 and not list(path.glob("vectors.*.f32"))
+        check(path, acked)
+        TOTALS["trials"] += 1
+    report = _compact.compact(path)
+    assert report is not None and report.rows_after == report.live and _generation(path) == 1
+    check(path, acked)
+
+
 def test_a_graph_that_cannot_be_saved_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

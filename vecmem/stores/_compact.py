@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import signal
@@ -51,9 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vecmem._sqlite import sql_error
 from vecmem.errors import BackendError, IntegrityError, StoreLockedError
 from vecmem.stores import _graph
 from vecmem.stores._vectorfile import RANGE_BYTES, Range, VectorFile
+
+log = logging.getLogger("vecmem")
 
 COMPACT_AT = 0.3
 """Default share of dead rows (deleted or overwritten chunks) among a store's vector rows at
@@ -232,42 +236,48 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
         if len(live) == n0 and not log_before:
             db.execute("ROLLBACK")
             return CompactReport(len(live), n0, n0, 0, before, before, time.perf_counter() - t0)
-        src = VectorFile(folder / old_name, dim=dim, create=False)
+        try:
+            src = VectorFile(folder / old_name, dim=dim, create=False)
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"{file} names {old_name}, which is not there") from exc
         db.execute("ROLLBACK")
-        new_name = f"vectors.{generation + 1}.f32"
-        new_path = folder / new_name
+        new_path = folder / f"vectors.{generation + 1}.f32"
         with contextlib.suppress(FileNotFoundError):
             new_path.unlink()  # what a killed compaction left
-        dst = VectorFile(new_path, dim=dim)
         graph: tuple[Path, dict[str, int]] | None = None
+        report = None
         try:
-            packer = _Packer(dst)
-            _copy(src, ranges, live, packer)
-            graph = _renamed_graph(folder, epoch, n0, live)
-            _fault("compact-copied")
-            # 2. the switch
-            with _flock(folder / "write.lock", timeout=lock_timeout, what="compaction"):
-                report = _switch(
-                    db, folder, src, dst, packer, live, n0, q0, generation, epoch, graph
-                )
+            dst = VectorFile(new_path, dim=dim)
+            try:
+                packer = _Packer(dst)
+                _copy(src, ranges, live, packer)
+                graph = _renamed_graph(folder, epoch, n0, live)
+                _fault("compact-copied")
+                # 2. the switch
+                with _flock(folder / "write.lock", timeout=lock_timeout, what="compaction"):
+                    report = _switch(
+                        db, folder, src, dst, packer, live, n0, q0, generation, epoch, graph
+                    )
+            finally:
+                dst.close()
         finally:
             src.close()
-            dst.close()
             if graph is not None:
                 graph[0].unlink(missing_ok=True)  # (renamed into place when it went well)
+            if report is None:  # failed, or repaired meanwhile: the new file is nobody's
+                new_path.unlink(missing_ok=True)
         if report is None:  # repaired meanwhile: start again from the new rows
-            new_path.unlink(missing_ok=True)
             return _compact(folder, file, lock_timeout, vacuum)
         rows_after, n_live = report
-        # 3. the freed pages
+        # 3. the freed pages (the compaction stands if this fails: VACUUM needs room for a copy)
         if vacuum:
             _fault("compact-vacuum")
-            db.execute("VACUUM")
-            with contextlib.suppress(sqlite3.Error):
+            try:
+                db.execute("VACUUM")
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("vecmem: compacted %s, but VACUUM failed: %s", folder, exc)
     except sqlite3.Error as exc:
-        from vecmem._sqlite import sql_error
-
         raise sql_error(exc, file, "compacting") from exc
     finally:
         db.close()

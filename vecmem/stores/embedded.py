@@ -88,6 +88,9 @@ renumbered (``generation``); see :mod:`vecmem.stores._compact`. A store is writt
 until its first compaction, so older vecmem versions read it until then."""
 GRAPH_TAIL = 8
 """A graph build starts when the rows written since the last one exceed 1/GRAPH_TAIL of it."""
+COMPACT_RETRY_S = 300
+"""Seconds after starting a compaction beside before another may start (one that fails, say
+on a full disk, is not retried on every write)."""
 BUILD_RETRY_S = 30
 """Seconds after a failed graph build before another starts (a crashing build is not retried
 on every write)."""
@@ -138,6 +141,10 @@ class RepairReport:
 
 class EmbeddedStore(MemoryStore):
     """A persistent store in one folder; exact search while small, HNSW when large.
+
+    ``compact_at``: the share of dead vector rows (deleted or overwritten chunks) past which
+    the store compacts itself in a child process (default 0.3, ``None``: never; and never for
+    fewer than ``compact_min_dead`` rows); :meth:`compact` runs a compaction at once.
 
     >>> from vecmem import VectorMemory
     >>> mem = VectorMemory("./kb")     # doctest: +SKIP  (uses EmbeddedStore("./kb"))
@@ -679,7 +686,7 @@ class EmbeddedStore(MemoryStore):
             return
         if time.monotonic() < self._compact_retry_at:
             return
-        self._compact_retry_at = time.monotonic() + BUILD_RETRY_S
+        self._compact_retry_at = time.monotonic() + COMPACT_RETRY_S
         try:
             self._compactor = subprocess.Popen(
                 [
