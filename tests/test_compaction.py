@@ -355,3 +355,44 @@ def test_a_killed_compaction_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
     assert _compact.compact(path) is not None
     assert sorted(p.name for p in path.glob("vectors*")) == ["vectors.1.f32"]
     assert_sound(path, {d: t for d, t in docs.items() if int(d[1:]) >= 150})
+
+
+def test_a_store_opened_while_another_process_compacts_reads_the_new_file(
+    tmp_path: Path,
+) -> None:
+    """A compaction that commits between connect() opening the vector file and its first load
+    (the write lock is released in between): the load reads the file the database names."""
+    path = tmp_path / "kb"
+    docs = filled(path, 300)
+    with memory(path, compact_at=None) as m:
+        m.delete([f"d{i}" for i in range(100)])
+    store = EmbeddedStore(path, compact_at=None)
+    first = store._sync
+
+    def compacted_first(force: bool = False) -> None:
+        store._sync = first  # type: ignore[method-assign]
+        assert _compact.compact(path) is not None
+        first(force)
+
+    store._sync = compacted_first  # type: ignore[method-assign]
+    with VectorMemory(store, embedder=HashingEmbedder(DIM)) as m:
+        assert m.search(docs["d150"], k=1, mode="vector")[0].document_id == "d150"
+        assert store._vf is not None and store._vf.path.name == "vectors.1.f32"
+    assert_sound(path, {d: t for d, t in docs.items() if int(d[1:]) >= 100})
+
+
+def test_repair_after_another_process_compacted(tmp_path: Path) -> None:
+    """repair() on a store object loaded before another process compacted checks the file the
+    database names now (not the old one it still holds open): nothing damaged, nothing lost."""
+    path = tmp_path / "kb"
+    docs = filled(path, 300)
+    m = memory(path, compact_at=None)
+    assert m.search(docs["d5"], k=1)[0].document_id == "d5"
+    with memory(path, compact_at=None) as other:
+        other.delete([f"d{i}" for i in range(100)])
+        other.store.compact()  # type: ignore[attr-defined]
+    report = m.repair()
+    assert (report.damaged_ranges, report.reembedded) == (0, 0)
+    assert m.search(docs["d150"], k=1, mode="vector")[0].document_id == "d150"
+    m.close()
+    assert_sound(path, {d: t for d, t in docs.items() if int(d[1:]) >= 100})

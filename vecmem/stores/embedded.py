@@ -426,6 +426,8 @@ class EmbeddedStore(MemoryStore):
         generation = _meta_int(db, "generation")
         if self._loaded and generation != self._generation:
             self._renumbered(db)  # a compaction renumbered the slots and emptied the log
+        elif not self._loaded:
+            self._open_vectors(db)  # (a compaction may have switched files since connect)
         self._committed = _next_slot(db)
         if not self._loaded:  # first load: read the table, not the whole log
             self._generation = generation
@@ -476,16 +478,23 @@ class EmbeddedStore(MemoryStore):
         """Drop what was loaded and switch to the vector file of the new generation (within
         the caller's snapshot); the caller loads everything again."""
         space = self._require_space()
-        vf = VectorFile(self._vector_path(db), dim=space.dim, hint=self._hint, create=False)
-        if self._vf is not None:
-            self._vf.close()
-        self._vf = vf
+        self._open_vectors(db)
         MemoryStore._reset(self)
         self.tokenizer = get_tokenizer(space.tokenizer)
         k1, b, eps = space.keyword_params()
         self._bm25 = BM25Index(k1=k1, b=b, epsilon=eps)
         self._loaded, self._seq = False, 0
         self._ann, self._ann_upto, self._ann_seen = None, 0, None
+
+    def _open_vectors(self, db: sqlite3.Connection) -> None:
+        """Open the vector file the database names, if it is not the one open."""
+        path = self._vector_path(db)
+        if self._vf is not None and self._vf.path == path:
+            return
+        vf = VectorFile(path, dim=self._require_space().dim, hint=self._hint, create=False)
+        if self._vf is not None:
+            self._vf.close()
+        self._vf = vf
 
     def _refresh(self, db: sqlite3.Connection, slots: list[int]) -> None:
         """Read the (checked) vectors of loaded rows again."""
@@ -955,8 +964,11 @@ class EmbeddedStore(MemoryStore):
                     return RepairReport(0, 0, 0, 0, 2)
                 stored = self._space_of(row[0])
                 stored.check_compatible(space, where=f"store at {self.path}")
-                own = self._vf is None
-                vf = self._vf or VectorFile(self._vector_path(db), dim=stored.dim, hint=self._hint)
+                path = self._vector_path(db)  # (ours may be of before a compaction)
+                own = self._vf is None or self._vf.path != path
+                vf = self._vf
+                if vf is None or own:
+                    vf = VectorFile(path, dim=stored.dim, hint=self._hint)
                 try:
                     report = self._repair(db, vf, stored, embed, batch)
                 finally:
