@@ -177,8 +177,14 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| after, the renamed graph | {r['p50_after_renamed_ms']} |",
             f"| after, the graph built afresh | {r['p50_after_graph_ms']} |",
             "",
-            f"The first call after the switch reloads the renumbered store: {r['reload_s']} s "
-            "(as an open of it).",
+            f"The first call after the switch reloads the renumbered store: {r['reload_s']} s. "
+            "Every process holding the store loads it again on its first call after the "
+            "switch (the slots were renumbered), under its store lock: its searches wait that "
+            "long once, as long as opening the store takes (reading the chunks and building "
+            "BM25 dominate). Searches while the child compacts are slower because the child "
+            "takes one of the two cores; before the compaction HNSW is slower than after "
+            "because half the graph's nodes are deleted rows, filtered out of its answers "
+            "(more candidates are asked for).",
             f"Run: `python -m benchmarks.bench_compact --n {r['n']}`.",
         ]
     )
