@@ -10,7 +10,8 @@ Modules: :mod:`~vecmem.evaluation.metrics` (nDCG/Recall/MRR/MAP/P, equal to pytr
 :mod:`~vecmem.evaluation.runner` (index a BEIR dataset, run and time every query),
 :mod:`~vecmem.evaluation.tune` (grid search on a train split), :mod:`~vecmem.evaluation.stats`
 (paired t-test and randomisation test), :mod:`~vecmem.evaluation.plot` (matplotlib figures),
-:mod:`~vecmem.evaluation.cli` (the ``eval`` and ``tune`` commands).
+:mod:`~vecmem.evaluation.cli` (the ``eval``, ``eval-runs`` and ``tune`` commands),
+:mod:`~vecmem.evaluation.saved` (runs saved by ``vecmem eval --save``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from vecmem.evaluation.runner import (
     index_dataset,
     search_run,
 )
+from vecmem.evaluation.saved import EvalRun, EvalRunStore
 
 __all__ = [
+    "EvalRun",
+    "EvalRunStore",
     "Evaluation",
     "ModeResult",
     "WholeDocument",

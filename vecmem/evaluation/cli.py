@@ -4,12 +4,16 @@ vecmem eval ../shared/datasets/scifact --split test --modes keyword,vector,hybri
 vecmem eval sample --plot eval.png
 vecmem tune ../shared/datasets/scifact --split train --report test
 vecmem tune ../shared/datasets/scifact ../shared/datasets/nfcorpus --report test,dev
+vecmem eval sample --save sqlite:///evals.db --label baseline; vecmem eval-runs sqlite:///evals.db
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,12 @@ from vecmem.evaluation.runner import (
 from vecmem.evaluation.stats import compare
 from vecmem.fusion import Fusion
 from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION
+
+
+def _default_runs_db() -> str:
+    from vecmem.evaluation.saved import default_url
+
+    return default_url()
 
 
 def _csv(text: str, cast: Any = str) -> list[Any]:
@@ -231,13 +241,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from vecmem.evaluation.plot import plot_results
 
         plot_results(results, args.plot)
+    out = []
+    for r in results:
+        s = r.summary()
+        if f"{r.mode}@{r.backend}" in sig:
+            s["significance"] = sig[f"{r.mode}@{r.backend}"]
+        out.append(s)
+    if args.save:
+        _save(args, out)
     if args.json:
-        out = []
-        for r in results:
-            s = r.summary()
-            if f"{r.mode}@{r.backend}" in sig:
-                s["significance"] = sig[f"{r.mode}@{r.backend}"]
-            out.append(s)
         print(json.dumps(out))
         return 0
     first = results[0]
@@ -397,6 +409,55 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+_SAVED_OPTIONS = (
+    "path", "split", "modes", "k", "depth", "store", "stores", "chunk_size", "chunk_overlap",
+    "fusion", "rrf_k", "vector_weight", "keyword_weight", "alpha", "adaptive", "candidates",
+    "bm25", "rerank", "embedder", "limit_docs", "limit_queries",
+)  # fmt: skip
+
+
+def _save(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> None:
+    from vecmem.evaluation.saved import EvalRunStore
+
+    options = {k: getattr(args, k, None) for k in _SAVED_OPTIONS}
+    options = {k: v for k, v in options.items() if v is not None and not callable(v)}
+    runs = EvalRunStore(args.save)
+    try:
+        run = runs.save(summaries, label=args.label, options=json.loads(json.dumps(options)))
+        where = runs.db.safe_url
+    finally:
+        runs.close()
+    print(f"saved eval run {run.id} to {where}", file=sys.stderr)
+
+
+def cmd_eval_runs(args: argparse.Namespace) -> int:
+    from vecmem.evaluation.saved import EvalRunStore
+
+    runs = EvalRunStore(args.db)
+    try:
+        if args.show:
+            found = [runs.get(args.show)]
+        else:
+            found = runs.list(
+                dataset=args.dataset, split=args.split, label=args.label, limit=args.limit
+            )
+    finally:
+        runs.close()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in found]))
+        return 0
+    if not found:
+        print("no saved eval runs")
+    metric = f"ndcg@{args.k}"
+    for r in found:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created_at))
+        label = f" [{r.label}]" if r.label else ""
+        print(f"{r.id}  {when} UTC  {r.dataset} {r.split}{label}")
+        for name, value in r.metric(metric).items():
+            print(f"    {name:<28} {metric_label(metric)} {value:.4f}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``eval`` and ``tune`` to the ``vecmem`` command line."""
     e = subparsers.add_parser(
@@ -441,7 +502,30 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--rerank", help="also evaluate reranked: mmr[:LAMBDA] or cross-encoder[:MODEL]")
     e.add_argument("--plot", metavar="FILE.png", help="draw quality per mode and vs latency")
+    e.add_argument(
+        "--save",
+        nargs="?",
+        const=_default_runs_db(),
+        metavar="DB_URL",
+        help="save the run to a database (default: the evals.db of the cache folder); "
+        "list saved runs with 'vecmem eval-runs'",
+    )
+    e.add_argument("--label", help="a name for the saved run (with --save)")
     e.set_defaults(func=cmd_eval)
+
+    r = subparsers.add_parser(
+        "eval-runs",
+        help="list the runs saved by 'vecmem eval --save'",
+        description="List saved evaluation runs, newest first, with each mode's nDCG.",
+    )
+    r.add_argument("db", nargs="?", default=_default_runs_db(), help="database URL")
+    r.add_argument("--dataset", help="only runs of this data set")
+    r.add_argument("--split", help="only runs of this split")
+    r.add_argument("--label", help="only runs with this label")
+    r.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    r.add_argument("--show", metavar="RUN_ID", help="one run, by id")
+    r.add_argument("--k", type=int, default=10, help="the nDCG cut-off shown (default 10)")
+    r.set_defaults(func=cmd_eval_runs)
 
     t = subparsers.add_parser(
         "tune",
