@@ -67,7 +67,7 @@ class Raw:
         from pgvector.psycopg import register_vector
 
         from vecmem.memory import DEFAULT_FUSION
-        from vecmem.stores import pgvector as pg
+        from vecmem.stores import _pgvector_sql as pg
         from vecmem.tokenize import get_tokenizer
 
         FUSED_SQL = (
@@ -159,7 +159,7 @@ class Raw:
             )
         conn = self.conn
         with conn.transaction():
-            conn.execute(self.pg.LOCK_SQL, {"ns": self.pg._LOCK_NS, "name": self.name})
+            conn.execute(self.pg.LOCK_SQL, {"ns": self.pg.LOCK_NS, "name": self.name})
             _, zero, first = conn.execute(
                 self.sql["remove"], {"ids": ids, "new": len(rows)}
             ).fetchone()

@@ -30,11 +30,11 @@ tree (:class:`Cond`, :class:`And`, :class:`Or`, :class:`Not`) or raise
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from vecmem.errors import InvalidFilterError
+from vecmem.errors import InvalidFilterError, UnsupportedFilterError
 from vecmem.validation import int_problem, is_valid_unicode, show
 
 Scalar = str | int | float | bool
@@ -251,3 +251,77 @@ def fields(f: Filter | None) -> set[str]:
     for x in f.items:
         out |= fields(x)
     return out
+
+
+T = TypeVar("T")
+
+
+class Translator(Generic[T]):
+    """The walk every adapter makes over a parsed filter, its query language left to hooks:
+    the joins (:meth:`and_`, :meth:`or_`, :meth:`not_`) and the leaves (:meth:`eq`,
+    :meth:`exists`, :meth:`contains`, :meth:`compare`; :meth:`in_` is an :meth:`or_` of
+    :meth:`eq` unless overridden). ``$ne``, ``$nin`` and ``$exists: false`` arrive as
+    :meth:`not_` of ``$eq``, ``$in`` and ``$exists: true``.
+
+    >>> class Text(Translator[str]):
+    ...     def and_(self, items): return "(" + " AND ".join(items) + ")"
+    ...     def or_(self, items): return "(" + " OR ".join(items) + ")"
+    ...     def not_(self, item): return f"NOT {item}"
+    ...     def eq(self, field, value): return f"{field} = {value!r}"
+    >>> Text()(parse_filter({"a": {"$nin": [1, 2]}, "b": "x"}))
+    "(NOT (a = 1 OR a = 2) AND b = 'x')"
+    """
+
+    def __call__(self, f: Filter) -> T:
+        if isinstance(f, Not):
+            return self.not_(self(f.item))
+        if isinstance(f, And):
+            return self.and_([self(x) for x in f.items])
+        if isinstance(f, Or):
+            return self.or_([self(x) for x in f.items])
+        op, v, name = f.op, f.value, f.field
+        if op in ("ne", "nin") or (op == "exists" and not v):
+            return self.not_(self(Cond(name, _POSITIVE[op], True if op == "exists" else v)))
+        if op == "eq":
+            return self.eq(name, v)
+        if op == "in":
+            return self.in_(name, v)
+        if op == "exists":
+            return self.exists(name)
+        if op == "contains":
+            return self.contains(name, v)
+        if op in ("gt", "gte", "lt", "lte"):
+            return self.compare(name, op, v)
+        raise UnsupportedFilterError(f"unknown filter operator ${op}")
+
+    def and_(self, items: list[T]) -> T:
+        raise NotImplementedError
+
+    def or_(self, items: list[T]) -> T:
+        raise NotImplementedError
+
+    def not_(self, item: T) -> T:
+        raise NotImplementedError
+
+    def eq(self, field: str, value: Scalar) -> T:
+        """``field`` exists and equals ``value`` (types apart: booleans are not numbers)."""
+        raise NotImplementedError
+
+    def in_(self, field: str, values: Sequence[Scalar]) -> T:
+        """``field`` equals one of ``values`` (none: nothing passes)."""
+        unique = dict.fromkeys((type(x), x) for x in values)
+        return self.or_([self.eq(field, x) for _, x in unique])
+
+    def exists(self, field: str) -> T:
+        raise UnsupportedFilterError(f"{type(self).__name__} cannot express $exists")
+
+    def contains(self, field: str, value: Scalar) -> T:
+        """``field`` is a list holding ``value``."""
+        raise UnsupportedFilterError(f"{type(self).__name__} cannot express $contains")
+
+    def compare(self, field: str, op: str, value: float) -> T:
+        """``field`` is a number (not a bool) and ``field op value`` (``gt gte lt lte``)."""
+        raise UnsupportedFilterError(f"{type(self).__name__} cannot express ${op}")
+
+
+_POSITIVE = {"ne": "eq", "nin": "in", "exists": "exists"}

@@ -1,30 +1,23 @@
 """Chroma's record layout (format 2) and filter translation, for :mod:`vecmem.stores.chroma`.
 
-Layout (format 2). A chunk is a record: its id, its vector, its text as the document, and flat
-metadata: ``_vm_doc`` (the document id, for ``get_by_document``), ``_vm_sig`` (the chunk's
-metadata shape: its field names in order, each behind a type letter, as JSON) and a typed copy of
-each field for filtering: ``n_F`` numbers (as floats), ``s_F`` strings, ``b_F`` booleans, ``l_F``
-the scalar elements of a list as tagged strings (``s:x``, ``n:1``, ``b:1``; ``[""]`` if none).
-The metadata is read back from the typed copy and the shape (ints stay ints, key order kept), the
+A chunk is a record: its id, its vector, its text as the document, and flat metadata: ``_vm_doc``
+(the document id), ``_vm_sig`` (the metadata shape: its field names in order, each behind a type
+letter, as JSON) and a typed copy of each field for filtering (:mod:`._flat`: ``n_F`` numbers as
+floats, ``s_F``, ``b_F``, ``l_F`` a list's scalars as tagged strings, ``[""]`` if none). The
+metadata is read back from the typed copy and the shape (ints stay ints, key order kept), the
 position from the id (``document#position``), the content hash from the text; what cannot be
 (null, nested values, -0.0, ints beyond 2**50, floats Chroma may not read back exactly, a custom
-id or hash) is kept in ``_vm`` as JSON. Chroma (1.5) filters on stored floats exactly but reads
-about 4% of them back one unit in the last place off (``123456789.12345679`` as
-``123456789.1234568``; ints stored as floats from about 2**51 on): see :func:`_reads_back`.
-Chroma reads every key back as one row per hit, so this keeps a query's reads close to a raw
-collection's: two short keys more per chunk. Format 1 (``_vm`` JSON on every chunk, a ``_vm_keys``
-list) is refused with a pointer to :meth:`ChromaDb.upgrade`.
+id or hash) is kept in ``_vm`` as JSON. Chroma reads every key back as one row per hit, so this
+keeps a query's reads close to a raw collection's: two short keys more per chunk. Format 1
+(``_vm`` JSON on every chunk, a ``_vm_keys`` list) is refused until :meth:`ChromaDb.upgrade`.
 
-Filters stay exact whatever Chroma does with mixed types: ``$eq`` never matches a list, booleans
-are not numbers. ``$ne``/``$nin`` and negated ``$contains`` use Chroma's own operators, which match
-records without the key (Chroma 1.x; probed once per store, and where a Chroma does not, absence is
-read from the shapes as below). ``$exists`` and negated ranges need the chunks lacking a field:
-they become ``_vm_sig $in [shapes]`` over the shapes stored, which a store reads with ``_vm_sig
-$nin [known]`` scans. After each such operation it reads the collection's generation token
-(``vecmem_gen``, see :mod:`vecmem.stores.chroma`): if a write came since its last scan, it scans
-again and, when that finds a new shape, runs the operation again. ``$not`` is pushed down to the
-leaves (:mod:`._flat`). The recorded :class:`~vecmem.types.EmbeddingSpace` lives in the collection
-metadata.
+Filters stay exact whatever Chroma does with mixed types. ``$ne``/``$nin`` and negated
+``$contains`` use Chroma's own operators, which match records without the key (Chroma 1.x;
+probed once per store). Where a Chroma does not, and for ``$exists`` and negated ranges, absence
+is read from the shapes: ``_vm_sig $in [shapes]`` over the shapes stored, which a store learns
+with ``_vm_sig $nin [known]`` scans and checks against the generation token after each such
+operation (a write since its last scan: scan again, and on a new shape run again). ``$not`` is
+pushed down to the leaves (:mod:`._flat`).
 
 >>> to_where(None)
 True
@@ -34,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -49,11 +42,11 @@ from vecmem.stores import _flat as flat
 from vecmem.types import Chunk
 
 FORMAT = 2
-_DOC, _SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"
-_PAGE = 5000  # records per get() page
+DOC, SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"
+PAGE = 5000  # records per get() page
 MAX_SHAPES = 2000  # distinct metadata shapes a shape-dependent filter may list
 _EXACT = 2**50  # ints up to this magnitude read back exactly from Chroma's floats (measured)
-_Where = Any  # a Chroma where dict, or True (everything) / False (nothing)
+Where = Any  # a Chroma where dict, or True (everything) / False (nothing)
 Shapes = Mapping[str, Mapping[str, str]]  # _vm_sig -> {field: type letter}
 
 
@@ -77,22 +70,19 @@ def _reads_back(v: float) -> bool:
     return len(mantissa.replace(".", "").strip("0")) <= 15 and 1e-5 <= abs(v) < 1e15
 
 
-def _encode(c: Chunk) -> dict[str, Any]:
-    """The Chroma metadata of a chunk (see the module docstring)."""
-    meta: dict[str, Any] = {_DOC: c.document_id}
+def encode(c: Chunk) -> dict[str, Any]:
+    """The Chroma metadata of a chunk (see the module docstring): its metadata is JSON with
+    string keys and finite numbers (checked by ``validate_batch``, or read from format 1)."""
+    meta: dict[str, Any] = {DOC: c.document_id}
     sig: list[str] = []
     exact = True  # the metadata can be read back from the typed keys
     for field, v in c.metadata.items():
-        if not isinstance(field, str):
-            raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be strings")
         t, val = flat.typed(v)
-        if t == "i":
+        if t == "i":  # format 1 may hold an int beyond 2**53 (written before that rule)
             exact, val = exact and -_EXACT <= v <= _EXACT, _float(v)
             if math.isinf(val):
                 raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is too large")
         elif t == "f":
-            if not math.isfinite(v):
-                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is {v}: not JSON")
             exact = exact and _reads_back(v)
         elif t == "s":
             exact = exact and "\x00" not in v
@@ -103,7 +93,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
         if t != "o":
             meta[flat.KEY[t] + field] = val
         sig.append(t + field)
-    meta[_SIG] = json.dumps(sig, ensure_ascii=False, separators=(",", ":"))
+    meta[SIG] = json.dumps(sig, ensure_ascii=False, separators=(",", ":"))
     extra: dict[str, Any] = {}
     if not exact:
         extra["m"] = dict(c.metadata)
@@ -112,12 +102,7 @@ def _encode(c: Chunk) -> dict[str, Any]:
     if not c.hash_is_of_text():
         extra["h"] = c.content_hash
     if extra:
-        try:
-            meta[_EXTRA] = json.dumps(
-                extra, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+        meta[_EXTRA] = json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
     return meta
 
 
@@ -143,7 +128,7 @@ def shape(sig: str) -> dict[str, str]:
     return {x[1:]: x[0] for x in json.loads(sig)}
 
 
-def _decode(
+def decode(
     ids: Sequence[str], texts: Sequence[str | None], metas: Sequence[Mapping[str, Any] | None]
 ) -> list[Chunk]:
     """The chunks of Chroma records (hashes first, in one pass: it is the costly part)."""
@@ -153,14 +138,14 @@ def _decode(
     for cid, text, meta, h in zip(ids, docs, metas, hashes):
         try:
             m: Mapping[str, Any] = meta or {}
-            doc = m[_DOC]
+            doc = m[DOC]
             x = {} if (extra := m.get(_EXTRA)) is None else json.loads(extra)
             md = (
                 x["m"]
                 if "m" in x
                 else {
                     name: m[key] if conv is None else conv(m[key])
-                    for name, key, conv in _reader(m[_SIG])
+                    for name, key, conv in _reader(m[SIG])
                 }
             )
             pos = x["p"] if "p" in x else int(cid[len(doc) + 1 :])
@@ -208,7 +193,7 @@ class _Conditions:
     def __init__(self, complement: bool, shapes: Shapes | None) -> None:
         self.complement, self.shapes = complement, shapes
 
-    def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> _Where:
+    def with_shape(self, field: str, keep: Callable[[str | None], bool]) -> Where:
         """Chunks whose shape gives ``field`` a type letter (``None``: absent) that ``keep``s."""
         if self.shapes is None:
             raise ShapesNeeded(
@@ -218,17 +203,17 @@ class _Conditions:
         sigs = [s for s, fields in self.shapes.items() if keep(fields.get(field))]
         if len(sigs) == len(self.shapes):
             return True
-        return {_SIG: {"$in": sigs}} if sigs else False
+        return {SIG: {"$in": sigs}} if sigs else False
 
-    def absent(self, key: str) -> _Where:
+    def absent(self, key: str) -> Where:
         types = _TYPES[key[:2]]
         return self.with_shape(key[2:], lambda t: t not in types)
 
-    def unless(self, key: str, where: _Where) -> _Where:
+    def unless(self, key: str, where: Where) -> Where:
         """``where`` (a complement operator on ``key``), or the chunks without ``key``."""
         return where if self.complement else flat.or_([self.absent(key), where])
 
-    def __call__(self, c: Cond, neg: bool) -> _Where:
+    def __call__(self, c: Cond, neg: bool) -> Where:
         op, v, f = c.op, c.value, c.field
         if op == "exists":
             return self.with_shape(f, lambda t: (t is not None) == (v != neg))
@@ -262,7 +247,7 @@ class _Conditions:
         return _range(key, op, v)
 
 
-def _range(key: str, op: str, v: float) -> _Where:
+def _range(key: str, op: str, v: float) -> Where:
     x = _float(v)
     if math.isinf(x):  # every stored number is finite
         if (x > 0) == (op in ("gt", "gte")):
@@ -271,7 +256,7 @@ def _range(key: str, op: str, v: float) -> _Where:
     return {key: {"$" + op: x}}
 
 
-def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None = None) -> _Where:
+def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None = None) -> Where:
     """A parsed vecmem filter as a Chroma ``where`` (``True``: no filter, ``False``: nothing).
 
     ``complement``: Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
@@ -281,9 +266,12 @@ def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None
     return flat.translate(f, _Conditions(complement, shapes))
 
 
-def upgrade(col: Any, errors: Callable[[str], Any], where: str) -> int:
+def upgrade(
+    col: Any, pages: Iterable[Mapping[str, Any]], errors: Callable[[str], Any], where: str
+) -> int:
     """Rewrite ``col`` from format 1 to format 2 in place (documents, vectors and ids untouched);
-    returns the chunks rewritten. ``errors(what)``: the store's error-translating context."""
+    returns the chunks rewritten. ``pages``: its records with documents and metadatas, a page
+    at a time; ``errors(what)``: the store's error-translating context."""
     meta = dict(col.metadata or {})
     if meta.get("vecmem_format") == FORMAT:
         return 0
@@ -292,24 +280,19 @@ def upgrade(col: Any, errors: Callable[[str], Any], where: str) -> int:
             f"{where} is not in a vecmem layout this version knows "
             f"(format {meta.get('vecmem_format')!r})"
         )
-    done = offset = 0
-    while True:
-        with errors("read for the upgrade"):
-            page = col.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+    done = 0
+    for page in pages:
         ids, metas = [], []
         for cid, d, m in zip(page["ids"], page["documents"], page["metadatas"]):
-            if _SIG in m and "_vm_keys" not in m:
+            if SIG in m and "_vm_keys" not in m:
                 continue  # already rewritten
-            new = _encode(_decode_v1(cid, d, m))
+            new = encode(_decode_v1(cid, d, m))
             ids.append(cid)
             metas.append({**{key: None for key in m if key not in new}, **new})
         if ids:
             with errors("upgrade"):
                 col.update(ids=ids, metadatas=metas)
         done += len(ids)
-        offset += len(page["ids"])
-        if len(page["ids"]) < _PAGE:
-            break
     with errors("upgrade"):
         col.modify(metadata={**meta, "vecmem_format": FORMAT})
     return done

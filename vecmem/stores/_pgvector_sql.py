@@ -13,9 +13,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vecmem.errors import InvalidInputError, UnsupportedFilterError
-from vecmem.filters import And, Cond, Filter, Not, Or
-from vecmem.types import Chunk, EmbeddingSpace
+from vecmem.errors import InvalidInputError
+from vecmem.filters import Filter, Translator
+from vecmem.types import Chunk, EmbeddingSpace, Hit, Scores
+
+LOCK_NS = 0x7665  # first key of vecmem's advisory locks
 
 # --------------------------------------------------------------------------- SQL
 # {chunks} {postings} {terms} {hist} {meta} are the quoted table names; {where}/{allowed}/{cond}
@@ -49,19 +51,7 @@ COPY_SQL = (
     "COPY {chunks} (sid, id, document_id, position, text, meta_json, content_hash, "
     "terms, tfs, length, embedding) FROM STDIN (FORMAT BINARY)"
 )
-COPY_TYPES = [
-    "int8",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "text",
-    "text[]",
-    "int4[]",
-    "int4",
-    "vector",
-]
+COPY_TYPES = "int8 text text int4 text text text text[] int4[] int4 vector".split()
 
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(name)s))"
 
@@ -165,13 +155,13 @@ kw AS (
     SELECT sid, score, row_number() OVER (ORDER BY score DESC, sid) AS rank FROM (
         SELECT sid, score FROM bm WHERE {allowed} ORDER BY score DESC, sid LIMIT %(c)s::int8) t)"""
 
-_ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
+ROW = "c.id, c.document_id, c.position, c.text, c.meta_json, c.content_hash"
 QUERY_SQL = (
-    "WITH " + VECTOR_CTES + "\nSELECT " + _ROW + ", 1 - v.dist FROM vec v "
+    "WITH " + VECTOR_CTES + "\nSELECT " + ROW + ", 1 - v.dist FROM vec v "
     "JOIN {chunks} c ON c.sid = v.sid ORDER BY v.rank"
 )
 KEYWORD_SQL = (
-    "WITH " + KEYWORD_CTES + "\nSELECT " + _ROW + ", w.score FROM kw w "
+    "WITH " + KEYWORD_CTES + "\nSELECT " + ROW + ", w.score FROM kw w "
     "JOIN {chunks} c ON c.sid = w.sid ORDER BY w.rank"
 )
 RRF_SQL = (
@@ -218,7 +208,7 @@ fused AS (
            w.rank AS kr, {fused} AS fused
     FROM vec v FULL JOIN kw w ON w.sid = v.sid CROSS JOIN vm CROSS JOIN km CROSS JOIN wt)
 SELECT """
-    + _ROW
+    + ROW
     + """, f.vs, f.vr, f.ks, f.kr, f.fused FROM fused f
 JOIN {chunks} c ON c.sid = f.sid ORDER BY f.fused DESC, c.id LIMIT %(k)s::int8"""
 )
@@ -260,79 +250,53 @@ def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, An
 
 
 # --------------------------------------------------------------------------- filters
-class _Where:
+class Where(Translator[str]):
     """Translates a parsed filter to SQL over ``metadata`` (jsonb) with the reference semantics
-    of ``filters.matches``. Every piece is a non-NULL boolean, so NOT/AND/OR act as in Python;
-    equality is jsonb containment (types kept apart, ``1 == 1.0``, a list never equals a scalar,
-    GIN-indexed); comparisons apply only to ``jsonb_typeof = 'number'`` (bools are not numbers)."""
+    of ``filters.matches``, its values added to ``params``. Every piece is a non-NULL boolean, so
+    NOT/AND/OR act as in Python; equality is jsonb containment (types kept apart, ``1 == 1.0``, a
+    list never equals a scalar, GIN-indexed); comparisons apply only to ``jsonb_typeof =
+    'number'`` (bools are not numbers)."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
+
+    def sql(self, f: Filter | None) -> str:
+        return "TRUE" if f is None else self(f)
 
     def _p(self, value: Any, cast: str) -> str:
         name = f"f{len(self.params)}"
         self.params[name] = value
         return f"%({name})s::{cast}"
 
-    def sql(self, f: Filter | None) -> str:
-        if f is None:
-            return "TRUE"
-        if isinstance(f, Cond):
-            return self._cond(f)
-        if isinstance(f, Not):
-            return f"(NOT {self.sql(f.item)})"
-        if isinstance(f, (And, Or)):
-            return (
-                "("
-                + (" AND " if isinstance(f, And) else " OR ").join(self.sql(x) for x in f.items)
-                + ")"
-            )
-        raise UnsupportedFilterError(f"unknown filter node {f!r}")
+    def and_(self, items: list[str]) -> str:
+        return "(" + " AND ".join(items) + ")"
 
-    def _has(self, field: str, value: Any) -> str:
+    def or_(self, items: list[str]) -> str:
+        return "(" + " OR ".join(items) + ")" if items else "FALSE"
+
+    def not_(self, item: str) -> str:
+        return f"(NOT {item})"
+
+    def eq(self, field: str, value: Any) -> str:
         return f"(metadata @> {self._p(json.dumps({field: value}), 'jsonb')})"
 
-    def _cond(self, c: Cond) -> str:
-        op, v = c.op, c.value
-        if op == "exists":
-            e = f"(metadata ? {self._p(c.field, 'text')})"
-            return e if v else f"(NOT {e})"
-        if op in ("eq", "ne"):
-            e = self._has(c.field, v)
-            return e if op == "eq" else f"(NOT {e})"
-        if op in ("in", "nin"):
-            values = list(dict.fromkeys((type(x), x) for x in v))
-            e = (
-                "(" + " OR ".join(self._has(c.field, x) for _, x in values) + ")"
-                if values
-                else "FALSE"
-            )
-            return e if op == "in" else f"(NOT {e})"
-        if op == "contains":
-            return f"(metadata @> {self._p(json.dumps({c.field: [v]}), 'jsonb')})"
-        compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
-        if compare is None:
-            raise UnsupportedFilterError(f"unknown filter operator {op!r}")
-        field = self._p(c.field, "text")
-        bound = self._p(repr(v) if isinstance(v, float) else str(v), "numeric")
+    def exists(self, field: str) -> str:
+        return f"(metadata ? {self._p(field, 'text')})"
+
+    def contains(self, field: str, value: Any) -> str:
+        return self.eq(field, [value])
+
+    def compare(self, field: str, op: str, value: float) -> str:
+        compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        name = self._p(field, "text")
+        bound = self._p(repr(value) if isinstance(value, float) else str(value), "numeric")
         return (
-            f"(CASE WHEN jsonb_typeof(metadata -> {field}) = 'number' "
-            f"THEN (metadata -> {field})::numeric {compare} {bound} ELSE FALSE END)"
+            f"(CASE WHEN jsonb_typeof(metadata -> {name}) = 'number' "
+            f"THEN (metadata -> {name})::numeric {compare} {bound} ELSE FALSE END)"
         )
 
 
 # --------------------------------------------------------------------------- rows
-def _storable(text: str) -> bool:
-    """PostgreSQL text is UTF-8 without NUL: no lone surrogates, no ``\\x00``."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -343,23 +307,30 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _meta_json(c: Chunk) -> str:
-    meta = c.metadata
-    if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
-        raise InvalidInputError(f"metadata of chunk {c.id!r} must be a dict with string keys")
-    try:
-        raw = json.dumps(dict(meta), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
-    if not _storable(raw) or ("\\u0000" in raw and _has_nul(meta)):
-        raise InvalidInputError(
-            f"metadata of chunk {c.id!r} holds a NUL character or text that is not valid Unicode"
-        )
+def meta_json(c: Chunk) -> str:
+    """A chunk's metadata as JSON text (``validate_batch`` checked it is JSON); PostgreSQL text
+    holds no NUL character."""
+    raw = json.dumps(dict(c.metadata), ensure_ascii=False)
+    if "\\u0000" in raw and _has_nul(c.metadata):
+        raise InvalidInputError(f"metadata of chunk {c.id!r} holds a NUL character")
     return raw
 
 
-def _chunk(row: Sequence[Any]) -> Chunk:
+def chunk(row: Sequence[Any]) -> Chunk:
     cid, doc, pos, text, meta, h = row[:6]
     return Chunk(
         id=cid, document_id=doc, position=pos, text=text, metadata=json.loads(meta), content_hash=h
     )
+
+
+def hit(row: Sequence[Any]) -> Hit:
+    """A row of ``HYBRID_SQL``: the chunk, then each leg's score and rank, and the fused score."""
+    vs, vr, ks, kr, fused = row[6:]
+    scores = Scores(
+        vector=None if vs is None else float(vs),
+        keyword=None if ks is None else float(ks),
+        vector_rank=None if vr is None else int(vr),
+        keyword_rank=None if kr is None else int(kr),
+        fused=float(fused),
+    )
+    return Hit(chunk(row), float(fused), scores)

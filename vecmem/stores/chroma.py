@@ -3,24 +3,17 @@
 ``ChromaDb(path=...)`` runs Chroma embedded (``PersistentClient``), ``ChromaDb()`` in memory
 (``EphemeralClient``), ``ChromaDb(host=..., port=...)`` against a Chroma server (``HttpClient``).
 One collection per store, cosine space, created with ``embedding_function=None``: vecmem always
-passes the vectors, Chroma never embeds (its default model would be downloaded).
-
-The record layout (format 2: typed flat metadata that reads back exactly) and the filter
-translation (exact whatever Chroma does with mixed types) are in :mod:`._chroma_layout`; format 1
-is refused with a pointer to :meth:`ChromaDb.upgrade`. The recorded
+passes the vectors, Chroma never embeds (its default model would be downloaded). The record
+layout and the filter translation are in :mod:`._chroma_layout`; the recorded
 :class:`~vecmem.types.EmbeddingSpace` lives in the collection metadata.
 
-The keyword leg is a :class:`~vecmem.bm25.BM25Index` kept beside the collection (Chroma has no
-BM25 equal to ``rank_bm25``): built from the documents on the first keyword search, kept in step
-with every write made through this store, filtered by Chroma (the best BM25 candidates are checked
-with ``get(ids=..., where=...)``, widening until ``k`` pass). Every write also stores a fresh
-random token in the collection metadata (``vecmem_gen``); a store that finds a token it did not
-write rebuilds its index, so writes by other clients reach it on the next keyword search. Limits:
-a write by another client racing this store's own write by milliseconds can be missed until
-:meth:`ChromaDb.refresh`, and a new metadata shape stored by another client's write still under
-way (its records in, its token not yet) by a filter on presence at that instant; the rebuild
-reads every document (seconds per 100k chunks). Numbers are
-compared as 64-bit floats: exact for every number vecmem accepts (ints within ±2**53).
+The keyword leg is rank_bm25's BM25 beside the collection (:class:`~vecmem.stores.kit.BesideKit`:
+a generation token ``vecmem_gen`` in the collection metadata brings other clients' writes in on
+the next keyword search), filtered by Chroma: the best BM25 candidates are checked with
+``get(ids=..., where=...)``, widening until ``k`` pass. Limits: a write by another client racing
+this store's own write by milliseconds can be missed until :meth:`ChromaDb.refresh`, and a new
+metadata shape stored by another client's write still under way by a filter on presence at that
+instant; the rebuild reads every document (seconds per 100k chunks).
 
 Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although more chunks match
 (a selective filter), the store scans the matching vectors exactly.
@@ -33,9 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -46,38 +37,25 @@ from vecmem.errors import (
     BackendError,
     ConfigurationError,
     DimensionMismatchError,
-    InvalidInputError,
     NotFoundError,
     UnsupportedFilterError,
     VecmemError,
 )
 from vecmem.filters import Filter
+from vecmem.stores import _chroma_layout as layout
+from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
-from vecmem.stores._chroma_layout import (
-    _DOC,
-    _SIG,
-    FORMAT,
-    MAX_SHAPES,
-    ShapesNeeded,
-    _decode,
-    _encode,
-    _Where,
-    shape,
-    to_where,
-    upgrade,
-)
-from vecmem.stores.base import Capabilities, validate_batch, validate_query_vector
-from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.stores._chroma_layout import ShapesNeeded, Where, to_where
+from vecmem.stores.base import Capabilities, validate_query_vector
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
-_PAGE = 5000  # records per get() page
+_PAGE = layout.PAGE  # records per get() page (ids only: four times as many)
 _INCLUDE = ["documents", "metadatas", "distances"]
 _T = TypeVar("_T")
 
 
-# --------------------------------------------------------------------------- the store
-class ChromaDb(StoreKit):
+class ChromaDb(kit.BesideKit):
     """A vecmem store on Chroma (embedded, in memory, or a server), with exact BM25 beside it.
 
     >>> from vecmem import VectorMemory
@@ -117,9 +95,7 @@ class ChromaDb(StoreKit):
         )
         self._col: Any = None
         self._batch = 1000
-        # the keyword index (None until the first keyword search)
-        self._kw: KeywordBeside | None = None
-        self._gen: str | None = None  # the collection's vecmem_gen our index reflects
+        self._seen: dict[str, Any] = {}  # the collection metadata as last read
         # filters: Chroma's complement operators match missing keys (None: not probed yet),
         # and the metadata shapes stored that this store knows of
         self._complement: bool | None = None
@@ -180,10 +156,9 @@ class ChromaDb(StoreKit):
         raw = (self._col.metadata or {}).get("vecmem_space") if self._col is not None else None
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
-    def _create(self, space: EmbeddingSpace) -> None:
+    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace | None:
         if self._col is not None:  # a collection without a recorded space: adopt it if empty
-            self._adopt_col(self._col, space)
-            return
+            return self._adopt_col(self._col, space)
         errors = require("chromadb.errors", "chroma")
         try:
             with self._errors("create the collection"):
@@ -191,7 +166,7 @@ class ChromaDb(StoreKit):
                     self.collection,
                     embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
+                    metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
                 )
         except BackendError as exc:  # created meanwhile by another client
             if not isinstance(exc.__cause__, errors.ChromaError):
@@ -199,7 +174,8 @@ class ChromaDb(StoreKit):
             self._col = self._find()
             if self._col is None:
                 raise
-            self._adopt_col(self._col, space)
+            return self._adopt_col(self._col, space)
+        return None
 
     def _adopt(self, stored: EmbeddingSpace, space: EmbeddingSpace) -> EmbeddingSpace:
         return self._adopt_col(self._col, space)
@@ -207,115 +183,82 @@ class ChromaDb(StoreKit):
     def _adopt_col(self, col: Any, space: EmbeddingSpace) -> EmbeddingSpace:
         """Check an existing collection against ``space``; returns the recorded space."""
         config = getattr(col, "configuration_json", None) or {}
-        hnsw = config.get("hnsw") or {}
         meta = dict(col.metadata or {})
-        spann = config.get("spann") or {}
-        metric = hnsw.get("space") or spann.get("space") or meta.get("hnsw:space") or "l2"
+        metric = (
+            (config.get("hnsw") or {}).get("space")
+            or (config.get("spann") or {}).get("space")
+            or meta.get("hnsw:space")
+            or "l2"
+        )
         if metric != "cosine":
             raise ConfigurationError(
                 f"{self.where} uses the {metric!r} space; vecmem needs cosine "
                 "(pick another collection name)"
             )
-        raw = meta.get("vecmem_space")
+        raw, fmt = meta.get("vecmem_space"), meta.get("vecmem_format")
+        stored = EmbeddingSpace.from_json(raw) if isinstance(raw, str) else space
         if isinstance(raw, str):
-            stored = EmbeddingSpace.from_json(raw)
             stored.check_compatible(space, where=self.where)
-            if meta.get("vecmem_format") != FORMAT:
-                with self._errors("inspect the collection"):
-                    empty = not col.count()
-                    if empty:  # nothing stored in the old layout
-                        col.modify(metadata={**meta, "vecmem_format": FORMAT})
-                if not empty:
-                    raise ConfigurationError(
-                        f"{self.where} holds chunks in vecmem's Chroma layout format "
-                        f"{meta.get('vecmem_format')!r}, this vecmem reads format {FORMAT}: "
-                        "call ChromaDb(...).upgrade() once to rewrite it in place"
-                    )
-            return stored
+            if fmt == layout.FORMAT:
+                return stored
         with self._errors("inspect the collection"):
-            if col.count():
+            if col.count():  # records in another layout, or not vecmem's
                 raise ConfigurationError(
-                    f"{self.where} already holds records not written by vecmem; "
+                    f"{self.where} holds chunks in vecmem's Chroma layout format {fmt!r}, this "
+                    f"vecmem reads format {layout.FORMAT}: call ChromaDb(...).upgrade() once "
+                    "to rewrite it in place"
+                    if isinstance(raw, str)
+                    else f"{self.where} already holds records not written by vecmem; "
                     "pick another collection name"
                 )
-            col.modify(metadata={**meta, "vecmem_space": space.to_json(), "vecmem_format": FORMAT})
-        return space
+            meta["vecmem_space"] = raw if isinstance(raw, str) else space.to_json()
+            col.modify(metadata={**meta, "vecmem_format": layout.FORMAT})
+        return stored
 
     # ----------------------------------------------------------------- keyword index
-    def _current_gen(self) -> str | None:
+    def _read_gen(self) -> str | None:
         with self._errors("read the collection"):
             col = self._c().get_collection(self.collection, embedding_function=None)
-        return (col.metadata or {}).get("vecmem_gen")
+        self._seen = dict(col.metadata or {})
+        return self._seen.get("vecmem_gen")
 
-    def refresh(self) -> None:
-        """Rebuild the keyword index from the collection now (after writes by other clients)."""
-        with self._lock:
-            self._require_space()
-            self._rebuild()
+    def _write_gen(self, gen: str) -> None:
+        with self._errors("record the write"):
+            self._col.modify(metadata={**self._seen, "vecmem_gen": gen})
 
-    def _rebuild(self) -> None:
-        space = self._require_space()
-        if self.tokenizer is None:
-            raise ConfigurationError("the store is used before connect(space)")
-        gen = self._current_gen()  # read before the scan: a later write triggers a new rebuild
-        k1, b, eps = space.keyword_params()
-        kw = KeywordBeside(k1=k1, b=b, epsilon=eps, tokenizer=self.tokenizer)
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        for page in self._pages("read the documents", ["documents"]):
+            yield from zip(page["ids"], [d or "" for d in page["documents"] or []])
+
+    def _pages(
+        self, what: str, include: list[str], where: Where = True, size: int = _PAGE * 4
+    ) -> Iterator[dict[str, Any]]:
+        """Every record matching ``where``, ``size`` at a time (``get`` pages by offset)."""
         offset = 0
         while True:
-            with self._errors("read the documents"):
-                page = self._col.get(include=["documents"], limit=_PAGE * 4, offset=offset)
-            ids, docs = page["ids"], page["documents"] or []
-            fresh = [(i, d) for i, d in zip(ids, docs) if i not in kw]
-            kw.add([i for i, _ in fresh], [self.tokenizer(d or "") for _, d in fresh])
-            offset += len(ids)
-            if len(ids) < _PAGE * 4:
-                break
-        self._kw, self._gen = kw, gen
-
-    def _index_written(self, chunks: Sequence[Chunk], deleted: Sequence[str]) -> None:
-        if self._kw is not None:
-            self._kw.write(chunks, deleted)
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Wrap a write: keep the keyword index in step and publish a new generation token
-        (one read of the collection before the write, one update after it)."""
-        with self._errors("read the collection"):
-            col = self._c().get_collection(self.collection, embedding_function=None)
-        meta = dict(col.metadata or {})
-        if self._kw is not None and meta.get("vecmem_gen") != self._gen:
-            self._kw = None  # another client wrote: rebuild on the next keyword search
-        try:
-            yield
-        except BaseException:
-            self._kw = None  # perhaps partly written: rebuild from what is there
-            try:
-                self._publish(col, meta)
-            except VecmemError:
-                pass  # the original error says more
-            raise
-        self._publish(col, meta)
-
-    def _publish(self, col: Any, meta: dict[str, Any]) -> None:
-        """Store a new generation token: other clients' keyword indexes will rebuild."""
-        gen = uuid.uuid4().hex
-        with self._errors("record the write"):
-            col.modify(metadata={**meta, "vecmem_gen": gen})
-        self._gen = gen
+            with self._errors(what):
+                page = self._col.get(
+                    where=None if where is True else where,
+                    include=include,
+                    limit=size,
+                    offset=offset,
+                )
+            yield page
+            offset += len(page["ids"])
+            if len(page["ids"]) < size:
+                return
 
     # ----------------------------------------------------------------- writes
     def upsert(
         self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
     ) -> None:
-        space = self._require_space()
         chunks = list(chunks)
-        v = validate_batch(chunks, vectors, space.dim)
-        metas = [_encode(c) for c in chunks]
-        written = {c.id for c in chunks}
-        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        v = self._check_batch(chunks, vectors)
+        metas = [layout.encode(c) for c in chunks]
+        deletes = kit.other_deletes(chunks, delete_ids)
         if not chunks and not deletes:
             return
-        with self._lock, self._writing():
+        with self._lock, self._writing(chunks, deletes):
             for i in range(0, len(chunks), self._batch):
                 part = slice(i, i + self._batch)
                 ids = [c.id for c in chunks[part]]
@@ -333,47 +276,32 @@ class ChromaDb(StoreKit):
                         documents=[c.text for c in chunks[part]],
                         metadatas=metas[part],
                     )
-            if deletes:
-                self._delete_ids(deletes)
-            self._index_written(chunks, deletes)
+            self._delete_ids(deletes)
 
     def _delete_ids(self, ids: list[str]) -> None:
         for i in range(0, len(ids), self._batch):
             with self._errors("delete"):
                 self._col.delete(ids=ids[i : i + self._batch])
 
-    def _existing(self, ids: Sequence[str], where: _Where = True) -> list[str]:
-        """Which of ``ids`` exist (and match ``where``)."""
-        out: list[str] = []
-        for i in range(0, len(ids), self._batch):
-            with self._errors("get"):
-                out += self._col.get(
-                    ids=list(ids[i : i + self._batch]),
-                    include=[],
-                    where=None if where is True else where,
-                )["ids"]
-        return out
-
-    def _matching_ids(self, where: _Where) -> list[str]:
-        if where is False:
-            return []
-        out: list[str] = []
-        offset = 0
-        while True:
-            with self._errors("get"):
-                ids = self._col.get(
-                    where=None if where is True else where,
-                    include=[],
-                    limit=_PAGE * 4,
-                    offset=offset,
-                )["ids"]
-            out += ids
-            offset += len(ids)
-            if len(ids) < _PAGE * 4:
-                return out
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        self._check_delete(ids, filter)
+        self._require_space()
+        with self._lock:
+            doomed = set(self._records(ids, include=())) if ids else set()
+            if filter is not None:
+                doomed.update(self._filtered(filter, self._matching_ids))
+            if doomed:
+                with self._writing((), sorted(doomed)):
+                    self._delete_ids(sorted(doomed))
+            return len(doomed)
 
     # ----------------------------------------------------------------- filters
-    def _filtered(self, f: Filter | None, run: Callable[[_Where], _T]) -> _T:
+    def _matching_ids(self, where: Where) -> list[str]:
+        if where is False:
+            return []
+        return [i for page in self._pages("get", [], where) for i in page["ids"]]
+
+    def _filtered(self, f: Filter | None, run: Callable[[Where], _T]) -> _T:
         """``run(where)`` with ``f`` translated. A translation read from the metadata shapes is
         checked after the run: if a shape it did not list was stored meanwhile, run again."""
         if f is None:
@@ -391,7 +319,7 @@ class ChromaDb(StoreKit):
             self._learn()
         while True:
             out = run(to_where(f, complement=complement, shapes=self._shapes))
-            if self._current_gen() == self._shapes_gen or not self._learn():
+            if self._read_gen() == self._shapes_gen or not self._learn():
                 return out
 
     def _probe_complement(self) -> bool | None:
@@ -412,56 +340,41 @@ class ChromaDb(StoreKit):
     def _learn(self) -> bool:
         """Read the metadata shapes stored that this store does not know; True if any. Until
         the next write (a new ``vecmem_gen``) they are all the shapes stored."""
-        gen = self._current_gen()  # read before the scan: a later write means a new scan
+        gen = self._read_gen()  # read before the scan: a later write means a new scan
         shapes = dict(self._shapes)  # replaced, not changed: other threads may be reading it
         found, limit = False, 1
         while True:
-            where = {_SIG: {"$nin": list(shapes)}} if shapes else None
+            where = {layout.SIG: {"$nin": list(shapes)}} if shapes else None
             with self._errors("read the metadata shapes"):
                 got = self._col.get(where=where, include=["metadatas"], limit=limit)
             if not got["ids"]:
                 self._shapes, self._shapes_gen = shapes, gen
                 return found
             for cid, m in zip(got["ids"], got["metadatas"]):
-                sig = (m or {}).get(_SIG)
+                sig = (m or {}).get(layout.SIG)
                 if not isinstance(sig, str):
                     raise BackendError(
-                        f"{self.where}: record {cid!r} was not written by vecmem (format {FORMAT})"
+                        f"{self.where}: record {cid!r} was not written by vecmem "
+                        f"(format {layout.FORMAT})"
                     )
-                shapes[sig] = shape(sig)
-            if len(shapes) > MAX_SHAPES:
+                shapes[sig] = layout.shape(sig)
+            if len(shapes) > layout.MAX_SHAPES:
                 raise UnsupportedFilterError(
-                    f"{self.where} holds more than {MAX_SHAPES} distinct metadata shapes "
+                    f"{self.where} holds more than {layout.MAX_SHAPES} distinct metadata shapes "
                     "(sets of field names and types): $exists and negated ranges are not "
                     "supported on it"
                 )
             found, limit = True, min(limit * 8, _PAGE)
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        if ids is None and filter is None:
-            raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
-        self._require_space()
-        with self._lock:
-            doomed: set[str] = set()
-            if ids:
-                doomed.update(self._existing(list(dict.fromkeys(ids))))
-            if filter is not None:
-                doomed.update(self._filtered(filter, self._matching_ids))
-            if not doomed:
-                return 0
-            with self._writing():
-                self._delete_ids(sorted(doomed))
-                self._index_written([], sorted(doomed))
-            return len(doomed)
-
     # ----------------------------------------------------------------- reads
     def _records(
         self,
         ids: Sequence[str],
-        where: _Where = True,
+        where: Where = True,
         include: Sequence[str] = ("documents", "metadatas"),
     ) -> dict[str, Any]:
-        """``{id: (document, metadata, embedding)}`` for those of ``ids`` that exist."""
+        """``{id: (document, metadata, embedding)}`` for those of ``ids`` that exist (and
+        match ``where``)."""
         out: dict[str, Any] = {}
         ids = list(dict.fromkeys(ids))
         for i in range(0, len(ids), self._batch):
@@ -487,7 +400,7 @@ class ChromaDb(StoreKit):
             validate_query_vector(q, dim)  # DimensionMismatchError, or all zeros
         return self._filtered(filter, lambda where: self._query(q, k, where))
 
-    def _query(self, q: np.ndarray, k: int, where: _Where) -> list[Scored]:
+    def _query(self, q: np.ndarray, k: int, where: Where) -> list[Scored]:
         if where is False:
             validate_query_vector(q, q.shape[0])
             return []
@@ -502,10 +415,8 @@ class ChromaDb(StoreKit):
             validate_query_vector(q, q.shape[0])  # NaN or infinity: the caller's error
             raise self._error(exc, "vector query") from exc
         dists = res["distances"][0]
-        hits = [
-            Scored(c, 1.0 - x)
-            for c, x in zip(_decode(res["ids"][0], res["documents"][0], res["metadatas"][0]), dists)
-        ]
+        chunks = layout.decode(res["ids"][0], res["documents"][0], res["metadatas"][0])
+        hits = [Scored(c, 1.0 - x) for c, x in zip(chunks, dists)]
         if len(hits) < k or any(map(math.isnan, dists)):
             # Chroma answers NaN distances to a query with NaN or infinity: checked only then
             validate_query_vector(q, q.shape[0])
@@ -516,117 +427,69 @@ class ChromaDb(StoreKit):
                 return self._exact(q, k, where)
         return hits
 
-    def _exact(self, q: np.ndarray, k: int, where: _Where) -> list[Scored]:
+    def _exact(self, q: np.ndarray, k: int, where: Where) -> list[Scored]:
         best_ids: list[str] = []
         best = np.zeros(0, np.float32)
-        offset = 0
-        while True:
-            with self._errors("get"):
-                page = self._col.get(
-                    where=None if where is True else where,
-                    include=["embeddings"],
-                    limit=_PAGE,
-                    offset=offset,
-                )
+        for page in self._pages("get", ["embeddings"], where, size=_PAGE):
             if len(page["ids"]):
                 sims = np.asarray(page["embeddings"], dtype=np.float32) @ q
                 pool = np.concatenate([best, sims])
                 ids = best_ids + list(page["ids"])
                 top = np.argsort(-pool, kind="stable")[:k]
                 best_ids, best = [ids[i] for i in top], pool[top]
-            offset += len(page["ids"])
-            if len(page["ids"]) < _PAGE:
-                break
         recs = self._records(best_ids)
-        found = [(i, float(s)) for i, s in zip(best_ids, best) if i in recs]
-        chunks = _decode(
-            [i for i, _ in found], [recs[i][0] for i, _ in found], [recs[i][1] for i, _ in found]
-        )
-        return [Scored(c, s) for c, (_, s) in zip(chunks, found)]
+        score = dict(zip(best_ids, best.tolist()))
+        return [Scored(c, score[c.id]) for c in _decode(recs, best_ids)]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
         self._require_space()
         with self._lock:
-            if self._kw is None or self._current_gen() != self._gen:
-                self._rebuild()
-            if self._kw is None or self.tokenizer is None:
-                raise ConfigurationError("the store is used before connect(space)")
-            tokens = self.tokenizer(text)
+            kw = self._beside()
+            tokens = kw.tokenizer(text)
             if not tokens:
                 return []
-            return self._filtered(filter, lambda where: self._keyword(tokens, k, where))
+            return self._filtered(filter, lambda where: self._keyword(kw, tokens, k, where))
 
-    def _keyword(self, tokens: list[str], k: int, where: _Where) -> list[Scored]:
-        if self._kw is None or where is False:
+    def _keyword(self, kw: KeywordBeside, tokens: list[str], k: int, where: Where) -> list[Scored]:
+        if where is False:
             return []
-        found = self._kw.search(
+        found = kw.search(
             tokens, k, lambda ids, _: self._records(ids, where), filtered=where is not True
         )
-        chunks = _decode(
-            [i for i, _, _ in found], [r[0] for _, r, _ in found], [r[1] for _, r, _ in found]
-        )
+        chunks = _decode({cid: rec for cid, rec, _ in found}, [cid for cid, _, _ in found])
         return [Scored(c, x) for c, (_, _, x) in zip(chunks, found)]
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
-        """Up to ``limit`` ids greater than ``after``, ascending. Chroma lists ids only in its
-        own order, so this reads every id (ids only, in pages) and sorts them."""
+        """Chroma lists ids only in its own order: this reads every id and sorts them."""
         self._require_space()
-        ids: list[str] = []
-        offset = 0
-        while True:
-            with self._errors("list the ids"):
-                got = self._col.get(include=[], limit=_PAGE * 4, offset=offset)["ids"]
-            ids += [i for i in got if after is None or i > after]
-            offset += len(got)
-            if len(got) < _PAGE * 4:
-                break
-        return sorted(ids)[:limit]
+        pages = self._pages("list the ids", [])
+        return kit.id_page((i for page in pages for i in page["ids"]), after, limit)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        recs = self._records(ids)
-        found = [i for i in ids if i in recs]
-        return _decode(found, [recs[i][0] for i in found], [recs[i][1] for i in found])
+        return _decode(self._records(ids), ids)
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        space = self._require_space()
+        dim = self._require_space().dim
         recs = self._records(ids, include=("embeddings",))
-        missing = [i for i in ids if i not in recs]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        out = np.zeros((len(ids), space.dim), dtype=np.float32)
-        for row, i in enumerate(ids):
-            out[row] = recs[i][2]
-        return out
+        return kit.vectors_in_order(ids, {i: r[2] for i, r in recs.items()}, dim)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         docs = list(dict.fromkeys(document_ids))
-        by_doc: dict[str, list[Chunk]] = {}
+        found: list[Chunk] = []
         for i in range(0, len(docs), 1000):
-            part = docs[i : i + 1000]
-            offset = 0
-            while True:
-                with self._errors("get"):
-                    got = self._col.get(
-                        where={_DOC: {"$in": part}},
-                        include=["documents", "metadatas"],
-                        limit=_PAGE,
-                        offset=offset,
-                    )
-                for c in _decode(got["ids"], got["documents"], got["metadatas"]):
-                    by_doc.setdefault(c.document_id, []).append(c)
-                offset += len(got["ids"])
-                if len(got["ids"]) < _PAGE:
-                    break
-        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+            where = {layout.DOC: {"$in": docs[i : i + 1000]}}
+            for got in self._pages("get", ["documents", "metadatas"], where, size=_PAGE):
+                found += layout.decode(got["ids"], got["documents"], got["metadatas"])
+        return kit.by_document(docs, found)
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         return self._filtered(filter, self._count)
 
-    def _count(self, where: _Where) -> int:
+    def _count(self, where: Where) -> int:
         if where is True:
             with self._errors("count"):
                 return int(self._col.count())
@@ -641,10 +504,11 @@ class ChromaDb(StoreKit):
         >>> ChromaDb(path="./chroma").upgrade()                  # doctest: +SKIP
         """
         with self._lock:
-            col = self._find()
-            if col is None:
+            self._col = self._find()
+            if self._col is None:
                 raise NotFoundError(f"{self.where} does not exist")
-            return upgrade(col, self._errors, self.where)
+            pages = self._pages("read for the upgrade", ["documents", "metadatas"], size=_PAGE)
+            return layout.upgrade(self._col, pages, self._errors, self.where)
 
     def drop(self) -> None:
         """Delete the whole collection (its records and recorded space); no-op if absent."""
@@ -666,10 +530,18 @@ class ChromaDb(StoreKit):
             self._complement, self._shapes, self._shapes_gen = None, {}, None
 
 
+def _decode(recs: Mapping[str, Any], ids: Sequence[str]) -> list[Chunk]:
+    """The chunks of ``recs`` (:meth:`ChromaDb._records`) for ``ids``, in their order."""
+    ids = [i for i in ids if i in recs]
+    return layout.decode(ids, [recs[i][0] for i in ids], [recs[i][1] for i in ids])
+
+
 def from_url(url: str) -> ChromaDb:
     """``chroma:///abs/path``, ``chroma://./rel/path``, ``chroma://:memory:``,
     ``chroma+http://host:8000``, ``chroma+https://host``; query: ``?collection=NAME``."""
-    u = parse_url(url, schemes=("chroma", "chroma+http", "chroma+https"), params=("collection",))
+    u = kit.parse_url(
+        url, schemes=("chroma", "chroma+http", "chroma+https"), params=("collection",)
+    )
     collection = u.query.get("collection", "vecmem")
     if u.scheme != "chroma":
         if not u.host:

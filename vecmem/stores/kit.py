@@ -30,9 +30,10 @@ vecmem.errors.ConfigurationError: the tiny store is closed
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -235,6 +236,14 @@ class StoreKit:
         self._check_k(k)
         return validate_query_vector(vector, self._require_space().dim)
 
+    def _tokens(self, text: str) -> list[str]:
+        """``text``'s tokens by the space's tokenizer (a query text is checked to be a str)."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"query text must be a str, got {type(text).__name__}")
+        if self.tokenizer is None:
+            raise ConfigurationError(f"{self.name} store used before connect(space)")
+        return self.tokenizer(text)
+
     def _check_batch(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
         return validate_batch(chunks, vectors, self._require_space().dim)
 
@@ -270,6 +279,108 @@ class StoreKit:
             return []
         found = kw.search(tokens, k, fetch, filtered=filtered, matching=matching, widen_to=widen_to)
         return [Scored(c, x) for _, c, x in found]
+
+
+class BesideKit(StoreKit):
+    """A :class:`StoreKit` whose exact BM25 index lives beside a database other clients write
+    too (Chroma, Milvus). Every write records a fresh generation token in the collection
+    (:meth:`_write_gen`); a store that reads a token it did not write (:meth:`_read_gen`)
+    rebuilds its index from :meth:`_texts` on its next keyword search. Writes go through
+    ``with self._writing(chunks, deleted):``, keyword searches through :meth:`_beside`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kw: KeywordBeside | None = None
+        self._gen: str | None = None  # the token the index reflects
+
+    def _read_gen(self) -> str | None:
+        """The generation token recorded in the collection."""
+        raise NotImplementedError
+
+    def _write_gen(self, gen: str) -> None:
+        """Record ``gen`` as the collection's generation token."""
+        raise NotImplementedError
+
+    def _texts(self) -> Iterable[tuple[str, str]]:
+        """Every chunk's ``(id, text)``."""
+        raise NotImplementedError
+
+    def _beside(self) -> KeywordBeside:
+        """The BM25 index, rebuilt first when another client wrote (call under the lock)."""
+        gen = self._read_gen()  # read before the scan: a later write means another rebuild
+        if self._kw is None or gen != self._gen:
+            kw = self._keyword_index()
+            for cid, text in self._texts():
+                if cid not in kw:
+                    kw.add([cid], [kw.tokenizer(text)])
+            self._kw, self._gen = kw, gen
+        return self._kw
+
+    def refresh(self) -> None:
+        """Rebuild the keyword index from the collection now (after other clients' writes)."""
+        with self._lock:
+            self._require_space()
+            self._kw = None
+            self._beside()
+
+    @contextmanager
+    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
+        """Wrap a write of ``chunks`` and ``deleted`` (under the lock): the index follows it and
+        a new token is recorded, also when it failed (the index is then rebuilt)."""
+        if self._read_gen() != self._gen:
+            self._kw = None  # another client wrote: rebuild on the next keyword search
+        try:
+            yield
+        except BaseException:
+            self._kw = None  # perhaps partly written: rebuild from what is there
+            with suppress(VecmemError):  # the original error says more
+                self._publish()
+            raise
+        self._publish()
+        if self._kw is not None:
+            self._kw.write(chunks, deleted)
+
+    def _publish(self) -> None:
+        gen = uuid.uuid4().hex
+        self._write_gen(gen)
+        self._gen = gen
+
+
+# --------------------------------------------------------------------------- reads
+def in_order(ids: Sequence[str], found: Mapping[str, T]) -> list[T]:
+    """What ``found`` holds for ``ids``, in their order, unknown ids left out (``get``)."""
+    return [found[i] for i in ids if i in found]
+
+
+def vectors_in_order(ids: Sequence[str], found: Mapping[str, Any], dim: int) -> np.ndarray:
+    """The vectors ``found`` holds for ``ids``, in their order, as one float32 array
+    (``get_vectors``); an unknown id is :class:`InvalidInputError`."""
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
+    return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+
+
+def by_document(document_ids: Sequence[str], chunks: Iterable[Chunk]) -> list[Chunk]:
+    """``chunks`` grouped by document in the order of ``document_ids``, each document's by
+    chunk id (``get_by_document``)."""
+    grouped: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        grouped.setdefault(c.document_id, []).append(c)
+    docs = dict.fromkeys(document_ids)
+    return [c for d in docs for c in sorted(grouped.get(d, ()), key=lambda c: c.id)]
+
+
+def id_page(ids: Iterable[str], after: str | None, limit: int) -> list[str]:
+    """Up to ``limit`` of ``ids`` greater than ``after``, ascending (``page_ids`` of a database
+    that lists ids only in its own order)."""
+    return sorted(i for i in ids if after is None or i > after)[:limit]
+
+
+def other_deletes(chunks: Sequence[Chunk], delete_ids: Sequence[str]) -> list[str]:
+    """``delete_ids`` once each, without the ids ``chunks`` write (``upsert``)."""
+    written = {c.id for c in chunks}
+    return [i for i in dict.fromkeys(delete_ids) if i not in written]
 
 
 # --------------------------------------------------------------------------- URLs
@@ -308,4 +419,14 @@ def parse_url(url: str, *, schemes: Sequence[str], params: Sequence[str] = ()) -
     return StoreUrl(scheme, host, port, unquote(parts.netloc + parts.path), query)
 
 
-__all__ = ["StoreKit", "StoreUrl", "parse_url"]
+__all__ = [
+    "BesideKit",
+    "StoreKit",
+    "StoreUrl",
+    "by_document",
+    "id_page",
+    "in_order",
+    "other_deletes",
+    "parse_url",
+    "vectors_in_order",
+]

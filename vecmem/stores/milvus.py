@@ -43,11 +43,10 @@ from vecmem.errors import (
     InvalidInputError,
     VecmemError,
 )
-from vecmem.filters import And, Filter, Not, Or
+from vecmem.filters import Filter, Translator
 from vecmem.stores import _flat as flat
-from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.stores.kit import BesideKit, by_document, in_order, parse_url, vectors_in_order
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
@@ -95,35 +94,40 @@ def to_expr(f: Filter | None) -> str:
     >>> to_expr(parse_filter({"n": {"$gt": 2}}))
     '(exists f["n_n"] and f["n_n"] > 2)'
     """
-    if f is None:
-        return ""
-    return _expr(f)
+    return "" if f is None else _Expr()(f)
 
 
-def _expr(f: Filter) -> str:
-    if isinstance(f, Not):
-        return f"(not {_expr(f.item)})"
-    if isinstance(f, (And, Or)):
-        return "(" + (" and " if isinstance(f, And) else " or ").join(map(_expr, f.items)) + ")"
-    op, v, field = f.op, f.value, f.field
-    if op == "exists":
-        has = f'json_contains(f["_k"], {_lit(field)})'
-        return has if v else f"(not {has})"
-    if op in ("eq", "ne", "in", "nin"):
-        expr = _eq_any(field, (v,) if op in ("eq", "ne") else v)
-        return f"(not {expr})" if op in ("ne", "nin") else expr
-    if op == "contains":
-        tag = flat.tag(v)
-        key = "l_" + field
-        return (
-            "false"
-            if tag is None
-            else (f"(exists {_key(key)} and json_contains({_key(key)}, {_lit(tag)}))")
-        )
-    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-    if math.isinf(v):  # every stored number is finite
-        return f"(exists {_key('n_' + field)})" if (v > 0) != (op in ("gt", "gte")) else "false"
-    return _leaf("n_" + field, sym, v)
+class _Expr(Translator[str]):
+    def and_(self, items: list[str]) -> str:
+        return "(" + " and ".join(items) + ")"
+
+    def or_(self, items: list[str]) -> str:
+        return "(" + " or ".join(items) + ")"
+
+    def not_(self, item: str) -> str:
+        return f"(not {item})"
+
+    def eq(self, field: str, value: Any) -> str:
+        return _eq_any(field, (value,))
+
+    def in_(self, field: str, values: Sequence[Any]) -> str:
+        return _eq_any(field, values)
+
+    def exists(self, field: str) -> str:
+        return f'json_contains(f["_k"], {_lit(field)})'
+
+    def contains(self, field: str, value: Any) -> str:
+        tag, key = flat.tag(value), "l_" + field
+        if tag is None:
+            return "false"
+        return f"(exists {_key(key)} and json_contains({_key(key)}, {_lit(tag)}))"
+
+    def compare(self, field: str, op: str, value: float) -> str:
+        sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        if math.isinf(value):  # every stored number is finite
+            wanted = (value > 0) != (op in ("gt", "gte"))
+            return f"(exists {_key('n_' + field)})" if wanted else "false"
+        return _leaf("n_" + field, sym, value)
 
 
 def _typed(meta: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +145,7 @@ def _typed(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the store
-class Milvus(StoreKit):
+class Milvus(BesideKit):
     """A vecmem store on Milvus: Milvus Lite in a file, or a Milvus server, exact BM25 beside.
 
     >>> from vecmem import VectorMemory
@@ -164,8 +168,6 @@ class Milvus(StoreKit):
         self.uri, self.token, self.collection = str(uri), token, collection
         server = self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
         self.capabilities = Capabilities(persistent=True, concurrent_writers=server)
-        self._kw: KeywordBeside | None = None
-        self._gen: str | None = None
 
     # ----------------------------------------------------------------- kit hooks
     @property
@@ -272,29 +274,21 @@ class Milvus(StoreKit):
             return
         with self._lock:
             deletes = self._existing(deletes)
-            self._write_started()
-            try:
+            with self._writing(chunks, deletes):
                 for i in range(0, len(rows), _BATCH):
                     with self._errors("upsert"):
                         self._c().upsert(self.collection, rows[i : i + _BATCH])
                 self._delete_ids(deletes)
-            except BaseException:
-                self._kw = None  # perhaps partly written: rebuild from what is there
-                raise
-            finally:
-                self._publish()
-            if self._kw is not None:
-                self._kw.write(chunks, deletes)
 
-    def _write_started(self) -> None:
-        if self._kw is not None and self._props().get("vecmem_gen") != self._gen:
-            self._kw = None  # another client wrote: rebuild on the next keyword search
+    def _read_gen(self) -> str | None:
+        return self._props().get("vecmem_gen")
 
-    def _publish(self) -> None:
-        gen = uuid.uuid4().hex
+    def _write_gen(self, gen: str) -> None:
         with self._errors("record the write"):
             self._c().alter_collection_properties(self.collection, {"vecmem_gen": gen})
-        self._gen = gen
+
+    def _texts(self) -> Iterable[tuple[str, str]]:
+        return ((r["id"], r["text"]) for r in self._scan("", ["id", "text"]))
 
     def _delete_ids(self, ids: list[str]) -> None:
         for i in range(0, len(ids), _BATCH):
@@ -311,18 +305,9 @@ class Milvus(StoreKit):
             doomed = set(self._existing(list(dict.fromkeys(ids)))) if ids else set()
             if filter is not None:
                 doomed.update(r["id"] for r in self._scan(to_expr(filter), ["id"]))
-            if not doomed:
-                return 0
-            self._write_started()
-            try:
-                self._delete_ids(sorted(doomed))
-            except BaseException:
-                self._kw = None
-                raise
-            finally:
-                self._publish()
-            if self._kw is not None:
-                self._kw.write([], sorted(doomed))
+            if doomed:
+                with self._writing((), sorted(doomed)):
+                    self._delete_ids(sorted(doomed))
             return len(doomed)
 
     # ----------------------------------------------------------------- reads
@@ -373,42 +358,31 @@ class Milvus(StoreKit):
         self._check_k(k)
         self._require_space()
         with self._lock:
-            gen = self._props().get("vecmem_gen")
-            if self._kw is None or gen != self._gen:
-                kw = self._keyword_index()
-                for r in self._scan("", ["id", "text"]):
-                    if r["id"] not in kw:
-                        kw.add([r["id"]], [kw.tokenizer(r["text"])])
-                self._kw, self._gen = kw, gen
+            kw = self._beside()
             expr = to_expr(filter)
 
             def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
                 return {i: _chunk(r) for i, r in self._rows(ids, expr if filtered else "").items()}
 
-            return self._keyword_search(self._kw, text, k, fetch, filter is not None)
+            return self._keyword_search(kw, text, k, fetch, filter is not None)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        rows = self._rows(ids)
-        return [_chunk(rows[i]) for i in ids if i in rows]
+        return in_order(ids, {i: _chunk(r) for i, r in self._rows(ids).items()})
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         dim = self._require_space().dim
         rows = self._rows(ids, "", ["id", "vec"])
-        missing = [i for i in ids if i not in rows]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.asarray([rows[i]["vec"] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+        return vectors_in_order(ids, {i: r["vec"] for i, r in rows.items()}, dim)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         docs = list(dict.fromkeys(document_ids))
-        by_doc: dict[str, list[Chunk]] = {}
+        found: list[Chunk] = []
         for i in range(0, len(docs), _BATCH):
             expr = f"doc in [{', '.join(map(_lit, docs[i : i + _BATCH]))}]"
-            for r in self._scan(expr, _FIELDS):
-                by_doc.setdefault(r["doc"], []).append(_chunk(r))
-        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+            found += [_chunk(r) for r in self._scan(expr, _FIELDS)]
+        return by_document(docs, found)
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -419,11 +393,6 @@ class Milvus(StoreKit):
         return int(got[0]["count(*)"])
 
     # ----------------------------------------------------------------- maintenance
-    def refresh(self) -> None:
-        """Rebuild the keyword index from the collection on the next keyword search."""
-        with self._lock:
-            self._kw = None
-
     def optimize(self) -> None:
         """Flush and compact the collection's segments."""
         self._require_space()

@@ -1,62 +1,43 @@
 """Qdrant adapter: dense vectors, filters and (by default) the BM25 leg in Qdrant.
 
-One collection per store, with one named dense vector ``dense`` (cosine or dot), on every engine
-qdrant-client has: ``Qdrant(":memory:")`` and ``Qdrant(path="./qdrant")`` run Qdrant's local mode
-in-process, ``Qdrant(url="http://host:6333")`` talks to a server (>= 1.16, for collection
-metadata). Lifecycle, error translation, argument checks and URL parsing are the backend kit's
-(:mod:`vecmem.stores.kit`); this module holds Qdrant's calls, its layout and its filters.
+``Qdrant(":memory:")`` and ``Qdrant(path="./qdrant")`` run qdrant-client's local mode in-process,
+``Qdrant(url="http://host:6333")`` talks to a server (>= 1.16, for collection metadata). One
+collection per store with one named dense vector ``dense`` (cosine or dot); the embedding space
+is recorded in the collection metadata.
 
-Layout. A chunk is a point whose id is ``uuid5(chunk id)``; its payload holds the chunk
-(``chunk_id``, ``document_id``, ``position``, ``text``, ``content_hash``, ``metadata`` as given)
-plus a typed copy of the metadata for filtering, at the top level: ``vm_s_F`` strings, ``vm_n_F``
-numbers, ``vm_b_F`` booleans, ``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` the string/number/boolean
-elements of a list, ``vm_keys`` the names present (``F`` is the field name, hex-encoded when it is
-not a plain identifier). Layout 1 (collections made before vecmem recorded ``vecmem_format`` 2)
-nests the same keys under ``vm`` (``vm.s.F``, ``vm.keys``): it is still read and written, but
-local mode evaluates a filter in Python per point and pays for each level of nesting (a filtered
-query at 100k points: 1.25x a one-level key). Keeping types apart is what makes the portable
-filter semantics exact: Qdrant matches any element of an array and compares ``True == 1`` in local
-mode, while vecmem's ``$eq`` never matches a list and booleans are not numbers. The embedding
-space is recorded in the collection's metadata, so a reopened store knows its embedder.
+Layout. A chunk is a point with id ``uuid5(chunk id)``; its payload holds the chunk (``chunk_id``,
+``document_id``, ``position``, ``text``, ``content_hash``, ``metadata`` as given) and a typed copy
+of the metadata at the top level: ``vm_s_F``, ``vm_n_F``, ``vm_b_F`` its strings, numbers and
+booleans, ``vm_ls_F``/``vm_ln_F``/``vm_lb_F`` those in a list, ``vm_keys`` the names present
+(``F`` hex-encoded unless a plain identifier). Types apart keep the filter semantics exact: Qdrant
+matches any element of an array and, in local mode, compares ``True == 1``. Layout 1 (before
+``vecmem_format`` 2) nests the keys under ``vm``; it is still read and written, but local mode
+pays for each level of nesting (a filtered query at 100k points: 1.25x).
 
-The keyword leg, ``keyword="native"`` (the default). A second named vector, the sparse ``bm25``
-with ``Modifier.IDF``, holds each chunk's BM25 term-frequency part
-``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` over vecmem's tokens (the space's
-tokenizer, ``k1`` and ``b``); Qdrant multiplies by the idf at query time and the query vector is
-the count of each query token, so a score is ``sum over query tokens of idf * tf-part``, computed
-inside Qdrant, with the filter applied before top-k. Hybrid search is one request
-(``query_batch_points``, :meth:`Qdrant.both_legs`) fused by the facade, so every
-:class:`~vecmem.fusion.Fusion` gives what the facade gives, with per-leg scores. What differs from
-rank_bm25 (``"exact"``):
+``keyword="native"`` (the default): a sparse vector ``bm25`` with ``Modifier.IDF`` holds each
+chunk's BM25 term-frequency part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` over
+vecmem's tokens, the query vector counts each query token, so Qdrant scores ``sum of idf *
+tf-part`` with the filter before top-k; :meth:`Qdrant.both_legs` sends both legs in one request
+for the facade to fuse. What differs from rank_bm25's scores:
 
-* idf is Qdrant's (Lucene's) ``ln(1 + (N - df + 0.5) / (df + 0.5))``, not rank_bm25's
-  ``ln((N - df + 0.5) / (df + 0.5))`` with its ``epsilon * mean idf`` floor; N counts the chunks
-  with at least one token. A Qdrant *server* counts deleted points in N and df until its
-  optimiser drops them (local mode does not); results stay correct, scores drift a little.
-* ``avgdl`` is baked into the stored values: measured on the first write, recorded in the
-  collection metadata (``vecmem_bm25``), and re-measured over every chunk, rewriting every sparse
-  vector (:meth:`Qdrant.reindex`), when the mean length of what this store object has written
-  since drifts more than 5 % from it. Deletes, overwrites and other clients' writes do not enter
-  that estimate: call ``reindex()`` after a large change of what the collection holds.
-* Terms are 32-bit ids, the first 4 bytes of the term's BLAKE2b digest (no vocabulary to store).
-  Two terms with the same id merge: about V^2 / 2^33 pairs among V distinct terms (0.01 at 10k).
+* idf is Lucene's ``ln(1 + (N - df + 0.5) / (df + 0.5))``, without rank_bm25's ``epsilon * mean
+  idf`` floor; a Qdrant server counts deleted points in N and df until its optimiser drops them.
+* ``avgdl`` is measured on the first write, recorded (``vecmem_bm25``) and re-measured over every
+  chunk by :meth:`Qdrant.reindex` when the mean length of this object's writes drifts more than
+  5 % from it; deletes and other clients' writes do not count: call ``reindex()`` after those.
+* Terms are the first 4 bytes of their BLAKE2b digest (no vocabulary to store): about V^2 / 2^33
+  pairs of V distinct terms merge (0.01 at 10k).
 
-Measured with MiniLM and the default fusion: on the whole SciFact test split (10,834 chunks, 300
-queries) native hybrid nDCG@10 is 0.7213 against the exact reference's 0.7237 (keyword alone
-0.6748 against 0.6772). Choose ``keyword="exact"`` for scores equal to rank_bm25, or in local mode
-at scale: local mode scores a sparse query in Python over every point (about a second at 100k
-chunks, see BENCHMARKS.md), while the exact index answers in about a millisecond.
-
-``keyword="exact"`` keeps a :class:`~vecmem.stores._beside.KeywordBeside` beside the collection:
-rebuilt from the points' text on connect, kept in step with this store's writes, filtered by
-Qdrant (a ``HasId`` + filter scroll of the best candidates, widening until ``k`` pass; past 4,096
-candidates, at once in local mode, one filtered scroll of ids). A native collection opens in exact
-mode (its sparse vectors are still written); an exact one cannot open in native mode.
-
-Limits: in exact mode another client's writes reach the keyword leg only on reconnect
-(``concurrent_writers`` only in native mode on a server). No transactions: an upsert with
-``delete_ids`` is one call in local mode and one request per 512 points to a server; if one fails,
-the exact keyword index is rebuilt before the next keyword search.
+On SciFact test (MiniLM, default fusion) native hybrid nDCG@10 is 0.7213 against the exact
+reference's 0.7237. ``keyword="exact"`` keeps rank_bm25's scores in a
+:class:`~vecmem.stores._beside.KeywordBeside` rebuilt from the points on connect, filtered by
+Qdrant (``HasId`` + filter scrolls of the best candidates, widening; past 4,096 candidates, at
+once in local mode, one filtered scroll of ids): choose it for those scores, or in local mode at
+scale, where a sparse query is scored in Python over every point (about a second at 100k chunks,
+see BENCHMARKS.md). A native collection opens in exact mode (its sparse vectors still written);
+an exact one cannot open in native mode. In exact mode other clients' writes reach the keyword
+leg on reconnect. No transactions: an upsert with ``delete_ids`` is one call in local mode and
+one request per 512 points to a server; after a failure the exact index is rebuilt.
 
 >>> store = Qdrant(":memory:")                          # doctest: +SKIP
 >>> VectorMemory(store=Qdrant(url="http://localhost:6333", collection="kb"))  # doctest: +SKIP
@@ -87,16 +68,15 @@ from vecmem.errors import (
     BackendUnavailableError,
     ConfigurationError,
     DimensionMismatchError,
-    InvalidInputError,
     NotFoundError,
     StoreLockedError,
     UnsupportedFilterError,
     VecmemError,
 )
-from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.filters import Filter, Translator
+from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, parse_url
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 KeywordMode = Literal["native", "exact"]
@@ -188,43 +168,42 @@ def _typed(meta: Any, fmt: int) -> dict[str, Any]:
     return {"vm": nested}
 
 
-class _FilterBuilder:
+class _FilterBuilder(Translator[Any]):
     """Translates a parsed vecmem filter into a ``models.Filter`` with the reference semantics."""
 
     def __init__(self, models: Any, fmt: int) -> None:
         self.m, self.fmt = models, fmt
 
     def build(self, f: Filter) -> Any:
-        out = self._node(f)
+        out = self(f)
         return out if isinstance(out, self.m.Filter) else self.m.Filter(must=[out])
 
-    def _node(self, f: Filter) -> Any:
-        if isinstance(f, Cond):
-            return self._cond(f)
-        if isinstance(f, Not):
-            return self.m.Filter(must_not=[self._node(f.item)])
-        if isinstance(f, (And, Or)):
-            key = "must" if isinstance(f, And) else "should"
-            return self.m.Filter(**{key: [self._node(x) for x in f.items]})
-        raise UnsupportedFilterError(f"unknown filter node {f!r}")
+    def and_(self, items: list[Any]) -> Any:
+        return self.m.Filter(must=items)
+
+    def or_(self, items: list[Any]) -> Any:
+        return self.m.Filter(should=items)
+
+    def not_(self, item: Any) -> Any:
+        return self.m.Filter(must_not=[item])
 
     def _number(self, key: str, **bounds: float) -> Any:
         if not all(map(math.isfinite, bounds.values())):
             raise UnsupportedFilterError(f"Qdrant filters cannot compare with {bounds}")
         return self.m.FieldCondition(key=key, range=self.m.Range(**bounds))
 
-    def _eq(self, field: str, v: Any, lst: str = "") -> Any:
-        """``field`` equals ``v`` (``lst="l"``: an element of the list in ``field`` does)."""
-        if not isinstance(v, (bool, str)):
-            return self._number(_key(self.fmt, lst + "n", field), gte=v, lte=v)
-        kind = lst + ("b" if isinstance(v, bool) else "s")
+    def eq(self, field: str, value: Any, lst: str = "") -> Any:
+        """``field`` equals ``value`` (``lst="l"``: an element of the list in ``field`` does)."""
+        if not isinstance(value, (bool, str)):
+            return self._number(_key(self.fmt, lst + "n", field), gte=value, lte=value)
+        kind = lst + ("b" if isinstance(value, bool) else "s")
         return self.m.FieldCondition(
-            key=_key(self.fmt, kind, field), match=self.m.MatchValue(value=v)
+            key=_key(self.fmt, kind, field), match=self.m.MatchValue(value=value)
         )
 
-    def _in(self, field: str, values: Sequence[Any]) -> Any:
+    def in_(self, field: str, values: Sequence[Any]) -> Any:
         m, strings = self.m, [v for v in values if isinstance(v, str)]
-        parts = [self._eq(field, v) for v in values if not isinstance(v, str)]
+        parts = [self.eq(field, v) for v in values if not isinstance(v, str)]
         if strings:
             parts.append(
                 m.FieldCondition(key=_key(self.fmt, "s", field), match=m.MatchAny(any=strings))
@@ -233,25 +212,19 @@ class _FilterBuilder:
             return m.IsEmptyCondition(is_empty=m.PayloadField(key="chunk_id"))
         return parts[0] if len(parts) == 1 else m.Filter(should=parts)
 
-    def _cond(self, c: Cond) -> Any:
-        m, op, v = self.m, c.op, c.value
-        if op in ("gt", "gte", "lt", "lte"):
-            return self._number(_key(self.fmt, "n", c.field), **{op: v})
-        if op == "contains":
-            return self._eq(c.field, v, "l")
-        if op in ("exists", "eq", "ne", "in", "nin"):
-            if op == "exists":
-                cond = m.FieldCondition(
-                    key=_key(self.fmt, "keys"), match=m.MatchValue(value=c.field)
-                )
-            else:
-                cond = self._in(c.field, v) if op in ("in", "nin") else self._eq(c.field, v)
-            negated = op in ("ne", "nin") or (op == "exists" and not v)
-            return m.Filter(must_not=[cond]) if negated else cond
-        raise UnsupportedFilterError(f"Qdrant adapter cannot express operator ${op}")
+    def exists(self, field: str) -> Any:
+        return self.m.FieldCondition(
+            key=_key(self.fmt, "keys"), match=self.m.MatchValue(value=field)
+        )
+
+    def contains(self, field: str, value: Any) -> Any:
+        return self.eq(field, value, "l")
+
+    def compare(self, field: str, op: str, value: float) -> Any:
+        return self._number(_key(self.fmt, "n", field), **{op: value})
 
 
-class Qdrant(StoreKit):
+class Qdrant(kit.StoreKit):
     """A vecmem store on Qdrant (local mode or server); BM25 as sparse vectors inside Qdrant
     (``keyword="native"``) or exact rank_bm25 beside it (``keyword="exact"``).
 
@@ -452,11 +425,6 @@ class Qdrant(StoreKit):
     def _filter(self, f: Filter | None) -> Any:
         return None if f is None else _FilterBuilder(self._m, self._format).build(f)
 
-    def _tokens(self, text: str) -> list[str]:
-        if self.tokenizer is None:
-            raise ConfigurationError("Qdrant store used before connect(space)")
-        return self.tokenizer(text)
-
     # ----------------------------------------------------------------- sparse BM25 vectors
     @property
     def avgdl(self) -> float | None:
@@ -580,8 +548,7 @@ class Qdrant(StoreKit):
     ) -> None:
         chunks = list(chunks)
         v = self._check_batch(chunks, vectors)
-        written = {c.id for c in chunks}
-        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        deletes = kit.other_deletes(chunks, delete_ids)
         exact = self.keyword_mode == "exact"
         m = self._m
         with self._lock:
@@ -769,25 +736,22 @@ class Qdrant(StoreKit):
         return {r.payload["chunk_id"]: _chunk(r.payload) for r in recs}
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
-        """Up to ``limit`` ids greater than ``after``, ascending. Qdrant orders points by its
-        own point ids (hashes of ours), so this scrolls every chunk id and sorts them."""
+        """Qdrant orders points by its own ids (hashes of ours): this scrolls every chunk id
+        and sorts them."""
         self._require_space()
-        ids = [r.payload["chunk_id"] for r in self._scroll(None, ["chunk_id"])]
-        return sorted(i for i in ids if after is None or i > after)[:limit]
+        ids = (r.payload["chunk_id"] for r in self._scroll(None, ["chunk_id"]))
+        return kit.id_page(ids, after, limit)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        found = self._fetch(list(dict.fromkeys(ids)), None)
-        return [found[i] for i in ids if i in found]
+        return kit.in_order(ids, self._fetch(list(dict.fromkeys(ids)), None))
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        space = self._require_space()
+        dim = self._require_space().dim
         recs = self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"], vectors=True)
-        found = {r.payload["chunk_id"]: r.vector[VECTOR] for r in recs}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), space.dim)
+        return kit.vectors_in_order(
+            ids, {r.payload["chunk_id"]: r.vector[VECTOR] for r in recs}, dim
+        )
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
@@ -802,11 +766,9 @@ class Qdrant(StoreKit):
                 return self.get([i for d in docs for i in sorted(self._chunks_of.get(d, ()))])
         m = self._m
         flt = m.Filter(must=[m.FieldCondition(key="document_id", match=m.MatchAny(any=docs))])
-        by_doc: dict[str, list[Chunk]] = {}
-        for rec in self._scroll(flt, _CHUNK_FIELDS):
-            c = _chunk(rec.payload)
-            by_doc.setdefault(c.document_id, []).append(c)
-        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+        return kit.by_document(
+            docs, (_chunk(rec.payload) for rec in self._scroll(flt, _CHUNK_FIELDS))
+        )
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -853,7 +815,7 @@ def from_url(url: str) -> Qdrant:
     ``qdrant+http://host:6333``, ``qdrant+https://host`` ; query:
     ``?collection=NAME&api_key=KEY&keyword=native|exact``.
     """
-    u = parse_url(
+    u = kit.parse_url(
         url,
         schemes=("qdrant", "qdrant+http", "qdrant+https"),
         params=("collection", "api_key", "keyword"),
