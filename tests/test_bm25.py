@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rank_bm25 import BM25Okapi
 
+from vecmem import bm25 as bm25_module
 from vecmem.bm25 import BM25Index, idf_reference
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.testing.congruence import scifact_path
@@ -239,3 +240,33 @@ def test_with_params_changes_scores_without_reindex() -> None:
     ref = BM25Okapi(docs, k1=0.9, b=0.3, epsilon=0.1)
     for q in (["x"], ["y", "z"], ["x", "x", "y"]):
         assert idx.get_scores(q, range(3)) == pytest.approx(ref.get_scores(q), abs=TOL)
+
+
+@pytest.mark.parametrize("cache", [1 << 22, 40])
+def test_scores_follow_every_change_after_queries(
+    cache: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each term's per-posting scores are kept between queries: a query after every add, delete
+    and parameter change still equals rank_bm25 on the documents of that moment (kept scores of
+    the version before would not), also when the kept scores overflow their bound (40
+    postings: dropped and computed again nearly every query)."""
+    monkeypatch.setattr(bm25_module, "TERM_CACHE", cache)
+    rng = random.Random(13)
+    vocab = [f"t{i}" for i in range(60)]
+    idx = BM25Index()
+    live: dict[int, list[str]] = {}
+    queries = [rng.choices(vocab, k=rng.randint(1, 4)) for _ in range(8)]
+    for step in range(30):
+        if step % 3 == 2 and live:
+            doomed = rng.sample(sorted(live), k=max(1, len(live) // 5))
+            idx.remove(doomed)
+            for s in doomed:
+                del live[s]
+        else:
+            start = max(live, default=-1) + 1 + step
+            batch = [rng.choices(vocab, k=rng.randint(1, 15)) for _ in range(20)]
+            idx.add(range(start, start + len(batch)), batch)
+            live.update(zip(range(start, start + len(batch)), batch))
+        if step == 20:
+            idx.with_params(k1=0.9, b=0.3)
+        assert_equal_to_rank_bm25(idx, live, queries)

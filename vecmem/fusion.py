@@ -197,6 +197,7 @@ def fuse_arrays(
     *,
     k: int,
     name: Callable[[int], str],
+    distinct: bool = False,
 ) -> Fused:
     """Fuse two ranked legs given as integer keys (a store's row numbers) and scores, best first.
 
@@ -204,20 +205,88 @@ def fuse_arrays(
     ``k`` best are sorted by ``(-score, name(key))`` (``name``: the chunk id, for ties). Scores
     are the per-chunk formulas of :class:`Fusion`, bit for bit; a key repeated within a leg
     keeps its last score and rank, and RRF counts every appearance (as :func:`rrf` does).
+    ``distinct=True`` promises that no key repeats within a leg (a store's rows): the union is
+    then found by one binary search of the keyword keys in the vector keys, not a sort of both
+    with duplicate handling (a third of the fusion's time at 100 candidates a leg).
 
     >>> top = fuse_arrays(np.array([7, 3]), np.array([0.9, 0.1]), np.array([3]),
     ...                   np.array([7.0]), Fusion(), k=2, name=str)
     >>> top.keys.tolist(), top.vector_rank.tolist(), top.keyword_rank.tolist()
     ([3, 7], [2, 1], [1, 0])
     """
+    nv, nk = len(vector_keys), len(keyword_keys)
+    vvals = np.asarray(vector_scores, np.float64)
+    kvals = np.asarray(keyword_scores, np.float64)
+    if not distinct:
+        return _fuse_general(vector_keys, vvals, keyword_keys, kvals, fusion, k=k, name=name)
+    keys, kpos = _union(np.asarray(vector_keys, np.int64), np.asarray(keyword_keys, np.int64))
+    m = len(keys)
+    # the vector leg holds positions 0 .. nv - 1; each key's fused score is 0.0 + its vector
+    # term + its keyword term, a missing leg adding nothing (= adding 0.0)
+    fused = np.zeros(m)
+    if fusion.method == "rrf":
+        fused[:nv] = fusion.vector_weight / (fusion.k + np.arange(1, nv + 1))
+        fused[kpos] += fusion.keyword_weight / (fusion.k + np.arange(1, nk + 1))
+    else:
+        alpha = _score_fusion(vvals, kvals, fusion)
+        np.multiply(alpha[0], alpha[1], out=fused[:nv])
+        fused[kpos] += alpha[2] * alpha[3]
+    order = _top(fused, keys, k, name)
+    vrank = order + 1
+    vrank[order >= nv] = 0
+    krank = np.zeros(m, dtype=np.intp)
+    krank[kpos] = np.arange(1, nk + 1)
+    return Fused(keys[order], fused[order], vrank, krank[order])
+
+
+def _score_fusion(
+    vvals: np.ndarray, kvals: np.ndarray, fusion: Fusion
+) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """``(alpha, normalised vector scores, 1 - alpha, normalised keyword scores)``."""
+    vstats = _mean_std(vvals) if len(vvals) else (0.0, 0.0)
+    kstats = _mean_std(kvals) if len(kvals) else (0.0, 0.0)
+    if fusion.method == "convex":
+        nvec, nkw = _minmax(vvals), _minmax(kvals)
+    else:
+        nvec, nkw = _dbsf(vvals, vstats), _dbsf(kvals, kstats)
+    alpha = fusion.alpha
+    if fusion.adaptive and len(vvals) and len(kvals):
+        alpha = adaptive_alpha(alpha, _confidence(vvals, vstats), _confidence(kvals, kstats))
+    return alpha, nvec, 1 - alpha, nkw
+
+
+def _top(fused: np.ndarray, keys: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:
+    """Positions of the ``k`` best fused scores, sorted by ``(-score, name(key))``."""
+    m = len(fused)
+    if 0 < k < m:  # the k best and all that tie the k-th, then an exact sort of those
+        cand = (fused >= np.partition(fused, m - k)[m - k]).nonzero()[0]
+        if len(cand) < k:  # NaN scores: no cut-off to trust
+            cand = np.arange(m)
+    else:
+        cand = np.arange(m)
+    scores, names = fused[cand].tolist(), [name(x) for x in keys[cand].tolist()]
+    return cand[sorted(range(len(cand)), key=lambda i: (-scores[i], names[i]))[:k]]
+
+
+def _fuse_general(
+    vector_keys: np.ndarray,
+    vvals: np.ndarray,
+    keyword_keys: np.ndarray,
+    kvals: np.ndarray,
+    fusion: Fusion,
+    *,
+    k: int,
+    name: Callable[[int], str],
+) -> Fused:
+    """:func:`fuse_arrays` for legs that may repeat a key."""
     nv = len(vector_keys)
     keys, at = np.unique(
         np.concatenate((vector_keys, keyword_keys)).astype(np.int64, copy=False),
         return_inverse=True,
     )
     m = len(keys)
-    vlast, vpos, vvals = _distinct(at[:nv], np.asarray(vector_scores, np.float64), m)
-    klast, kpos, kvals = _distinct(at[nv:], np.asarray(keyword_scores, np.float64), m)
+    vlast, vpos, vvals = _distinct(at[:nv], vvals, m)
+    klast, kpos, kvals = _distinct(at[nv:], kvals, m)
     if fusion.method == "rrf":
         # per key 0.0 + w / (k + rank) over every appearance, vector leg first, as rrf() sums
         contrib = np.concatenate(
@@ -228,29 +297,30 @@ def fuse_arrays(
         )
         fused: np.ndarray = np.bincount(at, weights=contrib, minlength=m)
     else:
-        vstats = _mean_std(vvals) if len(vvals) else (0.0, 0.0)
-        kstats = _mean_std(kvals) if len(kvals) else (0.0, 0.0)
-        if fusion.method == "convex":
-            nvec, nkw = _minmax(vvals), _minmax(kvals)
-        else:
-            nvec, nkw = _dbsf(vvals, vstats), _dbsf(kvals, kstats)
-        alpha = fusion.alpha
-        if fusion.adaptive and len(vvals) and len(kvals):
-            alpha = adaptive_alpha(alpha, _confidence(vvals, vstats), _confidence(kvals, kstats))
+        alpha, nvec, beta, nkw = _score_fusion(vvals, kvals, fusion)
         on_vec = np.zeros(m)
         on_vec[vpos] = nvec
         on_kw = np.zeros(m)
         on_kw[kpos] = nkw
-        fused = alpha * on_vec + (1 - alpha) * on_kw
-    if 0 < k < m:  # the k best and all that tie the k-th, then an exact sort of those
-        cand = np.flatnonzero(fused >= np.partition(fused, m - k)[m - k])
-        if len(cand) < k:  # NaN scores: no cut-off to trust
-            cand = np.arange(m)
-    else:
-        cand = np.arange(m)
-    scores, names = fused[cand].tolist(), [name(x) for x in keys[cand].tolist()]
-    order = cand[sorted(range(len(cand)), key=lambda i: (-scores[i], names[i]))[:k]]
+        fused = alpha * on_vec + beta * on_kw
+    order = _top(fused, keys, k, name)
     return Fused(keys[order], fused[order], vlast[order] + 1, klast[order] + 1)
+
+
+def _union(vector_keys: np.ndarray, keyword_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of two legs of distinct keys, vector keys first (at their leg positions), then
+    the keyword keys not among them; and each keyword key's position in it."""
+    nv = len(vector_keys)
+    if not nv or not len(keyword_keys):
+        return np.concatenate((vector_keys, keyword_keys)), np.arange(nv, nv + len(keyword_keys))
+    order = np.argsort(vector_keys)
+    ranked = vector_keys[order]
+    at = np.searchsorted(ranked, keyword_keys)
+    at[at == nv] = 0
+    pos = order[at]
+    new = np.flatnonzero(ranked[at] != keyword_keys)
+    pos[new] = np.arange(nv, nv + len(new))
+    return np.concatenate((vector_keys, keyword_keys[new])), pos
 
 
 def _distinct(
@@ -300,7 +370,9 @@ def fuse(
     kchunks, kvals, kids = _split(keyword)
     nv = len(vids)
     key_of = dict(zip(vids, range(nv)))  # any one integer per id will do
-    new = set(kids).difference(key_of)
+    kset = set(kids)
+    new = kset.difference(key_of)
+    distinct = len(key_of) == nv and len(kset) == len(kids)  # no id repeated within a leg
     key_of.update(zip(new, range(nv, nv + len(new))))
     id_of = dict(zip(key_of.values(), key_of))
     top = fuse_arrays(
@@ -311,6 +383,7 @@ def fuse(
         fusion,
         k=k,
         name=id_of.__getitem__,
+        distinct=distinct,
     )
     # a hit carries the chunk of its id's first appearance (vector leg first)
     first = dict(zip(reversed(vids + kids), reversed([*vchunks, *kchunks])))

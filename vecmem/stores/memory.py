@@ -356,6 +356,7 @@ class MemoryStore:
                 fusion,
                 k=k,
                 name=lambda s: chunks[s].id,  # type: ignore[union-attr]
+                distinct=True,  # rows: each leg holds a row once
             )
             return top.hits(chunks.__getitem__, vscores, kscores)  # type: ignore[arg-type]
 
