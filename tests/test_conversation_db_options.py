@@ -263,3 +263,32 @@ class TestPartitionedPostgresConversations(ConversationStoreSuite):
     @pytest.fixture
     def store_factory(self, partitioned: Any) -> Any:
         return lambda: partitioned
+
+
+@pytest.mark.server
+def test_the_async_store_follows_a_partitioned_table(fresh_pg: Callable[[], str]) -> None:
+    import asyncio
+
+    from vecmem.conversations.async_sql import AsyncSQLConversationStore
+
+    clock = Clock()
+    url = fresh_pg()
+    SQLConversationStore(url, partition_messages="day").close()
+
+    async def scenario() -> list[str]:
+        store = AsyncSQLConversationStore(url, clock=clock)
+        view = store.with_tenant("other")
+        clock.now = T0 + 5 * DAY
+        await view.add_messages("u", "s", [Message("user", "async")])
+        await store.add_messages("u", "s", [Message("user", "old", created_at=T0 - 3 * DAY)])
+        got = [m.content for m in await view.get_messages("u", "s")]
+        await store.aclose()
+        return got
+
+    assert asyncio.run(scenario()) == ["async"]
+    db = Database(url)
+    assert partitions(db) == {
+        "vecmem_conv_messages_d20261205": 1,
+        "vecmem_conv_messages_d20261127": 1,
+    }
+    db.close()

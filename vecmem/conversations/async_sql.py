@@ -33,6 +33,7 @@ from sqlalchemy import event
 
 from vecmem._deps import require
 from vecmem._keys import check_tenant
+from vecmem.conversations import partitions
 from vecmem.conversations.base import Message, OrderBy, Session
 from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
 from vecmem.db import Database, _retryable, normalize_url, translate
@@ -113,6 +114,7 @@ class AsyncSQLConversationStore:
         clock: Callable[[], float] = time.time,
         _engine: Any = None,
         _safe_url: str | None = None,
+        _period: Any = None,
     ) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -123,6 +125,7 @@ class AsyncSQLConversationStore:
             sync, aurl = async_url(url)
             schema = SQLConversationStore(sync, tenant=tenant)  # creates / migrates the tables
             self._safe_url = schema.db.safe_url
+            _period = schema._period  # messages partitioned by date: see add_messages
             schema.close()
             options: dict[str, Any] = {"pool_pre_ping": not aurl.startswith("sqlite")}
             if aurl.startswith("sqlite"):
@@ -138,6 +141,7 @@ class AsyncSQLConversationStore:
             self._safe_url = _safe_url or ""
             self._owned = False
         self.engine = _engine
+        self._period = _period
         self._read_options: dict[str, Any] = (
             {"vecmem_read": True}
             if _engine.dialect.name == "sqlite"
@@ -158,7 +162,12 @@ class AsyncSQLConversationStore:
 
     def with_tenant(self, tenant: str) -> AsyncSQLConversationStore:
         view = AsyncSQLConversationStore(
-            "", tenant=tenant, clock=self.clock, _engine=self.engine, _safe_url=self._safe_url
+            "",
+            tenant=tenant,
+            clock=self.clock,
+            _engine=self.engine,
+            _safe_url=self._safe_url,
+            _period=self._period,
         )
         view._proto.actor = self.actor
         return view
@@ -238,6 +247,13 @@ class AsyncSQLConversationStore:
         *,
         agent_id: str | None = None,
     ) -> list[Message]:
+        if self._period is not None:  # the partitions these rows need (now: either side of it)
+            now = self.clock()
+            times = [m.created_at for m in messages if isinstance(m.created_at, (int, float))]
+            needed = partitions.missing(self.engine, self._period, [*times, now, now + 60])
+            if needed:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(partitions.create, self.engine, self._period, needed)
         return await self._call(
             "add_messages",
             user_id,

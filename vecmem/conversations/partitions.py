@@ -31,7 +31,7 @@ Period = Literal["day", "month"]
 TABLE = "vecmem_conv_messages"
 _COMMENT = "vecmem partitions: "
 _LOCK = zlib.crc32(b"vecmem_conv_partitions")
-_known: dict[tuple[int, str], set[str]] = {}  # (id of the engine, schema) -> partitions made
+_known: dict[int, set[str]] = {}  # id of the engine -> partitions made in this process
 _guard = threading.Lock()
 
 
@@ -127,28 +127,32 @@ def partition_table(db: Database, messages: sa.Table, period: Period) -> None:
                 sa.text(f"ALTER TABLE {TABLE} RENAME CONSTRAINT {new}_pkey TO {TABLE}_pkey")
             )
     with _guard:
-        _known.pop((id(db.engine), _schema(db)), None)
+        _known.pop(id(db.engine), None)
 
 
-def _schema(db: Database) -> str:
-    return str(db.engine.url)
+def missing(engine: Any, period: Period, times: Iterable[float]) -> dict[str, float]:
+    """The partitions rows written at ``times`` need that this process has not made yet."""
+    wanted = {bounds(period, t)[0]: t for t in times}
+    with _guard:
+        made = _known.setdefault(id(engine), set())
+        return {n: t for n, t in wanted.items() if n not in made}
+
+
+def create(conn: sa.Connection, engine: Any, period: Period, needed: dict[str, float]) -> None:
+    """Create ``needed`` partitions in ``conn``'s transaction (committed by the caller)."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    for ts in needed.values():
+        _create_partition(conn, TABLE, period, ts)
+    with _guard:
+        _known.setdefault(id(engine), set()).update(needed)
 
 
 def ensure_partitions(db: Database, period: Period, times: Iterable[float]) -> None:
     """Create the partitions that rows written at ``times`` need (each once per process)."""
-    key = (id(db.engine), _schema(db))
-    wanted = {bounds(period, t)[0]: t for t in times}
-    with _guard:
-        made = _known.setdefault(key, set())
-        missing = {n: t for n, t in wanted.items() if n not in made}
-    if not missing:
-        return
-    with db.engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-        for ts in missing.values():
-            _create_partition(conn, TABLE, period, ts)
-    with _guard:
-        made.update(missing)
+    needed = missing(db.engine, period, times)
+    if needed:
+        with db.engine.begin() as conn:
+            create(conn, db.engine, period, needed)
 
 
 def partitions(db: Database) -> dict[str, int]:
