@@ -87,10 +87,18 @@ fi
 exec 9>"$VENV/.setup.lock"
 command -v flock >/dev/null 2>&1 && flock 9
 
-# The adapters, and the example third-party plugin(s) the tests install like a user would.
+# The adapters, and the example third-party plugin(s) the tests install like a user would. An
+# adapter whose framework cannot share this environment (its pyproject says `own-environment =
+# true` under [tool.vecmem]) gets a virtual environment of its own: .venv-<folder name>.
 adapter_projects=()
+own_env_projects=()
 for f in adapters/*/pyproject.toml tests/plugins/*/pyproject.toml; do
-    [ -e "$f" ] && adapter_projects+=("$(dirname "$f")")
+    [ -e "$f" ] || continue
+    if grep -Eq '^own-environment[[:space:]]*=[[:space:]]*true' "$f"; then
+        own_env_projects+=("$(dirname "$f")")
+    else
+        adapter_projects+=("$(dirname "$f")")
+    fi
 done
 
 stamp_value() {
@@ -157,5 +165,25 @@ else
     echo "$want" >"$STAMP"
     log "Python environment ready"
 fi
+
+# ---------------------------------------------------------------- adapters with their own venv
+# vecmem (editable, base install plus what the adapter's requirements ask of it) and the adapter
+# with its `test` extra; no torch, no embedding model.
+for d in "${own_env_projects[@]+"${own_env_projects[@]}"}"; do
+    side="$ROOT/.venv-$(basename "$d")"
+    side_want="$({ "${VECMEM_PYTHON:-python3}" -c 'import sys; print(sys.version)'
+                   cat scripts/setup.sh pyproject.toml "$d/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
+    if [ "${VECMEM_SETUP_FORCE:-0}" != "1" ] && [ -f "$side/.vecmem-setup-stamp" ] \
+        && [ "$(cat "$side/.vecmem-setup-stamp")" = "$side_want" ]; then
+        continue
+    fi
+    log "creating $side for $d (its framework cannot share .venv)"
+    [ -x "$side/bin/python" ] || "${VECMEM_PYTHON:-python3}" -m venv "$side" \
+        || die "python3 -m venv $side failed"
+    "$side/bin/python" -m pip install -q --progress-bar off --disable-pip-version-check \
+        -e "$ROOT" -e "./$d[test]" 2> >(grep -v -e "^WARNING: Location 'file:" >&2) \
+        || die "installing $d into $side failed"
+    echo "$side_want" >"$side/.vecmem-setup-stamp"
+done
 
 install_system_packages
