@@ -1,23 +1,16 @@
 """Pinecone's keyword leg: BM25 statistics kept in the index, and exact rescoring.
 
-Scores equal ``rank_bm25.BM25Okapi`` (as :class:`~vecmem.bm25.BM25Index`), but both ``avgdl``
-and each idf change with every write, while sparse values are frozen when written. So Pinecone
-ranks candidates and vecmem scores them exactly:
+Scores equal ``rank_bm25.BM25Okapi``, but ``avgdl`` and each idf change with every write while
+sparse values are frozen when written. So Pinecone ranks and vecmem scores: a document's sparse
+values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term (:func:`doc_weights`,
+``avgdl_w`` the average length when it was written), the query's are the current ``idf(t) x
+count`` (:func:`plan`), so Pinecone's dot product is BM25 up to the drift of ``avgdl``; the
+candidates are rescored exactly (:func:`rescore`), and the top ``k`` is certain once the
+``k``-th exact score exceeds ``rho`` times the last candidate's Pinecone score, ``rho = max(1,
+avgdl / min avgdl_w)`` bounding the drift; otherwise the window widens.
 
-* a document's sparse values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term
-  (:func:`doc_weights`; term -> uint32 by BLAKE2b), ``avgdl_w`` the average length when it was
-  written;
-* the query's sparse values are the current ``idf(t) x count`` and its dense part is zero, so
-  Pinecone's dotproduct is the BM25 score up to the drift of ``avgdl`` (:func:`plan`);
-* the candidates come back with their text and are rescored exactly (current N, avgdl, df,
-  :func:`rescore`); the top ``k`` is certain when the ``k``-th exact score exceeds ``rho`` times
-  the last candidate's Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift
-  (a weight changes by at most the ratio of the two averages); otherwise the window widens.
-
-The statistics (N, total length, ``min avgdl_w``, df per term: :class:`Stats`) live in the meta
-namespace as append-only delta records (``stats-...``, zlib+base64 JSON in metadata:
-:func:`pack`), one per write, merged into one group when they pile up; :meth:`Stats.counted`
-says which stored records make up the statistics.
+The statistics (:class:`Stats`) live in the meta namespace as delta records (``stats-...``,
+zlib+base64 JSON: :func:`pack`), one per write, merged into one group when they pile up.
 
 >>> unpack(pack({"n": 1, "l": 2.0, "a": 2.0, "df": {"x": 1}})[0])["df"]
 {'x': 1}
@@ -31,7 +24,7 @@ import json
 import math
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -43,7 +36,7 @@ MAX_TERMS = 1000  # sparse values per vector
 MAX_WINDOW = 1000  # topK with metadata
 STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
 PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see pack)
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class Stats:
@@ -100,30 +93,20 @@ class Stats:
     def counted_in(self, present: set[str]) -> frozenset[str]:
         """Which of the ``present`` records make up the statistics: deltas not merged away, and
         complete merge groups (the earliest of two overlapping merges wins)."""
-        seen = self.seen
-        groups: dict[str, list[str]] = {}
-        for rid in present:
-            g = seen.get(rid, {}).get("group")
-            if g:
-                groups.setdefault(g, []).append(rid)
+        seen = {r: self.seen[r] for r in present if r in self.seen}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for meta in seen.values():
+            groups.setdefault(meta.get("group") or "", []).append(meta)
         covered: set[str] = set()
-        counted_groups: set[str] = set()
-        for g in sorted(groups):
-            parts = groups[g]
-            head = next((seen[r] for r in parts if seen[r].get("covers") is not None), None)
-            if head is None or len(parts) != int(head.get("parts", 0)):
-                continue  # being written, or abandoned
-            covers = set(head["covers"])
-            if covers & covered:
-                continue
-            covered |= covers
-            counted_groups.add(g)
+        done = {""}  # the records of no group, and the groups that count
+        for g in sorted(groups.keys() - {""}):
+            head = next((m for m in groups[g] if "covers" in m), None)
+            # complete (not being written, not abandoned), and covering nothing covered already
+            if head and len(groups[g]) == int(head["parts"]) and not covered & set(head["covers"]):
+                covered |= set(head["covers"])
+                done.add(g)
         return frozenset(
-            r
-            for r in present
-            if r in seen
-            and r not in covered
-            and (not seen[r].get("group") or seen[r]["group"] in counted_groups)
+            r for r, m in seen.items() if r not in covered and (m.get("group") or "") in done
         )
 
     def recount(self, counted: frozenset[str]) -> None:
@@ -139,15 +122,15 @@ class Stats:
         self.counted = counted
 
 
-def new_delta() -> dict[str, Any]:
-    return {"n": 0, "l": 0.0, "a": None, "df": Counter()}
-
-
-def account(delta: dict[str, Any], counts: Counter[str], sign: int) -> None:
-    """Add (``sign`` +1) or take out (-1) a chunk's length and terms (its term ``counts``)."""
-    delta["n"] += sign
-    delta["l"] += sign * counts.total()
-    (delta["df"].update if sign > 0 else delta["df"].subtract)(counts.keys())
+def change(gone: Iterable[Counter[str]], new: Iterable[Counter[str]] = ()) -> dict[str, Any]:
+    """The delta of the statistics when chunks with the term counts ``gone`` leave and ``new``
+    come."""
+    delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
+    for sign, counts in [*((-1, c) for c in gone), *((1, c) for c in new)]:
+        delta["n"] += sign
+        delta["l"] += sign * counts.total()
+        (delta["df"].update if sign > 0 else delta["df"].subtract)(counts.keys())
+    return delta
 
 
 def net(delta: dict[str, Any]) -> dict[str, Any] | None:

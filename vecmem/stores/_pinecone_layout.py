@@ -1,16 +1,12 @@
 """Pinecone's record layout: vector ids, sparse term indexes, a chunk as metadata, and filters.
 
 A chunk is a vector: id = the chunk id (:func:`vector_id`), dense values = the embedding, sparse
-values = its BM25 document-side weights, metadata = ``_vm`` (the chunk as JSON: document id,
-position, text, content hash, metadata, so ints, floats, nested values come back exactly),
-``_vm_doc`` (the document id), and a typed flat copy for filtering (:mod:`._flat`): ``s_F``
-strings, ``n_F`` numbers, ``b_F`` booleans, ``l_F`` a list's scalar elements as tagged strings,
-``_vm_keys`` the typed keys present (``o_F`` for a field holding nothing filterable: null, an
-object, an empty list). Pinecone metadata is flat and its documented operators (``$eq $ne $gt
-$gte $lt $lte $in $nin $exists $and $or``) say nothing of fields a record lacks; with the typed
-keys every vecmem operator is exact without relying on that: ``$ne``/``$nin`` are written
-``$or`` with "the typed key is absent" (``_vm_keys $nin``), booleans never meet numbers,
-``$eq`` never matches a list, ``$not`` is pushed down to the leaves.
+values = its BM25 weights, metadata = ``_vm`` (the chunk as JSON, read back exactly), ``_vm_doc``
+(its document id) and typed flat copies for filtering (:mod:`._flat`: ``s_F n_F b_F l_F``), with
+``_vm_keys`` the typed keys present (``o_F``: a field holding nothing filterable). Pinecone's
+operators say nothing of fields a record lacks; with the typed keys every vecmem operator is
+exact without relying on that: ``$ne``/``$nin`` are ``$or`` with "the typed key is absent"
+(``_vm_keys $nin``), booleans never meet numbers, ``$eq`` never matches a list.
 
 >>> vector_id("doc#0"), vector_id("文書#0")[:1]
 ('doc#0', '~')
@@ -58,16 +54,15 @@ _dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode  # sizes as Pinecone
 def encode(c: Chunk) -> tuple[dict[str, Any], int]:
     """The Pinecone metadata of a chunk and its size in JSON (checked against Pinecone's limit)."""
     try:
-        m = dict(c.metadata)
         raw = _dumps(
-            {
-                "i": c.id,
-                "d": c.document_id,
-                "p": int(c.position),
-                "t": c.text,
-                "h": c.content_hash,
-                "m": m,
-            }
+            dict(
+                i=c.id,
+                d=c.document_id,
+                p=int(c.position),
+                t=c.text,
+                h=c.content_hash,
+                m=dict(c.metadata),
+            )
         )
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
@@ -100,14 +95,7 @@ def decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
     if not meta or "_vm" not in meta:
         raise BackendError(f"Pinecone vector {vid!r} was not written by vecmem (no _vm metadata)")
     d = json.loads(meta["_vm"])
-    return Chunk(
-        id=d.get("i", vid),
-        document_id=d["d"],
-        position=int(d["p"]),
-        text=d["t"],
-        metadata=d["m"],
-        content_hash=d["h"],
-    )
+    return Chunk(d.get("i", vid), d["d"], int(d["p"]), d["t"], d["m"], d["h"])
 
 
 def _absent(key: str) -> dict[str, Any]:

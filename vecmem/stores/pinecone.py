@@ -1,27 +1,18 @@
 """Pinecone adapter: dense vectors, BM25 sparse vectors and filters in one Pinecone index.
 
-``PineconeDb(index="kb")`` opens (or creates, serverless, ``dotproduct``) an index through the
-official ``pinecone`` SDK over REST; ``host=`` skips the control plane, ``controller_host=``
-points the control plane elsewhere (the tests use :mod:`vecmem.testing._infra.pinecone_standin`).
-``namespace=`` separates stores sharing an index; a second namespace, ``__vecmem__<namespace>``,
-holds the recorded :class:`~vecmem.types.EmbeddingSpace` and the BM25 statistics. Record layout
-and filters: :mod:`._pinecone_layout`; statistics and exact rescoring: :mod:`._pinecone_bm25`.
+``PineconeDb(index="kb")`` opens (or creates: serverless, dotproduct) an index through the
+official ``pinecone`` SDK; ``host=`` skips the control plane, ``controller_host=`` points it
+elsewhere (the tests use :mod:`vecmem.testing._infra.pinecone_standin`). ``namespace=`` separates
+stores sharing an index; ``__vecmem__<namespace>`` holds the recorded space and the BM25
+statistics. Layout and filters: :mod:`._pinecone_layout`; statistics: :mod:`._pinecone_bm25`.
 
-Keyword search: Pinecone ranks candidates by their sparse vectors and vecmem rescores them
-exactly (rank_bm25's scores). ``keyword="native"`` returns Pinecone's scores from one query of
-``k``: BM25 with the current idf and each chunk's length normalised by the average length when
-it was written (the two modes agree after a corpus is written in one go); it lists the
-statistics at most every ``STATS_TTL`` seconds. A store sums the statistics records in memory
-and fetches only those it has not seen (one ``list`` beside the first query; when it brings
-another client's records, the query is planned again), so other clients' writes count, unless
-two clients merge at the same instant with skewed clocks (then :meth:`PineconeDb.rebuild_stats`).
-``both_legs`` sends the dense query beside the keyword leg; the facade fuses them.
-
-An upsert reads what its ids hold now (an overwrite takes the old text out of the statistics)
-while it encodes the batch, sends requests under 2 MB one at a time while the next is prepared,
-and writes the statistics delta once every vector request succeeded. Limits: 1,000 distinct
-terms and 40 KB of metadata per chunk (Pinecone's); numbers compare as 64-bit floats; no
-transactions; the service is eventually consistent (the stand-in is not).
+Keyword search rescores Pinecone's sparse candidates exactly (rank_bm25's scores);
+``keyword="native"`` returns Pinecone's own scores from one query (each chunk's length normalised
+by the average length when it was written). Statistics records of other clients count (a
+``list`` beside the first query; new ones re-plan it), unless two clients merge at the same
+instant with skewed clocks (then :meth:`PineconeDb.rebuild_stats`). Limits: 1,000 distinct terms
+and 40 KB of metadata per chunk; numbers compare as 64-bit floats; no transactions; the service
+is eventually consistent (the stand-in is not).
 
 >>> VectorMemory(store=PineconeDb(index="kb"))             # doctest: +SKIP  (PINECONE_API_KEY)
 """
@@ -219,13 +210,11 @@ class PineconeDb(StoreKit):
         """A record of the meta namespace (a unit vector: Pinecone needs dense values)."""
         return {"id": rid, "values": [1.0] + [0.0] * (dim - 1), "metadata": metadata}
 
-    def _put(
-        self, records: list[dict[str, Any]], ns: str | None = None, what: str = "upsert"
-    ) -> None:
+    def _put(self, records: list[dict[str, Any]], ns: str = "", what: str = "upsert") -> None:
         with self._errors(what):
-            self._ix.upsert(vectors=records, namespace=self.namespace if ns is None else ns)
+            self._ix.upsert(vectors=records, namespace=ns or self.namespace)
 
-    def _delete(self, vids: Sequence[str], ns: str | None = None, what: str = "delete") -> None:
+    def _delete(self, vids: Sequence[str], ns: str = "", what: str = "delete") -> None:
         for i in range(0, len(vids), MAX_BATCH):
             with self._errors(what):
                 self._ix.delete(ids=list(vids[i : i + MAX_BATCH]), namespace=ns or self.namespace)
@@ -247,7 +236,7 @@ class PineconeDb(StoreKit):
         token = getattr(getattr(page, "pagination", None), "next", None)
         return [v.id for v in (page.vectors or [])], token or None
 
-    def _all_ids(self, ns: str | None = None, prefix: str | None = None) -> Iterator[list[str]]:
+    def _all_ids(self, ns: str = "", prefix: str | None = None) -> Iterator[list[str]]:
         """Every id of ``ns`` (default: the chunks') starting with ``prefix``, page by page."""
         token: str | None = ""
         while token is not None:
@@ -259,18 +248,18 @@ class PineconeDb(StoreKit):
         with self._errors("fetch"):
             return dict(self._ix.fetch(ids=ids, namespace=ns).vectors or {})
 
-    def _fetch_start(self, ids: Iterable[str], ns: str | None = None) -> list[Future[Any]]:
+    def _fetch_start(self, ids: Iterable[str], ns: str = "") -> list[Future[Any]]:
         """Start reading stored vectors by id, in concurrent requests (ids travel in the URL,
         so a request's ids are bounded by length); :func:`_gather` collects them."""
-        ids, ns = list(dict.fromkeys(ids)), self.namespace if ns is None else ns
+        ids, ns = list(dict.fromkeys(ids)), ns or self.namespace
         sizes = [len(i.encode("utf-8")) * 3 + 5 for i in ids]
         return [self._submit(self._fetch_one, b, ns) for b in _split(ids, sizes, FETCH_URL)]
 
-    def _fetch(self, ids: Sequence[str], ns: str | None = None) -> dict[str, Any]:
+    def _fetch(self, ids: Sequence[str], ns: str = "") -> dict[str, Any]:
         """Stored vectors by id (one request in this thread, more at once)."""
         ids = list(dict.fromkeys(ids))
         if len(ids) == 1:
-            return self._fetch_one(ids, self.namespace if ns is None else ns)
+            return self._fetch_one(ids, ns or self.namespace)
         return _gather(self._fetch_start(ids, ns))
 
     def _fetch_chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -361,10 +350,8 @@ class PineconeDb(StoreKit):
         with self._lock:
             self._require_space()
             self._refresh_stats()
-            delta = bm25.new_delta()
-            for ids in self._all_ids():
-                for c in self._fetch_chunks(ids).values():
-                    bm25.account(delta, self._terms(c.text), +1)
+            every = (c for ids in self._all_ids() for c in self._fetch_chunks(ids).values())
+            delta = bm25.change((), (self._terms(c.text) for c in every))
             delta["a"] = delta["l"] / delta["n"] if delta["n"] else None
             self._replace_stats({**delta, "df": dict(delta["df"])}, force=True)
 
@@ -393,11 +380,7 @@ class PineconeDb(StoreKit):
                     )
             self._refresh_stats(listing.result())
             old = {i: decode(i, rec.metadata) for i, rec in _gather(reading).items()}
-            delta = bm25.new_delta()
-            for c in old.values():
-                bm25.account(delta, self._terms(c.text), -1)
-            for tfs in counts:
-                bm25.account(delta, tfs, +1)
+            delta = bm25.change([self._terms(c.text) for c in old.values()], counts)
             st, space = self._stats, self._require_space()
             n = st.n + delta["n"]
             avgdl = (st.total + delta["l"]) / n if n else 1.0
@@ -441,9 +424,7 @@ class PineconeDb(StoreKit):
             if not found:
                 return 0
             self._refresh_stats()
-            delta = bm25.new_delta()
-            for c in found.values():
-                bm25.account(delta, self._terms(c.text), -1)
+            delta = bm25.change(self._terms(c.text) for c in found.values())
             self._delete(sorted(found))
             change = bm25.net(delta)
             if change is not None:
