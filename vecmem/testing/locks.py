@@ -84,6 +84,14 @@ def _wait_held(proc: subprocess.Popen[str]) -> None:
         )
 
 
+def spawn_holder(spec: LockSpec, name: str, ttl: float) -> subprocess.Popen[str]:
+    """A process that takes lock ``name`` (built from ``spec``) and hangs until killed;
+    returns once it holds the lock. Kill it (``proc.kill()``) to simulate a crash."""
+    proc = _spawn(spec, "hold", name, ttl, 600)
+    _wait_held(proc)
+    return proc
+
+
 class LockSuite:
     """Mutual exclusion between processes, release, and recovery from a crashed or hung
     holder; override ``lock_spec``."""

@@ -8,6 +8,6 @@
 
 from __future__ import annotations
 
-from ag2_vecmem.store import VecmemKnowledgeStore
+from ag2_vecmem.store import AsyncLock, VecmemKnowledgeStore
 
-__all__ = ["VecmemKnowledgeStore"]
+__all__ = ["AsyncLock", "VecmemKnowledgeStore"]

@@ -15,7 +15,7 @@ from typing import Any
 from ag2.knowledge import ChangeCallback, ChangeSubscription, NoopChangeSubscription
 
 from vecmem.errors import InvalidInputError, NotFoundError
-from vecmem.knowledge_fs import ChangeEvent, KnowledgeStore
+from vecmem.knowledge_fs import ChangeEvent, KnowledgeStore, Lock
 from vecmem.registry import FILE_STORES
 
 
@@ -130,3 +130,29 @@ class VecmemKnowledgeStore:
     def close(self) -> None:
         if self._owned:
             self.store.close()
+
+
+class AsyncLock:
+    """A vecmem lock (:class:`~vecmem.knowledge_fs.RedisLock`,
+    :class:`~vecmem.knowledge_fs.PostgresAdvisoryLock`, :class:`~vecmem.state.StateLock`, ...)
+    with the async ``acquire(name, ttl=...)`` / ``release(name)`` that AG2's
+    ``LockedKnowledgeStore`` calls; each call runs in a worker thread.
+
+    >>> from ag2.knowledge import LockedKnowledgeStore
+    >>> from vecmem.knowledge_fs import LocalLock
+    >>> kb = LockedKnowledgeStore(VecmemKnowledgeStore("memory://"), AsyncLock(LocalLock()))
+    >>> import asyncio; asyncio.run(kb.write("/a.md", "x"))
+    """
+
+    def __init__(self, lock: Lock) -> None:
+        if not isinstance(lock, Lock):
+            raise InvalidInputError(
+                f"lock must have acquire(name, ttl) and release(name), got {type(lock).__name__}"
+            )
+        self.lock = lock
+
+    async def acquire(self, name: str, ttl: float = 30.0) -> bool:
+        return bool(await asyncio.to_thread(self.lock.acquire, name, ttl))
+
+    async def release(self, name: str) -> None:
+        await asyncio.to_thread(self.lock.release, name)

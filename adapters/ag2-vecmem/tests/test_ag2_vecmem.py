@@ -152,3 +152,40 @@ def test_on_change_delivers_events_or_asks_ag2_to_poll(
     seen = asyncio.run(scenario())
     if backend == "disk":
         assert "/memory/working.md" in seen and "/artifacts/x.md" not in seen
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_ag2_locked_store_excludes_another_process(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """AG2's own LockedKnowledgeStore on a vecmem store, with vecmem's cross-process locks:
+    a write is refused while another process holds its path's lock (nothing written) and
+    goes through once that process is killed."""
+    from ag2.knowledge import LockedKnowledgeStore
+    from ag2_vecmem import AsyncLock
+
+    from vecmem.knowledge_fs import PostgresAdvisoryLock, RedisLock
+    from vecmem.testing.locks import spawn_holder
+
+    url = request.getfixturevalue(f"{kind}_url")
+    cls = RedisLock if kind == "redis" else PostgresAdvisoryLock
+    spec = (f"vecmem.knowledge_fs.locks:{cls.__name__}", {"url": url})
+    inner = VecmemKnowledgeStore(f"sqlite:///{tmp_path}/kb.db", tenant="t")
+    impatient, patient = cls(url, wait=0), cls(url, wait=30)
+    kb = LockedKnowledgeStore(inner, AsyncLock(impatient))
+    holder = spawn_holder(spec, "store:write:/a.md", ttl=2)
+    try:
+        with pytest.raises(RuntimeError, match="acquire write lock"):
+            asyncio.run(kb.write("/a.md", "x"))
+        assert asyncio.run(inner.read("/a.md")) is None
+        asyncio.run(kb.write("/b.md", "other paths are free"))
+        holder.kill()
+        holder.wait(timeout=10)
+        asyncio.run(LockedKnowledgeStore(inner, AsyncLock(patient)).write("/a.md", "x"))
+        assert asyncio.run(inner.read("/a.md")) == "x"
+    finally:
+        holder.kill()
+        holder.communicate()
+        for lock in (impatient, patient):
+            lock.close()
+        inner.close()
