@@ -139,6 +139,14 @@ class QuotaExceededError(VecmemError, RuntimeError):
     """A limit (a tenant's quota, a request rate) would be exceeded; nothing was written."""
 
 
+class RateLimitedError(QuotaExceededError):
+    """Too many requests in the last minute; ``retry_after`` says in how many seconds one frees."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class SessionFullError(QuotaExceededError):
     """A session holds its ``max_messages`` and refuses more (overflow policy ``"refuse"``)."""
 
@@ -169,6 +177,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExceededError",
+    "RateLimitedError",
     "ScopeEscapeError",
     "SessionFullError",
     "StorageFullError",

@@ -34,7 +34,7 @@ from sqlalchemy import event
 from vecmem._deps import require
 from vecmem._keys import check_tenant
 from vecmem.conversations import partitions
-from vecmem.conversations.base import Message, OrderBy, Session
+from vecmem.conversations.base import Message, OrderBy, Session, TenantUsage
 from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
 from vecmem.db import Database, _retryable, normalize_url, translate
 from vecmem.errors import ConfigurationError
@@ -361,6 +361,9 @@ class AsyncSQLConversationStore:
 
     async def purge_expired(self) -> int:
         return await self._call("purge_expired", write=True, what="purging expired sessions")
+
+    async def usage(self) -> TenantUsage:
+        return await self._call("usage", write=False, what="measuring usage")
 
     async def branch_session(
         self, user_id: str, session_id: str, new_session_id: str, *, at: int

@@ -74,6 +74,16 @@ class Session:
     overflow: Overflow = "refuse"
 
 
+@dataclass(frozen=True)
+class TenantUsage:
+    """What a tenant stores: its live sessions, their messages and the UTF-8 bytes of their
+    contents (what per-tenant quotas count)."""
+
+    sessions: int = 0
+    messages: int = 0
+    content_bytes: int = 0
+
+
 @runtime_checkable
 class ConversationStore(Protocol):
     """Sessions and their messages, scoped to ``tenant``.
@@ -194,6 +204,10 @@ class ConversationStore(Protocol):
 
     def purge_expired(self) -> int:
         """Delete the tenant's expired sessions; returns how many."""
+        ...
+
+    def usage(self) -> TenantUsage:
+        """The tenant's live sessions, messages and content bytes."""
         ...
 
     def branch_session(
@@ -557,6 +571,9 @@ class AsyncConversationStore:
 
     async def purge_expired(self) -> int:
         return await asyncio.to_thread(self.store.purge_expired)
+
+    async def usage(self) -> TenantUsage:
+        return await asyncio.to_thread(self.store.usage)
 
     async def branch_session(
         self, user_id: str, session_id: str, new_session_id: str, *, at: int

@@ -38,6 +38,7 @@ from vecmem.conversations.base import (
     Message,
     OrderBy,
     Session,
+    TenantUsage,
     check_ids,
     check_page,
     message_dict,
@@ -421,6 +422,9 @@ class CachedConversationStore:
     # -- the rest goes to the store as is -------------------------------------------------------
     def purge_expired(self) -> int:
         return self.store.purge_expired()  # purged sessions had expired: cached as gone
+
+    def usage(self) -> TenantUsage:
+        return self.store.usage()
 
     def add_participant(
         self, user_id: str, session_id: str, participant: str, *, permission: Permission

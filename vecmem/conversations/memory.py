@@ -17,6 +17,7 @@ from vecmem.conversations.base import (
     Message,
     OrderBy,
     Session,
+    TenantUsage,
     check_ids,
     check_optional,
     check_page,
@@ -308,6 +309,17 @@ class _PythonConversationStore:
                 r.session for r in self._records(None) if not is_live(r.session.expires_at, now)
             ]
             return sum(self._remove(s.user_id, s.session_id) for s in gone)
+
+    def usage(self) -> TenantUsage:
+        require_owner(self.actor, None, "measure the tenant's usage")
+        with self._lock:
+            now = self.clock()
+            live = [r for r in self._records(None) if is_live(r.session.expires_at, now)]
+            return TenantUsage(
+                len(live),
+                sum(len(r.messages) for r in live),
+                sum(len(m.content.encode()) for r in live for m in r.messages),
+            )
 
     def _claim(self, user_id: str, session_id: str, now: float) -> None:
         rec = self._load(user_id, session_id)

@@ -111,7 +111,8 @@ def require(
 def require_owner(actor: str | None, user_id: str | None, what: str) -> None:
     """Calls spanning a user's sessions (listing, exporting, deleting all) are the owner's."""
     if actor is not None and user_id != actor:
-        raise PermissionDeniedError(f"{actor!r} cannot {what} of user {user_id!r}")
+        whose = f" of user {user_id!r}" if user_id else ""
+        raise PermissionDeniedError(f"{actor!r} cannot {what}{whose}")
 
 
 def merged(

@@ -32,6 +32,7 @@ from vecmem.conversations.base import (
     Message,
     OrderBy,
     Session,
+    TenantUsage,
     Usage,
     check_ids,
     check_optional,
@@ -762,6 +763,39 @@ class SQLConversationStore:
             return self._purge(conn, [(k.user_id, k.session_id) for k in keys])
 
         return self.db.transact(tx, what="purging expired sessions")
+
+    def usage(self) -> TenantUsage:
+        require_owner(self.actor, None, "measure the tenant's usage")
+        content: Any = M.content
+        if self.db.dialect == "postgresql":
+            size = sa.func.octet_length(content)
+        elif self.db.dialect == "sqlite":
+            size = sa.func.length(sa.cast(content, sa.LargeBinary))
+        else:
+            size = sa.func.length(content)  # MySQL/MariaDB: bytes
+        with self.db.read("measuring usage") as conn:
+            now = self.clock()
+            live = sa.and_(S.tenant == self.tenant, _live(now))
+            sessions, messages = conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(S.message_count), 0)).where(
+                    live
+                )
+            ).one()
+            nbytes = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(size), 0))
+                .select_from(
+                    MESSAGES.join(
+                        SESSIONS,
+                        sa.and_(
+                            S.tenant == M.tenant,
+                            S.user_id == M.user_id,
+                            S.session_id == M.session_id,
+                        ),
+                    )
+                )
+                .where(live)
+            ).scalar_one()
+        return TenantUsage(int(sessions), int(messages), int(nbytes))
 
     def _messages_of(self, conn: sa.Connection, user_id: str, session_id: str) -> list[Message]:
         rows = conn.execute(

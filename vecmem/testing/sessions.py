@@ -28,7 +28,7 @@ from vecmem.errors import (
 from vecmem.testing._factory import FactorySuite
 
 MakeStore = Callable[[str], ConversationStore]
-TTL = 0.4  # seconds: long enough for a slow server round trip, short for the suite
+TTL = 1.0  # seconds: long enough for a loaded machine between two calls, short for the suite
 
 
 def _texts(msgs: list[Message]) -> list[str]:
@@ -322,6 +322,20 @@ class SessionSuite(FactorySuite):
             with pytest.raises(InvalidInputError):
                 store.set_session_limits("u", "s", **kwargs)
         assert store.query_sessions() == []  # nothing half-written
+
+    def test_usage_counts_live_sessions_and_utf8_bytes(self, store: ConversationStore) -> None:
+        from vecmem.conversations.base import TenantUsage
+
+        assert store.usage() == TenantUsage(0, 0, 0)
+        store.add_messages("u", "a", [Message("user", "héllo"), Message("user", "✓")])
+        store.add_messages("v", "b", [Message("user", "1234")])
+        store.add_messages("u", "gone", [Message("user", "x" * 50)])
+        store.set_session_limits("u", "gone", ttl=TTL)
+        assert store.usage() == TenantUsage(3, 4, 6 + 3 + 4 + 50)
+        time.sleep(TTL + 0.1)
+        assert store.usage() == TenantUsage(2, 3, 13)
+        with pytest.raises(PermissionDeniedError):
+            store.acting_as("bob").usage()
 
     # -- participants -----------------------------------------------------------------------------
     def test_participants_are_enforced_by_the_store(self, store: ConversationStore) -> None:
