@@ -55,12 +55,22 @@ FAULT_ENV = "VECMEM_GRAPH_FAULT"
 "graph-replaced" (graph renamed into place, ann.json not yet)."""
 
 
-def new_index(dim: int, connectivity: int, expansion_add: int, expansion_search: int) -> Any:
+DTYPES = ("f32", "f16")
+"""Precisions the graph can keep its copy of the vectors in. The store re-scores the graph's
+candidates exactly against its float32 rows; with f16 (20k synthetic 384-d chunks, 2 busy
+cores) recall@10 was 0.998 against 1.0, the graph file 17.5 MiB against 32.1, its build 19 s
+against 42, a query 0.32 ms against 0.55. usearch's i8 is left out: recall@10 0.74, and still
+0.74 with 8 times the candidates (a 384-d unit vector's components round to a few levels)."""
+
+
+def new_index(
+    dim: int, connectivity: int, expansion_add: int, expansion_search: int, dtype: str = "f32"
+) -> Any:
     Index = usearch_index()
     return Index(
         ndim=dim,
         metric="ip",
-        dtype="f32",
+        dtype=dtype,
         connectivity=connectivity,
         expansion_add=expansion_add,
         expansion_search=expansion_search,
@@ -98,7 +108,9 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int | None:
+def build(
+    folder: Path, dim: int, connectivity: int, expansion_add: int, dtype: str = "f32"
+) -> int | None:
     """Bring the saved graph up to the committed rows (see the module docstring); returns the
     number of rows added, or ``None`` when another process holds the build lock."""
     from vecmem.stores._vectorfile import VectorFile
@@ -137,7 +149,8 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
         if saved is not None and saved["epoch"] == epoch and saved["upto"] <= upto:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 old = usearch_index().restore(str(folder / "ann.usearch"))
-                if old is not None and len(old) == saved["count"]:
+                same = old is not None and str(old.dtype) == f"ScalarKind.{dtype.upper()}"
+                if same and len(old) == saved["count"]:  # (another dtype: afresh)
                     keys = np.asarray(old.keys, dtype=np.int64)
                     gone = np.setdiff1d(keys, live, assume_unique=True)
                     dead = saved["dead"] + len(gone)
@@ -148,7 +161,7 @@ def build(folder: Path, dim: int, connectivity: int, expansion_add: int) -> int 
                     else:
                         dead = 0
         if index is None:
-            index = new_index(dim, connectivity, expansion_add, 64)
+            index = new_index(dim, connectivity, expansion_add, 64, dtype)
         try:
             starts = np.array([r[0] for r in ranges], dtype=np.int64)
             stops = np.array([r[1] for r in ranges], dtype=np.int64)
@@ -233,11 +246,12 @@ def remapped(
 
 def main(argv: list[str]) -> int:
     folder, dim, connectivity, expansion_add = Path(argv[0]), *map(int, argv[1:4])
+    dtype = argv[4] if len(argv) > 4 else "f32"
     try:
         os.nice(5)  # below the store's own writes and queries
     except OSError:
         pass
-    build(folder, dim, connectivity, expansion_add)
+    build(folder, dim, connectivity, expansion_add, dtype)
     return 0
 
 

@@ -169,6 +169,7 @@ class EmbeddedStore(MemoryStore):
         ann_connectivity: int = 16,
         ann_expansion_add: int = 128,
         ann_expansion_search: int = 96,
+        ann_dtype: str = "f32",
         lock_timeout: float = 30.0,
         background: bool = True,
         compact_at: float | None = COMPACT_AT,
@@ -180,6 +181,11 @@ class EmbeddedStore(MemoryStore):
             raise ConfigurationError(f"{self.path} exists and is not a folder")
         self.ann_threshold = ann_threshold
         self._ann_params = (ann_connectivity, ann_expansion_add, ann_expansion_search)
+        if ann_dtype not in _graph.DTYPES:
+            raise ConfigurationError(
+                f"ann_dtype must be one of {', '.join(_graph.DTYPES)}, got {ann_dtype!r}"
+            )
+        self.ann_dtype = ann_dtype  # the graph's copy of the vectors (re-scored in float32)
         self.lock_timeout = lock_timeout
         self.background = background  # build the graph beside as rows arrive (else: flush())
         if compact_at is not None and not 0 < compact_at < 1:
@@ -782,6 +788,7 @@ class EmbeddedStore(MemoryStore):
                     str(self._require_space().dim),
                     str(conn),
                     str(exp_add),
+                    self.ann_dtype,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -825,7 +832,9 @@ class EmbeddedStore(MemoryStore):
                 continue
             conn, exp_add, _ = self._ann_params
             try:
-                built = _graph.build(self.path, self._require_space().dim, conn, exp_add)
+                built = _graph.build(
+                    self.path, self._require_space().dim, conn, exp_add, self.ann_dtype
+                )
             except OSError as exc:
                 raise _os_error(exc, f"saving the HNSW graph to {self.path}") from exc
             except RuntimeError as exc:  # usearch says only "Failed to serialize into stream"

@@ -1,0 +1,85 @@
+"""The embedded store's HNSW graph in half precision (issue 16, part 6): the graph keeps its
+copy of the vectors as float16 and its candidates are re-scored exactly in float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vecmem.errors import ConfigurationError
+from vecmem.stores.embedded import EmbeddedStore
+from vecmem.types import Chunk, EmbeddingSpace
+
+DIM = 96
+SPACE = EmbeddingSpace("clustered-96", DIM)
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit vectors in tight clusters (neighbours close together, as real embeddings are)."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(5).normal(size=(40, DIM)).astype(np.float32)
+    v = centers[rng.integers(40, size=n)] + 0.3 * rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def filled(path: Path, dtype: str, vectors: np.ndarray) -> EmbeddedStore:
+    store = EmbeddedStore(
+        path, ann_threshold=100, ann_dtype=dtype, background=False, compact_at=None
+    )
+    store.connect(SPACE)
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}") for i in range(len(vectors))]
+    for i in range(0, len(chunks), 1000):
+        store.upsert(chunks[i : i + 1000], vectors[i : i + 1000])
+    store.flush()
+    return store
+
+
+def recall(store: EmbeddedStore, data: np.ndarray, queries: np.ndarray) -> float:
+    exact = np.argsort(-(queries @ data.T), axis=1)[:, :10]
+    found = 0
+    for q, want in zip(queries, exact):
+        got = {h.chunk.document_id for h in store.query(q, k=10)}
+        found += len(got & {f"d{i}" for i in want})
+    return found / (10 * len(queries))
+
+
+def test_a_half_precision_graph_finds_what_a_float32_one_does(tmp_path: Path) -> None:
+    data, queries = clustered(3000, 1), clustered(60, 2)
+    full = filled(tmp_path / "f32", "f32", data)
+    half = filled(tmp_path / "f16", "f16", data)
+    from usearch.index import Index
+
+    assert str(Index.restore(str(tmp_path / "f16" / "ann.usearch"), view=True).dtype).endswith(
+        "F16"
+    )
+    assert half._ann is not None and len(half._ann) == 3000
+    r_full, r_half = recall(full, data, queries), recall(half, data, queries)
+    assert r_half >= 0.97 and r_half >= r_full - 0.02, (r_half, r_full)
+    size = (tmp_path / "f16" / "ann.usearch").stat().st_size
+    assert size < 0.75 * (tmp_path / "f32" / "ann.usearch").stat().st_size
+    # scores are exact float32 similarities, not the graph's half-precision ones
+    hit = half.query(data[7], k=1)[0]
+    assert hit.chunk.document_id == "d7" and hit.score == pytest.approx(
+        float(data[7] @ data[7]), abs=1e-6
+    )
+    full.close()
+    half.close()
+
+
+def test_changing_the_graph_precision_builds_it_afresh(tmp_path: Path) -> None:
+    data = clustered(600, 3)
+    filled(tmp_path / "kb", "f32", data).close()
+    store = filled(tmp_path / "kb", "f16", data)  # the saved f32 graph is not extended
+    from usearch.index import Index
+
+    saved = Index.restore(str(tmp_path / "kb" / "ann.usearch"), view=True)
+    assert str(saved.dtype).endswith("F16") and len(saved) == 600
+    assert store.query(data[3], k=1)[0].chunk.document_id == "d3"
+    store.close()
+
+
+def test_an_unknown_graph_precision_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="ann_dtype"):
+        EmbeddedStore(tmp_path / "kb", ann_dtype="i8")
