@@ -17,6 +17,7 @@ or ``mariadb://...`` (PyMySQL, extra ``mysql``).
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
@@ -312,6 +313,9 @@ class Database:
             self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._migrated: set[str] = set()
         self._migrate_lock = threading.Lock()
+        self._schemas: dict[str, Database] = {}
+        if self.dialect == "postgresql":
+            event.listen(self.engine, "engine_connect", _follow_search_path)
 
     @property
     def safe_url(self) -> str:
@@ -557,6 +561,28 @@ class Database:
             finally:
                 raw.close()
 
+    def in_schema(self, schema: str) -> Database:
+        """This PostgreSQL database with every statement in ``schema`` (created if missing;
+        ``search_path`` is that schema alone), sharing the connection pool. Tables, the schema
+        version record and raw SQL all resolve there, so one schema cannot see another's.
+
+        >>> Database("postgresql://u@h/db").in_schema("tenant_a")  # doctest: +SKIP
+        """
+        if self.dialect != "postgresql":
+            raise ConfigurationError(f"schemas need PostgreSQL, not {self.dialect}")
+        with self._migrate_lock:
+            view = self._schemas.get(schema)
+            if view is None:
+                view = copy.copy(self)
+                view.engine = self.engine.execution_options(vecmem_search_path=schema)
+                view._reader = view.engine.execution_options(isolation_level="AUTOCOMMIT")
+                view._migrated, view._migrate_lock, view._schemas = set(), threading.Lock(), {}
+                quoted = self.engine.dialect.identifier_preparer.quote_identifier(schema)
+                with self.write(f"creating schema {schema}") as conn:
+                    conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+                self._schemas[schema] = view
+        return view
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
@@ -569,6 +595,28 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.safe_url!r})"
+
+
+def _follow_search_path(conn: sa.Connection) -> None:
+    """Point a pooled PostgreSQL connection at the schema its engine asks for (``in_schema``),
+    or back at the default; a ``SET`` only when that changes, committed at once so no later
+    rollback undoes it."""
+    want = conn.get_execution_options().get("vecmem_search_path")
+    pooled = conn.connection
+    if pooled.info.get("vecmem_search_path") == want:
+        return
+    raw = pooled.dbapi_connection
+    if raw is None:
+        return
+    quoted = conn.dialect.identifier_preparer.quote_identifier(want) if want else "DEFAULT"
+    cur = raw.cursor()
+    try:
+        cur.execute(f"SET search_path TO {quoted}")
+    finally:
+        cur.close()
+    if not getattr(raw, "autocommit", False):
+        raw.commit()
+    pooled.info["vecmem_search_path"] = want
 
 
 def open_database(

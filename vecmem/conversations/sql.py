@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -246,6 +247,20 @@ def _copy_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
             copy.write_row([row[c] for c in _COPY_COLUMNS])
 
 
+def tenant_schema(tenant: str) -> str:
+    """The PostgreSQL schema of ``tenant`` with ``schema_per_tenant``: ``vecmem_t_`` + the
+    tenant's letters and digits (lower case, up to 32) + a hash of the exact name, so names that
+    differ only in case or punctuation get their own schema.
+
+    >>> tenant_schema("Acme Corp")
+    'vecmem_t_acmecorp_a73cb456'
+    """
+    slug = "".join(c for c in tenant.lower() if c.isascii() and c.isalnum())[:32]
+    return (
+        f"vecmem_t_{slug}_{hashlib.sha256(tenant.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    )
+
+
 class SQLConversationStore:
     """Conversations in a relational database.
 
@@ -267,11 +282,17 @@ class SQLConversationStore:
         clock: Callable[[], float] = time.time,
         sqlite: SQLiteOptions | None = None,
         partition_messages: Period | None = None,
+        schema_per_tenant: bool = False,
     ) -> None:
         period = check_period(partition_messages)
         self.db, self._owned = open_database(db, sqlite=sqlite)
         self.tenant = check_tenant(tenant)
         self.clock = clock
+        self._root: Database | None = None  # with schema_per_tenant: the database of all
+        if schema_per_tenant:
+            if self.db.dialect != "postgresql":
+                raise ConfigurationError("schema_per_tenant needs PostgreSQL")
+            self._root, self.db = self.db, self.db.in_schema(tenant_schema(self.tenant))
         if period is not None and self.db.dialect != "postgresql":
             raise ConfigurationError("partition_messages needs PostgreSQL")
         self.db.migrate("conversations", MIGRATIONS)
@@ -284,6 +305,12 @@ class SQLConversationStore:
         self._copy = self.db.dialect == "postgresql" and self.db.engine.dialect.driver == "psycopg"
 
     def with_tenant(self, tenant: str) -> SQLConversationStore:
+        if self._root is not None:  # another tenant, another schema
+            other = SQLConversationStore(
+                self._root, tenant=tenant, clock=self.clock, schema_per_tenant=True
+            )
+            other.actor = self.actor
+            return other
         view = copy.copy(self)
         view._owned = False
         view.tenant = check_tenant(tenant)
@@ -977,4 +1004,4 @@ class SQLConversationStore:
 
     def close(self) -> None:
         if self._owned:
-            self.db.close()
+            (self._root or self.db).close()
