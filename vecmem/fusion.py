@@ -264,7 +264,10 @@ def _top(fused: np.ndarray, keys: np.ndarray, k: int, name: Callable[[int], str]
             cand = np.arange(m)
     else:
         cand = np.arange(m)
-    scores, names = fused[cand].tolist(), [name(x) for x in keys[cand].tolist()]
+    scores = fused[cand].tolist()
+    if len(set(scores)) == len(scores) and all(x == x for x in scores):  # no tie, no NaN
+        return cand[sorted(range(len(cand)), key=lambda i: -scores[i])[:k]]
+    names = [name(x) for x in keys[cand].tolist()]
     return cand[sorted(range(len(cand)), key=lambda i: (-scores[i], names[i]))[:k]]
 
 

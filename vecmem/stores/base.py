@@ -8,6 +8,8 @@ behaviour is the same on every backend. Stores that cannot run BM25 themselves k
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -196,6 +198,8 @@ def validate_query_vector(vector: Any, dim: int) -> np.ndarray:
         raise DimensionMismatchError(
             f"query vector has dimension {q.shape[0]}, the store has {dim}"
         )
+    if 0.0 < float(q @ q) < math.inf:  # finite and not all zeros: one pass (the usual case)
+        return q
     if not np.isfinite(q).all():
         raise InvalidInputError("query vector contains NaN or infinity")
     if not q.any():
