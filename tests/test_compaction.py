@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ import pytest
 from vecmem import VectorMemory
 from vecmem.cli import main as cli
 from vecmem.embedders import CachedEmbedder, HashingEmbedder
-from vecmem.errors import ConfigurationError
+from vecmem.errors import ConfigurationError, IntegrityError
 from vecmem.stores import _compact
 from vecmem.stores.embedded import EmbeddedStore
 from vecmem.stores.memory import MemoryStore
@@ -396,3 +397,33 @@ def test_repair_after_another_process_compacted(tmp_path: Path) -> None:
     assert m.search(docs["d150"], k=1, mode="vector")[0].document_id == "d150"
     m.close()
     assert_sound(path, {d: t for d, t in docs.items() if int(d[1:]) >= 100})
+
+
+def _bytes(path: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.suffix != ".lock"}
+
+
+def test_a_store_without_whole_checksums_is_refused_unchanged(tmp_path: Path) -> None:
+    """A format-1 store (no checksum records) and one whose records miss a range: rows without
+    a record cannot be copied under a checked CRC, so the compaction refuses with IntegrityError
+    (saying to open or repair it) and changes nothing, instead of dropping those vectors."""
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "embedded_format1_shifted", old)
+    before = _bytes(old)
+    with pytest.raises(IntegrityError, match="format 1"):
+        _compact.compact(old)
+    assert cli(["compact", str(old)]) == 2
+    assert _bytes(old) == before
+
+    path = tmp_path / "kb"
+    filled(path, 3000)  # several checksum ranges
+    with memory(path, compact_at=None) as m:
+        m.delete([f"d{i}" for i in range(0, 3000, 2)])
+    db = sqlite3.connect(path / "store.sqlite")
+    with db:
+        db.execute("DELETE FROM ranges WHERE start = (SELECT max(start) FROM ranges)")
+    db.close()
+    before = _bytes(path)
+    with pytest.raises(IntegrityError, match="repair"):
+        _compact.compact(path)
+    assert _bytes(path) == before and not list(path.glob("vectors.*.f32"))

@@ -174,6 +174,34 @@ def _copy(src: VectorFile, ranges: Sequence[Range], slots: np.ndarray, out: _Pac
         out.add(block[mine - lo])
 
 
+def db_file(db: sqlite3.Connection) -> str:
+    return str(db.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _check_tiling(file: Path, ranges: Sequence[Range], rows: int) -> None:
+    """Refuse a store whose checksum records do not tile its rows (damaged): rows without a
+    record could not be copied, so the compaction would drop them."""
+    top = 0
+    for start, stop, _ in ranges:
+        if start != top or stop <= start:
+            break
+        top = stop
+    if top != rows:
+        raise IntegrityError(
+            f"{file}: the checksum records do not cover vector rows {top}-{rows - 1}; run "
+            f"`vecmem repair {file.parent}` before compacting"
+        )
+
+
+def _check_copied(file: Path | str, packer: _Packer, rows: int) -> None:
+    """Every live row was copied (else the switch would leave chunks without vectors)."""
+    if packer.n != rows:
+        raise IntegrityError(
+            f"{file}: the compaction found {packer.n} of {rows} live vector rows under their "
+            "checksum records; nothing was changed"
+        )
+
+
 def _meta(db: sqlite3.Connection) -> dict[str, str]:
     return dict(db.execute("SELECT key, value FROM meta").fetchall())
 
@@ -224,6 +252,11 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
             db.execute("ROLLBACK")
             return CompactReport(0, 0, 0, 0, before, before, time.perf_counter() - t0)
         dim = _dim(meta, file)
+        if int(meta.get("format", 1)) < 2:
+            raise IntegrityError(
+                f"{file} has no vector checksums (format 1): open it with this vecmem first "
+                f"(it is upgraded, or asks for `vecmem repair {folder}`), then compact it"
+            )
         generation, epoch = int(meta.get("generation", 0)), int(meta.get("epoch", 0))
         old_name = vector_file_name(meta)
         n0 = int(meta.get("next_slot", 0))
@@ -233,6 +266,7 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
             (r[0] for r in db.execute("SELECT slot FROM chunks ORDER BY slot")), dtype=np.int64
         )
         ranges = db.execute("SELECT start, stop, crc FROM ranges ORDER BY start").fetchall()
+        _check_tiling(file, ranges, n0)
         if len(live) == n0 and not log_before:
             db.execute("ROLLBACK")
             return CompactReport(len(live), n0, n0, 0, before, before, time.perf_counter() - t0)
@@ -251,6 +285,7 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
             try:
                 packer = _Packer(dst)
                 _copy(src, ranges, live, packer)
+                _check_copied(file, packer, len(live))
                 graph = _renamed_graph(folder, epoch, n0, live)
                 _fault("compact-copied")
                 # 2. the switch
@@ -325,6 +360,7 @@ def _switch(
                 "SELECT start, stop, crc FROM ranges WHERE stop > ? ORDER BY start", (n0,)
             ).fetchall()
             _copy(src, tail, added, packer)
+        _check_copied(db_file(db), packer, len(live) + len(added))
         records = packer.finish()
         dst.sync()
         st = os.stat(dst.path)  # still our file (nobody else deletes it under compact.lock)
