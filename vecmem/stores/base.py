@@ -9,7 +9,6 @@ behaviour is the same on every backend. Stores that cannot run BM25 themselves k
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
