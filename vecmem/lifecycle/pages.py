@@ -1,7 +1,7 @@
 """Reading a whole store page by page (memory flat in its size), and opening stores by name.
 
 A store that implements :class:`~vecmem.stores.base.PagedStore` (memory, embedded, pgvector,
-LanceDB, Chroma, DuckDB, Qdrant) is read as keyset pages of ids (ascending), each page fetched
+LanceDB, Chroma, DuckDB, Qdrant, Pinecone, Milvus) is read as keyset pages of ids (ascending), each page fetched
 with ``get`` and ``get_vectors``; a filter is applied to each page with the reference semantics
 (:func:`vecmem.filters.matches`).
 """
@@ -37,7 +37,8 @@ class Pages:
         if not isinstance(store, PagedStore):
             raise ConfigurationError(
                 f"{type(store).__name__} cannot list its chunks page by page (it has no "
-                "page_ids(); memory, embedded, pgvector, LanceDB, Chroma, DuckDB and Qdrant have it)"
+                "page_ids(); memory, embedded, pgvector, LanceDB, Chroma, DuckDB, Qdrant, Pinecone and "
+                "Milvus have it)"
             )
         if page < 1:
             raise ConfigurationError(f"page must be at least 1, got {page}")

@@ -366,6 +366,21 @@ class Milvus(BesideKit):
 
             return self._keyword_search(kw, text, k, fetch, filter is not None)
 
+    def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``after``, ascending: the first page of a query
+        iterator (Milvus pages it in primary-key order; VARCHAR compares by bytes, so code-point
+        order), a keyset page (:class:`~vecmem.stores.base.PagedStore`)."""
+        self._require_space()
+        expr = f"id > {_lit(after)}" if after is not None else ""
+        with self._errors("page ids"):
+            it = self._c().query_iterator(
+                self.collection, batch_size=limit, filter=expr, output_fields=["id"]
+            )
+            try:
+                return [r["id"] for r in it.next()]
+            finally:
+                it.close()
+
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         return in_order(ids, {i: _chunk(r) for i, r in self._rows(ids).items()})
