@@ -370,6 +370,7 @@ class LanceDb(StoreKit):
         """Our ``commits`` took the table from ``before`` to ``after``, writing ``chunks`` and
         deleting ``gone``: the BM25 index follows, or is rebuilt if another writer committed in
         between (exact mode); native mode counts the rows its full-text index lacks."""
+        self._order = None  # the id order of an older version: memory freed at once
         if self.keyword_mode == "native":
             self._fts_written += len(chunks) + len(gone)
         elif after == before + commits and self._kw is not None:
@@ -521,9 +522,9 @@ class LanceDb(StoreKit):
         """Arrow tables of the rows of ``ids`` (``columns``, with ``id``): a page of
         :meth:`page_ids` taken by row id while the table is at that version, the rest (or rows
         a commit since moved) read by ``id IN (...)``."""
-        rest = list(dict.fromkeys(ids))
-        if self._order is not None and len(rest) > 1:
-            version, sorted_ids, rowids = self._order
+        rest, order = list(dict.fromkeys(ids)), self._order
+        if order is not None and len(rest) > 1:
+            version, sorted_ids, rowids = order
             start = bisect.bisect_left(sorted_ids, rest[0], key=lambda s: s.as_py())
             run = slice(start, start + len(rest))
             if sorted_ids[run].to_pylist() == rest and self._t().version == version:
