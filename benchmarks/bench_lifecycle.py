@@ -276,9 +276,9 @@ def _markdown(r: dict[str, Any]) -> str:
         (
             "Misses, said plainly: export runs at 2-11% of the raw clients' bulk reads (it "
             "reads through the store protocol, a keyset page of ids then `get` and "
-            "`get_vectors`, and writes JSONL, .npy and SHA-256s); LanceDB is slowest because "
-            "its `page_ids` reads the id column for every page (quadratic: cache the sorted "
-            "ids per table version) and `get` is an `id IN (...)` scan. The embedded 'raw "
+            "`get_vectors`, and writes JSONL, .npy and SHA-256s); LanceDB reads its ids once "
+            "per table version and takes each page by row id (until December 2026 every page "
+            "re-read the id column and scanned the table twice: quadratic). The embedded 'raw "
             "read' is the in-process arrays, not a disk read. Import writes through each "
             "store's own `upsert`, so it runs at about that store's own upsert rate (pgvector "
             "0.96 of it, embedded 0.54, LanceDB 0.74) and far below a raw `COPY` (pgvector "
