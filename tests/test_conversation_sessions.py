@@ -249,3 +249,40 @@ def test_the_asyncio_wrapper_forwards_session_calls() -> None:
         assert await store.purge_expired() == 0
 
     asyncio.run(run())
+
+
+REDIS_WRITER = """
+import sys, time
+from vecmem.conversations import Message
+from vecmem.conversations.redis import RedisConversationStore
+store = RedisConversationStore(sys.argv[1], tenant=sys.argv[2])
+time.sleep(max(0.0, float(sys.argv[4]) - time.time()))  # all start together
+for i in range(40):
+    store.add_messages("u", "s", [Message("user", f"{sys.argv[3]}-{i}")])
+store.close()
+"""
+
+
+@pytest.mark.server
+def test_redis_writers_in_several_processes_lose_nothing(redis_url: str) -> None:
+    """Each write rewrites the session's record: the tenant lock keeps concurrent processes
+    from overwriting one another's messages."""
+    import subprocess
+    import sys
+
+    from vecmem.conversations.redis import RedisConversationStore
+
+    tenant = f"procs-{uuid.uuid4().hex[:8]}"
+    start = str(time.time() + 5)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", REDIS_WRITER, redis_url, tenant, str(k), start])
+        for k in range(3)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    store = RedisConversationStore(redis_url, tenant=tenant)
+    got = store.get_messages("u", "s")
+    assert [m.seq for m in got] == list(range(120))
+    assert sorted(m.content for m in got) == sorted(f"{k}-{i}" for k in range(3) for i in range(40))
+    assert store.get_session("u", "s").message_count == 120
+    store.close()

@@ -70,6 +70,20 @@ class TestPostgresConversations(ConversationStoreSuite):
         return lambda: postgres_conversations
 
 
+@pytest.fixture(scope="module")
+def redis_conversations(redis_url: str) -> Iterator[Any]:
+    store = CONVERSATION_STORES.create(redis_url, tenant="t")
+    yield store
+    store.close()
+
+
+@pytest.mark.server
+class TestRedisConversations(ConversationStoreSuite):
+    @pytest.fixture
+    def store_factory(self, redis_conversations: Any) -> Any:
+        return lambda: redis_conversations
+
+
 @pytest.mark.server
 class TestMariaDBConversations(ConversationStoreSuite):
     @pytest.fixture

@@ -1,7 +1,8 @@
 """Conversation history: sessions keyed by ``(user_id, session_id)`` with their messages.
 
 Backends: :class:`MemoryConversationStore`, :class:`JSONConversationStore` (one JSON file per
-session) and :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB);
+session), :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB) and
+:class:`~vecmem.conversations.redis.RedisConversationStore` (``redis://``);
 :class:`AsyncConversationStore` wraps any of them for asyncio (in threads),
 :class:`CachedConversationStore` with a read cache (:class:`LRUCache`, :class:`RedisCache`);
 :class:`~vecmem.conversations.async_sql.AsyncSQLConversationStore` runs on native async drivers
@@ -42,6 +43,10 @@ def __getattr__(name: str) -> Any:  # SQLAlchemy loads on first use
         from vecmem.conversations.sql import SQLConversationStore
 
         return SQLConversationStore
+    if name == "RedisConversationStore":
+        from vecmem.conversations.redis import RedisConversationStore
+
+        return RedisConversationStore
     raise AttributeError(name)
 
 
@@ -110,6 +115,18 @@ def _server(
     )
 
 
+def _redis(
+    *,
+    url: str | None = None,
+    client: Any = None,
+    tenant: str = "default",
+    clock: Callable[[], float] = time.time,
+) -> Any:
+    from vecmem.conversations.redis import RedisConversationStore
+
+    return RedisConversationStore(url, client=client, tenant=tenant, clock=clock)
+
+
 def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:
     def factory(
         *, url: str | None = None, tenant: str = "default", clock: Callable[[], float] = time.time
@@ -143,6 +160,7 @@ CONVERSATION_STORES.register("file", _files, aliases=("json",))
 CONVERSATION_STORES.register("sqlite", _sqlite, aliases=("sqlite3",))
 CONVERSATION_STORES.register("postgres", _server, aliases=("postgresql", "pg", *PG_COMPATIBLE))
 CONVERSATION_STORES.register("mysql", _server, aliases=("mariadb",))
+CONVERSATION_STORES.register("redis", _redis, aliases=("rediss",))
 for _dialect, (_name, *_aliases) in _ASYNC_NAMES.items():
     CONVERSATION_STORES.register(_name, _async(_dialect, _ASYNC_NAMES[_dialect]), aliases=_aliases)
 
@@ -155,6 +173,7 @@ __all__ = [
     "MemoryConversationStore",
     "Message",
     "RedisCache",
+    "RedisConversationStore",
     "SQLConversationStore",
     "Session",
     "Usage",
