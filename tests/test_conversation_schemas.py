@@ -73,3 +73,12 @@ def test_rows_live_in_the_tenants_schema(database: Database) -> None:
 def test_schema_per_tenant_needs_postgres(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError):
         SQLConversationStore(f"sqlite:///{tmp_path}/c.db", schema_per_tenant=True)
+
+
+def test_the_registry_opens_a_schema_per_tenant(postgres_url: str, database: Database) -> None:
+    from vecmem.registry import CONVERSATION_STORES
+
+    store = CONVERSATION_STORES.create(postgres_url, tenant="reg-tenant", schema_per_tenant=True)
+    store.add_messages("u", "s", [Message("user", "hi")])
+    assert _tables_in(database, tenant_schema("reg-tenant"))["vecmem_conv_messages"] == 1
+    store.close()

@@ -33,6 +33,7 @@ from vecmem.conversations.base import (
 from vecmem.conversations.cache import CachedConversationStore, LRUCache, RedisCache
 from vecmem.conversations.json_files import JSONConversationStore
 from vecmem.conversations.memory import MemoryConversationStore
+from vecmem.conversations.quota import QuotaConversationStore, TenantQuota
 from vecmem.conversations.usage import UsageMetrics, usage_metrics
 from vecmem.errors import ConfigurationError
 from vecmem.registry import CONVERSATION_STORES, PG_COMPATIBLE
@@ -102,6 +103,7 @@ def _server(
     tenant: str = "default",
     clock: Callable[[], float] = time.time,
     partition_messages: Literal["day", "month"] | None = None,
+    schema_per_tenant: bool = False,
 ) -> Any:
     from vecmem.conversations.sql import SQLConversationStore
 
@@ -112,6 +114,7 @@ def _server(
         tenant=tenant,
         clock=clock,
         partition_messages=partition_messages,
+        schema_per_tenant=schema_per_tenant,
     )
 
 
@@ -172,10 +175,12 @@ __all__ = [
     "LRUCache",
     "MemoryConversationStore",
     "Message",
+    "QuotaConversationStore",
     "RedisCache",
     "RedisConversationStore",
     "SQLConversationStore",
     "Session",
+    "TenantQuota",
     "Usage",
     "UsageMetrics",
     "usage_metrics",
