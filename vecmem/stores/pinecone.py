@@ -43,10 +43,9 @@ from vecmem.errors import (
 )
 from vecmem.filters import Filter, matches
 from vecmem.stores import _pinecone_bm25 as bm25
+from vecmem.stores import kit
 from vecmem.stores._pinecone_layout import decode, encode, term_index, to_filter, vector_id
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, parse_url
-from vecmem.tokenize import Tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 FORMAT = 1
@@ -62,7 +61,7 @@ KeywordMode = Literal["exact", "native"]
 T = TypeVar("T")
 
 
-class PineconeDb(StoreKit):
+class PineconeDb(kit.StoreKit):
     """A vecmem store on a Pinecone index: dense + BM25 sparse vectors, exact BM25 scores.
 
     >>> from vecmem import VectorMemory
@@ -287,7 +286,7 @@ class PineconeDb(StoreKit):
 
     # ----------------------------------------------------------------- statistics
     def _terms(self, text: str) -> Counter[str]:
-        return Counter(cast(Tokenizer, self.tokenizer)(text))
+        return Counter(self._tokens(text))
 
     def _stats_ids(self) -> list[str]:
         return [i for ids in self._all_ids(self.meta_namespace, "stats-") for i in ids]
@@ -361,14 +360,13 @@ class PineconeDb(StoreKit):
     ) -> None:
         chunks = list(chunks)
         v = self._check_batch(chunks, vectors)
-        written = {c.id for c in chunks}
-        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        deletes = kit.other_deletes(chunks, delete_ids)
         if not chunks and not deletes:
             return
         with self._lock:
             # what the ids hold now (an overwrite takes the old text out of the statistics),
             # read while the batch is encoded
-            reading = self._fetch_start([vector_id(i) for i in [*written, *deletes]])
+            reading = self._fetch_start([vector_id(i) for i in [*(c.id for c in chunks), *deletes]])
             listing = self._submit(self._stats_ids)
             encoded = [encode(c) for c in chunks]
             counts = [self._terms(c.text) for c in chunks]
@@ -508,7 +506,7 @@ class PineconeDb(StoreKit):
                 return self._native_hits(plan, found, k)
             window = plan.window
             while True:
-                scored, proven = bm25.rescore(plan, found, k, cast(Tokenizer, self.tokenizer))
+                scored, proven = bm25.rescore(plan, found, k, self._tokens)
                 last = float(found[-1].score) if found else 0.0
                 beaten = len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5)
                 if (
@@ -557,17 +555,13 @@ class PineconeDb(StoreKit):
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
         found = self._fetch_chunks([vector_id(i) for i in ids])
-        return [found[vector_id(i)] for i in ids if vector_id(i) in found]
+        return kit.in_order(ids, {c.id: c for c in found.values()})
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        space = self._require_space()
-        vids = [vector_id(i) for i in ids]
-        found = self._fetch(vids)
-        missing = [i for i, v in zip(ids, vids) if v not in found]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        values = [found[v].values for v in vids]
-        return np.asarray(values, dtype=np.float32).reshape(len(ids), space.dim)
+        dim = self._require_space().dim
+        found = self._fetch([vector_id(i) for i in ids])
+        values = {i: found[vector_id(i)].values for i in ids if vector_id(i) in found}
+        return kit.vectors_in_order(ids, values, dim)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
@@ -576,10 +570,7 @@ class PineconeDb(StoreKit):
         for i in range(0, len(docs), 100):
             flt = {"_vm_doc": {"$in": docs[i : i + 100]}}
             found.update(self._select(flt, lambda c: c.document_id in wanted, True))
-        by_doc: dict[str, list[Chunk]] = {}
-        for c in sorted(found.values(), key=lambda c: c.id):
-            by_doc.setdefault(c.document_id, []).append(c)
-        return [c for d in docs for c in by_doc.get(d, [])]
+        return kit.by_document(docs, found.values())
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -649,7 +640,7 @@ def from_url(url: str) -> PineconeDb:
     (the key defaults to ``$PINECONE_API_KEY``), ``&keyword=native`` for Pinecone's own sparse
     scores (default ``exact``)."""
     params = ("namespace", "host", "api_key", "collection", "keyword")
-    u = parse_url(url, schemes=("pinecone",), params=params)
+    u = kit.parse_url(url, schemes=("pinecone",), params=params)
     index, q = u.path.strip("/"), u.query
     if not index:
         raise ConfigurationError(f"Pinecone URL {url!r} names no index: pinecone://INDEX")
