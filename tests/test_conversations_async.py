@@ -1,5 +1,5 @@
 """The shared conversation suite on the async stores (native async drivers: aiosqlite, psycopg's
-async API), driven through a bridge that runs each coroutine on one
+async API, asyncmy), driven through a bridge that runs each coroutine on one
 event loop in a background thread; plus the async API itself under concurrent tasks."""
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ def async_postgres(postgres_url: str) -> Iterator[SyncBridge]:
     yield from _open(postgres_url)
 
 
+@pytest.fixture(scope="module")
+def async_mariadb(mariadb_url: str) -> Iterator[SyncBridge]:
+    yield from _open(mariadb_url)
+
+
 class TestAsyncSQLiteConversations(ConversationStoreSuite):
     @pytest.fixture
     def store_factory(self, async_sqlite: SyncBridge) -> Any:
@@ -93,15 +98,24 @@ class TestAsyncPostgresConversations(ConversationStoreSuite):
         return lambda: async_postgres
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.server
+class TestAsyncMariaDBConversations(ConversationStoreSuite):
+    @pytest.fixture
+    def store_factory(self, async_mariadb: SyncBridge) -> Any:
+        return lambda: async_mariadb
+
+
+def _url(scheme: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if scheme == "sqlite":
+        return f"sqlite:///{tmp_path}/c.db"
+    return str(request.getfixturevalue(f"{scheme}_url"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"])
 def test_concurrent_tasks_and_sync_store_agree(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path}/c.db"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    url = _url(backend, tmp_path, request)
     from vecmem.registry import CONVERSATION_STORES
 
     async def scenario() -> None:
@@ -126,11 +140,9 @@ def test_concurrent_tasks_and_sync_store_agree(
     sync.close()
 
 
-def test_in_memory_sqlite_and_mysql_are_refused() -> None:
+def test_in_memory_sqlite_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="needs a file"):
         AsyncSQLConversationStore("sqlite://")
-    with pytest.raises(ConfigurationError, match="no async driver"):
-        AsyncSQLConversationStore("mysql://u:p@127.0.0.1:1/db")
 
 
 @pytest.mark.parametrize(
@@ -142,6 +154,9 @@ def test_in_memory_sqlite_and_mysql_are_refused() -> None:
         ("async_postgres", "postgres"),
         ("asyncpg", "postgres"),
         ("postgres_async", "postgres"),
+        ("async_mysql", "mariadb"),
+        ("aiomysql", "mariadb"),
+        ("mysql_async", "mariadb"),
     ],
 )
 def test_registry_names_open_the_async_store_on_an_async_driver(
@@ -149,15 +164,12 @@ def test_registry_names_open_the_async_store_on_an_async_driver(
 ) -> None:
     from vecmem.registry import CONVERSATION_STORES
 
-    url = (
-        f"sqlite:///{tmp_path}/r.db"
-        if scheme == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    url = _url(scheme, tmp_path, request)
     store = CONVERSATION_STORES.create(name, url=url, tenant=f"reg-{tmp_path.name}")
     assert isinstance(store, AsyncSQLConversationStore)
     assert store.engine.dialect.is_async
-    assert store.engine.dialect.driver == ("aiosqlite" if scheme == "sqlite" else "psycopg")
+    drivers = {"sqlite": "aiosqlite", "postgres": "psycopg", "mariadb": "asyncmy"}
+    assert store.engine.dialect.driver == drivers[scheme]
     by_scheme = CONVERSATION_STORES.create(
         url.replace(url.split("://")[0], name, 1), tenant=f"reg-{tmp_path.name}"
     )

@@ -455,7 +455,7 @@ CONVERSATION_STORES: Registry[Any] = Registry(
     builtin_modules=("vecmem.conversations",),
 )
 """Conversation stores: memory, file (JSON files), sqlite, postgres, mysql, and async_sqlite,
-async_postgres on native async drivers (aiosqlite, psycopg's async API)."""
+async_postgres, async_mysql on native async drivers (aiosqlite, psycopg's async API, asyncmy)."""
 
 STATE_STORES: Registry[Any] = Registry(
     "state store",

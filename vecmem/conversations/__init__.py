@@ -6,7 +6,7 @@ session), :class:`SQLConversationStore` (SQLite, PostgreSQL, MySQL/MariaDB) and
 :class:`AsyncConversationStore` wraps any of them for asyncio (in threads),
 :class:`CachedConversationStore` with a read cache (:class:`LRUCache`, :class:`RedisCache`);
 :class:`~vecmem.conversations.async_sql.AsyncSQLConversationStore` runs on native async drivers
-(``async_postgres``, ``async_sqlite`` in the registry). Create one by name or URL
+(``async_postgres``, ``async_mysql``, ``async_sqlite`` in the registry). Create one by name or URL
 through :data:`vecmem.registry.CONVERSATION_STORES`:
 
 >>> from vecmem.registry import CONVERSATION_STORES
@@ -142,21 +142,24 @@ def _async(dialect: str, names: tuple[str, ...]) -> Callable[..., Any]:
         base = scheme.split("+", 1)[0].lower()
         if base in names:  # async_postgres://... is postgresql://... on the async driver
             url = f"{dialect}://{rest}"
-        elif base not in (
-            (dialect, "postgres", "pg", *PG_COMPATIBLE) if dialect == "postgresql" else (dialect,)
-        ):
+        elif base not in _SCHEMES.get(dialect, (dialect,)):
             raise ConfigurationError(f"{url.split('://')[0]}:// is not a {dialect} URL")
         return AsyncSQLConversationStore(url, tenant=tenant, clock=clock)
 
     return factory
 
 
+# the names users type for each async store; all three run on native async drivers (psycopg,
+# aiosqlite, asyncmy: aiomysql 0.3.2 fails to escape bytes parameters with PyMySQL 1.2)
 _ASYNC_NAMES = {
     "postgresql": ("async_postgres", "asyncpg", "postgres_async"),
+    "mysql": ("async_mysql", "aiomysql", "mysql_async"),
     "sqlite": ("async_sqlite", "aiosqlite", "sqlite_async"),
 }
-# async_mysql (aiomysql, mysql_async) is not offered: aiomysql 0.3.2 fails to escape bytes
-# parameters with PyMySQL 1.2 (TypeError in Connection.escape), so it cannot pass the suite.
+_SCHEMES = {  # the URL schemes each async store accepts besides its own names
+    "postgresql": ("postgresql", "postgres", "pg", *PG_COMPATIBLE),
+    "mysql": ("mysql", "mariadb"),
+}
 
 CONVERSATION_STORES.register("memory", _memory)
 CONVERSATION_STORES.register("file", _files, aliases=("json",))

@@ -1,5 +1,5 @@
-"""Conversations on native async database drivers: psycopg's async API (PostgreSQL) and aiosqlite
-(SQLite), through SQLAlchemy's asyncio engine.
+"""Conversations on native async database drivers: psycopg's async API (PostgreSQL), asyncmy
+(MySQL/MariaDB) and aiosqlite (SQLite), through SQLAlchemy's asyncio engine.
 
 :class:`AsyncSQLConversationStore` runs the very statements of
 :class:`~vecmem.conversations.sql.SQLConversationStore` (one implementation of the schema,
@@ -39,10 +39,13 @@ from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
 from vecmem.db import Database, _retryable, normalize_url, translate
 from vecmem.errors import ConfigurationError
 
-# MySQL/MariaDB is left out: aiomysql 0.3.2 fails to escape bytes parameters with PyMySQL 1.2.
+# dialect -> (SQLAlchemy driver, module, pip extra). MySQL/MariaDB runs on asyncmy, not aiomysql:
+# aiomysql 0.3.2 fails to escape bytes parameters (vecmem's VARBINARY keys) with PyMySQL 1.2.
 _ASYNC_DRIVERS = {
     "postgresql": ("psycopg", "psycopg", "postgres"),
     "sqlite": ("aiosqlite", "aiosqlite", "async-sqlite"),
+    "mysql": ("asyncmy", "asyncmy", "async-mysql"),
+    "mariadb": ("asyncmy", "asyncmy", "async-mysql"),
 }
 
 
@@ -102,7 +105,8 @@ class _Bound:
 class AsyncSQLConversationStore:
     """An asyncio conversation store on a native async driver (same tables as the sync one).
 
-    ``url``: ``postgresql://`` (psycopg async) or ``sqlite:///file.db`` (aiosqlite); its
+    ``url``: ``postgresql://`` (psycopg async), ``mysql://`` (asyncmy) or ``sqlite:///file.db``
+    (aiosqlite); its
     methods are coroutines with the sync protocol's signatures.
     """
 
@@ -128,6 +132,8 @@ class AsyncSQLConversationStore:
             _period = schema._period  # messages partitioned by date: see add_messages
             schema.close()
             options: dict[str, Any] = {"pool_pre_ping": not aurl.startswith("sqlite")}
+            if aurl.startswith(("mysql", "mariadb")):
+                options["pool_recycle"] = 3600  # as the sync store: before wait_timeout
             if aurl.startswith("sqlite"):
                 options["connect_args"] = {"timeout": 30}
             try:
