@@ -164,3 +164,26 @@ def test_another_process_writes_are_seen(tmp_path: Path, redis_url: str) -> None
         assert store.get_session("u", "s").message_count == len(got)
     assert len(got) == 6
     store.close()
+
+
+def test_redis_versions_outlive_the_values_stored_under_them(redis_url: str) -> None:
+    """A version counter that expired while a value stored under it lived on would restart at
+    0 and, after writes, reach that value's version again: a stale read."""
+    cache = RedisCache(redis_url, ttl=5, prefix=f"ttl-{uuid.uuid4().hex[:8]}")
+    key = ("t", "u", "s")
+    cache.invalidate([key])
+    _, stamp = cache.get(key, ("session",))
+    cache.put(key, ("session",), _session("v1"), stamp)
+    name = cache._name(key)
+    value_ttl = cache.client.ttl(f"{name}:{stamp.decode()}")
+    assert 0 < value_ttl <= 5 < cache.client.ttl(name)
+    cache.client.expire(name, 1)  # nearly gone: the next value stored renews it
+    _, stamp = cache.get(key, ("messages", None, 0, False))
+    cache.put(key, ("messages", None, 0, False), _page(), stamp)
+    assert cache.client.ttl(name) > 5
+
+
+def _page() -> Any:
+    from vecmem.conversations.cache import _Page
+
+    return _Page(None, [])

@@ -144,12 +144,14 @@ _GET = """
 local v = redis.call('GET', KEYS[1]) or '0'
 return {v, redis.call('HGET', KEYS[1] .. ':' .. v, ARGV[1]) or false}
 """
-# store only if no write happened since the read began
+# store only if no write happened since the read began; the version counter's life is renewed
+# with every value stored under it, so it outlives them all (it resets to 0 only when none is left)
 _PUT = """
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
 local h = KEYS[1] .. ':' .. ARGV[1]
 redis.call('HSET', h, ARGV[2], ARGV[3])
 redis.call('EXPIRE', h, ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 _BUMP = """
@@ -181,6 +183,7 @@ class RedisCache:
             raise ConfigurationError(f"ttl must be whole seconds >= 1, got {ttl!r}")
         self.client = connect_redis(url, client)
         self.ttl, self.prefix = ttl, prefix
+        self._version_ttl = ttl * 10 + 60  # longer than any value stored under a version
         self.hits = self.misses = 0
         self._get = self.client.register_script(_GET)
         self._put = self.client.register_script(_PUT)
@@ -227,16 +230,15 @@ class RedisCache:
             "writing the cache",
             self._put,
             keys=[self._name(key)],
-            args=[stamp, json.dumps(part), json.dumps(data), self.ttl],
+            args=[stamp, json.dumps(part), json.dumps(data), self.ttl, self._version_ttl],
         )
 
     def invalidate(self, keys: Sequence[Key]) -> None:
-        # version counters outlive every value stored under them
         self._call(
             "invalidating the cache",
             self._bump,
             keys=[self._name(k) for k in keys],
-            args=[self.ttl * 10 + 60],
+            args=[self._version_ttl],
         )
 
 
