@@ -37,13 +37,12 @@ from vecmem.errors import (
     ConfigurationError,
     InvalidInputError,
     StoreLockedError,
-    UnsupportedFilterError,
     VecmemError,
 )
-from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.filters import Filter, Translator
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, parse_url
+from vecmem.stores.kit import StoreKit, in_order, parse_url, vectors_in_order
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -80,44 +79,51 @@ def to_sql(f: Filter | None) -> SQL:
     >>> to_sql(parse_filter({"n": {"$gt": 2}}))[1]
     ['/n', '/n', 2.0]
     """
-    if f is None:
-        return "TRUE", []
-    if isinstance(f, Not):
-        sql, params = to_sql(f.item)
-        return f"(NOT {sql})", params
-    if isinstance(f, (And, Or)):
-        parts = [to_sql(x) for x in f.items]
-        joiner = " AND " if isinstance(f, And) else " OR "
-        return "(" + joiner.join(s for s, _ in parts) + ")", [p for _, ps in parts for p in ps]
-    sql, params = _cond(f)
+    return ("TRUE", []) if f is None else _Sql()(f)
+
+
+def _join(word: str, items: list[SQL]) -> SQL:
+    return "(" + f" {word} ".join(s for s, _ in items) + ")", [p for _, ps in items for p in ps]
+
+
+def _leaf(sql: str, params: list[Any]) -> SQL:
     return f"COALESCE({sql}, FALSE)", params  # a missing field is false, never NULL
 
 
-def _cond(c: Cond) -> SQL:
-    path, op, v = _pointer(c.field), c.op, c.value
-    if op == "exists":
-        return f"(json_type(meta, ?) IS {'NOT ' if v else ''}NULL)", [path]
-    if op in ("eq", "ne", "in", "nin"):
-        parts = [_eq("meta", path, x) for x in ((v,) if op in ("eq", "ne") else v)]
-        sql = "(" + " OR ".join(s for s, _ in parts) + ")" if parts else "FALSE"
-        params = [p for _, ps in parts for p in ps]
-        return (f"(NOT COALESCE({sql}, FALSE))" if op in ("ne", "nin") else sql), params
-    if op == "contains":
-        inner, params = _eq("x", None, v)
+class _Sql(Translator[SQL]):
+    def and_(self, items: list[SQL]) -> SQL:
+        return _join("AND", items)
+
+    def or_(self, items: list[SQL]) -> SQL:
+        return _join("OR", items) if items else ("FALSE", [])
+
+    def not_(self, item: SQL) -> SQL:
+        return f"(NOT {item[0]})", item[1]
+
+    def eq(self, field: str, value: Any) -> SQL:
+        return _leaf(*_eq("meta", _pointer(field), value))
+
+    def exists(self, field: str) -> SQL:
+        return _leaf("(json_type(meta, ?) IS NOT NULL)", [_pointer(field)])
+
+    def contains(self, field: str, value: Any) -> SQL:
+        inner, params = _eq("x", None, value)
+        path = _pointer(field)
         # TRY_CAST: AND does not stop DuckDB from casting the rows whose value is no array
-        sql = (
+        return _leaf(
             f"(json_type(meta, ?) = 'ARRAY' AND len(list_filter(TRY_CAST(json_extract(meta, ?) "
-            f"AS JSON[]), lambda x: {inner})) > 0)"
+            f"AS JSON[]), lambda x: {inner})) > 0)",
+            [path, path, *params],
         )
-        return sql, [path, path, *params]
-    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}.get(op)
-    if sym is None:
-        raise UnsupportedFilterError(f"DuckDb cannot express the operator ${op}")
-    sql = (
-        f"(json_type(meta, ?) IN {_NUM} AND TRY_CAST(json_extract_string(meta, ?) AS DOUBLE)"
-        f" {sym} ?)"
-    )
-    return sql, [path, path, float(v)]
+
+    def compare(self, field: str, op: str, value: float) -> SQL:
+        sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        path = _pointer(field)
+        return _leaf(
+            f"(json_type(meta, ?) IN {_NUM} AND TRY_CAST(json_extract_string(meta, ?) AS DOUBLE)"
+            f" {sym} ?)",
+            [path, path, float(value)],
+        )
 
 
 def _encode_meta(c: Chunk) -> str:
@@ -387,8 +393,7 @@ class DuckDb(StoreKit):
             [list(ids)],
             "get",
         )
-        found = {r[0]: _chunk(r) for r in rows}
-        return [found[i] for i in ids if i in found]
+        return in_order(ids, {r[0]: _chunk(r) for r in rows})
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Up to ``limit`` ids greater than ``after``, ascending (DuckDB compares VARCHAR by
@@ -408,11 +413,7 @@ class DuckDb(StoreKit):
             [list(ids)],
             "get",
         )
-        found = dict(rows)
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+        return vectors_in_order(ids, dict(rows), dim)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
