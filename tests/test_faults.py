@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import sqlite3
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,6 +39,24 @@ from vecmem.errors import StorageFullError
 from vecmem.stores import _compact, _graph, embedded
 from vecmem.stores.embedded import EmbeddedStore
 
+
+def _tqdm_lock_per_process() -> None:
+    """tqdm guards its bars (which the facade creates even when disabled) with a
+    multiprocessing lock that forked children share, and a monitor thread takes it now and
+    then: a child SIGKILLed while holding it blocked this process for good (seen: the random
+    schedule hung, both threads waiting on the lock). A per-process lock, no monitor."""
+    import tqdm.auto
+    import tqdm.std
+
+    for cls in {tqdm.std.tqdm, tqdm.auto.tqdm}:
+        if cls.monitor is not None:
+            cls.monitor.exit()
+            cls.monitor = None
+        cls.monitor_interval = 0
+        cls.set_lock(threading.RLock())
+
+
+_tqdm_lock_per_process()
 DIM = 96
 VOCAB = [
     f"{a}{b}"
