@@ -8,7 +8,9 @@ cost), so :func:`usage_metrics` sums the messages themselves, grouped by any of 
 
 On a SQL store this is one ``GROUP BY`` in the database; on the memory and JSON-file stores a
 pass over the records. Messages without usage are not counted; messages removed (trimmed,
-deleted) no longer count, while a session's running totals keep them.
+deleted) no longer count, while a session's running totals keep them; nor do the messages of an
+expired session, purged or not (reads do not see it either). A participant's view
+(``acting_as``) measures the participant's own sessions only.
 
 >>> from vecmem.conversations import MemoryConversationStore, Message, Usage
 >>> store = MemoryConversationStore()
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vecmem._keys import check_name
+from vecmem.conversations.sessions import is_live, require_owner
 from vecmem.errors import InvalidInputError
 
 Dimension = Literal["day", "user_id", "agent_id", "model"]
@@ -128,6 +131,10 @@ def usage_metrics(
         check_name("user_id", user_id)
     if agent_id is not None:
         check_name("agent_id", agent_id)
+    actor = getattr(store, "actor", None)
+    if actor is not None:  # a participant's view measures its own sessions, as it lists them
+        user_id = user_id or actor
+        require_owner(actor, user_id, "measure the usage")
     from vecmem.conversations.memory import _PythonConversationStore
     from vecmem.conversations.sql import SQLConversationStore
 
@@ -137,7 +144,12 @@ def usage_metrics(
         return sql_usage(store, dims, since=since, until=until, user_id=user_id, agent_id=agent_id)
     if isinstance(store, _PythonConversationStore):
         with store._lock:
-            records = [(r.session, list(r.messages)) for r in store._records(user_id)]
+            now = store.clock()
+            records = [
+                (r.session, list(r.messages))
+                for r in store._records(user_id)
+                if is_live(r.session.expires_at, now)  # expired sessions are gone, purged or not
+            ]
     else:
         records = [
             (s, store.get_messages(s.user_id, s.session_id)) for s in _all_sessions(store, user_id)

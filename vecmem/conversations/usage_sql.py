@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vecmem.conversations.sql import MESSAGES, SESSIONS
+from vecmem.conversations.sql import MESSAGES, SESSIONS, _live
 from vecmem.conversations.usage import DAY, Dimension, UsageMetrics, day_of, sort_key
 
 M, S = MESSAGES.c, SESSIONS.c
@@ -45,7 +45,8 @@ def sql_usage(
         SESSIONS,
         sa.and_(S.tenant == M.tenant, S.user_id == M.user_id, S.session_id == M.session_id),
     )
-    conds = [M.tenant == store.tenant, M.input_tokens.is_not(None)]
+    # an expired session is gone, purged or not
+    conds = [M.tenant == store.tenant, M.input_tokens.is_not(None), _live(store.clock())]
     if since is not None:
         conds.append(M.created_at >= since)
     if until is not None:

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from vecmem.conversations import ConversationStore, Message, Usage, usage_metrics
-from vecmem.errors import InvalidInputError
+from vecmem.errors import InvalidInputError, PermissionDeniedError
+from vecmem.testing.sessions import TTL
 
 D = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc).timestamp()
 H = 3600.0
@@ -77,6 +79,34 @@ class UsageSuite:
         assert [(r.day, r.input_tokens) for r in bob] == [("2026-12-01", 100), ("2026-12-03", 1)]
         assert usage_metrics(store, since=D + 100 * H) == []
         assert usage_metrics(store, user_id="nobody") == []
+
+    def test_usage_leaves_out_expired_sessions(self, store: ConversationStore) -> None:
+        """An expired session is gone for reads and ``usage()``, purged or not: its messages
+        no longer count, and a write that starts it afresh counts only what it writes."""
+        self._fill(store)
+        store.set_session_limits("bob", "s1", ttl=TTL)
+        time.sleep(TTL + 0.1)
+        assert [
+            (r.user_id, r.input_tokens, r.sessions) for r in usage_metrics(store, by=["user_id"])
+        ] == [
+            ("ann", 37, 2),
+            ("bob", 1, 1),
+        ]
+        store.add_messages("bob", "s1", [Message("assistant", "x", usage=Usage(4, 0, "m", None))])
+        bob = usage_metrics(store, by=[], user_id="bob")
+        assert [(r.input_tokens, r.messages, r.sessions) for r in bob] == [(5, 2, 2)]
+
+    def test_usage_of_a_participant_view_is_its_own(self, store: ConversationStore) -> None:
+        """A participant's view measures the participant's own sessions, as its
+        ``query_sessions`` lists them; another user's usage is refused."""
+        self._fill(store)
+        store.add_participant("ann", "s1", "bob", permission="read")
+        bob = store.acting_as("bob")
+        assert [(r.user_id, r.input_tokens) for r in usage_metrics(bob, by=["user_id"])] == [
+            ("bob", 101)
+        ]
+        with pytest.raises(PermissionDeniedError):
+            usage_metrics(bob, user_id="ann")
 
     def test_usage_rejects_bad_arguments(self, store: ConversationStore) -> None:
         bad: list[dict[str, Any]] = [
