@@ -291,13 +291,15 @@ def rocchio(S: Split, V, *, fb=5, beta=0.5):
 
 
 class Legs:
-    """Both legs' top-d candidates of every query, merged: arrays nq x 2d (-inf = absent)."""
+    """Both legs' candidates of every query (the vector leg's top d, the keyword leg's top dk,
+    default d), merged: arrays nq x (d + dk) (-inf = absent)."""
 
-    def __init__(self, S: Split, V, K, d):
+    def __init__(self, S: Split, V, K, d, dk=None):
         self.S = S
-        Vt, Kt = truncate(V, d), truncate(K, d)
+        dk = d if dk is None else dk
+        Vt, Kt = truncate(V, d), truncate(K, dk)
         vid = np.argsort(-Vt, axis=1, kind="stable")[:, :d]
-        kid = np.argsort(-Kt, axis=1, kind="stable")[:, :d]
+        kid = np.argsort(-Kt, axis=1, kind="stable")[:, :dk]
         ids = np.concatenate([vid, kid], 1)
         v = np.take_along_axis(Vt, ids, 1)
         k = np.take_along_axis(Kt, ids, 1)
