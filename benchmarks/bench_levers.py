@@ -120,17 +120,16 @@ NOTES = (
     "abstract a query: the feedback drifts away from it). Rocchio (fb=3) lowers SciFact's "
     "vector leg, adds 0.0004 / 0.0047 to the hybrid on the train splits and loses 0.002 / "
     "0.001 on the held-out ones, for a second vector search per query: not kept. Feedback could "
-    "still be switched per query by a signal without judgements (e.g. the spread of the first "
-    "pass's top scores); not tried in this session. Title x2 in BM25: +0.0017 / +0.0004 in the "
+    "still be switched per query by a signal without judgements: RM3 on short queries only is "
+    'measured in "fusion-levers-more". Title x2 in BM25: +0.0017 / +0.0004 in the '
     "hybrid on train, +0.004 / -0.001 held out; every store tokenizes a chunk's text alone, so "
     "it needs a field-aware keyword index in every backend for that: not kept. Query length: on "
     "NFCorpus train the keyword leg wins on one-word queries and the vector leg on long ones, "
     "and the hybrid's margin shrinks with length; on SciFact it does not move, so no "
     "length-aware setting is shipped. Candidate depth: 100, 200 and 400 are in `vecmem tune`'s "
-    'grid ("fusion"); the rule keeps 100. Document-level fusion of chunked documents was not '
-    "measured: it needs the corpora embedded again as chunks, which two shared cores could not "
-    "do in this session (one pass over both corpora took 45 minutes). MMR stays off (not "
-    "measured here). The harness matches `vecmem eval` on the shipped hybrid to 4 decimals "
+    'grid ("fusion"); the rule keeps 100. Depth per leg, MMR, the keyword tokenizer and BM25 '
+    "formula, the text past 256 word pieces and document-level fusion of a chunked index: "
+    '"fusion-levers-more". The harness matches `vecmem eval` on the shipped hybrid to 4 decimals '
     "(0.7276 / 0.3339); legs differ by at most 0.0003 (ties)."
 )
 
