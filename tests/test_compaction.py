@@ -427,3 +427,33 @@ def test_a_store_without_whole_checksums_is_refused_unchanged(tmp_path: Path) ->
     with pytest.raises(IntegrityError, match="repair"):
         _compact.compact(path)
     assert _bytes(path) == before and not list(path.glob("vectors.*.f32"))
+
+
+def test_the_wal_file_does_not_keep_the_vacuums_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VACUUM writes the whole database through the WAL; with a reader holding a snapshot the
+    final checkpoint cannot truncate it. Later writes cut it back to the limit
+    (``journal_size_limit``), so the space the compaction freed is not kept in the WAL."""
+    monkeypatch.setattr(_compact, "WAL_LIMIT", 256 * 1024)
+    path = tmp_path / "kb"
+    filled(path, 4000)
+    with memory(path, compact_at=None) as m:
+        m.delete([f"d{i}" for i in range(0, 4000, 2)])
+    m = memory(path, compact_at=None)  # a process that keeps the store open throughout
+    m.add([text(19_999)], ids=["before"])
+    reader = sqlite3.connect(path / "store.sqlite")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM chunks").fetchone()  # a snapshot held open
+    assert _compact.compact(path) is not None
+    wal = path / "store.sqlite-wal"
+    big = wal.stat().st_size
+    assert big > 1024 * 1024  # the VACUUM's pages, not truncated under the reader
+    reader.rollback()
+    reader.close()
+    with m:
+        for i in range(3):
+            m.add([text(20_000 + i)], ids=[f"after{i}"])
+            m.store._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[attr-defined]
+        # (checked while the store is open: the last connection to close deletes the WAL)
+        assert wal.stat().st_size <= 256 * 1024 + 64 * 1024, (big, wal.stat().st_size)

@@ -64,6 +64,10 @@ COMPACT_AT = 0.3
 which it compacts itself (``EmbeddedStore(compact_at=...)``; ``None`` turns it off)."""
 COMPACT_MIN_DEAD = 4096
 """...and never for fewer dead rows than this (a small store's dead rows cost little)."""
+WAL_LIMIT = 64 << 20
+"""Bytes the store's SQLite WAL file is cut back to after a checkpoint (``journal_size_limit``):
+VACUUM writes the whole database through the WAL, and without a limit the file would keep that
+size when readers kept the final checkpoint from truncating it."""
 FAULT_ENV = "VECMEM_COMPACT_FAULT"
 """Fault injection for the fault suite: the compaction kills itself (SIGKILL) at this point:
 "compact-copied" (new file written, nothing committed), "compact-commit" (just before the
@@ -245,6 +249,7 @@ def _compact(folder: Path, file: Path, lock_timeout: float, vacuum: bool) -> Com
         # the switch must be durable before the old file goes (WAL + NORMAL may lose the last
         # commits on a power cut, FULL syncs the WAL at each commit)
         db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         # 1. the snapshot and the copy
         db.execute("BEGIN")
         meta = _meta(db)

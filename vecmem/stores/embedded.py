@@ -266,6 +266,9 @@ class EmbeddedStore(MemoryStore):
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
         db.execute("PRAGMA synchronous=NORMAL")
+        # the WAL file is cut back to this after a checkpoint (else it keeps its largest size:
+        # a compaction's VACUUM writes the whole database through it)
+        db.execute(f"PRAGMA journal_size_limit={_compact.WAL_LIMIT}")
         if (
             db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ranges'").fetchone()[0]
             == 0
