@@ -39,6 +39,15 @@ TERM_CACHE = 1 << 22
 the index's postings or 65,536; see ``BM25Index._term_parts``)."""
 
 
+class _Vocab(dict[str, int]):
+    """Term -> id; a word looked up with ``[]`` that is not there yet gets the next id (ids stay
+    dense, in order of first appearance). Queries test ``in`` first and never add words."""
+
+    def __missing__(self, word: str) -> int:
+        self[word] = i = len(self)
+        return i
+
+
 class _Grow:
     """A growable 1-D numpy array (amortised O(1) append)."""
 
@@ -76,7 +85,7 @@ class BM25Index:
         if k1 < 0 or not 0 <= b <= 1:
             raise ConfigurationError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
-        self.vocab: dict[str, int] = {}
+        self.vocab: dict[str, int] = _Vocab()
         self._lock = threading.RLock()
         # per-slot arrays (index = slot)
         self._doc_len = _Grow(np.float64)
@@ -121,7 +130,7 @@ class BM25Index:
             if self._used.a[slots].any():
                 raise InvalidInputError("a BM25 slot cannot be reused; use a new slot")
             vocab = self.vocab
-            t, tfs, counts, lengths = _postings(docs, vocab)
+            t, tfs, counts, lengths = _postings(docs, vocab)  # type: ignore[arg-type]
             start = self._p_term.n
             self._p_term.extend(t)
             self._p_slot.extend(np.repeat(slots, counts))
@@ -344,7 +353,7 @@ class BM25Index:
     def from_state(cls, st: dict[str, np.ndarray]) -> BM25Index:
         k1, b, eps = (float(x) for x in st["params"])
         idx = cls(k1=k1, b=b, epsilon=eps)
-        idx.vocab = {str(t): i for i, t in enumerate(st["vocab"])}
+        idx.vocab = _Vocab((str(t), i) for i, t in enumerate(st["vocab"]))
         used = int(st["used"][0])
         for g in (idx._doc_len, idx._live, idx._used, idx._start, idx._count):
             g.reserve(used)
@@ -445,7 +454,7 @@ class _Segment:
 
 
 def _postings(
-    docs: Sequence[Sequence[str]], vocab: dict[str, int]
+    docs: Sequence[Sequence[str]], vocab: _Vocab
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each document's distinct terms and their frequencies, document by document (terms in id
     order), adding new words to ``vocab``; and per document its number of distinct terms and
@@ -453,8 +462,7 @@ def _postings(
     ingest spent most of its BM25 time in that loop."""
     lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
     flat = list(chain.from_iterable(docs))
-    new = [w for w in dict.fromkeys(flat) if w not in vocab]
-    vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
+    # one dict lookup a token; a new word gets the next id on the way (_Vocab.__missing__)
     tid = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
     size = max(len(vocab), 1)
     key = np.repeat(np.arange(len(docs), dtype=np.int64), lengths) * size + tid

@@ -35,7 +35,7 @@ from vecmem.stores.base import (
 )
 from vecmem.tokenize import DefaultTokenizer, Tokenizer
 from vecmem.types import Chunk, Document, EmbeddingSpace, Hit, Scores, content_hash
-from vecmem.validation import check_metadata, check_text, show
+from vecmem.validation import check_metadata, check_text, is_valid_unicode, show
 
 if TYPE_CHECKING:
     from vecmem.stores.embedded import RepairReport
@@ -379,7 +379,8 @@ class VectorMemory:
             if not isinstance(c.text, str) or not c.text.strip():
                 raise InvalidInputError(f"chunk {c.id!r} has empty text")
             _ids([c.id, c.document_id], "add_chunks")
-            check_text(f"text of chunk {c.id!r}", c.text)
+            if not is_valid_unicode(c.text):  # (the message is built only for a bad text)
+                check_text(f"text of chunk {c.id!r}", c.text)
             check_metadata(c.metadata, f"chunk {c.id!r}")
         if len({c.id for c in chunks}) != len(chunks):
             raise InvalidInputError("duplicate chunk ids in one call")

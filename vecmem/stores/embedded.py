@@ -612,23 +612,24 @@ class EmbeddedStore(MemoryStore):
                     db.executemany(
                         "INSERT INTO log (op, slot) VALUES ('del', ?)", [(s,) for s in dead]
                     )
+                numbers = slots.tolist()
                 db.executemany(
                     f"INSERT INTO chunks ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            int(s),
+                            s,
                             c.id,
                             c.document_id,
                             c.position,
                             c.text,
-                            json.dumps(dict(c.metadata), ensure_ascii=False),
+                            _json(c.metadata),
                             c.content_hash,
                         )
-                        for s, c in zip(slots, chunks)
+                        for s, c in zip(numbers, chunks)
                     ],
                 )
                 db.executemany(
-                    "INSERT INTO log (op, slot) VALUES ('add', ?)", [(int(s),) for s in slots]
+                    "INSERT INTO log (op, slot) VALUES ('add', ?)", [(s,) for s in numbers]
                 )
                 db.executemany("INSERT INTO ranges VALUES (?, ?, ?)", records)
                 seq = db.execute("SELECT max(seq) FROM log").fetchone()[0] or 0
@@ -1085,6 +1086,14 @@ class EmbeddedStore(MemoryStore):
 
 
 _COLS = "slot, id, document_id, position, text, metadata, content_hash"
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps builds one a call for this option
+
+
+def _json(metadata: Any) -> str:
+    """``json.dumps(dict(metadata), ensure_ascii=False)``."""
+    return _ENCODER.encode(metadata if type(metadata) is dict else dict(metadata))
 
 
 def _chunk(row: tuple[Any, ...], file: Path | str = "store.sqlite") -> Chunk:
