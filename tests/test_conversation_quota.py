@@ -4,6 +4,7 @@ the wrapper. (``usage()`` itself is in the shared SessionSuite.)"""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +182,31 @@ class TestSuiteThroughQuotas(ConversationStoreSuite):
     def store_factory(self, sqlite_root: SQLConversationStore) -> Any:
         quota = TenantQuota(max_sessions=10_000, max_bytes=10**9, requests_per_minute=10**6)
         return lambda: QuotaConversationStore(sqlite_root, quota=quota, refresh=0)
+
+
+@pytest.mark.parametrize("kind", ["sessions", "bytes"])
+def test_concurrent_writers_cannot_pass_the_quota_together(root: Any, kind: str) -> None:
+    """Threads of one process admitted at once: each admission reserves what it will write, so
+    12 writers racing for 3 sessions (or 3 messages' bytes) leave exactly 3, the rest refused."""
+    quota = TenantQuota(max_sessions=3) if kind == "sessions" else TenantQuota(max_bytes=30)
+    store = QuotaConversationStore(root.with_tenant(_tenant()), quota=quota, refresh=3600)
+    store.usage()  # measured once before the race
+    start = threading.Barrier(12)
+    refused: list[BaseException] = []
+
+    def write(i: int) -> None:
+        start.wait()
+        sid = f"s{i}" if kind == "sessions" else "s"
+        try:
+            store.add_messages("u", sid, [Message("user", "x" * 10)])
+        except QuotaExceededError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    used = store.store.usage()
+    assert (used.sessions, used.content_bytes) == ((3, 30) if kind == "sessions" else (1, 30))
+    assert len(refused) == 9

@@ -5,6 +5,8 @@ per minute, refused with typed errors before anything is written.
 aggregate query), keeps that count up to date with its own writes, and asks the store again after
 a delete, a branch or a merge, and every ``refresh`` seconds (so writes by other processes are
 seen within that time; until then they can together pass a quota by what they wrote in it).
+Within one wrapper (its threads and views), an admitted write reserves what it adds until it
+finishes, so concurrent writers cannot pass a quota together.
 The request rate is counted per process, over the last 60 seconds, reads and writes alike.
 
 >>> from vecmem.conversations import MemoryConversationStore, Message
@@ -58,6 +60,9 @@ class _Tenant:
     usage: TenantUsage | None = None
     measured_at: float = 0.0
     requests: deque[float] = field(default_factory=deque)
+    pending: tuple[int, int] = (0, 0)  # sessions and bytes of admitted writes not finished
+    settled: tuple[int, int] = (0, 0)  # sessions and bytes of all finished writes, ever
+    measuring: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _Ledger:
@@ -137,32 +142,53 @@ class QuotaConversationStore:
 
     def _usage(self) -> TenantUsage:
         t = self._state()
-        if t.usage is None or self.clock() - t.measured_at >= self.refresh:
-            t.usage, t.measured_at = self._meter.usage(), self.clock()
-        return t.usage
+        with t.measuring:  # one measurement at a time per tenant
+            if t.usage is None or self.clock() - t.measured_at >= self.refresh:
+                with self._ledger.lock:
+                    before = t.settled
+                measured = self._meter.usage()
+                with self._ledger.lock:
+                    # writes settled while measuring count on top (those that committed before
+                    # the measurement read count twice until the next one: never fewer)
+                    t.usage = replace(
+                        measured,
+                        sessions=measured.sessions + t.settled[0] - before[0],
+                        content_bytes=measured.content_bytes + t.settled[1] - before[1],
+                    )
+                    t.measured_at = self.clock()
+            return t.usage
 
-    def _admit(self, new_sessions: int, new_bytes: int) -> None:
+    def _admit(self, new_sessions: int, new_bytes: int) -> tuple[int, int]:
+        """Check that the write fits and reserve it: writes admitted but not finished count, so
+        threads admitted together cannot pass a quota between them. Returns the reservation,
+        which :meth:`_settle` releases."""
         q = self.quota
         if q.max_sessions is None and q.max_bytes is None:
-            return
-        u = self._usage()
-        if (
-            q.max_sessions is not None
-            and new_sessions
-            and u.sessions + new_sessions > q.max_sessions
-        ):
-            raise QuotaExceededError(
-                f"tenant {self.tenant!r} holds {u.sessions} of at most {q.max_sessions} sessions"
-            )
-        if q.max_bytes is not None and new_bytes and u.content_bytes + new_bytes > q.max_bytes:
-            raise QuotaExceededError(
-                f"tenant {self.tenant!r} stores {u.content_bytes:,} bytes; {new_bytes:,} more "
-                f"would pass its quota of {q.max_bytes:,}"
-            )
+            return (0, 0)
+        u, t = self._usage(), self._state()
+        with self._ledger.lock:
+            u = t.usage or u  # with what settled since, read under the lock
+            sessions = u.sessions + t.pending[0] + new_sessions
+            if q.max_sessions is not None and new_sessions and sessions > q.max_sessions:
+                raise QuotaExceededError(
+                    f"tenant {self.tenant!r} holds {u.sessions + t.pending[0]} of at most "
+                    f"{q.max_sessions} sessions"
+                )
+            stored = u.content_bytes + t.pending[1]
+            if q.max_bytes is not None and new_bytes and stored + new_bytes > q.max_bytes:
+                raise QuotaExceededError(
+                    f"tenant {self.tenant!r} stores {stored:,} bytes; {new_bytes:,} more "
+                    f"would pass its quota of {q.max_bytes:,}"
+                )
+            t.pending = (t.pending[0] + new_sessions, t.pending[1] + new_bytes)
+        return (new_sessions, new_bytes)
 
-    def _count(self, new_sessions: int, new_bytes: int) -> None:
+    def _settle(self, reserved: tuple[int, int], new_sessions: int, new_bytes: int) -> None:
+        """Release a reservation and count what the write did (nothing if it failed)."""
         t = self._state()
         with self._ledger.lock:
+            t.pending = (t.pending[0] - reserved[0], t.pending[1] - reserved[1])
+            t.settled = (t.settled[0] + new_sessions, t.settled[1] + new_bytes)
             if t.usage is not None:
                 t.usage = replace(
                     t.usage,
@@ -170,7 +196,9 @@ class QuotaConversationStore:
                     content_bytes=t.usage.content_bytes + new_bytes,
                 )
 
-    def _stale(self) -> None:
+    def _stale(self, reserved: tuple[int, int] = (0, 0)) -> None:
+        """Release a reservation and measure again before the next admission."""
+        self._settle(reserved, 0, 0)
         self._state().usage = None
 
     def _is_new(self, user_id: str, session_id: str) -> int:
@@ -195,9 +223,12 @@ class QuotaConversationStore:
         self._request()
         check_ids(user_id, session_id)
         nbytes = _size(prepare(messages, 0.0))  # validated first: bad input is InvalidInputError
-        self._admit(self._is_new(user_id, session_id), nbytes)
-        out = self.store.add_messages(user_id, session_id, messages, agent_id=agent_id)
-        self._count(int(bool(out) and out[0].seq == 0), nbytes)
+        reserved = self._admit(self._is_new(user_id, session_id), nbytes)
+        out: list[Message] = []
+        try:
+            out = self.store.add_messages(user_id, session_id, messages, agent_id=agent_id)
+        finally:
+            self._settle(reserved, int(bool(out) and out[0].seq == 0), nbytes if out else 0)
         return out
 
     def save_session(
@@ -213,11 +244,15 @@ class QuotaConversationStore:
         self._request()
         check_ids(user_id, session_id)
         new = self._is_new(user_id, session_id)
-        self._admit(new, 0)
-        out = self.store.save_session(
-            user_id, session_id, agent_id=agent_id, title=title, tags=tags, metadata=metadata
-        )
-        self._count(new, 0)
+        reserved = self._admit(new, 0)
+        done = False
+        try:
+            out = self.store.save_session(
+                user_id, session_id, agent_id=agent_id, title=title, tags=tags, metadata=metadata
+            )
+            done = True
+        finally:
+            self._settle(reserved, new if done else 0, 0)
         return out
 
     def set_session_limits(
@@ -231,24 +266,24 @@ class QuotaConversationStore:
     ) -> Session:
         self._request()
         check_ids(user_id, session_id)
-        self._admit(self._is_new(user_id, session_id), 0)
+        reserved = self._admit(self._is_new(user_id, session_id), 0)
         try:
             return self.store.set_session_limits(
                 user_id, session_id, ttl=ttl, max_messages=max_messages, overflow=overflow
             )
         finally:
-            self._stale()  # trimmed or expiring: measure again
+            self._stale(reserved)  # trimmed or expiring: measure again
 
     def branch_session(
         self, user_id: str, session_id: str, new_session_id: str, *, at: int
     ) -> Session:
         self._request()
         head = self.store.get_messages(user_id, session_id)
-        self._admit(1, _size(head[:at]) if isinstance(at, int) else 0)
+        reserved = self._admit(1, _size(head[:at]) if isinstance(at, int) else 0)
         try:
             return self.store.branch_session(user_id, session_id, new_session_id, at=at)
         finally:
-            self._stale()
+            self._stale(reserved)
 
     def merge_sessions(
         self,
@@ -263,13 +298,13 @@ class QuotaConversationStore:
         nbytes = _size(self.store.get_messages(user_id, secondary_id))  # at most this is added
         if into is not None:
             nbytes += _size(self.store.get_messages(user_id, primary_id))
-        self._admit(int(into is not None), nbytes)
+        reserved = self._admit(int(into is not None), nbytes)
         try:
             return self.store.merge_sessions(
                 user_id, primary_id, secondary_id, into=into, strategy=strategy
             )
         finally:
-            self._stale()
+            self._stale(reserved)
 
     # -- writes that free ----------------------------------------------------------------------
     def delete_session(self, user_id: str, session_id: str) -> bool:
