@@ -178,3 +178,41 @@ def test_json_refuses_a_user_folder_that_is_a_link_out_of_the_tenant(tmp_path: A
         (tmp_path / "root" / "acme" / "alice" / "s.json").read_bytes()
     )
     assert [s.user_id for s in store.query_sessions()] == ["alice"]  # the link is not followed
+
+
+@pytest.mark.server
+def test_mariadb_writers_creating_sessions_of_one_user_at_once_all_succeed(
+    mariadb_conversations: Any,
+) -> None:
+    """Rounds of 32 threads, each creating a session of one user and appending to it: at
+    InnoDB's REPEATABLE READ the locking reads of missing rows locked gaps, and creators and
+    appenders deadlocked past the retries (BackendError); at READ COMMITTED they do not."""
+    import threading
+    import uuid
+
+    from vecmem.conversations import Message
+    from vecmem.errors import VecmemError
+
+    store = mariadb_conversations.with_tenant(f"gap-{uuid.uuid4().hex[:8]}")
+    errors: list[Exception] = []
+
+    def writer(r: int, w: int, start: threading.Barrier) -> None:
+        start.wait()
+        for i in range(8):
+            try:
+                store.add_messages("u", f"s{r}-{w}", [Message("user", str(i))])
+                store.last_messages("u", f"s{r}-{w}", 10)
+            except VecmemError as exc:  # collected: the assertion below names them
+                errors.append(exc)
+
+    for r in range(8):
+        start = threading.Barrier(32)
+        threads = [threading.Thread(target=writer, args=(r, w, start)) for w in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert store.usage() == type(store.usage())(
+        sessions=8 * 32, messages=8 * 32 * 8, content_bytes=8 * 32 * 8
+    )

@@ -126,6 +126,14 @@ Timestamp: sa.types.TypeEngine[float] = sa.Double()
 """Epoch seconds as a double on every dialect."""
 
 
+MYSQL_ISOLATION = "READ COMMITTED"
+"""Write transactions on MySQL/MariaDB run at READ COMMITTED, PostgreSQL's default, which the
+stores are written for. At InnoDB's default REPEATABLE READ a ``SELECT ... FOR UPDATE`` of a
+row that does not exist yet locks the gap: two writers creating different rows in one gap
+(say two sessions of one user) each wait for the other's gap lock and deadlock, again on every
+retry when 32 threads create sessions at once."""
+
+
 def normalize_url(url: str) -> str:
     """Pick vecmem's driver for each dialect: psycopg 3 for PostgreSQL, PyMySQL for MySQL.
 
@@ -300,6 +308,7 @@ class Database:
         elif self.dialect == "mysql":
             options["pool_recycle"] = 3600
             options["pool_pre_ping"] = True
+            options["isolation_level"] = MYSQL_ISOLATION
         else:
             options["pool_pre_ping"] = True
         try:
