@@ -1,16 +1,24 @@
 """Async conversation stores (issue 19): throughput of 32 concurrent tasks on the native async
-store against the sync store, on SQLite and PostgreSQL.
+store against the sync store, on SQLite, PostgreSQL and MariaDB.
 
     python -m benchmarks.bench_async_conversations            # 4,000 operations per variant
     python -m benchmarks.bench_async_conversations --quick    # 800
 
 Each of 32 workers owns a session and repeats one operation: append one message, then read
 the session's last 10 messages. Variants: ``async`` = :class:`AsyncSQLConversationStore`
-(aiosqlite / psycopg async) with 32 asyncio tasks; ``sync+threads`` = the sync
+(aiosqlite / psycopg async / asyncmy) with 32 asyncio tasks; ``sync+threads`` = the sync
 :class:`SQLConversationStore` with 32 threads (its natural concurrent use); ``sync+to_thread`` =
 the sync store behind :class:`AsyncConversationStore` (what an asyncio program had before),
 32 tasks. Ratios are against ``sync+threads``; best of three alternating rounds.
-PostgreSQL is the test server of :mod:`vecmem.testing._infra.servers` unless ``--postgres-url``.
+
+Besides ops/s: the process CPU time per operation (all threads, the best round's) and, for the
+async store, the share of its round that the event-loop thread spent runnable but waiting for
+a CPU (``/proc/thread-self/schedstat``). On a busy shared machine one event-loop thread
+competes with every other process while 32 threads get 32 shares, so CPU per operation is the
+figure that does not depend on the load. ``--before results.json`` adds the async figures of
+an earlier run (e.g. of the previous commit) to the table.
+PostgreSQL and MariaDB are the test servers of :mod:`vecmem.testing._infra.servers` unless
+``--postgres-url`` / ``--mariadb-url``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -38,7 +47,17 @@ def _msg(i: int) -> Any:
     return [Message("user", f"message {i} about agent memory and sessions")]
 
 
-async def _async_round(store: Any, ops: int, tag: str) -> float:
+def _runq_ns() -> int:
+    """Nanoseconds this thread has been runnable but waiting for a CPU (0 off Linux)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except OSError:
+        return 0
+
+
+async def _async_round(store: Any, ops: int, tag: str) -> tuple[float, float, float]:
+    """(ops/s, CPU ms per op, share of the round the loop thread waited for a CPU)."""
     per = ops // TASKS
 
     async def worker(w: int) -> None:
@@ -46,12 +65,13 @@ async def _async_round(store: Any, ops: int, tag: str) -> float:
             await store.add_messages("u", f"{tag}-{w}", _msg(i))
             await store.last_messages("u", f"{tag}-{w}", 10)
 
-    t0 = time.perf_counter()
+    q0, c0, t0 = _runq_ns(), time.process_time(), time.perf_counter()
     await asyncio.gather(*[worker(w) for w in range(TASKS)])
-    return per * TASKS / (time.perf_counter() - t0)
+    wall, n = time.perf_counter() - t0, per * TASKS
+    return n / wall, 1000 * (time.process_time() - c0) / n, (_runq_ns() - q0) / 1e9 / wall
 
 
-def _thread_round(store: Any, ops: int, tag: str) -> float:
+def _thread_round(store: Any, ops: int, tag: str) -> tuple[float, float]:
     per = ops // TASKS
 
     def worker(w: int) -> None:
@@ -59,10 +79,11 @@ def _thread_round(store: Any, ops: int, tag: str) -> float:
             store.add_messages("u", f"{tag}-{w}", _msg(i))
             store.last_messages("u", f"{tag}-{w}", 10)
 
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(TASKS) as pool:
         list(pool.map(worker, range(TASKS)))
-    return per * TASKS / (time.perf_counter() - t0)
+    n = per * TASKS
+    return n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / n
 
 
 def run_backend(name: str, url: str, ops: int) -> dict[str, Any]:
@@ -70,40 +91,44 @@ def run_backend(name: str, url: str, ops: int) -> dict[str, Any]:
     from vecmem.conversations.async_sql import AsyncSQLConversationStore
 
     sync = SQLConversationStore(url, tenant="bench-async")
-    best: dict[str, float] = {"async": 0.0, "sync+threads": 0.0, "sync+to_thread": 0.0}
+    # variant -> its best round: (ops/s, CPU ms/op[, the loop thread's run-queue share])
+    best: dict[str, tuple[float, ...]] = {}
 
-    async def async_rounds(r: int) -> tuple[float, float]:
+    def keep(variant: str, result: tuple[float, ...]) -> None:
+        if result[0] > best.get(variant, (0.0,))[0]:
+            best[variant] = result
+
+    async def async_rounds(r: int) -> None:
         store = AsyncSQLConversationStore(url, tenant="bench-async")
         try:
-            a = await _async_round(store, ops, f"a{r}")
+            keep("async", await _async_round(store, ops, f"a{r}"))
         finally:
             await store.aclose()
-        b = await _async_round(AsyncConversationStore(sync), ops, f"t{r}")
-        return a, b
+        keep("sync+to_thread", await _async_round(AsyncConversationStore(sync), ops, f"t{r}"))
 
     for r in range(3):
         print(f"[{name}] round {r + 1}", file=sys.stderr, flush=True)
-        best["sync+threads"] = max(best["sync+threads"], _thread_round(sync, ops, f"s{r}"))
-        a, b = asyncio.run(async_rounds(r))
-        best["async"] = max(best["async"], a)
-        best["sync+to_thread"] = max(best["sync+to_thread"], b)
+        keep("sync+threads", _thread_round(sync, ops, f"s{r}"))
+        asyncio.run(async_rounds(r))
     sync.close()
-    base = best["sync+threads"]
+    base = best["sync+threads"][0]
     return {
         "backend": name,
-        "ops_per_s": {k: round(v) for k, v in best.items()},
-        "vs_sync_threads": {k: round(v / base, 2) for k, v in best.items()},
+        "ops_per_s": {k: round(v[0]) for k, v in best.items()},
+        "vs_sync_threads": {k: round(v[0] / base, 2) for k, v in best.items()},
+        "cpu_ms_per_op": {k: round(v[1], 2) for k, v in best.items()},
+        "async_loop_runq_share": round(best["async"][2], 2),
     }
 
 
 @contextlib.contextmanager
-def _postgres(url: str | None) -> Iterator[str]:
+def _server(kind: str, url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
     from vecmem.testing._infra import servers
 
-    with servers.postgres() as started:
+    with getattr(servers, kind)() as started:
         yield started
 
 
@@ -116,18 +141,38 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['load_average_after']} after: the machine was shared). {TASKS} concurrent workers, "
         f"{r['ops']:,} operations per variant (an operation: append one message, read the last "
         "10); best of three rounds. SQLite: a local file (WAL). PostgreSQL: "
-        f"{r['postgres_note']}.",
+        f"{r['postgres_note']}. MariaDB: {r['mariadb_note']}. CPU: process CPU time per "
+        "operation, all threads. Loop waits: the share of the async round its one event-loop "
+        "thread was runnable but waiting for a CPU (the 32-thread variants get 32 shares of a "
+        "busy machine; CPU per operation does not depend on the load).",
         "",
         "| backend | async (native driver) ops/s | sync + 32 threads | sync behind "
-        "AsyncConversationStore (to_thread) | async / sync+threads |",
-        "|---|---|---|---|---|",
+        "AsyncConversationStore (to_thread) | async / sync+threads | CPU ms/op: async, "
+        "sync+threads, to_thread | async loop waits for a CPU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for b in r["backends"]:
-        o, v = b["ops_per_s"], b["vs_sync_threads"]
+        o, v, c = b["ops_per_s"], b["vs_sync_threads"], b["cpu_ms_per_op"]
         lines.append(
             f"| {b['backend']} | {o['async']:,} | {o['sync+threads']:,} | "
-            f"{o['sync+to_thread']:,} ({v['sync+to_thread']}) | {v['async']} |"
+            f"{o['sync+to_thread']:,} ({v['sync+to_thread']}) | {v['async']} | "
+            f"{c['async']}, {c['sync+threads']}, {c['sync+to_thread']} | "
+            f"{b['async_loop_runq_share']:.0%} |"
         )
+    before = r.get("before")
+    if before:
+        lines += [
+            "",
+            f"Before ({before['label']}; load average {before['load_average_before']} / "
+            f"{before['load_average_after']}), the async store's ops/s, its ratio to "
+            "sync+threads in that run and its CPU ms/op: "
+            + "; ".join(
+                f"{b['backend']} {b['ops_per_s']['async']:,} ({b['vs_sync_threads']['async']}, "
+                f"{b['cpu_ms_per_op']['async']} ms)"
+                for b in before["backends"]
+            )
+            + ".",
+        ]
     return "\n".join(lines)
 
 
@@ -136,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--postgres-url")
     p.add_argument("--skip-postgres", action="store_true")
+    p.add_argument("--mariadb-url")
+    p.add_argument("--skip-mariadb", action="store_true")
+    p.add_argument("--before", help="an earlier run's results JSON, shown beside this one")
+    p.add_argument("--before-label", default="the previous commit")
     args = p.parse_args(argv)
     ops = 800 if args.quick else 4_000
     t0 = time.perf_counter()
@@ -148,17 +197,31 @@ def main(argv: list[str] | None = None) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="vecmem-bench-") as tmp:
         result["backends"].append(run_backend("SQLite", f"sqlite:///{tmp}/a.db", ops))
-    result["postgres_note"] = "skipped"
-    if not args.skip_postgres:
-        with _postgres(args.postgres_url) as url:
-            result["postgres_note"] = (
+    for kind, label, given, skip in (
+        ("postgres", "PostgreSQL", args.postgres_url, args.skip_postgres),
+        ("mariadb", "MariaDB", args.mariadb_url, args.skip_mariadb),
+    ):
+        result[f"{kind}_note"] = "skipped"
+        if skip:
+            continue
+        with _server(kind, given) as url:
+            result[f"{kind}_note"] = (
                 "given server"
-                if args.postgres_url
-                else "local test server, fsync=off, synchronous_commit=off"
+                if given
+                else "local test server, "
+                + (
+                    "fsync=off, synchronous_commit=off"
+                    if kind == "postgres"
+                    else "innodb_flush_log_at_trx_commit=2, doublewrite off"
+                )
             )
-            result["backends"].append(run_backend("PostgreSQL", url, ops))
+            result["backends"].append(run_backend(label, url, ops))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["load_average_after"] = round(os.getloadavg()[0], 1)
+    if args.before:
+        with open(args.before) as f:
+            result["before"] = {"label": args.before_label, **json.load(f)}
+        result["before"].pop("before", None)
     publish(
         result,
         "async-conversations-quick" if args.quick else "async-conversations",
