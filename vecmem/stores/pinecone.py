@@ -386,8 +386,12 @@ class PineconeDb(kit.StoreKit):
                 delta["a"] = avgdl
             sparse = bm25.doc_weights(counts, avgdl, space.bm25_k1, space.bm25_b)
             records = [
-                {"id": vector_id(c.id), "values": x, "metadata": meta}
-                | ({"sparse_values": sp} if sp else {})
+                {
+                    "id": vector_id(c.id),
+                    "values": x,
+                    "metadata": meta,
+                    **({"sparse_values": sp} if sp else {}),
+                }
                 for c, x, (meta, _), sp in zip(chunks, v.tolist(), encoded, sparse)
             ]
             # one request in flight at a time, in order; the statistics are packed while the last
