@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from vecmem._keys import check_metadata, check_name, check_tags
-from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
+from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission, require_owner
 from vecmem.errors import InvalidInputError
 from vecmem.validation import check_text
 
@@ -332,21 +332,72 @@ def with_seq(messages: Sequence[Message], base: int) -> list[Message]:
     ]
 
 
+def check_epoch(name: str, value: Any) -> None:
+    """``value`` is ``None`` or epoch seconds (a finite int or float, not a bool)."""
+    if value is not None and not _is_real(value):
+        raise InvalidInputError(
+            f"{name} must be epoch seconds (a finite number) or None, got {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """The checked arguments of ``query_sessions``: ``user_id`` is the actor's own when a
+    participant's view lists without naming a user."""
+
+    user_id: str | None
+    agent_id: str | None
+    since: float | None
+    until: float | None
+    tags: tuple[str, ...]
+    min_messages: int | None
+    order_by: OrderBy
+    descending: bool
+    limit: int
+    offset: int
+
+
 def check_query(
-    order_by: str, limit: int, offset: int, tags: Sequence[str], min_messages: int | None
-) -> tuple[str, ...]:
+    actor: str | None,
+    *,
+    user_id: str | None,
+    agent_id: str | None,
+    since: float | None,
+    until: float | None,
+    tags: Sequence[str],
+    min_messages: int | None,
+    order_by: OrderBy,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> SessionQuery:
+    """Every backend's ``query_sessions`` checks: :class:`InvalidInputError` for a bad argument,
+    :class:`PermissionDeniedError` when a participant's view lists another user's sessions."""
     if order_by not in ORDER_FIELDS:
         raise InvalidInputError(f"order_by must be one of {ORDER_FIELDS}, got {order_by!r}")
     check_page(limit, offset)
-    if min_messages is not None and (not isinstance(min_messages, int) or min_messages < 0):
+    if min_messages is not None and (
+        not isinstance(min_messages, int) or isinstance(min_messages, bool) or min_messages < 0
+    ):
         raise InvalidInputError(f"min_messages must be an int >= 0, got {min_messages!r}")
-    return check_tags(tags)
+    check_optional("user_id", user_id)
+    check_optional("agent_id", agent_id)
+    check_epoch("since", since)
+    check_epoch("until", until)
+    wanted = check_tags(tags)
+    if actor is not None:
+        user_id = user_id or actor
+        require_owner(actor, user_id, "list the sessions")
+    return SessionQuery(
+        user_id, agent_id, since, until, wanted, min_messages, order_by, bool(descending), limit,
+        offset,
+    )  # fmt: skip
 
 
 def check_page(limit: int | None, offset: int) -> None:
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise InvalidInputError(f"limit must be an int >= 0, got {limit!r}")
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
 
 

@@ -209,28 +209,35 @@ class _PythonConversationStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Session]:
-        wanted = set(check_query(order_by, limit, offset, tags, min_messages))
-        if user_id is not None:
-            check_ids(user_id)
-        if self.actor is not None:
-            user_id = user_id or self.actor
-            require_owner(self.actor, user_id, "list the sessions")
+        q = check_query(
+            self.actor,
+            user_id=user_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            tags=tags,
+            min_messages=min_messages,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
         with self._lock:
             now = self.clock()
-            found = [r.session for r in self._records(user_id)]
+            found = [r.session for r in self._records(q.user_id)]
         found = [
             s
             for s in found
             if is_live(s.expires_at, now)
-            and (agent_id is None or s.agent_id == agent_id)
-            and (since is None or s.updated_at >= since)
-            and (until is None or s.updated_at < until)
-            and wanted.issubset(s.tags)
-            and (min_messages is None or s.message_count >= min_messages)
+            and (q.agent_id is None or s.agent_id == q.agent_id)
+            and (q.since is None or s.updated_at >= q.since)
+            and (q.until is None or s.updated_at < q.until)
+            and set(q.tags).issubset(s.tags)
+            and (q.min_messages is None or s.message_count >= q.min_messages)
         ]
         found.sort(key=lambda s: (s.user_id, s.session_id))
-        found.sort(key=lambda s: getattr(s, order_by), reverse=descending)
-        return found[offset : offset + limit]
+        found.sort(key=lambda s: getattr(s, q.order_by), reverse=q.descending)
+        return found[q.offset : q.offset + q.limit]
 
     def list_sessions(self, user_id: str, *, limit: int = 100, offset: int = 0) -> list[Session]:
         return self.query_sessions(user_id=user_id, limit=limit, offset=offset)

@@ -637,23 +637,31 @@ class SQLConversationStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Session]:
-        wanted = check_query(order_by, limit, offset, tags, min_messages)
-        if self.actor is not None:
-            user_id = user_id or self.actor
-            require_owner(self.actor, user_id, "list the sessions")
+        a = check_query(
+            self.actor,
+            user_id=user_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            tags=tags,
+            min_messages=min_messages,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
         q = sa.select(SESSIONS).where(S.tenant == self.tenant, _live(self.clock()))
-        if user_id is not None:
-            check_ids(user_id)
-            q = q.where(S.user_id == user_id)
-        if agent_id is not None:
-            q = q.where(S.agent_id == agent_id)
-        if since is not None:
-            q = q.where(S.updated_at >= since)
-        if until is not None:
-            q = q.where(S.updated_at < until)
-        if min_messages is not None:
-            q = q.where(S.message_count >= min_messages)
-        for tag in wanted:
+        if a.user_id is not None:
+            q = q.where(S.user_id == a.user_id)
+        if a.agent_id is not None:
+            q = q.where(S.agent_id == a.agent_id)
+        if a.since is not None:
+            q = q.where(S.updated_at >= a.since)
+        if a.until is not None:
+            q = q.where(S.updated_at < a.until)
+        if a.min_messages is not None:
+            q = q.where(S.message_count >= a.min_messages)
+        for tag in a.tags:
             q = q.where(
                 sa.exists().where(
                     T.tenant == S.tenant,
@@ -662,13 +670,13 @@ class SQLConversationStore:
                     T.tag == tag,
                 )
             )
-        col = S[order_by]
+        col = S[a.order_by]
         q = q.order_by(
-            col.desc() if descending else col.asc(),
+            col.desc() if a.descending else col.asc(),
             self.db.exact(S.user_id),
             self.db.exact(S.session_id),
         )
-        q = q.limit(limit).offset(offset)
+        q = q.limit(a.limit).offset(a.offset)
         with self.db.read("querying sessions") as conn:
             rows = conn.execute(q).all()
             tag_map = self._tags_of(conn, [(r.user_id, r.session_id) for r in rows])

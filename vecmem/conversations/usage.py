@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vecmem._keys import check_name
+from vecmem.conversations.base import check_epoch
 from vecmem.conversations.sessions import is_live, require_owner
 from vecmem.errors import InvalidInputError
 
@@ -68,9 +69,8 @@ def check_by(by: Sequence[str]) -> tuple[Dimension, ...]:
 
 
 def check_range(since: Any, until: Any) -> None:
-    for name, v in (("since", since), ("until", until)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise InvalidInputError(f"{name} must be epoch seconds or None, got {v!r}")
+    check_epoch("since", since)
+    check_epoch("until", until)
 
 
 Fact = tuple[str, str, str | None, str | None, float, int, int, float]

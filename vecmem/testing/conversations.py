@@ -303,6 +303,14 @@ class ConversationStoreSuite(ConversationTenancySuite, SessionSuite, UsageSuite)
             lambda: store.query_sessions(order_by="title"),  # type: ignore[arg-type]
             lambda: store.query_sessions(limit=-1),
             lambda: store.query_sessions(tags="one"),
+            lambda: store.query_sessions(since="yesterday"),  # type: ignore[arg-type]
+            lambda: store.query_sessions(until=math.nan),
+            lambda: store.query_sessions(since=True),
+            lambda: store.query_sessions(agent_id=""),
+            lambda: store.query_sessions(agent_id=7),  # type: ignore[arg-type]
+            lambda: store.query_sessions(user_id="u\x00"),
+            lambda: store.query_sessions(min_messages=True),
+            lambda: store.query_sessions(limit=2.5),  # type: ignore[arg-type]
             lambda: store.save_session("u", "s", tags=[""]),
             lambda: store.get_messages("u", "s", offset=-1),
             # issue 13: each of these was an untyped error or stored garbage

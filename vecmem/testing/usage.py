@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 from typing import Any
@@ -115,6 +116,8 @@ class UsageSuite:
             {"by": ["day", "day"]},
             {"since": "yesterday"},
             {"until": True},
+            {"since": math.nan},
+            {"until": math.inf},
             {"user_id": ""},
             {"agent_id": "\x00"},
         ]
