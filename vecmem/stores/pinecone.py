@@ -512,15 +512,10 @@ class PineconeDb(kit.StoreKit):
             while True:
                 scored, proven = bm25.rescore(plan, found, k, self._tokens)
                 last = float(found[-1].score) if found else 0.0
-                beaten = len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5)
-                if (
-                    proven
-                    or beaten
-                    or len(found) < window
-                    or last <= 0
-                    or window >= bm25.MAX_WINDOW
-                ):
+                if proven or len(found) < window or last <= 0 or window >= bm25.MAX_WINDOW:
                     return scored[:k]
+                if len(scored) >= k and scored[k - 1].score > last * plan.rho * (1 + 1e-5):
+                    return scored[:k]  # nothing beyond the window can beat the k-th
                 window = min(bm25.MAX_WINDOW, window * 4)
                 found = self._query(window, flt, sparse=plan.sparse)
 
