@@ -401,13 +401,6 @@ def check_page(limit: int | None, offset: int) -> None:
         raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
 
 
-def usage_totals(messages: Sequence[Message]) -> tuple[int, int, float]:
-    i = sum(m.usage.input_tokens for m in messages if m.usage)
-    o = sum(m.usage.output_tokens for m in messages if m.usage)
-    c = sum(m.usage.cost or 0.0 for m in messages if m.usage)
-    return i, o, c
-
-
 def message_dict(m: Message) -> dict[str, Any]:
     u = m.usage
     return {

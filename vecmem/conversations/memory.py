@@ -24,28 +24,29 @@ from vecmem.conversations.base import (
     check_query,
     export_document,
     prepare,
-    usage_totals,
     with_seq,
 )
 from vecmem.conversations.sessions import (
     MergeStrategy,
     Overflow,
     Permission,
+    branched,
     check_at,
     check_limits,
     check_merge,
+    check_participant,
     check_permission,
     is_live,
-    merged,
-    merged_header,
+    limit_drop,
+    merge,
+    not_found,
     overflow_after,
     require,
     require_owner,
+    usage_totals,
 )
 from vecmem.errors import (
     ConflictError,
-    InvalidInputError,
-    NotFoundError,
 )
 
 
@@ -137,7 +138,7 @@ class _PythonConversationStore:
         with self._lock:
             rec = self._open(user_id, session_id, "read", "reading a session", self.clock())
         if rec is None:
-            raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            raise not_found(user_id, session_id)
         return rec.session
 
     def add_messages(
@@ -269,7 +270,7 @@ class _PythonConversationStore:
             else:
                 rec = self._open(user_id, session_id, "read", "exporting a session", now)
                 if rec is None:
-                    raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                    raise not_found(user_id, session_id)
                 recs = [rec]
             return export_document(
                 self.tenant, user_id, [(r.session, list(r.messages)) for r in recs]
@@ -291,12 +292,7 @@ class _PythonConversationStore:
             now = self.clock()
             rec = self._open(user_id, session_id, "moderate", "limiting a session", now)
             rec = rec or self._new(user_id, session_id, now)
-            drop = 0 if max_messages is None else max(0, len(rec.messages) - max_messages)
-            if drop and overflow == "refuse":
-                raise InvalidInputError(
-                    f"session {session_id!r} holds {len(rec.messages)} messages, "
-                    f"more than max_messages={max_messages}"
-                )
+            drop = limit_drop(len(rec.messages), max_messages, overflow, session_id)
             rec.messages = rec.messages[drop:]
             rec.session = replace(
                 rec.session,
@@ -342,28 +338,10 @@ class _PythonConversationStore:
             now = self.clock()
             src = self._open(user_id, session_id, "moderate", "branching a session", now)
             if src is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                raise not_found(user_id, session_id)
             msgs = with_seq(src.messages[: check_at(at, len(src.messages))], 0)
             self._claim(user_id, new_session_id, now)
-            i, o, c = usage_totals(msgs)
-            s = src.session
-            rec = _Record(
-                Session(
-                    user_id,
-                    new_session_id,
-                    agent_id=s.agent_id,
-                    title=s.title,
-                    tags=s.tags,
-                    metadata=s.metadata,
-                    created_at=now,
-                    updated_at=now,
-                    message_count=len(msgs),
-                    input_tokens=i,
-                    output_tokens=o,
-                    cost=c,
-                ),
-                msgs,
-            )
+            rec = _Record(branched(src.session, new_session_id, msgs, now), msgs)
             self._store(rec)
             return rec.session
 
@@ -384,32 +362,24 @@ class _PythonConversationStore:
             for sid in (primary_id, secondary_id):
                 rec = self._open(user_id, sid, "moderate", "merging sessions", now)
                 if rec is None:
-                    raise NotFoundError(f"no session {sid!r} for user {user_id!r}")
+                    raise not_found(user_id, sid)
                 recs.append(rec)
             p, s = recs
             if target != primary_id:
                 self._claim(user_id, target, now)
-                p = _Record(replace(p.session, expires_at=None, max_messages=None), p.messages)
-            msgs, added = merged(p.messages, s.messages, strategy)
-            ps = p.session
-            drop = overflow_after(
-                len(p.messages), len(added), ps.max_messages, ps.overflow, f"session {target!r}"
+            header, msgs = merge(
+                p.session,
+                s.session,
+                p.messages,
+                s.messages,
+                target=target,
+                strategy=strategy,
+                now=now,
             )
-            p.messages = with_seq(msgs[drop:], 0)
-            i, o, c = usage_totals(added)
-            p.session = replace(
-                ps,
-                **merged_header(ps, s.session),
-                session_id=target,
-                created_at=ps.created_at if target == primary_id else now,
-                updated_at=now,
-                message_count=len(p.messages),
-                input_tokens=ps.input_tokens + i,
-                output_tokens=ps.output_tokens + o,
-                cost=ps.cost + c,
-            )
-            self._store(p)
-            return p.session
+            kept = p.participants if target == primary_id else {}  # grants stay with the primary
+            out = _Record(header, with_seq(msgs, 0), kept)
+            self._store(out)
+            return out.session
 
     def add_participant(
         self, user_id: str, session_id: str, participant: str, *, permission: Permission
@@ -422,14 +392,11 @@ class _PythonConversationStore:
     def _set_participant(
         self, user_id: str, session_id: str, participant: str, permission: str | None
     ) -> bool:
-        check_ids(user_id, session_id)
-        check_name("participant", participant)
-        if participant == user_id:
-            raise InvalidInputError("the session's owner holds every permission already")
+        check_participant(user_id, session_id, participant)
         with self._lock:
             rec = self._open(user_id, session_id, "moderate", "managing participants", self.clock())
             if rec is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                raise not_found(user_id, session_id)
             had = rec.participants.pop(participant, None) is not None
             if permission is not None:
                 rec.participants[participant] = permission
@@ -441,7 +408,7 @@ class _PythonConversationStore:
         with self._lock:
             rec = self._open(user_id, session_id, "read", "listing participants", self.clock())
         if rec is None:
-            raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+            raise not_found(user_id, session_id)
         return {k: check_permission(v) for k, v in sorted(rec.participants.items())}
 
     def close(self) -> None:

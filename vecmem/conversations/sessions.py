@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from vecmem._keys import check_name
-from vecmem.errors import InvalidInputError, PermissionDeniedError, SessionFullError
+from vecmem.errors import InvalidInputError, NotFoundError, PermissionDeniedError, SessionFullError
 
 Permission = Literal["read", "write", "moderate"]
 Overflow = Literal["trim_oldest", "refuse"]
@@ -67,6 +68,18 @@ def check_merge(primary_id: str, secondary_id: str, into: str | None, strategy: 
     return into
 
 
+def check_participant(user_id: str, session_id: str, participant: str) -> None:
+    check_name("user_id", user_id)
+    check_name("session_id", session_id)
+    check_name("participant", participant)
+    if participant == user_id:
+        raise InvalidInputError("the session's owner holds every permission already")
+
+
+def not_found(user_id: str, session_id: str) -> NotFoundError:
+    return NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+
+
 def check_at(at: object, count: int) -> int:
     if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= count:
         raise InvalidInputError(f"at must be an int in 0..{count} (the message count), got {at!r}")
@@ -90,6 +103,44 @@ def overflow_after(
             f"{adding} more refused (overflow='refuse')"
         )
     return count + adding - max_messages
+
+
+def limit_drop(count: int, max_messages: int | None, overflow: str, session_id: str) -> int:
+    """How many of the oldest of ``count`` messages :meth:`set_session_limits` drops to fit
+    ``max_messages``; :class:`InvalidInputError` when the new limit refuses overflow."""
+    drop = 0 if max_messages is None else max(0, count - max_messages)
+    if drop and overflow == "refuse":
+        raise InvalidInputError(
+            f"session {session_id!r} holds {count} messages, more than max_messages={max_messages}"
+        )
+    return drop
+
+
+def usage_totals(messages: Sequence[Any]) -> tuple[int, int, float]:
+    """Input tokens, output tokens and cost summed over ``messages``."""
+    i = sum(m.usage.input_tokens for m in messages if m.usage)
+    o = sum(m.usage.output_tokens for m in messages if m.usage)
+    c = sum(m.usage.cost or 0.0 for m in messages if m.usage)
+    return i, o, c
+
+
+def branched(source: Any, new_session_id: str, messages: Sequence[Any], now: float) -> Any:
+    """The header of a branch of session ``source`` holding ``messages``: the source's agent,
+    title, tags and metadata; created now, totals of those messages, no limits."""
+    i, o, c = usage_totals(messages)
+    return replace(
+        source,
+        session_id=new_session_id,
+        created_at=now,
+        updated_at=now,
+        message_count=len(messages),
+        input_tokens=i,
+        output_tokens=o,
+        cost=c,
+        expires_at=None,
+        max_messages=None,
+        overflow="refuse",
+    )
 
 
 def require(
@@ -143,6 +194,43 @@ def merged_header(primary: Any, secondary: Any) -> dict[str, Any]:
         "tags": tuple(sorted({*primary.tags, *secondary.tags})),
         "metadata": {**secondary.metadata, **primary.metadata},
     }
+
+
+def merge(
+    primary: Any,
+    secondary: Any,
+    primary_messages: Sequence[Any],
+    secondary_messages: Sequence[Any],
+    *,
+    target: str,
+    strategy: MergeStrategy,
+    now: float,
+) -> tuple[Any, list[Any]]:
+    """``(the merged session's header, its messages in order)`` (positions not renumbered).
+
+    Merging into the primary keeps its limits (past ``max_messages`` the oldest are dropped or
+    :class:`SessionFullError` refuses); a new ``target`` is created now, with no limits. Token and
+    cost totals are the primary's plus the secondary's messages that were added."""
+    new = target != primary.session_id
+    limit = None if new else primary.max_messages
+    msgs, added = merged(primary_messages, secondary_messages, strategy)
+    drop = overflow_after(
+        len(primary_messages), len(added), limit, primary.overflow, f"session {target!r}"
+    )
+    i, o, c = usage_totals(added)
+    header = replace(
+        primary,
+        **merged_header(primary, secondary),
+        session_id=target,
+        created_at=now if new else primary.created_at,
+        updated_at=now,
+        message_count=len(msgs) - drop,
+        input_tokens=primary.input_tokens + i,
+        output_tokens=primary.output_tokens + o,
+        cost=primary.cost + c,
+        **({"expires_at": None, "max_messages": None, "overflow": "refuse"} if new else {}),
+    )
+    return header, msgs[drop:]
 
 
 __all__ = [

@@ -10,7 +10,6 @@ session row, so concurrent writers to one session get consecutive positions. On 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import time
@@ -41,7 +40,6 @@ from vecmem.conversations.base import (
     check_query,
     export_document,
     prepare,
-    usage_totals,
     with_seq,
 )
 from vecmem.conversations.partitions import (
@@ -55,19 +53,23 @@ from vecmem.conversations.sessions import (
     MergeStrategy,
     Overflow,
     Permission,
+    branched,
     check_at,
     check_limits,
     check_merge,
+    check_participant,
     check_permission,
     is_live,
-    merged,
-    merged_header,
+    limit_drop,
+    merge,
+    not_found,
     overflow_after,
     require,
     require_owner,
+    usage_totals,
 )
 from vecmem.db import Database, Key, Migration, Migrator, Text, Timestamp, dumps, open_database
-from vecmem.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
+from vecmem.errors import ConfigurationError, ConflictError
 
 metadata = sa.MetaData()
 
@@ -369,6 +371,15 @@ class SQLConversationStore:
         return _session(row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)])
 
     # -- liveness and permissions -------------------------------------------------------------
+    def _live_session(
+        self, conn: sa.Connection, user_id: str, session_id: str, now: float, *, lock: bool = False
+    ) -> Session:
+        """The live session, or :class:`NotFoundError` (missing or expired)."""
+        row = self._live_row(conn, user_id, session_id, now, lock=lock)
+        if row is None:
+            raise not_found(user_id, session_id)
+        return _session(row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)])
+
     def _live_row(
         self, conn: sa.Connection, user_id: str, session_id: str, now: float, *, lock: bool = False
     ) -> Any:
@@ -509,12 +520,7 @@ class SQLConversationStore:
         with self.db.read("reading a session") as conn:
             now = self.clock()
             self._check(conn, user_id, session_id, "read", "reading a session", now)
-            row = self._live_row(conn, user_id, session_id, now)
-            if row is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
-            return _session(
-                row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)]
-            )
+            return self._live_session(conn, user_id, session_id, now)
 
     def add_messages(
         self,
@@ -726,7 +732,7 @@ class SQLConversationStore:
                 .order_by(self.db.exact(S.session_id))
             ).all()
             if session_id is not None and not rows:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                raise not_found(user_id, session_id)
             tag_map = self._tags_of(conn, [(r.user_id, r.session_id) for r in rows])
             live = {r.session_id for r in rows}
             by_session: dict[str, list[Message]] = defaultdict(list)
@@ -764,12 +770,7 @@ class SQLConversationStore:
             self._check(conn, user_id, session_id, "moderate", "limiting a session", now)
             row = self._ensure(conn, user_id, session_id, now, None)
             count = row.message_count
-            drop = 0 if max_messages is None else max(0, count - max_messages)
-            if drop and overflow == "refuse":
-                raise InvalidInputError(
-                    f"session {session_id!r} holds {count} messages, "
-                    f"more than max_messages={max_messages}"
-                )
+            drop = limit_drop(count, max_messages, overflow, session_id)
             if drop:
                 self._trim(conn, user_id, session_id, row.trimmed + drop)
             conn.execute(
@@ -884,27 +885,11 @@ class SQLConversationStore:
         def tx(conn: sa.Connection) -> Session:
             now = self.clock()
             self._check(conn, user_id, session_id, "moderate", "branching a session", now)
-            row = self._live_row(conn, user_id, session_id, now)
-            if row is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
-            src = _session(row, self._tags_of(conn, [(user_id, session_id)])[(user_id, session_id)])
+            src = self._live_session(conn, user_id, session_id, now)
             msgs = self._messages_of(conn, user_id, session_id)
             msgs = with_seq(msgs[: check_at(at, len(msgs))], 0)
             self._claim(conn, user_id, new_session_id, now)
-            i, o, c = usage_totals(msgs)
-            new = Session(
-                user_id,
-                new_session_id,
-                agent_id=src.agent_id,
-                title=src.title,
-                tags=src.tags,
-                metadata=src.metadata,
-                created_at=now,
-                updated_at=now,
-                input_tokens=i,
-                output_tokens=o,
-                cost=c,
-            )
+            new = branched(src, new_session_id, msgs, now)
             self._write_session(conn, new, msgs, trimmed=0, replace=False)
             return self._read_session(conn, user_id, new_session_id)
 
@@ -927,31 +912,14 @@ class SQLConversationStore:
             found = []
             for sid in (primary_id, secondary_id):
                 self._check(conn, user_id, sid, "moderate", "merging sessions", now)
-                row = self._live_row(conn, user_id, sid, now, lock=True)
-                if row is None:
-                    raise NotFoundError(f"no session {sid!r} for user {user_id!r}")
-                tags = self._tags_of(conn, [(user_id, sid)])[(user_id, sid)]
-                found.append((_session(row, tags), self._messages_of(conn, user_id, sid)))
+                session = self._live_session(conn, user_id, sid, now, lock=True)
+                found.append((session, self._messages_of(conn, user_id, sid)))
             (ps, pm), (ss, sm) = found
             new = target != primary_id
             if new:
                 self._claim(conn, user_id, target, now)
-                ps = dataclasses.replace(ps, max_messages=None, created_at=now)
-            msgs, added = merged(pm, sm, strategy)
-            drop = overflow_after(
-                len(pm), len(added), ps.max_messages, ps.overflow, f"session {target!r}"
-            )
-            i, o, c = usage_totals(added)
-            out = dataclasses.replace(
-                ps,
-                **merged_header(ps, ss),
-                session_id=target,
-                updated_at=now,
-                input_tokens=ps.input_tokens + i,
-                output_tokens=ps.output_tokens + o,
-                cost=ps.cost + c,
-            )
-            self._write_session(conn, out, with_seq(msgs[drop:], 0), trimmed=0, replace=not new)
+            out, msgs = merge(ps, ss, pm, sm, target=target, strategy=strategy, now=now)
+            self._write_session(conn, out, with_seq(msgs, 0), trimmed=0, replace=not new)
             return self._read_session(conn, user_id, target)
 
         return self.db.transact(tx, what="merging sessions", retry_integrity=True)
@@ -967,16 +935,13 @@ class SQLConversationStore:
     def _set_participant(
         self, user_id: str, session_id: str, participant: str, permission: str | None
     ) -> bool:
-        check_ids(user_id, session_id)
-        check_name("participant", participant)
-        if participant == user_id:
-            raise InvalidInputError("the session's owner holds every permission already")
+        check_participant(user_id, session_id, participant)
 
         def tx(conn: sa.Connection) -> bool:
             now = self.clock()
             self._check(conn, user_id, session_id, "moderate", "managing participants", now)
             if self._live_row(conn, user_id, session_id, now, lock=True) is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                raise not_found(user_id, session_id)
             key = sa.and_(
                 self._key(PARTICIPANTS, user_id, session_id), P.participant == participant
             )
@@ -1002,7 +967,7 @@ class SQLConversationStore:
             now = self.clock()
             self._check(conn, user_id, session_id, "read", "listing participants", now)
             if self._live_row(conn, user_id, session_id, now) is None:
-                raise NotFoundError(f"no session {session_id!r} for user {user_id!r}")
+                raise not_found(user_id, session_id)
             rows = conn.execute(
                 sa.select(P.participant, P.permission)
                 .where(self._key(PARTICIPANTS, user_id, session_id))
