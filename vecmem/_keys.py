@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,16 @@ def check_tags(tags: object) -> tuple[str, ...]:
     if isinstance(tags, str):
         raise InvalidInputError("tags must be a sequence of strings, not one string")
     return tuple(sorted({check_name("tag", t, max_len=128) for t in tags}))  # type: ignore[attr-defined]
+
+
+def check_epoch(kind: str, value: object) -> None:
+    """``value`` is ``None`` or epoch seconds: a finite int or float, not a bool."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    ):
+        raise InvalidInputError(
+            f"{kind} must be epoch seconds (a finite number) or None, got {value!r}"
+        )
 
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vecmem._keys import check_metadata, check_name, check_tags, check_tenant
+from vecmem._keys import check_epoch, check_metadata, check_name, check_tags, check_tenant
 from vecmem.checkpoints.codec import Cipher, Codec
 from vecmem.errors import InvalidInputError, NotFoundError
 
@@ -368,6 +368,8 @@ class CheckpointStoreBase:
         if thread_id is not None:
             check_name("thread_id", thread_id)
         _check_page(limit, offset)
+        check_epoch("since", since)
+        check_epoch("until", until)
         if failed is not None and not isinstance(failed, bool):
             raise InvalidInputError(f"failed must be a bool or None, got {failed!r}")
         matcher = _check_matcher(with_state_matching)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from vecmem._keys import check_metadata, check_name, check_tags
+from vecmem._keys import check_epoch, check_metadata, check_name, check_tags
 from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission, require_owner
 from vecmem.errors import InvalidInputError
 from vecmem.validation import check_text
@@ -330,14 +330,6 @@ def with_seq(messages: Sequence[Message], base: int) -> list[Message]:
         Message(m.role, m.content, m.metadata, m.usage, m.id, m.created_at, base + i)
         for i, m in enumerate(messages)
     ]
-
-
-def check_epoch(name: str, value: Any) -> None:
-    """``value`` is ``None`` or epoch seconds (a finite int or float, not a bool)."""
-    if value is not None and not _is_real(value):
-        raise InvalidInputError(
-            f"{name} must be epoch seconds (a finite number) or None, got {value!r}"
-        )
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vecmem._keys import check_name
-from vecmem.conversations.base import check_epoch
+from vecmem._keys import check_epoch, check_name
 from vecmem.conversations.sessions import is_live, require_owner
 from vecmem.errors import InvalidInputError
 

@@ -7,6 +7,7 @@ makes keyed views with ``with_key``, so a shared server needs no cleanup between
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -271,6 +272,9 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
             store.save("th", {}, tags=[""])
         with pytest.raises(InvalidInputError):
             store.history("th", limit=-1)
+        for bad in ({"since": "yesterday"}, {"until": math.nan}, {"since": True}):
+            with pytest.raises(InvalidInputError):
+                store.find(**bad)  # type: ignore[arg-type]
         assert store.threads() == []
 
     def test_concurrent_saves_get_consecutive_positions(self, store: CheckpointStoreBase) -> None:
