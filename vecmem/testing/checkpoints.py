@@ -272,9 +272,10 @@ class CheckpointStoreSuite(CheckpointTenancySuite):
             store.save("th", {}, tags=[""])
         with pytest.raises(InvalidInputError):
             store.history("th", limit=-1)
-        for bad in ({"since": "yesterday"}, {"until": math.nan}, {"since": True}):
+        bad: list[dict[str, Any]] = [{"since": "yesterday"}, {"until": math.nan}, {"since": True}]
+        for kwargs in bad:
             with pytest.raises(InvalidInputError):
-                store.find(**bad)  # type: ignore[arg-type]
+                store.find(**kwargs)
         assert store.threads() == []
 
     def test_concurrent_saves_get_consecutive_positions(self, store: CheckpointStoreBase) -> None:
