@@ -301,7 +301,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{m['python']}; {r['date']}. Run: `python -m benchmarks.bench_floor"
         f"{' --quick' if r['quick'] else ''}`. Baseline = bm25s + numpy written by hand "
         "(RRF, 100 candidates a leg); vecmem = `VectorMemory.search` with its default fusion "
-        "(dbsf, adaptive), 100 candidates a leg; k=10; query vectors precomputed."
+        f"({r.get('fusion', 'dbsf')}), 100 candidates a leg; k=10; query vectors precomputed."
     ]
     sf = r.get("scifact")
     if sf:
@@ -406,6 +406,14 @@ def targets(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _fusion_text() -> str:
+    from vecmem.memory import DEFAULT_FUSION as f
+
+    if f.method == "rrf":
+        return f"rrf k={f.k}"
+    return f"{f.method} alpha={f.alpha}{', adaptive' if f.adaptive else ''}"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_floor")
     p.add_argument("--quick", action="store_true")
@@ -430,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": synthetic.machine(),
         "quick": args.quick,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "fusion": _fusion_text(),
     }
     if args.only != "synthetic":
         result["scifact"] = bench_scifact(args.quick)
