@@ -185,3 +185,45 @@ def test_registry_names_open_the_async_store_on_an_async_driver(
     assert asyncio.run(roundtrip()) == ["hi"]
     with pytest.raises(ConfigurationError, match="not a"):
         CONVERSATION_STORES.create(name, url="redis://localhost/0")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"])
+def test_usage_metrics_on_async_stores(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``await store.usage_metrics(...)`` on both async stores gives what the sync store's
+    ``usage_metrics`` gives; handing an async store to the sync function is a typed error (it was
+    a TypeError from inside, iterating a coroutine)."""
+    url = _url(backend, tmp_path, request)
+    tenant = f"usage-{backend}-{tmp_path.name}"
+    from vecmem.conversations import (
+        AsyncConversationStore,
+        SQLConversationStore,
+        Usage,
+        usage_metrics,
+    )
+
+    sync = SQLConversationStore(url, tenant=tenant)
+    sync.add_messages("ann", "s", [Message("assistant", "x", usage=Usage(3, 4, "m", 0.5))])
+    sync.add_messages("bob", "s", [Message("assistant", "y", usage=Usage(1, 1, "m", None))])
+    expected = usage_metrics(sync, by=["user_id"])
+
+    async def scenario() -> None:
+        native = AsyncSQLConversationStore(url, tenant=tenant)
+        threaded = AsyncConversationStore(sync)
+        try:
+            assert await native.usage_metrics(by=["user_id"]) == expected
+            assert await threaded.usage_metrics(by=["user_id"]) == expected
+            assert await native.usage_metrics(by=[], user_id="bob") == usage_metrics(
+                sync, by=[], user_id="bob"
+            )
+            with pytest.raises(InvalidInputError):
+                await native.usage_metrics(by=["week"])  # type: ignore[list-item]
+            for store in (native, threaded):
+                with pytest.raises(InvalidInputError, match="await"):
+                    usage_metrics(store)
+        finally:
+            await native.aclose()
+
+    asyncio.run(scenario())
+    sync.close()

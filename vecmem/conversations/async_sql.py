@@ -37,6 +37,7 @@ from vecmem._keys import check_tenant
 from vecmem.conversations import partitions
 from vecmem.conversations.base import Message, OrderBy, Session, TenantUsage
 from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission
+from vecmem.conversations.usage import Dimension, UsageMetrics, usage_metrics
 from vecmem.db import MYSQL_ISOLATION, Database, _retryable, normalize_url, translate
 from vecmem.errors import ConfigurationError
 
@@ -193,7 +194,7 @@ class AsyncSQLConversationStore:
 
     async def _call(
         self,
-        name: str,
+        name: str | Callable[..., Any],
         *args: Any,
         write: bool,
         what: str,
@@ -204,6 +205,8 @@ class AsyncSQLConversationStore:
             store = self._proto.__class__.__new__(self._proto.__class__)
             store.__dict__.update(self._proto.__dict__)
             store.db = _Bound(conn)  # type: ignore[assignment]  # the parts of Database it uses
+            if callable(name):  # a function of the store (usage_metrics)
+                return name(store, *args, **kwargs)
             return getattr(store, name)(*args, **kwargs)
 
         def call() -> Any:
@@ -449,6 +452,28 @@ class AsyncSQLConversationStore:
     async def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
         return await self._call(
             "list_participants", user_id, session_id, write=False, what="listing participants"
+        )
+
+    async def usage_metrics(
+        self,
+        *,
+        by: Sequence[Dimension] = ("day", "user_id", "agent_id"),
+        since: float | None = None,
+        until: float | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> list[UsageMetrics]:
+        """:func:`~vecmem.conversations.usage_metrics` here: one ``GROUP BY`` on the async
+        driver."""
+        return await self._call(
+            usage_metrics,
+            by=by,
+            since=since,
+            until=until,
+            user_id=user_id,
+            agent_id=agent_id,
+            write=False,
+            what="aggregating usage",
         )
 
     async def aclose(self) -> None:

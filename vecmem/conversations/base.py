@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from vecmem._keys import check_epoch, check_metadata, check_name, check_tags
 from vecmem.conversations.sessions import MergeStrategy, Overflow, Permission, require_owner
+from vecmem.conversations.usage import Dimension, UsageMetrics, usage_metrics
 from vecmem.errors import InvalidInputError
 from vecmem.validation import check_text
 
@@ -650,6 +651,26 @@ class AsyncConversationStore:
 
     async def list_participants(self, user_id: str, session_id: str) -> dict[str, Permission]:
         return await asyncio.to_thread(self.store.list_participants, user_id, session_id)
+
+    async def usage_metrics(
+        self,
+        *,
+        by: Sequence[Dimension] = ("day", "user_id", "agent_id"),
+        since: float | None = None,
+        until: float | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> list[UsageMetrics]:
+        """:func:`~vecmem.conversations.usage_metrics` of the wrapped store."""
+        return await asyncio.to_thread(
+            usage_metrics,
+            self.store,
+            by=by,
+            since=since,
+            until=until,
+            user_id=user_id,
+            agent_id=agent_id,
+        )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.store.close)

@@ -23,6 +23,7 @@ expired session, purged or not (reads do not see it either). A participant's vie
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -124,6 +125,11 @@ def usage_metrics(
     ``store``: a SQL, memory or JSON-file conversation store (any other
     :class:`~vecmem.conversations.ConversationStore` is read through its public methods).
     """
+    if inspect.iscoroutinefunction(getattr(store, "query_sessions", None)):
+        raise InvalidInputError(
+            "usage_metrics takes a synchronous conversation store; "
+            "on an async one, await store.usage_metrics(...)"
+        )
     dims = check_by(by)
     check_range(since, until)
     if user_id is not None:
