@@ -210,3 +210,19 @@ def test_concurrent_writers_cannot_pass_the_quota_together(root: Any, kind: str)
     used = store.store.usage()
     assert (used.sessions, used.content_bytes) == ((3, 30) if kind == "sessions" else (1, 30))
     assert len(refused) == 9
+
+
+def test_empty_writes_count_the_sessions_they_create(root: Any) -> None:
+    """add_messages with no messages still creates the session: it counts against max_sessions
+    at once (before, it was counted only at the next measurement, so a tenant could create any
+    number of empty sessions in between)."""
+    store = QuotaConversationStore(
+        root.with_tenant(_tenant()), quota=TenantQuota(max_sessions=2), refresh=3600
+    )
+    store.add_messages("u", "a", [])
+    store.add_messages("u", "b", [])
+    with pytest.raises(QuotaExceededError):
+        store.add_messages("u", "c", [])
+    with pytest.raises(NotFoundError):
+        store.get_session("u", "c")
+    assert store.store.usage().sessions == 2

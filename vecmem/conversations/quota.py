@@ -223,12 +223,14 @@ class QuotaConversationStore:
         self._request()
         check_ids(user_id, session_id)
         nbytes = _size(prepare(messages, 0.0))  # validated first: bad input is InvalidInputError
-        reserved = self._admit(self._is_new(user_id, session_id), nbytes)
-        out: list[Message] = []
+        new = self._is_new(user_id, session_id)
+        reserved = self._admit(new, nbytes)
+        done = False
         try:
             out = self.store.add_messages(user_id, session_id, messages, agent_id=agent_id)
+            done = True  # the session exists now, even when no message was given
         finally:
-            self._settle(reserved, int(bool(out) and out[0].seq == 0), nbytes if out else 0)
+            self._settle(reserved, new if done else 0, nbytes if done else 0)
         return out
 
     def save_session(
