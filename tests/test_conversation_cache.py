@@ -18,7 +18,7 @@ import pytest
 from vecmem.conversations import MemoryConversationStore, Message
 from vecmem.conversations.cache import MISS, CachedConversationStore, LRUCache, RedisCache
 from vecmem.conversations.sql import SQLConversationStore
-from vecmem.errors import ConfigurationError, NotFoundError
+from vecmem.errors import ConfigurationError, NotFoundError, PermissionDeniedError
 from vecmem.testing.conversations import ConversationStoreSuite
 
 
@@ -187,3 +187,32 @@ def _page() -> Any:
     from vecmem.conversations.cache import _Page
 
     return _Page(None, [])
+
+
+@pytest.mark.parametrize("kind", ["lru", "redis"])
+def test_a_cache_over_a_participants_view_checks_every_read(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A wrapper built over a store already acting as a participant shares the owner's cache
+    entries only through the store's permission check: what the owner's wrapper cached is not
+    handed to a user without a grant, nor after the grant is revoked."""
+    if kind == "lru":
+        cache: Any = LRUCache(maxsize=100)
+    else:
+        cache = RedisCache(request.getfixturevalue("redis_url"), prefix=uuid.uuid4().hex[:8])
+    root = SQLConversationStore(f"sqlite:///{tmp_path}/c.db")
+    owner = CachedConversationStore(root, cache=cache)
+    bob = CachedConversationStore(root.acting_as("bob"), cache=cache)
+    owner.add_messages("alice", "s", [Message("user", "private")])
+    assert owner.get_session("alice", "s").message_count == 1  # cached now
+    assert [m.content for m in owner.last_messages("alice", "s", 5)] == ["private"]
+    with pytest.raises(PermissionDeniedError):
+        bob.get_session("alice", "s")
+    with pytest.raises(PermissionDeniedError):
+        bob.last_messages("alice", "s", 5)
+    owner.add_participant("alice", "s", "bob", permission="read")
+    assert [m.content for m in bob.last_messages("alice", "s", 5)] == ["private"]
+    owner.remove_participant("alice", "s", "bob")
+    with pytest.raises(PermissionDeniedError):
+        bob.get_messages("alice", "s")
+    root.close()

@@ -12,8 +12,9 @@ sessions it touched. Two caches:
   ``ttl`` seconds.
 
 Reads of a session that does not exist are not cached. A cached session past its
-``expires_at`` is treated as gone. Participants' views (:meth:`acting_as`) bypass the cache, so
-every permission check happens in the store.
+``expires_at`` is treated as gone. Participants' views (:meth:`acting_as`, or a wrapper over a
+store that acts as a participant) bypass the cache, so every permission check happens in the
+store.
 
 >>> from vecmem.conversations import MemoryConversationStore, Message
 >>> store = CachedConversationStore(MemoryConversationStore(), cache=LRUCache(maxsize=100))
@@ -261,7 +262,9 @@ class CachedConversationStore:
         self.store, self.cache, self.clock = store, cache, clock
         self.tenant = store.tenant
         self.actor = store.actor
-        self._bypass = _bypass  # participants' views: reads go to the store, writes invalidate
+        # participants' views (made by acting_as or over a store acting as one): reads go to the
+        # store, which checks the grant; writes invalidate
+        self._bypass = _bypass or store.actor is not None
 
     def with_tenant(self, tenant: str) -> CachedConversationStore:
         return CachedConversationStore(
