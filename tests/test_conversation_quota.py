@@ -226,3 +226,16 @@ def test_empty_writes_count_the_sessions_they_create(root: Any) -> None:
     with pytest.raises(NotFoundError):
         store.get_session("u", "c")
     assert store.store.usage().sessions == 2
+
+
+def test_a_participants_view_is_wrapped_through_acting_as(root: Any) -> None:
+    """Quotas are measured on the tenant's own store: wrapping a participant's view is a
+    ConfigurationError at once (before, each of its writes failed with PermissionDeniedError
+    from measuring, even with a write grant); the wrapper's acting_as is the way."""
+    tenant = root.with_tenant(_tenant())
+    tenant.add_messages("alice", "s", [Message("user", "hi")])
+    tenant.add_participant("alice", "s", "bob", permission="write")
+    with pytest.raises(ConfigurationError, match="acting_as"):
+        QuotaConversationStore(tenant.acting_as("bob"), quota=TenantQuota(max_bytes=100))
+    bob = QuotaConversationStore(tenant, quota=TenantQuota(max_bytes=100)).acting_as("bob")
+    assert [m.seq for m in bob.add_messages("alice", "s", [Message("user", "yo")])] == [1]

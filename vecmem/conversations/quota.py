@@ -96,6 +96,11 @@ class QuotaConversationStore:
     ) -> None:
         if not isinstance(refresh, (int, float)) or refresh < 0:
             raise ConfigurationError(f"refresh must be seconds >= 0, got {refresh!r}")
+        if _meter is None and store.actor is not None:  # it could not measure the tenant
+            raise ConfigurationError(
+                "QuotaConversationStore wraps the tenant's own store, not a participant's view: "
+                "wrap the store, then call acting_as on the wrapper"
+            )
         self.store, self.refresh, self.clock = store, float(refresh), clock
         self.tenant, self.actor = store.tenant, store.actor
         self._default, self._quotas = quota, dict(quotas or {})
