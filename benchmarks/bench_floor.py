@@ -369,9 +369,10 @@ def markdown(r: dict[str, Any]) -> str:
 READING = (
     "Reading: the baseline is the floor, not a peer: it keeps nothing on disk, cannot update or "
     "delete, and bm25s freezes BM25 scores at index time, where vecmem computes exact rank_bm25 "
-    "scores per query from an index that takes writes (its keyword leg is most of the SciFact "
-    "gap, with ~100 numpy calls a hybrid query each costing microseconds on this machine: fusion "
-    "~45 us for two legs of 100, bit-identical to the per-candidate code it replaced). The "
+    "scores from an index that takes writes (each term's per-posting scores are kept from its "
+    "first query until the next write; the keyword leg is still most of the SciFact gap, with "
+    "~80 numpy calls a hybrid query, each several microseconds once the vector scan has "
+    "flushed the CPU caches). The "
     "embedded store's writes commit to SQLite and a checksummed vector file; its HNSW graph is "
     "built beside it by a child process while rows not yet in the graph are searched exactly, "
     "so it is searchable when its last write returns (searchable s), and the graph holds every "
