@@ -294,7 +294,7 @@ def _blas_note(r: dict[str, Any]) -> str:
     if r["embedder"] == "hashing":
         return """
 
-The server sets BLAS to one thread for the process (`vecmem serve`): with BLAS threads on, the library's per-query switch to one thread and back (`vecmem._blas`, process-global) thrashes when requests overlap; 32 threads searching this store in-process did 26 searches/s that way against 296/s with one BLAS thread, and the server's own search p50 under this load fell from 920 ms to 52 ms (10 s runs)."""
+The server sets BLAS to one thread for the process (`vecmem serve`): its parallelism comes from requests. When this was measured (2026-12-07, before commit 0a70e98) the library still switched BLAS to one thread and back around each query (process-global), which thrashed when requests overlapped: 32 threads searching this store in-process did 26 searches/s that way against 296/s with one BLAS thread, and the server's own search p50 under this load fell from 920 ms to 52 ms (10 s runs). A query's product has run without BLAS since (`vecmem._matvec`)."""
     return (
         "\n\nThe model runs on torch's own (OpenMP) threads, which the server's one-BLAS-"
         "thread setting leaves alone. The served call's extra time at p50 is far more than "
