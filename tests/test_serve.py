@@ -447,6 +447,11 @@ def test_agent_memory_calls(a):
     assert again["merged"] is True and again["memory_id"] == w["memory_id"]
     hits = a.agent.recall("what does bob drink", user_id="bob")
     assert hits[0]["memory"]["id"] == w["memory_id"]
+    # The client forwards every recall option the server takes, and the server checks it.
+    weighted = a.agent.recall("bob drink", user_id="bob", recency_weight=0.5, half_life_days=7.0)
+    assert [h["memory"]["id"] for h in weighted] == [w["memory_id"]]
+    with pytest.raises(E.InvalidInputError):
+        a.agent.recall("bob drink", user_id="bob", half_life_days=-1.0)
     assert hits[0]["memory"]["state"]["user_id"] == "bob"  # the tenant prefix is not shown
     assert hits[0]["memory"]["metadata"] == {"src": "chat"}
     u = a.agent.update(

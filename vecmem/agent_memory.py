@@ -35,6 +35,7 @@ version history and change log live in the shared relational database (:mod:`vec
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -888,6 +889,14 @@ class AgentMemory:
         ):
             raise InvalidInputError(
                 "recency_weight and importance_weight must be in [0, 1] and sum to at most 1"
+            )
+        if half_life_days is not None and (
+            isinstance(half_life_days, bool)
+            or not isinstance(half_life_days, int | float)
+            or not 0 < half_life_days < math.inf
+        ):
+            raise InvalidInputError(
+                f"half_life_days must be a finite number of days > 0, got {half_life_days!r}"
             )
         scope = self._scope(user_id, agent_id, run_id)
         clauses: list[Any] = [dict(scope)]

@@ -266,6 +266,7 @@ class _Agent:
         as_of: float | None = None,
         recency_weight: float = 0.0,
         importance_weight: float = 0.0,
+        half_life_days: float | None = None,
         mode: str = "hybrid",
     ) -> list[dict[str, Any]]:
         return self._post(
@@ -280,6 +281,7 @@ class _Agent:
                 "as_of": as_of,
                 "recency_weight": recency_weight,
                 "importance_weight": importance_weight,
+                "half_life_days": half_life_days,
                 "mode": mode,
             },
         )["hits"]
