@@ -3,6 +3,9 @@ copy of the vectors as float16 and its candidates are re-scored exactly in float
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +86,50 @@ def test_changing_the_graph_precision_builds_it_afresh(tmp_path: Path) -> None:
 def test_an_unknown_graph_precision_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="ann_dtype"):
         EmbeddedStore(tmp_path / "kb", ann_dtype="i8")
+
+
+# ----------------------------------------------------------------------------- mapped vectors
+def _other_process(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (another process writing to the store)."""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=_env())
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def test_the_vectors_are_a_read_only_map_of_the_file_not_a_copy(tmp_path: Path) -> None:
+    data = clustered(500, 4)
+    store = filled(tmp_path / "kb", "f32", data)
+    v = store._vectors
+    assert not v.flags.writeable and not v.flags.owndata  # a view of the file, not process memory
+    assert len(v) == 500  # exactly the committed rows
+    np.testing.assert_array_equal(store.get_vectors(["d0#0", "d499#0"])[1], data[499])
+    # a write maps the longer file; a write that fails maps nothing past the committed end
+    store.upsert([Chunk.create("late", 0, "late text")], clustered(1, 9))
+    assert len(store._vectors) == 501 and store.query(clustered(1, 9)[0], k=1)[0].chunk.id == (
+        Chunk.create("late", 0, "late text").id
+    )
+    store.close()
+
+
+def test_after_a_compaction_in_another_process_the_mapped_vectors_are_the_new_files(
+    tmp_path: Path,
+) -> None:
+    data = clustered(800, 6)
+    store = filled(tmp_path / "kb", "f32", data)
+    store.delete(ids=[f"d{i}#0" for i in range(0, 800, 2)])  # rows 0, 2, 4 ... die
+    _other_process(
+        "from pathlib import Path; from vecmem.stores._compact import compact; "
+        f"assert compact(Path({str(tmp_path / 'kb')!r})).rows_after == 400"
+    )
+    assert not (tmp_path / "kb" / "vectors.f32").exists()  # unlinked while we map it
+    kept = [f"d{i}#0" for i in range(1, 800, 2)]
+    got = store.get_vectors(kept)  # the new generation: slots renumbered, the new file mapped
+    np.testing.assert_array_equal(got, data[1::2])
+    assert len(store._vectors) == 400
+    for i in (1, 399, 799):
+        hit = store.query(data[i], k=1)[0]
+        assert hit.chunk.id == f"d{i}#0" and hit.score == pytest.approx(1.0, abs=1e-5)
+    store.close()

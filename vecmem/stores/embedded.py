@@ -26,6 +26,22 @@ slots and empties the log, online and crash-safe. It starts by itself in a child
 dead rows pass ``compact_at`` (30%) of the rows, and runs at once with :meth:`EmbeddedStore.compact`,
 ``VectorMemory.compact()`` or ``vecmem compact PATH``.
 
+Vectors memory-mapped. The process does not copy the vectors: ``self._vectors`` is a
+read-only map of the vector file over exactly the committed rows ``[0, next_slot)`` as last read
+from the database, replaced by a longer map when the committed end grows and by a map of the new
+file when a compaction switches files. Integrity is kept as before: a load reads every range
+(in blocks it does not keep) and checks its CRC before its rows are used, and so does a replay
+for the rows it brings in (and for rows repair() rewrote). A map never reaches past the
+committed end, so no process can truncate bytes under it (a read there would raise SIGBUS):
+only bytes past the committed end are ever truncated (a failed write's, by the writer or the
+next open), the committed end of a file never shrinks (slots are not reused; a compaction
+writes a new file and the database names it), and a file a compaction unlinks stays readable
+through the maps that hold it (they are dropped at the next call, which loads the new
+generation). repair() rewrites damaged rows in place: a map shows the new bytes at once, and
+their new checksums are checked when the 'fix' entries are replayed. What this gives up: rows
+damaged on disk after they were checked (a disk fault, another program's write) are served as
+they are until the next load checks them; a file cut short by another program faults.
+
 Search is exact (numpy) below ``ann_threshold`` live chunks. Above it the HNSW graph serves the
 rows it holds and the rows written since (the tail, from the graph's ``upto`` slot on) are
 scanned exactly, so a row is searchable as soon as its write returns. Writes never touch the
@@ -43,6 +59,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import mmap
 import os
 import sqlite3
 import subprocess
@@ -511,15 +528,49 @@ class EmbeddedStore(MemoryStore):
         if self._vf is not None:
             self._vf.close()
         self._vf = vf
+        self._vectors = np.zeros((0, vf.dim), np.float32)  # a map of the old file: let it go
 
     def _refresh(self, db: sqlite3.Connection, slots: list[int]) -> None:
-        """Read the (checked) vectors of loaded rows again."""
+        """Check the vectors of loaded rows that repair() rewrote in place (the map shows the
+        new bytes already; their new checksums are verified before they are searched again)."""
         if self._vf is None:
             raise ConfigurationError("the store is used before connect(space)")
-        wanted = np.asarray(slots, dtype=np.int64)
-        for lo, block in self._vf.verified(_covering(db, slots)):
-            mine = wanted[(wanted >= lo) & (wanted < lo + len(block))]
-            self._vectors[mine] = block[mine - lo]
+        for _ in self._vf.verified(_covering(db, slots)):
+            pass
+
+    def _put_vectors(self, slots: np.ndarray, vectors: np.ndarray, top: int) -> None:
+        """The rows are read from the map of the vector file, not copied (``vectors`` are the
+        same bytes, checked against their checksums by :meth:`_load` or just written): the
+        map is extended to the committed end when it does not reach ``top``."""
+        if top > len(self._vectors):
+            self._map_vectors()
+        if top > len(self._vectors):  # pragma: no cover  (rows are committed before applied)
+            raise IntegrityError(f"{self.path}: row {top - 1} is past the committed rows")
+
+    def _map_vectors(self) -> None:
+        """Map the committed rows ``[0, self._committed)`` of the open vector file, read-only
+        (see "Vectors memory-mapped" in the module docstring: never a byte past that end)."""
+        vf, rows = self._vf, self._committed
+        if vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        if rows == 0:
+            self._vectors = np.zeros((0, vf.dim), np.float32)
+            return
+        if vf.size() < rows * vf.row:  # (a map past the end would fault when read)
+            raise IntegrityError(
+                f"{vf.path} ends before row {rows} of its committed rows (it holds "
+                f"{vf.size() // vf.row} rows); it was truncated. {self._hint}"
+            )
+        try:
+            mm = mmap.mmap(vf.fd, rows * vf.row, mmap.MAP_SHARED, mmap.PROT_READ)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"mapping {vf.path} failed: {exc}") from exc
+        if _MADV_RANDOM is not None:  # HNSW reads scattered rows: no read-ahead around them
+            with contextlib.suppress(OSError):
+                mm.madvise(_MADV_RANDOM)
+        vectors = np.frombuffer(mm, np.float32).reshape(rows, vf.dim)
+        vectors.flags.writeable = False
+        self._vectors = vectors
 
     def _ranges(self, db: sqlite3.Connection) -> list[Range]:
         """Every range record, checked to tile the committed rows."""
@@ -654,10 +705,10 @@ class EmbeddedStore(MemoryStore):
                     raise _sql_error(exc, self._file, "writing to") from exc
                 raise
             _fault("committed")
+            self._committed = first + len(chunks)  # (before _apply: it maps the new rows)
             self._drop_slots(dead)
             self._apply(chunks, vectors, [], slots=slots)
             self._seq = seq
-            self._committed = first + len(chunks)
             with self._sql("reading"):
                 self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
         with self._lock:
@@ -1099,6 +1150,7 @@ class EmbeddedStore(MemoryStore):
 
 
 _COLS = "slot, id, document_id, position, text, metadata, content_hash"
+_MADV_RANDOM = getattr(mmap, "MADV_RANDOM", None)
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps builds one a call for this option

@@ -192,12 +192,7 @@ class MemoryStore:
         tokens = [self.tokenizer(c.text) for c in chunks]
         self._bm25.add(slots, tokens)
         top = self._next_slot
-        if top > len(self._vectors):
-            dim = self._require_space().dim
-            grown = np.zeros((max(top, 2 * len(self._vectors), 256), dim), np.float32)
-            grown[: len(self._vectors)] = self._vectors
-            self._vectors = grown
-        self._vectors[slots] = vectors
+        self._put_vectors(slots, vectors, top)
         self._live.reserve(top)
         self._live.a[self._live.n : top] = False
         self._live.n = top
@@ -215,6 +210,17 @@ class MemoryStore:
         for field, col in self._columns.items():
             col.set(slots, [c.metadata.get(field, self._missing) for c in chunks], self._missing)
         return slots
+
+    def _put_vectors(self, slots: np.ndarray, vectors: np.ndarray, top: int) -> None:
+        """Make ``vectors`` the rows ``slots`` of ``self._vectors`` (which must then hold at
+        least ``top`` rows). Here they are copied into a growing array; the embedded store maps
+        its vector file instead (:meth:`vecmem.stores.embedded.EmbeddedStore._put_vectors`)."""
+        if top > len(self._vectors):
+            dim = self._require_space().dim
+            grown = np.zeros((max(top, 2 * len(self._vectors), 256), dim), np.float32)
+            grown[: len(self._vectors)] = self._vectors
+            self._vectors = grown
+        self._vectors[slots] = vectors
 
     def _drop_slots(self, slots: Sequence[int]) -> None:
         if not slots:
