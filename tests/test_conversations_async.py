@@ -5,6 +5,7 @@ event loop in a background thread; plus the async API itself under concurrent ta
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,65 @@ def test_concurrent_tasks_and_sync_store_agree(
     sync = CONVERSATION_STORES.create(url, tenant=f"conc-{backend}-{tmp_path.name}")
     assert sync.get_session("u", "s").message_count == 32  # the same tables as the sync store
     sync.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"])
+def test_cancelled_writes_land_whole_or_not_at_all_and_the_store_stays_live(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Writers cancelled at random moments, some in the middle of their transaction: every
+    batch is stored whole or not at all, each task ends in its result or CancelledError (the
+    cancelled one came back as BackendError) and the store keeps answering. On SQLite a write
+    cancelled mid-statement left its connection closed under a live cursor, holding the write
+    lock, and every later writer hung in the busy handler."""
+    url = _url(backend, tmp_path, request)
+    rnd = random.Random(19)
+
+    def batch(r: int, i: int) -> list[Message]:
+        return [Message("user", f"{r}:{i}:{j}") for j in range(5)]
+
+    async def scenario() -> None:
+        store = AsyncSQLConversationStore(url, tenant=f"cancel-{backend}-{tmp_path.name}")
+        rounds: list[dict[tuple[int, int], asyncio.Task[list[Message]]]] = []  # kept, as a
+        # caller's gather keeps them: their tracebacks hold the cancelled writes' cursors
+        try:
+            for r in range(30):
+                tasks = {
+                    (r, i): asyncio.create_task(store.add_messages("u", f"s{i % 3}", batch(r, i)))
+                    for i in range(12)
+                }
+                rounds.append(tasks)
+                await asyncio.sleep(rnd.uniform(0, 0.015))
+                for key in rnd.sample(sorted(tasks), 8):
+                    tasks[key].cancel()
+                _, pending = await asyncio.wait(tasks.values(), timeout=10)
+                assert not pending, f"round {r}: {len(pending)} writes hang after cancellations"
+            after = await asyncio.wait_for(
+                store.add_messages("u", "after", [Message("user", "x")]), 10
+            )
+            assert [m.content for m in after] == ["x"]
+            stored: dict[str, list[str]] = {}
+            for sid in ("s0", "s1", "s2"):
+                msgs = await asyncio.wait_for(store.get_messages("u", sid), 10)
+                assert [m.seq for m in msgs] == list(range(len(msgs)))
+                for m in msgs:
+                    r, i, _ = m.content.split(":")
+                    stored.setdefault(f"{r}:{i}", []).append(m.content)
+            landed = 0
+            for tasks in rounds:
+                for (r, i), task in tasks.items():
+                    want = [m.content for m in batch(r, i)]
+                    got = stored.get(f"{r}:{i}", [])
+                    assert got in ([], want), f"batch {r}:{i} stored in part: {got}"
+                    if not task.cancelled():
+                        assert task.exception() is None, f"batch {r}:{i}: {task.exception()!r}"
+                        assert [m.content for m in task.result()] == want == got
+                    landed += bool(got)
+            assert 0 < landed < 30 * 12  # some cancellations took effect, some writes landed
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
 
 
 def test_in_memory_sqlite_is_refused() -> None:

@@ -76,6 +76,10 @@ def async_url(url: str) -> tuple[str, str]:
     return sync, f"{scheme.split('+', 1)[0]}+{driver}://{rest}"
 
 
+class _Aborted(Exception):
+    """Raised inside a write whose caller was cancelled, so that it rolls back."""
+
+
 class _Bound:
     """What :class:`SQLConversationStore` needs of a :class:`Database`, on the one connection
     ``run_sync`` hands over (the transaction and retries are the async caller's)."""
@@ -209,6 +213,8 @@ class AsyncSQLConversationStore:
                 return name(store, *args, **kwargs)
             return getattr(store, name)(*args, **kwargs)
 
+        aborted = in_db = False  # cancelled by the caller / a greenlet on the connection
+
         def call() -> Any:
             # Checkout, BEGIN, the statements, COMMIT and checkin in one greenlet: what
             # ``async with engine.begin() as conn: await conn.run_sync(run)`` does in five
@@ -216,26 +222,64 @@ class AsyncSQLConversationStore:
             # driver on this event loop; measured in benchmarks/bench_async_conversations.py.
             if write:
                 with self.engine.sync_engine.begin() as conn:
-                    return run(conn)
+                    out = run(conn)
+                    if aborted:
+                        raise _Aborted  # leaves the block: SQLAlchemy rolls back
+                    return out
             with self._reader.connect() as conn:
                 return run(conn)
 
-        for attempt in range(6):
+        async def spawn() -> Any:
+            nonlocal in_db
+            in_db = True
             try:
-                if write and self._serialize:
-                    async with self._writers:
-                        return await greenlet_spawn(call)
                 return await greenlet_spawn(call)
-            except sa.exc.DBAPIError as exc:
-                if attempt < 5 and (
-                    _retryable(exc) or retry_integrity and isinstance(exc, sa.exc.IntegrityError)
-                ):
-                    await asyncio.sleep(0.005 * 2**attempt)
-                    continue
-                raise translate(exc, f"{what} failed on {self._safe_url}") from exc
-            except sa.exc.SQLAlchemyError as exc:
-                raise translate(exc, f"{what} failed on {self._safe_url}") from exc
-        raise AssertionError("unreachable")
+            finally:
+                in_db = False
+
+        async def attempts() -> Any:
+            for attempt in range(6):
+                try:
+                    if write and self._serialize:
+                        async with self._writers:
+                            return await spawn()
+                    return await spawn()
+                except sa.exc.DBAPIError as exc:
+                    if attempt < 5 and (
+                        _retryable(exc)
+                        or retry_integrity
+                        and isinstance(exc, sa.exc.IntegrityError)
+                    ):
+                        await asyncio.sleep(0.005 * 2**attempt)
+                        continue
+                    raise translate(exc, f"{what} failed on {self._safe_url}") from exc
+                except sa.exc.SQLAlchemyError as exc:
+                    raise translate(exc, f"{what} failed on {self._safe_url}") from exc
+            raise AssertionError("unreachable")
+
+        # The call runs in a task of its own that cancellation reaches only while it waits
+        # outside the database (for the writer lock, between retries). A CancelledError thrown
+        # into the greenlet mid-statement made SQLAlchemy invalidate the connection and close it
+        # under a live cursor: SQLite keeps such a "zombie" connection's write lock until the
+        # cursor is garbage-collected, and every later writer waited on it (the hang of issue
+        # 19; the cancelled call also came back as BackendError, not CancelledError). Cancelled
+        # there, the caller waits for the transaction to end (rolled back, unless its COMMIT
+        # had begun) and then raises CancelledError.
+        task = asyncio.ensure_future(attempts())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            aborted = True
+            if not in_db:
+                task.cancel()
+            while not task.done():
+                try:
+                    await asyncio.wait({task})
+                except asyncio.CancelledError:
+                    continue  # cancelled again: the transaction still has to end first
+            if not task.cancelled():
+                task.exception()  # the outcome is the cancellation: mark it retrieved
+            raise
 
     async def save_session(
         self,
