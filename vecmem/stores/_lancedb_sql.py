@@ -6,7 +6,7 @@ keep rows without the field. Numbers are compared as float64 (integers beyond 2*
 exactness); ``$exists`` reads ``vm_keys`` and, from layout 4, the typed columns.
 
 >>> from vecmem.filters import parse_filter
->>> SqlFilter({"vm_s_lang"}).build(parse_filter({"lang": "en"}))
+>>> SqlFilter({"vm_s_lang"})(parse_filter({"lang": "en"}))
 "coalesce(vm_s_lang = 'en', false)"
 """
 
@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from vecmem.errors import UnsupportedFilterError
-from vecmem.filters import And, Cond, Filter, Not, Or
+from vecmem.filters import Scalar, Translator
 from vecmem.stores._lancedb_layout import FORMAT, KINDS, col
 
 IN_BATCH = 2048  # ids per ``id IN (...)`` clause
+_SYMBOLS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _sql_value(v: Any) -> str:
+def _sql_value(v: Scalar) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -37,6 +37,10 @@ def _sql_value(v: Any) -> str:
     return repr(float(v))
 
 
+def _kind(v: Scalar) -> str:
+    return "b" if isinstance(v, bool) else "s" if isinstance(v, str) else "n"
+
+
 def in_lists(column: str, values: Sequence[str]) -> Iterator[str]:
     """``column IN (...)`` clauses of at most :data:`IN_BATCH` values each (duplicates once)."""
     unique = list(dict.fromkeys(values))
@@ -44,7 +48,7 @@ def in_lists(column: str, values: Sequence[str]) -> Iterator[str]:
         yield f"{column} IN (" + ", ".join(map(sql_str, unique[i : i + IN_BATCH])) + ")"
 
 
-class SqlFilter:
+class SqlFilter(Translator[str]):
     """Translates a parsed vecmem filter into a SQL predicate over the typed ``columns``."""
 
     def __init__(self, columns: set[str], layout: int = FORMAT) -> None:
@@ -52,15 +56,14 @@ class SqlFilter:
         self.layout = layout
         self.unknown = False  # a column the filter names is not in ``columns`` (maybe stale)
 
-    def build(self, f: Filter) -> str:
-        if isinstance(f, Cond):
-            return self._cond(f)
-        if isinstance(f, (And, Or)):
-            joiner = " AND " if isinstance(f, And) else " OR "
-            return "(" + joiner.join(self.build(x) for x in f.items) + ")"
-        if isinstance(f, Not):
-            return f"(NOT {self.build(f.item)})"
-        raise UnsupportedFilterError(f"unknown filter node {f!r}")
+    def and_(self, items: list[str]) -> str:
+        return "(" + " AND ".join(items) + ")"
+
+    def or_(self, items: list[str]) -> str:
+        return "(" + " OR ".join(items) + ")" if items else "false"
+
+    def not_(self, item: str) -> str:
+        return f"(NOT {item})"
 
     def _atom(self, column: str, expr: Callable[[str], str]) -> str:
         """``expr(column)`` as a never-NULL boolean; ``false`` when no chunk ever had the column.
@@ -71,34 +74,24 @@ class SqlFilter:
             return "false"
         return f"coalesce({expr(column)}, false)"
 
-    def _eq(self, field: str, v: Any, lists: bool = False) -> str:
-        kind = "b" if isinstance(v, bool) else "s" if isinstance(v, str) else "n"
-        value = _sql_value(v)
-        if lists:
-            return self._atom(col("l" + kind, field), lambda c: f"array_has({c}, {value})")
-        return self._atom(col(kind, field), lambda c: f"{c} = {value}")
+    def eq(self, field: str, value: Scalar) -> str:
+        v = _sql_value(value)
+        return self._atom(col(_kind(value), field), lambda c: f"{c} = {v}")
 
-    def _cond(self, c: Cond) -> str:
-        op, v = c.op, c.value
-        if op == "exists":
-            has = [f"coalesce(array_has(vm_keys, {sql_str(c.field)}), false)"]
-            if self.layout >= 4:  # vm_keys lists only the fields without a typed value
-                typed = [col(kind, c.field) for kind in KINDS]
-                # a kind missing here may have been added by another writer: the caller reads
-                # the schema again (~1 ms; a field rarely has all six kinds)
-                self.unknown |= not all(t in self.columns for t in typed)
-                has += [f"{t} IS NOT NULL" for t in typed if t in self.columns]
-            either = "(" + " OR ".join(has) + ")" if len(has) > 1 else has[0]
-            return either if v else f"(NOT {either})"
-        if op in ("eq", "ne", "in", "nin"):
-            one = op in ("eq", "ne")
-            atoms = [self._eq(c.field, x) for x in ([v] if one else v)]
-            atom = atoms[0] if one else "(" + " OR ".join(atoms) + ")" if atoms else "false"
-            return atom if op in ("eq", "in") else f"(NOT {atom})"
-        if op == "contains":
-            return self._eq(c.field, v, lists=True)
-        if op in ("gt", "gte", "lt", "lte"):
-            sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-            value = _sql_value(v)
-            return self._atom(col("n", c.field), lambda column: f"{column} {sym} {value}")
-        raise UnsupportedFilterError(f"LanceDB adapter cannot express operator ${op}")
+    def contains(self, field: str, value: Scalar) -> str:
+        v = _sql_value(value)
+        return self._atom(col("l" + _kind(value), field), lambda c: f"array_has({c}, {v})")
+
+    def compare(self, field: str, op: str, value: float) -> str:
+        v, symbol = _sql_value(value), _SYMBOLS[op]
+        return self._atom(col("n", field), lambda c: f"{c} {symbol} {v}")
+
+    def exists(self, field: str) -> str:
+        has = [f"coalesce(array_has(vm_keys, {sql_str(field)}), false)"]
+        if self.layout >= 4:  # vm_keys lists only the fields without a typed value
+            typed = [col(kind, field) for kind in KINDS]
+            # a kind missing here may have been added by another writer: the caller reads the
+            # schema again (~1 ms; a field rarely has all six kinds)
+            self.unknown |= not all(t in self.columns for t in typed)
+            has += [f"{t} IS NOT NULL" for t in typed if t in self.columns]
+        return self.or_(has) if len(has) > 1 else has[0]

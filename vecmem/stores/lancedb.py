@@ -42,7 +42,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -50,19 +49,13 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.errors import (
-    BackendError,
-    ConfigurationError,
-    InvalidInputError,
-    NotFoundError,
-    VecmemError,
-)
+from vecmem.errors import BackendError, ConfigurationError, NotFoundError, VecmemError
 from vecmem.filters import Filter
 from vecmem.stores import _lancedb_layout as layout
+from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores._lancedb_sql import SqlFilter, in_lists
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, parse_url
 from vecmem.tokenize import DefaultTokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -102,7 +95,7 @@ def _fts_config(spec: str) -> dict[str, Any]:
     }
 
 
-class LanceDb(StoreKit):
+class LanceDb(kit.StoreKit):
     """A vecmem store in a LanceDB table (embedded, no server).
 
     ``keyword="exact"`` keeps rank_bm25-exact BM25 beside the table; ``keyword="native"`` uses
@@ -150,7 +143,6 @@ class LanceDb(StoreKit):
         self._fts_name: str | None = None  # native mode: the full-text index on ``text``
         self._fts_written = 0  # rows this object wrote since it last looked at that index
         self._fts_checked = -np.inf  # time.monotonic() of that look
-        self._executor: ThreadPoolExecutor | None = None  # runs both_legs' keyword leg
         self._order: tuple[int, Any, Any] | None = None  # (version, sorted ids, their row ids)
 
     # ----------------------------------------------------------------- kit hooks
@@ -222,8 +214,6 @@ class LanceDb(StoreKit):
                 self._save_keyword_index()
         finally:
             self._tbl = self._order = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
 
     # ----------------------------------------------------------------- plumbing
     def _t(self) -> Any:
@@ -243,12 +233,12 @@ class LanceDb(StoreKit):
         if f is None:
             return None
         sql = SqlFilter(self._columns, self._layout)
-        where = sql.build(f)
+        where = sql(f)
         if not sql.unknown:
             return where
         with self._errors("read schema"):
             self._columns = set(self._t().schema.names)
-        return SqlFilter(self._columns, self._layout).build(f)
+        return SqlFilter(self._columns, self._layout)(f)
 
     def _read_schema(self) -> tuple[int, Any]:
         """Read the table's schema now, with a version it is current at (for writes)."""
@@ -420,8 +410,7 @@ class LanceDb(StoreKit):
     ) -> None:
         chunks = list(chunks)
         v = self._check_batch(chunks, vectors)
-        written = {c.id for c in chunks}
-        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
+        deletes = kit.other_deletes(chunks, delete_ids)
         if not chunks and not deletes:
             return
         exact = self.keyword_mode == "exact"
@@ -539,12 +528,8 @@ class LanceDb(StoreKit):
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        found = {
-            c.id: c
-            for data in self._read(ids, layout.CHUNK_COLS[self._layout])
-            for c in self._chunks(data)
-        }
-        return [found[i] for i in ids if i in found]
+        datas = self._read(ids, layout.CHUNK_COLS[self._layout])
+        return kit.in_order(ids, {c.id: c for data in datas for c in self._chunks(data)})
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         dim = self._require_space().dim
@@ -552,19 +537,15 @@ class LanceDb(StoreKit):
         for data in self._read(ids, ["id", "vector"]):
             flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             found.update(zip(data["id"].to_pylist(), flat.reshape(data.num_rows, dim)))
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise InvalidInputError(f"unknown chunk ids: {missing[:5]}")
-        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), dim)
+        return kit.vectors_in_order(ids, found, dim)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         self._require_space()
-        by_doc: dict[str, list[Chunk]] = {}
-        for clause in in_lists("document_id", document_ids):
-            for c in self._chunks(self._rows(clause, layout.CHUNK_COLS[self._layout])):
-                by_doc.setdefault(c.document_id, []).append(c)
-        docs = dict.fromkeys(document_ids)
-        return [c for d in docs for c in sorted(by_doc.get(d, []), key=lambda c: c.id)]
+        columns = layout.CHUNK_COLS[self._layout]
+        clauses = in_lists("document_id", document_ids)
+        return kit.by_document(
+            document_ids, (c for w in clauses for c in self._chunks(self._rows(w, columns)))
+        )
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -649,10 +630,7 @@ class LanceDb(StoreKit):
         q = self._check_query(vector, k)
         where = self._sql(filter)
         self._fresh_fts()
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="vecmem-lancedb")
-            keyword = self._executor.submit(self._fts, text, k, where)
+        keyword = self._submit(self._fts, text, k, where)
         vec = self._vector(q, k, where)
         return vec, keyword.result()
 
@@ -703,7 +681,7 @@ class LanceDb(StoreKit):
 def from_url(url: str) -> LanceDb:
     """``lancedb:///abs/path`` or ``lancedb://./rel/path``; ``?table=NAME`` (or ``collection=``),
     ``&keyword=native`` for LanceDB's full-text index (default ``exact``)."""
-    u = parse_url(url, schemes=("lancedb",), params=("table", "collection", "keyword"))
+    u = kit.parse_url(url, schemes=("lancedb",), params=("table", "collection", "keyword"))
     if not u.path:
         raise ConfigurationError(f"LanceDB URL {url!r} names no folder")
     table = u.query.get("table") or u.query.get("collection") or "vecmem"
