@@ -256,9 +256,8 @@ class PineconeDb(kit.StoreKit):
 
     def _fetch(self, ids: Sequence[str], ns: str = "") -> dict[str, Any]:
         """Stored vectors by id (one request in this thread, more at once)."""
-        ids = list(dict.fromkeys(ids))
         if len(ids) == 1:
-            return self._fetch_one(ids, ns or self.namespace)
+            return self._fetch_one(list(ids), ns or self.namespace)
         return _gather(self._fetch_start(ids, ns))
 
     def _fetch_chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -437,8 +436,7 @@ class PineconeDb(kit.StoreKit):
         """Delete every vector of this store's namespace and its meta namespace (the index
         stays; other namespaces are untouched)."""
         with self._lock:
-            self._c()
-            if self._index() is None:
+            if self._index() is None:  # opens the client (or refuses: closed)
                 return
             for ns in (self.namespace, self.meta_namespace):
                 if self._count(ns):
