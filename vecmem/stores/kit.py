@@ -9,7 +9,10 @@ calls for the :class:`~vecmem.stores.base.VectorStore` methods. The kit carries 
 (``with self._errors("upsert"):``), the argument checks every store makes
 (:meth:`StoreKit._check_k`, :meth:`StoreKit._check_query`, :meth:`StoreKit._check_batch`), the
 exact BM25 kept beside a database (:meth:`StoreKit._keyword_index`) and URL parsing for
-``from_url`` (:func:`parse_url`).
+``from_url`` (:func:`parse_url`). ``upsert``, ``delete``, ``get``, ``get_vectors`` and
+``get_by_document`` make their checks and bookkeeping and leave the database's part to a hook
+(:meth:`StoreKit._write_chunks`, ``_delete_chunks``, ``_read_chunks``, ``_read_vectors``,
+``_read_documents``); a backend overrides the method itself where it does more.
 
 Modelled on qdrant-client's ``client_base``: one base, each engine its calls.
 
@@ -252,6 +255,57 @@ class StoreKit:
         if ids is None and filter is None:
             raise InvalidInputError("delete needs ids or a filter (use clear() for all)")
 
+    # ----------------------------------------------------------------- store methods
+    # The checks and bookkeeping of the VectorStore methods, the backend's part left to a hook.
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
+    ) -> None:
+        chunks = list(chunks)
+        v = self._check_batch(chunks, vectors)
+        deletes = other_deletes(chunks, delete_ids)
+        if chunks or deletes:
+            self._write_chunks(chunks, v, deletes)
+
+    def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray, deletes: list[str]) -> None:
+        """Write checked ``chunks`` (``vectors``: float32) and delete ``deletes`` (ids that
+        ``chunks`` do not write, once each); called only when there is something to do."""
+        raise NotImplementedError
+
+    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        self._check_delete(ids, filter)
+        self._require_space()
+        return self._delete_chunks(None if ids is None else list(dict.fromkeys(ids)), filter)
+
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
+        """Delete the chunks of ``ids`` (once each; ``None``: none named) and those matching
+        ``filter``; returns how many were removed."""
+        raise NotImplementedError
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        return in_order(ids, self._read_chunks(list(dict.fromkeys(ids))))
+
+    def _read_chunks(self, ids: list[str]) -> Mapping[str, Chunk]:
+        """``{id: Chunk}`` for those of ``ids`` (distinct) that exist."""
+        raise NotImplementedError
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        dim = self._require_space().dim
+        return vectors_in_order(ids, self._read_vectors(list(dict.fromkeys(ids))), dim)
+
+    def _read_vectors(self, ids: list[str]) -> Mapping[str, Any]:
+        """``{id: vector}`` for those of ``ids`` (distinct) that exist."""
+        raise NotImplementedError
+
+    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
+        self._require_space()
+        docs = list(dict.fromkeys(document_ids))
+        return by_document(docs, self._read_documents(docs)) if docs else []
+
+    def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
+        """Every chunk of the documents ``docs`` (distinct, at least one), in any order."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------- keyword beside
     def _keyword_index(self) -> KeywordBeside:
         """An empty exact BM25 index for this store's space (rank_bm25's scores)."""
@@ -286,7 +340,8 @@ class BesideKit(StoreKit):
     too (Chroma, Milvus). Every write records a fresh generation token in the collection
     (:meth:`_write_gen`); a store that reads a token it did not write (:meth:`_read_gen`)
     rebuilds its index from :meth:`_texts` on its next keyword search. Writes go through
-    ``with self._writing(chunks, deleted):``, keyword searches through :meth:`_beside`."""
+    ``with self._writing(chunks, deleted):``, keyword searches through :meth:`_beside`;
+    ``delete`` is made of :meth:`_existing`, :meth:`_matching` and :meth:`_delete_ids`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -304,6 +359,28 @@ class BesideKit(StoreKit):
     def _texts(self) -> Iterable[tuple[str, str]]:
         """Every chunk's ``(id, text)``."""
         raise NotImplementedError
+
+    def _existing(self, ids: list[str]) -> Iterable[str]:
+        """Those of ``ids`` (distinct) that are stored."""
+        raise NotImplementedError
+
+    def _matching(self, filter: Filter) -> Iterable[str]:
+        """The ids of the chunks that pass ``filter``."""
+        raise NotImplementedError
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        """Delete the chunks of ``ids`` (stored ones)."""
+        raise NotImplementedError
+
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
+        with self._lock:
+            doomed = set(self._existing(ids)) if ids else set()
+            if filter is not None:
+                doomed.update(self._matching(filter))
+            if doomed:
+                with self._writing((), sorted(doomed)):
+                    self._delete_ids(sorted(doomed))
+            return len(doomed)
 
     def _beside(self) -> KeywordBeside:
         """The BM25 index, rebuilt first when another client wrote (call under the lock)."""

@@ -54,7 +54,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any, Literal
@@ -352,11 +352,8 @@ class Qdrant(kit.StoreKit):
     def _create(self, space: EmbeddingSpace) -> None:
         """Create the collection, or adopt one made by another client meanwhile or without
         vecmem (its ``dense`` vector checked, the space recorded)."""
-        m, client, record = (
-            self._m,
-            self._client,
-            {"vecmem_space": space.to_json(), "vecmem_format": FORMAT},
-        )
+        m, client = self._m, self._client
+        record = {"vecmem_space": space.to_json(), "vecmem_format": FORMAT}
         distance = {"cosine": m.Distance.COSINE, "dot": m.Distance.DOT}[space.distance]
         with self._errors("create the collection"):
             if not client.collection_exists(self.collection):
@@ -543,12 +540,7 @@ class Qdrant(kit.StoreKit):
             self._chunks_of.setdefault(c.document_id, set()).add(c.id)
 
     # ----------------------------------------------------------------- writes
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
-        deletes = kit.other_deletes(chunks, delete_ids)
+    def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
         exact = self.keyword_mode == "exact"
         m = self._m
         with self._lock:
@@ -578,8 +570,6 @@ class Qdrant(kit.StoreKit):
                         },
                     )
                 )
-            if not points and not deletes:
-                return
             self._stale = exact  # until the write and the index update both succeeded
             # one request per _BATCH points keeps a server under its request-size limit (32 MiB);
             # local mode takes the whole write in one call
@@ -608,12 +598,10 @@ class Qdrant(kit.StoreKit):
             if sparse is not None and tokens:
                 self._check_drift(tokens)
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
         with self._lock:
             recs = [
-                *(self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"]) if ids else ()),
+                *(self._retrieve(ids, ["chunk_id"]) if ids else ()),
                 *(self._scroll(self._filter(filter), ["chunk_id"]) if filter is not None else ()),
             ]
             doomed = {str(rec.id): rec.payload["chunk_id"] for rec in recs}  # point -> chunk id
@@ -694,7 +682,7 @@ class Qdrant(kit.StoreKit):
                 kw,
                 text,
                 k,
-                lambda ids, filtered: self._fetch(ids, flt if filtered else None),
+                lambda ids, filtered: self._read_chunks(ids, flt if filtered else None),
                 flt is not None,
                 widen_to=4096 if self.url is not None else 0,
                 matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])],
@@ -721,7 +709,7 @@ class Qdrant(kit.StoreKit):
             legs = [_scored(r) for r in self._c().query_batch_points(self.collection, requests)]
         return legs[0], legs[1] if len(legs) > 1 else []
 
-    def _fetch(self, ids: list[str], flt: Any) -> dict[str, Chunk]:
+    def _read_chunks(self, ids: list[str], flt: Any = None) -> dict[str, Chunk]:
         """Chunks of ``ids`` that pass ``flt`` (all of them when it is ``None``)."""
         if not ids:
             return {}
@@ -742,42 +730,27 @@ class Qdrant(kit.StoreKit):
         ids = (r.payload["chunk_id"] for r in self._scroll(None, ["chunk_id"]))
         return kit.id_page(ids, after, limit)
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        return kit.in_order(ids, self._fetch(list(dict.fromkeys(ids)), None))
+    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
+        recs = self._retrieve(ids, ["chunk_id"], vectors=True)
+        return {r.payload["chunk_id"]: r.vector[VECTOR] for r in recs}
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
-        recs = self._retrieve(list(dict.fromkeys(ids)), ["chunk_id"], vectors=True)
-        return kit.vectors_in_order(
-            ids, {r.payload["chunk_id"]: r.vector[VECTOR] for r in recs}, dim
-        )
-
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        docs = list(dict.fromkeys(document_ids))
-        if not docs:
-            return []
+    def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
         if self.url is None and self.keyword_mode == "exact":
             # local mode has one client: the id map is complete, and a
             with self._lock:  # retrieve by id beats a Python scan of every payload
                 if self._stale:
                     self._rebuild()
-                return self.get([i for d in docs for i in sorted(self._chunks_of.get(d, ()))])
+                ids = [i for d in docs for i in self._chunks_of.get(d, ())]
+                return self._read_chunks(ids).values()
         m = self._m
         flt = m.Filter(must=[m.FieldCondition(key="document_id", match=m.MatchAny(any=docs))])
-        return kit.by_document(
-            docs, (_chunk(rec.payload) for rec in self._scroll(flt, _CHUNK_FIELDS))
-        )
+        return (_chunk(rec.payload) for rec in self._scroll(flt, _CHUNK_FIELDS))
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
+        flt = self._filter(filter)
         with self._errors("count"):
-            return int(
-                self._c()
-                .count(self.collection, count_filter=self._filter(filter), exact=True)
-                .count
-            )
+            return int(self._c().count(self.collection, count_filter=flt, exact=True).count)
 
     def drop(self) -> None:
         """Delete the whole collection (its points and recorded space)."""
@@ -820,20 +793,18 @@ def from_url(url: str) -> Qdrant:
         schemes=("qdrant", "qdrant+http", "qdrant+https"),
         params=("collection", "api_key", "keyword"),
     )
-    mode: Any = u.query.get("keyword", "native")  # checked by Qdrant
-    collection = u.query.get("collection", "vecmem")
     if not u.path:
         raise ConfigurationError(
             f"Qdrant URL {url!r} names no host or folder (qdrant://:memory: for one in memory)"
         )
+    mode: Any = u.query.get("keyword", "native")  # checked by Qdrant
+    target: dict[str, Any] = {"path": u.path}
     if u.scheme != "qdrant":
         server = f"{u.scheme.split('+')[1]}://{u.path.rstrip('/')}"
-        return Qdrant(
-            url=server, api_key=u.query.get("api_key"), collection=collection, keyword=mode
-        )
-    if u.path == ":memory:":
-        return Qdrant(":memory:", collection=collection, keyword=mode)
-    return Qdrant(path=u.path, collection=collection, keyword=mode)
+        target = {"url": server, "api_key": u.query.get("api_key")}
+    elif u.path == ":memory:":
+        target = {"location": ":memory:"}
+    return Qdrant(**target, collection=u.query.get("collection", "vecmem"), keyword=mode)
 
 
 __all__ = [
