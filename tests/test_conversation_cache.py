@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,4 +216,88 @@ def test_a_cache_over_a_participants_view_checks_every_read(
     owner.remove_participant("alice", "s", "bob")
     with pytest.raises(PermissionDeniedError):
         bob.get_messages("alice", "s")
+    root.close()
+
+
+class _PausingStore(SQLConversationStore):
+    """A real SQLite store that stops at one point of a call until the test lets it go on, so
+    that another thread's calls interleave exactly there."""
+
+    pause: str = ""  # "delete_user": before deleting; "get_messages": after reading
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.reached, self.go_on = threading.Event(), threading.Event()
+
+    def _stop(self, where: str) -> None:
+        if self.pause == where:
+            self.pause = ""
+            self.reached.set()
+            assert self.go_on.wait(30)
+
+    def delete_user(self, user_id: str) -> int:
+        self._stop("delete_user")
+        return super().delete_user(user_id)
+
+    def get_messages(self, *args: Any, **kwargs: Any) -> list[Message]:
+        out = super().get_messages(*args, **kwargs)
+        self._stop("get_messages")
+        return out
+
+
+def _cache(kind: str, request: pytest.FixtureRequest) -> Any:
+    return LRUCache(100) if kind == "lru" else _redis(request.getfixturevalue("redis_url"))
+
+
+@pytest.mark.parametrize("kind", ["lru", "redis"])
+def test_a_session_written_during_delete_user_is_not_served_after_it(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """delete_user listed the user's sessions and then deleted; a session another thread wrote
+    and read (so cached) in between was deleted from the store but still served from the cache,
+    a deleted user's data. Now the whole user is invalidated after the delete."""
+    root = _PausingStore(f"sqlite:///{tmp_path}/c.db")
+    cached = CachedConversationStore(root, cache=_cache(kind, request))
+    cached.add_messages("u", "old", [Message("user", "old")])
+    root.pause = "delete_user"
+    deleted: list[int] = []
+    worker = threading.Thread(target=lambda: deleted.append(cached.delete_user("u")))
+    worker.start()
+    assert root.reached.wait(30)  # delete_user is under way, the store's delete not yet run
+    cached.add_messages("u", "new", [Message("user", "secret")])  # another thread writes ...
+    assert [m.content for m in cached.get_messages("u", "new")] == ["secret"]  # ... and reads
+    assert cached.get_session("u", "new").message_count == 1
+    root.go_on.set()
+    worker.join(30)
+    assert deleted == [2] and root.query_sessions(user_id="u") == []  # both gone from the store
+    assert cached.get_messages("u", "new") == []
+    assert cached.last_messages("u", "new", 5) == []
+    with pytest.raises(NotFoundError):
+        cached.get_session("u", "new")
+    cached.add_messages("u", "new", [Message("user", "after")])  # the user can start again
+    assert [m.content for m in cached.get_messages("u", "new")] == ["after"]
+    root.close()
+
+
+@pytest.mark.parametrize("kind", ["lru", "redis"])
+def test_a_read_begun_before_delete_user_stores_nothing_after_it(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A reader that read a session before delete_user and stores its page after it: the page
+    is dropped, also for a session the cache had never held."""
+    root = _PausingStore(f"sqlite:///{tmp_path}/c.db")
+    cached = CachedConversationStore(root, cache=_cache(kind, request))
+    root.add_messages("u", "s", [Message("user", "before")])  # not through the cache
+    root.pause = "get_messages"
+    read: list[list[Message]] = []
+    reader = threading.Thread(target=lambda: read.append(cached.get_messages("u", "s")))
+    reader.start()
+    assert root.reached.wait(30)  # the reader has the old page, not yet cached
+    assert cached.delete_user("u") == 1
+    root.go_on.set()
+    reader.join(30)
+    assert [m.content for m in read[0]] == ["before"]  # what it read before the delete
+    assert cached.get_messages("u", "s") == []  # ... and did not leave in the cache
+    with pytest.raises(NotFoundError):
+        cached.get_session("u", "s")
     root.close()

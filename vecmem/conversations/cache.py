@@ -7,9 +7,9 @@ sessions it touched. Two caches:
 - :class:`LRUCache`: in this process, bounded by a number of sessions. Right when every write goes
   through this process's wrapper; another process's writes are not seen until eviction.
 - :class:`RedisCache`: shared by processes. Each session has a version counter in Redis that a
-  write increments after the store commits; entries are stored under the version they were read
-  at, so a reader never takes an entry older than the last finished write. Values expire after
-  ``ttl`` seconds.
+  write increments after the store commits, and each user one that ``delete_user`` increments;
+  entries are stored under the pair read before the store was, so a reader never takes an entry
+  older than the last finished write. Values expire after ``ttl`` seconds.
 
 Reads of a session that does not exist are not cached. A cached session past its
 ``expires_at`` is treated as gone. Participants' views (:meth:`acting_as`, or a wrapper over a
@@ -67,6 +67,10 @@ class Cache(Protocol):
     def put(self, key: Key, part: Part, value: Any, stamp: Any) -> None: ...
 
     def invalidate(self, keys: Sequence[Key]) -> None: ...
+
+    def invalidate_user(self, tenant: str, user_id: str) -> None:
+        """Every session of the user, cached or not, including ones no listing has seen."""
+        ...
 
 
 MISS: Any = object()
@@ -139,20 +143,30 @@ class LRUCache:
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 
+    def invalidate_user(self, tenant: str, user_id: str) -> None:
+        with self._lock:
+            self._writes += 1  # a read begun before this is not stored: see put
+            for key in [k for k in self._entries if k[0] == tenant and k[1] == user_id]:
+                del self._entries[key]
 
-# one round trip: the session's version and the value stored at that version
+
+# one round trip: the version ("<user's>.<session's>") and the value stored at that version.
+# KEYS: the session's counter, the user's counter
 _GET = """
-local v = redis.call('GET', KEYS[1]) or '0'
+local v = (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[1]) or '0')
 return {v, redis.call('HGET', KEYS[1] .. ':' .. v, ARGV[1]) or false}
 """
-# store only if no write happened since the read began; the version counter's life is renewed
-# with every value stored under it, so it outlives them all (it resets to 0 only when none is left)
+# store only if no write happened since the read began; the counters' lives are renewed with
+# every value stored under them, so they outlive them all (each resets to 0 only when none is
+# left)
 _PUT = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+local v = (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[1]) or '0')
+if v ~= ARGV[1] then return 0 end
 local h = KEYS[1] .. ':' .. ARGV[1]
 redis.call('HSET', h, ARGV[2], ARGV[3])
 redis.call('EXPIRE', h, ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 _BUMP = """
@@ -195,6 +209,12 @@ class RedisCache:
 
         return ":".join([self.prefix, *(escape(k) for k in key)])
 
+    def _keys(self, key: Key) -> list[str]:
+        """The session's counter and its user's (``prefix:tenant:user``: one part fewer than
+        any session's, and ids hold no ``:`` once escaped, so the two never meet)."""
+        name = self._name(key)
+        return [name, name.rsplit(":", 1)[0]]
+
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         import redis
 
@@ -207,7 +227,7 @@ class RedisCache:
 
     def get(self, key: Key, part: Part) -> tuple[Any, bytes]:
         version, raw = self._call(
-            "reading the cache", self._get, keys=[self._name(key)], args=[json.dumps(part)]
+            "reading the cache", self._get, keys=self._keys(key), args=[json.dumps(part)]
         )
         if raw is None:
             self.misses += 1
@@ -230,7 +250,7 @@ class RedisCache:
         self._call(
             "writing the cache",
             self._put,
-            keys=[self._name(key)],
+            keys=self._keys(key),
             args=[stamp, json.dumps(part), json.dumps(data), self.ttl, self._version_ttl],
         )
 
@@ -239,6 +259,14 @@ class RedisCache:
             "invalidating the cache",
             self._bump,
             keys=[self._name(k) for k in keys],
+            args=[self._version_ttl],
+        )
+
+    def invalidate_user(self, tenant: str, user_id: str) -> None:
+        self._call(
+            "invalidating the cache",
+            self._bump,
+            keys=[self._keys((tenant, user_id, "-"))[1]],
             args=[self._version_ttl],
         )
 
@@ -389,14 +417,13 @@ class CachedConversationStore:
             self._changed(key)
 
     def delete_user(self, user_id: str) -> int:
-        keys, offset = [], 0
-        while page := self.store.query_sessions(user_id=user_id, limit=1000, offset=offset):
-            keys += [self._key(user_id, s.session_id) for s in page]
-            offset += len(page)
+        # the whole user, not the sessions a listing found before the delete: a session written
+        # (and cached) between that listing and the delete was deleted and still served
+        check_ids(user_id)
         try:
             return self.store.delete_user(user_id)
         finally:
-            self._changed(*keys)
+            self.cache.invalidate_user(self.tenant, user_id)
 
     def branch_session(
         self, user_id: str, session_id: str, new_session_id: str, *, at: int
