@@ -3,6 +3,7 @@ copy of the vectors as float16 and its candidates are re-scored exactly in float
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from vecmem.errors import ConfigurationError
+from vecmem.fusion import Fusion
 from vecmem.stores.embedded import EmbeddedStore
 from vecmem.types import Chunk, EmbeddingSpace
 
@@ -132,4 +134,106 @@ def test_after_a_compaction_in_another_process_the_mapped_vectors_are_the_new_fi
     for i in (1, 399, 799):
         hit = store.query(data[i], k=1)[0]
         assert hit.chunk.id == f"d{i}#0" and hit.score == pytest.approx(1.0, abs=1e-5)
+    store.close()
+
+
+# ----------------------------------------------------------------------------- rows on demand
+def test_the_store_holds_no_chunk_objects_while_it_serves_hits(tmp_path: Path) -> None:
+    data = clustered(3000, 8)
+    filled(tmp_path / "kb", "f32", data).close()
+    gc.collect()
+    before = sum(isinstance(o, Chunk) for o in gc.get_objects())
+    store = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False)
+    store.connect(SPACE)
+    for i in range(0, 3000, 100):
+        hits = store.hybrid(data[i], f"text {i}", k=10, candidates=50, fusion=Fusion())
+        assert hits[0].chunk.document_id == f"d{i}" and hits[0].chunk.text == f"text {i}"
+        del hits
+    assert store.count() == 3000 and len(store.get([f"d{i}#0" for i in range(0, 3000, 7)])) == 429
+    gc.collect()
+    held = sum(isinstance(o, Chunk) for o in gc.get_objects()) - before
+    assert held < 50, f"{held} Chunk objects alive after opening a 3,000-chunk store"
+    store.close()
+
+
+def test_a_commit_between_a_reads_sync_and_its_fetch_is_read_again(tmp_path: Path) -> None:
+    """Another writer replaces a chunk just after the reader synced: the reader's rows are then
+    stale (the old row is gone); it must sync again and serve the new text, never fail."""
+    data = clustered(200, 10)
+    reader = filled(tmp_path / "kb", "f32", data)
+    writer = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False)
+    writer.connect(SPACE)
+    real_sync = reader._sync
+    landed = []
+
+    def sync_then_commit(force: bool = False) -> None:
+        real_sync(force)
+        if not landed:  # once, right after the reader's first sync
+            landed.append(1)
+            new = Chunk.create("d5", 0, "rewritten text", {"v": 2})
+            writer.upsert([new], data[5:6])
+
+    reader._sync = sync_then_commit  # type: ignore[method-assign]
+    hit = reader.query(data[5], k=1)[0]
+    assert landed and hit.chunk.text == "rewritten text" and hit.chunk.metadata == {"v": 2}
+    assert reader.get(["d5#0"])[0].text == "rewritten text"
+    assert [c.text for c in reader.get_by_document(["d5"])] == ["rewritten text"]
+    writer.close()
+    reader.close()
+
+
+KEYS = ("plain", "ключ", 'with "quote"', "back\\slash")
+
+
+def _meta(i: int) -> dict[str, object]:
+    values: list[object] = [True, 1, 1.5, "red", ["a", "b"], {"k": 1}, None, 2**52, False, 0]
+    m: dict[str, object] = {}
+    for j, key in enumerate(KEYS):
+        if (i + j) % 11:
+            m[key] = values[(i + j) % len(values)]
+    return m
+
+
+def test_filter_columns_built_from_the_stored_rows_answer_as_the_reference(
+    tmp_path: Path,
+) -> None:
+    from vecmem.filters import parse_filter
+    from vecmem.stores.memory import MemoryStore
+
+    data = clustered(300, 12)
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}", _meta(i)) for i in range(300)]
+    writer = EmbeddedStore(tmp_path / "kb", background=False)
+    writer.connect(SPACE)
+    writer.upsert(chunks[:200], data[:200])
+    store = EmbeddedStore(tmp_path / "kb", background=False)  # a fresh process's view
+    store.connect(SPACE)
+    ref = MemoryStore()
+    ref.connect(SPACE)
+    ref.upsert(chunks, data)
+    specs = [
+        {key: value}
+        for key in KEYS
+        for value in (
+            True,
+            1,
+            1.5,
+            "red",
+            {"$ne": 1},
+            {"$gt": 0},
+            {"$contains": "a"},
+            {"$exists": False},
+            {"$in": [False, 0]},
+        )
+    ]
+    for stage in ("loaded", "replayed"):
+        if stage == "replayed":  # rows that another writer adds after the columns exist
+            writer.upsert(chunks[200:], data[200:])
+        n = 200 if stage == "loaded" else 300
+        for spec in specs:
+            f = parse_filter(spec)
+            want = {c.id for c, _ in ref.query(data[0], k=300, filter=f) if int(c.id[1:-2]) < n}
+            got = {c.id for c, _ in store.query(data[0], k=300, filter=f)}
+            assert got == want, (stage, spec)
+            assert store.count(f) == len(want), (stage, spec)
+    writer.close()
     store.close()

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import mmap
@@ -64,13 +65,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -91,7 +91,7 @@ from vecmem.stores import _compact, _graph
 from vecmem.stores._compact import COMPACT_AT, COMPACT_MIN_DEAD, CompactReport
 from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
 from vecmem.stores.base import Capabilities, validate_vectors
-from vecmem.stores.memory import MemoryStore, _best
+from vecmem.stores.memory import MemoryStore, _best, _own
 from vecmem.tokenize import get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
@@ -235,7 +235,7 @@ class EmbeddedStore(MemoryStore):
         self._retry_at = 0.0  # after a failed build, no other starts before this
         self._closed = False
         self._locked = 0  # depth of _write_lock() held by this object
-        self._dblock = threading.RLock()
+        self._json_sql: bool | None = None  # SQLite has JSON functions (looked at once)
 
     # ----------------------------------------------------------------- files
     @property
@@ -467,7 +467,8 @@ class EmbeddedStore(MemoryStore):
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._epoch = _meta_int(db, "epoch")
             ranges = self._ranges(db)
-            self._load(ranges, _rows(db.execute(f"SELECT {_COLS} FROM chunks ORDER BY slot")))
+            cols = self._load_cols(db)
+            self._load(ranges, _rows(db.execute(f"SELECT {cols} FROM chunks ORDER BY slot")))
             self._loaded = True
             return
         rows = db.execute(
@@ -479,15 +480,13 @@ class EmbeddedStore(MemoryStore):
         dead = {s for _, op, s in rows if op == "del"}
         added = sorted({s for _, op, s in rows if op == "add"} - dead)
         # rows added and deleted since we last looked were never loaded here
-        gone = [s for s in dead if s < len(self._chunks) and self._chunks[s] is not None]
+        ids = self._ids
+        gone = [s for s in dead if s < len(ids) and ids[s] is not None]
         self._drop_slots(gone)  # the graph keeps them; its answers are filtered by _live
         fixed = sorted(
             s
             for _, op, s in rows
-            if op == "fix"
-            and s not in dead
-            and s < len(self._chunks)
-            and self._chunks[s] is not None
+            if op == "fix" and s not in dead and s < len(ids) and ids[s] is not None
         )
         if fixed:  # rows repair() rewrote: new vectors, same chunks
             self._epoch = _meta_int(db, "epoch")
@@ -496,11 +495,13 @@ class EmbeddedStore(MemoryStore):
         if not added:
             return
 
+        cols = self._load_cols(db)
+
         def pieces() -> Iterator[tuple[Any, ...]]:
             for i in range(0, len(added), 5000):
                 part = added[i : i + 5000]
                 yield from db.execute(
-                    f"SELECT {_COLS} FROM chunks WHERE slot IN ({','.join('?' * len(part))}) "
+                    f"SELECT {cols} FROM chunks WHERE slot IN ({','.join('?' * len(part))}) "
                     "ORDER BY slot",
                     part,
                 )
@@ -587,9 +588,29 @@ class EmbeddedStore(MemoryStore):
             )
         return ranges
 
+    def _load_cols(self, db: sqlite3.Connection) -> str:
+        """The columns :meth:`_load` reads: slot, id, text, whether the metadata is a JSON
+        object (SQLite checks it, ~10x faster than parsing it here; ``NULL`` where SQLite was
+        built without JSON), and the metadata itself only when filter columns need it."""
+        if self._json_sql is None:
+            try:
+                db.execute("SELECT json_valid('{}')").fetchone()
+                self._json_sql = True
+            except sqlite3.OperationalError:  # pragma: no cover  (SQLite < 3.38 without json1)
+                self._json_sql = False
+        ok = (
+            "CASE WHEN json_valid(metadata) THEN json_type(metadata) = 'object' ELSE 0 END"
+            if self._json_sql
+            else "NULL"
+        )
+        meta = "metadata" if self._columns or not self._json_sql else "NULL"
+        return f"slot, id, text, {ok}, {meta}"
+
     def _load(self, ranges: Sequence[Range], rows: Iterable[tuple[Any, ...]]) -> None:
-        """Apply committed ``rows`` (in slot order, each inside one of ``ranges``) to the
-        in-memory index, with vectors read from ``ranges`` once their checksums match."""
+        """Apply committed ``rows`` (``_load_cols``, in slot order, each inside one of
+        ``ranges``) to the in-memory index, with vectors read from ``ranges`` once their
+        checksums match. Metadata that is not a JSON object is an :class:`IntegrityError` here,
+        as when chunks were loaded whole."""
         if self._vf is None:
             raise ConfigurationError("the store is used before connect(space)")
         it = iter(rows)
@@ -607,7 +628,21 @@ class EmbeddedStore(MemoryStore):
             if slots[0] < lo:
                 break
             vectors = block[slots - lo]
-            self._apply([_chunk(r, file) for r in found], vectors, [], slots=slots)
+            for r in found:
+                if r[3] != 1:
+                    _metadata(r[4], r[1], file)  # raises (SQLite said so, or could not say)
+            ids = [r[1] for r in found]
+            slot_of = self._slot_of
+            old = [slot_of[i] for i in ids if i in slot_of]
+            if old:
+                self._drop_slots(old)
+            self._index(
+                slots,
+                ids,
+                [r[2] for r in found],
+                functools.partial(_metadatas, found, file),  # parsed only for filter columns
+                vectors,
+            )
         if pending is not None:
             raise IntegrityError(
                 f"{self._file}: chunk {pending[1]!r} (row {pending[0]}) has no "
@@ -628,9 +663,9 @@ class EmbeddedStore(MemoryStore):
             doomed: set[str] = set(ids or ())
             if filter is not None:
                 doomed |= {
-                    c.id
-                    for c in (self._chunks[s] for s in np.flatnonzero(self._mask(filter)))
-                    if c is not None
+                    i
+                    for i in (self._ids[s] for s in np.flatnonzero(self._mask(filter)).tolist())
+                    if i is not None
                 }
             if ids is None and filter is None:
                 return super().delete()  # raises the usual error
@@ -905,16 +940,28 @@ class EmbeddedStore(MemoryStore):
                 time.sleep(0.05)  # another process is building it
 
     # ----------------------------------------------------------------- reads
-    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+    def _read(self, read: Callable[[], _T], *, build: bool = False) -> _T:
+        """``read()`` on the state of the latest commit: synced first, and again when a row it
+        fetched changed since (:class:`_Stale`: another process committed in between)."""
         with self._lock:
-            self._sync()
-            self._maybe_build()
-            return super().query(vector, k=k, filter=filter)
+            for attempt in range(_READ_TRIES):
+                self._sync(force=attempt > 0)
+                if build:
+                    self._maybe_build()
+                try:
+                    return read()
+                except _Stale:
+                    continue
+            raise BackendError(
+                f"{self.path}: the store changed under every one of {_READ_TRIES} reads "
+                "(other processes write to it without a pause)"
+            )
+
+    def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
+        return self._read(lambda: MemoryStore.query(self, vector, k=k, filter=filter), build=True)
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        with self._lock:
-            self._sync()
-            return super().keyword(text, k=k, filter=filter)
+        return self._read(lambda: MemoryStore.keyword(self, text, k=k, filter=filter))
 
     def hybrid(
         self,
@@ -926,12 +973,12 @@ class EmbeddedStore(MemoryStore):
         fusion: Fusion,
         filter: Filter | None = None,
     ) -> list[Hit]:
-        with self._lock:
-            self._sync()
-            self._maybe_build()
-            return super().hybrid(
-                vector, text, k=k, candidates=candidates, fusion=fusion, filter=filter
-            )
+        return self._read(
+            lambda: MemoryStore.hybrid(
+                self, vector, text, k=k, candidates=candidates, fusion=fusion, filter=filter
+            ),
+            build=True,
+        )
 
     def _vector_top(
         self, q: np.ndarray, k: int, mask: np.ndarray | None
@@ -977,9 +1024,7 @@ class EmbeddedStore(MemoryStore):
         return _best(head, sims, k)
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
-        with self._lock:
-            self._sync()
-            return super().get(ids)
+        return self._read(lambda: MemoryStore.get(self, ids))
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         with self._lock:
@@ -987,9 +1032,7 @@ class EmbeddedStore(MemoryStore):
             return super().get_vectors(ids)
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        with self._lock:
-            self._sync()
-            return super().get_by_document(document_ids)
+        return self._read(lambda: MemoryStore.get_by_document(self, document_ids))
 
     def count(self, filter: Filter | None = None) -> int:
         with self._lock:
@@ -997,9 +1040,86 @@ class EmbeddedStore(MemoryStore):
             return super().count(filter)
 
     def all_chunks(self) -> list[Chunk]:
-        with self._lock:
-            self._sync()
-            return super().all_chunks()
+        return self._read(lambda: MemoryStore.all_chunks(self))
+
+    # -- the rows live in SQLite, read on demand (see "Chunks read on demand" above)
+    def _hold(self, slots: list[int], chunks: Sequence[Chunk]) -> Sequence[Chunk]:
+        # nothing kept; with filter columns built, their values must not alias the caller's
+        return [_own(c) for c in chunks] if self._columns else chunks
+
+    def _release(self, slots: list[int]) -> None:
+        pass
+
+    def _fetch(self, slots: list[int]) -> list[Chunk]:
+        """The chunks of ``slots`` from SQLite (one statement a few hundred slots). A slot is
+        never reused within a generation, so a row there is the chunk this process indexed,
+        unless a commit since our sync deleted it or a compaction renumbered the slots: a
+        missing row or another id raises :class:`_Stale` (the read syncs and runs again)."""
+        if not slots:
+            return []
+        db, ids, file = self._conn(), self._ids, self._file
+        found: dict[int, tuple[Any, ...]] = {}
+        try:
+            for i in range(0, len(slots), _FETCH):
+                part = slots[i : i + _FETCH]
+                for row in db.execute(
+                    f"SELECT {_COLS} FROM chunks WHERE slot IN ({','.join('?' * len(part))})",
+                    part,
+                ):
+                    found[row[0]] = row
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, self._file, "reading") from exc
+        out = []
+        for s in slots:
+            row = found.get(s)
+            if row is None or row[1] != ids[s]:
+                raise _Stale
+            out.append(_chunk(row, file))
+        return out
+
+    def _field_values(self, field: str) -> tuple[list[int], list[Any]]:
+        """Metadata ``field`` of every live slot, parsed from the rows' JSON in SQLite (rows
+        this process has not loaded yet are skipped: their values come with their load).
+        A key that JSON writes as itself is looked for as text first (rows without it: missing)."""
+        db, ids, missing = self._conn(), self._ids, self._missing
+        key = json.dumps(field)
+        plain = key.isascii() and key == json.dumps(field, ensure_ascii=False)
+        where = " WHERE instr(metadata, ?) > 0" if plain else ""
+        slots: list[int] = []
+        values: list[Any] = []
+        file = self._file
+        try:
+            cursor = db.execute(
+                f"SELECT slot, id, metadata FROM chunks{where} ORDER BY slot",
+                (key,) if plain else (),
+            )
+            for slot, cid, meta in _rows(cursor):
+                if slot < len(ids) and ids[slot] == cid:
+                    value = _metadata(meta, cid, file).get(field, missing)
+                    if value is not missing:
+                        slots.append(slot)
+                        values.append(value)
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, self._file, "reading") from exc
+        return slots, values
+
+    def _document_slots(self, document_ids: Sequence[str]) -> list[int]:
+        """Through the ``chunks_document`` index; a row this process has not loaded (or no
+        longer holds) raises :class:`_Stale`."""
+        db, slot_of = self._conn(), self._slot_of
+        out: list[int] = []
+        try:
+            for d in document_ids:
+                rows = db.execute(
+                    "SELECT id, slot FROM chunks WHERE document_id = ? ORDER BY id", (d,)
+                ).fetchall()
+                for cid, slot in rows:
+                    if slot_of.get(cid) != slot:
+                        raise _Stale
+                    out.append(slot)
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, self._file, "reading") from exc
+        return out
 
     def close(self) -> None:
         """Close the files. A graph build under way goes on in its own process and saves its
@@ -1150,6 +1270,10 @@ class EmbeddedStore(MemoryStore):
 
 
 _COLS = "slot, id, document_id, position, text, metadata, content_hash"
+_FETCH = 500
+"""Slots fetched by one statement (SQLite allows 32,766 parameters since 3.32, 999 before)."""
+_READ_TRIES = 8
+_T = TypeVar("_T")
 _MADV_RANDOM = getattr(mmap, "MADV_RANDOM", None)
 
 
@@ -1161,17 +1285,39 @@ def _json(metadata: Any) -> str:
     return _ENCODER.encode(metadata if type(metadata) is dict else dict(metadata))
 
 
-def _chunk(row: tuple[Any, ...], file: Path | str = "store.sqlite") -> Chunk:
-    _, cid, doc, pos, text, meta, h = row
+def _metadata(meta: Any, cid: str, file: Path | str) -> dict[str, Any]:
     try:
         metadata = json.loads(meta)
     except (TypeError, ValueError) as exc:
         raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not JSON ({exc})") from exc
     if not isinstance(metadata, dict):
         raise IntegrityError(f"{file}: the metadata of chunk {cid!r} is not a JSON object")
-    return Chunk(
-        id=cid, document_id=doc, position=pos, text=text, metadata=metadata, content_hash=h
+    return metadata
+
+
+def _metadatas(rows: Sequence[tuple[Any, ...]], file: Path | str) -> list[dict[str, Any]]:
+    return [_metadata(r[4], r[1], file) for r in rows]
+
+
+def _chunk(row: tuple[Any, ...], file: Path | str = "store.sqlite") -> Chunk:
+    """A stored row as a :class:`Chunk` (built without the frozen dataclass's ``__init__``, as
+    :func:`vecmem.stores.memory._own` does: a search builds one per hit)."""
+    _, cid, doc, pos, text, meta, h = row
+    chunk = object.__new__(Chunk)
+    chunk.__dict__.update(
+        id=cid,
+        document_id=doc,
+        position=pos,
+        text=text,
+        metadata=_metadata(meta, cid, file),
+        content_hash=h,
     )
+    return chunk
+
+
+class _Stale(Exception):
+    """A row fetched for a read is not the one this process indexed (a commit landed since
+    its sync): the read syncs and runs again (:meth:`EmbeddedStore._read`)."""
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,7 +86,7 @@ class _Column:
             k = _kind(v, missing)
             self.kind.a[s] = k
             self.num.a[s] = _as_float(v) if k in (_BOOL, _NUM) else np.nan
-            self.obj.a[s] = v if k != _MISSING else None
+            self.obj.a[s] = v if k == _LIST else None  # (only "contains" reads raw values)
             self.code.a[s] = self.codes.setdefault(v, len(self.codes)) if k == _STR else -1
 
 
@@ -137,6 +137,9 @@ class MemoryStore:
     def _reset(self) -> None:
         self._next_slot = 0
         self._slot_of: dict[str, int] = {}
+        self._ids: list[str | None] = []  # the chunk id of each live slot (None: dead)
+        # the rows themselves, here (a persistent subclass reads them from its file instead:
+        # see _hold, _release, _fetch, _field_values and _document_slots)
         self._chunks: list[Chunk | None] = []
         self._by_doc: dict[str, set[str]] = {}
         self._live = _Grow(np.bool_)
@@ -186,30 +189,89 @@ class MemoryStore:
             slots = np.arange(self._next_slot, self._next_slot + n, dtype=np.int64)
         if n == 0:
             return slots
+        held = self._hold(slots.tolist(), chunks)
+        self._index(
+            slots,
+            [c.id for c in held],
+            [c.text for c in held],
+            lambda: [c.metadata for c in held],
+            vectors,
+        )
+        return slots
+
+    def _index(
+        self,
+        slots: np.ndarray,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadata: Callable[[], Sequence[Mapping[str, Any]]],
+        vectors: np.ndarray,
+    ) -> None:
+        """Index new rows (slots increasing, past every slot used): BM25, vectors, the live
+        mask, ids, and the filter columns built so far (``metadata`` is called only then)."""
+        if self._bm25 is None or self.tokenizer is None:
+            raise ConfigurationError("the store is used before connect(space)")
         self._next_slot = int(slots[-1]) + 1
-        # slots left empty (deleted rows, failed writes) stay None
-        self._chunks.extend([None] * (self._next_slot - len(self._chunks)))
-        tokens = [self.tokenizer(c.text) for c in chunks]
-        self._bm25.add(slots, tokens)
         top = self._next_slot
+        self._ids.extend([None] * (top - len(self._ids)))  # slots left empty stay None
+        tokenizer = self.tokenizer
+        self._bm25.add(slots, [tokenizer(t) for t in texts])
         self._put_vectors(slots, vectors, top)
         self._live.reserve(top)
         self._live.a[self._live.n : top] = False
         self._live.n = top
         self._live.a[slots] = True
-        chunks = [_own(c) for c in chunks]  # later changes to the caller's dicts can't leak in
-        held, slot_of, by_doc = self._chunks, self._slot_of, self._by_doc
-        for c, s in zip(chunks, slots.tolist()):
+        held_ids, slot_of = self._ids, self._slot_of
+        for cid, s in zip(ids, slots.tolist()):
+            held_ids[s] = cid
+            slot_of[cid] = s
+        if self._columns:
+            metas = metadata()
+            for field, col in self._columns.items():
+                col.set(slots, [m.get(field, self._missing) for m in metas], self._missing)
+
+    # -- where the rows live (the seam a persistent subclass overrides)
+    def _hold(self, slots: list[int], chunks: Sequence[Chunk]) -> Sequence[Chunk]:
+        """Keep the rows of new ``slots``; returns the chunks to index (the store's copies)."""
+        owned = [_own(c) for c in chunks]  # later changes to the caller's dicts can't leak in
+        held, by_doc = self._chunks, self._by_doc
+        held.extend([None] * (slots[-1] + 1 - len(held)))
+        for c, s in zip(owned, slots):
             held[s] = c
-            slot_of[c.id] = s
             ids = by_doc.get(c.document_id)
             if ids is None:
                 by_doc[c.document_id] = {c.id}
             else:
                 ids.add(c.id)
-        for field, col in self._columns.items():
-            col.set(slots, [c.metadata.get(field, self._missing) for c in chunks], self._missing)
-        return slots
+        return owned
+
+    def _release(self, slots: list[int]) -> None:
+        """Forget the rows of ``slots`` (deleted or overwritten)."""
+        for s in slots:
+            c = self._chunks[s]
+            if c is None:
+                continue
+            self._chunks[s] = None
+            ids = self._by_doc.get(c.document_id)
+            if ids is not None:
+                ids.discard(c.id)
+                if not ids:
+                    del self._by_doc[c.document_id]
+
+    def _fetch(self, slots: list[int]) -> list[Chunk]:
+        """The chunks of live ``slots``, in that order."""
+        chunks = self._chunks
+        return [chunks[s] for s in slots]  # type: ignore[misc]
+
+    def _field_values(self, field: str) -> tuple[list[int], list[Any]]:
+        """Every live slot and its value of metadata ``field`` (``self._missing`` if none)."""
+        live = [(i, c) for i, c in enumerate(self._chunks) if c is not None]
+        return [i for i, _ in live], [c.metadata.get(field, self._missing) for _, c in live]
+
+    def _document_slots(self, document_ids: Sequence[str]) -> list[int]:
+        """The live slots of each document in turn, by chunk id within one."""
+        slot_of = self._slot_of
+        return [slot_of[i] for d in document_ids for i in sorted(self._by_doc.get(d, ()))]
 
     def _put_vectors(self, slots: np.ndarray, vectors: np.ndarray, top: int) -> None:
         """Make ``vectors`` the rows ``slots`` of ``self._vectors`` (which must then hold at
@@ -228,19 +290,17 @@ class MemoryStore:
         if self._bm25 is None:
             raise ConfigurationError("the store is used before connect(space)")
         self._bm25.remove(slots)
+        gone = []
         for s in slots:
-            c = self._chunks[s]
-            if c is None:
+            cid = self._ids[s]
+            if cid is None:
                 continue
-            self._chunks[s] = None
+            self._ids[s] = None
             self._live.a[s] = False
-            if self._slot_of.get(c.id) == s:
-                del self._slot_of[c.id]
-            ids = self._by_doc.get(c.document_id)
-            if ids is not None:
-                ids.discard(c.id)
-                if not ids:
-                    del self._by_doc[c.document_id]
+            if self._slot_of.get(cid) == s:
+                del self._slot_of[cid]
+            gone.append(s)
+        self._release(gone)
 
     def _validate_batch(self, chunks: Sequence[Chunk], vectors: Any) -> np.ndarray:
         return validate_batch(chunks, vectors, self._require_space().dim)
@@ -269,12 +329,7 @@ class MemoryStore:
         col = self._columns.get(field)
         if col is None:
             col = _Column()
-            live = [(i, c) for i, c in enumerate(self._chunks) if c is not None]
-            col.set(
-                [i for i, _ in live],
-                [c.metadata.get(field, self._missing) for _, c in live],
-                self._missing,
-            )
+            col.set(*self._field_values(field), self._missing)
             self._columns[field] = col
         col.grow(self._next_slot)  # slots never written for this field: missing
         return col
@@ -372,7 +427,7 @@ class MemoryStore:
             mask = self._filtered(filter)
             vslots, vscores = self._vector_top(q, candidates, mask)
             kslots, kscores = self._keyword_top(text, candidates, mask)
-            chunks = self._chunks
+            ids = self._ids
             top = fuse_arrays(
                 vslots,
                 vscores,
@@ -380,10 +435,12 @@ class MemoryStore:
                 kscores,
                 fusion,
                 k=k,
-                name=lambda s: chunks[s].id,  # type: ignore[union-attr]
+                name=ids.__getitem__,  # type: ignore[arg-type]
                 distinct=True,  # rows: each leg holds a row once
             )
-            return top.hits(chunks.__getitem__, vscores, kscores)  # type: ignore[arg-type]
+            keys = top.keys.tolist()
+            rows = dict(zip(keys, self._fetch(keys)))
+            return top.hits(rows.__getitem__, vscores, kscores)
 
     def _filtered(self, f: Filter | None) -> np.ndarray | None:
         """The live slots matching ``f`` as a mask; ``None`` for no filter (the legs skip dead
@@ -415,19 +472,16 @@ class MemoryStore:
         return self._bm25.top_k(self.tokenizer(text), k, mask)
 
     def _scored(self, slots: np.ndarray, scores: np.ndarray) -> list[Scored]:
-        chunks = self._chunks
-        return [Scored(chunks[s], x) for s, x in zip(slots.tolist(), scores.tolist())]
+        chunks = self._fetch(slots.tolist())
+        return [Scored(c, x) for c, x in zip(chunks, scores.tolist())]
 
     def _top(self, cand: np.ndarray, scores: np.ndarray, k: int) -> list[Scored]:
         return self._scored(*_best(cand, scores, k))
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
-            return [
-                c
-                for c in (self._chunks[self._slot_of[i]] for i in ids if i in self._slot_of)
-                if c is not None
-            ]
+            slot_of = self._slot_of
+            return self._fetch([slot_of[i] for i in ids if i in slot_of])
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         with self._lock:
@@ -438,8 +492,7 @@ class MemoryStore:
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         with self._lock:
-            ids = [i for d in document_ids for i in sorted(self._by_doc.get(d, ()))]
-            return self.get(ids)
+            return self._fetch(self._document_slots(document_ids))
 
     def count(self, filter: Filter | None = None) -> int:
         with self._lock:
@@ -458,7 +511,7 @@ class MemoryStore:
     def all_chunks(self) -> list[Chunk]:
         """Every live chunk, in insertion order."""
         with self._lock:
-            return [c for c in self._chunks if c is not None]
+            return self._fetch(np.flatnonzero(self._live.view()).tolist())
 
     def close(self) -> None:
         pass
