@@ -24,9 +24,9 @@ Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although m
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import numpy as np
@@ -46,7 +46,7 @@ from vecmem.stores import _chroma_layout as layout
 from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores._chroma_layout import ShapesNeeded, Where, to_where
-from vecmem.stores.base import Capabilities, validate_query_vector
+from vecmem.stores.base import Capabilities
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
@@ -142,14 +142,11 @@ class ChromaDb(kit.BesideKit):
     def _find(self) -> Any | None:
         """The collection, or ``None`` if it does not exist."""
         errors = require("chromadb.errors", "chroma")
-        client = self._c()
-        try:
-            with self._errors("open the collection"):
-                return client.get_collection(self.collection, embedding_function=None)
-        except NotFoundError as exc:
-            if isinstance(exc.__cause__, errors.NotFoundError):
+        with self._errors("open the collection"):
+            try:
+                return self._c().get_collection(self.collection, embedding_function=None)
+            except errors.NotFoundError:
                 return None
-            raise
 
     def _read_space(self) -> EmbeddingSpace | None:
         self._col = self._find()
@@ -157,31 +154,29 @@ class ChromaDb(kit.BesideKit):
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
     def _create(self, space: EmbeddingSpace) -> EmbeddingSpace | None:
-        if self._col is not None:  # a collection without a recorded space: adopt it if empty
-            return self._adopt_col(self._col, space)
-        errors = require("chromadb.errors", "chroma")
-        try:
-            with self._errors("create the collection"):
-                self._col = self._c().create_collection(
-                    self.collection,
-                    embedding_function=None,
-                    configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
-                )
-        except BackendError as exc:  # created meanwhile by another client
-            if not isinstance(exc.__cause__, errors.ChromaError):
-                raise
-            self._col = self._find()
-            if self._col is None:
-                raise
-            return self._adopt_col(self._col, space)
-        return None
+        if self._col is None:  # else a collection without a recorded space: adopt it if empty
+            errors = require("chromadb.errors", "chroma")
+            try:
+                with self._errors("create the collection"):
+                    self._col = self._c().create_collection(
+                        self.collection,
+                        embedding_function=None,
+                        configuration={"hnsw": {"space": "cosine"}},
+                        metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
+                    )
+                return None
+            except BackendError as exc:  # created meanwhile by another client
+                if not isinstance(exc.__cause__, errors.ChromaError):
+                    raise
+                self._col = self._find()
+                if self._col is None:
+                    raise
+        return self._adopt(None, space)
 
-    def _adopt(self, stored: EmbeddingSpace, space: EmbeddingSpace) -> EmbeddingSpace:
-        return self._adopt_col(self._col, space)
-
-    def _adopt_col(self, col: Any, space: EmbeddingSpace) -> EmbeddingSpace:
-        """Check an existing collection against ``space``; returns the recorded space."""
+    def _adopt(self, stored: EmbeddingSpace | None, space: EmbeddingSpace) -> EmbeddingSpace:
+        """Check the collection found against ``space`` (its metric, the space it records, its
+        layout; one without a space is adopted if empty); returns the recorded space."""
+        col = self._col
         config = getattr(col, "configuration_json", None) or {}
         meta = dict(col.metadata or {})
         metric = (
@@ -249,15 +244,8 @@ class ChromaDb(kit.BesideKit):
                 return
 
     # ----------------------------------------------------------------- writes
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
+    def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
         metas = [layout.encode(c) for c in chunks]
-        deletes = kit.other_deletes(chunks, delete_ids)
-        if not chunks and not deletes:
-            return
         with self._lock, self._writing(chunks, deletes):
             for i in range(0, len(chunks), self._batch):
                 part = slice(i, i + self._batch)
@@ -283,17 +271,11 @@ class ChromaDb(kit.BesideKit):
             with self._errors("delete"):
                 self._col.delete(ids=ids[i : i + self._batch])
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
-        with self._lock:
-            doomed = set(self._records(ids, include=())) if ids else set()
-            if filter is not None:
-                doomed.update(self._filtered(filter, self._matching_ids))
-            if doomed:
-                with self._writing((), sorted(doomed)):
-                    self._delete_ids(sorted(doomed))
-            return len(doomed)
+    def _existing(self, ids: list[str]) -> Iterable[str]:
+        return self._records(ids, include=())
+
+    def _matching(self, filter: Filter) -> list[str]:
+        return self._filtered(filter, self._matching_ids)
 
     # ----------------------------------------------------------------- filters
     def _matching_ids(self, where: Where) -> list[str]:
@@ -384,42 +366,27 @@ class ChromaDb(kit.BesideKit):
                     include=list(include),
                     where=None if where is True else where,
                 )
-            docs = got.get("documents") or [None] * len(got["ids"])
-            metas = got.get("metadatas") or [None] * len(got["ids"])
-            embs = got.get("embeddings")
-            embs = [None] * len(got["ids"]) if embs is None else embs
-            for cid, d, m, e in zip(got["ids"], docs, metas, embs):
-                out[cid] = (d, m, e)
+            none = [None] * len(got["ids"])  # for each column not asked for
+            cols = [got.get(key) for key in ("documents", "metadatas", "embeddings")]
+            out.update(zip(got["ids"], zip(*(none if c is None else c for c in cols))))
         return out
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
-        self._check_k(k)
-        dim = self._require_space().dim
-        q = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if q.shape[0] != dim or not q.any():
-            validate_query_vector(q, dim)  # DimensionMismatchError, or all zeros
+        q = self._check_query(vector, k)
         return self._filtered(filter, lambda where: self._query(q, k, where))
 
     def _query(self, q: np.ndarray, k: int, where: Where) -> list[Scored]:
         if where is False:
-            validate_query_vector(q, q.shape[0])
             return []
-        try:
+        with self._errors("vector query"):
             res = self._col.query(
                 query_embeddings=q[None, :],
                 n_results=k,
                 where=None if where is True else where,
                 include=_INCLUDE,
             )
-        except Exception as exc:
-            validate_query_vector(q, q.shape[0])  # NaN or infinity: the caller's error
-            raise self._error(exc, "vector query") from exc
-        dists = res["distances"][0]
         chunks = layout.decode(res["ids"][0], res["documents"][0], res["metadatas"][0])
-        hits = [Scored(c, 1.0 - x) for c, x in zip(chunks, dists)]
-        if len(hits) < k or any(map(math.isnan, dists)):
-            # Chroma answers NaN distances to a query with NaN or infinity: checked only then
-            validate_query_vector(q, q.shape[0])
+        hits = [Scored(c, 1.0 - x) for c, x in zip(chunks, res["distances"][0])]
         if len(hits) < k:
             with self._errors("count"):
                 total = self._col.count() if where is True else len(self._matching_ids(where))
@@ -466,24 +433,17 @@ class ChromaDb(kit.BesideKit):
         pages = self._pages("list the ids", [])
         return kit.id_page((i for page in pages for i in page["ids"]), after, limit)
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        return _decode(self._records(ids), ids)
+    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        return {c.id: c for c in _decode(self._records(ids), ids)}
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
-        recs = self._records(ids, include=("embeddings",))
-        return kit.vectors_in_order(ids, {i: r[2] for i, r in recs.items()}, dim)
+    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
+        return {i: r[2] for i, r in self._records(ids, include=("embeddings",)).items()}
 
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        docs = list(dict.fromkeys(document_ids))
-        found: list[Chunk] = []
+    def _read_documents(self, docs: list[str]) -> Iterator[Chunk]:
         for i in range(0, len(docs), 1000):
             where = {layout.DOC: {"$in": docs[i : i + 1000]}}
             for got in self._pages("get", ["documents", "metadatas"], where, size=_PAGE):
-                found += layout.decode(got["ids"], got["documents"], got["metadatas"])
-        return kit.by_document(docs, found)
+                yield from layout.decode(got["ids"], got["documents"], got["metadatas"])
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -521,11 +481,8 @@ class ChromaDb(kit.BesideKit):
                     # inherit it (checked on 1.5.9 with the raw client; deleting by id cleans up)
                     while ids := col.get(include=[], limit=self._batch)["ids"]:
                         col.delete(ids=ids)
-                try:
-                    with self._errors("drop"):
-                        self._c().delete_collection(self.collection)
-                except NotFoundError:
-                    pass
+                with suppress(NotFoundError), self._errors("drop"):
+                    self._c().delete_collection(self.collection)
             self.space, self._col, self._kw = None, None, None
             self._complement, self._shapes, self._shapes_gen = None, {}, None
 

@@ -295,20 +295,11 @@ class Milvus(BesideKit):
             with self._errors("delete"):
                 self._c().delete(self.collection, ids=ids[i : i + _BATCH])
 
-    def _existing(self, ids: Sequence[str], expr: str = "") -> list[str]:
-        return list(self._rows(ids, expr, ["id"]))
+    def _existing(self, ids: Sequence[str]) -> list[str]:
+        return list(self._rows(ids, "", ["id"]))
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
-        with self._lock:
-            doomed = set(self._existing(list(dict.fromkeys(ids)))) if ids else set()
-            if filter is not None:
-                doomed.update(r["id"] for r in self._scan(to_expr(filter), ["id"]))
-            if doomed:
-                with self._writing((), sorted(doomed)):
-                    self._delete_ids(sorted(doomed))
-            return len(doomed)
+    def _matching(self, filter: Filter) -> Iterable[str]:
+        return (r["id"] for r in self._scan(to_expr(filter), ["id"]))
 
     # ----------------------------------------------------------------- reads
     def _rows(
