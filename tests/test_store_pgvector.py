@@ -126,7 +126,7 @@ def test_connection_lost_is_reopened(store: PgVector, postgres_url: str) -> None
     """If the server drops the session, the call fails with BackendUnavailableError and the
     next call reconnects."""
     store.upsert(make_chunks(3), unit_vectors(3))
-    pid = store._conn.info.backend_pid
+    pid = store._client.info.backend_pid
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     with pytest.raises(BackendUnavailableError):
@@ -395,7 +395,7 @@ def hnsw_store(postgres_url: str) -> Iterator[tuple[PgVector, np.ndarray, np.nda
 
 def test_hnsw_index_is_used_and_recall_holds(hnsw_store: Any) -> None:
     store, vectors, queries = hnsw_store
-    conn = store._conn
+    conn = store._client
     plan = "\n".join(
         r[0]
         for r in conn.execute(

@@ -63,7 +63,7 @@ from vecmem.fusion import Fusion
 from vecmem.stores import _pgvector_sql as pgsql
 from vecmem.stores._pgvector_sql import Where, chunk, render
 from vecmem.stores.base import Capabilities, validate_query_vector
-from vecmem.stores.kit import StoreKit, vectors_in_order
+from vecmem.stores.kit import StoreKit, in_order
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 psycopg = require("psycopg", "pgvector", "PostgreSQL")
@@ -197,11 +197,6 @@ class PgVector(StoreKit):
             self._client = None  # the server dropped the session: open another
         return super()._c()
 
-    @property
-    def _conn(self) -> Any:
-        """The open connection (``None`` before the first call)."""
-        return self._client
-
     def _release(self) -> None:
         with suppress(psycopg.Error):
             self._client.close()
@@ -331,10 +326,9 @@ class PgVector(StoreKit):
         self.space = None
 
     # ----------------------------------------------------------------- writes
-    def _rows(self, chunks: Sequence[Chunk], vectors: Any) -> list[list[Any]]:
-        """COPY rows (sid 0-based until reserved), every check made before anything is written:
-        the shared ones, then what PostgreSQL cannot store (NUL, 64-bit positions)."""
-        v = self._check_batch(chunks, vectors)
+    def _rows(self, chunks: Sequence[Chunk], v: np.ndarray) -> list[list[Any]]:
+        """COPY rows (sid 0-based until reserved), made before anything is written: the kit
+        checked the batch, this what PostgreSQL cannot store (NUL, 64-bit positions)."""
         rows = []
         for i, c in enumerate(chunks):
             if any("\x00" in x for x in (c.text, c.document_id, c.id)):
@@ -350,18 +344,9 @@ class PgVector(StoreKit):
             )
         return rows
 
-    def upsert(
-        self,
-        chunks: Sequence[Chunk],
-        vectors: np.ndarray,
-        *,
-        delete_ids: Sequence[str] = (),
-    ) -> None:
-        chunks = list(chunks)
-        rows = self._rows(chunks, vectors)
-        removed = list(dict.fromkeys([c.id for c in chunks] + [str(i) for i in delete_ids]))
-        if not removed:
-            return
+    def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
+        rows = self._rows(chunks, v)
+        removed = [c.id for c in chunks] + [str(i) for i in deletes]
         with self._db("upsert") as conn, conn.transaction():
             self._lock_table(conn)
             remove = render(self._sql["remove"], cond="id = ANY(%(ids)s::text[])")
@@ -383,9 +368,7 @@ class PgVector(StoreKit):
                 )
             conn.execute(self._sql["refresh"], {"zero": zero})
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
         params: dict[str, Any] = {"new": 0}
         parts = []
         if ids is not None:
@@ -485,8 +468,7 @@ class PgVector(StoreKit):
                 f"SELECT {pgsql.ROW} FROM {self._names['chunks']} c WHERE c.id = ANY(%s::text[])",
                 (ids,),
             ).fetchall()
-        found = {r[0]: chunk(r) for r in rows}
-        return [found[i] for i in ids if i in found]
+        return in_order(ids, {r[0]: chunk(r) for r in rows})
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """A keyset page over the primary key, by code point (``COLLATE "C"``)."""
@@ -499,17 +481,14 @@ class PgVector(StoreKit):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
-        ids = [str(i) for i in ids]
+    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
         with self._db("get vectors") as conn:
             rows = conn.execute(
                 f"SELECT id, embedding FROM {self._names['chunks']} WHERE id = ANY(%s::text[])",
-                (ids,),
+                ([str(i) for i in ids],),
                 binary=True,
             ).fetchall()
-        found = {i: v.to_numpy() if hasattr(v, "to_numpy") else v for i, v in rows}
-        return vectors_in_order(ids, found, dim)
+        return {i: v.to_numpy() if hasattr(v, "to_numpy") else v for i, v in rows}
 
     def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
         docs = [str(d) for d in document_ids]
