@@ -325,3 +325,18 @@ class Translator(Generic[T]):
 
 
 _POSITIVE = {"ne": "eq", "nin": "in", "exists": "exists"}
+
+
+class SqlTranslator(Translator[str]):
+    """A :class:`Translator` to SQL text (pgvector, LanceDB): the joins written once, the leaves
+    left to the dialect. Every leaf must be a non-NULL boolean, so ``AND``, ``OR`` and ``NOT``
+    act as in Python."""
+
+    def and_(self, items: list[str]) -> str:
+        return "(" + " AND ".join(items) + ")"
+
+    def or_(self, items: list[str]) -> str:
+        return "(" + " OR ".join(items) + ")" if items else "FALSE"
+
+    def not_(self, item: str) -> str:
+        return f"(NOT {item})"

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 
 from vecmem.errors import UnsupportedFilterError
-from vecmem.filters import Scalar, Translator
+from vecmem.filters import Scalar, SqlTranslator
 from vecmem.stores._lancedb_layout import FORMAT, KINDS, col
 
 IN_BATCH = 2048  # ids per ``id IN (...)`` clause
@@ -48,22 +48,13 @@ def in_lists(column: str, values: Sequence[str]) -> Iterator[str]:
         yield f"{column} IN (" + ", ".join(map(sql_str, unique[i : i + IN_BATCH])) + ")"
 
 
-class SqlFilter(Translator[str]):
+class SqlFilter(SqlTranslator):
     """Translates a parsed vecmem filter into a SQL predicate over the typed ``columns``."""
 
     def __init__(self, columns: set[str], layout: int = FORMAT) -> None:
         self.columns = columns
         self.layout = layout
         self.unknown = False  # a column the filter names is not in ``columns`` (maybe stale)
-
-    def and_(self, items: list[str]) -> str:
-        return "(" + " AND ".join(items) + ")"
-
-    def or_(self, items: list[str]) -> str:
-        return "(" + " OR ".join(items) + ")" if items else "false"
-
-    def not_(self, item: str) -> str:
-        return f"(NOT {item})"
 
     def _atom(self, column: str, expr: Callable[[str], str]) -> str:
         """``expr(column)`` as a never-NULL boolean; ``false`` when no chunk ever had the column.

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vecmem.errors import InvalidInputError
-from vecmem.filters import Filter, Translator
+from vecmem.filters import Filter, SqlTranslator
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scores
 
 LOCK_NS = 0x7665  # first key of vecmem's advisory locks
@@ -250,7 +250,7 @@ def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, An
 
 
 # --------------------------------------------------------------------------- filters
-class Where(Translator[str]):
+class Where(SqlTranslator):
     """Translates a parsed filter to SQL over ``metadata`` (jsonb) with the reference semantics
     of ``filters.matches``, its values added to ``params``. Every piece is a non-NULL boolean, so
     NOT/AND/OR act as in Python; equality is jsonb containment (types kept apart, ``1 == 1.0``, a
@@ -267,15 +267,6 @@ class Where(Translator[str]):
         name = f"f{len(self.params)}"
         self.params[name] = value
         return f"%({name})s::{cast}"
-
-    def and_(self, items: list[str]) -> str:
-        return "(" + " AND ".join(items) + ")"
-
-    def or_(self, items: list[str]) -> str:
-        return "(" + " OR ".join(items) + ")" if items else "FALSE"
-
-    def not_(self, item: str) -> str:
-        return f"(NOT {item})"
 
     def eq(self, field: str, value: Any) -> str:
         return f"(metadata @> {self._p(json.dumps({field: value}), 'jsonb')})"
