@@ -387,11 +387,8 @@ class ChromaDb(kit.BesideKit):
             )
         chunks = layout.decode(res["ids"][0], res["documents"][0], res["metadatas"][0])
         hits = [Scored(c, 1.0 - x) for c, x in zip(chunks, res["distances"][0])]
-        if len(hits) < k:
-            with self._errors("count"):
-                total = self._col.count() if where is True else len(self._matching_ids(where))
-            if total > len(hits):  # HNSW missed some matches: scan them exactly
-                return self._exact(q, k, where)
+        if len(hits) < k and self._count(where) > len(hits):
+            return self._exact(q, k, where)  # HNSW missed some matches: scan them exactly
         return hits
 
     def _exact(self, q: np.ndarray, k: int, where: Where) -> list[Scored]:
