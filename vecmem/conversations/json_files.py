@@ -18,6 +18,12 @@ newest messages. Options (all off by default):
 Every file is written to a temporary name, fsynced, renamed over the old one and its directory
 fsynced, so a crash leaves the previous or the new version, never a torn one; new segments are
 durable before the session file names them, and segments it no longer names are removed after.
+
+``delete_user`` is all or nothing: it first writes a record of the delete into
+``root/.deleting+users`` (``+`` is escaped in every tenant's folder name, old or new), then
+renames the user's folder and backups into that folder, notes that in the record, removes them
+and then the record. A store opened later finishes any delete whose record it finds, so a crash
+leaves the user whole (no record yet) or gone.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +54,7 @@ from vecmem.conversations.memory import _PythonConversationStore, _Record
 from vecmem.errors import BackendError, DocumentReadError, InvalidInputError, NotFoundError
 
 _BACKUP = re.compile(r"(\d+)\.json\Z")
+_DELETING = ".deleting+users"  # no tenant's folder: file_name and legacy names escape "+"
 
 
 def _dump(data: Any) -> bytes:
@@ -75,6 +83,14 @@ def write_atomic(path: Path, payload: bytes) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise BackendError(f"cannot write conversation file {path}: {exc}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_json(path: Path) -> Any:
@@ -133,6 +149,9 @@ class JSONConversationStore(_PythonConversationStore):
         key = str(self.root.resolve())
         with self._locks_guard:
             self._lock = self._locks.setdefault(key, threading.RLock())
+        self._deleting = self.root / _DELETING
+        with self._lock:
+            self._finish_deletes()
 
     def with_tenant(self, tenant: str) -> JSONConversationStore:
         view = JSONConversationStore(
@@ -279,6 +298,74 @@ class JSONConversationStore(_PythonConversationStore):
             self._segment(path, n).unlink(missing_ok=True)
         shutil.rmtree(self._backup_dir(user_id, session_id), ignore_errors=True)
         return True
+
+    # -- deleting a user: all or nothing ------------------------------------------------------------
+    def _remove_user(self, user_id: str, session_ids: list[str]) -> None:
+        # one session after another, a crash left half a user: see the module docstring
+        record = self._deleting / f"{uuid.uuid4().hex}.json"
+        write_atomic(record, _dump({"tenant": self.tenant, "user_id": user_id, "moved": False}))
+        try:
+            self._move_away(record, self.tenant, user_id)
+        except BaseException:
+            self._move_back(record, self.tenant, user_id)  # nothing moved is deleted later
+            raise
+        self._finish_delete(record)
+
+    def _user_paths(self, tenant: str, user_id: str) -> list[Path]:
+        """The user's folder and backups, each beside its name in ``root/.deleting+users``."""
+        folder = child_path(child_path(self.root, tenant, what="tenant"), user_id, what="user_id")
+        return [folder, self.root / ".backups" / file_name(tenant) / file_name(user_id)]
+
+    def _move_away(self, record: Path, tenant: str, user_id: str) -> None:
+        """Rename the user's folders into ``.deleting+users`` (each rename hides one whole) and
+        note in the record that they are there: from then on nothing live is touched."""
+        for i, path in enumerate(self._user_paths(tenant, user_id)):
+            if os.path.lexists(path):
+                try:
+                    os.rename(path, record.with_suffix(f".{i}"))
+                    _fsync_dir(path.parent)
+                except OSError as exc:
+                    raise BackendError(f"cannot delete the folder {path}: {exc}") from exc
+        _fsync_dir(self._deleting)
+        write_atomic(record, _dump({"tenant": tenant, "user_id": user_id, "moved": True}))
+
+    def _move_back(self, record: Path, tenant: str, user_id: str) -> None:
+        for i, path in enumerate(self._user_paths(tenant, user_id)):
+            moved = record.with_suffix(f".{i}")
+            if os.path.lexists(moved) and not os.path.lexists(path):
+                os.rename(moved, path)
+        record.unlink()
+
+    def _finish_delete(self, record: Path) -> None:
+        data = _read_json(record)
+        try:
+            tenant, user_id, moved = data["tenant"], data["user_id"], data["moved"]
+            if not (isinstance(tenant, str) and isinstance(user_id, str)):
+                raise TypeError("tenant and user_id must be strings")
+        except (KeyError, TypeError) as exc:
+            raise DocumentReadError(f"cannot read the delete record {record}: {exc}") from exc
+        if not moved:  # a crash came before the folders were moved: move them now
+            self._move_away(record, tenant, user_id)
+        for i in range(2):
+            try:
+                shutil.rmtree(record.with_suffix(f".{i}"))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise BackendError(f"cannot remove {record.with_suffix(f'.{i}')}: {exc}") from exc
+        record.unlink()
+
+    def _finish_deletes(self) -> None:
+        """Finish every delete a crash interrupted (called when the store opens)."""
+        try:
+            names = sorted(os.listdir(self._deleting))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(".tmp-"):  # a record never written: that delete did not begin
+                (self._deleting / name).unlink(missing_ok=True)
+            elif name.endswith(".json"):
+                self._finish_delete(self._deleting / name)
 
     def _records(self, user_id: str | None) -> Iterator[_Record]:
         if user_id is not None:

@@ -81,6 +81,12 @@ class _PythonConversationStore:
     def _records(self, user_id: str | None) -> Iterator[_Record]:
         raise NotImplementedError
 
+    def _remove_user(self, user_id: str, session_ids: list[str]) -> None:
+        """Remove every session of the user (``session_ids``: those found). Stores where a crash
+        could stop this loop half way, leaving half a user, override it with one atomic step."""
+        for session_id in session_ids:
+            self._remove(user_id, session_id)
+
     def acting_as(self, participant: str) -> Any:
         check_name("participant", participant)
         view = copy.copy(self)
@@ -255,8 +261,8 @@ class _PythonConversationStore:
         with self._lock:
             now = self.clock()
             recs = list(self._records(user_id))
-            for r in recs:
-                self._remove(user_id, r.session.session_id)
+            if recs:
+                self._remove_user(user_id, [r.session.session_id for r in recs])
             return sum(is_live(r.session.expires_at, now) for r in recs)
 
     def export(self, user_id: str, session_id: str | None = None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Keys are ``{prefix}:{tenant}:{user}:{session}`` with ``%`` and ``:`` percent-esc
 scopes share a key. A tenant's writers, in any process, take one Redis lock (redis-py's
 ``Lock``, released after ``lock_timeout`` seconds if its holder dies), so read-modify-write of a
 record never loses a concurrent write. Each write rewrites the session's record: meant for
-conversations of modest length (use PostgreSQL for long ones).
+conversations of modest length (use PostgreSQL for long ones). ``delete_user`` removes all of a
+user's sessions in one MULTI/EXEC, so a writer killed half way leaves the user whole or gone.
 
 >>> from vecmem.conversations import Message
 >>> store = RedisConversationStore("redis://localhost:6379/0", tenant="acme")  # doctest: +SKIP
@@ -130,6 +131,19 @@ class RedisConversationStore(_PythonConversationStore):
         return bool(
             self._call("deleting a session", self.client.delete, self._key(user_id, session_id))
         )
+
+    def _remove_user(self, user_id: str, session_ids: list[str]) -> None:
+        # one MULTI/EXEC: Redis runs its DELs together or, if the connection drops before EXEC
+        # (a writer killed half way), not at all; deleting key by key left half a user
+        keys = [self._key(user_id, sid) for sid in session_ids]
+
+        def delete() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for i in range(0, len(keys), 1000):
+                pipe.delete(*keys[i : i + 1000])
+            pipe.execute()
+
+        self._call("deleting a user's sessions", delete)
 
     def _records(self, user_id: str | None) -> Iterator[_Record]:
         users = "*" if user_id is None else glob_escape(escape(user_id))
