@@ -21,13 +21,13 @@ import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from json import encoder as _je
 from typing import Any
 
 import numpy as np
 
 from vecmem._deps import require
 from vecmem.errors import InvalidInputError
+from vecmem.stores._json import encoder
 from vecmem.types import Chunk, EmbeddingSpace, content_hash
 
 FORMAT = 4
@@ -149,27 +149,7 @@ def typed_columns(metas: Sequence[Any]) -> tuple[dict[str, list[Any]], list[Any]
     return cols, untyped
 
 
-def _json_encoder() -> Any:
-    """``json.dumps(obj, ensure_ascii=False)`` as a reusable C encoder (``JSONEncoder.encode``
-    builds one per call, 3x the cost of encoding a small dict)."""
-    make = _je.c_make_encoder  # type: ignore[attr-defined]
-    if make is None:  # no C accelerator: the plain encoder
-        return json.JSONEncoder(ensure_ascii=False).encode
-    enc = make(
-        None,
-        json.JSONEncoder().default,
-        _je.encode_basestring,
-        None,
-        ": ",
-        ", ",
-        False,
-        False,
-        True,
-    )
-    return lambda obj: "".join(enc(obj, 0))
-
-
-_ENCODE = _json_encoder()
+_ENCODE = encoder()
 
 
 def _encoded(values: list[Any], chunks: Sequence[Chunk]) -> list[str]:

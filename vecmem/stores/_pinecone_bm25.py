@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from vecmem.stores._json import encoder
 from vecmem.stores._pinecone_layout import cached_term_index, decode, term_index
 from vecmem.types import EmbeddingSpace, Scored
 
@@ -36,7 +37,7 @@ MAX_TERMS = 1000  # sparse values per vector
 MAX_WINDOW = 1000  # topK with metadata
 STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
 PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see pack)
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_dumps = encoder(compact=True, allow_nan=False)
 
 
 class Stats:

@@ -22,6 +22,7 @@ from typing import Any
 from vecmem.errors import BackendError, InvalidInputError
 from vecmem.filters import Cond, Filter
 from vecmem.stores import _flat as flat
+from vecmem.stores._json import encoder
 from vecmem.types import Chunk
 
 MAX_METADATA = 40 * 1024  # bytes of metadata per vector (Pinecone's limit)
@@ -47,8 +48,8 @@ def vector_id(chunk_id: str) -> str:
     return "~" + hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=16).hexdigest()
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-_dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode  # sizes as Pinecone's docs count
+_dumps = encoder(compact=True, allow_nan=False)
+_dumps_spaced = encoder()  # sizes as Pinecone's docs count
 
 
 def encode(c: Chunk) -> tuple[dict[str, Any], int]:
@@ -64,7 +65,7 @@ def encode(c: Chunk) -> tuple[dict[str, Any], int]:
                 m=dict(c.metadata),
             )
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
     keys: list[str] = []
