@@ -405,14 +405,7 @@ class LanceDb(kit.StoreKit):
         with self._errors("upsert"):
             return int(merge.execute(layout.as_table(cols, n, schema)).version)
 
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
-        deletes = kit.other_deletes(chunks, delete_ids)
-        if not chunks and not deletes:
-            return
+    def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
         exact = self.keyword_mode == "exact"
         with self._lock:
             if exact:
@@ -459,9 +452,7 @@ class LanceDb(kit.StoreKit):
             self._next_seq = int(seqs.to_numpy(zero_copy_only=False).max()) + 1 if len(seqs) else 0
         return self._next_seq
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
         with self._lock:
             if self.keyword_mode == "exact":
                 self._sync()
@@ -507,11 +498,11 @@ class LanceDb(kit.StoreKit):
         start = 0 if after is None else bisect.bisect_right(ids, after, key=lambda s: s.as_py())
         return cast(list[str], ids[start : start + limit].to_pylist())
 
-    def _read(self, ids: Sequence[str], columns: list[str]) -> Iterator[Any]:
-        """Arrow tables of the rows of ``ids`` (``columns``, with ``id``): a page of
+    def _read(self, ids: list[str], columns: list[str]) -> Iterator[Any]:
+        """Arrow tables of the rows of ``ids`` (distinct; ``columns``, with ``id``): a page of
         :meth:`page_ids` taken by row id while the table is at that version, the rest (or rows
         a commit since moved) read by ``id IN (...)``."""
-        rest, order = list(dict.fromkeys(ids)), self._order
+        rest, order = list(ids), self._order
         if order is not None and len(rest) > 1:
             version, sorted_ids, rowids = order
             start = bisect.bisect_left(sorted_ids, rest[0], key=lambda s: s.as_py())
@@ -526,26 +517,22 @@ class LanceDb(kit.StoreKit):
         for clause in in_lists("id", rest):
             yield self._rows(clause, columns)
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
+    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
         datas = self._read(ids, layout.CHUNK_COLS[self._layout])
-        return kit.in_order(ids, {c.id: c for data in datas for c in self._chunks(data)})
+        return {c.id: c for data in datas for c in self._chunks(data)}
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+    def _read_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         dim = self._require_space().dim
         found: dict[str, np.ndarray] = {}
         for data in self._read(ids, ["id", "vector"]):
             flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             found.update(zip(data["id"].to_pylist(), flat.reshape(data.num_rows, dim)))
-        return kit.vectors_in_order(ids, found, dim)
+        return found
 
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
+    def _read_documents(self, docs: list[str]) -> Iterator[Chunk]:
         columns = layout.CHUNK_COLS[self._layout]
-        clauses = in_lists("document_id", document_ids)
-        return kit.by_document(
-            document_ids, (c for w in clauses for c in self._chunks(self._rows(w, columns)))
-        )
+        for clause in in_lists("document_id", docs):
+            yield from self._chunks(self._rows(clause, columns))
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -570,6 +557,7 @@ class LanceDb(kit.StoreKit):
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
+        self._check_text(text)
         self._require_space()
         if self.keyword_mode == "native":
             where = self._sql(filter)
@@ -628,6 +616,7 @@ class LanceDb(kit.StoreKit):
                 "calls query() and keyword() otherwise"
             )
         q = self._check_query(vector, k)
+        self._check_text(text)
         where = self._sql(filter)
         self._fresh_fts()
         keyword = self._submit(self._fts, text, k, where)

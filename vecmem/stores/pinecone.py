@@ -354,14 +354,7 @@ class PineconeDb(kit.StoreKit):
             self._replace_stats({**delta, "df": dict(delta["df"])}, force=True)
 
     # ----------------------------------------------------------------- writes
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
-        deletes = kit.other_deletes(chunks, delete_ids)
-        if not chunks and not deletes:
-            return
+    def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
         with self._lock:
             # what the ids hold now (an overwrite takes the old text out of the statistics),
             # read while the batch is encoded
@@ -414,9 +407,7 @@ class PineconeDb(kit.StoreKit):
             if change is not None:
                 self._commit(change, packed)
 
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
         with self._lock:
             doomed: set[str] = {vector_id(i) for i in ids or ()}
             if filter is not None:
@@ -549,25 +540,20 @@ class PineconeDb(kit.StoreKit):
             wait([dense])
         return dense.result(), sparse
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
+    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
         found = self._fetch_chunks([vector_id(i) for i in ids])
-        return kit.in_order(ids, {c.id: c for c in found.values()})
+        return {c.id: c for c in found.values()}
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
+    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
         found = self._fetch([vector_id(i) for i in ids])
-        values = {i: found[vector_id(i)].values for i in ids if vector_id(i) in found}
-        return kit.vectors_in_order(ids, values, dim)
+        return {i: found[vector_id(i)].values for i in ids if vector_id(i) in found}
 
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        docs = list(dict.fromkeys(document_ids))
+    def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
         wanted, found = set(docs), {}
         for i in range(0, len(docs), 100):
             flt = {"_vm_doc": {"$in": docs[i : i + 100]}}
             found.update(self._select(flt, lambda c: c.document_id in wanted, True))
-        return kit.by_document(docs, found.values())
+        return found.values()
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
