@@ -274,6 +274,24 @@ def test_non_finite_filter_bound_is_unsupported(tmp_path: Path) -> None:
         store.count(Cond("x", "lt", math.inf))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_query_text_that_is_not_a_str_is_invalid_input(tmp_path: Path, mode: str) -> None:
+    """keyword()/both_legs() with a text that is not a str: InvalidInputError in both modes
+    (it used to escape as AttributeError from the tokenizer, or from ``text.strip()``)."""
+    store = LanceDb(tmp_path / "lance", keyword=mode)  # type: ignore[arg-type]
+    store.connect(SPACE)
+    chunks = make_chunks(3)
+    store.upsert(chunks, unit_vectors(len(chunks), SPACE.dim))
+    for text in (123, None, b"hello"):
+        with pytest.raises(InvalidInputError, match="str"):
+            store.keyword(text, k=2)  # type: ignore[arg-type]
+        if mode == "native":
+            with pytest.raises(InvalidInputError, match="str"):
+                store.both_legs(np.ones(SPACE.dim), text, k=2)  # type: ignore[arg-type]
+    assert store.count() == len(chunks)
+    store.close()
+
+
 # ----------------------------------------------------------------------------- layout
 def test_awkward_field_names_and_quotes_filter_exactly(tmp_path: Path) -> None:
     """Field names with dots, capitals, quotes or non-ASCII, and values with quotes, must address

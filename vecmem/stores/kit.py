@@ -239,10 +239,16 @@ class StoreKit:
         self._check_k(k)
         return validate_query_vector(vector, self._require_space().dim)
 
-    def _tokens(self, text: str) -> list[str]:
-        """``text``'s tokens by the space's tokenizer (a query text is checked to be a str)."""
+    @staticmethod
+    def _check_text(text: Any) -> str:
+        """A query text, checked to be a str."""
         if not isinstance(text, str):
             raise InvalidInputError(f"query text must be a str, got {type(text).__name__}")
+        return text
+
+    def _tokens(self, text: str) -> list[str]:
+        """``text``'s tokens by the space's tokenizer (a query text is checked to be a str)."""
+        self._check_text(text)
         if self.tokenizer is None:
             raise ConfigurationError(f"{self.name} store used before connect(space)")
         return self.tokenizer(text)
@@ -328,7 +334,7 @@ class StoreKit:
     ) -> list[Scored]:
         """The BM25 leg over ``kw``: ``fetch(ids, apply_filter) -> {id: Chunk}``; ``matching``
         and ``widen_to`` as in :meth:`KeywordBeside.search`."""
-        tokens = kw.tokenizer(text)
+        tokens = kw.tokenizer(self._check_text(text))
         if not tokens:
             return []
         found = kw.search(tokens, k, fetch, filtered=filtered, matching=matching, widen_to=widen_to)
