@@ -1,5 +1,6 @@
 """``delete_user`` is all or nothing on the stores that keep a user in several keys or files
-(Redis, JSON files). A child process deletes a user and is killed with SIGKILL at every step of
+(Redis, JSON files), and so is the JSON store's ``delete_session`` (a session file, its sealed
+segments and backups). A child process deletes a user and is killed with SIGKILL at every step of
 it: after each file-system change (JSON), or after each send to Redis or half way through one.
 After each kill a fresh store shows the user whole, exactly as before, or gone with nothing left
 (no session, segment or backup). The other user is untouched. Deleting key by key, or file by
@@ -24,7 +25,7 @@ from vecmem.errors import NotFoundError
 _CHILD = r"""
 import os, signal, socket, sys
 
-kind, where, kill_at, mode, prefix = sys.argv[1:6]
+kind, where, kill_at, mode, prefix, op = sys.argv[1:7]
 kill_at = int(kill_at)
 steps = 0
 
@@ -71,17 +72,17 @@ else:
 
     socket.socket.sendall = sendall
 
-deleted = store.delete_user("doomed")
-print(steps, deleted, flush=True)
+deleted = store.delete_user("doomed") if op == "user" else store.delete_session("doomed", "a")
+print(steps, int(deleted), flush=True)
 """
 
 SESSIONS = ("a", "b")
 
 
-def _child(kind: str, where: str, kill_at: int, mode: str = "after", prefix: str = "") -> str:
+def _child(kind: str, where: str, kill_at: int, mode: str, prefix: str, op: str) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, kind, where, str(kill_at), mode, prefix],
+        [sys.executable, "-c", _CHILD, kind, where, str(kill_at), mode, prefix, op],
         capture_output=True,
         text=True,
         env=env,
@@ -110,18 +111,24 @@ def _snapshot(store: Any, user_id: str) -> dict[str, Any]:
 
 
 def _trials(
-    kind: str, check: Any, fill: Any, where: str, modes: tuple[str, ...], prefix: str = ""
+    kind: str,
+    check: Any,
+    fill: Any,
+    where: str,
+    modes: tuple[str, ...],
+    prefix: str = "",
+    op: str = "user",
 ) -> None:
     """A dry run counts the steps; then one kill after (or half way into) each step."""
     expected = fill()
-    total, deleted = map(int, _child(kind, where, 0, prefix=prefix).split())
-    assert deleted == len(SESSIONS)
+    total, deleted = map(int, _child(kind, where, 0, "after", prefix, op).split())
+    assert deleted == (len(SESSIONS) if op == "user" else 1)
     assert check(expected) == "gone"
     outcomes = []
     for mode in modes:
         for kill_at in range(1, total + 1):
             expected = fill() if outcomes[-1:] != ["whole"] else expected
-            _child(kind, where, kill_at, mode, prefix)
+            _child(kind, where, kill_at, mode, prefix, op)
             outcomes.append(check(expected))
     # the kills fell both before and after the delete took effect
     assert "whole" in outcomes and "gone" in outcomes, outcomes
@@ -152,6 +159,42 @@ def test_a_json_delete_user_killed_at_every_step_is_all_or_nothing(tmp_path: Pat
         return "gone"
 
     _trials("json", check, lambda: _fill(store()), root, ("after",))
+
+
+def test_a_json_delete_session_killed_at_every_step_is_all_or_nothing(tmp_path: Path) -> None:
+    """The session file went first, then its segments and backups one by one: killed in
+    between, restore_backup brought the deleted session back."""
+    root = str(tmp_path)
+
+    def store() -> JSONConversationStore:
+        return JSONConversationStore(root, tenant="acme", max_file_bytes=600, backup_interval=1e-6)
+
+    def check(expected: dict[str, Any]) -> str:
+        fresh = store()  # opening finishes an interrupted delete
+        got = _snapshot(fresh, "doomed")
+        if len(got["sessions"]) == 2:
+            assert got == expected, "a half-deleted session"
+            assert fresh.backups("doomed", "a")
+            return "whole"
+        assert got == {**expected, "sessions": expected["sessions"][1:]}  # b as it was
+        assert fresh.backups("doomed", "a") == [] and fresh.backups("doomed", "b")
+        with pytest.raises(NotFoundError):
+            fresh.restore_backup("doomed", "a")
+        user = tmp_path / "acme" / "doomed"
+        assert sorted(p.name for p in user.iterdir() if p.name.startswith("a.")) == []
+        assert not any((tmp_path / ".deleting+users").glob("*"))
+        fresh.add_messages("doomed", "a", [Message("user", "new")])  # the id can be used again
+        assert [m.content for m in fresh.get_messages("doomed", "a")] == ["new"]
+        fresh.delete_session("doomed", "a")
+        return "gone"
+
+    def fill() -> dict[str, Any]:
+        s = store()
+        s.delete_user("doomed")
+        s.delete_user("kept")
+        return _fill(s)
+
+    _trials("json", check, fill, root, ("after",), op="session")
 
 
 def test_a_redis_delete_user_killed_at_every_step_is_all_or_nothing(redis_url: str) -> None:

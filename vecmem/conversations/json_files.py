@@ -19,11 +19,12 @@ Every file is written to a temporary name, fsynced, renamed over the old one and
 fsynced, so a crash leaves the previous or the new version, never a torn one; new segments are
 durable before the session file names them, and segments it no longer names are removed after.
 
-``delete_user`` is all or nothing: it first writes a record of the delete into
-``root/.deleting+users`` (``+`` is escaped in every tenant's folder name, old or new), then
-renames the user's folder and backups into that folder, notes that in the record, removes them
-and then the record. A store opened later finishes any delete whose record it finds, so a crash
-leaves the user whole (no record yet) or gone.
+Deleting a user or a session is all or nothing: a record of the delete is written first into
+``root/.deleting+users`` (``+`` is escaped in every tenant's folder name, old or new), then the
+user's folder and backups (a session's file, segments and backups) are renamed into that folder,
+the record notes it, they are removed and then the record. A store opened later finishes any
+delete whose record it finds, so a crash leaves the user or session whole (no record yet) or
+gone, with no backup left to restore it from.
 """
 
 from __future__ import annotations
@@ -288,49 +289,62 @@ class JSONConversationStore(_PythonConversationStore):
             yield chunk
 
     def _remove(self, user_id: str, session_id: str) -> bool:
-        path = self._path(user_id, session_id)
-        data = _read_json(path)
+        # file by file, a crash left segments and backups that restore_backup brought back
+        data = _read_json(self._path(user_id, session_id))
         if data is None:
             return False
-        path.unlink()
         sealed = data.get("sealed")
-        for n in range(int(sealed["first"]), int(sealed["next"])) if sealed else ():
-            self._segment(path, n).unlink(missing_ok=True)
-        shutil.rmtree(self._backup_dir(user_id, session_id), ignore_errors=True)
+        segments = [int(sealed["first"]), int(sealed["next"])] if sealed else [0, 0]
+        self._delete({"user_id": user_id, "session_id": session_id, "segments": segments})
         return True
 
     # -- deleting a user: all or nothing ------------------------------------------------------------
+    # -- deleting a user or a session: all or nothing -----------------------------------------------
     def _remove_user(self, user_id: str, session_ids: list[str]) -> None:
         # one session after another, a crash left half a user: see the module docstring
+        self._delete({"user_id": user_id})
+
+    def _delete(self, what: dict[str, Any]) -> None:
+        """Delete a user (``what``: its ``user_id``) or a session (also ``session_id`` and
+        its ``segments`` range) through a delete record, rolled back if it fails here."""
         record = self._deleting / f"{uuid.uuid4().hex}.json"
-        write_atomic(record, _dump({"tenant": self.tenant, "user_id": user_id, "moved": False}))
+        what = {"tenant": self.tenant, **what}
+        write_atomic(record, _dump({**what, "moved": False}))
         try:
-            self._move_away(record, self.tenant, user_id)
+            self._move_away(record, what)
         except BaseException:
-            self._move_back(record, self.tenant, user_id)  # nothing moved is deleted later
+            self._move_back(record, what)  # nothing moved is deleted later
             raise
         self._finish_delete(record)
 
-    def _user_paths(self, tenant: str, user_id: str) -> list[Path]:
-        """The user's folder and backups, each beside its name in ``root/.deleting+users``."""
+    def _doomed(self, what: dict[str, Any]) -> list[Path]:
+        """What a delete removes (the part that hides it first), from its record."""
+        tenant, user_id = what["tenant"], what["user_id"]
         folder = child_path(child_path(self.root, tenant, what="tenant"), user_id, what="user_id")
-        return [folder, self.root / ".backups" / file_name(tenant) / file_name(user_id)]
+        backups = self.root / ".backups" / file_name(tenant) / file_name(user_id)
+        session_id = what.get("session_id")
+        if session_id is None:
+            return [folder, backups]
+        path = child_path(folder, session_id, suffix=".json", what="session_id")
+        first, nxt = (int(n) for n in what["segments"])
+        segments = [self._segment(path, n) for n in range(first, nxt)]
+        return [path, backups / file_name(session_id), *segments]
 
-    def _move_away(self, record: Path, tenant: str, user_id: str) -> None:
-        """Rename the user's folders into ``.deleting+users`` (each rename hides one whole) and
-        note in the record that they are there: from then on nothing live is touched."""
-        for i, path in enumerate(self._user_paths(tenant, user_id)):
+    def _move_away(self, record: Path, what: dict[str, Any]) -> None:
+        """Rename what goes into ``.deleting+users`` (the first rename hides it whole) and note
+        in the record that it is there: from then on nothing live is touched."""
+        for i, path in enumerate(self._doomed(what)):
             if os.path.lexists(path):
                 try:
                     os.rename(path, record.with_suffix(f".{i}"))
                     _fsync_dir(path.parent)
                 except OSError as exc:
-                    raise BackendError(f"cannot delete the folder {path}: {exc}") from exc
+                    raise BackendError(f"cannot delete {path}: {exc}") from exc
         _fsync_dir(self._deleting)
-        write_atomic(record, _dump({"tenant": tenant, "user_id": user_id, "moved": True}))
+        write_atomic(record, _dump({**what, "moved": True}))
 
-    def _move_back(self, record: Path, tenant: str, user_id: str) -> None:
-        for i, path in enumerate(self._user_paths(tenant, user_id)):
+    def _move_back(self, record: Path, what: dict[str, Any]) -> None:
+        for i, path in reversed(list(enumerate(self._doomed(what)))):
             moved = record.with_suffix(f".{i}")
             if os.path.lexists(moved) and not os.path.lexists(path):
                 os.rename(moved, path)
@@ -339,20 +353,24 @@ class JSONConversationStore(_PythonConversationStore):
     def _finish_delete(self, record: Path) -> None:
         data = _read_json(record)
         try:
-            tenant, user_id, moved = data["tenant"], data["user_id"], data["moved"]
-            if not (isinstance(tenant, str) and isinstance(user_id, str)):
-                raise TypeError("tenant and user_id must be strings")
-        except (KeyError, TypeError) as exc:
+            what = {k: v for k, v in data.items() if k != "moved"}
+            doomed = self._doomed(what)
+            moved = data["moved"]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DocumentReadError(f"cannot read the delete record {record}: {exc}") from exc
-        if not moved:  # a crash came before the folders were moved: move them now
-            self._move_away(record, tenant, user_id)
-        for i in range(2):
+        if not moved:  # a crash came before everything was moved: move the rest now
+            self._move_away(record, what)
+        for i in range(len(doomed)):
+            gone = record.with_suffix(f".{i}")
             try:
-                shutil.rmtree(record.with_suffix(f".{i}"))
+                if gone.is_dir() and not gone.is_symlink():
+                    shutil.rmtree(gone)
+                else:
+                    gone.unlink()
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise BackendError(f"cannot remove {record.with_suffix(f'.{i}')}: {exc}") from exc
+                raise BackendError(f"cannot remove {gone}: {exc}") from exc
         record.unlink()
 
     def _finish_deletes(self) -> None:
