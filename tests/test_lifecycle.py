@@ -20,6 +20,7 @@ from vecmem.checkpoints.codec import generate_key
 from vecmem.cli import main
 from vecmem.embedders import HashingEmbedder
 from vecmem.errors import EmbeddingSpaceMismatchError, IntegrityError, StorageFullError
+from vecmem.filters import parse_filter
 from vecmem.lifecycle import (
     archive,
     export_store,
@@ -289,6 +290,44 @@ def test_migrate_to_pgvector_and_export_from_it(
         s = open_store(url)
         s.drop()  # type: ignore[attr-defined]
         s.close()
+
+
+def _hnsw_oid(store: object) -> int | None:
+    conn = store._c()  # type: ignore[attr-defined]
+    return conn.execute("SELECT to_regclass(%s)::oid", (store._names["hnsw"],)).fetchone()[0]  # type: ignore[attr-defined, no-any-return]
+
+
+def test_import_into_pgvector_builds_its_index_once(
+    source: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """An import at least as large as the target goes through PgVector.bulk_load(): the HNSW
+    index is dropped and built once at the end (a new index), searches right after it; a small
+    import into a larger store keeps the index it has (rebuilding it would cost more)."""
+    from vecmem.stores.pgvector import PgVector
+
+    export_store(str(source), tmp_path / "kb.vmar")
+    export_store(str(source), tmp_path / "part.vmar", filter={"source": "s1.md"})
+    store = PgVector(postgres_url, table=f"lc_bulk_{os.getpid()}")
+    src = open_store(str(source))
+    space = src.stored_space()
+    src.close()
+    assert space is not None
+    try:
+        store.connect(space)
+        before = _hnsw_oid(store)
+        assert before is not None
+        import_store(tmp_path / "kb.vmar", store)
+        after = _hnsw_oid(store)
+        assert after is not None and after != before  # rebuilt once, after the rows
+        assert store.count() == N
+        store.delete(filter=parse_filter({"source": "s1.md"}))
+        import_store(tmp_path / "part.vmar", store)
+        assert _hnsw_oid(store) == after  # kept
+        assert store.count() == N
+        assert _dump(store) == _dump(str(source))
+    finally:
+        store.drop()
+        store.close()
 
 
 def test_cli_export_import_migrate(

@@ -48,7 +48,7 @@ import numpy as np
 from vecmem.checkpoints.codec import Cipher, Codec
 from vecmem.errors import IntegrityError, StorageFullError
 from vecmem.filters import FilterLike
-from vecmem.lifecycle.pages import Pages, opened, progress_bar
+from vecmem.lifecycle.pages import Pages, loading, opened, progress_bar
 from vecmem.types import Chunk, EmbeddingSpace
 
 FORMAT = "vecmem-archive"
@@ -385,7 +385,8 @@ def import_store(
     src = Path(os.fspath(path))
     head = _read(src, key)  # pass 1: everything checked, nothing written
     with opened(store, space=head.space) as (s, _space):
-        with progress_bar(int(head.manifest["chunks"]), "import", progress) as bar:
+        total = int(head.manifest["chunks"])
+        with loading(s, total), progress_bar(total, "import", progress) as bar:
 
             def write(chunks: list[Chunk], vectors: np.ndarray) -> None:
                 s.upsert(chunks, vectors)

@@ -24,7 +24,7 @@ from typing import Any
 
 from vecmem.errors import IntegrityError
 from vecmem.filters import FilterLike, parse_filter
-from vecmem.lifecycle.pages import Pages, opened, progress_bar
+from vecmem.lifecycle.pages import Pages, loading, opened, progress_bar
 from vecmem.stores.base import VectorStore
 from vecmem.types import Scored
 
@@ -71,7 +71,7 @@ def migrate(
         total = pages.total()
         every = max(1, (total or 0) // max(1, sample))
         seen = 0
-        with progress_bar(total, "migrate", progress) as bar:
+        with loading(d, total), progress_bar(total, "migrate", progress) as bar:
             for chunks, vectors in pages:
                 have = {c.id: c.content_hash for c in d.get([c.id for c in chunks])}
                 todo = [i for i, c in enumerate(chunks) if have.get(c.id) != c.content_hash]

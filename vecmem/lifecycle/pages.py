@@ -91,6 +91,17 @@ def opened(
             s.close()
 
 
+def loading(store: VectorStore, incoming: int | None) -> contextlib.AbstractContextManager[Any]:
+    """``store.bulk_load()`` (a kit store's fast path for many writes: pgvector builds its HNSW
+    index once at the end) when ``incoming`` chunks are at least as many as it holds already;
+    else nothing (rebuilding a large index for a few chunks costs more than it saves)."""
+    from vecmem.stores.kit import StoreKit
+
+    if isinstance(store, StoreKit) and incoming and incoming >= store.count():
+        return store.bulk_load()
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def progress_bar(total: int | None, desc: str, enabled: bool) -> Iterator[Any]:
     from tqdm.auto import tqdm

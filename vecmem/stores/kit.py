@@ -212,6 +212,13 @@ class StoreKit:
                 raise
             return stored
 
+    @contextmanager
+    def bulk_load(self) -> Iterator[Any]:
+        """A block of many writes (an import, a migration, a first load), made the fastest way
+        the engine has; this default does nothing special. PgVector drops its HNSW index on
+        entry and builds it once on exit (many times faster than inserting into it)."""
+        yield self
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
