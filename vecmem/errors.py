@@ -130,6 +130,16 @@ class ConflictError(VecmemError, RuntimeError):
     """A compare-and-set or version check failed."""
 
 
+class SpaceReplacedError(ConflictError):
+    """The collection's embedding space was replaced (re-embedded, then switched) after this
+    store opened it: a write into the old space is refused (it would be lost); reopen the store."""
+
+
+class SwitchUnsupportedError(ConfigurationError):
+    """A store cannot switch a collection to a space built beside it in one atomic step, so it
+    cannot be re-embedded without downtime; the message says why. Nothing was built or switched."""
+
+
 class PermissionDeniedError(VecmemError, PermissionError):
     """The caller (a session participant) lacks the permission an operation needs; nothing was
     read or written."""
@@ -180,8 +190,10 @@ __all__ = [
     "RateLimitedError",
     "ScopeEscapeError",
     "SessionFullError",
+    "SpaceReplacedError",
     "StorageFullError",
     "StoreLockedError",
+    "SwitchUnsupportedError",
     "UnsupportedFilterError",
     "UnsupportedFormatError",
     "VecmemError",

@@ -162,10 +162,12 @@ def register(sub: Any) -> None:
 
     r = sub.add_parser(
         "reembed",
-        help="embed an embedded store again with another embedder, "
-        "beside it, then switch atomically",
+        help="embed a store again with another embedder, beside it, then switch atomically",
     )
-    r.add_argument("store", help="the embedded store's folder")
+    r.add_argument(
+        "store",
+        help="the embedded store's folder, or a pgvector / LanceDB / DuckDB / Chroma URL",
+    )
     r.add_argument("--embedder", required=True, help="the new embedder (name or kind:model)")
     r.add_argument("--cache", help="embedding cache file (texts embedded before are reused)")
     r.add_argument("--no-switch", action="store_true", help="build the new space, do not switch")

@@ -55,6 +55,16 @@ COPY_TYPES = "int8 text text int4 text text text text[] int4[] int4 vector".spli
 
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(name)s))"
 
+# Re-embedding (see PgVector._switch_pointer): the pointer table, one row per collection (the
+# physical name of its space and of the old space a switch left), and the check made under both
+# tables' locks before a switch: the two counts, and how many ids differ in presence or hash.
+SPACES = "vecmem_spaces"
+SPACES_SQL = """CREATE TABLE IF NOT EXISTS {spaces} (collection text COLLATE "C" PRIMARY KEY,
+    physical text NOT NULL, replaced text)"""
+COMPARE_SQL = """SELECT (SELECT n FROM {old_meta}), (SELECT n FROM {new_meta}),
+    (SELECT count(*) FROM {old} o FULL JOIN {new} x ON o.id = x.id
+     WHERE o.content_hash IS DISTINCT FROM x.content_hash)"""
+
 # Delete chunks matching {cond} with their postings, lower df, move terms in the histogram,
 # update N and the total length, reserve %(new)s sids. Returns (removed, terms now at df 0, sid).
 REMOVE_SQL = """

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -36,8 +36,11 @@ from vecmem.errors import (
     AuthenticationError,
     BackendError,
     ConfigurationError,
+    ConflictError,
     DimensionMismatchError,
     NotFoundError,
+    SpaceReplacedError,
+    SwitchUnsupportedError,
     UnsupportedFilterError,
     VecmemError,
 )
@@ -53,9 +56,14 @@ _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
 _PAGE = layout.PAGE  # records per get() page (ids only: four times as many)
 _INCLUDE = ["documents", "metadatas", "distances"]
 _T = TypeVar("_T")
+SPACES = "vecmem_spaces"
+"""The collection of the collections' pointers (re-embedding, see :class:`kit.Switchable`): one
+record per collection switched once, id the collection's name, metadata ``physical`` (the
+collection holding its space) and ``replaced`` (the old one, "" once dropped); a switch is one
+record's ``upsert``."""
 
 
-class ChromaDb(kit.BesideKit):
+class ChromaDb(kit.BesideKit, kit.Switchable):
     """A vecmem store on Chroma (embedded, in memory, or a server), with exact BM25 beside it.
 
     >>> from vecmem import VectorMemory
@@ -65,6 +73,11 @@ class ChromaDb(kit.BesideKit):
 
     Give ``path`` (a folder, ``PersistentClient``) or ``host`` (``HttpClient``), or neither for an
     in-memory ``EphemeralClient`` (shared by every ephemeral store of the process).
+
+    Re-embedding switches the collection to one built beside it by one record written to
+    :data:`SPACES`, then marks the old collection replaced (its writers are refused from then
+    on). Chroma has no lock that keeps other writers out meanwhile: what they write during the
+    switch is copied over after it; stop writers before re-embedding (searches may go on).
     """
 
     name = "chroma"
@@ -82,14 +95,14 @@ class ChromaDb(kit.BesideKit):
         super().__init__()
         if path is not None and host is not None:
             raise ConfigurationError("ChromaDb takes path= or host=, not both")
-        if not isinstance(collection, str) or not _NAME.match(collection):
+        if not isinstance(collection, str) or not _NAME.match(collection) or collection == SPACES:
             raise ConfigurationError(
                 f"Chroma collection names have 3-512 characters from [a-zA-Z0-9._-] and start "
                 f"and end with a letter or digit, got {collection!r}"
             )
         self.path = None if path is None else str(path)
         self.host, self.port, self.ssl, self.headers = host, int(port), ssl, headers
-        self.collection = collection
+        self.collection = self._name = collection
         self.capabilities = Capabilities(
             persistent=path is not None or host is not None, concurrent_writers=host is not None
         )
@@ -109,7 +122,7 @@ class ChromaDb(kit.BesideKit):
             target = f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
         else:
             target = self.path or "memory"
-        return f"Chroma collection {self.collection!r} at {target}"
+        return f"Chroma collection {self._name!r} at {target}"
 
     def _classify(self, exc: Exception) -> type[VecmemError] | None:
         errors = require("chromadb.errors", "chroma")
@@ -139,12 +152,103 @@ class ChromaDb(kit.BesideKit):
     def _release(self) -> None:
         self._col = self._kw = None
 
+    def _c(self) -> Any:
+        client = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(client)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return client
+
+    # ----------------------------------------------------------------- re-embedding: the switch
+    def _pin(self, physical: str) -> None:
+        super()._pin(physical)
+        self._name = physical
+
+    def _pointer(self, client: Any) -> tuple[str, str | None] | None:
+        errors = require("chromadb.errors", "chroma")
+        try:
+            spaces = client.get_collection(SPACES, embedding_function=None)
+        except errors.NotFoundError:
+            return None
+        got = spaces.get(ids=[self.collection], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        meta = got["metadatas"][0] or {}
+        return str(meta["physical"]), str(meta.get("replaced") or "") or None
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        with self._lock, self._errors("read the collection's pointer"):
+            return self._pointer(self._c())
+
+    def _set_pointer(self, client: Any, physical: str, replaced: str | None) -> None:
+        """One record's upsert: the collection's pointer."""
+        spaces = client.get_or_create_collection(SPACES, embedding_function=None)
+        spaces.upsert(
+            ids=[self.collection],
+            embeddings=[[1.0]],
+            metadatas=[{"physical": physical, "replaced": replaced or ""}],
+        )
+
+    def _sibling_store(self, physical: str) -> ChromaDb:
+        if self.path is None and self.host is None:
+            raise SwitchUnsupportedError(
+                "an in-memory Chroma store cannot be re-embedded (nothing outlives the process)"
+            )
+        other = ChromaDb(
+            self.path,
+            host=self.host,
+            port=self.port,
+            ssl=self.ssl,
+            headers=self.headers,
+            collection=self.collection,
+        )
+        other._pin(physical)
+        return other
+
+    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
+        """``verify()``, one pointer record written, the old collection marked replaced;
+        ``True`` when its generation moved meanwhile (a writer elsewhere)."""
+        with self._errors("switch the space"):
+            before = self._read_gen()
+            verify()
+            client = self._c()
+            pointer = self._pointer(client)
+            if (pointer[0] if pointer else self.collection) != self._name:
+                raise ConflictError(
+                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
+                    "another client meanwhile; nothing was switched"
+                )
+            midway()
+            self._set_pointer(client, new.physical, self._name)
+            col = client.get_collection(self._name, embedding_function=None)
+            meta = dict(col.metadata or {})
+            col.modify(metadata={**meta, "vecmem_replaced_by": new.physical})
+            return meta.get("vecmem_gen") != before
+
+    def _check_current(self) -> None:
+        """Refuse a write into a collection a switch replaced (``self._seen`` was just read by
+        :meth:`_writing`)."""
+        by = self._seen.get("vecmem_replaced_by")
+        if by:
+            raise SpaceReplacedError(
+                f"{self.where} was replaced by a re-embedded space ({by}) after this store "
+                "opened it; nothing was written: reopen the store"
+            )
+
+    def _drop_physical(self, physical: str) -> None:
+        with self._lock:
+            self._drop_named(physical)
+            with self._errors("drop the old space"):
+                self._set_pointer(self._c(), self._name, None)
+
     def _find(self) -> Any | None:
         """The collection, or ``None`` if it does not exist."""
         errors = require("chromadb.errors", "chroma")
         with self._errors("open the collection"):
             try:
-                return self._c().get_collection(self.collection, embedding_function=None)
+                return self._c().get_collection(self._name, embedding_function=None)
             except errors.NotFoundError:
                 return None
 
@@ -159,7 +263,7 @@ class ChromaDb(kit.BesideKit):
             try:
                 with self._errors("create the collection"):
                     self._col = self._c().create_collection(
-                        self.collection,
+                        self._name,
                         embedding_function=None,
                         configuration={"hnsw": {"space": "cosine"}},
                         metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
@@ -213,7 +317,7 @@ class ChromaDb(kit.BesideKit):
     # ----------------------------------------------------------------- keyword index
     def _read_gen(self) -> str | None:
         with self._errors("read the collection"):
-            col = self._c().get_collection(self.collection, embedding_function=None)
+            col = self._c().get_collection(self._name, embedding_function=None)
         self._seen = dict(col.metadata or {})
         return self._seen.get("vecmem_gen")
 
@@ -276,6 +380,13 @@ class ChromaDb(kit.BesideKit):
 
     def _matching(self, filter: Filter) -> list[str]:
         return self._filtered(filter, self._matching_ids)
+
+    @contextmanager
+    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
+        """The kit's write wrapper, refusing a write into a collection a switch replaced."""
+        with super()._writing(chunks, deleted):
+            self._check_current()
+            yield
 
     # ----------------------------------------------------------------- filters
     def _matching_ids(self, where: Where) -> list[str]:
@@ -468,20 +579,39 @@ class ChromaDb(kit.BesideKit):
             return layout.upgrade(self._col, pages, self._errors, self.where)
 
     def drop(self) -> None:
-        """Delete the whole collection (its records and recorded space); no-op if absent."""
+        """Delete the whole collection (its records and recorded space, and an old space a
+        re-embedding left beside it, with the collection's pointer); no-op if absent."""
         with self._lock:
-            col = self._find()
-            if col is not None:
+            pointer = self._read_pointer()
+            for name in dict.fromkeys([self._name, *(p for p in pointer or () if p)]):
+                self._drop_named(name)
+            if pointer is not None:
                 with self._errors("drop"):
-                    # Records first: Chroma 1.5's delete_collection leaves list-valued metadata
-                    # behind, and the records of the next collection created on that server
-                    # inherit it (checked on 1.5.9 with the raw client; deleting by id cleans up)
-                    while ids := col.get(include=[], limit=self._batch)["ids"]:
-                        col.delete(ids=ids)
-                with suppress(NotFoundError), self._errors("drop"):
-                    self._c().delete_collection(self.collection)
+                    self._c().get_collection(SPACES).delete(ids=[self.collection])
             self.space, self._col, self._kw = None, None, None
             self._complement, self._shapes, self._shapes_gen = None, {}, None
+
+    def _drop_named(self, name: str) -> None:
+        """Delete the collection ``name`` (records first); no-op if absent."""
+        errors = require("chromadb.errors", "chroma")
+        try:
+            with self._errors("drop"):
+                col = self._c().get_collection(name, embedding_function=None)
+        except NotFoundError as exc:
+            if isinstance(exc.__cause__, errors.NotFoundError):
+                return
+            raise
+        with self._errors("drop"):
+            # Records first: Chroma 1.5's delete_collection leaves list-valued metadata
+            # behind, and the records of the next collection created on that server
+            # inherit it (checked on 1.5.9 with the raw client; deleting by id cleans up)
+            while ids := col.get(include=[], limit=self._batch)["ids"]:
+                col.delete(ids=ids)
+        try:
+            with self._errors("drop"):
+                self._c().delete_collection(name)
+        except NotFoundError:
+            pass
 
 
 def _decode(recs: Mapping[str, Any], ids: Sequence[str]) -> list[Chunk]:

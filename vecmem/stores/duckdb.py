@@ -35,19 +35,23 @@ from vecmem._deps import require
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
+    SpaceReplacedError,
     StoreLockedError,
+    SwitchUnsupportedError,
     VecmemError,
 )
 from vecmem.filters import Filter, Translator
 from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import StoreKit, in_order, parse_url, vectors_in_order
+from vecmem.stores.kit import Switchable, in_order, parse_url, vectors_in_order
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _NUM = "('UBIGINT','BIGINT','DOUBLE','HUGEINT')"
 _COLS = "id, doc, pos, text, hash, meta"
+SPACES = "vecmem_spaces"  # the collections' pointers (re-embedding, see kit.Switchable)
 SQL = tuple[str, list[Any]]
 
 
@@ -145,25 +149,29 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     )
 
 
-class DuckDb(StoreKit):
+class DuckDb(Switchable):
     """A vecmem store in DuckDB, in a file or in memory, with exact BM25 beside it.
 
     >>> from vecmem import VectorMemory
     >>> mem = VectorMemory(store=DuckDb(path="./kb.duckdb"))                  # doctest: +SKIP
     >>> mem = VectorMemory(store=DuckDb(table="notes"))                      # doctest: +SKIP
+
+    Re-embedding a file's table switches it in one transaction (the pointer table ``vecmem_spaces``
+    and the old table marked replaced: its writers are refused from then on); a DuckDB file is
+    open in one process at a time, so readers elsewhere wait for it anyway.
     """
 
     name = "duckdb"
 
     def __init__(self, path: str | None = None, *, table: str = "vecmem") -> None:
         super().__init__()
-        if not isinstance(table, str) or not _TABLE.match(table):
+        if not isinstance(table, str) or not _TABLE.match(table) or table == SPACES:
             raise ConfigurationError(
                 f"DuckDb table names are SQL identifiers "
                 f"([A-Za-z_][A-Za-z0-9_]*, 63 at most), got {table!r}"
             )
         self.path = None if path is None or str(path) == ":memory:" else str(path)
-        self.table = table
+        self.table = self.collection = table
         self.capabilities = Capabilities(persistent=self.path is not None, transactions=True)
         self._kw: KeywordBeside | None = None
         self._gen: str | None = None
@@ -188,6 +196,104 @@ class DuckDb(StoreKit):
     def _release(self) -> None:
         self._client.close()
         self._kw = None
+
+    def _c(self) -> Any:
+        con = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(con)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return con
+
+    # ----------------------------------------------------------------- re-embedding: the switch
+    def _pin(self, physical: str) -> None:
+        super()._pin(physical)
+        self.table = physical
+
+    def _pointer(self, con: Any) -> tuple[str, str | None] | None:
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [SPACES]
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        rows = con.execute(
+            f"SELECT physical, replaced FROM {SPACES} WHERE collection = ?", [self.collection]
+        ).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        with self._lock, self._errors("read the collection's pointer"):
+            return self._pointer(self._c())
+
+    def _sibling_store(self, physical: str) -> DuckDb:
+        if self.path is None:
+            raise SwitchUnsupportedError(
+                "an in-memory DuckDB store cannot be re-embedded beside itself (another "
+                "connection sees another database)"
+            )
+        other = DuckDb(self.path, table=self.collection)
+        other._pin(physical)
+        return other
+
+    def _in_transaction(self, what: str, body: Any) -> Any:
+        con = self._c()
+        with self._lock, self._errors(what):
+            con.execute("BEGIN")
+            try:
+                out = body(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return out
+
+    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
+        """One transaction: the two tables compared (same ids with the same hashes), the
+        pointer row written, the old table marked replaced and its generation bumped (a writer
+        of it in a concurrent transaction conflicts)."""
+        old, side = self.table, new.table
+
+        def body(con: Any) -> bool:
+            n_old, n_new, differ = con.execute(
+                f'SELECT (SELECT count(*) FROM "{old}"), (SELECT count(*) FROM "{side}"), '
+                f'(SELECT count(*) FROM "{old}" o FULL JOIN "{side}" x ON o.id = x.id '
+                "WHERE o.hash IS DISTINCT FROM x.hash)"
+            ).fetchall()[0]
+            if differ:
+                raise ConflictError(
+                    f"the new space differs from {self.where} in {differ} chunks ({n_old} "
+                    f"there, {n_new} in the new one): written meanwhile; nothing was switched"
+                )
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {SPACES} (collection VARCHAR PRIMARY KEY, "
+                "physical VARCHAR NOT NULL, replaced VARCHAR)"
+            )
+            pointer = self._pointer(con)
+            if (pointer[0] if pointer else self.collection) != old:
+                raise ConflictError(
+                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
+                    "another store meanwhile; nothing was switched"
+                )
+            con.execute(
+                f"INSERT OR REPLACE INTO {SPACES} VALUES (?, ?, ?)", [self.collection, side, old]
+            )
+            con.execute(f"INSERT OR REPLACE INTO \"{old}_vm\" VALUES ('replaced_by', ?)", [side])
+            con.execute(f"UPDATE \"{old}_vm\" SET value = ? WHERE key = 'gen'", [uuid.uuid4().hex])
+            midway()
+            return False
+
+        return bool(self._in_transaction("switch the space", body))
+
+    def _drop_physical(self, physical: str) -> None:
+        def body(con: Any) -> None:
+            con.execute(f'DROP TABLE IF EXISTS "{physical}"')
+            con.execute(f'DROP TABLE IF EXISTS "{physical}_vm"')
+            con.execute(
+                f"UPDATE {SPACES} SET replaced = NULL WHERE collection = ?", [self.collection]
+            )
+
+        self._in_transaction("drop the old space", body)
 
     def _sql(self, sql: str, params: Sequence[Any] = (), what: str = "query") -> list[Any]:
         """The rows of one statement (fetched under the lock: the connection is shared)."""
@@ -291,9 +397,19 @@ class DuckDb(StoreKit):
         ]
 
     def _bump(self) -> str:
-        """A new generation token (inside the write's transaction)."""
+        """A new generation token (inside the write's transaction), after checking that no
+        re-embedding replaced this table (its writes would be lost: refused)."""
+        con = self._c()
+        gone = con.execute(
+            f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'replaced_by'"
+        ).fetchall()
+        if gone:
+            raise SpaceReplacedError(
+                f"{self.where} was replaced by a re-embedded space ({gone[0][0]}) after this "
+                "store opened it; nothing was written: reopen the store"
+            )
         gen = uuid.uuid4().hex
-        self._c().execute(f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen])
+        con.execute(f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen])
         return gen
 
     def _written(self, chunks: Sequence[Chunk], deleted: Sequence[str], gen: str) -> None:
@@ -437,10 +553,15 @@ class DuckDb(StoreKit):
         )
 
     def drop(self) -> None:
-        """Delete the table and its record; a no-op when absent."""
+        """Delete the table and its record (and an old space a re-embedding left beside it,
+        with the collection's pointer); a no-op when absent."""
         with self._lock:
-            self._sql(f'DROP TABLE IF EXISTS "{self.table}"', (), "drop")
-            self._sql(f'DROP TABLE IF EXISTS "{self.table}_vm"', (), "drop")
+            pointer = self._read_pointer()
+            for table in dict.fromkeys([self.table, *(p for p in pointer or () if p)]):
+                self._sql(f'DROP TABLE IF EXISTS "{table}"', (), "drop")
+                self._sql(f'DROP TABLE IF EXISTS "{table}_vm"', (), "drop")
+            if pointer is not None:
+                self._sql(f"DELETE FROM {SPACES} WHERE collection = ?", [self.collection], "drop")
             self.space, self._kw, self._gen = None, None, None
 
 

@@ -79,6 +79,11 @@ class StoreKit:
     """Cut a client error's text to this many characters in vecmem's message (``None``: whole)."""
     pool_size: ClassVar[int] = 4
     """Threads of :meth:`StoreKit._submit` (requests sent at once)."""
+    switch_refusal: ClassVar[str] = (
+        "vecmem has no atomic switch to a space built beside it for this backend"
+    )
+    """Why this backend cannot be re-embedded without downtime (those that can derive from
+    :class:`Switchable`)."""
 
     def __init__(self) -> None:
         self.space: EmbeddingSpace | None = None
@@ -436,6 +441,124 @@ class BesideKit(StoreKit):
         self._gen = gen
 
 
+class Switchable(StoreKit):
+    """A :class:`StoreKit` whose engine can switch a collection to an embedding space built
+    beside it in one atomic step: how :func:`vecmem.lifecycle.reembed.reembed` re-embeds it
+    without downtime.
+
+    A collection's space lives under a *physical* name: the collection's own at first, then
+    alternately ``<collection>__b`` and the collection's own. A pointer (one record per
+    collection, written in one atomic commit of the engine) says which is current; a store
+    reads it once, on first use, and keeps that space for its whole life, so a reader in another
+    process answers from the old space or the new, never a mix. ``_pin`` fixes the name.
+
+    Backends supply ``_sibling_store`` (a store of the same options over another physical name),
+    ``_read_pointer``, ``_switch_pointer`` (the atomic step, with its checks) and
+    ``_drop_physical``; :meth:`space_sibling`, :meth:`switch_space` and
+    :meth:`drop_old_space` are written here once.
+
+    >>> store = PgVector(url, table="kb")                          # doctest: +SKIP
+    >>> new = store.space_sibling(); new.connect(space)             # doctest: +SKIP
+    >>> store.switch_space(new, verify=check)                       # doctest: +SKIP
+    """
+
+    SIBLING: ClassVar[str] = "__b"
+    collection: str
+    """The collection's (logical) name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._physical: str | None = None
+
+    # ----------------------------------------------------------------- backend hooks
+    def _sibling_store(self, physical: str) -> Switchable:
+        """A new store with this one's options over the space named ``physical``."""
+        raise NotImplementedError
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        """The collection's pointer: the physical name of its space and that of the old space
+        the last switch left (``None`` once dropped); ``None``: no pointer yet."""
+        raise NotImplementedError
+
+    def _switch_pointer(
+        self, new: Switchable, verify: Callable[[], None], midway: Callable[[], None]
+    ) -> bool:
+        """Point the collection at ``new``'s space in one atomic commit, after ``verify()``
+        (which raises when the two spaces differ); :class:`ConflictError` when the pointer no
+        longer names this store's space. ``midway()`` runs just before the commit (fault
+        tests). Returns whether writers may have written the old space between the check and
+        the commit (the engine has no lock that keeps them out): the caller copies what
+        changed."""
+        raise NotImplementedError
+
+    def _drop_physical(self, physical: str) -> None:
+        """Delete the old space stored under ``physical`` and clear it from the pointer."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- written once
+    def _pin(self, physical: str) -> None:
+        """Use the space stored under ``physical`` from now on (before the client opens)."""
+        self._physical = physical
+
+    def _resolve(self) -> str:
+        """The physical name, read from the pointer on first use, then fixed."""
+        if self._physical is None:
+            pointer = self._read_pointer()
+            self._pin(pointer[0] if pointer else self.collection)
+        return self._physical  # type: ignore[return-value]
+
+    @property
+    def physical(self) -> str:
+        """The name the space this store uses is stored under."""
+        with self._lock:
+            self._c()
+            return self._resolve()
+
+    def _other(self) -> str:
+        here = self.physical
+        return self.collection + self.SIBLING if here == self.collection else self.collection
+
+    def space_sibling(self) -> Switchable:
+        """A store over the collection's other physical name, where a new space is built while
+        this one keeps answering."""
+        return self._sibling_store(self._other())
+
+    def switch_space(
+        self,
+        new: Switchable,
+        *,
+        verify: Callable[[], None],
+        midway: Callable[[], None] = lambda: None,
+    ) -> bool:
+        """Make ``new`` (from :meth:`space_sibling`, connected and filled) the collection's
+        space, atomically; this store keeps the old one (its writes are refused from then on
+        where the engine can tell, see the backend). Returns ``True`` when writers may have
+        changed the old space during the switch (copy those changes over)."""
+        if type(new) is not type(self) or new.collection != self.collection:
+            raise ConfigurationError("switch_space takes this collection's space_sibling()")
+        if new.physical != self._other():
+            raise ConfigurationError(f"{new.where} is not beside {self.where}")
+        new._require_space()
+        with self._lock:
+            return self._switch_pointer(new, verify, midway)
+
+    def old_space(self) -> str | None:
+        """The physical name of the old space the last switch left beside this one (``None``
+        when there is none or it was dropped)."""
+        with self._lock:
+            pointer = self._read_pointer()
+        return pointer[1] if pointer is not None and pointer[1] != self.physical else None
+
+    def drop_old_space(self) -> bool:
+        """Delete the old space a switch left beside the collection's current one; ``False``
+        when there is none (a space being built there is not touched)."""
+        other = self._other()
+        if self.old_space() != other:
+            return False
+        self._drop_physical(other)
+        return True
+
+
 # --------------------------------------------------------------------------- reads
 def in_order(ids: Sequence[str], found: Mapping[str, T]) -> list[T]:
     """What ``found`` holds for ``ids``, in their order, unknown ids left out (``get``)."""
@@ -513,6 +636,7 @@ __all__ = [
     "BesideKit",
     "StoreKit",
     "StoreUrl",
+    "Switchable",
     "by_document",
     "id_page",
     "in_order",

@@ -49,12 +49,18 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.errors import BackendError, ConfigurationError, NotFoundError, VecmemError
+from vecmem.errors import (
+    BackendError,
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    VecmemError,
+)
 from vecmem.filters import Filter
 from vecmem.stores import _lancedb_layout as layout
 from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
-from vecmem.stores._lancedb_sql import SqlFilter, in_lists
+from vecmem.stores._lancedb_sql import SqlFilter, in_lists, sql_str
 from vecmem.stores.base import Capabilities
 from vecmem.tokenize import DefaultTokenizer, get_tokenizer
 from vecmem.types import Chunk, EmbeddingSpace, Scored
@@ -66,6 +72,11 @@ keyword or hybrid search rebuild it first. Rows outside the index cost a flat sc
 per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
 _log = logging.getLogger("vecmem.stores.lancedb")
+SPACES = "vecmem_spaces"
+"""The table of the collections' pointers (re-embedding, see :class:`~vecmem.stores.kit.Switchable`):
+one row per collection switched once, ``collection``, ``physical`` (the table holding its space)
+and ``replaced`` (the old space's table, until dropped); each switch is one ``merge_insert``
+commit, atomic in Lance."""
 
 
 def _fts_config(spec: str) -> dict[str, Any]:
@@ -95,7 +106,7 @@ def _fts_config(spec: str) -> dict[str, Any]:
     }
 
 
-class LanceDb(kit.StoreKit):
+class LanceDb(kit.Switchable):
     """A vecmem store in a LanceDB table (embedded, no server).
 
     ``keyword="exact"`` keeps rank_bm25-exact BM25 beside the table; ``keyword="native"`` uses
@@ -104,6 +115,12 @@ class LanceDb(kit.StoreKit):
     >>> from vecmem import VectorMemory
     >>> mem = VectorMemory(store=LanceDb("./lance"))                     # doctest: +SKIP
     >>> mem = VectorMemory(store=LanceDb("./lance", keyword="native"))   # doctest: +SKIP
+
+    Re-embedding (:func:`vecmem.lifecycle.reembed.reembed`) switches the collection to a table
+    built beside it by one commit to the pointer table :data:`SPACES`. Lance has no lock that
+    keeps other writers out meanwhile: what they write to the old table during the switch is
+    copied over after it, but a writer that keeps the old table open after the switch writes
+    into the old space; stop writers before re-embedding (searches may go on).
     """
 
     name = "lancedb"
@@ -118,13 +135,19 @@ class LanceDb(kit.StoreKit):
         keyword: KeywordMode = "exact",
     ) -> None:
         super().__init__()
-        if not isinstance(table, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table):
+        if (
+            not isinstance(table, str)
+            or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table)
+            or table == SPACES
+        ):
             raise ConfigurationError(
-                f"table must be a name of letters, digits, _ . -, got {table!r}"
+                f"table must be a name of letters, digits, _ . - (not {SPACES!r}), got {table!r}"
             )
         if keyword not in ("exact", "native"):
             raise ConfigurationError(f"keyword must be 'exact' or 'native', got {keyword!r}")
         self.uri, self.table, self.keyword_mode = os.fspath(uri), table, keyword
+        self.collection = table
+        """``table`` is the one holding the collection's space (see :class:`Switchable`)."""
         native = keyword == "native"
         self.capabilities = Capabilities(
             persistent=True,
@@ -159,6 +182,106 @@ class LanceDb(kit.StoreKit):
         lancedb = require("lancedb", "lancedb")
         # interval 0: every read sees the latest commit, also other writers'
         return lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+
+    def _c(self) -> Any:
+        conn = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(conn)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return conn
+
+    # ----------------------------------------------------------------- re-embedding: the switch
+    def _pin(self, physical: str) -> None:
+        super()._pin(physical)
+        self.table = physical
+
+    def _spaces(self, conn: Any, *, create: bool = False) -> Any:
+        """The pointer table (``None`` when there is none and ``create`` is false)."""
+        if create:
+            pa = require("pyarrow", "lancedb")
+            schema = pa.schema(
+                [
+                    ("collection", pa.string(), False),
+                    ("physical", pa.string(), False),
+                    ("replaced", pa.string()),
+                ]
+            )
+            return conn.create_table(SPACES, schema=schema, exist_ok=True)
+        try:
+            return conn.open_table(SPACES)
+        except ValueError as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise
+
+    def _pointer(self, conn: Any) -> tuple[str, str | None] | None:
+        spaces = self._spaces(conn)
+        if spaces is None:
+            return None
+        rows = (
+            spaces.search()
+            .where(f"collection = {sql_str(self.collection)}")
+            .select(["physical", "replaced"])
+            .limit(None)
+            .to_arrow()
+            .to_pylist()
+        )
+        return (rows[0]["physical"], rows[0]["replaced"]) if rows else None
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        with self._lock, self._errors("read the collection's pointer"):
+            return self._pointer(self._c())
+
+    def _set_pointer(self, conn: Any, physical: str, replaced: str | None) -> None:
+        """One ``merge_insert`` commit of the collection's pointer row."""
+        pa = require("pyarrow", "lancedb")
+        spaces = self._spaces(conn, create=True)
+        row = pa.table(
+            {
+                "collection": pa.array([self.collection], pa.string()),
+                "physical": pa.array([physical], pa.string()),
+                "replaced": pa.array([replaced], pa.string()),
+            },
+            schema=spaces.schema,
+        )
+        (
+            spaces.merge_insert("collection")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(row)
+        )
+
+    def _sibling_store(self, physical: str) -> LanceDb:
+        other = LanceDb(self.uri, table=self.collection, keyword=self.keyword_mode)
+        other._pin(physical)
+        return other
+
+    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
+        """``verify()``, then one commit of the pointer row; ``True`` when the old table moved
+        on between the check and the commit (a writer elsewhere: the caller copies it over)."""
+        with self._errors("switch the space"):
+            before = self._t().version
+            verify()
+            conn = self._c()
+            pointer = self._pointer(conn)
+            if (pointer[0] if pointer else self.collection) != self.physical:
+                raise ConflictError(
+                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
+                    "another process meanwhile; nothing was switched"
+                )
+            midway()
+            self._set_pointer(conn, new.physical, self.physical)
+            return bool(self._t().version != before)
+
+    def _drop_physical(self, physical: str) -> None:
+        with self._errors("drop the old space"):
+            conn = self._c()
+            conn.drop_table(physical, ignore_missing=True)
+            if "://" not in self.uri:
+                (Path(self.uri) / f"{physical}.vecmem-bm25.npz").unlink(missing_ok=True)
+            self._set_pointer(conn, self.physical, None)
 
     def _read_space(self) -> EmbeddingSpace | None:
         with self._errors("open table"):
@@ -656,10 +779,17 @@ class LanceDb(kit.StoreKit):
                 self._sync()
 
     def drop(self) -> None:
-        """Delete the table, its recorded space and the saved keyword index."""
+        """Delete the table, its recorded space and the saved keyword index (and an old space
+        a re-embedding left beside it, with the collection's pointer)."""
         with self._lock:
             with self._errors("drop"):
-                self._c().drop_table(self.table, ignore_missing=True)
+                conn = self._c()
+                pointer = self._pointer(conn)
+                if pointer is not None and pointer[1] and pointer[1] != self.table:
+                    self._drop_physical(pointer[1])
+                conn.drop_table(self.table, ignore_missing=True)
+                if pointer is not None:
+                    self._spaces(conn).delete(f"collection = {sql_str(self.collection)}")
             saved = self._saved
             if saved is not None and saved.exists():
                 saved.unlink()

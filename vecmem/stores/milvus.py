@@ -155,6 +155,10 @@ class Milvus(BesideKit):
     """
 
     name = "milvus"
+    switch_refusal = (
+        "Milvus aliases (alter_alias) could switch a collection atomically, but vecmem has no "
+        "tested switch for Milvus yet"
+    )
 
     def __init__(
         self, uri: str = "./milvus.db", *, token: str = "", collection: str = "vecmem"

@@ -53,8 +53,10 @@ from vecmem.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    ConflictError,
     EmbeddingSpaceMismatchError,
     InvalidInputError,
+    SpaceReplacedError,
     StoreLockedError,
     VecmemError,
 )
@@ -63,7 +65,7 @@ from vecmem.fusion import Fusion
 from vecmem.stores import _pgvector_sql as pgsql
 from vecmem.stores._pgvector_sql import Where, chunk, render
 from vecmem.stores.base import Capabilities, validate_query_vector
-from vecmem.stores.kit import StoreKit, in_order
+from vecmem.stores.kit import Switchable, in_order
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 psycopg = require("psycopg", "pgvector", "PostgreSQL")
@@ -77,7 +79,7 @@ _HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on vector
 _STATEMENTS = ("query", "keyword", "hybrid", "remove", "index", "refresh", "copy")
 
 
-class PgVector(StoreKit):
+class PgVector(Switchable):
     """A vector store in PostgreSQL with pgvector, with BM25 and hybrid search in SQL.
 
     >>> store = PgVector("postgresql://user:pw@localhost:5432/db", table="kb")  # doctest: +SKIP
@@ -118,8 +120,10 @@ class PgVector(StoreKit):
         super().__init__()
         if not isinstance(db_url, str) or not db_url:
             raise ConfigurationError("PgVector needs db_url='postgresql://user:pw@host:port/db'")
-        if not _TABLE.match(table):
-            raise ConfigurationError(f"table must match {_TABLE.pattern!r}, got {table!r}")
+        if not _TABLE.match(table) or table == pgsql.SPACES:
+            raise ConfigurationError(
+                f"table must match {_TABLE.pattern!r} and not be {pgsql.SPACES!r}, got {table!r}"
+            )
         if not _SCHEMA.match(schema):
             raise ConfigurationError(f"schema must match {_SCHEMA.pattern!r}, got {schema!r}")
         if iterative_scan not in ("relaxed_order", "strict_order", "off"):
@@ -132,15 +136,22 @@ class PgVector(StoreKit):
                 f"1 <= ef_search <= {_MAX_EF}"
             )
         self.db_url = db_url
-        self.table, self.schema = table, schema
+        self.table, self.schema, self.collection = table, schema, table
         self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
         self.ef_search, self.iterative_scan = ef_search, iterative_scan
         self.max_scan_tuples, self.exact_threshold = max_scan_tuples, exact_threshold
         self.exact_filter_rows = exact_filter_rows
         self.connect_timeout = connect_timeout
         self._ef = 0  # hnsw.ef_search currently set on the session
-        self._names = pgsql.table_names(schema, table)
-        self._qualified = f"{schema}.{table}"
+        self._spaces = f'"{schema}".{pgsql.SPACES}'
+        self._pin(table)
+        self._physical = None  # read from the collection's pointer on first use
+
+    def _pin(self, physical: str) -> None:
+        """Use the tables of the space stored under ``physical`` (see :class:`Switchable`)."""
+        super()._pin(physical)
+        self._names = pgsql.table_names(self.schema, physical)
+        self._qualified = f"{self.schema}.{physical}"
         self._sql = {
             key: render(getattr(pgsql, f"{key.upper()}_SQL"), **self._names) for key in _STATEMENTS
         }
@@ -195,7 +206,13 @@ class PgVector(StoreKit):
         conn = self._client
         if conn is not None and (conn.closed or conn.broken):
             self._client = None  # the server dropped the session: open another
-        return super()._c()
+        conn = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(conn)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return conn
 
     def _release(self) -> None:
         with suppress(psycopg.Error):
@@ -228,8 +245,112 @@ class PgVector(StoreKit):
 
     # ----------------------------------------------------------------- space and schema
     def _exists(self, conn: Any, suffix: str = "") -> bool:
-        name = f'"{self.schema}"."{self.table}{suffix}"'
+        name = f'"{self.schema}"."{self._names["name"]}{suffix}"'
         return conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None
+
+    # ----------------------------------------------------------------- re-embedding: the switch
+    def _pointer(self, conn: Any) -> tuple[str, str | None] | None:
+        if conn.execute("SELECT to_regclass(%s)", (self._spaces,)).fetchone()[0] is None:
+            return None
+        row = conn.execute(
+            f"SELECT physical, replaced FROM {self._spaces} WHERE collection = %s",
+            (self.collection,),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        with self._db("read the collection's pointer") as conn:
+            return self._pointer(conn)
+
+    def _sibling_store(self, physical: str) -> PgVector:
+        other = PgVector(
+            self.db_url,
+            table=self.collection,
+            schema=self.schema,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_construction=self.hnsw_ef_construction,
+            ef_search=self.ef_search,
+            iterative_scan=self.iterative_scan,
+            max_scan_tuples=self.max_scan_tuples,
+            exact_threshold=self.exact_threshold,
+            exact_filter_rows=self.exact_filter_rows,
+            connect_timeout=self.connect_timeout,
+        )
+        other._pin(physical)
+        return other
+
+    def _check_current(self, conn: Any) -> None:
+        """Refuse a write into a space a switch replaced (call under the table's advisory lock,
+        which the switch takes too: a write is either before it, and checked by it, or after)."""
+        row = conn.execute(
+            f"SELECT to_jsonb(m) ->> 'replaced_by' FROM {self._names['meta']} m"
+        ).fetchone()
+        if row and row[0]:
+            raise SpaceReplacedError(
+                f"{self.where} was replaced by a re-embedded space ({row[0]}) after this store "
+                "opened it; nothing was written: reopen the store"
+            )
+
+    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
+        """One transaction under both tables' advisory locks (no writer of either meanwhile):
+        the two spaces compared in SQL (same ids with the same content hashes; ``verify`` is not
+        needed), the pointer row written and the old space marked replaced (its writers are
+        refused from then on). Atomic: a crash before the commit changes nothing."""
+        old_n, new_n = self._names, new._names
+        with self._db("switch the space") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (pgsql.LOCK_NS,))
+            self._lock_table(conn)
+            conn.execute(pgsql.LOCK_SQL, {"ns": pgsql.LOCK_NS, "name": new._qualified})
+            n_old, n_new, differ = conn.execute(
+                render(
+                    pgsql.COMPARE_SQL,
+                    old=old_n["chunks"],
+                    new=new_n["chunks"],
+                    old_meta=old_n["meta"],
+                    new_meta=new_n["meta"],
+                )
+            ).fetchone()
+            if differ:
+                raise ConflictError(
+                    f"the new space differs from {self.where} in {differ} chunks ({n_old} there, "
+                    f"{n_new} in the new one): written meanwhile; nothing was switched"
+                )
+            conn.execute(render(pgsql.SPACES_SQL, spaces=self._spaces))
+            row = conn.execute(
+                f"SELECT physical FROM {self._spaces} WHERE collection = %s FOR UPDATE",
+                (self.collection,),
+            ).fetchone()
+            if (row[0] if row else self.collection) != self.physical:
+                raise ConflictError(
+                    f"collection {self.collection!r} was switched to {row[0]!r} by another "
+                    "process meanwhile; nothing was switched"
+                )
+            conn.execute(
+                f"INSERT INTO {self._spaces} (collection, physical, replaced) VALUES (%s, %s, %s) "
+                "ON CONFLICT (collection) DO UPDATE SET physical = excluded.physical, "
+                "replaced = excluded.replaced",
+                (self.collection, new.physical, self.physical),
+            )
+            conn.execute(f"ALTER TABLE {old_n['meta']} ADD COLUMN IF NOT EXISTS replaced_by text")
+            conn.execute(f"UPDATE {old_n['meta']} SET replaced_by = %s", (new.physical,))
+            midway()
+        return False
+
+    def _drop_tables(self, conn: Any, physical: str) -> None:
+        n = pgsql.table_names(self.schema, physical)
+        conn.execute(pgsql.LOCK_SQL, {"ns": pgsql.LOCK_NS, "name": f"{self.schema}.{physical}"})
+        conn.execute(
+            f"DROP TABLE IF EXISTS {n['chunks']}, {n['postings']}, {n['terms']}, "
+            f"{n['hist']}, {n['meta']}"
+        )
+
+    def _drop_physical(self, physical: str) -> None:
+        with self._db("drop the old space") as conn, conn.transaction():
+            self._drop_tables(conn, physical)
+            conn.execute(
+                f"UPDATE {self._spaces} SET replaced = NULL WHERE collection = %s",
+                (self.collection,),
+            )
 
     def _stored(self, conn: Any) -> EmbeddingSpace | None:
         if not self._exists(conn, "_meta"):
@@ -315,14 +436,16 @@ class PgVector(StoreKit):
         return render(pgsql.HNSW_SQL, **self._names, m=m, efc=efc)
 
     def drop(self) -> None:
-        """Delete the collection's tables (all its chunks and the recorded space)."""
-        n = self._names
+        """Delete the collection's tables (all its chunks and the recorded space, and an old
+        space a re-embedding left beside it)."""
         with self._db("drop the tables") as conn, conn.transaction():
-            self._lock_table(conn)
-            conn.execute(
-                f"DROP TABLE IF EXISTS {n['chunks']}, {n['postings']}, {n['terms']}, "
-                f"{n['hist']}, {n['meta']}"
-            )
+            pointer = self._pointer(conn)
+            for physical in dict.fromkeys([self.physical, *(p for p in pointer or () if p)]):
+                self._drop_tables(conn, physical)
+            if pointer is not None:
+                conn.execute(
+                    f"DELETE FROM {self._spaces} WHERE collection = %s", (self.collection,)
+                )
         self.space = None
 
     # ----------------------------------------------------------------- writes
@@ -349,6 +472,7 @@ class PgVector(StoreKit):
         removed = [c.id for c in chunks] + [str(i) for i in deletes]
         with self._db("upsert") as conn, conn.transaction():
             self._lock_table(conn)
+            self._check_current(conn)
             remove = render(self._sql["remove"], cond="id = ANY(%(ids)s::text[])")
             _, zero, first = conn.execute(remove, {"ids": removed, "new": len(rows)}).fetchone()
             if rows:
@@ -378,6 +502,7 @@ class PgVector(StoreKit):
             parts.append(Where(params).sql(filter))
         with self._db("delete") as conn, conn.transaction():
             self._lock_table(conn)
+            self._check_current(conn)
             count, zero, _ = conn.execute(
                 render(self._sql["remove"], cond=" OR ".join(parts)), params
             ).fetchone()

@@ -73,6 +73,10 @@ class PineconeDb(kit.StoreKit):
     """
 
     name = "pinecone"
+    switch_refusal = (
+        "a Pinecone namespace cannot be renamed or aliased: readers would have to change "
+        "namespace, not switch atomically"
+    )
     distances = ("cosine", "dot")  # a dotproduct index; cosine vectors come L2-normalised
     capabilities = Capabilities(
         persistent=True, native_keyword=True, both_legs=True, concurrent_writers=True

@@ -238,6 +238,11 @@ class Qdrant(kit.StoreKit):
     """
 
     name = "qdrant"
+    switch_refusal = (
+        "Qdrant's local mode lets one client open a folder at a time, so the new space cannot "
+        "be built beside the old one while the old one answers; against a server, collection "
+        "aliases would give the atomic switch, but vecmem has no tested switch for it yet"
+    )
     distances = ("cosine", "dot")
 
     def __init__(
