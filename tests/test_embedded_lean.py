@@ -4,7 +4,9 @@ copy of the vectors as float16 and its candidates are re-scored exactly in float
 from __future__ import annotations
 
 import gc
+import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +239,138 @@ def test_filter_columns_built_from_the_stored_rows_answer_as_the_reference(
             assert store.count(f) == len(want), (stage, spec)
     writer.close()
     store.close()
+
+
+# ----------------------------------------------------------------------------- BM25 snapshot
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(n)]
+
+
+def _keyword_answers(store: object, queries: list[str]) -> list[list[tuple[str, float]]]:
+    return [
+        [(c.id, round(s, 9)) for c, s in store.keyword(q, k=40)]  # type: ignore[attr-defined]
+        for q in queries
+    ]
+
+
+def _from_table(path: Path, queries: list[str]) -> list[list[tuple[str, float]]]:
+    """The answers of the store loaded from its table (no snapshot read or written)."""
+    from vecmem.stores import _keywords
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_keywords, "load", lambda *a, **k: None)
+        mp.setattr(_keywords, "MIN_CHUNKS", 10**9)
+        store = _open(path)
+        assert store._snapshot_at is None
+        out = _keyword_answers(store, queries)
+        store.close()
+    return out
+
+
+@pytest.fixture
+def small_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vecmem.stores import _keywords
+
+    monkeypatch.setattr(_keywords, "MIN_CHUNKS", 10)
+
+
+def _open(path: Path) -> EmbeddedStore:
+    store = EmbeddedStore(path, background=False, compact_at=None)
+    store.connect(SPACE)
+    return store
+
+
+@pytest.mark.usefixtures("small_snapshots")
+def test_a_bm25_snapshot_opens_the_store_and_the_log_since_is_replayed(tmp_path: Path) -> None:
+    texts, data = _texts(400, 1), clustered(400, 14)
+    chunks = {f"d{i}#0": Chunk.create(f"d{i}", 0, t) for i, t in enumerate(texts)}
+    store = _open(tmp_path / "kb")
+    store.upsert(list(chunks.values()), data)
+    store.close()  # saves bm25.npz
+    assert (tmp_path / "kb" / "bm25.npz").exists()
+    # another writer changes rows after the snapshot (and does not close: no new snapshot)
+    writer = _open(tmp_path / "kb")
+    assert writer._snapshot_at is not None  # it opened from the snapshot
+    writer.delete(ids=["d3#0", "d4#0"])
+    new = [Chunk.create("d5", 0, "omega omega alpha"), Chunk.create("n1", 0, "beta omega")]
+    writer.upsert(new, clustered(2, 15))
+    for c in new:
+        chunks[c.id] = c
+    del chunks["d3#0"], chunks["d4#0"]
+    reader = _open(tmp_path / "kb")
+    assert reader._snapshot_at is not None and reader._seq == writer._seq
+    queries = ["omega", "alpha beta", "gamma delta zeta", "kappa mu"]
+    want = _from_table(tmp_path / "kb", queries)
+    assert {c for c, _ in want[0]} >= {"d5#0", "n1#0"} and "d3#0" not in dict(want[1])
+    assert _keyword_answers(reader, queries) == want
+    assert reader.count() == len(chunks) and reader.get(["d5#0"])[0].text == "omega omega alpha"
+    reader.close()  # behind the log: saved again
+    again = _open(tmp_path / "kb")
+    assert again._snapshot_at == (again._generation, again._seq)
+    assert _keyword_answers(again, queries) == want
+    again.close()
+    writer.close()
+
+
+@pytest.mark.usefixtures("small_snapshots")
+def test_a_damaged_stale_or_foreign_bm25_snapshot_is_never_served(tmp_path: Path) -> None:
+    texts, data = _texts(300, 2), clustered(300, 16)
+    chunks = {f"d{i}#0": Chunk.create(f"d{i}", 0, t) for i, t in enumerate(texts)}
+    store = _open(tmp_path / "kb")
+    store.upsert(list(chunks.values()), data)
+    store.close()
+    snap = tmp_path / "kb" / "bm25.npz"
+    old = snap.read_bytes()
+    queries = ["alpha", "beta gamma", "theta iota kappa"]
+    # a later write, and the old snapshot put back with a stamp that claims the new state
+    writer = _open(tmp_path / "kb")
+    extra = Chunk.create("x", 0, "alpha alpha alpha beta")
+    writer.upsert([extra], clustered(1, 17))
+    chunks[extra.id] = extra
+    with np.load(io.BytesIO(old)) as z:
+        st = {k: z[k] for k in z.files}
+    st["stamp"] = np.array([st["stamp"][0], st["stamp"][1], writer._seq], dtype=np.int64)
+    np.savez(snap, **st)  # type: ignore[arg-type]
+    want = _from_table(tmp_path / "kb", queries)
+    assert "x#0" in dict(want[0])
+    for case in ("stale", "damaged", "foreign"):
+        if case == "damaged":
+            raw = bytearray(old)
+            raw[len(raw) // 2] ^= 0xFF  # inside an array: the zip's CRC-32 no longer matches
+            snap.write_bytes(bytes(raw))
+        if case == "foreign":  # another store's snapshot, of the same generation and seq
+            other = _open(tmp_path / "other")
+            other.upsert([Chunk.create(f"o{i}", 0, t) for i, t in enumerate(texts)], data)
+            other.upsert([Chunk.create("x", 0, "zeta")], clustered(1, 17))
+            other.close()
+            shutil.copyfile(tmp_path / "other" / "bm25.npz", snap)
+        reader = _open(tmp_path / "kb")
+        assert reader._snapshot_at is None, case  # loaded from the table
+        assert _keyword_answers(reader, queries) == want, case
+        reader._closed = True  # (close without saving a snapshot over the next case's)
+    writer.close()
+
+
+@pytest.mark.usefixtures("small_snapshots")
+def test_after_a_compaction_the_old_generations_snapshot_is_not_used(tmp_path: Path) -> None:
+    texts, data = _texts(300, 3), clustered(300, 18)
+    chunks = {f"d{i}#0": Chunk.create(f"d{i}", 0, t) for i, t in enumerate(texts)}
+    store = _open(tmp_path / "kb")
+    store.upsert(list(chunks.values()), data)
+    store.close()
+    writer = _open(tmp_path / "kb")
+    writer.delete(ids=[f"d{i}#0" for i in range(0, 300, 3)])
+    for i in range(0, 300, 3):
+        del chunks[f"d{i}#0"]
+    writer.compact()
+    reader = _open(tmp_path / "kb")
+    assert reader._snapshot_at is None and reader._generation == 1
+    queries = ["alpha", "mu lambda", "eta theta"]
+    assert _keyword_answers(reader, queries) == _from_table(tmp_path / "kb", queries)
+    assert reader.count() == len(chunks)
+    reader.close()
+    writer.close()

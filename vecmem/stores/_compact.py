@@ -54,7 +54,7 @@ import numpy as np
 
 from vecmem._sqlite import sql_error
 from vecmem.errors import BackendError, IntegrityError, StoreLockedError
-from vecmem.stores import _graph
+from vecmem.stores import _graph, _keywords
 from vecmem.stores._vectorfile import RANGE_BYTES, Range, VectorFile
 
 log = logging.getLogger("vecmem")
@@ -417,6 +417,8 @@ def _switch(
         raise
     _fault("compact-committed")
     _sweep(folder, keep=dst.path.name)
+    with contextlib.suppress(OSError):
+        _keywords.drop(folder)  # of the old slots: never loaded again (a cache)
     try:
         if graph is None:
             raise FileNotFoundError

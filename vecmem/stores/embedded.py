@@ -10,6 +10,8 @@ Layout of the folder::
     ann.usearch     the HNSW graph (usearch) with ann.json, built beside the store by a child
                     process (see :mod:`vecmem.stores._graph`)
     write.lock      an flock that serialises writers across processes
+    bm25.npz        a snapshot of the BM25 index, so a large store opens without tokenizing
+                    every chunk again (a cache, checked before use: :mod:`vecmem.stores._keywords`)
 
 SQLite is the commit point: vectors are written at their own offset past the committed end
 first, then one SQLite transaction records the rows, their checksums and the log. A failed or
@@ -41,6 +43,15 @@ generation). repair() rewrites damaged rows in place: a map shows the new bytes 
 their new checksums are checked when the 'fix' entries are replayed. What this gives up: rows
 damaged on disk after they were checked (a disk fault, another program's write) are served as
 they are until the next load checks them; a file cut short by another program faults.
+
+Chunks read on demand. The process keeps, per slot, only what search needs: the chunk id (for
+ties and for deletes by filter), the live mask, BM25 and the filter columns built so far. The
+chunks of the hits (and of ``get``, ``get_by_document`` through the ``chunks_document`` index,
+``all_chunks``) are read from SQLite by slot when they are returned (~45 us for ten). A slot is
+never reused within a generation, so the row at a slot is the chunk this process indexed there,
+unless a commit since the read's sync deleted it or a compaction renumbered the slots: then the
+row is missing or has another id, and the read syncs and runs again. A filter on a field not
+used before builds its column from the rows' JSON in SQLite.
 
 Search is exact (numpy) below ``ann_threshold`` live chunks. Above it the HNSW graph serves the
 rows it holds and the rows written since (the tail, from the graph's ``upto`` slot on) are
@@ -76,7 +87,7 @@ import numpy as np
 
 from vecmem._matvec import matvec
 from vecmem._sqlite import sql_error as _sql_error
-from vecmem.bm25 import BM25Index
+from vecmem.bm25 import BM25Index, _Grow
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
@@ -87,7 +98,7 @@ from vecmem.errors import (
 )
 from vecmem.filters import Filter
 from vecmem.fusion import Fusion
-from vecmem.stores import _compact, _graph
+from vecmem.stores import _compact, _graph, _keywords
 from vecmem.stores._compact import COMPACT_AT, COMPACT_MIN_DEAD, CompactReport
 from vecmem.stores._vectorfile import Range, VectorFile, crc, is_full, spans
 from vecmem.stores.base import Capabilities, validate_vectors
@@ -236,6 +247,7 @@ class EmbeddedStore(MemoryStore):
         self._closed = False
         self._locked = 0  # depth of _write_lock() held by this object
         self._json_sql: bool | None = None  # SQLite has JSON functions (looked at once)
+        self._snapshot_at: tuple[int, int] | None = None  # (generation, seq) of the saved BM25
 
     # ----------------------------------------------------------------- files
     @property
@@ -467,10 +479,18 @@ class EmbeddedStore(MemoryStore):
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._epoch = _meta_int(db, "epoch")
             ranges = self._ranges(db)
+            if self._restore(db, ranges):  # BM25 from its snapshot, then the log since
+                self._loaded = True
+                self._replay_log(db)
+                return
             cols = self._load_cols(db)
             self._load(ranges, _rows(db.execute(f"SELECT {cols} FROM chunks ORDER BY slot")))
             self._loaded = True
             return
+        self._replay_log(db)
+
+    def _replay_log(self, db: sqlite3.Connection) -> None:
+        """Apply the log entries after ``self._seq`` (within the caller's snapshot)."""
         rows = db.execute(
             "SELECT seq, op, slot FROM log WHERE seq > ? ORDER BY seq", (self._seq,)
         ).fetchall()
@@ -507,6 +527,85 @@ class EmbeddedStore(MemoryStore):
                 )
 
         self._load(_covering(db, added), pieces())
+
+    def _restore(self, db: sqlite3.Connection, ranges: Sequence[Range]) -> bool:
+        """First load from the BM25 snapshot beside the store (:mod:`vecmem.stores._keywords`)
+        when it is of this generation and its ids are the table's (but for rows the log
+        changed since its ``seq``, replayed after); the vectors are checked as a full load
+        checks them. ``False``: no usable snapshot, load the table."""
+        space = self._require_space()
+        snap = _keywords.load(
+            self.path,
+            generation=self._generation,
+            tokenizer=space.tokenizer,
+            params=space.keyword_params(),
+        )
+        if snap is None:
+            return False
+        bm25, slots, ids, used, seq = snap
+        if seq > self._seq:
+            return False
+        touched = {s for (s,) in db.execute("SELECT slot FROM log WHERE seq > ?", (seq,))}
+        held = dict(zip(slots.tolist(), ids))
+        cols = self._load_cols(db)  # (slot, id, text, ok, metadata): the text is not used
+        cols = cols.replace("text, ", "NULL, ", 1)
+        file, matched = self._file, 0
+        for slot, cid, _, good, meta in _rows(
+            db.execute(f"SELECT {cols} FROM chunks ORDER BY slot")
+        ):
+            if good != 1:
+                _metadata(meta, cid, file)  # raises, as a full load does
+            if slot in touched:
+                continue
+            if held.get(slot) != cid:
+                log.info("vecmem: the BM25 snapshot of %s is not of its rows", self.path)
+                return False
+            matched += 1
+        if matched != sum(1 for s in held if s not in touched):
+            log.info("vecmem: the BM25 snapshot of %s is not of its rows", self.path)
+            return False
+        if self._vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        for _ in self._vf.verified(ranges):  # every committed row's checksum, as a load
+            pass
+        self._bm25 = bm25
+        self._next_slot = used
+        self._ids = [None] * used
+        for s, cid in held.items():
+            self._ids[s] = cid
+        self._slot_of = dict(zip(ids, slots.tolist()))
+        self._live = _Grow(np.bool_)
+        self._live.reserve(used)
+        self._live.n = used
+        self._live.a[slots] = True
+        self._map_vectors()
+        self._seq = seq
+        self._snapshot_at = (self._generation, seq)
+        return True
+
+    def _save_keywords(self) -> None:
+        """Save the BM25 snapshot when this store is large and its state is not the saved one
+        (a cache: a failure is logged, never raised)."""
+        if (
+            not self._loaded
+            or self._bm25 is None
+            or self.space is None
+            or len(self._slot_of) < _keywords.MIN_CHUNKS
+            or self._snapshot_at == (self._generation, self._seq)
+        ):
+            return
+        try:
+            _keywords.save(
+                self.path,
+                self._bm25,
+                self._ids,
+                generation=self._generation,
+                seq=self._seq,
+                tokenizer=self.space.tokenizer,
+            )
+            self._snapshot_at = (self._generation, self._seq)
+        except (OSError, ValueError, MemoryError) as exc:
+            log.warning("vecmem: could not save the BM25 snapshot of %s: %s", self.path, exc)
 
     def _renumbered(self, db: sqlite3.Connection) -> None:
         """Drop what was loaded and switch to the vector file of the new generation (within
@@ -1042,7 +1141,7 @@ class EmbeddedStore(MemoryStore):
     def all_chunks(self) -> list[Chunk]:
         return self._read(lambda: MemoryStore.all_chunks(self))
 
-    # -- the rows live in SQLite, read on demand (see "Chunks read on demand" above)
+    # -- the rows live in SQLite, read on demand (the module docstring: "Chunks read on demand")
     def _hold(self, slots: list[int], chunks: Sequence[Chunk]) -> Sequence[Chunk]:
         # nothing kept; with filter columns built, their values must not alias the caller's
         return [_own(c) for c in chunks] if self._columns else chunks
@@ -1122,11 +1221,13 @@ class EmbeddedStore(MemoryStore):
         return out
 
     def close(self) -> None:
-        """Close the files. A graph build under way goes on in its own process and saves its
-        graph for the next open (nothing here waits for it)."""
+        """Close the files, saving the BM25 snapshot of a large store whose rows changed since it
+        was saved (:mod:`vecmem.stores._keywords`). A graph build under way goes on in its own
+        process and saves its graph for the next open (nothing here waits for it)."""
         with self._lock:
             if self._closed:
                 return
+            self._save_keywords()
             self._closed = True
             self._ann = None
             if self._db is not None:
