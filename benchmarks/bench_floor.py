@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -226,10 +227,15 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
     with tempfile.TemporaryDirectory(prefix="vecmem-floor-") as tmp:
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, s0, k0 = time.perf_counter(), time.process_time(), _schedstat(), _children_cpu()
         obj = _build(system, Path(tmp), ids, texts, vecs, metas, synthetic.PrecomputedVectors.name)
         out["write_s"] = round(time.perf_counter() - t0, 2)
         out["write_cpu_s"] = round(time.process_time() - c0, 2)  # this process's threads only
+        s1 = _schedstat()
+        if s0 is not None and s1 is not None:  # where the writing thread's wall time went
+            on_cpu, waiting = s1[0] - s0[0], s1[1] - s0[1]
+            out["write_waiting_for_cpu_s"] = round(waiting, 2)
+            out["write_blocked_s"] = round(out["write_s"] - on_cpu - waiting, 2)
         calls = _calls(system, obj)
         first = {}
         for mode, call in calls.items():
@@ -244,8 +250,12 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
             out["graph_behind_at_searchable"] = int(
                 max(graph._committed, graph._next_slot) - graph._ann_upto
             )
-            graph.flush()
+            c1 = time.process_time()
+            graph.flush()  # (adds what the last child left in this process)
             out["graph_complete_s"] = round(time.perf_counter() - t0, 2)
+            # the build children's CPU (the store waits for each) and flush's own
+            flushed = time.process_time() - c1
+            out["graph_build_cpu_s"] = round(_children_cpu() - k0 + flushed, 2)
         nq = n_queries if system != "lancedb" else min(n_queries, 50)
         for mode, call in calls.items():
             best = [float("inf")] * nq
@@ -273,6 +283,21 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
             obj.close()
     out["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return out
+
+
+def _schedstat() -> tuple[float, float] | None:
+    """Seconds the main thread has run and has waited in the run queue for a CPU (Linux's
+    ``/proc/self/schedstat``): its wall time less both is time it was blocked (disk, locks)."""
+    try:
+        run_ns, wait_ns, _ = open("/proc/self/schedstat").read().split()
+    except (OSError, ValueError):
+        return None
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9
+
+
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def _child(system: str, n: int, n_queries: int) -> dict[str, Any]:
@@ -352,7 +377,14 @@ def markdown(r: dict[str, Any]) -> str:
                     f"{x['system']}: the HNSW graph (built beside, in a child process) "
                     f"held every row {x['graph_complete_s']} s after the first write "
                     f"({x['graph_behind_at_searchable']:,} rows were still searched "
-                    "exactly when it became searchable); latency is measured after."
+                    "exactly when it became searchable; its builds took "
+                    f"{x.get('graph_build_cpu_s', '–')} s CPU); latency is measured after."
+                )
+            if "write_waiting_for_cpu_s" in x:
+                notes.append(
+                    f"{x['system']}: of its {x['write_s']} s of writes, the writing thread "
+                    f"waited {x['write_waiting_for_cpu_s']} s for a CPU and was blocked "
+                    f"(disk, locks) {x['write_blocked_s']} s (Linux schedstat)."
                 )
             lines.append(
                 f"| {x['system']} | {x['searchable_s']} | **{ratio}×** | {x['write_s']} "
