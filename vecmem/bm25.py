@@ -97,12 +97,11 @@ class BM25Index:
         self._used = _Grow(np.bool_)  # slot ever used: slots are never reused
         self._start = _Grow(np.int64)  # where the slot's postings start in the flat log
         self._count = _Grow(np.int32)  # how many postings (distinct terms) it has
-        # flat posting log, in insertion order (12 bytes a posting: slots are int32 as in the
-        # segments, term frequencies whole numbers, exact in float32; it was 20 bytes, 0.8 GB
-        # of a 1M-chunk store's 40M postings)
+        self._in_log = _Grow(np.bool_)  # its postings are in the log (live, or dead not dropped)
+        # flat log of the postings' terms, a slot's together, in insertion order: remove() reads
+        # a slot's terms there. Only the terms (4 bytes a posting): slots and term frequencies
+        # are in the segments (it kept them too, 20 bytes a posting: 0.7 GB more at 1M chunks)
         self._p_term = _Grow(np.int32)
-        self._p_slot = _Grow(np.int32)
-        self._p_tf = _Grow(np.float32)
         self._df = _Grow(np.int64)  # per term: live documents containing it
         self._n_live = 0
         self._total_len = 0.0
@@ -132,7 +131,14 @@ class BM25Index:
             raise InvalidInputError(f"a BM25 slot must be at most {MAX_SLOT}")
         with self._lock:
             top = int(slots.max()) + 1
-            for g in (self._doc_len, self._live, self._used, self._start, self._count):
+            for g in (
+                self._doc_len,
+                self._live,
+                self._used,
+                self._start,
+                self._count,
+                self._in_log,
+            ):
                 g.reserve(top)
                 g.n = max(g.n, top)
             if self._used.a[slots].any():
@@ -141,24 +147,16 @@ class BM25Index:
             t, tfs, counts, lengths = _postings(docs, vocab)  # type: ignore[arg-type]
             start = self._p_term.n
             self._p_term.extend(t)
-            self._p_slot.extend(np.repeat(slots, counts))
-            self._p_tf.extend(tfs)
             self._start.a[slots] = start + np.concatenate(([0], np.cumsum(counts)[:-1]))
             self._count.a[slots] = counts
             self._doc_len.a[slots] = lengths
             self._live.a[slots] = True
             self._used.a[slots] = True
+            self._in_log.a[slots] = True
             self._df.reserve(len(vocab))
             self._df.n = len(vocab)
             np.add.at(self._df.a, t, 1)
-            self._push(
-                _Segment.of(
-                    t,
-                    self._p_slot.a[start : self._p_slot.n],
-                    self._p_tf.a[start : self._p_tf.n],
-                    len(vocab),
-                )
-            )
+            self._push(_Segment.of(t, np.repeat(slots, counts), tfs, len(vocab)))
             self._n_live += len(slots)
             self._total_len += float(lengths.sum())
             self._version += 1
@@ -186,18 +184,22 @@ class BM25Index:
     def _compact(self) -> None:
         """Drop dead postings from the log and from every segment (order kept, no re-sort)."""
         live = self._live.view()
-        keep = live[self._p_slot.view()]
-        t, s, f = self._p_term.view()[keep], self._p_slot.view()[keep], self._p_tf.view()[keep]
-        for g, v in ((self._p_term, t), (self._p_slot, s), (self._p_tf, f)):
-            g.n = 0
-            g.extend(v)
-        # postings of a slot are contiguous in the log, so starts are recomputed by a scan
-        first = np.ones(len(s), dtype=bool)
-        first[1:] = s[1:] != s[:-1]
-        self._start.a[s[first]] = np.flatnonzero(first)
+        order = self._log_order()
+        keep = live[order]
+        t = self._p_term.view()[np.repeat(keep, self._count.a[order])]
+        self._p_term.n = 0
+        self._p_term.extend(t)
+        kept = order[keep]  # a slot's postings stay together, in the same order
+        self._start.a[kept] = _starts(self._count.a[kept])[:-1]
+        self._in_log.a[order[~keep]] = False
         self._dead_postings = 0
         kept = (seg.without_dead(live) for seg in self._segments)
         self._segments = [seg for seg in kept if len(seg)]
+
+    def _log_order(self) -> np.ndarray:
+        """The slots whose postings are in the log, in log order."""
+        logged = np.flatnonzero(self._in_log.view())
+        return logged[np.argsort(self._start.a[logged], kind="stable")]
 
     def _push(self, seg: _Segment) -> None:
         """Add the newest segment, then merge: the last four when they are of a size (the oldest
@@ -342,20 +344,34 @@ class BM25Index:
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays that rebuild this index with :meth:`from_state` (for persistence)."""
+        """Arrays that rebuild this index with :meth:`from_state` (for persistence): the live
+        slots' postings, a slot's together (terms in id order, as ``add`` logs them)."""
         with self._lock:
             live = np.flatnonzero(self._live.view())
+            seg = self._merged()
+            term = np.repeat(np.arange(len(seg.ptr) - 1, dtype=np.int32), np.diff(seg.ptr))
+            keep = self._live.a[seg.slot]
+            term, slot, tf = term[keep], seg.slot[keep], seg.tf[keep]
+            order = np.lexsort((term, slot))
             return {
                 "params": np.array([self.k1, self.b, self.epsilon]),
                 "vocab": np.array(list(self.vocab), dtype=object),
                 "slots": live,
                 "counts": self._count.a[live],
                 "doc_len": self._doc_len.a[live],
-                "p_term": self._p_term.view().copy(),
-                "p_slot": self._p_slot.view().copy(),
-                "p_tf": self._p_tf.view().copy(),
+                "p_term": term[order],
+                "p_slot": slot[order],
+                "p_tf": tf[order],
                 "used": np.array([self._used.n]),
             }
+
+    def _merged(self) -> _Segment:
+        """Every segment's postings as one segment (dead ones included)."""
+        if not self._segments:
+            return _Segment(np.zeros(1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0))
+        if len(self._segments) == 1:
+            return self._segments[0]
+        return _Segment.merge(self._segments)
 
     @classmethod
     def from_state(cls, st: dict[str, np.ndarray]) -> BM25Index:
@@ -363,30 +379,29 @@ class BM25Index:
         idx = cls(k1=k1, b=b, epsilon=eps)
         idx.vocab = _Vocab((str(t), i) for i, t in enumerate(st["vocab"]))
         used = int(st["used"][0])
-        for g in (idx._doc_len, idx._live, idx._used, idx._start, idx._count):
+        for g in (idx._doc_len, idx._live, idx._used, idx._start, idx._count, idx._in_log):
             g.reserve(used)
             g.n = used
         idx._used.a[:used] = True  # slots below the high-water mark are never reused
         slots = st["slots"]
-        keep = np.isin(st["p_slot"], slots)
-        idx._p_term.extend(st["p_term"][keep])
-        idx._p_slot.extend(st["p_slot"][keep])
-        idx._p_tf.extend(st["p_tf"][keep])
+        wanted = np.zeros(used, dtype=bool)
+        wanted[slots] = True
+        keep = wanted[st["p_slot"]]  # (states of older versions held dead postings too)
+        term, s = st["p_term"][keep].astype(np.int32), st["p_slot"][keep]
+        idx._p_term.extend(term)
         idx._live.a[slots] = True
+        idx._in_log.a[slots] = True
         idx._count.a[slots] = st["counts"]
         idx._doc_len.a[slots] = st["doc_len"]
-        s = idx._p_slot.view()
         first = np.ones(len(s), dtype=bool)
         first[1:] = s[1:] != s[:-1]
         idx._start.a[s[first]] = np.flatnonzero(first)
         idx._df.reserve(len(idx.vocab))
         idx._df.n = len(idx.vocab)
-        np.add.at(idx._df.a, idx._p_term.view(), 1)
+        np.add.at(idx._df.a, term, 1)
         idx._n_live = len(slots)
         idx._total_len = float(idx._doc_len.a[slots].sum())
-        idx._push(
-            _Segment.of(idx._p_term.view(), idx._p_slot.view(), idx._p_tf.view(), len(idx.vocab))
-        )
+        idx._push(_Segment.of(term, s, st["p_tf"][keep], len(idx.vocab)))
         return idx
 
     def with_params(self, *, k1: float, b: float, epsilon: float | None = None) -> None:
