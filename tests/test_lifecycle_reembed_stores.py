@@ -44,7 +44,7 @@ def _chroma(chroma_url: str) -> str:
     return f"chroma+http://{host}?collection=re_{os.getpid()}_{next(_names)}"
 
 
-@pytest.fixture(params=["pgvector", "lancedb", "duckdb", "chroma"])
+@pytest.fixture(params=["pgvector", "lancedb", "duckdb", "chroma", "milvus"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "pgvector":
         u = _pg(request.getfixturevalue("postgres_url"))
@@ -52,6 +52,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         u = _chroma(request.getfixturevalue("chroma_url"))
     elif request.param == "lancedb":
         u = f"lancedb://{tmp_path / 'lance'}?table=kb"
+    elif request.param == "milvus":
+        u = f"milvus://{tmp_path / 'm.db'}?collection=kb"
     else:
         u = f"duckdb://{tmp_path / 'kb.duckdb'}?table=kb"
     with VectorMemory(u, embedder=HashingEmbedder(32)) as mem:
@@ -149,17 +151,19 @@ def test_reembed_switches_and_keeps_old_until_asked(url: str) -> None:
     _assert_new_space(url)
 
 
-@pytest.mark.parametrize("kind", ["pgvector", "duckdb", "chroma"])
+@pytest.mark.parametrize("kind", ["pgvector", "duckdb", "chroma", "milvus"])
 def test_a_writer_of_the_old_space_is_refused_after_the_switch(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """pgvector and DuckDB mark the old space replaced in the switch's transaction, Chroma
-    right after its switch: a store opened before it cannot write there any more (the write
+    """pgvector and DuckDB mark the old space replaced in the switch's transaction, Chroma and
+    Milvus right after their switch: a store opened before it cannot write there any more (the write
     would be lost), nothing is written."""
     if kind == "pgvector":
         u = _pg(request.getfixturevalue("postgres_url"))
     elif kind == "chroma":
         u = _chroma(request.getfixturevalue("chroma_url"))
+    elif kind == "milvus":
+        u = f"milvus://{tmp_path / 'w.db'}?collection=kb"
     else:
         u = f"duckdb://{tmp_path / 'w.duckdb'}?table=kb"
     with VectorMemory(u, embedder=HashingEmbedder(32)) as mem:
@@ -230,8 +234,14 @@ r.reembed(sys.argv[1], "hashing-64", page=32)
     ],
 )
 def test_kill_at_any_point_leaves_one_usable_space(url: str, point: str, at: int) -> None:
-    # a DuckDB file is open in one process at a time: no searches from here while the child runs
-    with Searching(url) if not url.startswith("duckdb") else contextlib.nullcontext():
+    # a DuckDB or Milvus Lite file is open in one process at a time: no searches from here
+    # while the child runs
+    local = url.startswith(("duckdb", "milvus"))
+    if url.startswith("milvus"):  # pymilvus keeps this process's Milvus Lite server running
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_all()
+    with Searching(url) if not local else contextlib.nullcontext():
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, url, point, str(at)],
             check=False,

@@ -166,7 +166,7 @@ def register(sub: Any) -> None:
     )
     r.add_argument(
         "store",
-        help="the embedded store's folder, or a pgvector / LanceDB / DuckDB / Chroma URL",
+        help="the embedded store's folder, or a pgvector / LanceDB / DuckDB / Chroma / Milvus URL",
     )
     r.add_argument("--embedder", required=True, help="the new embedder (name or kind:model)")
     r.add_argument("--cache", help="embedding cache file (texts embedded before are reused)")

@@ -31,7 +31,8 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,13 +41,22 @@ from vecmem._deps import require
 from vecmem.errors import (
     BackendUnavailableError,
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
+    SpaceReplacedError,
     VecmemError,
 )
 from vecmem.filters import Filter, Translator
 from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import BesideKit, by_document, in_order, parse_url, vectors_in_order
+from vecmem.stores.kit import (
+    BesideKit,
+    Switchable,
+    by_document,
+    in_order,
+    parse_url,
+    vectors_in_order,
+)
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
@@ -55,6 +65,10 @@ _BATCH = 2000  # rows per insert / ids per request
 _WINDOW = 16_384  # Milvus's limit on offset + limit
 _EXACT = 2**53
 _FIELDS = ["id", "doc", "pos", "text", "hash", "meta"]
+SPACES = "vecmem_spaces"
+"""The collection of the collections' pointers (re-embedding, see :class:`Switchable`): one row
+per collection switched once (``collection``, ``physical``, ``replaced``; "" for none); a switch
+is one row's ``upsert``."""
 
 
 # --------------------------------------------------------------------------- filters
@@ -145,7 +159,7 @@ def _typed(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the store
-class Milvus(BesideKit):
+class Milvus(BesideKit, Switchable):
     """A vecmem store on Milvus: Milvus Lite in a file, or a Milvus server, exact BM25 beside.
 
     >>> from vecmem import VectorMemory
@@ -155,28 +169,26 @@ class Milvus(BesideKit):
     """
 
     name = "milvus"
-    switch_refusal = (
-        "Milvus aliases (alter_alias) could switch a collection atomically, but vecmem has no "
-        "tested switch for Milvus yet"
-    )
 
     def __init__(
         self, uri: str = "./milvus.db", *, token: str = "", collection: str = "vecmem"
     ) -> None:
         super().__init__()
-        if not isinstance(collection, str) or not _NAME.match(collection):
+        if not isinstance(collection, str) or not _NAME.match(collection) or collection == SPACES:
             raise ConfigurationError(
                 f"Milvus collection names are [A-Za-z_][A-Za-z0-9_]* "
                 f"(255 at most), got {collection!r}"
             )
-        self.uri, self.token, self.collection = str(uri), token, collection
+        self.uri, self.token = str(uri), token
+        self.collection = self._name = collection
+        self._props_seen: dict[str, Any] = {}  # the properties _read_gen last read
         server = self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
         self.capabilities = Capabilities(persistent=True, concurrent_writers=server)
 
     # ----------------------------------------------------------------- kit hooks
     @property
     def where(self) -> str:
-        return f"Milvus collection {self.collection!r} at {self.uri}"
+        return f"Milvus collection {self._name!r} at {self.uri}"
 
     def _classify(self, exc: Exception) -> type[VecmemError] | None:
         text = str(exc).lower()
@@ -192,13 +204,94 @@ class Milvus(BesideKit):
         self._client.close()
         self._kw = None
 
+    def _c(self) -> Any:
+        client = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(client)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return client
+
+    # ----------------------------------------------------------------- re-embedding: the switch
+    def _pin(self, physical: str) -> None:
+        super()._pin(physical)
+        self._name = physical
+
+    def _pointer(self, client: Any) -> tuple[str, str | None] | None:
+        if not client.has_collection(SPACES):
+            return None
+        client.load_collection(SPACES)
+        got = client.query(
+            SPACES,
+            filter=f"collection == {_lit(self.collection)}",
+            output_fields=["physical", "replaced"],
+        )
+        return (got[0]["physical"], got[0]["replaced"] or None) if got else None
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        with self._lock, self._errors("read the collection's pointer"):
+            return self._pointer(self._c())
+
+    def _set_pointer(self, client: Any, physical: str, replaced: str | None) -> None:
+        """One row's upsert: the collection's pointer (its collection made on first use)."""
+        if not client.has_collection(SPACES):
+            pymilvus = require("pymilvus", "milvus")
+            dt = pymilvus.DataType
+            schema = pymilvus.MilvusClient.create_schema(auto_id=False)
+            schema.add_field("collection", dt.VARCHAR, is_primary=True, max_length=256)
+            schema.add_field("physical", dt.VARCHAR, max_length=256)
+            schema.add_field("replaced", dt.VARCHAR, max_length=256)
+            schema.add_field("vec", dt.FLOAT_VECTOR, dim=2)
+            index = client.prepare_index_params()
+            index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
+            client.create_collection(SPACES, schema=schema, index_params=index)
+        client.load_collection(SPACES)
+        row = {
+            "collection": self.collection,
+            "physical": physical,
+            "replaced": replaced or "",
+            "vec": [0.0, 0.0],
+        }
+        client.upsert(SPACES, [row])
+
+    def _sibling_store(self, physical: str) -> Milvus:
+        other = Milvus(self.uri, token=self.token, collection=self.collection)
+        other._pin(physical)
+        return other
+
+    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
+        """``verify()``, one pointer row written, the old collection marked replaced; ``True``
+        when its generation moved meanwhile (a writer elsewhere)."""
+        with self._errors("switch the space"):
+            before = self._read_gen()
+            verify()
+            client = self._c()
+            pointer = self._pointer(client)
+            if (pointer[0] if pointer else self.collection) != self._name:
+                raise ConflictError(
+                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
+                    "another client meanwhile; nothing was switched"
+                )
+            midway()
+            self._set_pointer(client, new.physical, self._name)
+            client.alter_collection_properties(self._name, {"vecmem_replaced_by": new.physical})
+            return self._read_gen() != before
+
+    def _drop_physical(self, physical: str) -> None:
+        with self._lock, self._errors("drop the old space"):
+            client = self._c()
+            if client.has_collection(physical):
+                client.drop_collection(physical)
+            self._set_pointer(client, self._name, None)
+
     def _props(self) -> dict[str, Any]:
         with self._errors("describe the collection"):
-            return dict(self._c().describe_collection(self.collection).get("properties") or {})
+            return dict(self._c().describe_collection(self._name).get("properties") or {})
 
     def _read_space(self) -> EmbeddingSpace | None:
         with self._errors("open the collection"):
-            if not self._c().has_collection(self.collection):
+            if not self._c().has_collection(self._name):
                 return None
         raw = self._props().get("vecmem_space")
         if raw is None:
@@ -220,7 +313,7 @@ class Milvus(BesideKit):
         index.add_index(field_name="vec", index_type="FLAT", metric_type="COSINE")
         with self._errors("create the collection"):
             c.create_collection(
-                self.collection,
+                self._name,
                 schema=schema,
                 index_params=index,
                 properties={"vecmem_space": space.to_json(), "vecmem_gen": uuid.uuid4().hex},
@@ -228,7 +321,7 @@ class Milvus(BesideKit):
 
     def _connected(self, space: EmbeddingSpace) -> None:
         with self._errors("load the collection"):
-            self._c().load_collection(self.collection)
+            self._c().load_collection(self._name)
 
     # ----------------------------------------------------------------- writes
     def _row(self, c: Chunk, v: np.ndarray) -> dict[str, Any]:
@@ -281,15 +374,29 @@ class Milvus(BesideKit):
             with self._writing(chunks, deletes):
                 for i in range(0, len(rows), _BATCH):
                     with self._errors("upsert"):
-                        self._c().upsert(self.collection, rows[i : i + _BATCH])
+                        self._c().upsert(self._name, rows[i : i + _BATCH])
                 self._delete_ids(deletes)
 
     def _read_gen(self) -> str | None:
-        return self._props().get("vecmem_gen")
+        self._props_seen = self._props()
+        return self._props_seen.get("vecmem_gen")
+
+    @contextmanager
+    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
+        """The kit's write wrapper, refusing a write into a collection a switch replaced (the
+        properties were just read by it)."""
+        with super()._writing(chunks, deleted):
+            by = self._props_seen.get("vecmem_replaced_by")
+            if by:
+                raise SpaceReplacedError(
+                    f"{self.where} was replaced by a re-embedded space ({by}) after this store "
+                    "opened it; nothing was written: reopen the store"
+                )
+            yield
 
     def _write_gen(self, gen: str) -> None:
         with self._errors("record the write"):
-            self._c().alter_collection_properties(self.collection, {"vecmem_gen": gen})
+            self._c().alter_collection_properties(self._name, {"vecmem_gen": gen})
 
     def _texts(self) -> Iterable[tuple[str, str]]:
         return ((r["id"], r["text"]) for r in self._scan("", ["id", "text"]))
@@ -297,7 +404,7 @@ class Milvus(BesideKit):
     def _delete_ids(self, ids: list[str]) -> None:
         for i in range(0, len(ids), _BATCH):
             with self._errors("delete"):
-                self._c().delete(self.collection, ids=ids[i : i + _BATCH])
+                self._c().delete(self._name, ids=ids[i : i + _BATCH])
 
     def _existing(self, ids: Sequence[str]) -> list[str]:
         return list(self._rows(ids, "", ["id"]))
@@ -317,7 +424,7 @@ class Milvus(BesideKit):
             where = f"id in [{', '.join(map(_lit, part))}]" + (f" and ({expr})" if expr else "")
             with self._errors("get"):
                 got = self._c().query(
-                    self.collection, filter=where, output_fields=list(fields), limit=len(part)
+                    self._name, filter=where, output_fields=list(fields), limit=len(part)
                 )
             out.update((r["id"], r) for r in got)
         return out
@@ -326,7 +433,7 @@ class Milvus(BesideKit):
         """Every row matching ``expr`` (``""``: all), page by page."""
         with self._errors("scan"):
             it = self._c().query_iterator(
-                self.collection, batch_size=_BATCH, filter=expr, output_fields=list(fields)
+                self._name, batch_size=_BATCH, filter=expr, output_fields=list(fields)
             )
             try:
                 while page := it.next():
@@ -340,7 +447,7 @@ class Milvus(BesideKit):
             raise InvalidInputError(f"Milvus returns at most {_WINDOW} hits, k={k}")
         with self._errors("vector query"):
             res = self._c().search(
-                self.collection,
+                self._name,
                 data=[q.tolist()],
                 limit=k,
                 filter=to_expr(filter),
@@ -369,7 +476,7 @@ class Milvus(BesideKit):
         expr = f"id > {_lit(after)}" if after is not None else ""
         with self._errors("page ids"):
             it = self._c().query_iterator(
-                self.collection, batch_size=limit, filter=expr, output_fields=["id"]
+                self._name, batch_size=limit, filter=expr, output_fields=["id"]
             )
             try:
                 return [r["id"] for r in it.next()]
@@ -397,9 +504,7 @@ class Milvus(BesideKit):
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
         with self._errors("count"):
-            got = self._c().query(
-                self.collection, filter=to_expr(filter), output_fields=["count(*)"]
-            )
+            got = self._c().query(self._name, filter=to_expr(filter), output_fields=["count(*)"])
         return int(got[0]["count(*)"])
 
     # ----------------------------------------------------------------- maintenance
@@ -407,14 +512,20 @@ class Milvus(BesideKit):
         """Flush and compact the collection's segments."""
         self._require_space()
         with self._errors("optimize"):
-            self._c().flush(self.collection)
-            self._c().compact(self.collection)
+            self._c().flush(self._name)
+            self._c().compact(self._name)
 
     def drop(self) -> None:
-        """Delete the collection (records and recorded space); a no-op when absent."""
+        """Delete the collection (records and recorded space, and an old space a re-embedding
+        left beside it, with the collection's pointer); a no-op when absent."""
         with self._lock, self._errors("drop"):
-            if self._c().has_collection(self.collection):
-                self._c().drop_collection(self.collection)
+            client = self._c()
+            pointer = self._pointer(client)
+            for name in dict.fromkeys([self._name, *(p for p in pointer or () if p)]):
+                if client.has_collection(name):
+                    client.drop_collection(name)
+            if pointer is not None:
+                client.delete(SPACES, ids=[self.collection])
             self.space, self._kw, self._gen = None, None, None
 
 
