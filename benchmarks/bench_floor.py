@@ -4,6 +4,8 @@ same data in the same run, so every figure is a ratio.
     python -m benchmarks.bench_floor                  # SciFact 5k + 100k synthetic (~15 minutes)
     python -m benchmarks.bench_floor --quick          # SciFact 1k slice + 10k synthetic
     python -m benchmarks.bench_floor --only scifact   # or --only synthetic, --sizes 100000,1000000
+    python -m benchmarks.bench_floor --only synthetic --sizes 1000000 --systems vecmem-embedded
+    python -m benchmarks.bench_floor ... --ann-dtype f16     # the embedded store's graph in f16
 
 **SciFact** (5,183 abstracts, the 300 test queries, all-MiniLM-L6-v2 vectors from vecmem's
 embedding cache: the first run embeds them): every system is built in one process, then each
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = Path(os.environ.get("VECMEM_SCIFACT", ROOT.parent / "shared" / "datasets" / "scifact"))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SYSTEMS = ("baseline", "vecmem-embedded", "vecmem-memory", "lancedb")
+ANN_DTYPE_ENV = "VECMEM_BENCH_ANN_DTYPE"
 
 
 class Lookup:
@@ -76,7 +79,12 @@ def _vecmem(system: str, folder: Path, embedder: Lookup) -> Any:
     from vecmem.stores.embedded import EmbeddedStore
     from vecmem.stores.memory import MemoryStore
 
-    store = EmbeddedStore(folder / "kb") if system == "vecmem-embedded" else MemoryStore()
+    dtype = os.environ.get(ANN_DTYPE_ENV)  # --ann-dtype (else the store's default)
+    store = (
+        (EmbeddedStore(folder / "kb", ann_dtype=dtype) if dtype else EmbeddedStore(folder / "kb"))
+        if system == "vecmem-embedded"
+        else MemoryStore()
+    )
     return VectorMemory(
         store,
         embedder=embedder,  # type: ignore[arg-type]
@@ -245,6 +253,8 @@ def bench_synthetic(system: str, n: int, n_queries: int) -> dict[str, Any]:
         out["first_query_s"] = first
         out["searchable_s"] = round(time.perf_counter() - t0, 2)
         graph = obj.store if system == "vecmem-embedded" else None
+        if graph is not None:
+            out["ann_dtype"] = graph.ann_dtype
         if graph is not None and graph.count() >= graph.ann_threshold:
             # the HNSW graph, built beside, catches up with every row
             out["graph_behind_at_searchable"] = int(
@@ -454,8 +464,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default=None, help="comma-separated synthetic chunk counts")
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument(
+        "--ann-dtype", default=None, help="the embedded store's ann_dtype (default: its own)"
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.ann_dtype:
+        os.environ[ANN_DTYPE_ENV] = args.ann_dtype  # (the children inherit it)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")  # see the module docstring

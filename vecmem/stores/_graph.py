@@ -24,8 +24,13 @@ between the two renames) is refused and built again. ``ann.build.lock`` (an floc
 build per store at a time across processes.
 
 Adds use one thread: usearch's concurrent ``add`` leaves nodes no search reaches
-(unum-cloud/USearch#735, open; measured here: with all cores 4 of 3,000 and 23 of 60,000 nodes
-were not found even by their own vector, none with one thread).
+(unum-cloud/USearch#735, open, and still so in usearch 2.26.6; measured here: with all cores 4 of
+3,000 and 23 of 60,000 nodes were not found even by their own vector, none with one thread; on
+2.26.6, 3,000 random 384-d vectors added on 8 threads left 11-26 such nodes a graph, on 2
+threads 1-5, on one none). At 100,000 clustered vectors every HNSW graph measured strands some
+nodes whatever the threads (not found by their own vector: usearch 131 on one thread, 141 on
+two; faiss 168, hnswlib 130; ``benchmarks/bench_graph_libs.py``, BENCHMARKS.md "HNSW
+libraries"): an unfiltered vector search does not return those rows (recall@10 0.9985).
 """
 
 from __future__ import annotations
