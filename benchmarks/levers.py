@@ -25,9 +25,19 @@ from vecmem.evaluation.runner import default_cache_path
 from vecmem.tokenize import DefaultTokenizer
 from vecmem.types import content_hash
 
-D = Path(
-    os.environ.get("VECMEM_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
+
+def datasets_dir() -> Path:
+    """``$VECMEM_DATASETS``, else ``shared/datasets`` beside the repository (``../shared``) or
+    beside a folder above it: a git worktree kept at ``<root>/wt/NAME`` reads ``<root>/shared``."""
+    given = os.environ.get("VECMEM_DATASETS")
+    if given:
+        return Path(given)
+    repo = Path(__file__).resolve().parents[1]
+    found = (p / "shared" / "datasets" for p in repo.parents)
+    return next((p for p in found if p.is_dir()), repo.parent / "shared" / "datasets")
+
+
+D = datasets_dir()
 TOK = DefaultTokenizer()
 CACHE = EmbeddingCache(default_cache_path())
 

@@ -8,7 +8,8 @@ with the same vectors -- what a user gets from LangChain or LlamaIndex by defaul
 Embeddings come from (and go to) the on-disk embedding cache (``vecmem eval``'s), so only a first
 run embeds. The slow tests use slices; ``VECMEM_FULL_EVAL=1`` runs the whole held-out splits
 (figures in the README) and re-derives the defaults from the train splits. Data sets are read from
-``$VECMEM_DATASETS`` or ``../shared/datasets``."""
+``$VECMEM_DATASETS``, else ``../shared/datasets`` (from a worktree, the nearest folder above that
+holds ``shared/datasets``)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,19 @@ from vecmem.evaluation import tune
 from vecmem.fusion import Fusion
 from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
 
-DATASETS = Path(
-    os.environ.get("VECMEM_DATASETS")
-    or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
-)
+
+def _datasets() -> Path:
+    """``$VECMEM_DATASETS``, else ``shared/datasets`` beside the repository (``../shared``) or
+    beside a folder above it: a git worktree kept at ``<root>/wt/NAME`` reads ``<root>/shared``."""
+    given = os.environ.get("VECMEM_DATASETS")
+    if given:
+        return Path(given)
+    repo = Path(__file__).resolve().parents[1]
+    found = (p / "shared" / "datasets" for p in repo.parents)
+    return next((p for p in found if p.is_dir()), repo.parent / "shared" / "datasets")
+
+
+DATASETS = _datasets()
 SCIFACT, NFCORPUS = DATASETS / "scifact", DATASETS / "nfcorpus"
 HAVE_MODEL = (
     importlib.util.find_spec("sentence_transformers") is not None
