@@ -25,7 +25,8 @@ WINDOW = 254  # word pieces of text in one all-MiniLM-L6-v2 input (256 with [CLS
 class Windows:
     """A corpus cut into windows: ``doc[u]`` is window u's document, ``D[u]`` its vector."""
 
-    def __init__(self, c: levers.Corpus) -> None:
+    def __init__(self, c: levers.Corpus, *, embed: bool = True) -> None:
+        """``embed=False``: windows missing from the embedding cache are an error, not embedded."""
         emb = SentenceTransformerEmbedder()
         doc, texts = [], []
         for i, text in enumerate(c.texts):
@@ -42,7 +43,8 @@ class Windows:
         self.first = np.r_[True, self.doc[1:] != self.doc[:-1]]
         self.texts = texts
         tails = [texts[j] for j in np.flatnonzero(~self.first)]
-        _embed_missing(emb, tails)
+        if embed:
+            _embed_missing(emb, tails)
         self.D = np.zeros((len(texts), c.D.shape[1]), np.float32)
         self.D[self.first] = c.D  # window 0 = what the whole-document vector already reads
         self.D[~self.first] = levers.vectors(tails)
