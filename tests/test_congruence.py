@@ -13,7 +13,7 @@ from vecmem.testing.store_suite import StoreFactory
 
 
 def _hnsw(path: Path) -> EmbeddedStore:
-    store = EmbeddedStore(path, ann_threshold=100)
+    store = EmbeddedStore(path, ann_threshold=100, memory_rows=0)  # rows read on demand
     store.exact_filter_rows = 0
     return store
 

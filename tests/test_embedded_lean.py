@@ -31,9 +31,14 @@ def clustered(n: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def filled(path: Path, dtype: str, vectors: np.ndarray) -> EmbeddedStore:
+def filled(path: Path, dtype: str, vectors: np.ndarray, memory_rows: int = 0) -> EmbeddedStore:
     store = EmbeddedStore(
-        path, ann_threshold=100, ann_dtype=dtype, background=False, compact_at=None
+        path,
+        ann_threshold=100,
+        ann_dtype=dtype,
+        background=False,
+        compact_at=None,
+        memory_rows=memory_rows,
     )
     store.connect(SPACE)
     chunks = [Chunk.create(f"d{i}", 0, f"text {i}") for i in range(len(vectors))]
@@ -145,7 +150,7 @@ def test_the_store_holds_no_chunk_objects_while_it_serves_hits(tmp_path: Path) -
     filled(tmp_path / "kb", "f32", data).close()
     gc.collect()
     before = sum(isinstance(o, Chunk) for o in gc.get_objects())
-    store = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False)
+    store = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False, memory_rows=0)
     store.connect(SPACE)
     for i in range(0, 3000, 100):
         hits = store.hybrid(data[i], f"text {i}", k=10, candidates=50, fusion=Fusion())
@@ -163,7 +168,7 @@ def test_a_commit_between_a_reads_sync_and_its_fetch_is_read_again(tmp_path: Pat
     stale (the old row is gone); it must sync again and serve the new text, never fail."""
     data = clustered(200, 10)
     reader = filled(tmp_path / "kb", "f32", data)
-    writer = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False)
+    writer = EmbeddedStore(tmp_path / "kb", ann_threshold=100, background=False, memory_rows=0)
     writer.connect(SPACE)
     real_sync = reader._sync
     landed = []
@@ -204,10 +209,11 @@ def test_filter_columns_built_from_the_stored_rows_answer_as_the_reference(
 
     data = clustered(300, 12)
     chunks = [Chunk.create(f"d{i}", 0, f"text {i}", _meta(i)) for i in range(300)]
-    writer = EmbeddedStore(tmp_path / "kb", background=False)
+    writer = EmbeddedStore(tmp_path / "kb", background=False, memory_rows=0)
     writer.connect(SPACE)
     writer.upsert(chunks[:200], data[:200])
-    store = EmbeddedStore(tmp_path / "kb", background=False)  # a fresh process's view
+    # a fresh process's view, its rows read from SQLite
+    store = EmbeddedStore(tmp_path / "kb", background=False, memory_rows=0)
     store.connect(SPACE)
     ref = MemoryStore()
     ref.connect(SPACE)
@@ -279,7 +285,7 @@ def small_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _open(path: Path) -> EmbeddedStore:
-    store = EmbeddedStore(path, background=False, compact_at=None)
+    store = EmbeddedStore(path, background=False, compact_at=None, memory_rows=0)
     store.connect(SPACE)
     return store
 
@@ -374,3 +380,20 @@ def test_after_a_compaction_the_old_generations_snapshot_is_not_used(tmp_path: P
     assert reader.count() == len(chunks)
     reader.close()
     writer.close()
+
+
+def test_small_stores_hold_their_rows_and_let_them_go_past_memory_rows(tmp_path: Path) -> None:
+    data = clustered(300, 20)
+    store = filled(tmp_path / "kb", "f32", data[:200], memory_rows=250)
+    assert store._held and sum(c is not None for c in store._chunks) == 200
+    hit = store.query(data[7], k=1)[0]
+    assert hit.chunk.text == "text 7" and hit.chunk is store._chunks[store._slot_of["d7#0"]]
+    chunks = [Chunk.create(f"d{i}", 0, f"text {i}") for i in range(200, 300)]
+    store.upsert(chunks, data[200:])  # 300 live chunks > 250: rows read on demand from now on
+    assert not store._held and store._chunks == [] and store._by_doc == {}
+    assert store.query(data[7], k=1)[0].chunk.text == "text 7"
+    assert [c.id for c in store.get_by_document(["d250"])] == ["d250#0"]
+    store.close()
+    again = filled(tmp_path / "kb", "f32", data[:0], memory_rows=250)  # opened: 300 > 250
+    assert not again._held and again.get(["d299#0"])[0].text == "text 299"
+    again.close()

@@ -35,7 +35,8 @@ class _GraphAfterEveryWrite(EmbeddedStore):
 
 
 def _hnsw_store(path: Path) -> EmbeddedStore:
-    store = _GraphAfterEveryWrite(path, ann_threshold=1, background=False)
+    # rows read from SQLite on demand too (the other suite runs with them held in memory)
+    store = _GraphAfterEveryWrite(path, ann_threshold=1, background=False, memory_rows=0)
     store.exact_filter_rows = 0  # send filtered searches through HNSW too
     return store
 

@@ -44,7 +44,8 @@ their new checksums are checked when the 'fix' entries are replayed. What this g
 damaged on disk after they were checked (a disk fault, another program's write) are served as
 they are until the next load checks them; a file cut short by another program faults.
 
-Chunks read on demand. The process keeps, per slot, only what search needs: the chunk id (for
+Chunks read on demand. Above ``memory_rows`` live chunks (50,000; below it they are held in
+memory too, as a hit then costs no read) the process keeps, per slot, only what search needs: the chunk id (for
 ties and for deletes by filter), the live mask, BM25 and the filter columns built so far. The
 chunks of the hits (and of ``get``, ``get_by_document`` through the ``chunks_document`` index,
 ``all_chunks``) are read from SQLite by slot when they are returned (~45 us for ten). A slot is
@@ -125,6 +126,11 @@ of 4 KiB pages; SQLite's default is 1,000). A checkpoint rewrites every page the
 touched, and chunk ids spread index updates over many pages, so rarer checkpoints write less:
 30k chunks added in writes of 256 made 11 fdatasyncs and 14.3k page writes against 29 and 18.7k
 (strace), 2.2 s CPU against 2.6. The WAL still goes back to ``journal_size_limit`` after."""
+MEMORY_ROWS = 50_000
+"""Up to this many live chunks the embedded store holds the rows in memory too (about 1 KB a
+chunk). Reading ten rows from SQLite costs ~60 us, ~150 us after a vector scan has flushed
+the CPU caches: on SciFact (5k) that made hybrid p50 0.84 ms against 0.69 ms (issue 20 measures
+it against a hand-written floor); at 1M chunks holding them took ~1 GB."""
 BUILD_RETRY_S = 30
 """Seconds after a failed graph build before another starts (a crashing build is not retried
 on every write)."""
@@ -180,6 +186,10 @@ class EmbeddedStore(MemoryStore):
     the store compacts itself in a child process (default 0.3, ``None``: never; and never for
     fewer than ``compact_min_dead`` rows); :meth:`compact` runs a compaction at once.
 
+    ``memory_rows``: up to this many live chunks (default 50,000) the rows (text, metadata) are
+    held in memory as well, so a hit costs no SQLite read; above it they are read from SQLite
+    on demand ("Chunks read on demand" in the module docstring); ``0``: always on demand.
+
     >>> from vecmem import VectorMemory
     >>> mem = VectorMemory("./kb")     # doctest: +SKIP  (uses EmbeddedStore("./kb"))
     """
@@ -208,6 +218,7 @@ class EmbeddedStore(MemoryStore):
         background: bool = True,
         compact_at: float | None = COMPACT_AT,
         compact_min_dead: int = COMPACT_MIN_DEAD,
+        memory_rows: int = MEMORY_ROWS,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -228,6 +239,8 @@ class EmbeddedStore(MemoryStore):
             )
         self.compact_at = compact_at  # compact beside when this share of the rows is dead
         self.compact_min_dead = compact_min_dead
+        self.memory_rows = memory_rows  # up to this many live chunks, rows are held in memory
+        self._held = False  # rows held in memory (decided at each full load; dropped past it)
         self._compactor: subprocess.Popen[bytes] | None = None
         self._compact_retry_at = 0.0
         self._generation = 0  # bumped by each compaction (slots renumbered: load again)
@@ -479,7 +492,9 @@ class EmbeddedStore(MemoryStore):
             self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
             self._epoch = _meta_int(db, "epoch")
             ranges = self._ranges(db)
-            if self._restore(db, ranges):  # BM25 from its snapshot, then the log since
+            live = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            self._held = live <= self.memory_rows
+            if not self._held and self._restore(db, ranges):  # BM25 snapshot, the log since
                 self._loaded = True
                 self._replay_log(db)
                 return
@@ -588,6 +603,7 @@ class EmbeddedStore(MemoryStore):
         (a cache: a failure is logged, never raised)."""
         if (
             not self._loaded
+            or self._held
             or self._bm25 is None
             or self.space is None
             or len(self._slot_of) < _keywords.MIN_CHUNKS
@@ -688,9 +704,12 @@ class EmbeddedStore(MemoryStore):
         return ranges
 
     def _load_cols(self, db: sqlite3.Connection) -> str:
-        """The columns :meth:`_load` reads: slot, id, text, whether the metadata is a JSON
-        object (SQLite checks it, ~10x faster than parsing it here; ``NULL`` where SQLite was
-        built without JSON), and the metadata itself only when filter columns need it."""
+        """The columns :meth:`_load` reads: the whole row while rows are held in memory, else
+        slot, id, text, whether the metadata is a JSON object (SQLite checks it, ~10x faster
+        than parsing it here; ``NULL`` where SQLite was built without JSON), and the metadata
+        itself only when filter columns need it."""
+        if self._held:
+            return _COLS
         if self._json_sql is None:
             try:
                 db.execute("SELECT json_valid('{}')").fetchone()
@@ -708,8 +727,7 @@ class EmbeddedStore(MemoryStore):
     def _load(self, ranges: Sequence[Range], rows: Iterable[tuple[Any, ...]]) -> None:
         """Apply committed ``rows`` (``_load_cols``, in slot order, each inside one of
         ``ranges``) to the in-memory index, with vectors read from ``ranges`` once their
-        checksums match. Metadata that is not a JSON object is an :class:`IntegrityError` here,
-        as when chunks were loaded whole."""
+        checksums match. Metadata that is not a JSON object is an :class:`IntegrityError`."""
         if self._vf is None:
             raise ConfigurationError("the store is used before connect(space)")
         it = iter(rows)
@@ -727,6 +745,9 @@ class EmbeddedStore(MemoryStore):
             if slots[0] < lo:
                 break
             vectors = block[slots - lo]
+            if len(found[0]) == 7:  # whole rows (held in memory)
+                self._apply([_chunk(r, file) for r in found], vectors, [], slots=slots)
+                continue
             for r in found:
                 if r[3] != 1:
                     _metadata(r[4], r[1], file)  # raises (SQLite said so, or could not say)
@@ -1143,13 +1164,24 @@ class EmbeddedStore(MemoryStore):
 
     # -- the rows live in SQLite, read on demand (the module docstring: "Chunks read on demand")
     def _hold(self, slots: list[int], chunks: Sequence[Chunk]) -> Sequence[Chunk]:
+        if self._held and len(self._slot_of) + len(chunks) > self.memory_rows:
+            self._held = False  # grown past memory_rows: read rows on demand from now on
+            self._chunks, self._by_doc = [], {}
+        if self._held:
+            return super()._hold(slots, chunks)
         # nothing kept; with filter columns built, their values must not alias the caller's
         return [_own(c) for c in chunks] if self._columns else chunks
 
     def _release(self, slots: list[int]) -> None:
-        pass
+        if self._held:
+            super()._release(slots)
 
     def _fetch(self, slots: list[int]) -> list[Chunk]:
+        if self._held:
+            return super()._fetch(slots)
+        return self._read_rows(slots)
+
+    def _read_rows(self, slots: list[int]) -> list[Chunk]:
         """The chunks of ``slots`` from SQLite (one statement a few hundred slots). A slot is
         never reused within a generation, so a row there is the chunk this process indexed,
         unless a commit since our sync deleted it or a compaction renumbered the slots: a
@@ -1177,6 +1209,11 @@ class EmbeddedStore(MemoryStore):
         return out
 
     def _field_values(self, field: str) -> tuple[list[int], list[Any]]:
+        if self._held:
+            return super()._field_values(field)
+        return self._stored_values(field)
+
+    def _stored_values(self, field: str) -> tuple[list[int], list[Any]]:
         """Metadata ``field`` of every live slot, parsed from the rows' JSON in SQLite (rows
         this process has not loaded yet are skipped: their values come with their load).
         A key that JSON writes as itself is looked for as text first (rows without it: missing)."""
@@ -1205,6 +1242,8 @@ class EmbeddedStore(MemoryStore):
     def _document_slots(self, document_ids: Sequence[str]) -> list[int]:
         """Through the ``chunks_document`` index; a row this process has not loaded (or no
         longer holds) raises :class:`_Stale`."""
+        if self._held:
+            return super()._document_slots(document_ids)
         db, slot_of = self._conn(), self._slot_of
         out: list[int] = []
         try:
