@@ -18,7 +18,8 @@ chunk tokenized, and once with it); vector and hybrid p50/p99 (vecmem's default 
 100 candidates a leg, k=10, store level: query vectors are precomputed); recall@10 of the vector
 search against exact search, computed in the parent with numpy (an exact scan in the child would
 touch every mapped row and count them in its RSS); and how the memory it holds splits between BM25,
-ids, the live mask and the rest.
+ids, the live mask and the rest. Above ``memory_rows`` (50,000) the store reads the hits' rows
+from SQLite on demand; ``--quick``'s 20,000 chunks are held in memory.
 
 LanceDB is the peer on the same rows (id, text, vector): the table written, an IVF_HNSW_SQ vector
 index (cosine) and an FTS index built, the time to searchable measured to the first query; then
