@@ -152,15 +152,6 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
     def _release(self) -> None:
         self._col = self._kw = None
 
-    def _c(self) -> Any:
-        client = super()._c()
-        if self._physical is None:  # once: the store keeps that space for its life
-            with self._lock, self._errors("read the collection's pointer"):
-                if self._physical is None:
-                    pointer = self._pointer(client)
-                    self._pin(pointer[0] if pointer else self.collection)
-        return client
-
     # ----------------------------------------------------------------- re-embedding: the switch
     def _pin(self, physical: str) -> None:
         super()._pin(physical)
@@ -177,10 +168,6 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             return None
         meta = got["metadatas"][0] or {}
         return str(meta["physical"]), str(meta.get("replaced") or "") or None
-
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        with self._lock, self._errors("read the collection's pointer"):
-            return self._pointer(self._c())
 
     def _set_pointer(self, client: Any, physical: str, replaced: str | None) -> None:
         """One record's upsert: the collection's pointer."""

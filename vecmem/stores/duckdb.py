@@ -197,15 +197,6 @@ class DuckDb(Switchable):
         self._client.close()
         self._kw = None
 
-    def _c(self) -> Any:
-        con = super()._c()
-        if self._physical is None:  # once: the store keeps that space for its life
-            with self._lock, self._errors("read the collection's pointer"):
-                if self._physical is None:
-                    pointer = self._pointer(con)
-                    self._pin(pointer[0] if pointer else self.collection)
-        return con
-
     # ----------------------------------------------------------------- re-embedding: the switch
     def _pin(self, physical: str) -> None:
         super()._pin(physical)
@@ -221,10 +212,6 @@ class DuckDb(Switchable):
             f"SELECT physical, replaced FROM {SPACES} WHERE collection = ?", [self.collection]
         ).fetchall()
         return (rows[0][0], rows[0][1]) if rows else None
-
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        with self._lock, self._errors("read the collection's pointer"):
-            return self._pointer(self._c())
 
     def _sibling_store(self, physical: str) -> DuckDb:
         if self.path is None:

@@ -453,7 +453,7 @@ class Switchable(StoreKit):
     process answers from the old space or the new, never a mix. ``_pin`` fixes the name.
 
     Backends supply ``_sibling_store`` (a store of the same options over another physical name),
-    ``_read_pointer``, ``_switch_pointer`` (the atomic step, with its checks) and
+    ``_pointer``, ``_switch_pointer`` (the atomic step, with its checks) and
     ``_drop_physical``; :meth:`space_sibling`, :meth:`switch_space` and
     :meth:`drop_old_space` are written here once.
 
@@ -475,9 +475,10 @@ class Switchable(StoreKit):
         """A new store with this one's options over the space named ``physical``."""
         raise NotImplementedError
 
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        """The collection's pointer: the physical name of its space and that of the old space
-        the last switch left (``None`` once dropped); ``None``: no pointer yet."""
+    def _pointer(self, client: Any) -> tuple[str, str | None] | None:
+        """The collection's pointer, read through the opened ``client``: the physical name of
+        its space and that of the old space the last switch left (``None`` once dropped);
+        ``None``: no pointer yet."""
         raise NotImplementedError
 
     def _switch_pointer(
@@ -496,6 +497,20 @@ class Switchable(StoreKit):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- written once
+    def _c(self) -> Any:
+        client = super()._c()
+        if self._physical is None:  # once: the store keeps that space for its life
+            with self._lock, self._errors("read the collection's pointer"):
+                if self._physical is None:
+                    pointer = self._pointer(client)
+                    self._pin(pointer[0] if pointer else self.collection)
+        return client
+
+    def _read_pointer(self) -> tuple[str, str | None] | None:
+        """The collection's pointer as it is now (see :meth:`_pointer`)."""
+        with self._lock, self._errors("read the collection's pointer"):
+            return self._pointer(self._c())
+
     def _pin(self, physical: str) -> None:
         """Use the space stored under ``physical`` from now on (before the client opens)."""
         self._physical = physical

@@ -183,15 +183,6 @@ class LanceDb(kit.Switchable):
         # interval 0: every read sees the latest commit, also other writers'
         return lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
 
-    def _c(self) -> Any:
-        conn = super()._c()
-        if self._physical is None:  # once: the store keeps that space for its life
-            with self._lock, self._errors("read the collection's pointer"):
-                if self._physical is None:
-                    pointer = self._pointer(conn)
-                    self._pin(pointer[0] if pointer else self.collection)
-        return conn
-
     # ----------------------------------------------------------------- re-embedding: the switch
     def _pin(self, physical: str) -> None:
         super()._pin(physical)
@@ -229,10 +220,6 @@ class LanceDb(kit.Switchable):
             .to_pylist()
         )
         return (rows[0]["physical"], rows[0]["replaced"]) if rows else None
-
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        with self._lock, self._errors("read the collection's pointer"):
-            return self._pointer(self._c())
 
     def _set_pointer(self, conn: Any, physical: str, replaced: str | None) -> None:
         """One ``merge_insert`` commit of the collection's pointer row."""

@@ -204,15 +204,6 @@ class Milvus(BesideKit, Switchable):
         self._client.close()
         self._kw = None
 
-    def _c(self) -> Any:
-        client = super()._c()
-        if self._physical is None:  # once: the store keeps that space for its life
-            with self._lock, self._errors("read the collection's pointer"):
-                if self._physical is None:
-                    pointer = self._pointer(client)
-                    self._pin(pointer[0] if pointer else self.collection)
-        return client
-
     # ----------------------------------------------------------------- re-embedding: the switch
     def _pin(self, physical: str) -> None:
         super()._pin(physical)
@@ -228,10 +219,6 @@ class Milvus(BesideKit, Switchable):
             output_fields=["physical", "replaced"],
         )
         return (got[0]["physical"], got[0]["replaced"] or None) if got else None
-
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        with self._lock, self._errors("read the collection's pointer"):
-            return self._pointer(self._c())
 
     def _set_pointer(self, client: Any, physical: str, replaced: str | None) -> None:
         """One row's upsert: the collection's pointer (its collection made on first use)."""

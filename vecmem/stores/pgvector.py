@@ -206,13 +206,7 @@ class PgVector(Switchable):
         conn = self._client
         if conn is not None and (conn.closed or conn.broken):
             self._client = None  # the server dropped the session: open another
-        conn = super()._c()
-        if self._physical is None:  # once: the store keeps that space for its life
-            with self._lock, self._errors("read the collection's pointer"):
-                if self._physical is None:
-                    pointer = self._pointer(conn)
-                    self._pin(pointer[0] if pointer else self.collection)
-        return conn
+        return super()._c()  # (Switchable's: the pointer read once)
 
     def _release(self) -> None:
         with suppress(psycopg.Error):
