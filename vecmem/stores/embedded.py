@@ -1131,7 +1131,9 @@ class EmbeddedStore(MemoryStore):
             if len(keys) >= want or count >= len(ann):
                 break
             count *= 4
-        head = keys[:k]
+        # the best max(k, 32) candidates re-scored exactly, best k kept: with ann_dtype="f16" the
+        # graph's order is approximate (recall@10 at 100k: 0.996 re-scoring k, 0.9985 re-scoring 32)
+        head = keys[: max(k, 32)]
         sims = matvec(self._vectors[head], q)  # exact similarities
         if n > upto:  # the tail is contiguous rows: scanned in place, not gathered (at 1M rows
             # with a young graph the copy took 6 s of a first query)
