@@ -12,9 +12,7 @@ embedding cache (``vecmem eval`` on the data set puts them there).
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,20 +20,9 @@ import scipy.sparse as sp
 from vecmem.datasets import load_qrels
 from vecmem.embedders import DEFAULT_MODEL, EmbeddingCache
 from vecmem.evaluation.runner import default_cache_path
+from vecmem.testing.data import datasets_dir
 from vecmem.tokenize import DefaultTokenizer
 from vecmem.types import content_hash
-
-
-def datasets_dir() -> Path:
-    """``$VECMEM_DATASETS``, else ``shared/datasets`` beside the repository (``../shared``) or
-    beside a folder above it: a git worktree kept at ``<root>/wt/NAME`` reads ``<root>/shared``."""
-    given = os.environ.get("VECMEM_DATASETS")
-    if given:
-        return Path(given)
-    repo = Path(__file__).resolve().parents[1]
-    found = (p / "shared" / "datasets" for p in repo.parents)
-    return next((p for p in found if p.is_dir()), repo.parent / "shared" / "datasets")
-
 
 D = datasets_dir()
 TOK = DefaultTokenizer()

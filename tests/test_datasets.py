@@ -30,8 +30,9 @@ from vecmem.errors import (
     IntegrityError,
     NotFoundError,
 )
+from vecmem.testing.data import datasets_dir
 
-SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "scifact"
+SCIFACT = datasets_dir() / "scifact"
 
 
 @pytest.fixture()

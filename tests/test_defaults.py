@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,20 +22,9 @@ import pytest
 from vecmem.evaluation import tune
 from vecmem.fusion import Fusion
 from vecmem.memory import DEFAULT_BM25, DEFAULT_CANDIDATES, DEFAULT_FUSION, VectorMemory
+from vecmem.testing.data import datasets_dir
 
-
-def _datasets() -> Path:
-    """``$VECMEM_DATASETS``, else ``shared/datasets`` beside the repository (``../shared``) or
-    beside a folder above it: a git worktree kept at ``<root>/wt/NAME`` reads ``<root>/shared``."""
-    given = os.environ.get("VECMEM_DATASETS")
-    if given:
-        return Path(given)
-    repo = Path(__file__).resolve().parents[1]
-    found = (p / "shared" / "datasets" for p in repo.parents)
-    return next((p for p in found if p.is_dir()), repo.parent / "shared" / "datasets")
-
-
-DATASETS = _datasets()
+DATASETS = datasets_dir()
 SCIFACT, NFCORPUS = DATASETS / "scifact", DATASETS / "nfcorpus"
 HAVE_MODEL = (
     importlib.util.find_spec("sentence_transformers") is not None

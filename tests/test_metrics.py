@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,11 @@ import pytest
 from vecmem.errors import ConfigurationError, InvalidInputError
 from vecmem.evaluation.metrics import evaluate, metric_label, parse_metric, trec_order
 from vecmem.evaluation.stats import compare, paired_t_test, randomization_test
+from vecmem.testing.data import datasets_dir
 
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="pytrec-eval-terrier is the reference")
 
-SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "scifact"
+SCIFACT = datasets_dir() / "scifact"
 CUTS = (1, 3, 5, 10, 20, 100)
 OURS_TO_TREC = {
     "ndcg": "ndcg_cut_{k}",

@@ -36,7 +36,6 @@ from vecmem.errors import (
     AuthenticationError,
     BackendError,
     ConfigurationError,
-    ConflictError,
     DimensionMismatchError,
     NotFoundError,
     SpaceReplacedError,
@@ -202,11 +201,7 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             verify()
             client = self._c()
             pointer = self._pointer(client)
-            if (pointer[0] if pointer else self.collection) != self._name:
-                raise ConflictError(
-                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
-                    "another client meanwhile; nothing was switched"
-                )
+            self._refuse_moved(pointer[0] if pointer else None, self._name)
             midway()
             self._set_pointer(client, new.physical, self._name)
             col = client.get_collection(self._name, embedding_function=None)

@@ -257,11 +257,7 @@ class DuckDb(Switchable):
                 "physical VARCHAR NOT NULL, replaced VARCHAR)"
             )
             pointer = self._pointer(con)
-            if (pointer[0] if pointer else self.collection) != old:
-                raise ConflictError(
-                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
-                    "another store meanwhile; nothing was switched"
-                )
+            self._refuse_moved(pointer[0] if pointer else None, old)
             con.execute(
                 f"INSERT OR REPLACE INTO {SPACES} VALUES (?, ?, ?)", [self.collection, side, old]
             )

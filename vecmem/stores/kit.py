@@ -47,6 +47,7 @@ from vecmem.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     VecmemError,
@@ -497,6 +498,16 @@ class Switchable(StoreKit):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- written once
+    def _refuse_moved(self, current: str | None, here: str) -> None:
+        """:class:`ConflictError` unless the pointer (``current``: the physical name it names,
+        ``None``: no pointer yet, the collection's own name) still names ``here``: another
+        client switched the collection since this store pinned its space."""
+        if (current or self.collection) != here:
+            raise ConflictError(
+                f"collection {self.collection!r} was switched to {current!r} by another client "
+                "meanwhile; nothing was switched"
+            )
+
     def _c(self) -> Any:
         client = super()._c()
         if self._physical is None:  # once: the store keeps that space for its life

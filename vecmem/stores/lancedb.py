@@ -52,7 +52,6 @@ from vecmem._deps import require
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
-    ConflictError,
     NotFoundError,
     VecmemError,
 )
@@ -253,11 +252,7 @@ class LanceDb(kit.Switchable):
             verify()
             conn = self._c()
             pointer = self._pointer(conn)
-            if (pointer[0] if pointer else self.collection) != self.physical:
-                raise ConflictError(
-                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
-                    "another process meanwhile; nothing was switched"
-                )
+            self._refuse_moved(pointer[0] if pointer else None, self.physical)
             midway()
             self._set_pointer(conn, new.physical, self.physical)
             return bool(self._t().version != before)

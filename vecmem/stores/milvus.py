@@ -41,7 +41,6 @@ from vecmem._deps import require
 from vecmem.errors import (
     BackendUnavailableError,
     ConfigurationError,
-    ConflictError,
     InvalidInputError,
     SpaceReplacedError,
     VecmemError,
@@ -255,11 +254,7 @@ class Milvus(BesideKit, Switchable):
             verify()
             client = self._c()
             pointer = self._pointer(client)
-            if (pointer[0] if pointer else self.collection) != self._name:
-                raise ConflictError(
-                    f"collection {self.collection!r} was switched to {pointer[0]!r} by "  # type: ignore[index]
-                    "another client meanwhile; nothing was switched"
-                )
+            self._refuse_moved(pointer[0] if pointer else None, self._name)
             midway()
             self._set_pointer(client, new.physical, self._name)
             client.alter_collection_properties(self._name, {"vecmem_replaced_by": new.physical})

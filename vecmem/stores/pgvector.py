@@ -314,11 +314,7 @@ class PgVector(Switchable):
                 f"SELECT physical FROM {self._spaces} WHERE collection = %s FOR UPDATE",
                 (self.collection,),
             ).fetchone()
-            if (row[0] if row else self.collection) != self.physical:
-                raise ConflictError(
-                    f"collection {self.collection!r} was switched to {row[0]!r} by another "
-                    "process meanwhile; nothing was switched"
-                )
+            self._refuse_moved(row[0] if row else None, self.physical)
             conn.execute(
                 f"INSERT INTO {self._spaces} (collection, physical, replaced) VALUES (%s, %s, %s) "
                 "ON CONFLICT (collection) DO UPDATE SET physical = excluded.physical, "

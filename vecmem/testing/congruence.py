@@ -35,27 +35,11 @@ from vecmem.memory import VectorMemory
 from vecmem.stores.base import VectorStore
 from vecmem.stores.memory import MemoryStore
 from vecmem.testing._factory import FactorySuite
+from vecmem.testing.data import scifact_path
 from vecmem.types import Document, Hit
 
 REPO = Path(__file__).resolve().parents[2]
 StoreFactory = Callable[[], VectorStore]
-
-
-def scifact_path() -> Path | None:
-    """Where SciFact is: ``$VECMEM_SCIFACT``, else ``<repo>/../shared/datasets/scifact``."""
-    given = os.environ.get("VECMEM_SCIFACT")
-    candidates = (
-        [Path(given)]
-        if given
-        else [
-            REPO.parent / "shared" / "datasets" / "scifact",
-            Path("/work/shared/datasets/scifact"),
-        ]
-    )
-    for p in candidates:
-        if (p / "corpus.jsonl").exists():
-            return p
-    return None
 
 
 def cache_path() -> Path:
