@@ -22,7 +22,7 @@ import pytest
 
 from vecmem.cli import main
 from vecmem.embedders import HashingEmbedder
-from vecmem.errors import SpaceReplacedError, SwitchUnsupportedError
+from vecmem.errors import ConflictError, SpaceReplacedError, SwitchUnsupportedError
 from vecmem.lifecycle.reembed import drop_old_space, reembed
 from vecmem.memory import VectorMemory
 from vecmem.stores import open_store
@@ -270,6 +270,28 @@ def test_cli_reembed_a_url(url: str) -> None:
     s = open_store(url)
     assert s.old_space() is None  # type: ignore[attr-defined]
     s.close()
+
+
+def test_a_switch_from_a_store_that_missed_another_switch_is_refused(url: str) -> None:
+    if url.startswith(("duckdb", "milvus")):
+        pytest.skip("one client at a time opens a DuckDB or Milvus Lite file")
+    stale = open_store(url)
+    try:
+        space = stale.stored_space()
+        assert space is not None
+        stale.connect(space)
+        assert stale.count() == N  # pinned to the collection's first space
+        assert reembed(url, HashingEmbedder(64)).switched  # another client switches it
+        beside = stale.space_sibling()  # the stale store's idea of "beside": the new space
+        new_space = beside.stored_space()
+        assert new_space is not None
+        beside.connect(new_space)
+        with pytest.raises(ConflictError, match="switched .* by another client meanwhile"):
+            stale.switch_space(beside, verify=lambda: None)
+        beside.close()
+    finally:
+        stale.close()
+    _assert_new_space(url)  # nothing switched back
 
 
 def test_a_second_reembed_needs_the_old_space_dropped(url: str) -> None:
