@@ -80,6 +80,26 @@ def test_a_half_precision_graph_finds_what_a_float32_one_does(tmp_path: Path) ->
     half.close()
 
 
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_a_large_store_rescores_read_rows_exactly_as_mapped_ones(
+    tmp_path: Path, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above GATHER_BYTES the HNSW candidates are read with pread, not through the map: the
+    same hits with the same float32 scores."""
+    import vecmem.stores.embedded as embedded
+
+    data, queries = clustered(2000, 4), clustered(30, 5)
+    store = filled(tmp_path / "kb", dtype, data)
+    mapped = [[(h.chunk.id, h.score) for h in store.query(q, k=10)] for q in queries]
+    monkeypatch.setattr(embedded, "GATHER_BYTES", 0)
+    read = [[(h.chunk.id, h.score) for h in store.query(q, k=10)] for q in queries]
+    assert read == mapped
+    hit = store.query(data[11], k=1)[0]
+    assert hit.chunk.document_id == "d11"
+    assert hit.score == pytest.approx(float(data[11] @ data[11]), abs=1e-6)
+    store.close()
+
+
 def test_changing_the_graph_precision_builds_it_afresh(tmp_path: Path) -> None:
     data = clustered(600, 3)
     filled(tmp_path / "kb", "f32", data).close()

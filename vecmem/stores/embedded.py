@@ -131,6 +131,10 @@ MEMORY_ROWS = 50_000
 chunk). Reading ten rows from SQLite costs ~60 us, ~150 us after a vector scan has flushed
 the CPU caches: on SciFact (5k) that made hybrid p50 0.84 ms against 0.69 ms (issue 20 measures
 it against a hand-written floor); at 1M chunks holding them took ~1 GB."""
+GATHER_BYTES = 256 << 20
+"""Above this many bytes of vectors, HNSW candidates are re-scored from rows read with
+``pread``, not through the map (:meth:`VectorFile.gather`): at 1M rows, 400 searches through
+the map left 1.2 GiB of the vector file resident in the process."""
 BUILD_RETRY_S = 30
 """Seconds after a failed graph build before another starts (a crashing build is not retried
 on every write)."""
@@ -1134,7 +1138,14 @@ class EmbeddedStore(MemoryStore):
         # the best max(k, 32) candidates re-scored exactly, best k kept: with ann_dtype="f16" the
         # graph's order is approximate (recall@10 at 100k: 0.996 re-scoring k, 0.9985 re-scoring 32)
         head = keys[: max(k, 32)]
-        sims = matvec(self._vectors[head], q)  # exact similarities
+        vf = self._vf
+        if vf is None:
+            raise ConfigurationError("the store is used before connect(space)")
+        # exact similarities; a large store reads the candidates (VectorFile.gather: ~3.6 µs a
+        # row here) instead of touching the map, which would make the file resident in the
+        # process 64 KiB at a time (RSS); a small one reads the map (~0.1 µs a row)
+        rows = vf.gather(head) if n * vf.row > GATHER_BYTES else self._vectors[head]
+        sims = matvec(rows, q)
         if n > upto:  # the tail is contiguous rows: scanned in place, not gathered (at 1M rows
             # with a young graph the copy took 6 s of a first query)
             tail = np.arange(upto, n, dtype=np.int64)
