@@ -389,7 +389,11 @@ class BM25Index:
         wanted = np.zeros(used, dtype=bool)
         wanted[slots] = True
         keep = wanted[st["p_slot"]]  # (states of older versions held dead postings too)
-        term, s = st["p_term"][keep].astype(np.int32), st["p_slot"][keep]
+        if keep.all():  # (no copies: at 1M chunks each array is ~160 MB of the open's peak)
+            term, s, tf = st["p_term"].astype(np.int32, copy=False), st["p_slot"], st["p_tf"]
+        else:
+            term, s, tf = st["p_term"][keep].astype(np.int32), st["p_slot"][keep], st["p_tf"][keep]
+        del keep
         idx._p_term.extend(term)
         idx._live.a[slots] = True
         idx._in_log.a[slots] = True
@@ -400,10 +404,10 @@ class BM25Index:
         idx._start.a[s[first]] = np.flatnonzero(first)
         idx._df.reserve(len(idx.vocab))
         idx._df.n = len(idx.vocab)
-        np.add.at(idx._df.a, term, 1)
+        idx._df.a[: len(idx.vocab)] = np.bincount(term, minlength=len(idx.vocab))
         idx._n_live = len(slots)
         idx._total_len = float(idx._doc_len.a[slots].sum())
-        idx._push(_Segment.of(term, s, st["p_tf"][keep], len(idx.vocab)))
+        idx._push(_Segment.of(term, s, tf, len(idx.vocab)))
         return idx
 
     def with_params(self, *, k1: float, b: float, epsilon: float | None = None) -> None:
