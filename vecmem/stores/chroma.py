@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,7 +37,6 @@ from vecmem.errors import (
     ConfigurationError,
     DimensionMismatchError,
     NotFoundError,
-    SpaceReplacedError,
     SwitchUnsupportedError,
     UnsupportedFilterError,
     VecmemError,
@@ -177,53 +175,22 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             metadatas=[{"physical": physical, "replaced": replaced or ""}],
         )
 
-    def _sibling_store(self, physical: str) -> ChromaDb:
+    def _sibling_store(self, physical: str) -> kit.Switchable:
         if self.path is None and self.host is None:
             raise SwitchUnsupportedError(
                 "an in-memory Chroma store cannot be re-embedded (nothing outlives the process)"
             )
-        other = ChromaDb(
-            self.path,
-            host=self.host,
-            port=self.port,
-            ssl=self.ssl,
-            headers=self.headers,
-            collection=self.collection,
-        )
-        other._pin(physical)
-        return other
+        return super()._sibling_store(physical)
 
-    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
-        """``verify()``, one pointer record written, the old collection marked replaced;
-        ``True`` when its generation moved meanwhile (a writer elsewhere)."""
-        with self._errors("switch the space"):
-            before = self._read_gen()
-            verify()
-            client = self._c()
-            pointer = self._pointer(client)
-            self._refuse_moved(pointer[0] if pointer else None, self._name)
-            midway()
-            self._set_pointer(client, new.physical, self._name)
-            col = client.get_collection(self._name, embedding_function=None)
-            meta = dict(col.metadata or {})
-            col.modify(metadata={**meta, "vecmem_replaced_by": new.physical})
-            return meta.get("vecmem_gen") != before
+    def _space_stamp(self) -> str | None:
+        return self._read_gen()
 
-    def _check_current(self) -> None:
-        """Refuse a write into a collection a switch replaced (``self._seen`` was just read by
-        :meth:`_writing`)."""
-        by = self._seen.get("vecmem_replaced_by")
-        if by:
-            raise SpaceReplacedError(
-                f"{self.where} was replaced by a re-embedded space ({by}) after this store "
-                "opened it; nothing was written: reopen the store"
-            )
+    def _mark_replaced(self, client: Any, by: str) -> None:
+        col = client.get_collection(self._name, embedding_function=None)
+        col.modify(metadata={**(col.metadata or {}), "vecmem_replaced_by": by})
 
-    def _drop_physical(self, physical: str) -> None:
-        with self._lock:
-            self._drop_named(physical)
-            with self._errors("drop the old space"):
-                self._set_pointer(self._c(), self._name, None)
+    def _check_writable(self) -> None:
+        self._refuse_replaced(self._seen.get("vecmem_replaced_by"))  # just read by _read_gen
 
     def _find(self) -> Any | None:
         """The collection, or ``None`` if it does not exist."""
@@ -362,13 +329,6 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
 
     def _matching(self, filter: Filter) -> list[str]:
         return self._filtered(filter, self._matching_ids)
-
-    @contextmanager
-    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
-        """The kit's write wrapper, refusing a write into a collection a switch replaced."""
-        with super()._writing(chunks, deleted):
-            self._check_current()
-            yield
 
     # ----------------------------------------------------------------- filters
     def _matching_ids(self, where: Where) -> list[str]:

@@ -35,9 +35,7 @@ from vecmem._deps import require
 from vecmem.errors import (
     BackendError,
     ConfigurationError,
-    ConflictError,
     InvalidInputError,
-    SpaceReplacedError,
     StoreLockedError,
     SwitchUnsupportedError,
     VecmemError,
@@ -213,15 +211,13 @@ class DuckDb(Switchable):
         ).fetchall()
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def _sibling_store(self, physical: str) -> DuckDb:
+    def _sibling_store(self, physical: str) -> Switchable:
         if self.path is None:
             raise SwitchUnsupportedError(
                 "an in-memory DuckDB store cannot be re-embedded beside itself (another "
                 "connection sees another database)"
             )
-        other = DuckDb(self.path, table=self.collection)
-        other._pin(physical)
-        return other
+        return super()._sibling_store(physical)
 
     def _in_transaction(self, what: str, body: Any) -> Any:
         con = self._c()
@@ -247,11 +243,7 @@ class DuckDb(Switchable):
                 f'(SELECT count(*) FROM "{old}" o FULL JOIN "{side}" x ON o.id = x.id '
                 "WHERE o.hash IS DISTINCT FROM x.hash)"
             ).fetchall()[0]
-            if differ:
-                raise ConflictError(
-                    f"the new space differs from {self.where} in {differ} chunks ({n_old} "
-                    f"there, {n_new} in the new one): written meanwhile; nothing was switched"
-                )
+            self._refuse_differing(n_old, n_new, differ)
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {SPACES} (collection VARCHAR PRIMARY KEY, "
                 "physical VARCHAR NOT NULL, replaced VARCHAR)"
@@ -386,11 +378,7 @@ class DuckDb(Switchable):
         gone = con.execute(
             f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'replaced_by'"
         ).fetchall()
-        if gone:
-            raise SpaceReplacedError(
-                f"{self.where} was replaced by a re-embedded space ({gone[0][0]}) after this "
-                "store opened it; nothing was written: reopen the store"
-            )
+        self._refuse_replaced(gone[0][0] if gone else None)
         gen = uuid.uuid4().hex
         con.execute(f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen])
         return gen

@@ -50,6 +50,7 @@ from vecmem.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    SpaceReplacedError,
     VecmemError,
 )
 from vecmem.filters import Filter
@@ -425,6 +426,7 @@ class BesideKit(StoreKit):
         a new token is recorded, also when it failed (the index is then rebuilt)."""
         if self._read_gen() != self._gen:
             self._kw = None  # another client wrote: rebuild on the next keyword search
+        self._check_writable()
         try:
             yield
         except BaseException:
@@ -435,6 +437,10 @@ class BesideKit(StoreKit):
         self._publish()
         if self._kw is not None:
             self._kw.write(chunks, deleted)
+
+    def _check_writable(self) -> None:
+        """Raise before a write the collection refuses (called just after :meth:`_read_gen`;
+        a :class:`Switchable` one refuses a space a switch replaced)."""
 
     def _publish(self) -> None:
         gen = uuid.uuid4().hex
@@ -453,10 +459,13 @@ class Switchable(StoreKit):
     reads it once, on first use, and keeps that space for its whole life, so a reader in another
     process answers from the old space or the new, never a mix. ``_pin`` fixes the name.
 
-    Backends supply ``_sibling_store`` (a store of the same options over another physical name),
-    ``_pointer``, ``_switch_pointer`` (the atomic step, with its checks) and
-    ``_drop_physical``; :meth:`space_sibling`, :meth:`switch_space` and
-    :meth:`drop_old_space` are written here once.
+    Backends supply ``_pointer`` and ``_set_pointer`` (the record), ``_space_stamp`` (what a write
+    of the space changes), ``_mark_replaced`` (so that the old space's writers are refused from
+    then on) and ``_drop_named``; the switch itself (:meth:`_switch_pointer`), the store over the
+    other name (:meth:`_sibling_store`: the same constructor arguments), :meth:`space_sibling`,
+    :meth:`switch_space` and :meth:`drop_old_space` are written here once. An engine with
+    transactions (pgvector, DuckDB) overrides ``_switch_pointer`` and ``_drop_physical`` to make
+    each one transaction.
 
     >>> store = PgVector(url, table="kb")                          # doctest: +SKIP
     >>> new = store.space_sibling(); new.connect(space)             # doctest: +SKIP
@@ -466,22 +475,42 @@ class Switchable(StoreKit):
     SIBLING: ClassVar[str] = "__b"
     collection: str
     """The collection's (logical) name."""
+    _arguments: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # the constructor's arguments, for the store over the other physical name
+        self = super().__new__(cls)
+        self._arguments = (args, kwargs)
+        return self
 
     def __init__(self) -> None:
         super().__init__()
         self._physical: str | None = None
 
     # ----------------------------------------------------------------- backend hooks
-    def _sibling_store(self, physical: str) -> Switchable:
-        """A new store with this one's options over the space named ``physical``."""
-        raise NotImplementedError
-
     def _pointer(self, client: Any) -> tuple[str, str | None] | None:
         """The collection's pointer, read through the opened ``client``: the physical name of
         its space and that of the old space the last switch left (``None`` once dropped);
         ``None``: no pointer yet."""
         raise NotImplementedError
 
+    def _set_pointer(self, client: Any, physical: str, replaced: str | None) -> None:
+        """Write the collection's pointer in one atomic commit (creating its home if needed)."""
+        raise NotImplementedError
+
+    def _space_stamp(self) -> Any:
+        """A value every write of this store's space changes (a generation, a table version)."""
+        raise NotImplementedError
+
+    def _mark_replaced(self, client: Any, by: str) -> None:
+        """Record in this store's space that a switch replaced it by ``by`` (default: nothing;
+        its writers then cannot be refused)."""
+
+    def _drop_named(self, physical: str) -> None:
+        """Delete the space stored under ``physical`` (nothing if there is none)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- written once
     def _switch_pointer(
         self, new: Switchable, verify: Callable[[], None], midway: Callable[[], None]
     ) -> bool:
@@ -491,13 +520,31 @@ class Switchable(StoreKit):
         tests). Returns whether writers may have written the old space between the check and
         the commit (the engine has no lock that keeps them out): the caller copies what
         changed."""
-        raise NotImplementedError
+        with self._errors("switch the space"):
+            before = self._space_stamp()
+            verify()
+            client, here = self._c(), self.physical
+            pointer = self._pointer(client)
+            self._refuse_moved(pointer[0] if pointer else None, here)
+            midway()
+            self._set_pointer(client, new.physical, here)
+            self._mark_replaced(client, new.physical)
+            return bool(self._space_stamp() != before)
 
     def _drop_physical(self, physical: str) -> None:
         """Delete the old space stored under ``physical`` and clear it from the pointer."""
-        raise NotImplementedError
+        with self._lock, self._errors("drop the old space"):
+            self._drop_named(physical)
+            self._set_pointer(self._c(), self.physical, None)
 
-    # ----------------------------------------------------------------- written once
+    def _sibling_store(self, physical: str) -> Switchable:
+        """A new store made with this one's constructor arguments, over the space named
+        ``physical``."""
+        args, kwargs = self._arguments
+        other = type(self)(*args, **kwargs)
+        other._pin(physical)
+        return other
+
     def _refuse_moved(self, current: str | None, here: str) -> None:
         """:class:`ConflictError` unless the pointer (``current``: the physical name it names,
         ``None``: no pointer yet, the collection's own name) still names ``here``: another
@@ -506,6 +553,24 @@ class Switchable(StoreKit):
             raise ConflictError(
                 f"collection {self.collection!r} was switched to {current!r} by another client "
                 "meanwhile; nothing was switched"
+            )
+
+    def _refuse_differing(self, n_old: int, n_new: int, differ: int) -> None:
+        """:class:`ConflictError` when ``differ`` chunks differ between the two spaces (counted
+        in the switch's transaction: written meanwhile)."""
+        if differ:
+            raise ConflictError(
+                f"the new space differs from {self.where} in {differ} chunks ({n_old} there, "
+                f"{n_new} in the new one): written meanwhile; nothing was switched"
+            )
+
+    def _refuse_replaced(self, by: str | None) -> None:
+        """:class:`SpaceReplacedError` when a switch replaced this store's space by ``by``
+        (read from the space just before a write)."""
+        if by:
+            raise SpaceReplacedError(
+                f"{self.where} was replaced by a re-embedded space ({by}) after this store "
+                "opened it; nothing was written: reopen the store"
             )
 
     def _c(self) -> Any:

@@ -239,31 +239,13 @@ class LanceDb(kit.Switchable):
             .execute(row)
         )
 
-    def _sibling_store(self, physical: str) -> LanceDb:
-        other = LanceDb(self.uri, table=self.collection, keyword=self.keyword_mode)
-        other._pin(physical)
-        return other
+    def _space_stamp(self) -> int:
+        return int(self._t().version)
 
-    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
-        """``verify()``, then one commit of the pointer row; ``True`` when the old table moved
-        on between the check and the commit (a writer elsewhere: the caller copies it over)."""
-        with self._errors("switch the space"):
-            before = self._t().version
-            verify()
-            conn = self._c()
-            pointer = self._pointer(conn)
-            self._refuse_moved(pointer[0] if pointer else None, self.physical)
-            midway()
-            self._set_pointer(conn, new.physical, self.physical)
-            return bool(self._t().version != before)
-
-    def _drop_physical(self, physical: str) -> None:
-        with self._errors("drop the old space"):
-            conn = self._c()
-            conn.drop_table(physical, ignore_missing=True)
-            if "://" not in self.uri:
-                (Path(self.uri) / f"{physical}.vecmem-bm25.npz").unlink(missing_ok=True)
-            self._set_pointer(conn, self.physical, None)
+    def _drop_named(self, physical: str) -> None:
+        self._c().drop_table(physical, ignore_missing=True)
+        if "://" not in self.uri:
+            (Path(self.uri) / f"{physical}.vecmem-bm25.npz").unlink(missing_ok=True)
 
     def _read_space(self) -> EmbeddingSpace | None:
         with self._errors("open table"):

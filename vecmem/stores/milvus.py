@@ -31,8 +31,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,6 @@ from vecmem.errors import (
     BackendUnavailableError,
     ConfigurationError,
     InvalidInputError,
-    SpaceReplacedError,
     VecmemError,
 )
 from vecmem.filters import Filter, Translator
@@ -241,31 +239,16 @@ class Milvus(BesideKit, Switchable):
         }
         client.upsert(SPACES, [row])
 
-    def _sibling_store(self, physical: str) -> Milvus:
-        other = Milvus(self.uri, token=self.token, collection=self.collection)
-        other._pin(physical)
-        return other
+    def _space_stamp(self) -> str | None:
+        return self._read_gen()
 
-    def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
-        """``verify()``, one pointer row written, the old collection marked replaced; ``True``
-        when its generation moved meanwhile (a writer elsewhere)."""
-        with self._errors("switch the space"):
-            before = self._read_gen()
-            verify()
-            client = self._c()
-            pointer = self._pointer(client)
-            self._refuse_moved(pointer[0] if pointer else None, self._name)
-            midway()
-            self._set_pointer(client, new.physical, self._name)
-            client.alter_collection_properties(self._name, {"vecmem_replaced_by": new.physical})
-            return self._read_gen() != before
+    def _mark_replaced(self, client: Any, by: str) -> None:
+        client.alter_collection_properties(self._name, {"vecmem_replaced_by": by})
 
-    def _drop_physical(self, physical: str) -> None:
-        with self._lock, self._errors("drop the old space"):
-            client = self._c()
-            if client.has_collection(physical):
-                client.drop_collection(physical)
-            self._set_pointer(client, self._name, None)
+    def _drop_named(self, physical: str) -> None:
+        client = self._c()
+        if client.has_collection(physical):
+            client.drop_collection(physical)
 
     def _props(self) -> dict[str, Any]:
         with self._errors("describe the collection"):
@@ -363,18 +346,8 @@ class Milvus(BesideKit, Switchable):
         self._props_seen = self._props()
         return self._props_seen.get("vecmem_gen")
 
-    @contextmanager
-    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
-        """The kit's write wrapper, refusing a write into a collection a switch replaced (the
-        properties were just read by it)."""
-        with super()._writing(chunks, deleted):
-            by = self._props_seen.get("vecmem_replaced_by")
-            if by:
-                raise SpaceReplacedError(
-                    f"{self.where} was replaced by a re-embedded space ({by}) after this store "
-                    "opened it; nothing was written: reopen the store"
-                )
-            yield
+    def _check_writable(self) -> None:
+        self._refuse_replaced(self._props_seen.get("vecmem_replaced_by"))  # just read
 
     def _write_gen(self, gen: str) -> None:
         with self._errors("record the write"):

@@ -53,10 +53,8 @@ from vecmem.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    ConflictError,
     EmbeddingSpaceMismatchError,
     InvalidInputError,
-    SpaceReplacedError,
     StoreLockedError,
     VecmemError,
 )
@@ -256,34 +254,13 @@ class PgVector(Switchable):
         with self._db("read the collection's pointer") as conn:
             return self._pointer(conn)
 
-    def _sibling_store(self, physical: str) -> PgVector:
-        other = PgVector(
-            self.db_url,
-            table=self.collection,
-            schema=self.schema,
-            hnsw_m=self.hnsw_m,
-            hnsw_ef_construction=self.hnsw_ef_construction,
-            ef_search=self.ef_search,
-            iterative_scan=self.iterative_scan,
-            max_scan_tuples=self.max_scan_tuples,
-            exact_threshold=self.exact_threshold,
-            exact_filter_rows=self.exact_filter_rows,
-            connect_timeout=self.connect_timeout,
-        )
-        other._pin(physical)
-        return other
-
     def _check_current(self, conn: Any) -> None:
         """Refuse a write into a space a switch replaced (call under the table's advisory lock,
         which the switch takes too: a write is either before it, and checked by it, or after)."""
         row = conn.execute(
             f"SELECT to_jsonb(m) ->> 'replaced_by' FROM {self._names['meta']} m"
         ).fetchone()
-        if row and row[0]:
-            raise SpaceReplacedError(
-                f"{self.where} was replaced by a re-embedded space ({row[0]}) after this store "
-                "opened it; nothing was written: reopen the store"
-            )
+        self._refuse_replaced(row[0] if row else None)
 
     def _switch_pointer(self, new: Any, verify: Any, midway: Any) -> bool:
         """One transaction under both tables' advisory locks (no writer of either meanwhile):
@@ -304,11 +281,7 @@ class PgVector(Switchable):
                     new_meta=new_n["meta"],
                 )
             ).fetchone()
-            if differ:
-                raise ConflictError(
-                    f"the new space differs from {self.where} in {differ} chunks ({n_old} there, "
-                    f"{n_new} in the new one): written meanwhile; nothing was switched"
-                )
+            self._refuse_differing(n_old, n_new, differ)
             conn.execute(render(pgsql.SPACES_SQL, spaces=self._spaces))
             row = conn.execute(
                 f"SELECT physical FROM {self._spaces} WHERE collection = %s FOR UPDATE",
