@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import math
 import os
 import subprocess
@@ -128,11 +129,16 @@ class _Counting:
         return call
 
 
+def term_index(term: str) -> int:
+    """A term's sparse index as vecmem hashes it, as a raw client would write it (uncached)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
+
+
 def run(n: int, n_queries: int, real: bool) -> dict[str, Any]:
     import pinecone
 
     from vecmem import VectorMemory
-    from vecmem.stores.pinecone import PineconeDb, term_index
+    from vecmem.stores.pinecone import PineconeDb
 
     texts, vecs, qtexts, qvecs, metas, chunks = synthetic.corpus(n, n_queries)
     with _target(real) as t:

@@ -44,7 +44,7 @@ from vecmem.stores._pinecone_bm25 import unpack as _unpack
 from vecmem.stores._pinecone_layout import MAX_METADATA
 from vecmem.stores._pinecone_layout import encode as _encode
 from vecmem.stores.memory import MemoryStore
-from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, to_filter
+from vecmem.stores.pinecone import MERGE_AFTER, PineconeDb, term_index, to_filter
 from vecmem.testing import CongruenceSuite, HostileInputSuite, StoreSuite
 from vecmem.testing._infra import pinecone_standin
 from vecmem.testing._infra.pinecone_standin import PineconeStandIn
@@ -449,6 +449,31 @@ def test_page_ids_goes_on_from_the_last_page(standin: PineconeStandIn) -> None:
     lists = [p for _, p, _ in standin.log[before:] if "/vectors/list" in p]
     assert len(lists) <= 3 * (len(chunks) // 50 + 1)  # listed from the first id each page: 130
     assert s.page_ids(after=got[100], limit=3) == got[101:104]  # any id, listed from the start
+
+
+def test_stored_sparse_values_are_bm25_at_the_average_length_of_the_write(
+    standin: PineconeStandIn,
+) -> None:
+    """Each chunk's sparse values are BM25's term-frequency part per term id, normalised by the
+    average length the statistics held when it was written, to the last bit of the float32
+    Pinecone keeps (indexes written before keep working beside new writes)."""
+    s = _store(standin, namespace=_ns())
+    s.connect(SPACE)
+    first = make_chunks(3)
+    second = [Chunk.create("x", 0, "memory memory vector graph graph graph")]
+    s.upsert(first, unit_vectors(3))
+    s.upsert(second, unit_vectors(1, seed=2))
+    stored = standin.indexes["suite"].namespaces[s.namespace]
+    tok, (k1, b, _) = get_tokenizer(SPACE.tokenizer), SPACE.keyword_params()
+    lengths = [len(tok(c.text)) for c in first + second]
+    for chunks, avgdl in ((first, sum(lengths[:3]) / 3), (second, sum(lengths) / 4)):
+        for c in chunks:
+            tf = Counter(tok(c.text))
+            norm = k1 * (1 - b + b * tf.total() / avgdl)
+            want = {
+                term_index(t): float(np.float32(n * (k1 + 1) / (n + norm))) for t, n in tf.items()
+            }
+            assert stored[c.id].sparse == want
 
 
 # ----------------------------------------------------------------------------- filters

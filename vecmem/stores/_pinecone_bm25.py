@@ -2,12 +2,13 @@
 
 Scores equal ``rank_bm25.BM25Okapi``, but ``avgdl`` and each idf change with every write while
 sparse values are frozen when written. So Pinecone ranks and vecmem scores: a document's sparse
-values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term (:func:`doc_weights`,
-``avgdl_w`` the average length when it was written), the query's are the current ``idf(t) x
-count`` (:func:`plan`), so Pinecone's dot product is BM25 up to the drift of ``avgdl``; the
-candidates are rescored exactly (:func:`rescore`), and the top ``k`` is certain once the
-``k``-th exact score exceeds ``rho`` times the last candidate's Pinecone score, ``rho = max(1,
-avgdl / min avgdl_w)`` bounding the drift; otherwise the window widens.
+values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term id
+(:func:`._sparse.bm25_document`, ``avgdl_w`` the average length when it was written), the
+query's are the current ``idf(t) x count`` (:func:`plan`), so Pinecone's dot product is BM25 up
+to the drift of ``avgdl``; the candidates are rescored exactly (:func:`rescore`), and the top
+``k`` is certain once the ``k``-th exact score exceeds ``rho`` times the last candidate's
+Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift; otherwise the window
+widens.
 
 The statistics (:class:`Stats`) live in the meta namespace as delta records (``stats-...``,
 zlib+base64 JSON: :func:`pack`), one per write, merged into one group when they pile up.
@@ -24,13 +25,14 @@ import json
 import math
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from vecmem.stores._json import encoder
-from vecmem.stores._pinecone_layout import cached_term_index, decode, term_index
+from vecmem.stores._pinecone_layout import decode
+from vecmem.stores._sparse import by_id
 from vecmem.types import EmbeddingSpace, Scored
 
 MAX_TERMS = 1000  # sparse values per vector
@@ -169,21 +171,6 @@ def unpack(meta: dict[str, Any]) -> dict[str, Any]:
     return json.loads(zlib.decompress(base64.b64decode(meta["d"])))
 
 
-def doc_weights(
-    counts: list[Counter[str]], avgdl: float, k1: float, b: float
-) -> Iterator[dict[str, list[Any]] | None]:
-    """The BM25 document-side sparse values of each chunk's term counts (``None``: none)."""
-    k1p, avgdl, index = k1 + 1, avgdl or 1.0, cached_term_index
-    for tfs in counts:
-        norm = k1 * (1 - b + b * tfs.total() / avgdl)
-        weights: dict[int, float] = {}
-        for t, tf in tfs.items():
-            i = index(t)
-            w = tf * k1p / (tf + norm)
-            weights[i] = weights[i] + w if i in weights else w
-        yield {"indices": list(weights), "values": list(weights.values())} if weights else None
-
-
 class Plan(NamedTuple):
     """A keyword query planned from the statistics."""
 
@@ -209,9 +196,7 @@ def plan(
     k1, b, eps = space.keyword_params()
     idf = st.idf(list(wanted), eps)
     qw = {t: idf[t] * m for t, m in wanted.items()}
-    sparse: dict[int, float] = {}
-    for t, w in qw.items():
-        sparse[term_index(t)] = sparse.get(term_index(t), 0.0) + w
+    sparse = by_id(qw)
     rho = max(1.0, st.avgdl / st.avgdl_min) if st.avgdl_min else 1.0
     certain = all(w > 0 for w in qw.values())
     if native:

@@ -1,7 +1,7 @@
-"""Pinecone's record layout: vector ids, sparse term indexes, a chunk as metadata, and filters.
+"""Pinecone's record layout: vector ids, a chunk as metadata, and filters.
 
 A chunk is a vector: id = the chunk id (:func:`vector_id`), dense values = the embedding, sparse
-values = its BM25 weights, metadata = ``_vm`` (the chunk as JSON, read back exactly), ``_vm_doc``
+values = its BM25 weights (:mod:`._sparse`), metadata = ``_vm`` (the chunk as JSON, read back exactly), ``_vm_doc``
 (its document id) and typed flat copies for filtering (:mod:`._flat`: ``s_F n_F b_F l_F``), with
 ``_vm_keys`` the typed keys present (``o_F``: a field holding nothing filterable). Pinecone's
 operators say nothing of fields a record lacks; with the typed keys every vecmem operator is
@@ -14,7 +14,6 @@ exact without relying on that: ``$ne``/``$nin`` are ``$or`` with "the typed key 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from typing import Any
@@ -29,14 +28,6 @@ MAX_METADATA = 40 * 1024  # bytes of metadata per vector (Pinecone's limit)
 _KEYS = "_vm_keys"
 _PREFIXES = ("n_", "s_", "b_", "l_", "o_")
 _Pc = Any  # a Pinecone filter dict, or True (everything) / False (nothing)
-
-
-def term_index(term: str) -> int:
-    """The sparse index of a term: the first 4 bytes of its BLAKE2b digest (uint32)."""
-    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
-
-
-cached_term_index = functools.lru_cache(maxsize=1 << 17)(term_index)  # writes hash terms often
 
 
 def vector_id(chunk_id: str) -> str:

@@ -44,7 +44,9 @@ from vecmem.errors import (
 from vecmem.filters import Filter, matches
 from vecmem.stores import _pinecone_bm25 as bm25
 from vecmem.stores import kit
-from vecmem.stores._pinecone_layout import decode, encode, term_index, to_filter, vector_id
+from vecmem.stores._pinecone_layout import decode, encode, to_filter, vector_id
+from vecmem.stores._sparse import bm25_document
+from vecmem.stores._sparse import term_id as term_index
 from vecmem.stores.base import Capabilities
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -380,16 +382,15 @@ class PineconeDb(kit.StoreKit):
             avgdl = (st.total + delta["l"]) / n if n else 1.0
             if chunks:
                 delta["a"] = avgdl
-            sparse = bm25.doc_weights(counts, avgdl, space.bm25_k1, space.bm25_b)
+            k1, b, _ = space.keyword_params()
             records = [
-                {
-                    "id": vector_id(c.id),
-                    "values": x,
-                    "metadata": meta,
-                    **({"sparse_values": sp} if sp else {}),
-                }
-                for c, x, (meta, _), sp in zip(chunks, v.tolist(), encoded, sparse)
+                {"id": vector_id(c.id), "values": x, "metadata": meta}
+                for c, x, (meta, _) in zip(chunks, v.tolist(), encoded)
             ]
+            for r, tfs in zip(records, counts):
+                if tfs:
+                    ids, values = bm25_document(tfs, k1=k1, b=b, avgdl=avgdl or 1.0)
+                    r["sparse_values"] = {"indices": ids, "values": values}
             # one request in flight at a time, in order; the statistics are packed while the last
             # one runs (records are built up front: building them between requests measured no
             # faster, the worker's GIL hand-offs ate the overlap)

@@ -45,7 +45,6 @@ one request per 512 points to a server; after a failure the exact index is rebui
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -53,7 +52,6 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
@@ -76,6 +74,7 @@ from vecmem.errors import (
 from vecmem.filters import Filter, Translator
 from vecmem.stores import kit
 from vecmem.stores._beside import KeywordBeside
+from vecmem.stores._sparse import bm25_document, bm25_query, term_id
 from vecmem.stores.base import Capabilities
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
@@ -95,31 +94,6 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 def point_id(chunk_id: str) -> str:
     """The Qdrant point id of a chunk id (uuid5 in vecmem's namespace)."""
     return str(uuid.uuid5(_NAMESPACE, chunk_id))
-
-
-@lru_cache(maxsize=262_144)
-def term_id(term: str) -> int:
-    """A term's sparse index: the first 4 bytes of its BLAKE2b digest, little-endian."""
-    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
-
-
-def bm25_document(
-    tokens: Sequence[str], *, k1: float, b: float, avgdl: float
-) -> tuple[list[int], list[float]]:
-    """A chunk's sparse BM25 vector: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per
-    term id, ids ascending (Qdrant's ``Modifier.IDF`` supplies the idf at query time)."""
-    counts = Counter(map(term_id, tokens))
-    norm = k1 * (1 - b + b * len(tokens) / avgdl)
-    ids = sorted(counts)
-    return ids, [counts[i] * (k1 + 1) / (counts[i] + norm) for i in ids]
-
-
-def bm25_query(tokens: Sequence[str]) -> tuple[list[int], list[float]]:
-    """A query's sparse vector: how often each term occurs (a repeated term counts again, as in
-    rank_bm25), ids ascending."""
-    counts = Counter(map(term_id, tokens))
-    ids = sorted(counts)
-    return ids, [float(counts[i]) for i in ids]
 
 
 @lru_cache(maxsize=65536)
