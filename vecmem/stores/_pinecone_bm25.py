@@ -1,14 +1,13 @@
 """Pinecone's keyword leg: BM25 statistics kept in the index, and exact rescoring.
 
 Scores equal ``rank_bm25.BM25Okapi``, but ``avgdl`` and each idf change with every write while
-sparse values are frozen when written. So Pinecone ranks and vecmem scores: a document's sparse
-values are ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl_w))`` per term id
-(:func:`._sparse.bm25_document`, ``avgdl_w`` the average length when it was written), the
-query's are the current ``idf(t) x count`` (:func:`plan`), so Pinecone's dot product is BM25 up
-to the drift of ``avgdl``; the candidates are rescored exactly (:func:`rescore`), and the top
-``k`` is certain once the ``k``-th exact score exceeds ``rho`` times the last candidate's
-Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift; otherwise the window
-widens.
+sparse values are frozen when written. So Pinecone ranks and vecmem scores: a chunk's sparse
+values are BM25's tf part at ``avgdl_w``, the average length when it was written
+(:func:`._sparse.bm25_document`), the query's the current ``idf(t) x count`` (:func:`plan`), so
+Pinecone's dot product is BM25 up to the drift of ``avgdl``. The candidates are rescored exactly
+(:func:`rescore`); the top ``k`` is certain once the ``k``-th exact score exceeds ``rho`` times
+the last candidate's Pinecone score, ``rho = max(1, avgdl / min avgdl_w)`` bounding the drift;
+otherwise the window widens.
 
 The statistics (:class:`Stats`) live in the meta namespace as delta records (``stats-...``,
 zlib+base64 JSON: :func:`pack`), one per write, merged into one group when they pile up.
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from vecmem.bm25 import idf_reference
 from vecmem.stores._json import encoder
 from vecmem.stores._pinecone_layout import decode
 from vecmem.stores._sparse import by_id
@@ -38,7 +38,7 @@ from vecmem.types import EmbeddingSpace, Scored
 MAX_TERMS = 1000  # sparse values per vector
 MAX_WINDOW = 1000  # topK with metadata
 STATS_PAYLOAD = 30_000  # bytes of compressed statistics per record
-PACK_RATIO = 0.8  # base64(zlib(JSON)) / JSON, a high guess for term counts (see pack)
+PACK_RATIO = 0.8  # base64(zlib level 1(JSON)) / JSON: ~0.5-0.8 for term counts, a high guess
 _dumps = encoder(compact=True, allow_nan=False)
 
 
@@ -48,16 +48,16 @@ class Stats:
 
     def __init__(self) -> None:
         self.seen: dict[str, dict[str, Any]] = {}  # record id -> its metadata
-        self.counted: frozenset[str] = frozenset()  # the records summed into this state
         self.pending: set[str] = set()  # written here, not listed yet (listing lags writes)
         self.version = 0
         self.reset()
 
     def reset(self) -> None:
         self.n, self.total, self.version = 0, 0.0, self.version + 1
+        self.counted: frozenset[str] = frozenset()  # the records summed into this state
         self.avgdl_min: float | None = None
-        self.df: dict[str, int] = {}  # sums of deltas (kept exactly: one may be summed early)
-        self._idf: tuple[int, float, dict[str, float]] | None = None
+        self.df = Counter[str]()  # sums of deltas (exact: one may be summed early; zeros stay)
+        self._mean_idf: tuple[int, float] | None = None
 
     def add(self, delta: dict[str, Any]) -> None:
         self.n += int(delta.get("n", 0))
@@ -65,33 +65,19 @@ class Stats:
         a = delta.get("a")
         if a is not None:
             self.avgdl_min = a if self.avgdl_min is None else min(self.avgdl_min, a)
-        df = self.df
-        for t, d in delta.get("df", {}).items():
-            v = df.get(t, 0) + int(d)
-            if v:
-                df[t] = v
-            else:
-                del df[t]
+        self.df.update(delta.get("df", {}))
         self.version += 1
 
-    @property
-    def avgdl(self) -> float:
-        return self.total / self.n if self.n else 1.0
-
     def idf(self, terms: Sequence[str], epsilon: float) -> dict[str, float]:
-        """rank_bm25's idf of ``terms`` (negative ones floored at epsilon x the mean idf)."""
-        if self._idf is None or self._idf[0] != self.version:
+        """rank_bm25's idf of ``terms`` (negative ones floored at epsilon x the mean idf over
+        the vocabulary, computed once a version)."""
+        if self._mean_idf is None or self._mean_idf[0] != self.version:
             df = np.fromiter(self.df.values(), dtype=np.float64, count=len(self.df))
             df = df[df > 0]
             raw = np.log(self.n - df + 0.5) - np.log(df + 0.5)
-            self._idf = (self.version, float(raw.mean()) if len(raw) else 0.0, {})
-        _, average, cache = self._idf
-        for t in terms:
-            if t not in cache:
-                df_t = self.df.get(t, 0)
-                value = math.log(self.n - df_t + 0.5) - math.log(df_t + 0.5)
-                cache[t] = epsilon * average if value < 0 else value
-        return {t: cache[t] for t in terms}
+            self._mean_idf = (self.version, float(raw.mean()) if len(raw) else 0.0)
+        idf = {t: idf_reference(self.n, self.df.get(t, 0)) for t in terms}
+        return {t: epsilon * self._mean_idf[1] if x < 0 else x for t, x in idf.items()}
 
     def counted_in(self, present: set[str]) -> frozenset[str]:
         """Which of the ``present`` records make up the statistics: deltas not merged away, and
@@ -115,11 +101,8 @@ class Stats:
     def recount(self, counted: frozenset[str]) -> None:
         """Make ``counted`` the records summed here (adding new ones, or summing again when
         records were merged away)."""
-        if counted == self.counted:
-            return
         if not self.counted <= counted:
             self.reset()
-            self.counted = frozenset()
         for rid in sorted(counted - self.counted):
             self.add(unpack(self.seen[rid]))
         self.counted = counted
@@ -127,34 +110,23 @@ class Stats:
 
 def change(gone: Iterable[Counter[str]], new: Iterable[Counter[str]] = ()) -> dict[str, Any]:
     """The delta of the statistics when chunks with the term counts ``gone`` leave and ``new``
-    come."""
-    delta: dict[str, Any] = {"n": 0, "l": 0.0, "a": None, "df": Counter()}
+    come (``a``, the average length new chunks are weighted with, is the writer's to set)."""
+    n, length, df = 0, 0.0, Counter[str]()
     for sign, counts in [*((-1, c) for c in gone), *((1, c) for c in new)]:
-        delta["n"] += sign
-        delta["l"] += sign * counts.total()
-        (delta["df"].update if sign > 0 else delta["df"].subtract)(counts.keys())
-    return delta
-
-
-def net(delta: dict[str, Any]) -> dict[str, Any] | None:
-    """A delta without zero df entries; ``None`` when it changes nothing."""
-    delta = {**delta, "df": {t: d for t, d in delta["df"].items() if d}}
-    if not delta["n"] and not delta["l"] and not delta["df"] and delta["a"] is None:
-        return None
-    return delta
+        n += sign
+        length += sign * counts.total()
+        (df.update if sign > 0 else df.subtract)(counts.keys())
+    return {"n": n, "l": length, "a": None, "df": {t: d for t, d in df.items() if d}}
 
 
 def pack(delta: dict[str, Any]) -> list[dict[str, Any]]:
     """A delta as one or more record payloads of at most STATS_PAYLOAD bytes each (additive)."""
-    items = list(delta.get("df", {}).items())
+    items = list(delta["df"].items())
     head = {k: v for k, v in delta.items() if k != "df"}
-    out: list[dict[str, Any]] = []
-    # split evenly by a guess (base64 of zlib level 1 is ~0.5-0.8 of the JSON for term counts)
-    # so that each part is serialised and compressed once; a part still too large shrinks
-    size = sum(map(len, delta.get("df", ()))) + 8 * len(items) + 100  # ~ its JSON
-    parts = math.ceil(size * PACK_RATIO / (0.95 * STATS_PAYLOAD))
-    step = max(1, math.ceil(len(items) / max(1, parts)))
-    i = 0
+    # parts by that guess, so each is serialised and compressed once; one still too large shrinks
+    size = (sum(map(len, delta["df"])) + 8 * len(items) + 100) * PACK_RATIO  # ~ compressed
+    step = max(1, math.ceil(len(items) / math.ceil(size / (0.95 * STATS_PAYLOAD))))
+    out, i = [], 0
     while True:
         part = {**(head if i == 0 else {}), "df": dict(items[i : i + step])}
         blob = base64.b64encode(zlib.compress(_dumps(part).encode(), 1))
@@ -190,47 +162,46 @@ def plan(
     """The sparse query of the query's ``terms`` under the statistics ``st`` (``None``: no term
     of them is stored), with the drift bound and the first window (native mode: Pinecone's
     scores are the answer, so ``k`` when every weight is positive)."""
-    wanted = Counter({t: m for t, m in terms.items() if st.df.get(t, 0) > 0})
+    wanted = {t: m for t, m in terms.items() if st.df.get(t, 0) > 0}
     if not wanted or st.n == 0:
         return None
     k1, b, eps = space.keyword_params()
     idf = st.idf(list(wanted), eps)
     qw = {t: idf[t] * m for t, m in wanted.items()}
     sparse = by_id(qw)
-    rho = max(1.0, st.avgdl / st.avgdl_min) if st.avgdl_min else 1.0
+    avgdl = st.total / st.n
+    rho = max(1.0, avgdl / st.avgdl_min) if st.avgdl_min else 1.0
     certain = all(w > 0 for w in qw.values())
     if native:
         window = k if certain else max(k, MAX_WINDOW)
     else:
         window = min(MAX_WINDOW, k + max(20, k // 4)) if certain else MAX_WINDOW
     query: dict[str, list[Any]] = {"indices": list(sparse), "values": list(sparse.values())}
-    return Plan(qw, query, st.avgdl, rho, certain, window, k1, b)
+    return Plan(qw, query, avgdl, rho, certain, window, k1, b)
 
 
 def rescore(
     p: Plan, found: list[Any], k: int, tokenizer: Callable[[str], list[str]]
 ) -> tuple[list[Scored], bool]:
     """The candidates' exact BM25 scores, best first (ties by id), and whether they prove the
-    top ``k``. Candidates come in Pinecone's order (its score, descending) and no exact score
-    exceeds ``rho`` times Pinecone's, so once the ``k``-th best exact score beats ``rho`` times
-    the next candidate's, neither it nor anything after it (in the window or beyond) can enter
-    the top ``k``: the rest is not decoded nor tokenized."""
+    top ``k``: candidates come by Pinecone's score, descending, so once the ``k``-th best exact
+    score beats ``rho`` times a candidate's, nothing after it (in the window or beyond) can
+    enter the top ``k``, and the rest is not decoded nor tokenized."""
     qw, k1, b, avgdl = p.qw, p.k1, p.b, p.avgdl
     scored: list[Scored] = []
     best: list[float] = []  # the k best exact scores so far (a min-heap)
     proven = False
     for m in found:
-        if p.certain and len(best) >= k and best[0] > float(m.score) * p.rho * (1 + 1e-5):
-            proven = True
-            break
         c = decode(m.id, m.metadata)
         toks = tokenizer(c.text)
         tf = Counter(t for t in toks if t in qw)
-        if not tf:
-            continue
-        norm = k1 * (1 - b + b * len(toks) / avgdl)
-        score = sum(qw[t] * (n * (k1 + 1)) / (n + norm) for t, n in tf.items())
-        scored.append(Scored(c, score))
-        (heapq.heappush if len(best) < k else heapq.heappushpop)(best, score)
+        if tf:
+            norm = k1 * (1 - b + b * len(toks) / avgdl)
+            score = sum(qw[t] * (n * (k1 + 1)) / (n + norm) for t, n in tf.items())
+            scored.append(Scored(c, score))
+            (heapq.heappush if len(best) < k else heapq.heappushpop)(best, score)
+        if p.certain and len(best) >= k and best[0] > float(m.score) * p.rho * (1 + 1e-5):
+            proven = True
+            break
     scored.sort(key=lambda x: (-x.score, x.chunk.id))
     return scored, proven

@@ -1,12 +1,12 @@
 """Pinecone's record layout: vector ids, a chunk as metadata, and filters.
 
 A chunk is a vector: id = the chunk id (:func:`vector_id`), dense values = the embedding, sparse
-values = its BM25 weights (:mod:`._sparse`), metadata = ``_vm`` (the chunk as JSON, read back exactly), ``_vm_doc``
-(its document id) and typed flat copies for filtering (:mod:`._flat`: ``s_F n_F b_F l_F``), with
-``_vm_keys`` the typed keys present (``o_F``: a field holding nothing filterable). Pinecone's
-operators say nothing of fields a record lacks; with the typed keys every vecmem operator is
-exact without relying on that: ``$ne``/``$nin`` are ``$or`` with "the typed key is absent"
-(``_vm_keys $nin``), booleans never meet numbers, ``$eq`` never matches a list.
+values = its BM25 weights (:mod:`._sparse`), metadata = ``_vm`` (the chunk as JSON, read back
+exactly), ``_vm_doc`` (its document id) and typed flat copies for filtering (:mod:`._flat`:
+``s_F n_F b_F l_F``), with ``_vm_keys`` the typed keys present (``o_F``: a field holding nothing
+filterable). Pinecone's operators say nothing of fields a record lacks; with the typed keys every
+vecmem operator is exact without relying on that: ``$ne``/``$nin`` are ``$or`` with "the typed
+key is absent" (``_vm_keys $nin``), booleans never meet numbers, ``$eq`` never matches a list.
 
 >>> vector_id("doc#0"), vector_id("文書#0")[:1]
 ('doc#0', '~')
@@ -44,25 +44,21 @@ _dumps_spaced = encoder()  # sizes as Pinecone's docs count
 
 
 def encode(c: Chunk) -> tuple[dict[str, Any], int]:
-    """The Pinecone metadata of a chunk and its size in JSON (checked against Pinecone's limit)."""
-    try:
-        raw = _dumps(
-            dict(
-                i=c.id,
-                d=c.document_id,
-                p=int(c.position),
-                t=c.text,
-                h=c.content_hash,
-                m=dict(c.metadata),
-            )
+    """The Pinecone metadata of a chunk and its size in JSON (checked against Pinecone's limit;
+    the metadata is JSON with non-empty string keys, checked by ``validate_batch``)."""
+    raw = _dumps(
+        dict(
+            i=c.id,
+            d=c.document_id,
+            p=int(c.position),
+            t=c.text,
+            h=c.content_hash,
+            m=dict(c.metadata),
         )
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidInputError(f"metadata of chunk {c.id!r} is not JSON: {exc}") from exc
+    )
     meta: dict[str, Any] = {"_vm": raw, "_vm_doc": c.document_id}
     keys: list[str] = []
     for field, v in c.metadata.items():
-        if not isinstance(field, str) or not field:
-            raise InvalidInputError(f"metadata keys of chunk {c.id!r} must be non-empty strings")
         t, val = flat.typed(v)
         if t == "o" or val == []:  # None, objects, [...] of neither: only present ($exists)
             keys.append("o_" + field)
@@ -90,36 +86,32 @@ def decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
     return Chunk(d.get("i", vid), d["d"], int(d["p"]), d["t"], d["m"], d["h"])
 
 
-def _absent(key: str) -> dict[str, Any]:
-    return {_KEYS: {"$nin": [key]}}
+_NEGATED = {"$eq": "$ne", "$in": "$nin", **{"$" + a: "$" + b for a, b in flat.FLIP.items()}}
+
+
+def _test(key: str, op: str, value: Any, neg: bool) -> _Pc:
+    """``key op value``; negated: the key is absent (not in ``_vm_keys``) or the negated test."""
+    if not neg:
+        return {key: {op: value}}
+    return flat.or_([{_KEYS: {"$nin": [key]}}, {key: {_NEGATED[op]: value}}])
 
 
 def _cond(c: Cond, neg: bool) -> _Pc:
     op, v, f = c.op, c.value, c.field
     if op == "exists":  # one of the typed keys (or the o_ marker) is listed
         return {_KEYS: {"$in" if v != neg else "$nin": [p + f for p in _PREFIXES]}}
-    if op in ("eq", "in"):
-        parts: list[_Pc] = []
-        for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
-            if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
-                parts += [
-                    flat.or_([_absent(key), {key: {"$ne": x}}]) if neg else {key: {"$eq": x}}
-                    for x in vals
-                ]
-            elif neg:
-                parts.append(flat.or_([_absent(key), {key: {"$nin": vals}}]))
-            else:
-                parts.append({key: {"$in": vals}})
-        return flat.and_(parts) if neg else flat.or_(parts)
     if op == "contains":
-        key, tag = "l_" + f, flat.tag(v)
-        if tag is None:
-            return neg
-        return flat.or_([_absent(key), {key: {"$nin": [tag]}}]) if neg else {key: {"$in": [tag]}}
-    key = "n_" + f  # gt gte lt lte
-    if neg:
-        return flat.or_([_absent(key), {key: {"$" + flat.FLIP[op]: v}}])
-    return {key: {"$" + op: v}}
+        tag = flat.tag(v)
+        return neg if tag is None else _test("l_" + f, "$in", [tag], neg)
+    if op not in ("eq", "in"):  # gt gte lt lte
+        return _test("n_" + f, "$" + op, v, neg)
+    parts: list[_Pc] = []
+    for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
+        if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
+            parts += [_test(key, "$eq", x, neg) for x in vals]
+        else:
+            parts.append(_test(key, "$in", vals, neg))
+    return flat.and_(parts) if neg else flat.or_(parts)
 
 
 def to_filter(f: Filter | None) -> _Pc:
