@@ -3,7 +3,9 @@
 Embedded and offline: ``LanceDb("./lance")`` opens (or creates) a LanceDB database folder and one
 table in it (layout: :mod:`._lancedb_layout`). Vector search is LanceDB's (exact flat search unless
 you build an ANN index on ``vector`` yourself), the filter a SQL ``where`` *prefilter*
-(:mod:`._lancedb_sql`), so ``k`` hits come back whenever ``k`` chunks match.
+(:mod:`._lancedb_sql`), so ``k`` hits come back whenever ``k`` chunks match. An upsert (with its
+``delete_ids``) is one ``merge_insert`` commit, atomic in Lance (metadata fields new to the table
+first add their typed columns: one commit more).
 
 The keyword leg, two modes (``LanceDb(..., keyword=)``):
 
@@ -27,9 +29,6 @@ of exact (RRF 0.714 vs 0.716), with 1.6-1.9x faster ingest until searchable at 1
 2.4x faster filtered keyword queries (BENCHMARKS.md); ``"exact"`` stays the default: the same
 scores on every backend, any tokenizer, tuned k1/b.
 
-An upsert (with its ``delete_ids``) is one ``merge_insert`` commit, atomic in Lance (see
-:meth:`LanceDb.upsert` for the typed columns a new metadata field adds).
-
 >>> mem = VectorMemory(store=LanceDb("./lance", table="kb"))     # doctest: +SKIP
 >>> mem = VectorMemory("lancedb:///data/lance?table=kb&keyword=native")  # doctest: +SKIP
 """
@@ -49,12 +48,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from vecmem._deps import require
-from vecmem.errors import (
-    BackendError,
-    ConfigurationError,
-    NotFoundError,
-    VecmemError,
-)
+from vecmem.errors import BackendError, ConfigurationError, NotFoundError, VecmemError
 from vecmem.filters import Filter
 from vecmem.stores import _lancedb_layout as layout
 from vecmem.stores import kit
@@ -71,6 +65,7 @@ keyword or hybrid search rebuild it first. Rows outside the index cost a flat sc
 per query), and its statistics still count deleted rows."""
 _FTS_CHECK_S = 30.0  # how often a native store looks for rows other writers left unindexed
 _log = logging.getLogger("vecmem.stores.lancedb")
+_TABLE = re.compile(r"[A-Za-z0-9_.\-]+")
 SPACES = "vecmem_spaces"
 """The table of the collections' pointers (re-embedding, see :class:`~vecmem.stores.kit.Switchable`):
 one row per collection switched once, ``collection``, ``physical`` (the table holding its space)
@@ -134,11 +129,7 @@ class LanceDb(kit.Switchable):
         keyword: KeywordMode = "exact",
     ) -> None:
         super().__init__()
-        if (
-            not isinstance(table, str)
-            or not re.fullmatch(r"[A-Za-z0-9_.\-]+", table)
-            or table == SPACES
-        ):
+        if not isinstance(table, str) or not _TABLE.fullmatch(table) or table == SPACES:
             raise ConfigurationError(
                 f"table must be a name of letters, digits, _ . - (not {SPACES!r}), got {table!r}"
             )
@@ -296,9 +287,12 @@ class LanceDb(kit.Switchable):
             self._load_keyword_index()
 
     def _release(self) -> None:
+        saved = self._saved
         try:
-            if self._tbl is not None and self.keyword_mode == "exact":
-                self._save_keyword_index()
+            if self._kw is not None and saved is not None:  # exact mode: save the BM25 index
+                self._kw.save(saved, {"version": self._version, "next_seq": self._next_seq})
+        except OSError as exc:  # only a cache (checked against the table version on open)
+            _log.warning("could not save the keyword index of %s: %s", self.where, exc)
         finally:
             self._tbl = self._order = None
 
@@ -310,6 +304,9 @@ class LanceDb(kit.Switchable):
     def _rows(self, where: str, columns: list[str]) -> Any:
         with self._errors("read"):
             return self._t().search().where(where).select(columns).limit(None).to_arrow()
+
+    def _ids(self, where: str) -> list[str]:
+        return cast(list[str], self._rows(where, ["id"])["id"].to_pylist())
 
     def _chunks(self, data: Any) -> list[Chunk]:
         return layout.chunks_of(data, self._layout)
@@ -336,12 +333,6 @@ class LanceDb(kit.Switchable):
         self._columns = set(schema.names)
         return self._schema_at
 
-    def _advanced(self, after: int, commits: int) -> None:
-        """Our ``commits`` (no schema change) made ``after``: the known schema is still current
-        if no other writer committed in between."""
-        if self._schema_at is not None and after == self._schema_at[0] + commits:
-            self._schema_at = (after, self._schema_at[1])
-
     # ----------------------------------------------------------------- native full-text index
     def _ensure_fts(self, config: dict[str, Any]) -> None:
         """Find the full-text index on ``text``, (re)building it if it is missing or was made
@@ -359,14 +350,11 @@ class LanceDb(kit.Switchable):
     def _find_fts(self, config: dict[str, Any]) -> bool:
         """Whether ``text`` has a full-text index with these settings (its name is then kept)."""
         with self._errors("list indexes"):
-            found = [
-                ix
-                for ix in self._t().list_indices()
-                if ix.index_type == "FTS" and list(ix.columns) == ["text"]
-            ]
-        for ix in found:
-            details = getattr(ix, "index_details", None) or {}
-            if all(details.get(k) == v for k, v in config.items() if k != "with_position"):
+            indexes = self._t().list_indices()
+        for ix in indexes:
+            details = ix.index_details or {}
+            same = all(details.get(k) == v for k, v in config.items() if k != "with_position")
+            if ix.index_type == "FTS" and list(ix.columns) == ["text"] and same:
                 self._fts_name = ix.name
                 return True
         return False
@@ -381,9 +369,8 @@ class LanceDb(kit.Switchable):
 
     def _fresh_fts(self) -> None:
         """Rebuild the full-text index before a search once more than ``FTS_LAG`` rows changed
-        since it was built: rows this object wrote or deleted, or (looked up every
-        ``_FTS_CHECK_S`` seconds) rows other writers left outside it. Best effort: rows outside
-        the index are still searched, by a flat scan."""
+        since it was built: written or deleted here, or (looked up every ``_FTS_CHECK_S``
+        seconds) left outside it by other writers. Best effort (rows outside are scanned)."""
         if self._fts_written <= FTS_LAG and time.monotonic() - self._fts_checked < _FTS_CHECK_S:
             return
         with self._lock:
@@ -414,10 +401,11 @@ class LanceDb(kit.Switchable):
         """The saved BM25 index if it matches the table version, else a rebuild."""
         with self._errors("read version"):
             version = self._t().version
-        saved = self._saved
-        found = None
-        if saved is not None and saved.exists():
-            found = KeywordBeside.load(saved, self._keyword_index().tokenizer, {"version": version})
+        found = None  # also when the file is missing, torn or of another table version
+        if self._saved is not None:
+            found = KeywordBeside.load(
+                self._saved, self._keyword_index().tokenizer, {"version": version}
+            )
         if found is None:
             return self._rebuild_keyword_index()
         self._kw, self._next_seq, self._version = found[0], found[1]["next_seq"], version
@@ -427,7 +415,7 @@ class LanceDb(kit.Switchable):
             version = self._t().version
             data = self._t().search().select(["id", "text", "seq"]).limit(None).to_arrow()
         seqs = data["seq"].to_numpy(zero_copy_only=False)
-        order = np.lexsort((np.arange(data.num_rows), seqs)).tolist()
+        order = np.argsort(seqs, kind="stable").tolist()  # write order
         ids, texts = data["id"].to_pylist(), data["text"].to_pylist()
         self._kw = kw = self._keyword_index()
         kw.add([ids[i] for i in order], [kw.tokenizer(texts[i]) for i in order])
@@ -437,17 +425,19 @@ class LanceDb(kit.Switchable):
     def _sync(self) -> None:
         """Rebuild the BM25 index if the table moved on without us (another writer)."""
         with self._errors("read version"):
-            version = self._t().version
-        if version != self._version:
-            self._rebuild_keyword_index()
+            if self._t().version != self._version:
+                self._rebuild_keyword_index()
 
     def _wrote(
         self, before: int, after: int, commits: int, chunks: Sequence[Chunk], gone: list[str]
     ) -> None:
         """Our ``commits`` took the table from ``before`` to ``after``, writing ``chunks`` and
         deleting ``gone``: the BM25 index follows, or is rebuilt if another writer committed in
-        between (exact mode); native mode counts the rows its full-text index lacks."""
+        between (exact mode); native mode counts the rows its full-text index lacks. The last
+        commit added no column: the known schema stays current if it was just before it."""
         self._order = None  # the id order of an older version: memory freed at once
+        if self._schema_at is not None and after == self._schema_at[0] + 1:
+            self._schema_at = (after, self._schema_at[1])
         if self.keyword_mode == "native":
             self._fts_written += len(chunks) + len(gone)
         elif after == before + commits and self._kw is not None:
@@ -455,15 +445,6 @@ class LanceDb(kit.Switchable):
             self._version = after
         else:
             self._rebuild_keyword_index()
-
-    def _save_keyword_index(self) -> None:
-        saved = self._saved
-        if saved is None or self._kw is None or self._version < 0:
-            return
-        try:
-            self._kw.save(saved, {"version": self._version, "next_seq": self._next_seq})
-        except OSError as exc:  # only a cache (checked against the table version on open)
-            _log.warning("could not save the keyword index of %s: %s", self.where, exc)
 
     # ----------------------------------------------------------------- writes
     def _ensure_columns(self, names: Iterable[str], schema: Any) -> tuple[int, Any]:
@@ -493,16 +474,14 @@ class LanceDb(kit.Switchable):
             return int(merge.execute(layout.as_table(cols, n, schema)).version)
 
     def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
+        if not chunks:
+            self._delete_chunks(deletes, None)
+            return
         exact = self.keyword_mode == "exact"
         with self._lock:
             if exact:
                 self._sync()
             before = self._version
-            if not chunks:
-                with self._errors("delete"):
-                    after = self._t().delete(" OR ".join(in_lists("id", deletes))).version
-                self._advanced(after, 1)
-                return self._wrote(before, after, 1, [], deletes)
             typed, untyped = layout.typed_columns([c.metadata for c in chunks])
             cols = layout.arrays(chunks, v, self._seq(), typed, untyped, self._layout)
             # The schema as of our last commit (reading it costs ~1 ms after a commit), unless
@@ -517,17 +496,14 @@ class LanceDb(kit.Switchable):
             commits, schema = self._ensure_columns(typed, schema)
             after = self._merge(cols, len(chunks), schema, deletes)
             commits += 1
-            if after == known + commits:
-                self._schema_at = (after, schema)
-            else:  # another writer committed in between
-                _, fresh = self._read_schema()
+            if after != known + commits:  # another writer committed in between
                 for _ in range(3):
+                    _, fresh = self._read_schema()
                     if not set(fresh.names) - set(schema.names):
                         break
                     schema = fresh
                     after = self._merge(cols, len(chunks), schema, [])
                     commits += 1
-                    _, fresh = self._read_schema()
             self._next_seq += len(chunks)
             self._wrote(before, after, commits, chunks, deletes)
 
@@ -549,13 +525,12 @@ class LanceDb(kit.Switchable):
             if not clauses:
                 return 0
             where = " OR ".join(f"({c})" for c in clauses)
-            doomed = self._rows(where, ["id"])["id"].to_pylist()
+            doomed = self._ids(where)
             if not doomed:
                 return 0
             before = self._version
             with self._errors("delete"):
                 after = self._t().delete(where).version
-            self._advanced(after, 1)
             self._wrote(before, after, 1, [], doomed)
             return len(doomed)
 
@@ -585,12 +560,12 @@ class LanceDb(kit.Switchable):
         start = 0 if after is None else bisect.bisect_right(ids, after, key=lambda s: s.as_py())
         return cast(list[str], ids[start : start + limit].to_pylist())
 
-    def _read(self, ids: list[str], columns: list[str]) -> Iterator[Any]:
-        """Arrow tables of the rows of ``ids`` (distinct; ``columns``, with ``id``): a page of
-        :meth:`page_ids` taken by row id while the table is at that version, the rest (or rows
-        a commit since moved) read by ``id IN (...)``."""
+    def _read(self, ids: list[str], columns: list[str], where: str | None = None) -> Iterator[Any]:
+        """Arrow tables of the rows of ``ids`` (distinct; ``columns``, with ``id``) that pass
+        ``where``: a page of :meth:`page_ids` taken by row id while the table is at that version
+        (no ``where``), the rest (or rows a commit since moved) read by ``id IN (...)``."""
         rest, order = list(ids), self._order
-        if order is not None and len(rest) > 1:
+        if order is not None and len(rest) > 1 and where is None:
             version, sorted_ids, rowids = order
             start = bisect.bisect_left(sorted_ids, rest[0], key=lambda s: s.as_py())
             run = slice(start, start + len(rest))
@@ -602,10 +577,10 @@ class LanceDb(kit.Switchable):
                 got = set(data["id"].to_pylist())
                 rest = [i for i in rest if i not in got]
         for clause in in_lists("id", rest):
-            yield self._rows(clause, columns)
+            yield self._rows(clause if where is None else f"{clause} AND {where}", columns)
 
-    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
-        datas = self._read(ids, layout.CHUNK_COLS[self._layout])
+    def _read_chunks(self, ids: list[str], where: str | None = None) -> dict[str, Chunk]:
+        datas = self._read(ids, layout.CHUNK_COLS[self._layout], where)
         return {c.id: c for data in datas for c in self._chunks(data)}
 
     def _read_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
@@ -635,12 +610,15 @@ class LanceDb(kit.Switchable):
         space = self._require_space()
         with self._errors("vector query"):
             search = self._t().search(q, vector_column_name="vector").distance_type(space.distance)
-            if where is not None:
-                search = search.where(where, prefilter=True)
-            columns = [*layout.CHUNK_COLS[self._layout], "_distance"]
-            data = search.select(columns).limit(k).to_arrow()
-        sims = 1.0 - data["_distance"].to_numpy(zero_copy_only=False).astype(np.float64)
-        return [Scored(c, float(s)) for c, s in zip(self._chunks(data), sims)]
+            chunks, distances = self._top(search, k, where, "_distance")
+        return [Scored(c, float(s)) for c, s in zip(chunks, 1.0 - distances)]
+
+    def _top(self, search: Any, k: int, where: str | None, score: str) -> tuple[list[Chunk], Any]:
+        """The chunks of a query's top ``k`` (``where`` as a prefilter) and their ``score``s."""
+        if where is not None:
+            search = search.where(where, prefilter=True)
+        data = search.select([*layout.CHUNK_COLS[self._layout], score]).limit(k).to_arrow()
+        return self._chunks(data), data[score].to_numpy(zero_copy_only=False).astype(np.float64)
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
@@ -655,28 +633,16 @@ class LanceDb(kit.Switchable):
             if self._kw is None:
                 raise ConfigurationError(f"{self.name} store used before connect(space)")
             where = self._sql(filter)
-
-            def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
-                out: dict[str, Chunk] = {}
-                for clause in in_lists("id", ids):
-                    sql = f"{clause} AND {where}" if filtered else clause
-                    data = self._rows(sql, layout.CHUNK_COLS[self._layout])
-                    out.update((c.id, c) for c in self._chunks(data))
-                return out
-
             # a selective filter: past 256 candidates one scan for the matching ids is cheaper
             # (measured at 50k rows: ~8 ms for 1-10% of them; ``id IN`` costs ~0.05 ms an id)
-            def matching() -> list[str]:
-                return cast(list[str], self._rows(cast(str, where), ["id"])["id"].to_pylist())
-
             return self._keyword_search(
                 self._kw,
                 text,
                 k,
-                fetch,
+                lambda ids, filtered: self._read_chunks(ids, where if filtered else None),
                 where is not None,
                 widen_to=256,
-                matching=None if where is None else matching,
+                matching=None if where is None else lambda: self._ids(where),
             )
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Scored]:
@@ -685,11 +651,8 @@ class LanceDb(kit.Switchable):
             return []
         with self._errors("keyword query"):
             search = self._t().search(text, query_type="fts")  # the only FTS index: ``text``
-            if where is not None:
-                search = search.where(where, prefilter=True)
-            data = search.select([*layout.CHUNK_COLS[self._layout], "_score"]).limit(k).to_arrow()
-        scores = data["_score"].to_pylist()
-        return [Scored(c, float(x)) for c, x in zip(self._chunks(data), scores)]
+            chunks, scores = self._top(search, k, where, "_score")
+        return [Scored(c, float(x)) for c, x in zip(chunks, scores)]
 
     def both_legs(
         self, vector: np.ndarray, text: str, *, k: int, filter: Filter | None = None
@@ -725,7 +688,7 @@ class LanceDb(kit.Switchable):
             tbl = self._t()
             before = tbl.version
             if tbl.count_rows():
-                have = {tuple(getattr(ix, "columns", ())): ix for ix in tbl.list_indices()}
+                have = {tuple(ix.columns): ix for ix in tbl.list_indices()}
                 by_id = have.get(("id",))
                 if native and by_id is not None and str(by_id.index_type).lower() == "btree":
                     tbl.drop_index(by_id.name)
@@ -733,12 +696,10 @@ class LanceDb(kit.Switchable):
                     if (column,) not in have:
                         tbl.create_index(column, config=require("lancedb.index", "lancedb").BTree())
             tbl.optimize()
-            after = tbl.version
-        with self._lock:
             if native:
                 self._fts_checked, self._fts_written = time.monotonic(), 0
-            elif self._version == before:
-                self._version = after
+            elif self._version == before:  # no other writer: the BM25 index is still current
+                self._version = tbl.version
             else:
                 self._sync()
 
@@ -754,11 +715,10 @@ class LanceDb(kit.Switchable):
                 conn.drop_table(self.table, ignore_missing=True)
                 if pointer is not None:
                     self._spaces(conn).delete(f"collection = {sql_str(self.collection)}")
-            saved = self._saved
-            if saved is not None and saved.exists():
-                saved.unlink()
-            self._tbl, self.space, self._version, self._schema_at = None, None, -1, None
-            self._fts_name, self._next_seq, self._order = None, -1, None
+            if self._saved is not None:
+                self._saved.unlink(missing_ok=True)
+            self._tbl = self.space = self._kw = self._schema_at = self._order = None
+            self._fts_name, self._version, self._next_seq = None, -1, -1
 
 
 def from_url(url: str) -> LanceDb:
