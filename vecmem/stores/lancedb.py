@@ -100,6 +100,16 @@ def _fts_config(spec: str) -> dict[str, Any]:
     }
 
 
+def _open_table(conn: Any, name: str) -> Any:
+    """The table ``name``, or ``None`` when there is none."""
+    try:
+        return conn.open_table(name)
+    except ValueError as exc:
+        if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+            return None
+        raise
+
+
 class LanceDb(kit.Switchable):
     """A vecmem store in a LanceDB table (embedded, no server).
 
@@ -190,45 +200,23 @@ class LanceDb(kit.Switchable):
                 ]
             )
             return conn.create_table(SPACES, schema=schema, exist_ok=True)
-        try:
-            return conn.open_table(SPACES)
-        except ValueError as exc:
-            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
-                return None
-            raise
+        return _open_table(conn, SPACES)
 
     def _pointer(self, conn: Any) -> tuple[str, str | None] | None:
         spaces = self._spaces(conn)
         if spaces is None:
             return None
-        rows = (
-            spaces.search()
-            .where(f"collection = {sql_str(self.collection)}")
-            .select(["physical", "replaced"])
-            .limit(None)
-            .to_arrow()
-            .to_pylist()
-        )
+        rows = spaces.search().where(f"collection = {sql_str(self.collection)}").to_list()
         return (rows[0]["physical"], rows[0]["replaced"]) if rows else None
 
     def _set_pointer(self, conn: Any, physical: str, replaced: str | None) -> None:
         """One ``merge_insert`` commit of the collection's pointer row."""
         pa = require("pyarrow", "lancedb")
         spaces = self._spaces(conn, create=True)
-        row = pa.table(
-            {
-                "collection": pa.array([self.collection], pa.string()),
-                "physical": pa.array([physical], pa.string()),
-                "replaced": pa.array([replaced], pa.string()),
-            },
-            schema=spaces.schema,
-        )
-        (
-            spaces.merge_insert("collection")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(row)
-        )
+        row = {"collection": self.collection, "physical": physical, "replaced": replaced}
+        batch = pa.Table.from_pylist([row], schema=spaces.schema)
+        merge = spaces.merge_insert("collection").when_matched_update_all()
+        merge.when_not_matched_insert_all().execute(batch)
 
     def _space_stamp(self) -> int:
         return int(self._t().version)
@@ -240,14 +228,9 @@ class LanceDb(kit.Switchable):
 
     def _read_space(self) -> EmbeddingSpace | None:
         with self._errors("open table"):
-            try:
-                self._tbl = self._c().open_table(self.table)
-            except ValueError as exc:
-                if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
-                    self._tbl = None
-                    return None
-                raise
-        return self._recorded()  # None for a table not made by vecmem: refused by _create
+            self._tbl = _open_table(self._c(), self.table)
+        # None also for a table not made by vecmem: refused by _create
+        return None if self._tbl is None else self._recorded()
 
     def _recorded(self) -> EmbeddingSpace | None:
         raw = (self._tbl.schema.metadata or {}).get(b"vecmem_space")
@@ -704,19 +687,15 @@ class LanceDb(kit.Switchable):
                 self._sync()
 
     def drop(self) -> None:
-        """Delete the table, its recorded space and the saved keyword index (and an old space
+        """Delete the table, its recorded space and the saved keyword index (and the other space
         a re-embedding left beside it, with the collection's pointer)."""
-        with self._lock:
-            with self._errors("drop"):
-                conn = self._c()
-                pointer = self._pointer(conn)
-                if pointer is not None and pointer[1] and pointer[1] != self.table:
-                    self._drop_physical(pointer[1])
-                conn.drop_table(self.table, ignore_missing=True)
-                if pointer is not None:
-                    self._spaces(conn).delete(f"collection = {sql_str(self.collection)}")
-            if self._saved is not None:
-                self._saved.unlink(missing_ok=True)
+        with self._lock, self._errors("drop"):
+            conn = self._c()
+            pointer = self._pointer(conn)
+            for name in dict.fromkeys([self.table, *(p for p in pointer or () if p)]):
+                self._drop_named(name)  # with its saved keyword index
+            if pointer is not None:
+                self._spaces(conn).delete(f"collection = {sql_str(self.collection)}")
             self._tbl = self.space = self._kw = self._schema_at = self._order = None
             self._fts_name, self._version, self._next_seq = None, -1, -1
 
