@@ -25,40 +25,31 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
 from vecmem.errors import (
     BackendError,
-    ConfigurationError,
     InvalidInputError,
     UnsupportedFilterError,
 )
-from vecmem.filters import Cond, Filter
+from vecmem.filters import Filter
 from vecmem.stores import _flat as flat
 from vecmem.types import Chunk
 
 FORMAT = 2
 DOC, SIG, _EXTRA = "_vm_doc", "_vm_sig", "_vm"
-PAGE = 5000  # records per get() page
 MAX_SHAPES = 2000  # distinct metadata shapes a shape-dependent filter may list
 _EXACT = 2**50  # ints up to this magnitude read back exactly from Chroma's floats (measured)
-Where = Any  # a Chroma where dict, or True (everything) / False (nothing)
+Where = flat.Where  # a Chroma where dict, or True (everything) / False (nothing)
 Shapes = Mapping[str, Mapping[str, str]]  # _vm_sig -> {field: type letter}
 
 
 # --------------------------------------------------------------------------- metadata
-def _float(v: float) -> float:
-    """A number as a float; beyond the float range, an infinity of its sign."""
-    try:
-        return float(v)
-    except OverflowError:
-        return math.inf if v > 0 else -math.inf
-
-
 def _reads_back(v: float) -> bool:
     """Whether Chroma reads float ``v`` back exactly: an integer within ±2**50, or at most 15
     significant digits between 1e-5 and 1e15 (and not -0.0). Chroma 1.5 filters on the stored
@@ -79,9 +70,13 @@ def encode(c: Chunk) -> dict[str, Any]:
     for field, v in c.metadata.items():
         t, val = flat.typed(v)
         if t == "i":  # format 1 may hold an int beyond 2**53 (written before that rule)
-            exact, val = exact and -_EXACT <= v <= _EXACT, _float(v)
-            if math.isinf(val):
-                raise InvalidInputError(f"metadata {field!r} of chunk {c.id!r} is too large")
+            exact = exact and -_EXACT <= v <= _EXACT
+            try:
+                val = float(v)
+            except OverflowError as exc:
+                raise InvalidInputError(
+                    f"metadata {field!r} of chunk {c.id!r} is too large"
+                ) from exc
         elif t == "f":
             exact = exact and _reads_back(v)
         elif t == "s":
@@ -106,26 +101,22 @@ def encode(c: Chunk) -> dict[str, Any]:
     return meta
 
 
-_CONVERT = {"i": int, "f": float}
-_READERS: dict[str, tuple[tuple[str, str, Any], ...]] = {}
+_CONVERT = {"i": int, "f": float, "s": str, "b": bool}
 
 
+@functools.lru_cache(maxsize=10_000)
 def _reader(sig: str) -> tuple[tuple[str, str, Any], ...]:
-    """(field, typed key, converter) for each field of a shape (read back from typed keys)."""
-    r = _READERS.get(sig)
-    if r is None:
-        r = tuple(
-            (x[1:], flat.KEY.get(x[0], "?") + x[1:], _CONVERT.get(x[0])) for x in json.loads(sig)
-        )
-        if len(_READERS) > 10_000:
-            _READERS.clear()
-        _READERS[sig] = r
-    return r
+    """(field, typed key, converter) for each field of a shape whose metadata is read back from
+    the typed keys (one without a list or an object)."""
+    return tuple((x[1:], flat.KEY[x[0]] + x[1:], _CONVERT[x[0]]) for x in json.loads(sig))
 
 
-def shape(sig: str) -> dict[str, str]:
-    """A ``_vm_sig`` as ``{field: type letter}`` (``i f s b l o``)."""
-    return {x[1:]: x[0] for x in json.loads(sig)}
+def shape(cid: str, meta: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
+    """A record's ``_vm_sig`` and its shape, ``{field: type letter}`` (``i f s b l o``)."""
+    sig = (meta or {}).get(SIG)
+    if not isinstance(sig, str):
+        raise BackendError(f"Chroma record {cid!r} was not written by vecmem (format {FORMAT})")
+    return sig, {x[1:]: x[0] for x in json.loads(sig)}
 
 
 def decode(
@@ -140,43 +131,26 @@ def decode(
             m: Mapping[str, Any] = meta or {}
             doc = m[DOC]
             x = {} if (extra := m.get(_EXTRA)) is None else json.loads(extra)
-            md = (
-                x["m"]
-                if "m" in x
-                else {
-                    name: m[key] if conv is None else conv(m[key])
-                    for name, key, conv in _reader(m[SIG])
-                }
-            )
+            if "m" in x:
+                md = x["m"]
+            else:
+                md = {name: conv(m[key]) for name, key, conv in _reader(m[SIG])}
             pos = x["p"] if "p" in x else int(cid[len(doc) + 1 :])
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendError(
                 f"Chroma record {cid!r} was not written by vecmem (format "
                 f"{FORMAT}): {type(exc).__name__} {exc}"
             ) from exc
-        out.append(
-            Chunk(
-                id=cid,
-                document_id=doc,
-                position=pos,
-                text=text,
-                metadata=md,
-                content_hash=x.get("h", h),
-            )
-        )
+        out.append(Chunk(cid, doc, pos, text, md, x.get("h", h)))
     return out
 
 
-def _decode_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> Chunk:
-    d = json.loads(meta["_vm"])  # format 1: every chunk as JSON
-    return Chunk(
-        id=cid,
-        document_id=d["d"],
-        position=int(d["p"]),
-        text=text or "",
-        metadata=d["m"],
-        content_hash=d["h"],
-    )
+def from_v1(cid: str, text: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The format-2 metadata of a format-1 record (``_vm``: the chunk as JSON), its other keys
+    set to ``None`` (Chroma's ``update`` merges metadata)."""
+    d = json.loads(meta["_vm"])
+    new = encode(Chunk(cid, d["d"], int(d["p"]), text or "", d["m"], d["h"]))
+    return {**dict.fromkeys(meta), **new}
 
 
 # --------------------------------------------------------------------------- filters
@@ -184,12 +158,7 @@ class ShapesNeeded(UnsupportedFilterError):
     """The filter needs the metadata shapes stored (``$exists``, a negated range)."""
 
 
-_TYPES = {"n_": ("i", "f"), "s_": ("s",), "b_": ("b",), "l_": ("l",)}
-
-
-class _Conditions:
-    """Conditions as Chroma where clauses (see the module docstring)."""
-
+class _Conditions(flat.Conditions):
     def __init__(self, complement: bool, shapes: Shapes | None) -> None:
         self.complement, self.shapes = complement, shapes
 
@@ -206,54 +175,13 @@ class _Conditions:
         return {SIG: {"$in": sigs}} if sigs else False
 
     def absent(self, key: str) -> Where:
-        types = _TYPES[key[:2]]
-        return self.with_shape(key[2:], lambda t: t not in types)
+        return self.with_shape(key[2:], lambda t: t is None or flat.KEY.get(t) != key[:2])
 
-    def unless(self, key: str, where: Where) -> Where:
-        """``where`` (a complement operator on ``key``), or the chunks without ``key``."""
-        return where if self.complement else flat.or_([self.absent(key), where])
+    def exists(self, field: str, present: bool) -> Where:
+        return self.with_shape(field, lambda t: (t is not None) == present)
 
-    def __call__(self, c: Cond, neg: bool) -> Where:
-        op, v, f = c.op, c.value, c.field
-        if op == "exists":
-            return self.with_shape(f, lambda t: (t is not None) == (v != neg))
-        if op in ("eq", "in"):
-            parts = []
-            for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
-                if key.startswith("n_"):  # compared as floats; no stored number is infinite
-                    vals = [x for x in map(_float, vals) if math.isfinite(x)]
-                    if not vals:
-                        continue
-                one = len(vals) == 1
-                if neg:
-                    parts.append(
-                        self.unless(key, {key: {"$ne": vals[0]} if one else {"$nin": vals}})
-                    )
-                else:
-                    parts.append({key: {"$eq": vals[0]} if one else {"$in": vals}})
-            return flat.and_(parts) if neg else flat.or_(parts)
-        if op == "contains":
-            key, tag = "l_" + f, flat.tag(v)
-            if tag is None:
-                return neg
-            return (
-                self.unless(key, {key: {"$not_contains": tag}})
-                if neg
-                else {key: {"$contains": tag}}
-            )
-        key = "n_" + f  # gt gte lt lte
-        if neg:
-            return flat.or_([_range(key, flat.FLIP[op], v), self.absent(key)])
-        return _range(key, op, v)
-
-
-def _range(key: str, op: str, v: float) -> Where:
-    x = _float(v)
-    if math.isinf(x):  # every stored number is finite
-        if (x > 0) == (op in ("gt", "gte")):
-            return False
-        return {"$or": [{key: {"$gte": 0.0}}, {key: {"$lt": 0.0}}]}  # any number
-    return {key: {"$" + op: x}}
+    def contains(self, key: str, tag: str, neg: bool) -> Where:
+        return self.test(key, "$contains", tag, neg)
 
 
 def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None = None) -> Where:
@@ -264,35 +192,3 @@ def to_where(f: Filter | None, *, complement: bool = True, shapes: Shapes | None
     by ``$exists`` and negated ranges; without them those raise :class:`ShapesNeeded`.
     """
     return flat.translate(f, _Conditions(complement, shapes))
-
-
-def upgrade(
-    col: Any, pages: Iterable[Mapping[str, Any]], errors: Callable[[str], Any], where: str
-) -> int:
-    """Rewrite ``col`` from format 1 to format 2 in place (documents, vectors and ids untouched);
-    returns the chunks rewritten. ``pages``: its records with documents and metadatas, a page
-    at a time; ``errors(what)``: the store's error-translating context."""
-    meta = dict(col.metadata or {})
-    if meta.get("vecmem_format") == FORMAT:
-        return 0
-    if meta.get("vecmem_format") != 1:
-        raise ConfigurationError(
-            f"{where} is not in a vecmem layout this version knows "
-            f"(format {meta.get('vecmem_format')!r})"
-        )
-    done = 0
-    for page in pages:
-        ids, metas = [], []
-        for cid, d, m in zip(page["ids"], page["documents"], page["metadatas"]):
-            if SIG in m and "_vm_keys" not in m:
-                continue  # already rewritten
-            new = encode(_decode_v1(cid, d, m))
-            ids.append(cid)
-            metas.append({**{key: None for key in m if key not in new}, **new})
-        if ids:
-            with errors("upgrade"):
-                col.update(ids=ids, metadatas=metas)
-        done += len(ids)
-    with errors("upgrade"):
-        col.modify(metadata={**meta, "vecmem_format": FORMAT})
-    return done

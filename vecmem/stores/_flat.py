@@ -5,8 +5,9 @@ strings, ``b_F`` booleans, ``l_F`` the scalar elements of a list as tagged strin
 ``n:1``, ``b:1``: equal exactly when :func:`vecmem.filters.matches` calls the values equal).
 With types apart ``$eq`` never matches a list and booleans never meet numbers, whatever the
 database does with mixed types. :func:`translate` pushes ``$not`` down to the conditions
-(neither database has it), turns ``$ne``/``$nin`` into negated ``$eq``/``$in``, and leaves each
-adapter the conditions themselves: what the database offers for "the key is absent" differs.
+(neither database has it) and turns ``$ne``/``$nin`` into negated ``$eq``/``$in``;
+:class:`Conditions` writes them as a Mongo-like where (Chroma, Pinecone), leaving each database
+how it says "the key is absent", "the field exists" and "the list holds".
 
 >>> from vecmem.filters import parse_filter
 >>> translate(parse_filter({"$not": {"a": {"$ne": 1}}}), lambda c, neg: (c.op, neg))
@@ -104,3 +105,58 @@ def translate(f: Filter | None, leaf: Callable[[Cond, bool], Where], neg: bool =
         return translate(f.item, leaf, not neg)
     parts = [translate(x, leaf, neg) for x in f.items]
     return or_(parts) if isinstance(f, Or) != neg else and_(parts)
+
+
+_NEGATED = {"$eq": "$ne", "$in": "$nin", "$contains": "$not_contains"}
+_NEGATED.update({"$" + op: "$" + FLIP[op] for op in FLIP})
+
+
+class Conditions:
+    """Conditions as a Mongo-like where over the typed keys (``$eq $ne $in $nin $gt $gte $lt
+    $lte``, ``$and``, ``$or``), the ``leaf`` of :func:`translate`; numbers are compared as floats.
+    A database supplies :meth:`absent` and :meth:`exists`, and :meth:`contains` where it has no
+    ``$in`` on lists; ``complement``: its ``$ne``/``$nin`` (and ``$not_contains``) match records
+    without the key."""
+
+    complement = False
+
+    def absent(self, key: str) -> Where:
+        """The records without the typed key ``key``."""
+        raise NotImplementedError
+
+    def exists(self, field: str, present: bool) -> Where:
+        """The records holding ``field`` (``present``) or not, whatever its type."""
+        raise NotImplementedError
+
+    def contains(self, key: str, tag: str, neg: bool) -> Where:
+        """The records whose list ``key`` holds ``tag`` (``neg``: all the others)."""
+        return self.test(key, "$in", [tag], neg)
+
+    def test(self, key: str, op: str, value: Any, neg: bool) -> Where:
+        """``key op value``; negated: the negated operator, or the key absent (left out where
+        ``complement`` says the database's negation matches those already; never for a range)."""
+        if not neg:
+            return {key: {op: value}}
+        where = {key: {_NEGATED[op]: value}}
+        if self.complement and op in ("$eq", "$in", "$contains"):
+            return where
+        return or_([self.absent(key), where])
+
+    def __call__(self, c: Cond, neg: bool) -> Where:
+        op, v, f = c.op, c.value, c.field
+        if op == "exists":
+            return self.exists(f, v != neg)
+        if op == "contains":
+            t = tag(v)
+            return neg if t is None else self.contains("l_" + f, t, neg)
+        if op in FLIP:  # gt gte lt lte
+            return self.test("n_" + f, "$" + op, float(v), neg)
+        parts: list[Where] = []
+        for key, vals in groups(f, (v,) if op == "eq" else v).items():
+            if key.startswith("n_"):
+                vals = list(dict.fromkeys(map(float, vals)))
+            if len(vals) == 1 or key.startswith("b_"):  # some take only strings, numbers in $in
+                parts += [self.test(key, "$eq", x, neg) for x in vals]
+            else:
+                parts.append(self.test(key, "$in", vals, neg))
+        return and_(parts) if neg else or_(parts)

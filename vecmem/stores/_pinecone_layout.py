@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from vecmem.errors import BackendError, InvalidInputError
-from vecmem.filters import Cond, Filter
+from vecmem.filters import Filter
 from vecmem.stores import _flat as flat
 from vecmem.stores._json import encoder
 from vecmem.types import Chunk
@@ -86,34 +86,14 @@ def decode(vid: str, meta: dict[str, Any] | None) -> Chunk:
     return Chunk(d.get("i", vid), d["d"], int(d["p"]), d["t"], d["m"], d["h"])
 
 
-_NEGATED = {"$eq": "$ne", "$in": "$nin", **{"$" + a: "$" + b for a, b in flat.FLIP.items()}}
+class _Conditions(flat.Conditions):
+    def absent(self, key: str) -> _Pc:
+        return {_KEYS: {"$nin": [key]}}
 
-
-def _test(key: str, op: str, value: Any, neg: bool) -> _Pc:
-    """``key op value``; negated: the key is absent (not in ``_vm_keys``) or the negated test."""
-    if not neg:
-        return {key: {op: value}}
-    return flat.or_([{_KEYS: {"$nin": [key]}}, {key: {_NEGATED[op]: value}}])
-
-
-def _cond(c: Cond, neg: bool) -> _Pc:
-    op, v, f = c.op, c.value, c.field
-    if op == "exists":  # one of the typed keys (or the o_ marker) is listed
-        return {_KEYS: {"$in" if v != neg else "$nin": [p + f for p in _PREFIXES]}}
-    if op == "contains":
-        tag = flat.tag(v)
-        return neg if tag is None else _test("l_" + f, "$in", [tag], neg)
-    if op not in ("eq", "in"):  # gt gte lt lte
-        return _test("n_" + f, "$" + op, v, neg)
-    parts: list[_Pc] = []
-    for key, vals in flat.groups(f, (v,) if op == "eq" else v).items():
-        if len(vals) == 1 or key.startswith("b_"):  # $in/$nin take strings, numbers
-            parts += [_test(key, "$eq", x, neg) for x in vals]
-        else:
-            parts.append(_test(key, "$in", vals, neg))
-    return flat.and_(parts) if neg else flat.or_(parts)
+    def exists(self, field: str, present: bool) -> _Pc:  # a typed key or the o_ marker listed
+        return {_KEYS: {"$in" if present else "$nin": [p + field for p in _PREFIXES]}}
 
 
 def to_filter(f: Filter | None) -> _Pc:
     """A parsed vecmem filter as a Pinecone metadata filter (``True``: none, ``False``: nothing)."""
-    return flat.translate(f, _cond)
+    return flat.translate(f, _Conditions())

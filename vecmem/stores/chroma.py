@@ -25,7 +25,8 @@ Vector search is Chroma's HNSW; when it returns fewer than ``k`` hits although m
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import numpy as np
@@ -50,8 +51,7 @@ from vecmem.stores.base import Capabilities
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,510})[a-zA-Z0-9]\Z")
-_PAGE = layout.PAGE  # records per get() page (ids only: four times as many)
-_INCLUDE = ["documents", "metadatas", "distances"]
+_PAGE = 5000  # records per get() page (ids only: four times as many)
 _T = TypeVar("_T")
 SPACES = "vecmem_spaces"
 """The collection of the collections' pointers (re-embedding, see :class:`kit.Switchable`): one
@@ -192,12 +192,12 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
     def _check_writable(self) -> None:
         self._refuse_replaced(self._seen.get("vecmem_replaced_by"))  # just read by _read_gen
 
-    def _find(self) -> Any | None:
-        """The collection, or ``None`` if it does not exist."""
+    def _find(self, name: str | None = None) -> Any | None:
+        """The collection (or the one named ``name``), ``None`` if it does not exist."""
         errors = require("chromadb.errors", "chroma")
         with self._errors("open the collection"):
             try:
-                return self._c().get_collection(self._name, embedding_function=None)
+                return self._c().get_collection(name or self._name, embedding_function=None)
             except errors.NotFoundError:
                 return None
 
@@ -206,29 +206,19 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
         raw = (self._col.metadata or {}).get("vecmem_space") if self._col is not None else None
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
-    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace | None:
-        if self._col is None:  # else a collection without a recorded space: adopt it if empty
-            errors = require("chromadb.errors", "chroma")
-            try:
-                with self._errors("create the collection"):
-                    self._col = self._c().create_collection(
-                        self._name,
-                        embedding_function=None,
-                        configuration={"hnsw": {"space": "cosine"}},
-                        metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
-                    )
-                return None
-            except BackendError as exc:  # created meanwhile by another client
-                if not isinstance(exc.__cause__, errors.ChromaError):
-                    raise
-                self._col = self._find()
-                if self._col is None:
-                    raise
+    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace:
+        with self._errors("create the collection"):  # or get one created meanwhile
+            self._col = self._c().get_or_create_collection(
+                self._name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"vecmem_space": space.to_json(), "vecmem_format": layout.FORMAT},
+            )
         return self._adopt(None, space)
 
     def _adopt(self, stored: EmbeddingSpace | None, space: EmbeddingSpace) -> EmbeddingSpace:
-        """Check the collection found against ``space`` (its metric, the space it records, its
-        layout; one without a space is adopted if empty); returns the recorded space."""
+        """Check the collection against ``space``: its metric, the space it records and its
+        layout; one recording no space is adopted if empty. Returns the recorded space."""
         col = self._col
         config = getattr(col, "configuration_json", None) or {}
         meta = dict(col.metadata or {})
@@ -259,8 +249,9 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
                     else f"{self.where} already holds records not written by vecmem; "
                     "pick another collection name"
                 )
-            meta["vecmem_space"] = raw if isinstance(raw, str) else space.to_json()
-            col.modify(metadata={**meta, "vecmem_format": layout.FORMAT})
+            # an empty collection: record the space (the one found, else ``space``) and layout
+            new = {"vecmem_space": space.to_json(), **meta, "vecmem_format": layout.FORMAT}
+            col.modify(metadata=new)
         return stored
 
     # ----------------------------------------------------------------- keyword index
@@ -302,20 +293,17 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
         with self._lock, self._writing(chunks, deletes):
             for i in range(0, len(chunks), self._batch):
                 part = slice(i, i + self._batch)
-                ids = [c.id for c in chunks[part]]
+                new = dict(zip([c.id for c in chunks[part]], metas[part]))
                 with self._errors("upsert"):
                     # Chroma's upsert merges metadata: drop the keys an overwritten chunk had
-                    old = self._col.get(ids=ids, include=["metadatas"])
-                    if old["ids"]:
-                        row = {cid: j for j, cid in enumerate(ids, i)}
-                        for cid, m in zip(old["ids"], old["metadatas"]):
-                            new = metas[row[cid]]
-                            new.update({key: None for key in m or () if key not in new})
+                    old = self._col.get(ids=list(new), include=["metadatas"])
+                    for cid, m in zip(old["ids"], old["metadatas"]):
+                        new[cid].update({key: None for key in m or () if key not in new[cid]})
                     self._col.upsert(
-                        ids=ids,
+                        ids=list(new),
                         embeddings=v[part],
                         documents=[c.text for c in chunks[part]],
-                        metadatas=metas[part],
+                        metadatas=list(new.values()),
                     )
             self._delete_ids(deletes)
 
@@ -325,7 +313,7 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
                 self._col.delete(ids=ids[i : i + self._batch])
 
     def _existing(self, ids: list[str]) -> Iterable[str]:
-        return self._records(ids, include=())
+        return [i for got in self._get(ids, []) for i in got["ids"]]
 
     def _matching(self, filter: Filter) -> list[str]:
         return self._filtered(filter, self._matching_ids)
@@ -347,11 +335,10 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
         try:
             where = to_where(f, complement=complement)
         except ShapesNeeded:
-            pass
+            if not self._shapes:
+                self._learn()
         else:
             return run(where)
-        if not self._shapes:
-            self._learn()
         while True:
             out = run(to_where(f, complement=complement, shapes=self._shapes))
             if self._read_gen() == self._shapes_gen or not self._learn():
@@ -360,13 +347,8 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
     def _probe_complement(self) -> bool | None:
         """Whether Chroma's ``$ne``/``$nin``/``$not_contains`` match records without the key
         (``None``: cannot tell, the collection is empty)."""
-        missing = {
-            "$and": [
-                {"_vm_absent": {"$ne": ""}},
-                {"_vm_absent": {"$nin": [""]}},
-                {"_vm_absent": {"$not_contains": ""}},
-            ]
-        }
+        ops = [{"$ne": ""}, {"$nin": [""]}, {"$not_contains": ""}]
+        missing = {"$and": [{"_vm_absent": op} for op in ops]}
         with self._errors("probe the filters"):
             if self._col.get(where=missing, limit=1, include=[])["ids"]:
                 return True
@@ -385,14 +367,7 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             if not got["ids"]:
                 self._shapes, self._shapes_gen = shapes, gen
                 return found
-            for cid, m in zip(got["ids"], got["metadatas"]):
-                sig = (m or {}).get(layout.SIG)
-                if not isinstance(sig, str):
-                    raise BackendError(
-                        f"{self.where}: record {cid!r} was not written by vecmem "
-                        f"(format {layout.FORMAT})"
-                    )
-                shapes[sig] = layout.shape(sig)
+            shapes.update(layout.shape(cid, m) for cid, m in zip(got["ids"], got["metadatas"]))
             if len(shapes) > layout.MAX_SHAPES:
                 raise UnsupportedFilterError(
                     f"{self.where} holds more than {layout.MAX_SHAPES} distinct metadata shapes "
@@ -402,27 +377,16 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             found, limit = True, min(limit * 8, _PAGE)
 
     # ----------------------------------------------------------------- reads
-    def _records(
-        self,
-        ids: Sequence[str],
-        where: Where = True,
-        include: Sequence[str] = ("documents", "metadatas"),
-    ) -> dict[str, Any]:
-        """``{id: (document, metadata, embedding)}`` for those of ``ids`` that exist (and
-        match ``where``)."""
-        out: dict[str, Any] = {}
-        ids = list(dict.fromkeys(ids))
+    def _get(self, ids: list[str], include: list[str], where: Where = True) -> Iterator[Any]:
+        """Those of ``ids`` (distinct) that exist and match ``where``, a ``get`` at a time."""
         for i in range(0, len(ids), self._batch):
             with self._errors("get"):
                 got = self._col.get(
                     ids=ids[i : i + self._batch],
-                    include=list(include),
+                    include=include,
                     where=None if where is True else where,
                 )
-            none = [None] * len(got["ids"])  # for each column not asked for
-            cols = [got.get(key) for key in ("documents", "metadatas", "embeddings")]
-            out.update(zip(got["ids"], zip(*(none if c is None else c for c in cols))))
-        return out
+            yield got
 
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         q = self._check_query(vector, k)
@@ -436,7 +400,7 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
                 query_embeddings=q[None, :],
                 n_results=k,
                 where=None if where is True else where,
-                include=_INCLUDE,
+                include=["documents", "metadatas", "distances"],
             )
         chunks = layout.decode(res["ids"][0], res["documents"][0], res["metadatas"][0])
         hits = [Scored(c, 1.0 - x) for c, x in zip(chunks, res["distances"][0])]
@@ -454,28 +418,22 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
                 ids = best_ids + list(page["ids"])
                 top = np.argsort(-pool, kind="stable")[:k]
                 best_ids, best = [ids[i] for i in top], pool[top]
-        recs = self._records(best_ids)
-        score = dict(zip(best_ids, best.tolist()))
-        return [Scored(c, score[c.id]) for c in _decode(recs, best_ids)]
+        chunks = self._read_chunks(best_ids)
+        return [Scored(chunks[i], x) for i, x in zip(best_ids, best.tolist()) if i in chunks]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
         self._require_space()
         with self._lock:
             kw = self._beside()
-            tokens = kw.tokenizer(text)
-            if not tokens:
-                return []
-            return self._filtered(filter, lambda where: self._keyword(kw, tokens, k, where))
+            return self._filtered(filter, lambda where: self._keyword(kw, text, k, where))
 
-    def _keyword(self, kw: KeywordBeside, tokens: list[str], k: int, where: Where) -> list[Scored]:
+    def _keyword(self, kw: KeywordBeside, text: str, k: int, where: Where) -> list[Scored]:
         if where is False:
             return []
-        found = kw.search(
-            tokens, k, lambda ids, _: self._records(ids, where), filtered=where is not True
+        return self._keyword_search(
+            kw, text, k, lambda ids, _: self._read_chunks(ids, where), where is not True
         )
-        chunks = _decode({cid: rec for cid, rec, _ in found}, [cid for cid, _, _ in found])
-        return [Scored(c, x) for c, (_, _, x) in zip(chunks, found)]
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Chroma lists ids only in its own order: this reads every id and sorts them."""
@@ -483,11 +441,16 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
         pages = self._pages("list the ids", [])
         return kit.id_page((i for page in pages for i in page["ids"]), after, limit)
 
-    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
-        return {c.id: c for c in _decode(self._records(ids), ids)}
+    def _read_chunks(self, ids: list[str], where: Where = True) -> dict[str, Chunk]:
+        """``{id: Chunk}`` for those of ``ids`` (distinct) that exist and match ``where``."""
+        pages = self._get(ids, ["documents", "metadatas"], where)
+        return {
+            c.id: c for p in pages for c in layout.decode(p["ids"], p["documents"], p["metadatas"])
+        }
 
     def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
-        return {i: r[2] for i, r in self._records(ids, include=("embeddings",)).items()}
+        pages = self._get(ids, ["embeddings"])
+        return {i: x for p in pages for i, x in zip(p["ids"], p["embeddings"])}
 
     def _read_documents(self, docs: list[str]) -> Iterator[Chunk]:
         for i in range(0, len(docs), 1000):
@@ -517,8 +480,28 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
             self._col = self._find()
             if self._col is None:
                 raise NotFoundError(f"{self.where} does not exist")
-            pages = self._pages("read for the upgrade", ["documents", "metadatas"], size=_PAGE)
-            return layout.upgrade(self._col, pages, self._errors, self.where)
+            meta = dict(self._col.metadata or {})
+            if meta.get("vecmem_format") == layout.FORMAT:
+                return 0
+            if meta.get("vecmem_format") != 1:
+                raise ConfigurationError(
+                    f"{self.where} is not in a vecmem layout this version knows "
+                    f"(format {meta.get('vecmem_format')!r})"
+                )
+            done = 0
+            for page in self._pages("read for the upgrade", ["documents", "metadatas"], size=_PAGE):
+                ids, metas = [], []
+                for cid, text, m in zip(page["ids"], page["documents"], page["metadatas"]):
+                    if layout.SIG not in m or "_vm_keys" in m:  # not rewritten yet
+                        ids.append(cid)
+                        metas.append(layout.from_v1(cid, text, m))
+                if ids:
+                    with self._errors("upgrade"):
+                        self._col.update(ids=ids, metadatas=metas)
+                done += len(ids)
+            with self._errors("upgrade"):
+                self._col.modify(metadata={**meta, "vecmem_format": layout.FORMAT})
+            return done
 
     def drop(self) -> None:
         """Delete the whole collection (its records and recorded space, and an old space a
@@ -535,31 +518,17 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
 
     def _drop_named(self, name: str) -> None:
         """Delete the collection ``name`` (records first); no-op if absent."""
-        errors = require("chromadb.errors", "chroma")
-        try:
-            with self._errors("drop"):
-                col = self._c().get_collection(name, embedding_function=None)
-        except NotFoundError as exc:
-            if isinstance(exc.__cause__, errors.NotFoundError):
-                return
-            raise
+        col = self._find(name)
+        if col is None:
+            return
         with self._errors("drop"):
             # Records first: Chroma 1.5's delete_collection leaves list-valued metadata
             # behind, and the records of the next collection created on that server
             # inherit it (checked on 1.5.9 with the raw client; deleting by id cleans up)
             while ids := col.get(include=[], limit=self._batch)["ids"]:
                 col.delete(ids=ids)
-        try:
-            with self._errors("drop"):
-                self._c().delete_collection(name)
-        except NotFoundError:
-            pass
-
-
-def _decode(recs: Mapping[str, Any], ids: Sequence[str]) -> list[Chunk]:
-    """The chunks of ``recs`` (:meth:`ChromaDb._records`) for ``ids``, in their order."""
-    ids = [i for i in ids if i in recs]
-    return layout.decode(ids, [recs[i][0] for i in ids], [recs[i][1] for i in ids])
+        with suppress(NotFoundError), self._errors("drop"):
+            self._c().delete_collection(name)
 
 
 def from_url(url: str) -> ChromaDb:
@@ -569,18 +538,15 @@ def from_url(url: str) -> ChromaDb:
         url, schemes=("chroma", "chroma+http", "chroma+https"), params=("collection",)
     )
     collection = u.query.get("collection", "vecmem")
-    if u.scheme != "chroma":
-        if not u.host:
-            raise ConfigurationError(f"Chroma URL {url!r} has no host")
-        ssl = u.scheme == "chroma+https"
-        return ChromaDb(
-            host=u.host, port=u.port or (443 if ssl else 8000), ssl=ssl, collection=collection
-        )
-    if u.path == ":memory:":
-        return ChromaDb(collection=collection)
-    if not u.path:
-        raise ConfigurationError(f"Chroma URL {url!r} names no folder; use chroma://:memory:")
-    return ChromaDb(path=u.path, collection=collection)
+    if u.scheme == "chroma":
+        if not u.path:
+            raise ConfigurationError(f"Chroma URL {url!r} names no folder; use chroma://:memory:")
+        return ChromaDb(None if u.path == ":memory:" else u.path, collection=collection)
+    if not u.host:
+        raise ConfigurationError(f"Chroma URL {url!r} has no host")
+    ssl = u.scheme == "chroma+https"
+    port = u.port or (443 if ssl else 8000)
+    return ChromaDb(host=u.host, port=port, ssl=ssl, collection=collection)
 
 
 __all__ = ["ChromaDb", "ShapesNeeded", "from_url", "to_where"]
