@@ -9,13 +9,12 @@ True
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vecmem.errors import InvalidInputError
 from vecmem.filters import Filter, SqlTranslator
-from vecmem.types import Chunk, EmbeddingSpace, Hit, Scores
+from vecmem.types import Chunk, Hit, Scores
 
 LOCK_NS = 0x7665  # first key of vecmem's advisory locks
 
@@ -245,20 +244,6 @@ def table_names(schema: str, table: str) -> dict[str, str]:
     }
 
 
-def keyword_params(tokens: Sequence[str], space: EmbeddingSpace) -> dict[str, Any]:
-    """Parameters of ``KEYWORD_CTES`` for a tokenised query."""
-    k1, b, eps = space.keyword_params()
-    mult = Counter(tokens)
-    return {
-        "qterms": list(mult),
-        "mults": list(mult.values()),
-        "eps": float(eps),
-        "k1p1": float(k1) + 1.0,
-        "k1": float(k1),
-        "b": float(b),
-    }
-
-
 # --------------------------------------------------------------------------- filters
 class Where(SqlTranslator):
     """Translates a parsed filter to SQL over ``metadata`` (jsonb) with the reference semantics
@@ -325,13 +310,8 @@ def chunk(row: Sequence[Any]) -> Chunk:
 
 
 def hit(row: Sequence[Any]) -> Hit:
-    """A row of ``HYBRID_SQL``: the chunk, then each leg's score and rank, and the fused score."""
+    """A row of ``HYBRID_SQL``: the chunk, then each leg's score and rank (NULL where the leg did
+    not return it), and the fused score; psycopg gives them as float, int and None."""
     vs, vr, ks, kr, fused = row[6:]
-    scores = Scores(
-        vector=None if vs is None else float(vs),
-        keyword=None if ks is None else float(ks),
-        vector_rank=None if vr is None else int(vr),
-        keyword_rank=None if kr is None else int(kr),
-        fused=float(fused),
-    )
-    return Hit(chunk(row), float(fused), scores)
+    scores = Scores(vector=vs, keyword=ks, vector_rank=vr, keyword_rank=kr, fused=fused)
+    return Hit(chunk(row), fused, scores)

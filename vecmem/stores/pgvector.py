@@ -18,7 +18,8 @@ The keyword leg is rank_bm25's BM25Okapi computed in SQL from the postings: idf
 vocabulary, kept exact under writes by the df histogram ``T_dfhist`` (the mean is a sum over the
 distinct df values, refreshed in ``T_meta`` by every write). Hybrid search is one statement: both
 legs are CTEs (top ``candidates`` each, the filter inside both), fused exactly as
-:func:`vecmem.fusion.fuse` does (to float rounding; ``StoreSuite`` checks it).
+:func:`vecmem.fusion.fuse` does (to float rounding; ``StoreSuite`` checks it), so only the top
+``k`` rows leave the server.
 
 Filtered vector search keeps recall: HNSW runs with pgvector 0.8's iterative index scans and is
 asked for ``max(k, ef_search)`` matching rows, of which the best ``k`` by exact distance are kept;
@@ -29,11 +30,7 @@ searched exactly.
 Writes are one transaction each (rows by binary COPY) under a per-table advisory lock, which
 keeps N, df and the histogram consistent when several clients write at once. Every row written
 joins the HNSW graph; for a large load, ``with store.bulk_load(): ...`` builds it once instead.
-The SQL lives in module constants of :mod:`._pgvector_sql`, which the benchmark's raw-psycopg
-baseline runs too.
-
->>> store = PgVector("postgresql://user:pw@localhost/db", table="kb")   # doctest: +SKIP
->>> VectorMemory("postgresql://user:pw@localhost/db?collection=kb")      # doctest: +SKIP
+The SQL lives in :mod:`._pgvector_sql`; :func:`from_url` reads ``postgresql://...?collection=kb``.
 """
 
 from __future__ import annotations
@@ -63,7 +60,7 @@ from vecmem.fusion import Fusion
 from vecmem.stores import _pgvector_sql as pgsql
 from vecmem.stores._pgvector_sql import Where, chunk, render
 from vecmem.stores.base import Capabilities, validate_query_vector
-from vecmem.stores.kit import Switchable, in_order
+from vecmem.stores.kit import Switchable
 from vecmem.types import Chunk, EmbeddingSpace, Hit, Scored
 
 psycopg = require("psycopg", "pgvector", "PostgreSQL")
@@ -74,6 +71,7 @@ _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}\Z")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _MAX_EF = 1000  # pgvector's limit for hnsw.ef_search
 _HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on vector
+_URL_KEYS = ("collection", "table", "schema")  # from_url's; the rest go to libpq
 _STATEMENTS = ("query", "keyword", "hybrid", "remove", "index", "refresh", "copy")
 
 
@@ -249,10 +247,6 @@ class PgVector(Switchable):
             (self.collection,),
         ).fetchone()
         return (row[0], row[1]) if row else None
-
-    def _read_pointer(self) -> tuple[str, str | None] | None:
-        with self._db("read the collection's pointer") as conn:
-            return self._pointer(conn)
 
     def _check_current(self, conn: Any) -> None:
         """Refuse a write into a space a switch replaced (call under the table's advisory lock,
@@ -475,8 +469,7 @@ class PgVector(Switchable):
 
     # ----------------------------------------------------------------- reads
     def _vector_params(self, vector: Any, candidates: int, filtered: bool) -> dict[str, Any]:
-        """A filtered HNSW scan is asked for ``ef_search`` rows at least: the iterative scan
-        returns them roughly in order, the exact re-sort keeps the best ``candidates``."""
+        """Parameters of ``VECTOR_CTES`` (see there)."""
         return {
             "q": validate_query_vector(vector, self._require_space().dim),
             "c": candidates,
@@ -485,8 +478,12 @@ class PgVector(Switchable):
             "probe": self.exact_filter_rows if filtered else 0,
         }
 
-    def _keyword_params(self, text: str) -> dict[str, Any]:
-        return pgsql.keyword_params(self._tokens(text), self._require_space())
+    def _keyword_params(self, text: str, k: int) -> dict[str, Any]:
+        """The query's distinct terms with their multiplicity, and BM25's parameters."""
+        k1, b, eps = self._require_space().keyword_params()
+        mult = Counter(self._tokens(text))
+        terms = {"qterms": list(mult), "mults": list(mult.values()), "eps": eps, "c": k}
+        return {**terms, "k1p1": k1 + 1.0, "k1": k1, "b": b}
 
     def _filter(self, f: Filter | None, params: dict[str, Any]) -> dict[str, str]:
         """``f`` as SQL over the chunks (``where``) and over the postings' sids (``allowed``)."""
@@ -496,24 +493,26 @@ class PgVector(Switchable):
         allowed = f"sid IN (SELECT sid FROM {self._names['chunks']} WHERE {where})"
         return {"where": where, "allowed": allowed}
 
+    def _search(self, stmt: str, what: str, params: dict[str, Any], f: Filter | None) -> list[Any]:
+        """The rows of ``stmt`` (from ``self._sql``) with the filter ``f`` in it."""
+        stmt = render(stmt, **self._filter(f, params))
+        with self._db(what) as conn:
+            if "q" in params:
+                self._set_ef(conn, params["c"])
+            return conn.execute(stmt, params).fetchall()
+
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
         params = self._vector_params(vector, k, filter is not None)
-        stmt = render(self._sql["query"], **self._filter(filter, params))
-        with self._db("vector search") as conn:
-            self._set_ef(conn, k)
-            rows = conn.execute(stmt, params).fetchall()
+        rows = self._search(self._sql["query"], "vector search", params, filter)
         return [Scored(chunk(r), float(r[6])) for r in rows]
 
     def keyword(self, text: str, *, k: int, filter: Filter | None = None) -> list[Scored]:
         self._check_k(k)
-        params = self._keyword_params(text)
+        params = self._keyword_params(text, k)
         if not params["qterms"]:
             return []
-        params["c"] = k
-        stmt = render(self._sql["keyword"], **self._filter(filter, params))
-        with self._db("keyword search") as conn:
-            rows = conn.execute(stmt, params).fetchall()
+        rows = self._search(self._sql["keyword"], "keyword search", params, filter)
         return [Scored(chunk(r), float(r[6])) for r in rows]
 
     def hybrid(
@@ -529,7 +528,7 @@ class PgVector(Switchable):
         """Both legs and their fusion in one statement; equal to :func:`vecmem.fusion.fuse` of
         :meth:`query` and :meth:`keyword` with ``k=candidates``."""
         self._check_k(k, candidates)
-        params = self._keyword_params(text)
+        params = self._keyword_params(text, candidates)
         params.update(self._vector_params(vector, candidates, filter is not None))
         params.update(
             k=k,
@@ -541,22 +540,8 @@ class PgVector(Switchable):
             adaptive=bool(fusion.adaptive),
         )
         fused = pgsql.RRF_SQL if fusion.method == "rrf" else pgsql.score_fusion_sql(fusion.method)
-        stmt = render(self._sql["hybrid"], fused=fused, **self._filter(filter, params))
-        with self._db("hybrid search") as conn:
-            self._set_ef(conn, candidates)
-            rows = conn.execute(stmt, params).fetchall()
-        return [pgsql.hit(r) for r in rows]
-
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        ids = [str(i) for i in ids]
-        if not ids:
-            return []
-        with self._db("get") as conn:
-            rows = conn.execute(
-                f"SELECT {pgsql.ROW} FROM {self._names['chunks']} c WHERE c.id = ANY(%s::text[])",
-                (ids,),
-            ).fetchall()
-        return in_order(ids, {r[0]: chunk(r) for r in rows})
+        stmt = render(self._sql["hybrid"], fused=fused)
+        return [pgsql.hit(r) for r in self._search(stmt, "hybrid search", params, filter)]
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """A keyset page over the primary key, by code point (``COLLATE "C"``)."""
@@ -569,30 +554,26 @@ class PgVector(Switchable):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
-        with self._db("get vectors") as conn:
-            rows = conn.execute(
-                f"SELECT id, embedding FROM {self._names['chunks']} WHERE id = ANY(%s::text[])",
-                ([str(i) for i in ids],),
+    def _where_in(self, what: str, cols: str, column: str, keys: list[str]) -> list[Any]:
+        """``cols`` of the chunks whose ``column`` is one of ``keys``."""
+        if not keys:
+            return []
+        with self._db(what) as conn:
+            return conn.execute(
+                f"SELECT {cols} FROM {self._names['chunks']} c WHERE c.{column} = ANY(%s::text[])",
+                ([str(k) for k in keys],),
                 binary=True,
             ).fetchall()
+
+    def _read_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        return {r[0]: chunk(r) for r in self._where_in("get", pgsql.ROW, "id", ids)}
+
+    def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
+        rows = self._where_in("get vectors", "c.id, c.embedding", "id", ids)
         return {i: v.to_numpy() if hasattr(v, "to_numpy") else v for i, v in rows}
 
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        docs = [str(d) for d in document_ids]
-        if not docs:
-            return []
-        with self._db("get by document") as conn:
-            rows = conn.execute(
-                f"SELECT {pgsql.ROW} FROM {self._names['chunks']} c "
-                "WHERE c.document_id = ANY(%s::text[]) "
-                "ORDER BY c.document_id, c.position, c.id",
-                (docs,),
-            ).fetchall()
-        by_doc: dict[str, list[Chunk]] = {}
-        for r in rows:
-            by_doc.setdefault(r[1], []).append(chunk(r))
-        return [c for d in dict.fromkeys(docs) for c in by_doc.get(d, [])]
+    def _read_documents(self, docs: list[str]) -> list[Chunk]:
+        return [chunk(r) for r in self._where_in("get by document", pgsql.ROW, "document_id", docs)]
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
@@ -612,18 +593,12 @@ def from_url(url: str) -> PgVector:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("postgresql", "postgres", "pgvector"):
         raise ConfigurationError(f"not a PostgreSQL URL: {parts.scheme}://...")
-    options: dict[str, str] = {}
-    rest = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("collection", "table", "schema"):
-            options["schema" if key == "schema" else "table"] = value
-        else:
-            rest.append((key, value))
-    db_url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k if k == "schema" else "table": v for k, v in query if k in _URL_KEYS}
+    rest = urlencode([(k, v) for k, v in query if k not in _URL_KEYS])
+    db_url = urlunsplit(("postgresql", parts.netloc, parts.path, rest, parts.fragment))
     return PgVector(
-        db_url,
-        table=options.get("table", "vecmem_chunks"),
-        schema=options.get("schema", "public"),
+        db_url, table=ours.get("table", "vecmem_chunks"), schema=ours.get("schema", "public")
     )
 
 
