@@ -497,6 +497,32 @@ def test_keyword_index_is_rebuilt_after_a_failed_write(monkeypatch: pytest.Monke
     np.testing.assert_allclose(store.get_vectors(["new#0"]), unit_vectors(1, seed=3), atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_documents_are_read_right_after_a_failed_write(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local mode reads a document's chunks through a map of every chunk's document: a write that
+    stored its points and then failed must not leave that map behind the collection."""
+    store = Qdrant(":memory:", collection="c", keyword=mode)
+    store.connect(SPACE)
+    store.upsert(make_chunks(5), unit_vectors(5))
+    assert store.get_by_document(["late"]) == []
+    client = store._c()
+    upsert = client.upsert
+
+    def stored_then_failed(*args: Any, **kwargs: Any) -> None:
+        upsert(*args, **kwargs)
+        raise RuntimeError("connection reset after the write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "upsert", stored_then_failed)
+        with pytest.raises(BackendError):
+            store.upsert([Chunk.create("late", 0, "zebra words")], unit_vectors(1, seed=3))
+    assert [c.id for c in store.get_by_document(["late"])] == ["late#0"]
+    store.delete(ids=["late#0"])
+    assert store.get_by_document(["late"]) == []
+
+
 # ----------------------------------------------------------------------------- native keyword
 def _native(chunks: Sequence[Chunk], vectors: np.ndarray, **kwargs: Any) -> Qdrant:
     store = Qdrant(":memory:", collection="n", **kwargs)

@@ -29,15 +29,17 @@ for the facade to fuse. What differs from rank_bm25's scores:
   pairs of V distinct terms merge (0.01 at 10k).
 
 On SciFact test (MiniLM, default fusion) native hybrid nDCG@10 is 0.7213 against the exact
-reference's 0.7237. ``keyword="exact"`` keeps rank_bm25's scores in a
-:class:`~vecmem.stores._beside.KeywordBeside` rebuilt from the points on connect, filtered by
-Qdrant (``HasId`` + filter scrolls of the best candidates, widening; past 4,096 candidates, at
-once in local mode, one filtered scroll of ids): choose it for those scores, or in local mode at
-scale, where a sparse query is scored in Python over every point (about a second at 100k chunks,
-see BENCHMARKS.md). A native collection opens in exact mode (its sparse vectors still written);
-an exact one cannot open in native mode. In exact mode other clients' writes reach the keyword
-leg on reconnect. No transactions: an upsert with ``delete_ids`` is one call in local mode and
-one request per 512 points to a server; after a failure the exact index is rebuilt.
+reference's 0.7237. ``keyword="exact"`` keeps rank_bm25's scores in the kit's
+:class:`~vecmem.stores._beside.KeywordBeside`, built on connect from the points' texts in write
+order (payload ``seq``) and filtered by Qdrant (``HasId`` + filter scrolls of the best candidates,
+widening; past 4,096 candidates, at once in local mode, one filtered scroll of ids): choose it for
+those scores, or in local mode at scale, where a sparse query is scored in Python over every point
+(about a second at 100k chunks, see BENCHMARKS.md). On a server an exact-mode write records a
+token ``vecmem_gen`` in the collection metadata and a keyword search reads it, so other exact-mode
+clients' writes reach the index at once, native-mode clients' on :meth:`Qdrant.refresh`. A native
+collection opens in exact mode (its sparse vectors still written); an exact one cannot open in
+native mode. No transactions: an upsert with ``delete_ids`` is one call in local mode and one
+request per 512 points to a server; after a failure the exact index is rebuilt.
 
 >>> store = Qdrant(":memory:")                          # doctest: +SKIP
 >>> VectorMemory(store=Qdrant(url="http://localhost:6333", collection="kb"))  # doctest: +SKIP
@@ -73,7 +75,6 @@ from vecmem.errors import (
 )
 from vecmem.filters import Filter, Translator
 from vecmem.stores import kit
-from vecmem.stores._beside import KeywordBeside
 from vecmem.stores._sparse import bm25_document, bm25_query, term_id
 from vecmem.stores.base import Capabilities
 from vecmem.types import Chunk, EmbeddingSpace, Scored
@@ -103,8 +104,13 @@ def _enc(field: str) -> str:
     return field if _IDENT.match(field) else "_" + field.encode("utf-8").hex()
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _kind(v: Any) -> str:
+    """Which typed copy holds the scalar ``v``: ``b``, ``n`` (finite) or ``s`` (``""``: none)."""
+    if isinstance(v, bool):
+        return "b"
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return "n"
+    return "s" if isinstance(v, str) else ""
 
 
 def _key(fmt: int, kind: str, field: str | None = None) -> str:
@@ -118,21 +124,13 @@ def _typed(meta: Any, fmt: int) -> dict[str, Any]:
     """The payload keys holding the metadata split by type (see the module docstring)."""
     out: dict[str, Any] = {_key(2, "keys"): list(meta)}
     for field, v in meta.items():
-        if isinstance(v, bool):
-            out[_key(2, "b", field)] = v
-        elif _is_num(v):
-            out[_key(2, "n", field)] = v
-        elif isinstance(v, str):
-            out[_key(2, "s", field)] = v
-        elif isinstance(v, (list, tuple)):
-            for kind, keep in (
-                ("lb", lambda x: isinstance(x, bool)),
-                ("ln", _is_num),
-                ("ls", lambda x: isinstance(x, str)),
-            ):
-                items = [x for x in v if keep(x)]
+        if isinstance(v, (list, tuple)):
+            for kind in "bns":
+                items = [x for x in v if _kind(x) == kind]
                 if items:
-                    out[_key(2, kind, field)] = items
+                    out[_key(2, "l" + kind, field)] = items
+        elif _kind(v):
+            out[_key(2, _kind(v), field)] = v
     if fmt >= 2:
         return out
     nested: dict[str, Any] = {"keys": out.pop("vm_keys")}  # layout 1: {"vm": {kind: {F: v}}}
@@ -198,7 +196,7 @@ class _FilterBuilder(Translator[Any]):
         return self._number(_key(self.fmt, "n", field), **{op: value})
 
 
-class Qdrant(kit.StoreKit):
+class Qdrant(kit.BesideKit):
     """A vecmem store on Qdrant (local mode or server); BM25 as sparse vectors inside Qdrant
     (``keyword="native"``) or exact rank_bm25 beside it (``keyword="exact"``).
 
@@ -263,17 +261,12 @@ class Qdrant(kit.StoreKit):
         # local mode is not thread-safe: one call at a time; a server client is
         self._io: Any = threading.RLock() if url is None else nullcontext()
         self._format = FORMAT  # the payload layout of the collection (set on connect)
-        # exact mode: the BM25 index beside the collection, with the documents' chunk ids
-        self._kw: KeywordBeside | None = None
-        self._doc_of: dict[str, str] = {}  # chunk id -> document id
-        self._chunks_of: dict[str, set[str]] = {}  # document id -> chunk ids
-        self._next_seq = 0
-        self._stale = False  # the BM25 index may be out of step (a failed write): rebuild
+        self._doc_of: dict[str, str] | None = None  # local mode: chunk id -> document id
+        self._next_seq = 0  # the next write's ``seq`` (write order, for rebuilding the index)
         # the sparse BM25 vector (native collections, whatever the mode)
         self._sparse = False  # the collection has it: every write fills it
         self._avgdl: float | None = None  # the avgdl its values are normalised with
-        self._avgdl_docs = 0  # how many chunks that avgdl was measured over
-        self._written = (0, 0)  # chunks and tokens written by this object since then
+        self._docs, self._total = 0, 0.0  # chunks, tokens it was measured over + written since
 
     # ----------------------------------------------------------------- kit hooks
     @property
@@ -328,7 +321,7 @@ class Qdrant(kit.StoreKit):
         raw = (self._meta()[0].metadata or {}).get("vecmem_space")
         return EmbeddingSpace.from_json(raw) if isinstance(raw, str) else None
 
-    def _create(self, space: EmbeddingSpace) -> None:
+    def _create(self, space: EmbeddingSpace) -> EmbeddingSpace | None:
         """Create the collection, or adopt one made by another client meanwhile or without
         vecmem (its ``dense`` vector checked, the space recorded)."""
         m, client = self._m, self._client
@@ -355,11 +348,10 @@ class Qdrant(kit.StoreKit):
                         client.create_payload_index(
                             self.collection, key, m.PayloadSchemaType.KEYWORD
                         )
-                    return
+                    return None
             stored = self._read_space()
             if stored is not None:  # another client created it first
-                stored.check_compatible(space, where=self.where)
-                return
+                return self._adopt(stored, space)
             vectors = self._meta()[0].params.vectors
             params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
             if params is None:
@@ -372,6 +364,7 @@ class Qdrant(kit.StoreKit):
                     f"{self.where} holds {params.size}-d vectors, this space has {space.dim}"
                 )
             client.update_collection(self.collection, metadata=record)
+        return None
 
     def _connected(self, space: EmbeddingSpace) -> None:
         config, bm25 = self._meta()
@@ -395,8 +388,8 @@ class Qdrant(kit.StoreKit):
             )
         self._format = fmt
         self._set_avgdl(bm25)
-        if self.keyword_mode == "exact":
-            self._rebuild()
+        self._doc_of = None
+        self.refresh()
 
     def _filter(self, f: Filter | None) -> Any:
         return None if f is None else _FilterBuilder(self._m, self._format).build(f)
@@ -411,8 +404,8 @@ class Qdrant(kit.StoreKit):
     def _set_avgdl(self, bm25: dict[str, Any]) -> None:
         avgdl = bm25.get("avgdl")
         self._avgdl = float(avgdl) if isinstance(avgdl, (int, float)) and avgdl > 0 else None
-        self._avgdl_docs = int(bm25.get("docs", 0)) if self._avgdl is not None else 0
-        self._written = (0, 0)
+        self._docs = int(bm25.get("docs", 0)) if self._avgdl is not None else 0
+        self._total = self._docs * (self._avgdl or 0.0)
 
     def _record_avgdl(self, avgdl: float, docs: int) -> None:
         with self._errors("record avgdl"):
@@ -439,10 +432,9 @@ class Qdrant(kit.StoreKit):
         moved the estimated mean length more than ``AVGDL_DRIFT`` away from it."""
         if self._avgdl is None or not tokens:
             return
-        n, total = self._written
-        self._written = n, total = n + len(tokens), total + sum(map(len, tokens))
-        estimate = (self._avgdl_docs * self._avgdl + total) / (self._avgdl_docs + n)
-        if abs(estimate - self._avgdl) > AVGDL_DRIFT * self._avgdl:
+        self._docs += len(tokens)
+        self._total += sum(map(len, tokens))
+        if abs(self._total / self._docs - self._avgdl) > AVGDL_DRIFT * self._avgdl:
             self.reindex()
 
     def reindex(self) -> float | None:
@@ -479,8 +471,21 @@ class Qdrant(kit.StoreKit):
             return avgdl
 
     # ----------------------------------------------------------------- exact keyword index
-    def _rebuild(self) -> KeywordBeside:
-        """Rebuild the BM25 index from every point's text, in write order."""
+    def _read_gen(self) -> str | None:
+        """The ``vecmem_gen`` token the last exact-mode write recorded on the server; local mode
+        has no other client and native mode no index, so neither asks."""
+        if self.url is None or self.keyword_mode == "native":
+            return self._gen
+        return (self._meta()[0].metadata or {}).get("vecmem_gen")
+
+    def _write_gen(self, gen: str) -> None:
+        if self.url is not None and self.keyword_mode == "exact":
+            with self._errors("record the write"):
+                self._c().update_collection(self.collection, metadata={"vecmem_gen": gen})
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        """Every chunk's id and text in write order (``seq``); the map of the chunks' documents
+        is read on the way."""
         rows = sorted(
             (int(p.get("seq", 0)), p["chunk_id"], p.get("text", ""), p.get("document_id", ""))
             for p in (
@@ -489,44 +494,35 @@ class Qdrant(kit.StoreKit):
             )
             if "chunk_id" in p
         )
-        kw = self._keyword_index()
-        kw.add([r[1] for r in rows], [kw.tokenizer(r[2]) for r in rows])
-        self._kw, self._doc_of, self._chunks_of = kw, {}, {}
-        for _, cid, _, doc in rows:
-            self._doc_of[cid] = doc
-            self._chunks_of.setdefault(doc, set()).add(cid)
-        self._next_seq = (rows[-1][0] + 1) if rows else 0
-        self._stale = False
-        return kw
+        self._doc_of = {cid: doc for _, cid, _, doc in rows}
+        return ((cid, text) for _, cid, text, _ in rows)
 
-    def _index_written(
-        self,
-        chunks: Sequence[Chunk],
-        deleted: Sequence[str],
-        tokens: Sequence[Sequence[str]] | None = None,
-    ) -> None:
-        if self._kw is None:
-            raise ConfigurationError("Qdrant store used before connect(space)")
-        self._kw.write(chunks, deleted, tokens)
-        for cid in [*deleted, *(c.id for c in chunks)]:
-            doc = self._doc_of.pop(cid, None)
-            if doc is not None:
-                self._chunks_of[doc].discard(cid)
-                if not self._chunks_of[doc]:
-                    del self._chunks_of[doc]
-        for c in chunks:
-            self._doc_of[c.id] = c.document_id
-            self._chunks_of.setdefault(c.document_id, set()).add(c.id)
+    def refresh(self) -> None:
+        """Exact mode: rebuild the keyword index from the collection now (after native-mode
+        clients' writes). Native mode keeps no index."""
+        if self.keyword_mode == "exact":
+            super().refresh()
+
+    @contextmanager
+    def _writing(self, chunks: Sequence[Chunk] = (), deleted: Sequence[str] = ()) -> Iterator[None]:
+        """The kit's write wrapper; the map of the chunks' documents follows a write that
+        succeeded (a failed one drops it: it is read again when needed)."""
+        docs, self._doc_of = self._doc_of, None
+        with super()._writing(chunks, deleted):
+            yield
+        if docs is not None:
+            for cid in deleted:
+                docs.pop(cid, None)
+            docs.update((c.id, c.document_id) for c in chunks)
+            self._doc_of = docs
 
     # ----------------------------------------------------------------- writes
     def _write_chunks(self, chunks: list[Chunk], v: np.ndarray, deletes: list[str]) -> None:
-        exact = self.keyword_mode == "exact"
         m = self._m
-        with self._lock:
-            tokens = [self._tokens(c.text) for c in chunks] if (exact or self._sparse) else None
-            sparse = self._sparse_vectors(tokens) if self._sparse and tokens else None
-            # write order for the exact index (native mode never scans, so it takes the clock)
-            seq = self._next_seq if exact else max(self._next_seq, time.time_ns())
+        with self._lock, self._writing(chunks, deletes):
+            tokens = [self._tokens(c.text) for c in chunks] if self._sparse else None
+            sparse = self._sparse_vectors(tokens) if tokens else None
+            seq = max(self._next_seq, time.time_ns())  # clients on a server share the clock
             self._next_seq = seq + len(chunks)
             points = []
             for i, c in enumerate(chunks):
@@ -549,7 +545,6 @@ class Qdrant(kit.StoreKit):
                         },
                     )
                 )
-            self._stale = exact  # until the write and the index update both succeeded
             # one request per _BATCH points keeps a server under its request-size limit (32 MiB);
             # local mode takes the whole write in one call
             step = _BATCH if self.url is not None else max(1, len(points))
@@ -571,30 +566,19 @@ class Qdrant(kit.StoreKit):
                         self._c().batch_update_points(
                             self.collection, ops[i : i + per_request], wait=True
                         )
-            if exact:
-                self._index_written(chunks, deletes, tokens)
-                self._stale = False
-            if sparse is not None and tokens:
+            if tokens:
                 self._check_drift(tokens)
 
-    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
-        with self._lock:
-            recs = [
-                *(self._retrieve(ids, ["chunk_id"]) if ids else ()),
-                *(self._scroll(self._filter(filter), ["chunk_id"]) if filter is not None else ()),
-            ]
-            doomed = {str(rec.id): rec.payload["chunk_id"] for rec in recs}  # point -> chunk id
-            if not doomed:
-                return 0
-            exact = self._stale = self.keyword_mode == "exact"
-            with self._errors("delete"):
-                self._c().delete(
-                    self.collection, self._m.PointIdsList(points=list(doomed)), wait=True
-                )
-            if exact:
-                self._index_written([], list(doomed.values()))
-                self._stale = False
-            return len(doomed)
+    def _existing(self, ids: list[str]) -> Iterable[str]:
+        return (rec.payload["chunk_id"] for rec in self._retrieve(ids, ["chunk_id"]))
+
+    def _matching(self, filter: Filter) -> Iterable[str]:
+        return self._ids(self._filter(filter))
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        with self._errors("delete"):
+            points = self._m.PointIdsList(points=[point_id(i) for i in ids])
+            self._c().delete(self.collection, points, wait=True)
 
     # ----------------------------------------------------------------- reads
     def _scroll(self, flt: Any, payload: Any, page: int = 10_000) -> Iterator[Any]:
@@ -612,6 +596,10 @@ class Qdrant(kit.StoreKit):
             yield from recs
             if offset is None:
                 return
+
+    def _ids(self, flt: Any) -> Iterator[str]:
+        """The chunk ids of the points that pass ``flt`` (all: ``None``)."""
+        return (rec.payload["chunk_id"] for rec in self._scroll(flt, ["chunk_id"]))
 
     def _retrieve(self, ids: Sequence[str], payload: Any, vectors: bool = False) -> list[Any]:
         out: list[Any] = []
@@ -654,7 +642,7 @@ class Qdrant(kit.StoreKit):
             sq = self._sparse_query(text)
             return [] if sq is None else self._query("keyword query", sq, SPARSE, k, flt)
         with self._lock:
-            kw = self._kw if self._kw is not None and not self._stale else self._rebuild()
+            kw = self._beside()
             # widening by ids is cheap on a server (indexed); local mode scans every point per
             # scroll, so there one scan for the matching ids comes right after the first try
             return self._keyword_search(
@@ -664,7 +652,7 @@ class Qdrant(kit.StoreKit):
                 lambda ids, filtered: self._read_chunks(ids, flt if filtered else None),
                 flt is not None,
                 widen_to=4096 if self.url is not None else 0,
-                matching=lambda: [r.payload["chunk_id"] for r in self._scroll(flt, ["chunk_id"])],
+                matching=lambda: self._ids(flt),
             )
 
     def both_legs(
@@ -706,20 +694,22 @@ class Qdrant(kit.StoreKit):
         """Qdrant orders points by its own ids (hashes of ours): this scrolls every chunk id
         and sorts them."""
         self._require_space()
-        ids = (r.payload["chunk_id"] for r in self._scroll(None, ["chunk_id"]))
-        return kit.id_page(ids, after, limit)
+        return kit.id_page(self._ids(None), after, limit)
 
     def _read_vectors(self, ids: list[str]) -> dict[str, Any]:
         recs = self._retrieve(ids, ["chunk_id"], vectors=True)
         return {r.payload["chunk_id"]: r.vector[VECTOR] for r in recs}
 
     def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
-        if self.url is None and self.keyword_mode == "exact":
-            # local mode has one client: the id map is complete, and a
-            with self._lock:  # retrieve by id beats a Python scan of every payload
-                if self._stale:
-                    self._rebuild()
-                ids = [i for d in docs for i in self._chunks_of.get(d, ())]
+        if self.url is None:
+            # local mode has one client, so a map of every chunk's document read once stays
+            # complete; a retrieve by id beats its Python scan of every payload (20k: 16 ms, 1.6 s)
+            with self._lock:
+                if self._doc_of is None:
+                    recs = self._scroll(None, ["chunk_id", "document_id"])
+                    self._doc_of = {r.payload["chunk_id"]: r.payload["document_id"] for r in recs}
+                wanted = set(docs)
+                ids = [i for i, d in self._doc_of.items() if d in wanted]
                 return self._read_chunks(ids).values()
         m = self._m
         flt = m.Filter(must=[m.FieldCondition(key="document_id", match=m.MatchAny(any=docs))])
