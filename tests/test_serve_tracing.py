@@ -28,7 +28,14 @@ class _PythonFusion(MemoryStore):
     )
 
 
-@pytest.mark.parametrize("store", [MemoryStore, _PythonFusion])
+def _qdrant():
+    """Qdrant in memory: both legs in one request (``both_legs``), fused by the facade."""
+    qdrant = pytest.importorskip("vecmem.stores.qdrant", reason="vecmem[qdrant] is not installed")
+    pytest.importorskip("qdrant_client", reason="vecmem[qdrant] is not installed")
+    return qdrant.Qdrant(":memory:")
+
+
+@pytest.mark.parametrize("store", [MemoryStore, _PythonFusion, _qdrant])
 def test_search_and_add_stages_are_spans(store):
     exporter = InMemorySpanExporter()
     provider = sdk.TracerProvider()
@@ -50,8 +57,8 @@ def test_search_and_add_stages_are_spans(store):
         assert r.status_code == 200 and r.json()["hits"][0]["text"] == "alpha beta"
     spans = {s.name: s for s in exporter.get_finished_spans()}
     root = spans["vecmem.search"]
-    legs = (
-        ["vecmem.hybrid"] if store is MemoryStore else ["vecmem.vector_leg", "vecmem.keyword_leg"]
+    legs = {MemoryStore: ["vecmem.hybrid"], _qdrant: ["vecmem.both_legs"]}.get(
+        store, ["vecmem.vector_leg", "vecmem.keyword_leg"]
     )
     for name in ["vecmem.embed"] + legs:
         assert spans[name].parent.span_id == root.context.span_id, name

@@ -2,8 +2,9 @@
 
 :func:`instrument` wraps a :class:`~vecmem.memory.VectorMemory`'s embedder, store and reranker
 in thin proxies that open a span around each stage: ``vecmem.embed`` (texts), ``vecmem.hybrid``
-(a store that runs both legs and the fusion itself), ``vecmem.vector_leg``,
-``vecmem.keyword_leg``, ``vecmem.store_write``, ``vecmem.rerank``. The server opens
+(a store that runs both legs and the fusion itself), ``vecmem.both_legs`` (a store that runs both
+legs in one round trip, fused in Python), ``vecmem.vector_leg``, ``vecmem.keyword_leg``,
+``vecmem.store_write``, ``vecmem.rerank``. The server opens
 ``vecmem.search`` / ``vecmem.add`` around them, so a trace shows where a request's time went
 (with a store that fuses in Python the fusion is the part of ``vecmem.search`` outside its
 children). Spans go to the global tracer provider: configure an exporter the usual
@@ -63,6 +64,10 @@ class TracedStore(_Proxy):
             return self._inner.hybrid(
                 vector, text, k=k, candidates=candidates, fusion=fusion, filter=filter
             )
+
+    def both_legs(self, vector: Any, text: str, *, k: int, filter: Any = None) -> Any:
+        with span(self._tracer, "vecmem.both_legs", k=k, filtered=filter is not None):
+            return self._inner.both_legs(vector, text, k=k, filter=filter)
 
     def upsert(self, chunks: Any, vectors: Any, *, delete_ids: Any = ()) -> Any:
         with span(self._tracer, "vecmem.store_write", chunks=len(chunks), deletes=len(delete_ids)):
