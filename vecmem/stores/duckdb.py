@@ -523,17 +523,15 @@ class DuckDb(Switchable):
             self._sql(f'SELECT count(*) FROM "{self.table}" WHERE {sql}', params, "count")[0][0]
         )
 
-    def drop(self) -> None:
-        """Delete the table and its record (and an old space a re-embedding left beside it,
-        with the collection's pointer); a no-op when absent."""
-        with self._lock:
-            pointer = self._read_pointer()
-            for table in dict.fromkeys([self.table, *(p for p in pointer or () if p)]):
-                self._sql(f'DROP TABLE IF EXISTS "{table}"', (), "drop")
-                self._sql(f'DROP TABLE IF EXISTS "{table}_vm"', (), "drop")
-            if pointer is not None:
-                self._sql(f"DELETE FROM {SPACES} WHERE collection = ?", [self.collection], "drop")
-            self.space, self._kw, self._gen = None, None, None
+    def _drop_named(self, physical: str) -> None:
+        self._sql(f'DROP TABLE IF EXISTS "{physical}"', (), "drop")
+        self._sql(f'DROP TABLE IF EXISTS "{physical}_vm"', (), "drop")
+
+    def _delete_pointer(self) -> None:
+        self._sql(f"DELETE FROM {SPACES} WHERE collection = ?", [self.collection], "drop")
+
+    def _forget(self) -> None:
+        self.space, self._kw, self._gen = None, None, None
 
 
 def from_url(url: str) -> DuckDb:

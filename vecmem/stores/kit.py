@@ -510,6 +510,14 @@ class Switchable(StoreKit):
         """Delete the space stored under ``physical`` (nothing if there is none)."""
         raise NotImplementedError
 
+    def _delete_pointer(self) -> None:
+        """Delete the collection's pointer (:meth:`drop`; there is one)."""
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Forget what this store knew of the collection (:meth:`drop` deleted it)."""
+        self.space = None
+
     # ----------------------------------------------------------------- written once
     def _switch_pointer(
         self, new: Switchable, verify: Callable[[], None], midway: Callable[[], None]
@@ -536,6 +544,17 @@ class Switchable(StoreKit):
         with self._lock, self._errors("drop the old space"):
             self._drop_named(physical)
             self._set_pointer(self._c(), self.physical, None)
+
+    def drop(self) -> None:
+        """Delete the collection: its space, the old space a re-embedding left beside it, and
+        its pointer; a no-op when absent."""
+        with self._lock, self._errors("drop"):
+            pointer = self._pointer(self._c())
+            for name in dict.fromkeys([self.physical, *(p for p in pointer or () if p)]):
+                self._drop_named(name)
+            if pointer is not None:
+                self._delete_pointer()
+            self._forget()
 
     def _sibling_store(self, physical: str) -> Switchable:
         """A new store made with this one's constructor arguments, over the space named

@@ -686,18 +686,12 @@ class LanceDb(kit.Switchable):
             else:
                 self._sync()
 
-    def drop(self) -> None:
-        """Delete the table, its recorded space and the saved keyword index (and the other space
-        a re-embedding left beside it, with the collection's pointer)."""
-        with self._lock, self._errors("drop"):
-            conn = self._c()
-            pointer = self._pointer(conn)
-            for name in dict.fromkeys([self.table, *(p for p in pointer or () if p)]):
-                self._drop_named(name)  # with its saved keyword index
-            if pointer is not None:
-                self._spaces(conn).delete(f"collection = {sql_str(self.collection)}")
-            self._tbl = self.space = self._kw = self._schema_at = self._order = None
-            self._fts_name, self._version, self._next_seq = None, -1, -1
+    def _delete_pointer(self) -> None:
+        self._spaces(self._c()).delete(f"collection = {sql_str(self.collection)}")
+
+    def _forget(self) -> None:
+        self._tbl = self.space = self._kw = self._schema_at = self._order = None
+        self._fts_name, self._version, self._next_seq = None, -1, -1
 
 
 def from_url(url: str) -> LanceDb:

@@ -470,18 +470,11 @@ class Milvus(BesideKit, Switchable):
             self._c().flush(self._name)
             self._c().compact(self._name)
 
-    def drop(self) -> None:
-        """Delete the collection (records and recorded space, and an old space a re-embedding
-        left beside it, with the collection's pointer); a no-op when absent."""
-        with self._lock, self._errors("drop"):
-            client = self._c()
-            pointer = self._pointer(client)
-            for name in dict.fromkeys([self._name, *(p for p in pointer or () if p)]):
-                if client.has_collection(name):
-                    client.drop_collection(name)
-            if pointer is not None:
-                client.delete(SPACES, ids=[self.collection])
-            self.space, self._kw, self._gen = None, None, None
+    def _delete_pointer(self) -> None:
+        self._c().delete(SPACES, ids=[self.collection])
+
+    def _forget(self) -> None:
+        self.space, self._kw, self._gen = None, None, None
 
 
 def _chunk(r: dict[str, Any]) -> Chunk:
