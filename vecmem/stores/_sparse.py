@@ -6,8 +6,8 @@ an index (0.01 at 10k), and such a pair counts as one term. A chunk's values are
 term-frequency part ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))`` (:func:`bm25_document`);
 the idf comes at query time (Qdrant's ``Modifier.IDF``, Pinecone's query weights).
 
->>> bm25_query(["memory", "vector", "memory"])[1]
-[1.0, 2.0]
+>>> bm25_query(["memory", "vector", "memory"])
+([429982191, 1800165712], [2.0, 1.0])
 """
 
 from __future__ import annotations
@@ -25,29 +25,31 @@ def term_id(term: str) -> int:
 
 
 def by_id(weights: Mapping[str, float]) -> dict[int, float]:
-    """Per-term ``weights`` summed per term id, ids ascending."""
+    """Per-term ``weights`` summed per term id."""
     out: dict[int, float] = {}
     for t, w in weights.items():
         i = term_id(t)
         out[i] = out[i] + w if i in out else w
-    return dict(sorted(out.items()))
+    return out
 
 
 def bm25_document(
     tokens: Iterable[str], *, k1: float, b: float, avgdl: float
 ) -> tuple[list[int], list[float]]:
-    """A chunk's sparse BM25 vector from its tokens (or their counts, a ``Counter``): ``tf * (k1
-    + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per term id, ids ascending."""
-    tf = by_id(Counter(tokens))
+    """A chunk's sparse BM25 vector from its tokens (or their counts, a mapping): ``tf * (k1 +
+    1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per term id, ids ascending."""
+    tf = by_id(tokens) if isinstance(tokens, Mapping) else Counter(map(term_id, tokens))
     norm = k1 * (1 - b + b * sum(tf.values()) / avgdl)
-    return list(tf), [n * (k1 + 1) / (n + norm) for n in tf.values()]
+    ids = sorted(tf)
+    return ids, [tf[i] * (k1 + 1) / (tf[i] + norm) for i in ids]
 
 
 def bm25_query(tokens: Iterable[str]) -> tuple[list[int], list[float]]:
     """A query's sparse vector: how often each term occurs (a repeated term counts again, as in
     rank_bm25), ids ascending."""
-    counts = by_id(Counter(tokens))
-    return list(counts), [float(n) for n in counts.values()]
+    counts = Counter(map(term_id, tokens))
+    ids = sorted(counts)
+    return ids, [float(counts[i]) for i in ids]
 
 
 __all__ = ["bm25_document", "bm25_query", "by_id", "term_id"]
