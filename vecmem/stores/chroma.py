@@ -500,18 +500,12 @@ class ChromaDb(kit.BesideKit, kit.Switchable):
                 self._col.modify(metadata={**meta, "vecmem_format": layout.FORMAT})
             return done
 
-    def drop(self) -> None:
-        """Delete the whole collection (its records and recorded space, and an old space a
-        re-embedding left beside it, with the collection's pointer); no-op if absent."""
-        with self._lock:
-            pointer = self._read_pointer()
-            for name in dict.fromkeys([self._name, *(p for p in pointer or () if p)]):
-                self._drop_named(name)
-            if pointer is not None:
-                with self._errors("drop"):
-                    self._c().get_collection(SPACES).delete(ids=[self.collection])
-            self.space, self._col, self._kw = None, None, None
-            self._complement, self._shapes, self._shapes_gen = None, {}, None
+    def _delete_pointer(self) -> None:
+        self._c().get_collection(SPACES, embedding_function=None).delete(ids=[self.collection])
+
+    def _forget(self) -> None:
+        self.space, self._col, self._kw = None, None, None
+        self._complement, self._shapes, self._shapes_gen = None, {}, None
 
     def _drop_named(self, name: str) -> None:
         """Delete the collection ``name`` (records first); no-op if absent."""
