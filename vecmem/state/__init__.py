@@ -5,7 +5,7 @@ and :class:`RedisStateStore`; create one by name or URL through
 :data:`vecmem.registry.STATE_STORES`:
 
 >>> from vecmem.errors import ConfigurationError
-from vecmem.registry import STATE_STORES
+>>> from vecmem.registry import STATE_STORES
 >>> store = STATE_STORES.create("memory://", tenant="acme")
 >>> store.set("agent", "mood", "curious")
 1
