@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import random
+import socket
 import time
 import uuid
 from collections import Counter
@@ -312,6 +313,20 @@ def test_unreachable_service_is_backend_unavailable() -> None:
     with pytest.raises(BackendUnavailableError) as info:
         store.connect(SPACE)
     assert isinstance(info.value, ConnectionError)
+
+
+def test_timeout_bounds_a_request_to_a_silent_server() -> None:
+    """``timeout=`` reaches the SDK: a data-plane host that accepts connections and never
+    answers fails the call well before the SDK's default 30 s."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes connections; nothing ever reads or answers
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        store = PineconeDb(index="x", api_key=KEY, host=host, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError):
+            store.connect(SPACE)
+        assert time.monotonic() - started < 15
 
 
 def test_existing_index_of_another_dimension_or_metric(standin: PineconeStandIn) -> None:

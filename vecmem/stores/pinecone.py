@@ -133,7 +133,9 @@ class PineconeDb(kit.StoreKit):
                 "Pinecone needs an API key: pass api_key= or set PINECONE_API_KEY"
             )
         host = {"host": self.controller_host} if self.controller_host else {}
-        return require("pinecone", "pinecone").Pinecone(api_key=self.api_key, **host)
+        # timeout: each HTTP attempt's deadline (SDK >= 8; 7.x takes and ignores it)
+        sdk = require("pinecone", "pinecone")
+        return sdk.Pinecone(api_key=self.api_key, timeout=self.timeout, **host)
 
     def _index(self) -> Any:
         """The data-plane client, opened on first use (``None``: the index does not exist);
