@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,9 +41,8 @@ from vecmem.errors import (
     VecmemError,
 )
 from vecmem.filters import Filter, Translator
-from vecmem.stores._beside import KeywordBeside
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import Switchable, in_order, parse_url, vectors_in_order
+from vecmem.stores.kit import BesideKit, Switchable, parse_url
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -147,7 +146,7 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     )
 
 
-class DuckDb(Switchable):
+class DuckDb(BesideKit, Switchable):
     """A vecmem store in DuckDB, in a file or in memory, with exact BM25 beside it.
 
     >>> from vecmem import VectorMemory
@@ -171,8 +170,7 @@ class DuckDb(Switchable):
         self.path = None if path is None or str(path) == ":memory:" else str(path)
         self.table = self.collection = table
         self.capabilities = Capabilities(persistent=self.path is not None, transactions=True)
-        self._kw: KeywordBeside | None = None
-        self._gen: str | None = None
+        self._vm_seen: dict[str, str] = {}  # the generation rows _read_gen last read
 
     # ----------------------------------------------------------------- kit hooks
     @property
@@ -287,37 +285,26 @@ class DuckDb(Switchable):
         return EmbeddingSpace.from_json(rows[0][0]) if rows else None
 
     def _create(self, space: EmbeddingSpace) -> None:
-        con = self._c()
-        with self._lock, self._errors("create the table"):
-            con.execute("BEGIN")
-            try:
-                con.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{self.table}" (id VARCHAR NOT NULL, '
-                    "doc VARCHAR NOT NULL, pos BIGINT, text VARCHAR, hash VARCHAR, "
-                    f"meta JSON, vec FLOAT[{space.dim}])"
-                )
-                con.execute(
-                    f'CREATE TABLE "{self.table}_vm" (key VARCHAR PRIMARY KEY, value VARCHAR)'
-                )
-                con.execute(
-                    f"INSERT INTO \"{self.table}_vm\" VALUES ('space', ?), ('gen', ?)",
-                    [space.to_json(), uuid.uuid4().hex],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        def body(con: Any) -> None:
+            con.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self.table}" (id VARCHAR NOT NULL, '
+                "doc VARCHAR NOT NULL, pos BIGINT, text VARCHAR, hash VARCHAR, "
+                f"meta JSON, vec FLOAT[{space.dim}])"
+            )
+            con.execute(f'CREATE TABLE "{self.table}_vm" (key VARCHAR PRIMARY KEY, value VARCHAR)')
+            con.execute(
+                f"INSERT INTO \"{self.table}_vm\" VALUES ('space', ?), ('gen', ?)",
+                [space.to_json(), uuid.uuid4().hex],
+            )
+
+        self._in_transaction("create the table", body)
 
     # ----------------------------------------------------------------- writes
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
-        metas = [_encode_meta(c) for c in chunks]
-        gone = list(dict.fromkeys([*delete_ids, *(c.id for c in chunks)]))
-        if not gone:
-            return
+    # Each write is one transaction around BesideKit's ``_writing``: the generation rows read
+    # (a replaced table refuses the write), the rows changed, a new token recorded; a crash
+    # leaves all or nothing. A switch rewrites the old table's token in its own transaction, so
+    # a write racing it conflicts instead of landing in the replaced table.
+    def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray, deletes: list[str]) -> None:
         pa = require("pyarrow", "duckdb")
         dim = self._require_space().dim
         batch = pa.table(
@@ -327,101 +314,79 @@ class DuckDb(Switchable):
                 "pos": pa.array([int(c.position) for c in chunks], pa.int64()),
                 "text": [c.text for c in chunks],
                 "hash": [c.content_hash for c in chunks],
-                "meta": metas,
+                "meta": [_encode_meta(c) for c in chunks],
                 "vec": pa.FixedSizeListArray.from_arrays(
-                    pa.array(v.reshape(-1), pa.float32()), dim
+                    pa.array(vectors.reshape(-1), pa.float32()), dim
                 ),
             }
         )
-        with self._lock:
-            con = self._c()
-            with self._errors("upsert"):
-                con.execute("BEGIN")
-                try:
-                    existed = self._existing(gone)
-                    con.execute(
-                        f'DELETE FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
-                        [gone],
-                    )
-                    if chunks:
-                        con.register("_vm_batch", batch)
-                        try:
-                            con.execute(
-                                f'INSERT INTO "{self.table}" SELECT id, doc, pos, text, '
-                                f"hash, meta::JSON, vec::FLOAT[{dim}] FROM _vm_batch"
-                            )
-                        finally:
-                            con.unregister("_vm_batch")
-                    gen = self._bump()
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-            self._written(chunks, [i for i in existed if i not in {c.id for c in chunks}], gen)
 
-    def _existing(self, ids: Sequence[str], where: SQL = ("TRUE", [])) -> list[str]:
-        return [
-            r[0]
-            for r in self._c()
-            .execute(
-                f'SELECT id FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[])) '
-                f"AND {where[0]}",
-                [list(ids), *where[1]],
-            )
-            .fetchall()
-        ]
-
-    def _bump(self) -> str:
-        """A new generation token (inside the write's transaction), after checking that no
-        re-embedding replaced this table (its writes would be lost: refused)."""
-        con = self._c()
-        gone = con.execute(
-            f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'replaced_by'"
-        ).fetchall()
-        self._refuse_replaced(gone[0][0] if gone else None)
-        gen = uuid.uuid4().hex
-        con.execute(f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen])
-        return gen
-
-    def _written(self, chunks: Sequence[Chunk], deleted: Sequence[str], gen: str) -> None:
-        """Keep the keyword index in step with our write (or drop it if another wrote)."""
-        if self._kw is not None:
-            self._kw.write(chunks, deleted)
-        self._gen = gen if self._kw is not None else None
-
-    def delete(self, *, ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
-        self._check_delete(ids, filter)
-        self._require_space()
-        with self._lock:
-            con = self._c()
-            with self._errors("delete"):
-                con.execute("BEGIN")
-                try:
-                    doomed = set(self._existing(list(ids))) if ids else set()
-                    if filter is not None:
-                        sql, params = to_sql(filter)
-                        doomed.update(
-                            r[0]
-                            for r in con.execute(
-                                f'SELECT id FROM "{self.table}" WHERE {sql}', params
-                            ).fetchall()
+        def body(con: Any) -> None:
+            with self._writing(chunks, deletes):
+                self._delete_ids([*deletes, *(c.id for c in chunks)])
+                if chunks:
+                    con.register("_vm_batch", batch)
+                    try:
+                        con.execute(
+                            f'INSERT INTO "{self.table}" SELECT id, doc, pos, text, '
+                            f"hash, meta::JSON, vec::FLOAT[{dim}] FROM _vm_batch"
                         )
-                    if not doomed:
-                        con.execute("ROLLBACK")
-                        return 0
-                    con.execute(
-                        f'DELETE FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
-                        [sorted(doomed)],
-                    )
-                    gen = self._bump()
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-            self._written([], sorted(doomed), gen)
-            return len(doomed)
+                    finally:
+                        con.unregister("_vm_batch")
+
+        self._in_transaction("upsert", body)
+
+    def _delete_chunks(self, ids: list[str] | None, filter: Filter | None) -> int:
+        delete = super()._delete_chunks  # the ids found, then deleted: in one transaction
+        return int(self._in_transaction("delete", lambda con: delete(ids, filter)))
+
+    def _read_gen(self) -> str | None:
+        self._vm_seen = dict(
+            self._sql(
+                f"SELECT key, value FROM \"{self.table}_vm\" WHERE key IN ('gen', 'replaced_by')",
+                (),
+                "read the generation",
+            )
+        )
+        return self._vm_seen.get("gen")
+
+    def _check_writable(self) -> None:
+        self._refuse_replaced(self._vm_seen.get("replaced_by"))  # just read
+
+    def _write_gen(self, gen: str) -> None:
+        self._sql(
+            f"UPDATE \"{self.table}_vm\" SET value = ? WHERE key = 'gen'", [gen], "record the write"
+        )
+
+    def _texts(self) -> Iterable[tuple[str, str]]:
+        return self._sql(
+            f"SELECT id, coalesce(text, '') FROM \"{self.table}\"", (), "read the texts"
+        )
+
+    def _existing(self, ids: list[str]) -> Iterable[str]:
+        return (r[0] for r in self._where_id(ids, "id"))
+
+    def _matching(self, filter: Filter) -> Iterable[str]:
+        sql, params = to_sql(filter)
+        return (r[0] for r in self._sql(f'SELECT id FROM "{self.table}" WHERE {sql}', params))
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        self._sql(
+            f'DELETE FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
+            [ids],
+            "delete",
+        )
 
     # ----------------------------------------------------------------- reads
+    def _where_id(self, ids: list[str], cols: str = _COLS, where: SQL = ("TRUE", [])) -> list[Any]:
+        """The rows (``cols``) of those of ``ids`` that exist and pass ``where``."""
+        return self._sql(
+            f'SELECT {cols} FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[])) '
+            f"AND {where[0]}",
+            [ids, *where[1]],
+            "get",
+        )
+
     def query(self, vector: np.ndarray, *, k: int, filter: Filter | None = None) -> list[Scored]:
         q = self._check_query(vector, k)
         dim = self._require_space().dim
@@ -438,49 +403,33 @@ class DuckDb(Switchable):
         self._check_k(k)
         self._require_space()
         with self._lock:
-            gen = self._sql(f"SELECT value FROM \"{self.table}_vm\" WHERE key = 'gen'")[0][0]
-            if self._kw is None or gen != self._gen:
-                self._rebuild(gen)
-            if self._kw is None:
-                raise ConfigurationError(f"{self.name} store used before connect(space)")
+            kw = self._beside()
             where = to_sql(filter)
 
             def fetch(ids: list[str], filtered: bool) -> dict[str, Chunk]:
-                sql, params = where if filtered else ("TRUE", [])
-                rows = self._sql(
-                    f'SELECT {_COLS} FROM "{self.table}" WHERE id IN '
-                    f"(SELECT unnest(?::VARCHAR[])) AND {sql}",
-                    [ids, *params],
-                )
+                rows = self._where_id(ids, where=where if filtered else ("TRUE", []))
                 return {r[0]: _chunk(r) for r in rows}
 
-            return self._keyword_search(self._kw, text, k, fetch, filter is not None)
-
-    def _rebuild(self, gen: str) -> None:
-        kw = self._keyword_index()
-        rows = self._sql(f'SELECT id, text FROM "{self.table}"', (), "read the texts")
-        kw.add([r[0] for r in rows], [kw.tokenizer(r[1] or "") for r in rows])
-        self._kw, self._gen = kw, gen
-
-    def refresh(self) -> None:
-        """Rebuild the keyword index from the table now."""
-        self._require_space()
-        with self._lock:
-            self._kw = None
+            return self._keyword_search(kw, text, k, fetch, filter is not None)
 
     def optimize(self) -> None:
         """Write the WAL into the database file (``CHECKPOINT``)."""
         self._require_space()
         self._sql("CHECKPOINT", (), "checkpoint")
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
+    def _read_chunks(self, ids: list[str]) -> Mapping[str, Chunk]:
+        return {r[0]: _chunk(r) for r in self._where_id(ids)}
+
+    def _read_vectors(self, ids: list[str]) -> Mapping[str, Any]:
+        return dict(self._where_id(ids, "id, vec"))
+
+    def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
         rows = self._sql(
-            f'SELECT {_COLS} FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
-            [list(ids)],
+            f'SELECT {_COLS} FROM "{self.table}" WHERE doc IN (SELECT unnest(?::VARCHAR[]))',
+            [docs],
             "get",
         )
-        return in_order(ids, {r[0]: _chunk(r) for r in rows})
+        return map(_chunk, rows)
 
     def page_ids(self, *, after: str | None = None, limit: int) -> list[str]:
         """Up to ``limit`` ids greater than ``after``, ascending (DuckDB compares VARCHAR by
@@ -492,29 +441,6 @@ class DuckDb(Switchable):
             "page ids",
         )
         return [r[0] for r in rows]
-
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
-        rows = self._sql(
-            f'SELECT id, vec FROM "{self.table}" WHERE id IN (SELECT unnest(?::VARCHAR[]))',
-            [list(ids)],
-            "get",
-        )
-        return vectors_in_order(ids, dict(rows), dim)
-
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        docs = list(dict.fromkeys(document_ids))
-        rows = self._sql(
-            f'SELECT {_COLS} FROM "{self.table}" WHERE doc IN '
-            "(SELECT unnest(?::VARCHAR[])) ORDER BY id",
-            [docs],
-            "get",
-        )
-        by_doc: dict[str, list[Chunk]] = {}
-        for r in rows:
-            by_doc.setdefault(r[1], []).append(_chunk(r))
-        return [c for d in docs for c in by_doc.get(d, [])]
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
