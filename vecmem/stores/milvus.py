@@ -31,7 +31,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,14 +46,7 @@ from vecmem.errors import (
 from vecmem.filters import Filter, Translator
 from vecmem.stores import _flat as flat
 from vecmem.stores.base import Capabilities
-from vecmem.stores.kit import (
-    BesideKit,
-    Switchable,
-    by_document,
-    in_order,
-    parse_url,
-    vectors_in_order,
-)
+from vecmem.stores.kit import BesideKit, Switchable, parse_url
 from vecmem.types import Chunk, EmbeddingSpace, Scored
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
@@ -324,16 +317,8 @@ class Milvus(BesideKit, Switchable):
             "vec": v.tolist(),
         }
 
-    def upsert(
-        self, chunks: Sequence[Chunk], vectors: np.ndarray, *, delete_ids: Sequence[str] = ()
-    ) -> None:
-        chunks = list(chunks)
-        v = self._check_batch(chunks, vectors)
-        rows = [self._row(c, x) for c, x in zip(chunks, v)]  # every check before any write
-        written = {c.id for c in chunks}
-        deletes = [i for i in dict.fromkeys(delete_ids) if i not in written]
-        if not rows and not deletes:
-            return
+    def _write_chunks(self, chunks: list[Chunk], vectors: np.ndarray, deletes: list[str]) -> None:
+        rows = [self._row(c, x) for c, x in zip(chunks, vectors)]  # every check before any write
         with self._lock:
             deletes = self._existing(deletes)
             with self._writing(chunks, deletes):
@@ -371,9 +356,8 @@ class Milvus(BesideKit, Switchable):
     def _rows(
         self, ids: Sequence[str], expr: str = "", fields: Sequence[str] = _FIELDS
     ) -> dict[str, dict[str, Any]]:
-        """``{id: row}`` for those of ``ids`` that exist (and match ``expr``)."""
+        """``{id: row}`` for those of ``ids`` (distinct) that exist (and match ``expr``)."""
         out: dict[str, dict[str, Any]] = {}
-        ids = list(dict.fromkeys(ids))
         for i in range(0, len(ids), _BATCH):
             part = ids[i : i + _BATCH]
             where = f"id in [{', '.join(map(_lit, part))}]" + (f" and ({expr})" if expr else "")
@@ -438,23 +422,16 @@ class Milvus(BesideKit, Switchable):
             finally:
                 it.close()
 
-    def get(self, ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        return in_order(ids, {i: _chunk(r) for i, r in self._rows(ids).items()})
+    def _read_chunks(self, ids: list[str]) -> Mapping[str, Chunk]:
+        return {i: _chunk(r) for i, r in self._rows(ids).items()}
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        dim = self._require_space().dim
-        rows = self._rows(ids, "", ["id", "vec"])
-        return vectors_in_order(ids, {i: r["vec"] for i, r in rows.items()}, dim)
+    def _read_vectors(self, ids: list[str]) -> Mapping[str, Any]:
+        return {i: r["vec"] for i, r in self._rows(ids, "", ["id", "vec"]).items()}
 
-    def get_by_document(self, document_ids: Sequence[str]) -> list[Chunk]:
-        self._require_space()
-        docs = list(dict.fromkeys(document_ids))
-        found: list[Chunk] = []
+    def _read_documents(self, docs: list[str]) -> Iterable[Chunk]:
         for i in range(0, len(docs), _BATCH):
             expr = f"doc in [{', '.join(map(_lit, docs[i : i + _BATCH]))}]"
-            found += [_chunk(r) for r in self._scan(expr, _FIELDS)]
-        return by_document(docs, found)
+            yield from map(_chunk, self._scan(expr, _FIELDS))
 
     def count(self, filter: Filter | None = None) -> int:
         self._require_space()
