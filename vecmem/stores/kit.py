@@ -357,7 +357,7 @@ class StoreKit:
 
 class BesideKit(StoreKit):
     """A :class:`StoreKit` whose exact BM25 index lives beside a database other clients write
-    too (Chroma, Milvus). Every write records a fresh generation token in the collection
+    too (Chroma, Milvus, DuckDB, Qdrant's exact mode). Every write records a fresh generation token in the collection
     (:meth:`_write_gen`); a store that reads a token it did not write (:meth:`_read_gen`)
     rebuilds its index from :meth:`_texts` on its next keyword search. Writes go through
     ``with self._writing(chunks, deleted):``, keyword searches through :meth:`_beside`;
