@@ -357,11 +357,12 @@ class StoreKit:
 
 class BesideKit(StoreKit):
     """A :class:`StoreKit` whose exact BM25 index lives beside a database other clients write
-    too (Chroma, Milvus, DuckDB, Qdrant's exact mode). Every write records a fresh generation token in the collection
-    (:meth:`_write_gen`); a store that reads a token it did not write (:meth:`_read_gen`)
-    rebuilds its index from :meth:`_texts` on its next keyword search. Writes go through
-    ``with self._writing(chunks, deleted):``, keyword searches through :meth:`_beside`;
-    ``delete`` is made of :meth:`_existing`, :meth:`_matching` and :meth:`_delete_ids`."""
+    too (Chroma, Milvus, DuckDB, Qdrant's exact mode). Every write records a fresh generation
+    token in the collection (:meth:`_write_gen`); a store that reads a token it did not write
+    (:meth:`_read_gen`) rebuilds its index from :meth:`_texts` on its next keyword search.
+    Writes go through ``with self._writing(chunks, deleted):``, keyword searches through
+    :meth:`_beside`; ``delete`` is made of :meth:`_existing`, :meth:`_matching` and
+    :meth:`_delete_ids`."""
 
     def __init__(self) -> None:
         super().__init__()
